@@ -1,0 +1,99 @@
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "protocol/mailbox.hpp"
+
+namespace mssgate::config {
+
+using Duration = std::chrono::milliseconds;
+using namespace std::chrono_literals;
+
+struct Endpoint {
+  std::string host;  // numeric address
+  uint16_t port = 0;
+  std::string text() const;
+};
+
+// The four suites of the référentiel (ECO.1.1.3): 0xC030, 0xC02F, 0xC028, 0xC027.
+inline constexpr const char* kReferentielTls12Ciphers =
+    "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-RSA-AES128-GCM-SHA256:"
+    "ECDHE-RSA-AES256-SHA384:ECDHE-RSA-AES128-SHA256";
+inline constexpr const char* kDefaultTls13Ciphersuites =
+    "TLS_AES_256_GCM_SHA384:TLS_AES_128_GCM_SHA256:TLS_CHACHA20_POLY1305_SHA256";
+
+struct ServerConfig {
+  unsigned io_threads = 0;  // 0: one per core
+  std::string log_level = "info";
+  size_t max_connections = 20000;
+};
+
+struct TlsConfig {
+  std::string certificate_chain;  // PEM: server certificate then intermediates
+  std::string private_key;
+  std::string client_ca;  // PEM: CAs that issue client certificates; empty: none requested
+  std::vector<std::string> crl_files;
+  bool crl_check = true;  // check revocation of every certificate of the client's chain
+  std::string min_version = "TLSv1.2";
+  std::string max_version = "TLSv1.2";
+  std::string ciphers = kReferentielTls12Ciphers;
+  std::string ciphersuites = kDefaultTls13Ciphersuites;
+  Duration handshake_timeout = 15s;
+};
+
+struct ImapBackendConfig {
+  Endpoint address{"127.0.0.1", 143};
+  Duration connect_timeout = 5s;
+  Duration response_timeout = 15s;
+  std::string master_user;
+  std::string master_password_file;
+  std::string master_password;  // read from master_password_file at load time
+};
+
+struct ImapConfig {
+  std::vector<Endpoint> starttls_listen;
+  std::vector<Endpoint> tls_listen;
+  size_t max_line_bytes = 8192;
+  size_t max_literal_bytes = 65536;
+  Duration login_timeout = 60s;
+  Duration idle_timeout = 30min;
+  Duration write_timeout = 60s;
+  unsigned max_bad_commands = 10;
+  ImapBackendConfig backend;
+};
+
+struct DirectoryConfig {
+  std::string sqlite_path;
+};
+
+struct AuthConfig {
+  std::vector<protocol::MailboxType> external_mailbox_types{protocol::MailboxType::kApp};
+};
+
+struct Config {
+  std::string source_path;
+  ServerConfig server;
+  TlsConfig tls;
+  ImapConfig imap;
+  DirectoryConfig directory;
+  AuthConfig auth;
+};
+
+// Every problem of a configuration file, one per line, each "file:line:column: key: problem".
+class ConfigError : public std::runtime_error {
+ public:
+  explicit ConfigError(const std::string& what) : std::runtime_error(what) {}
+};
+
+// Parses and validates; relative paths are resolved against the file's directory.
+Config load_config(const std::string& path);
+
+// For tests and tools: the same from text, `path` naming it in errors and anchoring paths.
+Config parse_config(const std::string& text, const std::string& path);
+
+}  // namespace mssgate::config

@@ -1,0 +1,440 @@
+#include <toml++/toml.h>
+
+#include <algorithm>
+#include <charconv>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <map>
+#include <optional>
+#include <set>
+#include <sstream>
+
+#include "config/config.hpp"
+
+namespace mssgate::config {
+namespace {
+
+namespace fs = std::filesystem;
+
+// Collects every problem so that an operator sees them all at once.
+struct Problems {
+  std::string file;
+  std::vector<std::string> lines;
+
+  void add(const toml::source_region& where, std::string_view key, std::string_view problem) {
+    if (where.begin.line == 0) return add_global(key, problem);
+    std::ostringstream out;
+    out << file << ':' << where.begin.line << ':' << where.begin.column << ": " << key << ": "
+        << problem;
+    lines.push_back(out.str());
+  }
+  void add_global(std::string_view key, std::string_view problem) {
+    lines.push_back(file + ": " + std::string(key) + ": " + std::string(problem));
+  }
+};
+
+std::optional<Duration> parse_duration(std::string_view s) {
+  size_t digits = 0;
+  while (digits < s.size() && s[digits] >= '0' && s[digits] <= '9') ++digits;
+  if (digits == 0 || digits > 9) return std::nullopt;
+  uint64_t n = 0;
+  std::from_chars(s.data(), s.data() + digits, n);
+  std::string_view unit = s.substr(digits);
+  if (unit == "ms") return Duration(n);
+  if (unit == "s") return Duration(n * 1000);
+  if (unit == "m" || unit == "min") return Duration(n * 60'000);
+  if (unit == "h") return Duration(n * 3'600'000);
+  return std::nullopt;
+}
+
+std::optional<size_t> parse_size(std::string_view s) {
+  size_t digits = 0;
+  while (digits < s.size() && s[digits] >= '0' && s[digits] <= '9') ++digits;
+  if (digits == 0 || digits > 12) return std::nullopt;
+  uint64_t n = 0;
+  std::from_chars(s.data(), s.data() + digits, n);
+  std::string_view unit = s.substr(digits);
+  if (unit.empty() || unit == "B") return n;
+  if (unit == "KiB") return n << 10;
+  if (unit == "MiB") return n << 20;
+  if (unit == "GiB") return n << 30;
+  return std::nullopt;
+}
+
+std::optional<Endpoint> parse_endpoint(std::string_view s) {
+  Endpoint e;
+  std::string_view port_text;
+  if (!s.empty() && s.front() == '[') {
+    size_t close = s.find(']');
+    if (close == std::string_view::npos || close + 1 >= s.size() || s[close + 1] != ':') {
+      return std::nullopt;
+    }
+    e.host = std::string(s.substr(1, close - 1));
+    port_text = s.substr(close + 2);
+  } else {
+    size_t colon = s.rfind(':');
+    if (colon == std::string_view::npos || s.find(':') != colon) return std::nullopt;
+    e.host = std::string(s.substr(0, colon));
+    port_text = s.substr(colon + 1);
+  }
+  if (e.host.empty() || port_text.empty() || port_text.size() > 5) return std::nullopt;
+  unsigned port = 0;
+  auto [ptr, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
+  if (ec != std::errc() || ptr != port_text.data() + port_text.size() || port > 65535) {
+    return std::nullopt;
+  }
+  e.port = static_cast<uint16_t>(port);
+  return e;
+}
+
+// Reads the keys of one table; whatever is left unread at the end is an unknown key.
+class TableReader {
+ public:
+  TableReader(const toml::table* table, std::string prefix, Problems& problems,
+              const fs::path& base_dir)
+      : table_(table), prefix_(std::move(prefix)), problems_(problems), base_dir_(base_dir) {}
+
+  ~TableReader() {
+    if (!table_) return;
+    for (auto&& [key, node] : *table_) {
+      if (!known_.count(std::string(key.str()))) {
+        problems_.add(key.source(), name(key.str()), "unknown key");
+      }
+    }
+  }
+
+  std::string name(std::string_view key) const {
+    return prefix_.empty() ? std::string(key) : prefix_ + "." + std::string(key);
+  }
+
+  const toml::node* take(std::string_view key) {
+    known_.insert(std::string(key));
+    return table_ ? table_->get(key) : nullptr;
+  }
+
+  const toml::table* sub_table(std::string_view key) {
+    const toml::node* node = take(key);
+    if (!node) return nullptr;
+    if (!node->is_table()) {
+      problems_.add(node->source(), name(key), "must be a table");
+      return nullptr;
+    }
+    return node->as_table();
+  }
+
+  void string(std::string_view key, std::string& out) {
+    if (const toml::node* node = take(key)) {
+      if (auto v = node->value<std::string>(); v && node->is_string()) {
+        out = *v;
+      } else {
+        problems_.add(node->source(), name(key), "must be a string");
+      }
+    }
+  }
+
+  void path(std::string_view key, std::string& out) {
+    string(key, out);
+    if (!out.empty()) out = (base_dir_ / out).lexically_normal().string();
+  }
+
+  void path_list(std::string_view key, std::vector<std::string>& out) {
+    strings(key, out);
+    for (auto& p : out) p = (base_dir_ / p).lexically_normal().string();
+  }
+
+  void strings(std::string_view key, std::vector<std::string>& out) {
+    const toml::node* node = take(key);
+    if (!node) return;
+    const toml::array* array = node->as_array();
+    if (!array) {
+      problems_.add(node->source(), name(key), "must be an array of strings");
+      return;
+    }
+    out.clear();
+    for (const auto& element : *array) {
+      if (!element.is_string()) {
+        problems_.add(element.source(), name(key), "must be an array of strings");
+        return;
+      }
+      out.push_back(*element.value<std::string>());
+    }
+  }
+
+  void boolean(std::string_view key, bool& out) {
+    if (const toml::node* node = take(key)) {
+      if (node->is_boolean()) {
+        out = *node->value<bool>();
+      } else {
+        problems_.add(node->source(), name(key), "must be true or false");
+      }
+    }
+  }
+
+  template <class Integer>
+  void integer(std::string_view key, Integer& out, int64_t min, int64_t max) {
+    if (const toml::node* node = take(key)) {
+      if (!node->is_integer()) {
+        problems_.add(node->source(), name(key), "must be an integer");
+        return;
+      }
+      int64_t v = *node->value<int64_t>();
+      if (v < min || v > max) {
+        problems_.add(node->source(), name(key),
+                      "must be between " + std::to_string(min) + " and " + std::to_string(max));
+        return;
+      }
+      out = static_cast<Integer>(v);
+    }
+  }
+
+  void size(std::string_view key, size_t& out, size_t min, size_t max) {
+    const toml::node* node = take(key);
+    if (!node) return;
+    std::optional<size_t> v;
+    if (node->is_integer() && *node->value<int64_t>() >= 0) {
+      v = static_cast<size_t>(*node->value<int64_t>());
+    } else if (node->is_string()) {
+      v = parse_size(*node->value<std::string>());
+    }
+    if (!v) {
+      problems_.add(node->source(), name(key), "must be a size such as 65536, \"64KiB\" or \"1MiB\"");
+    } else if (*v < min || *v > max) {
+      problems_.add(node->source(), name(key),
+                    "must be between " + std::to_string(min) + " and " + std::to_string(max) + " bytes");
+    } else {
+      out = *v;
+    }
+  }
+
+  void duration(std::string_view key, Duration& out, Duration min, Duration max) {
+    const toml::node* node = take(key);
+    if (!node) return;
+    std::optional<Duration> v;
+    if (node->is_string()) v = parse_duration(*node->value<std::string>());
+    if (!v) {
+      problems_.add(node->source(), name(key), "must be a duration such as \"500ms\", \"15s\", \"30m\" or \"1h\"");
+    } else if (*v < min || *v > max) {
+      problems_.add(node->source(), name(key),
+                    "must be between " + std::to_string(min.count()) + "ms and " +
+                        std::to_string(max.count()) + "ms");
+    } else {
+      out = *v;
+    }
+  }
+
+  void endpoint(std::string_view key, Endpoint& out) {
+    const toml::node* node = take(key);
+    if (!node) return;
+    std::optional<Endpoint> v;
+    if (node->is_string()) v = parse_endpoint(*node->value<std::string>());
+    if (!v) {
+      problems_.add(node->source(), name(key), "must be \"host:port\" or \"[ipv6]:port\"");
+    } else {
+      out = *v;
+    }
+  }
+
+  void endpoints(std::string_view key, std::vector<Endpoint>& out) {
+    const toml::node* node = take(key);
+    if (!node) return;
+    const toml::array* array = node->as_array();
+    if (!array) {
+      problems_.add(node->source(), name(key), "must be an array of \"host:port\" strings");
+      return;
+    }
+    out.clear();
+    for (const auto& element : *array) {
+      std::optional<Endpoint> v;
+      if (element.is_string()) v = parse_endpoint(*element.value<std::string>());
+      if (!v) {
+        problems_.add(element.source(), name(key), "must be an array of \"host:port\" strings");
+        return;
+      }
+      out.push_back(*v);
+    }
+  }
+
+  // Remembers where a key was, for problems found when validating the whole.
+  toml::source_region where(std::string_view key) const {
+    if (table_) {
+      if (const toml::node* node = table_->get(key)) return node->source();
+      return table_->source();
+    }
+    return {};
+  }
+
+ private:
+  const toml::table* table_;
+  std::string prefix_;
+  Problems& problems_;
+  const fs::path& base_dir_;
+  std::set<std::string> known_;
+};
+
+bool readable_file(const std::string& path) {
+  std::ifstream in(path);
+  return in.good();
+}
+
+void read_server(TableReader& parent, ServerConfig& out, Problems& problems, const fs::path& base) {
+  TableReader t(parent.sub_table("server"), "server", problems, base);
+  t.integer("io_threads", out.io_threads, 0, 256);
+  t.string("log_level", out.log_level);
+  t.size("max_connections", out.max_connections, 1, 1'000'000);
+  static const std::set<std::string> kLevels{"trace", "debug", "info", "warn", "error"};
+  if (!kLevels.count(out.log_level)) {
+    problems.add(t.where("log_level"), "server.log_level", "must be one of trace, debug, info, warn, error");
+  }
+}
+
+void read_tls(TableReader& parent, TlsConfig& out, Problems& problems, const fs::path& base) {
+  TableReader t(parent.sub_table("tls"), "tls", problems, base);
+  t.path("certificate_chain", out.certificate_chain);
+  t.path("private_key", out.private_key);
+  t.path("client_ca", out.client_ca);
+  t.path_list("crl_files", out.crl_files);
+  t.boolean("crl_check", out.crl_check);
+  t.string("min_version", out.min_version);
+  t.string("max_version", out.max_version);
+  t.string("ciphers", out.ciphers);
+  t.string("ciphersuites", out.ciphersuites);
+  t.duration("handshake_timeout", out.handshake_timeout, 100ms, 5min);
+
+  static const std::map<std::string, int> kVersions{{"TLSv1.2", 2}, {"TLSv1.3", 3}};
+  auto min = kVersions.find(out.min_version);
+  auto max = kVersions.find(out.max_version);
+  if (min == kVersions.end()) problems.add(t.where("min_version"), "tls.min_version", "must be \"TLSv1.2\" or \"TLSv1.3\"");
+  if (max == kVersions.end()) problems.add(t.where("max_version"), "tls.max_version", "must be \"TLSv1.2\" or \"TLSv1.3\"");
+  if (min != kVersions.end() && max != kVersions.end() && min->second > max->second) {
+    problems.add(t.where("max_version"), "tls.max_version", "must not be lower than tls.min_version");
+  }
+  for (auto [key, value] : {std::pair{"certificate_chain", &out.certificate_chain},
+                            std::pair{"private_key", &out.private_key}}) {
+    if (value->empty()) {
+      problems.add(t.where(key), std::string("tls.") + key, "is required");
+    } else if (!readable_file(*value)) {
+      problems.add(t.where(key), std::string("tls.") + key, "cannot read " + *value);
+    }
+  }
+  if (!out.client_ca.empty() && !readable_file(out.client_ca)) {
+    problems.add(t.where("client_ca"), "tls.client_ca", "cannot read " + out.client_ca);
+  }
+  if (!out.client_ca.empty() && out.crl_check && out.crl_files.empty()) {
+    problems.add(t.where("crl_files"), "tls.crl_files",
+                 "is required when tls.client_ca is set (or set tls.crl_check = false)");
+  }
+  for (const auto& crl : out.crl_files) {
+    if (!readable_file(crl)) problems.add(t.where("crl_files"), "tls.crl_files", "cannot read " + crl);
+  }
+}
+
+void read_imap(TableReader& parent, ImapConfig& out, Problems& problems, const fs::path& base) {
+  TableReader t(parent.sub_table("imap"), "imap", problems, base);
+  t.endpoints("starttls_listen", out.starttls_listen);
+  t.endpoints("tls_listen", out.tls_listen);
+  t.size("max_line_bytes", out.max_line_bytes, 1024, 1 << 20);
+  t.size("max_literal_bytes", out.max_literal_bytes, 1024, 64 << 20);
+  t.duration("login_timeout", out.login_timeout, 1s, 30min);
+  t.duration("idle_timeout", out.idle_timeout, 1s, 24h);
+  t.duration("write_timeout", out.write_timeout, 1s, 1h);
+  t.integer("max_bad_commands", out.max_bad_commands, 1, 1000);
+  if (out.starttls_listen.empty() && out.tls_listen.empty()) {
+    problems.add(t.where("starttls_listen"), "imap.starttls_listen",
+                 "at least one of imap.starttls_listen and imap.tls_listen is required");
+  }
+
+  TableReader b(t.sub_table("backend"), "imap.backend", problems, base);
+  b.endpoint("address", out.backend.address);
+  b.duration("connect_timeout", out.backend.connect_timeout, 100ms, 5min);
+  b.duration("response_timeout", out.backend.response_timeout, 100ms, 5min);
+  b.string("master_user", out.backend.master_user);
+  b.path("master_password_file", out.backend.master_password_file);
+  if (out.backend.master_user.empty()) {
+    problems.add(b.where("master_user"), "imap.backend.master_user", "is required");
+  }
+  if (out.backend.master_password_file.empty()) {
+    problems.add(b.where("master_password_file"), "imap.backend.master_password_file", "is required");
+  } else {
+    std::ifstream in(out.backend.master_password_file);
+    std::string secret;
+    if (!in || !std::getline(in, secret) || secret.empty()) {
+      problems.add(b.where("master_password_file"), "imap.backend.master_password_file",
+                   "cannot read a password from " + out.backend.master_password_file);
+    } else {
+      if (!secret.empty() && secret.back() == '\r') secret.pop_back();
+      out.backend.master_password = secret;
+    }
+  }
+}
+
+void read_directory(TableReader& parent, DirectoryConfig& out, Problems& problems, const fs::path& base) {
+  TableReader t(parent.sub_table("directory"), "directory", problems, base);
+  t.path("sqlite_path", out.sqlite_path);
+  if (out.sqlite_path.empty()) problems.add(t.where("sqlite_path"), "directory.sqlite_path", "is required");
+}
+
+void read_auth(TableReader& parent, AuthConfig& out, Problems& problems, const fs::path& base) {
+  TableReader t(parent.sub_table("auth"), "auth", problems, base);
+  std::vector<std::string> types;
+  t.strings("external_mailbox_types", types);
+  if (!types.empty()) {
+    out.external_mailbox_types.clear();
+    for (const auto& s : types) {
+      if (auto type = protocol::parse_mailbox_type(s)) {
+        out.external_mailbox_types.push_back(*type);
+      } else {
+        problems.add(t.where("external_mailbox_types"), "auth.external_mailbox_types",
+                     "unknown mailbox type \"" + s + "\" (PER, ORG, APP or CAB)");
+      }
+    }
+  }
+}
+
+}  // namespace
+
+std::string Endpoint::text() const {
+  if (host.find(':') != std::string::npos) return "[" + host + "]:" + std::to_string(port);
+  return host + ":" + std::to_string(port);
+}
+
+Config parse_config(const std::string& text, const std::string& path) {
+  Problems problems{path, {}};
+  toml::table root;
+  try {
+    root = toml::parse(text, path);
+  } catch (const toml::parse_error& e) {
+    std::ostringstream out;
+    out << path << ':' << e.source().begin.line << ':' << e.source().begin.column << ": "
+        << e.description();
+    throw ConfigError(out.str());
+  }
+  Config config;
+  config.source_path = path;
+  fs::path base = fs::absolute(fs::path(path)).parent_path();
+  {
+    TableReader top(&root, "", problems, base);
+    read_server(top, config.server, problems, base);
+    read_tls(top, config.tls, problems, base);
+    read_imap(top, config.imap, problems, base);
+    read_directory(top, config.directory, problems, base);
+    read_auth(top, config.auth, problems, base);
+  }
+  if (!problems.lines.empty()) {
+    std::string all;
+    for (const auto& line : problems.lines) all += line + "\n";
+    all.pop_back();
+    throw ConfigError(all);
+  }
+  return config;
+}
+
+Config load_config(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw ConfigError(path + ": cannot open the configuration file");
+  std::ostringstream text;
+  text << in.rdbuf();
+  return parse_config(text.str(), path);
+}
+
+}  // namespace mssgate::config

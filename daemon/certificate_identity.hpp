@@ -1,0 +1,29 @@
+#pragma once
+
+#include <openssl/x509.h>
+
+#include <optional>
+#include <string>
+
+#include "storage/directory_store.hpp"
+
+namespace mssgate::daemon {
+
+// What a client certificate is known by. Computed only from a certificate that the TLS layer
+// verified, never from anything the client writes.
+struct CertificateIdentity {
+  std::string subject;      // RFC 2253
+  std::string issuer;       // RFC 2253
+  std::string serial_hex;   // upper-case hex, no leading zeros
+  std::string spki_sha256;  // lower-case hex SHA-256 of the DER SubjectPublicKeyInfo
+  std::string sha256;       // lower-case hex SHA-256 of the whole DER certificate
+
+  storage::CertificateKeys keys() const { return {spki_sha256, issuer + "|" + serial_hex}; }
+};
+
+CertificateIdentity identify_certificate(X509* certificate);
+
+// Reads the first certificate of a PEM file (for mssgatectl). Throws std::runtime_error.
+CertificateIdentity identify_certificate_file(const std::string& path);
+
+}  // namespace mssgate::daemon

@@ -1,0 +1,176 @@
+#include "daemon/gateway.hpp"
+
+#include <sys/resource.h>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <chrono>
+#include <csignal>
+#include <iostream>
+#include <memory>
+#include <thread>
+#include <vector>
+
+#include "daemon/event_log.hpp"
+#include "daemon/imap_session.hpp"
+#include "daemon/tls_policy.hpp"
+
+namespace mssgate::daemon {
+namespace {
+
+namespace asio = boost::asio;
+using tcp = asio::ip::tcp;
+using boost::system::error_code;
+constexpr auto kTuple = asio::as_tuple(asio::use_awaitable);
+
+std::shared_ptr<GatewayEnvironment> build_environment(const config::Config& config, bool open_directory) {
+  auto env = std::make_shared<GatewayEnvironment>();
+  env->config = config;
+  env->tls = std::make_shared<asio::ssl::context>(build_server_tls_context(config.tls).release());
+  if (open_directory) env->directory = storage::open_sqlite_directory(config.directory.sqlite_path);
+  return env;
+}
+
+// Lets the process hold as many connections as the hard limit allows.
+void raise_open_file_limit() {
+  rlimit limit{};
+  if (getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur < limit.rlim_max) {
+    limit.rlim_cur = limit.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &limit);
+  }
+}
+
+class IoPool {
+ public:
+  explicit IoPool(unsigned threads) {
+    for (unsigned i = 0; i < threads; ++i) {
+      contexts_.push_back(std::make_unique<asio::io_context>(1));
+      guards_.emplace_back(contexts_.back()->get_executor());
+    }
+  }
+  asio::io_context& main() { return *contexts_.front(); }
+  asio::io_context& next() { return *contexts_[next_++ % contexts_.size()]; }
+
+  void run() {
+    for (size_t i = 1; i < contexts_.size(); ++i) {
+      threads_.emplace_back([ctx = contexts_[i].get()] { ctx->run(); });
+    }
+    contexts_.front()->run();
+    for (auto& t : threads_) t.join();
+  }
+  void stop() {
+    for (auto& ctx : contexts_) ctx->stop();
+  }
+
+ private:
+  std::vector<std::unique_ptr<asio::io_context>> contexts_;
+  std::vector<asio::executor_work_guard<asio::io_context::executor_type>> guards_;
+  std::vector<std::thread> threads_;
+  size_t next_ = 0;
+};
+
+struct Listener {
+  tcp::acceptor acceptor;
+  ImapListenerKind kind;
+  std::string name;
+};
+
+asio::awaitable<void> accept_loop(Listener& listener, IoPool& pool, std::shared_ptr<const GatewayEnvironment> env,
+                                  std::shared_ptr<GatewayCounters> counters) {
+  asio::steady_timer backoff(listener.acceptor.get_executor());
+  for (;;) {
+    auto [ec, socket] = co_await listener.acceptor.async_accept(pool.next(), kTuple);
+    if (ec == asio::error::operation_aborted) co_return;
+    if (ec) {
+      // Out of file descriptors or memory: say so once per pause, and do not spin.
+      Event("accept_failed").add("listener", listener.name).add("error", ec.message()).error();
+      backoff.expires_after(std::chrono::milliseconds(100));
+      co_await backoff.async_wait(kTuple);
+      continue;
+    }
+    start_imap_session(std::move(socket), listener.kind, env, counters);
+  }
+}
+
+}  // namespace
+
+void check_gateway_config(const config::Config& config) { build_environment(config, false); }
+
+int run_gateway(const config::Config& config) {
+  auto started = std::chrono::steady_clock::now();
+  init_logging(config.server.log_level);
+  raise_open_file_limit();
+  std::shared_ptr<GatewayEnvironment> env;
+  try {
+    env = build_environment(config, true);
+  } catch (const std::exception& e) {
+    Event("start_failed").add("error", e.what()).error();
+    std::cerr << "mssgate: " << e.what() << "\n";
+    return 1;
+  }
+  auto counters = std::make_shared<GatewayCounters>();
+  unsigned threads = config.server.io_threads ? config.server.io_threads : std::max(1u, std::thread::hardware_concurrency());
+  IoPool pool(threads);
+
+  std::vector<std::unique_ptr<Listener>> listeners;
+  auto bind = [&](const config::Endpoint& endpoint, ImapListenerKind kind, const char* name) {
+    error_code ec;
+    auto address = asio::ip::make_address(endpoint.host, ec);
+    if (ec) throw std::runtime_error(std::string(name) + " listener " + endpoint.text() + ": not a numeric address");
+    tcp::endpoint where(address, endpoint.port);
+    auto listener = std::make_unique<Listener>(Listener{tcp::acceptor(pool.main()), kind, name});
+    auto& acceptor = listener->acceptor;
+    acceptor.open(where.protocol(), ec);
+    if (!ec) acceptor.set_option(tcp::acceptor::reuse_address(true), ec);
+    if (!ec) acceptor.bind(where, ec);
+    if (!ec) acceptor.listen(asio::socket_base::max_listen_connections, ec);
+    if (ec) throw std::runtime_error("cannot listen on " + endpoint.text() + " (" + name + "): " + ec.message());
+    auto bound = acceptor.local_endpoint();
+    Event("listening").add("listener", name).add("address", config::Endpoint{bound.address().to_string(), bound.port()}.text()).info();
+    listeners.push_back(std::move(listener));
+  };
+  try {
+    for (const auto& e : config.imap.starttls_listen) bind(e, ImapListenerKind::kStartTls, "imap");
+    for (const auto& e : config.imap.tls_listen) bind(e, ImapListenerKind::kImplicitTls, "imaps");
+  } catch (const std::exception& e) {
+    Event("start_failed").add("error", e.what()).error();
+    std::cerr << "mssgate: " << e.what() << "\n";
+    return 1;
+  }
+  for (auto& listener : listeners) {
+    asio::co_spawn(pool.main(), accept_loop(*listener, pool, env, counters), asio::detached);
+  }
+
+  asio::signal_set signals(pool.main(), SIGINT, SIGTERM, SIGHUP);
+  std::function<void(const error_code&, int)> on_signal = [&](const error_code& ec, int signal) {
+    if (ec) return;
+    if (signal == SIGHUP) {
+      Event("signal").add("signal", "SIGHUP").add("action", "ignored").add("detail", "configuration reload is not available in this version").warn();
+      signals.async_wait(on_signal);
+      return;
+    }
+    Event("stopping").add("signal", signal == SIGTERM ? "SIGTERM" : "SIGINT").add("open_sessions", counters->open_sessions.load()).info();
+    for (auto& listener : listeners) {
+      error_code ignored;
+      listener->acceptor.close(ignored);
+    }
+    pool.stop();
+  };
+  signals.async_wait(on_signal);
+  signal(SIGPIPE, SIG_IGN);
+
+  auto ready_ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started).count();
+  Event("ready").add("io_threads", threads).add("startup_ms", static_cast<int64_t>(ready_ms)).info();
+  pool.run();
+  Event("stopped").info();
+  return 0;
+}
+
+}  // namespace mssgate::daemon

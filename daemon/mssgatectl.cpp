@@ -1,0 +1,235 @@
+// mssgatectl: the operator's command line for the directory.
+#include <iomanip>
+#include <iostream>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "config/config.hpp"
+#include "daemon/certificate_identity.hpp"
+#include "protocol/mailbox_address.hpp"
+#include "storage/directory_store.hpp"
+
+namespace {
+
+using mssgate::storage::CertificateBinding;
+using mssgate::storage::CertificateMatch;
+namespace protocol = mssgate::protocol;
+
+constexpr const char* kDefaultConfig = "/etc/mssgate/mssgate.toml";
+
+class UsageError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+void usage(std::ostream& out) {
+  out << "usage: mssgatectl [--config FILE | --database FILE] COMMAND\n"
+         "\n"
+         "  mailbox add ADDRESS --type PER|ORG|APP|CAB [--status active|suspended|closed]\n"
+         "  mailbox set-status ADDRESS active|suspended|closed\n"
+         "  mailbox remove ADDRESS\n"
+         "  mailbox list\n"
+         "  certificate bind ADDRESS CERTIFICATE-SELECTOR [--label TEXT]\n"
+         "  certificate unbind ADDRESS CERTIFICATE-SELECTOR\n"
+         "  certificate list\n"
+         "  certificate show FILE\n"
+         "\n"
+         "CERTIFICATE-SELECTOR is one of:\n"
+         "  --cert FILE [--match spki-sha256|issuer-serial]   read it from a PEM certificate\n"
+         "  --spki-sha256 HEX                                 the SHA-256 of its public key (DER SPKI)\n"
+         "  --issuer 'RFC 2253 DN' --serial HEX               its issuer and serial number\n"
+         "\n"
+         "The database is the configuration's directory.sqlite_path (default configuration "
+      << kDefaultConfig << ").\n";
+}
+
+// Arguments after the command words: positional ones and --options with a value.
+struct Arguments {
+  std::vector<std::string> positional;
+  std::map<std::string, std::string> options;
+
+  std::optional<std::string> option(const std::string& name) const {
+    auto it = options.find(name);
+    if (it == options.end()) return std::nullopt;
+    return it->second;
+  }
+};
+
+Arguments split_arguments(const std::vector<std::string>& args, size_t from) {
+  Arguments out;
+  for (size_t i = from; i < args.size(); ++i) {
+    if (args[i].rfind("--", 0) == 0) {
+      if (i + 1 >= args.size()) throw UsageError("option " + args[i] + " needs a value");
+      out.options[args[i]] = args[i + 1];
+      ++i;
+    } else {
+      out.positional.push_back(args[i]);
+    }
+  }
+  return out;
+}
+
+void allow_only(const Arguments& a, std::initializer_list<const char*> names, size_t positional) {
+  for (const auto& [name, value] : a.options) {
+    bool known = false;
+    for (const char* n : names) known = known || name == n;
+    if (!known) throw UsageError("unknown option " + name);
+  }
+  if (a.positional.size() != positional) throw UsageError("wrong number of arguments");
+}
+
+std::string mailbox_argument(const Arguments& a) {
+  auto address = protocol::normalize_mailbox_address(a.positional.at(0));
+  if (!address) throw UsageError("'" + a.positional.at(0) + "' is not a mailbox address");
+  return *address;
+}
+
+std::string lower_hex(std::string text, size_t expected_length) {
+  for (auto& c : text) {
+    c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    if (!std::isxdigit(static_cast<unsigned char>(c))) throw UsageError("'" + text + "' is not hexadecimal");
+  }
+  if (expected_length && text.size() != expected_length) {
+    throw UsageError("a SHA-256 fingerprint has " + std::to_string(expected_length) + " hex digits");
+  }
+  return text;
+}
+
+std::string canonical_serial(std::string serial) {
+  serial = lower_hex(serial, 0);
+  for (auto& c : serial) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  size_t first = serial.find_first_not_of('0');
+  return first == std::string::npos ? "0" : serial.substr(first);
+}
+
+CertificateBinding binding_from(const Arguments& a) {
+  CertificateBinding b;
+  b.mailbox = mailbox_argument(a);
+  b.label = a.option("--label").value_or("");
+  if (auto file = a.option("--cert")) {
+    auto id = mssgate::daemon::identify_certificate_file(*file);
+    auto match = mssgate::storage::parse_certificate_match(a.option("--match").value_or("spki-sha256"));
+    if (!match) throw UsageError("--match is spki-sha256 or issuer-serial");
+    b.match = *match;
+    b.value = b.match == CertificateMatch::kSpkiSha256 ? id.spki_sha256 : id.issuer + "|" + id.serial_hex;
+    if (b.label.empty()) b.label = id.subject;
+  } else if (auto spki = a.option("--spki-sha256")) {
+    b.match = CertificateMatch::kSpkiSha256;
+    b.value = lower_hex(*spki, 64);
+  } else if (a.option("--issuer") && a.option("--serial")) {
+    b.match = CertificateMatch::kIssuerSerial;
+    b.value = *a.option("--issuer") + "|" + canonical_serial(*a.option("--serial"));
+  } else {
+    throw UsageError("name the certificate with --cert, --spki-sha256, or --issuer and --serial");
+  }
+  return b;
+}
+
+int run(const std::vector<std::string>& args) {
+  std::string config_path = kDefaultConfig;
+  std::optional<std::string> database;
+  size_t i = 0;
+  for (; i < args.size() && args[i].rfind("--", 0) == 0; i += 2) {
+    if (args[i] == "--help") {
+      usage(std::cout);
+      return 0;
+    }
+    if (i + 1 >= args.size()) throw UsageError(args[i] + " needs a value");
+    if (args[i] == "--config") {
+      config_path = args[i + 1];
+    } else if (args[i] == "--database") {
+      database = args[i + 1];
+    } else {
+      throw UsageError("unknown option " + args[i]);
+    }
+  }
+  if (args.size() < i + 2) throw UsageError("missing command");
+  const std::string& noun = args[i];
+  const std::string& verb = args[i + 1];
+  Arguments a = split_arguments(args, i + 2);
+
+  if (noun == "certificate" && verb == "show") {
+    allow_only(a, {}, 1);
+    auto id = mssgate::daemon::identify_certificate_file(a.positional[0]);
+    std::cout << "subject:       " << id.subject << "\n"
+              << "issuer:        " << id.issuer << "\n"
+              << "serial:        " << id.serial_hex << "\n"
+              << "spki-sha256:   " << id.spki_sha256 << "\n"
+              << "sha256:        " << id.sha256 << "\n";
+    return 0;
+  }
+
+  if (!database) database = mssgate::config::load_config(config_path).directory.sqlite_path;
+  auto directory = mssgate::storage::open_sqlite_directory(*database);
+
+  if (noun == "mailbox" && verb == "add") {
+    allow_only(a, {"--type", "--status"}, 1);
+    mssgate::storage::Mailbox m;
+    m.address = mailbox_argument(a);
+    auto type = protocol::parse_mailbox_type(a.option("--type").value_or(""));
+    if (!type) throw UsageError("--type is PER, ORG, APP or CAB");
+    auto status = protocol::parse_mailbox_status(a.option("--status").value_or("active"));
+    if (!status) throw UsageError("--status is active, suspended or closed");
+    m.type = *type;
+    m.status = *status;
+    directory->add_mailbox(m);
+    std::cout << "added " << m.address << " " << protocol::to_string(m.type) << " " << protocol::to_string(m.status) << "\n";
+  } else if (noun == "mailbox" && verb == "set-status") {
+    allow_only(a, {}, 2);
+    auto status = protocol::parse_mailbox_status(a.positional[1]);
+    if (!status) throw UsageError("status is active, suspended or closed");
+    directory->set_mailbox_status(mailbox_argument(a), *status);
+    std::cout << mailbox_argument(a) << " is now " << protocol::to_string(*status) << "\n";
+  } else if (noun == "mailbox" && verb == "remove") {
+    allow_only(a, {}, 1);
+    directory->remove_mailbox(mailbox_argument(a));
+    std::cout << "removed " << mailbox_argument(a) << "\n";
+  } else if (noun == "mailbox" && verb == "list") {
+    allow_only(a, {}, 0);
+    for (const auto& m : directory->list_mailboxes()) {
+      std::cout << std::left << std::setw(48) << m.address << " " << protocol::to_string(m.type) << "  "
+                << protocol::to_string(m.status) << "\n";
+    }
+  } else if (noun == "certificate" && (verb == "bind" || verb == "unbind")) {
+    allow_only(a, {"--cert", "--match", "--spki-sha256", "--issuer", "--serial", "--label"}, 1);
+    CertificateBinding b = binding_from(a);
+    if (verb == "bind") {
+      directory->bind_certificate(b);
+      std::cout << "bound " << mssgate::storage::to_string(b.match) << " " << b.value << " to " << b.mailbox << "\n";
+    } else {
+      if (directory->unbind_certificate(b) == 0) {
+        std::cerr << "mssgatectl: no such binding for " << b.mailbox << "\n";
+        return 1;
+      }
+      std::cout << "unbound " << mssgate::storage::to_string(b.match) << " " << b.value << " from " << b.mailbox << "\n";
+    }
+  } else if (noun == "certificate" && verb == "list") {
+    allow_only(a, {}, 0);
+    for (const auto& b : directory->list_certificate_bindings()) {
+      std::cout << b.mailbox << "  " << mssgate::storage::to_string(b.match) << "  " << b.value;
+      if (!b.label.empty()) std::cout << "  (" << b.label << ")";
+      std::cout << "\n";
+    }
+  } else {
+    throw UsageError("unknown command '" + noun + " " + verb + "'");
+  }
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::vector<std::string> args(argv + 1, argv + argc);
+  try {
+    return run(args);
+  } catch (const UsageError& e) {
+    std::cerr << "mssgatectl: " << e.what() << "\n\n";
+    usage(std::cerr);
+    return 2;
+  } catch (const std::exception& e) {
+    std::cerr << "mssgatectl: " << e.what() << "\n";
+    return 1;
+  }
+}

@@ -1,0 +1,74 @@
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "protocol/mailbox.hpp"
+
+namespace mssgate::storage {
+
+struct Mailbox {
+  std::string address;  // normalised, see protocol::normalize_mailbox_address
+  protocol::MailboxType type = protocol::MailboxType::kApp;
+  protocol::MailboxStatus status = protocol::MailboxStatus::kActive;
+};
+
+// How a client certificate is recognised. The SPKI fingerprint survives a renewal with the
+// same key; issuer + serial names exactly one certificate.
+enum class CertificateMatch { kSpkiSha256, kIssuerSerial };
+std::string_view to_string(CertificateMatch match);
+std::optional<CertificateMatch> parse_certificate_match(std::string_view text);
+
+struct CertificateBinding {
+  CertificateMatch match = CertificateMatch::kSpkiSha256;
+  std::string value;    // hex SHA-256 of the SPKI, or "issuer DN (RFC 2253)|SERIAL HEX"
+  std::string mailbox;  // an applicative mailbox this certificate may open
+  std::string label;    // the certificate's subject, for humans
+};
+
+// What a verified certificate is known by, as computed from it (never from client text).
+struct CertificateKeys {
+  std::string spki_sha256;
+  std::string issuer_serial;
+};
+
+// The answer of a lookup on the data path: never throws.
+template <class T>
+struct Lookup {
+  T value{};
+  std::string error;  // non-empty: the store could not answer
+  bool ok() const { return error.empty(); }
+};
+
+class StorageError : public std::runtime_error {
+ public:
+  explicit StorageError(const std::string& what) : std::runtime_error(what) {}
+};
+
+// The directory: mailboxes and who may open them. Lookups are safe from any thread and never
+// throw; administration calls throw StorageError.
+class DirectoryStore {
+ public:
+  virtual ~DirectoryStore() = default;
+
+  virtual Lookup<std::optional<Mailbox>> find_mailbox(const std::string& address) = 0;
+  virtual Lookup<std::vector<std::string>> mailboxes_for_certificate(const CertificateKeys& keys) = 0;
+
+  virtual void add_mailbox(const Mailbox& mailbox) = 0;
+  virtual void set_mailbox_status(const std::string& address, protocol::MailboxStatus status) = 0;
+  virtual void remove_mailbox(const std::string& address) = 0;
+  virtual std::vector<Mailbox> list_mailboxes() = 0;
+
+  virtual void bind_certificate(const CertificateBinding& binding) = 0;
+  // Returns how many bindings were removed.
+  virtual int unbind_certificate(const CertificateBinding& binding) = 0;
+  virtual std::vector<CertificateBinding> list_certificate_bindings() = 0;
+};
+
+// Opens (and creates or migrates) the SQLite directory at `path`. Throws StorageError.
+std::unique_ptr<DirectoryStore> open_sqlite_directory(const std::string& path);
+
+}  // namespace mssgate::storage

@@ -1,0 +1,279 @@
+#include <sqlite3.h>
+
+#include <chrono>
+#include <mutex>
+
+#include "storage/directory_store.hpp"
+
+namespace mssgate::storage {
+
+std::string_view to_string(CertificateMatch match) {
+  return match == CertificateMatch::kSpkiSha256 ? "spki-sha256" : "issuer-serial";
+}
+
+std::optional<CertificateMatch> parse_certificate_match(std::string_view text) {
+  if (text == "spki-sha256") return CertificateMatch::kSpkiSha256;
+  if (text == "issuer-serial") return CertificateMatch::kIssuerSerial;
+  return std::nullopt;
+}
+
+namespace {
+
+constexpr int kSchemaVersion = 1;
+
+constexpr const char* kSchema = R"sql(
+CREATE TABLE IF NOT EXISTS mailbox (
+  address    TEXT PRIMARY KEY,
+  type       TEXT NOT NULL CHECK (type IN ('PER', 'ORG', 'APP', 'CAB')),
+  status     TEXT NOT NULL CHECK (status IN ('active', 'suspended', 'closed')),
+  created_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS certificate_binding (
+  match_kind  TEXT NOT NULL CHECK (match_kind IN ('spki-sha256', 'issuer-serial')),
+  match_value TEXT NOT NULL,
+  mailbox     TEXT NOT NULL REFERENCES mailbox (address) ON DELETE CASCADE,
+  label       TEXT NOT NULL DEFAULT '',
+  PRIMARY KEY (match_kind, match_value, mailbox)
+);
+)sql";
+
+// A prepared statement, reset after each use.
+class Statement {
+ public:
+  Statement(sqlite3* db, const char* sql) {
+    if (sqlite3_prepare_v2(db, sql, -1, &stmt_, nullptr) != SQLITE_OK) {
+      throw StorageError(std::string("cannot prepare statement: ") + sqlite3_errmsg(db));
+    }
+  }
+  ~Statement() { sqlite3_finalize(stmt_); }
+  Statement(const Statement&) = delete;
+  Statement& operator=(const Statement&) = delete;
+
+  Statement& bind(int index, std::string_view text) {
+    sqlite3_bind_text(stmt_, index, text.data(), static_cast<int>(text.size()), SQLITE_TRANSIENT);
+    return *this;
+  }
+  Statement& bind(int index, int64_t value) {
+    sqlite3_bind_int64(stmt_, index, value);
+    return *this;
+  }
+  // SQLITE_ROW, SQLITE_DONE or an error code.
+  int step() { return sqlite3_step(stmt_); }
+  std::string text(int column) const {
+    const unsigned char* p = sqlite3_column_text(stmt_, column);
+    return p ? std::string(reinterpret_cast<const char*>(p)) : std::string();
+  }
+  void reset() {
+    sqlite3_reset(stmt_);
+    sqlite3_clear_bindings(stmt_);
+  }
+
+ private:
+  sqlite3_stmt* stmt_ = nullptr;
+};
+
+class ResetGuard {
+ public:
+  explicit ResetGuard(Statement& s) : s_(s) {}
+  ~ResetGuard() { s_.reset(); }
+
+ private:
+  Statement& s_;
+};
+
+Mailbox mailbox_from_row(const Statement& s) {
+  Mailbox m;
+  m.address = s.text(0);
+  m.type = protocol::parse_mailbox_type(s.text(1)).value_or(protocol::MailboxType::kApp);
+  m.status = protocol::parse_mailbox_status(s.text(2)).value_or(protocol::MailboxStatus::kClosed);
+  return m;
+}
+
+class SqliteDirectory final : public DirectoryStore {
+ public:
+  explicit SqliteDirectory(const std::string& path) {
+    int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX;
+    if (sqlite3_open_v2(path.c_str(), &db_, flags, nullptr) != SQLITE_OK) {
+      std::string message = db_ ? sqlite3_errmsg(db_) : "out of memory";
+      sqlite3_close(db_);
+      throw StorageError("cannot open directory database " + path + ": " + message);
+    }
+    sqlite3_busy_timeout(db_, 5000);
+    exec("PRAGMA journal_mode = WAL");
+    exec("PRAGMA foreign_keys = ON");
+    exec("PRAGMA synchronous = NORMAL");
+    migrate();
+    find_mailbox_ = std::make_unique<Statement>(
+        db_, "SELECT address, type, status FROM mailbox WHERE address = ?1");
+    find_bound_ = std::make_unique<Statement>(
+        db_,
+        "SELECT DISTINCT mailbox FROM certificate_binding WHERE "
+        "(match_kind = 'spki-sha256' AND match_value = ?1) OR "
+        "(match_kind = 'issuer-serial' AND match_value = ?2) ORDER BY mailbox");
+  }
+
+  ~SqliteDirectory() override {
+    find_mailbox_.reset();
+    find_bound_.reset();
+    sqlite3_close(db_);
+  }
+
+  Lookup<std::optional<Mailbox>> find_mailbox(const std::string& address) override {
+    std::lock_guard lock(mutex_);
+    Lookup<std::optional<Mailbox>> result;
+    Statement& s = *find_mailbox_;
+    ResetGuard guard(s);
+    s.bind(1, address);
+    int rc = s.step();
+    if (rc == SQLITE_ROW) {
+      result.value = mailbox_from_row(s);
+    } else if (rc != SQLITE_DONE) {
+      result.error = sqlite3_errmsg(db_);
+    }
+    return result;
+  }
+
+  Lookup<std::vector<std::string>> mailboxes_for_certificate(const CertificateKeys& keys) override {
+    std::lock_guard lock(mutex_);
+    Lookup<std::vector<std::string>> result;
+    Statement& s = *find_bound_;
+    ResetGuard guard(s);
+    s.bind(1, keys.spki_sha256).bind(2, keys.issuer_serial);
+    int rc;
+    while ((rc = s.step()) == SQLITE_ROW) result.value.push_back(s.text(0));
+    if (rc != SQLITE_DONE) result.error = sqlite3_errmsg(db_);
+    return result;
+  }
+
+  void add_mailbox(const Mailbox& mailbox) override {
+    std::lock_guard lock(mutex_);
+    Statement s(db_, "INSERT INTO mailbox (address, type, status, created_at) VALUES (?1, ?2, ?3, ?4)");
+    s.bind(1, mailbox.address)
+        .bind(2, protocol::to_string(mailbox.type))
+        .bind(3, protocol::to_string(mailbox.status))
+        .bind(4, static_cast<int64_t>(std::chrono::duration_cast<std::chrono::seconds>(
+                                          std::chrono::system_clock::now().time_since_epoch())
+                                          .count()));
+    if (s.step() != SQLITE_DONE) {
+      if (sqlite3_extended_errcode(db_) == SQLITE_CONSTRAINT_PRIMARYKEY) {
+        throw StorageError("mailbox " + mailbox.address + " already exists");
+      }
+      throw StorageError(std::string("cannot add mailbox: ") + sqlite3_errmsg(db_));
+    }
+  }
+
+  void set_mailbox_status(const std::string& address, protocol::MailboxStatus status) override {
+    std::lock_guard lock(mutex_);
+    Statement s(db_, "UPDATE mailbox SET status = ?2 WHERE address = ?1");
+    s.bind(1, address).bind(2, protocol::to_string(status));
+    if (s.step() != SQLITE_DONE) throw StorageError(std::string("cannot update mailbox: ") + sqlite3_errmsg(db_));
+    if (sqlite3_changes(db_) == 0) throw StorageError("no mailbox " + address);
+  }
+
+  void remove_mailbox(const std::string& address) override {
+    std::lock_guard lock(mutex_);
+    Statement s(db_, "DELETE FROM mailbox WHERE address = ?1");
+    s.bind(1, address);
+    if (s.step() != SQLITE_DONE) throw StorageError(std::string("cannot remove mailbox: ") + sqlite3_errmsg(db_));
+    if (sqlite3_changes(db_) == 0) throw StorageError("no mailbox " + address);
+  }
+
+  std::vector<Mailbox> list_mailboxes() override {
+    std::lock_guard lock(mutex_);
+    Statement s(db_, "SELECT address, type, status FROM mailbox ORDER BY address");
+    std::vector<Mailbox> out;
+    int rc;
+    while ((rc = s.step()) == SQLITE_ROW) out.push_back(mailbox_from_row(s));
+    if (rc != SQLITE_DONE) throw StorageError(std::string("cannot list mailboxes: ") + sqlite3_errmsg(db_));
+    return out;
+  }
+
+  void bind_certificate(const CertificateBinding& binding) override {
+    std::lock_guard lock(mutex_);
+    Statement s(db_,
+                "INSERT INTO certificate_binding (match_kind, match_value, mailbox, label) "
+                "VALUES (?1, ?2, ?3, ?4)");
+    s.bind(1, to_string(binding.match)).bind(2, binding.value).bind(3, binding.mailbox).bind(4, binding.label);
+    if (s.step() != SQLITE_DONE) {
+      int code = sqlite3_extended_errcode(db_);
+      if (code == SQLITE_CONSTRAINT_FOREIGNKEY) throw StorageError("no mailbox " + binding.mailbox);
+      if (code == SQLITE_CONSTRAINT_PRIMARYKEY) {
+        throw StorageError("this certificate is already bound to " + binding.mailbox);
+      }
+      throw StorageError(std::string("cannot bind certificate: ") + sqlite3_errmsg(db_));
+    }
+  }
+
+  int unbind_certificate(const CertificateBinding& binding) override {
+    std::lock_guard lock(mutex_);
+    Statement s(db_,
+                "DELETE FROM certificate_binding WHERE match_kind = ?1 AND match_value = ?2 "
+                "AND mailbox = ?3");
+    s.bind(1, to_string(binding.match)).bind(2, binding.value).bind(3, binding.mailbox);
+    if (s.step() != SQLITE_DONE) throw StorageError(std::string("cannot unbind: ") + sqlite3_errmsg(db_));
+    return sqlite3_changes(db_);
+  }
+
+  std::vector<CertificateBinding> list_certificate_bindings() override {
+    std::lock_guard lock(mutex_);
+    Statement s(db_,
+                "SELECT match_kind, match_value, mailbox, label FROM certificate_binding "
+                "ORDER BY mailbox, match_kind, match_value");
+    std::vector<CertificateBinding> out;
+    int rc;
+    while ((rc = s.step()) == SQLITE_ROW) {
+      CertificateBinding b;
+      b.match = parse_certificate_match(s.text(0)).value_or(CertificateMatch::kSpkiSha256);
+      b.value = s.text(1);
+      b.mailbox = s.text(2);
+      b.label = s.text(3);
+      out.push_back(std::move(b));
+    }
+    if (rc != SQLITE_DONE) throw StorageError(std::string("cannot list bindings: ") + sqlite3_errmsg(db_));
+    return out;
+  }
+
+ private:
+  void exec(const char* sql) {
+    char* message = nullptr;
+    if (sqlite3_exec(db_, sql, nullptr, nullptr, &message) != SQLITE_OK) {
+      std::string text = message ? message : "unknown error";
+      sqlite3_free(message);
+      throw StorageError(std::string("directory database: ") + text);
+    }
+  }
+
+  void migrate() {
+    exec("BEGIN IMMEDIATE");
+    try {
+      int version = 0;
+      {
+        Statement s(db_, "PRAGMA user_version");
+        if (s.step() == SQLITE_ROW) version = std::stoi(s.text(0));
+      }
+      if (version > kSchemaVersion) {
+        throw StorageError("directory database has schema version " + std::to_string(version) +
+                           ", newer than this mssgate (" + std::to_string(kSchemaVersion) + ")");
+      }
+      if (version < 1) exec(kSchema);
+      exec(("PRAGMA user_version = " + std::to_string(kSchemaVersion)).c_str());
+      exec("COMMIT");
+    } catch (...) {
+      sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+      throw;
+    }
+  }
+
+  std::mutex mutex_;
+  sqlite3* db_ = nullptr;
+  std::unique_ptr<Statement> find_mailbox_;
+  std::unique_ptr<Statement> find_bound_;
+};
+
+}  // namespace
+
+std::unique_ptr<DirectoryStore> open_sqlite_directory(const std::string& path) {
+  return std::make_unique<SqliteDirectory>(path);
+}
+
+}  // namespace mssgate::storage

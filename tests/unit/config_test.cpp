@@ -1,0 +1,144 @@
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "config/config.hpp"
+
+using mssgate::config::ConfigError;
+using mssgate::config::parse_config;
+namespace fs = std::filesystem;
+
+namespace {
+
+class ConfigTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() / ("mssgate-config-test-" + std::to_string(::getpid()));
+    fs::create_directories(dir_);
+    for (const char* name : {"server.pem", "server.key", "ca.pem", "crls.pem"}) std::ofstream(dir_ / name) << "x";
+    std::ofstream(dir_ / "master.secret") << "s3cret\n";
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  std::string path() const { return (dir_ / "mssgate.toml").string(); }
+
+  static std::string minimal() {
+    return R"([tls]
+certificate_chain = "server.pem"
+private_key = "server.key"
+client_ca = "ca.pem"
+crl_files = ["crls.pem"]
+
+[imap]
+starttls_listen = ["127.0.0.1:1143"]
+
+[imap.backend]
+address = "127.0.0.1:11143"
+master_user = "mssgate"
+master_password_file = "master.secret"
+
+[directory]
+sqlite_path = "directory.db"
+)";
+  }
+
+  // The error text for `text`, or "" when it is accepted.
+  std::string error_for(const std::string& text) {
+    try {
+      parse_config(text, path());
+      return "";
+    } catch (const ConfigError& e) {
+      return e.what();
+    }
+  }
+
+  fs::path dir_;
+};
+
+}  // namespace
+
+TEST_F(ConfigTest, AcceptsAMinimalFileWithReferentielDefaults) {
+  auto config = parse_config(minimal(), path());
+  EXPECT_EQ(config.tls.min_version, "TLSv1.2");
+  EXPECT_EQ(config.tls.max_version, "TLSv1.2");
+  EXPECT_EQ(config.tls.ciphers,
+            "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-RSA-AES256-SHA384:ECDHE-RSA-AES128-SHA256");
+  EXPECT_EQ(config.imap.backend.master_password, "s3cret");
+  EXPECT_EQ(config.imap.starttls_listen.at(0).port, 1143);
+  // Relative paths are anchored at the file's directory.
+  EXPECT_EQ(config.directory.sqlite_path, (dir_ / "directory.db").string());
+  EXPECT_EQ(config.imap.idle_timeout, std::chrono::minutes(30));
+}
+
+TEST_F(ConfigTest, ReadsDurationsSizesAndIpv6Endpoints) {
+  auto config = parse_config(minimal() + R"(
+[server]
+io_threads = 3
+)" + "", path());
+  EXPECT_EQ(config.server.io_threads, 3u);
+  std::string text = minimal();
+  text.replace(text.find("[imap]\n"), 7,
+               "[imap]\nmax_literal_bytes = \"1MiB\"\nlogin_timeout = \"90s\"\nidle_timeout = \"2h\"\ntls_listen = [\"[::1]:1993\"]\n");
+  config = parse_config(text, path());
+  EXPECT_EQ(config.imap.max_literal_bytes, 1u << 20);
+  EXPECT_EQ(config.imap.login_timeout, std::chrono::seconds(90));
+  EXPECT_EQ(config.imap.idle_timeout, std::chrono::hours(2));
+  EXPECT_EQ(config.imap.tls_listen.at(0).host, "::1");
+  EXPECT_EQ(config.imap.tls_listen.at(0).text(), "[::1]:1993");
+}
+
+TEST_F(ConfigTest, RefusesUnknownKeysWithFileLineAndKey) {
+  std::string text = minimal() + "\n[imap.backend2]\nx = 1\n";
+  EXPECT_NE(error_for(text).find(path() + ":18:7: imap.backend2: unknown key"), std::string::npos) << error_for(text);
+  std::string typo = minimal();
+  typo.replace(typo.find("private_key"), 11, "privat_key");
+  std::string error = error_for(typo);
+  EXPECT_NE(error.find(path() + ":3:1: tls.privat_key: unknown key"), std::string::npos) << error;
+  EXPECT_NE(error.find("tls.private_key: is required"), std::string::npos) << error;
+}
+
+TEST_F(ConfigTest, RefusesBadValuesWithFileLineAndKey) {
+  struct Case {
+    std::string from, to, expected;
+  };
+  for (const auto& c : std::vector<Case>{
+           {"address = \"127.0.0.1:11143\"", "address = \"127.0.0.1\"", ":11:11: imap.backend.address: must be"},
+           {"address = \"127.0.0.1:11143\"", "address = \"127.0.0.1:99999\"", "imap.backend.address: must be"},
+           {"[imap]\n", "[imap]\nmax_line_bytes = 12\n", ":8:18: imap.max_line_bytes: must be between 1024"},
+           {"[imap]\n", "[imap]\nlogin_timeout = 30\n", "imap.login_timeout: must be a duration"},
+           {"[imap]\n", "[imap]\nidle_timeout = \"10 minutes\"\n", "imap.idle_timeout: must be a duration"},
+           {"[tls]\n", "[tls]\nmax_version = \"TLSv1.1\"\n", "tls.max_version: must be \"TLSv1.2\" or \"TLSv1.3\""},
+           {"[tls]\n", "[tls]\nmin_version = \"TLSv1.3\"\n", "tls.max_version: must not be lower than tls.min_version"},
+           {"crl_files = [\"crls.pem\"]", "crl_files = []", "tls.crl_files: is required when tls.client_ca is set"},
+           {"crl_files = [\"crls.pem\"]", "crl_files = [\"missing.pem\"]", "tls.crl_files: cannot read"},
+           {"master.secret", "nothing.secret", "imap.backend.master_password_file: cannot read a password"},
+           {"starttls_listen = [\"127.0.0.1:1143\"]", "starttls_listen = []", "at least one of imap.starttls_listen"},
+           {"[imap]\n", "[imap]\nmax_bad_commands = true\n", "imap.max_bad_commands: must be an integer"},
+       }) {
+    std::string text = minimal();
+    ASSERT_NE(text.find(c.from), std::string::npos) << c.from;
+    text.replace(text.find(c.from), c.from.size(), c.to);
+    std::string error = error_for(text);
+    EXPECT_NE(error.find(c.expected), std::string::npos) << "expected \"" << c.expected << "\" in:\n" << error;
+  }
+}
+
+TEST_F(ConfigTest, ReportsTomlSyntaxErrorsWithTheirPosition) {
+  std::string error = error_for("[tls\ncertificate_chain = 1\n");
+  EXPECT_EQ(error.rfind(path() + ":1:", 0), 0u) << error;
+}
+
+TEST_F(ConfigTest, TheExampleConfigurationIsValid) {
+  // The example names files of a real installation; check it parses with only those problems.
+  std::ifstream in(std::string(MSSGATE_SOURCE_DIR) + "/config/mssgate.example.toml");
+  ASSERT_TRUE(in.good());
+  std::stringstream text;
+  text << in.rdbuf();
+  std::string error = error_for(text.str());
+  std::stringstream lines(error);
+  std::string line;
+  while (std::getline(lines, line)) {
+    EXPECT_NE(line.find("cannot read"), std::string::npos) << "unexpected problem in the example: " << line;
+  }
+}

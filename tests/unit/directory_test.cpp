@@ -1,0 +1,104 @@
+#include <gtest/gtest.h>
+
+#include <filesystem>
+
+#include "daemon/access_policy.hpp"
+#include "storage/directory_store.hpp"
+
+using namespace mssgate;
+using Outcome = daemon::AccessDecision::Outcome;
+namespace fs = std::filesystem;
+
+namespace {
+
+class DirectoryTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    path_ = fs::temp_directory_path() / ("mssgate-directory-test-" + std::to_string(::getpid()) + ".db");
+    fs::remove(path_);
+    store_ = storage::open_sqlite_directory(path_.string());
+    store_->add_mailbox({"app.hopital@test.fr", protocol::MailboxType::kApp, protocol::MailboxStatus::kActive});
+    store_->add_mailbox({"app.second@test.fr", protocol::MailboxType::kApp, protocol::MailboxStatus::kActive});
+    store_->add_mailbox({"app.off@test.fr", protocol::MailboxType::kApp, protocol::MailboxStatus::kSuspended});
+    store_->add_mailbox({"dr.martin@test.fr", protocol::MailboxType::kPer, protocol::MailboxStatus::kActive});
+    hopital_.spki_sha256 = std::string(64, 'a');
+    hopital_.issuer = "CN=ORG CA";
+    hopital_.serial_hex = "1001";
+    labo_.spki_sha256 = std::string(64, 'b');
+    labo_.issuer = "CN=ORG CA";
+    labo_.serial_hex = "1002";
+    store_->bind_certificate({storage::CertificateMatch::kSpkiSha256, hopital_.spki_sha256, "app.hopital@test.fr", ""});
+    store_->bind_certificate({storage::CertificateMatch::kIssuerSerial, "CN=ORG CA|1002", "app.hopital@test.fr", ""});
+    store_->bind_certificate({storage::CertificateMatch::kIssuerSerial, "CN=ORG CA|1002", "app.second@test.fr", ""});
+    store_->bind_certificate({storage::CertificateMatch::kSpkiSha256, labo_.spki_sha256, "app.off@test.fr", ""});
+    store_->bind_certificate({storage::CertificateMatch::kSpkiSha256, labo_.spki_sha256, "dr.martin@test.fr", ""});
+  }
+  void TearDown() override {
+    store_.reset();
+    for (const char* suffix : {"", "-wal", "-shm"}) fs::remove(path_.string() + suffix);
+  }
+
+  daemon::AccessDecision decide(const std::optional<daemon::CertificateIdentity>& cert, std::string_view authzid) {
+    return daemon::decide_certificate_access(*store_, cert, authzid, config::AuthConfig{});
+  }
+
+  fs::path path_;
+  std::unique_ptr<storage::DirectoryStore> store_;
+  daemon::CertificateIdentity hopital_, labo_;
+};
+
+}  // namespace
+
+TEST_F(DirectoryTest, StoresAndListsMailboxesAndBindings) {
+  auto mailboxes = store_->list_mailboxes();
+  ASSERT_EQ(mailboxes.size(), 4u);
+  EXPECT_EQ(mailboxes[0].address, "app.hopital@test.fr");
+  EXPECT_EQ(store_->list_certificate_bindings().size(), 5u);
+  EXPECT_THROW(store_->add_mailbox({"app.hopital@test.fr", protocol::MailboxType::kApp, protocol::MailboxStatus::kActive}),
+               storage::StorageError);
+  EXPECT_THROW(store_->bind_certificate({storage::CertificateMatch::kSpkiSha256, "cc", "nobody@test.fr", ""}),
+               storage::StorageError);
+  store_->set_mailbox_status("app.second@test.fr", protocol::MailboxStatus::kClosed);
+  EXPECT_EQ(store_->find_mailbox("app.second@test.fr").value->status, protocol::MailboxStatus::kClosed);
+  store_->remove_mailbox("app.second@test.fr");
+  EXPECT_FALSE(store_->find_mailbox("app.second@test.fr").value.has_value());
+  EXPECT_EQ(store_->list_certificate_bindings().size(), 4u) << "bindings go with their mailbox";
+}
+
+TEST_F(DirectoryTest, ReopensAnExistingDatabase) {
+  store_.reset();
+  store_ = storage::open_sqlite_directory(path_.string());
+  EXPECT_EQ(store_->list_mailboxes().size(), 4u);
+}
+
+TEST_F(DirectoryTest, CertificateBoundToOneMailboxOpensItWithoutAuthzid) {
+  auto d = decide(hopital_, "");
+  EXPECT_EQ(d.outcome, Outcome::kAllowed);
+  EXPECT_EQ(d.mailbox, "app.hopital@test.fr");
+  d = decide(hopital_, "APP.Hopital@test.fr");
+  EXPECT_EQ(d.outcome, Outcome::kAllowed) << "addresses compare case-insensitively";
+  EXPECT_EQ(d.mailbox, "app.hopital@test.fr");
+}
+
+TEST_F(DirectoryTest, IssuerAndSerialBindingOpensEveryBoundMailboxByName) {
+  daemon::CertificateIdentity by_serial;
+  by_serial.spki_sha256 = std::string(64, 'f');
+  by_serial.issuer = "CN=ORG CA";
+  by_serial.serial_hex = "1002";
+  EXPECT_EQ(decide(by_serial, "app.second@test.fr").outcome, Outcome::kAllowed);
+  EXPECT_EQ(decide(by_serial, "app.hopital@test.fr").outcome, Outcome::kAllowed);
+  auto d = decide(by_serial, "");
+  EXPECT_EQ(d.outcome, Outcome::kAuthorizationFailed);
+  EXPECT_EQ(d.reason, "mailbox_not_named");
+}
+
+TEST_F(DirectoryTest, RefusesWhatTheDirectoryDoesNotAllow) {
+  EXPECT_EQ(decide(std::nullopt, "").reason, "no_client_certificate");
+  daemon::CertificateIdentity stranger;
+  stranger.spki_sha256 = std::string(64, 'e');
+  EXPECT_EQ(decide(stranger, "").reason, "certificate_not_registered");
+  EXPECT_EQ(decide(hopital_, "app.second@test.fr").reason, "mailbox_not_bound");
+  EXPECT_EQ(decide(labo_, "app.off@test.fr").reason, "mailbox_suspended");
+  EXPECT_EQ(decide(labo_, "dr.martin@test.fr").reason, "mailbox_type_not_allowed");
+  EXPECT_EQ(decide(hopital_, "not an address").reason, "invalid_authzid");
+}

@@ -1,0 +1,56 @@
+#include <gtest/gtest.h>
+
+#include "protocol/line_splitter.hpp"
+
+using mssgate::protocol::LineSplitter;
+
+namespace {
+
+std::vector<std::string> split_byte_by_byte(std::string_view input, size_t cap, bool& too_long) {
+  LineSplitter splitter(cap);
+  std::vector<std::string> lines;
+  too_long = false;
+  for (char c : input) {
+    auto r = splitter.feed(std::string_view(&c, 1));
+    EXPECT_EQ(r.consumed, 1u);
+    if (r.status == LineSplitter::Status::kLine) lines.push_back(splitter.line());
+    if (r.status == LineSplitter::Status::kTooLong) {
+      too_long = true;
+      break;
+    }
+  }
+  return lines;
+}
+
+}  // namespace
+
+TEST(LineSplitter, SplitsCrlfAndBareLfLinesFedOneByteAtATime) {
+  bool too_long;
+  auto lines = split_byte_by_byte("* OK ready\r\nA1 OK done\nlast\r\n", 100, too_long);
+  EXPECT_FALSE(too_long);
+  EXPECT_EQ(lines, (std::vector<std::string>{"* OK ready", "A1 OK done", "last"}));
+}
+
+TEST(LineSplitter, SplitsSeveralLinesFromOneChunk) {
+  LineSplitter splitter(100);
+  std::string_view input = "one\r\ntwo\r\nthr";
+  auto r = splitter.feed(input);
+  ASSERT_EQ(r.status, LineSplitter::Status::kLine);
+  EXPECT_EQ(splitter.line(), "one");
+  input.remove_prefix(r.consumed);
+  r = splitter.feed(input);
+  ASSERT_EQ(r.status, LineSplitter::Status::kLine);
+  EXPECT_EQ(splitter.line(), "two");
+  input.remove_prefix(r.consumed);
+  r = splitter.feed(input);
+  EXPECT_EQ(r.status, LineSplitter::Status::kNeedMore);
+}
+
+TEST(LineSplitter, AcceptsALineOfExactlyTheCapAndRefusesOneMore) {
+  bool too_long;
+  auto lines = split_byte_by_byte(std::string(10, 'x') + "\r\n", 10, too_long);
+  EXPECT_FALSE(too_long);
+  ASSERT_EQ(lines.size(), 1u);
+  split_byte_by_byte(std::string(11, 'x') + "\r\n", 10, too_long);
+  EXPECT_TRUE(too_long);
+}
