@@ -69,14 +69,17 @@ Event& Event::add(std::string_view key, uint64_t value) {
   return *this;
 }
 
-void Event::emit(spdlog::level::level_enum level) const { spdlog::log(level, "{}", line_); }
+void Event::emit(spdlog::level::level_enum level) const {
+  spdlog::log(level, "{}", line_);
+}
 
 void set_log_level(std::string_view level) {
   spdlog::set_level(spdlog::level::from_str(std::string(level)));
 }
 
 void init_logging(std::string_view level) {
-  auto logger = std::make_shared<spdlog::logger>("mssgate", std::make_shared<spdlog::sinks::stdout_sink_mt>());
+  auto logger = std::make_shared<spdlog::logger>("mssgate",
+                                                 std::make_shared<spdlog::sinks::stdout_sink_mt>());
   logger->set_pattern("%Y-%m-%dT%H:%M:%S.%e%z %l %v");
   spdlog::set_default_logger(logger);
   set_log_level(level);

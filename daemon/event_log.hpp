@@ -17,12 +17,16 @@ class Event {
   explicit Event(std::string_view name);
 
   Event& add(std::string_view key, std::string_view value);
-  Event& add(std::string_view key, const std::string& value) { return add(key, std::string_view(value)); }
+  Event& add(std::string_view key, const std::string& value) {
+    return add(key, std::string_view(value));
+  }
   Event& add(std::string_view key, const char* value) { return add(key, std::string_view(value)); }
   Event& add(std::string_view key, int64_t value);
   Event& add(std::string_view key, uint64_t value);
   Event& add(std::string_view key, int value) { return add(key, static_cast<int64_t>(value)); }
-  Event& add(std::string_view key, unsigned value) { return add(key, static_cast<uint64_t>(value)); }
+  Event& add(std::string_view key, unsigned value) {
+    return add(key, static_cast<uint64_t>(value));
+  }
   Event& add(std::string_view key, bool value) { return add(key, value ? "yes" : "no"); }
 
   void emit(spdlog::level::level_enum level) const;

@@ -30,7 +30,8 @@ using tcp = asio::ip::tcp;
 using boost::system::error_code;
 constexpr auto kTuple = asio::as_tuple(asio::use_awaitable);
 
-std::shared_ptr<GatewayEnvironment> build_environment(const config::Config& config, bool open_directory) {
+std::shared_ptr<GatewayEnvironment> build_environment(const config::Config& config,
+                                                      bool open_directory) {
   auto env = std::make_shared<GatewayEnvironment>();
   env->config = config;
   env->tls = std::make_shared<asio::ssl::context>(build_server_tls_context(config.tls).release());
@@ -63,10 +64,12 @@ class IoPool {
       threads_.emplace_back([ctx = contexts_[i].get()] { ctx->run(); });
     }
     contexts_.front()->run();
-    for (auto& t : threads_) t.join();
+    for (auto& t : threads_)
+      t.join();
   }
   void stop() {
-    for (auto& ctx : contexts_) ctx->stop();
+    for (auto& ctx : contexts_)
+      ctx->stop();
   }
 
  private:
@@ -82,7 +85,8 @@ struct Listener {
   std::string name;
 };
 
-asio::awaitable<void> accept_loop(Listener& listener, IoPool& pool, std::shared_ptr<const GatewayEnvironment> env,
+asio::awaitable<void> accept_loop(Listener& listener, IoPool& pool,
+                                  std::shared_ptr<const GatewayEnvironment> env,
                                   std::shared_ptr<GatewayCounters> counters) {
   asio::steady_timer backoff(listener.acceptor.get_executor());
   for (;;) {
@@ -101,7 +105,9 @@ asio::awaitable<void> accept_loop(Listener& listener, IoPool& pool, std::shared_
 
 }  // namespace
 
-void check_gateway_config(const config::Config& config) { build_environment(config, false); }
+void check_gateway_config(const config::Config& config) {
+  build_environment(config, false);
+}
 
 int run_gateway(const config::Config& config) {
   auto started = std::chrono::steady_clock::now();
@@ -116,14 +122,17 @@ int run_gateway(const config::Config& config) {
     return 1;
   }
   auto counters = std::make_shared<GatewayCounters>();
-  unsigned threads = config.server.io_threads ? config.server.io_threads : std::max(1u, std::thread::hardware_concurrency());
+  unsigned threads = config.server.io_threads ? config.server.io_threads
+                                              : std::max(1u, std::thread::hardware_concurrency());
   IoPool pool(threads);
 
   std::vector<std::unique_ptr<Listener>> listeners;
   auto bind = [&](const config::Endpoint& endpoint, ImapListenerKind kind, const char* name) {
     error_code ec;
     auto address = asio::ip::make_address(endpoint.host, ec);
-    if (ec) throw std::runtime_error(std::string(name) + " listener " + endpoint.text() + ": not a numeric address");
+    if (ec)
+      throw std::runtime_error(std::string(name) + " listener " + endpoint.text() +
+                               ": not a numeric address");
     tcp::endpoint where(address, endpoint.port);
     auto listener = std::make_unique<Listener>(Listener{tcp::acceptor(pool.main()), kind, name});
     auto& acceptor = listener->acceptor;
@@ -131,14 +140,21 @@ int run_gateway(const config::Config& config) {
     if (!ec) acceptor.set_option(tcp::acceptor::reuse_address(true), ec);
     if (!ec) acceptor.bind(where, ec);
     if (!ec) acceptor.listen(asio::socket_base::max_listen_connections, ec);
-    if (ec) throw std::runtime_error("cannot listen on " + endpoint.text() + " (" + name + "): " + ec.message());
+    if (ec)
+      throw std::runtime_error("cannot listen on " + endpoint.text() + " (" + name +
+                               "): " + ec.message());
     auto bound = acceptor.local_endpoint();
-    Event("listening").add("listener", name).add("address", config::Endpoint{bound.address().to_string(), bound.port()}.text()).info();
+    Event("listening")
+        .add("listener", name)
+        .add("address", config::Endpoint{bound.address().to_string(), bound.port()}.text())
+        .info();
     listeners.push_back(std::move(listener));
   };
   try {
-    for (const auto& e : config.imap.starttls_listen) bind(e, ImapListenerKind::kStartTls, "imap");
-    for (const auto& e : config.imap.tls_listen) bind(e, ImapListenerKind::kImplicitTls, "imaps");
+    for (const auto& e : config.imap.starttls_listen)
+      bind(e, ImapListenerKind::kStartTls, "imap");
+    for (const auto& e : config.imap.tls_listen)
+      bind(e, ImapListenerKind::kImplicitTls, "imaps");
   } catch (const std::exception& e) {
     Event("start_failed").add("error", e.what()).error();
     std::cerr << "mssgate: " << e.what() << "\n";
@@ -152,11 +168,18 @@ int run_gateway(const config::Config& config) {
   std::function<void(const error_code&, int)> on_signal = [&](const error_code& ec, int signal) {
     if (ec) return;
     if (signal == SIGHUP) {
-      Event("signal").add("signal", "SIGHUP").add("action", "ignored").add("detail", "configuration reload is not available in this version").warn();
+      Event("signal")
+          .add("signal", "SIGHUP")
+          .add("action", "ignored")
+          .add("detail", "configuration reload is not available in this version")
+          .warn();
       signals.async_wait(on_signal);
       return;
     }
-    Event("stopping").add("signal", signal == SIGTERM ? "SIGTERM" : "SIGINT").add("open_sessions", counters->open_sessions.load()).info();
+    Event("stopping")
+        .add("signal", signal == SIGTERM ? "SIGTERM" : "SIGINT")
+        .add("open_sessions", counters->open_sessions.load())
+        .info();
     for (auto& listener : listeners) {
       error_code ignored;
       listener->acceptor.close(ignored);
@@ -166,8 +189,13 @@ int run_gateway(const config::Config& config) {
   signals.async_wait(on_signal);
   signal(SIGPIPE, SIG_IGN);
 
-  auto ready_ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started).count();
-  Event("ready").add("io_threads", threads).add("startup_ms", static_cast<int64_t>(ready_ms)).info();
+  auto ready_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                      std::chrono::steady_clock::now() - started)
+                      .count();
+  Event("ready")
+      .add("io_threads", threads)
+      .add("startup_ms", static_cast<int64_t>(ready_ms))
+      .info();
   pool.run();
   Event("stopped").info();
   return 0;

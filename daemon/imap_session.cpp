@@ -66,7 +66,8 @@ std::string new_session_id() {
   static constexpr char kHex[] = "0123456789abcdef";
   uint64_t n = generator();
   std::string id(16, '0');
-  for (int i = 15; i >= 0; --i, n >>= 4) id[static_cast<size_t>(i)] = kHex[n & 0xf];
+  for (int i = 15; i >= 0; --i, n >>= 4)
+    id[static_cast<size_t>(i)] = kHex[n & 0xf];
   return id;
 }
 
@@ -82,7 +83,8 @@ int64_t milliseconds_since(Clock::time_point start) {
 
 class ImapSession : public std::enable_shared_from_this<ImapSession> {
  public:
-  ImapSession(tcp::socket socket, ImapListenerKind kind, std::shared_ptr<const GatewayEnvironment> env,
+  ImapSession(tcp::socket socket, ImapListenerKind kind,
+              std::shared_ptr<const GatewayEnvironment> env,
               std::shared_ptr<GatewayCounters> counters)
       : env_(std::move(env)),
         config_(env_->config),
@@ -131,8 +133,8 @@ class ImapSession : public std::enable_shared_from_this<ImapSession> {
         .add("listener", kind_ == ImapListenerKind::kStartTls ? "imap" : "imaps")
         .add("peer", peer_)
         .info();
-    asio::co_spawn(client_.get_executor(), watchdog(), asio::detached);
-    asio::co_spawn(client_.get_executor(), run(), asio::detached);
+    asio::co_spawn(client_.get_executor(), watchdog(shared_from_this()), asio::detached);
+    asio::co_spawn(client_.get_executor(), run(shared_from_this()), asio::detached);
   }
 
  private:
@@ -153,10 +155,11 @@ class ImapSession : public std::enable_shared_from_this<ImapSession> {
   }
   void disarm(Deadline d) { deadlines_[static_cast<size_t>(d)] = Clock::time_point::max(); }
 
-  awaitable<void> watchdog() {
-    auto self = shared_from_this();
+  // `self` keeps the session alive for as long as this coroutine runs.
+  awaitable<void> watchdog([[maybe_unused]] std::shared_ptr<ImapSession> self) {
     while (!closed_) {
-      auto next = std::min(*std::min_element(deadlines_.begin(), deadlines_.end()), Clock::now() + tick_);
+      auto next =
+          std::min(*std::min_element(deadlines_.begin(), deadlines_.end()), Clock::now() + tick_);
       watchdog_timer_.expires_at(next);
       co_await watchdog_timer_.async_wait(kTuple);
       if (closed_) break;
@@ -206,10 +209,16 @@ class ImapSession : public std::enable_shared_from_this<ImapSession> {
   }
 
   // ---- client I/O: the one place that knows whether TLS is active --------------------------
-  awaitable<std::tuple<error_code, size_t>> read_client(asio::mutable_buffer buffer, Clock::duration timeout) {
+  awaitable<std::tuple<error_code, size_t>> read_client(asio::mutable_buffer buffer,
+                                                        Clock::duration timeout) {
     arm(Deadline::kClientRead, timeout);
-    auto result = tls_active_ ? co_await client_.async_read_some(buffer, kTuple)
-                              : co_await client_.next_layer().async_read_some(buffer, kTuple);
+    // (No co_await inside a conditional expression: GCC 12 miscompiles it.)
+    std::tuple<error_code, size_t> result;
+    if (tls_active_) {
+      result = co_await client_.async_read_some(buffer, kTuple);
+    } else {
+      result = co_await client_.next_layer().async_read_some(buffer, kTuple);
+    }
     disarm(Deadline::kClientRead);
     if (!std::get<0>(result)) bytes_in_ += std::get<1>(result);
     co_return result;
@@ -217,8 +226,13 @@ class ImapSession : public std::enable_shared_from_this<ImapSession> {
 
   awaitable<bool> write_client(std::string_view data) {
     arm(Deadline::kClientWrite, config_.imap.write_timeout);
-    auto [ec, n] = tls_active_ ? co_await asio::async_write(client_, asio::buffer(data), kTuple)
-                               : co_await asio::async_write(client_.next_layer(), asio::buffer(data), kTuple);
+    std::tuple<error_code, size_t> result;
+    if (tls_active_) {
+      result = co_await asio::async_write(client_, asio::buffer(data), kTuple);
+    } else {
+      result = co_await asio::async_write(client_.next_layer(), asio::buffer(data), kTuple);
+    }
+    auto [ec, n] = result;
     disarm(Deadline::kClientWrite);
     bytes_out_ += n;
     if (ec) {
@@ -247,8 +261,8 @@ class ImapSession : public std::enable_shared_from_this<ImapSession> {
     return caps;
   }
 
-  awaitable<void> run() {
-    auto self = shared_from_this();
+  // `self` keeps the session alive for as long as this coroutine runs.
+  awaitable<void> run([[maybe_unused]] std::shared_ptr<ImapSession> self) {
     if (counters_->open_sessions > config_.server.max_connections) {
       close_reason_ = "max_connections";
       if (kind_ == ImapListenerKind::kStartTls) {
@@ -257,9 +271,12 @@ class ImapSession : public std::enable_shared_from_this<ImapSession> {
       close_all();
       co_return;
     }
-    if (kind_ == ImapListenerKind::kImplicitTls && !co_await tls_handshake()) {
-      close_all();
-      co_return;
+    if (kind_ == ImapListenerKind::kImplicitTls) {
+      bool ok = co_await tls_handshake();
+      if (!ok) {
+        close_all();
+        co_return;
+      }
     }
     if (!co_await write_client("* OK [CAPABILITY " + capabilities() + "] mssgate ready.\r\n")) {
       close_all();
@@ -291,8 +308,8 @@ class ImapSession : public std::enable_shared_from_this<ImapSession> {
       Next next = co_await handle_command(parser_.command());
       if (next == Next::kClose) break;
       if (next == Next::kAuthenticated) {
-        asio::co_spawn(client_.get_executor(), relay_client_to_backend(), asio::detached);
-        asio::co_spawn(client_.get_executor(), relay_backend_to_client(), asio::detached);
+        asio::co_spawn(client_.get_executor(), relay_client_to_backend(shared_from_this()), asio::detached);
+        asio::co_spawn(client_.get_executor(), relay_backend_to_client(shared_from_this()), asio::detached);
         co_return;
       }
     }
@@ -317,11 +334,16 @@ class ImapSession : public std::enable_shared_from_this<ImapSession> {
       co_return false;
     }
     if (error.kind == Kind::kLiteralTooLarge) {
-      if (!co_await write_client(error.tag + " NO [TOOBIG] " + error.message + "\r\n")) co_return false;
-    } else if (!co_await write_client(error.tag + " BAD Error in IMAP command: " + error.message + "\r\n")) {
+      if (!co_await write_client(error.tag + " NO [TOOBIG] " + error.message + "\r\n"))
+        co_return false;
+    } else if (!co_await write_client(error.tag + " BAD Error in IMAP command: " + error.message +
+                                      "\r\n")) {
       co_return false;
     }
-    co_return co_await count_bad_command();
+    {
+      bool result = co_await count_bad_command();
+      co_return result;
+    }
   }
 
   awaitable<bool> count_bad_command() {
@@ -335,11 +357,15 @@ class ImapSession : public std::enable_shared_from_this<ImapSession> {
     const std::string& tag = command.tag;
     const std::string& name = command.name;
     if (name == "CAPABILITY") {
-      bool ok = co_await write_client("* CAPABILITY " + capabilities() + "\r\n" + tag + " OK Capability completed.\r\n");
+      bool ok = co_await write_client("* CAPABILITY " + capabilities() + "\r\n" + tag +
+                                      " OK Capability completed.\r\n");
       co_return ok ? Next::kContinue : Next::kClose;
     }
     if (name == "NOOP") {
-      co_return co_await write_client(tag + " OK NOOP completed.\r\n") ? Next::kContinue : Next::kClose;
+      {
+        bool ok = co_await write_client(tag + " OK NOOP completed.\r\n");
+        co_return ok ? Next::kContinue : Next::kClose;
+      }
     }
     if (name == "LOGOUT") {
       close_reason_ = "logout";
@@ -348,34 +374,62 @@ class ImapSession : public std::enable_shared_from_this<ImapSession> {
       co_return Next::kClose;
     }
     if (name == "ID") {
-      bool ok = co_await write_client("* ID (\"name\" \"mssgate\")\r\n" + tag + " OK ID completed.\r\n");
+      bool ok =
+          co_await write_client("* ID (\"name\" \"mssgate\")\r\n" + tag + " OK ID completed.\r\n");
       co_return ok ? Next::kContinue : Next::kClose;
     }
-    if (name == "STARTTLS") co_return co_await start_tls(tag);
-    if (name == "AUTHENTICATE") co_return co_await authenticate(command);
-    if (name == "LOGIN") {
-      Event("auth").add("session", id_).add("mechanism", "LOGIN").add("result", "refused").add("reason", "login_disabled").warn();
-      std::string answer = tls_active_
-                               ? tag + " NO [CANNOT] LOGIN is disabled: use AUTHENTICATE EXTERNAL with a client certificate\r\n"
-                               : tag + " NO [PRIVACYREQUIRED] LOGIN is disabled: use STARTTLS, then AUTHENTICATE\r\n";
-      co_return co_await write_client(answer) ? Next::kContinue : Next::kClose;
+    if (name == "STARTTLS") {
+      Next next = co_await start_tls(tag);
+      co_return next;
     }
-    if (!co_await write_client(tag + " BAD Command unknown or not available before authentication\r\n")) {
+    if (name == "AUTHENTICATE") {
+      Next next = co_await authenticate(command);
+      co_return next;
+    }
+    if (name == "LOGIN") {
+      Event("auth")
+          .add("session", id_)
+          .add("mechanism", "LOGIN")
+          .add("result", "refused")
+          .add("reason", "login_disabled")
+          .warn();
+      std::string answer =
+          tls_active_
+              ? tag +
+                    " NO [CANNOT] LOGIN is disabled: use AUTHENTICATE EXTERNAL with a client "
+                    "certificate\r\n"
+              : tag +
+                    " NO [PRIVACYREQUIRED] LOGIN is disabled: use STARTTLS, then AUTHENTICATE\r\n";
+      {
+        bool ok = co_await write_client(answer);
+        co_return ok ? Next::kContinue : Next::kClose;
+      }
+    }
+    if (!co_await write_client(tag +
+                               " BAD Command unknown or not available before authentication\r\n")) {
       co_return Next::kClose;
     }
-    co_return co_await count_bad_command() ? Next::kContinue : Next::kClose;
+    {
+      bool ok = co_await count_bad_command();
+      co_return ok ? Next::kContinue : Next::kClose;
+    }
   }
 
   awaitable<Next> start_tls(const std::string& tag) {
     if (tls_active_) {
       if (!co_await write_client(tag + " BAD TLS is already active\r\n")) co_return Next::kClose;
-      co_return co_await count_bad_command() ? Next::kContinue : Next::kClose;
+      {
+        bool ok = co_await count_bad_command();
+        co_return ok ? Next::kContinue : Next::kClose;
+      }
     }
     if (!pending_.empty()) {
       // Bytes sent before the handshake would be taken as if protected by it (CVE-2011-0411).
       Event("protocol_error").add("session", id_).add("kind", "pipelined_starttls").warn();
       close_reason_ = "pipelined_after_starttls";
-      co_await write_client(tag + " BAD STARTTLS must be the last command before the TLS handshake\r\n* BYE Closing\r\n");
+      co_await write_client(
+          tag +
+          " BAD STARTTLS must be the last command before the TLS handshake\r\n* BYE Closing\r\n");
       co_return Next::kClose;
     }
     if (!co_await write_client(tag + " OK Begin TLS negotiation now.\r\n")) co_return Next::kClose;
@@ -396,7 +450,8 @@ class ImapSession : public std::enable_shared_from_this<ImapSession> {
       if (expired_) {
         event.add("reason", "timeout");
       } else if (verify != X509_V_OK) {
-        event.add("reason", "client_certificate").add("certificate_error", X509_verify_cert_error_string(verify));
+        event.add("reason", "client_certificate")
+            .add("certificate_error", X509_verify_cert_error_string(verify));
       } else {
         event.add("reason", ec.message());
       }
@@ -406,11 +461,14 @@ class ImapSession : public std::enable_shared_from_this<ImapSession> {
     }
     tls_active_ = true;
     Event event("tls");
-    event.add("session", id_).add("version", SSL_get_version(ssl)).add("cipher", SSL_get_cipher_name(ssl));
+    event.add("session", id_)
+        .add("version", SSL_get_version(ssl))
+        .add("cipher", SSL_get_cipher_name(ssl));
     X509* peer = SSL_get0_peer_certificate(ssl);
     if (peer && verify == X509_V_OK) {
       peer_certificate_ = identify_certificate(peer);
-      event.add("client_certificate", peer_certificate_->subject).add("certificate_sha256", peer_certificate_->sha256);
+      event.add("client_certificate", peer_certificate_->subject)
+          .add("certificate_sha256", peer_certificate_->sha256);
     } else {
       event.add("client_certificate", "none");
     }
@@ -439,7 +497,8 @@ class ImapSession : public std::enable_shared_from_this<ImapSession> {
       }
       auto result = parser_.feed(pending_);
       pending_.erase(0, result.consumed);
-      if (result.status == protocol::ImapCommandParser::Status::kRawLine) co_return parser_.raw_line();
+      if (result.status == protocol::ImapCommandParser::Status::kRawLine)
+        co_return parser_.raw_line();
       if (result.status == protocol::ImapCommandParser::Status::kError) {
         close_reason_ = "line_too_long";
         co_await write_client("* BYE " + parser_.error().message + "\r\n");
@@ -452,16 +511,31 @@ class ImapSession : public std::enable_shared_from_this<ImapSession> {
     const std::string& tag = command.tag;
     if (command.args.empty() || !command.args[0].is_string() || command.args.size() > 2 ||
         (command.args.size() == 2 && !command.args[1].is_string())) {
-      if (!co_await write_client(tag + " BAD Usage: AUTHENTICATE mechanism [initial-response]\r\n")) co_return Next::kClose;
-      co_return co_await count_bad_command() ? Next::kContinue : Next::kClose;
+      if (!co_await write_client(tag + " BAD Usage: AUTHENTICATE mechanism [initial-response]\r\n"))
+        co_return Next::kClose;
+      {
+        bool ok = co_await count_bad_command();
+        co_return ok ? Next::kContinue : Next::kClose;
+      }
     }
     std::string mechanism = command.args[0].value;
-    std::transform(mechanism.begin(), mechanism.end(), mechanism.begin(), [](unsigned char c) { return std::toupper(c); });
+    std::transform(mechanism.begin(), mechanism.end(), mechanism.begin(),
+                   [](unsigned char c) { return std::toupper(c); });
     if (!tls_active_) {
-      co_return co_await refuse_auth(tag, mechanism, "PRIVACYREQUIRED", "Authentication requires TLS: use STARTTLS first", "no_tls", "");
+      {
+        Next result =
+            co_await refuse_auth(tag, mechanism, "PRIVACYREQUIRED",
+                                 "Authentication requires TLS: use STARTTLS first", "no_tls", "");
+        co_return result;
+      }
     }
     if (mechanism != "EXTERNAL") {
-      co_return co_await refuse_auth(tag, mechanism, "CANNOT", "Unsupported authentication mechanism", "unsupported_mechanism", "");
+      {
+        Next result =
+            co_await refuse_auth(tag, mechanism, "CANNOT", "Unsupported authentication mechanism",
+                                 "unsupported_mechanism", "");
+        co_return result;
+      }
     }
     std::string response;
     if (command.args.size() == 2) {
@@ -474,30 +548,52 @@ class ImapSession : public std::enable_shared_from_this<ImapSession> {
     }
     auto decoded = protocol::decode_sasl_external(response);
     if (auto* error = std::get_if<protocol::SaslExternalError>(&decoded)) {
-      Event("auth").add("session", id_).add("mechanism", mechanism).add("result", "failed").add("reason", protocol::describe(*error)).warn();
+      Event("auth")
+          .add("session", id_)
+          .add("mechanism", mechanism)
+          .add("result", "failed")
+          .add("reason", protocol::describe(*error))
+          .warn();
       std::string answer = *error == protocol::SaslExternalError::kCancelled
                                ? tag + " BAD Authentication cancelled\r\n"
                                : tag + " BAD Invalid SASL EXTERNAL response\r\n";
       if (!co_await write_client(answer)) co_return Next::kClose;
-      co_return co_await count_auth_failure() ? Next::kContinue : Next::kClose;
+      {
+        bool ok = co_await count_auth_failure();
+        co_return ok ? Next::kContinue : Next::kClose;
+      }
     }
     const std::string& authzid = std::get<protocol::SaslExternalRequest>(decoded).authzid;
-    AccessDecision decision = decide_certificate_access(*env_->directory, peer_certificate_, authzid, config_.auth);
+    AccessDecision decision =
+        decide_certificate_access(*env_->directory, peer_certificate_, authzid, config_.auth);
     using Outcome = AccessDecision::Outcome;
     if (decision.outcome != Outcome::kAllowed) {
-      const char* code = decision.outcome == Outcome::kTemporaryFailure      ? "UNAVAILABLE"
-                         : decision.outcome == Outcome::kAuthorizationFailed ? "AUTHORIZATIONFAILED"
-                                                                             : "AUTHENTICATIONFAILED";
-      co_return co_await refuse_auth(tag, mechanism, code, decision.client_text, decision.reason, decision.mailbox);
+      const char* code = decision.outcome == Outcome::kTemporaryFailure ? "UNAVAILABLE"
+                         : decision.outcome == Outcome::kAuthorizationFailed
+                             ? "AUTHORIZATIONFAILED"
+                             : "AUTHENTICATIONFAILED";
+      {
+        Next result = co_await refuse_auth(tag, mechanism, code, decision.client_text,
+                                           decision.reason, decision.mailbox);
+        co_return result;
+      }
     }
     auto backend = co_await login_to_backend(decision.mailbox);
     if (!backend) {
-      co_return co_await refuse_auth(tag, mechanism, "UNAVAILABLE", "The mailbox service is temporarily unavailable, try again later",
-                                     "backend_unavailable", decision.mailbox);
+      {
+        Next result =
+            co_await refuse_auth(tag, mechanism, "UNAVAILABLE",
+                                 "The mailbox service is temporarily unavailable, try again later",
+                                 "backend_unavailable", decision.mailbox);
+        co_return result;
+      }
     }
     mailbox_ = decision.mailbox;
     Event event("auth");
-    event.add("session", id_).add("mechanism", mechanism).add("result", "ok").add("mailbox", mailbox_);
+    event.add("session", id_)
+        .add("mechanism", mechanism)
+        .add("result", "ok")
+        .add("mailbox", mailbox_);
     if (peer_certificate_) event.add("certificate_sha256", peer_certificate_->sha256);
     event.info();
     std::string answer = tag + " OK [CAPABILITY " + *backend + "] Logged in\r\n" + backend_pending_;
@@ -513,15 +609,24 @@ class ImapSession : public std::enable_shared_from_this<ImapSession> {
     co_return false;
   }
 
-  awaitable<Next> refuse_auth(const std::string& tag, const std::string& mechanism, std::string_view code,
-                              std::string_view text, std::string_view reason, const std::string& mailbox) {
+  awaitable<Next> refuse_auth(const std::string& tag, const std::string& mechanism,
+                              std::string_view code, std::string_view text, std::string_view reason,
+                              const std::string& mailbox) {
     Event event("auth");
-    event.add("session", id_).add("mechanism", mechanism).add("result", "failed").add("reason", reason);
+    event.add("session", id_)
+        .add("mechanism", mechanism)
+        .add("result", "failed")
+        .add("reason", reason);
     if (!mailbox.empty()) event.add("mailbox", mailbox);
     if (peer_certificate_) event.add("certificate_sha256", peer_certificate_->sha256);
     event.warn();
-    if (!co_await write_client(tag + " NO [" + std::string(code) + "] " + std::string(text) + "\r\n")) co_return Next::kClose;
-    co_return co_await count_auth_failure() ? Next::kContinue : Next::kClose;
+    if (!co_await write_client(tag + " NO [" + std::string(code) + "] " + std::string(text) +
+                               "\r\n"))
+      co_return Next::kClose;
+    {
+      bool ok = co_await count_auth_failure();
+      co_return ok ? Next::kContinue : Next::kClose;
+    }
   }
 
   // ---- backend ---------------------------------------------------------------------------
@@ -568,7 +673,8 @@ class ImapSession : public std::enable_shared_from_this<ImapSession> {
     }
     backend_ = tcp::socket(client_.get_executor());
     arm(Deadline::kBackendRead, backend.connect_timeout);
-    std::tie(ec) = co_await backend_.async_connect(tcp::endpoint(address, backend.address.port), kTuple);
+    std::tie(ec) =
+        co_await backend_.async_connect(tcp::endpoint(address, backend.address.port), kTuple);
     disarm(Deadline::kBackendRead);
     if (ec || closed_) {
       backend_failed("connect", ec.message(), start);
@@ -579,8 +685,10 @@ class ImapSession : public std::enable_shared_from_this<ImapSession> {
     backend_pending_.clear();
 
     auto greeting_line = co_await read_backend_line();
-    auto greeting = greeting_line ? protocol::parse_imap_response_line(*greeting_line) : std::nullopt;
-    if (!greeting || greeting->kind != protocol::ImapResponseLine::Kind::kUntagged || greeting->status != "OK") {
+    auto greeting =
+        greeting_line ? protocol::parse_imap_response_line(*greeting_line) : std::nullopt;
+    if (!greeting || greeting->kind != protocol::ImapResponseLine::Kind::kUntagged ||
+        greeting->status != "OK") {
       backend_failed("greeting", greeting_line ? "unexpected greeting" : "no greeting", start);
       co_return std::nullopt;
     }
@@ -589,12 +697,15 @@ class ImapSession : public std::enable_shared_from_this<ImapSession> {
     bool sasl_ir = std::find(caps.begin(), caps.end(), "SASL-IR") != caps.end();
 
     using protocol::imap_quote;
-    std::string id_command = "M1 ID (\"x-originating-ip\" " + imap_quote(peer_address_) + " \"x-originating-port\" \"" +
-                             std::to_string(peer_port_) + "\" \"x-connected-ip\" " + imap_quote(local_address_) +
-                             " \"x-connected-port\" \"" + std::to_string(local_port_) + "\" \"x-session-ext-id\" \"" + id_ +
-                             "\")\r\n";
-    std::string plain = protocol::base64_encode(mailbox + '\0' + backend.master_user + '\0' + backend.master_password);
-    std::string commands = id_command + "M2 AUTHENTICATE PLAIN" + (sasl_ir ? " " + plain : std::string()) + "\r\n";
+    std::string id_command = "M1 ID (\"x-originating-ip\" " + imap_quote(peer_address_) +
+                             " \"x-originating-port\" \"" + std::to_string(peer_port_) +
+                             "\" \"x-connected-ip\" " + imap_quote(local_address_) +
+                             " \"x-connected-port\" \"" + std::to_string(local_port_) +
+                             "\" \"x-session-ext-id\" \"" + id_ + "\")\r\n";
+    std::string plain = protocol::base64_encode(mailbox + '\0' + backend.master_user + '\0' +
+                                                backend.master_password);
+    std::string commands =
+        id_command + "M2 AUTHENTICATE PLAIN" + (sasl_ir ? " " + plain : std::string()) + "\r\n";
     if (!co_await write_backend(commands)) {
       backend_failed("login", "write failed", start);
       co_return std::nullopt;
@@ -615,17 +726,21 @@ class ImapSession : public std::enable_shared_from_this<ImapSession> {
         }
         continue;
       }
-      if (response->kind == protocol::ImapResponseLine::Kind::kUntagged && response->status == "CAPABILITY") {
-        post_login_caps = protocol::post_login_capabilities(protocol::split_capabilities(response->text));
+      if (response->kind == protocol::ImapResponseLine::Kind::kUntagged &&
+          response->status == "CAPABILITY") {
+        post_login_caps =
+            protocol::post_login_capabilities(protocol::split_capabilities(response->text));
         continue;
       }
-      if (response->kind != protocol::ImapResponseLine::Kind::kTagged || response->tag != "M2") continue;
+      if (response->kind != protocol::ImapResponseLine::Kind::kTagged || response->tag != "M2")
+        continue;
       if (response->status != "OK") {
         backend_failed("login", "refused: " + response->status + " " + response->code, start);
         co_return std::nullopt;
       }
       if (response->code == "CAPABILITY") {
-        post_login_caps = protocol::post_login_capabilities(protocol::split_capabilities(response->code_args));
+        post_login_caps =
+            protocol::post_login_capabilities(protocol::split_capabilities(response->code_args));
       }
       break;
     }
@@ -642,21 +757,29 @@ class ImapSession : public std::enable_shared_from_this<ImapSession> {
           co_return std::nullopt;
         }
         if (!response) continue;
-        if (response->kind == protocol::ImapResponseLine::Kind::kUntagged && response->status == "CAPABILITY") {
-          post_login_caps = protocol::post_login_capabilities(protocol::split_capabilities(response->text));
+        if (response->kind == protocol::ImapResponseLine::Kind::kUntagged &&
+            response->status == "CAPABILITY") {
+          post_login_caps =
+              protocol::post_login_capabilities(protocol::split_capabilities(response->text));
         }
-        if (response->kind == protocol::ImapResponseLine::Kind::kTagged && response->tag == "M3") break;
+        if (response->kind == protocol::ImapResponseLine::Kind::kTagged && response->tag == "M3")
+          break;
       }
       if (!post_login_caps) post_login_caps = "IMAP4rev1";
     }
     // Whatever Dovecot sent after its answer (left in backend_pending_) belongs to the client.
-    Event("backend").add("session", id_).add("result", "ok").add("mailbox", mailbox).add("duration_ms", milliseconds_since(start)).info();
+    Event("backend")
+        .add("session", id_)
+        .add("result", "ok")
+        .add("mailbox", mailbox)
+        .add("duration_ms", milliseconds_since(start))
+        .info();
     co_return post_login_caps;
   }
 
   // ---- relay -----------------------------------------------------------------------------
-  awaitable<void> relay_client_to_backend() {
-    auto self = shared_from_this();
+  // `self` keeps the session alive for as long as this coroutine runs.
+  awaitable<void> relay_client_to_backend([[maybe_unused]] std::shared_ptr<ImapSession> self) {
     if (!pending_.empty()) {
       std::string early = std::move(pending_);
       pending_.clear();
@@ -667,7 +790,8 @@ class ImapSession : public std::enable_shared_from_this<ImapSession> {
     }
     auto buffer = std::make_unique<char[]>(kRelayBufferBytes);
     for (;;) {
-      auto [ec, n] = co_await read_client(asio::buffer(buffer.get(), kRelayBufferBytes), config_.imap.idle_timeout);
+      auto [ec, n] = co_await read_client(asio::buffer(buffer.get(), kRelayBufferBytes),
+                                          config_.imap.idle_timeout);
       if (ec) {
         note_end(ec, "client");
         break;
@@ -677,11 +801,12 @@ class ImapSession : public std::enable_shared_from_this<ImapSession> {
     close_all();
   }
 
-  awaitable<void> relay_backend_to_client() {
-    auto self = shared_from_this();
+  // `self` keeps the session alive for as long as this coroutine runs.
+  awaitable<void> relay_backend_to_client([[maybe_unused]] std::shared_ptr<ImapSession> self) {
     auto buffer = std::make_unique<char[]>(kRelayBufferBytes);
     for (;;) {
-      auto [ec, n] = co_await backend_.async_read_some(asio::buffer(buffer.get(), kRelayBufferBytes), kTuple);
+      auto [ec, n] =
+          co_await backend_.async_read_some(asio::buffer(buffer.get(), kRelayBufferBytes), kTuple);
       if (ec) {
         note_end(ec, "backend");
         if (ec == asio::error::eof && !closed_) co_await shutdown_client_tls();
@@ -727,9 +852,12 @@ class ImapSession : public std::enable_shared_from_this<ImapSession> {
 
 }  // namespace
 
-void start_imap_session(tcp::socket socket, ImapListenerKind kind, std::shared_ptr<const GatewayEnvironment> environment,
+void start_imap_session(tcp::socket socket, ImapListenerKind kind,
+                        std::shared_ptr<const GatewayEnvironment> environment,
                         std::shared_ptr<GatewayCounters> counters) {
-  std::make_shared<ImapSession>(std::move(socket), kind, std::move(environment), std::move(counters))->start();
+  std::make_shared<ImapSession>(std::move(socket), kind, std::move(environment),
+                                std::move(counters))
+      ->start();
 }
 
 }  // namespace mssgate::daemon

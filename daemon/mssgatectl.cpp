@@ -38,7 +38,8 @@ void usage(std::ostream& out) {
          "\n"
          "CERTIFICATE-SELECTOR is one of:\n"
          "  --cert FILE [--match spki-sha256|issuer-serial]   read it from a PEM certificate\n"
-         "  --spki-sha256 HEX                                 the SHA-256 of its public key (DER SPKI)\n"
+         "  --spki-sha256 HEX                                 the SHA-256 of its public key (DER "
+         "SPKI)\n"
          "  --issuer 'RFC 2253 DN' --serial HEX               its issuer and serial number\n"
          "\n"
          "The database is the configuration's directory.sqlite_path (default configuration "
@@ -74,7 +75,8 @@ Arguments split_arguments(const std::vector<std::string>& args, size_t from) {
 void allow_only(const Arguments& a, std::initializer_list<const char*> names, size_t positional) {
   for (const auto& [name, value] : a.options) {
     bool known = false;
-    for (const char* n : names) known = known || name == n;
+    for (const char* n : names)
+      known = known || name == n;
     if (!known) throw UsageError("unknown option " + name);
   }
   if (a.positional.size() != positional) throw UsageError("wrong number of arguments");
@@ -89,17 +91,20 @@ std::string mailbox_argument(const Arguments& a) {
 std::string lower_hex(std::string text, size_t expected_length) {
   for (auto& c : text) {
     c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    if (!std::isxdigit(static_cast<unsigned char>(c))) throw UsageError("'" + text + "' is not hexadecimal");
+    if (!std::isxdigit(static_cast<unsigned char>(c)))
+      throw UsageError("'" + text + "' is not hexadecimal");
   }
   if (expected_length && text.size() != expected_length) {
-    throw UsageError("a SHA-256 fingerprint has " + std::to_string(expected_length) + " hex digits");
+    throw UsageError("a SHA-256 fingerprint has " + std::to_string(expected_length) +
+                     " hex digits");
   }
   return text;
 }
 
 std::string canonical_serial(std::string serial) {
   serial = lower_hex(serial, 0);
-  for (auto& c : serial) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  for (auto& c : serial)
+    c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
   size_t first = serial.find_first_not_of('0');
   return first == std::string::npos ? "0" : serial.substr(first);
 }
@@ -110,10 +115,12 @@ CertificateBinding binding_from(const Arguments& a) {
   b.label = a.option("--label").value_or("");
   if (auto file = a.option("--cert")) {
     auto id = mssgate::daemon::identify_certificate_file(*file);
-    auto match = mssgate::storage::parse_certificate_match(a.option("--match").value_or("spki-sha256"));
+    auto match =
+        mssgate::storage::parse_certificate_match(a.option("--match").value_or("spki-sha256"));
     if (!match) throw UsageError("--match is spki-sha256 or issuer-serial");
     b.match = *match;
-    b.value = b.match == CertificateMatch::kSpkiSha256 ? id.spki_sha256 : id.issuer + "|" + id.serial_hex;
+    b.value =
+        b.match == CertificateMatch::kSpkiSha256 ? id.spki_sha256 : id.issuer + "|" + id.serial_hex;
     if (b.label.empty()) b.label = id.subject;
   } else if (auto spki = a.option("--spki-sha256")) {
     b.match = CertificateMatch::kSpkiSha256;
@@ -175,7 +182,8 @@ int run(const std::vector<std::string>& args) {
     m.type = *type;
     m.status = *status;
     directory->add_mailbox(m);
-    std::cout << "added " << m.address << " " << protocol::to_string(m.type) << " " << protocol::to_string(m.status) << "\n";
+    std::cout << "added " << m.address << " " << protocol::to_string(m.type) << " "
+              << protocol::to_string(m.status) << "\n";
   } else if (noun == "mailbox" && verb == "set-status") {
     allow_only(a, {}, 2);
     auto status = protocol::parse_mailbox_status(a.positional[1]);
@@ -189,21 +197,23 @@ int run(const std::vector<std::string>& args) {
   } else if (noun == "mailbox" && verb == "list") {
     allow_only(a, {}, 0);
     for (const auto& m : directory->list_mailboxes()) {
-      std::cout << std::left << std::setw(48) << m.address << " " << protocol::to_string(m.type) << "  "
-                << protocol::to_string(m.status) << "\n";
+      std::cout << std::left << std::setw(48) << m.address << " " << protocol::to_string(m.type)
+                << "  " << protocol::to_string(m.status) << "\n";
     }
   } else if (noun == "certificate" && (verb == "bind" || verb == "unbind")) {
     allow_only(a, {"--cert", "--match", "--spki-sha256", "--issuer", "--serial", "--label"}, 1);
     CertificateBinding b = binding_from(a);
     if (verb == "bind") {
       directory->bind_certificate(b);
-      std::cout << "bound " << mssgate::storage::to_string(b.match) << " " << b.value << " to " << b.mailbox << "\n";
+      std::cout << "bound " << mssgate::storage::to_string(b.match) << " " << b.value << " to "
+                << b.mailbox << "\n";
     } else {
       if (directory->unbind_certificate(b) == 0) {
         std::cerr << "mssgatectl: no such binding for " << b.mailbox << "\n";
         return 1;
       }
-      std::cout << "unbound " << mssgate::storage::to_string(b.match) << " " << b.value << " from " << b.mailbox << "\n";
+      std::cout << "unbound " << mssgate::storage::to_string(b.match) << " " << b.value << " from "
+                << b.mailbox << "\n";
     }
   } else if (noun == "certificate" && verb == "list") {
     allow_only(a, {}, 0);

@@ -58,7 +58,8 @@ SslCtxPtr build_server_tls_context(const config::TlsConfig& tls) {
                              SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_SINGLE_ECDH_USE);
   // Idle sessions keep no TLS record buffers.
   SSL_CTX_set_mode(c, SSL_MODE_RELEASE_BUFFERS);
-  if (SSL_CTX_set_cipher_list(c, tls.ciphers.c_str()) != 1) fail("tls.ciphers \"" + tls.ciphers + "\"");
+  if (SSL_CTX_set_cipher_list(c, tls.ciphers.c_str()) != 1)
+    fail("tls.ciphers \"" + tls.ciphers + "\"");
   if (SSL_CTX_set_ciphersuites(c, tls.ciphersuites.c_str()) != 1) {
     fail("tls.ciphersuites \"" + tls.ciphersuites + "\"");
   }
@@ -70,7 +71,8 @@ SslCtxPtr build_server_tls_context(const config::TlsConfig& tls) {
   if (SSL_CTX_use_PrivateKey_file(c, tls.private_key.c_str(), SSL_FILETYPE_PEM) != 1) {
     fail("cannot load tls.private_key " + tls.private_key);
   }
-  if (SSL_CTX_check_private_key(c) != 1) fail("tls.private_key does not match tls.certificate_chain");
+  if (SSL_CTX_check_private_key(c) != 1)
+    fail("tls.private_key does not match tls.certificate_chain");
 
   // Session resumption across connections that verified a client certificate needs an id.
   static constexpr unsigned char kSessionContext[] = "mssgate";
@@ -88,7 +90,8 @@ SslCtxPtr build_server_tls_context(const config::TlsConfig& tls) {
   SSL_CTX_set_client_CA_list(c, names);
   X509_STORE* store = SSL_CTX_get_cert_store(c);
   if (tls.crl_check) {
-    for (const auto& path : tls.crl_files) load_crls(store, path);
+    for (const auto& path : tls.crl_files)
+      load_crls(store, path);
     X509_STORE_set_flags(store, X509_V_FLAG_CRL_CHECK | X509_V_FLAG_CRL_CHECK_ALL);
   }
   // Requested, not required: professionals signing in with a token have no certificate.

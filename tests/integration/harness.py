@@ -1,0 +1,272 @@
+"""Starts a real mssgate in front of the test backend, and talks to it like a client would.
+
+The ctest fixtures start the backend (scripts/backend) and make the test PKI
+(tests/pki/make-test-pki); their locations come from the environment:
+MSSGATE_BIN, MSSGATECTL_BIN, MSSGATE_TEST_PKI, MSSGATE_BACKEND_DIR.
+"""
+
+import base64
+import os
+import re
+import signal
+import socket
+import ssl
+import subprocess
+import tempfile
+import time
+import unittest
+
+PKI = os.environ.get("MSSGATE_TEST_PKI", "")
+BACKEND_DIR = os.environ.get("MSSGATE_BACKEND_DIR", "")
+MSSGATE = os.environ.get("MSSGATE_BIN", "")
+MSSGATECTL = os.environ.get("MSSGATECTL_BIN", "")
+
+DOMAIN = "test.mssante.fr"
+APP_HOPITAL = "app.hopital@" + DOMAIN
+APP_LABO = "app.labo@" + DOMAIN
+APP_SUSPENDED = "app.suspendue@" + DOMAIN
+APP_GHOST = "app.fantome@" + DOMAIN  # in the directory, unknown to Dovecot
+PER_MARTIN = "dr.martin@" + DOMAIN
+
+
+def backend_env():
+    """The variables scripts/backend wrote for this run."""
+    values = {}
+    with open(os.path.join(BACKEND_DIR, "backend.env")) as f:
+        for line in f:
+            line = line.strip()
+            if not line or line.startswith("#") or "=" not in line:
+                continue
+            key, value = line.split("=", 1)
+            values[key.strip()] = value.strip().strip("'\"")
+    return values
+
+
+def pki(name):
+    return os.path.join(PKI, name)
+
+
+def client_context(cert=None, maximum=ssl.TLSVersion.TLSv1_2, minimum=ssl.TLSVersion.TLSv1_2, ciphers=None):
+    """A client TLS context that trusts the test PKI, optionally with a client certificate."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.load_verify_locations(pki("root.crt"))
+    ctx.minimum_version = minimum
+    ctx.maximum_version = maximum
+    if ciphers:
+        ctx.set_ciphers(ciphers)
+    if cert:
+        ctx.load_cert_chain(pki(cert + ".chain.pem"), pki(cert + ".key"))
+    return ctx
+
+
+def ctl(database, *args, check=True):
+    result = subprocess.run([MSSGATECTL, "--database", database, *args], capture_output=True, text=True, timeout=30)
+    if check and result.returncode != 0:
+        raise AssertionError("mssgatectl %s failed: %s" % (" ".join(args), result.stderr))
+    return result
+
+
+class Gateway:
+    """One mssgate process with its own configuration, directory and log."""
+
+    def __init__(self, extra_config="", backend_address=None, imap_section=""):
+        self.dir = tempfile.mkdtemp(prefix="mssgate-it-")
+        self.log_path = os.path.join(self.dir, "mssgate.log")
+        self.database = os.path.join(self.dir, "directory.db")
+        env = backend_env()
+        self.backend = env
+        address = backend_address or "127.0.0.1:%s" % env["BACKEND_IMAP_PORT"]
+        self.config_path = os.path.join(self.dir, "mssgate.toml")
+        with open(self.config_path, "w") as f:
+            f.write(f"""
+[server]
+io_threads = 2
+log_level = "debug"
+
+[tls]
+certificate_chain = "{pki('server.chain.pem')}"
+private_key = "{pki('server.key')}"
+client_ca = "{pki('ca-chain.pem')}"
+crl_files = ["{pki('crls.pem')}"]
+handshake_timeout = "5s"
+
+[imap]
+starttls_listen = ["127.0.0.1:0"]
+tls_listen = ["127.0.0.1:0"]
+max_line_bytes = 4096
+max_literal_bytes = 16384
+login_timeout = "3s"
+{imap_section}
+
+[imap.backend]
+address = "{address}"
+master_user = "{env['BACKEND_MASTER_USER']}"
+master_password_file = "{env['BACKEND_MASTER_SECRET_FILE']}"
+connect_timeout = "2s"
+response_timeout = "5s"
+
+[directory]
+sqlite_path = "{self.database}"
+{extra_config}
+""")
+        self.populate_directory()
+        self.process = None
+        self.ports = {}
+
+    def populate_directory(self):
+        db = self.database
+        ctl(db, "mailbox", "add", APP_HOPITAL, "--type", "APP")
+        ctl(db, "mailbox", "add", APP_LABO, "--type", "APP")
+        ctl(db, "mailbox", "add", APP_SUSPENDED, "--type", "APP", "--status", "suspended")
+        ctl(db, "mailbox", "add", APP_GHOST, "--type", "APP")
+        ctl(db, "mailbox", "add", PER_MARTIN, "--type", "PER")
+        # org-hopital opens exactly one mailbox, recognised by its public key.
+        ctl(db, "certificate", "bind", APP_HOPITAL, "--cert", pki("org-hopital.crt"))
+        # org-labo opens several, recognised by issuer and serial number.
+        for mailbox in (APP_SUSPENDED, APP_GHOST, PER_MARTIN):
+            ctl(db, "certificate", "bind", mailbox, "--cert", pki("org-labo.crt"), "--match", "issuer-serial")
+
+    def __enter__(self):
+        self.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    def start(self):
+        log = open(self.log_path, "ab")
+        self.process = subprocess.Popen([MSSGATE, "--config", self.config_path], stdin=subprocess.DEVNULL,
+                                        stdout=log, stderr=subprocess.STDOUT)
+        log.close()
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            text = self.log()
+            if "event=ready" in text:
+                for name, port in re.findall(r"event=listening listener=(\w+) address=127\.0\.0\.1:(\d+)", text):
+                    self.ports[name] = int(port)
+                return
+            if self.process.poll() is not None:
+                raise AssertionError("mssgate exited with %s:\n%s" % (self.process.returncode, text))
+            time.sleep(0.02)
+        raise AssertionError("mssgate not ready in 15 s:\n" + self.log())
+
+    def stop(self):
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        if self.process and self.process.returncode not in (0, None):
+            raise AssertionError("mssgate exited with %s:\n%s" % (self.process.returncode, self.log()[-4000:]))
+
+    def log(self):
+        with open(self.log_path, "r", errors="replace") as f:
+            return f.read()
+
+    def wait_for_log(self, pattern, timeout=10.0):
+        """Waits until a log line matches `pattern` (a regex) and returns the match."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            m = re.search(pattern, self.log())
+            if m:
+                return m
+            time.sleep(0.05)
+        raise AssertionError("no log line matches %r:\n%s" % (pattern, self.log()[-3000:]))
+
+    @property
+    def imap_port(self):
+        return self.ports["imap"]
+
+    @property
+    def imaps_port(self):
+        return self.ports["imaps"]
+
+
+class RawImap:
+    """A line-level IMAP client, for checking exact protocol behaviour."""
+
+    def __init__(self, port, implicit_ctx=None, timeout=10):
+        sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        if implicit_ctx:
+            sock = implicit_ctx.wrap_socket(sock, server_hostname="localhost")
+        self.sock = sock
+        self.buffer = b""
+        self.greeting = self.read_line()
+
+    def send(self, data):
+        self.sock.sendall(data)
+
+    def read_line(self):
+        while b"\r\n" not in self.buffer:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise EOFError("connection closed; buffered: %r" % self.buffer)
+            self.buffer += chunk
+        line, self.buffer = self.buffer.split(b"\r\n", 1)
+        return line.decode("utf-8", "replace")
+
+    def command(self, tag, text):
+        """Sends one command and returns (untagged lines, tagged line)."""
+        self.send(("%s %s\r\n" % (tag, text)).encode())
+        return self.read_until_tagged(tag)
+
+    def read_until_tagged(self, tag):
+        untagged = []
+        while True:
+            line = self.read_line()
+            if line.startswith(tag + " "):
+                return untagged, line
+            untagged.append(line)
+
+    def starttls(self, ctx, tag="s1"):
+        _, tagged = self.command(tag, "STARTTLS")
+        if not tagged.startswith(tag + " OK"):
+            raise AssertionError(tagged)
+        self.sock = ctx.wrap_socket(self.sock, server_hostname="localhost")
+
+    def authenticate_external(self, authzid=None, initial_response=True, tag="a1"):
+        encoded = base64.b64encode(authzid.encode()).decode() if authzid else "="
+        if initial_response:
+            return self.command(tag, "AUTHENTICATE EXTERNAL " + encoded)
+        self.send(("%s AUTHENTICATE EXTERNAL\r\n" % tag).encode())
+        line = self.read_line()
+        if not line.startswith("+"):
+            raise AssertionError("expected a continuation, got " + line)
+        self.send((encoded if authzid else "").encode() + b"\r\n")
+        return self.read_until_tagged(tag)
+
+    def closed_by_server(self, timeout=10):
+        """True when the server closes the connection within `timeout` (remaining data is drained)."""
+        self.sock.settimeout(timeout)
+        try:
+            while True:
+                chunk = self.sock.recv(65536)
+                if not chunk:
+                    return True
+                self.buffer += chunk
+        except (ConnectionResetError, ssl.SSLError, OSError):
+            return True
+        except socket.timeout:
+            return False
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+
+def deliver_through_postfix(recipient, subject, body="hello\r\n", sender="expediteur@" + DOMAIN):
+    """Sends a message straight to the backend Postfix, which delivers it to Dovecot over LMTP."""
+    import smtplib
+
+    port = int(backend_env()["BACKEND_SMTP_PORT"])
+    message = "From: %s\r\nTo: %s\r\nSubject: %s\r\n\r\n%s" % (sender, recipient, subject, body)
+    with smtplib.SMTP("127.0.0.1", port, timeout=10) as smtp:
+        smtp.sendmail(sender, [recipient], message)
+
+
+def main():
+    unittest.main(verbosity=2)
