@@ -1,0 +1,128 @@
+"""Hostile or broken clients: each gets a protocol answer or a clean close, and others go on."""
+
+import os
+import socket
+import time
+import unittest
+
+from harness import APP_HOPITAL, Gateway, RawImap, client_context, main
+
+
+class BadInputTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.gateway = Gateway()
+        cls.gateway.start()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.gateway.stop()
+
+    def tearDown(self):
+        self.assert_still_serving()
+
+    def assert_still_serving(self):
+        client = RawImap(self.gateway.imaps_port, implicit_ctx=client_context("org-hopital"))
+        _, tagged = client.authenticate_external(APP_HOPITAL)
+        self.assertIn("a1 OK", tagged)
+        _, tagged = client.command("b1", "SELECT INBOX")
+        self.assertTrue(tagged.startswith("b1 OK"), tagged)
+        client.close()
+
+    def test_line_over_the_cap_ends_the_session(self):
+        client = RawImap(self.gateway.imap_port)
+        client.send(b"a1 NOOP " + b"x" * 10000 + b"\r\n")
+        self.assertEqual(client.read_line(), "* BYE Line too long")
+        self.assertTrue(client.closed_by_server())
+        self.gateway.wait_for_log(r"event=protocol_error \S+ kind=line_too_long")
+
+    def test_synchronising_literal_over_the_cap_is_refused_without_reading_it(self):
+        client = RawImap(self.gateway.imap_port)
+        untagged, tagged = client.command("a1", "ID {999999}")
+        self.assertEqual(tagged, "a1 NO [TOOBIG] Literal too large")
+        _, tagged = client.command("a2", "NOOP")
+        self.assertTrue(tagged.startswith("a2 OK"))
+        client.close()
+
+    def test_non_synchronising_literal_over_the_cap_ends_the_session(self):
+        client = RawImap(self.gateway.imap_port)
+        client.send(b"a1 ID {999999+}\r\n" + b"y" * 4096)
+        self.assertEqual(client.read_line(), "* BYE [TOOBIG] Literal too large")
+        self.assertTrue(client.closed_by_server())
+
+    def test_literal_within_the_cap_is_read(self):
+        client = RawImap(self.gateway.imap_port)
+        client.send(b"a1 ID ({4}\r\n")
+        self.assertTrue(client.read_line().startswith("+"))
+        client.send(b'name "x")\r\n')
+        _, tagged = client.read_until_tagged("a1")
+        self.assertTrue(tagged.startswith("a1 OK"), tagged)
+        client.close()
+
+    def test_garbage_before_tls_gets_errors_then_a_close(self):
+        client = RawImap(self.gateway.imap_port)
+        garbage = os.urandom(2000).replace(b"\n", b"")
+        # A TLS ClientHello sent to the STARTTLS port, then binary noise, in short lines.
+        client.send(b"\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03\r\n")
+        for i in range(0, len(garbage), 100):
+            client.send(garbage[i:i + 100] + b"\r\n")
+        lines = []
+        try:
+            while True:
+                lines.append(client.read_line())
+        except (EOFError, ConnectionResetError):
+            pass
+        self.assertTrue(any(" BAD " in line for line in lines), lines[:5])
+        self.assertIn("* BYE Too many invalid commands", lines)
+
+    def test_commands_pipelined_after_starttls_are_refused(self):
+        client = RawImap(self.gateway.imap_port)
+        client.send(b"s1 STARTTLS\r\nx1 CAPABILITY\r\n")
+        line = client.read_line()
+        self.assertEqual(line, "s1 BAD STARTTLS must be the last command before the TLS handshake")
+        self.assertTrue(client.closed_by_server())
+        self.gateway.wait_for_log(r"kind=pipelined_starttls")
+
+    def test_a_silent_client_is_disconnected_at_the_deadline(self):
+        client = RawImap(self.gateway.imap_port)
+        start = time.monotonic()
+        self.assertTrue(client.closed_by_server(timeout=15))
+        elapsed = time.monotonic() - start
+        self.assertGreaterEqual(elapsed, 2.5)  # login_timeout is 3 s in the test configuration
+        self.gateway.wait_for_log(r"event=close session=\w+ reason=client_read_timeout")
+
+    def test_a_client_that_stalls_inside_the_tls_handshake_is_disconnected(self):
+        sock = socket.create_connection(("127.0.0.1", self.gateway.imaps_port), timeout=15)
+        sock.sendall(b"\x16\x03\x01")  # the start of a record, then nothing
+        start = time.monotonic()
+        self.assertEqual(sock.recv(100), b"")
+        self.assertGreaterEqual(time.monotonic() - start, 2.5)
+        sock.close()
+        self.gateway.wait_for_log(r"event=tls_failed \S+ \S+ reason=timeout")
+
+    def test_unknown_commands_before_authentication(self):
+        client = RawImap(self.gateway.imap_port)
+        _, tagged = client.command("a1", "SELECT INBOX")
+        self.assertEqual(tagged, "a1 BAD Command unknown or not available before authentication")
+        client.close()
+
+
+class BackendDownTest(unittest.TestCase):
+    def test_an_unreachable_backend_gives_a_clean_unavailable(self):
+        # A port with nothing behind it.
+        probe = socket.socket()
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+        probe.close()
+        with Gateway(backend_address="127.0.0.1:%d" % port) as gateway:
+            client = RawImap(gateway.imaps_port, implicit_ctx=client_context("org-hopital"))
+            _, tagged = client.authenticate_external(None)
+            self.assertEqual(tagged, "a1 NO [UNAVAILABLE] The mailbox service is temporarily unavailable, try again later")
+            _, tagged = client.command("n1", "NOOP")
+            self.assertTrue(tagged.startswith("n1 OK"))
+            client.close()
+            gateway.wait_for_log(r"event=backend \S+ result=failed step=connect")
+
+
+if __name__ == "__main__":
+    main()
