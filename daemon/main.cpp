@@ -45,8 +45,11 @@ int main(int argc, char** argv) {
       std::cout << "mssgate: configuration " << config_path << " is valid\n";
       return 0;
     }
-  } catch (const std::exception& e) {
+  } catch (const mssgate::config::ConfigError& e) {
     std::cerr << e.what() << "\n";
+    return 1;
+  } catch (const std::exception& e) {
+    std::cerr << "mssgate: " << e.what() << "\n";
     return 1;
   }
   return mssgate::daemon::run_gateway(config);

@@ -1,6 +1,6 @@
-#include <gtest/gtest.h>
-
 #include "protocol/base64.hpp"
+
+#include <gtest/gtest.h>
 
 using mssgate::protocol::base64_decode;
 using mssgate::protocol::base64_encode;
@@ -24,7 +24,8 @@ TEST(Base64, EncodesKnownVectors) {
 }
 
 TEST(Base64, RefusesMalformedInput) {
-  for (const char* bad : {"Zg", "Zg=", "Z===", "Zm9v!", "Zm 9v", "Zg==Zg==", "=Zg=", "Zh==", "Zm9=", "Zm8=\r\n"}) {
+  for (const char* bad :
+       {"Zg", "Zg=", "Z===", "Zm9v!", "Zm 9v", "Zg==Zg==", "=Zg=", "Zh==", "Zm9=", "Zm8=\r\n"}) {
     EXPECT_FALSE(base64_decode(bad).has_value()) << bad;
   }
 }

@@ -1,9 +1,9 @@
+#include "config/config.hpp"
+
 #include <gtest/gtest.h>
 
 #include <filesystem>
 #include <fstream>
-
-#include "config/config.hpp"
 
 using mssgate::config::ConfigError;
 using mssgate::config::parse_config;
@@ -16,7 +16,8 @@ class ConfigTest : public ::testing::Test {
   void SetUp() override {
     dir_ = fs::temp_directory_path() / ("mssgate-config-test-" + std::to_string(::getpid()));
     fs::create_directories(dir_);
-    for (const char* name : {"server.pem", "server.key", "ca.pem", "crls.pem"}) std::ofstream(dir_ / name) << "x";
+    for (const char* name : {"server.pem", "server.key", "ca.pem", "crls.pem"})
+      std::ofstream(dir_ / name) << "x";
     std::ofstream(dir_ / "master.secret") << "s3cret\n";
   }
   void TearDown() override { fs::remove_all(dir_); }
@@ -63,7 +64,8 @@ TEST_F(ConfigTest, AcceptsAMinimalFileWithReferentielDefaults) {
   EXPECT_EQ(config.tls.min_version, "TLSv1.2");
   EXPECT_EQ(config.tls.max_version, "TLSv1.2");
   EXPECT_EQ(config.tls.ciphers,
-            "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-RSA-AES256-SHA384:ECDHE-RSA-AES128-SHA256");
+            "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-RSA-AES256-SHA384:ECDHE-"
+            "RSA-AES128-SHA256");
   EXPECT_EQ(config.imap.backend.master_password, "s3cret");
   EXPECT_EQ(config.imap.starttls_listen.at(0).port, 1143);
   // Relative paths are anchored at the file's directory.
@@ -75,11 +77,13 @@ TEST_F(ConfigTest, ReadsDurationsSizesAndIpv6Endpoints) {
   auto config = parse_config(minimal() + R"(
 [server]
 io_threads = 3
-)" + "", path());
+)" + "",
+                             path());
   EXPECT_EQ(config.server.io_threads, 3u);
   std::string text = minimal();
   text.replace(text.find("[imap]\n"), 7,
-               "[imap]\nmax_literal_bytes = \"1MiB\"\nlogin_timeout = \"90s\"\nidle_timeout = \"2h\"\ntls_listen = [\"[::1]:1993\"]\n");
+               "[imap]\nmax_literal_bytes = \"1MiB\"\nlogin_timeout = \"90s\"\nidle_timeout = "
+               "\"2h\"\ntls_listen = [\"[::1]:1993\"]\n");
   config = parse_config(text, path());
   EXPECT_EQ(config.imap.max_literal_bytes, 1u << 20);
   EXPECT_EQ(config.imap.login_timeout, std::chrono::seconds(90));
@@ -90,7 +94,8 @@ io_threads = 3
 
 TEST_F(ConfigTest, RefusesUnknownKeysWithFileLineAndKey) {
   std::string text = minimal() + "\n[imap.backend2]\nx = 1\n";
-  EXPECT_NE(error_for(text).find(path() + ":18:7: imap.backend2: unknown key"), std::string::npos) << error_for(text);
+  EXPECT_NE(error_for(text).find(path() + ":18:7: imap.backend2: unknown key"), std::string::npos)
+      << error_for(text);
   std::string typo = minimal();
   typo.replace(typo.find("private_key"), 11, "privat_key");
   std::string error = error_for(typo);
@@ -103,24 +108,37 @@ TEST_F(ConfigTest, RefusesBadValuesWithFileLineAndKey) {
     std::string from, to, expected;
   };
   for (const auto& c : std::vector<Case>{
-           {"address = \"127.0.0.1:11143\"", "address = \"127.0.0.1\"", ":11:11: imap.backend.address: must be"},
-           {"address = \"127.0.0.1:11143\"", "address = \"127.0.0.1:99999\"", "imap.backend.address: must be"},
-           {"[imap]\n", "[imap]\nmax_line_bytes = 12\n", ":8:18: imap.max_line_bytes: must be between 1024"},
+           {"address = \"127.0.0.1:11143\"", "address = \"127.0.0.1\"",
+            ":11:11: imap.backend.address: must be"},
+           {"address = \"127.0.0.1:11143\"", "address = \"127.0.0.1:99999\"",
+            "imap.backend.address: must be"},
+           {"[imap]\n", "[imap]\nmax_line_bytes = 12\n",
+            ":8:18: imap.max_line_bytes: must be between 1024"},
            {"[imap]\n", "[imap]\nlogin_timeout = 30\n", "imap.login_timeout: must be a duration"},
-           {"[imap]\n", "[imap]\nidle_timeout = \"10 minutes\"\n", "imap.idle_timeout: must be a duration"},
-           {"[tls]\n", "[tls]\nmax_version = \"TLSv1.1\"\n", "tls.max_version: must be \"TLSv1.2\" or \"TLSv1.3\""},
-           {"[tls]\n", "[tls]\nmin_version = \"TLSv1.3\"\n", "tls.max_version: must not be lower than tls.min_version"},
-           {"crl_files = [\"crls.pem\"]", "crl_files = []", "tls.crl_files: is required when tls.client_ca is set"},
-           {"crl_files = [\"crls.pem\"]", "crl_files = [\"missing.pem\"]", "tls.crl_files: cannot read"},
-           {"master.secret", "nothing.secret", "imap.backend.master_password_file: cannot read a password"},
-           {"starttls_listen = [\"127.0.0.1:1143\"]", "starttls_listen = []", "at least one of imap.starttls_listen"},
-           {"[imap]\n", "[imap]\nmax_bad_commands = true\n", "imap.max_bad_commands: must be an integer"},
+           {"[imap]\n", "[imap]\nidle_timeout = \"10 minutes\"\n",
+            "imap.idle_timeout: must be a duration"},
+           {"[tls]\n", "[tls]\nmax_version = \"TLSv1.1\"\n",
+            "tls.max_version: must be \"TLSv1.2\" or \"TLSv1.3\""},
+           {"[tls]\n", "[tls]\nmin_version = \"TLSv1.3\"\n",
+            "tls.max_version: must not be lower than tls.min_version"},
+           {"crl_files = [\"crls.pem\"]", "crl_files = []",
+            "tls.crl_files: is required when tls.client_ca is set"},
+           {"crl_files = [\"crls.pem\"]", "crl_files = [\"missing.pem\"]",
+            "tls.crl_files: cannot read"},
+           {"master.secret", "nothing.secret",
+            "imap.backend.master_password_file: cannot read a password"},
+           {"starttls_listen = [\"127.0.0.1:1143\"]", "starttls_listen = []",
+            "at least one of imap.starttls_listen"},
+           {"[imap]\n", "[imap]\nmax_bad_commands = true\n",
+            "imap.max_bad_commands: must be an integer"},
        }) {
     std::string text = minimal();
     ASSERT_NE(text.find(c.from), std::string::npos) << c.from;
     text.replace(text.find(c.from), c.from.size(), c.to);
     std::string error = error_for(text);
-    EXPECT_NE(error.find(c.expected), std::string::npos) << "expected \"" << c.expected << "\" in:\n" << error;
+    EXPECT_NE(error.find(c.expected), std::string::npos)
+        << "expected \"" << c.expected << "\" in:\n"
+        << error;
   }
 }
 
@@ -139,6 +157,7 @@ TEST_F(ConfigTest, TheExampleConfigurationIsValid) {
   std::stringstream lines(error);
   std::string line;
   while (std::getline(lines, line)) {
-    EXPECT_NE(line.find("cannot read"), std::string::npos) << "unexpected problem in the example: " << line;
+    EXPECT_NE(line.find("cannot read"), std::string::npos)
+        << "unexpected problem in the example: " << line;
   }
 }

@@ -14,31 +14,43 @@ namespace {
 class DirectoryTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    path_ = fs::temp_directory_path() / ("mssgate-directory-test-" + std::to_string(::getpid()) + ".db");
+    path_ = fs::temp_directory_path() /
+            ("mssgate-directory-test-" + std::to_string(::getpid()) + ".db");
     fs::remove(path_);
     store_ = storage::open_sqlite_directory(path_.string());
-    store_->add_mailbox({"app.hopital@test.fr", protocol::MailboxType::kApp, protocol::MailboxStatus::kActive});
-    store_->add_mailbox({"app.second@test.fr", protocol::MailboxType::kApp, protocol::MailboxStatus::kActive});
-    store_->add_mailbox({"app.off@test.fr", protocol::MailboxType::kApp, protocol::MailboxStatus::kSuspended});
-    store_->add_mailbox({"dr.martin@test.fr", protocol::MailboxType::kPer, protocol::MailboxStatus::kActive});
+    store_->add_mailbox(
+        {"app.hopital@test.fr", protocol::MailboxType::kApp, protocol::MailboxStatus::kActive});
+    store_->add_mailbox(
+        {"app.second@test.fr", protocol::MailboxType::kApp, protocol::MailboxStatus::kActive});
+    store_->add_mailbox(
+        {"app.off@test.fr", protocol::MailboxType::kApp, protocol::MailboxStatus::kSuspended});
+    store_->add_mailbox(
+        {"dr.martin@test.fr", protocol::MailboxType::kPer, protocol::MailboxStatus::kActive});
     hopital_.spki_sha256 = std::string(64, 'a');
     hopital_.issuer = "CN=ORG CA";
     hopital_.serial_hex = "1001";
     labo_.spki_sha256 = std::string(64, 'b');
     labo_.issuer = "CN=ORG CA";
     labo_.serial_hex = "1002";
-    store_->bind_certificate({storage::CertificateMatch::kSpkiSha256, hopital_.spki_sha256, "app.hopital@test.fr", ""});
-    store_->bind_certificate({storage::CertificateMatch::kIssuerSerial, "CN=ORG CA|1002", "app.hopital@test.fr", ""});
-    store_->bind_certificate({storage::CertificateMatch::kIssuerSerial, "CN=ORG CA|1002", "app.second@test.fr", ""});
-    store_->bind_certificate({storage::CertificateMatch::kSpkiSha256, labo_.spki_sha256, "app.off@test.fr", ""});
-    store_->bind_certificate({storage::CertificateMatch::kSpkiSha256, labo_.spki_sha256, "dr.martin@test.fr", ""});
+    store_->bind_certificate(
+        {storage::CertificateMatch::kSpkiSha256, hopital_.spki_sha256, "app.hopital@test.fr", ""});
+    store_->bind_certificate(
+        {storage::CertificateMatch::kIssuerSerial, "CN=ORG CA|1002", "app.hopital@test.fr", ""});
+    store_->bind_certificate(
+        {storage::CertificateMatch::kIssuerSerial, "CN=ORG CA|1002", "app.second@test.fr", ""});
+    store_->bind_certificate(
+        {storage::CertificateMatch::kSpkiSha256, labo_.spki_sha256, "app.off@test.fr", ""});
+    store_->bind_certificate(
+        {storage::CertificateMatch::kSpkiSha256, labo_.spki_sha256, "dr.martin@test.fr", ""});
   }
   void TearDown() override {
     store_.reset();
-    for (const char* suffix : {"", "-wal", "-shm"}) fs::remove(path_.string() + suffix);
+    for (const char* suffix : {"", "-wal", "-shm"})
+      fs::remove(path_.string() + suffix);
   }
 
-  daemon::AccessDecision decide(const std::optional<daemon::CertificateIdentity>& cert, std::string_view authzid) {
+  daemon::AccessDecision decide(const std::optional<daemon::CertificateIdentity>& cert,
+                                std::string_view authzid) {
     return daemon::decide_certificate_access(*store_, cert, authzid, config::AuthConfig{});
   }
 
@@ -54,12 +66,15 @@ TEST_F(DirectoryTest, StoresAndListsMailboxesAndBindings) {
   ASSERT_EQ(mailboxes.size(), 4u);
   EXPECT_EQ(mailboxes[0].address, "app.hopital@test.fr");
   EXPECT_EQ(store_->list_certificate_bindings().size(), 5u);
-  EXPECT_THROW(store_->add_mailbox({"app.hopital@test.fr", protocol::MailboxType::kApp, protocol::MailboxStatus::kActive}),
+  EXPECT_THROW(store_->add_mailbox({"app.hopital@test.fr", protocol::MailboxType::kApp,
+                                    protocol::MailboxStatus::kActive}),
                storage::StorageError);
-  EXPECT_THROW(store_->bind_certificate({storage::CertificateMatch::kSpkiSha256, "cc", "nobody@test.fr", ""}),
+  EXPECT_THROW(store_->bind_certificate(
+                   {storage::CertificateMatch::kSpkiSha256, "cc", "nobody@test.fr", ""}),
                storage::StorageError);
   store_->set_mailbox_status("app.second@test.fr", protocol::MailboxStatus::kClosed);
-  EXPECT_EQ(store_->find_mailbox("app.second@test.fr").value->status, protocol::MailboxStatus::kClosed);
+  EXPECT_EQ(store_->find_mailbox("app.second@test.fr").value->status,
+            protocol::MailboxStatus::kClosed);
   store_->remove_mailbox("app.second@test.fr");
   EXPECT_FALSE(store_->find_mailbox("app.second@test.fr").value.has_value());
   EXPECT_EQ(store_->list_certificate_bindings().size(), 4u) << "bindings go with their mailbox";

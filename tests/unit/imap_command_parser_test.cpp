@@ -1,6 +1,6 @@
-#include <gtest/gtest.h>
-
 #include "protocol/imap_command_parser.hpp"
+
+#include <gtest/gtest.h>
 
 using mssgate::protocol::ImapCommand;
 using mssgate::protocol::ImapCommandParser;
@@ -66,8 +66,8 @@ Transcript parse(std::string_view input, size_t chunk, ImapCommandParser::Limits
           t.events.push_back("raw:" + parser.raw_line());
           break;
         case Status::kError:
-          t.events.push_back("error tag=" + parser.error().tag + " fatal=" + (parser.error().fatal ? "1" : "0") + " " +
-                             parser.error().message);
+          t.events.push_back("error tag=" + parser.error().tag + " fatal=" +
+                             (parser.error().fatal ? "1" : "0") + " " + parser.error().message);
           if (parser.error().fatal) return t;
           break;
       }
@@ -77,7 +77,8 @@ Transcript parse(std::string_view input, size_t chunk, ImapCommandParser::Limits
   return t;
 }
 
-void expect_same_whole_and_byte_by_byte(std::string_view input, const std::vector<std::string>& expected,
+void expect_same_whole_and_byte_by_byte(std::string_view input,
+                                        const std::vector<std::string>& expected,
                                         ImapCommandParser::Limits limits = {}) {
   EXPECT_EQ(parse(input, 0, limits).events, expected) << "whole";
   EXPECT_EQ(parse(input, 1, limits).events, expected) << "one byte at a time";
@@ -87,9 +88,9 @@ void expect_same_whole_and_byte_by_byte(std::string_view input, const std::vecto
 }  // namespace
 
 TEST(ImapCommandParser, ParsesSimpleCommands) {
-  expect_same_whole_and_byte_by_byte("a1 capability\r\nA2 NOOP\r\nx LOGOUT\n",
-                                     {"command tag=a1 name=CAPABILITY", "command tag=A2 name=NOOP",
-                                      "command tag=x name=LOGOUT"});
+  expect_same_whole_and_byte_by_byte(
+      "a1 capability\r\nA2 NOOP\r\nx LOGOUT\n",
+      {"command tag=a1 name=CAPABILITY", "command tag=A2 name=NOOP", "command tag=x name=LOGOUT"});
 }
 
 TEST(ImapCommandParser, ParsesQuotedStringsListsAndNil) {
@@ -99,8 +100,9 @@ TEST(ImapCommandParser, ParsesQuotedStringsListsAndNil) {
 }
 
 TEST(ImapCommandParser, AsksForContinuationBeforeSynchronisingLiteral) {
-  expect_same_whole_and_byte_by_byte("a LOGIN {4}\r\nuser {6}\r\nsecret\r\n",
-                                     {"continue", "continue", "command tag=a name=LOGIN literal:4:user literal:6:secret"});
+  expect_same_whole_and_byte_by_byte(
+      "a LOGIN {4}\r\nuser {6}\r\nsecret\r\n",
+      {"continue", "continue", "command tag=a name=LOGIN literal:4:user literal:6:secret"});
 }
 
 TEST(ImapCommandParser, TakesNonSynchronisingLiteralsWithoutContinuation) {
@@ -115,16 +117,22 @@ TEST(ImapCommandParser, LiteralBytesMayContainAnything) {
   auto t = parse(input, 1);
   ASSERT_EQ(t.events.size(), 2u);
   EXPECT_EQ(t.events[0], "continue");
-  EXPECT_EQ(t.events[1], "command tag=a name=APPEND atom:INBOX literal:5:" + std::string("\0\r\n}{", 5));
+  EXPECT_EQ(t.events[1],
+            "command tag=a name=APPEND atom:INBOX literal:5:" + std::string("\0\r\n}{", 5));
 }
 
 TEST(ImapCommandParser, ReportsSyntaxErrorsWithTheTagAndStaysInSync) {
-  expect_same_whole_and_byte_by_byte("a1 ID (\"unterminated)\r\na2 NOOP\r\n",
-                                     {"error tag=a1 fatal=0 Unterminated quoted string", "command tag=a2 name=NOOP"});
-  expect_same_whole_and_byte_by_byte("\r\na3 NOOP\r\n", {"error tag=* fatal=0 Empty command", "command tag=a3 name=NOOP"});
-  expect_same_whole_and_byte_by_byte("a4 X ((a)\r\n", {"error tag=a4 fatal=0 Unbalanced parentheses"});
-  expect_same_whole_and_byte_by_byte("a5\r\n", {"error tag=a5 fatal=0 Missing tag or command name"});
-  expect_same_whole_and_byte_by_byte("a6 X \"bad\\n\"\r\n", {"error tag=a6 fatal=0 Invalid escape in quoted string"});
+  expect_same_whole_and_byte_by_byte(
+      "a1 ID (\"unterminated)\r\na2 NOOP\r\n",
+      {"error tag=a1 fatal=0 Unterminated quoted string", "command tag=a2 name=NOOP"});
+  expect_same_whole_and_byte_by_byte(
+      "\r\na3 NOOP\r\n", {"error tag=* fatal=0 Empty command", "command tag=a3 name=NOOP"});
+  expect_same_whole_and_byte_by_byte("a4 X ((a)\r\n",
+                                     {"error tag=a4 fatal=0 Unbalanced parentheses"});
+  expect_same_whole_and_byte_by_byte("a5\r\n",
+                                     {"error tag=a5 fatal=0 Missing tag or command name"});
+  expect_same_whole_and_byte_by_byte("a6 X \"bad\\n\"\r\n",
+                                     {"error tag=a6 fatal=0 Invalid escape in quoted string"});
   expect_same_whole_and_byte_by_byte("a7 X {3} y\r\n", {"error tag=a7 fatal=0 Misplaced literal"});
 }
 
@@ -141,7 +149,8 @@ TEST(ImapCommandParser, LineOverTheCapIsFatal) {
 TEST(ImapCommandParser, LineCapCountsEveryLineOfACommand) {
   ImapCommandParser::Limits limits{1024, 1 << 20};
   std::string input = "a1 X";
-  for (int i = 0; i < 300; ++i) input += " {1+}\r\nx";
+  for (int i = 0; i < 300; ++i)
+    input += " {1+}\r\nx";
   input += "\r\n";
   auto t = parse(input, 1, limits);
   ASSERT_FALSE(t.events.empty());
@@ -150,8 +159,9 @@ TEST(ImapCommandParser, LineCapCountsEveryLineOfACommand) {
 
 TEST(ImapCommandParser, SynchronisingLiteralOverTheCapIsRefusedAndTheStreamStaysUsable) {
   ImapCommandParser::Limits limits{1024, 1024};
-  expect_same_whole_and_byte_by_byte("a1 APPEND INBOX {999999}\r\na2 NOOP\r\n",
-                                     {"error tag=a1 fatal=0 Literal too large", "command tag=a2 name=NOOP"}, limits);
+  expect_same_whole_and_byte_by_byte(
+      "a1 APPEND INBOX {999999}\r\na2 NOOP\r\n",
+      {"error tag=a1 fatal=0 Literal too large", "command tag=a2 name=NOOP"}, limits);
 }
 
 TEST(ImapCommandParser, NonSynchronisingLiteralOverTheCapIsFatal) {
@@ -163,7 +173,8 @@ TEST(ImapCommandParser, NonSynchronisingLiteralOverTheCapIsFatal) {
 TEST(ImapCommandParser, LiteralCapCountsEveryLiteralOfACommand) {
   ImapCommandParser::Limits limits{1024, 1024};
   std::string input = "a1 X {600+}\r\n" + std::string(600, 'a') + " {600}\r\n";
-  EXPECT_EQ(parse(input, 1, limits).events, (std::vector<std::string>{"error tag=a1 fatal=0 Literal too large"}));
+  EXPECT_EQ(parse(input, 1, limits).events,
+            (std::vector<std::string>{"error tag=a1 fatal=0 Literal too large"}));
 }
 
 TEST(ImapCommandParser, ReturnsRawLinesWhenAsked) {

@@ -1,11 +1,13 @@
-#include <gtest/gtest.h>
-
 #include "protocol/imap_response.hpp"
+
+#include <gtest/gtest.h>
 
 using namespace mssgate::protocol;
 
 TEST(ImapResponse, ParsesGreetingWithCapabilities) {
-  auto r = parse_imap_response_line("* OK [CAPABILITY IMAP4rev1 SASL-IR LOGIN-REFERRALS ID ENABLE IDLE LITERAL+ AUTH=PLAIN] Dovecot ready.");
+  auto r = parse_imap_response_line(
+      "* OK [CAPABILITY IMAP4rev1 SASL-IR LOGIN-REFERRALS ID ENABLE IDLE LITERAL+ AUTH=PLAIN] "
+      "Dovecot ready.");
   ASSERT_TRUE(r);
   EXPECT_EQ(r->kind, ImapResponseLine::Kind::kUntagged);
   EXPECT_EQ(r->status, "OK");
@@ -31,7 +33,8 @@ TEST(ImapResponse, ParsesTaggedAndContinuationLines) {
 }
 
 TEST(ImapResponse, PostLoginCapabilitiesDropAuthenticationOnes) {
-  EXPECT_EQ(post_login_capabilities({"IMAP4rev1", "SASL-IR", "AUTH=PLAIN", "auth=login", "STARTTLS", "LOGINDISABLED", "IDLE", "MOVE"}),
+  EXPECT_EQ(post_login_capabilities({"IMAP4rev1", "SASL-IR", "AUTH=PLAIN", "auth=login", "STARTTLS",
+                                     "LOGINDISABLED", "IDLE", "MOVE"}),
             "IMAP4rev1 IDLE MOVE");
 }
 

@@ -1,6 +1,6 @@
-#include <gtest/gtest.h>
-
 #include "protocol/line_splitter.hpp"
+
+#include <gtest/gtest.h>
 
 using mssgate::protocol::LineSplitter;
 

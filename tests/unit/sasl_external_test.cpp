@@ -1,8 +1,9 @@
+#include "protocol/sasl_external.hpp"
+
 #include <gtest/gtest.h>
 
 #include "protocol/base64.hpp"
 #include "protocol/imap_command_parser.hpp"
-#include "protocol/sasl_external.hpp"
 
 using namespace mssgate::protocol;
 
@@ -22,11 +23,13 @@ TEST(SaslExternal, DecodesTheAuthorizationIdentity) {
 
 TEST(SaslExternal, RefusesCancelGarbageAndHostileIdentities) {
   EXPECT_EQ(std::get<SaslExternalError>(decode_sasl_external("*")), SaslExternalError::kCancelled);
-  EXPECT_EQ(std::get<SaslExternalError>(decode_sasl_external("not base64!")), SaslExternalError::kBadBase64);
+  EXPECT_EQ(std::get<SaslExternalError>(decode_sasl_external("not base64!")),
+            SaslExternalError::kBadBase64);
   EXPECT_EQ(std::get<SaslExternalError>(decode_sasl_external("YQ")), SaslExternalError::kBadBase64);
-  for (std::string bad : {std::string("a\0b@x.fr", 8), std::string("a\r\nb@x.fr"), std::string("\xff\xfe"),
-                          std::string("\xc3"), std::string(400, 'a')}) {
-    EXPECT_EQ(std::get<SaslExternalError>(decode_sasl_external(base64_encode(bad))), SaslExternalError::kInvalidAuthzid);
+  for (std::string bad : {std::string("a\0b@x.fr", 8), std::string("a\r\nb@x.fr"),
+                          std::string("\xff\xfe"), std::string("\xc3"), std::string(400, 'a')}) {
+    EXPECT_EQ(std::get<SaslExternalError>(decode_sasl_external(base64_encode(bad))),
+              SaslExternalError::kInvalidAuthzid);
   }
   auto utf8 = decode_sasl_external(base64_encode("h\xc3\xb4pital@test.fr"));
   EXPECT_TRUE(std::holds_alternative<SaslExternalRequest>(utf8));
@@ -35,7 +38,8 @@ TEST(SaslExternal, RefusesCancelGarbageAndHostileIdentities) {
 // The exchange as the session sees it: command, "+", then the client's line, fed one byte at
 // a time through the tokenizer and decoded.
 TEST(SaslExternal, DecodesAContinuationResponseFedOneByteAtATime) {
-  std::string wire = "a1 AUTHENTICATE EXTERNAL\r\n" + base64_encode("app.labo@test.mssante.fr") + "\r\n";
+  std::string wire =
+      "a1 AUTHENTICATE EXTERNAL\r\n" + base64_encode("app.labo@test.mssante.fr") + "\r\n";
   ImapCommandParser parser({});
   std::optional<std::string> authzid;
   for (char c : wire) {
@@ -55,7 +59,8 @@ TEST(SaslExternal, DecodesAContinuationResponseFedOneByteAtATime) {
 }
 
 TEST(SaslExternal, DecodesAnInitialResponseFedOneByteAtATime) {
-  std::string wire = "a1 AUTHENTICATE EXTERNAL " + base64_encode("app.labo@test.mssante.fr") + "\r\n";
+  std::string wire =
+      "a1 AUTHENTICATE EXTERNAL " + base64_encode("app.labo@test.mssante.fr") + "\r\n";
   ImapCommandParser parser({});
   for (char c : wire) {
     auto r = parser.feed(std::string_view(&c, 1));

@@ -1,0 +1,152 @@
+"""The operator's commands: mssgate --check-config, start-up errors, and mssgatectl."""
+
+import hashlib
+import os
+import socket
+import subprocess
+import tempfile
+import unittest
+
+from harness import MSSGATE, MSSGATECTL, main, pki
+
+
+def run(*args, **kwargs):
+    return subprocess.run(list(args), capture_output=True, text=True, timeout=30, **kwargs)
+
+
+class CheckConfigTest(unittest.TestCase):
+    def setUp(self):
+        self.dir = tempfile.mkdtemp(prefix="mssgate-cli-")
+        self.secret = os.path.join(self.dir, "master.secret")
+        with open(self.secret, "w") as f:
+            f.write("not-a-real-secret\n")
+        self.path = os.path.join(self.dir, "mssgate.toml")
+
+    def write(self, tls_extra="", key="server.key", listen="127.0.0.1:0"):
+        with open(self.path, "w") as f:
+            f.write(f"""[tls]
+certificate_chain = "{pki('server.chain.pem')}"
+private_key = "{pki(key)}"
+client_ca = "{pki('ca-chain.pem')}"
+crl_files = ["{pki('crls.pem')}"]
+{tls_extra}
+
+[imap]
+starttls_listen = ["{listen}"]
+
+[imap.backend]
+address = "127.0.0.1:1"
+master_user = "mssgate"
+master_password_file = "master.secret"
+
+[directory]
+sqlite_path = "directory.db"
+""")
+
+    def test_accepts_a_valid_configuration(self):
+        self.write()
+        result = run(MSSGATE, "--check-config", self.path)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertIn("is valid", result.stdout)
+        self.assertFalse(os.path.exists(os.path.join(self.dir, "directory.db")), "a check creates nothing")
+
+    def test_lists_every_problem_with_file_line_and_key(self):
+        self.write(tls_extra='privat_key = "x"\nmax_version = "SSLv3"')
+        result = run(MSSGATE, "--check-config", self.path)
+        self.assertEqual(result.returncode, 1)
+        self.assertIn(self.path + ":6:1: tls.privat_key: unknown key", result.stderr)
+        self.assertIn(self.path + ":7:15: tls.max_version: must be \"TLSv1.2\" or \"TLSv1.3\"", result.stderr)
+
+    def test_refuses_a_key_that_does_not_match_the_certificate(self):
+        self.write(key="org-hopital.key")
+        result = run(MSSGATE, "--check-config", self.path)
+        self.assertEqual(result.returncode, 1)
+        self.assertIn("cannot load tls.private_key", result.stderr)
+        self.assertIn("key values mismatch", result.stderr)
+
+    def test_refuses_a_cipher_list_openssl_does_not_know(self):
+        self.write(tls_extra='ciphers = "NOT-A-CIPHER"')
+        result = run(MSSGATE, "--check-config", self.path)
+        self.assertEqual(result.returncode, 1)
+        self.assertIn('tls.ciphers "NOT-A-CIPHER"', result.stderr)
+
+    def test_start_fails_clearly_when_the_port_is_taken(self):
+        taken = socket.socket()
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        self.write(listen="127.0.0.1:%d" % taken.getsockname()[1])
+        result = run(MSSGATE, "--config", self.path)
+        taken.close()
+        self.assertEqual(result.returncode, 1)
+        port = self.path and open(self.path).read().split("starttls_listen = [\"127.0.0.1:")[1].split("\"")[0]
+        self.assertIn("cannot listen on 127.0.0.1:%s (imap): Address already in use" % port, result.stderr)
+
+    def test_missing_file(self):
+        result = run(MSSGATE, "--check-config", os.path.join(self.dir, "absent.toml"))
+        self.assertEqual(result.returncode, 1)
+        self.assertIn("cannot open the configuration file", result.stderr)
+
+
+class MssgatectlTest(unittest.TestCase):
+    def setUp(self):
+        self.db = os.path.join(tempfile.mkdtemp(prefix="mssgate-ctl-"), "directory.db")
+
+    def ctl(self, *args):
+        return run(MSSGATECTL, "--database", self.db, *args)
+
+    def test_manages_mailboxes(self):
+        self.assertEqual(self.ctl("mailbox", "add", "App.Test@Example.fr", "--type", "APP").returncode, 0)
+        self.assertEqual(self.ctl("mailbox", "add", "per@example.fr", "--type", "PER", "--status", "suspended").returncode, 0)
+        listing = self.ctl("mailbox", "list").stdout
+        self.assertRegex(listing, r"app\.test@example\.fr\s+APP\s+active")
+        self.assertRegex(listing, r"per@example\.fr\s+PER\s+suspended")
+        duplicate = self.ctl("mailbox", "add", "app.test@example.fr", "--type", "APP")
+        self.assertEqual(duplicate.returncode, 1)
+        self.assertIn("already exists", duplicate.stderr)
+        self.assertEqual(self.ctl("mailbox", "set-status", "per@example.fr", "active").returncode, 0)
+        self.assertRegex(self.ctl("mailbox", "list").stdout, r"per@example\.fr\s+PER\s+active")
+        self.assertEqual(self.ctl("mailbox", "remove", "per@example.fr").returncode, 0)
+        self.assertNotIn("per@example.fr", self.ctl("mailbox", "list").stdout)
+        missing = self.ctl("mailbox", "remove", "per@example.fr")
+        self.assertEqual(missing.returncode, 1)
+        self.assertIn("no mailbox per@example.fr", missing.stderr)
+
+    def test_refuses_bad_arguments_with_usage(self):
+        for args in (("mailbox", "add", "x@example.fr", "--type", "XYZ"), ("mailbox", "add", "not-an-address", "--type", "APP"),
+                     ("mailbox", "frobnicate"), ("certificate", "bind", "x@example.fr")):
+            result = self.ctl(*args)
+            self.assertEqual(result.returncode, 2, args)
+            self.assertIn("usage: mssgatectl", result.stderr)
+
+    def test_binds_certificates_by_public_key_and_by_issuer_and_serial(self):
+        self.ctl("mailbox", "add", "app@example.fr", "--type", "APP")
+        cert = pki("org-hopital.crt")
+        self.assertEqual(self.ctl("certificate", "bind", "app@example.fr", "--cert", cert).returncode, 0)
+        self.assertEqual(self.ctl("certificate", "bind", "app@example.fr", "--cert", cert, "--match", "issuer-serial").returncode, 0)
+        again = self.ctl("certificate", "bind", "app@example.fr", "--cert", cert)
+        self.assertEqual(again.returncode, 1)
+        self.assertIn("already bound", again.stderr)
+        nobody = self.ctl("certificate", "bind", "nobody@example.fr", "--cert", cert)
+        self.assertEqual(nobody.returncode, 1)
+        self.assertIn("no mailbox nobody@example.fr", nobody.stderr)
+        listing = self.ctl("certificate", "list").stdout.splitlines()
+        self.assertEqual(len(listing), 2)
+        self.assertIn("LPS_TEST_HOPITAL", listing[0])
+        self.assertEqual(self.ctl("certificate", "unbind", "app@example.fr", "--cert", cert).returncode, 0)
+        self.assertEqual(len(self.ctl("certificate", "list").stdout.splitlines()), 1)
+        self.assertEqual(self.ctl("certificate", "unbind", "app@example.fr", "--cert", cert).returncode, 1)
+
+    def test_certificate_fingerprints_match_openssl(self):
+        cert = pki("org-hopital.crt")
+        shown = dict(line.split(":", 1) for line in run(MSSGATECTL, "certificate", "show", cert).stdout.splitlines())
+        pubkey = run("openssl", "x509", "-in", cert, "-noout", "-pubkey").stdout
+        der = subprocess.run(["openssl", "pkey", "-pubin", "-outform", "DER"], input=pubkey.encode(), capture_output=True).stdout
+        self.assertEqual(shown["spki-sha256"].strip(), hashlib.sha256(der).hexdigest())
+        fingerprint = run("openssl", "x509", "-in", cert, "-noout", "-fingerprint", "-sha256").stdout
+        self.assertEqual(shown["sha256"].strip(), fingerprint.split("=", 1)[1].strip().replace(":", "").lower())
+        serial = run("openssl", "x509", "-in", cert, "-noout", "-serial").stdout.split("=", 1)[1].strip().lstrip("0")
+        self.assertEqual(shown["serial"].strip(), serial)
+
+
+if __name__ == "__main__":
+    main()
