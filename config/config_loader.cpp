@@ -36,7 +36,8 @@ struct Problems {
 
 std::optional<Duration> parse_duration(std::string_view s) {
   size_t digits = 0;
-  while (digits < s.size() && s[digits] >= '0' && s[digits] <= '9') ++digits;
+  while (digits < s.size() && s[digits] >= '0' && s[digits] <= '9')
+    ++digits;
   if (digits == 0 || digits > 9) return std::nullopt;
   uint64_t n = 0;
   std::from_chars(s.data(), s.data() + digits, n);
@@ -50,7 +51,8 @@ std::optional<Duration> parse_duration(std::string_view s) {
 
 std::optional<size_t> parse_size(std::string_view s) {
   size_t digits = 0;
-  while (digits < s.size() && s[digits] >= '0' && s[digits] <= '9') ++digits;
+  while (digits < s.size() && s[digits] >= '0' && s[digits] <= '9')
+    ++digits;
   if (digits == 0 || digits > 12) return std::nullopt;
   uint64_t n = 0;
   std::from_chars(s.data(), s.data() + digits, n);
@@ -140,7 +142,8 @@ class TableReader {
 
   void path_list(std::string_view key, std::vector<std::string>& out) {
     strings(key, out);
-    for (auto& p : out) p = (base_dir_ / p).lexically_normal().string();
+    for (auto& p : out)
+      p = (base_dir_ / p).lexically_normal().string();
   }
 
   void strings(std::string_view key, std::vector<std::string>& out) {
@@ -198,10 +201,12 @@ class TableReader {
       v = parse_size(*node->value<std::string>());
     }
     if (!v) {
-      problems_.add(node->source(), name(key), "must be a size such as 65536, \"64KiB\" or \"1MiB\"");
-    } else if (*v < min || *v > max) {
       problems_.add(node->source(), name(key),
-                    "must be between " + std::to_string(min) + " and " + std::to_string(max) + " bytes");
+                    "must be a size such as 65536, \"64KiB\" or \"1MiB\"");
+    } else if (*v < min || *v > max) {
+      problems_.add(
+          node->source(), name(key),
+          "must be between " + std::to_string(min) + " and " + std::to_string(max) + " bytes");
     } else {
       out = *v;
     }
@@ -213,7 +218,8 @@ class TableReader {
     std::optional<Duration> v;
     if (node->is_string()) v = parse_duration(*node->value<std::string>());
     if (!v) {
-      problems_.add(node->source(), name(key), "must be a duration such as \"500ms\", \"15s\", \"30m\" or \"1h\"");
+      problems_.add(node->source(), name(key),
+                    "must be a duration such as \"500ms\", \"15s\", \"30m\" or \"1h\"");
     } else if (*v < min || *v > max) {
       problems_.add(node->source(), name(key),
                     "must be between " + std::to_string(min.count()) + "ms and " +
@@ -284,7 +290,8 @@ void read_server(TableReader& parent, ServerConfig& out, Problems& problems, con
   t.size("max_connections", out.max_connections, 1, 1'000'000);
   static const std::set<std::string> kLevels{"trace", "debug", "info", "warn", "error"};
   if (!kLevels.count(out.log_level)) {
-    problems.add(t.where("log_level"), "server.log_level", "must be one of trace, debug, info, warn, error");
+    problems.add(t.where("log_level"), "server.log_level",
+                 "must be one of trace, debug, info, warn, error");
   }
 }
 
@@ -304,10 +311,13 @@ void read_tls(TableReader& parent, TlsConfig& out, Problems& problems, const fs:
   static const std::map<std::string, int> kVersions{{"TLSv1.2", 2}, {"TLSv1.3", 3}};
   auto min = kVersions.find(out.min_version);
   auto max = kVersions.find(out.max_version);
-  if (min == kVersions.end()) problems.add(t.where("min_version"), "tls.min_version", "must be \"TLSv1.2\" or \"TLSv1.3\"");
-  if (max == kVersions.end()) problems.add(t.where("max_version"), "tls.max_version", "must be \"TLSv1.2\" or \"TLSv1.3\"");
+  if (min == kVersions.end())
+    problems.add(t.where("min_version"), "tls.min_version", "must be \"TLSv1.2\" or \"TLSv1.3\"");
+  if (max == kVersions.end())
+    problems.add(t.where("max_version"), "tls.max_version", "must be \"TLSv1.2\" or \"TLSv1.3\"");
   if (min != kVersions.end() && max != kVersions.end() && min->second > max->second) {
-    problems.add(t.where("max_version"), "tls.max_version", "must not be lower than tls.min_version");
+    problems.add(t.where("max_version"), "tls.max_version",
+                 "must not be lower than tls.min_version");
   }
   for (auto [key, value] : {std::pair{"certificate_chain", &out.certificate_chain},
                             std::pair{"private_key", &out.private_key}}) {
@@ -325,7 +335,8 @@ void read_tls(TableReader& parent, TlsConfig& out, Problems& problems, const fs:
                  "is required when tls.client_ca is set (or set tls.crl_check = false)");
   }
   for (const auto& crl : out.crl_files) {
-    if (!readable_file(crl)) problems.add(t.where("crl_files"), "tls.crl_files", "cannot read " + crl);
+    if (!readable_file(crl))
+      problems.add(t.where("crl_files"), "tls.crl_files", "cannot read " + crl);
   }
 }
 
@@ -354,7 +365,8 @@ void read_imap(TableReader& parent, ImapConfig& out, Problems& problems, const f
     problems.add(b.where("master_user"), "imap.backend.master_user", "is required");
   }
   if (out.backend.master_password_file.empty()) {
-    problems.add(b.where("master_password_file"), "imap.backend.master_password_file", "is required");
+    problems.add(b.where("master_password_file"), "imap.backend.master_password_file",
+                 "is required");
   } else {
     std::ifstream in(out.backend.master_password_file);
     std::string secret;
@@ -368,10 +380,12 @@ void read_imap(TableReader& parent, ImapConfig& out, Problems& problems, const f
   }
 }
 
-void read_directory(TableReader& parent, DirectoryConfig& out, Problems& problems, const fs::path& base) {
+void read_directory(TableReader& parent, DirectoryConfig& out, Problems& problems,
+                    const fs::path& base) {
   TableReader t(parent.sub_table("directory"), "directory", problems, base);
   t.path("sqlite_path", out.sqlite_path);
-  if (out.sqlite_path.empty()) problems.add(t.where("sqlite_path"), "directory.sqlite_path", "is required");
+  if (out.sqlite_path.empty())
+    problems.add(t.where("sqlite_path"), "directory.sqlite_path", "is required");
 }
 
 void read_auth(TableReader& parent, AuthConfig& out, Problems& problems, const fs::path& base) {
@@ -422,7 +436,8 @@ Config parse_config(const std::string& text, const std::string& path) {
   }
   if (!problems.lines.empty()) {
     std::string all;
-    for (const auto& line : problems.lines) all += line + "\n";
+    for (const auto& line : problems.lines)
+      all += line + "\n";
     all.pop_back();
     throw ConfigError(all);
   }

@@ -308,8 +308,10 @@ class ImapSession : public std::enable_shared_from_this<ImapSession> {
       Next next = co_await handle_command(parser_.command());
       if (next == Next::kClose) break;
       if (next == Next::kAuthenticated) {
-        asio::co_spawn(client_.get_executor(), relay_client_to_backend(shared_from_this()), asio::detached);
-        asio::co_spawn(client_.get_executor(), relay_backend_to_client(shared_from_this()), asio::detached);
+        asio::co_spawn(client_.get_executor(), relay_client_to_backend(shared_from_this()),
+                       asio::detached);
+        asio::co_spawn(client_.get_executor(), relay_backend_to_client(shared_from_this()),
+                       asio::detached);
         co_return;
       }
     }

@@ -14,7 +14,8 @@ bool is_atom_char(unsigned char c) {
 
 std::string to_upper(std::string_view s) {
   std::string out(s);
-  for (auto& c : out) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  for (auto& c : out)
+    c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
   return out;
 }
 
@@ -70,7 +71,8 @@ ImapCommandParser::Result ImapCommandParser::fail(ImapParseError::Kind kind, boo
   // Report the tag when the first segment starts with a plausible one.
   std::string_view first = texts_.empty() ? std::string_view(current_) : texts_.front();
   size_t end = 0;
-  while (end < first.size() && end < 64 && is_atom_char(first[end]) && first[end] != '+') ++end;
+  while (end < first.size() && end < 64 && is_atom_char(first[end]) && first[end] != '+')
+    ++end;
   if (end > 0 && (end == first.size() || first[end] == ' ')) error_.tag = first.substr(0, end);
   completed_ = true;
   return {Status::kError, consumed};
@@ -109,7 +111,8 @@ ImapCommandParser::Result ImapCommandParser::finish_line(size_t consumed) {
     return {Status::kRawLine, consumed};
   }
   if (auto marker = literal_marker_at_end(current_)) {
-    if (marker->length > limits_.max_literal_bytes - std::min(literal_total_, limits_.max_literal_bytes)) {
+    if (marker->length >
+        limits_.max_literal_bytes - std::min(literal_total_, limits_.max_literal_bytes)) {
       // A synchronising literal was not sent yet: refuse the command and stay in sync.
       // A non-synchronising one is already on its way: the stream cannot be resynchronised.
       return fail(ImapParseError::Kind::kLiteralTooLarge, !marker->synchronising,
@@ -183,7 +186,8 @@ bool ImapCommandParser::tokenize() {
         tokens.push_back({ImapToken::Kind::kQuoted, std::move(value)});
       } else if (c == '{' || (c == '~' && p + 1 < text.size() && text[p + 1] == '{')) {
         // Only valid as the marker that ends a segment followed by its literal.
-        if (seg + 1 == texts_.size() || literal_marker_at_end(text)->marker_start != (c == '~' ? p + 1 : p)) {
+        if (seg + 1 == texts_.size() ||
+            literal_marker_at_end(text)->marker_start != (c == '~' ? p + 1 : p)) {
           error_.message = "Misplaced literal";
           return false;
         }
@@ -191,7 +195,8 @@ bool ImapCommandParser::tokenize() {
         p = text.size();
       } else if (is_atom_char(c)) {
         size_t start = p;
-        while (p < text.size() && is_atom_char(static_cast<unsigned char>(text[p]))) ++p;
+        while (p < text.size() && is_atom_char(static_cast<unsigned char>(text[p])))
+          ++p;
         tokens.push_back({ImapToken::Kind::kAtom, std::string(text.substr(start, p - start))});
       } else {
         error_.message = "Invalid character";

@@ -27,7 +27,8 @@ bool is_printable_utf8(std::string_view s) {
 
 }  // namespace
 
-std::variant<SaslExternalRequest, SaslExternalError> decode_sasl_external(std::string_view response) {
+std::variant<SaslExternalRequest, SaslExternalError> decode_sasl_external(
+    std::string_view response) {
   if (response == "*") return SaslExternalError::kCancelled;
   if (response.empty() || response == "=") return SaslExternalRequest{};
   auto decoded = base64_decode(response);

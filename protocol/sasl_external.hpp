@@ -17,7 +17,8 @@ enum class SaslExternalError { kCancelled, kBadBase64, kInvalidAuthzid };
 constexpr size_t kMaxAuthzidBytes = 320;  // local part + "@" + domain, with room
 
 // `response` is the SASL-IR argument or the client's continuation line.
-std::variant<SaslExternalRequest, SaslExternalError> decode_sasl_external(std::string_view response);
+std::variant<SaslExternalRequest, SaslExternalError> decode_sasl_external(
+    std::string_view response);
 
 std::string_view describe(SaslExternalError error);
 

@@ -55,7 +55,8 @@ class DirectoryStore {
   virtual ~DirectoryStore() = default;
 
   virtual Lookup<std::optional<Mailbox>> find_mailbox(const std::string& address) = 0;
-  virtual Lookup<std::vector<std::string>> mailboxes_for_certificate(const CertificateKeys& keys) = 0;
+  virtual Lookup<std::vector<std::string>> mailboxes_for_certificate(
+      const CertificateKeys& keys) = 0;
 
   virtual void add_mailbox(const Mailbox& mailbox) = 0;
   virtual void set_mailbox_status(const std::string& address, protocol::MailboxStatus status) = 0;

@@ -140,14 +140,16 @@ class SqliteDirectory final : public DirectoryStore {
     ResetGuard guard(s);
     s.bind(1, keys.spki_sha256).bind(2, keys.issuer_serial);
     int rc;
-    while ((rc = s.step()) == SQLITE_ROW) result.value.push_back(s.text(0));
+    while ((rc = s.step()) == SQLITE_ROW)
+      result.value.push_back(s.text(0));
     if (rc != SQLITE_DONE) result.error = sqlite3_errmsg(db_);
     return result;
   }
 
   void add_mailbox(const Mailbox& mailbox) override {
     std::lock_guard lock(mutex_);
-    Statement s(db_, "INSERT INTO mailbox (address, type, status, created_at) VALUES (?1, ?2, ?3, ?4)");
+    Statement s(db_,
+                "INSERT INTO mailbox (address, type, status, created_at) VALUES (?1, ?2, ?3, ?4)");
     s.bind(1, mailbox.address)
         .bind(2, protocol::to_string(mailbox.type))
         .bind(3, protocol::to_string(mailbox.status))
@@ -166,7 +168,8 @@ class SqliteDirectory final : public DirectoryStore {
     std::lock_guard lock(mutex_);
     Statement s(db_, "UPDATE mailbox SET status = ?2 WHERE address = ?1");
     s.bind(1, address).bind(2, protocol::to_string(status));
-    if (s.step() != SQLITE_DONE) throw StorageError(std::string("cannot update mailbox: ") + sqlite3_errmsg(db_));
+    if (s.step() != SQLITE_DONE)
+      throw StorageError(std::string("cannot update mailbox: ") + sqlite3_errmsg(db_));
     if (sqlite3_changes(db_) == 0) throw StorageError("no mailbox " + address);
   }
 
@@ -174,7 +177,8 @@ class SqliteDirectory final : public DirectoryStore {
     std::lock_guard lock(mutex_);
     Statement s(db_, "DELETE FROM mailbox WHERE address = ?1");
     s.bind(1, address);
-    if (s.step() != SQLITE_DONE) throw StorageError(std::string("cannot remove mailbox: ") + sqlite3_errmsg(db_));
+    if (s.step() != SQLITE_DONE)
+      throw StorageError(std::string("cannot remove mailbox: ") + sqlite3_errmsg(db_));
     if (sqlite3_changes(db_) == 0) throw StorageError("no mailbox " + address);
   }
 
@@ -183,8 +187,10 @@ class SqliteDirectory final : public DirectoryStore {
     Statement s(db_, "SELECT address, type, status FROM mailbox ORDER BY address");
     std::vector<Mailbox> out;
     int rc;
-    while ((rc = s.step()) == SQLITE_ROW) out.push_back(mailbox_from_row(s));
-    if (rc != SQLITE_DONE) throw StorageError(std::string("cannot list mailboxes: ") + sqlite3_errmsg(db_));
+    while ((rc = s.step()) == SQLITE_ROW)
+      out.push_back(mailbox_from_row(s));
+    if (rc != SQLITE_DONE)
+      throw StorageError(std::string("cannot list mailboxes: ") + sqlite3_errmsg(db_));
     return out;
   }
 
@@ -193,7 +199,10 @@ class SqliteDirectory final : public DirectoryStore {
     Statement s(db_,
                 "INSERT INTO certificate_binding (match_kind, match_value, mailbox, label) "
                 "VALUES (?1, ?2, ?3, ?4)");
-    s.bind(1, to_string(binding.match)).bind(2, binding.value).bind(3, binding.mailbox).bind(4, binding.label);
+    s.bind(1, to_string(binding.match))
+        .bind(2, binding.value)
+        .bind(3, binding.mailbox)
+        .bind(4, binding.label);
     if (s.step() != SQLITE_DONE) {
       int code = sqlite3_extended_errcode(db_);
       if (code == SQLITE_CONSTRAINT_FOREIGNKEY) throw StorageError("no mailbox " + binding.mailbox);
@@ -210,7 +219,8 @@ class SqliteDirectory final : public DirectoryStore {
                 "DELETE FROM certificate_binding WHERE match_kind = ?1 AND match_value = ?2 "
                 "AND mailbox = ?3");
     s.bind(1, to_string(binding.match)).bind(2, binding.value).bind(3, binding.mailbox);
-    if (s.step() != SQLITE_DONE) throw StorageError(std::string("cannot unbind: ") + sqlite3_errmsg(db_));
+    if (s.step() != SQLITE_DONE)
+      throw StorageError(std::string("cannot unbind: ") + sqlite3_errmsg(db_));
     return sqlite3_changes(db_);
   }
 
@@ -229,7 +239,8 @@ class SqliteDirectory final : public DirectoryStore {
       b.label = s.text(3);
       out.push_back(std::move(b));
     }
-    if (rc != SQLITE_DONE) throw StorageError(std::string("cannot list bindings: ") + sqlite3_errmsg(db_));
+    if (rc != SQLITE_DONE)
+      throw StorageError(std::string("cannot list bindings: ") + sqlite3_errmsg(db_));
     return out;
   }
 
