@@ -270,3 +270,18 @@ def deliver_through_postfix(recipient, subject, body="hello\r\n", sender="expedi
 
 def main():
     unittest.main(verbosity=2)
+
+
+class GatewayTestCase(unittest.TestCase):
+    """Test cases sharing one gateway, started before the first test and stopped after the last."""
+
+    gateway = None
+
+    @classmethod
+    def setUpClass(cls):
+        cls.gateway = Gateway()
+        cls.gateway.start()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.gateway.stop()

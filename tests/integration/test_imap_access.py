@@ -8,7 +8,7 @@ import subprocess
 import time
 import unittest
 
-from harness import (APP_HOPITAL, APP_LABO, Gateway, RawImap, client_context, deliver_through_postfix, main,
+from harness import (GatewayTestCase, APP_HOPITAL, APP_LABO, Gateway, RawImap, client_context, deliver_through_postfix, main,
                      pki)
 
 
@@ -16,16 +16,7 @@ def external(_challenge):
     return b""
 
 
-class ImapAccessTest(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.gateway = Gateway()
-        cls.gateway.start()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.gateway.stop()
-
+class ImapAccessTest(GatewayTestCase):
     def starttls_client(self, cert="org-hopital"):
         imap = imaplib.IMAP4("127.0.0.1", self.gateway.imap_port, timeout=10)
         imap.starttls(client_context(cert))

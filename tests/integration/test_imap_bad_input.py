@@ -5,19 +5,10 @@ import socket
 import time
 import unittest
 
-from harness import APP_HOPITAL, Gateway, RawImap, client_context, main
+from harness import APP_HOPITAL, Gateway, GatewayTestCase, RawImap, client_context, main
 
 
-class BadInputTest(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.gateway = Gateway()
-        cls.gateway.start()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.gateway.stop()
-
+class BadInputTest(GatewayTestCase):
     def tearDown(self):
         self.assert_still_serving()
 

@@ -5,20 +5,11 @@ import socket
 import ssl
 import unittest
 
-from harness import (APP_GHOST, APP_HOPITAL, APP_LABO, APP_SUSPENDED, PER_MARTIN, Gateway, RawImap, client_context,
+from harness import (GatewayTestCase, APP_GHOST, APP_HOPITAL, APP_LABO, APP_SUSPENDED, PER_MARTIN, Gateway, RawImap, client_context,
                      main)
 
 
-class CertificateRefusalTest(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.gateway = Gateway()
-        cls.gateway.start()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.gateway.stop()
-
+class CertificateRefusalTest(GatewayTestCase):
     def assert_handshake_refused(self, cert, certificate_error, implicit):
         """The TLS handshake fails for `cert`, and the log says why."""
         ctx = client_context(cert)
@@ -139,16 +130,7 @@ class CertificateRefusalTest(unittest.TestCase):
         self.assertTrue(client.closed_by_server())
 
 
-class TlsPolicyTest(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.gateway = Gateway()
-        cls.gateway.start()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.gateway.stop()
-
+class TlsPolicyTest(GatewayTestCase):
     def handshake(self, ctx):
         sock = socket.create_connection(("127.0.0.1", self.gateway.imaps_port), timeout=10)
         with ctx.wrap_socket(sock, server_hostname="localhost") as tls:

@@ -1,0 +1,86 @@
+// Fuzz target for the pre-authentication parsers: whatever the bytes, the IMAP command
+// tokenizer must give the same answers whole and byte by byte, never read out of bounds and
+// never hold more than its caps; SASL EXTERNAL, base64 and response parsing must not crash.
+#include <cstddef>
+#include <cstdint>
+#include <cstdlib>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "protocol/base64.hpp"
+#include "protocol/imap_command_parser.hpp"
+#include "protocol/imap_response.hpp"
+#include "protocol/line_splitter.hpp"
+#include "protocol/sasl_external.hpp"
+
+namespace {
+
+using mssgate::protocol::ImapCommandParser;
+
+constexpr ImapCommandParser::Limits kLimits{1024, 2048};
+
+std::vector<std::string> transcript(std::string_view input, size_t chunk) {
+  ImapCommandParser parser(kLimits);
+  std::vector<std::string> events;
+  size_t offset = 0;
+  while (offset < input.size()) {
+    std::string_view piece = input.substr(offset, chunk ? chunk : input.size());
+    auto r = parser.feed(piece);
+    if (r.consumed == 0 || r.consumed > piece.size()) std::abort();
+    offset += r.consumed;
+    using Status = ImapCommandParser::Status;
+    if (r.status == Status::kCommand) {
+      const auto& c = parser.command();
+      std::string e = "C" + c.tag + " " + c.name;
+      size_t literal_bytes = 0;
+      for (const auto& t : c.args) {
+        e += " " + std::to_string(static_cast<int>(t.kind)) + ":" + t.value;
+        if (t.kind == mssgate::protocol::ImapToken::Kind::kLiteral) literal_bytes += t.value.size();
+      }
+      if (literal_bytes > kLimits.max_literal_bytes) std::abort();
+      if (c.name == "AUTHENTICATE") {
+        parser.expect_raw_line();
+        if (c.args.size() > 1) mssgate::protocol::decode_sasl_external(c.args[1].value);
+      }
+      events.push_back(e);
+    } else if (r.status == Status::kRawLine) {
+      if (parser.raw_line().size() > kLimits.max_line_bytes + 1) std::abort();
+      mssgate::protocol::decode_sasl_external(parser.raw_line());
+      events.push_back("R" + parser.raw_line());
+    } else if (r.status == Status::kNeedLiteralContinuation) {
+      events.push_back("+");
+    } else if (r.status == Status::kError) {
+      events.push_back("E" + parser.error().tag + parser.error().message);
+      if (parser.error().fatal) break;
+    }
+  }
+  return events;
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  std::string_view input(reinterpret_cast<const char*>(data), size);
+  auto whole = transcript(input, 0);
+  if (transcript(input, 1) != whole) std::abort();
+  if (transcript(input, 7) != whole) std::abort();
+
+  mssgate::protocol::LineSplitter lines(512);
+  std::string_view rest = input;
+  while (!rest.empty()) {
+    auto r = lines.feed(rest);
+    rest.remove_prefix(r.consumed);
+    if (r.status == mssgate::protocol::LineSplitter::Status::kTooLong) break;
+    if (r.status == mssgate::protocol::LineSplitter::Status::kLine) {
+      if (lines.line().size() > 513) std::abort();
+      if (auto response = mssgate::protocol::parse_imap_response_line(lines.line())) {
+        mssgate::protocol::split_capabilities(response->code_args);
+      }
+    }
+  }
+  if (auto decoded = mssgate::protocol::base64_decode(input)) {
+    if (mssgate::protocol::base64_encode(*decoded) != input) std::abort();
+  }
+  return 0;
+}
