@@ -1,141 +1,48 @@
 #include "daemon/imap_session.hpp"
 
-#include <openssl/ssl.h>
-#include <openssl/x509_vfy.h>
-
 #include <algorithm>
 #include <array>
 #include <boost/asio/as_tuple.hpp>
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
-#include <boost/asio/ssl/error.hpp>
-#include <boost/asio/ssl/stream.hpp>
-#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
-#include <boost/asio/write.hpp>
-#include <chrono>
 #include <optional>
-#include <random>
 #include <string>
 
 #include "daemon/access_policy.hpp"
-#include "daemon/certificate_identity.hpp"
 #include "daemon/event_log.hpp"
+#include "daemon/proxy_connection.hpp"
 #include "protocol/base64.hpp"
 #include "protocol/imap_command_parser.hpp"
 #include "protocol/imap_response.hpp"
-#include "protocol/line_splitter.hpp"
 #include "protocol/sasl_external.hpp"
 
 namespace mssgate::daemon {
 namespace {
 
 namespace asio = boost::asio;
-namespace ssl = boost::asio::ssl;
 using asio::awaitable;
 using boost::system::error_code;
 using tcp = asio::ip::tcp;
-using Clock = std::chrono::steady_clock;
-constexpr auto kTuple = asio::as_tuple(asio::use_awaitable);
 
 constexpr size_t kPreauthReadBytes = 4096;
-constexpr size_t kRelayBufferBytes = 16384;
-constexpr size_t kBackendMaxLineBytes = 65536;
 constexpr unsigned kMaxAuthFailures = 3;
 
-enum class Deadline : size_t { kClientRead, kClientWrite, kBackendRead, kBackendWrite, kCount };
-
-std::string_view deadline_name(Deadline d) {
-  switch (d) {
-    case Deadline::kClientRead:
-      return "client_read_timeout";
-    case Deadline::kClientWrite:
-      return "client_write_timeout";
-    case Deadline::kBackendRead:
-      return "backend_timeout";
-    case Deadline::kBackendWrite:
-      return "backend_write_timeout";
-    case Deadline::kCount:
-      break;
-  }
-  return "timeout";
+ProxyConnection::Timeouts imap_timeouts(const config::Config& config) {
+  return {config.tls.handshake_timeout,
+          std::min(config.imap.write_timeout, config.imap.login_timeout),
+          config.imap.backend.connect_timeout, config.imap.backend.response_timeout};
 }
 
-std::string new_session_id() {
-  thread_local std::mt19937_64 generator{std::random_device{}()};
-  static constexpr char kHex[] = "0123456789abcdef";
-  uint64_t n = generator();
-  std::string id(16, '0');
-  for (int i = 15; i >= 0; --i, n >>= 4)
-    id[static_cast<size_t>(i)] = kHex[n & 0xf];
-  return id;
-}
-
-std::string endpoint_text(const tcp::endpoint& e) {
-  auto address = e.address();
-  if (address.is_v6()) return "[" + address.to_string() + "]:" + std::to_string(e.port());
-  return address.to_string() + ":" + std::to_string(e.port());
-}
-
-int64_t milliseconds_since(Clock::time_point start) {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start).count();
-}
-
-class ImapSession : public std::enable_shared_from_this<ImapSession> {
+// One IMAP client: pre-authentication dialogue, STARTTLS, SASL EXTERNAL, login to Dovecot as
+// the mailbox, then a byte relay.
+class ImapSession final : public ProxyConnection {
  public:
   ImapSession(tcp::socket socket, ImapListenerKind kind,
               std::shared_ptr<const GatewayEnvironment> env,
               std::shared_ptr<GatewayCounters> counters)
-      : env_(std::move(env)),
-        config_(env_->config),
-        counters_(std::move(counters)),
-        kind_(kind),
-        client_(std::move(socket), *env_->tls),
-        backend_(client_.get_executor()),
-        watchdog_timer_(client_.get_executor()),
-        parser_(parser_limits()),
-        id_(new_session_id()),
-        started_(Clock::now()) {
-    deadlines_.fill(Clock::time_point::max());
-    tick_ = std::min<Clock::duration>(config_.imap.write_timeout, config_.imap.login_timeout);
-    ++counters_->open_sessions;
-  }
-
-  ~ImapSession() {
-    --counters_->open_sessions;
-    Event event("close");
-    event.add("session", id_);
-    if (!mailbox_.empty()) event.add("mailbox", mailbox_);
-    event.add("reason", close_reason_.empty() ? std::string("closed") : close_reason_)
-        .add("bytes_in", bytes_in_)
-        .add("bytes_out", bytes_out_)
-        .add("duration_ms", milliseconds_since(started_))
-        .info();
-  }
-
-  void start() {
-    error_code ec;
-    auto& socket = client_.next_layer();
-    socket.set_option(tcp::no_delay(true), ec);
-    auto remote = socket.remote_endpoint(ec);
-    if (!ec) {
-      peer_address_ = remote.address().to_string();
-      peer_port_ = remote.port();
-      peer_ = endpoint_text(remote);
-    }
-    auto local = socket.local_endpoint(ec);
-    if (!ec) {
-      local_address_ = local.address().to_string();
-      local_port_ = local.port();
-    }
-    Event("connect")
-        .add("session", id_)
-        .add("listener", kind_ == ImapListenerKind::kStartTls ? "imap" : "imaps")
-        .add("peer", peer_)
-        .info();
-    asio::co_spawn(client_.get_executor(), watchdog(shared_from_this()), asio::detached);
-    asio::co_spawn(client_.get_executor(), run(shared_from_this()), asio::detached);
-  }
+      : ProxyConnection(std::move(socket), kind == ImapListenerKind::kStartTls ? "imap" : "imaps",
+                        kind == ImapListenerKind::kImplicitTls, env, std::move(counters),
+                        imap_timeouts(env->config)),
+        parser_(parser_limits()) {}
 
  private:
   enum class Next { kContinue, kAuthenticated, kClose };
@@ -144,134 +51,24 @@ class ImapSession : public std::enable_shared_from_this<ImapSession> {
     return {config_.imap.max_line_bytes, config_.imap.max_literal_bytes};
   }
 
-  // ---- deadlines -------------------------------------------------------------------------
-  // One timer per session. It wakes at the earliest deadline, and at least every tick_ so that
-  // a deadline armed later than the current wake-up needs no rescheduling (the common case on
-  // the relay path). A deadline is thus enforced within one tick of its time.
-  void arm(Deadline d, Clock::duration timeout) {
-    auto when = Clock::now() + timeout;
-    deadlines_[static_cast<size_t>(d)] = when;
-    if (when < watchdog_timer_.expiry()) watchdog_timer_.cancel();
-  }
-  void disarm(Deadline d) { deadlines_[static_cast<size_t>(d)] = Clock::time_point::max(); }
-
-  // `self` keeps the session alive for as long as this coroutine runs.
-  awaitable<void> watchdog([[maybe_unused]] std::shared_ptr<ImapSession> self) {
-    while (!closed_) {
-      auto next =
-          std::min(*std::min_element(deadlines_.begin(), deadlines_.end()), Clock::now() + tick_);
-      watchdog_timer_.expires_at(next);
-      co_await watchdog_timer_.async_wait(kTuple);
-      if (closed_) break;
-      auto now = Clock::now();
-      for (size_t i = 0; i < deadlines_.size(); ++i) {
-        if (deadlines_[i] > now) continue;
-        auto expired = static_cast<Deadline>(i);
-        if (expired == Deadline::kBackendRead || expired == Deadline::kBackendWrite) {
-          // The backend operation fails; the session decides what the client hears.
-          backend_timed_out_ = true;
-          disarm(expired);
-          error_code ignored;
-          backend_.close(ignored);
-          continue;
-        }
-        expired_ = expired;
-        if (close_reason_.empty()) close_reason_ = deadline_name(expired);
-        close_all();
-        co_return;
-      }
-    }
-  }
-
-  void close_all() {
-    if (closed_) return;
-    closed_ = true;
-    error_code ignored;
-    client_.next_layer().shutdown(tcp::socket::shutdown_both, ignored);
-    client_.next_layer().close(ignored);
-    backend_.close(ignored);
-    watchdog_timer_.cancel();
-  }
-
-  void note_end(const error_code& ec, std::string_view side) {
-    if (!close_reason_.empty()) return;
-    if (expired_) {
-      close_reason_ = deadline_name(*expired_);
-    } else if (side == "backend" && backend_timed_out_) {
-      close_reason_ = "backend_timeout";
-    } else if (ec == asio::error::eof || ec == ssl::error::stream_truncated) {
-      close_reason_ = std::string(side) + "_closed";
-    } else if (ec == asio::error::operation_aborted) {
-      close_reason_ = "closed";
-    } else {
-      close_reason_ = std::string(side) + "_error: " + ec.message();
-    }
-  }
-
-  // ---- client I/O: the one place that knows whether TLS is active --------------------------
-  awaitable<std::tuple<error_code, size_t>> read_client(asio::mutable_buffer buffer,
-                                                        Clock::duration timeout) {
-    arm(Deadline::kClientRead, timeout);
-    // (No co_await inside a conditional expression: GCC 12 miscompiles it.)
-    std::tuple<error_code, size_t> result;
-    if (tls_active_) {
-      result = co_await client_.async_read_some(buffer, kTuple);
-    } else {
-      result = co_await client_.next_layer().async_read_some(buffer, kTuple);
-    }
-    disarm(Deadline::kClientRead);
-    if (!std::get<0>(result)) bytes_in_ += std::get<1>(result);
-    co_return result;
-  }
-
-  awaitable<bool> write_client(std::string_view data) {
-    arm(Deadline::kClientWrite, config_.imap.write_timeout);
-    std::tuple<error_code, size_t> result;
-    if (tls_active_) {
-      result = co_await asio::async_write(client_, asio::buffer(data), kTuple);
-    } else {
-      result = co_await asio::async_write(client_.next_layer(), asio::buffer(data), kTuple);
-    }
-    auto [ec, n] = result;
-    disarm(Deadline::kClientWrite);
-    bytes_out_ += n;
-    if (ec) {
-      note_end(ec, "client");
-      co_return false;
-    }
-    co_return true;
-  }
-
-  awaitable<bool> write_backend(std::string_view data) {
-    arm(Deadline::kBackendWrite, config_.imap.write_timeout);
-    auto [ec, n] = co_await asio::async_write(backend_, asio::buffer(data), kTuple);
-    disarm(Deadline::kBackendWrite);
-    if (ec) {
-      note_end(ec, "backend");
-      co_return false;
-    }
-    co_return true;
-  }
-
-  // ---- session ---------------------------------------------------------------------------
   std::string capabilities() const {
     std::string caps = "IMAP4rev1 SASL-IR LITERAL+ ID";
-    caps += tls_active_ ? " AUTH=EXTERNAL" : " STARTTLS";
+    caps += tls_active() ? " AUTH=EXTERNAL" : " STARTTLS";
     caps += " LOGINDISABLED";
     return caps;
   }
 
   // `self` keeps the session alive for as long as this coroutine runs.
-  awaitable<void> run([[maybe_unused]] std::shared_ptr<ImapSession> self) {
-    if (counters_->open_sessions > config_.server.max_connections) {
-      close_reason_ = "max_connections";
-      if (kind_ == ImapListenerKind::kStartTls) {
+  awaitable<void> run([[maybe_unused]] std::shared_ptr<ProxyConnection> self) override {
+    if (over_connection_limit()) {
+      set_close_reason("max_connections");
+      if (!implicit_tls()) {
         co_await write_client("* BYE [UNAVAILABLE] Too many connections, try again later\r\n");
       }
       close_all();
       co_return;
     }
-    if (kind_ == ImapListenerKind::kImplicitTls) {
+    if (implicit_tls()) {
       bool ok = co_await tls_handshake();
       if (!ok) {
         close_all();
@@ -308,10 +105,7 @@ class ImapSession : public std::enable_shared_from_this<ImapSession> {
       Next next = co_await handle_command(parser_.command());
       if (next == Next::kClose) break;
       if (next == Next::kAuthenticated) {
-        asio::co_spawn(client_.get_executor(), relay_client_to_backend(shared_from_this()),
-                       asio::detached);
-        asio::co_spawn(client_.get_executor(), relay_backend_to_client(shared_from_this()),
-                       asio::detached);
+        start_relay(std::move(pending_), {}, config_.imap.idle_timeout);
         co_return;
       }
     }
@@ -330,7 +124,7 @@ class ImapSession : public std::enable_shared_from_this<ImapSession> {
         .add("detail", error.message)
         .warn();
     if (error.fatal) {
-      close_reason_ = error.kind == Kind::kLineTooLong ? "line_too_long" : "literal_too_large";
+      set_close_reason(error.kind == Kind::kLineTooLong ? "line_too_long" : "literal_too_large");
       std::string code = error.kind == Kind::kLiteralTooLarge ? "[TOOBIG] " : "";
       co_await write_client("* BYE " + code + error.message + "\r\n");
       co_return false;
@@ -350,7 +144,7 @@ class ImapSession : public std::enable_shared_from_this<ImapSession> {
 
   awaitable<bool> count_bad_command() {
     if (++bad_commands_ < config_.imap.max_bad_commands) co_return true;
-    close_reason_ = "too_many_bad_commands";
+    set_close_reason("too_many_bad_commands");
     co_await write_client("* BYE Too many invalid commands\r\n");
     co_return false;
   }
@@ -370,9 +164,9 @@ class ImapSession : public std::enable_shared_from_this<ImapSession> {
       }
     }
     if (name == "LOGOUT") {
-      close_reason_ = "logout";
+      set_close_reason("logout");
       co_await write_client("* BYE Logging out\r\n" + tag + " OK Logout completed.\r\n");
-      if (tls_active_) co_await shutdown_client_tls();
+      if (tls_active()) co_await shutdown_client_tls();
       co_return Next::kClose;
     }
     if (name == "ID") {
@@ -396,7 +190,7 @@ class ImapSession : public std::enable_shared_from_this<ImapSession> {
           .add("reason", "login_disabled")
           .warn();
       std::string answer =
-          tls_active_
+          tls_active()
               ? tag +
                     " NO [CANNOT] LOGIN is disabled: use AUTHENTICATE EXTERNAL with a client "
                     "certificate\r\n"
@@ -418,7 +212,7 @@ class ImapSession : public std::enable_shared_from_this<ImapSession> {
   }
 
   awaitable<Next> start_tls(const std::string& tag) {
-    if (tls_active_) {
+    if (tls_active()) {
       if (!co_await write_client(tag + " BAD TLS is already active\r\n")) co_return Next::kClose;
       {
         bool ok = co_await count_bad_command();
@@ -428,7 +222,7 @@ class ImapSession : public std::enable_shared_from_this<ImapSession> {
     if (!pending_.empty()) {
       // Bytes sent before the handshake would be taken as if protected by it (CVE-2011-0411).
       Event("protocol_error").add("session", id_).add("kind", "pipelined_starttls").warn();
-      close_reason_ = "pipelined_after_starttls";
+      set_close_reason("pipelined_after_starttls");
       co_await write_client(
           tag +
           " BAD STARTTLS must be the last command before the TLS handshake\r\n* BYE Closing\r\n");
@@ -438,50 +232,6 @@ class ImapSession : public std::enable_shared_from_this<ImapSession> {
     if (!co_await tls_handshake()) co_return Next::kClose;
     parser_ = protocol::ImapCommandParser(parser_limits());
     co_return Next::kContinue;
-  }
-
-  awaitable<bool> tls_handshake() {
-    arm(Deadline::kClientRead, config_.tls.handshake_timeout);
-    auto [ec] = co_await client_.async_handshake(ssl::stream_base::server, kTuple);
-    disarm(Deadline::kClientRead);
-    SSL* ssl = client_.native_handle();
-    long verify = SSL_get_verify_result(ssl);
-    if (ec) {
-      Event event("tls_failed");
-      event.add("session", id_).add("peer", peer_);
-      if (expired_) {
-        event.add("reason", "timeout");
-      } else if (verify != X509_V_OK) {
-        event.add("reason", "client_certificate")
-            .add("certificate_error", X509_verify_cert_error_string(verify));
-      } else {
-        event.add("reason", ec.message());
-      }
-      event.warn();
-      if (close_reason_.empty()) close_reason_ = "tls_failed";
-      co_return false;
-    }
-    tls_active_ = true;
-    Event event("tls");
-    event.add("session", id_)
-        .add("version", SSL_get_version(ssl))
-        .add("cipher", SSL_get_cipher_name(ssl));
-    X509* peer = SSL_get0_peer_certificate(ssl);
-    if (peer && verify == X509_V_OK) {
-      peer_certificate_ = identify_certificate(peer);
-      event.add("client_certificate", peer_certificate_->subject)
-          .add("certificate_sha256", peer_certificate_->sha256);
-    } else {
-      event.add("client_certificate", "none");
-    }
-    event.info();
-    co_return true;
-  }
-
-  awaitable<void> shutdown_client_tls() {
-    arm(Deadline::kClientWrite, std::chrono::seconds(1));
-    co_await client_.async_shutdown(kTuple);
-    disarm(Deadline::kClientWrite);
   }
 
   // Reads the client's answer to a "+" continuation, as one raw line.
@@ -502,7 +252,7 @@ class ImapSession : public std::enable_shared_from_this<ImapSession> {
       if (result.status == protocol::ImapCommandParser::Status::kRawLine)
         co_return parser_.raw_line();
       if (result.status == protocol::ImapCommandParser::Status::kError) {
-        close_reason_ = "line_too_long";
+        set_close_reason("line_too_long");
         co_await write_client("* BYE " + parser_.error().message + "\r\n");
         co_return std::nullopt;
       }
@@ -523,7 +273,7 @@ class ImapSession : public std::enable_shared_from_this<ImapSession> {
     std::string mechanism = command.args[0].value;
     std::transform(mechanism.begin(), mechanism.end(), mechanism.begin(),
                    [](unsigned char c) { return std::toupper(c); });
-    if (!tls_active_) {
+    if (!tls_active()) {
       {
         Next result =
             co_await refuse_auth(tag, mechanism, "PRIVACYREQUIRED",
@@ -606,7 +356,7 @@ class ImapSession : public std::enable_shared_from_this<ImapSession> {
 
   awaitable<bool> count_auth_failure() {
     if (++auth_failures_ < kMaxAuthFailures) co_return true;
-    close_reason_ = "too_many_auth_failures";
+    set_close_reason("too_many_auth_failures");
     co_await write_client("* BYE Too many authentication failures\r\n");
     co_return false;
   }
@@ -631,60 +381,14 @@ class ImapSession : public std::enable_shared_from_this<ImapSession> {
     }
   }
 
-  // ---- backend ---------------------------------------------------------------------------
-  awaitable<std::optional<std::string>> read_backend_line() {
-    std::array<char, 4096> buffer;
-    for (;;) {
-      if (!backend_pending_.empty()) {
-        auto result = backend_lines_.feed(backend_pending_);
-        backend_pending_.erase(0, result.consumed);
-        if (result.status == protocol::LineSplitter::Status::kLine) co_return backend_lines_.line();
-        if (result.status == protocol::LineSplitter::Status::kTooLong) co_return std::nullopt;
-        continue;
-      }
-      arm(Deadline::kBackendRead, config_.imap.backend.response_timeout);
-      auto [ec, n] = co_await backend_.async_read_some(asio::buffer(buffer), kTuple);
-      disarm(Deadline::kBackendRead);
-      if (ec) co_return std::nullopt;
-      backend_pending_.assign(buffer.data(), n);
-    }
-  }
-
-  void backend_failed(std::string_view step, std::string_view detail, Clock::time_point start) {
-    Event("backend")
-        .add("session", id_)
-        .add("result", "failed")
-        .add("step", step)
-        .add("detail", backend_timed_out_ ? std::string_view("timeout") : detail)
-        .add("duration_ms", milliseconds_since(start))
-        .error();
-    backend_timed_out_ = false;
-    error_code ignored;
-    backend_.close(ignored);
-  }
-
   // Logs in to Dovecot as `mailbox` with the master user; returns the post-login capabilities.
   awaitable<std::optional<std::string>> login_to_backend(const std::string& mailbox) {
     auto start = Clock::now();
     const auto& backend = config_.imap.backend;
-    error_code ec;
-    auto address = asio::ip::make_address(backend.address.host, ec);
-    if (ec) {
-      backend_failed("connect", "invalid address", start);
-      co_return std::nullopt;
+    {
+      bool connected = co_await connect_backend(backend.address);
+      if (!connected) co_return std::nullopt;
     }
-    backend_ = tcp::socket(client_.get_executor());
-    arm(Deadline::kBackendRead, backend.connect_timeout);
-    std::tie(ec) =
-        co_await backend_.async_connect(tcp::endpoint(address, backend.address.port), kTuple);
-    disarm(Deadline::kBackendRead);
-    if (ec || closed_) {
-      backend_failed("connect", ec.message(), start);
-      co_return std::nullopt;
-    }
-    backend_.set_option(tcp::no_delay(true), ec);
-    backend_lines_.reset();
-    backend_pending_.clear();
 
     auto greeting_line = co_await read_backend_line();
     auto greeting =
@@ -779,77 +483,10 @@ class ImapSession : public std::enable_shared_from_this<ImapSession> {
     co_return post_login_caps;
   }
 
-  // ---- relay -----------------------------------------------------------------------------
-  // `self` keeps the session alive for as long as this coroutine runs.
-  awaitable<void> relay_client_to_backend([[maybe_unused]] std::shared_ptr<ImapSession> self) {
-    if (!pending_.empty()) {
-      std::string early = std::move(pending_);
-      pending_.clear();
-      if (!co_await write_backend(early)) {
-        close_all();
-        co_return;
-      }
-    }
-    auto buffer = std::make_unique<char[]>(kRelayBufferBytes);
-    for (;;) {
-      auto [ec, n] = co_await read_client(asio::buffer(buffer.get(), kRelayBufferBytes),
-                                          config_.imap.idle_timeout);
-      if (ec) {
-        note_end(ec, "client");
-        break;
-      }
-      if (!co_await write_backend({buffer.get(), n})) break;
-    }
-    close_all();
-  }
-
-  // `self` keeps the session alive for as long as this coroutine runs.
-  awaitable<void> relay_backend_to_client([[maybe_unused]] std::shared_ptr<ImapSession> self) {
-    auto buffer = std::make_unique<char[]>(kRelayBufferBytes);
-    for (;;) {
-      auto [ec, n] =
-          co_await backend_.async_read_some(asio::buffer(buffer.get(), kRelayBufferBytes), kTuple);
-      if (ec) {
-        note_end(ec, "backend");
-        if (ec == asio::error::eof && !closed_) co_await shutdown_client_tls();
-        break;
-      }
-      if (!co_await write_client({buffer.get(), n})) break;
-    }
-    close_all();
-  }
-
-  std::shared_ptr<const GatewayEnvironment> env_;
-  const config::Config& config_;
-  std::shared_ptr<GatewayCounters> counters_;
-  ImapListenerKind kind_;
-  ssl::stream<tcp::socket> client_;
-  tcp::socket backend_;
-  asio::steady_timer watchdog_timer_;
-  std::array<Clock::time_point, static_cast<size_t>(Deadline::kCount)> deadlines_;
-  Clock::duration tick_;
-  std::optional<Deadline> expired_;
-  bool backend_timed_out_ = false;
-  bool tls_active_ = false;
-  bool closed_ = false;
   protocol::ImapCommandParser parser_;
-  protocol::LineSplitter backend_lines_{kBackendMaxLineBytes};
-  std::string pending_;          // client bytes read and not yet parsed
-  std::string backend_pending_;  // backend bytes read and not yet parsed
-  std::optional<CertificateIdentity> peer_certificate_;
-  std::string id_;
-  std::string peer_;
-  std::string peer_address_;
-  uint16_t peer_port_ = 0;
-  std::string local_address_;
-  uint16_t local_port_ = 0;
-  std::string mailbox_;
-  std::string close_reason_;
-  uint64_t bytes_in_ = 0;
-  uint64_t bytes_out_ = 0;
+  std::string pending_;  // client bytes read and not yet parsed
   unsigned bad_commands_ = 0;
   unsigned auth_failures_ = 0;
-  Clock::time_point started_;
 };
 
 }  // namespace

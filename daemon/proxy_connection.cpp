@@ -1,0 +1,366 @@
+#include "daemon/proxy_connection.hpp"
+
+#include <openssl/ssl.h>
+#include <openssl/x509_vfy.h>
+
+#include <algorithm>
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/ssl/error.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <random>
+
+#include "daemon/event_log.hpp"
+
+namespace mssgate::daemon {
+namespace {
+
+namespace asio = boost::asio;
+namespace ssl = boost::asio::ssl;
+constexpr auto kTuple = asio::as_tuple(asio::use_awaitable);
+constexpr size_t kBackendMaxLineBytes = 65536;
+constexpr size_t kRelayBufferBytes = 16384;
+
+std::string new_session_id() {
+  thread_local std::mt19937_64 generator{std::random_device{}()};
+  static constexpr char kHex[] = "0123456789abcdef";
+  uint64_t n = generator();
+  std::string id(16, '0');
+  for (int i = 15; i >= 0; --i, n >>= 4)
+    id[static_cast<size_t>(i)] = kHex[n & 0xf];
+  return id;
+}
+
+std::string endpoint_text(const asio::ip::tcp::endpoint& e) {
+  auto address = e.address();
+  if (address.is_v6()) return "[" + address.to_string() + "]:" + std::to_string(e.port());
+  return address.to_string() + ":" + std::to_string(e.port());
+}
+
+}  // namespace
+
+ProxyConnection::ProxyConnection(tcp::socket socket, std::string listener, bool implicit_tls,
+                                 std::shared_ptr<const GatewayEnvironment> env,
+                                 std::shared_ptr<GatewayCounters> counters, Timeouts timeouts)
+    : env_(std::move(env)),
+      config_(env_->config),
+      id_(new_session_id()),
+      counters_(std::move(counters)),
+      listener_(std::move(listener)),
+      implicit_tls_(implicit_tls),
+      timeouts_(timeouts),
+      client_(std::move(socket), *env_->tls),
+      backend_(client_.get_executor()),
+      watchdog_timer_(client_.get_executor()),
+      backend_lines_(kBackendMaxLineBytes),
+      started_(Clock::now()) {
+  deadlines_.fill(Clock::time_point::max());
+  tick_ = timeouts_.write;
+  ++counters_->open_sessions;
+}
+
+ProxyConnection::~ProxyConnection() {
+  --counters_->open_sessions;
+  Event event("close");
+  event.add("session", id_);
+  if (!mailbox_.empty()) event.add("mailbox", mailbox_);
+  event.add("reason", close_reason_.empty() ? std::string("closed") : close_reason_)
+      .add("bytes_in", bytes_in_)
+      .add("bytes_out", bytes_out_)
+      .add("duration_ms", milliseconds_since(started_))
+      .info();
+}
+
+int64_t ProxyConnection::milliseconds_since(Clock::time_point start) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start).count();
+}
+
+void ProxyConnection::start() {
+  error_code ec;
+  auto& socket = client_.next_layer();
+  socket.set_option(tcp::no_delay(true), ec);
+  auto remote = socket.remote_endpoint(ec);
+  if (!ec) {
+    peer_address_ = remote.address().to_string();
+    peer_port_ = remote.port();
+    peer_ = endpoint_text(remote);
+  }
+  auto local = socket.local_endpoint(ec);
+  if (!ec) {
+    local_address_ = local.address().to_string();
+    local_port_ = local.port();
+  }
+  Event("connect").add("session", id_).add("listener", listener_).add("peer", peer_).info();
+  asio::co_spawn(client_.get_executor(), watchdog(shared_from_this()), asio::detached);
+  asio::co_spawn(client_.get_executor(), run(shared_from_this()), asio::detached);
+}
+
+// The timer wakes at the earliest deadline, and at least every tick_ so that a deadline armed
+// later than the current wake-up needs no rescheduling (the common case on the relay path).
+// A deadline is thus enforced within one tick of its time.
+void ProxyConnection::arm(Deadline d, Clock::duration timeout) {
+  auto when = Clock::now() + timeout;
+  deadlines_[static_cast<size_t>(d)] = when;
+  if (when < watchdog_timer_.expiry()) watchdog_timer_.cancel();
+}
+
+ProxyConnection::awaitable<void> ProxyConnection::watchdog(
+    [[maybe_unused]] std::shared_ptr<ProxyConnection> self) {
+  while (!closed_) {
+    auto next =
+        std::min(*std::min_element(deadlines_.begin(), deadlines_.end()), Clock::now() + tick_);
+    watchdog_timer_.expires_at(next);
+    co_await watchdog_timer_.async_wait(kTuple);
+    if (closed_) break;
+    auto now = Clock::now();
+    for (size_t i = 0; i < deadlines_.size(); ++i) {
+      if (deadlines_[i] > now) continue;
+      auto expired = static_cast<Deadline>(i);
+      if (expired == Deadline::kBackendRead || expired == Deadline::kBackendWrite) {
+        // The backend operation fails; the session decides what the client hears.
+        backend_timed_out_ = true;
+        disarm(expired);
+        close_backend();
+        continue;
+      }
+      expired_ = expired;
+      set_close_reason(expired == Deadline::kClientRead ? "client_read_timeout"
+                                                        : "client_write_timeout");
+      close_all();
+      co_return;
+    }
+  }
+}
+
+void ProxyConnection::close_all() {
+  if (closed_) return;
+  closed_ = true;
+  error_code ignored;
+  client_.next_layer().shutdown(tcp::socket::shutdown_both, ignored);
+  client_.next_layer().close(ignored);
+  backend_.close(ignored);
+  watchdog_timer_.cancel();
+}
+
+void ProxyConnection::close_backend() {
+  error_code ignored;
+  backend_.close(ignored);
+}
+
+void ProxyConnection::note_end(const error_code& ec, std::string_view side) {
+  if (!close_reason_.empty()) return;
+  if (side == "backend" && backend_timed_out_) {
+    close_reason_ = "backend_timeout";
+  } else if (ec == asio::error::eof || ec == ssl::error::stream_truncated) {
+    close_reason_ = std::string(side) + "_closed";
+  } else if (ec == asio::error::operation_aborted) {
+    close_reason_ = "closed";
+  } else {
+    close_reason_ = std::string(side) + "_error: " + ec.message();
+  }
+}
+
+ProxyConnection::awaitable<std::tuple<ProxyConnection::error_code, size_t>>
+ProxyConnection::read_client(asio::mutable_buffer buffer, Clock::duration timeout) {
+  arm(Deadline::kClientRead, timeout);
+  // (No co_await inside a conditional expression: GCC 12 miscompiles it.)
+  std::tuple<error_code, size_t> result;
+  if (tls_active_) {
+    result = co_await client_.async_read_some(buffer, kTuple);
+  } else {
+    result = co_await client_.next_layer().async_read_some(buffer, kTuple);
+  }
+  disarm(Deadline::kClientRead);
+  if (!std::get<0>(result)) bytes_in_ += std::get<1>(result);
+  co_return result;
+}
+
+ProxyConnection::awaitable<bool> ProxyConnection::write_client(std::string_view data) {
+  arm(Deadline::kClientWrite, timeouts_.write);
+  std::tuple<error_code, size_t> result;
+  if (tls_active_) {
+    result = co_await asio::async_write(client_, asio::buffer(data), kTuple);
+  } else {
+    result = co_await asio::async_write(client_.next_layer(), asio::buffer(data), kTuple);
+  }
+  auto [ec, n] = result;
+  disarm(Deadline::kClientWrite);
+  bytes_out_ += n;
+  if (ec) {
+    note_end(ec, "client");
+    co_return false;
+  }
+  co_return true;
+}
+
+ProxyConnection::awaitable<bool> ProxyConnection::tls_handshake() {
+  arm(Deadline::kClientRead, timeouts_.handshake);
+  auto [ec] = co_await client_.async_handshake(ssl::stream_base::server, kTuple);
+  disarm(Deadline::kClientRead);
+  SSL* ssl = client_.native_handle();
+  long verify = SSL_get_verify_result(ssl);
+  if (ec) {
+    Event event("tls_failed");
+    event.add("session", id_).add("peer", peer_);
+    if (expired_) {
+      event.add("reason", "timeout");
+    } else if (verify != X509_V_OK) {
+      event.add("reason", "client_certificate")
+          .add("certificate_error", X509_verify_cert_error_string(verify));
+    } else {
+      event.add("reason", ec.message());
+    }
+    event.warn();
+    set_close_reason("tls_failed");
+    co_return false;
+  }
+  tls_active_ = true;
+  Event event("tls");
+  event.add("session", id_)
+      .add("version", SSL_get_version(ssl))
+      .add("cipher", SSL_get_cipher_name(ssl));
+  X509* peer = SSL_get0_peer_certificate(ssl);
+  if (peer && verify == X509_V_OK) {
+    peer_certificate_ = identify_certificate(peer);
+    event.add("client_certificate", peer_certificate_->subject)
+        .add("certificate_sha256", peer_certificate_->sha256);
+  } else {
+    event.add("client_certificate", "none");
+  }
+  event.info();
+  co_return true;
+}
+
+ProxyConnection::awaitable<void> ProxyConnection::shutdown_client_tls() {
+  arm(Deadline::kClientWrite, std::chrono::seconds(1));
+  co_await client_.async_shutdown(kTuple);
+  disarm(Deadline::kClientWrite);
+}
+
+ProxyConnection::awaitable<bool> ProxyConnection::connect_backend(
+    const config::Endpoint& endpoint) {
+  auto start = Clock::now();
+  error_code ec;
+  auto address = asio::ip::make_address(endpoint.host, ec);
+  if (ec) {
+    backend_failed("connect", "invalid address", start);
+    co_return false;
+  }
+  backend_ = tcp::socket(client_.get_executor());
+  arm(Deadline::kBackendRead, timeouts_.backend_connect);
+  std::tie(ec) = co_await backend_.async_connect(tcp::endpoint(address, endpoint.port), kTuple);
+  disarm(Deadline::kBackendRead);
+  if (ec || closed_) {
+    backend_failed("connect", ec.message(), start);
+    co_return false;
+  }
+  backend_.set_option(tcp::no_delay(true), ec);
+  backend_lines_.reset();
+  backend_pending_.clear();
+  co_return true;
+}
+
+ProxyConnection::awaitable<bool> ProxyConnection::write_backend(std::string_view data) {
+  arm(Deadline::kBackendWrite, timeouts_.write);
+  auto [ec, n] = co_await asio::async_write(backend_, asio::buffer(data), kTuple);
+  disarm(Deadline::kBackendWrite);
+  if (ec) {
+    note_end(ec, "backend");
+    co_return false;
+  }
+  co_return true;
+}
+
+ProxyConnection::awaitable<std::optional<std::string>> ProxyConnection::read_backend_line() {
+  std::array<char, 4096> buffer;
+  for (;;) {
+    if (!backend_pending_.empty()) {
+      auto result = backend_lines_.feed(backend_pending_);
+      backend_pending_.erase(0, result.consumed);
+      if (result.status == protocol::LineSplitter::Status::kLine) co_return backend_lines_.line();
+      if (result.status == protocol::LineSplitter::Status::kTooLong) co_return std::nullopt;
+      continue;
+    }
+    arm(Deadline::kBackendRead, timeouts_.backend_response);
+    auto [ec, n] = co_await backend_.async_read_some(asio::buffer(buffer), kTuple);
+    disarm(Deadline::kBackendRead);
+    if (ec) co_return std::nullopt;
+    backend_pending_.assign(buffer.data(), n);
+  }
+}
+
+void ProxyConnection::backend_failed(std::string_view step, std::string_view detail,
+                                     Clock::time_point start) {
+  Event("backend")
+      .add("session", id_)
+      .add("result", "failed")
+      .add("step", step)
+      .add("detail", backend_timed_out_ ? std::string_view("timeout") : detail)
+      .add("duration_ms", milliseconds_since(start))
+      .error();
+  backend_timed_out_ = false;
+  close_backend();
+}
+
+void ProxyConnection::start_relay(std::string client_leftover, std::string backend_leftover,
+                                  Clock::duration idle_timeout) {
+  asio::co_spawn(
+      client_.get_executor(),
+      relay_client_to_backend(shared_from_this(), std::move(client_leftover), idle_timeout),
+      asio::detached);
+  asio::co_spawn(client_.get_executor(),
+                 relay_backend_to_client(shared_from_this(), std::move(backend_leftover)),
+                 asio::detached);
+}
+
+ProxyConnection::awaitable<void> ProxyConnection::relay_client_to_backend(
+    [[maybe_unused]] std::shared_ptr<ProxyConnection> self, std::string leftover,
+    Clock::duration idle_timeout) {
+  if (!leftover.empty()) {
+    bool ok = co_await write_backend(leftover);
+    if (!ok) {
+      close_all();
+      co_return;
+    }
+  }
+  auto buffer = std::make_unique<char[]>(kRelayBufferBytes);
+  for (;;) {
+    auto [ec, n] =
+        co_await read_client(asio::buffer(buffer.get(), kRelayBufferBytes), idle_timeout);
+    if (ec) {
+      note_end(ec, "client");
+      break;
+    }
+    bool ok = co_await write_backend({buffer.get(), n});
+    if (!ok) break;
+  }
+  close_all();
+}
+
+ProxyConnection::awaitable<void> ProxyConnection::relay_backend_to_client(
+    [[maybe_unused]] std::shared_ptr<ProxyConnection> self, std::string leftover) {
+  if (!leftover.empty()) {
+    bool ok = co_await write_client(leftover);
+    if (!ok) {
+      close_all();
+      co_return;
+    }
+  }
+  auto buffer = std::make_unique<char[]>(kRelayBufferBytes);
+  for (;;) {
+    auto [ec, n] =
+        co_await backend_.async_read_some(asio::buffer(buffer.get(), kRelayBufferBytes), kTuple);
+    if (ec) {
+      note_end(ec, "backend");
+      if (ec == asio::error::eof && !closed_) co_await shutdown_client_tls();
+      break;
+    }
+    bool ok = co_await write_client({buffer.get(), n});
+    if (!ok) break;
+  }
+  close_all();
+}
+
+}  // namespace mssgate::daemon

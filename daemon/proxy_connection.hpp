@@ -1,0 +1,131 @@
+#pragma once
+
+#include <array>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl/stream.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <tuple>
+
+#include "daemon/certificate_identity.hpp"
+#include "daemon/gateway_environment.hpp"
+#include "protocol/line_splitter.hpp"
+
+namespace mssgate::daemon {
+
+// What every proxied session has: the client connection (plain until STARTTLS, or TLS from the
+// start), the backend connection, one deadline watchdog, the byte counters and the events of
+// the connection's life (connect, tls, tls_failed, close). The protocol sessions derive from it.
+class ProxyConnection : public std::enable_shared_from_this<ProxyConnection> {
+ public:
+  using Clock = std::chrono::steady_clock;
+  using tcp = boost::asio::ip::tcp;
+  using error_code = boost::system::error_code;
+  template <class T>
+  using awaitable = boost::asio::awaitable<T>;
+
+  struct Timeouts {
+    Clock::duration handshake;
+    Clock::duration write;
+    Clock::duration backend_connect;
+    Clock::duration backend_response;
+  };
+
+  ProxyConnection(tcp::socket socket, std::string listener, bool implicit_tls,
+                  std::shared_ptr<const GatewayEnvironment> env,
+                  std::shared_ptr<GatewayCounters> counters, Timeouts timeouts);
+  virtual ~ProxyConnection();
+  ProxyConnection(const ProxyConnection&) = delete;
+  ProxyConnection& operator=(const ProxyConnection&) = delete;
+
+  // Logs the connection and starts run() and the watchdog.
+  void start();
+
+ protected:
+  enum class Deadline : size_t { kClientRead, kClientWrite, kBackendRead, kBackendWrite, kCount };
+
+  // The protocol's own conversation; `self` keeps the connection alive while it runs.
+  virtual awaitable<void> run(std::shared_ptr<ProxyConnection> self) = 0;
+
+  // ---- deadlines: one timer per connection ------------------------------------------------
+  void arm(Deadline d, Clock::duration timeout);
+  void disarm(Deadline d) { deadlines_[static_cast<size_t>(d)] = Clock::time_point::max(); }
+  void close_all();
+  bool closed() const { return closed_; }
+  bool over_connection_limit() const {
+    return counters_->open_sessions > config_.server.max_connections;
+  }
+  // Records why the session ends (the first reason wins).
+  void note_end(const error_code& ec, std::string_view side);
+  void set_close_reason(std::string reason) {
+    if (close_reason_.empty()) close_reason_ = std::move(reason);
+  }
+
+  // ---- client I/O: the one place that knows whether TLS is active ------------------------
+  awaitable<std::tuple<error_code, size_t>> read_client(boost::asio::mutable_buffer buffer,
+                                                        Clock::duration timeout);
+  awaitable<bool> write_client(std::string_view data);
+  awaitable<bool> tls_handshake();
+  awaitable<void> shutdown_client_tls();
+  bool tls_active() const { return tls_active_; }
+  bool implicit_tls() const { return implicit_tls_; }
+
+  // ---- backend I/O ------------------------------------------------------------------------
+  awaitable<bool> connect_backend(const config::Endpoint& endpoint);
+  awaitable<bool> write_backend(std::string_view data);
+  // One CRLF-terminated line from the backend within the response timeout.
+  awaitable<std::optional<std::string>> read_backend_line();
+  void backend_failed(std::string_view step, std::string_view detail, Clock::time_point start);
+  void close_backend();
+
+  // Relays bytes both ways until either side closes; `client_leftover` is sent first.
+  void start_relay(std::string client_leftover, std::string backend_leftover,
+                   Clock::duration idle_timeout);
+
+  static int64_t milliseconds_since(Clock::time_point start);
+
+  std::shared_ptr<const GatewayEnvironment> env_;
+  const config::Config& config_;
+  std::string id_;
+  std::string peer_;  // "address:port" of the client
+  std::string peer_address_;
+  uint16_t peer_port_ = 0;
+  std::string local_address_;
+  uint16_t local_port_ = 0;
+  std::string mailbox_;  // once authenticated
+  std::optional<CertificateIdentity> peer_certificate_;
+  std::string backend_pending_;  // backend bytes read and not yet consumed
+  uint64_t bytes_in_ = 0;
+  uint64_t bytes_out_ = 0;
+
+ private:
+  awaitable<void> watchdog(std::shared_ptr<ProxyConnection> self);
+  awaitable<void> relay_client_to_backend(std::shared_ptr<ProxyConnection> self,
+                                          std::string leftover, Clock::duration idle_timeout);
+  awaitable<void> relay_backend_to_client(std::shared_ptr<ProxyConnection> self,
+                                          std::string leftover);
+
+  std::shared_ptr<GatewayCounters> counters_;
+  std::string listener_;
+  bool implicit_tls_;
+  Timeouts timeouts_;
+  boost::asio::ssl::stream<tcp::socket> client_;
+  tcp::socket backend_;
+  boost::asio::steady_timer watchdog_timer_;
+  std::array<Clock::time_point, static_cast<size_t>(Deadline::kCount)> deadlines_;
+  Clock::duration tick_;
+  std::optional<Deadline> expired_;
+  bool backend_timed_out_ = false;
+  bool tls_active_ = false;
+  bool closed_ = false;
+  protocol::LineSplitter backend_lines_;
+  std::string close_reason_;
+  Clock::time_point started_;
+};
+
+}  // namespace mssgate::daemon
