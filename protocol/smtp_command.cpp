@@ -1,0 +1,112 @@
+#include "protocol/smtp_command.hpp"
+
+#include <cctype>
+
+namespace mssgate::protocol {
+namespace {
+
+std::string upper(std::string_view s) {
+  std::string out(s);
+  for (auto& c : out)
+    c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  return out;
+}
+
+bool iequals(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (std::toupper(static_cast<unsigned char>(a[i])) !=
+        std::toupper(static_cast<unsigned char>(b[i])))
+      return false;
+  }
+  return true;
+}
+
+bool valid_path_address(std::string_view address) {
+  if (address.size() > 254) return false;
+  for (char c : address) {
+    unsigned char u = static_cast<unsigned char>(c);
+    if (u <= 0x20 || u == 0x7f || c == '<' || c == '>') return false;
+  }
+  size_t at = address.rfind('@');
+  return at != std::string_view::npos && at > 0 && at + 1 < address.size();
+}
+
+}  // namespace
+
+SmtpCommand parse_smtp_command(std::string_view line) {
+  size_t space = line.find(' ');
+  SmtpCommand command;
+  command.verb = upper(line.substr(0, space));
+  if (space != std::string_view::npos) command.argument = std::string(line.substr(space + 1));
+  return command;
+}
+
+std::optional<SmtpPathArgument> parse_path_argument(std::string_view argument,
+                                                    std::string_view keyword) {
+  if (argument.size() < keyword.size() + 1 ||
+      !iequals(argument.substr(0, keyword.size()), keyword) || argument[keyword.size()] != ':') {
+    return std::nullopt;
+  }
+  std::string_view rest = argument.substr(keyword.size() + 1);
+  while (!rest.empty() && rest.front() == ' ')
+    rest.remove_prefix(1);  // "FROM: <a>" is common
+  if (rest.empty() || rest.front() != '<') return std::nullopt;
+  size_t close = rest.find('>');
+  if (close == std::string_view::npos) return std::nullopt;
+  SmtpPathArgument out;
+  std::string_view address = rest.substr(1, close - 1);
+  // A source route ("@a,@b:user@c") is obsolete; keep the mailbox (RFC 5321 §4.1.2, C.).
+  if (!address.empty() && address.front() == '@') {
+    size_t colon = address.find(':');
+    if (colon == std::string_view::npos) return std::nullopt;
+    address.remove_prefix(colon + 1);
+  }
+  if (!address.empty() && !valid_path_address(address)) return std::nullopt;
+  out.address = std::string(address);
+  rest.remove_prefix(close + 1);
+  if (!rest.empty() && rest.front() != ' ') return std::nullopt;
+  while (!rest.empty() && rest.front() == ' ')
+    rest.remove_prefix(1);
+  out.parameter_text = std::string(rest);
+  while (!rest.empty()) {
+    size_t space = rest.find(' ');
+    std::string_view parameter = rest.substr(0, space);
+    rest = space == std::string_view::npos ? std::string_view{} : rest.substr(space + 1);
+    if (parameter.empty()) continue;
+    size_t equals = parameter.find('=');
+    std::string_view key = parameter.substr(0, equals);
+    if (key.empty() || !std::isalnum(static_cast<unsigned char>(key.front()))) return std::nullopt;
+    for (char c : key) {
+      if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-') return std::nullopt;
+    }
+    std::string value;
+    if (equals != std::string_view::npos) {
+      value = std::string(parameter.substr(equals + 1));
+      for (char c : value) {
+        unsigned char u = static_cast<unsigned char>(c);
+        if (u < 0x21 || u == 0x7f || c == '=') return std::nullopt;
+      }
+    }
+    out.parameters.emplace_back(upper(key), std::move(value));
+  }
+  return out;
+}
+
+std::string xtext_encode(std::string_view value) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  std::string out;
+  for (char c : value) {
+    unsigned char u = static_cast<unsigned char>(c);
+    if (u < 33 || u > 126 || c == '+' || c == '=') {
+      out += '+';
+      out += kHex[u >> 4];
+      out += kHex[u & 0xf];
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
+}  // namespace mssgate::protocol

@@ -1,0 +1,227 @@
+#include <gtest/gtest.h>
+
+#include "protocol/message_header.hpp"
+#include "protocol/smtp_command.hpp"
+#include "protocol/smtp_data.hpp"
+#include "protocol/smtp_reply.hpp"
+
+using namespace mssgate::protocol;
+
+TEST(SmtpCommand, SplitsVerbAndArgument) {
+  auto c = parse_smtp_command("mail FROM:<a@b.fr> SIZE=10");
+  EXPECT_EQ(c.verb, "MAIL");
+  EXPECT_EQ(c.argument, "FROM:<a@b.fr> SIZE=10");
+  EXPECT_EQ(parse_smtp_command("QUIT").argument, "");
+}
+
+TEST(SmtpCommand, ParsesPathsAndParameters) {
+  auto mail = parse_path_argument(
+      "FROM:<App@Test.fr> SIZE=1024 BODY=8BITMIME RET=HDRS ENVID=abc+2Bd", "FROM");
+  ASSERT_TRUE(mail);
+  EXPECT_EQ(mail->address, "App@Test.fr");
+  ASSERT_EQ(mail->parameters.size(), 4u);
+  EXPECT_EQ(mail->parameters[0], (std::pair<std::string, std::string>{"SIZE", "1024"}));
+  EXPECT_EQ(mail->parameters[3], (std::pair<std::string, std::string>{"ENVID", "abc+2Bd"}));
+  EXPECT_EQ(mail->parameter_text, "SIZE=1024 BODY=8BITMIME RET=HDRS ENVID=abc+2Bd");
+
+  auto null = parse_path_argument("from: <>", "FROM");
+  ASSERT_TRUE(null);
+  EXPECT_EQ(null->address, "");
+  auto rcpt =
+      parse_path_argument("TO:<@relay.fr:b@c.fr> NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;b@c.fr", "TO");
+  ASSERT_TRUE(rcpt);
+  EXPECT_EQ(rcpt->address, "b@c.fr");
+  EXPECT_EQ(rcpt->parameters[1].second, "rfc822;b@c.fr");
+  EXPECT_TRUE(parse_path_argument("TO:<smtputf8.é@exemple.fr>", "TO"));
+}
+
+TEST(SmtpCommand, RefusesMalformedPaths) {
+  for (const char* bad :
+       {"FROM:a@b.fr", "FROM:<a@b.fr", "TO:<a@b.fr>", "FROM:<a b@c.fr>", "FROM:<nodomain>",
+        "FROM:<a@b.fr>X=1", "FROM:<a@b.fr> =x", "FROM:<a@b.fr> K=a=b", "FROM:<@relay>"}) {
+    EXPECT_FALSE(parse_path_argument(bad, "FROM")) << bad;
+  }
+}
+
+TEST(SmtpCommand, EncodesXtext) {
+  EXPECT_EQ(xtext_encode("mx.test+1=2 é"), "mx.test+2B1+3D2+20+C3+A9");
+}
+
+namespace {
+
+std::vector<SmtpReply> parse_replies(std::string_view input, size_t chunk, bool& error) {
+  SmtpReplyParser parser;
+  std::vector<SmtpReply> replies;
+  error = false;
+  size_t offset = 0;
+  while (offset < input.size()) {
+    std::string_view piece = input.substr(offset, chunk ? chunk : input.size());
+    auto r = parser.feed(piece);
+    offset += r.consumed;
+    if (r.status == SmtpReplyParser::Status::kReply) replies.push_back(parser.reply());
+    if (r.status == SmtpReplyParser::Status::kError) {
+      error = true;
+      break;
+    }
+  }
+  return replies;
+}
+
+}  // namespace
+
+TEST(SmtpReply, ParsesMultiLineRepliesFedOneByteAtATime) {
+  std::string input =
+      "220 mx.test ESMTP\r\n250-mx.test\r\n250-PIPELINING\r\n250-SIZE 52428800\r\n250 DSN\r\n"
+      "550 5.1.1 <x@test.fr>: Recipient address rejected\r\n250 2.0.0 Ok: queued as 4Hx9\r\n";
+  for (size_t chunk : {0u, 1u, 5u}) {
+    bool error;
+    auto replies = parse_replies(input, chunk, error);
+    EXPECT_FALSE(error);
+    ASSERT_EQ(replies.size(), 4u) << chunk;
+    EXPECT_EQ(replies[0].code, 220);
+    EXPECT_EQ(replies[1].lines,
+              (std::vector<std::string>{"mx.test", "PIPELINING", "SIZE 52428800", "DSN"}));
+    EXPECT_EQ(replies[2].code, 550);
+    EXPECT_EQ(replies[2].enhanced, "5.1.1");
+    EXPECT_EQ(replies[2].lines[0], "<x@test.fr>: Recipient address rejected");
+    EXPECT_EQ(replies[3].lines[0], "Ok: queued as 4Hx9");
+  }
+}
+
+TEST(SmtpReply, RefusesGarbageAndMixedCodes) {
+  for (const char* bad : {"hello\r\n", "25\r\n", "250-a\r\n251 b\r\n", "250xyz\r\n"}) {
+    bool error;
+    parse_replies(bad, 1, error);
+    EXPECT_TRUE(error) << bad;
+  }
+}
+
+namespace {
+
+struct DataOutcome {
+  std::string content;
+  size_t consumed = 0;
+  bool complete = false;
+};
+
+DataOutcome read_data(std::string_view input, size_t chunk) {
+  SmtpDataReader reader;
+  DataOutcome out;
+  size_t offset = 0;
+  while (offset < input.size() && !out.complete) {
+    std::string_view piece = input.substr(offset, chunk ? chunk : input.size());
+    auto r = reader.feed(piece, out.content);
+    offset += r.consumed;
+    out.complete = r.complete;
+  }
+  out.consumed = offset;
+  EXPECT_EQ(reader.size(), out.content.size());
+  return out;
+}
+
+}  // namespace
+
+TEST(SmtpData, FindsTheTerminatorWhereverTheReadsSplitIt) {
+  std::string message = "Subject: x\r\n\r\n..leading dot\r\n.\r\nNEXT";
+  for (size_t chunk : {0u, 1u, 2u, 3u}) {
+    auto out = read_data(message, chunk);
+    EXPECT_TRUE(out.complete) << chunk;
+    EXPECT_EQ(out.content, "Subject: x\r\n\r\n.leading dot\r\n") << chunk;
+    EXPECT_EQ(out.consumed, message.size() - 4) << "the next command is left unread";
+  }
+}
+
+TEST(SmtpData, OnlyCrLfDotCrLfEndsTheMessage) {
+  for (std::string tricky :
+       {std::string("a\n.\nb\r\n.\r\n"), std::string("a\r\n.\nb\r\n.\r\n"),
+        std::string("a\n.\r\nb\r\n.\r\n"), std::string("a\r.\r\nb\r\n.\r\n")}) {
+    for (size_t chunk : {0u, 1u}) {
+      auto out = read_data(tricky, chunk);
+      EXPECT_TRUE(out.complete);
+      EXPECT_EQ(out.consumed, tricky.size())
+          << "the first dot line is not a terminator: " << tricky;
+    }
+  }
+  auto empty = read_data(".\r\n", 1);
+  EXPECT_TRUE(empty.complete);
+  EXPECT_EQ(empty.content, "");
+}
+
+TEST(SmtpData, UnstuffsAStuffedDotFollowedByABareCr) {
+  auto out = read_data(".\rx\r\n.\r\n", 1);
+  EXPECT_TRUE(out.complete);
+  EXPECT_EQ(out.content, "\rx\r\n");
+}
+
+TEST(SmtpData, WriterStuffsDotsNormalisesBareLfAndTerminates) {
+  SmtpDataWriter writer;
+  std::string out;
+  for (char c : std::string("a\n.b\r\n..c\r\nd"))
+    writer.encode(std::string_view(&c, 1), out);
+  writer.finish(out);
+  EXPECT_EQ(out, "a\r\n..b\r\n...c\r\nd\r\n.\r\n");
+  SmtpDataWriter ends_with_crlf;
+  std::string out2;
+  ends_with_crlf.encode("x\r\n", out2);
+  ends_with_crlf.finish(out2);
+  EXPECT_EQ(out2, "x\r\n.\r\n");
+}
+
+TEST(SmtpData, ReaderAndWriterRoundTripAnyContent) {
+  std::string content;
+  for (int i = 0; i < 5000; ++i)
+    content += static_cast<char>("a.\r\n.\r\n..x\r"[i % 11]);
+  content += "\r\n";
+  SmtpDataWriter writer;
+  std::string wire;
+  writer.encode(content, wire);
+  writer.finish(wire);
+  auto out = read_data(wire, 7);
+  EXPECT_TRUE(out.complete);
+  EXPECT_EQ(out.consumed, wire.size());
+  // Bare LFs became CRLF; nothing else changed.
+  std::string normalised;
+  for (size_t i = 0; i < content.size(); ++i) {
+    if (content[i] == '\n' && (i == 0 || content[i - 1] != '\r')) normalised += '\r';
+    normalised += content[i];
+  }
+  EXPECT_EQ(out.content, normalised);
+}
+
+TEST(HeaderSection, CollectsUnfoldedFieldsFedOneByteAtATime) {
+  std::string message =
+      "From: \"Hôpital, Test\" <App.Hopital@Test.fr>\r\nTo: a@b.fr,\r\n\tc@d.fr\r\nMessage-ID: "
+      "<1@x>\r\n\r\nbody\r\n";
+  HeaderSectionReader reader(1024);
+  size_t consumed = 0;
+  for (char c : message) {
+    auto r = reader.feed(std::string_view(&c, 1));
+    consumed += r.consumed;
+    if (r.status == HeaderSectionReader::Status::kComplete) break;
+  }
+  ASSERT_TRUE(reader.complete());
+  EXPECT_EQ(consumed, message.find("body"));
+  auto fields = reader.fields();
+  ASSERT_EQ(fields.size(), 3u);
+  EXPECT_EQ(fields[1].value, "a@b.fr, c@d.fr");
+  EXPECT_EQ(reader.values("message-id"), (std::vector<std::string>{"<1@x>"}));
+  EXPECT_EQ(extract_addresses(reader.values("FROM").at(0)),
+            (std::vector<std::string>{"app.hopital@test.fr"}));
+}
+
+TEST(HeaderSection, StopsAtTheCap) {
+  HeaderSectionReader reader(100);
+  auto r = reader.feed(std::string(200, 'x'));
+  EXPECT_EQ(r.status, HeaderSectionReader::Status::kTooLarge);
+  EXPECT_FALSE(reader.complete());
+}
+
+TEST(HeaderSection, ExtractsAddressesFromAddressLists) {
+  EXPECT_EQ(extract_addresses("a@b.fr"), (std::vector<std::string>{"a@b.fr"}));
+  EXPECT_EQ(extract_addresses("Dr X (cabinet) <x@y.fr>, \"Evil <z@z.fr>\" <w@v.fr>"),
+            (std::vector<std::string>{"x@y.fr", "w@v.fr"}));
+  EXPECT_EQ(extract_addresses("a@b.fr (comment <q@q.fr>)"), (std::vector<std::string>{"a@b.fr"}));
+  EXPECT_EQ(extract_addresses("Group: a@b.fr, c@d.fr;"),
+            (std::vector<std::string>{"a@b.fr", "c@d.fr"}));
+  EXPECT_TRUE(extract_addresses("undisclosed").empty());
+}
