@@ -67,6 +67,31 @@ struct ImapConfig {
   ImapBackendConfig backend;
 };
 
+struct SmtpBackendConfig {
+  Endpoint address{"127.0.0.1", 587};
+  Duration connect_timeout = 5s;
+  Duration response_timeout = 30s;
+  // The final answer after the message can take long (RFC 5321 §4.5.3.2.6: 10 minutes).
+  Duration data_response_timeout = 10min;
+  std::string helo_name = "mssgate";
+};
+
+struct SmtpConfig {
+  std::vector<Endpoint> starttls_listen;
+  std::vector<Endpoint> tls_listen;
+  std::string hostname = "mssgate";  // in the greeting and the EHLO answer
+  size_t max_line_bytes = 4096;      // command lines (RFC 5321 asks for at least 512)
+  size_t max_message_bytes = 50 << 20;
+  size_t max_header_bytes = 256 << 10;
+  unsigned max_recipients = 100;
+  Duration command_timeout = 5min;  // each read while waiting for a command (RFC 5321: 5 min)
+  Duration data_timeout = 3min;     // each read inside DATA (RFC 5321: 3 min)
+  Duration write_timeout = 60s;
+  unsigned max_bad_commands = 10;
+  bool allow_null_sender = true;  // MAIL FROM:<> for MDNs; the From header is checked all the same
+  SmtpBackendConfig backend;
+};
+
 struct DirectoryConfig {
   std::string sqlite_path;
 };
@@ -80,6 +105,7 @@ struct Config {
   ServerConfig server;
   TlsConfig tls;
   ImapConfig imap;
+  SmtpConfig smtp;
   DirectoryConfig directory;
   AuthConfig auth;
 };

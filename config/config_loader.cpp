@@ -380,6 +380,32 @@ void read_imap(TableReader& parent, ImapConfig& out, Problems& problems, const f
   }
 }
 
+void read_smtp(TableReader& parent, SmtpConfig& out, Problems& problems, const fs::path& base) {
+  TableReader t(parent.sub_table("smtp"), "smtp", problems, base);
+  t.endpoints("starttls_listen", out.starttls_listen);
+  t.endpoints("tls_listen", out.tls_listen);
+  t.string("hostname", out.hostname);
+  t.size("max_line_bytes", out.max_line_bytes, 512, 1 << 20);
+  t.size("max_message_bytes", out.max_message_bytes, 1024, size_t{4} << 30);
+  t.size("max_header_bytes", out.max_header_bytes, 1024, 64 << 20);
+  t.integer("max_recipients", out.max_recipients, 1, 100000);
+  t.duration("command_timeout", out.command_timeout, 1s, 1h);
+  t.duration("data_timeout", out.data_timeout, 1s, 1h);
+  t.duration("write_timeout", out.write_timeout, 1s, 1h);
+  t.integer("max_bad_commands", out.max_bad_commands, 1, 1000);
+  t.boolean("allow_null_sender", out.allow_null_sender);
+  if (out.hostname.empty() || out.hostname.find_first_of(" \t\r\n") != std::string::npos) {
+    problems.add(t.where("hostname"), "smtp.hostname", "must be a host name");
+  }
+
+  TableReader b(t.sub_table("backend"), "smtp.backend", problems, base);
+  b.endpoint("address", out.backend.address);
+  b.duration("connect_timeout", out.backend.connect_timeout, 100ms, 5min);
+  b.duration("response_timeout", out.backend.response_timeout, 100ms, 30min);
+  b.duration("data_response_timeout", out.backend.data_response_timeout, 100ms, 1h);
+  b.string("helo_name", out.backend.helo_name);
+}
+
 void read_directory(TableReader& parent, DirectoryConfig& out, Problems& problems,
                     const fs::path& base) {
   TableReader t(parent.sub_table("directory"), "directory", problems, base);
@@ -431,6 +457,7 @@ Config parse_config(const std::string& text, const std::string& path) {
     read_server(top, config.server, problems, base);
     read_tls(top, config.tls, problems, base);
     read_imap(top, config.imap, problems, base);
+    read_smtp(top, config.smtp, problems, base);
     read_directory(top, config.directory, problems, base);
     read_auth(top, config.auth, problems, base);
   }

@@ -20,6 +20,7 @@
 
 #include "daemon/event_log.hpp"
 #include "daemon/imap_session.hpp"
+#include "daemon/smtp_session.hpp"
 #include "daemon/tls_policy.hpp"
 
 namespace mssgate::daemon {
@@ -79,15 +80,41 @@ class IoPool {
   size_t next_ = 0;
 };
 
+enum class ListenerKind { kImap, kImaps, kSubmission, kSubmissions };
+
 struct Listener {
   tcp::acceptor acceptor;
-  ImapListenerKind kind;
+  ListenerKind kind;
   std::string name;
 };
 
+// What the sessions of one gateway share besides the environment.
+struct SharedState {
+  std::shared_ptr<GatewayCounters> counters = std::make_shared<GatewayCounters>();
+  std::shared_ptr<SmtpBackendFeatures> smtp_features = std::make_shared<SmtpBackendFeatures>();
+};
+
+void start_session(tcp::socket socket, ListenerKind kind,
+                   std::shared_ptr<const GatewayEnvironment> env, const SharedState& shared) {
+  switch (kind) {
+    case ListenerKind::kImap:
+      return start_imap_session(std::move(socket), ImapListenerKind::kStartTls, std::move(env),
+                                shared.counters);
+    case ListenerKind::kImaps:
+      return start_imap_session(std::move(socket), ImapListenerKind::kImplicitTls, std::move(env),
+                                shared.counters);
+    case ListenerKind::kSubmission:
+      return start_smtp_session(std::move(socket), SmtpListenerKind::kStartTls, std::move(env),
+                                shared.counters, shared.smtp_features);
+    case ListenerKind::kSubmissions:
+      return start_smtp_session(std::move(socket), SmtpListenerKind::kImplicitTls, std::move(env),
+                                shared.counters, shared.smtp_features);
+  }
+}
+
 asio::awaitable<void> accept_loop(Listener& listener, IoPool& pool,
                                   std::shared_ptr<const GatewayEnvironment> env,
-                                  std::shared_ptr<GatewayCounters> counters) {
+                                  const SharedState& shared) {
   asio::steady_timer backoff(listener.acceptor.get_executor());
   for (;;) {
     auto [ec, socket] = co_await listener.acceptor.async_accept(pool.next(), kTuple);
@@ -99,7 +126,7 @@ asio::awaitable<void> accept_loop(Listener& listener, IoPool& pool,
       co_await backoff.async_wait(kTuple);
       continue;
     }
-    start_imap_session(std::move(socket), listener.kind, env, counters);
+    start_session(std::move(socket), listener.kind, env, shared);
   }
 }
 
@@ -121,13 +148,13 @@ int run_gateway(const config::Config& config) {
     std::cerr << "mssgate: " << e.what() << "\n";
     return 1;
   }
-  auto counters = std::make_shared<GatewayCounters>();
+  SharedState shared;
   unsigned threads = config.server.io_threads ? config.server.io_threads
                                               : std::max(1u, std::thread::hardware_concurrency());
   IoPool pool(threads);
 
   std::vector<std::unique_ptr<Listener>> listeners;
-  auto bind = [&](const config::Endpoint& endpoint, ImapListenerKind kind, const char* name) {
+  auto bind = [&](const config::Endpoint& endpoint, ListenerKind kind, const char* name) {
     error_code ec;
     auto address = asio::ip::make_address(endpoint.host, ec);
     if (ec)
@@ -152,16 +179,20 @@ int run_gateway(const config::Config& config) {
   };
   try {
     for (const auto& e : config.imap.starttls_listen)
-      bind(e, ImapListenerKind::kStartTls, "imap");
+      bind(e, ListenerKind::kImap, "imap");
     for (const auto& e : config.imap.tls_listen)
-      bind(e, ImapListenerKind::kImplicitTls, "imaps");
+      bind(e, ListenerKind::kImaps, "imaps");
+    for (const auto& e : config.smtp.starttls_listen)
+      bind(e, ListenerKind::kSubmission, "submission");
+    for (const auto& e : config.smtp.tls_listen)
+      bind(e, ListenerKind::kSubmissions, "submissions");
   } catch (const std::exception& e) {
     Event("start_failed").add("error", e.what()).error();
     std::cerr << "mssgate: " << e.what() << "\n";
     return 1;
   }
   for (auto& listener : listeners) {
-    asio::co_spawn(pool.main(), accept_loop(*listener, pool, env, counters), asio::detached);
+    asio::co_spawn(pool.main(), accept_loop(*listener, pool, env, shared), asio::detached);
   }
 
   asio::signal_set signals(pool.main(), SIGINT, SIGTERM, SIGHUP);
@@ -178,7 +209,7 @@ int run_gateway(const config::Config& config) {
     }
     Event("stopping")
         .add("signal", signal == SIGTERM ? "SIGTERM" : "SIGINT")
-        .add("open_sessions", counters->open_sessions.load())
+        .add("open_sessions", shared.counters->open_sessions.load())
         .info();
     for (auto& listener : listeners) {
       error_code ignored;

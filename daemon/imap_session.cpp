@@ -183,12 +183,7 @@ class ImapSession final : public ProxyConnection {
       co_return next;
     }
     if (name == "LOGIN") {
-      Event("auth")
-          .add("session", id_)
-          .add("mechanism", "LOGIN")
-          .add("result", "refused")
-          .add("reason", "login_disabled")
-          .warn();
+      log_auth("LOGIN", false, "login_disabled", "");
       std::string answer =
           tls_active()
               ? tag +
@@ -300,12 +295,7 @@ class ImapSession final : public ProxyConnection {
     }
     auto decoded = protocol::decode_sasl_external(response);
     if (auto* error = std::get_if<protocol::SaslExternalError>(&decoded)) {
-      Event("auth")
-          .add("session", id_)
-          .add("mechanism", mechanism)
-          .add("result", "failed")
-          .add("reason", protocol::describe(*error))
-          .warn();
+      log_auth(mechanism, false, protocol::describe(*error), "");
       std::string answer = *error == protocol::SaslExternalError::kCancelled
                                ? tag + " BAD Authentication cancelled\r\n"
                                : tag + " BAD Invalid SASL EXTERNAL response\r\n";
@@ -341,13 +331,7 @@ class ImapSession final : public ProxyConnection {
       }
     }
     mailbox_ = decision.mailbox;
-    Event event("auth");
-    event.add("session", id_)
-        .add("mechanism", mechanism)
-        .add("result", "ok")
-        .add("mailbox", mailbox_);
-    if (peer_certificate_) event.add("certificate_sha256", peer_certificate_->sha256);
-    event.info();
+    log_auth(mechanism, true, "ok", mailbox_);
     std::string answer = tag + " OK [CAPABILITY " + *backend + "] Logged in\r\n" + backend_pending_;
     backend_pending_.clear();
     if (!co_await write_client(answer)) co_return Next::kClose;
@@ -364,14 +348,7 @@ class ImapSession final : public ProxyConnection {
   awaitable<Next> refuse_auth(const std::string& tag, const std::string& mechanism,
                               std::string_view code, std::string_view text, std::string_view reason,
                               const std::string& mailbox) {
-    Event event("auth");
-    event.add("session", id_)
-        .add("mechanism", mechanism)
-        .add("result", "failed")
-        .add("reason", reason);
-    if (!mailbox.empty()) event.add("mailbox", mailbox);
-    if (peer_certificate_) event.add("certificate_sha256", peer_certificate_->sha256);
-    event.warn();
+    log_auth(mechanism, false, reason, mailbox);
     if (!co_await write_client(tag + " NO [" + std::string(code) + "] " + std::string(text) +
                                "\r\n"))
       co_return Next::kClose;

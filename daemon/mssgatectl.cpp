@@ -31,6 +31,9 @@ void usage(std::ostream& out) {
          "  mailbox set-status ADDRESS active|suspended|closed\n"
          "  mailbox remove ADDRESS\n"
          "  mailbox list\n"
+         "  mailbox allow-sender ADDRESS SENDER      let ADDRESS also send as SENDER\n"
+         "  mailbox disallow-sender ADDRESS SENDER\n"
+         "  mailbox senders ADDRESS\n"
          "  certificate bind ADDRESS CERTIFICATE-SELECTOR [--label TEXT]\n"
          "  certificate unbind ADDRESS CERTIFICATE-SELECTOR\n"
          "  certificate list\n"
@@ -200,6 +203,27 @@ int run(const std::vector<std::string>& args) {
       std::cout << std::left << std::setw(48) << m.address << " " << protocol::to_string(m.type)
                 << "  " << protocol::to_string(m.status) << "\n";
     }
+  } else if (noun == "mailbox" && (verb == "allow-sender" || verb == "disallow-sender")) {
+    allow_only(a, {}, 2);
+    auto sender = protocol::normalize_mailbox_address(a.positional[1]);
+    if (!sender) throw UsageError("'" + a.positional[1] + "' is not a mailbox address");
+    if (verb == "allow-sender") {
+      directory->allow_sender(mailbox_argument(a), *sender);
+      std::cout << mailbox_argument(a) << " may now send as " << *sender << "\n";
+    } else if (directory->disallow_sender(mailbox_argument(a), *sender)) {
+      std::cout << mailbox_argument(a) << " may no longer send as " << *sender << "\n";
+    } else {
+      std::cerr << "mssgatectl: " << mailbox_argument(a) << " could not send as " << *sender
+                << "\n";
+      return 1;
+    }
+  } else if (noun == "mailbox" && verb == "senders") {
+    allow_only(a, {}, 1);
+    auto senders = directory->allowed_senders(mailbox_argument(a));
+    if (!senders.ok()) throw std::runtime_error(senders.error);
+    std::cout << mailbox_argument(a) << "\n";
+    for (const auto& sender : senders.value)
+      std::cout << sender << "\n";
   } else if (noun == "certificate" && (verb == "bind" || verb == "unbind")) {
     allow_only(a, {"--cert", "--match", "--spki-sha256", "--issuer", "--serial", "--label"}, 1);
     CertificateBinding b = binding_from(a);

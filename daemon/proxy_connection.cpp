@@ -273,7 +273,8 @@ ProxyConnection::awaitable<bool> ProxyConnection::write_backend(std::string_view
   co_return true;
 }
 
-ProxyConnection::awaitable<std::optional<std::string>> ProxyConnection::read_backend_line() {
+ProxyConnection::awaitable<std::optional<std::string>> ProxyConnection::read_backend_line(
+    std::optional<Clock::duration> timeout) {
   std::array<char, 4096> buffer;
   for (;;) {
     if (!backend_pending_.empty()) {
@@ -283,7 +284,7 @@ ProxyConnection::awaitable<std::optional<std::string>> ProxyConnection::read_bac
       if (result.status == protocol::LineSplitter::Status::kTooLong) co_return std::nullopt;
       continue;
     }
-    arm(Deadline::kBackendRead, timeouts_.backend_response);
+    arm(Deadline::kBackendRead, timeout.value_or(timeouts_.backend_response));
     auto [ec, n] = co_await backend_.async_read_some(asio::buffer(buffer), kTuple);
     disarm(Deadline::kBackendRead);
     if (ec) co_return std::nullopt;
@@ -302,6 +303,16 @@ void ProxyConnection::backend_failed(std::string_view step, std::string_view det
       .error();
   backend_timed_out_ = false;
   close_backend();
+}
+
+void ProxyConnection::log_auth(std::string_view mechanism, bool ok, std::string_view reason,
+                               const std::string& mailbox) const {
+  Event event("auth");
+  event.add("session", id_).add("mechanism", mechanism).add("result", ok ? "ok" : "failed");
+  if (!ok) event.add("reason", reason);
+  if (!mailbox.empty()) event.add("mailbox", mailbox);
+  if (peer_certificate_) event.add("certificate_sha256", peer_certificate_->sha256);
+  event.emit(ok ? spdlog::level::info : spdlog::level::warn);
 }
 
 void ProxyConnection::start_relay(std::string client_leftover, std::string backend_leftover,

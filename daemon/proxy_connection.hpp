@@ -78,8 +78,9 @@ class ProxyConnection : public std::enable_shared_from_this<ProxyConnection> {
   // ---- backend I/O ------------------------------------------------------------------------
   awaitable<bool> connect_backend(const config::Endpoint& endpoint);
   awaitable<bool> write_backend(std::string_view data);
-  // One CRLF-terminated line from the backend within the response timeout.
-  awaitable<std::optional<std::string>> read_backend_line();
+  // One CRLF-terminated line from the backend within `timeout` (default: the response timeout).
+  awaitable<std::optional<std::string>> read_backend_line(
+      std::optional<Clock::duration> timeout = {});
   void backend_failed(std::string_view step, std::string_view detail, Clock::time_point start);
   void close_backend();
 
@@ -88,6 +89,10 @@ class ProxyConnection : public std::enable_shared_from_this<ProxyConnection> {
                    Clock::duration idle_timeout);
 
   static int64_t milliseconds_since(Clock::time_point start);
+
+  // The audit event of an authentication attempt.
+  void log_auth(std::string_view mechanism, bool ok, std::string_view reason,
+                const std::string& mailbox) const;
 
   std::shared_ptr<const GatewayEnvironment> env_;
   const config::Config& config_;

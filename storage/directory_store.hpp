@@ -63,6 +63,12 @@ class DirectoryStore {
   virtual void remove_mailbox(const std::string& address) = 0;
   virtual std::vector<Mailbox> list_mailboxes() = 0;
 
+  // Senders a mailbox may use besides its own address (envelope and From header).
+  virtual Lookup<std::vector<std::string>> allowed_senders(const std::string& mailbox) = 0;
+  virtual void allow_sender(const std::string& mailbox, const std::string& sender) = 0;
+  // Returns false when there was no such permission.
+  virtual bool disallow_sender(const std::string& mailbox, const std::string& sender) = 0;
+
   virtual void bind_certificate(const CertificateBinding& binding) = 0;
   // Returns how many bindings were removed.
   virtual int unbind_certificate(const CertificateBinding& binding) = 0;

@@ -19,7 +19,7 @@ std::optional<CertificateMatch> parse_certificate_match(std::string_view text) {
 
 namespace {
 
-constexpr int kSchemaVersion = 1;
+constexpr int kSchemaVersion = 2;
 
 constexpr const char* kSchema = R"sql(
 CREATE TABLE IF NOT EXISTS mailbox (
@@ -34,6 +34,14 @@ CREATE TABLE IF NOT EXISTS certificate_binding (
   mailbox     TEXT NOT NULL REFERENCES mailbox (address) ON DELETE CASCADE,
   label       TEXT NOT NULL DEFAULT '',
   PRIMARY KEY (match_kind, match_value, mailbox)
+);
+)sql";
+
+constexpr const char* kSchemaVersion2 = R"sql(
+CREATE TABLE IF NOT EXISTS mailbox_sender (
+  mailbox TEXT NOT NULL REFERENCES mailbox (address) ON DELETE CASCADE,
+  sender  TEXT NOT NULL,
+  PRIMARY KEY (mailbox, sender)
 );
 )sql";
 
@@ -110,11 +118,14 @@ class SqliteDirectory final : public DirectoryStore {
         "SELECT DISTINCT mailbox FROM certificate_binding WHERE "
         "(match_kind = 'spki-sha256' AND match_value = ?1) OR "
         "(match_kind = 'issuer-serial' AND match_value = ?2) ORDER BY mailbox");
+    find_senders_ = std::make_unique<Statement>(
+        db_, "SELECT sender FROM mailbox_sender WHERE mailbox = ?1 ORDER BY sender");
   }
 
   ~SqliteDirectory() override {
     find_mailbox_.reset();
     find_bound_.reset();
+    find_senders_.reset();
     sqlite3_close(db_);
   }
 
@@ -194,6 +205,38 @@ class SqliteDirectory final : public DirectoryStore {
     return out;
   }
 
+  Lookup<std::vector<std::string>> allowed_senders(const std::string& mailbox) override {
+    std::lock_guard lock(mutex_);
+    Lookup<std::vector<std::string>> result;
+    Statement& s = *find_senders_;
+    ResetGuard guard(s);
+    s.bind(1, mailbox);
+    int rc;
+    while ((rc = s.step()) == SQLITE_ROW) result.value.push_back(s.text(0));
+    if (rc != SQLITE_DONE) result.error = sqlite3_errmsg(db_);
+    return result;
+  }
+
+  void allow_sender(const std::string& mailbox, const std::string& sender) override {
+    std::lock_guard lock(mutex_);
+    Statement s(db_, "INSERT INTO mailbox_sender (mailbox, sender) VALUES (?1, ?2)");
+    s.bind(1, mailbox).bind(2, sender);
+    if (s.step() != SQLITE_DONE) {
+      int code = sqlite3_extended_errcode(db_);
+      if (code == SQLITE_CONSTRAINT_FOREIGNKEY) throw StorageError("no mailbox " + mailbox);
+      if (code == SQLITE_CONSTRAINT_PRIMARYKEY) throw StorageError(mailbox + " may already send as " + sender);
+      throw StorageError(std::string("cannot allow sender: ") + sqlite3_errmsg(db_));
+    }
+  }
+
+  bool disallow_sender(const std::string& mailbox, const std::string& sender) override {
+    std::lock_guard lock(mutex_);
+    Statement s(db_, "DELETE FROM mailbox_sender WHERE mailbox = ?1 AND sender = ?2");
+    s.bind(1, mailbox).bind(2, sender);
+    if (s.step() != SQLITE_DONE) throw StorageError(std::string("cannot disallow sender: ") + sqlite3_errmsg(db_));
+    return sqlite3_changes(db_) > 0;
+  }
+
   void bind_certificate(const CertificateBinding& binding) override {
     std::lock_guard lock(mutex_);
     Statement s(db_,
@@ -267,6 +310,7 @@ class SqliteDirectory final : public DirectoryStore {
                            ", newer than this mssgate (" + std::to_string(kSchemaVersion) + ")");
       }
       if (version < 1) exec(kSchema);
+      if (version < 2) exec(kSchemaVersion2);
       exec(("PRAGMA user_version = " + std::to_string(kSchemaVersion)).c_str());
       exec("COMMIT");
     } catch (...) {
@@ -279,6 +323,7 @@ class SqliteDirectory final : public DirectoryStore {
   sqlite3* db_ = nullptr;
   std::unique_ptr<Statement> find_mailbox_;
   std::unique_ptr<Statement> find_bound_;
+  std::unique_ptr<Statement> find_senders_;
 };
 
 }  // namespace

@@ -69,13 +69,15 @@ def ctl(database, *args, check=True):
 class Gateway:
     """One mssgate process with its own configuration, directory and log."""
 
-    def __init__(self, extra_config="", backend_address=None, imap_section=""):
+    def __init__(self, extra_config="", backend_address=None, imap_section="", smtp_section="",
+                 smtp_backend_address=None):
         self.dir = tempfile.mkdtemp(prefix="mssgate-it-")
         self.log_path = os.path.join(self.dir, "mssgate.log")
         self.database = os.path.join(self.dir, "directory.db")
         env = backend_env()
         self.backend = env
         address = backend_address or "127.0.0.1:%s" % env["BACKEND_IMAP_PORT"]
+        smtp_address = smtp_backend_address or "127.0.0.1:%s" % env["BACKEND_SUBMISSION_PORT"]
         self.config_path = os.path.join(self.dir, "mssgate.toml")
         with open(self.config_path, "w") as f:
             f.write(f"""
@@ -104,6 +106,20 @@ master_user = "{env['BACKEND_MASTER_USER']}"
 master_password_file = "{env['BACKEND_MASTER_SECRET_FILE']}"
 connect_timeout = "2s"
 response_timeout = "5s"
+
+[smtp]
+starttls_listen = ["127.0.0.1:0"]
+tls_listen = ["127.0.0.1:0"]
+max_message_bytes = "30MiB"
+command_timeout = "5s"
+data_timeout = "3s"
+{smtp_section}
+
+[smtp.backend]
+address = "{smtp_address}"
+connect_timeout = "2s"
+response_timeout = "5s"
+data_response_timeout = "30s"
 
 [directory]
 sqlite_path = "{self.database}"
@@ -182,6 +198,14 @@ sqlite_path = "{self.database}"
     @property
     def imaps_port(self):
         return self.ports["imaps"]
+
+    @property
+    def submission_port(self):
+        return self.ports["submission"]
+
+    @property
+    def submissions_port(self):
+        return self.ports["submissions"]
 
 
 class RawImap:
