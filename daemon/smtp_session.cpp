@@ -753,7 +753,9 @@ class SmtpSession final : public ProxyConnection {
       drop_backend();
       co_return false;
     }
-    auto ehlo = co_await backend_command("EHLO " + smtp_.backend.helo_name + "\r\n");
+    // After XCLIENT, Postfix logs the client's own EHLO name.
+    auto ehlo = co_await backend_command(
+        "EHLO " + (helo_.empty() ? smtp_.backend.helo_name : helo_) + "\r\n");
     if (!ehlo || ehlo->code != 250) {
       backend_failed("ehlo", ehlo ? "refused" : "no answer", start);
       drop_backend();

@@ -212,7 +212,8 @@ class SqliteDirectory final : public DirectoryStore {
     ResetGuard guard(s);
     s.bind(1, mailbox);
     int rc;
-    while ((rc = s.step()) == SQLITE_ROW) result.value.push_back(s.text(0));
+    while ((rc = s.step()) == SQLITE_ROW)
+      result.value.push_back(s.text(0));
     if (rc != SQLITE_DONE) result.error = sqlite3_errmsg(db_);
     return result;
   }
@@ -224,7 +225,8 @@ class SqliteDirectory final : public DirectoryStore {
     if (s.step() != SQLITE_DONE) {
       int code = sqlite3_extended_errcode(db_);
       if (code == SQLITE_CONSTRAINT_FOREIGNKEY) throw StorageError("no mailbox " + mailbox);
-      if (code == SQLITE_CONSTRAINT_PRIMARYKEY) throw StorageError(mailbox + " may already send as " + sender);
+      if (code == SQLITE_CONSTRAINT_PRIMARYKEY)
+        throw StorageError(mailbox + " may already send as " + sender);
       throw StorageError(std::string("cannot allow sender: ") + sqlite3_errmsg(db_));
     }
   }
@@ -233,7 +235,8 @@ class SqliteDirectory final : public DirectoryStore {
     std::lock_guard lock(mutex_);
     Statement s(db_, "DELETE FROM mailbox_sender WHERE mailbox = ?1 AND sender = ?2");
     s.bind(1, mailbox).bind(2, sender);
-    if (s.step() != SQLITE_DONE) throw StorageError(std::string("cannot disallow sender: ") + sqlite3_errmsg(db_));
+    if (s.step() != SQLITE_DONE)
+      throw StorageError(std::string("cannot disallow sender: ") + sqlite3_errmsg(db_));
     return sqlite3_changes(db_) > 0;
   }
 

@@ -70,7 +70,7 @@ class Gateway:
     """One mssgate process with its own configuration, directory and log."""
 
     def __init__(self, extra_config="", backend_address=None, imap_section="", smtp_section="",
-                 smtp_backend_address=None):
+                 smtp_backend_address=None, max_message_bytes="30MiB"):
         self.dir = tempfile.mkdtemp(prefix="mssgate-it-")
         self.log_path = os.path.join(self.dir, "mssgate.log")
         self.database = os.path.join(self.dir, "directory.db")
@@ -110,7 +110,7 @@ response_timeout = "5s"
 [smtp]
 starttls_listen = ["127.0.0.1:0"]
 tls_listen = ["127.0.0.1:0"]
-max_message_bytes = "30MiB"
+max_message_bytes = "{max_message_bytes}"
 command_timeout = "5s"
 data_timeout = "3s"
 {smtp_section}
@@ -282,6 +282,43 @@ class RawImap:
             pass
 
 
+def maildir(mailbox):
+    local, domain = mailbox.split("@")
+    return os.path.join(backend_env()["BACKEND_MAILDIR_ROOT"], domain, local)
+
+
+def delivered_messages(mailbox, marker):
+    """The messages in `mailbox` whose bytes contain `marker` (bytes)."""
+    found = []
+    for sub in ("new", "cur"):
+        folder = os.path.join(maildir(mailbox), sub)
+        if not os.path.isdir(folder):
+            continue
+        for name in os.listdir(folder):
+            try:
+                with open(os.path.join(folder, name), "rb") as f:
+                    data = f.read()
+            except FileNotFoundError:  # moved from new/ to cur/ meanwhile
+                continue
+            if marker in data:
+                found.append(data)
+    return found
+
+
+def wait_for_delivery(mailbox, marker, count=1, timeout=20.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = delivered_messages(mailbox, marker)
+        if len(found) >= count:
+            return found
+        time.sleep(0.1)
+    raise AssertionError("%d message(s) with %r not delivered to %s in %.0f s" % (count, marker, mailbox, timeout))
+
+
+def new_marker(label="m"):
+    return ("%s-%d-%d" % (label, os.getpid(), time.monotonic_ns())).encode()
+
+
 def deliver_through_postfix(recipient, subject, body="hello\r\n", sender="expediteur@" + DOMAIN):
     """Sends a message straight to the backend Postfix, which delivers it to Dovecot over LMTP."""
     import smtplib
@@ -309,3 +346,70 @@ class GatewayTestCase(unittest.TestCase):
     @classmethod
     def tearDownClass(cls):
         cls.gateway.stop()
+
+
+class CuttableForwarder:
+    """A TCP relay between mssgate and a backend that can cut every connection at a chosen point
+    of the client-to-backend stream, as a backend that dies would."""
+
+    def __init__(self, target_port):
+        import threading
+
+        self.target_port = target_port
+        self.listener = socket.socket()
+        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(16)
+        self.port = self.listener.getsockname()[1]
+        self.cut_after = None  # bytes of client-to-backend stream after which connections are cut
+        self.cuts = 0
+        self.lock = threading.Lock()
+        self.sockets = []
+        self.thread = threading.Thread(target=self.accept_loop, daemon=True)
+        self.thread.start()
+
+    def accept_loop(self):
+        import threading
+
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(("127.0.0.1", self.target_port))
+            with self.lock:
+                self.sockets += [client, upstream]
+            state = {"sent": 0}
+            threading.Thread(target=self.pump, args=(client, upstream, state, True), daemon=True).start()
+            threading.Thread(target=self.pump, args=(upstream, client, state, False), daemon=True).start()
+
+    def pump(self, source, destination, state, upstream):
+        try:
+            while True:
+                data = source.recv(65536)
+                if not data:
+                    break
+                if upstream and self.cut_after is not None and state["sent"] + len(data) > self.cut_after:
+                    with self.lock:
+                        self.cuts += 1
+                    break
+                destination.sendall(data)
+                if upstream:
+                    state["sent"] += len(data)
+        except OSError:
+            pass
+        for s in (source, destination):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            s.close()
+
+    def close(self):
+        self.listener.close()
+        with self.lock:
+            for s in self.sockets:
+                try:
+                    s.close()
+                except OSError:
+                    pass

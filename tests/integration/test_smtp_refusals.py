@@ -1,0 +1,181 @@
+"""What submission refuses, and the truth the client is told when something fails."""
+
+import email.utils
+import re
+import smtplib
+import socket
+import time
+import unittest
+
+from harness import (APP_HOPITAL, APP_LABO, CuttableForwarder, Gateway, GatewayTestCase, backend_env, client_context,
+                     ctl, delivered_messages, main, new_marker, wait_for_delivery)
+
+
+def message(sender, recipient, marker, body=b"Bonjour.\r\n"):
+    return ("From: %s\r\nTo: %s\r\nSubject: %s\r\nDate: %s\r\nMessage-ID: <%s@test>\r\n\r\n"
+            % (sender, recipient, marker.decode(), email.utils.formatdate(), marker.decode())).encode() + body
+
+
+def authenticated(port, cert="org-hopital"):
+    smtp = smtplib.SMTP("127.0.0.1", port, timeout=30)
+    smtp.starttls(context=client_context(cert))
+    smtp.ehlo("lps.test")
+    code, _ = smtp.auth("EXTERNAL", lambda challenge=None: "", initial_response_ok=True)
+    assert code == 235
+    return smtp
+
+
+def assert_not_delivered(test, mailbox, marker, wait=2.0):
+    time.sleep(wait)
+    test.assertEqual(delivered_messages(mailbox, marker), [], "the message must not be delivered")
+
+
+class SubmissionRefusalTest(GatewayTestCase):
+    def test_refuses_auth_and_mail_before_starttls(self):
+        smtp = smtplib.SMTP("127.0.0.1", self.gateway.submission_port, timeout=30)
+        smtp.ehlo("lps.test")
+        self.assertEqual(smtp.docmd("AUTH", "EXTERNAL ="), (530, b"5.7.0 Must issue a STARTTLS command first"))
+        self.assertEqual(smtp.docmd("MAIL", "FROM:<%s>" % APP_HOPITAL)[0], 530)
+        self.assertEqual(smtp.noop()[0], 250)
+        smtp.quit()
+
+    def test_refuses_mail_before_auth(self):
+        smtp = smtplib.SMTP("127.0.0.1", self.gateway.submission_port, timeout=30)
+        smtp.starttls(context=client_context("org-hopital"))
+        smtp.ehlo("lps.test")
+        self.assertEqual(smtp.docmd("MAIL", "FROM:<%s>" % APP_HOPITAL), (530, b"5.7.0 Authentication required"))
+        self.assertEqual(smtp.docmd("DATA")[0], 530)
+        smtp.quit()
+
+    def test_refuses_authentication_without_a_bound_certificate(self):
+        for cert, expected in ((None, b"5.7.8 No verified client certificate was presented"),
+                               ("cps-dupont", b"5.7.8 This certificate is not registered for any mailbox")):
+            smtp = smtplib.SMTP("127.0.0.1", self.gateway.submission_port, timeout=30)
+            smtp.starttls(context=client_context(cert))
+            smtp.ehlo("lps.test")
+            self.assertEqual(smtp.docmd("AUTH", "EXTERNAL ="), (535, expected))
+            smtp.quit()
+
+    def test_refuses_an_envelope_sender_that_is_not_the_mailbox(self):
+        marker = new_marker("envelope")
+        with authenticated(self.gateway.submission_port) as smtp:
+            with self.assertRaises(smtplib.SMTPSenderRefused) as caught:
+                smtp.sendmail(APP_LABO, [APP_LABO], message(APP_LABO, APP_LABO, marker))
+            self.assertEqual(caught.exception.smtp_code, 550)
+            self.assertEqual(caught.exception.smtp_error, b"5.7.1 Sender address not allowed for this mailbox")
+        assert_not_delivered(self, APP_LABO, marker, wait=1.0)
+        self.gateway.wait_for_log(r"event=sender_refused \S+ mailbox=%s where=envelope" % re.escape(APP_HOPITAL))
+
+    def test_refuses_a_from_header_that_is_not_the_mailbox_and_sends_nothing(self):
+        marker = new_marker("header")
+        with authenticated(self.gateway.submission_port) as smtp:
+            with self.assertRaises(smtplib.SMTPDataError) as caught:
+                smtp.sendmail(APP_HOPITAL, [APP_LABO], message(APP_LABO, APP_LABO, marker))
+            self.assertEqual(caught.exception.smtp_code, 550)
+            self.assertEqual(caught.exception.smtp_error, b"5.7.1 From header must be the authenticated mailbox")
+            # The session goes on, and a correct message passes.
+            good = new_marker("after")
+            smtp.sendmail(APP_HOPITAL, [APP_LABO], message(APP_HOPITAL, APP_LABO, good))
+        wait_for_delivery(APP_LABO, good)
+        assert_not_delivered(self, APP_LABO, marker, wait=0.5)
+        self.gateway.wait_for_log(r"event=message \S+ mailbox=%s message_id=<%s@test> size=\d+ recipients=1 "
+                                  r"result=refused reason=from_header" % (re.escape(APP_HOPITAL), marker.decode()))
+
+    def test_an_allowed_extra_sender_may_be_used(self):
+        other = "secretariat@test.mssante.fr"
+        ctl(self.gateway.database, "mailbox", "add", other, "--type", "ORG")
+        ctl(self.gateway.database, "mailbox", "allow-sender", APP_HOPITAL, other)
+        marker = new_marker("delegated")
+        with authenticated(self.gateway.submission_port) as smtp:
+            smtp.sendmail(other, [APP_LABO], message(other, APP_LABO, marker))
+        wait_for_delivery(APP_LABO, marker)
+
+    def test_refuses_a_declared_size_over_the_cap(self):
+        with authenticated(self.gateway.submission_port) as smtp:
+            code, text = smtp.docmd("MAIL", "FROM:<%s> SIZE=%d" % (APP_HOPITAL, 31 << 20))
+            self.assertEqual((code, text), (552, b"5.3.4 Message size exceeds fixed maximum message size"))
+
+    def test_a_command_line_over_the_cap_is_refused_and_the_session_goes_on(self):
+        with authenticated(self.gateway.submission_port) as smtp:
+            self.assertEqual(smtp.docmd("NOOP " + "x" * 6000), (500, b"5.5.2 Line too long"))
+            self.assertEqual(smtp.noop()[0], 250)
+        self.gateway.wait_for_log(r"event=protocol_error \S+ kind=line_too_long")
+
+    def test_commands_pipelined_after_starttls_are_refused(self):
+        sock = socket.create_connection(("127.0.0.1", self.gateway.submission_port), timeout=10)
+        sock.recv(1000)
+        sock.sendall(b"EHLO x\r\n")
+        time.sleep(0.2)
+        sock.recv(1000)
+        sock.sendall(b"STARTTLS\r\nMAIL FROM:<a@b.fr>\r\n")
+        answer = b""
+        while True:
+            chunk = sock.recv(1000)
+            if not chunk:
+                break
+            answer += chunk
+        self.assertEqual(answer, b"421 4.5.0 STARTTLS must be the last command before the TLS handshake\r\n")
+
+
+class SizeCapTest(unittest.TestCase):
+    def test_a_message_over_the_cap_is_refused_while_streaming_and_nothing_is_delivered(self):
+        with Gateway(max_message_bytes="1MiB") as gateway:
+            marker = new_marker("toolarge")
+            with authenticated(gateway.submission_port) as smtp:
+                # No SIZE parameter (sendmail would declare it): the cap is met while streaming.
+                smtp.mail(APP_HOPITAL)
+                smtp.rcpt(APP_LABO)
+                code, text = smtp.data(message(APP_HOPITAL, APP_LABO, marker, b"0123456789\r\n" * 200000))
+                self.assertEqual((code, text), (552, b"5.3.4 Message size exceeds fixed maximum message size"))
+                # The backend transaction was abandoned; the next one uses a fresh connection.
+                good = new_marker("next")
+                smtp.sendmail(APP_HOPITAL, [APP_LABO], message(APP_HOPITAL, APP_LABO, good))
+            wait_for_delivery(APP_LABO, good)
+            assert_not_delivered(self, APP_LABO, marker)
+            gateway.wait_for_log(r"message_id=<%s@test> size=\d+ recipients=1 result=refused reason=too_large" % marker.decode())
+
+
+class TruthfulFailureTest(unittest.TestCase):
+    def test_backend_dying_during_data_gives_a_temporary_failure_and_no_delivery(self):
+        forwarder = CuttableForwarder(int(backend_env()["BACKEND_SUBMISSION_PORT"]))
+        try:
+            with Gateway(smtp_backend_address="127.0.0.1:%d" % forwarder.port) as gateway:
+                marker = new_marker("cut")
+                with authenticated(gateway.submission_port) as smtp:
+                    forwarder.cut_after = 200_000  # well inside the message's DATA
+                    with self.assertRaises(smtplib.SMTPDataError) as caught:
+                        smtp.sendmail(APP_HOPITAL, [APP_LABO], message(APP_HOPITAL, APP_LABO, marker, b"0123456789\r\n" * 100000))
+                    self.assertEqual(caught.exception.smtp_code, 451)
+                    self.assertTrue(caught.exception.smtp_error.startswith(b"4.4.2 "))
+                    self.assertEqual(forwarder.cuts, 1)
+                    # Once the backend is back, the same session sends again.
+                    forwarder.cut_after = None
+                    good = new_marker("retry")
+                    smtp.sendmail(APP_HOPITAL, [APP_LABO], message(APP_HOPITAL, APP_LABO, good))
+                wait_for_delivery(APP_LABO, good)
+                assert_not_delivered(self, APP_LABO, marker, wait=3.0)
+                gateway.wait_for_log(r"message_id=<%s@test> size=\d+ recipients=1 result=failed reason=backend_lost"
+                                     % marker.decode())
+        finally:
+            forwarder.close()
+
+    def test_a_client_silent_in_the_middle_of_data_is_timed_out_and_nothing_is_delivered(self):
+        with Gateway() as gateway:
+            marker = new_marker("silent")
+            smtp = authenticated(gateway.submission_port)
+            smtp.mail(APP_HOPITAL)
+            smtp.rcpt(APP_LABO)
+            self.assertEqual(smtp.docmd("DATA")[0], 354)
+            smtp.sock.sendall(message(APP_HOPITAL, APP_LABO, marker, b"partial line\r\n" * 1000))
+            start = time.monotonic()
+            smtp.sock.settimeout(15)
+            self.assertEqual(smtp.sock.recv(100), b"", "mssgate closes the connection")
+            self.assertGreaterEqual(time.monotonic() - start, 2.5)  # data_timeout is 3 s
+            gateway.wait_for_log(r"event=message \S+ mailbox=%s message_id=<%s@test> \S+ recipients=1 result=aborted "
+                                 r"reason=client_gone" % (re.escape(APP_HOPITAL), marker.decode()))
+            gateway.wait_for_log(r"reason=client_read_timeout")
+            assert_not_delivered(self, APP_LABO, marker, wait=3.0)
+
+
+if __name__ == "__main__":
+    main()
