@@ -1,0 +1,189 @@
+#!/usr/bin/env python3
+"""Submission throughput: messages accepted per second through mssgate and directly to Postfix,
+in the same run, with the same kind of session (STARTTLS, TLS 1.2, one authentication, then a
+series of messages), for 4 KiB and 1 MiB messages.
+
+    bench/smtp_submission.py [--build build/release] [--out docs/benchmarks.md]
+
+Starts its own backend (scripts/backend, ports 31xxx) and mssgate, and stops them. Every loop
+is bounded by a message count.
+"""
+
+import argparse
+import base64
+import multiprocessing
+import os
+import re
+import shutil
+import signal
+import smtplib
+import ssl
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+MAILBOX = "app.hopital@test.mssante.fr"
+RECIPIENT = "app.labo@test.mssante.fr"
+BACKEND_PORTS = {"IMAP": 31143, "IMAPS": 31993, "LMTP": 31024, "AUTH": 31012, "SMTP": 31025, "SUBMISSION": 31587}
+
+
+def context(pki, cert=None):
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.load_verify_locations(os.path.join(pki, "root.crt"))
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE if cert is None else ssl.CERT_REQUIRED
+    ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+    if cert:
+        ctx.check_hostname = True
+        ctx.load_cert_chain(os.path.join(pki, cert + ".chain.pem"), os.path.join(pki, cert + ".key"))
+    return ctx
+
+
+def make_message(size, index, worker):
+    header = ("From: %s\r\nTo: %s\r\nSubject: bench %d-%d\r\nDate: Mon, 23 Nov 2026 12:00:00 +0000\r\n"
+              "Message-ID: <bench-%d-%d-%d@test>\r\n\r\n" % (MAILBOX, RECIPIENT, worker, index, worker, index, time.time_ns()))
+    line = b"x" * 74 + b"\r\n"
+    body = line * max(1, (size - len(header)) // len(line))
+    return header.encode() + body
+
+
+def worker(args):
+    mode, port, pki, secret, size, count, index = args
+    if mode == "mssgate":
+        smtp = smtplib.SMTP("127.0.0.1", port, timeout=60)
+        smtp.starttls(context=context(pki, "org-hopital"))
+        smtp.ehlo("bench")
+        smtp.auth("EXTERNAL", lambda challenge=None: "", initial_response_ok=True)
+    else:
+        smtp = smtplib.SMTP("127.0.0.1", port, timeout=60)
+        smtp.starttls(context=context(pki))
+        smtp.ehlo("bench")
+        plain = base64.b64encode(("%s\0mssgate\0%s" % (MAILBOX, secret)).encode()).decode()
+        code, _ = smtp.docmd("AUTH", "PLAIN " + plain)
+        assert code == 235, code
+    for i in range(count):
+        smtp.sendmail(MAILBOX, [RECIPIENT], make_message(size, i, index))
+    smtp.quit()
+    return count
+
+
+def measure(mode, port, pki, secret, size, count, clients):
+    jobs = [(mode, port, pki, secret, size, count, i) for i in range(clients)]
+    start = time.monotonic()
+    with multiprocessing.Pool(clients) as pool:
+        sent = sum(pool.map(worker, jobs))
+    elapsed = time.monotonic() - start
+    return sent / elapsed, sent, elapsed
+
+
+def wait_ready(log_path, process):
+    for _ in range(300):
+        with open(log_path) as f:
+            text = f.read()
+        if "event=ready" in text:
+            return dict(re.findall(r"event=listening listener=(\w+) address=127\.0\.0\.1:(\d+)", text))
+        if process.poll() is not None:
+            raise SystemExit("mssgate exited:\n" + text)
+        time.sleep(0.05)
+    raise SystemExit("mssgate not ready")
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--build", default=os.path.join(ROOT, "build", "release"))
+    parser.add_argument("--out", default=os.path.join(ROOT, "docs", "benchmarks.md"))
+    parser.add_argument("--clients", type=int, default=4)
+    args = parser.parse_args()
+
+    work = tempfile.mkdtemp(prefix="mssgate-bench-")
+    os.chmod(work, 0o755)  # the backend runs Dovecot as its own user, which must reach its directory
+    pki = os.path.join(work, "pki")
+    subprocess.run([os.path.join(ROOT, "tests", "pki", "make-test-pki"), pki], check=True, stdout=subprocess.DEVNULL)
+    env = dict(os.environ, MSSGATE_BACKEND_DIR=os.path.join(work, "backend"))
+    for name, port in BACKEND_PORTS.items():
+        env["MSSGATE_BACKEND_%s_PORT" % name] = str(port)
+    backend = os.path.join(ROOT, "scripts", "backend")
+    subprocess.run([backend, "start"], check=True, env=env, stdout=subprocess.DEVNULL)
+    gateway = None
+    try:
+        secret_file = os.path.join(work, "backend", "master.secret")
+        secret = open(secret_file).read().strip()
+        config = os.path.join(work, "mssgate.toml")
+        with open(config, "w") as f:
+            f.write(f"""[server]
+log_level = "info"
+[tls]
+certificate_chain = "{pki}/server.chain.pem"
+private_key = "{pki}/server.key"
+client_ca = "{pki}/ca-chain.pem"
+crl_files = ["{pki}/crls.pem"]
+[imap]
+starttls_listen = ["127.0.0.1:0"]
+[imap.backend]
+address = "127.0.0.1:{BACKEND_PORTS['IMAP']}"
+master_user = "mssgate"
+master_password_file = "{secret_file}"
+[smtp]
+starttls_listen = ["127.0.0.1:0"]
+[smtp.backend]
+address = "127.0.0.1:{BACKEND_PORTS['SUBMISSION']}"
+[directory]
+sqlite_path = "{work}/directory.db"
+""")
+        ctl = os.path.join(args.build, "daemon", "mssgatectl")
+        subprocess.run([ctl, "--database", work + "/directory.db", "mailbox", "add", MAILBOX, "--type", "APP"], check=True,
+                       stdout=subprocess.DEVNULL)
+        subprocess.run([ctl, "--database", work + "/directory.db", "certificate", "bind", MAILBOX, "--cert",
+                        pki + "/org-hopital.crt"], check=True, stdout=subprocess.DEVNULL)
+        log_path = os.path.join(work, "mssgate.log")
+        with open(log_path, "w") as log:
+            # The default log level: the events of each session and message are part of the cost.
+            gateway = subprocess.Popen([os.path.join(args.build, "daemon", "mssgate"), "--config", config],
+                                       stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
+        ports = wait_ready(log_path, gateway)
+        rows = []
+        for label, size, count in (("4 KiB", 4096, 150), ("1 MiB", 1 << 20, 15)):
+            results = {}
+            for mode, port in (("postfix", BACKEND_PORTS["SUBMISSION"]), ("mssgate", int(ports["submission"]))):
+                measure(mode, port, pki, secret, size, 2, args.clients)  # warm-up
+                results[mode] = measure(mode, port, pki, secret, size, count, args.clients)
+            direct, through = results["postfix"][0], results["mssgate"][0]
+            rows.append((label, args.clients, args.clients * count, direct, through, through / direct))
+            print("%-6s direct %.1f msg/s, through mssgate %.1f msg/s, ratio %.2f" % (label, direct, through, through / direct))
+    finally:
+        if gateway and gateway.poll() is None:
+            gateway.send_signal(signal.SIGTERM)
+            gateway.wait(timeout=10)
+        subprocess.run([backend, "stop"], env=env, stdout=subprocess.DEVNULL)
+        shutil.rmtree(work, ignore_errors=True)
+
+    section = ["## SMTP submission", "",
+               "`bench/smtp_submission.py`: %d clients, each one STARTTLS session (TLS 1.2) that authenticates once "
+               "and sends its messages one after the other; messages accepted (`250`) per second. Direct: Postfix's "
+               "submission port, AUTH PLAIN through Dovecot. Through mssgate: client certificate, AUTH EXTERNAL, "
+               "XCLIENT to the same Postfix port. Same run, same machine (2 cores shared by clients, mssgate, "
+               "Postfix and Dovecot)." % args.clients, "",
+               "| message | clients | messages | direct to Postfix (msg/s) | through mssgate (msg/s) | ratio |",
+               "|---|---|---|---|---|---|"]
+    for label, clients, total, direct, through, ratio in rows:
+        section.append("| %s | %d | %d | %.1f | %.1f | %.2f |" % (label, clients, total, direct, through, ratio))
+    section.append("")
+    write_section(args.out, "## SMTP submission", "\n".join(section))
+
+
+def write_section(path, heading, text):
+    """Replaces the section under `heading` in the benchmarks file, or appends it."""
+    existing = open(path).read() if os.path.exists(path) else "# Benchmarks\n\nWritten by the scripts in `bench/`.\n\n"
+    pattern = re.compile(r"%s\n.*?(?=\n## |\Z)" % re.escape(heading), re.S)
+    if pattern.search(existing):
+        existing = pattern.sub(text.rstrip("\n"), existing)
+    else:
+        existing = existing.rstrip("\n") + "\n\n" + text
+    with open(path, "w") as f:
+        f.write(existing.rstrip("\n") + "\n")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
