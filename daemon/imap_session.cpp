@@ -60,21 +60,9 @@ class ImapSession final : public ProxyConnection {
 
   // `self` keeps the session alive for as long as this coroutine runs.
   awaitable<void> run([[maybe_unused]] std::shared_ptr<ProxyConnection> self) override {
-    if (over_connection_limit()) {
-      set_close_reason("max_connections");
-      if (!implicit_tls()) {
-        co_await write_client("* BYE [UNAVAILABLE] Too many connections, try again later\r\n");
-      }
-      close_all();
-      co_return;
-    }
-    if (implicit_tls()) {
-      bool ok = co_await tls_handshake();
-      if (!ok) {
-        close_all();
-        co_return;
-      }
-    }
+    bool opened =
+        co_await open_session("* BYE [UNAVAILABLE] Too many connections, try again later\r\n");
+    if (!opened) co_return;
     if (!co_await write_client("* OK [CAPABILITY " + capabilities() + "] mssgate ready.\r\n")) {
       close_all();
       co_return;

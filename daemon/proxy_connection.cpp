@@ -97,6 +97,23 @@ void ProxyConnection::start() {
   asio::co_spawn(client_.get_executor(), run(shared_from_this()), asio::detached);
 }
 
+ProxyConnection::awaitable<bool> ProxyConnection::open_session(std::string_view too_many) {
+  if (over_connection_limit()) {
+    set_close_reason("max_connections");
+    if (!implicit_tls_) co_await write_client(too_many);
+    close_all();
+    co_return false;
+  }
+  if (implicit_tls_) {
+    bool ok = co_await tls_handshake();
+    if (!ok) {
+      close_all();
+      co_return false;
+    }
+  }
+  co_return true;
+}
+
 // The timer wakes at the earliest deadline, and at least every tick_ so that a deadline armed
 // later than the current wake-up needs no rescheduling (the common case on the relay path).
 // A deadline is thus enforced within one tick of its time.

@@ -52,6 +52,10 @@ class ProxyConnection : public std::enable_shared_from_this<ProxyConnection> {
   // The protocol's own conversation; `self` keeps the connection alive while it runs.
   virtual awaitable<void> run(std::shared_ptr<ProxyConnection> self) = 0;
 
+  // The common start of run(): the connection cap (`too_many` is sent on a plain connection)
+  // and, on an implicit-TLS listener, the handshake. False when the session must end.
+  awaitable<bool> open_session(std::string_view too_many);
+
   // ---- deadlines: one timer per connection ------------------------------------------------
   void arm(Deadline d, Clock::duration timeout);
   void disarm(Deadline d) { deadlines_[static_cast<size_t>(d)] = Clock::time_point::max(); }

@@ -9,6 +9,7 @@
 #include "daemon/access_policy.hpp"
 #include "daemon/event_log.hpp"
 #include "daemon/proxy_connection.hpp"
+#include "protocol/ascii.hpp"
 #include "protocol/mailbox_address.hpp"
 #include "protocol/message_header.hpp"
 #include "protocol/sasl_external.hpp"
@@ -31,11 +32,6 @@ constexpr unsigned kMaxAuthFailures = 3;
 ProxyConnection::Timeouts smtp_timeouts(const config::Config& config) {
   return {config.tls.handshake_timeout, config.smtp.write_timeout,
           config.smtp.backend.connect_timeout, config.smtp.backend.response_timeout};
-}
-
-std::string upper(std::string s) {
-  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::toupper(c); });
-  return s;
 }
 
 // The client hears the backend's codes, never its text (RFC 3463 enhanced code kept).
@@ -78,20 +74,8 @@ class SmtpSession final : public ProxyConnection {
   enum class Next { kContinue, kClose };
 
   awaitable<void> run([[maybe_unused]] std::shared_ptr<ProxyConnection> self) override {
-    if (over_connection_limit()) {
-      set_close_reason("max_connections");
-      if (!implicit_tls())
-        co_await write_client("421 4.3.2 Too many connections, try again later\r\n");
-      close_all();
-      co_return;
-    }
-    if (implicit_tls()) {
-      bool ok = co_await tls_handshake();
-      if (!ok) {
-        close_all();
-        co_return;
-      }
-    }
+    bool opened = co_await open_session("421 4.3.2 Too many connections, try again later\r\n");
+    if (!opened) co_return;
     bool greeted = co_await write_client("220 " + smtp_.hostname + " ESMTP mssgate\r\n");
     while (greeted) {
       auto [status, line] = co_await read_command_line();
@@ -298,7 +282,7 @@ class SmtpSession final : public ProxyConnection {
       co_return next;
     }
     auto space = argument.find(' ');
-    std::string mechanism = upper(argument.substr(0, space));
+    std::string mechanism = protocol::ascii_upper(argument.substr(0, space));
     std::string initial = space == std::string::npos ? std::string() : argument.substr(space + 1);
     if (mechanism != "EXTERNAL") {
       log_auth(mechanism, false, "unsupported_mechanism", "");
@@ -410,20 +394,9 @@ class SmtpSession final : public ProxyConnection {
           co_await answer("451 4.4.1 Mail service temporarily unavailable, try again later\r\n");
       co_return next;
     }
-    std::string line = "MAIL FROM:<" + path->address + ">";
-    if (!path->parameter_text.empty()) line += " " + path->parameter_text;
-    auto reply = co_await backend_command(line + "\r\n");
-    if (!reply) {
-      Next next =
-          co_await answer("451 4.4.1 Mail service temporarily unavailable, try again later\r\n");
-      co_return next;
-    }
-    if (!reply->positive()) {
-      Next next = co_await answer(
-          relayed_reply(*reply, reply->transient() ? "Sender temporarily refused, try again later"
-                                                   : "Sender refused by the mail system"));
-      co_return next;
-    }
+    auto accepted = co_await relay_to_backend("MAIL FROM:<" + path->address + ">", *path, "Sender");
+    if (!accepted) co_return Next::kClose;
+    if (!*accepted) co_return Next::kContinue;
     mail_from_ = path->address;
     transaction_start_ = Clock::now();
     Next next = co_await answer("250 2.1.0 Sender OK\r\n");
@@ -450,23 +423,37 @@ class SmtpSession final : public ProxyConnection {
       Next next = co_await answer("452 4.5.3 Too many recipients\r\n");
       co_return next;
     }
-    std::string line = "RCPT TO:<" + path->address + ">";
-    if (!path->parameter_text.empty()) line += " " + path->parameter_text;
-    auto reply = co_await backend_command(line + "\r\n");
-    if (!reply) {
-      Next next =
-          co_await answer("451 4.4.1 Mail service temporarily unavailable, try again later\r\n");
-      co_return next;
-    }
-    if (!reply->positive()) {
-      Next next = co_await answer(relayed_reply(
-          *reply, reply->transient() ? "Recipient temporarily refused, try again later"
-                                     : "Recipient refused by the mail system"));
-      co_return next;
-    }
+    auto accepted =
+        co_await relay_to_backend("RCPT TO:<" + path->address + ">", *path, "Recipient");
+    if (!accepted) co_return Next::kClose;
+    if (!*accepted) co_return Next::kContinue;
     ++recipients_;
     Next next = co_await answer("250 2.1.5 Recipient OK\r\n");
     co_return next;
+  }
+
+  // Sends MAIL or RCPT to Postfix with the client's parameters. When Postfix refuses, tells the
+  // client its codes with a sentence about `subject`. Returns whether Postfix accepted, or
+  // nullopt when the client is gone.
+  awaitable<std::optional<bool>> relay_to_backend(std::string line,
+                                                  const protocol::SmtpPathArgument& path,
+                                                  std::string_view subject) {
+    if (!path.parameter_text.empty()) line += " " + path.parameter_text;
+    auto reply = co_await backend_command(line + "\r\n");
+    std::string refusal;
+    if (!reply) {
+      refusal = "451 4.4.1 Mail service temporarily unavailable, try again later\r\n";
+    } else if (!reply->positive()) {
+      refusal =
+          relayed_reply(*reply, std::string(subject) +
+                                    (reply->transient() ? " temporarily refused, try again later"
+                                                        : " refused by the mail system"));
+    } else {
+      co_return true;
+    }
+    bool written = co_await write_client(refusal);
+    if (!written) co_return std::nullopt;
+    co_return false;
   }
 
   // ---- DATA ------------------------------------------------------------------------------
@@ -718,7 +705,7 @@ class SmtpSession final : public ProxyConnection {
     backend_xclient_ = false;
     bool dsn = false, smtputf8 = false;
     for (const auto& line : ehlo->lines) {
-      std::string word = upper(line.substr(0, line.find(' ')));
+      std::string word = protocol::ascii_upper(line.substr(0, line.find(' ')));
       if (word == "XCLIENT") backend_xclient_ = true;
       if (word == "DSN") dsn = true;
       if (word == "SMTPUTF8") smtputf8 = true;

@@ -4,19 +4,14 @@
 #include <cctype>
 #include <optional>
 
+#include "protocol/ascii.hpp"
+
 namespace mssgate::protocol {
 namespace {
 
 bool is_atom_char(unsigned char c) {
   if (c <= 0x20 || c == 0x7f) return false;
   return c != '(' && c != ')' && c != '{' && c != '"';
-}
-
-std::string to_upper(std::string_view s) {
-  std::string out(s);
-  for (auto& c : out)
-    c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-  return out;
 }
 
 struct LiteralMarker {
@@ -214,7 +209,7 @@ bool ImapCommandParser::tokenize() {
     return false;
   }
   command_.tag = std::move(tokens[0].value);
-  command_.name = to_upper(tokens[1].value);
+  command_.name = ascii_upper(tokens[1].value);
   command_.args.assign(std::make_move_iterator(tokens.begin() + 2),
                        std::make_move_iterator(tokens.end()));
   return true;

@@ -2,29 +2,16 @@
 
 #include <cctype>
 
+#include "protocol/ascii.hpp"
+
 namespace mssgate::protocol {
 namespace {
-
-std::string upper(std::string_view s) {
-  std::string out(s);
-  for (auto& c : out)
-    c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-  return out;
-}
 
 std::string_view next_word(std::string_view& rest) {
   size_t sp = rest.find(' ');
   std::string_view word = rest.substr(0, sp);
   rest = sp == std::string_view::npos ? std::string_view{} : rest.substr(sp + 1);
   return word;
-}
-
-bool starts_with_ci(std::string_view s, std::string_view prefix) {
-  if (s.size() < prefix.size()) return false;
-  for (size_t i = 0; i < prefix.size(); ++i) {
-    if (std::toupper(static_cast<unsigned char>(s[i])) != prefix[i]) return false;
-  }
-  return true;
 }
 
 }  // namespace
@@ -45,14 +32,14 @@ std::optional<ImapResponseLine> parse_imap_response_line(std::string_view line) 
     r.kind = ImapResponseLine::Kind::kTagged;
     r.tag = std::string(first);
   }
-  r.status = upper(next_word(rest));
+  r.status = ascii_upper(next_word(rest));
   if (r.status.empty()) return std::nullopt;
   if (!rest.empty() && rest.front() == '[') {
     size_t close = rest.find(']');
     if (close == std::string_view::npos) return std::nullopt;
     std::string_view code = rest.substr(1, close - 1);
     std::string_view code_name = next_word(code);
-    r.code = upper(code_name);
+    r.code = ascii_upper(code_name);
     r.code_args = std::string(code);
     rest = rest.substr(close + 1);
     if (!rest.empty() && rest.front() == ' ') rest.remove_prefix(1);
@@ -73,8 +60,8 @@ std::vector<std::string> split_capabilities(std::string_view list) {
 std::string post_login_capabilities(const std::vector<std::string>& backend_capabilities) {
   std::string out;
   for (const auto& cap : backend_capabilities) {
-    if (starts_with_ci(cap, "AUTH=") || starts_with_ci(cap, "STARTTLS") ||
-        starts_with_ci(cap, "LOGINDISABLED") || starts_with_ci(cap, "SASL-IR")) {
+    if (ascii_istarts_with(cap, "AUTH=") || ascii_istarts_with(cap, "STARTTLS") ||
+        ascii_istarts_with(cap, "LOGINDISABLED") || ascii_istarts_with(cap, "SASL-IR")) {
       continue;
     }
     if (!out.empty()) out += ' ';

@@ -2,18 +2,10 @@
 
 #include <cctype>
 
+#include "protocol/ascii.hpp"
+
 namespace mssgate::protocol {
 namespace {
-
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    if (std::tolower(static_cast<unsigned char>(a[i])) !=
-        std::tolower(static_cast<unsigned char>(b[i])))
-      return false;
-  }
-  return true;
-}
 
 std::string_view trim(std::string_view s) {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t'))
@@ -21,13 +13,6 @@ std::string_view trim(std::string_view s) {
   while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r'))
     s.remove_suffix(1);
   return s;
-}
-
-std::string lower(std::string_view s) {
-  std::string out(s);
-  for (auto& c : out)
-    c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
 }
 
 }  // namespace
@@ -81,7 +66,7 @@ std::vector<HeaderField> HeaderSectionReader::fields() const {
 std::vector<std::string> HeaderSectionReader::values(std::string_view name) const {
   std::vector<std::string> out;
   for (auto& field : fields()) {
-    if (iequals(field.name, name)) out.push_back(field.value);
+    if (ascii_iequals(field.name, name)) out.push_back(field.value);
   }
   return out;
 }
@@ -95,7 +80,7 @@ std::vector<std::string> extract_addresses(std::string_view value) {
   auto flush = [&] {
     std::string address = saw_angle ? angle : std::string(trim(current));
     if (!address.empty() && address.find('@') != std::string::npos)
-      out.push_back(lower(trim(address)));
+      out.push_back(ascii_lower(trim(address)));
     current.clear();
     angle.clear();
     saw_angle = false;

@@ -2,25 +2,10 @@
 
 #include <cctype>
 
+#include "protocol/ascii.hpp"
+
 namespace mssgate::protocol {
 namespace {
-
-std::string upper(std::string_view s) {
-  std::string out(s);
-  for (auto& c : out)
-    c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-  return out;
-}
-
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    if (std::toupper(static_cast<unsigned char>(a[i])) !=
-        std::toupper(static_cast<unsigned char>(b[i])))
-      return false;
-  }
-  return true;
-}
 
 bool valid_path_address(std::string_view address) {
   if (address.size() > 254) return false;
@@ -37,7 +22,7 @@ bool valid_path_address(std::string_view address) {
 SmtpCommand parse_smtp_command(std::string_view line) {
   size_t space = line.find(' ');
   SmtpCommand command;
-  command.verb = upper(line.substr(0, space));
+  command.verb = ascii_upper(line.substr(0, space));
   if (space != std::string_view::npos) command.argument = std::string(line.substr(space + 1));
   return command;
 }
@@ -45,7 +30,8 @@ SmtpCommand parse_smtp_command(std::string_view line) {
 std::optional<SmtpPathArgument> parse_path_argument(std::string_view argument,
                                                     std::string_view keyword) {
   if (argument.size() < keyword.size() + 1 ||
-      !iequals(argument.substr(0, keyword.size()), keyword) || argument[keyword.size()] != ':') {
+      !ascii_iequals(argument.substr(0, keyword.size()), keyword) ||
+      argument[keyword.size()] != ':') {
     return std::nullopt;
   }
   std::string_view rest = argument.substr(keyword.size() + 1);
@@ -88,7 +74,7 @@ std::optional<SmtpPathArgument> parse_path_argument(std::string_view argument,
         if (u < 0x21 || u == 0x7f || c == '=') return std::nullopt;
       }
     }
-    out.parameters.emplace_back(upper(key), std::move(value));
+    out.parameters.emplace_back(ascii_upper(key), std::move(value));
   }
   return out;
 }

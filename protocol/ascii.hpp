@@ -1,0 +1,14 @@
+#pragma once
+
+#include <string>
+#include <string_view>
+
+namespace mssgate::protocol {
+
+// ASCII case helpers for protocol keywords (IMAP commands, SMTP verbs, header names).
+std::string ascii_upper(std::string_view s);
+std::string ascii_lower(std::string_view s);
+bool ascii_iequals(std::string_view a, std::string_view b);
+bool ascii_istarts_with(std::string_view s, std::string_view prefix);
+
+}  // namespace mssgate::protocol
