@@ -439,7 +439,13 @@ class SmtpSession final : public ProxyConnection {
                                                   const protocol::SmtpPathArgument& path,
                                                   std::string_view subject) {
     if (!path.parameter_text.empty()) line += " " + path.parameter_text;
-    auto reply = co_await backend_command(line + "\r\n");
+    line += "\r\n";
+    auto reply = co_await backend_command(line);
+    if (!reply && !mail_from_) {
+      // No transaction is open yet: Postfix may just have closed an idle connection. Once more.
+      bool ready = co_await ensure_backend_ready();
+      if (ready) reply = co_await backend_command(line);
+    }
     std::string refusal;
     if (!reply) {
       refusal = "451 4.4.1 Mail service temporarily unavailable, try again later\r\n";
@@ -612,8 +618,7 @@ class SmtpSession final : public ProxyConnection {
             "451 4.4.2 Connection to the mail system lost, message not accepted: try again\r\n";
         break;
     }
-    bool reset =
-        co_await reset_transaction(fate != Fate::kStreaming && fate != Fate::kBackendRefused);
+    bool reset = co_await reset_transaction(fate != Fate::kStreaming);
     if (!reset) co_return Next::kClose;
     Next next = co_await answer(answer_text);
     co_return next;

@@ -8,6 +8,7 @@ MSSGATE_BIN, MSSGATECTL_BIN, MSSGATE_TEST_PKI, MSSGATE_BACKEND_DIR.
 import base64
 import os
 import re
+import shutil
 import signal
 import socket
 import ssl
@@ -175,7 +176,10 @@ sqlite_path = "{self.database}"
                 self.process.kill()
                 self.process.wait()
         if self.process and self.process.returncode not in (0, None):
-            raise AssertionError("mssgate exited with %s:\n%s" % (self.process.returncode, self.log()[-4000:]))
+            # The directory stays, with the log, for a look at what went wrong.
+            raise AssertionError("mssgate exited with %s (files in %s):\n%s"
+                                 % (self.process.returncode, self.dir, self.log()[-4000:]))
+        shutil.rmtree(self.dir, ignore_errors=True)
 
     def log(self):
         with open(self.log_path, "r", errors="replace") as f:
@@ -404,6 +408,16 @@ class CuttableForwarder:
             except OSError:
                 pass
             s.close()
+
+    def drop_all(self):
+        """Closes every open connection, as a backend that times out idle clients does."""
+        with self.lock:
+            sockets, self.sockets = self.sockets, []
+        for s in sockets:
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
 
     def close(self):
         self.listener.close()

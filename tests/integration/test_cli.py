@@ -2,6 +2,7 @@
 
 import hashlib
 import os
+import shutil
 import socket
 import subprocess
 import tempfile
@@ -17,6 +18,7 @@ def run(*args, **kwargs):
 class CheckConfigTest(unittest.TestCase):
     def setUp(self):
         self.dir = tempfile.mkdtemp(prefix="mssgate-cli-")
+        self.addCleanup(shutil.rmtree, self.dir, True)
         self.secret = os.path.join(self.dir, "master.secret")
         with open(self.secret, "w") as f:
             f.write("not-a-real-secret\n")
@@ -89,7 +91,9 @@ sqlite_path = "directory.db"
 
 class MssgatectlTest(unittest.TestCase):
     def setUp(self):
-        self.db = os.path.join(tempfile.mkdtemp(prefix="mssgate-ctl-"), "directory.db")
+        folder = tempfile.mkdtemp(prefix="mssgate-ctl-")
+        self.addCleanup(shutil.rmtree, folder, True)
+        self.db = os.path.join(folder, "directory.db")
 
     def ctl(self, *args):
         return run(MSSGATECTL, "--database", self.db, *args)

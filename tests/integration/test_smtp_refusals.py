@@ -159,6 +159,21 @@ class TruthfulFailureTest(unittest.TestCase):
         finally:
             forwarder.close()
 
+    def test_an_idle_backend_connection_closed_by_postfix_is_reopened_for_the_next_message(self):
+        forwarder = CuttableForwarder(int(backend_env()["BACKEND_SUBMISSION_PORT"]))
+        try:
+            with Gateway(smtp_backend_address="127.0.0.1:%d" % forwarder.port) as gateway:
+                marker = new_marker("reopened")
+                with authenticated(gateway.submission_port) as smtp:
+                    forwarder.drop_all()
+                    time.sleep(0.2)
+                    self.assertEqual(smtp.sendmail(APP_HOPITAL, [APP_LABO], message(APP_HOPITAL, APP_LABO, marker)), {})
+                wait_for_delivery(APP_LABO, marker)
+                # The same session logged in to Postfix twice.
+                gateway.wait_for_log(r"event=backend session=(\w+) result=ok(?s:.*)event=backend session=\1 result=ok")
+        finally:
+            forwarder.close()
+
     def test_a_client_silent_in_the_middle_of_data_is_timed_out_and_nothing_is_delivered(self):
         with Gateway() as gateway:
             marker = new_marker("silent")
