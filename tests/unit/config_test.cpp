@@ -142,6 +142,28 @@ TEST_F(ConfigTest, RefusesBadValuesWithFileLineAndKey) {
   }
 }
 
+TEST_F(ConfigTest, ReadsTheSubmissionSection) {
+  auto config = parse_config(minimal() + R"(
+[smtp]
+starttls_listen = ["127.0.0.1:1587"]
+max_message_bytes = "20MiB"
+data_timeout = "90s"
+
+[smtp.backend]
+address = "127.0.0.1:10587"
+)",
+                             path());
+  EXPECT_EQ(config.smtp.starttls_listen.at(0).port, 1587);
+  EXPECT_EQ(config.smtp.max_message_bytes, 20u << 20);
+  EXPECT_EQ(config.smtp.data_timeout, std::chrono::seconds(90));
+  EXPECT_EQ(config.smtp.command_timeout, std::chrono::minutes(5));
+  EXPECT_EQ(config.smtp.backend.address.port, 10587);
+  EXPECT_TRUE(config.smtp.allow_null_sender);
+  std::string error = error_for(minimal() + "[smtp]\nmax_line_bytes = 100\nhostname = \"a b\"\n");
+  EXPECT_NE(error.find("smtp.max_line_bytes: must be between 512"), std::string::npos) << error;
+  EXPECT_NE(error.find("smtp.hostname: must be a host name"), std::string::npos) << error;
+}
+
 TEST_F(ConfigTest, ReportsTomlSyntaxErrorsWithTheirPosition) {
   std::string error = error_for("[tls\ncertificate_chain = 1\n");
   EXPECT_EQ(error.rfind(path() + ":1:", 0), 0u) << error;

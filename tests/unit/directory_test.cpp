@@ -80,6 +80,22 @@ TEST_F(DirectoryTest, StoresAndListsMailboxesAndBindings) {
   EXPECT_EQ(store_->list_certificate_bindings().size(), 4u) << "bindings go with their mailbox";
 }
 
+TEST_F(DirectoryTest, KeepsTheSendersAMailboxMayUse) {
+  EXPECT_TRUE(store_->allowed_senders("app.hopital@test.fr").value.empty());
+  store_->allow_sender("app.hopital@test.fr", "secretariat@test.fr");
+  store_->allow_sender("app.hopital@test.fr", "accueil@test.fr");
+  EXPECT_EQ(store_->allowed_senders("app.hopital@test.fr").value,
+            (std::vector<std::string>{"accueil@test.fr", "secretariat@test.fr"}));
+  EXPECT_THROW(store_->allow_sender("app.hopital@test.fr", "accueil@test.fr"),
+               storage::StorageError);
+  EXPECT_THROW(store_->allow_sender("nobody@test.fr", "x@test.fr"), storage::StorageError);
+  EXPECT_TRUE(store_->disallow_sender("app.hopital@test.fr", "accueil@test.fr"));
+  EXPECT_FALSE(store_->disallow_sender("app.hopital@test.fr", "accueil@test.fr"));
+  store_->remove_mailbox("app.hopital@test.fr");
+  EXPECT_TRUE(store_->allowed_senders("app.hopital@test.fr").value.empty())
+      << "permissions go with their mailbox";
+}
+
 TEST_F(DirectoryTest, ReopensAnExistingDatabase) {
   store_.reset();
   store_ = storage::open_sqlite_directory(path_.string());
