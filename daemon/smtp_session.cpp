@@ -192,7 +192,7 @@ class SmtpSession final : public ProxyConnection {
           "214 2.0.0 Commands: EHLO HELO STARTTLS AUTH MAIL RCPT DATA RSET NOOP QUIT\r\n");
       co_return next;
     }
-    if (verb == "MAIL" || verb == "RCPT" || verb == "DATA") {
+    if (verb == "MAIL" || verb == "RCPT" || verb == "DATA" || verb == "BDAT") {
       if (mailbox_.empty()) {
         Next next = co_await refuse("530 5.7.0 Authentication required\r\n");
         co_return next;
@@ -203,6 +203,10 @@ class SmtpSession final : public ProxyConnection {
       }
       if (verb == "RCPT") {
         Next next = co_await recipient(command.argument);
+        co_return next;
+      }
+      if (verb == "BDAT") {
+        Next next = co_await bdat(command.argument);
         co_return next;
       }
       Next next = co_await data(command.argument);
@@ -226,9 +230,9 @@ class SmtpSession final : public ProxyConnection {
     }
     // Learn what the backend offers before the first EHLO answer that promises it.
     if (tls_active() && !features_->known) co_await ensure_backend_connected();
-    std::vector<std::string> list{smtp_.hostname, "PIPELINING",
-                                  "SIZE " + std::to_string(smtp_.max_message_bytes), "8BITMIME",
-                                  "ENHANCEDSTATUSCODES"};
+    std::vector<std::string> list{
+        smtp_.hostname, "PIPELINING",          "SIZE " + std::to_string(smtp_.max_message_bytes),
+        "8BITMIME",     "ENHANCEDSTATUSCODES", "CHUNKING"};
     if (features_->dsn) list.push_back("DSN");
     if (features_->smtputf8) list.push_back("SMTPUTF8");
     if (!tls_active()) {
@@ -473,13 +477,77 @@ class SmtpSession final : public ProxyConnection {
     kBackendFailed
   };
 
+  // The message of the current transaction, as DATA or BDAT chunks deliver it.
+  struct OutgoingMessage {
+    explicit OutgoingMessage(size_t max_header_bytes) : headers(max_header_bytes) {}
+    protocol::HeaderSectionReader headers;
+    protocol::SmtpDataWriter writer;
+    Fate fate = Fate::kHolding;
+    std::optional<SmtpReply> backend_reply;
+    std::string held;  // the header section (and what came with it), until the From check
+    uint64_t size = 0;
+
+    bool failed() const { return fate != Fate::kHolding && fate != Fate::kStreaming; }
+  };
+
+  // Takes the next bytes of the message (unstuffed); `last` says the message ends with them.
+  // The header section is held until the From header is checked, the rest streamed to Postfix.
+  awaitable<void> absorb(OutgoingMessage& m, std::string_view content, bool last) {
+    m.size += content.size();
+    if (m.size > smtp_.max_message_bytes && !m.failed()) {
+      if (m.fate == Fate::kStreaming) drop_backend();  // the only way to abort a DATA in progress
+      m.fate = Fate::kTooLarge;
+    }
+    std::string out;
+    if (m.fate == Fate::kHolding) {
+      auto h = m.headers.feed(content);
+      m.held += content;
+      if (h.status == protocol::HeaderSectionReader::Status::kTooLarge) {
+        m.fate = Fate::kHeaderTooLarge;
+      } else if (h.status == protocol::HeaderSectionReader::Status::kComplete || last) {
+        if (last) m.headers.end_of_message();
+        m.fate = co_await open_backend_data(m.headers, m.backend_reply);
+        if (m.fate == Fate::kStreaming) m.writer.encode(m.held, out);
+        m.held = std::string();
+      }
+    } else if (m.fate == Fate::kStreaming) {
+      m.writer.encode(content, out);
+    }
+    if (m.fate == Fate::kStreaming && !out.empty()) {
+      bool written = co_await write_backend(out);
+      if (!written) m.fate = backend_lost();
+    }
+  }
+
+  // The message is complete: ends it at Postfix, answers the client, ends the transaction.
+  awaitable<Next> conclude(OutgoingMessage& m) {
+    if (m.fate == Fate::kStreaming) {
+      std::string out;
+      m.writer.finish(out);
+      bool written = co_await write_backend(out);
+      if (written)
+        m.backend_reply = co_await read_backend_reply(smtp_.backend.data_response_timeout);
+      if (!written || !m.backend_reply) m.fate = backend_lost();
+    }
+    Next next = co_await finish_message(m.fate, m.backend_reply, m.size, m.headers);
+    co_return next;
+  }
+
+  // The checks DATA and BDAT share; an answer for the client when the transaction cannot take
+  // a message.
+  std::optional<std::string> message_refusal() const {
+    if (!mail_from_) return "503 5.5.1 Need MAIL command\r\n";
+    if (recipients_ == 0) return "554 5.5.1 No valid recipients\r\n";
+    return std::nullopt;
+  }
+
   awaitable<Next> data(const std::string& argument) {
-    if (!mail_from_) {
-      Next next = co_await refuse("503 5.5.1 Need MAIL command\r\n");
+    if (bdat_message_) {
+      Next next = co_await refuse("503 5.5.1 DATA after BDAT in the same transaction\r\n");
       co_return next;
     }
-    if (recipients_ == 0) {
-      Next next = co_await refuse("554 5.5.1 No valid recipients\r\n");
+    if (auto refusal = message_refusal()) {
+      Next next = co_await refuse(*refusal);
       co_return next;
     }
     if (!argument.empty()) {
@@ -489,12 +557,9 @@ class SmtpSession final : public ProxyConnection {
     bool ok = co_await write_client("354 End data with <CR><LF>.<CR><LF>\r\n");
     if (!ok) co_return Next::kClose;
 
+    OutgoingMessage message(smtp_.max_header_bytes);
     protocol::SmtpDataReader reader;
-    protocol::HeaderSectionReader headers(smtp_.max_header_bytes);
-    protocol::SmtpDataWriter writer;
-    Fate fate = Fate::kHolding;
-    std::optional<SmtpReply> backend_reply;
-    std::string content, held, out;
+    std::string content;
     std::vector<char> buffer(kReadBytes);
     bool complete = false;
     while (!complete) {
@@ -502,7 +567,7 @@ class SmtpSession final : public ProxyConnection {
         auto [ec, n] = co_await read_client(asio::buffer(buffer), smtp_.data_timeout);
         if (ec) {
           note_end(ec, "client");
-          log_message("aborted", "client_gone", reader.size(), headers, "");
+          log_message("aborted", "client_gone", message.size, message.headers, "");
           co_return Next::kClose;  // closing the backend aborts its transaction
         }
         pending_.assign(buffer.data(), n);
@@ -511,42 +576,65 @@ class SmtpSession final : public ProxyConnection {
       auto r = reader.feed(pending_, content);
       pending_.erase(0, r.consumed);
       complete = r.complete;
-      if (reader.size() > smtp_.max_message_bytes &&
-          (fate == Fate::kHolding || fate == Fate::kStreaming)) {
-        if (fate == Fate::kStreaming) drop_backend();  // the only way to abort a DATA in progress
-        fate = Fate::kTooLarge;
-      }
-      if (fate == Fate::kHolding) {
-        auto h = headers.feed(content);
-        held += content;
-        if (h.status == protocol::HeaderSectionReader::Status::kTooLarge) {
-          fate = Fate::kHeaderTooLarge;
-        } else if (h.status == protocol::HeaderSectionReader::Status::kComplete || complete) {
-          if (complete) headers.end_of_message();
-          fate = co_await open_backend_data(headers, backend_reply);
-          if (fate == Fate::kStreaming) {
-            out.clear();
-            writer.encode(held, out);
-            bool written = co_await write_backend(out);
-            if (!written) fate = backend_lost();
-          }
-          held.clear();
+      co_await absorb(message, content, complete);
+    }
+    Next next = co_await conclude(message);
+    co_return next;
+  }
+
+  // BDAT (RFC 3030): chunks of exactly the announced size, the last one marked LAST. Postfix
+  // gets the message as DATA all the same, so CHUNKING does not depend on the backend.
+  awaitable<Next> bdat(const std::string& argument) {
+    auto space = argument.find(' ');
+    std::string size_text = argument.substr(0, space);
+    std::string rest = space == std::string::npos ? std::string() : argument.substr(space + 1);
+    bool last = protocol::ascii_iequals(rest, "LAST");
+    if (size_text.empty() || size_text.size() > 12 ||
+        size_text.find_first_not_of("0123456789") != std::string::npos ||
+        (!rest.empty() && !last)) {
+      // Without a size, the chunk's end cannot be found: the session cannot go on.
+      set_close_reason("bad_bdat");
+      co_await write_client("501 5.5.4 Syntax: BDAT size [LAST]; closing the connection\r\n");
+      co_return Next::kClose;
+    }
+    uint64_t remaining = std::stoull(size_text);
+    std::optional<std::string> refusal = message_refusal();
+    if (!refusal && !bdat_message_) bdat_message_.emplace(smtp_.max_header_bytes);
+    // The chunk is read in full whatever happens to it (RFC 3030 §2).
+    std::vector<char> buffer(kReadBytes);
+    bool ended = false;
+    while (remaining > 0) {
+      if (pending_.empty()) {
+        auto [ec, n] = co_await read_client(asio::buffer(buffer), smtp_.data_timeout);
+        if (ec) {
+          note_end(ec, "client");
+          if (bdat_message_)
+            log_message("aborted", "client_gone", bdat_message_->size, bdat_message_->headers, "");
+          co_return Next::kClose;
         }
-      } else if (fate == Fate::kStreaming && !content.empty()) {
-        out.clear();
-        writer.encode(content, out);
-        bool written = co_await write_backend(out);
-        if (!written) fate = backend_lost();
+        pending_.assign(buffer.data(), n);
       }
+      size_t take = static_cast<size_t>(std::min<uint64_t>(remaining, pending_.size()));
+      if (!refusal) {
+        ended = last && take == remaining;
+        co_await absorb(*bdat_message_, std::string_view(pending_).substr(0, take), ended);
+      }
+      pending_.erase(0, take);
+      remaining -= take;
     }
-    if (fate == Fate::kStreaming) {
-      out.clear();
-      writer.finish(out);
-      bool written = co_await write_backend(out);
-      if (written) backend_reply = co_await read_backend_reply(smtp_.backend.data_response_timeout);
-      if (!written || !backend_reply) fate = backend_lost();
+    if (refusal) {
+      Next next = co_await refuse(*refusal);
+      co_return next;
     }
-    Next next = co_await finish_message(fate, backend_reply, reader.size(), headers);
+    if (last && !ended) co_await absorb(*bdat_message_, {}, true);  // "BDAT 0 LAST"
+    if (last || bdat_message_->failed()) {
+      // A failed message is answered at once; later chunks find no transaction (503).
+      OutgoingMessage message = std::move(*bdat_message_);
+      bdat_message_.reset();
+      Next next = co_await conclude(message);
+      co_return next;
+    }
+    Next next = co_await answer("250 2.0.0 " + size_text + " octets received\r\n");
     co_return next;
   }
 
@@ -653,6 +741,7 @@ class SmtpSession final : public ProxyConnection {
     }
     mail_from_.reset();
     recipients_ = 0;
+    bdat_message_.reset();
     co_return !closed();
   }
 
@@ -773,6 +862,7 @@ class SmtpSession final : public ProxyConnection {
   std::optional<std::string> mail_from_;
   unsigned recipients_ = 0;
   Clock::time_point transaction_start_;
+  std::optional<OutgoingMessage> bdat_message_;  // between the BDAT chunks of one message
   bool backend_connected_ = false;
   bool backend_ready_ = false;
   bool backend_xclient_ = false;

@@ -81,6 +81,27 @@ class SubmissionRefusalTest(GatewayTestCase):
         self.gateway.wait_for_log(r"event=message \S+ mailbox=%s message_id=<%s@test> size=\d+ recipients=1 "
                                   r"result=refused reason=from_header" % (re.escape(APP_HOPITAL), marker.decode()))
 
+    def test_bdat_with_a_from_header_not_the_mailbox_is_refused_at_once(self):
+        marker = new_marker("bdatfrom")
+        sent = message(APP_LABO, APP_LABO, marker)
+        with authenticated(self.gateway.submission_port) as smtp:
+            smtp.mail(APP_HOPITAL)
+            smtp.rcpt(APP_LABO)
+            smtp.send(("BDAT %d\r\n" % len(sent)).encode() + sent)
+            self.assertEqual(smtp.getreply(), (550, b"5.7.1 From header must be the authenticated mailbox"))
+            # The rest of the message finds no transaction, and is read and dropped.
+            smtp.send(b"BDAT 5 LAST\r\nabcde")
+            self.assertEqual(smtp.getreply(), (503, b"5.5.1 Need MAIL command"))
+            self.assertEqual(smtp.noop()[0], 250)
+        assert_not_delivered(self, APP_LABO, marker, wait=1.0)
+
+    def test_bdat_without_a_size_ends_the_session(self):
+        with authenticated(self.gateway.submission_port) as smtp:
+            smtp.mail(APP_HOPITAL)
+            smtp.rcpt(APP_LABO)
+            smtp.send(b"BDAT many\r\n")
+            self.assertEqual(smtp.getreply(), (501, b"5.5.4 Syntax: BDAT size [LAST]; closing the connection"))
+
     def test_an_allowed_extra_sender_may_be_used(self):
         other = "secretariat@test.mssante.fr"
         ctl(self.gateway.database, "mailbox", "add", other, "--type", "ORG")

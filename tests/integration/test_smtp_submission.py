@@ -60,7 +60,7 @@ class SubmissionTest(GatewayTestCase):
         smtp.ehlo("lps.test")
         self.assertEqual(smtp.esmtp_features["size"], str(30 << 20))
         self.assertEqual(smtp.esmtp_features["auth"].strip(), "EXTERNAL")
-        for extension in ("pipelining", "8bitmime", "enhancedstatuscodes", "dsn", "smtputf8"):
+        for extension in ("pipelining", "8bitmime", "enhancedstatuscodes", "chunking", "dsn", "smtputf8"):
             self.assertIn(extension, smtp.esmtp_features)
         self.assertNotIn("starttls", smtp.esmtp_features)
         smtp.quit()
@@ -143,6 +143,35 @@ class SubmissionTest(GatewayTestCase):
         self.assertRegex(report, rb"Action: (delivered|relayed)\nStatus: 2\.0\.0")
         self.assertIn(b"Content-Type: text/rfc822-headers", report, "RET=HDRS: headers only")
         self.assertIn(("Original-Recipient: rfc822;" + APP_LABO).encode(), report)
+
+    def test_bdat_chunks_split_anywhere_make_one_message(self):
+        marker = new_marker("bdat")
+        sent = message(APP_HOPITAL, [APP_LABO], marker, body="Corps.\r\n.ligne avec point\r\n" * 50)
+        cuts = [0, 17, 60, len(sent) - 10, len(sent)]  # inside the From header, the header section, the body
+        with self.client() as smtp:
+            self.assertEqual(smtp.mail(APP_HOPITAL)[0], 250)
+            self.assertEqual(smtp.rcpt(APP_LABO)[0], 250)
+            for i in range(len(cuts) - 1):
+                chunk = sent[cuts[i]:cuts[i + 1]]
+                last = i == len(cuts) - 2
+                smtp.send(("BDAT %d%s\r\n" % (len(chunk), " LAST" if last else "")).encode() + chunk)
+                code, text = smtp.getreply()
+                if last:
+                    self.assertEqual(code, 250)
+                    self.assertRegex(text.decode(), r"^2\.0\.0 Ok: queued as \w+")
+                else:
+                    self.assertEqual((code, text), (250, ("2.0.0 %d octets received" % len(chunk)).encode()))
+        delivered = wait_for_delivery(APP_LABO, marker)[0]
+        self.assertTrue(delivered.endswith(sent.replace(b"\r\n", b"\n")), "BDAT content arrives unchanged")
+
+    def test_bdat_pipelined_with_an_empty_last_chunk(self):
+        marker = new_marker("bdat0")
+        sent = message(APP_HOPITAL, [APP_LABO], marker)
+        with self.client() as smtp:
+            smtp.send(("MAIL FROM:<%s>\r\nRCPT TO:<%s>\r\nBDAT %d\r\n" % (APP_HOPITAL, APP_LABO, len(sent))).encode()
+                      + sent + b"BDAT 0 LAST\r\n")
+            self.assertEqual([smtp.getreply()[0] for _ in range(4)], [250, 250, 250, 250])
+        wait_for_delivery(APP_LABO, marker)
 
     def test_curl_submits_with_sasl_external(self):
         marker = new_marker("curl")
