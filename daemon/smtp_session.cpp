@@ -533,6 +533,20 @@ class SmtpSession final : public ProxyConnection {
     co_return next;
   }
 
+  // A refused message is read to its end so that the session can go on, but only up to here.
+  uint64_t drain_limit() const {
+    return 2 * static_cast<uint64_t>(smtp_.max_message_bytes) + (1 << 20);
+  }
+
+  awaitable<Next> too_much_to_drain(OutgoingMessage& m) {
+    if (m.fate == Fate::kStreaming) drop_backend();
+    log_message("refused", "too_large", m.size, m.headers, "");
+    set_close_reason("message_too_large");
+    co_await write_client(
+        "552 5.3.4 Message size exceeds fixed maximum message size; closing the connection\r\n");
+    co_return Next::kClose;
+  }
+
   // The checks DATA and BDAT share; an answer for the client when the transaction cannot take
   // a message.
   std::optional<std::string> message_refusal() const {
@@ -577,6 +591,10 @@ class SmtpSession final : public ProxyConnection {
       pending_.erase(0, r.consumed);
       complete = r.complete;
       co_await absorb(message, content, complete);
+      if (message.size > drain_limit()) {
+        Next next = co_await too_much_to_drain(message);
+        co_return next;
+      }
     }
     Next next = co_await conclude(message);
     co_return next;
@@ -599,6 +617,13 @@ class SmtpSession final : public ProxyConnection {
     }
     uint64_t remaining = std::stoull(size_text);
     std::optional<std::string> refusal = message_refusal();
+    uint64_t so_far = bdat_message_ ? bdat_message_->size : 0;
+    if (so_far + remaining > drain_limit()) {
+      // Far over the cap: not worth reading only to drop it.
+      OutgoingMessage empty(smtp_.max_header_bytes);
+      Next next = co_await too_much_to_drain(bdat_message_ ? *bdat_message_ : empty);
+      co_return next;
+    }
     if (!refusal && !bdat_message_) bdat_message_.emplace(smtp_.max_header_bytes);
     // The chunk is read in full whatever happens to it (RFC 3030 §2).
     std::vector<char> buffer(kReadBytes);

@@ -156,6 +156,36 @@ class SizeCapTest(unittest.TestCase):
             gateway.wait_for_log(r"message_id=<%s@test> size=\d+ recipients=1 result=refused reason=too_large" % marker.decode())
 
 
+    def test_a_message_far_over_the_cap_ends_the_session_without_reading_it_all(self):
+        with Gateway(max_message_bytes="1MiB") as gateway:
+            smtp = authenticated(gateway.submission_port)
+            smtp.mail(APP_HOPITAL)
+            smtp.rcpt(APP_LABO)
+            self.assertEqual(smtp.docmd("DATA")[0], 354)
+            sent = 0
+            try:
+                while sent < (16 << 20):  # bounded: the gateway stops reading at 3 MiB
+                    smtp.sock.sendall(b"x" * 1000 + b"\r\n" * 31000)
+                    sent += 63000
+            except (BrokenPipeError, ConnectionResetError, OSError):
+                pass
+            self.assertLess(sent, 16 << 20, "mssgate closed the connection before the end")
+            gateway.wait_for_log(r"event=close \S+ mailbox=\S+ reason=message_too_large")
+            # The answer was sent; the client sees it unless its kernel dropped it on the reset
+            # that closing a connection with unread data causes.
+            try:
+                reply = smtp.getreply()
+            except (smtplib.SMTPServerDisconnected, ConnectionResetError):
+                reply = None
+            self.assertIn(reply, ((552, b"5.3.4 Message size exceeds fixed maximum message size; closing the connection"), None))
+            # BDAT announcing too much is refused before it is read.
+            smtp = authenticated(gateway.submission_port)
+            smtp.mail(APP_HOPITAL)
+            smtp.rcpt(APP_LABO)
+            smtp.send(b"BDAT 999999999 LAST\r\n")
+            self.assertEqual(smtp.getreply()[0], 552)
+
+
 class TruthfulFailureTest(unittest.TestCase):
     def test_backend_dying_during_data_gives_a_temporary_failure_and_no_delivery(self):
         forwarder = CuttableForwarder(int(backend_env()["BACKEND_SUBMISSION_PORT"]))
