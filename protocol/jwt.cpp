@@ -1,0 +1,170 @@
+#include "protocol/jwt.hpp"
+
+#include <array>
+#include <boost/json/parse.hpp>
+#include <boost/json/value.hpp>
+
+namespace mssgate::protocol {
+namespace {
+
+namespace json = boost::json;
+
+constexpr std::string_view kUrlAlphabet =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+constexpr size_t kMaxTokenBytes = 16384;
+constexpr size_t kMaxJsonBytes = 1 << 20;
+
+int url_value(char c) {
+  auto at = kUrlAlphabet.find(c);
+  return at == std::string_view::npos ? -1 : static_cast<int>(at);
+}
+
+std::optional<json::object> parse_object(std::string_view text) {
+  if (text.size() > kMaxJsonBytes) return std::nullopt;
+  boost::system::error_code ec;
+  json::value value = json::parse(text, ec);
+  if (ec || !value.is_object()) return std::nullopt;
+  return value.as_object();
+}
+
+const json::string* string_member(const json::object& o, std::string_view key) {
+  auto it = o.find(key);
+  return it != o.end() && it->value().is_string() ? &it->value().as_string() : nullptr;
+}
+
+}  // namespace
+
+std::optional<std::string> base64url_decode(std::string_view text) {
+  while (!text.empty() && text.back() == '=')
+    text.remove_suffix(1);  // tolerated padding
+  if (text.size() % 4 == 1) return std::nullopt;
+  std::string out;
+  out.reserve(text.size() * 3 / 4);
+  uint32_t buffer = 0;
+  int bits = 0;
+  for (char c : text) {
+    int v = url_value(c);
+    if (v < 0) return std::nullopt;
+    buffer = (buffer << 6) | static_cast<uint32_t>(v);
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      out += static_cast<char>((buffer >> bits) & 0xff);
+    }
+  }
+  return out;
+}
+
+std::string base64url_encode(std::string_view bytes) {
+  std::string out;
+  uint32_t buffer = 0;
+  int bits = 0;
+  for (unsigned char c : bytes) {
+    buffer = (buffer << 8) | c;
+    bits += 8;
+    while (bits >= 6) {
+      bits -= 6;
+      out += kUrlAlphabet[(buffer >> bits) & 63];
+    }
+  }
+  if (bits > 0) out += kUrlAlphabet[(buffer << (6 - bits)) & 63];
+  return out;
+}
+
+std::optional<TokenClaims> parse_token_claims(std::string_view text) {
+  auto object = parse_object(text);
+  if (!object) return std::nullopt;
+  TokenClaims claims;
+  for (const auto& member : *object) {
+    std::string_view key = member.key();
+    const json::value& value = member.value();
+    if (key == "exp" || key == "nbf" || key == "iat") {
+      std::optional<int64_t> number;
+      if (value.is_int64()) number = value.as_int64();
+      if (value.is_uint64() && value.as_uint64() < (uint64_t{1} << 62))
+        number = static_cast<int64_t>(value.as_uint64());
+      if (value.is_double()) number = static_cast<int64_t>(value.as_double());
+      if (!number) return std::nullopt;
+      (key == "exp" ? claims.exp : key == "nbf" ? claims.nbf : claims.iat) = number;
+    } else if (key == "active") {
+      if (!value.is_bool()) return std::nullopt;
+      claims.active = value.as_bool();
+    } else if (value.is_string()) {
+      std::string s(value.as_string());
+      if (key == "iss") claims.iss = s;
+      if (key == "sub") claims.sub = s;
+      if (key == "azp") claims.azp = s;
+      if (key == "jti") claims.jti = s;
+      claims.strings[std::string(key)] = std::move(s);
+    } else if (key == "iss" || key == "sub" || key == "azp") {
+      return std::nullopt;
+    }
+  }
+  return claims;
+}
+
+std::optional<Jwt> parse_jwt(std::string_view compact) {
+  if (compact.size() > kMaxTokenBytes) return std::nullopt;
+  size_t first = compact.find('.');
+  if (first == std::string_view::npos) return std::nullopt;
+  size_t second = compact.find('.', first + 1);
+  if (second == std::string_view::npos || compact.find('.', second + 1) != std::string_view::npos)
+    return std::nullopt;
+  auto header_text = base64url_decode(compact.substr(0, first));
+  auto payload_text = base64url_decode(compact.substr(first + 1, second - first - 1));
+  auto signature = base64url_decode(compact.substr(second + 1));
+  if (!header_text || !payload_text || !signature) return std::nullopt;
+  auto header = parse_object(*header_text);
+  auto claims = parse_token_claims(*payload_text);
+  if (!header || !claims) return std::nullopt;
+  Jwt jwt;
+  if (auto* alg = string_member(*header, "alg")) jwt.alg = std::string(*alg);
+  if (auto* kid = string_member(*header, "kid")) jwt.kid = std::string(*kid);
+  if (jwt.alg.empty()) return std::nullopt;
+  // A token that needs header processing we do not do (RFC 7515 §4.1.11) is refused.
+  if (header->contains("crit")) return std::nullopt;
+  jwt.signing_input = std::string(compact.substr(0, second));
+  jwt.signature = std::move(*signature);
+  jwt.claims = std::move(*claims);
+  return jwt;
+}
+
+std::optional<std::vector<Jwk>> parse_jwks(std::string_view text) {
+  auto object = parse_object(text);
+  if (!object) return std::nullopt;
+  auto keys = object->find("keys");
+  if (keys == object->end() || !keys->value().is_array()) return std::nullopt;
+  std::vector<Jwk> out;
+  for (const auto& entry : keys->value().as_array()) {
+    if (!entry.is_object()) continue;
+    const auto& o = entry.as_object();
+    Jwk key;
+    auto text_of = [&](std::string_view name) {
+      auto* s = string_member(o, name);
+      return s ? std::string(*s) : std::string();
+    };
+    auto bytes_of = [&](std::string_view name) {
+      return base64url_decode(text_of(name)).value_or("");
+    };
+    key.kty = text_of("kty");
+    key.kid = text_of("kid");
+    key.alg = text_of("alg");
+    key.use = text_of("use");
+    if (key.kty == "RSA") {
+      key.n = bytes_of("n");
+      key.e = bytes_of("e");
+      if (key.n.empty() || key.e.empty()) continue;
+    } else if (key.kty == "EC") {
+      key.crv = text_of("crv");
+      key.x = bytes_of("x");
+      key.y = bytes_of("y");
+      if (key.x.empty() || key.y.empty()) continue;
+    } else {
+      continue;
+    }
+    out.push_back(std::move(key));
+  }
+  return out;
+}
+
+}  // namespace mssgate::protocol
