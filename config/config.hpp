@@ -98,6 +98,9 @@ struct DirectoryConfig {
 
 struct AuthConfig {
   std::vector<protocol::MailboxType> external_mailbox_types{protocol::MailboxType::kApp};
+  // Mailbox types that may be opened with a Pro Santé Connect token.
+  std::vector<protocol::MailboxType> token_mailbox_types{
+      protocol::MailboxType::kPer, protocol::MailboxType::kOrg, protocol::MailboxType::kCab};
 };
 
 struct Config {

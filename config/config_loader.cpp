@@ -414,21 +414,26 @@ void read_directory(TableReader& parent, DirectoryConfig& out, Problems& problem
     problems.add(t.where("sqlite_path"), "directory.sqlite_path", "is required");
 }
 
-void read_auth(TableReader& parent, AuthConfig& out, Problems& problems, const fs::path& base) {
-  TableReader t(parent.sub_table("auth"), "auth", problems, base);
+void read_mailbox_types(TableReader& t, std::string_view key,
+                        std::vector<protocol::MailboxType>& out, Problems& problems) {
   std::vector<std::string> types;
-  t.strings("external_mailbox_types", types);
-  if (!types.empty()) {
-    out.external_mailbox_types.clear();
-    for (const auto& s : types) {
-      if (auto type = protocol::parse_mailbox_type(s)) {
-        out.external_mailbox_types.push_back(*type);
-      } else {
-        problems.add(t.where("external_mailbox_types"), "auth.external_mailbox_types",
-                     "unknown mailbox type \"" + s + "\" (PER, ORG, APP or CAB)");
-      }
+  t.strings(key, types);
+  if (types.empty()) return;  // the default stays
+  out.clear();
+  for (const auto& s : types) {
+    if (auto type = protocol::parse_mailbox_type(s)) {
+      out.push_back(*type);
+    } else {
+      problems.add(t.where(key), t.name(key),
+                   "unknown mailbox type \"" + s + "\" (PER, ORG, APP or CAB)");
     }
   }
+}
+
+void read_auth(TableReader& parent, AuthConfig& out, Problems& problems, const fs::path& base) {
+  TableReader t(parent.sub_table("auth"), "auth", problems, base);
+  read_mailbox_types(t, "external_mailbox_types", out.external_mailbox_types, problems);
+  read_mailbox_types(t, "token_mailbox_types", out.token_mailbox_types, problems);
 }
 
 }  // namespace

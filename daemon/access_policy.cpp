@@ -74,4 +74,46 @@ AccessDecision decide_certificate_access(storage::DirectoryStore& directory,
   return {Outcome::kAllowed, target, "ok", ""};
 }
 
+AccessDecision decide_token_access(storage::DirectoryStore& directory,
+                                   const std::string& professional_id,
+                                   std::string_view requested_mailbox,
+                                   const config::AuthConfig& auth) {
+  using Outcome = AccessDecision::Outcome;
+  auto requested = protocol::normalize_mailbox_address(requested_mailbox);
+  if (!requested) {
+    return refuse(Outcome::kAuthorizationFailed, "",
+                  requested_mailbox.empty() ? "mailbox_not_named" : "invalid_authzid",
+                  "Name the mailbox to open (a mailbox address)");
+  }
+  auto role = directory.holder_role(professional_id, *requested);
+  if (!role.ok()) {
+    return refuse(Outcome::kTemporaryFailure, *requested, "directory_unavailable",
+                  "The directory is temporarily unavailable");
+  }
+  if (!role.value) {
+    return refuse(Outcome::kAuthorizationFailed, *requested, "mailbox_not_attached",
+                  "This professional may not open that mailbox");
+  }
+  auto mailbox = directory.find_mailbox(*requested);
+  if (!mailbox.ok()) {
+    return refuse(Outcome::kTemporaryFailure, *requested, "directory_unavailable",
+                  "The directory is temporarily unavailable");
+  }
+  if (!mailbox.value) {
+    return refuse(Outcome::kAuthorizationFailed, *requested, "mailbox_unknown",
+                  "This professional may not open that mailbox");
+  }
+  if (mailbox.value->status != protocol::MailboxStatus::kActive) {
+    return refuse(Outcome::kAuthorizationFailed, *requested,
+                  "mailbox_" + std::string(protocol::to_string(mailbox.value->status)),
+                  "The mailbox is not active");
+  }
+  const auto& allowed = auth.token_mailbox_types;
+  if (std::find(allowed.begin(), allowed.end(), mailbox.value->type) == allowed.end()) {
+    return refuse(Outcome::kAuthorizationFailed, *requested, "mailbox_type_not_allowed",
+                  "This mailbox does not accept Pro Sante Connect sign-in");
+  }
+  return {Outcome::kAllowed, *requested, "ok", ""};
+}
+
 }  // namespace mssgate::daemon

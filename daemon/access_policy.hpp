@@ -28,4 +28,11 @@ AccessDecision decide_certificate_access(storage::DirectoryStore& directory,
                                          std::string_view requested_mailbox,
                                          const config::AuthConfig& auth);
 
+// A Pro Santé Connect token: the identity is the professional the validated token names; the
+// mailbox asked for must be attached to them in the directory (owner, delegate or co-holder).
+AccessDecision decide_token_access(storage::DirectoryStore& directory,
+                                   const std::string& professional_id,
+                                   std::string_view requested_mailbox,
+                                   const config::AuthConfig& auth);
+
 }  // namespace mssgate::daemon

@@ -9,6 +9,7 @@
 #include "config/config.hpp"
 #include "daemon/certificate_identity.hpp"
 #include "protocol/mailbox_address.hpp"
+#include "protocol/professional_id.hpp"
 #include "storage/directory_store.hpp"
 
 namespace {
@@ -34,6 +35,11 @@ void usage(std::ostream& out) {
          "  mailbox allow-sender ADDRESS SENDER      let ADDRESS also send as SENDER\n"
          "  mailbox disallow-sender ADDRESS SENDER\n"
          "  mailbox senders ADDRESS\n"
+         "  holder add ID [--label TEXT]             a professional: idNat, RPPS or ADELI\n"
+         "  holder remove ID\n"
+         "  holder attach ID ADDRESS --role owner|delegate|co-holder\n"
+         "  holder detach ID ADDRESS\n"
+         "  holder list\n"
          "  certificate bind ADDRESS CERTIFICATE-SELECTOR [--label TEXT]\n"
          "  certificate unbind ADDRESS CERTIFICATE-SELECTOR\n"
          "  certificate list\n"
@@ -89,6 +95,14 @@ std::string mailbox_argument(const Arguments& a) {
   auto address = protocol::normalize_mailbox_address(a.positional.at(0));
   if (!address) throw UsageError("'" + a.positional.at(0) + "' is not a mailbox address");
   return *address;
+}
+
+std::string professional_argument(const std::string& text) {
+  auto id = protocol::normalize_professional_id(text);
+  if (!id)
+    throw UsageError("'" + text +
+                     "' is not an idNat (8 + RPPS, 0 + ADELI), an RPPS or an ADELI number");
+  return *id;
 }
 
 std::string lower_hex(std::string text, size_t expected_length) {
@@ -224,6 +238,50 @@ int run(const std::vector<std::string>& args) {
     std::cout << mailbox_argument(a) << "\n";
     for (const auto& sender : senders.value)
       std::cout << sender << "\n";
+  } else if (noun == "holder" && verb == "add") {
+    allow_only(a, {"--label"}, 1);
+    mssgate::storage::Holder holder{professional_argument(a.positional[0]),
+                                    a.option("--label").value_or("")};
+    directory->add_holder(holder);
+    std::cout << "added holder " << holder.id << "\n";
+  } else if (noun == "holder" && verb == "remove") {
+    allow_only(a, {}, 1);
+    directory->remove_holder(professional_argument(a.positional[0]));
+    std::cout << "removed holder " << professional_argument(a.positional[0]) << "\n";
+  } else if (noun == "holder" && (verb == "attach" || verb == "detach")) {
+    allow_only(a,
+               verb == "attach" ? std::initializer_list<const char*>{"--role"}
+                                : std::initializer_list<const char*>{},
+               2);
+    std::string holder = professional_argument(a.positional[0]);
+    auto mailbox = protocol::normalize_mailbox_address(a.positional[1]);
+    if (!mailbox) throw UsageError("'" + a.positional[1] + "' is not a mailbox address");
+    if (verb == "attach") {
+      auto role = mssgate::storage::parse_holder_role(a.option("--role").value_or(""));
+      if (!role) throw UsageError("--role is owner, delegate or co-holder");
+      directory->attach_holder({holder, *mailbox, *role});
+      std::cout << "attached " << holder << " to " << *mailbox << " as "
+                << mssgate::storage::to_string(*role) << "\n";
+    } else if (directory->detach_holder(holder, *mailbox)) {
+      std::cout << "detached " << holder << " from " << *mailbox << "\n";
+    } else {
+      std::cerr << "mssgatectl: " << holder << " was not attached to " << *mailbox << "\n";
+      return 1;
+    }
+  } else if (noun == "holder" && verb == "list") {
+    allow_only(a, {}, 0);
+    auto attachments = directory->list_attachments();
+    for (const auto& holder : directory->list_holders()) {
+      std::cout << holder.id;
+      if (!holder.label.empty()) std::cout << "  (" << holder.label << ")";
+      std::cout << "\n";
+      for (const auto& attachment : attachments) {
+        if (attachment.holder == holder.id) {
+          std::cout << "  " << mssgate::storage::to_string(attachment.role) << "  "
+                    << attachment.mailbox << "\n";
+        }
+      }
+    }
   } else if (noun == "certificate" && (verb == "bind" || verb == "unbind")) {
     allow_only(a, {"--cert", "--match", "--spki-sha256", "--issuer", "--serial", "--label"}, 1);
     CertificateBinding b = binding_from(a);

@@ -1,6 +1,5 @@
 #pragma once
 
-#include <optional>
 #include <string>
 #include <string_view>
 #include <variant>
@@ -24,9 +23,5 @@ std::string_view describe(SaslOAuthError error);
 // The server's failure message (RFC 7628 §3.2.2), base64-encoded JSON, sent as a continuation
 // before the final NO/535: {"status":"invalid_token","scope":"openid"}.
 std::string oauth_error_challenge(std::string_view status, std::string_view scope);
-
-// A professional's national identifier (idNat): "8" + RPPS (11 digits) or "0" + ADELI
-// (9 digits). Accepts the bare RPPS or ADELI too, and returns the idNat form; nullopt otherwise.
-std::optional<std::string> normalize_professional_id(std::string_view text);
 
 }  // namespace mssgate::protocol

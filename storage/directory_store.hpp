@@ -29,6 +29,22 @@ struct CertificateBinding {
   std::string label;    // the certificate's subject, for humans
 };
 
+// How a health professional (holder) is attached to a mailbox.
+enum class HolderRole { kOwner, kDelegate, kCoHolder };
+std::string_view to_string(HolderRole role);
+std::optional<HolderRole> parse_holder_role(std::string_view text);
+
+struct Holder {
+  std::string id;  // the professional's national identifier, idNat ("8" + RPPS, "0" + ADELI)
+  std::string label;
+};
+
+struct HolderAttachment {
+  std::string holder;
+  std::string mailbox;
+  HolderRole role = HolderRole::kOwner;
+};
+
 // What a verified certificate is known by, as computed from it (never from client text).
 struct CertificateKeys {
   std::string spki_sha256;
@@ -68,6 +84,17 @@ class DirectoryStore {
   virtual void allow_sender(const std::string& mailbox, const std::string& sender) = 0;
   // Returns false when there was no such permission.
   virtual bool disallow_sender(const std::string& mailbox, const std::string& sender) = 0;
+
+  // The role of a professional on a mailbox; nullopt when not attached.
+  virtual Lookup<std::optional<HolderRole>> holder_role(const std::string& holder,
+                                                        const std::string& mailbox) = 0;
+  virtual void add_holder(const Holder& holder) = 0;
+  virtual void remove_holder(const std::string& id) = 0;
+  virtual std::vector<Holder> list_holders() = 0;
+  virtual void attach_holder(const HolderAttachment& attachment) = 0;
+  // Returns false when there was no such attachment.
+  virtual bool detach_holder(const std::string& holder, const std::string& mailbox) = 0;
+  virtual std::vector<HolderAttachment> list_attachments() = 0;
 
   virtual void bind_certificate(const CertificateBinding& binding) = 0;
   // Returns how many bindings were removed.

@@ -11,6 +11,25 @@ std::string_view to_string(CertificateMatch match) {
   return match == CertificateMatch::kSpkiSha256 ? "spki-sha256" : "issuer-serial";
 }
 
+std::string_view to_string(HolderRole role) {
+  switch (role) {
+    case HolderRole::kOwner:
+      return "owner";
+    case HolderRole::kDelegate:
+      return "delegate";
+    case HolderRole::kCoHolder:
+      return "co-holder";
+  }
+  return "?";
+}
+
+std::optional<HolderRole> parse_holder_role(std::string_view text) {
+  for (auto role : {HolderRole::kOwner, HolderRole::kDelegate, HolderRole::kCoHolder}) {
+    if (text == to_string(role)) return role;
+  }
+  return std::nullopt;
+}
+
 std::optional<CertificateMatch> parse_certificate_match(std::string_view text) {
   if (text == "spki-sha256") return CertificateMatch::kSpkiSha256;
   if (text == "issuer-serial") return CertificateMatch::kIssuerSerial;
@@ -19,7 +38,7 @@ std::optional<CertificateMatch> parse_certificate_match(std::string_view text) {
 
 namespace {
 
-constexpr int kSchemaVersion = 2;
+constexpr int kSchemaVersion = 3;
 
 constexpr const char* kSchema = R"sql(
 CREATE TABLE IF NOT EXISTS mailbox (
@@ -42,6 +61,19 @@ CREATE TABLE IF NOT EXISTS mailbox_sender (
   mailbox TEXT NOT NULL REFERENCES mailbox (address) ON DELETE CASCADE,
   sender  TEXT NOT NULL,
   PRIMARY KEY (mailbox, sender)
+);
+)sql";
+
+constexpr const char* kSchemaVersion3 = R"sql(
+CREATE TABLE IF NOT EXISTS holder (
+  id    TEXT PRIMARY KEY,
+  label TEXT NOT NULL DEFAULT ''
+);
+CREATE TABLE IF NOT EXISTS mailbox_holder (
+  mailbox TEXT NOT NULL REFERENCES mailbox (address) ON DELETE CASCADE,
+  holder  TEXT NOT NULL REFERENCES holder (id) ON DELETE CASCADE,
+  role    TEXT NOT NULL CHECK (role IN ('owner', 'delegate', 'co-holder')),
+  PRIMARY KEY (mailbox, holder)
 );
 )sql";
 
@@ -118,6 +150,8 @@ class SqliteDirectory final : public DirectoryStore {
         "SELECT DISTINCT mailbox FROM certificate_binding WHERE "
         "(match_kind = 'spki-sha256' AND match_value = ?1) OR "
         "(match_kind = 'issuer-serial' AND match_value = ?2) ORDER BY mailbox");
+    find_role_ = std::make_unique<Statement>(
+        db_, "SELECT role FROM mailbox_holder WHERE holder = ?1 AND mailbox = ?2");
     find_senders_ = std::make_unique<Statement>(
         db_, "SELECT sender FROM mailbox_sender WHERE mailbox = ?1 ORDER BY sender");
   }
@@ -126,6 +160,7 @@ class SqliteDirectory final : public DirectoryStore {
     find_mailbox_.reset();
     find_bound_.reset();
     find_senders_.reset();
+    find_role_.reset();
     sqlite3_close(db_);
   }
 
@@ -240,6 +275,95 @@ class SqliteDirectory final : public DirectoryStore {
     return sqlite3_changes(db_) > 0;
   }
 
+  Lookup<std::optional<HolderRole>> holder_role(const std::string& holder,
+                                                const std::string& mailbox) override {
+    std::lock_guard lock(mutex_);
+    Lookup<std::optional<HolderRole>> result;
+    Statement& s = *find_role_;
+    ResetGuard guard(s);
+    s.bind(1, holder).bind(2, mailbox);
+    int rc = s.step();
+    if (rc == SQLITE_ROW) {
+      result.value = parse_holder_role(s.text(0));
+    } else if (rc != SQLITE_DONE) {
+      result.error = sqlite3_errmsg(db_);
+    }
+    return result;
+  }
+
+  void add_holder(const Holder& holder) override {
+    std::lock_guard lock(mutex_);
+    Statement s(db_, "INSERT INTO holder (id, label) VALUES (?1, ?2)");
+    s.bind(1, holder.id).bind(2, holder.label);
+    if (s.step() != SQLITE_DONE) {
+      if (sqlite3_extended_errcode(db_) == SQLITE_CONSTRAINT_PRIMARYKEY) {
+        throw StorageError("holder " + holder.id + " already exists");
+      }
+      throw StorageError(std::string("cannot add holder: ") + sqlite3_errmsg(db_));
+    }
+  }
+
+  void remove_holder(const std::string& id) override {
+    std::lock_guard lock(mutex_);
+    Statement s(db_, "DELETE FROM holder WHERE id = ?1");
+    s.bind(1, id);
+    if (s.step() != SQLITE_DONE)
+      throw StorageError(std::string("cannot remove holder: ") + sqlite3_errmsg(db_));
+    if (sqlite3_changes(db_) == 0) throw StorageError("no holder " + id);
+  }
+
+  std::vector<Holder> list_holders() override {
+    std::lock_guard lock(mutex_);
+    Statement s(db_, "SELECT id, label FROM holder ORDER BY id");
+    std::vector<Holder> out;
+    int rc;
+    while ((rc = s.step()) == SQLITE_ROW)
+      out.push_back({s.text(0), s.text(1)});
+    if (rc != SQLITE_DONE)
+      throw StorageError(std::string("cannot list holders: ") + sqlite3_errmsg(db_));
+    return out;
+  }
+
+  void attach_holder(const HolderAttachment& attachment) override {
+    std::lock_guard lock(mutex_);
+    Statement s(db_, "INSERT INTO mailbox_holder (mailbox, holder, role) VALUES (?1, ?2, ?3)");
+    s.bind(1, attachment.mailbox).bind(2, attachment.holder).bind(3, to_string(attachment.role));
+    if (s.step() != SQLITE_DONE) {
+      int code = sqlite3_extended_errcode(db_);
+      if (code == SQLITE_CONSTRAINT_FOREIGNKEY) {
+        throw StorageError("no mailbox " + attachment.mailbox + " or no holder " +
+                           attachment.holder);
+      }
+      if (code == SQLITE_CONSTRAINT_PRIMARYKEY) {
+        throw StorageError(attachment.holder + " is already attached to " + attachment.mailbox);
+      }
+      throw StorageError(std::string("cannot attach holder: ") + sqlite3_errmsg(db_));
+    }
+  }
+
+  bool detach_holder(const std::string& holder, const std::string& mailbox) override {
+    std::lock_guard lock(mutex_);
+    Statement s(db_, "DELETE FROM mailbox_holder WHERE holder = ?1 AND mailbox = ?2");
+    s.bind(1, holder).bind(2, mailbox);
+    if (s.step() != SQLITE_DONE)
+      throw StorageError(std::string("cannot detach holder: ") + sqlite3_errmsg(db_));
+    return sqlite3_changes(db_) > 0;
+  }
+
+  std::vector<HolderAttachment> list_attachments() override {
+    std::lock_guard lock(mutex_);
+    Statement s(db_, "SELECT holder, mailbox, role FROM mailbox_holder ORDER BY holder, mailbox");
+    std::vector<HolderAttachment> out;
+    int rc;
+    while ((rc = s.step()) == SQLITE_ROW) {
+      out.push_back(
+          {s.text(0), s.text(1), parse_holder_role(s.text(2)).value_or(HolderRole::kDelegate)});
+    }
+    if (rc != SQLITE_DONE)
+      throw StorageError(std::string("cannot list attachments: ") + sqlite3_errmsg(db_));
+    return out;
+  }
+
   void bind_certificate(const CertificateBinding& binding) override {
     std::lock_guard lock(mutex_);
     Statement s(db_,
@@ -314,6 +438,7 @@ class SqliteDirectory final : public DirectoryStore {
       }
       if (version < 1) exec(kSchema);
       if (version < 2) exec(kSchemaVersion2);
+      if (version < 3) exec(kSchemaVersion3);
       exec(("PRAGMA user_version = " + std::to_string(kSchemaVersion)).c_str());
       exec("COMMIT");
     } catch (...) {
@@ -327,6 +452,7 @@ class SqliteDirectory final : public DirectoryStore {
   std::unique_ptr<Statement> find_mailbox_;
   std::unique_ptr<Statement> find_bound_;
   std::unique_ptr<Statement> find_senders_;
+  std::unique_ptr<Statement> find_role_;
 };
 
 }  // namespace

@@ -96,6 +96,57 @@ TEST_F(DirectoryTest, KeepsTheSendersAMailboxMayUse) {
       << "permissions go with their mailbox";
 }
 
+TEST_F(DirectoryTest, AttachesHoldersToMailboxesWithARole) {
+  store_->add_mailbox(
+      {"cabinet@test.fr", protocol::MailboxType::kCab, protocol::MailboxStatus::kActive});
+  store_->add_holder({"810001234567", "Dr Martin"});
+  store_->add_holder({"810009999999", ""});
+  store_->attach_holder({"810001234567", "dr.martin@test.fr", storage::HolderRole::kOwner});
+  store_->attach_holder({"810001234567", "cabinet@test.fr", storage::HolderRole::kCoHolder});
+  store_->attach_holder({"810009999999", "cabinet@test.fr", storage::HolderRole::kCoHolder});
+  EXPECT_EQ(store_->holder_role("810001234567", "dr.martin@test.fr").value,
+            storage::HolderRole::kOwner);
+  EXPECT_FALSE(store_->holder_role("810009999999", "dr.martin@test.fr").value.has_value());
+  EXPECT_THROW(
+      store_->attach_holder({"810001234567", "cabinet@test.fr", storage::HolderRole::kDelegate}),
+      storage::StorageError);
+  EXPECT_THROW(
+      store_->attach_holder({"899999999999", "cabinet@test.fr", storage::HolderRole::kDelegate}),
+      storage::StorageError);
+  EXPECT_EQ(store_->list_attachments().size(), 3u);
+  EXPECT_TRUE(store_->detach_holder("810009999999", "cabinet@test.fr"));
+  EXPECT_FALSE(store_->detach_holder("810009999999", "cabinet@test.fr"));
+  store_->remove_holder("810001234567");
+  EXPECT_TRUE(store_->list_attachments().empty()) << "attachments go with their holder";
+  EXPECT_EQ(store_->list_holders().size(), 1u);
+}
+
+TEST_F(DirectoryTest, TokenAccessFollowsTheAttachments) {
+  store_->add_mailbox(
+      {"secretariat@test.fr", protocol::MailboxType::kOrg, protocol::MailboxStatus::kActive});
+  store_->add_mailbox(
+      {"ancien@test.fr", protocol::MailboxType::kPer, protocol::MailboxStatus::kSuspended});
+  store_->add_holder({"810001234567", ""});
+  store_->attach_holder({"810001234567", "dr.martin@test.fr", storage::HolderRole::kOwner});
+  store_->attach_holder({"810001234567", "secretariat@test.fr", storage::HolderRole::kDelegate});
+  store_->attach_holder({"810001234567", "ancien@test.fr", storage::HolderRole::kOwner});
+  store_->attach_holder({"810001234567", "app.hopital@test.fr", storage::HolderRole::kDelegate});
+  auto decide_token = [&](std::string_view mailbox) {
+    return daemon::decide_token_access(*store_, "810001234567", mailbox, config::AuthConfig{});
+  };
+  EXPECT_EQ(decide_token("Dr.Martin@test.fr").outcome, Outcome::kAllowed);
+  EXPECT_EQ(decide_token("dr.martin@test.fr").mailbox, "dr.martin@test.fr");
+  EXPECT_EQ(decide_token("secretariat@test.fr").outcome, Outcome::kAllowed);
+  EXPECT_EQ(decide_token("app.second@test.fr").reason, "mailbox_not_attached");
+  EXPECT_EQ(decide_token("ancien@test.fr").reason, "mailbox_suspended");
+  EXPECT_EQ(decide_token("app.hopital@test.fr").reason, "mailbox_type_not_allowed");
+  EXPECT_EQ(decide_token("").reason, "mailbox_not_named");
+  EXPECT_EQ(daemon::decide_token_access(*store_, "810009999999", "dr.martin@test.fr",
+                                        config::AuthConfig{})
+                .reason,
+            "mailbox_not_attached");
+}
+
 TEST_F(DirectoryTest, ReopensAnExistingDatabase) {
   store_.reset();
   store_ = storage::open_sqlite_directory(path_.string());

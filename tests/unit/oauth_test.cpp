@@ -9,6 +9,7 @@
 #include "protocol/imap_command_parser.hpp"
 #include "protocol/jwt.hpp"
 #include "protocol/line_splitter.hpp"
+#include "protocol/professional_id.hpp"
 #include "protocol/sasl_oauth.hpp"
 
 using namespace mssgate;
