@@ -92,6 +92,29 @@ struct SmtpConfig {
   SmtpBackendConfig backend;
 };
 
+// Pro Santé Connect: how access tokens are validated. Enabled when `issuer` is set.
+struct PscConfig {
+  std::string mode = "introspection";  // or "jwt": signature against the JWKS, then userinfo
+  std::string issuer;                  // the tokens' "iss", e.g. https://auth.esw.esante.gouv.fr/auth/realms/esante-wallet
+  std::string introspection_url;       // default: issuer + /protocol/openid-connect/token/introspect
+  std::string jwks_url;                // default: issuer + /protocol/openid-connect/certs
+  std::string userinfo_url;            // default: issuer + /protocol/openid-connect/userinfo
+  std::string client_id;
+  std::string client_secret_file;
+  std::string client_secret;  // read from client_secret_file at load time
+  std::string client_certificate;  // PEM chain for mutual TLS to PSC (optional)
+  std::string client_key;
+  std::string ca_file;  // trust for PSC's certificate; empty: the system's
+  std::string subject_claim = "SubjectNameID";
+  Duration timeout = 3s;
+  Duration cache_max_age = 5min;  // a valid token is cached until its exp, at most this long
+  Duration negative_cache = 10s;  // an invalid token is remembered this long
+  Duration jwks_min_refresh = 30s;
+  unsigned max_sessions_per_professional = 50;
+
+  bool enabled() const { return !issuer.empty(); }
+};
+
 struct DirectoryConfig {
   std::string sqlite_path;
 };
@@ -109,6 +132,7 @@ struct Config {
   TlsConfig tls;
   ImapConfig imap;
   SmtpConfig smtp;
+  PscConfig psc;
   DirectoryConfig directory;
   AuthConfig auth;
 };

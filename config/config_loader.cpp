@@ -406,6 +406,62 @@ void read_smtp(TableReader& parent, SmtpConfig& out, Problems& problems, const f
   b.string("helo_name", out.backend.helo_name);
 }
 
+void read_psc(TableReader& parent, PscConfig& out, Problems& problems, const fs::path& base) {
+  TableReader t(parent.sub_table("psc"), "psc", problems, base);
+  t.string("mode", out.mode);
+  t.string("issuer", out.issuer);
+  t.string("introspection_url", out.introspection_url);
+  t.string("jwks_url", out.jwks_url);
+  t.string("userinfo_url", out.userinfo_url);
+  t.string("client_id", out.client_id);
+  t.path("client_secret_file", out.client_secret_file);
+  t.path("client_certificate", out.client_certificate);
+  t.path("client_key", out.client_key);
+  t.path("ca_file", out.ca_file);
+  t.string("subject_claim", out.subject_claim);
+  t.duration("timeout", out.timeout, 100ms, 1min);
+  t.duration("cache_max_age", out.cache_max_age, 0ms, 1h);
+  t.duration("negative_cache", out.negative_cache, 0ms, 10min);
+  t.duration("jwks_min_refresh", out.jwks_min_refresh, 1s, 1h);
+  t.integer("max_sessions_per_professional", out.max_sessions_per_professional, 1, 100000);
+  if (!out.enabled()) return;
+  if (out.mode != "introspection" && out.mode != "jwt") {
+    problems.add(t.where("mode"), "psc.mode", "must be \"introspection\" or \"jwt\"");
+  }
+  if (out.issuer.rfind("https://", 0) != 0) problems.add(t.where("issuer"), "psc.issuer", "must be an https:// URL");
+  std::string realm = out.issuer + "/protocol/openid-connect";
+  if (out.introspection_url.empty()) out.introspection_url = realm + "/token/introspect";
+  if (out.jwks_url.empty()) out.jwks_url = realm + "/certs";
+  if (out.userinfo_url.empty()) out.userinfo_url = realm + "/userinfo";
+  for (auto [key, url] : {std::pair{"introspection_url", &out.introspection_url}, std::pair{"jwks_url", &out.jwks_url},
+                          std::pair{"userinfo_url", &out.userinfo_url}}) {
+    if (url->rfind("https://", 0) != 0) problems.add(t.where(key), std::string("psc.") + key, "must be an https:// URL");
+  }
+  if (out.mode == "introspection") {
+    if (out.client_id.empty()) problems.add(t.where("client_id"), "psc.client_id", "is required for introspection");
+    if (out.client_secret_file.empty() && out.client_certificate.empty()) {
+      problems.add(t.where("client_secret_file"), "psc.client_secret_file",
+                   "introspection needs client_secret_file or client_certificate");
+    }
+  }
+  if (!out.client_secret_file.empty()) {
+    std::ifstream in(out.client_secret_file);
+    if (!in || !std::getline(in, out.client_secret) || out.client_secret.empty()) {
+      problems.add(t.where("client_secret_file"), "psc.client_secret_file",
+                   "cannot read a secret from " + out.client_secret_file);
+    }
+  }
+  if (out.client_certificate.empty() != out.client_key.empty()) {
+    problems.add(t.where("client_key"), "psc.client_key", "client_certificate and client_key go together");
+  }
+  for (auto [key, file] : {std::pair{"client_certificate", &out.client_certificate},
+                           std::pair{"client_key", &out.client_key}, std::pair{"ca_file", &out.ca_file}}) {
+    if (!file->empty() && !readable_file(*file)) {
+      problems.add(t.where(key), std::string("psc.") + key, "cannot read " + *file);
+    }
+  }
+}
+
 void read_directory(TableReader& parent, DirectoryConfig& out, Problems& problems,
                     const fs::path& base) {
   TableReader t(parent.sub_table("directory"), "directory", problems, base);
@@ -463,6 +519,7 @@ Config parse_config(const std::string& text, const std::string& path) {
     read_tls(top, config.tls, problems, base);
     read_imap(top, config.imap, problems, base);
     read_smtp(top, config.smtp, problems, base);
+    read_psc(top, config.psc, problems, base);
     read_directory(top, config.directory, problems, base);
     read_auth(top, config.auth, problems, base);
   }

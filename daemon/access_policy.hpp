@@ -13,7 +13,13 @@ namespace mssgate::daemon {
 // Who may open which mailbox. Kept apart from the SASL mechanics: the session asks, this
 // answers from the directory alone.
 struct AccessDecision {
-  enum class Outcome { kAllowed, kAuthenticationFailed, kAuthorizationFailed, kTemporaryFailure };
+  enum class Outcome {
+    kAllowed,
+    kAuthenticationFailed,
+    kAuthorizationFailed,
+    kTemporaryFailure,
+    kLimitReached
+  };
   Outcome outcome = Outcome::kAuthenticationFailed;
   std::string mailbox;      // the mailbox to open when allowed, else the one asked for if any
   std::string reason;       // for the log: a short word

@@ -37,6 +37,7 @@ std::shared_ptr<GatewayEnvironment> build_environment(const config::Config& conf
   env->config = config;
   env->tls = std::make_shared<asio::ssl::context>(build_server_tls_context(config.tls).release());
   if (open_directory) env->directory = storage::open_sqlite_directory(config.directory.sqlite_path);
+  if (config.psc.enabled()) env->validator = std::make_shared<TokenValidator>(env->config.psc);
   return env;
 }
 
@@ -228,6 +229,8 @@ int run_gateway(const config::Config& config) {
       .add("startup_ms", static_cast<int64_t>(ready_ms))
       .info();
   pool.run();
+  // Kept connections to the issuer belong to the io contexts: closed while those still exist.
+  if (env->validator) env->validator->close_connections();
   Event("stopped").info();
   return 0;
 }

@@ -6,6 +6,7 @@
 #include <memory>
 
 #include "config/config.hpp"
+#include "daemon/token_validator.hpp"
 #include "storage/directory_store.hpp"
 
 namespace mssgate::daemon {
@@ -15,10 +16,30 @@ struct GatewayEnvironment {
   config::Config config;
   std::shared_ptr<boost::asio::ssl::context> tls;
   std::shared_ptr<storage::DirectoryStore> directory;
+  std::shared_ptr<TokenValidator> validator;  // when Pro Santé Connect is configured
 };
 
 struct GatewayCounters {
   std::atomic<uint64_t> open_sessions{0};
+
+  // Sessions per professional, counted per person, not per token (tokens are renewed every
+  // few minutes). False when `id` already holds `max`.
+  bool acquire_professional(const std::string& id, unsigned max) {
+    std::lock_guard lock(professionals_mutex);
+    unsigned& count = professional_sessions[id];
+    if (count >= max) return false;
+    ++count;
+    return true;
+  }
+  void release_professional(const std::string& id) {
+    std::lock_guard lock(professionals_mutex);
+    auto it = professional_sessions.find(id);
+    if (it != professional_sessions.end() && --it->second == 0) professional_sessions.erase(it);
+  }
+
+ private:
+  std::mutex professionals_mutex;
+  std::unordered_map<std::string, unsigned> professional_sessions;
 };
 
 }  // namespace mssgate::daemon

@@ -10,6 +10,7 @@
 #include "daemon/access_policy.hpp"
 #include "daemon/event_log.hpp"
 #include "daemon/proxy_connection.hpp"
+#include "protocol/ascii.hpp"
 #include "protocol/base64.hpp"
 #include "protocol/imap_command_parser.hpp"
 #include "protocol/imap_response.hpp"
@@ -53,7 +54,12 @@ class ImapSession final : public ProxyConnection {
 
   std::string capabilities() const {
     std::string caps = "IMAP4rev1 SASL-IR LITERAL+ ID";
-    caps += tls_active() ? " AUTH=EXTERNAL" : " STARTTLS";
+    if (!tls_active()) {
+      caps += " STARTTLS";
+    } else {
+      caps += " AUTH=EXTERNAL";
+      if (tokens_enabled()) caps += " AUTH=XOAUTH2 AUTH=OAUTHBEARER";
+    }
     caps += " LOGINDISABLED";
     return caps;
   }
@@ -246,84 +252,105 @@ class ImapSession final : public ProxyConnection {
     const std::string& tag = command.tag;
     if (command.args.empty() || !command.args[0].is_string() || command.args.size() > 2 ||
         (command.args.size() == 2 && !command.args[1].is_string())) {
-      if (!co_await write_client(tag + " BAD Usage: AUTHENTICATE mechanism [initial-response]\r\n"))
-        co_return Next::kClose;
-      {
-        bool ok = co_await count_bad_command();
-        co_return ok ? Next::kContinue : Next::kClose;
-      }
+      bool written =
+          co_await write_client(tag + " BAD Usage: AUTHENTICATE mechanism [initial-response]\r\n");
+      if (!written) co_return Next::kClose;
+      bool ok = co_await count_bad_command();
+      co_return ok ? Next::kContinue : Next::kClose;
     }
-    std::string mechanism = command.args[0].value;
-    std::transform(mechanism.begin(), mechanism.end(), mechanism.begin(),
-                   [](unsigned char c) { return std::toupper(c); });
+    std::string mechanism = protocol::ascii_upper(command.args[0].value);
     if (!tls_active()) {
-      {
-        Next result =
-            co_await refuse_auth(tag, mechanism, "PRIVACYREQUIRED",
-                                 "Authentication requires TLS: use STARTTLS first", "no_tls", "");
-        co_return result;
-      }
+      Next next =
+          co_await refuse_auth(tag, mechanism, "PRIVACYREQUIRED",
+                               "Authentication requires TLS: use STARTTLS first", "no_tls", "");
+      co_return next;
     }
-    if (mechanism != "EXTERNAL") {
-      {
-        Next result =
-            co_await refuse_auth(tag, mechanism, "CANNOT", "Unsupported authentication mechanism",
-                                 "unsupported_mechanism", "");
-        co_return result;
-      }
+    bool token_mechanism =
+        tokens_enabled() && (mechanism == "XOAUTH2" || mechanism == "OAUTHBEARER");
+    if (mechanism != "EXTERNAL" && !token_mechanism) {
+      Next next =
+          co_await refuse_auth(tag, mechanism, "CANNOT", "Unsupported authentication mechanism",
+                               "unsupported_mechanism", "");
+      co_return next;
     }
     std::string response;
     if (command.args.size() == 2) {
       response = command.args[1].value;
     } else {
-      if (!co_await write_client("+ \r\n")) co_return Next::kClose;
+      bool written = co_await write_client("+ \r\n");
+      if (!written) co_return Next::kClose;
       auto line = co_await read_sasl_response();
       if (!line) co_return Next::kClose;
       response = std::move(*line);
     }
-    auto decoded = protocol::decode_sasl_external(response);
-    if (auto* error = std::get_if<protocol::SaslExternalError>(&decoded)) {
-      log_auth(mechanism, false, protocol::describe(*error), "");
-      std::string answer = *error == protocol::SaslExternalError::kCancelled
-                               ? tag + " BAD Authentication cancelled\r\n"
-                               : tag + " BAD Invalid SASL EXTERNAL response\r\n";
-      if (!co_await write_client(answer)) co_return Next::kClose;
-      {
-        bool ok = co_await count_auth_failure();
-        co_return ok ? Next::kContinue : Next::kClose;
+    AccessDecision decision;
+    if (token_mechanism) {
+      auto decoded = mechanism == "XOAUTH2" ? protocol::decode_xoauth2(response)
+                                            : protocol::decode_oauthbearer(response);
+      if (auto* error = std::get_if<protocol::SaslOAuthError>(&decoded)) {
+        Next next = co_await bad_sasl_response(tag, mechanism, protocol::describe(*error),
+                                               *error == protocol::SaslOAuthError::kCancelled);
+        co_return next;
       }
+      decision = co_await authorize_token(std::get<protocol::OAuthCredentials>(decoded));
+    } else {
+      auto decoded = protocol::decode_sasl_external(response);
+      if (auto* error = std::get_if<protocol::SaslExternalError>(&decoded)) {
+        Next next = co_await bad_sasl_response(tag, mechanism, protocol::describe(*error),
+                                               *error == protocol::SaslExternalError::kCancelled);
+        co_return next;
+      }
+      decision = decide_certificate_access(*env_->directory, peer_certificate_,
+                                           std::get<protocol::SaslExternalRequest>(decoded).authzid,
+                                           config_.auth);
     }
-    const std::string& authzid = std::get<protocol::SaslExternalRequest>(decoded).authzid;
-    AccessDecision decision =
-        decide_certificate_access(*env_->directory, peer_certificate_, authzid, config_.auth);
     using Outcome = AccessDecision::Outcome;
     if (decision.outcome != Outcome::kAllowed) {
       const char* code = decision.outcome == Outcome::kTemporaryFailure ? "UNAVAILABLE"
+                         : decision.outcome == Outcome::kLimitReached   ? "LIMIT"
                          : decision.outcome == Outcome::kAuthorizationFailed
                              ? "AUTHORIZATIONFAILED"
                              : "AUTHENTICATIONFAILED";
-      {
-        Next result = co_await refuse_auth(tag, mechanism, code, decision.client_text,
-                                           decision.reason, decision.mailbox);
-        co_return result;
+      bool definitive = decision.outcome == Outcome::kAuthenticationFailed ||
+                        decision.outcome == Outcome::kAuthorizationFailed;
+      if (token_mechanism && definitive) {
+        // RFC 7628 §3.2.2: the error status as a challenge, the client's (empty) answer, then NO.
+        bool written = co_await write_client(
+            "+ " + protocol::oauth_error_challenge("invalid_token", "openid") + "\r\n");
+        if (!written) co_return Next::kClose;
+        auto ignored = co_await read_sasl_response();
+        if (!ignored) co_return Next::kClose;
       }
+      Next next = co_await refuse_auth(tag, mechanism, code, decision.client_text, decision.reason,
+                                       decision.mailbox);
+      co_return next;
     }
     auto backend = co_await login_to_backend(decision.mailbox);
     if (!backend) {
-      {
-        Next result =
-            co_await refuse_auth(tag, mechanism, "UNAVAILABLE",
-                                 "The mailbox service is temporarily unavailable, try again later",
-                                 "backend_unavailable", decision.mailbox);
-        co_return result;
-      }
+      Next next =
+          co_await refuse_auth(tag, mechanism, "UNAVAILABLE",
+                               "The mailbox service is temporarily unavailable, try again later",
+                               "backend_unavailable", decision.mailbox);
+      co_return next;
     }
     mailbox_ = decision.mailbox;
     log_auth(mechanism, true, "ok", mailbox_);
     std::string answer = tag + " OK [CAPABILITY " + *backend + "] Logged in\r\n" + backend_pending_;
     backend_pending_.clear();
-    if (!co_await write_client(answer)) co_return Next::kClose;
+    bool written = co_await write_client(answer);
+    if (!written) co_return Next::kClose;
     co_return Next::kAuthenticated;
+  }
+
+  awaitable<Next> bad_sasl_response(const std::string& tag, const std::string& mechanism,
+                                    std::string_view reason, bool cancelled) {
+    log_auth(mechanism, false, reason, "");
+    bool written =
+        co_await write_client(cancelled ? tag + " BAD Authentication cancelled\r\n"
+                                        : tag + " BAD Invalid SASL " + mechanism + " response\r\n");
+    if (!written) co_return Next::kClose;
+    bool ok = co_await count_auth_failure();
+    co_return ok ? Next::kContinue : Next::kClose;
   }
 
   awaitable<bool> count_auth_failure() {

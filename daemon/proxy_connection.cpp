@@ -63,6 +63,7 @@ ProxyConnection::ProxyConnection(tcp::socket socket, std::string listener, bool 
 
 ProxyConnection::~ProxyConnection() {
   --counters_->open_sessions;
+  if (!professional_slot_.empty()) counters_->release_professional(professional_slot_);
   Event event("close");
   event.add("session", id_);
   if (!mailbox_.empty()) event.add("mailbox", mailbox_);
@@ -328,8 +329,37 @@ void ProxyConnection::log_auth(std::string_view mechanism, bool ok, std::string_
   event.add("session", id_).add("mechanism", mechanism).add("result", ok ? "ok" : "failed");
   if (!ok) event.add("reason", reason);
   if (!mailbox.empty()) event.add("mailbox", mailbox);
+  if (!professional_id_.empty()) event.add("professional", professional_id_);
+  if (!token_azp_.empty()) event.add("azp", token_azp_);
   if (peer_certificate_) event.add("certificate_sha256", peer_certificate_->sha256);
   event.emit(ok ? spdlog::level::info : spdlog::level::warn);
+}
+
+ProxyConnection::awaitable<AccessDecision> ProxyConnection::authorize_token(
+    const protocol::OAuthCredentials& credentials) {
+  using Outcome = AccessDecision::Outcome;
+  TokenValidation token = co_await env_->validator->validate(credentials.token);
+  if (token.result == TokenValidation::Result::kUnavailable) {
+    co_return AccessDecision{Outcome::kTemporaryFailure, "",
+                             "token_check_unavailable:" + token.reason,
+                             "Sign-in is temporarily unavailable, try again later"};
+  }
+  if (token.result == TokenValidation::Result::kInvalid) {
+    co_return AccessDecision{Outcome::kAuthenticationFailed, "", "token_" + token.reason,
+                             "The token is not valid"};
+  }
+  professional_id_ = token.professional_id;
+  token_azp_ = token.azp;
+  AccessDecision decision =
+      decide_token_access(*env_->directory, token.professional_id, credentials.user, config_.auth);
+  if (decision.outcome != Outcome::kAllowed || !professional_slot_.empty()) co_return decision;
+  if (!counters_->acquire_professional(token.professional_id,
+                                       config_.psc.max_sessions_per_professional)) {
+    co_return AccessDecision{Outcome::kLimitReached, decision.mailbox, "too_many_sessions",
+                             "Too many sessions for this professional"};
+  }
+  professional_slot_ = token.professional_id;
+  co_return decision;
 }
 
 void ProxyConnection::start_relay(std::string client_leftover, std::string backend_leftover,

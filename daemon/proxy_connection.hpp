@@ -12,9 +12,11 @@
 #include <string_view>
 #include <tuple>
 
+#include "daemon/access_policy.hpp"
 #include "daemon/certificate_identity.hpp"
 #include "daemon/gateway_environment.hpp"
 #include "protocol/line_splitter.hpp"
+#include "protocol/sasl_oauth.hpp"
 
 namespace mssgate::daemon {
 
@@ -94,9 +96,18 @@ class ProxyConnection : public std::enable_shared_from_this<ProxyConnection> {
 
   static int64_t milliseconds_since(Clock::time_point start);
 
-  // The audit event of an authentication attempt.
+  // The audit event of an authentication attempt: the identity (professional and the token's
+  // client, or certificate), mechanism, mailbox, result and reason. Never the token.
   void log_auth(std::string_view mechanism, bool ok, std::string_view reason,
                 const std::string& mailbox) const;
+
+  // Pro Santé Connect sign-in: validates the token, applies the directory and the
+  // per-professional session cap. On success the professional's slot is held until the
+  // connection ends.
+  awaitable<AccessDecision> authorize_token(const protocol::OAuthCredentials& credentials);
+  bool tokens_enabled() const { return env_->validator != nullptr; }
+  std::string professional_id_;  // once a token named them
+  std::string token_azp_;
 
   std::shared_ptr<const GatewayEnvironment> env_;
   const config::Config& config_;
@@ -120,6 +131,7 @@ class ProxyConnection : public std::enable_shared_from_this<ProxyConnection> {
                                           std::string leftover);
 
   std::shared_ptr<GatewayCounters> counters_;
+  std::string professional_slot_;  // held in counters_ until the connection ends
   std::string listener_;
   bool implicit_tls_;
   Timeouts timeouts_;

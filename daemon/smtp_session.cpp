@@ -238,7 +238,7 @@ class SmtpSession final : public ProxyConnection {
     if (!tls_active()) {
       list.push_back("STARTTLS");
     } else if (mailbox_.empty()) {
-      list.push_back("AUTH EXTERNAL");
+      list.push_back(tokens_enabled() ? "AUTH EXTERNAL XOAUTH2 OAUTHBEARER" : "AUTH EXTERNAL");
     }
     std::string text;
     for (size_t i = 0; i < list.size(); ++i)
@@ -288,7 +288,9 @@ class SmtpSession final : public ProxyConnection {
     auto space = argument.find(' ');
     std::string mechanism = protocol::ascii_upper(argument.substr(0, space));
     std::string initial = space == std::string::npos ? std::string() : argument.substr(space + 1);
-    if (mechanism != "EXTERNAL") {
+    bool token_mechanism =
+        tokens_enabled() && (mechanism == "XOAUTH2" || mechanism == "OAUTHBEARER");
+    if (mechanism != "EXTERNAL" && !token_mechanism) {
       log_auth(mechanism, false, "unsupported_mechanism", "");
       Next next = co_await refuse("504 5.5.4 Unrecognized authentication type\r\n");
       co_return next;
@@ -301,18 +303,28 @@ class SmtpSession final : public ProxyConnection {
       if (!line) co_return Next::kClose;
       response = *line;
     }
-    auto decoded = protocol::decode_sasl_external(response);
-    if (auto* error = std::get_if<protocol::SaslExternalError>(&decoded)) {
-      log_auth(mechanism, false, protocol::describe(*error), "");
-      bool cancelled = *error == protocol::SaslExternalError::kCancelled;
-      Next next = co_await auth_failed(cancelled ? "501 5.7.0 Authentication cancelled\r\n"
-                                                 : "501 5.5.2 Invalid SASL EXTERNAL response\r\n");
-      co_return next;
-    }
-    const std::string& authzid = std::get<protocol::SaslExternalRequest>(decoded).authzid;
-    AccessDecision decision =
-        decide_certificate_access(*env_->directory, peer_certificate_, authzid, config_.auth);
     using Outcome = AccessDecision::Outcome;
+    AccessDecision decision;
+    if (token_mechanism) {
+      auto decoded = mechanism == "XOAUTH2" ? protocol::decode_xoauth2(response)
+                                            : protocol::decode_oauthbearer(response);
+      if (auto* error = std::get_if<protocol::SaslOAuthError>(&decoded)) {
+        Next next = co_await bad_sasl_response(mechanism, protocol::describe(*error),
+                                               *error == protocol::SaslOAuthError::kCancelled);
+        co_return next;
+      }
+      decision = co_await authorize_token(std::get<protocol::OAuthCredentials>(decoded));
+    } else {
+      auto decoded = protocol::decode_sasl_external(response);
+      if (auto* error = std::get_if<protocol::SaslExternalError>(&decoded)) {
+        Next next = co_await bad_sasl_response(mechanism, protocol::describe(*error),
+                                               *error == protocol::SaslExternalError::kCancelled);
+        co_return next;
+      }
+      decision = decide_certificate_access(*env_->directory, peer_certificate_,
+                                           std::get<protocol::SaslExternalRequest>(decoded).authzid,
+                                           config_.auth);
+    }
     if (decision.outcome == Outcome::kAllowed) {
       auto senders = env_->directory->allowed_senders(decision.mailbox);
       if (!senders.ok())
@@ -329,14 +341,35 @@ class SmtpSession final : public ProxyConnection {
     }
     if (decision.outcome != Outcome::kAllowed) {
       log_auth(mechanism, false, decision.reason, decision.mailbox);
+      bool definitive = decision.outcome == Outcome::kAuthenticationFailed ||
+                        decision.outcome == Outcome::kAuthorizationFailed;
+      if (token_mechanism && definitive) {
+        // RFC 7628 §3.2.2: the error status as a challenge, the client's (empty) answer, then 535.
+        bool ok = co_await write_client(
+            "334 " + protocol::oauth_error_challenge("invalid_token", "openid") + "\r\n");
+        if (!ok) co_return Next::kClose;
+        auto ignored = co_await read_sasl_response();
+        if (!ignored) co_return Next::kClose;
+      }
       std::string text = decision.outcome == Outcome::kTemporaryFailure
                              ? "454 4.7.0 Mail service temporarily unavailable, try again later\r\n"
+                         : decision.outcome == Outcome::kLimitReached
+                             ? "454 4.7.0 " + decision.client_text + "\r\n"
                              : "535 5.7.8 " + decision.client_text + "\r\n";
       Next next = co_await auth_failed(text);
       co_return next;
     }
     log_auth(mechanism, true, "ok", mailbox_);
     Next next = co_await answer("235 2.7.0 Authentication successful\r\n");
+    co_return next;
+  }
+
+  awaitable<Next> bad_sasl_response(const std::string& mechanism, std::string_view reason,
+                                    bool cancelled) {
+    log_auth(mechanism, false, reason, "");
+    Next next =
+        co_await auth_failed(cancelled ? "501 5.7.0 Authentication cancelled\r\n"
+                                       : "501 5.5.2 Invalid SASL " + mechanism + " response\r\n");
     co_return next;
   }
 

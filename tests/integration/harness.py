@@ -10,6 +10,7 @@ import os
 import re
 import shutil
 import signal
+import sys
 import socket
 import ssl
 import subprocess
@@ -71,7 +72,7 @@ class Gateway:
     """One mssgate process with its own configuration, directory and log."""
 
     def __init__(self, extra_config="", backend_address=None, imap_section="", smtp_section="",
-                 smtp_backend_address=None, max_message_bytes="30MiB"):
+                 smtp_backend_address=None, max_message_bytes="30MiB", psc_section=""):
         self.dir = tempfile.mkdtemp(prefix="mssgate-it-")
         self.log_path = os.path.join(self.dir, "mssgate.log")
         self.database = os.path.join(self.dir, "directory.db")
@@ -121,6 +122,8 @@ address = "{smtp_address}"
 connect_timeout = "2s"
 response_timeout = "5s"
 data_response_timeout = "30s"
+
+{psc_section}
 
 [directory]
 sqlite_path = "{self.database}"
@@ -350,6 +353,75 @@ class GatewayTestCase(unittest.TestCase):
     @classmethod
     def tearDownClass(cls):
         cls.gateway.stop()
+
+
+class PscIssuer:
+    """The Pro Santé Connect stand-in (tests/psc_issuer), on a port of its own."""
+
+    def __init__(self):
+        import json
+
+        self.dir = tempfile.mkdtemp(prefix="mssgate-psc-")
+        script = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "psc_issuer", "psc_issuer.py")
+        log = open(os.path.join(self.dir, "issuer.log"), "ab")
+        self.process = subprocess.Popen([sys.executable, script, "--dir", self.dir, "--cert", pki("server.chain.pem"),
+                                         "--key", pki("server.key")], stdin=subprocess.DEVNULL, stdout=log,
+                                        stderr=subprocess.STDOUT)
+        log.close()
+        path = os.path.join(self.dir, "issuer.json")
+        deadline = time.monotonic() + 20
+        while not os.path.exists(path):
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError("the test issuer did not start")
+            time.sleep(0.05)
+        with open(path) as f:
+            self.info = json.load(f)
+        self.secret_file = os.path.join(self.dir, "client.secret")
+        with open(self.secret_file, "w") as f:
+            f.write(self.info["client_secret"] + "\n")
+
+    def config(self, mode="introspection", extra=""):
+        return (f'[psc]\nmode = "{mode}"\nissuer = "{self.info["issuer"]}"\nclient_id = "{self.info["client_id"]}"\n'
+                f'client_secret_file = "{self.secret_file}"\nca_file = "{pki("root.crt")}"\ntimeout = "1s"\n{extra}\n')
+
+    def call(self, method, path, body=None):
+        import json
+        import urllib.request
+
+        request = urllib.request.Request(self.info["base"] + path, method=method,
+                                         data=json.dumps(body).encode() if body is not None else None)
+        ctx = ssl.create_default_context(cafile=pki("root.crt"))
+        with urllib.request.urlopen(request, context=ctx, timeout=10) as response:
+            return json.load(response)
+
+    def issue(self, subject, **options):
+        return self.call("POST", "/admin/issue", dict(options, subject=subject))["access_token"]
+
+    def revoke(self, token):
+        self.call("POST", "/admin/revoke", {"token": token})
+
+    def mode(self, mode, delay=0):
+        self.call("POST", "/admin/mode", {"mode": mode, "delay": delay})
+
+    def reset(self):
+        self.call("POST", "/admin/reset", {})
+
+    def stats(self):
+        return self.call("GET", "/admin/stats")
+
+    def stop(self):
+        if self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def xoauth2(user, token):
+    return "user=%s\x01auth=Bearer %s\x01\x01" % (user, token)
+
+
+def oauthbearer(user, token):
+    return "n,a=%s,\x01host=localhost\x01port=143\x01auth=Bearer %s\x01\x01" % (user.replace(",", "=2C"), token)
 
 
 class CuttableForwarder:

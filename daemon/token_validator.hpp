@@ -1,0 +1,62 @@
+#pragma once
+
+#include <atomic>
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/ssl/context.hpp>
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "config/config.hpp"
+#include "daemon/jwt_verifier.hpp"
+
+namespace mssgate::daemon {
+
+struct TokenValidation {
+  enum class Result { kValid, kInvalid, kUnavailable };
+  Result result = Result::kUnavailable;
+  std::string professional_id;  // normalised idNat, when valid
+  std::string azp;              // the éditeur's client the token was issued to
+  std::string reason;           // a short word for the log
+  int64_t expires_at = 0;       // the token's exp (seconds since the epoch)
+};
+
+// Validates Pro Santé Connect access tokens, by RFC 7662 introspection or by checking the JWT
+// against the issuer's JWKS (then userinfo when the identifier is not in the token). Results
+// are cached until the token's exp (at most cache_max_age), refusals briefly; concurrent
+// validations of one token share one request. The issuer unreachable, slow or answering
+// garbage gives kUnavailable, never kValid. Connections to the issuer are kept and reused.
+// Tokens are kept only as SHA-256 digests and never logged.
+class TokenValidator {
+ public:
+  struct Stats {
+    std::atomic<uint64_t> cache_hits{0};
+    std::atomic<uint64_t> issuer_requests{0};
+  };
+
+  explicit TokenValidator(const config::PscConfig& config);
+  ~TokenValidator();
+  TokenValidator(const TokenValidator&) = delete;
+  TokenValidator& operator=(const TokenValidator&) = delete;
+
+  // Runs on the calling coroutine's executor.
+  boost::asio::awaitable<TokenValidation> validate(std::string token);
+
+  // Closes the kept connections; call before the io contexts are destroyed.
+  void close_connections();
+
+  const Stats& stats() const { return stats_; }
+
+  class Impl;
+
+ private:
+  std::unique_ptr<Impl> impl_;
+  Stats stats_;
+};
+
+}  // namespace mssgate::daemon
