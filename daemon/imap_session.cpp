@@ -345,9 +345,10 @@ class ImapSession final : public ProxyConnection {
   awaitable<Next> bad_sasl_response(const std::string& tag, const std::string& mechanism,
                                     std::string_view reason, bool cancelled) {
     log_auth(mechanism, false, reason, "");
-    bool written =
-        co_await write_client(cancelled ? tag + " BAD Authentication cancelled\r\n"
-                                        : tag + " BAD Invalid SASL " + mechanism + " response\r\n");
+    // (Temporaries of a ?: inside a co_await expression are destroyed twice by GCC 12.)
+    std::string answer = cancelled ? tag + " BAD Authentication cancelled\r\n"
+                                   : tag + " BAD Invalid SASL " + mechanism + " response\r\n";
+    bool written = co_await write_client(answer);
     if (!written) co_return Next::kClose;
     bool ok = co_await count_auth_failure();
     co_return ok ? Next::kContinue : Next::kClose;

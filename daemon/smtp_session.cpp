@@ -367,9 +367,10 @@ class SmtpSession final : public ProxyConnection {
   awaitable<Next> bad_sasl_response(const std::string& mechanism, std::string_view reason,
                                     bool cancelled) {
     log_auth(mechanism, false, reason, "");
-    Next next =
-        co_await auth_failed(cancelled ? "501 5.7.0 Authentication cancelled\r\n"
-                                       : "501 5.5.2 Invalid SASL " + mechanism + " response\r\n");
+    std::string answer_text =
+        cancelled ? std::string("501 5.7.0 Authentication cancelled\r\n")
+                  : "501 5.5.2 Invalid SASL " + mechanism + " response\r\n";
+    Next next = co_await auth_failed(answer_text);
     co_return next;
   }
 
@@ -654,7 +655,8 @@ class SmtpSession final : public ProxyConnection {
     if (so_far + remaining > drain_limit()) {
       // Far over the cap: not worth reading only to drop it.
       OutgoingMessage empty(smtp_.max_header_bytes);
-      Next next = co_await too_much_to_drain(bdat_message_ ? *bdat_message_ : empty);
+      OutgoingMessage& so_far_message = bdat_message_ ? *bdat_message_ : empty;
+      Next next = co_await too_much_to_drain(so_far_message);
       co_return next;
     }
     if (!refusal && !bdat_message_) bdat_message_.emplace(smtp_.max_header_bytes);
@@ -893,8 +895,8 @@ class SmtpSession final : public ProxyConnection {
       co_return false;
     }
     // After XCLIENT, Postfix logs the client's own EHLO name.
-    auto ehlo = co_await backend_command(
-        "EHLO " + (helo_.empty() ? smtp_.backend.helo_name : helo_) + "\r\n");
+    std::string hello = "EHLO " + (helo_.empty() ? smtp_.backend.helo_name : helo_) + "\r\n";
+    auto ehlo = co_await backend_command(hello);
     if (!ehlo || ehlo->code != 250) {
       backend_failed("ehlo", ehlo ? "refused" : "no answer", start);
       drop_backend();
