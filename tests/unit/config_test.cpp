@@ -164,6 +164,40 @@ address = "127.0.0.1:10587"
   EXPECT_NE(error.find("smtp.hostname: must be a host name"), std::string::npos) << error;
 }
 
+TEST_F(ConfigTest, ReadsProSanteConnectAndDerivesItsEndpoints) {
+  EXPECT_FALSE(parse_config(minimal(), path()).psc.enabled());
+  std::ofstream(dir_ / "psc.secret") << "client-secret\n";
+  auto config = parse_config(minimal() + R"(
+[psc]
+issuer = "https://auth.test/auth/realms/esante-wallet"
+client_id = "mssgate"
+client_secret_file = "psc.secret"
+)",
+                             path());
+  ASSERT_TRUE(config.psc.enabled());
+  EXPECT_EQ(config.psc.mode, "introspection");
+  EXPECT_EQ(config.psc.introspection_url,
+            "https://auth.test/auth/realms/esante-wallet/protocol/openid-connect/token/introspect");
+  EXPECT_EQ(config.psc.jwks_url,
+            "https://auth.test/auth/realms/esante-wallet/protocol/openid-connect/certs");
+  EXPECT_EQ(config.psc.client_secret, "client-secret");
+  EXPECT_EQ(config.psc.subject_claim, "SubjectNameID");
+  std::string error = error_for(minimal() + R"(
+[psc]
+mode = "magic"
+issuer = "http://auth.test"
+client_certificate = "server.pem"
+)");
+  EXPECT_NE(error.find("psc.mode: must be \"introspection\" or \"jwt\""), std::string::npos)
+      << error;
+  EXPECT_NE(error.find("psc.issuer: must be an https:// URL"), std::string::npos) << error;
+  EXPECT_NE(error.find("psc.client_key: client_certificate and client_key go together"),
+            std::string::npos)
+      << error;
+  error = error_for(minimal() + "[psc]\nissuer = \"https://a.test\"\n");
+  EXPECT_NE(error.find("psc.client_id: is required for introspection"), std::string::npos) << error;
+}
+
 TEST_F(ConfigTest, ReportsTomlSyntaxErrorsWithTheirPosition) {
   std::string error = error_for("[tls\ncertificate_chain = 1\n");
   EXPECT_EQ(error.rfind(path() + ":1:", 0), 0u) << error;
