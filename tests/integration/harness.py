@@ -365,7 +365,8 @@ class PscIssuer:
         script = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "psc_issuer", "psc_issuer.py")
         log = open(os.path.join(self.dir, "issuer.log"), "ab")
         self.process = subprocess.Popen([sys.executable, script, "--dir", self.dir, "--cert", pki("server.chain.pem"),
-                                         "--key", pki("server.key")], stdin=subprocess.DEVNULL, stdout=log,
+                                         "--key", pki("server.key"), "--client-ca", pki("ca-chain.pem")],
+                                        stdin=subprocess.DEVNULL, stdout=log,
                                         stderr=subprocess.STDOUT)
         log.close()
         path = os.path.join(self.dir, "issuer.json")
@@ -380,9 +381,14 @@ class PscIssuer:
         with open(self.secret_file, "w") as f:
             f.write(self.info["client_secret"] + "\n")
 
-    def config(self, mode="introspection", extra=""):
+    def config(self, mode="introspection", extra="", client_certificate=None):
+        if client_certificate:
+            credentials = (f'client_certificate = "{pki(client_certificate + ".chain.pem")}"\n'
+                           f'client_key = "{pki(client_certificate + ".key")}"\n')
+        else:
+            credentials = f'client_secret_file = "{self.secret_file}"\n'
         return (f'[psc]\nmode = "{mode}"\nissuer = "{self.info["issuer"]}"\nclient_id = "{self.info["client_id"]}"\n'
-                f'client_secret_file = "{self.secret_file}"\nca_file = "{pki("root.crt")}"\ntimeout = "1s"\n{extra}\n')
+                f'{credentials}ca_file = "{pki("root.crt")}"\ntimeout = "1s"\n{extra}\n')
 
     def call(self, method, path, body=None):
         import json

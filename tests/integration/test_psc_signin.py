@@ -198,6 +198,23 @@ class PscSignInTest(unittest.TestCase):
                 self.assertNotIn(part, log)
 
 
+class PscMutualTlsTest(unittest.TestCase):
+    def test_introspection_authenticated_by_client_certificate(self):
+        issuer = PscIssuer()
+        try:
+            gateway = Gateway(psc_section=issuer.config(client_certificate="org-labo"))
+            setup_directory(gateway)
+            with gateway:
+                client = RawImap(gateway.imaps_port, implicit_ctx=client_context())
+                encoded = base64.b64encode(xoauth2(PER, issuer.issue(PROFESSIONAL)).encode()).decode()
+                _, tagged = client.command("a1", "AUTHENTICATE XOAUTH2 " + encoded)
+                self.assertTrue(tagged.startswith("a1 OK"), tagged)
+                client.close()
+                self.assertEqual(issuer.stats()["mtls"], 1)
+        finally:
+            issuer.stop()
+
+
 class PscJwtModeTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):

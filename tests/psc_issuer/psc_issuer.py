@@ -179,11 +179,16 @@ def make_handler(issuer):
                 self.count("introspect")
                 if self.misbehave():
                     return
+                form = parse_qs(data.decode())
                 expected = "Basic " + base64.b64encode(("%s:%s" % (issuer.client_id, issuer.client_secret)).encode()).decode()
-                if self.headers.get("Authorization") != expected:
+                # Client authentication: HTTP Basic, or a verified client certificate (mutual TLS).
+                by_certificate = bool(self.connection.getpeercert()) and form.get("client_id") == [issuer.client_id]
+                if self.headers.get("Authorization") != expected and not by_certificate:
                     self.reply(401, {"error": "invalid_client"})
                     return
-                token = parse_qs(data.decode()).get("token", [""])[0]
+                with issuer.lock:
+                    issuer.counts["mtls"] = issuer.counts.get("mtls", 0) + (1 if by_certificate else 0)
+                token = form.get("token", [""])[0]
                 claims = issuer.lookup(token)
                 self.reply(200, dict(claims, active=True) if claims else {"active": False})
             elif self.path == "/admin/issue":
@@ -215,6 +220,7 @@ def main():
     parser.add_argument("--cert", required=True)
     parser.add_argument("--key", required=True)
     parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--client-ca", help="CAs of client certificates, for introspection over mutual TLS")
     args = parser.parse_args()
     os.makedirs(args.dir, exist_ok=True)
     server = ThreadingHTTPServer(("127.0.0.1", args.port), None)
@@ -224,6 +230,9 @@ def main():
     server.RequestHandlerClass = make_handler(issuer)
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.load_cert_chain(args.cert, args.key)
+    if args.client_ca:
+        ctx.load_verify_locations(args.client_ca)
+        ctx.verify_mode = ssl.CERT_OPTIONAL
     server.socket = ctx.wrap_socket(server.socket, server_side=True)
     info = {"port": port, "issuer": issuer.issuer, "client_id": issuer.client_id, "client_secret": issuer.client_secret,
             "base": "https://localhost:%d" % port}
