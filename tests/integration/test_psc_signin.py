@@ -40,11 +40,16 @@ def message(sender, recipient, marker):
             % (sender, recipient, marker.decode(), email.utils.formatdate(), marker.decode())).encode()
 
 
-class PscSignInTest(unittest.TestCase):
+class PscGatewayTestCase(unittest.TestCase):
+    """One test issuer and one gateway validating its tokens, for the whole class."""
+
+    psc_mode = "introspection"
+    psc_extra = ""
+
     @classmethod
     def setUpClass(cls):
         cls.issuer = PscIssuer()
-        cls.gateway = Gateway(psc_section=cls.issuer.config())
+        cls.gateway = Gateway(psc_section=cls.issuer.config(mode=cls.psc_mode, extra=cls.psc_extra))
         setup_directory(cls.gateway)
         cls.gateway.start()
 
@@ -52,6 +57,9 @@ class PscSignInTest(unittest.TestCase):
     def tearDownClass(cls):
         cls.gateway.stop()
         cls.issuer.stop()
+
+
+class PscSignInTest(PscGatewayTestCase):
 
     def setUp(self):
         self.issuer.reset()
@@ -215,19 +223,9 @@ class PscMutualTlsTest(unittest.TestCase):
             issuer.stop()
 
 
-class PscJwtModeTest(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.issuer = PscIssuer()
-        cls.gateway = Gateway(psc_section=cls.issuer.config(mode="jwt", extra='jwks_min_refresh = "60s"\n'
-                                                                             "max_sessions_per_professional = 2"))
-        setup_directory(cls.gateway)
-        cls.gateway.start()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.gateway.stop()
-        cls.issuer.stop()
+class PscJwtModeTest(PscGatewayTestCase):
+    psc_mode = "jwt"
+    psc_extra = 'jwks_min_refresh = "60s"\nmax_sessions_per_professional = 2'
 
     def sign_in(self, token, mailbox=PER):
         client = RawImap(self.gateway.imaps_port, implicit_ctx=client_context())
