@@ -80,7 +80,7 @@ struct SmtpConfig {
   std::vector<Endpoint> starttls_listen;
   std::vector<Endpoint> tls_listen;
   std::string hostname = "mssgate";  // in the greeting and the EHLO answer
-  size_t max_line_bytes = 4096;      // command lines (RFC 5321 asks for at least 512)
+  size_t max_line_bytes = 12288;     // command lines; RFC 4954 wants AUTH lines of 12288 octets
   size_t max_message_bytes = 50 << 20;
   size_t max_header_bytes = 256 << 10;
   unsigned max_recipients = 100;
@@ -95,13 +95,14 @@ struct SmtpConfig {
 // Pro Santé Connect: how access tokens are validated. Enabled when `issuer` is set.
 struct PscConfig {
   std::string mode = "introspection";  // or "jwt": signature against the JWKS, then userinfo
-  std::string issuer;                  // the tokens' "iss", e.g. https://auth.esw.esante.gouv.fr/auth/realms/esante-wallet
-  std::string introspection_url;       // default: issuer + /protocol/openid-connect/token/introspect
-  std::string jwks_url;                // default: issuer + /protocol/openid-connect/certs
-  std::string userinfo_url;            // default: issuer + /protocol/openid-connect/userinfo
+  std::string
+      issuer;  // the tokens' "iss", e.g. https://auth.esw.esante.gouv.fr/auth/realms/esante-wallet
+  std::string introspection_url;  // default: issuer + /protocol/openid-connect/token/introspect
+  std::string jwks_url;           // default: issuer + /protocol/openid-connect/certs
+  std::string userinfo_url;       // default: issuer + /protocol/openid-connect/userinfo
   std::string client_id;
   std::string client_secret_file;
-  std::string client_secret;  // read from client_secret_file at load time
+  std::string client_secret;       // read from client_secret_file at load time
   std::string client_certificate;  // PEM chain for mutual TLS to PSC (optional)
   std::string client_key;
   std::string ca_file;  // trust for PSC's certificate; empty: the system's

@@ -118,7 +118,7 @@ class SubmissionRefusalTest(GatewayTestCase):
 
     def test_a_command_line_over_the_cap_is_refused_and_the_session_goes_on(self):
         with authenticated(self.gateway.submission_port) as smtp:
-            self.assertEqual(smtp.docmd("NOOP " + "x" * 6000), (500, b"5.5.2 Line too long"))
+            self.assertEqual(smtp.docmd("NOOP " + "x" * 20000), (500, b"5.5.2 Line too long"))
             self.assertEqual(smtp.noop()[0], 250)
         self.gateway.wait_for_log(r"event=protocol_error \S+ kind=line_too_long")
 
