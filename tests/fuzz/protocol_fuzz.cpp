@@ -1,6 +1,7 @@
-// Fuzz target for the pre-authentication parsers: whatever the bytes, the IMAP command
-// tokenizer must give the same answers whole and byte by byte, never read out of bounds and
-// never hold more than its caps; SASL EXTERNAL, base64 and response parsing must not crash.
+// Fuzz target for the parsers that read what clients and peers send: whatever the bytes, the
+// IMAP command tokenizer, the SMTP reply parser and the DATA reader must give the same answers
+// whole and in pieces, never read out of bounds and never hold more than their caps; SASL
+// (EXTERNAL, XOAUTH2, OAUTHBEARER), base64, JWT, header and address parsing must not crash.
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -11,8 +12,14 @@
 #include "protocol/base64.hpp"
 #include "protocol/imap_command_parser.hpp"
 #include "protocol/imap_response.hpp"
+#include "protocol/jwt.hpp"
 #include "protocol/line_splitter.hpp"
+#include "protocol/message_header.hpp"
 #include "protocol/sasl_external.hpp"
+#include "protocol/sasl_oauth.hpp"
+#include "protocol/smtp_command.hpp"
+#include "protocol/smtp_data.hpp"
+#include "protocol/smtp_reply.hpp"
 
 namespace {
 
@@ -58,6 +65,51 @@ std::vector<std::string> transcript(std::string_view input, size_t chunk) {
   return events;
 }
 
+// The SMTP DATA reader: same content and end whatever the piece size; re-encoding the content
+// with the writer reads back to the same content.
+void check_smtp_data(std::string_view input) {
+  auto read = [&](size_t chunk, std::string& content) {
+    mssgate::protocol::SmtpDataReader reader;
+    size_t offset = 0;
+    while (offset < input.size()) {
+      auto r = reader.feed(input.substr(offset, chunk ? chunk : input.size()), content);
+      offset += r.consumed;
+      if (r.complete) return offset;
+    }
+    return size_t{0};
+  };
+  std::string whole, bytewise;
+  size_t end = read(0, whole);
+  if (read(1, bytewise) != end || bytewise != whole) std::abort();
+  if (end == 0) return;
+  mssgate::protocol::SmtpDataWriter writer;
+  std::string wire, again;
+  writer.encode(whole, wire);
+  writer.finish(wire);
+  mssgate::protocol::SmtpDataReader reader;
+  auto r = reader.feed(wire, again);
+  if (!r.complete || r.consumed != wire.size()) std::abort();
+}
+
+std::vector<std::string> smtp_replies(std::string_view input, size_t chunk) {
+  mssgate::protocol::SmtpReplyParser parser(512, 20);
+  std::vector<std::string> out;
+  size_t offset = 0;
+  while (offset < input.size()) {
+    auto r = parser.feed(input.substr(offset, chunk ? chunk : input.size()));
+    offset += r.consumed;
+    if (r.status == mssgate::protocol::SmtpReplyParser::Status::kError) {
+      out.push_back("error");
+      break;
+    }
+    if (r.status == mssgate::protocol::SmtpReplyParser::Status::kReply) {
+      out.push_back(std::to_string(parser.reply().code) + parser.reply().enhanced);
+    }
+    if (r.consumed == 0) break;
+  }
+  return out;
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
@@ -82,5 +134,20 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (auto decoded = mssgate::protocol::base64_decode(input)) {
     if (mssgate::protocol::base64_encode(*decoded) != input) std::abort();
   }
+
+  check_smtp_data(input);
+  if (smtp_replies(input, 0) != smtp_replies(input, 1)) std::abort();
+  mssgate::protocol::parse_path_argument(input, "FROM");
+  mssgate::protocol::parse_path_argument(input, "TO");
+  std::string encoded = mssgate::protocol::base64_encode(input);
+  mssgate::protocol::decode_xoauth2(encoded);
+  mssgate::protocol::decode_oauthbearer(encoded);
+  mssgate::protocol::parse_jwt(input);
+  mssgate::protocol::parse_jwks(input);
+  mssgate::protocol::HeaderSectionReader headers(2048);
+  headers.feed(input);
+  headers.end_of_message();
+  for (const auto& field : headers.fields())
+    mssgate::protocol::extract_addresses(field.value);
   return 0;
 }

@@ -20,6 +20,15 @@ int main(int argc, char** argv) {
       "* OK [CAPABILITY IMAP4rev1 SASL-IR AUTH=PLAIN] ready\r\nM2 OK [CAPABILITY IMAP4rev1 IDLE] "
       "Logged in\r\n",
       "a7 X \"quoted \\\"string\\\"\" ((nested) list)\r\n~{3}\r\nabc\r\n",
+      "From: \"A, B\" <a@b.fr>, c@d.fr (x)\r\nTo: g: e@f.fr;\r\n\r\n..body\r\n.\r\n",
+      "250-mx\r\n250-SIZE 100\r\n250 DSN\r\n550 5.1.1 no\r\n",
+      "FROM:<a@b.fr> SIZE=10 BODY=8BITMIME",
+      "user=a@b.fr\x01"
+      "auth=Bearer abc.def-ghi\x01\x01",
+      "n,a=a=2Cb@c.fr,\x01"
+      "auth=Bearer tok\x01\x01",
+      "eyJhbGciOiJSUzI1NiJ9.eyJleHAiOjF9.c2ln",
+      "{\"keys\":[{\"kty\":\"RSA\",\"n\":\"AQAB\",\"e\":\"AQAB\"}]}",
   };
   long iterations = argc > 1 ? std::atol(argv[1]) : 20000;
   std::mt19937_64 random(20261123);
