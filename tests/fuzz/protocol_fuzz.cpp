@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "protocol/base64.hpp"
+#include "protocol/cda_document.hpp"
 #include "protocol/imap_command_parser.hpp"
 #include "protocol/imap_response.hpp"
 #include "protocol/jwt.hpp"
@@ -20,6 +21,7 @@
 #include "protocol/smtp_command.hpp"
 #include "protocol/smtp_data.hpp"
 #include "protocol/smtp_reply.hpp"
+#include "protocol/xdm_archive.hpp"
 
 namespace {
 

@@ -1,0 +1,166 @@
+#include "protocol/cda_document.hpp"
+
+#include <pugixml.hpp>
+#include <vector>
+
+#include "protocol/ascii.hpp"
+
+namespace mssgate::protocol {
+namespace {
+
+// Element names without their namespace prefix: CDA is in urn:hl7-org:v3, often unprefixed.
+std::string_view local_name(const pugi::xml_node& node) {
+  std::string_view name = node.name();
+  size_t colon = name.find(':');
+  return colon == std::string_view::npos ? name : name.substr(colon + 1);
+}
+
+pugi::xml_node child(const pugi::xml_node& parent, std::string_view name) {
+  for (auto c = parent.first_child(); c; c = c.next_sibling()) {
+    if (c.type() == pugi::node_element && local_name(c) == name) return c;
+  }
+  return {};
+}
+
+std::vector<pugi::xml_node> children(const pugi::xml_node& parent, std::string_view name) {
+  std::vector<pugi::xml_node> out;
+  for (auto c = parent.first_child(); c; c = c.next_sibling()) {
+    if (c.type() == pugi::node_element && local_name(c) == name) out.push_back(c);
+  }
+  return out;
+}
+
+bool has_text(const pugi::xml_node& node) {
+  std::string_view text = node.child_value();
+  return text.find_first_not_of(" \t\r\n") != std::string_view::npos;
+}
+
+size_t depth_of(const pugi::xml_node& root, size_t cap) {
+  // Iterative: a hostile document must not exhaust the stack.
+  size_t max_depth = 0;
+  std::vector<std::pair<pugi::xml_node, size_t>> stack{{root, 0}};
+  while (!stack.empty()) {
+    auto [node, depth] = stack.back();
+    stack.pop_back();
+    if (depth > max_depth) max_depth = depth;
+    if (max_depth > cap) return max_depth;
+    for (auto c = node.first_child(); c; c = c.next_sibling())
+      stack.emplace_back(c, depth + 1);
+  }
+  return max_depth;
+}
+
+bool declares_doctype(std::string_view xml) {
+  // Any DTD, internal subset or entity declaration: refused before parsing.
+  for (size_t at = xml.find("<!"); at != std::string_view::npos; at = xml.find("<!", at + 2)) {
+    std::string_view rest = xml.substr(at + 2);
+    if (ascii_istarts_with(rest, "DOCTYPE") || ascii_istarts_with(rest, "ENTITY")) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+CdaFacts::Ins ins_kind_of_oid(std::string_view oid) {
+  if (oid == "1.2.250.1.213.1.4.8") return CdaFacts::Ins::kProduction;
+  if (oid == "1.2.250.1.213.1.4.9") return CdaFacts::Ins::kTemporary;
+  if (oid == "1.2.250.1.213.1.4.10") return CdaFacts::Ins::kTest;
+  if (oid == "1.2.250.1.213.1.4.11") return CdaFacts::Ins::kDemo;
+  return CdaFacts::Ins::kAbsent;
+}
+
+CdaFacts read_cda(std::string_view xml, const CdaLimits& limits) {
+  CdaFacts facts;
+  if (xml.size() > limits.max_bytes) {
+    facts.status = CdaFacts::Status::kTooLarge;
+    return facts;
+  }
+  if (declares_doctype(xml)) {
+    facts.status = CdaFacts::Status::kDoctypeRefused;
+    return facts;
+  }
+  pugi::xml_document document;
+  // No DOCTYPE processing, no entity expansion beyond the five predefined ones.
+  auto parsed =
+      document.load_buffer(xml.data(), xml.size(), pugi::parse_default & ~pugi::parse_doctype);
+  if (!parsed) {
+    facts.status = CdaFacts::Status::kMalformed;
+    return facts;
+  }
+  if (depth_of(document, limits.max_depth) > limits.max_depth) {
+    facts.status = CdaFacts::Status::kTooDeep;
+    return facts;
+  }
+  pugi::xml_node root = document.document_element();
+  if (!root || local_name(root) != "ClinicalDocument") {
+    facts.status = CdaFacts::Status::kNotCda;
+    return facts;
+  }
+  facts.status = CdaFacts::Status::kRead;
+  if (auto code = child(root, "code")) {
+    facts.code = code.attribute("code").value();
+    facts.code_system = code.attribute("codeSystem").value();
+  }
+  pugi::xml_node patient_role = child(child(root, "recordTarget"), "patientRole");
+  for (const auto& id : children(patient_role, "id")) {
+    auto kind = ins_kind_of_oid(id.attribute("root").value());
+    if (kind != CdaFacts::Ins::kAbsent && *id.attribute("extension").value() != '\0') {
+      // A production INS wins over a test one when a document carries both.
+      if (facts.ins == CdaFacts::Ins::kAbsent || kind == CdaFacts::Ins::kProduction)
+        facts.ins = kind;
+    }
+  }
+  pugi::xml_node patient = child(patient_role, "patient");
+  for (const auto& name : children(patient, "name")) {
+    for (const auto& family : children(name, "family")) {
+      std::string_view qualifier = family.attribute("qualifier").value();
+      if (has_text(family) && (qualifier.empty() || qualifier == "BR")) facts.birth_name = true;
+    }
+    for (const auto& given : children(name, "given")) {
+      if (has_text(given)) facts.given_name = true;
+    }
+  }
+  if (auto gender = child(patient, "administrativeGenderCode")) {
+    std::string_view code = gender.attribute("code").value();
+    facts.sex = code == "M" || code == "F";
+  }
+  if (auto birth = child(patient, "birthTime"))
+    facts.birth_date = *birth.attribute("value").value() != '\0';
+  return facts;
+}
+
+std::string_view to_string(CdaFacts::Status status) {
+  switch (status) {
+    case CdaFacts::Status::kRead:
+      return "read";
+    case CdaFacts::Status::kNotCda:
+      return "not_cda";
+    case CdaFacts::Status::kMalformed:
+      return "malformed_xml";
+    case CdaFacts::Status::kTooLarge:
+      return "xml_too_large";
+    case CdaFacts::Status::kTooDeep:
+      return "xml_too_deep";
+    case CdaFacts::Status::kDoctypeRefused:
+      return "doctype_refused";
+  }
+  return "?";
+}
+
+std::string_view to_string(CdaFacts::Ins ins) {
+  switch (ins) {
+    case CdaFacts::Ins::kAbsent:
+      return "absent";
+    case CdaFacts::Ins::kProduction:
+      return "production";
+    case CdaFacts::Ins::kTemporary:
+      return "temporary";
+    case CdaFacts::Ins::kTest:
+      return "test";
+    case CdaFacts::Ins::kDemo:
+      return "demo";
+  }
+  return "?";
+}
+
+}  // namespace mssgate::protocol

@@ -1,0 +1,143 @@
+#include "protocol/xdm_archive.hpp"
+
+#include <zip.h>
+
+#include <memory>
+
+#include "protocol/ascii.hpp"
+
+namespace mssgate::protocol {
+namespace {
+
+struct ArchiveCloser {
+  void operator()(zip_t* archive) const { zip_discard(archive); }
+};
+struct FileCloser {
+  void operator()(zip_file_t* file) const { zip_fclose(file); }
+};
+
+bool suspicious(std::string_view name) {
+  return name.empty() || name.front() == '/' || name.find('\\') != std::string_view::npos ||
+         name.find("..") != std::string_view::npos || name.find(':') != std::string_view::npos;
+}
+
+// "IHE_XDM/SUBSET01/DOC0001.XML" -> true for any XML file inside a SUBSET folder.
+bool in_subset(std::string_view name, std::string_view& file) {
+  if (!ascii_istarts_with(name, "IHE_XDM/")) return false;
+  std::string_view rest = name.substr(8);
+  size_t slash = rest.find('/');
+  if (slash == std::string_view::npos || !ascii_istarts_with(rest, "SUBSET")) return false;
+  file = rest.substr(slash + 1);
+  return !file.empty() && file.find('/') == std::string_view::npos;
+}
+
+bool ends_with_ci(std::string_view s, std::string_view suffix) {
+  return s.size() >= suffix.size() && ascii_iequals(s.substr(s.size() - suffix.size()), suffix);
+}
+
+}  // namespace
+
+XdmFacts read_xdm(std::string_view zip_bytes, const XdmLimits& limits) {
+  XdmFacts facts;
+  zip_error_t error;
+  zip_error_init(&error);
+  zip_source_t* source = zip_source_buffer_create(zip_bytes.data(), zip_bytes.size(), 0, &error);
+  if (!source) return facts;
+  std::unique_ptr<zip_t, ArchiveCloser> archive(
+      zip_open_from_source(source, ZIP_RDONLY | ZIP_CHECKCONS, &error));
+  if (!archive) {
+    int code = zip_error_code_zip(&error);
+    zip_source_free(source);
+    facts.status = code == ZIP_ER_NOZIP ? XdmFacts::Status::kNotZip : XdmFacts::Status::kTruncated;
+    zip_error_fini(&error);
+    return facts;
+  }
+  zip_error_fini(&error);
+  zip_int64_t entries = zip_get_num_entries(archive.get(), 0);
+  if (entries < 0 || static_cast<uint64_t>(entries) > limits.max_entries) {
+    facts.status = XdmFacts::Status::kTooManyEntries;
+    return facts;
+  }
+  facts.status = XdmFacts::Status::kRead;
+  uint64_t total = 0;
+  for (zip_int64_t i = 0; i < entries; ++i) {
+    zip_stat_t stat;
+    if (zip_stat_index(archive.get(), static_cast<zip_uint64_t>(i), 0, &stat) != 0 ||
+        !(stat.valid & ZIP_STAT_NAME)) {
+      facts.status = XdmFacts::Status::kTruncated;
+      return facts;
+    }
+    std::string_view name = stat.name;
+    if (suspicious(name)) {
+      ++facts.suspicious_names;
+      continue;
+    }
+    if (ascii_istarts_with(name, "IHE_XDM/")) facts.has_xdm_folder = true;
+    std::string_view file;
+    if (!in_subset(name, file) || !ends_with_ci(file, ".XML")) continue;
+    bool metadata = ascii_iequals(file, "METADATA.XML");
+    if (metadata) ++facts.subsets;
+    // Inflate while counting: the sizes the archive declares are not trusted.
+    std::unique_ptr<zip_file_t, FileCloser> entry(
+        zip_fopen_index(archive.get(), static_cast<zip_uint64_t>(i), 0));
+    if (!entry) {
+      facts.status = XdmFacts::Status::kTruncated;
+      return facts;
+    }
+    uint64_t compressed = (stat.valid & ZIP_STAT_COMP_SIZE) ? stat.comp_size : 0;
+    std::string content;
+    char buffer[16384];
+    for (;;) {
+      zip_int64_t n = zip_fread(entry.get(), buffer, sizeof buffer);
+      if (n < 0) {
+        facts.status = XdmFacts::Status::kTruncated;
+        return facts;
+      }
+      if (n == 0) break;
+      total += static_cast<uint64_t>(n);
+      if (total > limits.max_total_bytes) {
+        facts.status = XdmFacts::Status::kTooLarge;
+        return facts;
+      }
+      if (compressed > 0 &&
+          content.size() + static_cast<size_t>(n) > limits.max_ratio * compressed + 4096) {
+        facts.status = XdmFacts::Status::kRatio;
+        return facts;
+      }
+      if (content.size() + static_cast<size_t>(n) > limits.cda.max_bytes) {
+        content.clear();  // too large to be read as a document; counted below
+        ++facts.unreadable_documents;
+        break;
+      }
+      content.append(buffer, static_cast<size_t>(n));
+    }
+    if (metadata || content.empty()) continue;
+    CdaFacts document = read_cda(content, limits.cda);
+    if (document.status == CdaFacts::Status::kRead) {
+      facts.documents.push_back(std::move(document));
+    } else if (document.status != CdaFacts::Status::kNotCda) {
+      ++facts.unreadable_documents;
+    }
+  }
+  return facts;
+}
+
+std::string_view to_string(XdmFacts::Status status) {
+  switch (status) {
+    case XdmFacts::Status::kRead:
+      return "read";
+    case XdmFacts::Status::kNotZip:
+      return "not_zip";
+    case XdmFacts::Status::kTruncated:
+      return "zip_truncated";
+    case XdmFacts::Status::kTooManyEntries:
+      return "zip_too_many_entries";
+    case XdmFacts::Status::kTooLarge:
+      return "zip_too_large";
+    case XdmFacts::Status::kRatio:
+      return "zip_ratio";
+  }
+  return "?";
+}
+
+}  // namespace mssgate::protocol

@@ -1,0 +1,175 @@
+#include <gtest/gtest.h>
+#include <zip.h>
+
+#include <cstdlib>
+#include <cstring>
+
+#include "protocol/cda_document.hpp"
+#include "protocol/xdm_archive.hpp"
+
+using namespace mssgate::protocol;
+
+namespace {
+
+std::string cda(const std::string& code, const std::string& ins_oid = "1.2.250.1.213.1.4.8",
+                bool birth_time = true, const std::string& sex = "F") {
+  return R"(<?xml version="1.0" encoding="UTF-8"?>
+<ClinicalDocument xmlns="urn:hl7-org:v3">
+  <code code=")" +
+         code + R"(" codeSystem="2.16.840.1.113883.6.1" displayName="CR"/>
+  <recordTarget><patientRole>
+    <id root="1.2.250.1.213.1.4.8.999" extension="local-id"/>
+    <id root=")" +
+         ins_oid + R"(" extension="248092A123456789"/>
+    <patient>
+      <name><given>MARIE</given><family qualifier="BR">DURAND</family></name>
+      <administrativeGenderCode code=")" +
+         sex + R"(" codeSystem="2.16.840.1.113883.5.1"/>
+      )" +
+         (birth_time ? R"(<birthTime value="19480922"/>)" : "") + R"(
+    </patient>
+  </patientRole></recordTarget>
+</ClinicalDocument>)";
+}
+
+const std::string kMetadata =
+    R"(<?xml version="1.0"?><SubmitObjectsRequest xmlns="urn:oasis:names:tc:ebxml-regrep:xsd:lcm:3.0"/>)";
+
+// An archive made in memory with libzip.
+std::string make_zip(const std::vector<std::pair<std::string, std::string>>& files) {
+  zip_error_t error;
+  zip_error_init(&error);
+  zip_source_t* source = zip_source_buffer_create(nullptr, 0, 0, &error);
+  zip_source_keep(source);
+  zip_t* archive = zip_open_from_source(source, ZIP_TRUNCATE, &error);
+  for (const auto& [name, content] : files) {
+    void* copy = std::malloc(content.size() + 1);
+    std::memcpy(copy, content.data(), content.size());
+    zip_source_t* file = zip_source_buffer(archive, copy, content.size(), 1);
+    zip_file_add(archive, name.c_str(), file, ZIP_FL_OVERWRITE);
+  }
+  zip_close(archive);
+  zip_source_open(source);
+  zip_source_seek(source, 0, SEEK_END);
+  auto size = zip_source_tell(source);
+  zip_source_seek(source, 0, SEEK_SET);
+  std::string bytes(static_cast<size_t>(size), '\0');
+  zip_source_read(source, bytes.data(), static_cast<zip_uint64_t>(size));
+  zip_source_close(source);
+  zip_source_free(source);
+  zip_error_fini(&error);
+  return bytes;
+}
+
+std::string xdm(const std::vector<std::pair<std::string, std::string>>& documents) {
+  std::vector<std::pair<std::string, std::string>> files{
+      {"README.TXT", "readme"},
+      {"INDEX.HTM", "<html/>"},
+      {"IHE_XDM/SUBSET01/METADATA.XML", kMetadata}};
+  for (const auto& d : documents)
+    files.push_back(d);
+  return make_zip(files);
+}
+
+}  // namespace
+
+TEST(Cda, ReadsTheCodeAndAQualifiedProductionIns) {
+  auto facts = read_cda(cda("11488-4"));
+  ASSERT_EQ(facts.status, CdaFacts::Status::kRead);
+  EXPECT_EQ(facts.code, "11488-4");
+  EXPECT_EQ(facts.code_system, "2.16.840.1.113883.6.1");
+  EXPECT_EQ(facts.ins, CdaFacts::Ins::kProduction);
+  EXPECT_TRUE(facts.qualified_ins());
+  EXPECT_FALSE(facts.qualified_test_ins());
+}
+
+TEST(Cda, AnInsWithoutEveryTraitIsNotQualified) {
+  EXPECT_FALSE(read_cda(cda("11488-4", "1.2.250.1.213.1.4.8", false)).qualified_ins());
+  EXPECT_FALSE(read_cda(cda("11488-4", "1.2.250.1.213.1.4.8", true, "U")).qualified_ins());
+  auto none = read_cda(cda("11488-4", "1.2.250.1.213.1.4.99"));
+  EXPECT_EQ(none.ins, CdaFacts::Ins::kAbsent);
+  EXPECT_FALSE(none.qualified_ins());
+}
+
+TEST(Cda, TestAndDemoOidsAreCountedApart) {
+  auto test = read_cda(cda("11488-4", "1.2.250.1.213.1.4.10"));
+  EXPECT_EQ(test.ins, CdaFacts::Ins::kTest);
+  EXPECT_FALSE(test.qualified_ins());
+  EXPECT_TRUE(test.qualified_test_ins());
+  EXPECT_EQ(read_cda(cda("x", "1.2.250.1.213.1.4.11")).ins, CdaFacts::Ins::kDemo);
+  EXPECT_EQ(read_cda(cda("x", "1.2.250.1.213.1.4.9")).ins, CdaFacts::Ins::kTemporary);
+}
+
+TEST(Cda, RefusesDoctypesAndEntitiesWithoutExpandingThem) {
+  std::string laughs =
+      R"(<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;&lol;">]>
+<ClinicalDocument><code code="&lol2;"/></ClinicalDocument>)";
+  EXPECT_EQ(read_cda(laughs).status, CdaFacts::Status::kDoctypeRefused);
+  std::string external =
+      R"(<?xml version="1.0"?><!doctype x SYSTEM "file:///etc/passwd"><ClinicalDocument/>)";
+  EXPECT_EQ(read_cda(external).status, CdaFacts::Status::kDoctypeRefused);
+  EXPECT_EQ(read_cda("<ClinicalDocument><!ENTITY x 'y'></ClinicalDocument>").status,
+            CdaFacts::Status::kDoctypeRefused);
+}
+
+TEST(Cda, CapsDepthAndSizeAndRefusesGarbage) {
+  std::string deep;
+  for (int i = 0; i < 10000; ++i)
+    deep += "<a>";
+  for (int i = 0; i < 10000; ++i)
+    deep += "</a>";
+  EXPECT_EQ(read_cda("<ClinicalDocument>" + deep + "</ClinicalDocument>").status,
+            CdaFacts::Status::kTooDeep);
+  EXPECT_EQ(read_cda(std::string(9 << 20, ' ')).status, CdaFacts::Status::kTooLarge);
+  EXPECT_EQ(read_cda("<ClinicalDocument><unclosed></ClinicalDocument>").status,
+            CdaFacts::Status::kMalformed);
+  EXPECT_EQ(read_cda(kMetadata).status, CdaFacts::Status::kNotCda);
+}
+
+TEST(Xdm, ReadsEveryCdaOfTheArchive) {
+  auto facts =
+      read_xdm(xdm({{"IHE_XDM/SUBSET01/DOC0001.XML", cda("11488-4")},
+                    {"IHE_XDM/SUBSET01/DOC0002.xml", cda("34112-3", "1.2.250.1.213.1.4.10")},
+                    {"IHE_XDM/SUBSET01/DOC0003.PDF", "%PDF-1.4"}}));
+  ASSERT_EQ(facts.status, XdmFacts::Status::kRead);
+  EXPECT_TRUE(facts.has_xdm_folder);
+  EXPECT_EQ(facts.subsets, 1u);
+  ASSERT_EQ(facts.documents.size(), 2u);
+  EXPECT_EQ(facts.documents[0].code, "11488-4");
+  EXPECT_TRUE(facts.documents[0].qualified_ins());
+  EXPECT_EQ(facts.documents[1].code, "34112-3");
+  EXPECT_TRUE(facts.documents[1].qualified_test_ins());
+}
+
+TEST(Xdm, AnArchiveWithoutCdaHasNoDocument) {
+  auto facts = read_xdm(xdm({{"IHE_XDM/SUBSET01/DOC0001.PDF", "%PDF-1.4"}}));
+  EXPECT_EQ(facts.status, XdmFacts::Status::kRead);
+  EXPECT_EQ(facts.subsets, 1u);
+  EXPECT_TRUE(facts.documents.empty());
+}
+
+TEST(Xdm, HostileArchivesStopAtTheCaps) {
+  EXPECT_EQ(read_xdm("not a zip at all").status, XdmFacts::Status::kNotZip);
+  std::string good = xdm({{"IHE_XDM/SUBSET01/DOC0001.XML", cda("11488-4")}});
+  EXPECT_NE(read_xdm(good.substr(0, good.size() / 2)).status, XdmFacts::Status::kRead)
+      << "truncated";
+  // A bomb: 32 MiB of zeros that deflate to a few tens of KiB.
+  auto bomb = read_xdm(make_zip({{"IHE_XDM/SUBSET01/DOC0001.XML", std::string(32 << 20, '\0')}}));
+  EXPECT_EQ(bomb.status, XdmFacts::Status::kRatio);
+  std::vector<std::pair<std::string, std::string>> many;
+  for (int i = 0; i < 1500; ++i)
+    many.push_back({"IHE_XDM/SUBSET01/F" + std::to_string(i) + ".TXT", "x"});
+  EXPECT_EQ(read_xdm(make_zip(many)).status, XdmFacts::Status::kTooManyEntries);
+  auto traversal = read_xdm(make_zip({{"../../etc/passwd", "root"},
+                                      {"/abs/IHE_XDM/x.XML", cda("1")},
+                                      {"IHE_XDM/SUBSET01/..\\DOC.XML", cda("2")}}));
+  EXPECT_EQ(traversal.status, XdmFacts::Status::kRead);
+  EXPECT_EQ(traversal.suspicious_names, 3u);
+  EXPECT_TRUE(traversal.documents.empty());
+  auto doctype = read_xdm(
+      xdm({{"IHE_XDM/SUBSET01/DOC0001.XML", "<!DOCTYPE x [<!ENTITY a 'b'>]><ClinicalDocument/>"}}));
+  EXPECT_EQ(doctype.unreadable_documents, 1u);
+  XdmLimits small;
+  small.max_total_bytes = 500;  // the metadata and the document are about 800 bytes together
+  EXPECT_EQ(read_xdm(good, small).status, XdmFacts::Status::kTooLarge);
+}
