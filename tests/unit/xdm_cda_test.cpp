@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "protocol/cda_document.hpp"
+#include "protocol/mss_headers.hpp"
 #include "protocol/xdm_archive.hpp"
 
 using namespace mssgate::protocol;
@@ -172,4 +173,44 @@ TEST(Xdm, HostileArchivesStopAtTheCaps) {
   XdmLimits small;
   small.max_total_bytes = 500;  // the metadata and the document are about 800 bytes together
   EXPECT_EQ(read_xdm(good, small).status, XdmFacts::Status::kTooLarge);
+}
+
+namespace {
+
+MssHeaderClaims claims_of(const std::string& header_section) {
+  HeaderSectionReader reader(65536);
+  for (char c : header_section)
+    reader.feed(std::string_view(&c, 1));
+  reader.end_of_message();
+  return read_mss_headers(reader);
+}
+
+}  // namespace
+
+TEST(MssHeaders, ReadsTheClaimsOfTheLps) {
+  auto claims = claims_of(
+      "From: a@b.fr\r\nSubject: XDM/1.0/DDM Compte rendu\r\nX-MSS-CODECDA: 34112-3, "
+      "PRESC-BIO,34112-3,\r\n"
+      " 15508-5\r\nx-mss-ins: O\r\nX-MSS-NIL: DEV935997\r\nX-MSS-MES: "
+      "FIN\r\nDisposition-Notification-To: a@b.fr\r\n\r\n");
+  EXPECT_EQ(claims.cda_codes, (std::vector<std::string>{"34112-3", "PRESC-BIO", "15508-5"}));
+  EXPECT_EQ(claims.ins, true);
+  EXPECT_FALSE(claims.ins_invalid);
+  EXPECT_EQ(claims.nil, "DEV935997");
+  EXPECT_TRUE(claims.mes_fin);
+  EXPECT_TRUE(claims.xdm_subject);
+  EXPECT_TRUE(claims.mdn_requested);
+}
+
+TEST(MssHeaders, AbsentAndInvalidClaims) {
+  auto none = claims_of("From: a@b.fr\r\nSubject: bonjour\r\n\r\n");
+  EXPECT_TRUE(none.cda_codes.empty());
+  EXPECT_FALSE(none.ins.has_value());
+  EXPECT_TRUE(none.nil.empty());
+  EXPECT_FALSE(none.xdm_subject);
+  auto bad = claims_of("X-MSS-INS: yes\r\nX-MSS-NIL: has space inside\r\nX-MSS-MES: STOP\r\n\r\n");
+  EXPECT_TRUE(bad.ins_invalid);
+  EXPECT_FALSE(bad.ins.has_value());
+  EXPECT_TRUE(bad.nil.empty());
+  EXPECT_FALSE(bad.mes_fin);
 }

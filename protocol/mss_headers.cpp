@@ -1,0 +1,68 @@
+#include "protocol/mss_headers.hpp"
+
+#include <algorithm>
+
+#include "protocol/ascii.hpp"
+
+namespace mssgate::protocol {
+namespace {
+
+constexpr size_t kMaxNilBytes = 64;
+constexpr size_t kMaxCodes = 50;
+constexpr size_t kMaxCodeBytes = 64;
+
+std::string trimmed(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t'))
+    s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t'))
+    s.remove_suffix(1);
+  return std::string(s);
+}
+
+bool printable(std::string_view s) {
+  return std::all_of(s.begin(), s.end(),
+                     [](char c) { return static_cast<unsigned char>(c) > 0x20 && c != 0x7f; });
+}
+
+}  // namespace
+
+MssHeaderClaims read_mss_headers(const HeaderSectionReader& headers) {
+  MssHeaderClaims claims;
+  for (const auto& field : headers.fields()) {
+    const std::string& name = field.name;
+    if (ascii_iequals(name, "X-MSS-CODECDA")) {
+      std::string_view rest = field.value;
+      while (!rest.empty() && claims.cda_codes.size() < kMaxCodes) {
+        size_t comma = rest.find(',');
+        std::string code = trimmed(rest.substr(0, comma));
+        rest = comma == std::string_view::npos ? std::string_view{} : rest.substr(comma + 1);
+        if (code.empty() || code.size() > kMaxCodeBytes || !printable(code)) continue;
+        if (std::find(claims.cda_codes.begin(), claims.cda_codes.end(), code) ==
+            claims.cda_codes.end()) {
+          claims.cda_codes.push_back(std::move(code));
+        }
+      }
+    } else if (ascii_iequals(name, "X-MSS-INS")) {
+      std::string value = trimmed(field.value);
+      if (ascii_iequals(value, "O")) {
+        claims.ins = true;
+      } else if (ascii_iequals(value, "N")) {
+        claims.ins = false;
+      } else {
+        claims.ins_invalid = true;
+      }
+    } else if (ascii_iequals(name, "X-MSS-NIL")) {
+      std::string value = trimmed(field.value);
+      if (value.size() <= kMaxNilBytes && printable(value)) claims.nil = value;
+    } else if (ascii_iequals(name, "X-MSS-MES")) {
+      claims.mes_fin = ascii_iequals(trimmed(field.value), "FIN");
+    } else if (ascii_iequals(name, "Subject")) {
+      claims.xdm_subject = ascii_istarts_with(trimmed(field.value), "XDM/1.0/DDM");
+    } else if (ascii_iequals(name, "Disposition-Notification-To")) {
+      claims.mdn_requested = true;
+    }
+  }
+  return claims;
+}
+
+}  // namespace mssgate::protocol

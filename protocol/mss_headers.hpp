@@ -1,0 +1,25 @@
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "protocol/message_header.hpp"
+
+namespace mssgate::protocol {
+
+// What a message's MSSanté headers claim (Référentiel #2 §3.8, ECO.2.4.x), to be compared with
+// what the attachments hold.
+struct MssHeaderClaims {
+  std::vector<std::string> cda_codes;  // X-MSS-CODECDA, comma-separated, in order, without repeats
+  std::optional<bool> ins;             // X-MSS-INS: "O" true, "N" false
+  bool ins_invalid = false;            // X-MSS-INS present with another value
+  std::string nil;                     // X-MSS-NIL, the LPS product reference (printable, ≤ 64)
+  bool mes_fin = false;        // X-MSS-MES: FIN (no reply from the patient's Mon Espace Santé)
+  bool xdm_subject = false;    // Subject starts with "XDM/1.0/DDM"
+  bool mdn_requested = false;  // Disposition-Notification-To is present
+};
+
+MssHeaderClaims read_mss_headers(const HeaderSectionReader& headers);
+
+}  // namespace mssgate::protocol
