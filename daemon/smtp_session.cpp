@@ -216,6 +216,16 @@ class SmtpSession final : public ProxyConnection {
     co_return next;
   }
 
+  bool probe_due() const {
+    constexpr int64_t kProbeIntervalMs = 10'000;
+    int64_t now =
+        std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now().time_since_epoch())
+            .count();
+    int64_t due = features_->next_probe_ms.load();
+    return now >= due &&
+           features_->next_probe_ms.compare_exchange_strong(due, now + kProbeIntervalMs);
+  }
+
   awaitable<Next> hello(const protocol::SmtpCommand& command) {
     if (command.argument.empty() || command.argument.find_first_of(" \t") != std::string::npos) {
       Next next = co_await refuse("501 5.5.4 Syntax: " + command.verb + " hostname\r\n");
@@ -229,7 +239,7 @@ class SmtpSession final : public ProxyConnection {
       co_return next;
     }
     // Learn what the backend offers before the first EHLO answer that promises it.
-    if (tls_active() && !features_->known) co_await ensure_backend_connected();
+    if (tls_active() && !features_->known && probe_due()) co_await ensure_backend_connected();
     std::vector<std::string> list{
         smtp_.hostname, "PIPELINING",          "SIZE " + std::to_string(smtp_.max_message_bytes),
         "8BITMIME",     "ENHANCEDSTATUSCODES", "CHUNKING"};
@@ -367,9 +377,8 @@ class SmtpSession final : public ProxyConnection {
   awaitable<Next> bad_sasl_response(const std::string& mechanism, std::string_view reason,
                                     bool cancelled) {
     log_auth(mechanism, false, reason, "");
-    std::string answer_text =
-        cancelled ? std::string("501 5.7.0 Authentication cancelled\r\n")
-                  : "501 5.5.2 Invalid SASL " + mechanism + " response\r\n";
+    std::string answer_text = cancelled ? std::string("501 5.7.0 Authentication cancelled\r\n")
+                                        : "501 5.5.2 Invalid SASL " + mechanism + " response\r\n";
     Next next = co_await auth_failed(answer_text);
     co_return next;
   }

@@ -2,6 +2,7 @@
 
 #include <atomic>
 #include <boost/asio/ip/tcp.hpp>
+#include <cstdint>
 #include <memory>
 
 #include "daemon/gateway_environment.hpp"
@@ -14,6 +15,9 @@ enum class SmtpListenerKind { kStartTls, kImplicitTls };
 // answer before authentication advertises what the backend will accept.
 struct SmtpBackendFeatures {
   std::atomic<bool> known{false};
+  // While unknown, EHLO asks the backend at most once per probe interval, gateway-wide: an
+  // unauthenticated client must not make mssgate connect to Postfix again and again.
+  std::atomic<int64_t> next_probe_ms{0};
   std::atomic<bool> dsn{false};
   std::atomic<bool> smtputf8{false};
 };

@@ -320,8 +320,15 @@ class TokenValidator::Impl {
   asio::awaitable<std::unique_ptr<Stream>> connect(const HttpsUrl& url,
                                                    Clock::time_point deadline) {
     auto executor = co_await asio::this_coro::executor;
-    tcp::resolver resolver(executor);
-    auto [rec, endpoints] = co_await resolver.async_resolve(url.host, url.port, kTuple);
+    // Name resolution has a deadline too: a timer cancels it (the resolver is shared with the
+    // timer's handler, which may run after this frame moved on).
+    auto resolver = std::make_shared<tcp::resolver>(executor);
+    asio::steady_timer resolve_deadline(executor, deadline);
+    resolve_deadline.async_wait([resolver](const error_code& ec) {
+      if (!ec) resolver->cancel();
+    });
+    auto [rec, endpoints] = co_await resolver->async_resolve(url.host, url.port, kTuple);
+    resolve_deadline.cancel();
     if (rec) co_return nullptr;
     auto stream = std::make_unique<Stream>(executor, tls_);
     if (!SSL_set_tlsext_host_name(stream->native_handle(), url.host.c_str())) co_return nullptr;
