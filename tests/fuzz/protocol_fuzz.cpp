@@ -16,6 +16,7 @@
 #include "protocol/jwt.hpp"
 #include "protocol/line_splitter.hpp"
 #include "protocol/message_header.hpp"
+#include "protocol/message_inspector.hpp"
 #include "protocol/sasl_external.hpp"
 #include "protocol/sasl_oauth.hpp"
 #include "protocol/smtp_command.hpp"
@@ -114,6 +115,24 @@ std::vector<std::string> smtp_replies(std::string_view input, size_t chunk) {
 
 }  // namespace
 
+// The message inspector must reach the same facts whatever the pieces it is fed.
+static void check_inspector(std::string_view input) {
+  auto facts_of = [&](size_t piece) {
+    mssgate::protocol::MessageInspector inspector;
+    for (size_t i = 0; i < input.size(); i += piece)
+      inspector.feed(input.substr(i, piece));
+    auto facts = inspector.finish();
+    std::string out = facts.uninspectable_reason + "|" + std::to_string(facts.parts) + "|" +
+                      std::to_string(facts.xdm_archives) + "|" + std::to_string(facts.mdn);
+    for (const auto& m : facts.mismatches)
+      out += m;
+    for (const auto& c : facts.codes())
+      out += c;
+    return out;
+  };
+  if (facts_of(input.size() + 1) != facts_of(1)) std::abort();
+}
+
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string_view input(reinterpret_cast<const char*>(data), size);
   auto whole = transcript(input, 0);
@@ -151,5 +170,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   headers.end_of_message();
   for (const auto& field : headers.fields())
     mssgate::protocol::extract_addresses(field.value);
+  check_inspector(input);
   return 0;
 }

@@ -1,0 +1,473 @@
+#include "protocol/message_inspector.hpp"
+
+#include <mimetic/codec/base64.h>
+#include <mimetic/codec/qp.h>
+#include <mimetic/contentdisposition.h>
+#include <mimetic/contenttype.h>
+
+#include <algorithm>
+#include <cctype>
+#include <iterator>
+#include <optional>
+
+#include "protocol/ascii.hpp"
+#include "protocol/message_header.hpp"
+
+namespace mssgate::protocol {
+namespace {
+
+// A line longer than this cannot be a boundary delimiter (RFC 2046: boundary ≤ 70 characters,
+// plus "--", "--" and transport padding): it is passed on without being held.
+constexpr size_t kLineHold = 1024;
+// Quoted-printable lines are at most 76 characters (RFC 2045 §6.7); far longer ones are
+// refused rather than held by the decoder.
+constexpr size_t kMaxQuotedPrintableLine = 4096;
+
+std::string_view line_content(std::string_view line) {
+  if (!line.empty() && line.back() == '\n') line.remove_suffix(1);
+  if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+  return line;
+}
+
+bool only_blanks(std::string_view s) {
+  return std::all_of(s.begin(), s.end(), [](char c) { return c == ' ' || c == '\t'; });
+}
+
+// The value of the first field `name`, or empty.
+std::string first_value(const HeaderSectionReader& headers, std::string_view name) {
+  auto values = headers.values(name);
+  return values.empty() ? std::string() : values.front();
+}
+
+// A parameter of a parsed field, RFC 2231 `name*=charset''value` form included (the value is
+// then percent-encoded; only its ASCII matters here).
+template <class Field>
+std::string parameter(const Field& field, const std::string& name) {
+  std::string value = field.param(name);
+  if (!value.empty()) return value;
+  std::string extended = field.param(name + "*");
+  auto quote = extended.find("''");
+  if (quote != std::string::npos) extended = extended.substr(quote + 2);
+  std::string decoded;
+  for (size_t i = 0; i < extended.size(); ++i) {
+    if (extended[i] == '%' && i + 2 < extended.size()) {
+      auto hex = extended.substr(i + 1, 2);
+      if (std::isxdigit(static_cast<unsigned char>(hex[0])) &&
+          std::isxdigit(static_cast<unsigned char>(hex[1]))) {
+        decoded += static_cast<char>(std::stoi(hex, nullptr, 16));
+        i += 2;
+        continue;
+      }
+    }
+    decoded += extended[i];
+  }
+  return decoded;
+}
+
+bool xdm_archive_name(std::string_view name) {
+  auto slash = name.find_last_of("/\\");
+  if (slash != std::string_view::npos) name.remove_prefix(slash + 1);
+  return ascii_iequals(name, "IHE_XDM.ZIP");
+}
+
+}  // namespace
+
+std::string_view to_string(MessageFacts::Ins ins) {
+  switch (ins) {
+    case MessageFacts::Ins::kAbsent:
+      return "absent";
+    case MessageFacts::Ins::kTest:
+      return "test";
+    case MessageFacts::Ins::kUnqualified:
+      return "unqualified";
+    case MessageFacts::Ins::kQualified:
+      return "qualified";
+  }
+  return "absent";
+}
+
+std::vector<std::string> MessageFacts::codes() const {
+  std::vector<std::string> out;
+  for (const auto& d : documents)
+    out.push_back(d.code);
+  return out;
+}
+
+struct MessageInspector::Walker {
+  enum class Mode { kTopHeaders, kPartHeaders, kBody, kStopped };
+  enum class Encoding { kIdentity, kBase64, kQuotedPrintable };
+
+  // The leaf part being read, when its bytes are worth decoding.
+  struct Leaf {
+    bool decode = false;  // a zip attachment candidate
+    bool named_xdm = false;
+    Encoding encoding = Encoding::kIdentity;
+    mimetic::Base64::Decoder base64;
+    mimetic::QP::Decoder quoted_printable;
+    size_t encoded_line = 0;  // length of the current quoted-printable line
+    std::string decoded;
+  };
+
+  explicit Walker(const InspectorLimits& l) : limits(l), top_headers(l.max_header_bytes) {}
+
+  InspectorLimits limits;
+  MessageFacts facts;
+  Mode mode = Mode::kTopHeaders;
+  HeaderSectionReader top_headers;
+  std::optional<HeaderSectionReader> part_headers;
+  std::vector<std::string> boundaries;  // open multiparts, innermost last
+  std::string line;                     // the current line, while it may be a delimiter
+  bool line_overflow = false;           // the current line is too long to be one
+  std::string pending_break;            // the previous line's break, withheld from the leaf
+  std::optional<Leaf> leaf;
+  size_t peak = 0;
+
+  void uninspectable(std::string_view reason) {
+    if (facts.inspected) {
+      facts.inspected = false;
+      facts.uninspectable_reason = std::string(reason);
+    }
+  }
+
+  void note_held() {
+    size_t held = line.size() + pending_break.size() + (leaf ? leaf->decoded.size() : 0) +
+                  (part_headers ? limits.max_part_header_bytes : 0);
+    if (mode == Mode::kTopHeaders) held += limits.max_header_bytes;
+    peak = std::max(peak, held);
+  }
+
+  void feed(std::string_view bytes) {
+    while (!bytes.empty() && mode != Mode::kStopped) {
+      if (mode == Mode::kTopHeaders) {
+        auto r = top_headers.feed(bytes);
+        bytes.remove_prefix(r.consumed);
+        if (r.status == HeaderSectionReader::Status::kTooLarge) {
+          uninspectable("header_too_large");
+          mode = Mode::kStopped;
+        } else if (r.status == HeaderSectionReader::Status::kComplete) {
+          top_headers_complete();
+        }
+      } else if (mode == Mode::kPartHeaders) {
+        auto r = part_headers->feed(bytes);
+        bytes.remove_prefix(r.consumed);
+        if (r.status == HeaderSectionReader::Status::kTooLarge) {
+          uninspectable("part_header_too_large");
+          mode = Mode::kStopped;
+        } else if (r.status == HeaderSectionReader::Status::kComplete) {
+          part_headers_complete();
+        }
+      } else {
+        size_t end = bytes.find('\n');
+        size_t take = end == std::string_view::npos ? bytes.size() : end + 1;
+        body_piece(bytes.substr(0, take), end != std::string_view::npos);
+        bytes.remove_prefix(take);
+      }
+      note_held();
+    }
+    if (mode == Mode::kStopped) release();
+  }
+
+  void release() {
+    leaf.reset();
+    part_headers.reset();
+    std::string().swap(line);
+    boundaries.clear();
+  }
+
+  // ---- headers ------------------------------------------------------------------------------
+  void top_headers_complete() {
+    facts.claims = read_mss_headers(top_headers);
+    facts.message_id = first_value(top_headers, "Message-ID").substr(0, 250);
+    open_entity(top_headers);
+  }
+
+  void part_headers_complete() {
+    HeaderSectionReader headers = std::move(*part_headers);
+    part_headers.reset();
+    open_entity(headers);
+  }
+
+  // Starts the body of an entity (the message itself or a part) from its header section.
+  void open_entity(const HeaderSectionReader& headers) {
+    std::string type_text = first_value(headers, "Content-Type");
+    mimetic::ContentType type(type_text.empty() ? std::string("text/plain") : type_text);
+    bool top = boundaries.empty() && !leaf && facts.parts == 0;
+    if (top && type.type() == "multipart" && type.subtype() == "report" &&
+        ascii_iequals(parameter(type, "report-type"), "disposition-notification")) {
+      facts.mdn = true;
+    }
+    mode = Mode::kBody;
+    if (type.type() == "multipart") {
+      std::string boundary = parameter(type, "boundary");
+      if (!boundary.empty() && boundary.size() <= 200) {
+        if (boundaries.size() >= limits.max_depth) {
+          uninspectable("mime_too_deep");
+          mode = Mode::kStopped;
+          return;
+        }
+        boundaries.push_back("--" + boundary);
+        return;  // its preamble, up to the first delimiter
+      }
+    }
+    if (++facts.parts > limits.max_parts) {
+      uninspectable("too_many_parts");
+      mode = Mode::kStopped;
+      return;
+    }
+    mimetic::ContentDisposition disposition(first_value(headers, "Content-Disposition"));
+    std::string name = parameter(disposition, "filename");
+    if (name.empty()) name = parameter(type, "name");
+    std::string encoding = first_value(headers, "Content-Transfer-Encoding");
+
+    leaf.emplace();
+    leaf->named_xdm = xdm_archive_name(name);
+    leaf->decode = leaf->named_xdm || type.type() != "text";
+    if (ascii_iequals(encoding, "base64")) {
+      leaf->encoding = Encoding::kBase64;
+    } else if (ascii_iequals(encoding, "quoted-printable")) {
+      leaf->encoding = Encoding::kQuotedPrintable;
+    }
+  }
+
+  // ---- body lines ---------------------------------------------------------------------------
+  void body_piece(std::string_view piece, bool ends_line) {
+    std::string_view content = ends_line ? line_content(piece) : piece;
+    std::string line_break(piece.substr(content.size()));
+    if (!line_overflow && line.size() + piece.size() <= kLineHold) {
+      line += piece;
+      if (ends_line) complete_line();
+      return;
+    }
+    // Too long to be a delimiter: passed on as it comes. Only a carriage return that may
+    // start the line break is held back, so that the result does not depend on the pieces.
+    if (!line_overflow) {
+      to_leaf(pending_break);
+      pending_break.clear();
+      line_overflow = true;
+    }
+    if (ends_line && content.empty() && line_break == "\n" && line.ends_with('\r')) {
+      line.pop_back();
+      line_break = "\r\n";
+    }
+    to_leaf(line);
+    line.clear();
+    if (ends_line) {
+      to_leaf(content);
+      pending_break = std::move(line_break);
+      line_overflow = false;
+    } else if (content.ends_with('\r')) {
+      to_leaf(content.substr(0, content.size() - 1));
+      line = "\r";
+    } else {
+      to_leaf(content);
+    }
+  }
+
+  void complete_line() {
+    std::string_view content = line_content(line);
+    if (!boundaries.empty() && content.starts_with("--") && delimiter(content)) {
+      line.clear();
+      return;
+    }
+    to_leaf(pending_break);
+    to_leaf(content);
+    pending_break = std::string(std::string_view(line).substr(content.size()));
+    line.clear();
+  }
+
+  // When `content` is the delimiter of an open multipart, ends the current part and opens the
+  // next one (or closes that multipart).
+  bool delimiter(std::string_view content) {
+    for (size_t level = boundaries.size(); level-- > 0;) {
+      const std::string& b = boundaries[level];
+      if (!content.starts_with(b)) continue;
+      std::string_view rest = content.substr(b.size());
+      bool close = rest.starts_with("--");
+      if (close) rest.remove_prefix(2);
+      if (!only_blanks(rest)) continue;
+      close_leaf();
+      pending_break.clear();
+      boundaries.resize(level + 1);
+      if (close) {
+        boundaries.pop_back();  // the epilogue follows, up to an outer delimiter
+        mode = Mode::kBody;
+      } else {
+        mode = Mode::kPartHeaders;
+        part_headers.emplace(limits.max_part_header_bytes);
+      }
+      return true;
+    }
+    return false;
+  }
+
+  void to_leaf(std::string_view bytes) {
+    if (!leaf || !leaf->decode || bytes.empty()) return;
+    auto out = std::back_inserter(leaf->decoded);
+    switch (leaf->encoding) {
+      case Encoding::kIdentity:
+        leaf->decoded += bytes;
+        break;
+      case Encoding::kBase64:
+        for (char c : bytes)
+          leaf->base64.process(static_cast<mimetic::Base64::Decoder::char_type>(c), out);
+        break;
+      case Encoding::kQuotedPrintable:
+        for (char c : bytes) {
+          leaf->encoded_line = c == '\n' ? 0 : leaf->encoded_line + 1;
+          if (leaf->encoded_line > kMaxQuotedPrintableLine) {
+            uninspectable("malformed_quoted_printable");
+            leaf->decode = false;
+            std::string().swap(leaf->decoded);
+            return;
+          }
+          leaf->quoted_printable.process(static_cast<mimetic::QP::Decoder::char_type>(c), out);
+        }
+        break;
+    }
+    // Only a zip is kept: its first bytes say so.
+    if (leaf->decoded.size() >= 4 && !leaf->decoded.starts_with("PK\x03\x04")) {
+      if (leaf->named_xdm) uninspectable("xdm_not_zip");
+      leaf->decode = false;
+      std::string().swap(leaf->decoded);
+    } else if (leaf->decoded.size() > limits.max_archive_bytes) {
+      uninspectable("archive_too_large");
+      leaf->decode = false;
+      std::string().swap(leaf->decoded);
+    }
+  }
+
+  void close_leaf() {
+    if (!leaf) return;
+    if (leaf->decode) {
+      auto out = std::back_inserter(leaf->decoded);
+      if (leaf->encoding == Encoding::kBase64) leaf->base64.flush(out);
+      if (leaf->encoding == Encoding::kQuotedPrintable) leaf->quoted_printable.flush(out);
+      if (leaf->decoded.size() > limits.max_archive_bytes) {
+        uninspectable("archive_too_large");
+      } else if (leaf->decoded.starts_with("PK\x03\x04")) {
+        read_archive(leaf->decoded, leaf->named_xdm);
+      } else if (leaf->named_xdm) {
+        uninspectable("xdm_not_zip");
+      }
+    }
+    leaf.reset();
+  }
+
+  void read_archive(std::string_view zip, bool named_xdm) {
+    XdmFacts xdm = read_xdm(zip, limits.xdm);
+    if (!named_xdm && !xdm.has_xdm_folder) return;  // some other zip
+    ++facts.xdm_archives;
+    facts.suspicious_names += xdm.suspicious_names;
+    if (xdm.status != XdmFacts::Status::kRead) {
+      uninspectable(to_string(xdm.status));
+    } else if (xdm.unreadable_documents > 0) {
+      uninspectable("cda_unreadable");
+    }
+    for (auto& document : xdm.documents)
+      facts.documents.push_back(std::move(document));
+  }
+
+  MessageFacts finish() {
+    if (mode == Mode::kTopHeaders) {
+      top_headers.end_of_message();
+      top_headers_complete();
+    } else if (mode == Mode::kPartHeaders) {
+      part_headers.reset();
+    } else if (mode == Mode::kBody) {
+      // The last line had no break: it may still be a delimiter.
+      if (line_overflow) {
+        to_leaf(line);
+      } else if (!line.empty()) {
+        std::string_view content = line_content(line);
+        if (boundaries.empty() || !content.starts_with("--") || !delimiter(content)) {
+          to_leaf(pending_break);
+          to_leaf(content);
+        }
+      }
+      close_leaf();
+    }
+    release();
+    mode = Mode::kStopped;
+    for (const auto& d : facts.documents) {
+      if (d.ins == CdaFacts::Ins::kProduction || d.ins == CdaFacts::Ins::kTemporary) {
+        auto found =
+            d.all_traits() ? MessageFacts::Ins::kQualified : MessageFacts::Ins::kUnqualified;
+        facts.ins = std::max(facts.ins, found);
+      } else if (d.ins == CdaFacts::Ins::kTest || d.ins == CdaFacts::Ins::kDemo) {
+        facts.ins = std::max(facts.ins, MessageFacts::Ins::kTest);
+        facts.test_ins_qualified = facts.test_ins_qualified || d.all_traits();
+      }
+    }
+    compare_claims(facts);
+    return std::move(facts);
+  }
+};
+
+void compare_claims(MessageFacts& facts) {
+  auto& m = facts.mismatches;
+  m.clear();
+  const auto& claims = facts.claims;
+  bool cda = !facts.documents.empty();
+  bool claims_checkable = facts.inspected;
+  if (claims_checkable) {
+    if (cda) {
+      std::vector<std::string> found = facts.codes();
+      std::sort(found.begin(), found.end());
+      found.erase(std::unique(found.begin(), found.end()), found.end());
+      std::vector<std::string> claimed = claims.cda_codes;
+      std::sort(claimed.begin(), claimed.end());
+      if (claimed.empty()) {
+        m.push_back("codecda_missing");
+      } else if (claimed != found) {
+        m.push_back("codecda_differs");
+      }
+      bool qualified = facts.ins == MessageFacts::Ins::kQualified || facts.test_ins_qualified;
+      if (!claims.ins || claims.ins_invalid) {
+        m.push_back("ins_missing");
+      } else if (*claims.ins && !qualified) {
+        m.push_back("ins_o_not_qualified");
+      } else if (!*claims.ins && qualified) {
+        m.push_back("ins_n_but_qualified");
+      }
+    } else {
+      if (!claims.cda_codes.empty()) m.push_back("codecda_without_cda");
+      if (claims.ins || claims.ins_invalid) m.push_back("ins_without_cda");
+    }
+    if (claims.xdm_subject && facts.xdm_archives == 0) m.push_back("subject_without_xdm");
+  }
+  if (facts.xdm_archives > 0 && !claims.xdm_subject) m.push_back("xdm_without_subject");
+}
+
+MessageInspector::MessageInspector(const InspectorLimits& limits)
+    : walker_(std::make_unique<Walker>(limits)) {}
+MessageInspector::~MessageInspector() = default;
+MessageInspector::MessageInspector(MessageInspector&&) noexcept = default;
+MessageInspector& MessageInspector::operator=(MessageInspector&&) noexcept = default;
+
+void MessageInspector::feed(std::string_view bytes) {
+  try {
+    walker_->feed(bytes);
+  } catch (const std::exception&) {
+    walker_->uninspectable("inspector_error");
+    walker_->mode = Walker::Mode::kStopped;
+    walker_->release();
+  }
+}
+
+MessageFacts MessageInspector::finish() {
+  try {
+    return walker_->finish();
+  } catch (const std::exception&) {
+    MessageFacts facts;
+    facts.claims = walker_->facts.claims;
+    facts.inspected = false;
+    facts.uninspectable_reason = "inspector_error";
+    return facts;
+  }
+}
+
+size_t MessageInspector::peak_held_bytes() const {
+  return walker_->peak;
+}
+
+}  // namespace mssgate::protocol

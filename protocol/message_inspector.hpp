@@ -1,0 +1,95 @@
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "protocol/cda_document.hpp"
+#include "protocol/mss_headers.hpp"
+#include "protocol/xdm_archive.hpp"
+
+namespace mssgate::protocol {
+
+struct InspectorLimits {
+  size_t max_header_bytes = 256 << 10;      // the message's header section
+  size_t max_part_header_bytes = 64 << 10;  // each MIME part's header section
+  size_t max_depth = 16;                    // multipart nesting
+  size_t max_parts = 1000;
+  size_t max_archive_bytes = 32 << 20;  // decoded size of a zip attachment held to be read
+  XdmLimits xdm;
+};
+
+// What the indicators learn from one message: the MSSanté header claims and what the IHE_XDM
+// archives hold, compared. Never a value from the content (no INS, no names): codes and flags.
+struct MessageFacts {
+  // The patient identity found in the CDA documents, the best one over all documents.
+  enum class Ins {
+    kAbsent,       // no CDA carries an INS
+    kTest,         // only test or demo INS OIDs (.10, .11)
+    kUnqualified,  // a production INS (.8, .9) without all four identity traits
+    kQualified,    // a production INS with its four traits
+  };
+
+  bool inspected = true;             // false: "uninspectable", see reason
+  std::string uninspectable_reason;  // first reason only: a short word
+  MssHeaderClaims claims;
+  std::string message_id;
+  bool mdn = false;  // multipart/report; report-type=disposition-notification
+  size_t parts = 0;  // MIME leaf parts
+  size_t xdm_archives = 0;
+  std::vector<CdaFacts> documents;  // the CDA documents read in the archives
+  size_t suspicious_names = 0;      // zip entries with absolute or ".." names
+  Ins ins = Ins::kAbsent;
+  bool test_ins_qualified = false;      // a test/demo INS with the four traits
+  std::vector<std::string> mismatches;  // header claims the content contradicts, see below
+
+  // The document type codes, one per document, in order.
+  std::vector<std::string> codes() const;
+};
+
+std::string_view to_string(MessageFacts::Ins ins);
+
+// Reads a message as it streams by (the unstuffed DATA content, CRLF or bare LF lines), in
+// pieces of any size, keeping only what it must: the header sections, one line, and the
+// decoded bytes of a zip attachment up to `max_archive_bytes`. It walks the MIME tree (nested
+// multiparts, base64 and quoted-printable decoded as they come), finds IHE_XDM archives by
+// their name (IHE_XDM.ZIP in any case) or by an IHE_XDM/ folder inside a zip, and reads their
+// CDA documents. Fed whole or one byte at a time, the result is the same.
+//
+// It never throws and never refuses a message: a part over a cap, malformed or hostile makes
+// the message "uninspectable" with a reason, and the message goes on.
+class MessageInspector {
+ public:
+  explicit MessageInspector(const InspectorLimits& limits = {});
+  ~MessageInspector();
+  MessageInspector(MessageInspector&&) noexcept;
+  MessageInspector& operator=(MessageInspector&&) noexcept;
+
+  void feed(std::string_view bytes);
+  // The message has ended: the facts, with the claims compared to the content.
+  MessageFacts finish();
+
+  // The most bytes held at any time (header sections, line, archive), for the memory bound.
+  size_t peak_held_bytes() const;
+
+ private:
+  struct Walker;
+  std::unique_ptr<Walker> walker_;
+};
+
+// Mismatch words (docs/indicators.md):
+//   codecda_missing        CDA documents found, no X-MSS-CODECDA
+//   codecda_differs        X-MSS-CODECDA does not list exactly the documents' codes
+//   codecda_without_cda    X-MSS-CODECDA on a message without CDA in an IHE_XDM
+//   ins_missing            CDA documents found, no (valid) X-MSS-INS
+//   ins_o_not_qualified    X-MSS-INS: O but no qualified INS in the documents
+//   ins_n_but_qualified    X-MSS-INS: N but a qualified INS is there
+//   ins_without_cda        X-MSS-INS on a message without CDA in an IHE_XDM
+//   subject_without_xdm    Subject XDM/1.0/DDM without an IHE_XDM archive
+//   xdm_without_subject    an IHE_XDM archive without the XDM/1.0/DDM subject
+void compare_claims(MessageFacts& facts);
+
+}  // namespace mssgate::protocol

@@ -1,0 +1,343 @@
+#include "protocol/message_inspector.hpp"
+
+#include <gtest/gtest.h>
+
+#include <random>
+
+#include "protocol/base64.hpp"
+#include "tests/unit/samples.hpp"
+
+using namespace mssgate::protocol;
+using namespace mssgate::test_samples;
+
+namespace {
+
+std::string base64_lines(const std::string& bytes) {
+  std::string flat = base64_encode(bytes), out;
+  for (size_t i = 0; i < flat.size(); i += 76)
+    out += flat.substr(i, 76) + "\r\n";
+  return out;
+}
+
+// Quoted-printable (RFC 2045 §6.7): every byte outside printable ASCII as =XX, soft line
+// breaks every 70 characters.
+std::string quoted_printable(const std::string& bytes) {
+  std::string out;
+  size_t column = 0;
+  for (unsigned char c : bytes) {
+    std::string piece;
+    if (c >= 33 && c <= 126 && c != '=') {
+      piece = std::string(1, static_cast<char>(c));
+    } else {
+      char hex[4];
+      std::snprintf(hex, sizeof hex, "=%02X", c);
+      piece = hex;
+    }
+    if (column + piece.size() > 70) {
+      out += "=\r\n";
+      column = 0;
+    }
+    out += piece;
+    column += piece.size();
+  }
+  return out;  // the line break before the next delimiter belongs to the delimiter
+}
+
+std::string attachment(const std::string& zip, const std::string& name = "IHE_XDM.ZIP",
+                       const std::string& encoding = "base64") {
+  std::string body = encoding == "base64"             ? base64_lines(zip)
+                     : encoding == "quoted-printable" ? quoted_printable(zip)
+                                                      : zip;
+  return "Content-Type: application/zip; name=\"" + name +
+         "\"\r\nContent-Transfer-Encoding: " + encoding +
+         "\r\nContent-Disposition: attachment; filename=\"" + name + "\"\r\n\r\n" + body;
+}
+
+std::string text_part(const std::string& text) {
+  return "Content-Type: text/plain; charset=utf-8\r\n\r\n" + text + "\r\n";
+}
+
+std::string multipart(const std::string& subtype, const std::string& boundary,
+                      const std::vector<std::string>& parts) {
+  std::string out = "Content-Type: multipart/" + subtype + "; boundary=\"" + boundary +
+                    "\"\r\n\r\nThis is a multi-part message in MIME format.\r\n";
+  for (const auto& p : parts)
+    out += "--" + boundary + "\r\n" + p + "\r\n";
+  return out + "--" + boundary + "--\r\nepilogue\r\n";
+}
+
+// A message: the MSSanté headers given, then the body entity (its own headers included).
+std::string message(const std::string& mss_headers, const std::string& entity) {
+  return "From: dr.martin@hopital.mssante.fr\r\nTo: labo@labo.mssante.fr\r\n"
+         "Message-ID: <sample@hopital.mssante.fr>\r\nMIME-Version: 1.0\r\n" +
+         mss_headers + entity;
+}
+
+const std::string kStructuredHeaders =
+    "Subject: XDM/1.0/DDM Compte rendu\r\nX-MSS-CODECDA: 11488-4\r\nX-MSS-INS: O\r\n"
+    "X-MSS-NIL: DEV935997\r\n";
+
+MessageFacts inspect(const std::string& m, size_t piece, const InspectorLimits& limits = {}) {
+  MessageInspector inspector(limits);
+  for (size_t i = 0; i < m.size(); i += piece)
+    inspector.feed(std::string_view(m).substr(i, piece));
+  return inspector.finish();
+}
+
+// Every fact, in one line, to compare two inspections.
+std::string describe(const MessageFacts& f) {
+  std::string out = std::string(f.inspected ? "inspected" : "uninspectable:") +
+                    f.uninspectable_reason + " parts=" + std::to_string(f.parts) +
+                    " xdm=" + std::to_string(f.xdm_archives) +
+                    " ins=" + std::string(to_string(f.ins)) + " mdn=" + std::to_string(f.mdn) +
+                    " suspicious=" + std::to_string(f.suspicious_names) + " codes=";
+  for (const auto& d : f.documents)
+    out += d.code + "/" + std::string(to_string(d.ins)) + (d.all_traits() ? "+" : "-") + ",";
+  out += " mismatches=";
+  for (const auto& m : f.mismatches)
+    out += m + ",";
+  out += " nil=" + f.claims.nil + " mid=" + f.message_id;
+  return out;
+}
+
+// Inspects whole, one byte at a time and in odd pieces; the three must agree.
+MessageFacts inspect_every_way(const std::string& m) {
+  MessageFacts whole = inspect(m, m.size() + 1);
+  EXPECT_EQ(describe(whole), describe(inspect(m, 1))) << "fed one byte at a time";
+  EXPECT_EQ(describe(whole), describe(inspect(m, 7))) << "fed 7 bytes at a time";
+  EXPECT_EQ(describe(whole), describe(inspect(m, 4093))) << "fed 4093 bytes at a time";
+  return whole;
+}
+
+std::string one_cda_xdm(const std::string& document) {
+  return xdm({{"IHE_XDM/SUBSET01/DOC0001.XML", document}});
+}
+
+}  // namespace
+
+TEST(MessageInspector, QualifiedProductionInsWithItsFourTraits) {
+  auto facts = inspect_every_way(message(
+      kStructuredHeaders,
+      multipart("mixed", "b1", {text_part("Bonjour"), attachment(one_cda_xdm(cda("11488-4")))})));
+  EXPECT_TRUE(facts.inspected) << facts.uninspectable_reason;
+  EXPECT_EQ(facts.xdm_archives, 1u);
+  EXPECT_EQ(facts.parts, 2u);
+  EXPECT_EQ(facts.codes(), std::vector<std::string>{"11488-4"});
+  EXPECT_EQ(facts.ins, MessageFacts::Ins::kQualified);
+  EXPECT_TRUE(facts.mismatches.empty()) << describe(facts);
+  EXPECT_EQ(facts.claims.nil, "DEV935997");
+  EXPECT_EQ(facts.message_id, "<sample@hopital.mssante.fr>");
+}
+
+TEST(MessageInspector, AnInsWithoutItsBirthDateIsNotQualified) {
+  auto facts = inspect_every_way(
+      message(kStructuredHeaders,
+              multipart("mixed", "b1",
+                        {attachment(one_cda_xdm(cda("11488-4", "1.2.250.1.213.1.4.8", false)))})));
+  EXPECT_EQ(facts.ins, MessageFacts::Ins::kUnqualified);
+  EXPECT_EQ(facts.mismatches, std::vector<std::string>{"ins_o_not_qualified"});
+}
+
+TEST(MessageInspector, TestOidsAreCountedApart) {
+  auto facts = inspect_every_way(message(
+      kStructuredHeaders,
+      multipart("mixed", "b1", {attachment(one_cda_xdm(cda("11488-4", "1.2.250.1.213.1.4.10")))})));
+  EXPECT_EQ(facts.ins, MessageFacts::Ins::kTest);
+  EXPECT_TRUE(facts.test_ins_qualified);
+  EXPECT_TRUE(facts.mismatches.empty()) << describe(facts);
+}
+
+TEST(MessageInspector, TwoDocumentsOfDifferentCodes) {
+  std::string zip = xdm({{"IHE_XDM/SUBSET01/DOC0001.XML", cda("11488-4")},
+                         {"IHE_XDM/SUBSET01/DOC0002.XML", cda("34112-3")}});
+  auto claimed_one = inspect_every_way(
+      message(kStructuredHeaders, multipart("mixed", "b1", {attachment(zip, "ihe_xdm.zip")})));
+  EXPECT_EQ(claimed_one.codes(), (std::vector<std::string>{"11488-4", "34112-3"}));
+  EXPECT_EQ(claimed_one.mismatches, std::vector<std::string>{"codecda_differs"});
+  auto claimed_both = inspect_every_way(
+      message("Subject: XDM/1.0/DDM\r\nX-MSS-CODECDA: 34112-3,11488-4\r\nX-MSS-INS: O\r\n",
+              multipart("mixed", "b1", {attachment(zip)})));
+  EXPECT_TRUE(claimed_both.mismatches.empty()) << describe(claimed_both);
+}
+
+TEST(MessageInspector, AnXdmWithoutCda) {
+  auto facts = inspect_every_way(message(
+      "Subject: XDM/1.0/DDM\r\n",
+      multipart("mixed", "b1", {attachment(xdm({{"IHE_XDM/SUBSET01/DOC0001.PDF", "%PDF-1.4"}}))})));
+  EXPECT_EQ(facts.xdm_archives, 1u);
+  EXPECT_TRUE(facts.documents.empty());
+  EXPECT_EQ(facts.ins, MessageFacts::Ins::kAbsent);
+  EXPECT_TRUE(facts.mismatches.empty()) << describe(facts);
+}
+
+TEST(MessageInspector, ClaimsWithoutXdm) {
+  auto facts = inspect_every_way(
+      message(kStructuredHeaders, multipart("mixed", "b1", {text_part("Pas de pièce jointe")})));
+  EXPECT_EQ(facts.xdm_archives, 0u);
+  EXPECT_EQ(facts.mismatches, (std::vector<std::string>{"codecda_without_cda", "ins_without_cda",
+                                                        "subject_without_xdm"}));
+}
+
+TEST(MessageInspector, XdmWithoutClaims) {
+  auto facts = inspect_every_way(message(
+      "Subject: CR\r\n", multipart("mixed", "b1", {attachment(one_cda_xdm(cda("11488-4")))})));
+  EXPECT_EQ(facts.ins, MessageFacts::Ins::kQualified);
+  EXPECT_EQ(facts.mismatches,
+            (std::vector<std::string>{"codecda_missing", "ins_missing", "xdm_without_subject"}));
+  EXPECT_TRUE(facts.claims.nil.empty());
+}
+
+TEST(MessageInspector, NestedMultipartsAndEncodings) {
+  std::string zip = one_cda_xdm(cda("11488-4"));
+  std::string inner = multipart("alternative", "inner-b",
+                                {text_part("texte"), "Content-Type: text/html\r\n\r\n<p>x</p>"});
+  // The archive as quoted-printable, and a zip found by its IHE_XDM/ folder, not its name.
+  auto qp = inspect_every_way(message(
+      kStructuredHeaders,
+      multipart("mixed", "outer-b", {inner, attachment(zip, "IHE_XDM.ZIP", "quoted-printable")})));
+  EXPECT_TRUE(qp.inspected) << qp.uninspectable_reason;
+  EXPECT_EQ(qp.parts, 3u);
+  EXPECT_EQ(qp.codes(), std::vector<std::string>{"11488-4"});
+  auto by_content = inspect_every_way(
+      message(kStructuredHeaders,
+              multipart("related", "r",
+                        {multipart("mixed", "outer-b", {inner, attachment(zip, "dmp.zip")})})));
+  EXPECT_EQ(by_content.xdm_archives, 1u);
+  EXPECT_EQ(by_content.codes(), std::vector<std::string>{"11488-4"});
+  // A zip that is not an XDM is not counted.
+  auto other_zip = inspect_every_way(message(
+      "", multipart("mixed", "b", {attachment(make_zip({{"photos/a.jpg", "jpeg"}}), "a.zip")})));
+  EXPECT_EQ(other_zip.xdm_archives, 0u);
+  EXPECT_TRUE(other_zip.inspected);
+  // A binary (unencoded) archive with bare LF lines.
+  auto binary = inspect_every_way(message(
+      kStructuredHeaders, multipart("mixed", "b", {attachment(zip, "IHE_XDM.ZIP", "binary")})));
+  EXPECT_EQ(binary.codes(), std::vector<std::string>{"11488-4"});
+}
+
+TEST(MessageInspector, MdnsAndSinglePartMessages) {
+  auto mdn = inspect_every_way(message(
+      "Subject: Read: XDM/1.0/DDM\r\n",
+      "Content-Type: multipart/report; report-type=disposition-notification; boundary=\"r\"\r\n\r\n"
+      "--r\r\nContent-Type: text/plain\r\n\r\nlu\r\n--r\r\nContent-Type: "
+      "message/disposition-notification\r\n\r\nDisposition: automatic-action/"
+      "MDN-sent-automatically; processed\r\n--r--\r\n"));
+  EXPECT_TRUE(mdn.mdn);
+  auto plain = inspect_every_way("From: a@b.fr\nSubject: bonjour\n\nbody\n--not a boundary\n");
+  EXPECT_FALSE(plain.mdn);
+  EXPECT_EQ(plain.parts, 1u);
+  auto headers_only = inspect_every_way("From: a@b.fr\r\nX-MSS-NIL: LPS1");
+  EXPECT_EQ(headers_only.claims.nil, "LPS1");
+}
+
+// ---- hostile samples ------------------------------------------------------------------------
+
+TEST(MessageInspectorHostile, ZipBombsAreStoppedAtTheCaps) {
+  auto ratio = inspect_every_way(message(
+      kStructuredHeaders, multipart("mixed", "b",
+                                    {attachment(make_zip({{"IHE_XDM/SUBSET01/DOC0001.XML",
+                                                           std::string(32 << 20, '\0')}}))})));
+  EXPECT_FALSE(ratio.inspected);
+  EXPECT_EQ(ratio.uninspectable_reason, "zip_ratio");
+  std::vector<std::pair<std::string, std::string>> many;
+  for (int i = 0; i < 1500; ++i)
+    many.push_back({"IHE_XDM/SUBSET01/F" + std::to_string(i) + ".TXT", "x"});
+  auto entries = inspect(
+      message(kStructuredHeaders, multipart("mixed", "b", {attachment(make_zip(many))})), 65536);
+  EXPECT_EQ(entries.uninspectable_reason, "zip_too_many_entries");
+}
+
+TEST(MessageInspectorHostile, TraversalTruncationAndGarbage) {
+  auto traversal = inspect_every_way(
+      message(kStructuredHeaders,
+              multipart("mixed", "b",
+                        {attachment(make_zip({{"../../etc/passwd", "root"},
+                                              {"IHE_XDM/SUBSET01/METADATA.XML", kMetadata},
+                                              {"IHE_XDM/SUBSET01/../../DOC.XML", cda("1")}}))})));
+  EXPECT_EQ(traversal.suspicious_names, 2u);
+  EXPECT_TRUE(traversal.documents.empty());
+
+  std::string zip = one_cda_xdm(cda("11488-4"));
+  auto truncated = inspect_every_way(message(
+      kStructuredHeaders, multipart("mixed", "b", {attachment(zip.substr(0, zip.size() / 2))})));
+  EXPECT_FALSE(truncated.inspected);
+  EXPECT_TRUE(truncated.uninspectable_reason == "zip_truncated" ||
+              truncated.uninspectable_reason == "not_zip")
+      << truncated.uninspectable_reason;
+
+  auto garbage = inspect_every_way(message(
+      kStructuredHeaders,
+      multipart("mixed", "b",
+                {"Content-Type: application/zip; name=IHE_XDM.ZIP\r\nContent-Transfer-Encoding: "
+                 "base64\r\n\r\n!!!!$$$$ not base64 at all ****\r\n%%%%\r\n"})));
+  EXPECT_FALSE(garbage.inspected);
+  EXPECT_EQ(garbage.uninspectable_reason, "xdm_not_zip");
+
+  auto broken_mime = inspect_every_way(message(
+      "", "Content-Type: multipart/mixed; boundary=\"unterminated\r\n\r\n--unterminated\r\n"));
+  EXPECT_EQ(broken_mime.xdm_archives, 0u);
+}
+
+TEST(MessageInspectorHostile, XmlAttacksAreRefusedNotExpanded) {
+  std::string laughs =
+      R"(<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;">
+<!ENTITY lol3 "&lol2;&lol2;&lol2;&lol2;">]><ClinicalDocument><code code="&lol3;"/></ClinicalDocument>)";
+  std::string external =
+      R"(<?xml version="1.0"?><!DOCTYPE x [<!ENTITY e SYSTEM "file:///etc/passwd">]><ClinicalDocument><code code="&e;"/></ClinicalDocument>)";
+  std::string deep = "<ClinicalDocument>";
+  for (int i = 0; i < 10000; ++i)
+    deep += "<a>";
+  for (int i = 0; i < 10000; ++i)
+    deep += "</a>";
+  deep += "</ClinicalDocument>";
+  InspectorLimits limits;
+  limits.xdm.max_ratio =
+      1 << 20;  // these compress so well that the ratio cap would stop them first
+  for (const auto& document : {laughs, external, deep}) {
+    auto facts = inspect(
+        message(kStructuredHeaders, multipart("mixed", "b", {attachment(one_cda_xdm(document))})),
+        4096, limits);
+    EXPECT_FALSE(facts.inspected);
+    EXPECT_EQ(facts.uninspectable_reason, "cda_unreadable");
+    EXPECT_TRUE(facts.documents.empty());
+  }
+}
+
+TEST(MessageInspectorHostile, DeepMimeAndManyParts) {
+  std::string entity = text_part("x");
+  for (int i = 0; i < 40; ++i)
+    entity = multipart("mixed", "level" + std::to_string(i), {entity});
+  auto deep = inspect_every_way(message("", entity));
+  EXPECT_EQ(deep.uninspectable_reason, "mime_too_deep");
+  std::vector<std::string> parts(1200, text_part("x"));
+  auto many = inspect(message("", multipart("mixed", "b", parts)), 1000);
+  EXPECT_EQ(many.uninspectable_reason, "too_many_parts");
+}
+
+TEST(MessageInspectorHostile, A50MiBAttachmentOverTheCapKeepsMemoryBounded) {
+  InspectorLimits limits;
+  limits.max_archive_bytes = 8 << 20;
+  // 50 MiB of zip-looking bytes, base64 encoded, plus a long line that is no delimiter.
+  std::mt19937 random(7);
+  std::string payload = "PK\x03\x04";
+  payload.resize(50 << 20);
+  for (size_t i = 4; i < payload.size(); ++i)
+    payload[i] = static_cast<char>(random());
+  std::string m = message(kStructuredHeaders, multipart("mixed", "b",
+                                                        {text_part(std::string(3 << 20, 'y')),
+                                                         attachment(payload, "IHE_XDM.ZIP")}));
+  payload.clear();
+  payload.shrink_to_fit();
+  MessageInspector inspector(limits);
+  for (size_t i = 0; i < m.size(); i += 16384)
+    inspector.feed(std::string_view(m).substr(i, 16384));
+  auto facts = inspector.finish();
+  EXPECT_FALSE(facts.inspected);
+  EXPECT_EQ(facts.uninspectable_reason, "archive_too_large");
+  EXPECT_EQ(facts.claims.nil, "DEV935997") << "the headers are still read";
+  // Held at most: the archive cap, the header section caps, one line, a few codec bytes.
+  EXPECT_LE(inspector.peak_held_bytes(), limits.max_archive_bytes + limits.max_header_bytes +
+                                             limits.max_part_header_bytes + 16384);
+  EXPECT_GE(inspector.peak_held_bytes(), limits.max_archive_bytes - 1024)
+      << "the accounting is live";
+}
