@@ -127,6 +127,50 @@ struct AuthConfig {
       protocol::MailboxType::kPer, protocol::MailboxType::kOrg, protocol::MailboxType::kCab};
 };
 
+// The received path: Postfix delivers to mssgate's LMTP listener, which relays to Dovecot's
+// LMTP and counts each delivered message per recipient mailbox.
+struct LmtpConfig {
+  std::vector<Endpoint> listen;                // empty: no LMTP tap
+  Endpoint backend{"127.0.0.1", 24};           // Dovecot's LMTP (TCP)
+  size_t max_line_bytes = 4096;
+  Duration command_timeout = 5min;             // Postfix's LMTP client waits this long too
+  Duration data_timeout = 10min;
+  Duration backend_connect_timeout = 10s;
+  Duration backend_response_timeout = 10min;   // Dovecot's replies after the final dot
+};
+
+// What each monthly export file is called and holds. "{month}" is replaced by YYYY-MM and
+// "{format}" by csv or json; columns come from the fixed vocabulary of docs/indicators.md.
+struct IndicatorExportConfig {
+  std::string connections_file = "connexions-{month}.{format}";
+  std::string messages_file = "messages-{month}.{format}";
+  std::string documents_file = "documents-{month}.{format}";
+  std::vector<std::string> connections_columns;  // empty: the default columns
+  std::vector<std::string> messages_columns;
+  std::vector<std::string> documents_columns;
+  std::string csv_separator = ";";
+};
+
+struct IndicatorsConfig {
+  std::string journal;  // the SQLite journal; empty: no indicators
+  std::string log;      // the JSON-lines indicator log; empty: none
+  std::vector<std::string> operator_domains;  // this operator's domains ("same_operator")
+  std::vector<std::string> patient_domains{"patient.mssante.fr"};  // Mon Espace Santé
+  bool utc_days = false;  // days = "utc"; default "local": the machine's time zone
+  // Inspector caps.
+  size_t max_archive_bytes = 32 << 20;
+  size_t max_zip_entries = 1000;
+  size_t max_zip_total_bytes = 64 << 20;
+  size_t max_zip_ratio = 200;
+  size_t max_xml_bytes = 8 << 20;
+  size_t max_xml_depth = 256;
+  size_t max_mime_depth = 16;
+  size_t max_mime_parts = 1000;
+  IndicatorExportConfig exports;
+
+  bool enabled() const { return !journal.empty(); }
+};
+
 struct Config {
   std::string source_path;
   ServerConfig server;
@@ -136,6 +180,8 @@ struct Config {
   PscConfig psc;
   DirectoryConfig directory;
   AuthConfig auth;
+  LmtpConfig lmtp;
+  IndicatorsConfig indicators;
 };
 
 // Every problem of a configuration file, one per line, each "file:line:column: key: problem".

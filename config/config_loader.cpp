@@ -11,6 +11,7 @@
 #include <sstream>
 
 #include "config/config.hpp"
+#include "config/indicator_fields.hpp"
 
 namespace mssgate::config {
 namespace {
@@ -492,6 +493,79 @@ void read_auth(TableReader& parent, AuthConfig& out, Problems& problems, const f
   read_mailbox_types(t, "token_mailbox_types", out.token_mailbox_types, problems);
 }
 
+void read_lmtp(TableReader& parent, LmtpConfig& out, Problems& problems, const fs::path& base) {
+  TableReader t(parent.sub_table("lmtp"), "lmtp", problems, base);
+  t.endpoints("listen", out.listen);
+  t.endpoint("backend", out.backend);
+  t.size("max_line_bytes", out.max_line_bytes, 512, 1 << 20);
+  t.duration("command_timeout", out.command_timeout, 1s, 1h);
+  t.duration("data_timeout", out.data_timeout, 1s, 1h);
+  t.duration("backend_connect_timeout", out.backend_connect_timeout, 100ms, 5min);
+  t.duration("backend_response_timeout", out.backend_response_timeout, 100ms, 1h);
+}
+
+void read_columns(TableReader& t, std::string_view key, std::vector<std::string>& out,
+                  const std::vector<std::string_view>& vocabulary, Problems& problems) {
+  t.strings(key, out);
+  for (const auto& column : out) {
+    if (std::find(vocabulary.begin(), vocabulary.end(), column) == vocabulary.end()) {
+      std::string known;
+      for (auto v : vocabulary)
+        known += (known.empty() ? "" : ", ") + std::string(v);
+      problems.add(t.where(key), t.name(key),
+                   "unknown column \"" + column + "\" (known: " + known + ")");
+    }
+  }
+}
+
+void read_indicators(TableReader& parent, IndicatorsConfig& out, Problems& problems,
+                     const fs::path& base) {
+  TableReader t(parent.sub_table("indicators"), "indicators", problems, base);
+  t.path("journal", out.journal);
+  t.path("log", out.log);
+  t.strings("operator_domains", out.operator_domains);
+  t.strings("patient_domains", out.patient_domains);
+  for (auto* domains : {&out.operator_domains, &out.patient_domains}) {
+    for (auto& d : *domains)
+      std::transform(d.begin(), d.end(), d.begin(),
+                     [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  }
+  std::string days = out.utc_days ? "utc" : "local";
+  t.string("days", days);
+  if (days != "utc" && days != "local") {
+    problems.add(t.where("days"), "indicators.days", "must be \"local\" or \"utc\"");
+  }
+  out.utc_days = days == "utc";
+  t.size("max_archive_bytes", out.max_archive_bytes, 1024, size_t{1} << 30);
+  t.size("max_zip_entries", out.max_zip_entries, 1, 1000000);
+  t.size("max_zip_total_bytes", out.max_zip_total_bytes, 1024, size_t{4} << 30);
+  t.size("max_zip_ratio", out.max_zip_ratio, 1, 1000000);
+  t.size("max_xml_bytes", out.max_xml_bytes, 1024, size_t{1} << 30);
+  t.size("max_xml_depth", out.max_xml_depth, 8, 100000);
+  t.size("max_mime_depth", out.max_mime_depth, 1, 1000);
+  t.size("max_mime_parts", out.max_mime_parts, 1, 1000000);
+
+  TableReader e(t.sub_table("export"), "indicators.export", problems, base);
+  auto& x = out.exports;
+  e.string("connections_file", x.connections_file);
+  e.string("messages_file", x.messages_file);
+  e.string("documents_file", x.documents_file);
+  for (auto* name : {&x.connections_file, &x.messages_file, &x.documents_file}) {
+    if (name->empty() || name->find('/') != std::string::npos) {
+      problems.add(e.where("connections_file"), "indicators.export",
+                   "file names must be plain names, without \"/\"");
+    }
+  }
+  read_columns(e, "connections_columns", x.connections_columns, kConnectionsFields, problems);
+  read_columns(e, "messages_columns", x.messages_columns, kMessagesFields, problems);
+  read_columns(e, "documents_columns", x.documents_columns, kDocumentsFields, problems);
+  e.string("csv_separator", x.csv_separator);
+  if (x.csv_separator.size() != 1 || x.csv_separator == "\"" || x.csv_separator == "\n") {
+    problems.add(e.where("csv_separator"), "indicators.export.csv_separator",
+                 "must be one character other than a quote or a line break");
+  }
+}
+
 }  // namespace
 
 std::string Endpoint::text() const {
@@ -522,6 +596,8 @@ Config parse_config(const std::string& text, const std::string& path) {
     read_psc(top, config.psc, problems, base);
     read_directory(top, config.directory, problems, base);
     read_auth(top, config.auth, problems, base);
+    read_lmtp(top, config.lmtp, problems, base);
+    read_indicators(top, config.indicators, problems, base);
   }
   if (!problems.lines.empty()) {
     std::string all;

@@ -20,6 +20,7 @@
 
 #include "daemon/event_log.hpp"
 #include "daemon/imap_session.hpp"
+#include "daemon/lmtp_session.hpp"
 #include "daemon/smtp_session.hpp"
 #include "daemon/tls_policy.hpp"
 
@@ -81,7 +82,7 @@ class IoPool {
   size_t next_ = 0;
 };
 
-enum class ListenerKind { kImap, kImaps, kSubmission, kSubmissions };
+enum class ListenerKind { kImap, kImaps, kSubmission, kSubmissions, kLmtp };
 
 struct Listener {
   tcp::acceptor acceptor;
@@ -107,6 +108,8 @@ void start_session(tcp::socket socket, ListenerKind kind,
     case ListenerKind::kSubmission:
       return start_smtp_session(std::move(socket), SmtpListenerKind::kStartTls, std::move(env),
                                 shared.counters, shared.smtp_features);
+    case ListenerKind::kLmtp:
+      return start_lmtp_session(std::move(socket), std::move(env), shared.counters);
     case ListenerKind::kSubmissions:
       return start_smtp_session(std::move(socket), SmtpListenerKind::kImplicitTls, std::move(env),
                                 shared.counters, shared.smtp_features);
@@ -144,6 +147,10 @@ int run_gateway(const config::Config& config) {
   std::shared_ptr<GatewayEnvironment> env;
   try {
     env = build_environment(config, true);
+    if (config.indicators.enabled()) {
+      env->indicators = std::make_shared<storage::IndicatorJournal>(
+          storage::IndicatorJournal::Options{config.indicators.journal, config.indicators.log});
+    }
   } catch (const std::exception& e) {
     Event("start_failed").add("error", e.what()).error();
     std::cerr << "mssgate: " << e.what() << "\n";
@@ -187,6 +194,8 @@ int run_gateway(const config::Config& config) {
       bind(e, ListenerKind::kSubmission, "submission");
     for (const auto& e : config.smtp.tls_listen)
       bind(e, ListenerKind::kSubmissions, "submissions");
+    for (const auto& e : config.lmtp.listen)
+      bind(e, ListenerKind::kLmtp, "lmtp");
   } catch (const std::exception& e) {
     Event("start_failed").add("error", e.what()).error();
     std::cerr << "mssgate: " << e.what() << "\n";
@@ -200,9 +209,11 @@ int run_gateway(const config::Config& config) {
   std::function<void(const error_code&, int)> on_signal = [&](const error_code& ec, int signal) {
     if (ec) return;
     if (signal == SIGHUP) {
+      // The indicator log is reopened (after a rotation); the configuration is not reloaded.
+      if (env->indicators) env->indicators->reopen_log();
       Event("signal")
           .add("signal", "SIGHUP")
-          .add("action", "ignored")
+          .add("action", env->indicators ? "indicator_log_reopened" : "ignored")
           .add("detail", "configuration reload is not available in this version")
           .warn();
       signals.async_wait(on_signal);
@@ -229,6 +240,8 @@ int run_gateway(const config::Config& config) {
       .add("startup_ms", static_cast<int64_t>(ready_ms))
       .info();
   pool.run();
+  // Events still queued are committed; their sessions are gone with the io contexts.
+  if (env->indicators) env->indicators->stop();
   // Kept connections to the issuer belong to the io contexts: closed while those still exist.
   if (env->validator) env->validator->close_connections();
   Event("stopped").info();

@@ -8,6 +8,7 @@
 #include "config/config.hpp"
 #include "daemon/token_validator.hpp"
 #include "storage/directory_store.hpp"
+#include "storage/indicator_journal.hpp"
 
 namespace mssgate::daemon {
 
@@ -17,6 +18,8 @@ struct GatewayEnvironment {
   std::shared_ptr<boost::asio::ssl::context> tls;
   std::shared_ptr<storage::DirectoryStore> directory;
   std::shared_ptr<TokenValidator> validator;  // when Pro Santé Connect is configured
+  // The indicator journal when indicators are configured; the same across reloads.
+  std::shared_ptr<storage::IndicatorJournal> indicators;
 };
 
 struct GatewayCounters {

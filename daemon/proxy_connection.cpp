@@ -5,14 +5,18 @@
 
 #include <algorithm>
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/associated_executor.hpp>
+#include <boost/asio/async_result.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/ssl/error.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <random>
 
 #include "daemon/event_log.hpp"
+#include "daemon/indicator_event.hpp"
 
 namespace mssgate::daemon {
 namespace {
@@ -333,6 +337,66 @@ void ProxyConnection::log_auth(std::string_view mechanism, bool ok, std::string_
   if (!token_azp_.empty()) event.add("azp", token_azp_);
   if (peer_certificate_) event.add("certificate_sha256", peer_certificate_->sha256);
   event.emit(ok ? spdlog::level::info : spdlog::level::warn);
+  if (ok && env_->indicators && !mailbox.empty()) {
+    storage::ConnectionEvent connection;
+    connection.at_ms = storage::now_ms();
+    connection.day = storage::day_of(connection.at_ms, config_.indicators.utc_days);
+    connection.mailbox = mailbox;
+    connection.mailbox_type = mailbox_type_of(mailbox, *env_->directory);
+    connection.auth_mode = mechanism == "EXTERNAL" ? "certificate" : "psc";
+    connection.protocol = listener_.starts_with("imap") ? "imap" : "submission";
+    env_->indicators->note_connection(std::move(connection));
+  }
+}
+
+ProxyConnection::awaitable<bool> ProxyConnection::record_indicator(storage::IndicatorEvent event) {
+  std::vector<storage::IndicatorEvent> events;
+  events.push_back(std::move(event));
+  bool durable = co_await record_indicators(std::move(events));
+  co_return durable;
+}
+
+ProxyConnection::awaitable<bool> ProxyConnection::record_indicators(
+    std::vector<storage::IndicatorEvent> events) {
+  auto journal = env_->indicators;
+  if (!journal || events.empty()) co_return false;
+  std::vector<std::pair<std::string, std::string>> names;  // for the error event
+  for (const auto& e : events)
+    names.emplace_back(e.mailbox, e.key);
+  // The events go to the journal together; the session resumes when the last is committed.
+  auto initiate = [journal, events = std::move(events)](auto completion) mutable {
+    using Completion = decltype(completion);
+    struct Waiting {
+      Completion handler;
+      size_t left;
+      bool durable = true;
+    };
+    auto waiting = std::make_shared<Waiting>(Waiting{std::move(completion), events.size()});
+    auto executor = boost::asio::get_associated_executor(waiting->handler);
+    for (auto& event : events) {
+      // Each callback runs on the journal's thread; the last one resumes the session on its own.
+      journal->record(std::move(event), [waiting, executor](bool durable) {
+        boost::asio::post(executor, [waiting, durable] {
+          waiting->durable = waiting->durable && durable;
+          if (--waiting->left == 0) std::move(waiting->handler)(waiting->durable);
+        });
+      });
+    }
+  };
+  bool durable = co_await boost::asio::async_initiate<decltype(boost::asio::use_awaitable),
+                                                      void(bool)>(std::move(initiate),
+                                                                  boost::asio::use_awaitable);
+  if (!durable) {
+    for (const auto& [mailbox, key] : names) {
+      Event("indicator_not_recorded")
+          .add("session", id_)
+          .add("mailbox", mailbox)
+          .add("key", key)
+          .add("reason", "journal_write_failed")
+          .error();
+    }
+  }
+  co_return durable;
 }
 
 ProxyConnection::awaitable<AccessDecision> ProxyConnection::authorize_token(

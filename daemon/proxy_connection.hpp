@@ -11,6 +11,7 @@
 #include <string>
 #include <string_view>
 #include <tuple>
+#include <vector>
 
 #include "daemon/access_policy.hpp"
 #include "daemon/certificate_identity.hpp"
@@ -106,6 +107,12 @@ class ProxyConnection : public std::enable_shared_from_this<ProxyConnection> {
   // connection ends.
   awaitable<AccessDecision> authorize_token(const protocol::OAuthCredentials& credentials);
   bool tokens_enabled() const { return env_->validator != nullptr; }
+
+  // Records a message's indicator event in the journal; true once it is durable. False (and an
+  // error event) when the journal cannot take it: the message itself is never held back for it.
+  awaitable<bool> record_indicator(storage::IndicatorEvent event);
+  awaitable<bool> record_indicators(std::vector<storage::IndicatorEvent> events);
+  bool indicators_enabled() const { return env_->indicators != nullptr; }
   std::string professional_id_;  // once a token named them
   std::string token_azp_;
 

@@ -8,6 +8,7 @@
 
 #include "daemon/access_policy.hpp"
 #include "daemon/event_log.hpp"
+#include "daemon/indicator_event.hpp"
 #include "daemon/proxy_connection.hpp"
 #include "protocol/ascii.hpp"
 #include "protocol/mailbox_address.hpp"
@@ -370,6 +371,7 @@ class SmtpSession final : public ProxyConnection {
       co_return next;
     }
     log_auth(mechanism, true, "ok", mailbox_);
+    auth_mode_ = token_mechanism ? "psc" : "certificate";
     Next next = co_await answer("235 2.7.0 Authentication successful\r\n");
     co_return next;
   }
@@ -475,6 +477,7 @@ class SmtpSession final : public ProxyConnection {
     if (!accepted) co_return Next::kClose;
     if (!*accepted) co_return Next::kContinue;
     ++recipients_;
+    recipient_addresses_.push_back(path->address);
     Next next = co_await answer("250 2.1.5 Recipient OK\r\n");
     co_return next;
   }
@@ -523,6 +526,11 @@ class SmtpSession final : public ProxyConnection {
   // The message of the current transaction, as DATA or BDAT chunks deliver it.
   struct OutgoingMessage {
     explicit OutgoingMessage(size_t max_header_bytes) : headers(max_header_bytes) {}
+    OutgoingMessage(size_t max_header_bytes, const config::Config& config)
+        : headers(max_header_bytes) {
+      if (config.indicators.enabled()) inspector.emplace(inspector_limits(config.indicators));
+    }
+    std::optional<protocol::MessageInspector> inspector;  // when indicators are on
     protocol::HeaderSectionReader headers;
     protocol::SmtpDataWriter writer;
     Fate fate = Fate::kHolding;
@@ -537,6 +545,7 @@ class SmtpSession final : public ProxyConnection {
   // The header section is held until the From header is checked, the rest streamed to Postfix.
   awaitable<void> absorb(OutgoingMessage& m, std::string_view content, bool last) {
     m.size += content.size();
+    if (m.inspector && !m.failed()) m.inspector->feed(content);
     if (m.size > smtp_.max_message_bytes && !m.failed()) {
       if (m.fate == Fate::kStreaming) drop_backend();  // the only way to abort a DATA in progress
       m.fate = Fate::kTooLarge;
@@ -572,8 +581,40 @@ class SmtpSession final : public ProxyConnection {
         m.backend_reply = co_await read_backend_reply(smtp_.backend.data_response_timeout);
       if (!written || !m.backend_reply) m.fate = backend_lost();
     }
+    if (m.fate == Fate::kStreaming && m.backend_reply->positive() && m.inspector) {
+      // Postfix has the message: its event is made durable before the client hears 250.
+      co_await record_sent(m);
+    }
     Next next = co_await finish_message(m.fate, m.backend_reply, m.size, m.headers);
     co_return next;
+  }
+
+  awaitable<void> record_sent(OutgoingMessage& m) {
+    const auto& settings = config_.indicators;
+    auto event = new_indicator_event("sent", mailbox_, settings);
+    event.key = "sent:" + random_key();
+    event.mailbox_type = mailbox_type_of(mailbox_, *env_->directory);
+    event.auth_mode = auth_mode_;
+    event.azp = token_azp_;
+    event.queue_id = queue_id(*m.backend_reply);
+    event.size = m.size;
+    event.recipients = static_cast<unsigned>(recipient_addresses_.size());
+    for (const auto& address : recipient_addresses_) {
+      switch (counterpart_of(address, settings, *env_->directory)) {
+        case Counterpart::kSameOperator:
+          ++event.to_same_operator;
+          break;
+        case Counterpart::kOtherOperator:
+          ++event.to_other_operator;
+          break;
+        case Counterpart::kPatient:
+          ++event.to_patient;
+          break;
+      }
+    }
+    fill_from_facts(event, m.inspector->finish());
+    m.inspector.reset();
+    co_await record_indicator(std::move(event));
   }
 
   // A refused message is read to its end so that the session can go on, but only up to here.
@@ -614,7 +655,7 @@ class SmtpSession final : public ProxyConnection {
     bool ok = co_await write_client("354 End data with <CR><LF>.<CR><LF>\r\n");
     if (!ok) co_return Next::kClose;
 
-    OutgoingMessage message(smtp_.max_header_bytes);
+    OutgoingMessage message(smtp_.max_header_bytes, config_);
     protocol::SmtpDataReader reader;
     std::string content;
     std::vector<char> buffer(kReadBytes);
@@ -668,7 +709,7 @@ class SmtpSession final : public ProxyConnection {
       Next next = co_await too_much_to_drain(so_far_message);
       co_return next;
     }
-    if (!refusal && !bdat_message_) bdat_message_.emplace(smtp_.max_header_bytes);
+    if (!refusal && !bdat_message_) bdat_message_.emplace(smtp_.max_header_bytes, config_);
     // The chunk is read in full whatever happens to it (RFC 3030 §2).
     std::vector<char> buffer(kReadBytes);
     bool ended = false;
@@ -810,6 +851,7 @@ class SmtpSession final : public ProxyConnection {
     }
     mail_from_.reset();
     recipients_ = 0;
+    recipient_addresses_.clear();
     bdat_message_.reset();
     co_return !closed();
   }
@@ -930,6 +972,8 @@ class SmtpSession final : public ProxyConnection {
   std::vector<std::string> allowed_senders_;
   std::optional<std::string> mail_from_;
   unsigned recipients_ = 0;
+  std::vector<std::string> recipient_addresses_;  // accepted in this transaction
+  std::string auth_mode_;                         // certificate | psc, once authenticated
   Clock::time_point transaction_start_;
   std::optional<OutgoingMessage> bdat_message_;  // between the BDAT chunks of one message
   bool backend_connected_ = false;

@@ -178,6 +178,8 @@ struct MessageInspector::Walker {
   void top_headers_complete() {
     facts.claims = read_mss_headers(top_headers);
     facts.message_id = first_value(top_headers, "Message-ID").substr(0, 250);
+    auto authors = extract_addresses(first_value(top_headers, "From"));
+    if (!authors.empty()) facts.from = authors.front().substr(0, 320);
     open_entity(top_headers);
   }
 

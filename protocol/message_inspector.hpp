@@ -37,6 +37,7 @@ struct MessageFacts {
   std::string uninspectable_reason;  // first reason only: a short word
   MssHeaderClaims claims;
   std::string message_id;
+  std::string from;  // the first address of the From header, lower-cased
   bool mdn = false;  // multipart/report; report-type=disposition-notification
   size_t parts = 0;  // MIME leaf parts
   size_t xdm_archives = 0;

@@ -1,0 +1,72 @@
+#pragma once
+// The fixed vocabulary of the indicator reports' columns (docs/indicators.md defines each),
+// shared by the configuration check and the report queries.
+
+#include <string_view>
+#include <vector>
+
+namespace mssgate::config {
+
+// One row per mailbox that connected up to the end of the month.
+inline const std::vector<std::string_view> kConnectionsFields{
+    "month",      "mailbox",          "mailbox_type", "last_connection", "last_connection_time",
+    "auth_mode",  "auth_modes",       "protocols",    "connections",     "psc_connections",
+    "certificate_connections"};
+inline const std::vector<std::string_view> kConnectionsDefault{"mailbox", "mailbox_type",
+                                                               "last_connection", "auth_mode"};
+
+// One row per mailbox with messages in the month.
+inline const std::vector<std::string_view> kMessagesFields{
+    "month",
+    "mailbox",
+    "mailbox_type",
+    "sent",
+    "received",
+    "sent_recipients",
+    "recipients_same_operator",
+    "recipients_other_operator",
+    "recipients_patient",
+    "sent_to_patient",
+    "received_from_same_operator",
+    "received_from_other_operator",
+    "received_from_patient",
+    "sent_with_xdm",
+    "received_with_xdm",
+    "sent_with_cda",
+    "received_with_cda",
+    "sent_documents",
+    "received_documents",
+    "sent_qualified_ins",
+    "received_qualified_ins",
+    "sent_unqualified_ins",
+    "received_unqualified_ins",
+    "sent_test_ins",
+    "received_test_ins",
+    "sent_claimed_codecda",
+    "sent_claimed_ins_o",
+    "sent_claimed_ins_n",
+    "sent_with_mismatch",
+    "received_with_mismatch",
+    "sent_uninspectable",
+    "received_uninspectable",
+    "sent_mes_fin",
+    "sent_mdn",
+    "received_mdn",
+    "sent_bytes",
+    "received_bytes",
+    "nil",
+    "azp"};
+inline const std::vector<std::string_view> kMessagesDefault{
+    "mailbox",          "mailbox_type",         "sent",          "received",
+    "recipients_patient", "sent_with_xdm",      "sent_with_cda", "sent_qualified_ins",
+    "sent_with_mismatch", "received_with_xdm",  "received_qualified_ins", "sent_mes_fin",
+    "sent_mdn",         "nil"};
+
+// One row per mailbox, direction and document type code.
+inline const std::vector<std::string_view> kDocumentsFields{
+    "month",     "mailbox",       "mailbox_type",    "direction", "code",
+    "code_system", "documents",   "qualified_ins",   "unqualified_ins", "test_ins"};
+inline const std::vector<std::string_view> kDocumentsDefault{
+    "mailbox", "mailbox_type", "direction", "code", "code_system", "documents", "qualified_ins"};
+
+}  // namespace mssgate::config

@@ -1,0 +1,51 @@
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+struct sqlite3;
+
+namespace mssgate::storage {
+
+enum class Report { kConnections, kMessages, kDocuments };
+std::string_view to_string(Report report);
+
+// A report as rows of text, in the order of its columns.
+struct ReportTable {
+  std::vector<std::string> columns;
+  std::vector<std::vector<std::string>> rows;
+};
+
+// The read side of the indicator journal, for mssgatectl: every figure is computed from the
+// journal's events, so reading twice, or after a crash, gives the same counts.
+class IndicatorReader {
+ public:
+  explicit IndicatorReader(const std::string& journal_path);  // read-only; throws StorageError
+  ~IndicatorReader();
+  IndicatorReader(const IndicatorReader&) = delete;
+  IndicatorReader& operator=(const IndicatorReader&) = delete;
+
+  // One month ("YYYY-MM"), with the given columns (empty: the default ones). Throws
+  // StorageError on an unknown column.
+  ReportTable monthly(Report report, const std::string& month,
+                      const std::vector<std::string>& columns);
+  // One mailbox, one row per day from `from` to `to` (YYYY-MM-DD, both included).
+  ReportTable daily(const std::string& mailbox, const std::string& from, const std::string& to);
+  // The documents of one mailbox over the same days, by code.
+  ReportTable daily_documents(const std::string& mailbox, const std::string& from,
+                              const std::string& to);
+
+ private:
+  ReportTable run(const std::string& sql, const std::vector<std::string>& parameters,
+                  const std::vector<std::string>& columns);
+  sqlite3* db_ = nullptr;
+};
+
+// "YYYY-MM" → its first and last days; false when the text is no month.
+bool month_days(const std::string& month, std::string& first, std::string& last);
+
+std::string to_csv(const ReportTable& table, char separator);
+std::string to_json(const ReportTable& table);  // an array of objects, numbers as numbers
+
+}  // namespace mssgate::storage

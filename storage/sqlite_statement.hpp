@@ -1,0 +1,62 @@
+#pragma once
+// A thin RAII layer over SQLite's prepared statements, shared by the stores.
+
+#include <sqlite3.h>
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "storage/directory_store.hpp"
+
+namespace mssgate::storage {
+
+// A prepared statement, reset after each use.
+class Statement {
+ public:
+  Statement(sqlite3* db, const char* sql) {
+    if (sqlite3_prepare_v2(db, sql, -1, &stmt_, nullptr) != SQLITE_OK) {
+      throw StorageError(std::string("cannot prepare statement: ") + sqlite3_errmsg(db));
+    }
+  }
+  ~Statement() { sqlite3_finalize(stmt_); }
+  Statement(const Statement&) = delete;
+  Statement& operator=(const Statement&) = delete;
+
+  Statement& bind(int index, std::string_view text) {
+    sqlite3_bind_text(stmt_, index, text.data(), static_cast<int>(text.size()), SQLITE_TRANSIENT);
+    return *this;
+  }
+  Statement& bind(int index, int64_t value) {
+    sqlite3_bind_int64(stmt_, index, value);
+    return *this;
+  }
+  // SQLITE_ROW, SQLITE_DONE or an error code.
+  int step() { return sqlite3_step(stmt_); }
+  int64_t integer(int column) const { return sqlite3_column_int64(stmt_, column); }
+  bool null(int column) const { return sqlite3_column_type(stmt_, column) == SQLITE_NULL; }
+  int columns() const { return sqlite3_column_count(stmt_); }
+  std::string column_name(int column) const { return sqlite3_column_name(stmt_, column); }
+  std::string text(int column) const {
+    const unsigned char* p = sqlite3_column_text(stmt_, column);
+    return p ? std::string(reinterpret_cast<const char*>(p)) : std::string();
+  }
+  void reset() {
+    sqlite3_reset(stmt_);
+    sqlite3_clear_bindings(stmt_);
+  }
+
+ private:
+  sqlite3_stmt* stmt_ = nullptr;
+};
+
+class ResetGuard {
+ public:
+  explicit ResetGuard(Statement& s) : s_(s) {}
+  ~ResetGuard() { s_.reset(); }
+
+ private:
+  Statement& s_;
+};
+
+}  // namespace mssgate::storage
