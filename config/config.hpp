@@ -130,13 +130,13 @@ struct AuthConfig {
 // The received path: Postfix delivers to mssgate's LMTP listener, which relays to Dovecot's
 // LMTP and counts each delivered message per recipient mailbox.
 struct LmtpConfig {
-  std::vector<Endpoint> listen;                // empty: no LMTP tap
-  Endpoint backend{"127.0.0.1", 24};           // Dovecot's LMTP (TCP)
+  std::vector<Endpoint> listen;       // empty: no LMTP tap
+  Endpoint backend{"127.0.0.1", 24};  // Dovecot's LMTP (TCP)
   size_t max_line_bytes = 4096;
-  Duration command_timeout = 5min;             // Postfix's LMTP client waits this long too
+  Duration command_timeout = 5min;  // Postfix's LMTP client waits this long too
   Duration data_timeout = 10min;
   Duration backend_connect_timeout = 10s;
-  Duration backend_response_timeout = 10min;   // Dovecot's replies after the final dot
+  Duration backend_response_timeout = 10min;  // Dovecot's replies after the final dot
 };
 
 // What each monthly export file is called and holds. "{month}" is replaced by YYYY-MM and
@@ -152,8 +152,8 @@ struct IndicatorExportConfig {
 };
 
 struct IndicatorsConfig {
-  std::string journal;  // the SQLite journal; empty: no indicators
-  std::string log;      // the JSON-lines indicator log; empty: none
+  std::string journal;                        // the SQLite journal; empty: no indicators
+  std::string log;                            // the JSON-lines indicator log; empty: none
   std::vector<std::string> operator_domains;  // this operator's domains ("same_operator")
   std::vector<std::string> patient_domains{"patient.mssante.fr"};  // Mon Espace Santé
   bool utc_days = false;  // days = "utc"; default "local": the machine's time zone

@@ -429,17 +429,21 @@ void read_psc(TableReader& parent, PscConfig& out, Problems& problems, const fs:
   if (out.mode != "introspection" && out.mode != "jwt") {
     problems.add(t.where("mode"), "psc.mode", "must be \"introspection\" or \"jwt\"");
   }
-  if (out.issuer.rfind("https://", 0) != 0) problems.add(t.where("issuer"), "psc.issuer", "must be an https:// URL");
+  if (out.issuer.rfind("https://", 0) != 0)
+    problems.add(t.where("issuer"), "psc.issuer", "must be an https:// URL");
   std::string realm = out.issuer + "/protocol/openid-connect";
   if (out.introspection_url.empty()) out.introspection_url = realm + "/token/introspect";
   if (out.jwks_url.empty()) out.jwks_url = realm + "/certs";
   if (out.userinfo_url.empty()) out.userinfo_url = realm + "/userinfo";
-  for (auto [key, url] : {std::pair{"introspection_url", &out.introspection_url}, std::pair{"jwks_url", &out.jwks_url},
-                          std::pair{"userinfo_url", &out.userinfo_url}}) {
-    if (url->rfind("https://", 0) != 0) problems.add(t.where(key), std::string("psc.") + key, "must be an https:// URL");
+  for (auto [key, url] :
+       {std::pair{"introspection_url", &out.introspection_url},
+        std::pair{"jwks_url", &out.jwks_url}, std::pair{"userinfo_url", &out.userinfo_url}}) {
+    if (url->rfind("https://", 0) != 0)
+      problems.add(t.where(key), std::string("psc.") + key, "must be an https:// URL");
   }
   if (out.mode == "introspection") {
-    if (out.client_id.empty()) problems.add(t.where("client_id"), "psc.client_id", "is required for introspection");
+    if (out.client_id.empty())
+      problems.add(t.where("client_id"), "psc.client_id", "is required for introspection");
     if (out.client_secret_file.empty() && out.client_certificate.empty()) {
       problems.add(t.where("client_secret_file"), "psc.client_secret_file",
                    "introspection needs client_secret_file or client_certificate");
@@ -453,10 +457,12 @@ void read_psc(TableReader& parent, PscConfig& out, Problems& problems, const fs:
     }
   }
   if (out.client_certificate.empty() != out.client_key.empty()) {
-    problems.add(t.where("client_key"), "psc.client_key", "client_certificate and client_key go together");
+    problems.add(t.where("client_key"), "psc.client_key",
+                 "client_certificate and client_key go together");
   }
-  for (auto [key, file] : {std::pair{"client_certificate", &out.client_certificate},
-                           std::pair{"client_key", &out.client_key}, std::pair{"ca_file", &out.ca_file}}) {
+  for (auto [key, file] :
+       {std::pair{"client_certificate", &out.client_certificate},
+        std::pair{"client_key", &out.client_key}, std::pair{"ca_file", &out.ca_file}}) {
     if (!file->empty() && !readable_file(*file)) {
       problems.add(t.where(key), std::string("psc.") + key, "cannot read " + *file);
     }

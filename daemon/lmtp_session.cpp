@@ -183,8 +183,8 @@ class LmtpSession final : public ProxyConnection {
         if (reply->lines[i].size() < 4) continue;
         std::string keyword = protocol::ascii_upper(reply->lines[i].substr(4));
         keyword = keyword.substr(0, keyword.find(' '));
-        if (i > 0 && (keyword == "CHUNKING" || keyword == "BINARYMIME" ||
-                      keyword == "STARTTLS" || keyword == "XCLIENT" || keyword == "AUTH"))
+        if (i > 0 && (keyword == "CHUNKING" || keyword == "BINARYMIME" || keyword == "STARTTLS" ||
+                      keyword == "XCLIENT" || keyword == "AUTH"))
           continue;
         kept.push_back(reply->lines[i].substr(4));
       }
@@ -192,11 +192,13 @@ class LmtpSession final : public ProxyConnection {
       for (size_t i = 0; i < kept.size(); ++i)
         reply->lines.push_back("250" + std::string(i + 1 < kept.size() ? "-" : " ") + kept[i]);
     } else if (upper == "MAIL" && reply->reply.positive()) {
-      auto path = protocol::parse_path_argument(line.substr(std::min(line.size(), size_t{5})), "FROM");
+      auto path =
+          protocol::parse_path_argument(line.substr(std::min(line.size(), size_t{5})), "FROM");
       sender_ = path ? lower(path->address) : std::string();
       recipients_.clear();
     } else if (upper == "RCPT" && reply->reply.positive()) {
-      auto path = protocol::parse_path_argument(line.substr(std::min(line.size(), size_t{5})), "TO");
+      auto path =
+          protocol::parse_path_argument(line.substr(std::min(line.size(), size_t{5})), "TO");
       recipients_.push_back(path ? lower(path->address) : std::string());
     } else if (upper == "RSET") {
       recipients_.clear();
@@ -332,8 +334,8 @@ class LmtpSession final : public ProxyConnection {
 
   const config::LmtpConfig& lmtp_;
   protocol::LineSplitter lines_;
-  std::string pending_;                 // client bytes read and not yet consumed
-  std::string sender_;                  // MAIL FROM of the transaction
+  std::string pending_;                  // client bytes read and not yet consumed
+  std::string sender_;                   // MAIL FROM of the transaction
   std::vector<std::string> recipients_;  // accepted by Dovecot, in order
 };
 

@@ -1,4 +1,6 @@
 // mssgatectl: the operator's command line for the directory.
+#include <filesystem>
+#include <fstream>
 #include <iomanip>
 #include <iostream>
 #include <map>
@@ -11,6 +13,8 @@
 #include "protocol/mailbox_address.hpp"
 #include "protocol/professional_id.hpp"
 #include "storage/directory_store.hpp"
+#include "storage/indicator_journal.hpp"
+#include "storage/indicator_reports.hpp"
 
 namespace {
 
@@ -26,7 +30,7 @@ class UsageError : public std::runtime_error {
 };
 
 void usage(std::ostream& out) {
-  out << "usage: mssgatectl [--config FILE | --database FILE] COMMAND\n"
+  out << "usage: mssgatectl [--config FILE | --database FILE | --journal FILE] COMMAND\n"
          "\n"
          "  mailbox add ADDRESS --type PER|ORG|APP|CAB [--status active|suspended|closed]\n"
          "  mailbox set-status ADDRESS active|suspended|closed\n"
@@ -44,6 +48,11 @@ void usage(std::ostream& out) {
          "  certificate unbind ADDRESS CERTIFICATE-SELECTOR\n"
          "  certificate list\n"
          "  certificate show FILE\n"
+         "  indicators export --month YYYY-MM [--format csv|json] [--out DIR]\n"
+         "                                           the monthly report files\n"
+         "  indicators show --mailbox ADDRESS [--from YYYY-MM-DD] [--to YYYY-MM-DD]\n"
+         "                                           one mailbox, day by day (default: this "
+         "month)\n"
          "\n"
          "CERTIFICATE-SELECTOR is one of:\n"
          "  --cert FILE [--match spki-sha256|issuer-serial]   read it from a PEM certificate\n"
@@ -51,7 +60,8 @@ void usage(std::ostream& out) {
          "SPKI)\n"
          "  --issuer 'RFC 2253 DN' --serial HEX               its issuer and serial number\n"
          "\n"
-         "The database is the configuration's directory.sqlite_path (default configuration "
+         "The database is the configuration's directory.sqlite_path, the journal its\n"
+         "indicators.journal (default configuration "
       << kDefaultConfig << ").\n";
 }
 
@@ -151,9 +161,103 @@ CertificateBinding binding_from(const Arguments& a) {
   return b;
 }
 
+void print_table(const mssgate::storage::ReportTable& table) {
+  std::vector<size_t> widths;
+  for (const auto& c : table.columns)
+    widths.push_back(c.size());
+  for (const auto& row : table.rows)
+    for (size_t i = 0; i < row.size(); ++i)
+      widths[i] = std::max(widths[i], row[i].size());
+  auto line = [&](const std::vector<std::string>& cells) {
+    for (size_t i = 0; i < cells.size(); ++i)
+      std::cout << std::left << std::setw(static_cast<int>(widths[i]) + 2) << cells[i];
+    std::cout << "\n";
+  };
+  line(table.columns);
+  for (const auto& row : table.rows)
+    line(row);
+}
+
+std::string replace_all(std::string text, const std::string& what, const std::string& with) {
+  for (size_t at = text.find(what); at != std::string::npos; at = text.find(what, at + with.size()))
+    text.replace(at, what.size(), with);
+  return text;
+}
+
+int indicators(const std::string& verb, const Arguments& a, const std::string& config_path,
+               const std::optional<std::string>& journal_option) {
+  mssgate::config::IndicatorsConfig settings;
+  if (!journal_option) settings = mssgate::config::load_config(config_path).indicators;
+  std::string journal = journal_option ? *journal_option : settings.journal;
+  if (journal.empty()) {
+    throw std::runtime_error("indicators are off: " + config_path +
+                             " sets no indicators.journal (or give --journal FILE)");
+  }
+  mssgate::storage::IndicatorReader reader(journal);
+  using mssgate::storage::Report;
+  if (verb == "export") {
+    allow_only(a, {"--month", "--format", "--out"}, 0);
+    auto month = a.option("--month");
+    if (!month) throw UsageError("indicators export needs --month YYYY-MM");
+    std::string first, last;
+    if (!mssgate::storage::month_days(*month, first, last))
+      throw UsageError("'" + *month + "' is not a month (YYYY-MM)");
+    std::string format = a.option("--format").value_or("csv");
+    if (format != "csv" && format != "json") throw UsageError("--format is csv or json");
+    std::filesystem::path out = a.option("--out").value_or(".");
+    std::filesystem::create_directories(out);
+    const auto& x = settings.exports;
+    struct File {
+      Report report;
+      const std::string& name;
+      const std::vector<std::string>& columns;
+    };
+    for (const File& f : {File{Report::kConnections, x.connections_file, x.connections_columns},
+                          File{Report::kMessages, x.messages_file, x.messages_columns},
+                          File{Report::kDocuments, x.documents_file, x.documents_columns}}) {
+      auto table = reader.monthly(f.report, *month, f.columns);
+      std::string text = format == "csv" ? mssgate::storage::to_csv(table, x.csv_separator[0])
+                                         : mssgate::storage::to_json(table);
+      auto path = out / replace_all(replace_all(f.name, "{month}", *month), "{format}", format);
+      std::ofstream file(path, std::ios::binary | std::ios::trunc);
+      file << text;
+      file.close();
+      if (!file) throw std::runtime_error("cannot write " + path.string());
+      std::cout << mssgate::storage::to_string(f.report) << ": " << path.string() << " ("
+                << table.rows.size() << " rows)\n";
+    }
+    return 0;
+  }
+  if (verb == "show") {
+    allow_only(a, {"--mailbox", "--from", "--to"}, 0);
+    auto mailbox = a.option("--mailbox");
+    if (!mailbox) throw UsageError("indicators show needs --mailbox ADDRESS");
+    auto normalized = protocol::normalize_mailbox_address(*mailbox);
+    if (!normalized) throw UsageError("'" + *mailbox + "' is not a mailbox address");
+    std::string today = mssgate::storage::day_of(mssgate::storage::now_ms(), settings.utc_days);
+    std::string from = a.option("--from").value_or(today.substr(0, 8) + "01");
+    std::string to = a.option("--to").value_or(today);
+    for (const auto& day : {from, to}) {
+      std::string first, last;
+      if (day.size() != 10 || !mssgate::storage::month_days(day.substr(0, 7), first, last))
+        throw UsageError("'" + day + "' is not a day (YYYY-MM-DD)");
+    }
+    std::cout << *normalized << ", " << from << " to " << to << "\n\n";
+    print_table(reader.daily(*normalized, from, to));
+    auto documents = reader.daily_documents(*normalized, from, to);
+    if (!documents.rows.empty()) {
+      std::cout << "\n";
+      print_table(documents);
+    }
+    return 0;
+  }
+  throw UsageError("unknown command 'indicators " + verb + "'");
+}
+
 int run(const std::vector<std::string>& args) {
   std::string config_path = kDefaultConfig;
   std::optional<std::string> database;
+  std::optional<std::string> journal;
   size_t i = 0;
   for (; i < args.size() && args[i].rfind("--", 0) == 0; i += 2) {
     if (args[i] == "--help") {
@@ -165,6 +269,8 @@ int run(const std::vector<std::string>& args) {
       config_path = args[i + 1];
     } else if (args[i] == "--database") {
       database = args[i + 1];
+    } else if (args[i] == "--journal") {
+      journal = args[i + 1];
     } else {
       throw UsageError("unknown option " + args[i]);
     }
@@ -184,6 +290,8 @@ int run(const std::vector<std::string>& args) {
               << "sha256:        " << id.sha256 << "\n";
     return 0;
   }
+
+  if (noun == "indicators") return indicators(verb, a, config_path, journal);
 
   if (!database) database = mssgate::config::load_config(config_path).directory.sqlite_path;
   auto directory = mssgate::storage::open_sqlite_directory(*database);

@@ -383,9 +383,9 @@ ProxyConnection::awaitable<bool> ProxyConnection::record_indicators(
       });
     }
   };
-  bool durable = co_await boost::asio::async_initiate<decltype(boost::asio::use_awaitable),
-                                                      void(bool)>(std::move(initiate),
-                                                                  boost::asio::use_awaitable);
+  bool durable =
+      co_await boost::asio::async_initiate<decltype(boost::asio::use_awaitable), void(bool)>(
+          std::move(initiate), boost::asio::use_awaitable);
   if (!durable) {
     for (const auto& [mailbox, key] : names) {
       Event("indicator_not_recorded")

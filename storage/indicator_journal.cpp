@@ -123,7 +123,8 @@ json::object to_json(int64_t seq, const IndicatorEvent& e) {
   o["xdm"] = e.xdm;
   json::array documents;
   for (const auto& d : e.documents)
-    documents.push_back(json::object{{"code", d.code}, {"code_system", d.code_system}, {"ins", d.ins}});
+    documents.push_back(
+        json::object{{"code", d.code}, {"code_system", d.code_system}, {"ins", d.ins}});
   o["documents"] = std::move(documents);
   o["ins"] = e.ins;
   json::object claims;
@@ -265,7 +266,8 @@ void IndicatorJournal::writer() {
     bool reopen = false;
     {
       std::unique_lock lock(mutex_);
-      wake_.wait(lock, [&] { return stop_ || reopen_ || !queue_.empty() || !connections_.empty(); });
+      wake_.wait(lock,
+                 [&] { return stop_ || reopen_ || !queue_.empty() || !connections_.empty(); });
       if (queue_.empty() && connections_.empty() && !reopen_ && stop_) return;
       while (!queue_.empty() && batch.size() < options_.max_batch) {
         batch.push_back(std::move(queue_.front()));
@@ -316,7 +318,9 @@ void IndicatorJournal::commit(std::vector<Pending>& events,
       insert.bind(20, int64_t{e.xdm}).bind(21, static_cast<int64_t>(e.documents.size()));
       insert.bind(22, e.ins).bind(23, e.claim_codecda).bind(24, e.claim_ins);
       insert.bind(25, int64_t{e.claim_xdm_subject}).bind(26, joined(e.mismatches));
-      insert.bind(27, int64_t{e.mes_fin}).bind(28, int64_t{e.mdn}).bind(29, int64_t{e.mdn_requested});
+      insert.bind(27, int64_t{e.mes_fin})
+          .bind(28, int64_t{e.mdn})
+          .bind(29, int64_t{e.mdn_requested});
       if (insert.step() != SQLITE_DONE) throw StorageError(sqlite3_errmsg(db_));
       if (sqlite3_changes(db_) == 0) {
         ++duplicates;  // already counted: a redelivery, or a replay
@@ -376,7 +380,8 @@ void IndicatorJournal::commit(std::vector<Pending>& events,
   if (ok) write_log(written);
 }
 
-void IndicatorJournal::write_log(const std::vector<std::pair<int64_t, const IndicatorEvent*>>& written) {
+void IndicatorJournal::write_log(
+    const std::vector<std::pair<int64_t, const IndicatorEvent*>>& written) {
   if (!log_ || written.empty()) return;
   std::string lines;
   for (const auto& [seq, event] : written) {
@@ -387,6 +392,10 @@ void IndicatorJournal::write_log(const std::vector<std::pair<int64_t, const Indi
   if (std::fwrite(lines.data(), 1, lines.size(), log_) == lines.size() && std::fflush(log_) == 0) {
     log_position_ = written.back().first;
     log_position_dirty_ = true;  // saved with the next commit
+  } else {
+    // The log stops here; reopening it (SIGHUP, restart) writes everything from this point.
+    std::fclose(log_);
+    log_ = nullptr;
   }
 }
 
@@ -401,7 +410,8 @@ void IndicatorJournal::catch_up_log() {
                  "xdm, ins, claim_codecda, claim_ins, claim_xdm_subject, mismatches, mes_fin, mdn, "
                  "mdn_requested FROM indicator_event WHERE seq > ?1 ORDER BY seq");
   Statement documents(
-      db_, "SELECT code, code_system, ins FROM indicator_document WHERE seq = ?1 ORDER BY position");
+      db_,
+      "SELECT code, code_system, ins FROM indicator_document WHERE seq = ?1 ORDER BY position");
   rows.bind(1, log_position_);
   std::vector<std::pair<int64_t, IndicatorEvent>> events;
   while (rows.step() == SQLITE_ROW) {

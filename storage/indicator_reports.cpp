@@ -20,8 +20,7 @@ std::string count_if(std::string_view condition) {
   return "SUM(CASE WHEN " + std::string(condition) + " THEN 1 ELSE 0 END)";
 }
 std::string sum_if(std::string_view condition, std::string_view value) {
-  return "SUM(CASE WHEN " + std::string(condition) + " THEN " + std::string(value) +
-         " ELSE 0 END)";
+  return "SUM(CASE WHEN " + std::string(condition) + " THEN " + std::string(value) + " ELSE 0 END)";
 }
 
 constexpr std::string_view kSent = "direction = 'sent'";
@@ -47,8 +46,7 @@ const std::map<std::string, std::string, std::less<>>& message_expressions() {
       {"recipients_patient", sum_if(kSent, "to_patient")},
       {"sent_to_patient", count_if(both(kSent, "to_patient > 0"))},
       {"received_from_same_operator", count_if(both(kReceived, "counterpart = 'same_operator'"))},
-      {"received_from_other_operator",
-       count_if(both(kReceived, "counterpart = 'other_operator'"))},
+      {"received_from_other_operator", count_if(both(kReceived, "counterpart = 'other_operator'"))},
       {"received_from_patient", count_if(both(kReceived, "counterpart = 'patient'"))},
       {"sent_with_xdm", count_if(both(kSent, "xdm = 1"))},
       {"received_with_xdm", count_if(both(kReceived, "xdm = 1"))},
@@ -186,7 +184,9 @@ IndicatorReader::IndicatorReader(const std::string& journal_path) {
   }
 }
 
-IndicatorReader::~IndicatorReader() { sqlite3_close(db_); }
+IndicatorReader::~IndicatorReader() {
+  sqlite3_close(db_);
+}
 
 ReportTable IndicatorReader::run(const std::string& sql, const std::vector<std::string>& parameters,
                                  const std::vector<std::string>& columns) {
@@ -220,9 +220,10 @@ ReportTable IndicatorReader::monthly(Report report, const std::string& month,
     }
     case Report::kConnections: {
       auto columns = or_default(requested, config::kConnectionsDefault);
-      return run("SELECT " + select_list(connection_expressions(), columns) +
-                     " FROM connection_day c WHERE c.day <= ?2 GROUP BY c.mailbox ORDER BY c.mailbox",
-                 {first, last, month}, columns);
+      return run(
+          "SELECT " + select_list(connection_expressions(), columns) +
+              " FROM connection_day c WHERE c.day <= ?2 GROUP BY c.mailbox ORDER BY c.mailbox",
+          {first, last, month}, columns);
     }
     case Report::kDocuments: {
       auto columns = or_default(requested, config::kDocumentsDefault);

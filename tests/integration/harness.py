@@ -154,13 +154,15 @@ sqlite_path = "{self.database}"
         self.stop()
 
     def start(self):
+        # A restart appends to the same log: only what this process writes counts.
+        offset = os.path.getsize(self.log_path) if os.path.exists(self.log_path) else 0
         log = open(self.log_path, "ab")
         self.process = subprocess.Popen([MSSGATE, "--config", self.config_path], stdin=subprocess.DEVNULL,
                                         stdout=log, stderr=subprocess.STDOUT)
         log.close()
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:
-            text = self.log()
+            text = self.log()[offset:]
             if "event=ready" in text:
                 for name, port in re.findall(r"event=listening listener=(\w+) address=127\.0\.0\.1:(\d+)", text):
                     self.ports[name] = int(port)

@@ -1,0 +1,338 @@
+"""Indicators end to end: messages sent through mssgate's submission and received through its LMTP
+tap (Postfix -> mssgate -> Dovecot), their events in the journal and the JSON-lines log, the monthly
+export, durability across SIGKILL, and no INS value or content anywhere."""
+
+import base64
+import csv
+import email.utils
+import io
+import json
+import os
+import signal
+import smtplib
+import sqlite3
+import subprocess
+import tempfile
+import threading
+import time
+import unittest
+import zipfile
+
+from harness import (APP_HOPITAL, Gateway, backend_env, client_context, ctl, delivered_messages, main, new_marker,
+                     wait_for_delivery, MSSGATECTL)
+
+TAP_PORT = 21124  # the backend fixture's Postfix delivers tap.test.mssante.fr here
+LABO = "labo@tap.test.mssante.fr"
+CABINET = "cabinet@tap.test.mssante.fr"
+SECRETARIAT = "secretariat@tap.test.mssante.fr"  # only the export test writes to these two
+INS_VALUE = "248092A123456789"  # must never appear in a log, an event or an export
+PATIENT_NAME = "DURANDEAU"
+BODY_TEXT = "Texte confidentiel du compte rendu"
+
+
+def cda(code, ins_oid="1.2.250.1.213.1.4.8", birth_time=True):
+    birth = '<birthTime value="19480922"/>' if birth_time else ""
+    return f"""<?xml version="1.0" encoding="UTF-8"?>
+<ClinicalDocument xmlns="urn:hl7-org:v3">
+  <code code="{code}" codeSystem="2.16.840.1.113883.6.1"/>
+  <recordTarget><patientRole>
+    <id root="{ins_oid}" extension="{INS_VALUE}"/>
+    <patient>
+      <name><given>MARIE</given><family qualifier="BR">{PATIENT_NAME}</family></name>
+      <administrativeGenderCode code="F" codeSystem="2.16.840.1.113883.5.1"/>
+      {birth}
+    </patient>
+  </patientRole></recordTarget>
+</ClinicalDocument>""".encode()
+
+
+def xdm(documents):
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("README.TXT", "readme")
+        z.writestr("IHE_XDM/SUBSET01/METADATA.XML",
+                   '<SubmitObjectsRequest xmlns="urn:oasis:names:tc:ebxml-regrep:xsd:lcm:3.0"/>')
+        for i, document in enumerate(documents):
+            z.writestr("IHE_XDM/SUBSET01/DOC%04d.XML" % (i + 1), document)
+    return buffer.getvalue()
+
+
+def structured_message(sender, recipient, marker, archive, headers):
+    encoded = base64.encodebytes(archive).decode().replace("\n", "\r\n")
+    return ("From: {s}\r\nTo: {r}\r\nDate: {d}\r\nMessage-ID: <{m}@test>\r\nMIME-Version: 1.0\r\n{h}"
+            "Content-Type: multipart/mixed; boundary=\"b-{m}\"\r\n\r\n"
+            "--b-{m}\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n{body} {m}\r\n"
+            "--b-{m}\r\nContent-Type: application/zip; name=\"IHE_XDM.ZIP\"\r\n"
+            "Content-Transfer-Encoding: base64\r\nContent-Disposition: attachment; filename=\"IHE_XDM.ZIP\"\r\n\r\n"
+            "{a}--b-{m}--\r\n").format(s=sender, r=recipient, d=email.utils.formatdate(), m=marker.decode(),
+                                       h=headers, body=BODY_TEXT, a=encoded).encode()
+
+
+MATCHING_HEADERS = ("Subject: XDM/1.0/DDM Compte rendu\r\nX-MSS-CODECDA: 11488-4\r\nX-MSS-INS: O\r\n"
+                    "X-MSS-NIL: LPS-TEST-1\r\n")
+
+
+class IndicatorGateway(Gateway):
+    def __init__(self, journal_dir=None):
+        self.journal_dir = journal_dir or tempfile.mkdtemp(prefix="mssgate-journal-")
+        os.chmod(self.journal_dir, 0o755)
+        lmtp_port = backend_env()["BACKEND_LMTP_PORT"]
+        super().__init__(extra_config=f"""
+[lmtp]
+listen = ["127.0.0.1:{TAP_PORT}"]
+backend = "127.0.0.1:{lmtp_port}"
+command_timeout = "10s"
+data_timeout = "10s"
+
+[indicators]
+journal = "{self.journal_dir}/indicators.db"
+log = "{self.journal_dir}/indicators.jsonl"
+operator_domains = ["test.mssante.fr", "tap.test.mssante.fr"]
+""")
+        self.journal = os.path.join(self.journal_dir, "indicators.db")
+        self.indicator_log = os.path.join(self.journal_dir, "indicators.jsonl")
+        ctl(self.database, "mailbox", "add", LABO, "--type", "APP")
+        ctl(self.database, "mailbox", "add", CABINET, "--type", "CAB")
+        ctl(self.database, "mailbox", "add", SECRETARIAT, "--type", "ORG")
+
+    def events(self):
+        if not os.path.exists(self.indicator_log):
+            return []
+        with open(self.indicator_log) as f:
+            return [json.loads(line) for line in f if line.strip()]
+
+    def wait_for_event(self, predicate, timeout=30.0):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for event in self.events():
+                if predicate(event):
+                    return event
+            time.sleep(0.1)
+        raise AssertionError("no indicator event as expected; log has:\n%s" % "\n".join(
+            json.dumps(e) for e in self.events()[-10:]))
+
+    def journal_rows(self, sql, *parameters):
+        db = sqlite3.connect("file:%s?mode=ro" % self.journal, uri=True, timeout=10)
+        try:
+            return db.execute(sql, parameters).fetchall()
+        finally:
+            db.close()
+
+    def kill(self):
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait()
+        self.process = None
+
+
+def send(gateway, recipient, message, timeout=30):
+    with smtplib.SMTP("127.0.0.1", gateway.submission_port, timeout=timeout) as smtp:
+        smtp.starttls(context=client_context("org-hopital"))
+        smtp.ehlo("lps.test")
+        smtp.auth("EXTERNAL", lambda challenge=None: "", initial_response_ok=True)
+        refused = smtp.sendmail(APP_HOPITAL, [recipient], message)
+        assert refused == {}, refused
+
+
+def export(gateway, month, fmt, out):
+    result = subprocess.run([MSSGATECTL, "--config", gateway.config_path, "indicators", "export", "--month", month,
+                             "--format", fmt, "--out", out], capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+class IndicatorsEndToEnd(unittest.TestCase):
+    def setUp(self):
+        self.gateway = IndicatorGateway()
+        self.gateway.start()
+
+    def tearDown(self):
+        if self.gateway.process:
+            self.gateway.stop()
+
+    def test_sent_and_received_events_and_the_monthly_export(self):
+        g = self.gateway
+        marker = new_marker("structured")
+        archive = xdm([cda("11488-4")])
+        send(g, CABINET, structured_message(APP_HOPITAL, CABINET, marker, archive, MATCHING_HEADERS))
+        wait_for_delivery(CABINET, marker)
+        message_id = "<%s@test>" % marker.decode()
+        sent = g.wait_for_event(lambda e: e["direction"] == "sent" and e.get("message_id") == message_id)
+        received = g.wait_for_event(lambda e: e["direction"] == "received" and e.get("message_id") == message_id)
+        for event, mailbox, mailbox_type in ((sent, APP_HOPITAL, "APP"), (received, CABINET, "CAB")):
+            self.assertEqual(event["mailbox"], mailbox)
+            self.assertEqual(event["mailbox_type"], mailbox_type)
+            self.assertTrue(event["inspected"])
+            self.assertTrue(event["xdm"])
+            self.assertEqual(event["documents"], [{"code": "11488-4", "code_system": "2.16.840.1.113883.6.1",
+                                                   "ins": "qualified"}])
+            self.assertEqual(event["ins"], "qualified")
+            self.assertEqual(event["mismatches"], [])
+            self.assertEqual(event["nil"], "LPS-TEST-1")
+            self.assertEqual(event["claims"], {"codecda": "11488-4", "ins": "O", "xdm_subject": True})
+        self.assertEqual(sent["auth_mode"], "certificate")
+        self.assertEqual(sent["to_same_operator"], 1)
+        self.assertRegex(sent["queue_id"], r"^\w+$")
+        self.assertEqual(received["counterpart"], "same_operator")
+        self.assertEqual(received["auth_mode"], "none")
+        # The delivered message is the one sent, byte for byte after Postfix's own headers.
+        delivered = delivered_messages(CABINET, marker)[0]
+        self.assertIn(base64.encodebytes(archive).replace(b"\n", b"\r\n").replace(b"\r\n", b"\n"), delivered)
+
+        # A second message whose headers claim a qualified INS the document does not have.
+        marker2 = new_marker("mismatch")
+        send(g, SECRETARIAT, structured_message(APP_HOPITAL, SECRETARIAT, marker2,
+                                            xdm([cda("11488-4", birth_time=False), cda("34112-3")]),
+                                            MATCHING_HEADERS))
+        wait_for_delivery(SECRETARIAT, marker2)
+        mismatch = g.wait_for_event(lambda e: e["direction"] == "received" and e.get("message_id") ==
+                                    "<%s@test>" % marker2.decode())
+        self.assertEqual(mismatch["mailbox_type"], "ORG")
+        self.assertEqual(mismatch["mismatches"], ["codecda_differs"])
+        self.assertEqual([d["ins"] for d in mismatch["documents"]], ["unqualified", "qualified"])
+
+        month = received["day"][:7]
+        out = tempfile.mkdtemp(prefix="mssgate-export-")
+        printed = export(g, month, "csv", out)
+        self.assertIn("messages-%s.csv" % month, printed)
+        with open(os.path.join(out, "messages-%s.csv" % month), newline="") as f:
+            rows = {r["mailbox"]: r for r in csv.DictReader(f, delimiter=";")}
+        self.assertEqual(rows[APP_HOPITAL]["sent"], "2")
+        self.assertEqual(rows[APP_HOPITAL]["sent_with_xdm"], "2")
+        self.assertEqual(rows[APP_HOPITAL]["sent_qualified_ins"], "2")
+        self.assertEqual(rows[APP_HOPITAL]["nil"], "LPS-TEST-1")
+        self.assertEqual(rows[CABINET]["received"], "1")
+        self.assertEqual(rows[CABINET]["received_qualified_ins"], "1")
+        self.assertEqual(rows[SECRETARIAT]["received"], "1")
+        with open(os.path.join(out, "documents-%s.csv" % month), newline="") as f:
+            documents = [(r["mailbox"], r["direction"], r["code"], r["documents"], r["qualified_ins"])
+                         for r in csv.DictReader(f, delimiter=";")]
+        self.assertIn((APP_HOPITAL, "sent", "11488-4", "2", "1"), documents)
+        self.assertIn((APP_HOPITAL, "sent", "34112-3", "1", "1"), documents)
+        self.assertIn((CABINET, "received", "11488-4", "1", "1"), documents)
+        with open(os.path.join(out, "connexions-%s.csv" % month), newline="") as f:
+            connections = {r["mailbox"]: r for r in csv.DictReader(f, delimiter=";")}
+        self.assertEqual(connections[APP_HOPITAL]["auth_mode"], "certificate")
+        self.assertEqual(connections[APP_HOPITAL]["last_connection"], received["day"])
+        export(g, month, "json", out)
+        with open(os.path.join(out, "messages-%s.json" % month)) as f:
+            by_mailbox = {r["mailbox"]: r for r in json.load(f)}
+        self.assertEqual(by_mailbox[APP_HOPITAL]["sent"], 2)
+        shown = subprocess.run([MSSGATECTL, "--config", g.config_path, "indicators", "show", "--mailbox", APP_HOPITAL,
+                                "--from", month + "-01", "--to", received["day"]],
+                               capture_output=True, text=True, timeout=30)
+        self.assertEqual(shown.returncode, 0, shown.stderr)
+        self.assertIn(received["day"], shown.stdout)
+        self.assertIn("11488-4", shown.stdout)
+
+        # Nothing of the content, and no INS value, anywhere.
+        texts = [g.log(), open(g.indicator_log).read()]
+        for name in os.listdir(out):
+            texts.append(open(os.path.join(out, name)).read())
+        texts.append("\n".join(str(row) for row in g.journal_rows("SELECT * FROM indicator_event")))
+        texts.append("\n".join(str(row) for row in g.journal_rows("SELECT * FROM indicator_document")))
+        for text in texts:
+            for secret in (INS_VALUE, PATIENT_NAME, BODY_TEXT, "MARIE", "19480922"):
+                self.assertNotIn(secret, text)
+
+    def test_an_uninspectable_message_is_still_delivered(self):
+        g = self.gateway
+        marker = new_marker("garbage")
+        send(g, LABO, structured_message(APP_HOPITAL, LABO, marker, b"this is no zip at all" * 50, MATCHING_HEADERS))
+        wait_for_delivery(LABO, marker)
+        message_id = "<%s@test>" % marker.decode()
+        for direction in ("sent", "received"):
+            event = g.wait_for_event(lambda e: e["direction"] == direction and e.get("message_id") == message_id)
+            self.assertFalse(event["inspected"])
+            self.assertEqual(event["uninspectable_reason"], "xdm_not_zip")
+
+    def test_the_log_is_reopened_on_sighup(self):
+        g = self.gateway
+        send(g, LABO, structured_message(APP_HOPITAL, LABO, new_marker("before"), xdm([cda("11488-4")]),
+                                         MATCHING_HEADERS))
+        g.wait_for_event(lambda e: e["direction"] == "received")
+        os.rename(g.indicator_log, g.indicator_log + ".1")
+        g.process.send_signal(signal.SIGHUP)
+        g.wait_for_log(r"event=signal signal=SIGHUP action=indicator_log_reopened")
+        marker = new_marker("after")
+        send(g, LABO, structured_message(APP_HOPITAL, LABO, marker, xdm([cda("11488-4")]), MATCHING_HEADERS))
+        event = g.wait_for_event(lambda e: e.get("message_id") == "<%s@test>" % marker.decode())
+        self.assertEqual(event["direction"], "sent")
+
+
+class Durability(unittest.TestCase):
+    """SIGKILL while clients send: every message that got 250 has its event, and only messages
+    Postfix took have one; each delivery is counted once on the receiving side."""
+
+    CLIENTS = 3
+
+    def test_kill_during_a_sending_loop(self):
+        g = IndicatorGateway()
+        g.start()
+        self.addCleanup(lambda: g.process and g.stop())
+        acked, in_flight = set(), set()
+        lock = threading.Lock()
+        stop = threading.Event()
+        run = new_marker("durability").decode()
+
+        def client(number):
+            sent = 0
+            try:
+                smtp = smtplib.SMTP("127.0.0.1", g.submission_port, timeout=20)
+                smtp.starttls(context=client_context("org-hopital"))
+                smtp.ehlo("lps.test")
+                smtp.auth("EXTERNAL", lambda challenge=None: "", initial_response_ok=True)
+                while not stop.is_set() and sent < 400:
+                    message_id = "<%s-%d-%d@test>" % (run, number, sent)
+                    message = ("From: %s\r\nTo: %s\r\nDate: %s\r\nMessage-ID: %s\r\nSubject: %s\r\n\r\nsmall\r\n"
+                               % (APP_HOPITAL, LABO, email.utils.formatdate(), message_id, run)).encode()
+                    with lock:
+                        in_flight.add(message_id)
+                    smtp.sendmail(APP_HOPITAL, [LABO], message)
+                    with lock:
+                        in_flight.discard(message_id)
+                        acked.add(message_id)
+                    sent += 1
+            except (OSError, smtplib.SMTPException):
+                pass  # the gateway was killed
+
+        threads = [threading.Thread(target=client, args=(n,)) for n in range(self.CLIENTS)]
+        for t in threads:
+            t.start()
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and len(acked) < 60:
+            time.sleep(0.05)
+        g.kill()
+        stop.set()
+        for t in threads:
+            t.join(30)
+        self.assertGreaterEqual(len(acked), 20, "the clients sent too little before the kill")
+
+        g.start()  # the journal is opened again; Postfix retries the deliveries the tap missed
+        recorded = {row[0] for row in g.journal_rows(
+            "SELECT message_id FROM indicator_event WHERE direction = 'sent' AND message_id LIKE ?", "<%s-%%" % run)}
+        self.assertLessEqual(acked, recorded, "a message that got 250 has no event")
+        self.assertLessEqual(recorded, acked | in_flight, "an event for a message the client never sent")
+        self.assertLessEqual(len(recorded - acked), self.CLIENTS)
+
+        # Receiving side: every message Postfix accepted reaches the mailbox, each counted once.
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            delivered = {line.split(b":", 1)[1].strip().decode()
+                         for data in delivered_messages(LABO, run.encode())
+                         for line in data.splitlines() if line.lower().startswith(b"message-id:")}
+            counted = g.journal_rows("SELECT message_id, COUNT(*) FROM indicator_event WHERE direction = 'received' "
+                                     "AND message_id LIKE ? GROUP BY message_id", "<%s-%%" % run)
+            if acked <= delivered and len(counted) == len(delivered):
+                break
+            time.sleep(0.5)
+        self.assertLessEqual(acked, delivered, "a message that got 250 was not delivered")
+        self.assertEqual({m for m, _ in counted}, delivered)
+        self.assertTrue(all(n == 1 for _, n in counted), "a delivery counted twice")
+        # The log caught up with the journal: every journal event is in the log.
+        logged = {e["key"] for e in g.events()}
+        keys = {row[0] for row in g.journal_rows("SELECT event_key FROM indicator_event")}
+        self.assertEqual(keys - logged, set())
+
+
+if __name__ == "__main__":
+    main()
