@@ -217,3 +217,48 @@ TEST_F(ConfigTest, TheExampleConfigurationIsValid) {
         << "unexpected problem in the example: " << line;
   }
 }
+
+TEST_F(ConfigTest, IndicatorsAndLmtpTap) {
+  auto off = parse_config(minimal(), path());
+  EXPECT_FALSE(off.indicators.enabled());
+  EXPECT_TRUE(off.lmtp.listen.empty());
+  auto config = parse_config(minimal() + R"(
+[lmtp]
+listen = ["127.0.0.1:10024"]
+backend = "127.0.0.1:11024"
+[indicators]
+journal = "indicators.db"
+log = "indicators.jsonl"
+operator_domains = ["Hopital.MSSante.fr"]
+days = "utc"
+max_archive_bytes = "16MiB"
+[indicators.export]
+messages_file = "Messages_{month}.{format}"
+messages_columns = ["mailbox", "sent", "sent_qualified_ins"]
+csv_separator = ","
+)",
+                             path());
+  EXPECT_TRUE(config.indicators.enabled());
+  EXPECT_EQ(config.indicators.journal, (dir_ / "indicators.db").string());
+  EXPECT_EQ(config.indicators.operator_domains, std::vector<std::string>{"hopital.mssante.fr"});
+  EXPECT_EQ(config.indicators.patient_domains, std::vector<std::string>{"patient.mssante.fr"});
+  EXPECT_TRUE(config.indicators.utc_days);
+  EXPECT_EQ(config.indicators.max_archive_bytes, size_t{16} << 20);
+  EXPECT_EQ(config.indicators.exports.messages_columns.size(), 3u);
+  EXPECT_EQ(config.lmtp.listen.at(0).port, 10024);
+  EXPECT_EQ(config.lmtp.backend.port, 11024);
+
+  auto error = error_for(minimal() + R"(
+[indicators]
+journal = "i.db"
+days = "paris"
+[indicators.export]
+documents_columns = ["mailbox", "ins_value"]
+csv_separator = ";;"
+connections_file = "../escape.csv"
+)");
+  EXPECT_NE(error.find("indicators.days"), std::string::npos) << error;
+  EXPECT_NE(error.find("unknown column \"ins_value\""), std::string::npos) << error;
+  EXPECT_NE(error.find("csv_separator"), std::string::npos) << error;
+  EXPECT_NE(error.find("plain names"), std::string::npos) << error;
+}

@@ -1,0 +1,185 @@
+#include "storage/indicator_journal.hpp"
+
+#include <gtest/gtest.h>
+
+#include <condition_variable>
+#include <filesystem>
+#include <fstream>
+#include <mutex>
+#include <thread>
+
+#include "config/indicator_fields.hpp"
+#include "storage/directory_store.hpp"
+#include "storage/indicator_reports.hpp"
+
+using namespace mssgate::storage;
+namespace fs = std::filesystem;
+
+namespace {
+
+class IndicatorJournalTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() /
+           ("mssgate-journal-test-" + std::to_string(::getpid()) + "-" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  IndicatorJournal::Options options() const {
+    return {(dir_ / "indicators.db").string(), (dir_ / "indicators.jsonl").string()};
+  }
+
+  static IndicatorEvent event(const std::string& key, const std::string& direction,
+                              const std::string& mailbox, const std::string& day) {
+    IndicatorEvent e;
+    e.key = key;
+    e.at_ms = 1795000000000;
+    e.day = day;
+    e.direction = direction;
+    e.mailbox = mailbox;
+    e.mailbox_type = "APP";
+    e.auth_mode = direction == "sent" ? "certificate" : "none";
+    e.nil = "LPS-1";
+    e.recipients = 1;
+    e.xdm = true;
+    e.documents = {{"11488-4", "2.16.840.1.113883.6.1", "qualified"}};
+    e.ins = "qualified";
+    e.claim_codecda = "11488-4";
+    e.claim_ins = "O";
+    return e;
+  }
+
+  // Records and waits until the journal says the events are durable.
+  static std::vector<bool> record_all(IndicatorJournal& journal,
+                                      std::vector<IndicatorEvent> events) {
+    std::mutex mutex;
+    std::condition_variable done;
+    std::vector<bool> results(events.size());
+    size_t left = events.size();
+    for (size_t i = 0; i < events.size(); ++i) {
+      journal.record(std::move(events[i]), [&, i](bool durable) {
+        std::lock_guard lock(mutex);
+        results[i] = durable;
+        --left;
+        done.notify_all();
+      });
+    }
+    std::unique_lock lock(mutex);
+    done.wait(lock, [&] { return left == 0; });
+    return results;
+  }
+
+  std::vector<std::string> log_lines() const {
+    std::ifstream in(dir_ / "indicators.jsonl");
+    std::vector<std::string> lines;
+    for (std::string line; std::getline(in, line);)
+      lines.push_back(line);
+    return lines;
+  }
+
+  fs::path dir_;
+};
+
+}  // namespace
+
+TEST_F(IndicatorJournalTest, EventsAreDurableCountedOnceAndReported) {
+  {
+    IndicatorJournal journal(options());
+    auto results =
+        record_all(journal, {event("sent:1", "sent", "a@x.fr", "2026-11-02"),
+                             event("received:b@x.fr:f00", "received", "b@x.fr", "2026-11-02"),
+                             event("sent:2", "sent", "a@x.fr", "2026-11-03")});
+    EXPECT_EQ(results, (std::vector<bool>{true, true, true}));
+    // Postfix delivering the same message again: the same key, counted once.
+    results =
+        record_all(journal, {event("received:b@x.fr:f00", "received", "b@x.fr", "2026-11-04")});
+    EXPECT_EQ(results, std::vector<bool>{true});
+    journal.note_connection({1795000000000, "2026-11-03", "a@x.fr", "APP", "certificate", "imap"});
+    journal.stop();
+    auto stats = journal.stats();
+    EXPECT_EQ(stats.recorded, 3u);
+    EXPECT_EQ(stats.duplicates, 1u);
+    EXPECT_EQ(stats.connections, 1u);
+  }
+  EXPECT_EQ(log_lines().size(), 3u);
+
+  IndicatorReader reader((dir_ / "indicators.db").string());
+  auto messages = reader.monthly(Report::kMessages, "2026-11",
+                                 {"mailbox", "sent", "received", "sent_qualified_ins", "nil"});
+  ASSERT_EQ(messages.rows.size(), 2u);
+  EXPECT_EQ(messages.rows[0], (std::vector<std::string>{"a@x.fr", "2", "0", "2", "LPS-1"}));
+  EXPECT_EQ(messages.rows[1], (std::vector<std::string>{"b@x.fr", "0", "1", "0", "LPS-1"}));
+  auto documents = reader.monthly(Report::kDocuments, "2026-11", {});
+  ASSERT_EQ(documents.rows.size(), 2u);
+  auto connections = reader.monthly(Report::kConnections, "2026-11", {});
+  ASSERT_EQ(connections.rows.size(), 1u);
+  EXPECT_EQ(connections.rows[0],
+            (std::vector<std::string>{"a@x.fr", "APP", "2026-11-03", "certificate"}));
+  EXPECT_TRUE(reader.monthly(Report::kMessages, "2026-10", {}).rows.empty());
+  EXPECT_THROW(reader.monthly(Report::kMessages, "2026-13", {}), StorageError);
+  EXPECT_THROW(reader.monthly(Report::kMessages, "2026-11", {"ins_value"}), StorageError);
+  // Every column of the vocabulary is computable.
+  for (auto [report, fields] :
+       {std::pair{Report::kConnections, &mssgate::config::kConnectionsFields},
+        std::pair{Report::kMessages, &mssgate::config::kMessagesFields},
+        std::pair{Report::kDocuments, &mssgate::config::kDocumentsFields}}) {
+    std::vector<std::string> all(fields->begin(), fields->end());
+    EXPECT_EQ(reader.monthly(report, "2026-11", all).columns.size(), all.size());
+  }
+}
+
+TEST_F(IndicatorJournalTest, TheLogCatchesUpWithTheJournal) {
+  {
+    IndicatorJournal journal({(dir_ / "indicators.db").string(), ""});  // no log at first
+    record_all(journal, {event("sent:1", "sent", "a@x.fr", "2026-11-02"),
+                         event("sent:2", "sent", "a@x.fr", "2026-11-02")});
+  }
+  EXPECT_TRUE(log_lines().empty());
+  {
+    IndicatorJournal journal(options());  // opened with a log: the two events are written
+    EXPECT_EQ(log_lines().size(), 2u);
+    record_all(journal, {event("sent:3", "sent", "a@x.fr", "2026-11-02")});
+  }
+  auto lines = log_lines();
+  ASSERT_GE(lines.size(), 3u);
+  EXPECT_NE(lines[0].find("\"key\":\"sent:1\""), std::string::npos) << lines[0];
+  EXPECT_NE(lines[2].find("\"key\":\"sent:3\""), std::string::npos) << lines[2];
+}
+
+TEST_F(IndicatorJournalTest, ManyWritersShareCommits) {
+  IndicatorJournal journal(options());
+  std::vector<std::thread> writers;
+  for (int w = 0; w < 8; ++w) {
+    writers.emplace_back([&, w] {
+      for (int i = 0; i < 50; ++i)
+        record_all(journal, {event("sent:" + std::to_string(w) + "-" + std::to_string(i), "sent",
+                                   "a@x.fr", "2026-11-02")});
+    });
+  }
+  for (auto& t : writers)
+    t.join();
+  journal.stop();
+  auto stats = journal.stats();
+  EXPECT_EQ(stats.recorded, 400u);
+  EXPECT_LE(stats.commits, 400u);
+}
+
+TEST(IndicatorReports, CsvJsonAndMonths) {
+  ReportTable table{{"mailbox", "sent", "nil"}, {{"a@x.fr", "3", "LPS;1"}, {"b\"@x.fr", "0", ""}}};
+  EXPECT_EQ(to_csv(table, ';'), "mailbox;sent;nil\r\na@x.fr;3;\"LPS;1\"\r\n\"b\"\"@x.fr\";0;\r\n");
+  EXPECT_EQ(to_json(table),
+            "[{\"mailbox\":\"a@x.fr\",\"sent\":3,\"nil\":\"LPS;1\"},"
+            "{\"mailbox\":\"b\\\"@x.fr\",\"sent\":0,\"nil\":\"\"}]\n");
+  std::string first, last;
+  ASSERT_TRUE(month_days("2028-02", first, last));
+  EXPECT_EQ(last, "2028-02-29");
+  ASSERT_TRUE(month_days("2026-11", first, last));
+  EXPECT_EQ(first, "2026-11-01");
+  EXPECT_EQ(last, "2026-11-30");
+  EXPECT_FALSE(month_days("2026-1", first, last));
+  EXPECT_FALSE(month_days("2026-00", first, last));
+  EXPECT_EQ(day_of(0, true), "1970-01-01");
+}
