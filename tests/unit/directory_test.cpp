@@ -3,6 +3,7 @@
 #include <filesystem>
 
 #include "daemon/access_policy.hpp"
+#include "daemon/indicator_event.hpp"
 #include "storage/directory_store.hpp"
 
 using namespace mssgate;
@@ -183,4 +184,21 @@ TEST_F(DirectoryTest, RefusesWhatTheDirectoryDoesNotAllow) {
   EXPECT_EQ(decide(labo_, "app.off@test.fr").reason, "mailbox_suspended");
   EXPECT_EQ(decide(labo_, "dr.martin@test.fr").reason, "mailbox_type_not_allowed");
   EXPECT_EQ(decide(hopital_, "not an address").reason, "invalid_authzid");
+}
+
+TEST_F(DirectoryTest, CounterpartsAndMailboxTypesForTheIndicators) {
+  config::IndicatorsConfig settings;
+  settings.operator_domains = {"hopital.mssante.fr"};
+  using daemon::Counterpart;
+  EXPECT_EQ(daemon::counterpart_of("288091234567823@patient.mssante.fr", settings, *store_),
+            Counterpart::kPatient);
+  EXPECT_EQ(daemon::counterpart_of("Secretariat@Hopital.MSSante.fr", settings, *store_),
+            Counterpart::kSameOperator);
+  EXPECT_EQ(daemon::counterpart_of("app.second@test.fr", settings, *store_),
+            Counterpart::kSameOperator)
+      << "a mailbox of the directory";
+  EXPECT_EQ(daemon::counterpart_of("labo@autre-operateur.mssante.fr", settings, *store_),
+            Counterpart::kOtherOperator);
+  EXPECT_EQ(daemon::mailbox_type_of("dr.martin@test.fr", *store_), "PER");
+  EXPECT_EQ(daemon::mailbox_type_of("nobody@test.fr", *store_), "unknown");
 }
