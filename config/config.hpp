@@ -31,6 +31,8 @@ struct ServerConfig {
   unsigned io_threads = 0;  // 0: one per core
   std::string log_level = "info";
   size_t max_connections = 20000;
+  // At SIGTERM, mail transactions under way get this long to finish before sessions are closed.
+  Duration stop_timeout = 30s;
 };
 
 struct TlsConfig {

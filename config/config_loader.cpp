@@ -289,6 +289,7 @@ void read_server(TableReader& parent, ServerConfig& out, Problems& problems, con
   t.integer("io_threads", out.io_threads, 0, 256);
   t.string("log_level", out.log_level);
   t.size("max_connections", out.max_connections, 1, 1'000'000);
+  t.duration("stop_timeout", out.stop_timeout, 0ms, 1h);
   static const std::set<std::string> kLevels{"trace", "debug", "info", "warn", "error"};
   if (!kLevels.count(out.log_level)) {
     problems.add(t.where("log_level"), "server.log_level",

@@ -1,6 +1,9 @@
 #include "daemon/gateway.hpp"
 
+#include <poll.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -11,8 +14,10 @@
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <cerrno>
 #include <chrono>
 #include <csignal>
+#include <functional>
 #include <iostream>
 #include <memory>
 #include <thread>
@@ -21,6 +26,7 @@
 #include "daemon/event_log.hpp"
 #include "daemon/imap_session.hpp"
 #include "daemon/lmtp_session.hpp"
+#include "daemon/service_notifier.hpp"
 #include "daemon/smtp_session.hpp"
 #include "daemon/tls_policy.hpp"
 
@@ -40,6 +46,54 @@ std::shared_ptr<GatewayEnvironment> build_environment(const config::Config& conf
   if (open_directory) env->directory = storage::open_sqlite_directory(config.directory.sqlite_path);
   if (config.psc.enabled()) env->validator = std::make_shared<TokenValidator>(env->config.psc);
   return env;
+}
+
+// Whether something accepts TCP connections at `endpoint` within `timeout`.
+bool tcp_reachable(const config::Endpoint& endpoint, std::chrono::milliseconds timeout) {
+  error_code ec;
+  auto address = asio::ip::make_address(endpoint.host, ec);
+  if (ec) return false;
+  tcp::endpoint where(address, endpoint.port);
+  int fd = ::socket(where.protocol().family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return false;
+  bool reachable = false;
+  int rc = ::connect(fd, where.data(), static_cast<socklen_t>(where.size()));
+  if (rc == 0) {
+    reachable = true;
+  } else if (errno == EINPROGRESS) {
+    pollfd p{fd, POLLOUT, 0};
+    if (::poll(&p, 1, static_cast<int>(timeout.count())) == 1) {
+      int error = 0;
+      socklen_t length = sizeof error;
+      reachable = ::getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &length) == 0 && error == 0;
+    }
+  }
+  ::close(fd);
+  return reachable;
+}
+
+// Checks at start that the backends answer; an unreachable one is logged, not fatal (mssgate
+// must come up while Dovecot or Postfix restarts). Returns a summary for the ready event.
+std::string check_backends(const config::Config& config) {
+  std::vector<std::pair<std::string, config::Endpoint>> backends;
+  if (!config.imap.starttls_listen.empty() || !config.imap.tls_listen.empty())
+    backends.emplace_back("imap", config.imap.backend.address);
+  if (!config.smtp.starttls_listen.empty() || !config.smtp.tls_listen.empty())
+    backends.emplace_back("submission", config.smtp.backend.address);
+  if (!config.lmtp.listen.empty()) backends.emplace_back("lmtp", config.lmtp.backend);
+  std::string summary;
+  for (const auto& [name, endpoint] : backends) {
+    bool up = tcp_reachable(endpoint, std::chrono::milliseconds(1000));
+    if (!up) {
+      Event("backend_unreachable")
+          .add("backend", name)
+          .add("address", endpoint.text())
+          .add("detail", "checked at start; sessions will try again")
+          .warn();
+    }
+    summary += (summary.empty() ? "" : ",") + name + (up ? ":up" : ":down");
+  }
+  return summary.empty() ? "none" : summary;
 }
 
 // Lets the process hold as many connections as the hard limit allows.
@@ -142,6 +196,7 @@ void check_gateway_config(const config::Config& config) {
 
 int run_gateway(const config::Config& config) {
   auto started = std::chrono::steady_clock::now();
+  auto notifier = ServiceNotifier::from_environment();
   init_logging(config.server.log_level);
   raise_open_file_limit();
   std::shared_ptr<GatewayEnvironment> env;
@@ -206,39 +261,83 @@ int run_gateway(const config::Config& config) {
   }
 
   asio::signal_set signals(pool.main(), SIGINT, SIGTERM, SIGHUP);
+  asio::steady_timer stop_timer(pool.main());
+  bool stopping = false;
+  auto stop_deadline = std::chrono::steady_clock::now();
+  // Waits for the transactions under way, at most stop_timeout, then ends every session.
+  std::function<void()> wait_for_transactions = [&] {
+    uint64_t left = shared.counters->transactions.load();
+    if (left == 0 || std::chrono::steady_clock::now() >= stop_deadline) {
+      Event("stopped_accepting")
+          .add("open_sessions", shared.counters->open_sessions.load())
+          .add("transactions_cut", left)
+          .emit(left ? spdlog::level::warn : spdlog::level::info);
+      pool.stop();
+      return;
+    }
+    stop_timer.expires_after(std::chrono::milliseconds(50));
+    stop_timer.async_wait([&](const error_code&) { wait_for_transactions(); });
+  };
   std::function<void(const error_code&, int)> on_signal = [&](const error_code& ec, int signal) {
     if (ec) return;
     if (signal == SIGHUP) {
       // The indicator log is reopened (after a rotation); the configuration is not reloaded.
+      notifier.reloading();
       if (env->indicators) env->indicators->reopen_log();
       Event("signal")
           .add("signal", "SIGHUP")
           .add("action", env->indicators ? "indicator_log_reopened" : "ignored")
           .add("detail", "configuration reload is not available in this version")
           .warn();
+      notifier.ready("serving");
       signals.async_wait(on_signal);
       return;
     }
+    if (stopping) {  // a second SIGTERM or SIGINT: stop now
+      pool.stop();
+      return;
+    }
+    stopping = true;
+    shared.counters->draining = true;
+    notifier.stopping("finishing the mail transactions under way");
     Event("stopping")
         .add("signal", signal == SIGTERM ? "SIGTERM" : "SIGINT")
         .add("open_sessions", shared.counters->open_sessions.load())
+        .add("transactions", shared.counters->transactions.load())
+        .add("stop_timeout_ms", static_cast<int64_t>(config.server.stop_timeout.count()))
         .info();
     for (auto& listener : listeners) {
       error_code ignored;
       listener->acceptor.close(ignored);
     }
-    pool.stop();
+    stop_deadline = std::chrono::steady_clock::now() + config.server.stop_timeout;
+    wait_for_transactions();
+    signals.async_wait(on_signal);
   };
   signals.async_wait(on_signal);
   signal(SIGPIPE, SIG_IGN);
 
+  // systemd's watchdog: a keep-alive from the main io context while it turns.
+  asio::steady_timer watchdog_timer(pool.main());
+  std::function<void()> keep_alive = [&] {
+    notifier.watchdog();
+    watchdog_timer.expires_after(*notifier.watchdog_interval());
+    watchdog_timer.async_wait([&](const error_code& ec) {
+      if (!ec) keep_alive();
+    });
+  };
+  if (notifier.watchdog_interval()) keep_alive();
+
+  std::string backends = check_backends(config);
   auto ready_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                       std::chrono::steady_clock::now() - started)
                       .count();
   Event("ready")
       .add("io_threads", threads)
       .add("startup_ms", static_cast<int64_t>(ready_ms))
+      .add("backends", backends)
       .info();
+  notifier.ready("serving; backends " + backends);
   pool.run();
   // Events still queued are committed; their sessions are gone with the io contexts.
   if (env->indicators) env->indicators->stop();

@@ -24,6 +24,10 @@ struct GatewayEnvironment {
 
 struct GatewayCounters {
   std::atomic<uint64_t> open_sessions{0};
+  // Mail transactions under way (from MAIL to the end of the message), which a stop waits for.
+  std::atomic<uint64_t> transactions{0};
+  // Set at SIGTERM: no new transaction starts.
+  std::atomic<bool> draining{false};
 
   // Sessions per professional, counted per person, not per token (tokens are renewed every
   // few minutes). False when `id` already holds `max`.
@@ -43,6 +47,21 @@ struct GatewayCounters {
  private:
   std::mutex professionals_mutex;
   std::unordered_map<std::string, unsigned> professional_sessions;
+};
+
+// Counts one transaction while it lives.
+class TransactionMark {
+ public:
+  explicit TransactionMark(std::shared_ptr<GatewayCounters> counters)
+      : counters_(std::move(counters)) {
+    ++counters_->transactions;
+  }
+  ~TransactionMark() { --counters_->transactions; }
+  TransactionMark(const TransactionMark&) = delete;
+  TransactionMark& operator=(const TransactionMark&) = delete;
+
+ private:
+  std::shared_ptr<GatewayCounters> counters_;
 };
 
 }  // namespace mssgate::daemon

@@ -196,12 +196,14 @@ class LmtpSession final : public ProxyConnection {
           protocol::parse_path_argument(line.substr(std::min(line.size(), size_t{5})), "FROM");
       sender_ = path ? lower(path->address) : std::string();
       recipients_.clear();
+      begin_transaction();
     } else if (upper == "RCPT" && reply->reply.positive()) {
       auto path =
           protocol::parse_path_argument(line.substr(std::min(line.size(), size_t{5})), "TO");
       recipients_.push_back(path ? lower(path->address) : std::string());
     } else if (upper == "RSET") {
       recipients_.clear();
+      end_transaction();
     }
     bool written = co_await write_client(reply->text());
     if (upper == "QUIT") co_return false;
@@ -224,6 +226,8 @@ class LmtpSession final : public ProxyConnection {
     }
     if (reply->reply.code != 354) {
       bool written = co_await write_client(reply->text());
+      recipients_.clear();
+      end_transaction();
       co_return written;
     }
     bool written = co_await write_client(reply->text());
@@ -294,6 +298,7 @@ class LmtpSession final : public ProxyConnection {
                  milliseconds_since(start));
     recipients_.clear();
     bool answered = co_await write_client(answer);
+    end_transaction();
     if (!backend_ok) {
       set_close_reason("backend_lost");
       co_return false;

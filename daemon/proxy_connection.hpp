@@ -113,6 +113,11 @@ class ProxyConnection : public std::enable_shared_from_this<ProxyConnection> {
   awaitable<bool> record_indicator(storage::IndicatorEvent event);
   awaitable<bool> record_indicators(std::vector<storage::IndicatorEvent> events);
   bool indicators_enabled() const { return env_->indicators != nullptr; }
+
+  // A mail transaction starts or ends: a stop waits for the ones under way.
+  void begin_transaction() { transaction_.emplace(counters_); }
+  void end_transaction() { transaction_.reset(); }
+  bool draining() const { return counters_->draining; }
   std::string professional_id_;  // once a token named them
   std::string token_azp_;
 
@@ -138,6 +143,7 @@ class ProxyConnection : public std::enable_shared_from_this<ProxyConnection> {
                                           std::string leftover);
 
   std::shared_ptr<GatewayCounters> counters_;
+  std::optional<TransactionMark> transaction_;
   std::string professional_slot_;  // held in counters_ until the connection ends
   std::string listener_;
   bool implicit_tls_;

@@ -402,6 +402,11 @@ class SmtpSession final : public ProxyConnection {
   }
 
   awaitable<Next> mail(const std::string& argument) {
+    if (draining()) {
+      set_close_reason("stopping");
+      co_await write_client("421 4.3.2 Service shutting down, try again later\r\n");
+      co_return Next::kClose;
+    }
     if (mail_from_) {
       Next next = co_await refuse("503 5.5.1 Sender already specified\r\n");
       co_return next;
@@ -447,6 +452,7 @@ class SmtpSession final : public ProxyConnection {
     if (!accepted) co_return Next::kClose;
     if (!*accepted) co_return Next::kContinue;
     mail_from_ = path->address;
+    begin_transaction();
     transaction_start_ = Clock::now();
     Next next = co_await answer("250 2.1.0 Sender OK\r\n");
     co_return next;
@@ -850,6 +856,7 @@ class SmtpSession final : public ProxyConnection {
       if (!reply || !reply->positive()) drop_backend();
     }
     mail_from_.reset();
+    end_transaction();
     recipients_ = 0;
     recipient_addresses_.clear();
     bdat_message_.reset();

@@ -153,12 +153,13 @@ sqlite_path = "{self.database}"
     def __exit__(self, *exc):
         self.stop()
 
-    def start(self):
+    def start(self, extra_env=None):
         # A restart appends to the same log: only what this process writes counts.
         offset = os.path.getsize(self.log_path) if os.path.exists(self.log_path) else 0
         log = open(self.log_path, "ab")
+        env = dict(os.environ, **(extra_env or {}))
         self.process = subprocess.Popen([MSSGATE, "--config", self.config_path], stdin=subprocess.DEVNULL,
-                                        stdout=log, stderr=subprocess.STDOUT)
+                                        stdout=log, stderr=subprocess.STDOUT, env=env)
         log.close()
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:
