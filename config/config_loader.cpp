@@ -12,6 +12,7 @@
 
 #include "config/config.hpp"
 #include "config/indicator_fields.hpp"
+#include "protocol/ascii.hpp"
 
 namespace mssgate::config {
 namespace {
@@ -534,8 +535,7 @@ void read_indicators(TableReader& parent, IndicatorsConfig& out, Problems& probl
   t.strings("patient_domains", out.patient_domains);
   for (auto* domains : {&out.operator_domains, &out.patient_domains}) {
     for (auto& d : *domains)
-      std::transform(d.begin(), d.end(), d.begin(),
-                     [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+      d = protocol::ascii_lower(d);
   }
   std::string days = out.utc_days ? "utc" : "local";
   t.string("days", days);

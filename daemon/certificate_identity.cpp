@@ -8,6 +8,8 @@
 #include <cstdio>
 #include <stdexcept>
 
+#include "protocol/ascii.hpp"
+
 namespace mssgate::daemon {
 namespace {
 
@@ -23,14 +25,7 @@ std::string name_text(const X509_NAME* name) {
 }
 
 std::string hex(const unsigned char* bytes, unsigned size) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  out.reserve(size * 2);
-  for (unsigned i = 0; i < size; ++i) {
-    out += kHex[bytes[i] >> 4];
-    out += kHex[bytes[i] & 0xf];
-  }
-  return out;
+  return protocol::hex_lower({reinterpret_cast<const char*>(bytes), size});
 }
 
 }  // namespace

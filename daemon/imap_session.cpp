@@ -335,6 +335,7 @@ class ImapSession final : public ProxyConnection {
     }
     mailbox_ = decision.mailbox;
     log_auth(mechanism, true, "ok", mailbox_);
+    record_sign_in(mechanism);
     std::string answer = tag + " OK [CAPABILITY " + *backend + "] Logged in\r\n" + backend_pending_;
     backend_pending_.clear();
     bool written = co_await write_client(answer);

@@ -35,9 +35,7 @@ std::string_view to_string(Counterpart counterpart) {
 
 Counterpart counterpart_of(std::string_view address, const config::IndicatorsConfig& config,
                            storage::DirectoryStore& directory) {
-  std::string lower(address);
-  std::transform(lower.begin(), lower.end(), lower.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  std::string lower = protocol::ascii_lower(address);
   auto at = lower.rfind('@');
   std::string domain = at == std::string::npos ? std::string() : lower.substr(at + 1);
   auto listed = [&](const std::vector<std::string>& domains) {
@@ -102,13 +100,7 @@ storage::IndicatorEvent new_indicator_event(std::string direction, std::string m
 std::string random_key() {
   unsigned char bytes[16];
   RAND_bytes(bytes, sizeof bytes);
-  static const char* kHex = "0123456789abcdef";
-  std::string out;
-  for (unsigned char b : bytes) {
-    out += kHex[b >> 4];
-    out += kHex[b & 15];
-  }
-  return out;
+  return protocol::hex_lower({reinterpret_cast<const char*>(bytes), sizeof bytes});
 }
 
 }  // namespace mssgate::daemon

@@ -30,12 +30,6 @@ ProxyConnection::Timeouts lmtp_timeouts(const config::Config& config) {
           config.lmtp.backend_connect_timeout, config.lmtp.backend_response_timeout};
 }
 
-std::string lower(std::string s) {
-  for (auto& c : s)
-    c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return s;
-}
-
 // SHA-256 fed piece by piece: the delivered content's fingerprint keys the received events, so
 // that Postfix delivering the same message again (after a lost reply) is counted once.
 class ContentDigest {
@@ -49,13 +43,7 @@ class ContentDigest {
     unsigned char digest[EVP_MAX_MD_SIZE];
     unsigned int size = 0;
     EVP_DigestFinal_ex(ctx_, digest, &size);
-    static const char* kHex = "0123456789abcdef";
-    std::string out;
-    for (unsigned i = 0; i < size; ++i) {
-      out += kHex[digest[i] >> 4];
-      out += kHex[digest[i] & 15];
-    }
-    return out;
+    return protocol::hex_lower({reinterpret_cast<const char*>(digest), size});
   }
 
  private:
@@ -136,19 +124,11 @@ class LmtpSession final : public ProxyConnection {
 
   // ---- backend side ------------------------------------------------------------------------
   awaitable<std::optional<RawReply>> read_reply(std::optional<Clock::duration> timeout = {}) {
-    protocol::SmtpReplyParser parser;
     RawReply raw;
-    for (;;) {
-      auto line = co_await read_backend_line(timeout);
-      if (!line) co_return std::nullopt;
-      raw.lines.push_back(*line);
-      auto r = parser.feed(*line + "\r\n");
-      if (r.status == protocol::SmtpReplyParser::Status::kError) co_return std::nullopt;
-      if (r.status == protocol::SmtpReplyParser::Status::kReply) {
-        raw.reply = parser.reply();
-        co_return raw;
-      }
-    }
+    auto reply = co_await read_backend_reply(timeout, &raw.lines);
+    if (!reply) co_return std::nullopt;
+    raw.reply = std::move(*reply);
+    co_return raw;
   }
 
   // Sends one command line to Dovecot and returns its reply; nullopt when Dovecot is gone.
@@ -194,13 +174,13 @@ class LmtpSession final : public ProxyConnection {
     } else if (upper == "MAIL" && reply->reply.positive()) {
       auto path =
           protocol::parse_path_argument(line.substr(std::min(line.size(), size_t{5})), "FROM");
-      sender_ = path ? lower(path->address) : std::string();
+      sender_ = path ? protocol::ascii_lower(path->address) : std::string();
       recipients_.clear();
       begin_transaction();
     } else if (upper == "RCPT" && reply->reply.positive()) {
       auto path =
           protocol::parse_path_argument(line.substr(std::min(line.size(), size_t{5})), "TO");
-      recipients_.push_back(path ? lower(path->address) : std::string());
+      recipients_.push_back(path ? protocol::ascii_lower(path->address) : std::string());
     } else if (upper == "RSET") {
       recipients_.clear();
       end_transaction();

@@ -327,6 +327,19 @@ void ProxyConnection::backend_failed(std::string_view step, std::string_view det
   close_backend();
 }
 
+ProxyConnection::awaitable<std::optional<protocol::SmtpReply>> ProxyConnection::read_backend_reply(
+    std::optional<Clock::duration> timeout, std::vector<std::string>* raw_lines) {
+  protocol::SmtpReplyParser parser;
+  for (;;) {
+    auto line = co_await read_backend_line(timeout);
+    if (!line) co_return std::nullopt;
+    if (raw_lines) raw_lines->push_back(*line);
+    auto r = parser.feed(*line + "\r\n");
+    if (r.status == protocol::SmtpReplyParser::Status::kReply) co_return parser.reply();
+    if (r.status == protocol::SmtpReplyParser::Status::kError) co_return std::nullopt;
+  }
+}
+
 void ProxyConnection::log_auth(std::string_view mechanism, bool ok, std::string_view reason,
                                const std::string& mailbox) const {
   Event event("auth");
@@ -337,16 +350,19 @@ void ProxyConnection::log_auth(std::string_view mechanism, bool ok, std::string_
   if (!token_azp_.empty()) event.add("azp", token_azp_);
   if (peer_certificate_) event.add("certificate_sha256", peer_certificate_->sha256);
   event.emit(ok ? spdlog::level::info : spdlog::level::warn);
-  if (ok && env_->indicators && !mailbox.empty()) {
-    storage::ConnectionEvent connection;
-    connection.at_ms = storage::now_ms();
-    connection.day = storage::day_of(connection.at_ms, config_.indicators.utc_days);
-    connection.mailbox = mailbox;
-    connection.mailbox_type = mailbox_type_of(mailbox, *env_->directory);
-    connection.auth_mode = mechanism == "EXTERNAL" ? "certificate" : "psc";
-    connection.protocol = listener_.starts_with("imap") ? "imap" : "submission";
-    env_->indicators->note_connection(std::move(connection));
-  }
+}
+
+void ProxyConnection::record_sign_in(std::string_view mechanism) {
+  if (!env_->indicators || mailbox_.empty()) return;
+  mailbox_type_ = mailbox_type_of(mailbox_, *env_->directory);
+  storage::ConnectionEvent connection;
+  connection.at_ms = storage::now_ms();
+  connection.day = storage::day_of(connection.at_ms, config_.indicators.utc_days);
+  connection.mailbox = mailbox_;
+  connection.mailbox_type = mailbox_type_;
+  connection.auth_mode = mechanism == "EXTERNAL" ? "certificate" : "psc";
+  connection.protocol = listener_.starts_with("imap") ? "imap" : "submission";
+  env_->indicators->note_connection(std::move(connection));
 }
 
 ProxyConnection::awaitable<bool> ProxyConnection::record_indicator(storage::IndicatorEvent event) {

@@ -18,6 +18,7 @@
 #include "daemon/gateway_environment.hpp"
 #include "protocol/line_splitter.hpp"
 #include "protocol/sasl_oauth.hpp"
+#include "protocol/smtp_reply.hpp"
 
 namespace mssgate::daemon {
 
@@ -88,6 +89,9 @@ class ProxyConnection : public std::enable_shared_from_this<ProxyConnection> {
   // One CRLF-terminated line from the backend within `timeout` (default: the response timeout).
   awaitable<std::optional<std::string>> read_backend_line(
       std::optional<Clock::duration> timeout = {});
+  // One SMTP or LMTP reply from the backend, its lines also appended to `raw_lines` if given.
+  awaitable<std::optional<protocol::SmtpReply>> read_backend_reply(
+      std::optional<Clock::duration> timeout = {}, std::vector<std::string>* raw_lines = nullptr);
   void backend_failed(std::string_view step, std::string_view detail, Clock::time_point start);
   void close_backend();
 
@@ -113,6 +117,9 @@ class ProxyConnection : public std::enable_shared_from_this<ProxyConnection> {
   awaitable<bool> record_indicator(storage::IndicatorEvent event);
   awaitable<bool> record_indicators(std::vector<storage::IndicatorEvent> events);
   bool indicators_enabled() const { return env_->indicators != nullptr; }
+  // After a successful sign-in to mailbox_: the mailbox's type is looked up once, and the
+  // sign-in counted for the connections report.
+  void record_sign_in(std::string_view mechanism);
 
   // A mail transaction starts or ends: a stop waits for the ones under way.
   void begin_transaction() { transaction_.emplace(counters_); }
@@ -129,7 +136,8 @@ class ProxyConnection : public std::enable_shared_from_this<ProxyConnection> {
   uint16_t peer_port_ = 0;
   std::string local_address_;
   uint16_t local_port_ = 0;
-  std::string mailbox_;  // once authenticated
+  std::string mailbox_;       // once authenticated
+  std::string mailbox_type_;  // PER ORG APP CAB, once authenticated with indicators on
   std::optional<CertificateIdentity> peer_certificate_;
   std::string backend_pending_;  // backend bytes read and not yet consumed
   uint64_t bytes_in_ = 0;

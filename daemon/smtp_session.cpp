@@ -371,6 +371,7 @@ class SmtpSession final : public ProxyConnection {
       co_return next;
     }
     log_auth(mechanism, true, "ok", mailbox_);
+    record_sign_in(mechanism);
     auth_mode_ = token_mechanism ? "psc" : "certificate";
     Next next = co_await answer("235 2.7.0 Authentication successful\r\n");
     co_return next;
@@ -599,7 +600,7 @@ class SmtpSession final : public ProxyConnection {
     const auto& settings = config_.indicators;
     auto event = new_indicator_event("sent", mailbox_, settings);
     event.key = "sent:" + random_key();
-    event.mailbox_type = mailbox_type_of(mailbox_, *env_->directory);
+    event.mailbox_type = mailbox_type_;
     event.auth_mode = auth_mode_;
     event.azp = token_azp_;
     event.queue_id = queue_id(*m.backend_reply);
@@ -873,18 +874,6 @@ class SmtpSession final : public ProxyConnection {
     backend_ready_ = false;
     backend_connected_ = false;
     close_backend();
-  }
-
-  awaitable<std::optional<SmtpReply>> read_backend_reply(
-      std::optional<Clock::duration> timeout = {}) {
-    protocol::SmtpReplyParser parser;
-    for (;;) {
-      auto line = co_await read_backend_line(timeout);
-      if (!line) co_return std::nullopt;
-      auto r = parser.feed(*line + "\r\n");
-      if (r.status == protocol::SmtpReplyParser::Status::kReply) co_return parser.reply();
-      if (r.status == protocol::SmtpReplyParser::Status::kError) co_return std::nullopt;
-    }
   }
 
   awaitable<std::optional<SmtpReply>> backend_command(std::string line) {

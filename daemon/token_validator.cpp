@@ -17,6 +17,7 @@
 #include <unordered_map>
 
 #include "daemon/event_log.hpp"
+#include "protocol/ascii.hpp"
 #include "protocol/base64.hpp"
 #include "protocol/jwt.hpp"
 #include "protocol/professional_id.hpp"
@@ -79,13 +80,7 @@ std::string sha256_hex(std::string_view data) {
   unsigned char digest[EVP_MAX_MD_SIZE];
   unsigned size = 0;
   EVP_Digest(data.data(), data.size(), digest, &size, EVP_sha256(), nullptr);
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  for (unsigned i = 0; i < size; ++i) {
-    out += kHex[digest[i] >> 4];
-    out += kHex[digest[i] & 0xf];
-  }
-  return out;
+  return protocol::hex_lower({reinterpret_cast<const char*>(digest), size});
 }
 
 int64_t unix_now() {

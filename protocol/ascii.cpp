@@ -26,6 +26,17 @@ std::string ascii_lower(std::string_view s) {
   return out;
 }
 
+std::string hex_lower(std::string_view bytes) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(bytes.size() * 2);
+  for (unsigned char b : bytes) {
+    out += kHex[b >> 4];
+    out += kHex[b & 0xf];
+  }
+  return out;
+}
+
 bool ascii_iequals(std::string_view a, std::string_view b) {
   return a.size() == b.size() && ascii_istarts_with(a, b);
 }

@@ -11,4 +11,7 @@ std::string ascii_lower(std::string_view s);
 bool ascii_iequals(std::string_view a, std::string_view b);
 bool ascii_istarts_with(std::string_view s, std::string_view prefix);
 
+// Bytes as lower-case hexadecimal (digests, random identifiers).
+std::string hex_lower(std::string_view bytes);
+
 }  // namespace mssgate::protocol

@@ -34,9 +34,11 @@ bool only_blanks(std::string_view s) {
 }
 
 // The value of the first field `name`, or empty.
-std::string first_value(const HeaderSectionReader& headers, std::string_view name) {
-  auto values = headers.values(name);
-  return values.empty() ? std::string() : values.front();
+std::string first_value(const std::vector<HeaderField>& fields, std::string_view name) {
+  for (const auto& field : fields) {
+    if (ascii_iequals(field.name, name)) return field.value;
+  }
+  return std::string();
 }
 
 // A parameter of a parsed field, RFC 2231 `name*=charset''value` form included (the value is
@@ -176,21 +178,22 @@ struct MessageInspector::Walker {
 
   // ---- headers ------------------------------------------------------------------------------
   void top_headers_complete() {
-    facts.claims = read_mss_headers(top_headers);
-    facts.message_id = first_value(top_headers, "Message-ID").substr(0, 250);
-    auto authors = extract_addresses(first_value(top_headers, "From"));
+    auto fields = top_headers.fields();  // unfolded once for every use below
+    facts.claims = read_mss_headers(fields);
+    facts.message_id = first_value(fields, "Message-ID").substr(0, 250);
+    auto authors = extract_addresses(first_value(fields, "From"));
     if (!authors.empty()) facts.from = authors.front().substr(0, 320);
-    open_entity(top_headers);
+    open_entity(fields);
   }
 
   void part_headers_complete() {
-    HeaderSectionReader headers = std::move(*part_headers);
+    auto fields = part_headers->fields();
     part_headers.reset();
-    open_entity(headers);
+    open_entity(fields);
   }
 
   // Starts the body of an entity (the message itself or a part) from its header section.
-  void open_entity(const HeaderSectionReader& headers) {
+  void open_entity(const std::vector<HeaderField>& headers) {
     std::string type_text = first_value(headers, "Content-Type");
     mimetic::ContentType type(type_text.empty() ? std::string("text/plain") : type_text);
     bool top = boundaries.empty() && !leaf && facts.parts == 0;

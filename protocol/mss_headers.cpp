@@ -27,8 +27,12 @@ bool printable(std::string_view s) {
 }  // namespace
 
 MssHeaderClaims read_mss_headers(const HeaderSectionReader& headers) {
+  return read_mss_headers(headers.fields());
+}
+
+MssHeaderClaims read_mss_headers(const std::vector<HeaderField>& fields) {
   MssHeaderClaims claims;
-  for (const auto& field : headers.fields()) {
+  for (const auto& field : fields) {
     const std::string& name = field.name;
     if (ascii_iequals(name, "X-MSS-CODECDA")) {
       std::string_view rest = field.value;

@@ -21,5 +21,6 @@ struct MssHeaderClaims {
 };
 
 MssHeaderClaims read_mss_headers(const HeaderSectionReader& headers);
+MssHeaderClaims read_mss_headers(const std::vector<HeaderField>& fields);
 
 }  // namespace mssgate::protocol

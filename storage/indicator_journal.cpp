@@ -142,6 +142,55 @@ json::object to_json(int64_t seq, const IndicatorEvent& e) {
   return o;
 }
 
+std::vector<std::string> split_commas(const std::string& text) {
+  std::vector<std::string> out;
+  for (size_t start = 0; start < text.size();) {
+    size_t comma = text.find(',', start);
+    if (comma == std::string::npos) comma = text.size();
+    out.push_back(text.substr(start, comma - start));
+    start = comma + 1;
+  }
+  return out;
+}
+
+// An event as catch_up_log's query returns it (seq in column 0), with its documents.
+IndicatorEvent event_from_row(const Statement& rows, Statement& documents) {
+  IndicatorEvent e;
+  e.key = rows.text(1);
+  e.at_ms = rows.integer(2);
+  e.day = rows.text(3);
+  e.direction = rows.text(4);
+  e.mailbox = rows.text(5);
+  e.mailbox_type = rows.text(6);
+  e.auth_mode = rows.text(7);
+  e.azp = rows.text(8);
+  e.nil = rows.text(9);
+  e.message_id = rows.text(10);
+  e.queue_id = rows.text(11);
+  e.size = static_cast<uint64_t>(rows.integer(12));
+  e.recipients = static_cast<unsigned>(rows.integer(13));
+  e.to_same_operator = static_cast<unsigned>(rows.integer(14));
+  e.to_other_operator = static_cast<unsigned>(rows.integer(15));
+  e.to_patient = static_cast<unsigned>(rows.integer(16));
+  e.counterpart = rows.text(17);
+  e.inspected = rows.integer(18) != 0;
+  e.uninspectable_reason = rows.text(19);
+  e.xdm = rows.integer(20) != 0;
+  e.ins = rows.text(21);
+  e.claim_codecda = rows.text(22);
+  e.claim_ins = rows.text(23);
+  e.claim_xdm_subject = rows.integer(24) != 0;
+  e.mismatches = split_commas(rows.text(25));
+  e.mes_fin = rows.integer(26) != 0;
+  e.mdn = rows.integer(27) != 0;
+  e.mdn_requested = rows.integer(28) != 0;
+  documents.reset();
+  documents.bind(1, rows.integer(0));
+  while (documents.step() == SQLITE_ROW)
+    e.documents.push_back({documents.text(0), documents.text(1), documents.text(2)});
+  return e;
+}
+
 void exec(sqlite3* db, const char* sql) {
   char* error = nullptr;
   if (sqlite3_exec(db, sql, nullptr, nullptr, &error) != SQLITE_OK) {
@@ -400,67 +449,32 @@ void IndicatorJournal::write_log(
 }
 
 // Events committed but not in the log (a crash between the two, or an unwritable log): written
-// now, from the journal. A line may appear twice after a crash; its "key" tells.
+// now, from the journal, a bounded batch at a time. A line may appear twice after a crash; its
+// "key" tells.
 void IndicatorJournal::catch_up_log() {
-  if (!log_) return;
+  constexpr int64_t kBatch = 500;
   Statement rows(db_,
                  "SELECT seq, event_key, at_ms, day, direction, mailbox, mailbox_type, auth_mode, "
                  "azp, nil, message_id, queue_id, size, recipients, to_same_operator, "
                  "to_other_operator, to_patient, counterpart, inspected, uninspectable_reason, "
                  "xdm, ins, claim_codecda, claim_ins, claim_xdm_subject, mismatches, mes_fin, mdn, "
-                 "mdn_requested FROM indicator_event WHERE seq > ?1 ORDER BY seq");
+                 "mdn_requested FROM indicator_event WHERE seq > ?1 ORDER BY seq LIMIT ?2");
   Statement documents(
       db_,
       "SELECT code, code_system, ins FROM indicator_document WHERE seq = ?1 ORDER BY position");
-  rows.bind(1, log_position_);
-  std::vector<std::pair<int64_t, IndicatorEvent>> events;
-  while (rows.step() == SQLITE_ROW) {
-    IndicatorEvent e;
-    int64_t seq = rows.integer(0);
-    e.key = rows.text(1);
-    e.at_ms = rows.integer(2);
-    e.day = rows.text(3);
-    e.direction = rows.text(4);
-    e.mailbox = rows.text(5);
-    e.mailbox_type = rows.text(6);
-    e.auth_mode = rows.text(7);
-    e.azp = rows.text(8);
-    e.nil = rows.text(9);
-    e.message_id = rows.text(10);
-    e.queue_id = rows.text(11);
-    e.size = static_cast<uint64_t>(rows.integer(12));
-    e.recipients = static_cast<unsigned>(rows.integer(13));
-    e.to_same_operator = static_cast<unsigned>(rows.integer(14));
-    e.to_other_operator = static_cast<unsigned>(rows.integer(15));
-    e.to_patient = static_cast<unsigned>(rows.integer(16));
-    e.counterpart = rows.text(17);
-    e.inspected = rows.integer(18) != 0;
-    e.uninspectable_reason = rows.text(19);
-    e.xdm = rows.integer(20) != 0;
-    e.ins = rows.text(21);
-    e.claim_codecda = rows.text(22);
-    e.claim_ins = rows.text(23);
-    e.claim_xdm_subject = rows.integer(24) != 0;
-    std::string mismatches = rows.text(25);
-    for (size_t start = 0; start < mismatches.size();) {
-      size_t comma = mismatches.find(',', start);
-      if (comma == std::string::npos) comma = mismatches.size();
-      e.mismatches.push_back(mismatches.substr(start, comma - start));
-      start = comma + 1;
-    }
-    e.mes_fin = rows.integer(26) != 0;
-    e.mdn = rows.integer(27) != 0;
-    e.mdn_requested = rows.integer(28) != 0;
-    documents.reset();
-    documents.bind(1, seq);
-    while (documents.step() == SQLITE_ROW)
-      e.documents.push_back({documents.text(0), documents.text(1), documents.text(2)});
-    events.emplace_back(seq, std::move(e));
+  while (log_) {
+    rows.reset();
+    rows.bind(1, log_position_).bind(2, kBatch);
+    std::vector<std::pair<int64_t, IndicatorEvent>> events;
+    while (rows.step() == SQLITE_ROW)
+      events.emplace_back(rows.integer(0), event_from_row(rows, documents));
+    if (events.empty()) return;
+    std::vector<std::pair<int64_t, const IndicatorEvent*>> written;
+    for (const auto& [seq, e] : events)
+      written.emplace_back(seq, &e);
+    write_log(written);
+    if (static_cast<int64_t>(events.size()) < kBatch) return;
   }
-  std::vector<std::pair<int64_t, const IndicatorEvent*>> written;
-  for (const auto& [seq, e] : events)
-    written.emplace_back(seq, &e);
-  write_log(written);
 }
 
 }  // namespace mssgate::storage
