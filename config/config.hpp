@@ -18,6 +18,8 @@ struct Endpoint {
   std::string host;  // numeric address
   uint16_t port = 0;
   std::string text() const;
+  bool loopback() const;
+  bool operator==(const Endpoint&) const = default;
 };
 
 // The four suites of the référentiel (ECO.1.1.3): 0xC030, 0xC02F, 0xC028, 0xC027.
@@ -33,6 +35,12 @@ struct ServerConfig {
   size_t max_connections = 20000;
   // At SIGTERM, mail transactions under way get this long to finish before sessions are closed.
   Duration stop_timeout = 30s;
+  std::string log_file;   // empty: standard output (the journal under systemd)
+  std::string audit_log;  // empty: audit events go to the main log
+  // The same warning or error is written at most this many times per window; the rest are
+  // counted and summarised.
+  unsigned log_repeat_limit = 10;
+  Duration log_repeat_window = 1min;
 };
 
 struct TlsConfig {
@@ -41,6 +49,11 @@ struct TlsConfig {
   std::string client_ca;  // PEM: CAs that issue client certificates; empty: none requested
   std::vector<std::string> crl_files;
   bool crl_check = true;  // check revocation of every certificate of the client's chain
+  // CRLs downloaded on a timer, each verified against client_ca before use; the last good
+  // downloads are kept in crl_cache_dir, which is where the TLS context reads them from.
+  std::vector<std::string> crl_urls;
+  Duration crl_refresh_interval = 1h;
+  std::string crl_cache_dir;
   std::string min_version = "TLSv1.2";
   std::string max_version = "TLSv1.2";
   std::string ciphers = kReferentielTls12Ciphers;
@@ -116,6 +129,7 @@ struct PscConfig {
   unsigned max_sessions_per_professional = 50;
 
   bool enabled() const { return !issuer.empty(); }
+  bool operator==(const PscConfig&) const = default;
 };
 
 struct DirectoryConfig {
@@ -173,6 +187,30 @@ struct IndicatorsConfig {
   bool enabled() const { return !journal.empty(); }
 };
 
+// The Thunderbird-style autoconfiguration document (/mail/config-v1.1.xml) served by the admin
+// endpoint for e-mail addresses of `domains`.
+struct AutoconfigConfig {
+  std::vector<std::string> domains;  // empty: no autoconfiguration
+  std::string display_name = "MSSanté";
+  std::string imap_host;
+  uint16_t imap_port = 143;
+  std::string smtp_host;
+  uint16_t smtp_port = 587;
+
+  bool enabled() const { return !domains.empty(); }
+};
+
+// The admin HTTP endpoint: /metrics, /healthz, /readyz, autoconfiguration.
+struct AdminConfig {
+  std::vector<Endpoint> listen;   // empty: none; loopback only unless client_ca is set
+  std::string certificate_chain;  // with private_key and client_ca: TLS with client certificates
+  std::string private_key;
+  std::string client_ca;
+  AutoconfigConfig autoconfig;
+
+  bool tls() const { return !client_ca.empty(); }
+};
+
 struct Config {
   std::string source_path;
   ServerConfig server;
@@ -184,6 +222,7 @@ struct Config {
   AuthConfig auth;
   LmtpConfig lmtp;
   IndicatorsConfig indicators;
+  AdminConfig admin;
 };
 
 // Every problem of a configuration file, one per line, each "file:line:column: key: problem".
@@ -197,5 +236,10 @@ Config load_config(const std::string& path);
 
 // For tests and tools: the same from text, `path` naming it in errors and anchoring paths.
 Config parse_config(const std::string& text, const std::string& path);
+
+// A reload applies everything except what only a restart can change (the listening sockets,
+// the io threads, the indicator journal and log, the admin endpoint's TLS): those values of
+// `next` are set back to the running ones, and the keys that differed are returned.
+std::vector<std::string> keep_restart_only_settings(const Config& running, Config& next);
 
 }  // namespace mssgate::config

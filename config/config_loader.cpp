@@ -291,6 +291,14 @@ void read_server(TableReader& parent, ServerConfig& out, Problems& problems, con
   t.string("log_level", out.log_level);
   t.size("max_connections", out.max_connections, 1, 1'000'000);
   t.duration("stop_timeout", out.stop_timeout, 0ms, 1h);
+  t.path("log_file", out.log_file);
+  t.path("audit_log", out.audit_log);
+  t.integer("log_repeat_limit", out.log_repeat_limit, 1, 1'000'000);
+  t.duration("log_repeat_window", out.log_repeat_window, 1s, 24h);
+  if (!out.log_file.empty() && out.log_file == out.audit_log) {
+    problems.add(t.where("audit_log"), "server.audit_log",
+                 "must not be the same file as server.log_file");
+  }
   static const std::set<std::string> kLevels{"trace", "debug", "info", "warn", "error"};
   if (!kLevels.count(out.log_level)) {
     problems.add(t.where("log_level"), "server.log_level",
@@ -310,6 +318,23 @@ void read_tls(TableReader& parent, TlsConfig& out, Problems& problems, const fs:
   t.string("ciphers", out.ciphers);
   t.string("ciphersuites", out.ciphersuites);
   t.duration("handshake_timeout", out.handshake_timeout, 100ms, 5min);
+  t.strings("crl_urls", out.crl_urls);
+  t.duration("crl_refresh_interval", out.crl_refresh_interval, 1s, 7 * 24h);
+  t.path("crl_cache_dir", out.crl_cache_dir);
+  for (const auto& url : out.crl_urls) {
+    if (url.rfind("http://", 0) != 0 && url.rfind("https://", 0) != 0) {
+      problems.add(t.where("crl_urls"), "tls.crl_urls",
+                   "\"" + url + "\" must be an http:// or https:// URL");
+    }
+  }
+  if (!out.crl_urls.empty() && out.crl_cache_dir.empty()) {
+    problems.add(t.where("crl_urls"), "tls.crl_cache_dir",
+                 "is required when tls.crl_urls is set (the last good CRLs are kept there)");
+  }
+  if (!out.crl_urls.empty() && out.client_ca.empty()) {
+    problems.add(t.where("crl_urls"), "tls.crl_urls",
+                 "needs tls.client_ca (downloaded CRLs are verified against it)");
+  }
 
   static const std::map<std::string, int> kVersions{{"TLSv1.2", 2}, {"TLSv1.3", 3}};
   auto min = kVersions.find(out.min_version);
@@ -333,9 +358,10 @@ void read_tls(TableReader& parent, TlsConfig& out, Problems& problems, const fs:
   if (!out.client_ca.empty() && !readable_file(out.client_ca)) {
     problems.add(t.where("client_ca"), "tls.client_ca", "cannot read " + out.client_ca);
   }
-  if (!out.client_ca.empty() && out.crl_check && out.crl_files.empty()) {
+  if (!out.client_ca.empty() && out.crl_check && out.crl_files.empty() && out.crl_urls.empty()) {
     problems.add(t.where("crl_files"), "tls.crl_files",
-                 "is required when tls.client_ca is set (or set tls.crl_check = false)");
+                 "is required when tls.client_ca is set, unless tls.crl_urls is (or set "
+                 "tls.crl_check = false)");
   }
   for (const auto& crl : out.crl_files) {
     if (!readable_file(crl))
@@ -573,7 +599,63 @@ void read_indicators(TableReader& parent, IndicatorsConfig& out, Problems& probl
   }
 }
 
+void read_admin(TableReader& parent, AdminConfig& out, Problems& problems, const fs::path& base) {
+  TableReader t(parent.sub_table("admin"), "admin", problems, base);
+  t.endpoints("listen", out.listen);
+  t.path("certificate_chain", out.certificate_chain);
+  t.path("private_key", out.private_key);
+  t.path("client_ca", out.client_ca);
+  bool any_tls = !out.certificate_chain.empty() || !out.private_key.empty() || out.tls();
+  if (any_tls) {
+    for (auto [key, value] :
+         {std::pair{"certificate_chain", &out.certificate_chain},
+          std::pair{"private_key", &out.private_key}, std::pair{"client_ca", &out.client_ca}}) {
+      if (value->empty()) {
+        problems.add(t.where(key), std::string("admin.") + key,
+                     "is required for TLS on the admin endpoint (with the two others)");
+      } else if (!readable_file(*value)) {
+        problems.add(t.where(key), std::string("admin.") + key, "cannot read " + *value);
+      }
+    }
+  }
+  if (!out.tls()) {
+    for (const auto& endpoint : out.listen) {
+      if (!endpoint.loopback()) {
+        problems.add(t.where("listen"), "admin.listen",
+                     endpoint.text() +
+                         " is not a loopback address: set admin.certificate_chain, "
+                         "admin.private_key and admin.client_ca to serve it over TLS with "
+                         "client certificates");
+      }
+    }
+  }
+
+  AutoconfigConfig& a = out.autoconfig;
+  TableReader c(t.sub_table("autoconfig"), "admin.autoconfig", problems, base);
+  c.strings("domains", a.domains);
+  for (auto& domain : a.domains)
+    domain = protocol::ascii_lower(domain);
+  c.string("display_name", a.display_name);
+  c.string("imap_host", a.imap_host);
+  c.integer("imap_port", a.imap_port, 1, 65535);
+  c.string("smtp_host", a.smtp_host);
+  c.integer("smtp_port", a.smtp_port, 1, 65535);
+  if (a.enabled()) {
+    if (a.imap_host.empty())
+      problems.add(c.where("imap_host"), "admin.autoconfig.imap_host", "is required with domains");
+    if (a.smtp_host.empty())
+      problems.add(c.where("smtp_host"), "admin.autoconfig.smtp_host", "is required with domains");
+    if (out.listen.empty())
+      problems.add(c.where("domains"), "admin.autoconfig", "needs admin.listen");
+  }
+}
+
 }  // namespace
+
+bool Endpoint::loopback() const {
+  if (host == "::1") return true;
+  return host.rfind("127.", 0) == 0;
+}
 
 std::string Endpoint::text() const {
   if (host.find(':') != std::string::npos) return "[" + host + "]:" + std::to_string(port);
@@ -605,6 +687,7 @@ Config parse_config(const std::string& text, const std::string& path) {
     read_auth(top, config.auth, problems, base);
     read_lmtp(top, config.lmtp, problems, base);
     read_indicators(top, config.indicators, problems, base);
+    read_admin(top, config.admin, problems, base);
   }
   if (!problems.lines.empty()) {
     std::string all;
@@ -614,6 +697,29 @@ Config parse_config(const std::string& text, const std::string& path) {
     throw ConfigError(all);
   }
   return config;
+}
+
+std::vector<std::string> keep_restart_only_settings(const Config& running, Config& next) {
+  std::vector<std::string> changed;
+  auto keep = [&](const char* key, auto& next_value, const auto& running_value) {
+    if (next_value != running_value) {
+      changed.emplace_back(key);
+      next_value = running_value;
+    }
+  };
+  keep("server.io_threads", next.server.io_threads, running.server.io_threads);
+  keep("imap.starttls_listen", next.imap.starttls_listen, running.imap.starttls_listen);
+  keep("imap.tls_listen", next.imap.tls_listen, running.imap.tls_listen);
+  keep("smtp.starttls_listen", next.smtp.starttls_listen, running.smtp.starttls_listen);
+  keep("smtp.tls_listen", next.smtp.tls_listen, running.smtp.tls_listen);
+  keep("lmtp.listen", next.lmtp.listen, running.lmtp.listen);
+  keep("indicators.journal", next.indicators.journal, running.indicators.journal);
+  keep("indicators.log", next.indicators.log, running.indicators.log);
+  keep("admin.listen", next.admin.listen, running.admin.listen);
+  keep("admin.certificate_chain", next.admin.certificate_chain, running.admin.certificate_chain);
+  keep("admin.private_key", next.admin.private_key, running.admin.private_key);
+  keep("admin.client_ca", next.admin.client_ca, running.admin.client_ca);
+  return changed;
 }
 
 Config load_config(const std::string& path) {

@@ -1,6 +1,16 @@
 #include "daemon/event_log.hpp"
 
-#include <spdlog/sinks/stdout_sinks.h>
+#include <fcntl.h>
+#include <spdlog/sinks/base_sink.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <map>
+#include <mutex>
+#include <stdexcept>
+
+#include "daemon/metrics.hpp"
 
 namespace mssgate::daemon {
 namespace {
@@ -37,15 +47,174 @@ void append_value(std::string& out, std::string_view value) {
   out += '"';
 }
 
+// Standard output or a file, which can be reopened (log rotation) or switched to another
+// file on a reload without replacing the logger that threads are writing through.
+class ReopenableSink : public spdlog::sinks::base_sink<std::mutex> {
+ public:
+  // Where the lines go while no file is open; standard output when null.
+  explicit ReopenableSink(std::shared_ptr<ReopenableSink> fallback = nullptr)
+      : fallback_(std::move(fallback)) {}
+
+  ~ReopenableSink() override {
+    if (fd_ > 2) ::close(fd_);
+  }
+
+  // Throws when the file cannot be opened; the sink then keeps writing where it did.
+  void open(const std::string& path) {
+    int fd = STDOUT_FILENO;
+    if (!path.empty()) {
+      fd = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+      if (fd < 0)
+        throw std::runtime_error("cannot open log file " + path + ": " + std::strerror(errno));
+    }
+    std::lock_guard lock(mutex_);
+    if (fd_ > 2) ::close(fd_);
+    fd_ = fd;
+    path_ = path;
+  }
+  void reopen() {
+    std::string path;
+    {
+      std::lock_guard lock(mutex_);
+      path = path_;
+    }
+    if (!path.empty()) open(path);
+  }
+
+ protected:
+  void sink_it_(const spdlog::details::log_msg& message) override {
+    spdlog::memory_buf_t formatted;
+    formatter_->format(message, formatted);
+    if (path_.empty() && fallback_) {
+      fallback_->write_line(formatted.data(), formatted.size());
+      return;
+    }
+    write_bytes(formatted.data(), formatted.size());
+  }
+  void flush_() override {}
+
+  void write_line(const char* data, size_t size) {
+    std::lock_guard lock(mutex_);
+    write_bytes(data, size);
+  }
+
+ private:
+  void write_bytes(const char* data, size_t left) {
+    while (left > 0) {
+      ssize_t n = ::write(fd_, data, left);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) return;  // nowhere to say it
+      data += n;
+      left -= static_cast<size_t>(n);
+    }
+  }
+
+  int fd_ = STDOUT_FILENO;
+  std::string path_;
+  std::shared_ptr<ReopenableSink> fallback_;
+};
+
+// Counts repeated warnings and errors (same event name and reason) per window.
+class RepeatLimiter {
+ public:
+  void configure(unsigned limit, std::chrono::milliseconds window) {
+    std::lock_guard lock(mutex_);
+    limit_ = limit;
+    window_ = window;
+  }
+
+  // Whether this occurrence is written.
+  bool admit(std::string_view name, std::string_view reason) {
+    auto now = std::chrono::steady_clock::now();
+    std::lock_guard lock(mutex_);
+    if (repeats_.size() >= kMaxKeys) forget_ended(now);
+    auto& entry = repeats_[{std::string(name), std::string(reason)}];
+    if (entry.count == 0 || now - entry.window_start >= window_) {
+      if (entry.suppressed)
+        ended_.push_back({std::string(name), std::string(reason), entry.suppressed});
+      entry = {now, 0, 0};
+    }
+    if (++entry.count <= limit_) return true;
+    ++entry.suppressed;
+    return false;
+  }
+
+  struct Summary {
+    std::string name, reason;
+    uint64_t suppressed;
+  };
+  // The summaries of the windows that ended.
+  std::vector<Summary> take_ended() {
+    auto now = std::chrono::steady_clock::now();
+    std::lock_guard lock(mutex_);
+    forget_ended(now);
+    return std::exchange(ended_, {});
+  }
+
+  std::chrono::milliseconds window() const { return window_; }
+
+ private:
+  static constexpr size_t kMaxKeys = 4096;
+  struct Entry {
+    std::chrono::steady_clock::time_point window_start;
+    uint64_t count = 0;
+    uint64_t suppressed = 0;
+  };
+  void forget_ended(std::chrono::steady_clock::time_point now) {
+    for (auto it = repeats_.begin(); it != repeats_.end();) {
+      if (now - it->second.window_start >= window_) {
+        if (it->second.suppressed)
+          ended_.push_back({it->first.first, it->first.second, it->second.suppressed});
+        it = repeats_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+
+  std::mutex mutex_;
+  unsigned limit_ = 10;
+  std::chrono::milliseconds window_ = std::chrono::minutes(1);
+  std::map<std::pair<std::string, std::string>, Entry> repeats_;
+  std::vector<Summary> ended_;
+};
+
+// The main log and the audit trail; the audit sink writes to the main log until it is given
+// a file of its own. Sinks write each line with one write(2), unbuffered: the journal and the
+// tests see it at once and a crash loses nothing.
+struct Logs {
+  std::shared_ptr<ReopenableSink> main_sink = std::make_shared<ReopenableSink>();
+  std::shared_ptr<ReopenableSink> audit_sink = std::make_shared<ReopenableSink>(main_sink);
+  std::shared_ptr<spdlog::logger> main;
+  std::shared_ptr<spdlog::logger> audit;
+  RepeatLimiter repeats;
+  std::mutex configure_mutex;
+
+  Logs() {
+    main = std::make_shared<spdlog::logger>("mssgate", main_sink);
+    main->set_pattern("%Y-%m-%dT%H:%M:%S.%e%z %l %v");
+    audit = std::make_shared<spdlog::logger>("audit", audit_sink);
+    audit->set_pattern("%Y-%m-%dT%H:%M:%S.%e%z %l %v");
+    audit->set_level(spdlog::level::trace);
+    spdlog::set_default_logger(main);
+  }
+};
+
+Logs& logs() {
+  static Logs instance;
+  return instance;
+}
+
 }  // namespace
 
-Event::Event(std::string_view name) {
+Event::Event(std::string_view name) : name_length_(name.size()) {
   line_.reserve(160);
   line_ += "event=";
   line_ += name;
 }
 
 Event& Event::add(std::string_view key, std::string_view value) {
+  if (key == "reason") reason_ = value;
   line_ += ' ';
   line_ += key;
   line_ += '=';
@@ -70,21 +239,64 @@ Event& Event::add(std::string_view key, uint64_t value) {
 }
 
 void Event::emit(spdlog::level::level_enum level) const {
-  spdlog::log(level, "{}", line_);
+  Logs& l = logs();
+  if (audit_) {
+    l.audit->log(level, "{}", line_);
+    return;
+  }
+  if (!l.main->should_log(level)) return;
+  if (level >= spdlog::level::warn && !l.repeats.admit(name(), reason_)) {
+    metrics::gateway().log_suppressed.with({name()}).inc();
+    return;
+  }
+  l.main->log(level, "{}", line_);
 }
 
 void set_log_level(std::string_view level) {
-  spdlog::set_level(spdlog::level::from_str(std::string(level)));
+  logs().main->set_level(spdlog::level::from_str(std::string(level)));
 }
 
 void init_logging(std::string_view level) {
-  auto logger = std::make_shared<spdlog::logger>("mssgate",
-                                                 std::make_shared<spdlog::sinks::stdout_sink_mt>());
-  logger->set_pattern("%Y-%m-%dT%H:%M:%S.%e%z %l %v");
-  spdlog::set_default_logger(logger);
+  logs();
   set_log_level(level);
-  // Each event is flushed: the journal and the tests see it at once, and a crash loses nothing.
-  spdlog::flush_on(spdlog::level::trace);
+}
+
+void configure_logging(const LogSettings& settings) {
+  Logs& l = logs();
+  std::lock_guard lock(l.configure_mutex);
+  // Both files are opened before either is switched, so that a failure changes nothing.
+  ReopenableSink probe;
+  if (!settings.file.empty()) probe.open(settings.file);
+  if (!settings.audit_file.empty()) probe.open(settings.audit_file);
+  l.main_sink->open(settings.file);
+  l.audit_sink->open(settings.audit_file);
+  l.repeats.configure(settings.repeat_limit, settings.repeat_window);
+  set_log_level(settings.level);
+}
+
+void reopen_logs() {
+  Logs& l = logs();
+  std::lock_guard lock(l.configure_mutex);
+  try {
+    l.main_sink->reopen();
+    l.audit_sink->reopen();
+  } catch (const std::exception& e) {
+    Event("log_reopen_failed").add("error", e.what()).error();
+  }
+}
+
+void flush_log_repeats() {
+  auto ended = logs().repeats.take_ended();
+  for (const auto& summary : ended) {
+    std::string line = "event=log_suppressed repeated_event=" + summary.name;
+    if (!summary.reason.empty()) {
+      line += " reason=";
+      append_value(line, summary.reason);
+    }
+    line += " suppressed=" + std::to_string(summary.suppressed) +
+            " window_ms=" + std::to_string(logs().repeats.window().count());
+    logs().main->log(spdlog::level::warn, "{}", line);
+  }
 }
 
 }  // namespace mssgate::daemon

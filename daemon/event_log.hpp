@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <chrono>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -29,6 +30,13 @@ class Event {
   }
   Event& add(std::string_view key, bool value) { return add(key, value ? "yes" : "no"); }
 
+  // Marks the event as part of the audit trail (sign-ins, refusals, reloads, CRL updates):
+  // written to the audit log, whatever the log level, and never left out as a repeat.
+  Event& audit() {
+    audit_ = true;
+    return *this;
+  }
+
   void emit(spdlog::level::level_enum level) const;
   void info() const { emit(spdlog::level::info); }
   void warn() const { emit(spdlog::level::warn); }
@@ -36,12 +44,34 @@ class Event {
   void debug() const { emit(spdlog::level::debug); }
 
   const std::string& text() const { return line_; }
+  std::string_view name() const { return std::string_view(line_).substr(6, name_length_); }
 
  private:
   std::string line_;
+  size_t name_length_;
+  std::string reason_;  // the "reason" field, which tells repeats apart
+  bool audit_ = false;
 };
 
-// Sets up the process-wide logger: one line per event on standard output.
+struct LogSettings {
+  std::string level = "info";
+  std::string file;        // empty: standard output
+  std::string audit_file;  // empty: the audit trail goes to the main log
+  unsigned repeat_limit = 10;
+  std::chrono::milliseconds repeat_window = std::chrono::minutes(1);
+};
+
+// Sets up the process's logs, or changes them on a reload: one line per event. Throws
+// std::runtime_error with a sentence when a log file cannot be opened (the logs are then as
+// they were).
+void configure_logging(const LogSettings& settings);
+// Opens the log files again (after a rotation).
+void reopen_logs();
+// Writes one `log_suppressed` summary for each repeated warning or error whose window has
+// ended; called regularly by the daemon.
+void flush_log_repeats();
+
+// Standard output only, at `level`: for tools and tests.
 void init_logging(std::string_view level);
 void set_log_level(std::string_view level);
 

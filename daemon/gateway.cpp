@@ -20,12 +20,16 @@
 #include <functional>
 #include <iostream>
 #include <memory>
+#include <mutex>
 #include <thread>
 #include <vector>
 
+#include "daemon/admin_server.hpp"
+#include "daemon/crl_refresher.hpp"
 #include "daemon/event_log.hpp"
 #include "daemon/imap_session.hpp"
 #include "daemon/lmtp_session.hpp"
+#include "daemon/metrics.hpp"
 #include "daemon/service_notifier.hpp"
 #include "daemon/smtp_session.hpp"
 #include "daemon/tls_policy.hpp"
@@ -38,15 +42,47 @@ using tcp = asio::ip::tcp;
 using boost::system::error_code;
 constexpr auto kTuple = asio::as_tuple(asio::use_awaitable);
 
+// Everything a configuration needs loaded: the TLS context (certificates, keys, CAs, CRLs), the
+// directory, the token validator. A reload passes the running environment: its validator (and
+// its cache of tokens) is kept when [psc] did not change, and its indicator journal always.
 std::shared_ptr<GatewayEnvironment> build_environment(const config::Config& config,
-                                                      bool open_directory) {
+                                                      bool open_directory,
+                                                      const GatewayEnvironment* running = nullptr) {
   auto env = std::make_shared<GatewayEnvironment>();
   env->config = config;
   env->tls = std::make_shared<asio::ssl::context>(build_server_tls_context(config.tls).release());
   if (open_directory) env->directory = storage::open_sqlite_directory(config.directory.sqlite_path);
-  if (config.psc.enabled()) env->validator = std::make_shared<TokenValidator>(env->config.psc);
+  if (running && running->validator && running->config.psc == config.psc) {
+    env->validator = running->validator;
+  } else if (config.psc.enabled()) {
+    env->validator = std::make_shared<TokenValidator>(env->config.psc);
+  }
+  if (running) env->indicators = running->indicators;
   return env;
 }
+
+LogSettings log_settings(const config::Config& config) {
+  return LogSettings{config.server.log_level, config.server.log_file, config.server.audit_log,
+                     config.server.log_repeat_limit, config.server.log_repeat_window};
+}
+
+// The configuration in force: each new session takes the snapshot current when it starts.
+class EnvironmentSlot {
+ public:
+  explicit EnvironmentSlot(std::shared_ptr<const GatewayEnvironment> env) : env_(std::move(env)) {}
+  std::shared_ptr<const GatewayEnvironment> get() const {
+    std::lock_guard lock(mutex_);
+    return env_;
+  }
+  void set(std::shared_ptr<const GatewayEnvironment> env) {
+    std::lock_guard lock(mutex_);
+    env_ = std::move(env);
+  }
+
+ private:
+  mutable std::mutex mutex_;
+  std::shared_ptr<const GatewayEnvironment> env_;
+};
 
 // Whether something accepts TCP connections at `endpoint` within `timeout`.
 bool tcp_reachable(const config::Endpoint& endpoint, std::chrono::milliseconds timeout) {
@@ -170,8 +206,7 @@ void start_session(tcp::socket socket, ListenerKind kind,
   }
 }
 
-asio::awaitable<void> accept_loop(Listener& listener, IoPool& pool,
-                                  std::shared_ptr<const GatewayEnvironment> env,
+asio::awaitable<void> accept_loop(Listener& listener, IoPool& pool, const EnvironmentSlot& slot,
                                   const SharedState& shared) {
   asio::steady_timer backoff(listener.acceptor.get_executor());
   for (;;) {
@@ -184,7 +219,7 @@ asio::awaitable<void> accept_loop(Listener& listener, IoPool& pool,
       co_await backoff.async_wait(kTuple);
       continue;
     }
-    start_session(std::move(socket), listener.kind, env, shared);
+    start_session(std::move(socket), listener.kind, slot.get(), shared);
   }
 }
 
@@ -197,13 +232,13 @@ void check_gateway_config(const config::Config& config) {
 int run_gateway(const config::Config& config) {
   auto started = std::chrono::steady_clock::now();
   auto notifier = ServiceNotifier::from_environment();
-  init_logging(config.server.log_level);
   raise_open_file_limit();
-  std::shared_ptr<GatewayEnvironment> env;
+  std::shared_ptr<GatewayEnvironment> first;
   try {
-    env = build_environment(config, true);
+    configure_logging(log_settings(config));
+    first = build_environment(config, true);
     if (config.indicators.enabled()) {
-      env->indicators = std::make_shared<storage::IndicatorJournal>(
+      first->indicators = std::make_shared<storage::IndicatorJournal>(
           storage::IndicatorJournal::Options{config.indicators.journal, config.indicators.log});
     }
   } catch (const std::exception& e) {
@@ -211,6 +246,13 @@ int run_gateway(const config::Config& config) {
     std::cerr << "mssgate: " << e.what() << "\n";
     return 1;
   }
+  EnvironmentSlot slot(first);
+  // Every token validator made, to close their kept connections before the io contexts go.
+  std::vector<std::shared_ptr<TokenValidator>> validators;
+  if (first->validator) validators.push_back(first->validator);
+  auto& metrics = metrics::gateway();
+  metrics.build_info.with({MSSGATE_VERSION}).set(1);
+
   SharedState shared;
   unsigned threads = config.server.io_threads ? config.server.io_threads
                                               : std::max(1u, std::thread::hardware_concurrency());
@@ -240,6 +282,8 @@ int run_gateway(const config::Config& config) {
         .info();
     listeners.push_back(std::move(listener));
   };
+  std::unique_ptr<AdminServer> admin;
+  auto current = [&slot] { return slot.get(); };
   try {
     for (const auto& e : config.imap.starttls_listen)
       bind(e, ListenerKind::kImap, "imap");
@@ -251,14 +295,82 @@ int run_gateway(const config::Config& config) {
       bind(e, ListenerKind::kSubmissions, "submissions");
     for (const auto& e : config.lmtp.listen)
       bind(e, ListenerKind::kLmtp, "lmtp");
+    if (!config.admin.listen.empty())
+      admin = std::make_unique<AdminServer>(pool.main(), *first, current, shared.counters);
   } catch (const std::exception& e) {
     Event("start_failed").add("error", e.what()).error();
     std::cerr << "mssgate: " << e.what() << "\n";
     return 1;
   }
   for (auto& listener : listeners) {
-    asio::co_spawn(pool.main(), accept_loop(*listener, pool, env, shared), asio::detached);
+    asio::co_spawn(pool.main(), accept_loop(*listener, pool, slot, shared), asio::detached);
   }
+
+  // A CRL download that changed a file: the same configuration with a new TLS context.
+  auto rebuild_tls = [&] {
+    auto running = slot.get();
+    try {
+      auto next = std::make_shared<GatewayEnvironment>(*running);
+      next->tls = std::make_shared<asio::ssl::context>(
+          build_server_tls_context(running->config.tls).release());
+      slot.set(next);
+      Event("tls_context_rebuilt").add("cause", "crl_updated").audit().info();
+    } catch (const std::exception& e) {
+      Event("tls_context_rebuild_failed").add("error", e.what()).audit().error();
+    }
+  };
+  CrlRefresher crl_refresher(pool.main(), current, rebuild_tls);
+
+  // SIGHUP: the file is read again and everything is loaded before the new snapshot replaces
+  // the running one; any problem leaves the running one in force.
+  auto reload = [&] {
+    auto begin = std::chrono::steady_clock::now();
+    auto running = slot.get();
+    std::string path = running->config.source_path;
+    try {
+      config::Config next = config::load_config(path);
+      auto restart_keys = config::keep_restart_only_settings(running->config, next);
+      auto env = build_environment(next, true, running.get());
+      configure_logging(log_settings(next));
+      if (env->validator && env->validator != running->validator)
+        validators.push_back(env->validator);
+      slot.set(env);
+      double seconds =
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - begin).count();
+      metrics.reloads.with({"ok"}).inc();
+      metrics.reload_timestamp.with().set(metrics::unix_now());
+      metrics.reload_duration.with().set(seconds);
+      Event("reloaded")
+          .add("config", path)
+          .add("duration_us", static_cast<int64_t>(seconds * 1e6))
+          .add("psc_cache", env->validator && env->validator == running->validator ? "kept" : "new")
+          .audit()
+          .info();
+      if (!restart_keys.empty()) {
+        std::string keys;
+        for (const auto& key : restart_keys)
+          keys += (keys.empty() ? "" : ",") + key;
+        Event("reload_restart_needed")
+            .add("keys", keys)
+            .add("detail", "these settings keep their running values until a restart")
+            .audit()
+            .warn();
+      }
+      if (!env->config.tls.crl_urls.empty()) crl_refresher.refresh_now();
+    } catch (const std::exception& e) {
+      metrics.reloads.with({"failed"}).inc();
+      Event("reload_failed")
+          .add("config", path)
+          .add("error", e.what())
+          .add("action", "the running configuration stays in force")
+          .audit()
+          .error();
+    }
+    // Rotation: the log files were reopened by configure_logging (or are now), and the
+    // indicator log too.
+    reopen_logs();
+    if (running->indicators) running->indicators->reopen_log();
+  };
 
   asio::signal_set signals(pool.main(), SIGINT, SIGTERM, SIGHUP);
   asio::steady_timer stop_timer(pool.main());
@@ -281,15 +393,11 @@ int run_gateway(const config::Config& config) {
   std::function<void(const error_code&, int)> on_signal = [&](const error_code& ec, int signal) {
     if (ec) return;
     if (signal == SIGHUP) {
-      // The indicator log is reopened (after a rotation); the configuration is not reloaded.
-      notifier.reloading();
-      if (env->indicators) env->indicators->reopen_log();
-      Event("signal")
-          .add("signal", "SIGHUP")
-          .add("action", env->indicators ? "indicator_log_reopened" : "ignored")
-          .add("detail", "configuration reload is not available in this version")
-          .warn();
-      notifier.ready("serving");
+      if (!stopping) {
+        notifier.reloading();
+        reload();
+        notifier.ready("serving");
+      }
       signals.async_wait(on_signal);
       return;
     }
@@ -300,17 +408,19 @@ int run_gateway(const config::Config& config) {
     stopping = true;
     shared.counters->draining = true;
     notifier.stopping("finishing the mail transactions under way");
+    auto stop_timeout = slot.get()->config.server.stop_timeout;
     Event("stopping")
         .add("signal", signal == SIGTERM ? "SIGTERM" : "SIGINT")
         .add("open_sessions", shared.counters->open_sessions.load())
         .add("transactions", shared.counters->transactions.load())
-        .add("stop_timeout_ms", static_cast<int64_t>(config.server.stop_timeout.count()))
+        .add("stop_timeout_ms", static_cast<int64_t>(stop_timeout.count()))
         .info();
     for (auto& listener : listeners) {
       error_code ignored;
       listener->acceptor.close(ignored);
     }
-    stop_deadline = std::chrono::steady_clock::now() + config.server.stop_timeout;
+    crl_refresher.stop();
+    stop_deadline = std::chrono::steady_clock::now() + stop_timeout;
     wait_for_transactions();
     signals.async_wait(on_signal);
   };
@@ -328,21 +438,37 @@ int run_gateway(const config::Config& config) {
   };
   if (notifier.watchdog_interval()) keep_alive();
 
+  // Summaries of repeated warnings whose window ended.
+  asio::steady_timer housekeeping_timer(pool.main());
+  std::function<void()> housekeeping = [&] {
+    flush_log_repeats();
+    housekeeping_timer.expires_after(std::chrono::seconds(1));
+    housekeeping_timer.async_wait([&](const error_code& ec) {
+      if (!ec) housekeeping();
+    });
+  };
+  housekeeping();
+
+  crl_refresher.start();  // with no URL (yet: a reload may add some), it only waits
   std::string backends = check_backends(config);
-  auto ready_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                      std::chrono::steady_clock::now() - started)
-                      .count();
+  auto ready = std::chrono::steady_clock::now() - started;
+  metrics.reload_timestamp.with().set(metrics::unix_now());
+  metrics.reload_duration.with().set(std::chrono::duration<double>(ready).count());
   Event("ready")
       .add("io_threads", threads)
-      .add("startup_ms", static_cast<int64_t>(ready_ms))
+      .add("startup_ms", static_cast<int64_t>(
+                             std::chrono::duration_cast<std::chrono::milliseconds>(ready).count()))
+      .add("startup_us", static_cast<int64_t>(
+                             std::chrono::duration_cast<std::chrono::microseconds>(ready).count()))
       .add("backends", backends)
       .info();
   notifier.ready("serving; backends " + backends);
   pool.run();
   // Events still queued are committed; their sessions are gone with the io contexts.
-  if (env->indicators) env->indicators->stop();
+  if (first->indicators) first->indicators->stop();
   // Kept connections to the issuer belong to the io contexts: closed while those still exist.
-  if (env->validator) env->validator->close_connections();
+  for (auto& validator : validators)
+    validator->close_connections();
   Event("stopped").info();
   return 0;
 }

@@ -96,7 +96,10 @@ class ImapSession final : public ProxyConnection {
         continue;
       }
       if (result.status != Status::kCommand) continue;
+      auto command_start = Clock::now();
+      std::string verb = parser_.command().name;
       Next next = co_await handle_command(parser_.command());
+      observe_command(verb, command_start);
       if (next == Next::kClose) break;
       if (next == Next::kAuthenticated) {
         start_relay(std::move(pending_), {}, config_.imap.idle_timeout);

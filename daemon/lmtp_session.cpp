@@ -9,6 +9,7 @@
 
 #include "daemon/event_log.hpp"
 #include "daemon/indicator_event.hpp"
+#include "daemon/metrics.hpp"
 #include "daemon/proxy_connection.hpp"
 #include "protocol/ascii.hpp"
 #include "protocol/line_splitter.hpp"
@@ -93,7 +94,9 @@ class LmtpSession final : public ProxyConnection {
     while (going && !closed()) {
       auto line = co_await read_command_line();
       if (!line) break;
+      auto command_start = Clock::now();
       going = co_await command(*line);
+      observe_command(line->substr(0, line->find(' ')), command_start);
     }
     close_all();
   }
@@ -311,6 +314,8 @@ class LmtpSession final : public ProxyConnection {
     if (!reason.empty()) event.add("reason", reason);
     event.add("duration_ms", duration_ms);
     if (result == "relayed") {
+      metrics::gateway().messages.with({"received"}).inc(delivered);
+      metrics::gateway().message_bytes.with({"received"}).inc(size * delivered);
       event.info();
     } else {
       event.warn();

@@ -17,6 +17,8 @@
 
 #include "daemon/event_log.hpp"
 #include "daemon/indicator_event.hpp"
+#include "daemon/metrics.hpp"
+#include "protocol/ascii.hpp"
 
 namespace mssgate::daemon {
 namespace {
@@ -37,6 +39,29 @@ std::string new_session_id() {
   return id;
 }
 
+// The protocol a listener speaks, for metric labels.
+std::string protocol_of(std::string_view listener) {
+  if (listener.starts_with("imap")) return "imap";
+  if (listener.starts_with("submission")) return "submission";
+  return std::string(listener);
+}
+
+// A TLS failure's reason as a small fixed set, for metric labels.
+std::string_view tls_failure_class(const boost::system::error_code& ec) {
+  if (ec == asio::error::eof || ec == ssl::error::stream_truncated ||
+      ec == asio::error::connection_reset)
+    return "closed_by_client";
+  if (ec.category() == asio::error::get_ssl_category()) {
+    int reason = ERR_GET_REASON(static_cast<unsigned long>(ec.value()));
+    if (reason == SSL_R_NO_SHARED_CIPHER) return "no_shared_cipher";
+    if (reason == SSL_R_UNSUPPORTED_PROTOCOL || reason == SSL_R_WRONG_VERSION_NUMBER ||
+        reason == SSL_R_VERSION_TOO_LOW || reason == SSL_R_VERSION_TOO_HIGH)
+      return "protocol_version";
+    if (reason == SSL_R_HTTP_REQUEST || reason == SSL_R_HTTPS_PROXY_REQUEST) return "not_tls";
+  }
+  return "other";
+}
+
 std::string endpoint_text(const asio::ip::tcp::endpoint& e) {
   auto address = e.address();
   if (address.is_v6()) return "[" + address.to_string() + "]:" + std::to_string(e.port());
@@ -51,6 +76,7 @@ ProxyConnection::ProxyConnection(tcp::socket socket, std::string listener, bool 
     : env_(std::move(env)),
       config_(env_->config),
       id_(new_session_id()),
+      protocol_(protocol_of(listener)),
       counters_(std::move(counters)),
       listener_(std::move(listener)),
       implicit_tls_(implicit_tls),
@@ -59,15 +85,23 @@ ProxyConnection::ProxyConnection(tcp::socket socket, std::string listener, bool 
       backend_(client_.get_executor()),
       watchdog_timer_(client_.get_executor()),
       backend_lines_(kBackendMaxLineBytes),
-      started_(Clock::now()) {
+      started_(Clock::now()),
+      bytes_from_client_(metrics::gateway().relayed_bytes.with({protocol_, "to_backend"})),
+      bytes_to_client_(metrics::gateway().relayed_bytes.with({protocol_, "to_client"})) {
   deadlines_.fill(Clock::time_point::max());
   tick_ = timeouts_.write;
   ++counters_->open_sessions;
+  metrics::gateway().connections.with({listener_}).inc();
+  metrics::gateway().sessions.with({listener_, session_state_}).add(1);
 }
 
 ProxyConnection::~ProxyConnection() {
   --counters_->open_sessions;
   if (!professional_slot_.empty()) counters_->release_professional(professional_slot_);
+  metrics::gateway().sessions.with({listener_, session_state_}).add(-1);
+  metrics::gateway()
+      .session_duration.with({protocol_})
+      .observe(std::chrono::duration<double>(Clock::now() - started_).count());
   Event event("close");
   event.add("session", id_);
   if (!mailbox_.empty()) event.add("mailbox", mailbox_);
@@ -76,6 +110,18 @@ ProxyConnection::~ProxyConnection() {
       .add("bytes_out", bytes_out_)
       .add("duration_ms", milliseconds_since(started_))
       .info();
+}
+
+void ProxyConnection::observe_command(std::string_view command, Clock::time_point start) const {
+  static constexpr std::string_view kKnown[] = {
+      "CAPABILITY", "STARTTLS", "AUTHENTICATE", "LOGIN", "ID",   "NOOP", "LOGOUT",
+      "ENABLE",     "EHLO",     "HELO",         "LHLO",  "AUTH", "MAIL", "RCPT",
+      "DATA",       "BDAT",     "RSET",         "QUIT",  "VRFY", "HELP"};
+  std::string upper = protocol::ascii_upper(command);
+  bool known = std::find(std::begin(kKnown), std::end(kKnown), upper) != std::end(kKnown);
+  metrics::gateway()
+      .command_duration.with({protocol_, known ? std::string_view(upper) : "other"})
+      .observe(std::chrono::duration<double>(Clock::now() - start).count());
 }
 
 int64_t ProxyConnection::milliseconds_since(Clock::time_point start) {
@@ -105,6 +151,7 @@ void ProxyConnection::start() {
 ProxyConnection::awaitable<bool> ProxyConnection::open_session(std::string_view too_many) {
   if (over_connection_limit()) {
     set_close_reason("max_connections");
+    metrics::gateway().connections_refused.with({listener_, "max_connections"}).inc();
     if (!implicit_tls_) co_await write_client(too_many);
     close_all();
     co_return false;
@@ -195,7 +242,10 @@ ProxyConnection::read_client(asio::mutable_buffer buffer, Clock::duration timeou
     result = co_await client_.next_layer().async_read_some(buffer, kTuple);
   }
   disarm(Deadline::kClientRead);
-  if (!std::get<0>(result)) bytes_in_ += std::get<1>(result);
+  if (!std::get<0>(result)) {
+    bytes_in_ += std::get<1>(result);
+    bytes_from_client_.inc(std::get<1>(result));
+  }
   co_return result;
 }
 
@@ -210,6 +260,7 @@ ProxyConnection::awaitable<bool> ProxyConnection::write_client(std::string_view 
   auto [ec, n] = result;
   disarm(Deadline::kClientWrite);
   bytes_out_ += n;
+  bytes_to_client_.inc(n);
   if (ec) {
     note_end(ec, "client");
     co_return false;
@@ -226,14 +277,19 @@ ProxyConnection::awaitable<bool> ProxyConnection::tls_handshake() {
   if (ec) {
     Event event("tls_failed");
     event.add("session", id_).add("peer", peer_);
+    std::string_view reason_class;
     if (expired_) {
+      reason_class = "timeout";
       event.add("reason", "timeout");
     } else if (verify != X509_V_OK) {
+      reason_class = "client_certificate";
       event.add("reason", "client_certificate")
           .add("certificate_error", X509_verify_cert_error_string(verify));
     } else {
+      reason_class = tls_failure_class(ec);
       event.add("reason", ec.message());
     }
+    metrics::gateway().tls_failures.with({listener_, reason_class}).inc();
     event.warn();
     set_close_reason("tls_failed");
     co_return false;
@@ -316,6 +372,7 @@ ProxyConnection::awaitable<std::optional<std::string>> ProxyConnection::read_bac
 
 void ProxyConnection::backend_failed(std::string_view step, std::string_view detail,
                                      Clock::time_point start) {
+  metrics::gateway().backend_failures.with({protocol_, step}).inc();
   Event("backend")
       .add("session", id_)
       .add("result", "failed")
@@ -342,6 +399,7 @@ ProxyConnection::awaitable<std::optional<protocol::SmtpReply>> ProxyConnection::
 
 void ProxyConnection::log_auth(std::string_view mechanism, bool ok, std::string_view reason,
                                const std::string& mailbox) const {
+  metrics::gateway().authentications.with({protocol_, mechanism, ok ? "ok" : "failed"}).inc();
   Event event("auth");
   event.add("session", id_).add("mechanism", mechanism).add("result", ok ? "ok" : "failed");
   if (!ok) event.add("reason", reason);
@@ -349,10 +407,15 @@ void ProxyConnection::log_auth(std::string_view mechanism, bool ok, std::string_
   if (!professional_id_.empty()) event.add("professional", professional_id_);
   if (!token_azp_.empty()) event.add("azp", token_azp_);
   if (peer_certificate_) event.add("certificate_sha256", peer_certificate_->sha256);
-  event.emit(ok ? spdlog::level::info : spdlog::level::warn);
+  event.audit().emit(ok ? spdlog::level::info : spdlog::level::warn);
 }
 
 void ProxyConnection::record_sign_in(std::string_view mechanism) {
+  if (session_state_ != kAuthenticated) {
+    metrics::gateway().sessions.with({listener_, session_state_}).add(-1);
+    session_state_ = kAuthenticated;
+    metrics::gateway().sessions.with({listener_, session_state_}).add(1);
+  }
   if (!env_->indicators || mailbox_.empty()) return;
   mailbox_type_ = mailbox_type_of(mailbox_, *env_->directory);
   storage::ConnectionEvent connection;
@@ -377,8 +440,13 @@ ProxyConnection::awaitable<bool> ProxyConnection::record_indicators(
   auto journal = env_->indicators;
   if (!journal || events.empty()) co_return false;
   std::vector<std::pair<std::string, std::string>> names;  // for the error event
-  for (const auto& e : events)
+  std::vector<std::string> directions;
+  for (const auto& e : events) {
     names.emplace_back(e.mailbox, e.key);
+    directions.push_back(e.direction);
+    if (!e.documents.empty()) metrics::gateway().indicator_structured.with({e.direction}).inc();
+    if (e.ins == "qualified") metrics::gateway().indicator_ins_qualified.with({e.direction}).inc();
+  }
   // The events go to the journal together; the session resumes when the last is committed.
   auto initiate = [journal, events = std::move(events)](auto completion) mutable {
     using Completion = decltype(completion);
@@ -402,6 +470,11 @@ ProxyConnection::awaitable<bool> ProxyConnection::record_indicators(
   bool durable =
       co_await boost::asio::async_initiate<decltype(boost::asio::use_awaitable), void(bool)>(
           std::move(initiate), boost::asio::use_awaitable);
+  for (const auto& direction : directions) {
+    metrics::gateway()
+        .indicator_events.with({direction, durable ? "recorded" : "not_recorded"})
+        .inc();
+  }
   if (!durable) {
     for (const auto& [mailbox, key] : names) {
       Event("indicator_not_recorded")

@@ -16,6 +16,7 @@
 #include "daemon/access_policy.hpp"
 #include "daemon/certificate_identity.hpp"
 #include "daemon/gateway_environment.hpp"
+#include "daemon/metrics.hpp"
 #include "protocol/line_splitter.hpp"
 #include "protocol/sasl_oauth.hpp"
 #include "protocol/smtp_reply.hpp"
@@ -142,6 +143,11 @@ class ProxyConnection : public std::enable_shared_from_this<ProxyConnection> {
   std::string backend_pending_;  // backend bytes read and not yet consumed
   uint64_t bytes_in_ = 0;
   uint64_t bytes_out_ = 0;
+  std::string protocol_;  // imap, submission or lmtp, for metric labels
+
+  // Times one client command, from its line read to its answer written, for the metrics;
+  // `command` is one of the protocol's known verbs (anything else is counted as "other").
+  void observe_command(std::string_view command, Clock::time_point start) const;
 
  private:
   awaitable<void> watchdog(std::shared_ptr<ProxyConnection> self);
@@ -168,6 +174,11 @@ class ProxyConnection : public std::enable_shared_from_this<ProxyConnection> {
   protocol::LineSplitter backend_lines_;
   std::string close_reason_;
   Clock::time_point started_;
+  static constexpr const char* kPreAuth = "pre_auth";
+  static constexpr const char* kAuthenticated = "authenticated";
+  const char* session_state_ = kPreAuth;
+  metrics::Counter& bytes_from_client_;
+  metrics::Counter& bytes_to_client_;
 };
 
 }  // namespace mssgate::daemon

@@ -9,6 +9,7 @@
 #include "daemon/access_policy.hpp"
 #include "daemon/event_log.hpp"
 #include "daemon/indicator_event.hpp"
+#include "daemon/metrics.hpp"
 #include "daemon/proxy_connection.hpp"
 #include "protocol/ascii.hpp"
 #include "protocol/mailbox_address.hpp"
@@ -89,7 +90,10 @@ class SmtpSession final : public ProxyConnection {
         if (!ok) break;
         continue;
       }
-      Next next = co_await handle_command(protocol::parse_smtp_command(line));
+      auto command_start = Clock::now();
+      auto command = protocol::parse_smtp_command(line);
+      Next next = co_await handle_command(command);
+      observe_command(command.verb, command_start);
       if (next == Next::kClose) break;
     }
     close_all();
@@ -843,6 +847,8 @@ class SmtpSession final : public ProxyConnection {
     if (!reason.empty()) event.add("reason", reason);
     event.add("duration_ms", milliseconds_since(transaction_start_));
     if (result == "accepted") {
+      metrics::gateway().messages.with({"sent"}).inc();
+      metrics::gateway().message_bytes.with({"sent"}).inc(size);
       event.info();
     } else {
       event.warn();

@@ -17,6 +17,7 @@
 #include <unordered_map>
 
 #include "daemon/event_log.hpp"
+#include "daemon/metrics.hpp"
 #include "protocol/ascii.hpp"
 #include "protocol/base64.hpp"
 #include "protocol/jwt.hpp"
@@ -127,6 +128,7 @@ class TokenValidator::Impl {
       auto cached = cache_.find(key);
       if (cached != cache_.end() && Clock::now() < cached->second.until) {
         ++stats_.cache_hits;
+        metrics::gateway().token_cache.with({"hit"}).inc();
         co_return cached->second.validation;
       }
       auto running = in_flight_.find(key);
@@ -139,10 +141,12 @@ class TokenValidator::Impl {
         in_flight_[key] = flight;
       }
     }
+    if (!wake) metrics::gateway().token_cache.with({"miss"}).inc();
     if (wake) {
       co_await wake->async_wait(kTuple);
       std::lock_guard lock(mutex_);
       ++stats_.cache_hits;
+      metrics::gateway().token_cache.with({"hit"}).inc();
       co_return flight->result;
     }
     // (No co_await inside a conditional expression: GCC 12 miscompiles it.)
@@ -375,6 +379,10 @@ class TokenValidator::Impl {
       }
       auto& res = parser.get();
       if (res.keep_alive()) give_back(key, std::move(stream));
+      metrics::gateway()
+          .issuer_latency.with({endpoint_name(url)})
+          .observe(std::chrono::duration<double>(Clock::now() - start).count());
+      last_issuer_answer_ms_ = now_ms();
       Event("issuer_request")
           .add("url", url.target)
           .add("status", res.result_int())
@@ -385,12 +393,37 @@ class TokenValidator::Impl {
           .debug();
       co_return HttpResponse{res.result_int(), std::move(res.body())};
     }
+    metrics::gateway().issuer_failures.with({endpoint_name(url)}).inc();
+    last_issuer_failure_ms_ = now_ms();
     Event("issuer_request").add("url", url.target).add("result", "failed").warn();
     co_return std::nullopt;
   }
 
   using error_code = boost::system::error_code;
 
+  std::string_view endpoint_name(const HttpsUrl& url) const {
+    if (&url == &introspection_) return "introspection";
+    if (&url == &jwks_) return "jwks";
+    if (&url == &userinfo_) return "userinfo";
+    return "other";
+  }
+
+  static int64_t now_ms() {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(
+               std::chrono::system_clock::now().time_since_epoch())
+        .count();
+  }
+
+ public:
+  // Read by TokenValidator's accessors (readiness and metrics).
+  std::pair<std::string, std::string> issuer_address() const {
+    const HttpsUrl& url = config_.mode == "jwt" ? jwks_ : introspection_;
+    return {url.host, url.port};
+  }
+  std::atomic<int64_t> last_issuer_answer_ms_{0};
+  std::atomic<int64_t> last_issuer_failure_ms_{0};
+
+ private:
   std::unique_ptr<Stream> take_idle(const IdleKey& key) {
     std::lock_guard lock(pool_mutex_);
     auto it = idle_.find(key);
@@ -409,7 +442,7 @@ class TokenValidator::Impl {
     }
   }
 
-  const config::PscConfig& config_;
+  const config::PscConfig config_;  // a copy: the validator outlives the snapshot it came with
   TokenValidator::Stats& stats_;
   ssl::context tls_;
   HttpsUrl introspection_, jwks_, userinfo_;
@@ -433,6 +466,18 @@ asio::awaitable<TokenValidation> TokenValidator::validate(std::string token) {
 
 void TokenValidator::close_connections() {
   impl_->close_connections();
+}
+
+int64_t TokenValidator::last_issuer_answer_ms() const {
+  return impl_->last_issuer_answer_ms_.load();
+}
+
+int64_t TokenValidator::last_issuer_failure_ms() const {
+  return impl_->last_issuer_failure_ms_.load();
+}
+
+std::pair<std::string, std::string> TokenValidator::issuer_address() const {
+  return impl_->issuer_address();
 }
 
 }  // namespace mssgate::daemon

@@ -52,6 +52,12 @@ class TokenValidator {
 
   const Stats& stats() const { return stats_; }
 
+  // When the issuer last gave an answer, and last failed to (ms since the epoch; 0: never).
+  int64_t last_issuer_answer_ms() const;
+  int64_t last_issuer_failure_ms() const;
+  // The issuer's host and port, for readiness probes.
+  std::pair<std::string, std::string> issuer_address() const;
+
   class Impl;
 
  private:

@@ -72,7 +72,8 @@ class Gateway:
     """One mssgate process with its own configuration, directory and log."""
 
     def __init__(self, extra_config="", backend_address=None, imap_section="", smtp_section="",
-                 smtp_backend_address=None, max_message_bytes="30MiB", psc_section=""):
+                 smtp_backend_address=None, max_message_bytes="30MiB", psc_section="",
+                 server_section="", tls_section=""):
         self.dir = tempfile.mkdtemp(prefix="mssgate-it-")
         self.log_path = os.path.join(self.dir, "mssgate.log")
         self.database = os.path.join(self.dir, "directory.db")
@@ -86,6 +87,7 @@ class Gateway:
 [server]
 io_threads = 2
 log_level = "debug"
+{server_section}
 
 [tls]
 certificate_chain = "{pki('server.chain.pem')}"
@@ -93,6 +95,7 @@ private_key = "{pki('server.key')}"
 client_ca = "{pki('ca-chain.pem')}"
 crl_files = ["{pki('crls.pem')}"]
 handshake_timeout = "5s"
+{tls_section}
 
 [imap]
 starttls_listen = ["127.0.0.1:0"]

@@ -262,3 +262,94 @@ connections_file = "../escape.csv"
   EXPECT_NE(error.find("csv_separator"), std::string::npos) << error;
   EXPECT_NE(error.find("plain names"), std::string::npos) << error;
 }
+
+TEST_F(ConfigTest, AdminEndpointIsLoopbackUnlessTlsWithClientCertificates) {
+  auto config = parse_config(
+      minimal() + "\n[admin]\nlisten = [\"127.0.0.1:9925\", \"[::1]:9925\"]\n", path());
+  EXPECT_EQ(config.admin.listen.size(), 2u);
+  EXPECT_FALSE(config.admin.tls());
+
+  std::string open = error_for(minimal() + "\n[admin]\nlisten = [\"0.0.0.0:9925\"]\n");
+  EXPECT_NE(open.find("admin.listen: 0.0.0.0:9925 is not a loopback address"), std::string::npos)
+      << open;
+
+  std::string half = error_for(minimal() +
+                               "\n[admin]\nlisten = [\"10.0.0.1:9925\"]\n"
+                               "certificate_chain = \"server.pem\"\n");
+  EXPECT_NE(half.find("admin.private_key: is required for TLS"), std::string::npos) << half;
+  EXPECT_NE(half.find("admin.client_ca: is required for TLS"), std::string::npos) << half;
+
+  config = parse_config(minimal() +
+                            "\n[admin]\nlisten = [\"10.0.0.1:9925\"]\n"
+                            "certificate_chain = \"server.pem\"\nprivate_key = "
+                            "\"server.key\"\nclient_ca = \"ca.pem\"\n",
+                        path());
+  EXPECT_TRUE(config.admin.tls());
+}
+
+TEST_F(ConfigTest, AutoconfigNeedsHostsAndAListener) {
+  std::string error = error_for(minimal() + "\n[admin.autoconfig]\ndomains = [\"Example.FR\"]\n");
+  EXPECT_NE(error.find("admin.autoconfig.imap_host: is required with domains"), std::string::npos)
+      << error;
+  EXPECT_NE(error.find("admin.autoconfig: needs admin.listen"), std::string::npos) << error;
+  auto config = parse_config(minimal() +
+                                 "\n[admin]\nlisten = [\"127.0.0.1:9925\"]\n[admin.autoconfig]\n"
+                                 "domains = [\"Example.FR\"]\nimap_host = \"imap.example.fr\"\n"
+                                 "smtp_host = \"smtp.example.fr\"\nsmtp_port = 465\n",
+                             path());
+  EXPECT_EQ(config.admin.autoconfig.domains.at(0), "example.fr");
+  EXPECT_EQ(config.admin.autoconfig.smtp_port, 465);
+  EXPECT_EQ(config.admin.autoconfig.imap_port, 143);
+}
+
+TEST_F(ConfigTest, CrlUrlsNeedACacheDirectoryAndHttp) {
+  std::string text = minimal();
+  text.replace(text.find("crl_files = [\"crls.pem\"]"), 24,
+               "crl_urls = [\"http://crl.example.fr/ac.crl\", \"ftp://x/y.crl\"]");
+  std::string error = error_for(text);
+  EXPECT_NE(error.find("tls.crl_cache_dir: is required when tls.crl_urls is set"),
+            std::string::npos)
+      << error;
+  EXPECT_NE(error.find("\"ftp://x/y.crl\" must be an http:// or https:// URL"), std::string::npos)
+      << error;
+  text = minimal();
+  text.replace(text.find("crl_files = [\"crls.pem\"]"), 24,
+               "crl_urls = [\"http://crl.example.fr/ac.crl\"]\ncrl_cache_dir = \"crl\"\n"
+               "crl_refresh_interval = \"30m\"");
+  // URLs alone satisfy the CRL requirement of a client CA.
+  auto config = parse_config(text, path());
+  EXPECT_EQ(config.tls.crl_cache_dir, (dir_ / "crl").string());
+  EXPECT_EQ(config.tls.crl_refresh_interval, std::chrono::minutes(30));
+}
+
+TEST_F(ConfigTest, LoggingKeys) {
+  auto config = parse_config(minimal() +
+                                 "\n[server]\nlog_file = \"logs/mssgate.log\"\naudit_log = "
+                                 "\"logs/audit.log\"\nlog_repeat_limit = 5\n"
+                                 "log_repeat_window = \"30s\"\n",
+                             path());
+  EXPECT_EQ(config.server.log_file, (dir_ / "logs/mssgate.log").string());
+  EXPECT_EQ(config.server.audit_log, (dir_ / "logs/audit.log").string());
+  EXPECT_EQ(config.server.log_repeat_limit, 5u);
+  EXPECT_EQ(config.server.log_repeat_window, std::chrono::seconds(30));
+  std::string same =
+      error_for(minimal() + "\n[server]\nlog_file = \"a.log\"\naudit_log = \"a.log\"\n");
+  EXPECT_NE(same.find("server.audit_log: must not be the same file"), std::string::npos) << same;
+}
+
+TEST_F(ConfigTest, ReloadKeepsRestartOnlySettingsAndNamesThem) {
+  auto running = parse_config(minimal(), path());
+  std::string text = minimal();
+  const std::string listen = "starttls_listen = [\"127.0.0.1:1143\"]";
+  text.replace(text.find(listen), listen.size(),
+               "starttls_listen = [\"127.0.0.1:2143\"]\nmax_bad_commands = 3");
+  auto next = parse_config(text + "\n[server]\nio_threads = 7\nlog_level = \"warn\"\n", path());
+  auto changed = mssgate::config::keep_restart_only_settings(running, next);
+  EXPECT_EQ(changed, (std::vector<std::string>{"server.io_threads", "imap.starttls_listen"}));
+  EXPECT_EQ(next.imap.starttls_listen.at(0).port, 1143);  // the running value
+  EXPECT_EQ(next.server.io_threads, running.server.io_threads);
+  EXPECT_EQ(next.imap.max_bad_commands, 3u);  // reloadable: the new value
+  EXPECT_EQ(next.server.log_level, "warn");
+  auto same = parse_config(minimal(), path());
+  EXPECT_TRUE(mssgate::config::keep_restart_only_settings(running, same).empty());
+}

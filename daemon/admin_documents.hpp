@@ -1,0 +1,40 @@
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "config/config.hpp"
+
+namespace mssgate::daemon {
+
+// What the admin endpoint answers, apart from the transport.
+
+struct AdminResponse {
+  unsigned status = 200;
+  std::string content_type = "text/plain; charset=utf-8";
+  std::string body;
+};
+
+// The Thunderbird-style autoconfiguration document for `email_address` (the decoded
+// `emailaddress` query parameter): the API LPS endpoints, STARTTLS, OAuth2 (Pro Santé Connect)
+// and client certificates. 404 for a domain not in `autoconfig.domains`, 400 for something
+// that is not an address.
+AdminResponse autoconfig_document(const config::AutoconfigConfig& autoconfig,
+                                  std::string_view email_address);
+
+// The value of one query parameter of a request target ("/path?a=1&b=2"), percent-decoded;
+// empty when absent.
+std::string query_parameter(std::string_view target, std::string_view name);
+
+// One readiness check and its outcome.
+struct ReadinessCheck {
+  std::string name;  // imap_backend, submission_backend, lmtp_backend, issuer, serving
+  bool ok = false;
+  std::string detail;  // the address, or why not
+};
+
+// 200 "ready" or 503 "not ready", then one line per check.
+AdminResponse readiness_document(const std::vector<ReadinessCheck>& checks);
+
+}  // namespace mssgate::daemon

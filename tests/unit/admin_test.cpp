@@ -1,0 +1,85 @@
+// The admin endpoint's documents and the metrics' OpenMetrics text.
+#include <gtest/gtest.h>
+
+#include "daemon/admin_documents.hpp"
+#include "daemon/metrics.hpp"
+
+using namespace mssgate::daemon;
+
+TEST(QueryParameter, DecodesPercentAndPlusAndFindsTheRightName) {
+  EXPECT_EQ(query_parameter("/mail/config-v1.1.xml?emailaddress=dr.martin%40ex.fr", "emailaddress"),
+            "dr.martin@ex.fr");
+  EXPECT_EQ(query_parameter("/x?a=1&emailaddress=b+c%2Bd&z", "emailaddress"), "b c+d");
+  EXPECT_EQ(query_parameter("/x?emailaddressx=1", "emailaddress"), "");
+  EXPECT_EQ(query_parameter("/x", "emailaddress"), "");
+  EXPECT_EQ(query_parameter("/x?emailaddress=%4", "emailaddress"), "%4");  // kept as sent
+}
+
+TEST(Autoconfig, AdvertisesStartTlsAndOAuth2ForServedDomainsOnly) {
+  mssgate::config::AutoconfigConfig autoconfig;
+  autoconfig.domains = {"ex.fr"};
+  autoconfig.display_name = "Opérateur <test> & co";
+  autoconfig.imap_host = "imap.ex.fr";
+  autoconfig.smtp_host = "smtp.ex.fr";
+  auto ok = autoconfig_document(autoconfig, "Dr.Martin@EX.FR");
+  EXPECT_EQ(ok.status, 200u);
+  EXPECT_NE(ok.body.find("<domain>ex.fr</domain>"), std::string::npos);
+  EXPECT_NE(ok.body.find("<incomingServer type=\"imap\">\n      <hostname>imap.ex.fr</hostname>\n"
+                         "      <port>143</port>\n      <socketType>STARTTLS</socketType>"),
+            std::string::npos)
+      << ok.body;
+  EXPECT_NE(ok.body.find("<outgoingServer type=\"smtp\">\n      <hostname>smtp.ex.fr</hostname>\n"
+                         "      <port>587</port>"),
+            std::string::npos);
+  EXPECT_NE(ok.body.find("<authentication>OAuth2</authentication>"), std::string::npos);
+  EXPECT_NE(ok.body.find("Opérateur &lt;test&gt; &amp; co"), std::string::npos);
+  EXPECT_EQ(autoconfig_document(autoconfig, "someone@other.fr").status, 404u);
+  EXPECT_EQ(autoconfig_document(autoconfig, "").status, 400u);
+  EXPECT_EQ(autoconfig_document(autoconfig, "no-at-sign").status, 400u);
+  EXPECT_EQ(autoconfig_document(autoconfig, "a@ex.fr<script>").status, 400u);
+}
+
+TEST(Readiness, ReadyOnlyWhenEveryCheckPasses) {
+  auto ready = readiness_document({{"serving", true, ""}, {"imap_backend", true, "127.0.0.1:143"}});
+  EXPECT_EQ(ready.status, 200u);
+  EXPECT_EQ(ready.body, "ready\nserving ok\nimap_backend ok 127.0.0.1:143\n");
+  auto not_ready = readiness_document(
+      {{"serving", true, ""}, {"imap_backend", false, "127.0.0.1:143 unreachable"}});
+  EXPECT_EQ(not_ready.status, 503u);
+  EXPECT_EQ(not_ready.body,
+            "not ready\nserving ok\nimap_backend failed 127.0.0.1:143 unreachable\n");
+}
+
+TEST(Metrics, RendersCountersGaugesAndHistogramsAsOpenMetrics) {
+  metrics::CounterFamily counter("test_requests", "Requests.", metrics::Type::kCounter, {"path"});
+  counter.with({"/a\"b"}).inc(3);
+  metrics::GaugeFamily gauge("test_open", "Open.", metrics::Type::kGauge, {});
+  gauge.with().add(2);
+  gauge.with().add(-0.5);
+  metrics::HistogramFamily histogram("test_seconds", "Durations.", metrics::Type::kHistogram,
+                                     {"kind"}, {0.1, 1});
+  auto& h = histogram.with({"x"});
+  h.observe(0.05);
+  h.observe(0.1);  // on a bound: counted in that bucket (le)
+  h.observe(5);
+  std::string text;
+  counter.render(text);
+  gauge.render(text);
+  histogram.render(text);
+  EXPECT_EQ(text,
+            "# TYPE test_requests counter\n# HELP test_requests Requests.\n"
+            "test_requests_total{path=\"/a\\\"b\"} 3\n"
+            "# TYPE test_open gauge\n# HELP test_open Open.\ntest_open 1.5\n"
+            "# TYPE test_seconds histogram\n# HELP test_seconds Durations.\n"
+            "test_seconds_bucket{kind=\"x\",le=\"0.1\"} 2\n"
+            "test_seconds_bucket{kind=\"x\",le=\"1\"} 2\n"
+            "test_seconds_bucket{kind=\"x\",le=\"+Inf\"} 3\n"
+            "test_seconds_count{kind=\"x\"} 3\n"
+            "test_seconds_sum{kind=\"x\"} 5.15\n");
+}
+
+TEST(Metrics, TheGatewaysTextEndsWithEof) {
+  std::string text = metrics::gateway().render_openmetrics();
+  EXPECT_TRUE(text.ends_with("# EOF\n"));
+  EXPECT_NE(text.find("# TYPE mssgate_connections counter\n"), std::string::npos);
+}
