@@ -114,7 +114,7 @@ class ReopenableSink : public spdlog::sinks::base_sink<std::mutex> {
   std::shared_ptr<ReopenableSink> fallback_;
 };
 
-// Counts repeated warnings and errors (same event name and reason) per window.
+// Counts repeated warnings and errors (same event name and fields) per window.
 class RepeatLimiter {
  public:
   void configure(unsigned limit, std::chrono::milliseconds window) {
@@ -124,14 +124,14 @@ class RepeatLimiter {
   }
 
   // Whether this occurrence is written.
-  bool admit(std::string_view name, std::string_view reason) {
+  bool admit(std::string_view name, std::string_view fields) {
     auto now = std::chrono::steady_clock::now();
     std::lock_guard lock(mutex_);
     if (repeats_.size() >= kMaxKeys) forget_ended(now);
-    auto& entry = repeats_[{std::string(name), std::string(reason)}];
+    auto& entry = repeats_[{std::string(name), std::string(fields)}];
     if (entry.count == 0 || now - entry.window_start >= window_) {
       if (entry.suppressed)
-        ended_.push_back({std::string(name), std::string(reason), entry.suppressed});
+        ended_.push_back({std::string(name), std::string(fields), entry.suppressed});
       entry = {now, 0, 0};
     }
     if (++entry.count <= limit_) return true;
@@ -140,7 +140,7 @@ class RepeatLimiter {
   }
 
   struct Summary {
-    std::string name, reason;
+    std::string name, fields;
     uint64_t suppressed;
   };
   // The summaries of the windows that ended.
@@ -214,7 +214,12 @@ Event::Event(std::string_view name) : name_length_(name.size()) {
 }
 
 Event& Event::add(std::string_view key, std::string_view value) {
-  if (key == "reason") reason_ = value;
+  if (key != "session" && key != "peer") {
+    repeat_key_ += key;
+    repeat_key_ += '=';
+    repeat_key_.append(value.substr(0, 200));
+    repeat_key_ += ' ';
+  }
   line_ += ' ';
   line_ += key;
   line_ += '=';
@@ -245,7 +250,7 @@ void Event::emit(spdlog::level::level_enum level) const {
     return;
   }
   if (!l.main->should_log(level)) return;
-  if (level >= spdlog::level::warn && !l.repeats.admit(name(), reason_)) {
+  if (level >= spdlog::level::warn && !l.repeats.admit(name(), repeat_key_)) {
     metrics::gateway().log_suppressed.with({name()}).inc();
     return;
   }
@@ -289,9 +294,9 @@ void flush_log_repeats() {
   auto ended = logs().repeats.take_ended();
   for (const auto& summary : ended) {
     std::string line = "event=log_suppressed repeated_event=" + summary.name;
-    if (!summary.reason.empty()) {
-      line += " reason=";
-      append_value(line, summary.reason);
+    if (!summary.fields.empty()) {
+      line += " fields=";
+      append_value(line, summary.fields);
     }
     line += " suppressed=" + std::to_string(summary.suppressed) +
             " window_ms=" + std::to_string(logs().repeats.window().count());

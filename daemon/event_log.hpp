@@ -49,7 +49,9 @@ class Event {
  private:
   std::string line_;
   size_t name_length_;
-  std::string reason_;  // the "reason" field, which tells repeats apart
+  // The text fields but the session's own (session, peer): two events with the same name and
+  // the same repeat key are repeats of one another.
+  std::string repeat_key_;
   bool audit_ = false;
 };
 

@@ -369,7 +369,10 @@ int run_gateway(const config::Config& config) {
     // Rotation: the log files were reopened by configure_logging (or are now), and the
     // indicator log too.
     reopen_logs();
-    if (running->indicators) running->indicators->reopen_log();
+    if (running->indicators) {
+      running->indicators->reopen_log();
+      Event("indicator_log_reopened").add("cause", "SIGHUP").info();
+    }
   };
 
   asio::signal_set signals(pool.main(), SIGINT, SIGTERM, SIGHUP);

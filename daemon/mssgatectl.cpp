@@ -1,4 +1,10 @@
 // mssgatectl: the operator's command line for the directory.
+#include <grp.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iomanip>
@@ -17,6 +23,24 @@
 #include "storage/indicator_reports.hpp"
 
 namespace {
+
+// Run as root, mssgatectl works as the owner of the database (or of its folder, before the
+// database exists): the files SQLite creates then stay the daemon's (the mssgate user), which
+// could not open a database root had created.
+void act_as_owner_of(const std::string& database) {
+  if (::geteuid() != 0) return;
+  struct stat info {};
+  if (::stat(database.c_str(), &info) != 0) {
+    std::string folder = std::filesystem::path(database).parent_path().string();
+    if (::stat(folder.empty() ? "." : folder.c_str(), &info) != 0) return;
+  }
+  if (info.st_uid == 0) return;
+  if (::setgroups(0, nullptr) != 0 || ::setgid(info.st_gid) != 0 || ::setuid(info.st_uid) != 0) {
+    throw std::runtime_error("cannot act as the owner (uid " + std::to_string(info.st_uid) +
+                             ") of " + database + ": " + std::strerror(errno));
+  }
+}
+
 
 using mssgate::storage::CertificateBinding;
 using mssgate::storage::CertificateMatch;
@@ -294,6 +318,7 @@ int run(const std::vector<std::string>& args) {
   if (noun == "indicators") return indicators(verb, a, config_path, journal);
 
   if (!database) database = mssgate::config::load_config(config_path).directory.sqlite_path;
+  act_as_owner_of(*database);
   auto directory = mssgate::storage::open_sqlite_directory(*database);
 
   if (noun == "mailbox" && verb == "add") {

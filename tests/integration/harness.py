@@ -82,11 +82,14 @@ class Gateway:
         address = backend_address or "127.0.0.1:%s" % env["BACKEND_IMAP_PORT"]
         smtp_address = smtp_backend_address or "127.0.0.1:%s" % env["BACKEND_SUBMISSION_PORT"]
         self.config_path = os.path.join(self.dir, "mssgate.toml")
+        # Tests provoke the same refusal many times: every line stays, unless a test says otherwise.
+        repeat_limit = "" if "log_repeat_limit" in server_section else "log_repeat_limit = 1000000"
         with open(self.config_path, "w") as f:
             f.write(f"""
 [server]
 io_threads = 2
 log_level = "debug"
+{repeat_limit}
 {server_section}
 
 [tls]

@@ -252,7 +252,7 @@ class IndicatorsEndToEnd(unittest.TestCase):
         g.wait_for_event(lambda e: e["direction"] == "received")
         os.rename(g.indicator_log, g.indicator_log + ".1")
         g.process.send_signal(signal.SIGHUP)
-        g.wait_for_log(r"event=signal signal=SIGHUP action=indicator_log_reopened")
+        g.wait_for_log(r"event=indicator_log_reopened cause=SIGHUP")
         marker = new_marker("after")
         send(g, LABO, structured_message(APP_HOPITAL, LABO, marker, xdm([cda("11488-4")]), MATCHING_HEADERS))
         event = g.wait_for_event(lambda e: e.get("message_id") == "<%s@test>" % marker.decode())
