@@ -26,7 +26,7 @@ import tempfile
 import threading
 import time
 
-from smtp_submission import BACKEND_PORTS, ROOT, context, write_section
+from smtp_submission import ROOT, context, start_backend, write_config, write_section
 
 MAILBOXES = 10_000
 STARTS = 10
@@ -92,41 +92,14 @@ def main():
     args = parser.parse_args()
 
     work = tempfile.mkdtemp(prefix="mssgate-bench-")
-    os.chmod(work, 0o755)
-    pki = os.path.join(work, "pki")
-    subprocess.run([os.path.join(ROOT, "tests", "pki", "make-test-pki"), pki], check=True, stdout=subprocess.DEVNULL)
-    env = dict(os.environ, MSSGATE_BACKEND_DIR=os.path.join(work, "backend"))
-    for name, port in BACKEND_PORTS.items():
-        env["MSSGATE_BACKEND_%s_PORT" % name] = str(port)
-    backend = os.path.join(ROOT, "scripts", "backend")
-    subprocess.run([backend, "start"], check=True, env=env, stdout=subprocess.DEVNULL)
+    pki, env, backend = start_backend(work)
     gateway = None
     starts, start_reported, reloads, reload_reported, failures, sign_ins = [], [], [], [], [], 0
     try:
         secret_file = os.path.join(work, "backend", "master.secret")
         database = os.path.join(work, "directory.db")
         config = os.path.join(work, "mssgate.toml")
-        with open(config, "w") as f:
-            f.write(f"""[server]
-log_level = "info"
-[tls]
-certificate_chain = "{pki}/server.chain.pem"
-private_key = "{pki}/server.key"
-client_ca = "{pki}/ca-chain.pem"
-crl_files = ["{pki}/crls.pem"]
-[imap]
-starttls_listen = ["127.0.0.1:0"]
-[imap.backend]
-address = "127.0.0.1:{BACKEND_PORTS['IMAP']}"
-master_user = "mssgate"
-master_password_file = "{secret_file}"
-[smtp]
-starttls_listen = ["127.0.0.1:0"]
-[smtp.backend]
-address = "127.0.0.1:{BACKEND_PORTS['SUBMISSION']}"
-[directory]
-sqlite_path = "{database}"
-""")
+        write_config(config, pki, secret_file, database)
         mailboxes = populate(os.path.join(args.build, "daemon", "mssgatectl"), database, pki)
         log_path = os.path.join(work, "mssgate.log")
         binary = os.path.join(args.build, "daemon", "mssgate")

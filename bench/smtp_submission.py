@@ -98,40 +98,13 @@ def main():
     args = parser.parse_args()
 
     work = tempfile.mkdtemp(prefix="mssgate-bench-")
-    os.chmod(work, 0o755)  # the backend runs Dovecot as its own user, which must reach its directory
-    pki = os.path.join(work, "pki")
-    subprocess.run([os.path.join(ROOT, "tests", "pki", "make-test-pki"), pki], check=True, stdout=subprocess.DEVNULL)
-    env = dict(os.environ, MSSGATE_BACKEND_DIR=os.path.join(work, "backend"))
-    for name, port in BACKEND_PORTS.items():
-        env["MSSGATE_BACKEND_%s_PORT" % name] = str(port)
-    backend = os.path.join(ROOT, "scripts", "backend")
-    subprocess.run([backend, "start"], check=True, env=env, stdout=subprocess.DEVNULL)
+    pki, env, backend = start_backend(work)
     gateway = None
     try:
         secret_file = os.path.join(work, "backend", "master.secret")
         secret = open(secret_file).read().strip()
         config = os.path.join(work, "mssgate.toml")
-        with open(config, "w") as f:
-            f.write(f"""[server]
-log_level = "info"
-[tls]
-certificate_chain = "{pki}/server.chain.pem"
-private_key = "{pki}/server.key"
-client_ca = "{pki}/ca-chain.pem"
-crl_files = ["{pki}/crls.pem"]
-[imap]
-starttls_listen = ["127.0.0.1:0"]
-[imap.backend]
-address = "127.0.0.1:{BACKEND_PORTS['IMAP']}"
-master_user = "mssgate"
-master_password_file = "{secret_file}"
-[smtp]
-starttls_listen = ["127.0.0.1:0"]
-[smtp.backend]
-address = "127.0.0.1:{BACKEND_PORTS['SUBMISSION']}"
-[directory]
-sqlite_path = "{work}/directory.db"
-""")
+        write_config(config, pki, secret_file, work + "/directory.db")
         ctl = os.path.join(args.build, "daemon", "mssgatectl")
         subprocess.run([ctl, "--database", work + "/directory.db", "mailbox", "add", MAILBOX, "--type", "APP"], check=True,
                        stdout=subprocess.DEVNULL)
@@ -171,6 +144,46 @@ sqlite_path = "{work}/directory.db"
         section.append("| %s | %d | %d | %.1f | %.1f | %.2f |" % (label, clients, total, direct, through, ratio))
     section.append("")
     write_section(args.out, "## SMTP submission", "\n".join(section))
+
+
+def start_backend(work):
+    """The test PKI in WORK/pki and a backend (scripts/backend) on the bench's ports in
+    WORK/backend; returns (pki, environment for scripts/backend, path of scripts/backend)."""
+    os.chmod(work, 0o755)  # the backend runs Dovecot as its own user, which must reach its directory
+    pki = os.path.join(work, "pki")
+    subprocess.run([os.path.join(ROOT, "tests", "pki", "make-test-pki"), pki], check=True, stdout=subprocess.DEVNULL)
+    env = dict(os.environ, MSSGATE_BACKEND_DIR=os.path.join(work, "backend"))
+    for name, port in BACKEND_PORTS.items():
+        env["MSSGATE_BACKEND_%s_PORT" % name] = str(port)
+    backend = os.path.join(ROOT, "scripts", "backend")
+    subprocess.run([backend, "start"], check=True, env=env, stdout=subprocess.DEVNULL)
+    return pki, env, backend
+
+
+def write_config(path, pki, secret_file, database):
+    """A gateway configuration: IMAP and submission with STARTTLS on free ports, in front of the
+    bench's backend, client certificates from the test PKI."""
+    with open(path, "w") as f:
+        f.write(f"""[server]
+log_level = "info"
+[tls]
+certificate_chain = "{pki}/server.chain.pem"
+private_key = "{pki}/server.key"
+client_ca = "{pki}/ca-chain.pem"
+crl_files = ["{pki}/crls.pem"]
+[imap]
+starttls_listen = ["127.0.0.1:0"]
+[imap.backend]
+address = "127.0.0.1:{BACKEND_PORTS['IMAP']}"
+master_user = "mssgate"
+master_password_file = "{secret_file}"
+[smtp]
+starttls_listen = ["127.0.0.1:0"]
+[smtp.backend]
+address = "127.0.0.1:{BACKEND_PORTS['SUBMISSION']}"
+[directory]
+sqlite_path = "{database}"
+""")
 
 
 def write_section(path, heading, text):
