@@ -17,7 +17,9 @@
 #include <cerrno>
 #include <chrono>
 #include <csignal>
+#include <filesystem>
 #include <functional>
+#include <initializer_list>
 #include <iostream>
 #include <memory>
 #include <mutex>
@@ -42,6 +44,20 @@ using tcp = asio::ip::tcp;
 using boost::system::error_code;
 constexpr auto kTuple = asio::as_tuple(asio::use_awaitable);
 
+// "path size mtime" of each file, to see whether a file was replaced at the same path.
+std::string files_stamp(std::initializer_list<std::string> paths) {
+  std::string stamp;
+  for (const auto& path : paths) {
+    if (path.empty()) continue;
+    std::error_code ec;
+    auto size = std::filesystem::file_size(path, ec);
+    auto time = std::filesystem::last_write_time(path, ec);
+    stamp += path + " " + std::to_string(ec ? 0 : size) + " " +
+             std::to_string(ec ? 0 : time.time_since_epoch().count()) + "\n";
+  }
+  return stamp;
+}
+
 // Everything a configuration needs loaded: the TLS context (certificates, keys, CAs, CRLs), the
 // directory, the token validator. A reload passes the running environment: its validator (and
 // its cache of tokens) is kept when [psc] did not change, and its indicator journal always.
@@ -52,7 +68,10 @@ std::shared_ptr<GatewayEnvironment> build_environment(const config::Config& conf
   env->config = config;
   env->tls = std::make_shared<asio::ssl::context>(build_server_tls_context(config.tls).release());
   if (open_directory) env->directory = storage::open_sqlite_directory(config.directory.sqlite_path);
-  if (running && running->validator && running->config.psc == config.psc) {
+  env->psc_files_stamp =
+      files_stamp({config.psc.client_certificate, config.psc.client_key, config.psc.ca_file});
+  if (running && running->validator && running->config.psc == config.psc &&
+      running->psc_files_stamp == env->psc_files_stamp) {
     env->validator = running->validator;
   } else if (config.psc.enabled()) {
     env->validator = std::make_shared<TokenValidator>(env->config.psc);

@@ -18,6 +18,9 @@ struct GatewayEnvironment {
   std::shared_ptr<boost::asio::ssl::context> tls;
   std::shared_ptr<storage::DirectoryStore> directory;
   std::shared_ptr<TokenValidator> validator;  // when Pro Santé Connect is configured
+  // The modification times and sizes of the files the validator loaded (its client certificate
+  // and key, its CA): a reload keeps the validator only when neither [psc] nor these changed.
+  std::string psc_files_stamp;
   // The indicator journal when indicators are configured; the same across reloads.
   std::shared_ptr<storage::IndicatorJournal> indicators;
 };

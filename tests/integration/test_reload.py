@@ -6,6 +6,7 @@ the log level changes."""
 import hashlib
 import os
 import re
+import shutil
 import signal
 import smtplib
 import ssl
@@ -14,8 +15,8 @@ import threading
 import time
 import unittest
 
-from harness import (APP_HOPITAL, APP_LABO, Gateway, RawImap, client_context, ctl, main, new_marker, pki,
-                     wait_for_delivery)
+from harness import (APP_HOPITAL, APP_LABO, Gateway, PscIssuer, RawImap, client_context, ctl, main, new_marker,
+                     pki, wait_for_delivery)
 
 
 def make_server_certificate(directory):
@@ -221,6 +222,28 @@ class Reload(unittest.TestCase):
         time.sleep(0.2)
         self.assertEqual(len(re.findall(r"event=connect ", gateway.log())), connects)
         self.assertEqual(len(re.findall(r"event=auth ", gateway.log())), auths + 1)
+
+
+class PscReload(unittest.TestCase):
+    def test_token_cache_kept_unless_psc_settings_or_files_change(self):
+        issuer = PscIssuer()
+        self.addCleanup(issuer.stop)
+        gateway = Gateway(psc_section=issuer.config())
+        ca_copy = os.path.join(gateway.dir, "psc-ca.pem")
+        shutil.copy(pki("root.crt"), ca_copy)
+        edit_config(gateway, ('ca_file = "%s"' % pki("root.crt"), 'ca_file = "%s"' % ca_copy))
+        gateway.start()
+        self.addCleanup(gateway.stop)
+        self.assertIn("psc_cache=kept", reload(gateway))
+        # The PSC CA renewed at the same path: a new validator reads it.
+        time.sleep(0.01)
+        shutil.copy(pki("root.crt"), ca_copy + ".new")
+        os.replace(ca_copy + ".new", ca_copy)
+        os.utime(ca_copy, (time.time() + 5, time.time() + 5))
+        self.assertIn("psc_cache=new", reload(gateway))
+        self.assertIn("psc_cache=kept", reload(gateway))
+        edit_config(gateway, ('timeout = "1s"', 'timeout = "2s"'))
+        self.assertIn("psc_cache=new", reload(gateway))
 
 
 if __name__ == "__main__":
