@@ -131,7 +131,22 @@ class AdminServer::Impl : public std::enable_shared_from_this<AdminServer::Impl>
       parser.header_limit(8192);
       parser.body_limit(65536);  // no route takes a body; a small one still gets its 405
       auto [rec, read] = co_await http::async_read(stream, buffer, parser, kTuple);
-      if (rec) co_return;
+      if (rec == http::error::end_of_stream || rec == beast::error::timeout) co_return;
+      if (rec) {
+        // Not a request we can read: say so, then close (the stream is out of step).
+        bool too_big = rec == http::error::header_limit || rec == http::error::body_limit;
+        http::response<http::string_body> refusal{
+            too_big ? http::status::request_header_fields_too_large : http::status::bad_request,
+            11};
+        refusal.set(http::field::server, "mssgate");
+        refusal.set(http::field::content_type, "text/plain; charset=utf-8");
+        refusal.keep_alive(false);
+        refusal.body() = too_big ? "request too large\n" : "not an HTTP/1.1 request\n";
+        refusal.prepare_payload();
+        co_await http::async_write(stream, refusal, kTuple);
+        Event("admin_bad_request").add("error", rec.message()).warn();
+        co_return;
+      }
       const auto& request = parser.get();
       AdminResponse answer = co_await route(request);
       http::response<http::string_body> response{static_cast<http::status>(answer.status),

@@ -127,8 +127,14 @@ class RepeatLimiter {
   bool admit(std::string_view name, std::string_view fields) {
     auto now = std::chrono::steady_clock::now();
     std::lock_guard lock(mutex_);
-    if (repeats_.size() >= kMaxKeys) forget_ended(now);
-    auto& entry = repeats_[{std::string(name), std::string(fields)}];
+    std::pair<std::string, std::string> key{std::string(name), std::string(fields)};
+    if (repeats_.size() >= kMaxKeys && !repeats_.count(key)) {
+      forget_ended(now);
+      // Thousands of different warnings in one window: written, not tracked, so that memory
+      // stays bounded whatever a peer makes the gateway say.
+      if (repeats_.size() >= kMaxKeys) return true;
+    }
+    auto& entry = repeats_[std::move(key)];
     if (entry.count == 0 || now - entry.window_start >= window_) {
       if (entry.suppressed)
         ended_.push_back({std::string(name), std::string(fields), entry.suppressed});
@@ -215,10 +221,10 @@ Event::Event(std::string_view name) : name_length_(name.size()) {
 
 Event& Event::add(std::string_view key, std::string_view value) {
   if (key != "session" && key != "peer") {
+    if (!repeat_key_.empty()) repeat_key_ += ' ';
     repeat_key_ += key;
     repeat_key_ += '=';
     repeat_key_.append(value.substr(0, 200));
-    repeat_key_ += ' ';
   }
   line_ += ' ';
   line_ += key;

@@ -210,6 +210,26 @@ class AdminEndpoint(unittest.TestCase):
         self.assertEqual(get(self.port, "/mail/config-v1.1.xml")[0], 400)
         self.assertEqual(get(self.port, "/nothing-here")[0], 404)
 
+    def test_bad_requests_close_the_connection_and_the_endpoint_goes_on(self):
+        for request, status in (
+                (b"GET /metrics HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 10000 + b"\r\n\r\n", b"431"),
+                (b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + b"\x00" * 64, b"400"),
+                (b"NOT HTTP AT ALL\r\n\r\n", b"400")):
+            raw = socket.create_connection(("127.0.0.1", self.port), timeout=10)
+            raw.sendall(request)
+            answer = b""
+            try:
+                while True:
+                    chunk = raw.recv(65536)
+                    if not chunk:
+                        break
+                    answer += chunk
+            except ConnectionResetError:
+                pass
+            raw.close()
+            self.assertTrue(answer.startswith(b"HTTP/1.1 " + status), answer[:100])
+        self.assertEqual(get(self.port, "/healthz")[0], 200)
+
     def test_other_methods_refused(self):
         connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
         connection.request("POST", "/metrics", body="x")
