@@ -47,6 +47,42 @@ void append_value(std::string& out, std::string_view value) {
   out += '"';
 }
 
+// The fields of an event line that tell repeats apart: all but the event name, the session's
+// own (session, peer) and numbers (durations, sizes), values cut at 200 bytes. Only warnings
+// and errors need it.
+}  // namespace
+
+std::string event_repeat_key(std::string_view line) {
+  std::string key;
+  size_t i = line.find(' ');  // after "event=NAME"
+  while (i != std::string_view::npos && i < line.size()) {
+    size_t start = i + 1;
+    size_t equals = line.find('=', start);
+    if (equals == std::string_view::npos) break;
+    size_t end = equals + 1;
+    if (end < line.size() && line[end] == '"') {  // quoted: up to the unescaped closing quote
+      for (++end; end < line.size() && line[end] != '"'; ++end)
+        if (line[end] == '\\') ++end;
+      if (end < line.size()) ++end;
+    } else {
+      end = line.find(' ', end);
+      if (end == std::string_view::npos) end = line.size();
+    }
+    std::string_view name = line.substr(start, equals - start);
+    std::string_view value = line.substr(equals + 1, end - equals - 1);
+    bool number =
+        !value.empty() && value.find_first_not_of("-0123456789") == std::string_view::npos;
+    if (name != "session" && name != "peer" && !number) {
+      if (!key.empty()) key += ' ';
+      key.append(line.substr(start, std::min<size_t>(end - start, name.size() + 1 + 200)));
+    }
+    i = end < line.size() ? end : std::string_view::npos;
+  }
+  return key;
+}
+
+namespace {
+
 // Standard output or a file, which can be reopened (log rotation) or switched to another
 // file on a reload without replacing the logger that threads are writing through.
 class ReopenableSink : public spdlog::sinks::base_sink<std::mutex> {
@@ -220,12 +256,6 @@ Event::Event(std::string_view name) : name_length_(name.size()) {
 }
 
 Event& Event::add(std::string_view key, std::string_view value) {
-  if (key != "session" && key != "peer") {
-    if (!repeat_key_.empty()) repeat_key_ += ' ';
-    repeat_key_ += key;
-    repeat_key_ += '=';
-    repeat_key_.append(value.substr(0, 200));
-  }
   line_ += ' ';
   line_ += key;
   line_ += '=';
@@ -256,7 +286,7 @@ void Event::emit(spdlog::level::level_enum level) const {
     return;
   }
   if (!l.main->should_log(level)) return;
-  if (level >= spdlog::level::warn && !l.repeats.admit(name(), repeat_key_)) {
+  if (level >= spdlog::level::warn && !l.repeats.admit(name(), event_repeat_key(line_))) {
     metrics::gateway().log_suppressed.with({name()}).inc();
     return;
   }

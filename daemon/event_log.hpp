@@ -49,9 +49,6 @@ class Event {
  private:
   std::string line_;
   size_t name_length_;
-  // The text fields but the session's own (session, peer): two events with the same name and
-  // the same repeat key are repeats of one another.
-  std::string repeat_key_;
   bool audit_ = false;
 };
 
@@ -72,6 +69,10 @@ void reopen_logs();
 // Writes one `log_suppressed` summary for each repeated warning or error whose window has
 // ended; called regularly by the daemon.
 void flush_log_repeats();
+
+// What tells a warning or error apart from its repeats: the fields of the event `line` but the
+// session's own (session, peer) and the numbers (durations, sizes), values cut at 200 bytes.
+std::string event_repeat_key(std::string_view line);
 
 // Standard output only, at `level`: for tools and tests.
 void init_logging(std::string_view level);

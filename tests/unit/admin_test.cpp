@@ -1,7 +1,8 @@
-// The admin endpoint's documents and the metrics' OpenMetrics text.
+// The admin endpoint's documents, the metrics' OpenMetrics text, the log's repeat keys.
 #include <gtest/gtest.h>
 
 #include "daemon/admin_documents.hpp"
+#include "daemon/event_log.hpp"
 #include "daemon/metrics.hpp"
 
 using namespace mssgate::daemon;
@@ -82,4 +83,17 @@ TEST(Metrics, TheGatewaysTextEndsWithEof) {
   std::string text = metrics::gateway().render_openmetrics();
   EXPECT_TRUE(text.ends_with("# EOF\n"));
   EXPECT_NE(text.find("# TYPE mssgate_connections counter\n"), std::string::npos);
+}
+
+TEST(EventRepeatKey, KeepsTheFieldsThatTellRepeatsApart) {
+  EXPECT_EQ(event_repeat_key("event=tls_failed session=3f2a peer=127.0.0.1:4000 reason=timeout"),
+            "reason=timeout");
+  EXPECT_EQ(event_repeat_key("event=backend session=1 result=failed step=connect "
+                             "detail=\"Connection refused\" duration_ms=12"),
+            "result=failed step=connect detail=\"Connection refused\"");
+  // Quoted values with spaces, escaped quotes and '=' stay whole.
+  EXPECT_EQ(event_repeat_key("event=x a=\"b \\\" c=d\" peer=p e=-1 f=g"), "a=\"b \\\" c=d\" f=g");
+  EXPECT_EQ(event_repeat_key("event=x"), "");
+  std::string long_value(500, 'v');
+  EXPECT_EQ(event_repeat_key("event=x detail=" + long_value).size(), 7 + 200u);
 }
