@@ -14,7 +14,6 @@ is bounded by a count.
 import argparse
 import os
 import re
-import shutil
 import signal
 import socket
 import sqlite3
@@ -26,7 +25,7 @@ import tempfile
 import threading
 import time
 
-from smtp_submission import ROOT, context, start_backend, write_config, write_section
+from smtp_submission import ROOT, context, start_backend, stop_all, write_config, write_section
 
 MAILBOXES = 10_000
 STARTS = 10
@@ -159,15 +158,7 @@ def main():
             stop.set()
             thread.join(timeout=60)
     finally:
-        if gateway and gateway.poll() is None:
-            gateway.send_signal(signal.SIGTERM)
-            gateway.wait(timeout=20)
-        subprocess.run([backend, "stop"], env=env, stdout=subprocess.DEVNULL)
-        shutil.rmtree(work, ignore_errors=True)
-
-    def ms(values, q):
-        values = sorted(values)
-        return 1000 * values[min(len(values) - 1, int(q * len(values)))]
+        stop_all(gateway, backend, env, work)
 
     rows = [("start: exec to READY=1", starts, start_reported, "startup_us"),
             ("reload: SIGHUP to READY=1", reloads, reload_reported, "duration_us")]

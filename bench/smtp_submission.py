@@ -126,11 +126,7 @@ def main():
             rows.append((label, args.clients, args.clients * count, direct, through, through / direct))
             print("%-6s direct %.1f msg/s, through mssgate %.1f msg/s, ratio %.2f" % (label, direct, through, through / direct))
     finally:
-        if gateway and gateway.poll() is None:
-            gateway.send_signal(signal.SIGTERM)
-            gateway.wait(timeout=10)
-        subprocess.run([backend, "stop"], env=env, stdout=subprocess.DEVNULL)
-        shutil.rmtree(work, ignore_errors=True)
+        stop_all(gateway, backend, env, work)
 
     section = ["## SMTP submission", "",
                "`bench/smtp_submission.py`: %d clients, each one STARTTLS session (TLS 1.2) that authenticates once "
@@ -158,6 +154,15 @@ def start_backend(work):
     backend = os.path.join(ROOT, "scripts", "backend")
     subprocess.run([backend, "start"], check=True, env=env, stdout=subprocess.DEVNULL)
     return pki, env, backend
+
+
+def stop_all(gateway, backend, env, work):
+    """Stops the gateway (if it runs) and the backend, and removes the work directory."""
+    if gateway and gateway.poll() is None:
+        gateway.send_signal(signal.SIGTERM)
+        gateway.wait(timeout=20)
+    subprocess.run([backend, "stop"], env=env, stdout=subprocess.DEVNULL)
+    shutil.rmtree(work, ignore_errors=True)
 
 
 def write_config(path, pki, secret_file, database):
