@@ -13,6 +13,7 @@
 #include <boost/beast/http/string_body.hpp>
 #include <boost/beast/http/write.hpp>
 #include <boost/beast/ssl/ssl_stream.hpp>
+#include <algorithm>
 #include <chrono>
 #include <vector>
 
@@ -31,6 +32,10 @@ using tcp = asio::ip::tcp;
 constexpr auto kTuple = asio::as_tuple(asio::use_awaitable);
 constexpr auto kRequestTimeout = std::chrono::seconds(30);
 constexpr auto kProbeTimeout = std::chrono::seconds(1);
+
+std::string seconds_ago(int64_t now_ms, int64_t then_ms) {
+  return std::to_string(std::max<int64_t>(0, now_ms - then_ms) / 1000) + " s ago";
+}
 
 std::unique_ptr<ssl::context> admin_tls_context(const config::AdminConfig& admin) {
   auto context = std::make_unique<ssl::context>(ssl::context::tls_server);
@@ -222,6 +227,13 @@ class AdminServer::Impl : public std::enable_shared_from_this<AdminServer::Impl>
     if (env->validator) {
       auto [host, port] = env->validator->issuer_address();
       co_await probe("issuer", host, port, host + ":" + port);
+      // What the sign-ins met lately, for the operator reading the answer.
+      int64_t now_ms = static_cast<int64_t>(metrics::unix_now() * 1000);
+      int64_t answered = env->validator->last_issuer_answer_ms();
+      int64_t failed = env->validator->last_issuer_failure_ms();
+      if (answered) checks.back().detail += "; last answer " + seconds_ago(now_ms, answered);
+      if (failed > answered)
+        checks.back().detail += "; last failure " + seconds_ago(now_ms, failed);
     }
     co_return readiness_document(checks);
   }

@@ -2,6 +2,7 @@
 /healthz, /readyz (unready while Dovecot is stopped), the autoconfiguration document, TLS with
 client certificates; and the logs: a log file, the audit trail apart, repeats summarised."""
 
+import base64
 import http.client
 import os
 import re
@@ -15,8 +16,8 @@ import time
 import unittest
 import xml.etree.ElementTree as ElementTree
 
-from harness import (APP_HOPITAL, DOMAIN, Gateway, RawImap, client_context, main, new_marker, pki,
-                     wait_for_delivery)
+from harness import (APP_HOPITAL, DOMAIN, PER_MARTIN, Gateway, PscIssuer, RawImap, client_context, main,
+                     new_marker, pki, wait_for_delivery, xoauth2)
 
 try:
     from prometheus_client.openmetrics.parser import text_string_to_metric_families
@@ -235,6 +236,36 @@ class AdminEndpoint(unittest.TestCase):
         connection.request("POST", "/metrics", body="x")
         self.assertEqual(connection.getresponse().status, 405)
         connection.close()
+
+
+class ReadinessWithIssuer(unittest.TestCase):
+    def test_issuer_is_checked_and_its_last_answer_shown(self):
+        issuer = PscIssuer()
+        self.addCleanup(issuer.stop)
+        gateway = Gateway(psc_section=issuer.config(), extra_config="[admin]\nlisten = [\"127.0.0.1:0\"]\n")
+        gateway.start()
+        self.addCleanup(gateway.stop)
+        port = gateway.ports["admin"]
+        status, _, body = get(port, "/readyz")
+        self.assertEqual(status, 200, body)
+        self.assertRegex(body, r"issuer ok \S+:\d+\n")
+        # A sign-in with a token the issuer does not know: an answer all the same.
+        imap = RawImap(gateway.imap_port)
+        imap.starttls(client_context())
+        imap.send(b"a1 AUTHENTICATE XOAUTH2 " + base64.b64encode(xoauth2(PER_MARTIN, "not-a-token").encode())
+                  + b"\r\n")
+        line = imap.read_line()
+        if line.startswith("+"):  # the error details of XOAUTH2, then an empty answer
+            imap.send(b"\r\n")
+            line = imap.read_line()
+        self.assertTrue(line.startswith("a1 NO"), line)
+        imap.close()
+        status, _, body = get(port, "/readyz")
+        self.assertRegex(body, r"issuer ok \S+:\d+; last answer \d+ s ago\n")
+        issuer.stop()
+        status, _, body = get(port, "/readyz")
+        self.assertEqual(status, 503, body)
+        self.assertIn("issuer failed", body)
 
 
 class AdminOverTls(unittest.TestCase):
