@@ -32,12 +32,21 @@ foreach(_page IN LISTS _mssgate_man_pages)
   string(REGEX REPLACE "^.*\\.([0-9])$" "\\1" _section ${_page})
   install(FILES ${_output} DESTINATION share/man/man${_section})
 endforeach()
-add_custom_target(mssgate_man_pages ALL DEPENDS ${_mssgate_man_outputs})
+# The Debian changelog, which every package carries (lintian: no-changelog).
+set(_mssgate_changelog ${PROJECT_BINARY_DIR}/packaging/changelog.gz)
+add_custom_command(
+  OUTPUT ${_mssgate_changelog}
+  COMMAND ${CMAKE_COMMAND} -E make_directory ${PROJECT_BINARY_DIR}/packaging
+  COMMAND gzip -9n -c ${MSSGATE_PACKAGING_DIR}/changelog > ${_mssgate_changelog}
+  DEPENDS ${MSSGATE_PACKAGING_DIR}/changelog
+  COMMENT "Compressing the Debian changelog"
+  VERBATIM)
+add_custom_target(mssgate_man_pages ALL DEPENDS ${_mssgate_man_outputs} ${_mssgate_changelog})
 
 # --- Documentation ---
 file(GLOB _mssgate_docs CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/docs/*.md)
 install(FILES ${PROJECT_SOURCE_DIR}/config/mssgate.example.toml ${_mssgate_docs}
-        ${MSSGATE_PACKAGING_DIR}/copyright
+        ${MSSGATE_PACKAGING_DIR}/copyright ${_mssgate_changelog}
         DESTINATION share/doc/mssgate)
 
 # --- System files: the package only ---
@@ -63,11 +72,12 @@ set(CPACK_PACKAGE_VERSION ${PROJECT_VERSION})
 set(CPACK_PACKAGE_VENDOR "mssgate")
 set(CPACK_PACKAGE_DESCRIPTION_SUMMARY "gateway for the MSSanté API LPS (IMAP and SMTP submission)")
 set(CPACK_PACKAGE_DESCRIPTION
-    "mssgate sits in front of Dovecot and Postfix for an MSSanté operator. Health\n"
-    "professionals' software connects to it over TLS with an IGC-Santé organisation\n"
-    "certificate (SASL EXTERNAL) or a Pro Santé Connect token (XOAUTH2, OAUTHBEARER).\n"
-    "mssgate decides which mailbox it may open, logs in to Dovecot as that mailbox\n"
-    "and relays IMAP, and hands submitted messages to Postfix with XCLIENT.\n"
+    "mssgate sits in front of Dovecot and Postfix for an MSSanté operator.\n"
+    "Health professionals' software connects to it over TLS with an IGC-Santé\n"
+    "organisation certificate (SASL EXTERNAL) or a Pro Santé Connect token\n"
+    "(XOAUTH2, OAUTHBEARER). mssgate decides which mailbox it may open, logs in\n"
+    "to Dovecot as that mailbox and relays IMAP, and hands submitted messages to\n"
+    "Postfix with XCLIENT; it counts the messages for the operator's indicators.\n"
     "\n"
     "The service is installed but neither enabled nor started: edit\n"
     "/etc/mssgate/mssgate.toml first.")
