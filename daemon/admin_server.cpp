@@ -1,5 +1,6 @@
 #include "daemon/admin_server.hpp"
 
+#include <algorithm>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -13,13 +14,13 @@
 #include <boost/beast/http/string_body.hpp>
 #include <boost/beast/http/write.hpp>
 #include <boost/beast/ssl/ssl_stream.hpp>
-#include <algorithm>
 #include <chrono>
 #include <vector>
 
 #include "daemon/admin_documents.hpp"
 #include "daemon/event_log.hpp"
 #include "daemon/metrics.hpp"
+#include "daemon/network.hpp"
 
 namespace mssgate::daemon {
 namespace {
@@ -65,24 +66,8 @@ class AdminServer::Impl : public std::enable_shared_from_this<AdminServer::Impl>
     const auto& admin = env.config.admin;
     if (admin.tls()) tls_ = admin_tls_context(admin);
     for (const auto& endpoint : admin.listen) {
-      boost::system::error_code ec;
-      auto address = asio::ip::make_address(endpoint.host, ec);
-      if (ec) throw std::runtime_error("admin listener " + endpoint.text() + ": not an address");
-      tcp::endpoint where(address, endpoint.port);
-      auto acceptor = std::make_unique<tcp::acceptor>(io_);
-      acceptor->open(where.protocol(), ec);
-      if (!ec) acceptor->set_option(tcp::acceptor::reuse_address(true), ec);
-      if (!ec) acceptor->bind(where, ec);
-      if (!ec) acceptor->listen(asio::socket_base::max_listen_connections, ec);
-      if (ec)
-        throw std::runtime_error("cannot listen on " + endpoint.text() +
-                                 " (admin): " + ec.message());
-      auto bound = acceptor->local_endpoint();
-      Event("listening")
-          .add("listener", "admin")
-          .add("address", config::Endpoint{bound.address().to_string(), bound.port()}.text())
-          .add("tls", tls_ != nullptr)
-          .info();
+      auto acceptor = std::make_unique<tcp::acceptor>(open_listener(io_, endpoint, "admin"));
+      listening_event("admin", *acceptor).add("tls", tls_ != nullptr).info();
       acceptors_.push_back(std::move(acceptor));
     }
   }
@@ -202,8 +187,8 @@ class AdminServer::Impl : public std::enable_shared_from_this<AdminServer::Impl>
     auto probe = [&](std::string name, std::string host, std::string port,
                      std::string shown) -> asio::awaitable<void> {
       ReadinessCheck check{name, false, shown};
-      tcp::resolver resolver(io_);
-      auto [rec, endpoints] = co_await resolver.async_resolve(host, port, kTuple);
+      auto [rec, endpoints] =
+          co_await resolve_before(host, port, std::chrono::steady_clock::now() + kProbeTimeout);
       if (rec) {
         check.detail += " unresolved";
       } else {
@@ -228,7 +213,7 @@ class AdminServer::Impl : public std::enable_shared_from_this<AdminServer::Impl>
       auto [host, port] = env->validator->issuer_address();
       co_await probe("issuer", host, port, host + ":" + port);
       // What the sign-ins met lately, for the operator reading the answer.
-      int64_t now_ms = static_cast<int64_t>(metrics::unix_now() * 1000);
+      int64_t now_ms = storage::now_ms();
       int64_t answered = env->validator->last_issuer_answer_ms();
       int64_t failed = env->validator->last_issuer_failure_ms();
       if (answered) checks.back().detail += "; last answer " + seconds_ago(now_ms, answered);

@@ -27,7 +27,9 @@
 
 #include "daemon/event_log.hpp"
 #include "daemon/metrics.hpp"
+#include "daemon/network.hpp"
 #include "daemon/tls_policy.hpp"
+#include "protocol/http_url.hpp"
 
 namespace mssgate::daemon {
 namespace {
@@ -39,46 +41,6 @@ using tcp = asio::ip::tcp;
 constexpr auto kTuple = asio::as_tuple(asio::use_awaitable);
 constexpr size_t kMaxCrlBytes = 64 << 20;
 constexpr auto kDownloadTimeout = std::chrono::seconds(30);
-
-struct Url {
-  bool tls = false;
-  std::string host;
-  std::string port;
-  std::string target = "/";
-};
-
-std::optional<Url> parse_url(std::string_view text) {
-  Url url;
-  if (text.starts_with("http://")) {
-    text.remove_prefix(7);
-    url.port = "80";
-  } else if (text.starts_with("https://")) {
-    text.remove_prefix(8);
-    url.tls = true;
-    url.port = "443";
-  } else {
-    return std::nullopt;
-  }
-  size_t slash = text.find('/');
-  std::string_view authority = text.substr(0, slash);
-  if (slash != std::string_view::npos) url.target = std::string(text.substr(slash));
-  if (authority.starts_with('[')) {
-    size_t close = authority.find(']');
-    if (close == std::string_view::npos) return std::nullopt;
-    url.host = std::string(authority.substr(1, close - 1));
-    if (close + 1 < authority.size() && authority[close + 1] == ':')
-      url.port = std::string(authority.substr(close + 2));
-  } else {
-    size_t colon = authority.rfind(':');
-    if (colon != std::string_view::npos) {
-      url.port = std::string(authority.substr(colon + 1));
-      authority = authority.substr(0, colon);
-    }
-    url.host = std::string(authority);
-  }
-  if (url.host.empty() || url.port.empty()) return std::nullopt;
-  return url;
-}
 
 struct Download {
   std::string body;
@@ -216,10 +178,10 @@ class CrlRefresher::Impl : public std::enable_shared_from_this<CrlRefresher::Imp
   }
 
   asio::awaitable<Download> fetch(const std::string& text) {
-    auto url = parse_url(text);
+    auto url = protocol::parse_http_url(text);
     if (!url) co_return Download{{}, "bad_url"};
-    tcp::resolver resolver(io_);
-    auto [rec, endpoints] = co_await resolver.async_resolve(url->host, url->port, kTuple);
+    auto [rec, endpoints] = co_await resolve_before(
+        url->host, url->port, std::chrono::steady_clock::now() + kDownloadTimeout);
     if (rec) co_return Download{{}, "unresolved"};
     beast::tcp_stream tcp_stream(io_);
     tcp_stream.expires_after(kDownloadTimeout);

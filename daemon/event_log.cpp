@@ -91,23 +91,30 @@ class ReopenableSink : public spdlog::sinks::base_sink<std::mutex> {
   explicit ReopenableSink(std::shared_ptr<ReopenableSink> fallback = nullptr)
       : fallback_(std::move(fallback)) {}
 
-  ~ReopenableSink() override {
-    if (fd_ > 2) ::close(fd_);
+  ~ReopenableSink() override { close_file(fd_); }
+
+  // A descriptor for `path` (standard output when empty), to hand to switch_to(). Throws when
+  // the file cannot be opened.
+  static int open_file(const std::string& path) {
+    if (path.empty()) return STDOUT_FILENO;
+    int fd = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+    if (fd < 0)
+      throw std::runtime_error("cannot open log file " + path + ": " + std::strerror(errno));
+    return fd;
+  }
+  static void close_file(int fd) {
+    if (fd > 2) ::close(fd);
   }
 
-  // Throws when the file cannot be opened; the sink then keeps writing where it did.
-  void open(const std::string& path) {
-    int fd = STDOUT_FILENO;
-    if (!path.empty()) {
-      fd = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
-      if (fd < 0)
-        throw std::runtime_error("cannot open log file " + path + ": " + std::strerror(errno));
-    }
+  // From now on, lines go to `fd`, opened from `path` by open_file().
+  void switch_to(int fd, const std::string& path) {
     std::lock_guard lock(mutex_);
-    if (fd_ > 2) ::close(fd_);
+    close_file(fd_);
     fd_ = fd;
     path_ = path;
   }
+  // Throws when the file cannot be opened; the sink then keeps writing where it did.
+  void open(const std::string& path) { switch_to(open_file(path), path); }
   void reopen() {
     std::string path;
     {
@@ -293,26 +300,22 @@ void Event::emit(spdlog::level::level_enum level) const {
   l.main->log(level, "{}", line_);
 }
 
-void set_log_level(std::string_view level) {
-  logs().main->set_level(spdlog::level::from_str(std::string(level)));
-}
-
-void init_logging(std::string_view level) {
-  logs();
-  set_log_level(level);
-}
-
 void configure_logging(const LogSettings& settings) {
   Logs& l = logs();
   std::lock_guard lock(l.configure_mutex);
-  // Both files are opened before either is switched, so that a failure changes nothing.
-  ReopenableSink probe;
-  if (!settings.file.empty()) probe.open(settings.file);
-  if (!settings.audit_file.empty()) probe.open(settings.audit_file);
-  l.main_sink->open(settings.file);
-  l.audit_sink->open(settings.audit_file);
+  // Both files are opened before either sink is switched, so that a failure changes nothing.
+  int main_fd = ReopenableSink::open_file(settings.file);
+  int audit_fd = STDOUT_FILENO;
+  try {
+    audit_fd = ReopenableSink::open_file(settings.audit_file);
+  } catch (...) {
+    ReopenableSink::close_file(main_fd);
+    throw;
+  }
+  l.main_sink->switch_to(main_fd, settings.file);
+  l.audit_sink->switch_to(audit_fd, settings.audit_file);
   l.repeats.configure(settings.repeat_limit, settings.repeat_window);
-  set_log_level(settings.level);
+  l.main->set_level(spdlog::level::from_str(settings.level));
 }
 
 void reopen_logs() {
@@ -329,14 +332,13 @@ void reopen_logs() {
 void flush_log_repeats() {
   auto ended = logs().repeats.take_ended();
   for (const auto& summary : ended) {
-    std::string line = "event=log_suppressed repeated_event=" + summary.name;
-    if (!summary.fields.empty()) {
-      line += " fields=";
-      append_value(line, summary.fields);
-    }
-    line += " suppressed=" + std::to_string(summary.suppressed) +
-            " window_ms=" + std::to_string(logs().repeats.window().count());
-    logs().main->log(spdlog::level::warn, "{}", line);
+    Event event("log_suppressed");
+    event.add("repeated_event", summary.name);
+    if (!summary.fields.empty()) event.add("fields", summary.fields);
+    event.add("suppressed", summary.suppressed)
+        .add("window_ms", static_cast<int64_t>(logs().repeats.window().count()));
+    // Written as is: a summary is never itself left out as a repeat.
+    logs().main->log(spdlog::level::warn, "{}", event.text());
   }
 }
 

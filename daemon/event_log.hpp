@@ -74,8 +74,4 @@ void flush_log_repeats();
 // session's own (session, peer) and the numbers (durations, sizes), values cut at 200 bytes.
 std::string event_repeat_key(std::string_view line);
 
-// Standard output only, at `level`: for tools and tests.
-void init_logging(std::string_view level);
-void set_log_level(std::string_view level);
-
 }  // namespace mssgate::daemon

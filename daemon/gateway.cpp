@@ -13,6 +13,7 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <cerrno>
 #include <chrono>
@@ -32,6 +33,7 @@
 #include "daemon/imap_session.hpp"
 #include "daemon/lmtp_session.hpp"
 #include "daemon/metrics.hpp"
+#include "daemon/network.hpp"
 #include "daemon/service_notifier.hpp"
 #include "daemon/smtp_session.hpp"
 #include "daemon/tls_policy.hpp"
@@ -244,6 +246,50 @@ asio::awaitable<void> accept_loop(Listener& listener, IoPool& pool, const Enviro
 
 }  // namespace
 
+tcp::acceptor open_listener(asio::io_context& io, const config::Endpoint& endpoint,
+                            std::string_view name) {
+  error_code ec;
+  auto address = asio::ip::make_address(endpoint.host, ec);
+  if (ec) {
+    throw std::runtime_error(std::string(name) + " listener " + endpoint.text() +
+                             ": not a numeric address");
+  }
+  tcp::endpoint where(address, endpoint.port);
+  tcp::acceptor acceptor(io);
+  acceptor.open(where.protocol(), ec);
+  if (!ec) acceptor.set_option(tcp::acceptor::reuse_address(true), ec);
+  if (!ec) acceptor.bind(where, ec);
+  if (!ec) acceptor.listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) {
+    throw std::runtime_error("cannot listen on " + endpoint.text() + " (" + std::string(name) +
+                             "): " + ec.message());
+  }
+  return acceptor;
+}
+
+Event listening_event(std::string_view name, const tcp::acceptor& acceptor) {
+  error_code ec;
+  auto bound = acceptor.local_endpoint(ec);
+  Event event("listening");
+  event.add("listener", name)
+      .add("address", config::Endpoint{bound.address().to_string(), bound.port()}.text());
+  return event;
+}
+
+asio::awaitable<std::tuple<error_code, tcp::resolver::results_type>> resolve_before(
+    std::string host, std::string port, std::chrono::steady_clock::time_point deadline) {
+  auto executor = co_await asio::this_coro::executor;
+  // The resolver is shared with the timer's handler, which may run after this frame moved on.
+  auto resolver = std::make_shared<tcp::resolver>(executor);
+  asio::steady_timer timer(executor, deadline);
+  timer.async_wait([resolver](const error_code& ec) {
+    if (!ec) resolver->cancel();
+  });
+  auto result = co_await resolver->async_resolve(host, port, kTuple);
+  timer.cancel();
+  co_return result;
+}
+
 void check_gateway_config(const config::Config& config) {
   build_environment(config, false);
 }
@@ -279,26 +325,9 @@ int run_gateway(const config::Config& config) {
 
   std::vector<std::unique_ptr<Listener>> listeners;
   auto bind = [&](const config::Endpoint& endpoint, ListenerKind kind, const char* name) {
-    error_code ec;
-    auto address = asio::ip::make_address(endpoint.host, ec);
-    if (ec)
-      throw std::runtime_error(std::string(name) + " listener " + endpoint.text() +
-                               ": not a numeric address");
-    tcp::endpoint where(address, endpoint.port);
-    auto listener = std::make_unique<Listener>(Listener{tcp::acceptor(pool.main()), kind, name});
-    auto& acceptor = listener->acceptor;
-    acceptor.open(where.protocol(), ec);
-    if (!ec) acceptor.set_option(tcp::acceptor::reuse_address(true), ec);
-    if (!ec) acceptor.bind(where, ec);
-    if (!ec) acceptor.listen(asio::socket_base::max_listen_connections, ec);
-    if (ec)
-      throw std::runtime_error("cannot listen on " + endpoint.text() + " (" + name +
-                               "): " + ec.message());
-    auto bound = acceptor.local_endpoint();
-    Event("listening")
-        .add("listener", name)
-        .add("address", config::Endpoint{bound.address().to_string(), bound.port()}.text())
-        .info();
+    auto listener = std::make_unique<Listener>(
+        Listener{open_listener(pool.main(), endpoint, name), kind, name});
+    listening_event(name, listener->acceptor).info();
     listeners.push_back(std::move(listener));
   };
   std::unique_ptr<AdminServer> admin;
@@ -384,10 +413,9 @@ int run_gateway(const config::Config& config) {
           .add("action", "the running configuration stays in force")
           .audit()
           .error();
+      // Rotation all the same: a reload that succeeded reopened the log files above.
+      reopen_logs();
     }
-    // Rotation: the log files were reopened by configure_logging (or are now), and the
-    // indicator log too.
-    reopen_logs();
     if (running->indicators) {
       running->indicators->reopen_log();
       Event("indicator_log_reopened").add("cause", "SIGHUP").info();

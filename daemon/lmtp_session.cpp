@@ -77,14 +77,14 @@ class LmtpSession final : public ProxyConnection {
   awaitable<void> run([[maybe_unused]] std::shared_ptr<ProxyConnection> self) override {
     bool opened = co_await open_session("421 4.3.2 Too many connections, try again later\r\n");
     if (!opened) co_return;
+    auto start = Clock::now();
     bool connected = co_await connect_backend(lmtp_.backend);
     std::optional<RawReply> greeting;
     if (connected) greeting = co_await read_reply();
     if (!greeting || greeting->reply.code != 220) {
-      if (connected && greeting) {
-        backend_failed("greeting", greeting->lines.empty() ? "" : greeting->lines.front(),
-                       Clock::now());
-      }
+      // (Dovecot's own words stay out of the log, as for the submission backend.)
+      if (connected)
+        backend_failed("greeting", greeting ? "unexpected greeting" : "no greeting", start);
       set_close_reason("backend_unavailable");
       co_await write_client("421 4.3.0 Mail store unavailable, try again later\r\n");
       close_all();
@@ -96,7 +96,7 @@ class LmtpSession final : public ProxyConnection {
       if (!line) break;
       auto command_start = Clock::now();
       going = co_await command(*line);
-      observe_command(line->substr(0, line->find(' ')), command_start);
+      observe_command(std::string_view(*line).substr(0, line->find(' ')), command_start);
     }
     close_all();
   }
@@ -265,10 +265,18 @@ class LmtpSession final : public ProxyConnection {
     if (inspector) facts = inspector->finish();
     std::vector<storage::IndicatorEvent> events;
     unsigned delivered = 0;
+    // The sender is the same for every recipient: its class is looked up once.
+    std::string counterpart;
+    if (facts) {
+      counterpart = to_string(counterpart_of(sender_.empty() ? facts->from : sender_,
+                                             config_.indicators, *env_->directory));
+    }
     for (size_t i = 0; i < replies.size(); ++i) {
       if (!replies[i].reply.positive()) continue;
       ++delivered;
-      if (facts) events.push_back(received_event(recipients_[i], fingerprint, size, *facts));
+      if (facts) {
+        events.push_back(received_event(recipients_[i], fingerprint, size, counterpart, *facts));
+      }
     }
     if (!events.empty()) co_await record_indicators(std::move(events));
     std::string answer;
@@ -291,6 +299,7 @@ class LmtpSession final : public ProxyConnection {
 
   storage::IndicatorEvent received_event(const std::string& recipient,
                                          const std::string& fingerprint, uint64_t size,
+                                         const std::string& counterpart,
                                          const protocol::MessageFacts& facts) {
     const auto& settings = config_.indicators;
     auto event = new_indicator_event("received", recipient, settings);
@@ -299,9 +308,7 @@ class LmtpSession final : public ProxyConnection {
     event.auth_mode = "none";
     event.size = size;
     event.recipients = 1;
-    std::string counterpart = sender_.empty() ? facts.from : sender_;
-    event.counterpart =
-        std::string(to_string(counterpart_of(counterpart, settings, *env_->directory)));
+    event.counterpart = counterpart;
     fill_from_facts(event, facts);
     return event;
   }

@@ -41,7 +41,6 @@ void act_as_owner_of(const std::string& database) {
   }
 }
 
-
 using mssgate::storage::CertificateBinding;
 using mssgate::storage::CertificateMatch;
 namespace protocol = mssgate::protocol;

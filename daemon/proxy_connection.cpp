@@ -112,16 +112,21 @@ ProxyConnection::~ProxyConnection() {
       .info();
 }
 
-void ProxyConnection::observe_command(std::string_view command, Clock::time_point start) const {
-  static constexpr std::string_view kKnown[] = {
+void ProxyConnection::observe_command(std::string_view command, Clock::time_point start) {
+  // The verbs counted under their own name; the last slot, "other", takes the rest.
+  static constexpr std::string_view kLabels[] = {
       "CAPABILITY", "STARTTLS", "AUTHENTICATE", "LOGIN", "ID",   "NOOP", "LOGOUT",
       "ENABLE",     "EHLO",     "HELO",         "LHLO",  "AUTH", "MAIL", "RCPT",
-      "DATA",       "BDAT",     "RSET",         "QUIT",  "VRFY", "HELP"};
-  std::string upper = protocol::ascii_upper(command);
-  bool known = std::find(std::begin(kKnown), std::end(kKnown), upper) != std::end(kKnown);
-  metrics::gateway()
-      .command_duration.with({protocol_, known ? std::string_view(upper) : "other"})
-      .observe(std::chrono::duration<double>(Clock::now() - start).count());
+      "DATA",       "BDAT",     "RSET",         "QUIT",  "VRFY", "HELP", "other"};
+  static_assert(std::size(kLabels) == kCommandLabels);
+  size_t index = 0;
+  while (index + 1 < kCommandLabels && !protocol::ascii_iequals(command, kLabels[index]))
+    ++index;
+  // Looked up once per verb and connection: the family's lock stays off the command path.
+  auto& histogram = command_histograms_[index];
+  if (!histogram)
+    histogram = &metrics::gateway().command_duration.with({protocol_, kLabels[index]});
+  histogram->observe(std::chrono::duration<double>(Clock::now() - start).count());
 }
 
 int64_t ProxyConnection::milliseconds_since(Clock::time_point start) {
@@ -399,9 +404,16 @@ ProxyConnection::awaitable<std::optional<protocol::SmtpReply>> ProxyConnection::
 
 void ProxyConnection::log_auth(std::string_view mechanism, bool ok, std::string_view reason,
                                const std::string& mailbox) const {
-  metrics::gateway().authentications.with({protocol_, mechanism, ok ? "ok" : "failed"}).inc();
+  // The client's word for the mechanism is kept only when mssgate knows it: anything else (a
+  // token sent by mistake, say) is "other", in the log and in the metric's labels alike.
+  static constexpr std::string_view kMechanisms[] = {"EXTERNAL", "XOAUTH2", "OAUTHBEARER", "PLAIN",
+                                                     "LOGIN"};
+  std::string_view named = "other";
+  for (auto known : kMechanisms)
+    if (protocol::ascii_iequals(mechanism, known)) named = known;
+  metrics::gateway().authentications.with({protocol_, named, ok ? "ok" : "failed"}).inc();
   Event event("auth");
-  event.add("session", id_).add("mechanism", mechanism).add("result", ok ? "ok" : "failed");
+  event.add("session", id_).add("mechanism", named).add("result", ok ? "ok" : "failed");
   if (!ok) event.add("reason", reason);
   if (!mailbox.empty()) event.add("mailbox", mailbox);
   if (!professional_id_.empty()) event.add("professional", professional_id_);
@@ -416,6 +428,7 @@ void ProxyConnection::record_sign_in(std::string_view mechanism) {
     session_state_ = kAuthenticated;
     metrics::gateway().sessions.with({listener_, session_state_}).add(1);
   }
+  auth_mode_ = mechanism == "EXTERNAL" ? "certificate" : "psc";
   if (!env_->indicators || mailbox_.empty()) return;
   mailbox_type_ = mailbox_type_of(mailbox_, *env_->directory);
   storage::ConnectionEvent connection;
@@ -423,8 +436,8 @@ void ProxyConnection::record_sign_in(std::string_view mechanism) {
   connection.day = storage::day_of(connection.at_ms, config_.indicators.utc_days);
   connection.mailbox = mailbox_;
   connection.mailbox_type = mailbox_type_;
-  connection.auth_mode = mechanism == "EXTERNAL" ? "certificate" : "psc";
-  connection.protocol = listener_.starts_with("imap") ? "imap" : "submission";
+  connection.auth_mode = auth_mode_;
+  connection.protocol = protocol_;
   env_->indicators->note_connection(std::move(connection));
 }
 

@@ -118,8 +118,9 @@ class ProxyConnection : public std::enable_shared_from_this<ProxyConnection> {
   awaitable<bool> record_indicator(storage::IndicatorEvent event);
   awaitable<bool> record_indicators(std::vector<storage::IndicatorEvent> events);
   bool indicators_enabled() const { return env_->indicators != nullptr; }
-  // After a successful sign-in to mailbox_: the mailbox's type is looked up once, and the
-  // sign-in counted for the connections report.
+  // After a successful sign-in to mailbox_: the session counts as authenticated, its auth mode
+  // is set, the mailbox's type is looked up once, and the sign-in counted for the connections
+  // report.
   void record_sign_in(std::string_view mechanism);
 
   // A mail transaction starts or ends: a stop waits for the ones under way.
@@ -139,6 +140,7 @@ class ProxyConnection : public std::enable_shared_from_this<ProxyConnection> {
   uint16_t local_port_ = 0;
   std::string mailbox_;       // once authenticated
   std::string mailbox_type_;  // PER ORG APP CAB, once authenticated with indicators on
+  std::string auth_mode_;     // certificate | psc, once authenticated
   std::optional<CertificateIdentity> peer_certificate_;
   std::string backend_pending_;  // backend bytes read and not yet consumed
   uint64_t bytes_in_ = 0;
@@ -147,7 +149,7 @@ class ProxyConnection : public std::enable_shared_from_this<ProxyConnection> {
 
   // Times one client command, from its line read to its answer written, for the metrics;
   // `command` is one of the protocol's known verbs (anything else is counted as "other").
-  void observe_command(std::string_view command, Clock::time_point start) const;
+  void observe_command(std::string_view command, Clock::time_point start);
 
  private:
   awaitable<void> watchdog(std::shared_ptr<ProxyConnection> self);
@@ -179,6 +181,8 @@ class ProxyConnection : public std::enable_shared_from_this<ProxyConnection> {
   const char* session_state_ = kPreAuth;
   metrics::Counter& bytes_from_client_;
   metrics::Counter& bytes_to_client_;
+  static constexpr size_t kCommandLabels = 21;
+  std::array<metrics::Histogram*, kCommandLabels> command_histograms_{};
 };
 
 }  // namespace mssgate::daemon

@@ -376,7 +376,6 @@ class SmtpSession final : public ProxyConnection {
     }
     log_auth(mechanism, true, "ok", mailbox_);
     record_sign_in(mechanism);
-    auth_mode_ = token_mechanism ? "psc" : "certificate";
     Next next = co_await answer("235 2.7.0 Authentication successful\r\n");
     co_return next;
   }
@@ -479,7 +478,7 @@ class SmtpSession final : public ProxyConnection {
         co_return next;
       }
     }
-    if (recipients_ >= smtp_.max_recipients) {
+    if (recipients_.size() >= smtp_.max_recipients) {
       Next next = co_await answer("452 4.5.3 Too many recipients\r\n");
       co_return next;
     }
@@ -487,8 +486,7 @@ class SmtpSession final : public ProxyConnection {
         co_await relay_to_backend("RCPT TO:<" + path->address + ">", *path, "Recipient");
     if (!accepted) co_return Next::kClose;
     if (!*accepted) co_return Next::kContinue;
-    ++recipients_;
-    recipient_addresses_.push_back(path->address);
+    recipients_.push_back(path->address);
     Next next = co_await answer("250 2.1.5 Recipient OK\r\n");
     co_return next;
   }
@@ -537,20 +535,27 @@ class SmtpSession final : public ProxyConnection {
   // The message of the current transaction, as DATA or BDAT chunks deliver it.
   struct OutgoingMessage {
     explicit OutgoingMessage(size_t max_header_bytes) : headers(max_header_bytes) {}
-    OutgoingMessage(size_t max_header_bytes, const config::Config& config)
+    // `indicators`: the inspector's settings when there is a journal to record into, else null.
+    OutgoingMessage(size_t max_header_bytes, const config::IndicatorsConfig* indicators)
         : headers(max_header_bytes) {
-      if (config.indicators.enabled()) inspector.emplace(inspector_limits(config.indicators));
+      if (indicators) inspector.emplace(inspector_limits(*indicators));
     }
     std::optional<protocol::MessageInspector> inspector;  // when indicators are on
     protocol::HeaderSectionReader headers;
     protocol::SmtpDataWriter writer;
     Fate fate = Fate::kHolding;
     std::optional<SmtpReply> backend_reply;
-    std::string held;  // the header section (and what came with it), until the From check
+    std::string held;     // the header section (and what came with it), until the From check
+    std::string encoded;  // dot-stuffed bytes on their way to Postfix, reused chunk after chunk
     uint64_t size = 0;
 
     bool failed() const { return fate != Fate::kHolding && fate != Fate::kStreaming; }
   };
+
+  // What a message is inspected with: the indicator settings when a journal records the events.
+  const config::IndicatorsConfig* inspection() const {
+    return indicators_enabled() ? &config_.indicators : nullptr;
+  }
 
   // Takes the next bytes of the message (unstuffed); `last` says the message ends with them.
   // The header section is held until the From header is checked, the rest streamed to Postfix.
@@ -561,7 +566,8 @@ class SmtpSession final : public ProxyConnection {
       if (m.fate == Fate::kStreaming) drop_backend();  // the only way to abort a DATA in progress
       m.fate = Fate::kTooLarge;
     }
-    std::string out;
+    std::string& out = m.encoded;
+    out.clear();
     if (m.fate == Fate::kHolding) {
       auto h = m.headers.feed(content);
       m.held += content;
@@ -609,8 +615,8 @@ class SmtpSession final : public ProxyConnection {
     event.azp = token_azp_;
     event.queue_id = queue_id(*m.backend_reply);
     event.size = m.size;
-    event.recipients = static_cast<unsigned>(recipient_addresses_.size());
-    for (const auto& address : recipient_addresses_) {
+    event.recipients = static_cast<unsigned>(recipients_.size());
+    for (const auto& address : recipients_) {
       switch (counterpart_of(address, settings, *env_->directory)) {
         case Counterpart::kSameOperator:
           ++event.to_same_operator;
@@ -646,7 +652,7 @@ class SmtpSession final : public ProxyConnection {
   // a message.
   std::optional<std::string> message_refusal() const {
     if (!mail_from_) return "503 5.5.1 Need MAIL command\r\n";
-    if (recipients_ == 0) return "554 5.5.1 No valid recipients\r\n";
+    if (recipients_.empty()) return "554 5.5.1 No valid recipients\r\n";
     return std::nullopt;
   }
 
@@ -666,7 +672,7 @@ class SmtpSession final : public ProxyConnection {
     bool ok = co_await write_client("354 End data with <CR><LF>.<CR><LF>\r\n");
     if (!ok) co_return Next::kClose;
 
-    OutgoingMessage message(smtp_.max_header_bytes, config_);
+    OutgoingMessage message(smtp_.max_header_bytes, inspection());
     protocol::SmtpDataReader reader;
     std::string content;
     std::vector<char> buffer(kReadBytes);
@@ -720,7 +726,7 @@ class SmtpSession final : public ProxyConnection {
       Next next = co_await too_much_to_drain(so_far_message);
       co_return next;
     }
-    if (!refusal && !bdat_message_) bdat_message_.emplace(smtp_.max_header_bytes, config_);
+    if (!refusal && !bdat_message_) bdat_message_.emplace(smtp_.max_header_bytes, inspection());
     // The chunk is read in full whatever happens to it (RFC 3030 §2).
     std::vector<char> buffer(kReadBytes);
     bool ended = false;
@@ -841,7 +847,7 @@ class SmtpSession final : public ProxyConnection {
       auto ids = headers.values("Message-ID");
       if (!ids.empty()) event.add("message_id", ids.front().substr(0, 200));
     }
-    event.add("size", size).add("recipients", recipients_);
+    event.add("size", size).add("recipients", recipients_.size());
     if (!queue.empty()) event.add("queue_id", queue);
     event.add("result", result);
     if (!reason.empty()) event.add("reason", reason);
@@ -864,8 +870,7 @@ class SmtpSession final : public ProxyConnection {
     }
     mail_from_.reset();
     end_transaction();
-    recipients_ = 0;
-    recipient_addresses_.clear();
+    recipients_.clear();
     bdat_message_.reset();
     co_return !closed();
   }
@@ -973,9 +978,7 @@ class SmtpSession final : public ProxyConnection {
   std::string helo_;
   std::vector<std::string> allowed_senders_;
   std::optional<std::string> mail_from_;
-  unsigned recipients_ = 0;
-  std::vector<std::string> recipient_addresses_;  // accepted in this transaction
-  std::string auth_mode_;                         // certificate | psc, once authenticated
+  std::vector<std::string> recipients_;  // accepted in this transaction
   Clock::time_point transaction_start_;
   std::optional<OutgoingMessage> bdat_message_;  // between the BDAT chunks of one message
   bool backend_connected_ = false;

@@ -18,10 +18,13 @@
 
 #include "daemon/event_log.hpp"
 #include "daemon/metrics.hpp"
+#include "daemon/network.hpp"
 #include "protocol/ascii.hpp"
 #include "protocol/base64.hpp"
+#include "protocol/http_url.hpp"
 #include "protocol/jwt.hpp"
 #include "protocol/professional_id.hpp"
+#include "storage/indicator_journal.hpp"
 
 namespace mssgate::daemon {
 namespace {
@@ -39,27 +42,13 @@ constexpr size_t kMaxIdleConnections = 4;
 
 using Stream = beast::ssl_stream<beast::tcp_stream>;
 
-struct HttpsUrl {
-  std::string host;
-  std::string port = "443";
-  std::string target = "/";
-};
+using HttpsUrl = protocol::HttpUrl;
 
+// Pro Santé Connect is only ever asked over TLS.
 std::optional<HttpsUrl> parse_https_url(std::string_view url) {
-  if (url.rfind("https://", 0) != 0) return std::nullopt;
-  url.remove_prefix(8);
-  HttpsUrl out;
-  size_t slash = url.find('/');
-  std::string_view authority = url.substr(0, slash);
-  if (slash != std::string_view::npos) out.target = std::string(url.substr(slash));
-  size_t colon = authority.rfind(':');
-  if (colon != std::string_view::npos && authority.find(']') == std::string_view::npos) {
-    out.port = std::string(authority.substr(colon + 1));
-    authority = authority.substr(0, colon);
-  }
-  out.host = std::string(authority);
-  if (out.host.empty()) return std::nullopt;
-  return out;
+  auto parsed = protocol::parse_http_url(url);
+  if (!parsed || !parsed->tls) return std::nullopt;
+  return parsed;
 }
 
 std::string form_encode(std::string_view value) {
@@ -99,8 +88,7 @@ struct HttpResponse {
 
 class TokenValidator::Impl {
  public:
-  Impl(const config::PscConfig& config, TokenValidator::Stats& stats)
-      : config_(config), stats_(stats), tls_(ssl::context::tls_client) {
+  explicit Impl(const config::PscConfig& config) : config_(config), tls_(ssl::context::tls_client) {
     tls_.set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |
                      ssl::context::no_sslv3 | ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1);
     tls_.set_verify_mode(ssl::verify_peer);
@@ -127,28 +115,30 @@ class TokenValidator::Impl {
       std::lock_guard lock(mutex_);
       auto cached = cache_.find(key);
       if (cached != cache_.end() && Clock::now() < cached->second.until) {
-        ++stats_.cache_hits;
         metrics::gateway().token_cache.with({"hit"}).inc();
         co_return cached->second.validation;
       }
       auto running = in_flight_.find(key);
       if (running != in_flight_.end()) {
         flight = running->second;
-        wake = std::make_shared<asio::steady_timer>(executor, Clock::time_point::max());
+        // The first validation has deadlines of its own; this one waits a little longer.
+        wake = std::make_shared<asio::steady_timer>(executor, Clock::now() + 3 * config_.timeout);
         flight->waiters.emplace_back(executor, wake);
       } else {
         flight = std::make_shared<InFlight>();
         in_flight_[key] = flight;
       }
     }
-    if (!wake) metrics::gateway().token_cache.with({"miss"}).inc();
     if (wake) {
       co_await wake->async_wait(kTuple);
       std::lock_guard lock(mutex_);
-      ++stats_.cache_hits;
+      if (!flight->done) co_return unavailable("issuer_timeout");
       metrics::gateway().token_cache.with({"hit"}).inc();
       co_return flight->result;
     }
+    metrics::gateway().token_cache.with({"miss"}).inc();
+    // Whatever happens below, the waiters are woken and the token is no longer in flight.
+    FlightEnd end{this, key, flight};
     // (No co_await inside a conditional expression: GCC 12 miscompiles it.)
     TokenValidation result;
     if (config_.mode == "jwt") {
@@ -156,17 +146,7 @@ class TokenValidator::Impl {
     } else {
       result = co_await introspect(token);
     }
-    std::vector<std::pair<asio::any_io_executor, std::shared_ptr<asio::steady_timer>>> waiters;
-    {
-      std::lock_guard lock(mutex_);
-      remember(key, result);
-      flight->result = result;
-      waiters.swap(flight->waiters);
-      in_flight_.erase(key);
-    }
-    for (auto& [waiter_executor, timer] : waiters) {
-      asio::post(waiter_executor, [timer] { timer->cancel(); });
-    }
+    end.finish(result);
     co_return result;
   }
 
@@ -178,7 +158,39 @@ class TokenValidator::Impl {
  private:
   struct InFlight {
     TokenValidation result;
+    bool done = false;
     std::vector<std::pair<asio::any_io_executor, std::shared_ptr<asio::steady_timer>>> waiters;
+  };
+
+  // Ends a validation in flight: finish() keeps the result (cached and given to the waiters)
+  // and wakes the waiters. Left without a result (an exception, or the io context going away),
+  // the token is no longer in flight, and its waiters give up at their own deadline.
+  struct FlightEnd {
+    Impl* impl;
+    std::string key;
+    std::shared_ptr<InFlight> flight;
+    bool finished = false;
+
+    void finish(const TokenValidation& result) {
+      finished = true;
+      std::vector<std::pair<asio::any_io_executor, std::shared_ptr<asio::steady_timer>>> waiters;
+      {
+        std::lock_guard lock(impl->mutex_);
+        impl->remember(key, result);
+        flight->result = result;
+        flight->done = true;
+        waiters.swap(flight->waiters);
+        impl->in_flight_.erase(key);
+      }
+      for (auto& [waiter_executor, timer] : waiters)
+        asio::post(waiter_executor, [timer] { timer->cancel(); });
+    }
+    ~FlightEnd() {
+      if (finished) return;
+      std::lock_guard lock(impl->mutex_);
+      auto it = impl->in_flight_.find(key);
+      if (it != impl->in_flight_.end() && it->second == flight) impl->in_flight_.erase(it);
+    }
   };
   struct CacheEntry {
     TokenValidation validation;
@@ -319,15 +331,7 @@ class TokenValidator::Impl {
   asio::awaitable<std::unique_ptr<Stream>> connect(const HttpsUrl& url,
                                                    Clock::time_point deadline) {
     auto executor = co_await asio::this_coro::executor;
-    // Name resolution has a deadline too: a timer cancels it (the resolver is shared with the
-    // timer's handler, which may run after this frame moved on).
-    auto resolver = std::make_shared<tcp::resolver>(executor);
-    asio::steady_timer resolve_deadline(executor, deadline);
-    resolve_deadline.async_wait([resolver](const error_code& ec) {
-      if (!ec) resolver->cancel();
-    });
-    auto [rec, endpoints] = co_await resolver->async_resolve(url.host, url.port, kTuple);
-    resolve_deadline.cancel();
+    auto [rec, endpoints] = co_await resolve_before(url.host, url.port, deadline);
     if (rec) co_return nullptr;
     auto stream = std::make_unique<Stream>(executor, tls_);
     if (!SSL_set_tlsext_host_name(stream->native_handle(), url.host.c_str())) co_return nullptr;
@@ -336,7 +340,8 @@ class TokenValidator::Impl {
     auto [cec, endpoint] =
         co_await beast::get_lowest_layer(*stream).async_connect(endpoints, kTuple);
     if (cec) co_return nullptr;
-    beast::get_lowest_layer(*stream).socket().set_option(tcp::no_delay(true));
+    error_code ignored;
+    beast::get_lowest_layer(*stream).socket().set_option(tcp::no_delay(true), ignored);
     auto [hec] = co_await stream->async_handshake(ssl::stream_base::client, kTuple);
     if (hec) co_return nullptr;
     co_return stream;
@@ -345,7 +350,6 @@ class TokenValidator::Impl {
   asio::awaitable<std::optional<HttpResponse>> request(http::verb verb, const HttpsUrl& url,
                                                        std::string body, std::string content_type,
                                                        std::string authorization) {
-    ++stats_.issuer_requests;
     auto executor = co_await asio::this_coro::executor;
     IdleKey key{&asio::query(executor, asio::execution::context), url.host + ":" + url.port};
     auto deadline = Clock::now() + config_.timeout;
@@ -382,7 +386,7 @@ class TokenValidator::Impl {
       metrics::gateway()
           .issuer_latency.with({endpoint_name(url)})
           .observe(std::chrono::duration<double>(Clock::now() - start).count());
-      last_issuer_answer_ms_ = now_ms();
+      last_issuer_answer_ms_ = storage::now_ms();
       Event("issuer_request")
           .add("url", url.target)
           .add("status", res.result_int())
@@ -394,7 +398,7 @@ class TokenValidator::Impl {
       co_return HttpResponse{res.result_int(), std::move(res.body())};
     }
     metrics::gateway().issuer_failures.with({endpoint_name(url)}).inc();
-    last_issuer_failure_ms_ = now_ms();
+    last_issuer_failure_ms_ = storage::now_ms();
     Event("issuer_request").add("url", url.target).add("result", "failed").warn();
     co_return std::nullopt;
   }
@@ -406,12 +410,6 @@ class TokenValidator::Impl {
     if (&url == &jwks_) return "jwks";
     if (&url == &userinfo_) return "userinfo";
     return "other";
-  }
-
-  static int64_t now_ms() {
-    return std::chrono::duration_cast<std::chrono::milliseconds>(
-               std::chrono::system_clock::now().time_since_epoch())
-        .count();
   }
 
  public:
@@ -443,7 +441,6 @@ class TokenValidator::Impl {
   }
 
   const config::PscConfig config_;  // a copy: the validator outlives the snapshot it came with
-  TokenValidator::Stats& stats_;
   ssl::context tls_;
   HttpsUrl introspection_, jwks_, userinfo_;
   std::mutex mutex_;
@@ -456,7 +453,7 @@ class TokenValidator::Impl {
 };
 
 TokenValidator::TokenValidator(const config::PscConfig& config)
-    : impl_(std::make_unique<Impl>(config, stats_)) {}
+    : impl_(std::make_unique<Impl>(config)) {}
 TokenValidator::~TokenValidator() = default;
 
 asio::awaitable<TokenValidation> TokenValidator::validate(std::string token) {

@@ -34,11 +34,6 @@ struct TokenValidation {
 // Tokens are kept only as SHA-256 digests and never logged.
 class TokenValidator {
  public:
-  struct Stats {
-    std::atomic<uint64_t> cache_hits{0};
-    std::atomic<uint64_t> issuer_requests{0};
-  };
-
   explicit TokenValidator(const config::PscConfig& config);
   ~TokenValidator();
   TokenValidator(const TokenValidator&) = delete;
@@ -50,8 +45,6 @@ class TokenValidator {
   // Closes the kept connections; call before the io contexts are destroyed.
   void close_connections();
 
-  const Stats& stats() const { return stats_; }
-
   // When the issuer last gave an answer, and last failed to (ms since the epoch; 0: never).
   int64_t last_issuer_answer_ms() const;
   int64_t last_issuer_failure_ms() const;
@@ -62,7 +55,6 @@ class TokenValidator {
 
  private:
   std::unique_ptr<Impl> impl_;
-  Stats stats_;
 };
 
 }  // namespace mssgate::daemon
