@@ -583,9 +583,11 @@ void read_indicators(TableReader& parent, IndicatorsConfig& out, Problems& probl
   e.string("connections_file", x.connections_file);
   e.string("messages_file", x.messages_file);
   e.string("documents_file", x.documents_file);
-  for (auto* name : {&x.connections_file, &x.messages_file, &x.documents_file}) {
+  for (auto [key, name] : {std::pair{"connections_file", &x.connections_file},
+                           std::pair{"messages_file", &x.messages_file},
+                           std::pair{"documents_file", &x.documents_file}}) {
     if (name->empty() || name->find('/') != std::string::npos) {
-      problems.add(e.where("connections_file"), "indicators.export",
+      problems.add(e.where(key), "indicators.export",
                    "file names must be plain names, without \"/\"");
     }
   }

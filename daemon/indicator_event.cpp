@@ -61,14 +61,8 @@ void fill_from_facts(storage::IndicatorEvent& event, const protocol::MessageFact
   event.uninspectable_reason = facts.uninspectable_reason;
   event.xdm = facts.xdm_archives > 0;
   for (const auto& d : facts.documents) {
-    std::string ins = "absent";
-    if (d.ins == protocol::CdaFacts::Ins::kProduction ||
-        d.ins == protocol::CdaFacts::Ins::kTemporary) {
-      ins = d.all_traits() ? "qualified" : "unqualified";
-    } else if (d.ins == protocol::CdaFacts::Ins::kTest || d.ins == protocol::CdaFacts::Ins::kDemo) {
-      ins = "test";
-    }
-    event.documents.push_back({d.code, d.code_system, ins});
+    event.documents.push_back(
+        {d.code, d.code_system, std::string(protocol::to_string(protocol::ins_class(d)))});
   }
   event.ins = std::string(protocol::to_string(facts.ins));
   std::string codes;

@@ -37,6 +37,14 @@ std::string hex_lower(std::string_view bytes) {
   return out;
 }
 
+bool printable_word(std::string_view s, size_t max_bytes) {
+  if (s.empty() || s.size() > max_bytes) return false;
+  for (char c : s) {
+    if (static_cast<unsigned char>(c) <= 0x20 || c == 0x7f) return false;
+  }
+  return true;
+}
+
 bool ascii_iequals(std::string_view a, std::string_view b) {
   return a.size() == b.size() && ascii_istarts_with(a, b);
 }

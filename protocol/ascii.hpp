@@ -11,6 +11,10 @@ std::string ascii_lower(std::string_view s);
 bool ascii_iequals(std::string_view a, std::string_view b);
 bool ascii_istarts_with(std::string_view s, std::string_view prefix);
 
+// A word a message may claim or carry (a document code, a NIL): 1 to `max_bytes` bytes, none
+// of them a space or a control character. What is kept from the content is never longer.
+bool printable_word(std::string_view s, size_t max_bytes);
+
 // Bytes as lower-case hexadecimal (digests, random identifiers).
 std::string hex_lower(std::string_view bytes);
 

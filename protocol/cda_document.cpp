@@ -8,6 +8,9 @@
 namespace mssgate::protocol {
 namespace {
 
+// The longest document code or code system kept (as for the X-MSS-CODECDA claims).
+constexpr size_t kMaxCodeBytes = 64;
+
 // Element names without their namespace prefix: CDA is in urn:hl7-org:v3, often unprefixed.
 std::string_view local_name(const pugi::xml_node& node) {
   std::string_view name = node.name();
@@ -98,8 +101,14 @@ CdaFacts read_cda(std::string_view xml, const CdaLimits& limits) {
   }
   facts.status = CdaFacts::Status::kRead;
   if (auto code = child(root, "code")) {
-    facts.code = code.attribute("code").value();
-    facts.code_system = code.attribute("codeSystem").value();
+    // Codes go to the journal, the indicator log and the exports: kept only when they look like
+    // codes (as the X-MSS-CODECDA claims must), so that no free text of a sender's goes there.
+    auto word = [](const char* value) -> std::string {
+      if (*value == '\0') return {};
+      return printable_word(value, kMaxCodeBytes) ? value : "invalid";
+    };
+    facts.code = word(code.attribute("code").value());
+    facts.code_system = word(code.attribute("codeSystem").value());
   }
   pugi::xml_node patient_role = child(child(root, "recordTarget"), "patientRole");
   for (const auto& id : children(patient_role, "id")) {

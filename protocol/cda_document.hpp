@@ -21,14 +21,12 @@ struct CdaFacts {
   bool birth_date = false;  // patient/birthTime/@value
 
   bool all_traits() const { return birth_name && given_name && sex && birth_date; }
-  // An INS (NIR or NIA) with its OID and the four identity traits (Référentiel #2, ECO.2.4.2).
-  bool qualified_ins() const {
-    return (ins == Ins::kProduction || ins == Ins::kTemporary) && all_traits();
-  }
-  // The same with a test or demo OID: counted apart, never as a real patient.
-  bool qualified_test_ins() const {
-    return (ins == Ins::kTest || ins == Ins::kDemo) && all_traits();
-  }
+  // A real patient's INS (NIR or NIA OID), or a test or demo one, counted apart.
+  bool production_ins() const { return ins == Ins::kProduction || ins == Ins::kTemporary; }
+  bool test_ins() const { return ins == Ins::kTest || ins == Ins::kDemo; }
+  // An INS with its OID and the four identity traits (Référentiel #2, ECO.2.4.2).
+  bool qualified_ins() const { return production_ins() && all_traits(); }
+  bool qualified_test_ins() const { return test_ins() && all_traits(); }
 };
 
 struct CdaLimits {

@@ -4,20 +4,15 @@
 #include <boost/json/parse.hpp>
 #include <boost/json/value.hpp>
 
+#include "protocol/base64.hpp"
+
 namespace mssgate::protocol {
 namespace {
 
 namespace json = boost::json;
 
-constexpr std::string_view kUrlAlphabet =
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 constexpr size_t kMaxTokenBytes = 16384;
 constexpr size_t kMaxJsonBytes = 1 << 20;
-
-int url_value(char c) {
-  auto at = kUrlAlphabet.find(c);
-  return at == std::string_view::npos ? -1 : static_cast<int>(at);
-}
 
 std::optional<json::object> parse_object(std::string_view text) {
   if (text.size() > kMaxJsonBytes) return std::nullopt;
@@ -34,40 +29,28 @@ const json::string* string_member(const json::object& o, std::string_view key) {
 
 }  // namespace
 
+// base64url (RFC 4648 §5) is base64 with two other characters and the padding left out: the
+// strict base64 codec does the work.
 std::optional<std::string> base64url_decode(std::string_view text) {
   while (!text.empty() && text.back() == '=')
     text.remove_suffix(1);  // tolerated padding
   if (text.size() % 4 == 1) return std::nullopt;
-  std::string out;
-  out.reserve(text.size() * 3 / 4);
-  uint32_t buffer = 0;
-  int bits = 0;
+  std::string standard;
+  standard.reserve(text.size() + 3);
   for (char c : text) {
-    int v = url_value(c);
-    if (v < 0) return std::nullopt;
-    buffer = (buffer << 6) | static_cast<uint32_t>(v);
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out += static_cast<char>((buffer >> bits) & 0xff);
-    }
+    if (c == '+' || c == '/') return std::nullopt;  // not in the URL alphabet
+    standard += c == '-' ? '+' : c == '_' ? '/' : c;
   }
-  return out;
+  standard.append((4 - standard.size() % 4) % 4, '=');
+  return base64_decode(standard);
 }
 
 std::string base64url_encode(std::string_view bytes) {
-  std::string out;
-  uint32_t buffer = 0;
-  int bits = 0;
-  for (unsigned char c : bytes) {
-    buffer = (buffer << 8) | c;
-    bits += 8;
-    while (bits >= 6) {
-      bits -= 6;
-      out += kUrlAlphabet[(buffer >> bits) & 63];
-    }
-  }
-  if (bits > 0) out += kUrlAlphabet[(buffer << (6 - bits)) & 63];
+  std::string out = base64_encode(bytes);
+  while (!out.empty() && out.back() == '=')
+    out.pop_back();
+  for (char& c : out)
+    c = c == '+' ? '-' : c == '/' ? '_' : c;
   return out;
 }
 

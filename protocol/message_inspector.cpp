@@ -88,6 +88,14 @@ std::string_view to_string(MessageFacts::Ins ins) {
   return "absent";
 }
 
+MessageFacts::Ins ins_class(const CdaFacts& document) {
+  if (document.production_ins()) {
+    return document.qualified_ins() ? MessageFacts::Ins::kQualified
+                                    : MessageFacts::Ins::kUnqualified;
+  }
+  return document.test_ins() ? MessageFacts::Ins::kTest : MessageFacts::Ins::kAbsent;
+}
+
 std::vector<std::string> MessageFacts::codes() const {
   std::vector<std::string> out;
   for (const auto& d : documents)
@@ -368,8 +376,13 @@ struct MessageInspector::Walker {
     } else if (xdm.unreadable_documents > 0) {
       uninspectable("cda_unreadable");
     }
-    for (auto& document : xdm.documents)
+    for (auto& document : xdm.documents) {
+      if (facts.documents.size() >= limits.max_documents) {
+        uninspectable("too_many_documents");
+        break;
+      }
       facts.documents.push_back(std::move(document));
+    }
   }
 
   MessageFacts finish() {
@@ -394,14 +407,8 @@ struct MessageInspector::Walker {
     release();
     mode = Mode::kStopped;
     for (const auto& d : facts.documents) {
-      if (d.ins == CdaFacts::Ins::kProduction || d.ins == CdaFacts::Ins::kTemporary) {
-        auto found =
-            d.all_traits() ? MessageFacts::Ins::kQualified : MessageFacts::Ins::kUnqualified;
-        facts.ins = std::max(facts.ins, found);
-      } else if (d.ins == CdaFacts::Ins::kTest || d.ins == CdaFacts::Ins::kDemo) {
-        facts.ins = std::max(facts.ins, MessageFacts::Ins::kTest);
-        facts.test_ins_qualified = facts.test_ins_qualified || d.all_traits();
-      }
+      facts.ins = std::max(facts.ins, ins_class(d));
+      facts.test_ins_qualified = facts.test_ins_qualified || d.qualified_test_ins();
     }
     compare_claims(facts);
     return std::move(facts);

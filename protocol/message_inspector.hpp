@@ -19,6 +19,7 @@ struct InspectorLimits {
   size_t max_depth = 16;                    // multipart nesting
   size_t max_parts = 1000;
   size_t max_archive_bytes = 32 << 20;  // decoded size of a zip attachment held to be read
+  size_t max_documents = 1000;          // CDA documents counted for one message
   XdmLimits xdm;
 };
 
@@ -52,6 +53,9 @@ struct MessageFacts {
 };
 
 std::string_view to_string(MessageFacts::Ins ins);
+
+// What one document's INS counts as: the rule of the message's best INS and of the reports.
+MessageFacts::Ins ins_class(const CdaFacts& document);
 
 // Reads a message as it streams by (the unstuffed DATA content, CRLF or bare LF lines), in
 // pieces of any size, keeping only what it must: the header sections, one line, and the

@@ -19,11 +19,6 @@ std::string trimmed(std::string_view s) {
   return std::string(s);
 }
 
-bool printable(std::string_view s) {
-  return std::all_of(s.begin(), s.end(),
-                     [](char c) { return static_cast<unsigned char>(c) > 0x20 && c != 0x7f; });
-}
-
 }  // namespace
 
 MssHeaderClaims read_mss_headers(const HeaderSectionReader& headers) {
@@ -40,14 +35,15 @@ MssHeaderClaims read_mss_headers(const std::vector<HeaderField>& fields) {
         size_t comma = rest.find(',');
         std::string code = trimmed(rest.substr(0, comma));
         rest = comma == std::string_view::npos ? std::string_view{} : rest.substr(comma + 1);
-        if (code.empty() || code.size() > kMaxCodeBytes || !printable(code)) continue;
+        if (!printable_word(code, kMaxCodeBytes)) continue;
         if (std::find(claims.cda_codes.begin(), claims.cda_codes.end(), code) ==
             claims.cda_codes.end()) {
           claims.cda_codes.push_back(std::move(code));
         }
       }
     } else if (ascii_iequals(name, "X-MSS-INS")) {
-      std::string value = trimmed(field.value);
+      // (Field values come with their surrounding blanks removed.)
+      const std::string& value = field.value;
       if (ascii_iequals(value, "O")) {
         claims.ins = true;
       } else if (ascii_iequals(value, "N")) {
@@ -56,12 +52,11 @@ MssHeaderClaims read_mss_headers(const std::vector<HeaderField>& fields) {
         claims.ins_invalid = true;
       }
     } else if (ascii_iequals(name, "X-MSS-NIL")) {
-      std::string value = trimmed(field.value);
-      if (value.size() <= kMaxNilBytes && printable(value)) claims.nil = value;
+      if (printable_word(field.value, kMaxNilBytes)) claims.nil = field.value;
     } else if (ascii_iequals(name, "X-MSS-MES")) {
-      claims.mes_fin = ascii_iequals(trimmed(field.value), "FIN");
+      claims.mes_fin = ascii_iequals(field.value, "FIN");
     } else if (ascii_iequals(name, "Subject")) {
-      claims.xdm_subject = ascii_istarts_with(trimmed(field.value), "XDM/1.0/DDM");
+      claims.xdm_subject = ascii_istarts_with(field.value, "XDM/1.0/DDM");
     } else if (ascii_iequals(name, "Disposition-Notification-To")) {
       claims.mdn_requested = true;
     }

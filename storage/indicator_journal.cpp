@@ -192,12 +192,7 @@ IndicatorEvent event_from_row(const Statement& rows, Statement& documents) {
 }
 
 void exec(sqlite3* db, const char* sql) {
-  char* error = nullptr;
-  if (sqlite3_exec(db, sql, nullptr, nullptr, &error) != SQLITE_OK) {
-    std::string message = error ? error : "unknown error";
-    sqlite3_free(error);
-    throw StorageError(std::string("indicator journal: ") + message);
-  }
+  exec_sql(db, sql, "indicator journal");
 }
 
 }  // namespace

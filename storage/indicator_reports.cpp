@@ -192,14 +192,18 @@ ReportTable IndicatorReader::run(const std::string& sql, const std::vector<std::
                                  const std::vector<std::string>& columns) {
   ReportTable table;
   table.columns = columns;
+  table.counts.assign(columns.size(), false);
   Statement s(db_, sql.c_str());
   for (size_t i = 0; i < parameters.size(); ++i)
     s.bind(static_cast<int>(i + 1), parameters[i]);
   int rc;
   while ((rc = s.step()) == SQLITE_ROW) {
     std::vector<std::string> row;
-    for (size_t i = 0; i < columns.size(); ++i)
+    for (size_t i = 0; i < columns.size(); ++i) {
+      // SQLite says what a value is: the aggregates are integers, the rest text.
+      if (s.integer_value(static_cast<int>(i))) table.counts[i] = true;
       row.push_back(s.text(static_cast<int>(i)));
+    }
     table.rows.push_back(std::move(row));
   }
   if (rc != SQLITE_DONE) throw StorageError(std::string("report query: ") + sqlite3_errmsg(db_));
@@ -304,9 +308,7 @@ std::string to_json(const ReportTable& table) {
     json::object o;
     for (size_t i = 0; i < row.size(); ++i) {
       const std::string& column = table.columns[i];
-      bool text_column = column == "mailbox" || column == "code" || column == "nil" ||
-                         column == "azp" || column == "month" || column == "day";
-      if (!text_column && numeric(row[i])) {
+      if (i < table.counts.size() && table.counts[i] && numeric(row[i])) {
         o[column] = std::stoll(row[i]);
       } else {
         o[column] = row[i];

@@ -15,6 +15,7 @@ std::string_view to_string(Report report);
 struct ReportTable {
   std::vector<std::string> columns;
   std::vector<std::vector<std::string>> rows;
+  std::vector<bool> counts;  // per column: a count (a JSON number), else text
 };
 
 // The read side of the indicator journal, for mssgatectl: every figure is computed from the

@@ -372,14 +372,7 @@ class SqliteDirectory final : public DirectoryStore {
   }
 
  private:
-  void exec(const char* sql) {
-    char* message = nullptr;
-    if (sqlite3_exec(db_, sql, nullptr, nullptr, &message) != SQLITE_OK) {
-      std::string text = message ? message : "unknown error";
-      sqlite3_free(message);
-      throw StorageError(std::string("directory database: ") + text);
-    }
-  }
+  void exec(const char* sql) { exec_sql(db_, sql, "directory database"); }
 
   void migrate() {
     exec("BEGIN IMMEDIATE");

@@ -11,6 +11,17 @@
 
 namespace mssgate::storage {
 
+// Runs statements without results (pragmas, schema, transactions); throws StorageError naming
+// `store` ("directory database", "indicator journal") with SQLite's message.
+inline void exec_sql(sqlite3* db, const char* sql, std::string_view store) {
+  char* error = nullptr;
+  if (sqlite3_exec(db, sql, nullptr, nullptr, &error) != SQLITE_OK) {
+    std::string message = error ? error : "unknown error";
+    sqlite3_free(error);
+    throw StorageError(std::string(store) + ": " + message);
+  }
+}
+
 // A prepared statement, reset after each use.
 class Statement {
  public:
@@ -34,9 +45,9 @@ class Statement {
   // SQLITE_ROW, SQLITE_DONE or an error code.
   int step() { return sqlite3_step(stmt_); }
   int64_t integer(int column) const { return sqlite3_column_int64(stmt_, column); }
-  bool null(int column) const { return sqlite3_column_type(stmt_, column) == SQLITE_NULL; }
-  int columns() const { return sqlite3_column_count(stmt_); }
-  std::string column_name(int column) const { return sqlite3_column_name(stmt_, column); }
+  bool integer_value(int column) const {
+    return sqlite3_column_type(stmt_, column) == SQLITE_INTEGER;
+  }
   std::string text(int column) const {
     const unsigned char* p = sqlite3_column_text(stmt_, column);
     return p ? std::string(reinterpret_cast<const char*>(p)) : std::string();

@@ -168,7 +168,9 @@ TEST_F(IndicatorJournalTest, ManyWritersShareCommits) {
 }
 
 TEST(IndicatorReports, CsvJsonAndMonths) {
-  ReportTable table{{"mailbox", "sent", "nil"}, {{"a@x.fr", "3", "LPS;1"}, {"b\"@x.fr", "0", ""}}};
+  ReportTable table{{"mailbox", "sent", "nil"},
+                    {{"a@x.fr", "3", "LPS;1"}, {"b\"@x.fr", "0", ""}},
+                    {false, true, false}};
   EXPECT_EQ(to_csv(table, ';'), "mailbox;sent;nil\r\na@x.fr;3;\"LPS;1\"\r\n\"b\"\"@x.fr\";0;\r\n");
   EXPECT_EQ(to_json(table),
             "[{\"mailbox\":\"a@x.fr\",\"sent\":3,\"nil\":\"LPS;1\"},"

@@ -341,3 +341,17 @@ TEST(MessageInspectorHostile, A50MiBAttachmentOverTheCapKeepsMemoryBounded) {
   EXPECT_GE(inspector.peak_held_bytes(), limits.max_archive_bytes - 1024)
       << "the accounting is live";
 }
+
+TEST(MessageInspectorHostile, DocumentsPastTheCapAreNotCounted) {
+  InspectorLimits limits;
+  limits.max_documents = 2;
+  std::string zip = xdm({{"IHE_XDM/SUBSET01/DOC0001.XML", cda("11488-4")},
+                         {"IHE_XDM/SUBSET01/DOC0002.XML", cda("11488-4")},
+                         {"IHE_XDM/SUBSET01/DOC0003.XML", cda("11488-4")}});
+  auto facts =
+      inspect(message("Subject: XDM/1.0/DDM\r\n", multipart("mixed", "b1", {attachment(zip)})),
+              4093, limits);
+  EXPECT_FALSE(facts.inspected);
+  EXPECT_EQ(facts.uninspectable_reason, "too_many_documents");
+  EXPECT_EQ(facts.documents.size(), 2u);
+}

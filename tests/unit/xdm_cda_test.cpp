@@ -151,3 +151,11 @@ TEST(MssHeaders, AbsentAndInvalidClaims) {
   EXPECT_TRUE(bad.nil.empty());
   EXPECT_FALSE(bad.mes_fin);
 }
+
+TEST(Cda, KeepsOnlyCodesThatLookLikeCodes) {
+  // A sender's free text never goes to the journal or the exports as a document code.
+  EXPECT_EQ(read_cda(cda(std::string(65, '1'))).code, "invalid");
+  EXPECT_EQ(read_cda(cda("a code with spaces")).code, "invalid");
+  EXPECT_EQ(read_cda(cda(std::string(64, '1'))).code, std::string(64, '1'));
+  EXPECT_EQ(read_cda(cda("11488-4")).code_system, "2.16.840.1.113883.6.1");
+}
