@@ -68,6 +68,41 @@ def ctl(database, *args, check=True):
     return result
 
 
+# The configuration's client timeouts (see Gateway), which tests measure.
+LOGIN_TIMEOUT = 3.0  # [imap] login_timeout: a client silent before signing in is closed then
+HANDSHAKE_TIMEOUT = 5.0  # [tls] handshake_timeout
+COMMAND_TIMEOUT = 5.0  # [smtp] command_timeout
+# How long a test waits for a close that the server owes at once (after a BYE, a 421, ...).
+# It must stay below the client timeouts above: a session the server wrongly leaves open is
+# then closed by its idle timer only after this wait, and the check fails as it should.
+CLOSE_TIMEOUT = 2.0
+assert CLOSE_TIMEOUT < min(LOGIN_TIMEOUT, COMMAND_TIMEOUT)
+
+
+def wait_for_close(read, sock, timeout=CLOSE_TIMEOUT):
+    """Reads with `read` (a recv-like callable on `sock`, or on a buffered reader of it) until the
+    server closes the connection or `timeout` seconds have passed. Returns (how, data): how is
+    "eof" (end of stream, or a TLS close), "reset" (a reset or a TLS alert) or "open" (nothing
+    ended the connection in time: a timeout is never a close); data is what was received."""
+    deadline = time.monotonic() + timeout
+    data = b""
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return "open", data
+        sock.settimeout(remaining)
+        try:
+            chunk = read(65536)
+        # socket.timeout is TimeoutError, a subclass of OSError: it must be caught first.
+        except TimeoutError:
+            return "open", data
+        except (ConnectionError, ssl.SSLError):
+            return "reset", data
+        if not chunk:
+            return "eof", data
+        data += chunk
+
+
 class Gateway:
     """One mssgate process with its own configuration, directory and log."""
 
@@ -97,7 +132,7 @@ certificate_chain = "{pki('server.chain.pem')}"
 private_key = "{pki('server.key')}"
 client_ca = "{pki('ca-chain.pem')}"
 crl_files = ["{pki('crls.pem')}"]
-handshake_timeout = "5s"
+handshake_timeout = "{HANDSHAKE_TIMEOUT:g}s"
 {tls_section}
 
 [imap]
@@ -105,7 +140,7 @@ starttls_listen = ["127.0.0.1:0"]
 tls_listen = ["127.0.0.1:0"]
 max_line_bytes = 4096
 max_literal_bytes = 16384
-login_timeout = "3s"
+login_timeout = "{LOGIN_TIMEOUT:g}s"
 {imap_section}
 
 [imap.backend]
@@ -119,7 +154,7 @@ response_timeout = "5s"
 starttls_listen = ["127.0.0.1:0"]
 tls_listen = ["127.0.0.1:0"]
 max_message_bytes = "{max_message_bytes}"
-command_timeout = "5s"
+command_timeout = "{COMMAND_TIMEOUT:g}s"
 data_timeout = "3s"
 {smtp_section}
 
@@ -277,19 +312,13 @@ class RawImap:
         self.send((encoded if authzid else "").encode() + b"\r\n")
         return self.read_until_tagged(tag)
 
-    def closed_by_server(self, timeout=10):
-        """True when the server closes the connection within `timeout` (remaining data is drained)."""
-        self.sock.settimeout(timeout)
-        try:
-            while True:
-                chunk = self.sock.recv(65536)
-                if not chunk:
-                    return True
-                self.buffer += chunk
-        except (ConnectionResetError, ssl.SSLError, OSError):
-            return True
-        except socket.timeout:
-            return False
+    def closed_by_server(self, timeout=CLOSE_TIMEOUT):
+        """True when the server closes the connection (end of stream, reset, TLS alert) within
+        `timeout` seconds, False when it is still open then. What arrives meanwhile is kept in
+        the buffer, for the test to look at."""
+        how, data = wait_for_close(self.sock.recv, self.sock, timeout)
+        self.buffer += data
+        return how != "open"
 
     def close(self):
         try:

@@ -87,7 +87,7 @@ class ImapAccessTest(GatewayTestCase):
         untagged, tagged = client.command("l1", "LOGOUT")
         self.assertTrue(untagged[0].startswith("* BYE"))
         self.assertTrue(tagged.startswith("l1 OK"))
-        self.assertTrue(client.closed_by_server())
+        self.assertTrue(client.closed_by_server(), "the connection is still open")
 
     def test_append_one_mebibyte_then_fetch_back_byte_identical(self):
         imap = self.starttls_client()

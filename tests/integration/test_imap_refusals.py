@@ -127,7 +127,7 @@ class CertificateRefusalTest(GatewayTestCase):
         client.send(b"a9 AUTHENTICATE EXTERNAL " + b"YXBwLmxhYm9AdGVzdC5tc3NhbnRlLmZy" + b"\r\n")
         lines = [client.read_line(), client.read_line()]
         self.assertIn("* BYE Too many authentication failures", lines)
-        self.assertTrue(client.closed_by_server())
+        self.assertTrue(client.closed_by_server(), "the connection is still open")
 
 
 class TlsPolicyTest(GatewayTestCase):
