@@ -173,6 +173,8 @@ sqlite_path = "{self.database}"
         self.populate_directory()
         self.process = None
         self.ports = {}
+        # Where log searches start by default (see mark()).
+        self.log_start = 0
 
     def populate_directory(self):
         db = self.database
@@ -196,7 +198,7 @@ sqlite_path = "{self.database}"
 
     def start(self, extra_env=None):
         # A restart appends to the same log: only what this process writes counts.
-        offset = os.path.getsize(self.log_path) if os.path.exists(self.log_path) else 0
+        offset = self.mark()
         log = open(self.log_path, "ab")
         env = dict(os.environ, **(extra_env or {}))
         self.process = subprocess.Popen([MSSGATE, "--config", self.config_path], stdin=subprocess.DEVNULL,
@@ -204,7 +206,7 @@ sqlite_path = "{self.database}"
         log.close()
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:
-            text = self.log()[offset:]
+            text = self.log(since=offset)
             if "event=ready" in text:
                 for name, port in re.findall(r"event=listening listener=(\w+) address=127\.0\.0\.1:(\d+)", text):
                     self.ports[name] = int(port)
@@ -228,19 +230,48 @@ sqlite_path = "{self.database}"
                                  % (self.process.returncode, self.dir, self.log()[-4000:]))
         shutil.rmtree(self.dir, ignore_errors=True)
 
-    def log(self):
-        with open(self.log_path, "r", errors="replace") as f:
-            return f.read()
+    def log_size(self):
+        """The log's length now, in bytes: an offset for log() and wait_for_log()."""
+        try:
+            return os.path.getsize(self.log_path)
+        except FileNotFoundError:
+            return 0
 
-    def wait_for_log(self, pattern, timeout=10.0):
-        """Waits until a log line matches `pattern` (a regex) and returns the match."""
+    def mark(self):
+        """Log searches (wait_for_log) look from here on by default, and returns this offset.
+        start() marks the start of the process; GatewayTestCase.setUp marks the start of each
+        test, so that a check is never met by a line an earlier test caused."""
+        self.log_start = self.log_size()
+        return self.log_start
+
+    def log(self, since=0):
+        """The log's text, from byte offset `since` (the whole log by default)."""
+        with open(self.log_path, "rb") as f:
+            f.seek(since)
+            return f.read().decode("utf-8", "replace")
+
+    def wait_for_log(self, pattern, timeout=10.0, since=None):
+        """Waits until the log written after byte offset `since` matches `pattern` (a regex) and
+        returns the match. `since` is the last mark() when not given: the start of the current
+        test, or of the process for a gateway a test started itself. A test that needs a line
+        written before says so with an explicit offset (0: the whole log)."""
+        if since is None:
+            since = self.log_start
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            m = re.search(pattern, self.log())
+            m = re.search(pattern, self.log(since=since))
             if m:
                 return m
             time.sleep(0.05)
-        raise AssertionError("no log line matches %r:\n%s" % (pattern, self.log()[-3000:]))
+        raise AssertionError("no log line written since offset %d matches %r:\n%s"
+                             % (since, pattern, self.log(since=since)[-3000:]))
+
+    def session_of(self, sock, timeout=10.0):
+        """The id of the session that the client socket `sock` opened, from its connect line
+        (written after the last mark(), matched by the client's port)."""
+        port = sock.getsockname()[1]
+        return self.wait_for_log(r"event=connect session=(\w+) listener=\w+ peer=127\.0\.0\.1:%d(?:\s|$)" % port,
+                                 timeout=timeout).group(1)
 
     @property
     def imap_port(self):
@@ -379,18 +410,26 @@ def main():
 
 
 class GatewayTestCase(unittest.TestCase):
-    """Test cases sharing one gateway, started before the first test and stopped after the last."""
+    """Test cases sharing one gateway (make_gateway's), started before the first test and
+    stopped after the last. Each test's log checks see only what was written after it began."""
 
     gateway = None
 
     @classmethod
+    def make_gateway(cls):
+        return Gateway()
+
+    @classmethod
     def setUpClass(cls):
-        cls.gateway = Gateway()
+        cls.gateway = cls.make_gateway()
         cls.gateway.start()
 
     @classmethod
     def tearDownClass(cls):
         cls.gateway.stop()
+
+    def setUp(self):
+        self.gateway.mark()
 
 
 class PscIssuer:

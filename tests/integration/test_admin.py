@@ -16,7 +16,7 @@ import time
 import unittest
 import xml.etree.ElementTree as ElementTree
 
-from harness import (APP_HOPITAL, DOMAIN, PER_MARTIN, Gateway, PscIssuer, RawImap, client_context, main,
+from harness import (APP_HOPITAL, DOMAIN, PER_MARTIN, Gateway, GatewayTestCase, PscIssuer, RawImap, client_context, main,
                      new_marker, pki, wait_for_delivery, xoauth2)
 
 try:
@@ -86,16 +86,15 @@ def send_message(port, marker):
         smtp.sendmail(APP_HOPITAL, [APP_HOPITAL], message)
 
 
-class AdminEndpoint(unittest.TestCase):
+class AdminEndpoint(GatewayTestCase):
     @classmethod
-    def setUpClass(cls):
-        cls.gateway = Gateway(extra_config=ADMIN)
-        cls.gateway.start()
-        cls.port = cls.gateway.ports["admin"]
+    def make_gateway(cls):
+        return Gateway(extra_config=ADMIN)
 
     @classmethod
-    def tearDownClass(cls):
-        cls.gateway.stop()
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.port = cls.gateway.ports["admin"]
 
     def metrics(self):
         status, content_type, body = get(self.port, "/metrics")

@@ -4,7 +4,6 @@ keep the last good CRL in force; a restart starts from the last good download.""
 
 import http.server
 import os
-import re
 import shutil
 import socket
 import ssl
@@ -85,16 +84,11 @@ class CrlRefresh(unittest.TestCase):
         self.addCleanup(self.gateway.stop)
 
     def wait_after(self, offset, pattern, timeout=15):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            m = re.search(pattern, self.gateway.log()[offset:])
-            if m:
-                return m
-            time.sleep(0.05)
-        raise AssertionError("no %r:\n%s" % (pattern, self.gateway.log()[offset:][-3000:]))
+        """A log line matching `pattern`, written after `offset` (a log_size())."""
+        return self.gateway.wait_for_log(pattern, timeout=timeout, since=offset)
 
     def offset(self):
-        return len(self.gateway.log())
+        return self.gateway.log_size()
 
     def revoked_crl_der(self):
         time.sleep(1.1)  # the new CRL's lastUpdate is later than the original's (1 s precision)
@@ -109,7 +103,8 @@ class CrlRefresh(unittest.TestCase):
     def test_revocation_reaches_the_gateway_and_bad_sources_keep_the_last_good_crl(self):
         gateway = self.gateway
         port = gateway.imaps_port
-        self.wait_after(0, r"event=crl_updated url=http://127\.0\.0\.1:\d+/organisations\.crl issuer=\S+")
+        # The first download, at start-up (setUp started the gateway: this test's own line).
+        self.wait_after(gateway.log_start, r"event=crl_updated url=http://127\.0\.0\.1:\d+/organisations\.crl issuer=\S+")
         self.assertTrue(handshake(port, "org-hopital"))
 
         # org-hopital revoked: the next download (DER this time) is verified and used.

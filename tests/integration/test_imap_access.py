@@ -24,6 +24,7 @@ class ImapAccessTest(GatewayTestCase):
 
     def test_starttls_then_external_without_authzid_opens_the_bound_mailbox(self):
         imap = imaplib.IMAP4("127.0.0.1", self.gateway.imap_port, timeout=10)
+        session = self.gateway.session_of(imap.sock)
         self.assertIn("STARTTLS", imap.capabilities)
         self.assertIn("LOGINDISABLED", imap.capabilities)
         self.assertNotIn("AUTH=EXTERNAL", imap.capabilities)
@@ -44,9 +45,10 @@ class ImapAccessTest(GatewayTestCase):
         typ, _ = imap.select("INBOX")
         self.assertEqual(typ, "OK")
         self.assertEqual(imap.logout()[0], "BYE")
-        m = self.gateway.wait_for_log(r"event=auth session=(\w+) mechanism=EXTERNAL result=ok mailbox=" + re.escape(APP_HOPITAL))
+        self.gateway.wait_for_log(r"event=auth session=%s mechanism=EXTERNAL result=ok mailbox=%s"
+                                  % (session, re.escape(APP_HOPITAL)))
         self.gateway.wait_for_log(r"event=close session=%s mailbox=%s reason=\w+ bytes_in=\d+ bytes_out=\d+ duration_ms=\d+"
-                                  % (m.group(1), re.escape(APP_HOPITAL)))
+                                  % (session, re.escape(APP_HOPITAL)))
 
     def test_implicit_tls_with_authzid_answered_after_continuation(self):
         imap = imaplib.IMAP4_SSL("127.0.0.1", self.gateway.imaps_port, ssl_context=client_context("org-hopital"), timeout=10)

@@ -29,10 +29,11 @@ class BadInputTest(GatewayTestCase):
 
     def test_line_over_the_cap_ends_the_session(self):
         client = RawImap(self.gateway.imap_port)
+        session = self.gateway.session_of(client.sock)
         client.send(b"a1 NOOP " + b"x" * 10000 + b"\r\n")
         self.assertEqual(client.read_line(), "* BYE Line too long")
         self.assertTrue(client.closed_by_server(), "the connection is still open")
-        self.gateway.wait_for_log(r"event=protocol_error \S+ kind=line_too_long")
+        self.gateway.wait_for_log(r"event=protocol_error session=%s kind=line_too_long" % session)
 
     def test_synchronising_literal_over_the_cap_is_refused_without_reading_it(self):
         client = RawImap(self.gateway.imap_port)
@@ -75,29 +76,32 @@ class BadInputTest(GatewayTestCase):
 
     def test_commands_pipelined_after_starttls_are_refused(self):
         client = RawImap(self.gateway.imap_port)
+        session = self.gateway.session_of(client.sock)
         client.send(b"s1 STARTTLS\r\nx1 CAPABILITY\r\n")
         line = client.read_line()
         self.assertEqual(line, "s1 BAD STARTTLS must be the last command before the TLS handshake")
         self.assertTrue(client.closed_by_server(), "the connection is still open")
-        self.gateway.wait_for_log(r"kind=pipelined_starttls")
+        self.gateway.wait_for_log(r"event=protocol_error session=%s kind=pipelined_starttls" % session)
 
     def test_a_silent_client_is_disconnected_at_the_deadline(self):
         # The login timer starts once the server has sent its greeting, after this start: the
         # close comes LOGIN_TIMEOUT after it at the earliest, and soon after that.
         start = time.monotonic()
         client = RawImap(self.gateway.imap_port)
+        session = self.gateway.session_of(client.sock)
         latest = LOGIN_TIMEOUT + DEADLINE_MARGIN
         closed = client.closed_by_server(timeout=start + latest - time.monotonic())
         elapsed = time.monotonic() - start
         self.assertTrue(closed, "still open %.1f s after connecting (login_timeout %g s)" % (elapsed, LOGIN_TIMEOUT))
         self.assertGreaterEqual(elapsed, LOGIN_TIMEOUT - CLOCK_SLACK)
         self.assertLess(elapsed, latest)
-        self.gateway.wait_for_log(r"event=close session=\w+ reason=client_read_timeout")
+        self.gateway.wait_for_log(r"event=close session=%s reason=client_read_timeout" % session)
 
     def test_a_client_that_stalls_inside_the_tls_handshake_is_disconnected(self):
         start = time.monotonic()
         sock = socket.create_connection(("127.0.0.1", self.gateway.imaps_port), timeout=15)
         sock.sendall(b"\x16\x03\x01")  # the start of a record, then nothing
+        session = self.gateway.session_of(sock)
         latest = HANDSHAKE_TIMEOUT + DEADLINE_MARGIN
         how, data = wait_for_close(sock.recv, sock, timeout=start + latest - time.monotonic())
         elapsed = time.monotonic() - start
@@ -106,7 +110,7 @@ class BadInputTest(GatewayTestCase):
         self.assertGreaterEqual(elapsed, HANDSHAKE_TIMEOUT - CLOCK_SLACK)
         self.assertLess(elapsed, latest)
         sock.close()
-        self.gateway.wait_for_log(r"event=tls_failed \S+ \S+ reason=timeout")
+        self.gateway.wait_for_log(r"event=tls_failed session=%s \S+ reason=timeout" % session)
 
     def test_unknown_commands_before_authentication(self):
         client = RawImap(self.gateway.imap_port)

@@ -11,7 +11,10 @@ from harness import (GatewayTestCase, APP_GHOST, APP_HOPITAL, APP_LABO, APP_SUSP
 
 class CertificateRefusalTest(GatewayTestCase):
     def assert_handshake_refused(self, cert, certificate_error, implicit):
-        """The TLS handshake fails for `cert`, and the log says why."""
+        """The TLS handshake fails for `cert`, and the log says why: a line written after this
+        attempt began (a test may try twice), for a session of the listener tried, with exactly
+        that error."""
+        since = self.gateway.log_size()
         ctx = client_context(cert)
         with self.assertRaises((ssl.SSLError, ConnectionResetError, EOFError)):
             if implicit:
@@ -21,8 +24,9 @@ class CertificateRefusalTest(GatewayTestCase):
                 client.starttls(ctx)
             # Under TLS 1.3 the refusal arrives on the first read.
             client.command("a1", "NOOP")
-        self.gateway.wait_for_log(r"event=tls_failed session=\w+ peer=\S+ reason=client_certificate certificate_error=\"?"
-                                  + re.escape(certificate_error))
+        self.gateway.wait_for_log(r"event=connect session=(\w+) listener=%s (?s:.*)event=tls_failed session=\1 peer=\S+ "
+                                  r"reason=client_certificate certificate_error=\"%s\""
+                                  % ("imaps" if implicit else "imap", re.escape(certificate_error)), since=since)
 
     def test_refuses_self_signed_certificate(self):
         self.assert_handshake_refused("self-signed", "self-signed certificate", implicit=True)

@@ -9,8 +9,8 @@ import smtplib
 import threading
 import unittest
 
-from harness import (APP_HOPITAL, APP_LABO, DOMAIN, Gateway, PscIssuer, RawImap, client_context, ctl, main, new_marker,
-                     oauthbearer, wait_for_delivery, xoauth2)
+from harness import (APP_HOPITAL, APP_LABO, DOMAIN, Gateway, GatewayTestCase, PscIssuer, RawImap, client_context, ctl, main,
+                     new_marker, oauthbearer, wait_for_delivery, xoauth2)
 
 PROFESSIONAL = "810001234567"
 OTHER_PROFESSIONAL = "810009876543"
@@ -40,28 +40,33 @@ def message(sender, recipient, marker):
             % (sender, recipient, marker.decode(), email.utils.formatdate(), marker.decode())).encode()
 
 
-class PscGatewayTestCase(unittest.TestCase):
+class PscGatewayTestCase(GatewayTestCase):
     """One test issuer and one gateway validating its tokens, for the whole class."""
 
     psc_mode = "introspection"
     psc_extra = ""
 
     @classmethod
+    def make_gateway(cls):
+        gateway = Gateway(psc_section=cls.issuer.config(mode=cls.psc_mode, extra=cls.psc_extra))
+        setup_directory(gateway)
+        return gateway
+
+    @classmethod
     def setUpClass(cls):
         cls.issuer = PscIssuer()
-        cls.gateway = Gateway(psc_section=cls.issuer.config(mode=cls.psc_mode, extra=cls.psc_extra))
-        setup_directory(cls.gateway)
-        cls.gateway.start()
+        super().setUpClass()
 
     @classmethod
     def tearDownClass(cls):
-        cls.gateway.stop()
+        super().tearDownClass()
         cls.issuer.stop()
 
 
 class PscSignInTest(PscGatewayTestCase):
 
     def setUp(self):
+        super().setUp()
         self.issuer.reset()
 
     def imap(self, mailbox, token, mechanism="XOAUTH2"):
@@ -289,8 +294,10 @@ class PscJwtModeTest(PscGatewayTestCase):
         client, line = self.sign_in(self.issuer.issue(OTHER_PROFESSIONAL), CAB)
         self.assertEqual(line, "a1 NO [LIMIT] Too many sessions for this professional")
         client.close()
-        held.pop().close()
-        self.gateway.wait_for_log(r"event=close \S+ mailbox=%s" % re.escape(CAB))
+        released = held.pop()
+        session = self.gateway.session_of(released.sock)
+        released.close()
+        self.gateway.wait_for_log(r"event=close session=%s mailbox=%s" % (session, re.escape(CAB)))
         import time
         time.sleep(0.3)
         client, line = self.sign_in(self.issuer.issue(OTHER_PROFESSIONAL), CAB)

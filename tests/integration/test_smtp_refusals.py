@@ -59,12 +59,14 @@ class SubmissionRefusalTest(GatewayTestCase):
     def test_refuses_an_envelope_sender_that_is_not_the_mailbox(self):
         marker = new_marker("envelope")
         with authenticated(self.gateway.submission_port) as smtp:
+            session = self.gateway.session_of(smtp.sock)
             with self.assertRaises(smtplib.SMTPSenderRefused) as caught:
                 smtp.sendmail(APP_LABO, [APP_LABO], message(APP_LABO, APP_LABO, marker))
             self.assertEqual(caught.exception.smtp_code, 550)
             self.assertEqual(caught.exception.smtp_error, b"5.7.1 Sender address not allowed for this mailbox")
         assert_not_delivered(self, APP_LABO, marker, wait=1.0)
-        self.gateway.wait_for_log(r"event=sender_refused \S+ mailbox=%s where=envelope" % re.escape(APP_HOPITAL))
+        self.gateway.wait_for_log(r"event=sender_refused session=%s mailbox=%s where=envelope"
+                                  % (session, re.escape(APP_HOPITAL)))
 
     def test_refuses_a_from_header_that_is_not_the_mailbox_and_sends_nothing(self):
         marker = new_marker("header")
@@ -118,9 +120,10 @@ class SubmissionRefusalTest(GatewayTestCase):
 
     def test_a_command_line_over_the_cap_is_refused_and_the_session_goes_on(self):
         with authenticated(self.gateway.submission_port) as smtp:
+            session = self.gateway.session_of(smtp.sock)
             self.assertEqual(smtp.docmd("NOOP " + "x" * 20000), (500, b"5.5.2 Line too long"))
             self.assertEqual(smtp.noop()[0], 250)
-        self.gateway.wait_for_log(r"event=protocol_error \S+ kind=line_too_long")
+        self.gateway.wait_for_log(r"event=protocol_error session=%s kind=line_too_long" % session)
 
     def test_commands_pipelined_after_starttls_are_refused(self):
         sock = socket.create_connection(("127.0.0.1", self.gateway.submission_port), timeout=10)

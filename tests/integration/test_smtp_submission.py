@@ -190,7 +190,9 @@ class SubmissionTest(GatewayTestCase):
     def test_swaks_with_a_client_certificate(self):
         # swaks has no SASL EXTERNAL: it proves the TLS side with its certificate, and is told
         # to authenticate before MAIL.
-        for port, tls in ((self.gateway.submission_port, "--tls"), (self.gateway.submissions_port, "--tls-on-connect")):
+        for listener, tls in (("submission", "--tls"), ("submissions", "--tls-on-connect")):
+            port = self.gateway.ports[listener]
+            since = self.gateway.log_size()
             result = subprocess.run(["swaks", "--server", "127.0.0.1", "--port", str(port), tls, "--tls-cert",
                                      pki("org-hopital.chain.pem"), "--tls-key", pki("org-hopital.key"),
                                      "--tls-ca-path", pki("root.crt"), "--tls-verify", "--ehlo", "swaks.test",
@@ -199,7 +201,9 @@ class SubmissionTest(GatewayTestCase):
             self.assertNotEqual(result.returncode, 0)
             self.assertIn("TLS started", result.stdout)
             self.assertIn("530 5.7.0 Authentication required", result.stdout)
-        self.gateway.wait_for_log(r"event=tls \S+ version=TLSv1.2 \S+ client_certificate=\"CN=LPS_TEST_HOPITAL")
+            # This run's session, on this listener, presented the certificate.
+            self.gateway.wait_for_log(r"event=connect session=(\w+) listener=%s (?s:.*)event=tls session=\1 version=TLSv1.2 \S+ "
+                                      r"client_certificate=\"CN=LPS_TEST_HOPITAL" % listener, since=since)
 
 
 if __name__ == "__main__":
