@@ -1,10 +1,13 @@
 #include "storage/indicator_journal.hpp"
 
 #include <gtest/gtest.h>
+#include <sqlite3.h>
 
+#include <chrono>
 #include <condition_variable>
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <mutex>
 #include <thread>
 
@@ -149,22 +152,63 @@ TEST_F(IndicatorJournalTest, TheLogCatchesUpWithTheJournal) {
   EXPECT_NE(lines[2].find("\"key\":\"sent:3\""), std::string::npos) << lines[2];
 }
 
+// Group commit: events queued while the journal waits for the database are committed together.
+// A second connection holds the write lock (BEGIN IMMEDIATE; the journal waits for it, up to its
+// 10 s busy timeout) while eight writers queue 400 events, then lets go. The journal's writer
+// took at most one batch before the lock stopped it; everything else was queued by the time that
+// batch committed, and goes in the next one (max_batch is 1024): two commits at most, where a
+// journal committing one event at a time makes 400.
 TEST_F(IndicatorJournalTest, ManyWritersShareCommits) {
+  constexpr int kWriters = 8;
+  constexpr int kEventsPerWriter = 50;
+  constexpr size_t kEvents = kWriters * kEventsPerWriter;
+  // Declared before the journal, whose writer thread runs the callbacks until it stops.
+  std::mutex mutex;
+  std::condition_variable done;
+  size_t left = kEvents;
+  size_t durable = 0;
+
   IndicatorJournal journal(options());
+  sqlite3* lock_holder = nullptr;
+  int opened = sqlite3_open((dir_ / "indicators.db").c_str(), &lock_holder);
+  std::unique_ptr<sqlite3, decltype(&sqlite3_close)> close_holder(lock_holder, &sqlite3_close);
+  ASSERT_EQ(opened, SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(lock_holder, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr), SQLITE_OK)
+      << sqlite3_errmsg(lock_holder);
+
   std::vector<std::thread> writers;
-  for (int w = 0; w < 8; ++w) {
+  for (int w = 0; w < kWriters; ++w) {
     writers.emplace_back([&, w] {
-      for (int i = 0; i < 50; ++i)
-        record_all(journal, {event("sent:" + std::to_string(w) + "-" + std::to_string(i), "sent",
-                                   "a@x.fr", "2026-11-02")});
+      for (int i = 0; i < kEventsPerWriter; ++i) {
+        journal.record(event("sent:" + std::to_string(w) + "-" + std::to_string(i), "sent",
+                             "a@x.fr", "2026-11-02"),
+                       [&](bool ok) {
+                         std::lock_guard lock(mutex);
+                         if (ok) ++durable;
+                         --left;
+                         done.notify_all();
+                       });
+      }
     });
   }
   for (auto& t : writers)
     t.join();
+  // Every event is queued, and none can be committed while the lock is held.
+  EXPECT_EQ(journal.stats().commits, 0u);
+  ASSERT_EQ(sqlite3_exec(lock_holder, "COMMIT", nullptr, nullptr, nullptr), SQLITE_OK)
+      << sqlite3_errmsg(lock_holder);
+  {
+    std::unique_lock lock(mutex);
+    ASSERT_TRUE(done.wait_for(lock, std::chrono::seconds(60), [&] { return left == 0; }))
+        << left << " events not committed after 60 s";
+  }
   journal.stop();
   auto stats = journal.stats();
-  EXPECT_EQ(stats.recorded, 400u);
-  EXPECT_LE(stats.commits, 400u);
+  EXPECT_EQ(durable, kEvents);
+  EXPECT_EQ(stats.recorded, kEvents);
+  EXPECT_EQ(stats.failed, 0u);
+  EXPECT_GE(stats.commits, 1u);
+  EXPECT_LE(stats.commits, 2u) << "the queued events were not committed together";
 }
 
 TEST(IndicatorReports, CsvJsonAndMonths) {
