@@ -10,6 +10,7 @@ import os
 import re
 import shutil
 import signal
+import smtplib
 import sys
 import socket
 import ssl
@@ -356,6 +357,39 @@ class RawImap:
             self.sock.close()
         except OSError:
             pass
+
+
+class StrictSmtpMixin:
+    """smtplib's `with` sends QUIT and takes a closed connection for an answer: a session the
+    server ended too early passed unnoticed. Here QUIT must get its 221."""
+
+    def __exit__(self, *exc):
+        try:
+            if exc[0] is None:
+                code, text = self.docmd("QUIT")
+                if code != 221:
+                    raise AssertionError("QUIT answered %d %s" % (code, text.decode(errors="replace")))
+        finally:
+            self.close()
+
+
+class SMTP(StrictSmtpMixin, smtplib.SMTP):
+    pass
+
+
+class SMTP_SSL(StrictSmtpMixin, smtplib.SMTP_SSL):
+    pass
+
+
+def assert_smtp_session_ends(test, smtp, reply, timeout=CLOSE_TIMEOUT):
+    """The server answers exactly `reply` ((code, text) as smtplib's getreply() returns it; a
+    missing answer is a failure), then closes the connection (end of stream, or reset) within
+    `timeout` seconds without sending anything more. A timeout is a failure, not a close."""
+    test.assertEqual(smtp.getreply(), reply)
+    how, data = wait_for_close(smtp.file.read1, smtp.sock, timeout)
+    test.assertEqual(data, b"", "sent after the answer")
+    test.assertIn(how, ("eof", "reset"), "the session is still open %g s after the answer" % timeout)
+    smtp.close()
 
 
 def maildir(mailbox):

@@ -61,6 +61,18 @@ def samples(text):
 
 
 def value(values, name, **labels):
+    """The value of one sample; a sample that is not there fails the test (it is not 0)."""
+    key = (name, frozenset(labels.items()))
+    if key not in values:
+        present = sorted(sorted(k[1]) for k in values if k[0] == name)
+        raise AssertionError("no sample %s%s; the samples of that name: %s" % (name, labels, present))
+    return values[key]
+
+
+def value_before(values, name, **labels):
+    """The value of a counter before the traffic a test makes: one that was never incremented
+    yet may be absent (a labelled sample appears on first use), which is 0; any other absence
+    is for value() to refuse."""
     return values.get((name, frozenset(labels.items())), 0)
 
 
@@ -126,7 +138,7 @@ class AdminEndpoint(GatewayTestCase):
         after = self.metrics()
 
         def moved(name, **labels):
-            return value(after, name, **labels) - value(before, name, **labels)
+            return value(after, name, **labels) - value_before(before, name, **labels)
         self.assertGreaterEqual(moved("mssgate_connections_total", listener="imap"), 1)
         self.assertGreaterEqual(moved("mssgate_connections_total", listener="submission"), 1)
         self.assertGreaterEqual(
@@ -158,8 +170,9 @@ class AdminEndpoint(GatewayTestCase):
         imap.authenticate_external()
         try:
             deadline = time.monotonic() + 5
+            key = ("mssgate_sessions", frozenset({"listener": "imap", "state": "authenticated"}.items()))
             while time.monotonic() < deadline:
-                if value(self.metrics(), "mssgate_sessions", listener="imap", state="authenticated") == 1:
+                if self.metrics().get(key) == 1:  # absent until the first session signs in
                     break
                 time.sleep(0.05)
             self.assertEqual(value(self.metrics(), "mssgate_sessions", listener="imap", state="authenticated"), 1)

@@ -11,8 +11,8 @@ import subprocess
 import time
 import unittest
 
-from harness import (APP_HOPITAL, APP_LABO, DOMAIN, GatewayTestCase, client_context, delivered_messages, main,
-                     new_marker, pki, wait_for_delivery)
+from harness import (APP_HOPITAL, APP_LABO, DOMAIN, SMTP, SMTP_SSL, GatewayTestCase, client_context, delivered_messages,
+                     main, new_marker, pki, wait_for_delivery)
 
 
 def message(sender, recipients, marker, body="Bonjour.\r\n", extra_headers=""):
@@ -24,10 +24,11 @@ def message(sender, recipients, marker, body="Bonjour.\r\n", extra_headers=""):
 
 class SubmissionTest(GatewayTestCase):
     def client(self, cert="org-hopital", implicit=False, authzid=None):
+        """A signed-in session; used with `with`, it must end with QUIT answered by 221."""
         if implicit:
-            smtp = smtplib.SMTP_SSL("127.0.0.1", self.gateway.submissions_port, context=client_context(cert), timeout=30)
+            smtp = SMTP_SSL("127.0.0.1", self.gateway.submissions_port, context=client_context(cert), timeout=30)
         else:
-            smtp = smtplib.SMTP("127.0.0.1", self.gateway.submission_port, timeout=30)
+            smtp = SMTP("127.0.0.1", self.gateway.submission_port, timeout=30)
             smtp.starttls(context=client_context(cert))
         smtp.ehlo("lps.test")
         code, _ = smtp.auth("EXTERNAL", lambda challenge=None: authzid or "", initial_response_ok=True)
