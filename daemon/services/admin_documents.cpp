@@ -1,0 +1,127 @@
+#include "daemon/services/admin_documents.hpp"
+
+#include "protocol/ascii.hpp"
+
+namespace mssgate::daemon {
+namespace {
+
+std::string xml_escaped(std::string_view text) {
+  std::string out;
+  for (char c : text) {
+    switch (c) {
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      case '\'':
+        out += "&apos;";
+        break;
+      default:
+        out += c;
+    }
+  }
+  return out;
+}
+
+int hex_value(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+std::string server_element(std::string_view element, std::string_view type, const std::string& host,
+                           uint16_t port) {
+  std::string out;
+  out += "    <" + std::string(element) + " type=\"" + std::string(type) + "\">\n";
+  out += "      <hostname>" + xml_escaped(host) + "</hostname>\n";
+  out += "      <port>" + std::to_string(port) + "</port>\n";
+  out += "      <socketType>STARTTLS</socketType>\n";
+  out += "      <username>%EMAILADDRESS%</username>\n";
+  // Professionals sign in with Pro Santé Connect; organisations' software with a certificate.
+  out += "      <authentication>OAuth2</authentication>\n";
+  out += "      <authentication>TLS-client-cert</authentication>\n";
+  out += "    </" + std::string(element) + ">\n";
+  return out;
+}
+
+}  // namespace
+
+std::string query_parameter(std::string_view target, std::string_view name) {
+  size_t question = target.find('?');
+  if (question == std::string_view::npos) return {};
+  std::string_view query = target.substr(question + 1);
+  while (!query.empty()) {
+    size_t amp = query.find('&');
+    std::string_view pair = query.substr(0, amp);
+    query = amp == std::string_view::npos ? std::string_view() : query.substr(amp + 1);
+    size_t eq = pair.find('=');
+    if (pair.substr(0, eq) != name) continue;
+    std::string_view raw = eq == std::string_view::npos ? std::string_view() : pair.substr(eq + 1);
+    std::string value;
+    for (size_t i = 0; i < raw.size(); ++i) {
+      if (raw[i] == '+') {
+        value += ' ';
+      } else if (raw[i] == '%' && i + 2 < raw.size() && hex_value(raw[i + 1]) >= 0 &&
+                 hex_value(raw[i + 2]) >= 0) {
+        value += static_cast<char>(hex_value(raw[i + 1]) * 16 + hex_value(raw[i + 2]));
+        i += 2;
+      } else {
+        value += raw[i];
+      }
+    }
+    return value;
+  }
+  return {};
+}
+
+AdminResponse autoconfig_document(const config::AutoconfigConfig& autoconfig,
+                                  std::string_view email_address) {
+  size_t at = email_address.rfind('@');
+  if (at == std::string_view::npos || at == 0 || at + 1 == email_address.size() ||
+      email_address.size() > 320 ||
+      email_address.find_first_of(" \t\r\n<>\"&") != std::string_view::npos) {
+    return {400, "text/plain; charset=utf-8", "emailaddress must be an e-mail address\n"};
+  }
+  std::string domain = protocol::ascii_lower(email_address.substr(at + 1));
+  bool served = false;
+  for (const auto& d : autoconfig.domains)
+    served = served || d == domain;
+  if (!served) return {404, "text/plain; charset=utf-8", "no configuration for this domain\n"};
+  std::string xml = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n";
+  xml += "<clientConfig version=\"1.1\">\n";
+  xml += "  <emailProvider id=\"" + xml_escaped(domain) + "\">\n";
+  xml += "    <domain>" + xml_escaped(domain) + "</domain>\n";
+  xml += "    <displayName>" + xml_escaped(autoconfig.display_name) + "</displayName>\n";
+  xml += "    <displayShortName>" + xml_escaped(autoconfig.display_name) + "</displayShortName>\n";
+  xml += server_element("incomingServer", "imap", autoconfig.imap_host, autoconfig.imap_port);
+  xml += server_element("outgoingServer", "smtp", autoconfig.smtp_host, autoconfig.smtp_port);
+  xml += "  </emailProvider>\n";
+  xml += "</clientConfig>\n";
+  return {200, "application/xml; charset=utf-8", std::move(xml)};
+}
+
+AdminResponse readiness_document(const std::vector<ReadinessCheck>& checks) {
+  bool ready = true;
+  for (const auto& check : checks)
+    ready = ready && check.ok;
+  AdminResponse response;
+  response.status = ready ? 200 : 503;
+  response.body = ready ? "ready\n" : "not ready\n";
+  for (const auto& check : checks) {
+    response.body += check.name + (check.ok ? " ok" : " failed");
+    if (!check.detail.empty()) response.body += " " + check.detail;
+    response.body += "\n";
+  }
+  return response;
+}
+
+}  // namespace mssgate::daemon

@@ -1,0 +1,249 @@
+#include "daemon/services/admin_server.hpp"
+
+#include <algorithm>
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl/context.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/string_body.hpp>
+#include <boost/beast/http/write.hpp>
+#include <boost/beast/ssl/ssl_stream.hpp>
+#include <chrono>
+#include <vector>
+
+#include "daemon/services/admin_documents.hpp"
+#include "daemon/telemetry/event_log.hpp"
+#include "daemon/telemetry/metrics.hpp"
+#include "daemon/net/listener.hpp"
+#include "daemon/net/resolve.hpp"
+
+namespace mssgate::daemon {
+namespace {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace ssl = asio::ssl;
+using tcp = asio::ip::tcp;
+constexpr auto kTuple = asio::as_tuple(asio::use_awaitable);
+constexpr auto kRequestTimeout = std::chrono::seconds(30);
+constexpr auto kProbeTimeout = std::chrono::seconds(1);
+
+std::string seconds_ago(int64_t now_ms, int64_t then_ms) {
+  return std::to_string(std::max<int64_t>(0, now_ms - then_ms) / 1000) + " s ago";
+}
+
+std::unique_ptr<ssl::context> admin_tls_context(const config::AdminConfig& admin) {
+  auto context = std::make_unique<ssl::context>(ssl::context::tls_server);
+  SSL_CTX* c = context->native_handle();
+  SSL_CTX_set_min_proto_version(c, TLS1_2_VERSION);
+  SSL_CTX_set_options(c, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
+  boost::system::error_code ec;
+  context->use_certificate_chain_file(admin.certificate_chain, ec);
+  if (ec)
+    throw std::runtime_error("cannot load admin.certificate_chain " + admin.certificate_chain);
+  context->use_private_key_file(admin.private_key, ssl::context::pem, ec);
+  if (ec) throw std::runtime_error("cannot load admin.private_key " + admin.private_key);
+  context->load_verify_file(admin.client_ca, ec);
+  if (ec) throw std::runtime_error("cannot load admin.client_ca " + admin.client_ca);
+  context->set_verify_mode(ssl::verify_peer | ssl::verify_fail_if_no_peer_cert);
+  return context;
+}
+
+}  // namespace
+
+class AdminServer::Impl : public std::enable_shared_from_this<AdminServer::Impl> {
+ public:
+  Impl(asio::io_context& io, CurrentEnvironment current, std::shared_ptr<GatewayCounters> counters)
+      : io_(io), current_(std::move(current)), counters_(std::move(counters)) {}
+
+  void bind(const GatewayEnvironment& env) {
+    const auto& admin = env.config.admin;
+    if (admin.tls()) tls_ = admin_tls_context(admin);
+    for (const auto& endpoint : admin.listen) {
+      auto acceptor = std::make_unique<tcp::acceptor>(open_listener(io_, endpoint, "admin"));
+      listening_event("admin", *acceptor).add("tls", tls_ != nullptr).info();
+      acceptors_.push_back(std::move(acceptor));
+    }
+  }
+
+  void start() {
+    for (auto& acceptor : acceptors_)
+      asio::co_spawn(io_, accept_loop(shared_from_this(), *acceptor), asio::detached);
+  }
+
+  void stop() {
+    for (auto& acceptor : acceptors_) {
+      boost::system::error_code ignored;
+      acceptor->close(ignored);
+    }
+  }
+
+ private:
+  asio::awaitable<void> accept_loop(std::shared_ptr<Impl> self, tcp::acceptor& acceptor) {
+    for (;;) {
+      auto [ec, socket] = co_await acceptor.async_accept(kTuple);
+      if (ec == asio::error::operation_aborted || !acceptor.is_open()) co_return;
+      if (ec) continue;
+      asio::co_spawn(io_, serve(self, std::move(socket)), asio::detached);
+    }
+  }
+
+  asio::awaitable<void> serve([[maybe_unused]] std::shared_ptr<Impl> self, tcp::socket socket) {
+    beast::tcp_stream stream(std::move(socket));
+    if (!tls_) {
+      co_await exchange(stream);
+      co_return;
+    }
+    beast::ssl_stream<beast::tcp_stream> tls_stream(std::move(stream), *tls_);
+    beast::get_lowest_layer(tls_stream).expires_after(kRequestTimeout);
+    auto [ec] = co_await tls_stream.async_handshake(ssl::stream_base::server, kTuple);
+    if (ec) {
+      Event("admin_tls_failed").add("reason", ec.message()).warn();
+      co_return;
+    }
+    co_await exchange(tls_stream);
+    co_await tls_stream.async_shutdown(kTuple);
+  }
+
+  // Requests on one connection, kept alive while the client wants.
+  template <class Stream>
+  asio::awaitable<void> exchange(Stream& stream) {
+    beast::flat_buffer buffer;
+    for (;;) {
+      beast::get_lowest_layer(stream).expires_after(kRequestTimeout);
+      http::request_parser<http::string_body> parser;
+      parser.header_limit(8192);
+      parser.body_limit(65536);  // no route takes a body; a small one still gets its 405
+      auto [rec, read] = co_await http::async_read(stream, buffer, parser, kTuple);
+      if (rec == http::error::end_of_stream || rec == beast::error::timeout) co_return;
+      if (rec) {
+        // Not a request we can read: say so, then close (the stream is out of step).
+        bool too_big = rec == http::error::header_limit || rec == http::error::body_limit;
+        http::response<http::string_body> refusal{
+            too_big ? http::status::request_header_fields_too_large : http::status::bad_request,
+            11};
+        refusal.set(http::field::server, "mssgate");
+        refusal.set(http::field::content_type, "text/plain; charset=utf-8");
+        refusal.keep_alive(false);
+        refusal.body() = too_big ? "request too large\n" : "not an HTTP/1.1 request\n";
+        refusal.prepare_payload();
+        co_await http::async_write(stream, refusal, kTuple);
+        Event("admin_bad_request").add("error", rec.message()).warn();
+        co_return;
+      }
+      const auto& request = parser.get();
+      AdminResponse answer = co_await route(request);
+      http::response<http::string_body> response{static_cast<http::status>(answer.status),
+                                                 request.version()};
+      response.set(http::field::server, "mssgate");
+      response.set(http::field::content_type, answer.content_type);
+      response.set(http::field::cache_control, "no-store");
+      response.keep_alive(request.keep_alive());
+      if (request.method() != http::verb::head) response.body() = std::move(answer.body);
+      response.prepare_payload();
+      if (request.method() == http::verb::head) response.content_length(answer.body.size());
+      auto [wec, written] = co_await http::async_write(stream, response, kTuple);
+      if (wec || !response.keep_alive()) co_return;
+    }
+  }
+
+  asio::awaitable<AdminResponse> route(const http::request<http::string_body>& request) {
+    if (request.method() != http::verb::get && request.method() != http::verb::head) {
+      co_return AdminResponse{405, "text/plain; charset=utf-8", "only GET and HEAD\n"};
+    }
+    std::string_view target(request.target().data(), request.target().size());
+    std::string_view path = target.substr(0, target.find('?'));
+    if (path == "/metrics") {
+      co_return AdminResponse{200, "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                              metrics::gateway().render_openmetrics()};
+    }
+    if (path == "/healthz") co_return AdminResponse{200, "text/plain; charset=utf-8", "ok\n"};
+    if (path == "/readyz") {
+      AdminResponse answer = co_await readiness();
+      co_return answer;
+    }
+    if (path == "/mail/config-v1.1.xml" || path == "/.well-known/autoconfig/mail/config-v1.1.xml") {
+      auto env = current_();
+      if (!env->config.admin.autoconfig.enabled()) {
+        co_return AdminResponse{404, "text/plain; charset=utf-8", "autoconfiguration is off\n"};
+      }
+      co_return autoconfig_document(env->config.admin.autoconfig,
+                                    query_parameter(target, "emailaddress"));
+    }
+    co_return AdminResponse{404, "text/plain; charset=utf-8", "not found\n"};
+  }
+
+  asio::awaitable<AdminResponse> readiness() {
+    auto env = current_();
+    const auto& config = env->config;
+    std::vector<ReadinessCheck> checks;
+    checks.push_back({"serving", !counters_->draining, counters_->draining ? "stopping" : ""});
+    auto probe = [&](std::string name, std::string host, std::string port,
+                     std::string shown) -> asio::awaitable<void> {
+      ReadinessCheck check{name, false, shown};
+      auto [rec, endpoints] =
+          co_await resolve_before(host, port, std::chrono::steady_clock::now() + kProbeTimeout);
+      if (rec) {
+        check.detail += " unresolved";
+      } else {
+        beast::tcp_stream stream(io_);
+        stream.expires_after(kProbeTimeout);
+        auto [cec, endpoint] = co_await stream.async_connect(endpoints, kTuple);
+        check.ok = !cec;
+        if (cec) check.detail += cec == beast::error::timeout ? " timeout" : " unreachable";
+      }
+      metrics::gateway().backend_up.with({name}).set(check.ok ? 1 : 0);
+      checks.push_back(std::move(check));
+    };
+    auto probe_endpoint = [&](std::string name, const config::Endpoint& e) {
+      return probe(std::move(name), e.host, std::to_string(e.port), e.text());
+    };
+    if (!config.imap.starttls_listen.empty() || !config.imap.tls_listen.empty())
+      co_await probe_endpoint("imap_backend", config.imap.backend.address);
+    if (!config.smtp.starttls_listen.empty() || !config.smtp.tls_listen.empty())
+      co_await probe_endpoint("submission_backend", config.smtp.backend.address);
+    if (!config.lmtp.listen.empty()) co_await probe_endpoint("lmtp_backend", config.lmtp.backend);
+    if (env->validator) {
+      auto [host, port] = env->validator->issuer_address();
+      co_await probe("issuer", host, port, host + ":" + port);
+      // What the sign-ins met lately, for the operator reading the answer.
+      int64_t now_ms = storage::now_ms();
+      int64_t answered = env->validator->last_issuer_answer_ms();
+      int64_t failed = env->validator->last_issuer_failure_ms();
+      if (answered) checks.back().detail += "; last answer " + seconds_ago(now_ms, answered);
+      if (failed > answered)
+        checks.back().detail += "; last failure " + seconds_ago(now_ms, failed);
+    }
+    co_return readiness_document(checks);
+  }
+
+  asio::io_context& io_;
+  CurrentEnvironment current_;
+  std::shared_ptr<GatewayCounters> counters_;
+  std::unique_ptr<ssl::context> tls_;
+  std::vector<std::unique_ptr<tcp::acceptor>> acceptors_;
+};
+
+AdminServer::AdminServer(asio::io_context& io, const GatewayEnvironment& env,
+                         CurrentEnvironment current, std::shared_ptr<GatewayCounters> counters)
+    : impl_(std::make_shared<Impl>(io, std::move(current), std::move(counters))) {
+  impl_->bind(env);
+  impl_->start();
+}
+
+AdminServer::~AdminServer() {
+  impl_->stop();
+}
+
+void AdminServer::stop() {
+  impl_->stop();
+}
+
+}  // namespace mssgate::daemon

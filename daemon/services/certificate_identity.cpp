@@ -1,0 +1,71 @@
+#include "daemon/services/certificate_identity.hpp"
+
+#include <openssl/bio.h>
+#include <openssl/bn.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+
+#include <cstdio>
+#include <stdexcept>
+
+#include "protocol/ascii.hpp"
+
+namespace mssgate::daemon {
+namespace {
+
+std::string name_text(const X509_NAME* name) {
+  BIO* bio = BIO_new(BIO_s_mem());
+  // RFC 2253 order and escaping, UTF-8 kept as is.
+  X509_NAME_print_ex(bio, name, 0, XN_FLAG_RFC2253 & ~ASN1_STRFLGS_ESC_MSB);
+  char* data = nullptr;
+  long size = BIO_get_mem_data(bio, &data);
+  std::string text(data, static_cast<size_t>(size));
+  BIO_free(bio);
+  return text;
+}
+
+std::string hex(const unsigned char* bytes, unsigned size) {
+  return protocol::hex_lower({reinterpret_cast<const char*>(bytes), size});
+}
+
+}  // namespace
+
+CertificateIdentity identify_certificate(X509* certificate) {
+  CertificateIdentity id;
+  id.subject = name_text(X509_get_subject_name(certificate));
+  id.issuer = name_text(X509_get_issuer_name(certificate));
+
+  BIGNUM* serial = ASN1_INTEGER_to_BN(X509_get0_serialNumber(certificate), nullptr);
+  if (serial) {
+    char* text = BN_bn2hex(serial);
+    id.serial_hex = text ? text : "";
+    OPENSSL_free(text);
+    BN_free(serial);
+  }
+
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned size = 0;
+  // The DER SubjectPublicKeyInfo, as `openssl pkey -pubin -outform der | sha256sum` hashes it.
+  unsigned char* spki = nullptr;
+  int spki_size = i2d_X509_PUBKEY(X509_get_X509_PUBKEY(certificate), &spki);
+  if (spki_size > 0 &&
+      EVP_Digest(spki, static_cast<size_t>(spki_size), digest, &size, EVP_sha256(), nullptr) == 1) {
+    id.spki_sha256 = hex(digest, size);
+  }
+  OPENSSL_free(spki);
+  if (X509_digest(certificate, EVP_sha256(), digest, &size) == 1) id.sha256 = hex(digest, size);
+  return id;
+}
+
+CertificateIdentity identify_certificate_file(const std::string& path) {
+  FILE* f = std::fopen(path.c_str(), "r");
+  if (!f) throw std::runtime_error("cannot open " + path);
+  X509* certificate = PEM_read_X509(f, nullptr, nullptr, nullptr);
+  std::fclose(f);
+  if (!certificate) throw std::runtime_error("no PEM certificate in " + path);
+  CertificateIdentity id = identify_certificate(certificate);
+  X509_free(certificate);
+  return id;
+}
+
+}  // namespace mssgate::daemon

@@ -1,0 +1,17 @@
+#pragma once
+
+#include <boost/asio/ip/tcp.hpp>
+#include <memory>
+
+#include "daemon/services/gateway_environment.hpp"
+
+namespace mssgate::daemon {
+
+enum class ImapListenerKind { kStartTls, kImplicitTls };
+
+// Runs one IMAP client connection to its end on the socket's executor (single-threaded context).
+void start_imap_session(boost::asio::ip::tcp::socket socket, ImapListenerKind kind,
+                        std::shared_ptr<const GatewayEnvironment> environment,
+                        std::shared_ptr<GatewayCounters> counters);
+
+}  // namespace mssgate::daemon

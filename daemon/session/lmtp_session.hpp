@@ -1,0 +1,17 @@
+#pragma once
+
+#include <boost/asio/ip/tcp.hpp>
+#include <memory>
+
+#include "daemon/services/gateway_environment.hpp"
+
+namespace mssgate::daemon {
+
+// Runs one LMTP connection from Postfix: relayed to Dovecot's LMTP command by command, the
+// message inspected as it streams, each delivery counted for its recipient mailbox before
+// Dovecot's per-recipient replies go back to Postfix.
+void start_lmtp_session(boost::asio::ip::tcp::socket socket,
+                        std::shared_ptr<const GatewayEnvironment> environment,
+                        std::shared_ptr<GatewayCounters> counters);
+
+}  // namespace mssgate::daemon

@@ -1,0 +1,459 @@
+// mssgatectl: the operator's command line for the directory.
+#include <grp.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <iomanip>
+#include <iostream>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "config/config.hpp"
+#include "daemon/services/certificate_identity.hpp"
+#include "protocol/mailbox_address.hpp"
+#include "protocol/professional_id.hpp"
+#include "storage/directory_store.hpp"
+#include "storage/indicator_journal.hpp"
+#include "storage/indicator_reports.hpp"
+
+namespace {
+
+// Run as root, mssgatectl works as the owner of the database (or of its folder, before the
+// database exists): the files SQLite creates then stay the daemon's (the mssgate user), which
+// could not open a database root had created.
+void act_as_owner_of(const std::string& database) {
+  if (::geteuid() != 0) return;
+  struct stat info {};
+  if (::stat(database.c_str(), &info) != 0) {
+    std::string folder = std::filesystem::path(database).parent_path().string();
+    if (::stat(folder.empty() ? "." : folder.c_str(), &info) != 0) return;
+  }
+  if (info.st_uid == 0) return;
+  if (::setgroups(0, nullptr) != 0 || ::setgid(info.st_gid) != 0 || ::setuid(info.st_uid) != 0) {
+    throw std::runtime_error("cannot act as the owner (uid " + std::to_string(info.st_uid) +
+                             ") of " + database + ": " + std::strerror(errno));
+  }
+}
+
+using mssgate::storage::CertificateBinding;
+using mssgate::storage::CertificateMatch;
+namespace protocol = mssgate::protocol;
+
+constexpr const char* kDefaultConfig = "/etc/mssgate/mssgate.toml";
+
+class UsageError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+void usage(std::ostream& out) {
+  out << "usage: mssgatectl [--config FILE | --database FILE | --journal FILE] COMMAND\n"
+         "\n"
+         "  mailbox add ADDRESS --type PER|ORG|APP|CAB [--status active|suspended|closed]\n"
+         "  mailbox set-status ADDRESS active|suspended|closed\n"
+         "  mailbox remove ADDRESS\n"
+         "  mailbox list\n"
+         "  mailbox allow-sender ADDRESS SENDER      let ADDRESS also send as SENDER\n"
+         "  mailbox disallow-sender ADDRESS SENDER\n"
+         "  mailbox senders ADDRESS\n"
+         "  holder add ID [--label TEXT]             a professional: idNat, RPPS or ADELI\n"
+         "  holder remove ID\n"
+         "  holder attach ID ADDRESS --role owner|delegate|co-holder\n"
+         "  holder detach ID ADDRESS\n"
+         "  holder list\n"
+         "  certificate bind ADDRESS CERTIFICATE-SELECTOR [--label TEXT]\n"
+         "  certificate unbind ADDRESS CERTIFICATE-SELECTOR\n"
+         "  certificate list\n"
+         "  certificate show FILE\n"
+         "  indicators export --month YYYY-MM [--format csv|json] [--out DIR]\n"
+         "                                           the monthly report files\n"
+         "  indicators show --mailbox ADDRESS [--from YYYY-MM-DD] [--to YYYY-MM-DD]\n"
+         "                                           one mailbox, day by day (default: this "
+         "month)\n"
+         "\n"
+         "CERTIFICATE-SELECTOR is one of:\n"
+         "  --cert FILE [--match spki-sha256|issuer-serial]   read it from a PEM certificate\n"
+         "  --spki-sha256 HEX                                 the SHA-256 of its public key (DER "
+         "SPKI)\n"
+         "  --issuer 'RFC 2253 DN' --serial HEX               its issuer and serial number\n"
+         "\n"
+         "The database is the configuration's directory.sqlite_path, the journal its\n"
+         "indicators.journal (default configuration "
+      << kDefaultConfig << ").\n";
+}
+
+// Arguments after the command words: positional ones and --options with a value.
+struct Arguments {
+  std::vector<std::string> positional;
+  std::map<std::string, std::string> options;
+
+  std::optional<std::string> option(const std::string& name) const {
+    auto it = options.find(name);
+    if (it == options.end()) return std::nullopt;
+    return it->second;
+  }
+};
+
+Arguments split_arguments(const std::vector<std::string>& args, size_t from) {
+  Arguments out;
+  for (size_t i = from; i < args.size(); ++i) {
+    if (args[i].rfind("--", 0) == 0) {
+      if (i + 1 >= args.size()) throw UsageError("option " + args[i] + " needs a value");
+      out.options[args[i]] = args[i + 1];
+      ++i;
+    } else {
+      out.positional.push_back(args[i]);
+    }
+  }
+  return out;
+}
+
+void allow_only(const Arguments& a, std::initializer_list<const char*> names, size_t positional) {
+  for (const auto& [name, value] : a.options) {
+    bool known = false;
+    for (const char* n : names)
+      known = known || name == n;
+    if (!known) throw UsageError("unknown option " + name);
+  }
+  if (a.positional.size() != positional) throw UsageError("wrong number of arguments");
+}
+
+std::string mailbox_argument(const Arguments& a) {
+  auto address = protocol::normalize_mailbox_address(a.positional.at(0));
+  if (!address) throw UsageError("'" + a.positional.at(0) + "' is not a mailbox address");
+  return *address;
+}
+
+std::string professional_argument(const std::string& text) {
+  auto id = protocol::normalize_professional_id(text);
+  if (!id)
+    throw UsageError("'" + text +
+                     "' is not an idNat (8 + RPPS, 0 + ADELI), an RPPS or an ADELI number");
+  return *id;
+}
+
+std::string lower_hex(std::string text, size_t expected_length) {
+  for (auto& c : text) {
+    c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    if (!std::isxdigit(static_cast<unsigned char>(c)))
+      throw UsageError("'" + text + "' is not hexadecimal");
+  }
+  if (expected_length && text.size() != expected_length) {
+    throw UsageError("a SHA-256 fingerprint has " + std::to_string(expected_length) +
+                     " hex digits");
+  }
+  return text;
+}
+
+std::string canonical_serial(std::string serial) {
+  serial = lower_hex(serial, 0);
+  for (auto& c : serial)
+    c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  size_t first = serial.find_first_not_of('0');
+  return first == std::string::npos ? "0" : serial.substr(first);
+}
+
+CertificateBinding binding_from(const Arguments& a) {
+  CertificateBinding b;
+  b.mailbox = mailbox_argument(a);
+  b.label = a.option("--label").value_or("");
+  if (auto file = a.option("--cert")) {
+    auto id = mssgate::daemon::identify_certificate_file(*file);
+    auto match =
+        mssgate::storage::parse_certificate_match(a.option("--match").value_or("spki-sha256"));
+    if (!match) throw UsageError("--match is spki-sha256 or issuer-serial");
+    b.match = *match;
+    b.value =
+        b.match == CertificateMatch::kSpkiSha256 ? id.spki_sha256 : id.issuer + "|" + id.serial_hex;
+    if (b.label.empty()) b.label = id.subject;
+  } else if (auto spki = a.option("--spki-sha256")) {
+    b.match = CertificateMatch::kSpkiSha256;
+    b.value = lower_hex(*spki, 64);
+  } else if (a.option("--issuer") && a.option("--serial")) {
+    b.match = CertificateMatch::kIssuerSerial;
+    b.value = *a.option("--issuer") + "|" + canonical_serial(*a.option("--serial"));
+  } else {
+    throw UsageError("name the certificate with --cert, --spki-sha256, or --issuer and --serial");
+  }
+  return b;
+}
+
+void print_table(const mssgate::storage::ReportTable& table) {
+  std::vector<size_t> widths;
+  for (const auto& c : table.columns)
+    widths.push_back(c.size());
+  for (const auto& row : table.rows)
+    for (size_t i = 0; i < row.size(); ++i)
+      widths[i] = std::max(widths[i], row[i].size());
+  auto line = [&](const std::vector<std::string>& cells) {
+    for (size_t i = 0; i < cells.size(); ++i)
+      std::cout << std::left << std::setw(static_cast<int>(widths[i]) + 2) << cells[i];
+    std::cout << "\n";
+  };
+  line(table.columns);
+  for (const auto& row : table.rows)
+    line(row);
+}
+
+std::string replace_all(std::string text, const std::string& what, const std::string& with) {
+  for (size_t at = text.find(what); at != std::string::npos; at = text.find(what, at + with.size()))
+    text.replace(at, what.size(), with);
+  return text;
+}
+
+int indicators(const std::string& verb, const Arguments& a, const std::string& config_path,
+               const std::optional<std::string>& journal_option) {
+  mssgate::config::IndicatorsConfig settings;
+  if (!journal_option) settings = mssgate::config::load_config(config_path).indicators;
+  std::string journal = journal_option ? *journal_option : settings.journal;
+  if (journal.empty()) {
+    throw std::runtime_error("indicators are off: " + config_path +
+                             " sets no indicators.journal (or give --journal FILE)");
+  }
+  mssgate::storage::IndicatorReader reader(journal);
+  using mssgate::storage::Report;
+  if (verb == "export") {
+    allow_only(a, {"--month", "--format", "--out"}, 0);
+    auto month = a.option("--month");
+    if (!month) throw UsageError("indicators export needs --month YYYY-MM");
+    std::string first, last;
+    if (!mssgate::storage::month_days(*month, first, last))
+      throw UsageError("'" + *month + "' is not a month (YYYY-MM)");
+    std::string format = a.option("--format").value_or("csv");
+    if (format != "csv" && format != "json") throw UsageError("--format is csv or json");
+    std::filesystem::path out = a.option("--out").value_or(".");
+    std::filesystem::create_directories(out);
+    const auto& x = settings.exports;
+    struct File {
+      Report report;
+      const std::string& name;
+      const std::vector<std::string>& columns;
+    };
+    for (const File& f : {File{Report::kConnections, x.connections_file, x.connections_columns},
+                          File{Report::kMessages, x.messages_file, x.messages_columns},
+                          File{Report::kDocuments, x.documents_file, x.documents_columns}}) {
+      auto table = reader.monthly(f.report, *month, f.columns);
+      std::string text = format == "csv" ? mssgate::storage::to_csv(table, x.csv_separator[0])
+                                         : mssgate::storage::to_json(table);
+      auto path = out / replace_all(replace_all(f.name, "{month}", *month), "{format}", format);
+      std::ofstream file(path, std::ios::binary | std::ios::trunc);
+      file << text;
+      file.close();
+      if (!file) throw std::runtime_error("cannot write " + path.string());
+      std::cout << mssgate::storage::to_string(f.report) << ": " << path.string() << " ("
+                << table.rows.size() << " rows)\n";
+    }
+    return 0;
+  }
+  if (verb == "show") {
+    allow_only(a, {"--mailbox", "--from", "--to"}, 0);
+    auto mailbox = a.option("--mailbox");
+    if (!mailbox) throw UsageError("indicators show needs --mailbox ADDRESS");
+    auto normalized = protocol::normalize_mailbox_address(*mailbox);
+    if (!normalized) throw UsageError("'" + *mailbox + "' is not a mailbox address");
+    std::string today = mssgate::storage::day_of(mssgate::storage::now_ms(), settings.utc_days);
+    std::string from = a.option("--from").value_or(today.substr(0, 8) + "01");
+    std::string to = a.option("--to").value_or(today);
+    for (const auto& day : {from, to}) {
+      std::string first, last;
+      if (day.size() != 10 || !mssgate::storage::month_days(day.substr(0, 7), first, last))
+        throw UsageError("'" + day + "' is not a day (YYYY-MM-DD)");
+    }
+    std::cout << *normalized << ", " << from << " to " << to << "\n\n";
+    print_table(reader.daily(*normalized, from, to));
+    auto documents = reader.daily_documents(*normalized, from, to);
+    if (!documents.rows.empty()) {
+      std::cout << "\n";
+      print_table(documents);
+    }
+    return 0;
+  }
+  throw UsageError("unknown command 'indicators " + verb + "'");
+}
+
+int run(const std::vector<std::string>& args) {
+  std::string config_path = kDefaultConfig;
+  std::optional<std::string> database;
+  std::optional<std::string> journal;
+  size_t i = 0;
+  for (; i < args.size() && args[i].rfind("--", 0) == 0; i += 2) {
+    if (args[i] == "--help") {
+      usage(std::cout);
+      return 0;
+    }
+    if (i + 1 >= args.size()) throw UsageError(args[i] + " needs a value");
+    if (args[i] == "--config") {
+      config_path = args[i + 1];
+    } else if (args[i] == "--database") {
+      database = args[i + 1];
+    } else if (args[i] == "--journal") {
+      journal = args[i + 1];
+    } else {
+      throw UsageError("unknown option " + args[i]);
+    }
+  }
+  if (args.size() < i + 2) throw UsageError("missing command");
+  const std::string& noun = args[i];
+  const std::string& verb = args[i + 1];
+  Arguments a = split_arguments(args, i + 2);
+
+  if (noun == "certificate" && verb == "show") {
+    allow_only(a, {}, 1);
+    auto id = mssgate::daemon::identify_certificate_file(a.positional[0]);
+    std::cout << "subject:       " << id.subject << "\n"
+              << "issuer:        " << id.issuer << "\n"
+              << "serial:        " << id.serial_hex << "\n"
+              << "spki-sha256:   " << id.spki_sha256 << "\n"
+              << "sha256:        " << id.sha256 << "\n";
+    return 0;
+  }
+
+  if (noun == "indicators") return indicators(verb, a, config_path, journal);
+
+  if (!database) database = mssgate::config::load_config(config_path).directory.sqlite_path;
+  act_as_owner_of(*database);
+  auto directory = mssgate::storage::open_sqlite_directory(*database);
+
+  if (noun == "mailbox" && verb == "add") {
+    allow_only(a, {"--type", "--status"}, 1);
+    mssgate::storage::Mailbox m;
+    m.address = mailbox_argument(a);
+    auto type = protocol::parse_mailbox_type(a.option("--type").value_or(""));
+    if (!type) throw UsageError("--type is PER, ORG, APP or CAB");
+    auto status = protocol::parse_mailbox_status(a.option("--status").value_or("active"));
+    if (!status) throw UsageError("--status is active, suspended or closed");
+    m.type = *type;
+    m.status = *status;
+    directory->add_mailbox(m);
+    std::cout << "added " << m.address << " " << protocol::to_string(m.type) << " "
+              << protocol::to_string(m.status) << "\n";
+  } else if (noun == "mailbox" && verb == "set-status") {
+    allow_only(a, {}, 2);
+    auto status = protocol::parse_mailbox_status(a.positional[1]);
+    if (!status) throw UsageError("status is active, suspended or closed");
+    directory->set_mailbox_status(mailbox_argument(a), *status);
+    std::cout << mailbox_argument(a) << " is now " << protocol::to_string(*status) << "\n";
+  } else if (noun == "mailbox" && verb == "remove") {
+    allow_only(a, {}, 1);
+    directory->remove_mailbox(mailbox_argument(a));
+    std::cout << "removed " << mailbox_argument(a) << "\n";
+  } else if (noun == "mailbox" && verb == "list") {
+    allow_only(a, {}, 0);
+    for (const auto& m : directory->list_mailboxes()) {
+      std::cout << std::left << std::setw(48) << m.address << " " << protocol::to_string(m.type)
+                << "  " << protocol::to_string(m.status) << "\n";
+    }
+  } else if (noun == "mailbox" && (verb == "allow-sender" || verb == "disallow-sender")) {
+    allow_only(a, {}, 2);
+    auto sender = protocol::normalize_mailbox_address(a.positional[1]);
+    if (!sender) throw UsageError("'" + a.positional[1] + "' is not a mailbox address");
+    if (verb == "allow-sender") {
+      directory->allow_sender(mailbox_argument(a), *sender);
+      std::cout << mailbox_argument(a) << " may now send as " << *sender << "\n";
+    } else if (directory->disallow_sender(mailbox_argument(a), *sender)) {
+      std::cout << mailbox_argument(a) << " may no longer send as " << *sender << "\n";
+    } else {
+      std::cerr << "mssgatectl: " << mailbox_argument(a) << " could not send as " << *sender
+                << "\n";
+      return 1;
+    }
+  } else if (noun == "mailbox" && verb == "senders") {
+    allow_only(a, {}, 1);
+    auto senders = directory->allowed_senders(mailbox_argument(a));
+    if (!senders.ok()) throw std::runtime_error(senders.error);
+    std::cout << mailbox_argument(a) << "\n";
+    for (const auto& sender : senders.value)
+      std::cout << sender << "\n";
+  } else if (noun == "holder" && verb == "add") {
+    allow_only(a, {"--label"}, 1);
+    mssgate::storage::Holder holder{professional_argument(a.positional[0]),
+                                    a.option("--label").value_or("")};
+    directory->add_holder(holder);
+    std::cout << "added holder " << holder.id << "\n";
+  } else if (noun == "holder" && verb == "remove") {
+    allow_only(a, {}, 1);
+    directory->remove_holder(professional_argument(a.positional[0]));
+    std::cout << "removed holder " << professional_argument(a.positional[0]) << "\n";
+  } else if (noun == "holder" && (verb == "attach" || verb == "detach")) {
+    allow_only(a,
+               verb == "attach" ? std::initializer_list<const char*>{"--role"}
+                                : std::initializer_list<const char*>{},
+               2);
+    std::string holder = professional_argument(a.positional[0]);
+    auto mailbox = protocol::normalize_mailbox_address(a.positional[1]);
+    if (!mailbox) throw UsageError("'" + a.positional[1] + "' is not a mailbox address");
+    if (verb == "attach") {
+      auto role = mssgate::storage::parse_holder_role(a.option("--role").value_or(""));
+      if (!role) throw UsageError("--role is owner, delegate or co-holder");
+      directory->attach_holder({holder, *mailbox, *role});
+      std::cout << "attached " << holder << " to " << *mailbox << " as "
+                << mssgate::storage::to_string(*role) << "\n";
+    } else if (directory->detach_holder(holder, *mailbox)) {
+      std::cout << "detached " << holder << " from " << *mailbox << "\n";
+    } else {
+      std::cerr << "mssgatectl: " << holder << " was not attached to " << *mailbox << "\n";
+      return 1;
+    }
+  } else if (noun == "holder" && verb == "list") {
+    allow_only(a, {}, 0);
+    auto attachments = directory->list_attachments();
+    for (const auto& holder : directory->list_holders()) {
+      std::cout << holder.id;
+      if (!holder.label.empty()) std::cout << "  (" << holder.label << ")";
+      std::cout << "\n";
+      for (const auto& attachment : attachments) {
+        if (attachment.holder == holder.id) {
+          std::cout << "  " << mssgate::storage::to_string(attachment.role) << "  "
+                    << attachment.mailbox << "\n";
+        }
+      }
+    }
+  } else if (noun == "certificate" && (verb == "bind" || verb == "unbind")) {
+    allow_only(a, {"--cert", "--match", "--spki-sha256", "--issuer", "--serial", "--label"}, 1);
+    CertificateBinding b = binding_from(a);
+    if (verb == "bind") {
+      directory->bind_certificate(b);
+      std::cout << "bound " << mssgate::storage::to_string(b.match) << " " << b.value << " to "
+                << b.mailbox << "\n";
+    } else {
+      if (directory->unbind_certificate(b) == 0) {
+        std::cerr << "mssgatectl: no such binding for " << b.mailbox << "\n";
+        return 1;
+      }
+      std::cout << "unbound " << mssgate::storage::to_string(b.match) << " " << b.value << " from "
+                << b.mailbox << "\n";
+    }
+  } else if (noun == "certificate" && verb == "list") {
+    allow_only(a, {}, 0);
+    for (const auto& b : directory->list_certificate_bindings()) {
+      std::cout << b.mailbox << "  " << mssgate::storage::to_string(b.match) << "  " << b.value;
+      if (!b.label.empty()) std::cout << "  (" << b.label << ")";
+      std::cout << "\n";
+    }
+  } else {
+    throw UsageError("unknown command '" + noun + " " + verb + "'");
+  }
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::vector<std::string> args(argv + 1, argv + argc);
+  try {
+    return run(args);
+  } catch (const UsageError& e) {
+    std::cerr << "mssgatectl: " << e.what() << "\n\n";
+    usage(std::cerr);
+    return 2;
+  } catch (const std::exception& e) {
+    std::cerr << "mssgatectl: " << e.what() << "\n";
+    return 1;
+  }
+}
