@@ -5,7 +5,7 @@
 #include <string_view>
 
 #include "config/config.hpp"
-#include "daemon/services/certificate_identity.hpp"
+#include "daemon/net/certificate_identity.hpp"
 #include "storage/directory_store.hpp"
 
 namespace mssgate::daemon {

@@ -9,7 +9,8 @@ namespace mssgate::daemon {
 
 enum class ImapListenerKind { kStartTls, kImplicitTls };
 
-// Runs one IMAP client connection to its end on the socket's executor (single-threaded context).
+// Runs one IMAP client connection to its end on the socket's executor: the pre-login core,
+// the sign-in, the Dovecot login, then the relay.
 void start_imap_session(boost::asio::ip::tcp::socket socket, ImapListenerKind kind,
                         std::shared_ptr<const GatewayEnvironment> environment,
                         std::shared_ptr<GatewayCounters> counters);

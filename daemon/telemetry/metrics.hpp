@@ -101,6 +101,7 @@ struct GatewayMetrics {
   GaugeFamily build_info;
   CounterFamily connections;              // {listener}: accepted
   GaugeFamily sessions;                   // {listener, state}: open, pre_auth or authenticated
+  CounterFamily sessions_failed;          // {protocol}: ended by an internal error
   CounterFamily connections_refused;      // {listener, reason}
   CounterFamily tls_failures;             // {listener, reason}
   CounterFamily authentications;          // {protocol, mechanism, result}

@@ -15,7 +15,7 @@
 #include <vector>
 
 #include "config/config.hpp"
-#include "daemon/services/certificate_identity.hpp"
+#include "daemon/net/certificate_identity.hpp"
 #include "protocol/mailbox_address.hpp"
 #include "protocol/professional_id.hpp"
 #include "storage/directory_store.hpp"

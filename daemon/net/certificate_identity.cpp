@@ -1,4 +1,4 @@
-#include "daemon/services/certificate_identity.hpp"
+#include "daemon/net/certificate_identity.hpp"
 
 #include <openssl/bio.h>
 #include <openssl/bn.h>

@@ -1,0 +1,243 @@
+#include "daemon/core/lmtp_tap_core.hpp"
+
+#include <algorithm>
+
+#include "protocol/ascii.hpp"
+#include "protocol/smtp_command.hpp"
+
+namespace mssgate::core {
+namespace {
+
+std::string path_address(const std::string& line, std::string_view keyword) {
+  auto path = protocol::parse_path_argument(line.substr(std::min(line.size(), size_t{5})), keyword);
+  return path ? protocol::ascii_lower(path->address) : std::string();
+}
+
+// What the tap does not relay is not offered: no BDAT, no TLS, no XCLIENT through it.
+void filter_lhlo(RawReply& reply) {
+  std::vector<std::string> kept;
+  for (size_t i = 0; i < reply.lines.size(); ++i) {
+    if (reply.lines[i].size() < 4) continue;
+    std::string keyword = protocol::ascii_upper(reply.lines[i].substr(4));
+    keyword = keyword.substr(0, keyword.find(' '));
+    if (i > 0 && (keyword == "CHUNKING" || keyword == "BINARYMIME" || keyword == "STARTTLS" ||
+                  keyword == "XCLIENT" || keyword == "AUTH"))
+      continue;
+    kept.push_back(reply.lines[i].substr(4));
+  }
+  reply.lines.clear();
+  for (size_t i = 0; i < kept.size(); ++i)
+    reply.lines.push_back("250" + std::string(i + 1 < kept.size() ? "-" : " ") + kept[i]);
+}
+
+}  // namespace
+
+std::string RawReply::text() const {
+  std::string out;
+  for (const auto& line : lines)
+    out += line + "\r\n";
+  return out;
+}
+
+LmtpTapCore::LmtpTapCore(Settings settings, LmtpEvents& events)
+    : settings_(std::move(settings)), events_(events), lines_(settings_.max_line_bytes) {
+  ask(Kind::kConnectBackend, Await::kConnected);
+}
+
+LmtpTapCore::Action LmtpTapCore::next() {
+  while (actions_.empty()) {
+    if (awaiting_ != Await::kNothing || mode_ == Mode::kDone) return Action{Kind::kClose};
+    if (!advance()) return Action{Kind::kRead, "", mode_ == Mode::kData};
+  }
+  Queued queued = std::move(actions_.front());
+  actions_.pop_front();
+  awaiting_ = queued.await;
+  return std::move(queued.action);
+}
+
+void LmtpTapCore::on_backend_connected(bool connected) {
+  awaiting_ = Await::kNothing;
+  if (!connected) {
+    write("421 4.3.0 Mail store unavailable, try again later\r\n");
+    return close("backend_unavailable");
+  }
+  ask(Kind::kReadReply, Await::kGreeting);
+}
+
+bool LmtpTapCore::advance() {
+  if (mode_ == Mode::kData) {
+    if (unread_.empty()) return false;
+    read_data();
+    return true;
+  }
+  if (command_open_) {
+    command_open_ = false;
+    events_.command_finished();
+  }
+  if (unread_.empty()) return false;
+  auto result = lines_.feed(unread_);
+  unread_.erase(0, result.consumed);
+  if (result.status == protocol::LineSplitter::Status::kTooLong) {
+    write("500 5.5.2 Line too long; closing the connection\r\n");
+    close("line_too_long");
+    return true;
+  }
+  if (result.status == protocol::LineSplitter::Status::kLine) command(lines_.line());
+  return true;
+}
+
+void LmtpTapCore::command(const std::string& line) {
+  std::string verb = protocol::ascii_upper(line.substr(0, line.find(' ')));
+  events_.command_started(line.substr(0, line.find(' ')));
+  command_open_ = true;
+  if (verb == "BDAT" || verb == "STARTTLS" || verb == "XCLIENT" || verb == "AUTH")
+    return write("502 5.5.1 Command not implemented\r\n");
+  verb_ = verb;
+  line_ = line;
+  ask(Kind::kRelay, verb == "DATA" ? Await::kDataReply : Await::kReply, line + "\r\n");
+}
+
+void LmtpTapCore::on_backend_reply(std::optional<RawReply> reply) {
+  Await awaited = std::exchange(awaiting_, Await::kNothing);
+  if (awaited == Await::kGreeting) {
+    if (!reply || reply->reply.code != 220) {
+      // (Dovecot's own words stay out of the log, as for the submission backend.)
+      events_.backend_failed("greeting", reply ? "unexpected greeting" : "no greeting");
+      write("421 4.3.0 Mail store unavailable, try again later\r\n");
+      return close("backend_unavailable");
+    }
+    return write("220 " + settings_.hostname + " LMTP mssgate\r\n");
+  }
+  if (awaited == Await::kRecipientReply) {
+    if (!reply) {
+      backend_ok_ = false;
+      return end_of_delivery();
+    }
+    replies_.push_back(std::move(*reply));
+    return next_recipient_reply();
+  }
+  if (!reply) return backend_gone();
+  if (awaited == Await::kDataReply) return data_opened(std::move(*reply));
+  relayed(verb_, line_, std::move(*reply));
+}
+
+void LmtpTapCore::relayed(const std::string& verb, const std::string& line, RawReply reply) {
+  if (verb == "LHLO" && reply.reply.code == 250) {
+    filter_lhlo(reply);
+  } else if (verb == "MAIL" && reply.reply.positive()) {
+    sender_ = path_address(line, "FROM");
+    recipients_.clear();
+    events_.transaction(true);
+  } else if (verb == "RCPT" && reply.reply.positive()) {
+    recipients_.push_back(path_address(line, "TO"));
+  } else if (verb == "RSET") {
+    recipients_.clear();
+    events_.transaction(false);
+  }
+  write(reply.text());
+  if (verb == "QUIT") close("");
+}
+
+void LmtpTapCore::backend_gone() {
+  write("421 4.4.2 Mail store connection lost, try again later\r\n");
+  close("backend_lost");
+}
+
+void LmtpTapCore::data_opened(RawReply reply) {
+  write(reply.text());
+  if (reply.reply.code != 354) {
+    recipients_.clear();
+    events_.transaction(false);
+    return;
+  }
+  MessageStream::Settings stream;
+  stream.inspection = settings_.inspection;
+  stream.fingerprint = true;
+  message_.emplace(stream);
+  backend_ok_ = true;
+  replies_.clear();
+  mode_ = Mode::kData;
+}
+
+void LmtpTapCore::read_data() {
+  auto fed = message_->feed_data(unread_);
+  unread_.erase(0, fed.consumed);
+  std::string bytes = message_->take_backend_bytes();
+  if (fed.complete) {
+    bytes += message_->backend_terminator();
+    mode_ = Mode::kCommands;
+  }
+  if (backend_ok_ && !bytes.empty())
+    return ask(Kind::kBackendData, Await::kWritten, std::move(bytes));
+  if (fed.complete) next_recipient_reply();
+}
+
+void LmtpTapCore::on_backend_written(bool written) {
+  awaiting_ = Await::kNothing;
+  if (!written) {
+    backend_ok_ = false;  // the rest of the message is read, and Postfix told to try again
+    message_->discard();
+  }
+  if (mode_ == Mode::kCommands) next_recipient_reply();
+}
+
+// One reply per accepted recipient (RFC 2033 §4.2), in order.
+void LmtpTapCore::next_recipient_reply() {
+  if (backend_ok_ && replies_.size() < recipients_.size())
+    return ask(Kind::kReadReply, Await::kRecipientReply);
+  end_of_delivery();
+}
+
+void LmtpTapCore::end_of_delivery() {
+  received_ = ReceivedMessage{sender_, {}, message_->fingerprint(), message_->size(), {}};
+  for (size_t i = 0; i < replies_.size(); ++i) {
+    if (replies_[i].reply.positive()) received_.recipients.push_back(recipients_[i]);
+  }
+  if (message_->inspecting() && !received_.recipients.empty()) {
+    received_.facts = message_->finish_inspection();
+    return ask(Kind::kRecord, Await::kRecorded);
+  }
+  on_recorded(true);
+}
+
+void LmtpTapCore::on_recorded(bool /*durable*/) {
+  awaiting_ = Await::kNothing;
+  std::string answer;
+  for (const auto& reply : replies_)
+    answer += reply.text();
+  // Recipients Dovecot did not answer for: Postfix tries them again later.
+  for (size_t i = replies_.size(); i < recipients_.size(); ++i)
+    answer += "451 4.4.2 Mail store connection lost, try again later\r\n";
+  auto delivered = static_cast<unsigned>(std::count_if(
+      replies_.begin(), replies_.end(), [](const RawReply& r) { return r.reply.positive(); }));
+  events_.delivery_finished(DeliveryOutcome{backend_ok_ ? "relayed" : "backend_lost", "",
+                                            message_->size(), recipients_.size(), delivered});
+  recipients_.clear();
+  message_.reset();
+  write(std::move(answer));
+  events_.transaction(false);
+  if (!backend_ok_) close("backend_lost");
+}
+
+void LmtpTapCore::on_client_gone() {
+  if (mode_ == Mode::kData && message_)
+    events_.delivery_finished(
+        DeliveryOutcome{"aborted", "client_gone", message_->size(), recipients_.size(), 0});
+  mode_ = Mode::kDone;
+}
+
+void LmtpTapCore::write(std::string text) {
+  actions_.push_back(Queued{Action{Kind::kWrite, std::move(text)}, Await::kNothing});
+}
+
+void LmtpTapCore::ask(Kind kind, Await await, std::string text, bool option) {
+  actions_.push_back(Queued{Action{kind, std::move(text), option}, await});
+}
+
+void LmtpTapCore::close(std::string_view reason) {
+  if (!reason.empty()) events_.closing(reason);
+  actions_.push_back(Queued{Action{Kind::kClose}, Await::kNothing});
+  mode_ = Mode::kDone;
+}
+
+}  // namespace mssgate::core

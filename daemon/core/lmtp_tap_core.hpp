@@ -1,0 +1,136 @@
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "daemon/core/message_stream.hpp"
+#include "daemon/core/session_events.hpp"
+#include "protocol/line_splitter.hpp"
+#include "protocol/smtp_reply.hpp"
+
+namespace mssgate::core {
+
+// A backend reply as read: its lines as they came (relayed verbatim to Postfix) and parsed.
+struct RawReply {
+  protocol::SmtpReply reply;
+  std::vector<std::string> lines;
+  std::string text() const;
+};
+
+// How one LMTP delivery ended, for the session's log line and metrics.
+struct DeliveryOutcome {
+  std::string_view result;  // relayed, backend_lost, aborted
+  std::string_view reason;
+  uint64_t size = 0;
+  size_t recipients = 0;
+  unsigned delivered = 0;  // recipients Dovecot accepted
+};
+
+// A message Dovecot accepted for some recipients, for their indicator events.
+struct ReceivedMessage {
+  std::string sender;                   // MAIL FROM, lower-cased
+  std::vector<std::string> recipients;  // those Dovecot accepted, lower-cased
+  std::string fingerprint;              // SHA-256 of the content: a redelivery counts once
+  uint64_t size = 0;
+  protocol::MessageFacts facts;
+};
+
+class LmtpEvents : public SessionEvents {
+ public:
+  virtual void backend_failed(std::string_view step, std::string_view detail) = 0;
+  virtual void delivery_finished(const DeliveryOutcome& outcome) = 0;
+  virtual void transaction(bool open) = 0;
+};
+
+// The LMTP tap between Postfix and Dovecot's LMTP service (RFC 2033): every command relayed
+// as it is, what the tap cannot relay (BDAT, STARTTLS, XCLIENT, AUTH) neither offered nor
+// accepted, DATA streamed to Dovecot while it is inspected and fingerprinted, and the
+// deliveries Dovecot accepted recorded (durably) before Postfix hears its per-recipient replies.
+class LmtpTapCore {
+ public:
+  struct Settings {
+    std::string hostname;
+    size_t max_line_bytes = 4096;
+    std::optional<protocol::InspectorLimits> inspection;  // when indicators are recorded
+  };
+  enum class Kind {
+    kConnectBackend,  // connect to Dovecot, then on_backend_connected()
+    kReadReply,       // read one backend reply, then on_backend_reply()
+    kRelay,        // send text (a command line) to the backend, read its reply, on_backend_reply()
+    kBackendData,  // send text (message bytes) to the backend, then on_backend_written()
+    kRead,         // read client bytes (option: DATA content), then on_client_bytes()
+    kWrite,        // write text to the client
+    kRecord,       // record take_received()'s events, then on_recorded()
+    kClose,
+  };
+  struct Action {
+    Action(Kind kind_ = Kind::kRead, std::string text_ = {}, bool option_ = false)
+        : kind(kind_), text(std::move(text_)), option(option_) {}
+    Kind kind;
+    std::string text;
+    bool option;
+  };
+
+  LmtpTapCore(Settings settings, LmtpEvents& events);
+
+  Action next();
+  void on_client_bytes(std::string_view bytes) { unread_.append(bytes); }
+  void on_client_gone();
+  void on_backend_connected(bool connected);
+  void on_backend_reply(std::optional<RawReply> reply);
+  void on_backend_written(bool written);
+  void on_recorded(bool durable);
+  ReceivedMessage take_received() { return std::move(received_); }
+
+ private:
+  enum class Await {
+    kNothing,
+    kConnected,
+    kGreeting,
+    kReply,
+    kDataReply,
+    kWritten,
+    kRecipientReply,
+    kRecorded
+  };
+  enum class Mode { kCommands, kData, kDone };
+
+  bool advance();
+  void command(const std::string& line);
+  void relayed(const std::string& verb, const std::string& line, RawReply reply);
+  void data_opened(RawReply reply);
+  void read_data();
+  void next_recipient_reply();
+  void end_of_delivery();
+  void backend_gone();
+  void write(std::string text);
+  void ask(Kind kind, Await await, std::string text = {}, bool option = false);
+  void close(std::string_view reason);
+
+  Settings settings_;
+  LmtpEvents& events_;
+  protocol::LineSplitter lines_;
+  std::string unread_;
+  struct Queued {
+    Action action;
+    Await await;
+  };
+  std::deque<Queued> actions_;
+  Await awaiting_ = Await::kNothing;
+  Mode mode_ = Mode::kCommands;
+  bool command_open_ = false;
+  std::string verb_;  // of the command whose reply is awaited
+  std::string line_;
+  std::string sender_;
+  std::vector<std::string> recipients_;  // accepted by Dovecot, in order
+  std::optional<MessageStream> message_;
+  bool backend_ok_ = true;
+  std::vector<RawReply> replies_;  // one per recipient, after DATA
+  ReceivedMessage received_;
+};
+
+}  // namespace mssgate::core

@@ -1,0 +1,84 @@
+#pragma once
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/buffer.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl/context.hpp>
+#include <boost/asio/ssl/stream.hpp>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <tuple>
+
+#include "daemon/net/certificate_identity.hpp"
+#include "daemon/net/deadline_watch.hpp"
+#include "daemon/telemetry/metrics.hpp"
+
+namespace mssgate::daemon {
+
+// Where a connection comes from and arrives, as the socket says.
+struct ConnectionEnds {
+  std::string peer_address;
+  uint16_t peer_port = 0;
+  std::string peer;  // "address:port", with brackets around an IPv6 address
+  std::string local_address;
+  uint16_t local_port = 0;
+};
+
+// How a TLS handshake with the client went.
+struct TlsOutcome {
+  bool ok = false;
+  bool timed_out = false;
+  std::string failure;            // the error's text, when it failed
+  std::string failure_class;      // a small fixed set, for metric labels
+  std::string certificate_error;  // when a presented certificate failed verification
+  std::string version;
+  std::string cipher;
+  std::optional<CertificateIdentity> certificate;  // a verified client certificate
+};
+
+// The client's side of a session: plain until STARTTLS, or TLS from the start; every read,
+// write and handshake under a deadline of the connection's DeadlineWatch; the bytes counted.
+// The one place that knows whether TLS is active.
+class ClientStream {
+ public:
+  using error_code = boost::system::error_code;
+  using Clock = DeadlineWatch::Clock;
+
+  // `to_backend` and `to_client` count the relayed bytes of the session's protocol.
+  ClientStream(boost::asio::ip::tcp::socket socket, boost::asio::ssl::context& tls,
+               DeadlineWatch& deadlines, metrics::Counter& to_backend, metrics::Counter& to_client);
+
+  const ConnectionEnds& ends() const { return ends_; }
+  boost::asio::any_io_executor executor() { return stream_.get_executor(); }
+
+  boost::asio::awaitable<std::tuple<error_code, size_t>> read_some(
+      boost::asio::mutable_buffer buffer, Clock::duration timeout);
+  boost::asio::awaitable<error_code> write(std::string_view data, Clock::duration timeout);
+  boost::asio::awaitable<TlsOutcome> handshake(Clock::duration timeout);
+  // Sends TLS close_notify (within 1 s).
+  boost::asio::awaitable<void> shutdown_tls();
+
+  // A deadline of the client passed: the connection is closed, the operation fails.
+  void expire();
+  void close();
+  bool tls_active() const { return tls_active_; }
+  bool closed() const { return closed_; }
+  uint64_t bytes_in() const { return bytes_in_; }
+  uint64_t bytes_out() const { return bytes_out_; }
+
+ private:
+  boost::asio::ssl::stream<boost::asio::ip::tcp::socket> stream_;
+  DeadlineWatch& deadlines_;
+  metrics::Counter& to_backend_;
+  metrics::Counter& to_client_;
+  ConnectionEnds ends_;
+  uint64_t bytes_in_ = 0;
+  uint64_t bytes_out_ = 0;
+  bool tls_active_ = false;
+  bool timed_out_ = false;
+  bool closed_ = false;
+};
+
+}  // namespace mssgate::daemon

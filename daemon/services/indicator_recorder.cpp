@@ -1,0 +1,139 @@
+#include "daemon/services/indicator_recorder.hpp"
+
+#include <boost/asio/associated_executor.hpp>
+#include <boost/asio/async_result.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include "daemon/services/indicator_event.hpp"
+#include "daemon/telemetry/event_log.hpp"
+#include "daemon/telemetry/metrics.hpp"
+
+namespace mssgate::daemon {
+
+IndicatorRecorder::IndicatorRecorder(std::shared_ptr<const GatewayEnvironment> environment)
+    : environment_(std::move(environment)) {}
+
+void IndicatorRecorder::note_sign_in(SessionIdentity& identity, std::string_view protocol) {
+  if (!enabled() || identity.mailbox.empty()) return;
+  identity.mailbox_type = mailbox_type_of(identity.mailbox, *environment_->directory);
+  storage::ConnectionEvent connection;
+  connection.at_ms = storage::now_ms();
+  connection.day = storage::day_of(connection.at_ms, environment_->config.indicators.utc_days);
+  connection.mailbox = identity.mailbox;
+  connection.mailbox_type = identity.mailbox_type;
+  connection.auth_mode = identity.auth_mode;
+  connection.protocol = std::string(protocol);
+  environment_->indicators->note_connection(std::move(connection));
+}
+
+boost::asio::awaitable<bool> IndicatorRecorder::record_sent(std::string_view session_id,
+                                                            const SessionIdentity& identity,
+                                                            core::SentMessage message) {
+  const auto& settings = environment_->config.indicators;
+  auto event = new_indicator_event("sent", identity.mailbox, settings);
+  event.key = "sent:" + random_key();
+  event.mailbox_type = identity.mailbox_type;
+  event.auth_mode = identity.auth_mode;
+  event.azp = identity.azp;
+  event.queue_id = message.queue_id;
+  event.size = message.size;
+  event.recipients = static_cast<unsigned>(message.recipients.size());
+  for (const auto& address : message.recipients) {
+    switch (counterpart_of(address, settings, *environment_->directory)) {
+      case Counterpart::kSameOperator:
+        ++event.to_same_operator;
+        break;
+      case Counterpart::kOtherOperator:
+        ++event.to_other_operator;
+        break;
+      case Counterpart::kPatient:
+        ++event.to_patient;
+        break;
+    }
+  }
+  fill_from_facts(event, message.facts);
+  std::vector<storage::IndicatorEvent> events;
+  events.push_back(std::move(event));
+  bool durable = co_await record(session_id, std::move(events));
+  co_return durable;
+}
+
+boost::asio::awaitable<bool> IndicatorRecorder::record_received(std::string_view session_id,
+                                                                core::ReceivedMessage message) {
+  const auto& settings = environment_->config.indicators;
+  auto& directory = *environment_->directory;
+  // The sender is the same for every recipient: its class is looked up once.
+  std::string counterpart = std::string(to_string(counterpart_of(
+      message.sender.empty() ? message.facts.from : message.sender, settings, directory)));
+  std::vector<storage::IndicatorEvent> events;
+  for (const auto& recipient : message.recipients) {
+    auto event = new_indicator_event("received", recipient, settings);
+    event.key = "received:" + recipient + ":" + message.fingerprint;
+    event.mailbox_type = mailbox_type_of(recipient, directory);
+    event.auth_mode = "none";
+    event.size = message.size;
+    event.recipients = 1;
+    event.counterpart = counterpart;
+    fill_from_facts(event, message.facts);
+    events.push_back(std::move(event));
+  }
+  bool durable = co_await record(session_id, std::move(events));
+  co_return durable;
+}
+
+boost::asio::awaitable<bool> IndicatorRecorder::record(
+    std::string_view session_id, std::vector<storage::IndicatorEvent> events) {
+  auto journal = environment_->indicators;
+  if (!journal || events.empty()) co_return false;
+  std::vector<std::pair<std::string, std::string>> names;  // for the error event
+  std::vector<std::string> directions;
+  for (const auto& e : events) {
+    names.emplace_back(e.mailbox, e.key);
+    directions.push_back(e.direction);
+    if (!e.documents.empty()) metrics::gateway().indicator_structured.with({e.direction}).inc();
+    if (e.ins == "qualified") metrics::gateway().indicator_ins_qualified.with({e.direction}).inc();
+  }
+  std::string session(session_id);  // the caller's view may not outlive the wait
+  // The events go to the journal together; the session resumes when the last is committed.
+  auto initiate = [journal, events = std::move(events)](auto completion) mutable {
+    using Completion = decltype(completion);
+    struct Waiting {
+      Completion handler;
+      size_t left;
+      bool durable = true;
+    };
+    auto waiting = std::make_shared<Waiting>(Waiting{std::move(completion), events.size()});
+    auto executor = boost::asio::get_associated_executor(waiting->handler);
+    for (auto& event : events) {
+      // Each callback runs on the journal's thread; the last one resumes the session on its own.
+      journal->record(std::move(event), [waiting, executor](bool durable) {
+        boost::asio::post(executor, [waiting, durable] {
+          waiting->durable = waiting->durable && durable;
+          if (--waiting->left == 0) std::move(waiting->handler)(waiting->durable);
+        });
+      });
+    }
+  };
+  bool durable =
+      co_await boost::asio::async_initiate<decltype(boost::asio::use_awaitable), void(bool)>(
+          std::move(initiate), boost::asio::use_awaitable);
+  for (const auto& direction : directions) {
+    metrics::gateway()
+        .indicator_events.with({direction, durable ? "recorded" : "not_recorded"})
+        .inc();
+  }
+  if (!durable) {
+    for (const auto& [mailbox, key] : names) {
+      Event("indicator_not_recorded")
+          .add("session", session)
+          .add("mailbox", mailbox)
+          .add("key", key)
+          .add("reason", "journal_write_failed")
+          .error();
+    }
+  }
+  co_return durable;
+}
+
+}  // namespace mssgate::daemon

@@ -1,0 +1,119 @@
+#include "daemon/services/sign_in.hpp"
+
+#include "daemon/services/access_policy.hpp"
+#include "daemon/services/indicator_event.hpp"
+#include "daemon/telemetry/event_log.hpp"
+#include "daemon/telemetry/metrics.hpp"
+#include "protocol/ascii.hpp"
+
+namespace mssgate::daemon {
+namespace {
+
+using core::SignInFailure;
+
+core::SignInVerdict verdict_of(const AccessDecision& decision) {
+  using Outcome = AccessDecision::Outcome;
+  core::SignInVerdict verdict{{}, decision.reason, decision.client_text, decision.mailbox};
+  switch (decision.outcome) {
+    case Outcome::kAllowed:
+      break;
+    case Outcome::kAuthenticationFailed:
+      verdict.failure = SignInFailure::kAuthenticationFailed;
+      break;
+    case Outcome::kAuthorizationFailed:
+      verdict.failure = SignInFailure::kAuthorizationFailed;
+      break;
+    case Outcome::kTemporaryFailure:
+      verdict.failure = SignInFailure::kTemporaryFailure;
+      break;
+    case Outcome::kLimitReached:
+      verdict.failure = SignInFailure::kLimitReached;
+      break;
+  }
+  return verdict;
+}
+
+}  // namespace
+
+SignInService::SignInService(std::shared_ptr<const GatewayEnvironment> environment,
+                             std::shared_ptr<GatewayCounters> counters, std::string_view protocol)
+    : environment_(std::move(environment)), counters_(std::move(counters)), protocol_(protocol) {}
+
+boost::asio::awaitable<SignInDecision> SignInService::authorize(
+    const core::SaslCredentials& credentials, const std::optional<CertificateIdentity>& certificate,
+    bool want_allowed_senders, bool holds_slot) {
+  SignInDecision decision;
+  if (const auto* token = std::get_if<protocol::OAuthCredentials>(&credentials)) {
+    decision = co_await authorize_token(*token, holds_slot);
+  } else {
+    const auto& external = std::get<protocol::SaslExternalRequest>(credentials);
+    decision.verdict = verdict_of(decide_certificate_access(
+        *environment_->directory, certificate, external.authzid, environment_->config.auth));
+  }
+  if (!decision.verdict.failure && want_allowed_senders) {
+    auto senders = environment_->directory->allowed_senders(decision.verdict.mailbox);
+    if (!senders.ok()) {
+      decision.verdict.failure = SignInFailure::kTemporaryFailure;
+      decision.verdict.reason = "directory_unavailable";
+      decision.slot.reset();
+    }
+    decision.allowed_senders = std::move(senders.value);
+  }
+  co_return decision;
+}
+
+boost::asio::awaitable<SignInDecision> SignInService::authorize_token(
+    const protocol::OAuthCredentials& credentials, bool holds_slot) {
+  SignInDecision decision;
+  TokenValidation token = co_await environment_->validator->validate(credentials.token);
+  if (token.result == TokenValidation::Result::kUnavailable) {
+    decision.verdict = {SignInFailure::kTemporaryFailure, "token_check_unavailable:" + token.reason,
+                        "Sign-in is temporarily unavailable, try again later", ""};
+    co_return decision;
+  }
+  if (token.result == TokenValidation::Result::kInvalid) {
+    decision.verdict = {SignInFailure::kAuthenticationFailed, "token_" + token.reason,
+                        "The token is not valid", ""};
+    co_return decision;
+  }
+  decision.professional_id = token.professional_id;
+  decision.azp = token.azp;
+  decision.verdict = verdict_of(decide_token_access(*environment_->directory, token.professional_id,
+                                                    credentials.user, environment_->config.auth));
+  if (decision.verdict.failure || holds_slot) co_return decision;
+  if (!counters_->acquire_professional(token.professional_id,
+                                       environment_->config.psc.max_sessions_per_professional)) {
+    decision.verdict = {SignInFailure::kLimitReached, "too_many_sessions",
+                        "Too many sessions for this professional", decision.verdict.mailbox};
+    co_return decision;
+  }
+  decision.slot = std::make_unique<ProfessionalSlot>(counters_, token.professional_id);
+  co_return decision;
+}
+
+void SignInService::audit(std::string_view session_id, std::string_view mechanism, bool ok,
+                          std::string_view reason, std::string_view mailbox,
+                          const SessionIdentity& identity) const {
+  // The client's word for the mechanism is kept only when mssgate knows it: anything else (a
+  // token sent by mistake, say) is "other", in the log and in the metric's labels alike.
+  static constexpr std::string_view kMechanisms[] = {"EXTERNAL", "XOAUTH2", "OAUTHBEARER", "PLAIN",
+                                                     "LOGIN"};
+  std::string_view named = "other";
+  for (auto known : kMechanisms)
+    if (protocol::ascii_iequals(mechanism, known)) named = known;
+  metrics::gateway().authentications.with({protocol_, named, ok ? "ok" : "failed"}).inc();
+  Event event("auth");
+  event.add("session", session_id).add("mechanism", named).add("result", ok ? "ok" : "failed");
+  if (!ok) event.add("reason", reason);
+  if (!mailbox.empty()) event.add("mailbox", mailbox);
+  if (!identity.professional_id.empty()) event.add("professional", identity.professional_id);
+  if (!identity.azp.empty()) event.add("azp", identity.azp);
+  if (identity.certificate) event.add("certificate_sha256", identity.certificate->sha256);
+  event.audit().emit(ok ? spdlog::level::info : spdlog::level::warn);
+}
+
+std::string SignInService::mailbox_type(const std::string& mailbox) const {
+  return mailbox_type_of(mailbox, *environment_->directory);
+}
+
+}  // namespace mssgate::daemon

@@ -1,0 +1,84 @@
+#pragma once
+
+#include <boost/asio/awaitable.hpp>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "daemon/core/sasl_exchange.hpp"
+#include "daemon/net/certificate_identity.hpp"
+#include "daemon/services/gateway_environment.hpp"
+
+namespace mssgate::daemon {
+
+// One professional's session, counted while it lives (max_sessions_per_professional).
+class ProfessionalSlot {
+ public:
+  ProfessionalSlot(std::shared_ptr<GatewayCounters> counters, std::string professional_id)
+      : counters_(std::move(counters)), professional_id_(std::move(professional_id)) {}
+  ~ProfessionalSlot() { counters_->release_professional(professional_id_); }
+  ProfessionalSlot(const ProfessionalSlot&) = delete;
+  ProfessionalSlot& operator=(const ProfessionalSlot&) = delete;
+
+ private:
+  std::shared_ptr<GatewayCounters> counters_;
+  std::string professional_id_;
+};
+
+// Who a session signed in as, how, and the mailbox it opened.
+struct SessionIdentity {
+  std::string mailbox;
+  std::string mailbox_type;                        // PER ORG APP CAB, or "unknown"
+  std::string auth_mode;                           // certificate | psc
+  std::string professional_id;                     // when a token named them
+  std::string azp;                                 // the LPS's client the token was issued to
+  std::optional<CertificateIdentity> certificate;  // the verified client certificate
+};
+
+// The sign-in service's answer to one SASL exchange.
+struct SignInDecision {
+  core::SignInVerdict verdict;
+  std::string professional_id;  // when a valid token named them, allowed or not
+  std::string azp;
+  std::unique_ptr<ProfessionalSlot> slot;    // held by the session when allowed
+  std::vector<std::string> allowed_senders;  // when asked for, and allowed
+};
+
+// Sign-in for IMAP and submission alike: the token checked with Pro Santé Connect (or the
+// verified certificate taken), the directory asked who may open which mailbox, the
+// per-professional session cap applied; then the audit trail of every attempt.
+class SignInService {
+ public:
+  SignInService(std::shared_ptr<const GatewayEnvironment> environment,
+                std::shared_ptr<GatewayCounters> counters, std::string_view protocol);
+
+  // Tokens are offered (XOAUTH2, OAUTHBEARER) when Pro Santé Connect is configured.
+  bool tokens_offered() const { return environment_->validator != nullptr; }
+
+  // `holds_slot`: the session already holds its professional's slot (a second sign-in).
+  boost::asio::awaitable<SignInDecision> authorize(
+      const core::SaslCredentials& credentials,
+      const std::optional<CertificateIdentity>& certificate, bool want_allowed_senders,
+      bool holds_slot);
+
+  // The `auth` event of the audit trail and its metric. Never a token: the mechanism name the
+  // client wrote is kept only when mssgate knows it.
+  void audit(std::string_view session_id, std::string_view mechanism, bool ok,
+             std::string_view reason, std::string_view mailbox,
+             const SessionIdentity& identity) const;
+
+  // The mailbox type the directory gives, or "unknown".
+  std::string mailbox_type(const std::string& mailbox) const;
+
+ private:
+  boost::asio::awaitable<SignInDecision> authorize_token(const protocol::OAuthCredentials& token,
+                                                         bool holds_slot);
+
+  std::shared_ptr<const GatewayEnvironment> environment_;
+  std::shared_ptr<GatewayCounters> counters_;
+  std::string protocol_;
+};
+
+}  // namespace mssgate::daemon

@@ -1,0 +1,176 @@
+#include "daemon/session/connection.hpp"
+
+#include <boost/asio/co_spawn.hpp>
+
+#include "daemon/net/relay.hpp"
+#include "daemon/telemetry/event_log.hpp"
+#include "daemon/telemetry/metrics.hpp"
+
+namespace mssgate::daemon {
+namespace {
+
+namespace asio = boost::asio;
+using Slot = DeadlineWatch::Slot;
+constexpr size_t kSmallRead = 4096;
+constexpr size_t kLargeRead = 16384;
+
+}  // namespace
+
+Connection::Connection(asio::ip::tcp::socket socket,
+                       std::shared_ptr<const GatewayEnvironment> environment,
+                       std::shared_ptr<GatewayCounters> counters, Role role, Timeouts timeouts)
+    : environment_(std::move(environment)),
+      telemetry_(std::move(counters), role.listener, role.protocol),
+      deadlines_(socket.get_executor()),
+      client_(std::move(socket), *environment_->tls, deadlines_, telemetry_.bytes_to_backend(),
+              telemetry_.bytes_to_client()),
+      backend_(client_.executor(), deadlines_),
+      implicit_tls_(role.implicit_tls),
+      timeouts_(timeouts) {}
+
+Connection::~Connection() {
+  telemetry_.set_bytes(client_.bytes_in(), client_.bytes_out());
+}
+
+void Connection::start(std::shared_ptr<void> owner, asio::awaitable<void> run) {
+  telemetry_.connected(client_.ends());
+  auto executor = client_.executor();
+  // The watch wakes at least every write timeout: a deadline is enforced within one of those.
+  asio::co_spawn(executor,
+                 deadlines_.watch(timeouts_.write, [this](Slot slot) { return on_deadline(slot); }),
+                 [owner](std::exception_ptr) {});
+  asio::co_spawn(executor, std::move(run),
+                 [this, owner](std::exception_ptr failure) { ended(failure); });
+}
+
+void Connection::ended(std::exception_ptr failure) {
+  if (failure) {
+    // A bug, not the network: the session ends, its connections and slots are released.
+    std::string what = "unknown";
+    try {
+      std::rethrow_exception(failure);
+    } catch (const std::exception& e) {
+      what = e.what();
+    } catch (...) {
+    }
+    metrics::gateway().sessions_failed.with({telemetry_.protocol()}).inc();
+    Event("session_failed").add("session", id()).add("error", what).error();
+    telemetry_.set_close_reason("internal_error");
+    relaying_ = false;
+  }
+  if (!relaying_) close();
+}
+
+bool Connection::on_deadline(Slot slot) {
+  if (slot == Slot::kBackendRead || slot == Slot::kBackendWrite) {
+    // The backend operation fails; the session decides what the client hears.
+    backend_.expire();
+    return true;
+  }
+  telemetry_.set_close_reason(slot == Slot::kClientRead ? "client_read_timeout"
+                                                        : "client_write_timeout");
+  client_.expire();
+  close();
+  return false;
+}
+
+asio::awaitable<bool> Connection::open(std::string_view too_many) {
+  auto& counters = telemetry_.counters();
+  if (counters.open_sessions > environment_->config.server.max_connections) {
+    telemetry_.set_close_reason("max_connections");
+    metrics::gateway().connections_refused.with({telemetry_.listener(), "max_connections"}).inc();
+    if (!implicit_tls_) co_await write(too_many);
+    co_return false;
+  }
+  if (!implicit_tls_) co_return true;
+  bool established = co_await handshake();
+  co_return established;
+}
+
+asio::awaitable<bool> Connection::handshake() {
+  TlsOutcome outcome = co_await client_.handshake(timeouts_.handshake);
+  telemetry_.tls(outcome);
+  if (outcome.ok) certificate_ = std::move(outcome.certificate);
+  co_return outcome.ok;
+}
+
+asio::awaitable<bool> Connection::write(std::string_view text) {
+  auto ec = co_await client_.write(text, timeouts_.write);
+  if (ec) telemetry_.note_end(ec, "client");
+  co_return !ec;
+}
+
+asio::awaitable<bool> Connection::read(std::string& into, Clock::duration timeout, bool large) {
+  char small[kSmallRead];
+  if (large && !large_buffer_) large_buffer_ = std::make_unique<char[]>(kLargeRead);
+  asio::mutable_buffer buffer =
+      large ? asio::buffer(large_buffer_.get(), kLargeRead) : asio::buffer(small, kSmallRead);
+  auto [ec, n] = co_await client_.read_some(buffer, timeout);
+  if (ec) {
+    telemetry_.note_end(ec, "client");
+    co_return false;
+  }
+  into.append(static_cast<const char*>(buffer.data()), n);
+  co_return true;
+}
+
+asio::awaitable<bool> Connection::write_backend(std::string_view bytes) {
+  auto ec = co_await backend_.write(bytes, timeouts_.write);
+  if (ec) telemetry_.note_end(ec, "backend", backend_.timed_out());
+  co_return !ec;
+}
+
+asio::awaitable<bool> Connection::connect_backend(const config::Endpoint& endpoint) {
+  auto start = Clock::now();
+  auto ec = co_await backend_.connect(endpoint, timeouts_.backend_connect);
+  if (ec || closed_) {
+    backend_failed("connect", ec ? ec.message() : "session closed", start);
+    co_return false;
+  }
+  co_return true;
+}
+
+void Connection::backend_failed(std::string_view step, std::string_view detail,
+                                Clock::time_point start) {
+  bool timed_out = backend_.take_timed_out();
+  telemetry_.backend_failed(step, timed_out ? std::string_view("timeout") : detail, start);
+  backend_.close();
+}
+
+void Connection::relay(std::shared_ptr<void> owner, std::string client_leftover,
+                       std::string backend_leftover, Clock::duration idle_timeout) {
+  relaying_ = true;
+  auto executor = client_.executor();
+  auto ended = [this, owner](std::exception_ptr failure, RelayEnd end) {
+    if (failure) {
+      telemetry_.set_close_reason("internal_error");
+    } else {
+      telemetry_.note_end(end.error, end.side, backend_.timed_out());
+    }
+    close();
+  };
+  asio::co_spawn(executor,
+                 relay_client_to_backend(client_, backend_, std::move(client_leftover),
+                                         idle_timeout, timeouts_.write),
+                 ended);
+  asio::co_spawn(executor, relay_to_client(std::move(backend_leftover)), ended);
+}
+
+asio::awaitable<RelayEnd> Connection::relay_to_client(std::string leftover) {
+  RelayEnd end =
+      co_await relay_backend_to_client(backend_, client_, std::move(leftover), timeouts_.write);
+  // The backend ended the session (LOGOUT): the client gets a clean TLS close.
+  if (end.side == "backend" && end.error == asio::error::eof && !closed_ && client_.tls_active())
+    co_await client_.shutdown_tls();
+  co_return end;
+}
+
+void Connection::close() {
+  if (closed_) return;
+  closed_ = true;
+  client_.close();
+  backend_.close();
+  deadlines_.stop();
+}
+
+}  // namespace mssgate::daemon

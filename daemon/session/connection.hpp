@@ -1,0 +1,98 @@
+#pragma once
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "daemon/net/backend_link.hpp"
+#include "daemon/net/client_stream.hpp"
+#include "daemon/net/deadline_watch.hpp"
+#include "daemon/net/relay.hpp"
+#include "daemon/services/gateway_environment.hpp"
+#include "daemon/session/session_telemetry.hpp"
+
+namespace mssgate::daemon {
+
+// One session's connections and their life: the client stream and the backend link under one
+// deadline watch, the session's telemetry, the start (with whatever the session's coroutine
+// throws logged and the session closed, its slots freed), the connection cap, the TLS
+// handshake, the relay once a session is only bytes, and the close of everything.
+class Connection {
+ public:
+  using Clock = DeadlineWatch::Clock;
+  struct Timeouts {
+    Clock::duration handshake;
+    Clock::duration write;
+    Clock::duration backend_connect;
+    Clock::duration backend_response;
+  };
+  struct Role {
+    std::string_view listener;  // imap, imaps, submission, submissions, lmtp
+    std::string_view protocol;  // imap, submission, lmtp
+    bool implicit_tls = false;
+  };
+
+  Connection(boost::asio::ip::tcp::socket socket,
+             std::shared_ptr<const GatewayEnvironment> environment,
+             std::shared_ptr<GatewayCounters> counters, Role role, Timeouts timeouts);
+  ~Connection();
+  Connection(const Connection&) = delete;
+  Connection& operator=(const Connection&) = delete;
+
+  // Logs the connection, watches the deadlines and runs `run`, `owner` (the session) alive
+  // until both end. When `run` ends (returning or throwing: a throw is logged as
+  // session_failed), everything is closed, unless the session became a relay.
+  void start(std::shared_ptr<void> owner, boost::asio::awaitable<void> run);
+
+  // The connection cap (`too_many` told to a plain client), then on an implicit-TLS listener
+  // the handshake. False: the session ends.
+  boost::asio::awaitable<bool> open(std::string_view too_many);
+  boost::asio::awaitable<bool> handshake();
+  // False when the client is gone (the reason is noted).
+  boost::asio::awaitable<bool> write(std::string_view text);
+  // Appends client bytes to `into`; false when the client is gone (the reason is noted).
+  boost::asio::awaitable<bool> read(std::string& into, Clock::duration timeout, bool large);
+
+  // False when the backend is gone (the reason is noted, the link left to its owner).
+  boost::asio::awaitable<bool> write_backend(std::string_view bytes);
+  // Connects to the backend; a failure is logged and counted (step "connect").
+  boost::asio::awaitable<bool> connect_backend(const config::Endpoint& endpoint);
+  // Logs and counts a backend failure and closes the backend link.
+  void backend_failed(std::string_view step, std::string_view detail, Clock::time_point start);
+
+  // From now on the session only relays bytes both ways, until either side closes.
+  void relay(std::shared_ptr<void> owner, std::string client_leftover, std::string backend_leftover,
+             Clock::duration idle_timeout);
+
+  void close();
+
+  ClientStream& client() { return client_; }
+  BackendLink& backend() { return backend_; }
+  SessionTelemetry& telemetry() { return telemetry_; }
+  const std::string& id() const { return telemetry_.id(); }
+  const Timeouts& timeouts() const { return timeouts_; }
+  const std::optional<CertificateIdentity>& certificate() const { return certificate_; }
+
+ private:
+  bool on_deadline(DeadlineWatch::Slot slot);
+  boost::asio::awaitable<RelayEnd> relay_to_client(std::string leftover);
+  void ended(std::exception_ptr failure);
+
+  std::shared_ptr<const GatewayEnvironment> environment_;  // its TLS context outlives the stream
+  SessionTelemetry telemetry_;
+  DeadlineWatch deadlines_;
+  ClientStream client_;
+  BackendLink backend_;
+  bool implicit_tls_;
+  Timeouts timeouts_;
+  std::optional<CertificateIdentity> certificate_;
+  std::unique_ptr<char[]> large_buffer_;  // for message content, once a message comes
+  bool relaying_ = false;
+  bool closed_ = false;
+};
+
+}  // namespace mssgate::daemon

@@ -1,0 +1,72 @@
+#pragma once
+
+#include <boost/asio/awaitable.hpp>
+#include <memory>
+#include <string_view>
+
+#include "daemon/core/sasl_exchange.hpp"
+#include "daemon/services/indicator_recorder.hpp"
+#include "daemon/services/sign_in.hpp"
+#include "daemon/session/connection.hpp"
+#include "daemon/telemetry/event_log.hpp"
+
+namespace mssgate::daemon {
+
+// What the IMAP and submission sessions share as their core's listener: commands timed,
+// protocol errors logged, the close reason kept, and each sign-in attempt asked of the sign-in
+// service and written to the audit trail, the session's identity and its professional's slot
+// kept. `Events` is the core's listener interface.
+template <class Events>
+class SignInReports : public Events {
+ protected:
+  SignInReports(Connection& connection, SignInService& sign_in, SessionIdentity& identity)
+      : connection_(connection), sign_in_(sign_in), identity_(identity) {}
+
+  // Asks the sign-in service; keeps whom a token named and the professional's slot.
+  boost::asio::awaitable<SignInDecision> authorize(const core::SaslCredentials& credentials,
+                                                   bool want_allowed_senders) {
+    SignInDecision decision = co_await sign_in_.authorize(credentials, connection_.certificate(),
+                                                          want_allowed_senders, slot_ != nullptr);
+    if (!decision.professional_id.empty()) identity_.professional_id = decision.professional_id;
+    if (!decision.azp.empty()) identity_.azp = decision.azp;
+    if (decision.slot) slot_ = std::move(decision.slot);
+    co_return decision;
+  }
+
+  // After a successful sign-in was written to the audit trail.
+  virtual void signed_in() = 0;
+
+  void command_started(std::string_view verb) override {
+    connection_.telemetry().command_started(verb);
+  }
+  void command_finished() override { connection_.telemetry().command_finished(); }
+  void protocol_error(std::string_view kind, std::string_view detail) override {
+    Event event("protocol_error");
+    event.add("session", connection_.id()).add("kind", kind);
+    if (!detail.empty()) event.add("detail", detail);
+    event.warn();
+  }
+  void closing(std::string_view reason) override {
+    connection_.telemetry().set_close_reason(reason);
+  }
+  void sign_in_attempt(std::string_view mechanism, bool ok, std::string_view reason,
+                       std::string_view mailbox) override {
+    if (ok) {
+      identity_.mailbox = mailbox;
+      identity_.auth_mode = mechanism == "EXTERNAL" ? "certificate" : "psc";
+    }
+    identity_.certificate = connection_.certificate();
+    sign_in_.audit(connection_.id(), mechanism, ok, reason, mailbox, identity_);
+    if (!ok) return;
+    connection_.telemetry().authenticated(mailbox);
+    signed_in();
+  }
+
+ private:
+  Connection& connection_;
+  SignInService& sign_in_;
+  SessionIdentity& identity_;
+  std::unique_ptr<ProfessionalSlot> slot_;  // held until the session ends
+};
+
+}  // namespace mssgate::daemon

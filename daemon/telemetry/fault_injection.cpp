@@ -1,0 +1,50 @@
+#include "daemon/telemetry/fault_injection.hpp"
+
+#ifdef MSSGATE_FAULT_INJECTION
+
+#include <cstdlib>
+#include <map>
+#include <mutex>
+#include <stdexcept>
+#include <string>
+
+namespace mssgate::daemon::faults {
+namespace {
+
+struct Armed {
+  unsigned due = 1;  // the pass that throws
+  unsigned passes = 0;
+};
+
+std::mutex mutex;
+std::map<std::string, Armed, std::less<>> armed;
+
+}  // namespace
+
+void load_from_environment() {
+  const char* text = std::getenv("MSSGATE_INJECT_FAULTS");
+  if (!text) return;
+  std::lock_guard lock(mutex);
+  std::string_view rest(text);
+  while (!rest.empty()) {
+    auto comma = rest.find(',');
+    std::string_view item = rest.substr(0, comma);
+    rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
+    auto colon = item.find(':');
+    Armed fault;
+    if (colon != std::string_view::npos)
+      fault.due = static_cast<unsigned>(std::stoul(std::string(item.substr(colon + 1))));
+    armed[std::string(item.substr(0, colon))] = fault;
+  }
+}
+
+void point(std::string_view name) {
+  std::lock_guard lock(mutex);
+  auto it = armed.find(name);
+  if (it == armed.end() || ++it->second.passes != it->second.due) return;
+  throw std::runtime_error("injected fault at " + std::string(name));
+}
+
+}  // namespace mssgate::daemon::faults
+
+#endif
