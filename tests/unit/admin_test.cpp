@@ -1,9 +1,9 @@
 // The admin endpoint's documents, the metrics' OpenMetrics text, the log's repeat keys.
 #include <gtest/gtest.h>
 
-#include "daemon/admin_documents.hpp"
-#include "daemon/event_log.hpp"
-#include "daemon/metrics.hpp"
+#include "daemon/services/admin_documents.hpp"
+#include "daemon/telemetry/event_log.hpp"
+#include "daemon/telemetry/metrics.hpp"
 
 using namespace mssgate::daemon;
 

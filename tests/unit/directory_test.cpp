@@ -2,8 +2,8 @@
 
 #include <filesystem>
 
-#include "daemon/access_policy.hpp"
-#include "daemon/indicator_event.hpp"
+#include "daemon/services/access_policy.hpp"
+#include "daemon/services/indicator_event.hpp"
 #include "storage/directory_store.hpp"
 
 using namespace mssgate;

@@ -4,7 +4,7 @@
 #include <openssl/evp.h>
 #include <openssl/rsa.h>
 
-#include "daemon/jwt_verifier.hpp"
+#include "daemon/services/jwt_verifier.hpp"
 #include "protocol/base64.hpp"
 #include "protocol/imap_command_parser.hpp"
 #include "protocol/jwt.hpp"

@@ -1,0 +1,225 @@
+// The LMTP tap, without sockets: each scenario played whole and one byte at a time.
+#include "daemon/core/lmtp_tap_core.hpp"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "core_script.hpp"
+
+namespace mssgate::test_core {
+namespace {
+
+using core::LmtpTapCore;
+using core::RawReply;
+using Kind = LmtpTapCore::Kind;
+using testing::HasSubstr;
+
+RawReply raw(std::vector<std::string> lines) {
+  RawReply r;
+  r.lines = lines;
+  protocol::SmtpReplyParser parser;
+  for (const auto& line : lines)
+    parser.feed(line + "\r\n");
+  r.reply = parser.reply();
+  return r;
+}
+
+struct Tap : ReportLog<core::LmtpEvents> {
+  bool connected = true;
+  std::optional<RawReply> greeting = raw({"220 dovecot ready"});
+  // Dovecot's answers to the relayed commands, then one per recipient after DATA.
+  std::function<std::optional<RawReply>(const std::string&)> dovecot =
+      [](const std::string& line) -> std::optional<RawReply> {
+    if (line.starts_with("LHLO"))
+      return raw({"250-dovecot", "250-PIPELINING", "250-CHUNKING", "250-STARTTLS", "250 8BITMIME"});
+    if (line.starts_with("DATA")) return raw({"354 go"});
+    return raw({"250 2.1.0 ok"});
+  };
+  std::vector<std::optional<RawReply>> per_recipient;
+  bool written = true;
+
+  std::string client;
+  std::vector<std::string> relayed;
+  std::string data;
+  std::vector<core::ReceivedMessage> recorded;
+  std::vector<std::string> deliveries;
+  bool closed = false;
+  size_t replies_read = 0;
+  bool greeted = false;
+
+  void backend_failed(std::string_view step, std::string_view detail) override {
+    events.push_back("backend_failed " + std::string(step) + " " + std::string(detail));
+  }
+  void delivery_finished(const core::DeliveryOutcome& o) override {
+    deliveries.push_back(
+        std::string(o.result) + " " + std::string(o.reason) + " size=" + std::to_string(o.size) +
+        " rcpt=" + std::to_string(o.recipients) + " delivered=" + std::to_string(o.delivered));
+  }
+  void transaction(bool open) override { events.push_back(open ? "open" : "close"); }
+
+  void play(LmtpTapCore& core, ClientInput& input) {
+    for (int steps = 0; steps < 100000; ++steps) {
+      auto action = core.next();
+      switch (action.kind) {
+        case Kind::kConnectBackend:
+          core.on_backend_connected(connected);
+          break;
+        case Kind::kReadReply:
+          if (!greeted) {
+            greeted = true;
+            core.on_backend_reply(greeting);
+          } else {
+            core.on_backend_reply(
+                replies_read < per_recipient.size() ? per_recipient[replies_read++] : std::nullopt);
+          }
+          break;
+        case Kind::kRelay:
+          relayed.push_back(action.text);
+          core.on_backend_reply(dovecot(action.text));
+          break;
+        case Kind::kBackendData:
+          data += action.text;
+          core.on_backend_written(written);
+          break;
+        case Kind::kRead:
+          if (input.exhausted()) return core.on_client_gone();
+          core.on_client_bytes(input.take());
+          break;
+        case Kind::kWrite:
+          client += action.text;
+          break;
+        case Kind::kRecord:
+          recorded.push_back(core.take_received());
+          core.on_recorded(true);
+          break;
+        case Kind::kClose:
+          closed = true;
+          return;
+      }
+    }
+    FAIL() << "the core did not end";
+  }
+};
+
+using Setup = std::function<void(Tap&)>;
+
+Tap play(const std::string& input, const Setup& setup = {}, bool inspect = true,
+         bool same_backend = true) {
+  std::vector<Tap> runs(2);
+  for (size_t i = 0; i < runs.size(); ++i) {
+    if (setup) setup(runs[i]);
+    LmtpTapCore::Settings settings{"mx.test", 200, {}};
+    if (inspect) settings.inspection = protocol::InspectorLimits{};
+    LmtpTapCore core(settings, runs[i]);
+    ClientInput client({input}, i == 0 ? 0 : 1);
+    runs[i].play(core, client);
+  }
+  EXPECT_EQ(runs[0].client, runs[1].client);
+  EXPECT_EQ(runs[0].relayed, runs[1].relayed);
+  if (same_backend) {
+    EXPECT_EQ(runs[0].data, runs[1].data);
+  }
+  EXPECT_EQ(runs[0].events, runs[1].events);
+  EXPECT_EQ(runs[0].deliveries, runs[1].deliveries);
+  EXPECT_EQ(runs[0].commands, runs[1].commands);
+  return runs[0];
+}
+
+const std::string kMessage = "From: a@other.fr\r\nSubject: x\r\n\r\n.hello\r\n";
+const std::string kTransaction =
+    "LHLO postfix\r\nMAIL FROM:<A@Other.fr>\r\nRCPT TO:<Cab@Test.fr>\r\nRCPT TO:<lab@test.fr>\r\n"
+    "DATA\r\n..hello\r\n.\r\nQUIT\r\n";
+
+TEST(LmtpTapCore, RelaysADeliveryAndRecordsWhatDovecotAccepted) {
+  auto s = play(kTransaction, [](Tap& t) {
+    t.per_recipient = {raw({"250 2.0.0 <cab@test.fr> saved"}), raw({"550 5.1.1 <lab> unknown"})};
+  });
+  EXPECT_EQ(s.client,
+            "220 mx.test LMTP mssgate\r\n250-dovecot\r\n250-PIPELINING\r\n250 8BITMIME\r\n"
+            "250 2.1.0 ok\r\n250 2.1.0 ok\r\n250 2.1.0 ok\r\n354 go\r\n"
+            "250 2.0.0 <cab@test.fr> saved\r\n550 5.1.1 <lab> unknown\r\n250 2.1.0 ok\r\n");
+  EXPECT_EQ(s.data, "..hello\r\n.\r\n");
+  ASSERT_EQ(s.recorded.size(), 1u);
+  EXPECT_EQ(s.recorded[0].sender, "a@other.fr");
+  EXPECT_EQ(s.recorded[0].recipients, std::vector<std::string>{"cab@test.fr"});
+  EXPECT_EQ(s.recorded[0].fingerprint.size(), 64u);
+  EXPECT_EQ(s.deliveries, std::vector<std::string>{"relayed  size=8 rcpt=2 delivered=1"});
+  EXPECT_TRUE(s.closed);
+}
+
+TEST(LmtpTapCore, WhatTheTapCannotRelayIsRefused) {
+  auto s = play("BDAT 4\r\nSTARTTLS\r\nAUTH PLAIN\r\nXCLIENT ADDR=1\r\nNOOP\r\n");
+  std::string refused = "502 5.5.1 Command not implemented\r\n";
+  EXPECT_EQ(s.client, "220 mx.test LMTP mssgate\r\n" + refused + refused + refused + refused +
+                          "250 2.1.0 ok\r\n");
+  EXPECT_EQ(s.relayed, std::vector<std::string>{"NOOP\r\n"});
+}
+
+TEST(LmtpTapCore, DovecotUnavailable) {
+  auto down = play("LHLO x\r\n", [](Tap& t) { t.connected = false; });
+  EXPECT_EQ(down.client, "421 4.3.0 Mail store unavailable, try again later\r\n");
+  EXPECT_EQ(down.events, std::vector<std::string>{"closing backend_unavailable"});
+  auto silent = play("LHLO x\r\n", [](Tap& t) { t.greeting = std::nullopt; });
+  EXPECT_EQ(silent.events, (std::vector<std::string>{"backend_failed greeting no greeting",
+                                                     "closing backend_unavailable"}));
+  auto rude = play("LHLO x\r\n", [](Tap& t) { t.greeting = raw({"554 go away"}); });
+  EXPECT_EQ(rude.events.front(), "backend_failed greeting unexpected greeting");
+}
+
+TEST(LmtpTapCore, DovecotLostDuringTheDelivery) {
+  auto s = play(kTransaction, [](Tap& t) { t.per_recipient = {raw({"250 2.0.0 saved"})}; });
+  // The second recipient has no answer: Postfix will try it again.
+  EXPECT_THAT(s.client, HasSubstr("250 2.0.0 saved\r\n451 4.4.2 Mail store connection lost, try "
+                                  "again later\r\n"));
+  EXPECT_EQ(s.recorded.size(), 1u);
+  EXPECT_EQ(s.deliveries, std::vector<std::string>{"backend_lost  size=8 rcpt=2 delivered=1"});
+  EXPECT_EQ(s.events.back(), "closing backend_lost");
+  // (Where the first write fails depends on the reads: the backend's bytes differ.)
+  auto unwritable = play(
+      kTransaction, [](Tap& t) { t.written = false; }, true, false);
+  EXPECT_THAT(unwritable.client,
+              HasSubstr("354 go\r\n451 4.4.2 Mail store connection lost, try again later\r\n"
+                        "451 4.4.2 Mail store connection lost, try again later\r\n"));
+  EXPECT_TRUE(unwritable.recorded.empty());
+  auto gone = play("MAIL FROM:<a@b.fr>\r\n", [](Tap& t) {
+    t.dovecot = [](const std::string&) -> std::optional<RawReply> { return std::nullopt; };
+  });
+  EXPECT_THAT(gone.client, HasSubstr("421 4.4.2 Mail store connection lost, try again later\r\n"));
+}
+
+TEST(LmtpTapCore, DataRefusedByDovecotIsRelayed) {
+  auto s = play("MAIL FROM:<a@b.fr>\r\nRCPT TO:<c@d.fr>\r\nDATA\r\nNOOP\r\n", [](Tap& t) {
+    t.dovecot = [](const std::string& line) -> std::optional<RawReply> {
+      if (line.starts_with("DATA")) return raw({"503 5.5.1 no valid recipients"});
+      return raw({"250 ok"});
+    };
+  });
+  EXPECT_THAT(s.client, HasSubstr("503 5.5.1 no valid recipients\r\n250 ok\r\n"));
+}
+
+TEST(LmtpTapCore, APostfixGoneDuringDataAbortsTheDelivery) {
+  auto s = play("MAIL FROM:<a@b.fr>\r\nRCPT TO:<c@d.fr>\r\nDATA\r\nhalf a message");
+  EXPECT_EQ(s.deliveries,
+            std::vector<std::string>{"aborted client_gone size=14 rcpt=1 delivered=0"});
+  EXPECT_TRUE(s.recorded.empty());
+}
+
+TEST(LmtpTapCore, ALineOverTheCapEndsTheSession) {
+  auto s = play("NOOP " + std::string(300, 'x') + "\r\n");
+  EXPECT_THAT(s.client, HasSubstr("500 5.5.2 Line too long; closing the connection\r\n"));
+  EXPECT_EQ(s.events, std::vector<std::string>{"closing line_too_long"});
+}
+
+TEST(LmtpTapCore, WithoutIndicatorsNothingIsRecorded) {
+  auto s = play(
+      kTransaction,
+      [](Tap& t) {
+        t.per_recipient = {raw({"250 saved"}), raw({"250 saved"})};
+      },
+      false);
+  EXPECT_TRUE(s.recorded.empty());
+  EXPECT_EQ(s.deliveries, std::vector<std::string>{"relayed  size=8 rcpt=2 delivered=2"});
+}
+
+}  // namespace
+}  // namespace mssgate::test_core
