@@ -29,6 +29,7 @@
 
 #include "daemon/services/admin_server.hpp"
 #include "daemon/services/crl_refresher.hpp"
+#include "daemon/services/psc_issuer_client.hpp"
 #include "daemon/telemetry/event_log.hpp"
 #include "daemon/session/imap_session.hpp"
 #include "daemon/session/lmtp_session.hpp"
@@ -65,6 +66,7 @@ std::string files_stamp(std::initializer_list<std::string> paths) {
 // its cache of tokens) is kept when [psc] did not change, and its indicator journal always.
 std::shared_ptr<GatewayEnvironment> build_environment(const config::Config& config,
                                                       bool open_directory,
+                                                      std::shared_ptr<HttpClient> http,
                                                       const GatewayEnvironment* running = nullptr) {
   auto env = std::make_shared<GatewayEnvironment>();
   env->config = config;
@@ -72,12 +74,7 @@ std::shared_ptr<GatewayEnvironment> build_environment(const config::Config& conf
   if (open_directory) env->directory = storage::open_sqlite_directory(config.directory.sqlite_path);
   env->psc_files_stamp =
       files_stamp({config.psc.client_certificate, config.psc.client_key, config.psc.ca_file});
-  if (running && running->validator && running->config.psc == config.psc &&
-      running->psc_files_stamp == env->psc_files_stamp) {
-    env->validator = running->validator;
-  } else if (config.psc.enabled()) {
-    env->validator = std::make_shared<TokenValidator>(env->config.psc);
-  }
+  env->validator = psc_validator_for(config.psc, env->psc_files_stamp, running, std::move(http));
   if (running) env->indicators = running->indicators;
   return env;
 }
@@ -247,17 +244,19 @@ asio::awaitable<void> accept_loop(Listener& listener, IoPool& pool, const Enviro
 }  // namespace
 
 void check_gateway_config(const config::Config& config) {
-  build_environment(config, false);
+  build_environment(config, false, std::make_shared<HttpClient>());
 }
 
 int run_gateway(const config::Config& config) {
   auto started = std::chrono::steady_clock::now();
   auto notifier = ServiceNotifier::from_environment();
   raise_open_file_limit();
+  // The process's one HTTP client (PSC, CRLs), closed once at the end.
+  auto http = std::make_shared<HttpClient>();
   std::shared_ptr<GatewayEnvironment> first;
   try {
     configure_logging(log_settings(config));
-    first = build_environment(config, true);
+    first = build_environment(config, true, http);
     if (config.indicators.enabled()) {
       first->indicators = std::make_shared<storage::IndicatorJournal>(
           storage::IndicatorJournal::Options{config.indicators.journal, config.indicators.log});
@@ -268,9 +267,6 @@ int run_gateway(const config::Config& config) {
     return 1;
   }
   EnvironmentSlot slot(first);
-  // Every token validator made, to close their kept connections before the io contexts go.
-  std::vector<std::shared_ptr<TokenValidator>> validators;
-  if (first->validator) validators.push_back(first->validator);
   auto& metrics = metrics::gateway();
   metrics.build_info.with({MSSGATE_VERSION}).set(1);
 
@@ -323,7 +319,7 @@ int run_gateway(const config::Config& config) {
       Event("tls_context_rebuild_failed").add("error", e.what()).audit().error();
     }
   };
-  CrlRefresher crl_refresher(pool.main(), current, rebuild_tls);
+  CrlRefresher crl_refresher(pool.main(), http, current, rebuild_tls);
 
   // SIGHUP: the file is read again and everything is loaded before the new snapshot replaces
   // the running one; any problem leaves the running one in force.
@@ -334,10 +330,8 @@ int run_gateway(const config::Config& config) {
     try {
       config::Config next = config::load_config(path);
       auto restart_keys = config::keep_restart_only_settings(running->config, next);
-      auto env = build_environment(next, true, running.get());
+      auto env = build_environment(next, true, http, running.get());
       configure_logging(log_settings(next));
-      if (env->validator && env->validator != running->validator)
-        validators.push_back(env->validator);
       slot.set(env);
       double seconds =
           std::chrono::duration<double>(std::chrono::steady_clock::now() - begin).count();
@@ -472,9 +466,8 @@ int run_gateway(const config::Config& config) {
   pool.run();
   // Events still queued are committed; their sessions are gone with the io contexts.
   if (first->indicators) first->indicators->stop();
-  // Kept connections to the issuer belong to the io contexts: closed while those still exist.
-  for (auto& validator : validators)
-    validator->close_connections();
+  // Kept connections belong to the io contexts: closed while those still exist.
+  http->close();
   Event("stopped").info();
   return 0;
 }

@@ -17,11 +17,11 @@
 #include <chrono>
 #include <vector>
 
+#include "daemon/net/http_client.hpp"
+#include "daemon/net/listener.hpp"
 #include "daemon/services/admin_documents.hpp"
 #include "daemon/telemetry/event_log.hpp"
 #include "daemon/telemetry/metrics.hpp"
-#include "daemon/net/listener.hpp"
-#include "daemon/net/resolve.hpp"
 
 namespace mssgate::daemon {
 namespace {
@@ -188,17 +188,9 @@ class AdminServer::Impl : public std::enable_shared_from_this<AdminServer::Impl>
     auto probe = [&](std::string name, std::string host, std::string port,
                      std::string shown) -> asio::awaitable<void> {
       ReadinessCheck check{name, false, shown};
-      auto [rec, endpoints] =
-          co_await resolve_before(host, port, std::chrono::steady_clock::now() + kProbeTimeout);
-      if (rec) {
-        check.detail += " unresolved";
-      } else {
-        beast::tcp_stream stream(io_);
-        stream.expires_after(kProbeTimeout);
-        auto [cec, endpoint] = co_await stream.async_connect(endpoints, kTuple);
-        check.ok = !cec;
-        if (cec) check.detail += cec == beast::error::timeout ? " timeout" : " unreachable";
-      }
+      HttpFailure failure = co_await probe_connect(host, port, kProbeTimeout);
+      check.ok = failure == HttpFailure::kNone;
+      if (!check.ok) check.detail += " " + std::string(describe(failure));
       metrics::gateway().backend_up.with({name}).set(check.ok ? 1 : 0);
       checks.push_back(std::move(check));
     };
@@ -211,15 +203,14 @@ class AdminServer::Impl : public std::enable_shared_from_this<AdminServer::Impl>
       co_await probe_endpoint("submission_backend", config.smtp.backend.address);
     if (!config.lmtp.listen.empty()) co_await probe_endpoint("lmtp_backend", config.lmtp.backend);
     if (env->validator) {
-      auto [host, port] = env->validator->issuer_address();
-      co_await probe("issuer", host, port, host + ":" + port);
+      IssuerHealth issuer = env->validator->issuer_health();
+      co_await probe("issuer", issuer.host, issuer.port, issuer.host + ":" + issuer.port);
       // What the sign-ins met lately, for the operator reading the answer.
       int64_t now_ms = storage::now_ms();
-      int64_t answered = env->validator->last_issuer_answer_ms();
-      int64_t failed = env->validator->last_issuer_failure_ms();
-      if (answered) checks.back().detail += "; last answer " + seconds_ago(now_ms, answered);
-      if (failed > answered)
-        checks.back().detail += "; last failure " + seconds_ago(now_ms, failed);
+      if (issuer.last_answer_ms)
+        checks.back().detail += "; last answer " + seconds_ago(now_ms, issuer.last_answer_ms);
+      if (issuer.last_failure_ms > issuer.last_answer_ms)
+        checks.back().detail += "; last failure " + seconds_ago(now_ms, issuer.last_failure_ms);
     }
     co_return readiness_document(checks);
   }

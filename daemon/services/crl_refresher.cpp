@@ -7,37 +7,25 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
-#include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl/context.hpp>
-#include <boost/asio/ssl/host_name_verification.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
-#include <boost/beast/core/flat_buffer.hpp>
-#include <boost/beast/core/tcp_stream.hpp>
-#include <boost/beast/http/empty_body.hpp>
-#include <boost/beast/http/read.hpp>
-#include <boost/beast/http/string_body.hpp>
-#include <boost/beast/http/write.hpp>
-#include <boost/beast/ssl/ssl_stream.hpp>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
 #include <filesystem>
 #include <optional>
 
+#include "daemon/net/http_client.hpp"
+#include "daemon/net/tls_policy.hpp"
 #include "daemon/telemetry/event_log.hpp"
 #include "daemon/telemetry/metrics.hpp"
-#include "daemon/net/resolve.hpp"
-#include "daemon/net/tls_policy.hpp"
 #include "protocol/http_url.hpp"
 
 namespace mssgate::daemon {
 namespace {
 
 namespace asio = boost::asio;
-namespace beast = boost::beast;
-namespace http = beast::http;
-using tcp = asio::ip::tcp;
 constexpr auto kTuple = asio::as_tuple(asio::use_awaitable);
 constexpr size_t kMaxCrlBytes = 64 << 20;
 constexpr auto kDownloadTimeout = std::chrono::seconds(30);
@@ -77,14 +65,16 @@ bool write_file_atomically(const std::string& path, const std::string& content,
 
 class CrlRefresher::Impl : public std::enable_shared_from_this<CrlRefresher::Impl> {
  public:
-  Impl(asio::io_context& io, CurrentEnvironment current, std::function<void()> on_updated)
+  Impl(asio::io_context& io, std::shared_ptr<HttpClient> http, CurrentEnvironment current,
+       std::function<void()> on_updated)
       : io_(io),
         current_(std::move(current)),
         on_updated_(std::move(on_updated)),
         timer_(io),
-        client_tls_(asio::ssl::context::tls_client) {
-    client_tls_.set_default_verify_paths();
-    client_tls_.set_verify_mode(asio::ssl::verify_peer);
+        http_(std::move(http)),
+        client_tls_(std::make_shared<asio::ssl::context>(asio::ssl::context::tls_client)) {
+    client_tls_->set_default_verify_paths();
+    client_tls_->set_verify_mode(asio::ssl::verify_peer);
   }
 
   void start() { asio::co_spawn(io_, rounds(shared_from_this()), asio::detached); }
@@ -180,59 +170,32 @@ class CrlRefresher::Impl : public std::enable_shared_from_this<CrlRefresher::Imp
   asio::awaitable<Download> fetch(const std::string& text) {
     auto url = protocol::parse_http_url(text);
     if (!url) co_return Download{{}, "bad_url"};
-    auto [rec, endpoints] = co_await resolve_before(
-        url->host, url->port, std::chrono::steady_clock::now() + kDownloadTimeout);
-    if (rec) co_return Download{{}, "unresolved"};
-    beast::tcp_stream tcp_stream(io_);
-    tcp_stream.expires_after(kDownloadTimeout);
-    auto [cec, endpoint] = co_await tcp_stream.async_connect(endpoints, kTuple);
-    if (cec) co_return Download{{}, cec == beast::error::timeout ? "timeout" : "unreachable"};
-    http::request<http::empty_body> request{http::verb::get, url->target, 11};
-    request.set(http::field::host, url->host);
-    request.set(http::field::user_agent, "mssgate");
-    request.keep_alive(false);
-    if (!url->tls) {
-      Download result = co_await exchange(tcp_stream, request);
-      co_return result;
-    }
-    beast::ssl_stream<beast::tcp_stream> tls_stream(std::move(tcp_stream), client_tls_);
-    SSL_set_tlsext_host_name(tls_stream.native_handle(), url->host.c_str());
-    tls_stream.set_verify_callback(asio::ssl::host_name_verification(url->host));
-    auto [hec] = co_await tls_stream.async_handshake(asio::ssl::stream_base::client, kTuple);
-    if (hec) co_return Download{{}, "tls_failed"};
-    Download result = co_await exchange(tls_stream, request);
-    co_return result;
-  }
-
-  template <class Stream>
-  asio::awaitable<Download> exchange(Stream& stream, http::request<http::empty_body>& request) {
-    auto [wec, written] = co_await http::async_write(stream, request, kTuple);
-    if (wec) co_return Download{{}, wec == beast::error::timeout ? "timeout" : "unreachable"};
-    http::response_parser<http::string_body> parser;
-    parser.body_limit(kMaxCrlBytes);
-    beast::flat_buffer buffer;
-    auto [rec, read] = co_await http::async_read(stream, buffer, parser, kTuple);
-    if (rec == http::error::body_limit) co_return Download{{}, "too_large"};
-    if (rec) co_return Download{{}, rec == beast::error::timeout ? "timeout" : "bad_response"};
-    auto& response = parser.get();
-    if (response.result_int() != 200) {
-      co_return Download{{}, "http_" + std::to_string(response.result_int())};
-    }
-    co_return Download{std::move(response.body()), {}};
+    HttpRequest request;
+    request.url = std::move(*url);
+    request.max_response_bytes = kMaxCrlBytes;
+    request.timeout = kDownloadTimeout;
+    request.keep_alive = false;
+    HttpResponse response = co_await http_->send(std::move(request), client_tls_);
+    if (response.failure != HttpFailure::kNone)
+      co_return Download{{}, std::string(describe(response.failure))};
+    if (response.status != 200) co_return Download{{}, "http_" + std::to_string(response.status)};
+    co_return Download{std::move(response.body), {}};
   }
 
   asio::io_context& io_;
   CurrentEnvironment current_;
   std::function<void()> on_updated_;
   asio::steady_timer timer_;
-  asio::ssl::context client_tls_;
+  std::shared_ptr<HttpClient> http_;
+  std::shared_ptr<asio::ssl::context> client_tls_;
   bool again_ = false;
   bool stopped_ = false;
 };
 
-CrlRefresher::CrlRefresher(asio::io_context& io, CurrentEnvironment current,
-                           std::function<void()> on_updated)
-    : impl_(std::make_shared<Impl>(io, std::move(current), std::move(on_updated))) {}
+CrlRefresher::CrlRefresher(asio::io_context& io, std::shared_ptr<HttpClient> http,
+                           CurrentEnvironment current, std::function<void()> on_updated)
+    : impl_(
+          std::make_shared<Impl>(io, std::move(http), std::move(current), std::move(on_updated))) {}
 
 CrlRefresher::~CrlRefresher() {
   impl_->stop();

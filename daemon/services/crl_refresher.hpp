@@ -11,6 +11,8 @@ class io_context;
 
 namespace mssgate::daemon {
 
+class HttpClient;
+
 // Downloads the CRLs of tls.crl_urls on a timer (the configuration in force is read at each
 // round, so a reload changes the URLs and the interval). Each download is checked (a CRL,
 // issued and signed by a CA of tls.client_ca, current, not older than the one kept) and only
@@ -21,8 +23,9 @@ class CrlRefresher {
  public:
   using CurrentEnvironment = std::function<std::shared_ptr<const GatewayEnvironment>()>;
 
-  CrlRefresher(boost::asio::io_context& io, CurrentEnvironment current,
-               std::function<void()> on_updated);
+  // Downloads with `http`, over TLS with the system's trust for https:// URLs.
+  CrlRefresher(boost::asio::io_context& io, std::shared_ptr<HttpClient> http,
+               CurrentEnvironment current, std::function<void()> on_updated);
   ~CrlRefresher();
   CrlRefresher(const CrlRefresher&) = delete;
   CrlRefresher& operator=(const CrlRefresher&) = delete;

@@ -1,0 +1,38 @@
+#pragma once
+
+#include <boost/asio/awaitable.hpp>
+#include <cstdint>
+#include <string>
+
+namespace mssgate::daemon {
+
+struct TokenValidation {
+  enum class Result { kValid, kInvalid, kUnavailable };
+  Result result = Result::kUnavailable;
+  std::string professional_id;  // normalised idNat, when valid
+  std::string azp;              // the éditeur's client the token was issued to
+  std::string reason;           // a short word for the log
+  int64_t expires_at = 0;       // the token's exp (seconds since the epoch)
+};
+
+// What the operator is shown of the issuer (/readyz).
+struct IssuerHealth {
+  std::string host;
+  std::string port;
+  int64_t last_answer_ms = 0;  // when the issuer last gave an answer (ms since the epoch; 0: never)
+  int64_t last_failure_ms = 0;  // when a request to it last failed
+};
+
+// Who says whether an access token is valid: the issuer asked over the network, with no cache.
+class TokenIssuer {
+ public:
+  virtual ~TokenIssuer() = default;
+
+  // Asks about `token` on the calling coroutine's executor. An issuer that is unreachable, slow
+  // or answers garbage gives kUnavailable, never kValid.
+  virtual boost::asio::awaitable<TokenValidation> check(std::string token) = 0;
+
+  virtual IssuerHealth health() const = 0;
+};
+
+}  // namespace mssgate::daemon

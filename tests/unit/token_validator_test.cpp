@@ -1,0 +1,219 @@
+#include "daemon/services/token_validator.hpp"
+
+#include <gtest/gtest.h>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <chrono>
+#include <exception>
+#include <optional>
+#include <stdexcept>
+#include <vector>
+
+#include "daemon/telemetry/metrics.hpp"
+
+using namespace mssgate;
+using daemon::TokenCachePolicy;
+using daemon::TokenValidation;
+using daemon::TokenValidator;
+namespace asio = boost::asio;
+using Clock = std::chrono::steady_clock;
+using namespace std::chrono_literals;
+
+namespace {
+
+int64_t unix_now() {
+  return std::chrono::duration_cast<std::chrono::seconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+TokenValidation answer(TokenValidation::Result result, int64_t expires_at = 0) {
+  TokenValidation v;
+  v.result = result;
+  v.professional_id = result == TokenValidation::Result::kValid ? "810001234567" : "";
+  v.reason = result == TokenValidation::Result::kValid ? "ok" : "scripted";
+  v.expires_at = expires_at ? expires_at : unix_now() + 300;
+  return v;
+}
+
+// An issuer that answers as the test says, after a delay, or only when released, or throws.
+class ScriptedIssuer : public daemon::TokenIssuer {
+ public:
+  TokenValidation next = answer(TokenValidation::Result::kValid);
+  std::chrono::milliseconds delay{0};
+  bool hang = false;  // until release()
+  bool fail = false;  // throws
+  int calls = 0;
+
+  asio::awaitable<TokenValidation> check(std::string) override {
+    ++calls;
+    if (fail) throw std::runtime_error("scripted issuer failure");
+    if (hang || delay.count() > 0) {
+      auto executor = co_await asio::this_coro::executor;
+      gate_ = std::make_shared<asio::steady_timer>(executor);
+      if (hang) {
+        gate_->expires_at(Clock::time_point::max());
+      } else {
+        gate_->expires_after(delay);
+      }
+      auto gate = gate_;  // the frame keeps its timer
+      co_await gate->async_wait(asio::as_tuple(asio::use_awaitable));
+    }
+    co_return next;
+  }
+  daemon::IssuerHealth health() const override { return {"issuer.test", "443", 0, 0}; }
+
+  void release() {
+    if (gate_) gate_->cancel();
+  }
+
+ private:
+  std::shared_ptr<asio::steady_timer> gate_;
+};
+
+struct Fixture {
+  explicit Fixture(TokenCachePolicy policy = {})
+      : issuer(std::make_shared<ScriptedIssuer>()), validator(issuer, policy) {}
+
+  TokenValidation validate(const std::string& token) {
+    std::optional<TokenValidation> result;
+    asio::co_spawn(io, validator.validate(token), [&](std::exception_ptr e, TokenValidation v) {
+      if (e) std::rethrow_exception(e);
+      result = v;
+    });
+    io.restart();
+    io.run();
+    return *result;
+  }
+  void wait(std::chrono::milliseconds duration) {
+    asio::steady_timer timer(io, duration);
+    timer.async_wait([](auto) {});
+    io.restart();
+    io.run();
+  }
+
+  asio::io_context io;
+  std::shared_ptr<ScriptedIssuer> issuer;
+  TokenValidator validator;
+};
+
+uint64_t cache_count(const char* result) {
+  return daemon::metrics::gateway().token_cache.with({result}).value();
+}
+
+}  // namespace
+
+TEST(TokenValidator, CachesAValidTokenUntilItsCacheTimeEnds) {
+  TokenCachePolicy policy;
+  policy.max_age = 100ms;
+  Fixture f(policy);
+  uint64_t hits = cache_count("hit"), misses = cache_count("miss");
+  EXPECT_EQ(f.validate("token-a").professional_id, "810001234567");
+  EXPECT_EQ(f.validate("token-a").result, TokenValidation::Result::kValid);
+  EXPECT_EQ(f.issuer->calls, 1);
+  EXPECT_EQ(cache_count("hit") - hits, 1u);
+  EXPECT_EQ(cache_count("miss") - misses, 1u);
+  EXPECT_EQ(f.validate("token-b").result, TokenValidation::Result::kValid);
+  EXPECT_EQ(f.issuer->calls, 2);
+  f.wait(150ms);
+  EXPECT_EQ(f.validate("token-a").result, TokenValidation::Result::kValid);
+  EXPECT_EQ(f.issuer->calls, 3);
+}
+
+TEST(TokenValidator, DoesNotCacheATokenPastItsExp) {
+  Fixture f;
+  f.issuer->next = answer(TokenValidation::Result::kValid, unix_now() - 1);
+  f.validate("token");
+  f.validate("token");
+  EXPECT_EQ(f.issuer->calls, 2);
+}
+
+TEST(TokenValidator, RemembersARefusalForTheNegativeCacheTime) {
+  TokenCachePolicy policy;
+  policy.negative = 100ms;
+  Fixture f(policy);
+  f.issuer->next = answer(TokenValidation::Result::kInvalid);
+  EXPECT_EQ(f.validate("token").result, TokenValidation::Result::kInvalid);
+  EXPECT_EQ(f.validate("token").result, TokenValidation::Result::kInvalid);
+  EXPECT_EQ(f.issuer->calls, 1);
+  f.wait(150ms);
+  f.validate("token");
+  EXPECT_EQ(f.issuer->calls, 2);
+}
+
+TEST(TokenValidator, AsksAgainWhenTheIssuerWasUnavailable) {
+  Fixture f;
+  f.issuer->next = answer(TokenValidation::Result::kUnavailable);
+  EXPECT_EQ(f.validate("token").result, TokenValidation::Result::kUnavailable);
+  f.issuer->next = answer(TokenValidation::Result::kValid);
+  EXPECT_EQ(f.validate("token").result, TokenValidation::Result::kValid);
+  EXPECT_EQ(f.issuer->calls, 2);
+}
+
+TEST(TokenValidator, FiftyConcurrentValidationsOfOneTokenMakeOneIssuerCall) {
+  Fixture f;
+  f.issuer->delay = 50ms;
+  uint64_t hits = cache_count("hit"), misses = cache_count("miss");
+  std::vector<TokenValidation> results;
+  for (int i = 0; i < 50; ++i) {
+    asio::co_spawn(f.io, f.validator.validate("one token"),
+                   [&](std::exception_ptr e, TokenValidation v) {
+                     EXPECT_FALSE(e);
+                     results.push_back(v);
+                   });
+  }
+  f.io.run();
+  ASSERT_EQ(results.size(), 50u);
+  for (const auto& result : results)
+    EXPECT_EQ(result.professional_id, "810001234567");
+  EXPECT_EQ(f.issuer->calls, 1);
+  EXPECT_EQ(cache_count("miss") - misses, 1u);
+  EXPECT_EQ(cache_count("hit") - hits, 49u);
+}
+
+TEST(TokenValidator, AWaiterGivesUpAtItsDeadlineWhenTheIssuerHangs) {
+  TokenCachePolicy policy;
+  policy.waiter_timeout = 100ms;
+  Fixture f(policy);
+  f.issuer->hang = true;
+  std::optional<TokenValidation> first, waiter;
+  Clock::duration waited{};
+  asio::co_spawn(f.io, f.validator.validate("token"),
+                 [&](std::exception_ptr, TokenValidation v) { first = v; });
+  auto start = Clock::now();
+  asio::co_spawn(f.io, f.validator.validate("token"), [&](std::exception_ptr, TokenValidation v) {
+    waiter = v;
+    waited = Clock::now() - start;
+    f.issuer->release();  // now the first validation may end too
+  });
+  f.io.run();
+  ASSERT_TRUE(waiter);
+  EXPECT_EQ(waiter->result, TokenValidation::Result::kUnavailable);
+  EXPECT_EQ(waiter->reason, "issuer_timeout");
+  EXPECT_GE(waited, 95ms);
+  EXPECT_LT(waited, 2s);
+  ASSERT_TRUE(first);
+  EXPECT_EQ(f.issuer->calls, 1);
+}
+
+TEST(TokenValidator, AnIssuerCallThatThrowsReleasesTheTokenInFlight) {
+  Fixture f;
+  f.issuer->fail = true;
+  EXPECT_THROW(f.validate("token"), std::runtime_error);
+  f.issuer->fail = false;
+  // Not left waiting for the call that failed: asked again at once.
+  auto start = Clock::now();
+  EXPECT_EQ(f.validate("token").result, TokenValidation::Result::kValid);
+  EXPECT_LT(Clock::now() - start, 1s);
+  EXPECT_EQ(f.issuer->calls, 2);
+}
+
+TEST(TokenValidator, TellsTheIssuersHealth) {
+  Fixture f;
+  EXPECT_EQ(f.validator.issuer_health().host, "issuer.test");
+}
