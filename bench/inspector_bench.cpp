@@ -35,6 +35,7 @@
 
 #include "protocol/base64.hpp"
 #include "protocol/message_inspector.hpp"
+#include "storage/clock.hpp"
 #include "storage/indicator_journal.hpp"
 #include "tests/unit/samples.hpp"
 
@@ -235,10 +236,10 @@ storage::IndicatorEvent sample_event(const std::string& key) {
   event.key = key;
   event.at_ms = storage::now_ms();
   event.day = storage::day_of(event.at_ms, true);
-  event.direction = "sent";
+  event.direction = storage::Direction::kSent;
   event.mailbox = "app.hopital@test.mssante.fr";
-  event.mailbox_type = "APP";
-  event.auth_mode = "certificate";
+  event.mailbox_type = protocol::MailboxType::kApp;
+  event.auth_mode = storage::AuthMode::kCertificate;
   event.nil = "DEV935997";
   event.message_id = "<" + key + "@hopital.mssante.fr>";
   event.queue_id = "4Xb3kQ1zYHz9sW";
@@ -246,10 +247,11 @@ storage::IndicatorEvent sample_event(const std::string& key) {
   event.recipients = 1;
   event.to_same_operator = 1;
   event.xdm = true;
-  event.documents.push_back({std::string(kDocumentCode), "2.16.840.1.113883.6.1", "qualified"});
-  event.ins = "qualified";
+  event.documents.push_back(
+      {std::string(kDocumentCode), "2.16.840.1.113883.6.1", storage::InsClass::kQualified});
+  event.ins = storage::InsClass::kQualified;
   event.claim_codecda = std::string(kDocumentCode);
-  event.claim_ins = "O";
+  event.claim_ins = storage::ClaimedIns::kYes;
   event.claim_xdm_subject = true;
   return event;
 }

@@ -11,8 +11,8 @@
 #include <sstream>
 
 #include "config/config.hpp"
-#include "config/indicator_fields.hpp"
 #include "protocol/ascii.hpp"
+#include "storage/indicator_report_columns.hpp"
 
 namespace mssgate::config {
 namespace {
@@ -591,9 +591,10 @@ void read_indicators(TableReader& parent, IndicatorsConfig& out, Problems& probl
                    "file names must be plain names, without \"/\"");
     }
   }
-  read_columns(e, "connections_columns", x.connections_columns, kConnectionsFields, problems);
-  read_columns(e, "messages_columns", x.messages_columns, kMessagesFields, problems);
-  read_columns(e, "documents_columns", x.documents_columns, kDocumentsFields, problems);
+  read_columns(e, "connections_columns", x.connections_columns, storage::kConnectionsFields,
+               problems);
+  read_columns(e, "messages_columns", x.messages_columns, storage::kMessagesFields, problems);
+  read_columns(e, "documents_columns", x.documents_columns, storage::kDocumentsFields, problems);
   e.string("csv_separator", x.csv_separator);
   if (x.csv_separator.size() != 1 || x.csv_separator == "\"" || x.csv_separator == "\n") {
     problems.add(e.where("csv_separator"), "indicators.export.csv_separator",

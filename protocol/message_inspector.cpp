@@ -88,6 +88,40 @@ std::string_view to_string(MessageFacts::Ins ins) {
   return "absent";
 }
 
+std::string_view to_string(Mismatch mismatch) {
+  switch (mismatch) {
+    case Mismatch::kCodecdaMissing:
+      return "codecda_missing";
+    case Mismatch::kCodecdaDiffers:
+      return "codecda_differs";
+    case Mismatch::kCodecdaWithoutCda:
+      return "codecda_without_cda";
+    case Mismatch::kInsMissing:
+      return "ins_missing";
+    case Mismatch::kInsONotQualified:
+      return "ins_o_not_qualified";
+    case Mismatch::kInsNButQualified:
+      return "ins_n_but_qualified";
+    case Mismatch::kInsWithoutCda:
+      return "ins_without_cda";
+    case Mismatch::kSubjectWithoutXdm:
+      return "subject_without_xdm";
+    case Mismatch::kXdmWithoutSubject:
+      return "xdm_without_subject";
+  }
+  return "?";
+}
+
+std::optional<Mismatch> parse_mismatch(std::string_view word) {
+  for (auto m :
+       {Mismatch::kCodecdaMissing, Mismatch::kCodecdaDiffers, Mismatch::kCodecdaWithoutCda,
+        Mismatch::kInsMissing, Mismatch::kInsONotQualified, Mismatch::kInsNButQualified,
+        Mismatch::kInsWithoutCda, Mismatch::kSubjectWithoutXdm, Mismatch::kXdmWithoutSubject}) {
+    if (word == to_string(m)) return m;
+  }
+  return std::nullopt;
+}
+
 MessageFacts::Ins ins_class(const CdaFacts& document) {
   if (document.production_ins()) {
     return document.qualified_ins() ? MessageFacts::Ins::kQualified
@@ -429,25 +463,25 @@ void compare_claims(MessageFacts& facts) {
       std::vector<std::string> claimed = claims.cda_codes;
       std::sort(claimed.begin(), claimed.end());
       if (claimed.empty()) {
-        m.push_back("codecda_missing");
+        m.push_back(Mismatch::kCodecdaMissing);
       } else if (claimed != found) {
-        m.push_back("codecda_differs");
+        m.push_back(Mismatch::kCodecdaDiffers);
       }
       bool qualified = facts.ins == MessageFacts::Ins::kQualified || facts.test_ins_qualified;
       if (!claims.ins || claims.ins_invalid) {
-        m.push_back("ins_missing");
+        m.push_back(Mismatch::kInsMissing);
       } else if (*claims.ins && !qualified) {
-        m.push_back("ins_o_not_qualified");
+        m.push_back(Mismatch::kInsONotQualified);
       } else if (!*claims.ins && qualified) {
-        m.push_back("ins_n_but_qualified");
+        m.push_back(Mismatch::kInsNButQualified);
       }
     } else {
-      if (!claims.cda_codes.empty()) m.push_back("codecda_without_cda");
-      if (claims.ins || claims.ins_invalid) m.push_back("ins_without_cda");
+      if (!claims.cda_codes.empty()) m.push_back(Mismatch::kCodecdaWithoutCda);
+      if (claims.ins || claims.ins_invalid) m.push_back(Mismatch::kInsWithoutCda);
     }
-    if (claims.xdm_subject && facts.xdm_archives == 0) m.push_back("subject_without_xdm");
+    if (claims.xdm_subject && facts.xdm_archives == 0) m.push_back(Mismatch::kSubjectWithoutXdm);
   }
-  if (facts.xdm_archives > 0 && !claims.xdm_subject) m.push_back("xdm_without_subject");
+  if (facts.xdm_archives > 0 && !claims.xdm_subject) m.push_back(Mismatch::kXdmWithoutSubject);
 }
 
 MessageInspector::MessageInspector(const InspectorLimits& limits)

@@ -3,6 +3,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -22,6 +23,22 @@ struct InspectorLimits {
   size_t max_documents = 1000;          // CDA documents counted for one message
   XdmLimits xdm;
 };
+
+// A header claim the content contradicts (docs/indicators.md, "Mismatch words"); see
+// compare_claims for when each is recorded.
+enum class Mismatch {
+  kCodecdaMissing,
+  kCodecdaDiffers,
+  kCodecdaWithoutCda,
+  kInsMissing,
+  kInsONotQualified,
+  kInsNButQualified,
+  kInsWithoutCda,
+  kSubjectWithoutXdm,
+  kXdmWithoutSubject,
+};
+std::string_view to_string(Mismatch mismatch);
+std::optional<Mismatch> parse_mismatch(std::string_view word);
 
 // What the indicators learn from one message: the MSSanté header claims and what the IHE_XDM
 // archives hold, compared. Never a value from the content (no INS, no names): codes and flags.
@@ -46,7 +63,7 @@ struct MessageFacts {
   size_t suspicious_names = 0;      // zip entries with absolute or ".." names
   Ins ins = Ins::kAbsent;
   bool test_ins_qualified = false;      // a test/demo INS with the four traits
-  std::vector<std::string> mismatches;  // header claims the content contradicts, see below
+  std::vector<Mismatch> mismatches;     // header claims the content contradicts, in order
 
   // The document type codes, one per document, in order.
   std::vector<std::string> codes() const;

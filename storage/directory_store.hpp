@@ -2,11 +2,11 @@
 
 #include <memory>
 #include <optional>
-#include <stdexcept>
 #include <string>
 #include <vector>
 
 #include "protocol/mailbox.hpp"
+#include "storage/storage_error.hpp"
 
 namespace mssgate::storage {
 
@@ -57,11 +57,6 @@ struct Lookup {
   T value{};
   std::string error;  // non-empty: the store could not answer
   bool ok() const { return error.empty(); }
-};
-
-class StorageError : public std::runtime_error {
- public:
-  explicit StorageError(const std::string& what) : std::runtime_error(what) {}
 };
 
 // The directory: mailboxes and who may open them. Lookups are safe from any thread and never

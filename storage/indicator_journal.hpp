@@ -9,63 +9,15 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
+
+#include "storage/indicator_event.hpp"
 
 struct sqlite3;
 
 namespace mssgate::storage {
-
-// One CDA document of a message: its type code and what its patient identity is.
-struct IndicatorDocument {
-  std::string code;
-  std::string code_system;
-  std::string ins;  // absent | test | unqualified | qualified
-};
-
-// The indicator event of one message for one mailbox (docs/indicators.md defines each field).
-// Nothing here is content: no body, no INS value, no name.
-struct IndicatorEvent {
-  std::string key;  // unique: recording the same key twice counts once
-  int64_t at_ms = 0;
-  std::string day;        // YYYY-MM-DD, in the configured time zone
-  std::string direction;  // sent | received
-  std::string mailbox;
-  std::string mailbox_type;  // PER ORG APP CAB, or "unknown"
-  std::string auth_mode;     // certificate | psc | none (received)
-  std::string azp;           // the LPS's OAuth client, when a PSC token opened the session
-  std::string nil;           // X-MSS-NIL
-  std::string message_id;
-  std::string queue_id;
-  uint64_t size = 0;
-  unsigned recipients = 0;
-  unsigned to_same_operator = 0;  // sent: recipients of this operator
-  unsigned to_other_operator = 0;
-  unsigned to_patient = 0;  // sent: recipients at a patient domain (Mon Espace Santé)
-  std::string counterpart;  // received: same_operator | other_operator | patient
-  bool inspected = true;
-  std::string uninspectable_reason;
-  bool xdm = false;
-  std::vector<IndicatorDocument> documents;
-  std::string ins = "absent";  // the message's best: absent | test | unqualified | qualified
-  std::string claim_codecda;   // X-MSS-CODECDA as claimed, comma-separated
-  std::string claim_ins;       // O | N | invalid | "" (absent)
-  bool claim_xdm_subject = false;
-  std::vector<std::string> mismatches;
-  bool mes_fin = false;
-  bool mdn = false;  // the message is a disposition notification
-  bool mdn_requested = false;
-};
-
-// A successful sign-in, for the "connections" report.
-struct ConnectionEvent {
-  int64_t at_ms = 0;
-  std::string day;
-  std::string mailbox;
-  std::string mailbox_type;
-  std::string auth_mode;  // certificate | psc
-  std::string protocol;   // imap | submission
-};
 
 // The indicator journal: a SQLite database in WAL mode, written by one thread that commits the
 // events waiting at that moment in one transaction (group commit: one sync for many messages),
@@ -77,6 +29,11 @@ class IndicatorJournal {
     std::string path;      // the SQLite database
     std::string log_path;  // the JSON-lines log; empty: none
     size_t max_batch = 1024;
+    // A failure of the writer (a commit, a log catch-up), as a sentence without message
+    // content; called on the writer thread, or in the constructor for its own catch-up.
+    std::function<void(std::string_view what)> on_error = nullptr;
+    // Called at the start of every log catch-up: a seam for fault-injection tests.
+    std::function<void()> before_catch_up = nullptr;
   };
   struct Stats {
     uint64_t recorded = 0;    // new events committed
@@ -84,11 +41,13 @@ class IndicatorJournal {
     uint64_t failed = 0;
     uint64_t commits = 0;
     uint64_t connections = 0;
+    uint64_t errors = 0;  // failures reported through on_error
   };
   using Done = std::function<void(bool durable)>;
 
   // Opens (creating when needed) the journal and starts the writer. The log is caught up with
-  // events a crash left unwritten there. Throws StorageError.
+  // events a crash left unwritten there (a failed catch-up is reported and tried again with the
+  // next commit). Throws StorageError when the journal cannot be opened.
   explicit IndicatorJournal(Options options);
   ~IndicatorJournal();  // stop()
   // Commits what is queued, tells its waiters, then stops the writer. Idempotent.
@@ -111,7 +70,13 @@ class IndicatorJournal {
   void writer();
   void commit(std::vector<Pending>& events, std::vector<ConnectionEvent>& connections);
   void write_log(const std::vector<std::pair<int64_t, const IndicatorEvent*>>& written);
+  void take_turn(std::vector<Pending>& batch, std::vector<ConnectionEvent>& connections,
+                 bool reopen);
+  void answer(std::vector<Pending>& events, bool durable);
   void catch_up_log();
+  // Catches the log up; on a failure, reports it and leaves the catch-up pending.
+  void try_catch_up_log();
+  void report(std::string_view what);
   void open_log();
 
   Options options_;
@@ -119,6 +84,7 @@ class IndicatorJournal {
   std::FILE* log_ = nullptr;
   int64_t log_position_ = 0;  // the last event sequence written to the log
   bool log_position_dirty_ = false;
+  bool catch_up_pending_ = false;  // the log may lag the journal: catch up, not just append
 
   mutable std::mutex mutex_;
   std::condition_variable wake_;
@@ -129,9 +95,5 @@ class IndicatorJournal {
   Stats stats_;
   std::thread thread_;
 };
-
-// The day of a time, "YYYY-MM-DD", in UTC or in the machine's local time.
-std::string day_of(int64_t at_ms, bool utc);
-int64_t now_ms();
 
 }  // namespace mssgate::storage

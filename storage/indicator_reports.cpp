@@ -7,14 +7,17 @@
 #include <boost/json/serialize.hpp>
 #include <map>
 
-#include "config/indicator_fields.hpp"
-#include "storage/directory_store.hpp"
+#include "storage/indicator_event.hpp"
+#include "storage/indicator_report_columns.hpp"
+#include "storage/journal_columns.hpp"
 #include "storage/sqlite_statement.hpp"
+#include "storage/storage_error.hpp"
 
 namespace mssgate::storage {
 namespace {
 
 namespace json = boost::json;
+using Expressions = std::map<std::string, std::string, std::less<>>;
 
 std::string count_if(std::string_view condition) {
   return "SUM(CASE WHEN " + std::string(condition) + " THEN 1 ELSE 0 END)";
@@ -22,108 +25,162 @@ std::string count_if(std::string_view condition) {
 std::string sum_if(std::string_view condition, std::string_view value) {
   return "SUM(CASE WHEN " + std::string(condition) + " THEN " + std::string(value) + " ELSE 0 END)";
 }
+std::string both(std::string_view first, std::string_view second) {
+  return std::string(first) + " AND " + std::string(second);
+}
 
-constexpr std::string_view kSent = "direction = 'sent'";
-constexpr std::string_view kReceived = "direction = 'received'";
+// The journal's columns, named by the column table, as `alias.column` when the query joins.
+template <class Field>
+std::string column(Field field, std::string_view alias = "") {
+  return (alias.empty() ? "" : std::string(alias) + ".") + std::string(column_name(field));
+}
+// "column = 'word'": the word as the journal stores it.
+template <class Field, class Word>
+std::string is(Field field, Word word, std::string_view alias = "") {
+  return column(field, alias) + " = '" + std::string(to_string(word)) + "'";
+}
+std::string flag_set(EventField field) {
+  return column(field) + " = 1";
+}
+std::string not_empty(EventField field) {
+  return column(field) + " <> ''";
+}
+std::string distinct_texts(EventField field) {
+  return "COALESCE(GROUP_CONCAT(DISTINCT NULLIF(" + column(field) + ", '')), '')";
+}
 
-std::string both(std::string_view direction, std::string_view condition) {
-  return std::string(direction) + " AND " + std::string(condition);
+// The messages report's columns that depend on neither direction, or on one only.
+void add_message_columns(Expressions& out, const std::string& sent, const std::string& received) {
+  using enum EventField;
+  out.insert({
+      {"month", "?3"},
+      {"day", column(kDay)},
+      {"mailbox", column(kMailbox)},
+      {"mailbox_type", "MAX(" + column(kMailboxType) + ")"},
+      {"sent", count_if(sent)},
+      {"received", count_if(received)},
+      {"sent_recipients", sum_if(sent, column(kRecipients))},
+      {"recipients_same_operator", sum_if(sent, column(kToSameOperator))},
+      {"recipients_other_operator", sum_if(sent, column(kToOtherOperator))},
+      {"recipients_patient", sum_if(sent, column(kToPatient))},
+      {"sent_to_patient", count_if(both(sent, column(kToPatient) + " > 0"))},
+      {"received_from_same_operator",
+       count_if(both(received, is(kCounterpart, Counterpart::kSameOperator)))},
+      {"received_from_other_operator",
+       count_if(both(received, is(kCounterpart, Counterpart::kOtherOperator)))},
+      {"received_from_patient", count_if(both(received, is(kCounterpart, Counterpart::kPatient)))},
+      {"sent_claimed_codecda", count_if(both(sent, not_empty(kClaimCodecda)))},
+      {"sent_claimed_ins_o", count_if(both(sent, is(kClaimIns, ClaimedIns::kYes)))},
+      {"sent_claimed_ins_n", count_if(both(sent, is(kClaimIns, ClaimedIns::kNo)))},
+      {"sent_mes_fin", count_if(both(sent, flag_set(kMesFin)))},
+      {"nil", distinct_texts(kNil)},
+      {"azp", distinct_texts(kAzp)},
+  });
+}
+
+// The columns counted alike in both directions: "sent_…" and "received_…".
+void add_per_direction_columns(Expressions& out, const std::string& prefix,
+                               const std::string& direction) {
+  using enum EventField;
+  auto where = [&](const std::string& condition) { return count_if(both(direction, condition)); };
+  out.insert({
+      {prefix + "_with_xdm", where(flag_set(kXdm))},
+      {prefix + "_with_cda", where(column(kDocuments) + " > 0")},
+      {prefix + "_documents", sum_if(direction, column(kDocuments))},
+      {prefix + "_qualified_ins", where(is(kIns, InsClass::kQualified))},
+      {prefix + "_unqualified_ins", where(is(kIns, InsClass::kUnqualified))},
+      {prefix + "_test_ins", where(is(kIns, InsClass::kTest))},
+      {prefix + "_with_mismatch", where(not_empty(kMismatches))},
+      {prefix + "_uninspectable", where(column(kInspected) + " = 0")},
+      {prefix + "_mdn", where(flag_set(kMdn))},
+      {prefix + "_bytes", sum_if(direction, column(kSize))},
+  });
 }
 
 // Each column of the messages report as an aggregate over indicator_event rows. ?3 is the
 // month (or the day, in the daily view).
-const std::map<std::string, std::string, std::less<>>& message_expressions() {
-  static const std::map<std::string, std::string, std::less<>> expressions{
-      {"month", "?3"},
-      {"day", "day"},
-      {"mailbox", "mailbox"},
-      {"mailbox_type", "MAX(mailbox_type)"},
-      {"sent", count_if(kSent)},
-      {"received", count_if(kReceived)},
-      {"sent_recipients", sum_if(kSent, "recipients")},
-      {"recipients_same_operator", sum_if(kSent, "to_same_operator")},
-      {"recipients_other_operator", sum_if(kSent, "to_other_operator")},
-      {"recipients_patient", sum_if(kSent, "to_patient")},
-      {"sent_to_patient", count_if(both(kSent, "to_patient > 0"))},
-      {"received_from_same_operator", count_if(both(kReceived, "counterpart = 'same_operator'"))},
-      {"received_from_other_operator", count_if(both(kReceived, "counterpart = 'other_operator'"))},
-      {"received_from_patient", count_if(both(kReceived, "counterpart = 'patient'"))},
-      {"sent_with_xdm", count_if(both(kSent, "xdm = 1"))},
-      {"received_with_xdm", count_if(both(kReceived, "xdm = 1"))},
-      {"sent_with_cda", count_if(both(kSent, "documents > 0"))},
-      {"received_with_cda", count_if(both(kReceived, "documents > 0"))},
-      {"sent_documents", sum_if(kSent, "documents")},
-      {"received_documents", sum_if(kReceived, "documents")},
-      {"sent_qualified_ins", count_if(both(kSent, "ins = 'qualified'"))},
-      {"received_qualified_ins", count_if(both(kReceived, "ins = 'qualified'"))},
-      {"sent_unqualified_ins", count_if(both(kSent, "ins = 'unqualified'"))},
-      {"received_unqualified_ins", count_if(both(kReceived, "ins = 'unqualified'"))},
-      {"sent_test_ins", count_if(both(kSent, "ins = 'test'"))},
-      {"received_test_ins", count_if(both(kReceived, "ins = 'test'"))},
-      {"sent_claimed_codecda", count_if(both(kSent, "claim_codecda <> ''"))},
-      {"sent_claimed_ins_o", count_if(both(kSent, "claim_ins = 'O'"))},
-      {"sent_claimed_ins_n", count_if(both(kSent, "claim_ins = 'N'"))},
-      {"sent_with_mismatch", count_if(both(kSent, "mismatches <> ''"))},
-      {"received_with_mismatch", count_if(both(kReceived, "mismatches <> ''"))},
-      {"sent_uninspectable", count_if(both(kSent, "inspected = 0"))},
-      {"received_uninspectable", count_if(both(kReceived, "inspected = 0"))},
-      {"sent_mes_fin", count_if(both(kSent, "mes_fin = 1"))},
-      {"sent_mdn", count_if(both(kSent, "mdn = 1"))},
-      {"received_mdn", count_if(both(kReceived, "mdn = 1"))},
-      {"sent_bytes", sum_if(kSent, "size")},
-      {"received_bytes", sum_if(kReceived, "size")},
-      {"nil", "COALESCE(GROUP_CONCAT(DISTINCT NULLIF(nil, '')), '')"},
-      {"azp", "COALESCE(GROUP_CONCAT(DISTINCT NULLIF(azp, '')), '')"},
-  };
+const Expressions& message_expressions() {
+  static const Expressions expressions = [] {
+    std::string sent = is(EventField::kDirection, Direction::kSent);
+    std::string received = is(EventField::kDirection, Direction::kReceived);
+    Expressions out;
+    add_message_columns(out, sent, received);
+    add_per_direction_columns(out, "sent", sent);
+    add_per_direction_columns(out, "received", received);
+    return out;
+  }();
   return expressions;
 }
 
-const std::map<std::string, std::string, std::less<>>& connection_expressions() {
-  static const std::map<std::string, std::string, std::less<>> expressions{
-      {"month", "?3"},
-      {"mailbox", "c.mailbox"},
-      {"mailbox_type", "MAX(c.mailbox_type)"},
-      {"last_connection", "MAX(c.day)"},
-      {"last_connection_time",
-       "strftime('%Y-%m-%dT%H:%M:%SZ', MAX(c.last_at_ms) / 1000, 'unixepoch')"},
-      {"auth_mode",
-       "(SELECT l.auth_mode FROM connection_day l WHERE l.mailbox = c.mailbox AND l.day <= ?2 "
-       "ORDER BY l.last_at_ms DESC LIMIT 1)"},
-      {"auth_modes", "GROUP_CONCAT(DISTINCT c.auth_mode)"},
-      {"protocols", "GROUP_CONCAT(DISTINCT c.protocol)"},
-      {"connections", "SUM(CASE WHEN c.day >= ?1 THEN c.connections ELSE 0 END)"},
-      {"psc_connections",
-       "SUM(CASE WHEN c.day >= ?1 AND c.auth_mode = 'psc' THEN c.connections ELSE 0 END)"},
-      {"certificate_connections",
-       "SUM(CASE WHEN c.day >= ?1 AND c.auth_mode = 'certificate' THEN c.connections ELSE 0 "
-       "END)"},
-  };
+// ?1 and ?2 are the month's first and last days: a mailbox's last sign-in may be older.
+const Expressions& connection_expressions() {
+  static const Expressions expressions = [] {
+    using enum ConnectionField;
+    auto c = [](ConnectionField field) { return column(field, "c"); };
+    auto in_month = [&](const std::string& condition) {
+      return "SUM(CASE WHEN " + both(c(kDay) + " >= ?1", condition) + " THEN " + c(kConnections) +
+             " ELSE 0 END)";
+    };
+    return Expressions{
+        {"month", "?3"},
+        {"mailbox", c(kMailbox)},
+        {"mailbox_type", "MAX(" + c(kMailboxType) + ")"},
+        {"last_connection", "MAX(" + c(kDay) + ")"},
+        {"last_connection_time",
+         "strftime('%Y-%m-%dT%H:%M:%SZ', MAX(" + c(kLastAtMs) + ") / 1000, 'unixepoch')"},
+        {"auth_mode", "(SELECT " + column(kAuthMode, "l") + " FROM connection_day l WHERE " +
+                          column(kMailbox, "l") + " = " + c(kMailbox) + " AND " +
+                          column(kDay, "l") + " <= ?2 ORDER BY " + column(kLastAtMs, "l") +
+                          " DESC LIMIT 1)"},
+        {"auth_modes", "GROUP_CONCAT(DISTINCT " + c(kAuthMode) + ")"},
+        {"protocols", "GROUP_CONCAT(DISTINCT " + c(kProtocol) + ")"},
+        {"connections",
+         "SUM(CASE WHEN " + c(kDay) + " >= ?1 THEN " + c(kConnections) + " ELSE 0 END)"},
+        {"psc_connections", in_month(is(kAuthMode, AuthMode::kPsc, "c"))},
+        {"certificate_connections", in_month(is(kAuthMode, AuthMode::kCertificate, "c"))},
+    };
+  }();
   return expressions;
 }
 
-const std::map<std::string, std::string, std::less<>>& document_expressions() {
-  static const std::map<std::string, std::string, std::less<>> expressions{
-      {"month", "?3"},
-      {"day", "e.day"},
-      {"mailbox", "e.mailbox"},
-      {"mailbox_type", "MAX(e.mailbox_type)"},
-      {"direction", "e.direction"},
-      {"code", "d.code"},
-      {"code_system", "d.code_system"},
-      {"documents", "COUNT(*)"},
-      {"qualified_ins", "SUM(CASE WHEN d.ins = 'qualified' THEN 1 ELSE 0 END)"},
-      {"unqualified_ins", "SUM(CASE WHEN d.ins = 'unqualified' THEN 1 ELSE 0 END)"},
-      {"test_ins", "SUM(CASE WHEN d.ins = 'test' THEN 1 ELSE 0 END)"},
-  };
+const Expressions& document_expressions() {
+  static const Expressions expressions = [] {
+    auto e = [](EventField field) { return column(field, "e"); };
+    auto d = [](DocumentField field) { return column(field, "d"); };
+    auto documents_with = [&](InsClass ins) { return count_if(is(DocumentField::kIns, ins, "d")); };
+    return Expressions{
+        {"month", "?3"},
+        {"day", e(EventField::kDay)},
+        {"mailbox", e(EventField::kMailbox)},
+        {"mailbox_type", "MAX(" + e(EventField::kMailboxType) + ")"},
+        {"direction", e(EventField::kDirection)},
+        {"code", d(DocumentField::kCode)},
+        {"code_system", d(DocumentField::kCodeSystem)},
+        {"documents", "COUNT(*)"},
+        {"qualified_ins", documents_with(InsClass::kQualified)},
+        {"unqualified_ins", documents_with(InsClass::kUnqualified)},
+        {"test_ins", documents_with(InsClass::kTest)},
+    };
+  }();
   return expressions;
+}
+
+std::string by_direction_and_code() {
+  return column(EventField::kDirection, "e") + ", " + column(DocumentField::kCode, "d");
+}
+
+// The documents joined with their events.
+std::string documents_of_events() {
+  return " FROM indicator_document d JOIN indicator_event e ON e.seq = d.seq WHERE " +
+         column(EventField::kDay, "e") + " BETWEEN ?1 AND ?2";
 }
 
 std::string select_list(const std::map<std::string, std::string, std::less<>>& expressions,
                         const std::vector<std::string>& columns) {
   std::string out;
-  for (const auto& column : columns) {
-    auto it = expressions.find(column);
-    if (it == expressions.end()) throw StorageError("unknown report column \"" + column + "\"");
+  for (const auto& name : columns) {
+    auto it = expressions.find(name);
+    if (it == expressions.end()) throw StorageError("unknown report column \"" + name + "\"");
     out += (out.empty() ? "" : ", ") + it->second;
   }
   return out;
@@ -216,26 +273,27 @@ ReportTable IndicatorReader::monthly(Report report, const std::string& month,
   if (!month_days(month, first, last)) throw StorageError("\"" + month + "\" is not YYYY-MM");
   switch (report) {
     case Report::kMessages: {
-      auto columns = or_default(requested, config::kMessagesDefault);
+      auto columns = or_default(requested, kMessagesDefault);
+      std::string mailbox = column(EventField::kMailbox);
       return run("SELECT " + select_list(message_expressions(), columns) +
-                     " FROM indicator_event WHERE day BETWEEN ?1 AND ?2 GROUP BY mailbox "
-                     "ORDER BY mailbox",
+                     " FROM indicator_event WHERE " + column(EventField::kDay) +
+                     " BETWEEN ?1 AND ?2 GROUP BY " + mailbox + " ORDER BY " + mailbox,
                  {first, last, month}, columns);
     }
     case Report::kConnections: {
-      auto columns = or_default(requested, config::kConnectionsDefault);
-      return run(
-          "SELECT " + select_list(connection_expressions(), columns) +
-              " FROM connection_day c WHERE c.day <= ?2 GROUP BY c.mailbox ORDER BY c.mailbox",
-          {first, last, month}, columns);
+      auto columns = or_default(requested, kConnectionsDefault);
+      std::string mailbox = column(ConnectionField::kMailbox, "c");
+      return run("SELECT " + select_list(connection_expressions(), columns) +
+                     " FROM connection_day c WHERE " + column(ConnectionField::kDay, "c") +
+                     " <= ?2 GROUP BY " + mailbox + " ORDER BY " + mailbox,
+                 {first, last, month}, columns);
     }
     case Report::kDocuments: {
-      auto columns = or_default(requested, config::kDocumentsDefault);
-      return run("SELECT " + select_list(document_expressions(), columns) +
-                     " FROM indicator_document d JOIN indicator_event e ON e.seq = d.seq "
-                     "WHERE e.day BETWEEN ?1 AND ?2 "
-                     "GROUP BY e.mailbox, e.direction, d.code, d.code_system "
-                     "ORDER BY e.mailbox, e.direction, d.code",
+      auto columns = or_default(requested, kDocumentsDefault);
+      std::string order = column(EventField::kMailbox, "e") + ", " + by_direction_and_code();
+      return run("SELECT " + select_list(document_expressions(), columns) + documents_of_events() +
+                     " GROUP BY " + order + ", " + column(DocumentField::kCodeSystem, "d") +
+                     " ORDER BY " + order,
                  {first, last, month}, columns);
     }
   }
@@ -263,9 +321,10 @@ ReportTable IndicatorReader::daily(const std::string& mailbox, const std::string
                                    "sent_mdn",
                                    "received_mdn",
                                    "nil"};
+  std::string day = column(EventField::kDay);
   return run("SELECT " + select_list(message_expressions(), columns) +
-                 " FROM indicator_event WHERE day BETWEEN ?1 AND ?2 AND mailbox = ?4 "
-                 "GROUP BY day ORDER BY day",
+                 " FROM indicator_event WHERE " + day + " BETWEEN ?1 AND ?2 AND " +
+                 column(EventField::kMailbox) + " = ?4 GROUP BY " + day + " ORDER BY " + day,
              {from, to, "", mailbox}, columns);
 }
 
@@ -273,10 +332,10 @@ ReportTable IndicatorReader::daily_documents(const std::string& mailbox, const s
                                              const std::string& to) {
   std::vector<std::string> columns{"direction", "code",          "code_system",
                                    "documents", "qualified_ins", "test_ins"};
-  return run("SELECT " + select_list(document_expressions(), columns) +
-                 " FROM indicator_document d JOIN indicator_event e ON e.seq = d.seq "
-                 "WHERE e.day BETWEEN ?1 AND ?2 AND e.mailbox = ?4 "
-                 "GROUP BY e.direction, d.code, d.code_system ORDER BY e.direction, d.code",
+  return run("SELECT " + select_list(document_expressions(), columns) + documents_of_events() +
+                 " AND " + column(EventField::kMailbox, "e") + " = ?4 GROUP BY " +
+                 by_direction_and_code() + ", " + column(DocumentField::kCodeSystem, "d") +
+                 " ORDER BY " + by_direction_and_code(),
              {from, to, "", mailbox}, columns);
 }
 

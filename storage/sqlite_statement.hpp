@@ -7,7 +7,7 @@
 #include <string>
 #include <string_view>
 
-#include "storage/directory_store.hpp"
+#include "storage/storage_error.hpp"
 
 namespace mssgate::storage {
 

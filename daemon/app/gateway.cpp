@@ -258,8 +258,11 @@ int run_gateway(const config::Config& config) {
     configure_logging(log_settings(config));
     first = build_environment(config, true, http);
     if (config.indicators.enabled()) {
-      first->indicators = std::make_shared<storage::IndicatorJournal>(
-          storage::IndicatorJournal::Options{config.indicators.journal, config.indicators.log});
+      storage::IndicatorJournal::Options journal{config.indicators.journal, config.indicators.log};
+      journal.on_error = [](std::string_view what) {
+        Event("indicator_journal_failed").add("reason", what).error();
+      };
+      first->indicators = std::make_shared<storage::IndicatorJournal>(std::move(journal));
     }
   } catch (const std::exception& e) {
     Event("start_failed").add("error", e.what()).error();

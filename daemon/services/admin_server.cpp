@@ -22,6 +22,7 @@
 #include "daemon/services/admin_documents.hpp"
 #include "daemon/telemetry/event_log.hpp"
 #include "daemon/telemetry/metrics.hpp"
+#include "storage/clock.hpp"
 
 namespace mssgate::daemon {
 namespace {

@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "protocol/ascii.hpp"
+#include "storage/clock.hpp"
 
 namespace mssgate::daemon {
 
@@ -19,18 +20,6 @@ protocol::InspectorLimits inspector_limits(const config::IndicatorsConfig& confi
   limits.xdm.cda.max_bytes = config.max_xml_bytes;
   limits.xdm.cda.max_depth = config.max_xml_depth;
   return limits;
-}
-
-std::string_view to_string(Counterpart counterpart) {
-  switch (counterpart) {
-    case Counterpart::kSameOperator:
-      return "same_operator";
-    case Counterpart::kOtherOperator:
-      return "other_operator";
-    case Counterpart::kPatient:
-      return "patient";
-  }
-  return "other_operator";
 }
 
 Counterpart counterpart_of(std::string_view address, const config::IndicatorsConfig& config,
@@ -48,11 +37,22 @@ Counterpart counterpart_of(std::string_view address, const config::IndicatorsCon
   return Counterpart::kOtherOperator;
 }
 
-std::string mailbox_type_of(const std::string& mailbox, storage::DirectoryStore& directory) {
+storage::RecordedMailboxType mailbox_type_of(const std::string& mailbox,
+                                             storage::DirectoryStore& directory) {
   auto found = directory.find_mailbox(mailbox);
-  if (!found.ok() || !found.value) return "unknown";
-  return std::string(protocol::to_string(found.value->type));
+  if (!found.ok() || !found.value) return std::nullopt;
+  return found.value->type;
 }
+
+namespace {
+
+storage::ClaimedIns claimed_ins(const protocol::MssHeaderClaims& claims) {
+  if (claims.ins_invalid) return storage::ClaimedIns::kInvalid;
+  if (!claims.ins) return storage::ClaimedIns::kAbsent;
+  return *claims.ins ? storage::ClaimedIns::kYes : storage::ClaimedIns::kNo;
+}
+
+}  // namespace
 
 void fill_from_facts(storage::IndicatorEvent& event, const protocol::MessageFacts& facts) {
   event.nil = facts.claims.nil;
@@ -60,20 +60,14 @@ void fill_from_facts(storage::IndicatorEvent& event, const protocol::MessageFact
   event.inspected = facts.inspected;
   event.uninspectable_reason = facts.uninspectable_reason;
   event.xdm = facts.xdm_archives > 0;
-  for (const auto& d : facts.documents) {
-    event.documents.push_back(
-        {d.code, d.code_system, std::string(protocol::to_string(protocol::ins_class(d)))});
-  }
-  event.ins = std::string(protocol::to_string(facts.ins));
+  for (const auto& d : facts.documents)
+    event.documents.push_back({d.code, d.code_system, protocol::ins_class(d)});
+  event.ins = facts.ins;
   std::string codes;
   for (const auto& c : facts.claims.cda_codes)
     codes += (codes.empty() ? "" : ",") + c;
   event.claim_codecda = codes;
-  if (facts.claims.ins_invalid) {
-    event.claim_ins = "invalid";
-  } else if (facts.claims.ins) {
-    event.claim_ins = *facts.claims.ins ? "O" : "N";
-  }
+  event.claim_ins = claimed_ins(facts.claims);
   event.claim_xdm_subject = facts.claims.xdm_subject;
   event.mismatches = facts.mismatches;
   event.mes_fin = facts.claims.mes_fin;
@@ -81,12 +75,12 @@ void fill_from_facts(storage::IndicatorEvent& event, const protocol::MessageFact
   event.mdn_requested = facts.claims.mdn_requested;
 }
 
-storage::IndicatorEvent new_indicator_event(std::string direction, std::string mailbox,
+storage::IndicatorEvent new_indicator_event(storage::Direction direction, std::string mailbox,
                                             const config::IndicatorsConfig& config) {
   storage::IndicatorEvent event;
   event.at_ms = storage::now_ms();
   event.day = storage::day_of(event.at_ms, config.utc_days);
-  event.direction = std::move(direction);
+  event.direction = direction;
   event.mailbox = std::move(mailbox);
   return event;
 }

@@ -8,28 +8,29 @@
 #include "config/config.hpp"
 #include "protocol/message_inspector.hpp"
 #include "storage/directory_store.hpp"
-#include "storage/indicator_journal.hpp"
+#include "storage/indicator_event.hpp"
 
 namespace mssgate::daemon {
 
 protocol::InspectorLimits inspector_limits(const config::IndicatorsConfig& config);
 
-enum class Counterpart { kSameOperator, kOtherOperator, kPatient };
-std::string_view to_string(Counterpart counterpart);
+using storage::Counterpart;
 
 // Whose address this is: a patient's Mon Espace Santé address, one of this operator's
 // (a configured domain, or a mailbox of the directory), or another operator's.
 Counterpart counterpart_of(std::string_view address, const config::IndicatorsConfig& config,
                            storage::DirectoryStore& directory);
 
-// The mailbox's type as the directory says, or "unknown".
-std::string mailbox_type_of(const std::string& mailbox, storage::DirectoryStore& directory);
+// The mailbox's type as the directory says; nullopt ("unknown") when it does not know it or
+// cannot answer.
+storage::RecordedMailboxType mailbox_type_of(const std::string& mailbox,
+                                             storage::DirectoryStore& directory);
 
 // The event's fields that come from the message itself.
 void fill_from_facts(storage::IndicatorEvent& event, const protocol::MessageFacts& facts);
 
 // A new event stamped now, with the day in the configured time zone.
-storage::IndicatorEvent new_indicator_event(std::string direction, std::string mailbox,
+storage::IndicatorEvent new_indicator_event(storage::Direction direction, std::string mailbox,
                                             const config::IndicatorsConfig& config);
 
 // 128 random bits, hex: the key of a sent message's event.

@@ -8,13 +8,15 @@
 #include "daemon/services/indicator_event.hpp"
 #include "daemon/telemetry/event_log.hpp"
 #include "daemon/telemetry/metrics.hpp"
+#include "storage/clock.hpp"
 
 namespace mssgate::daemon {
 
 IndicatorRecorder::IndicatorRecorder(std::shared_ptr<const GatewayEnvironment> environment)
     : environment_(std::move(environment)) {}
 
-void IndicatorRecorder::note_sign_in(SessionIdentity& identity, std::string_view protocol) {
+void IndicatorRecorder::note_sign_in(SessionIdentity& identity,
+                                     storage::SessionProtocol protocol) {
   if (!enabled() || identity.mailbox.empty()) return;
   identity.mailbox_type = mailbox_type_of(identity.mailbox, *environment_->directory);
   storage::ConnectionEvent connection;
@@ -23,7 +25,7 @@ void IndicatorRecorder::note_sign_in(SessionIdentity& identity, std::string_view
   connection.mailbox = identity.mailbox;
   connection.mailbox_type = identity.mailbox_type;
   connection.auth_mode = identity.auth_mode;
-  connection.protocol = std::string(protocol);
+  connection.protocol = protocol;
   environment_->indicators->note_connection(std::move(connection));
 }
 
@@ -31,7 +33,7 @@ boost::asio::awaitable<bool> IndicatorRecorder::record_sent(std::string_view ses
                                                             const SessionIdentity& identity,
                                                             core::SentMessage message) {
   const auto& settings = environment_->config.indicators;
-  auto event = new_indicator_event("sent", identity.mailbox, settings);
+  auto event = new_indicator_event(storage::Direction::kSent, identity.mailbox, settings);
   event.key = "sent:" + random_key();
   event.mailbox_type = identity.mailbox_type;
   event.auth_mode = identity.auth_mode;
@@ -64,14 +66,14 @@ boost::asio::awaitable<bool> IndicatorRecorder::record_received(std::string_view
   const auto& settings = environment_->config.indicators;
   auto& directory = *environment_->directory;
   // The sender is the same for every recipient: its class is looked up once.
-  std::string counterpart = std::string(to_string(counterpart_of(
-      message.sender.empty() ? message.facts.from : message.sender, settings, directory)));
+  Counterpart counterpart = counterpart_of(
+      message.sender.empty() ? message.facts.from : message.sender, settings, directory);
   std::vector<storage::IndicatorEvent> events;
   for (const auto& recipient : message.recipients) {
-    auto event = new_indicator_event("received", recipient, settings);
+    auto event = new_indicator_event(storage::Direction::kReceived, recipient, settings);
     event.key = "received:" + recipient + ":" + message.fingerprint;
     event.mailbox_type = mailbox_type_of(recipient, directory);
-    event.auth_mode = "none";
+    event.auth_mode = storage::AuthMode::kNone;
     event.size = message.size;
     event.recipients = 1;
     event.counterpart = counterpart;
@@ -87,12 +89,14 @@ boost::asio::awaitable<bool> IndicatorRecorder::record(
   auto journal = environment_->indicators;
   if (!journal || events.empty()) co_return false;
   std::vector<std::pair<std::string, std::string>> names;  // for the error event
-  std::vector<std::string> directions;
+  std::vector<storage::Direction> directions;
   for (const auto& e : events) {
     names.emplace_back(e.mailbox, e.key);
     directions.push_back(e.direction);
-    if (!e.documents.empty()) metrics::gateway().indicator_structured.with({e.direction}).inc();
-    if (e.ins == "qualified") metrics::gateway().indicator_ins_qualified.with({e.direction}).inc();
+    auto direction = storage::to_string(e.direction);
+    if (!e.documents.empty()) metrics::gateway().indicator_structured.with({direction}).inc();
+    if (e.ins == storage::InsClass::kQualified)
+      metrics::gateway().indicator_ins_qualified.with({direction}).inc();
   }
   std::string session(session_id);  // the caller's view may not outlive the wait
   // The events go to the journal together; the session resumes when the last is committed.
@@ -118,9 +122,9 @@ boost::asio::awaitable<bool> IndicatorRecorder::record(
   bool durable =
       co_await boost::asio::async_initiate<decltype(boost::asio::use_awaitable), void(bool)>(
           std::move(initiate), boost::asio::use_awaitable);
-  for (const auto& direction : directions) {
+  for (auto direction : directions) {
     metrics::gateway()
-        .indicator_events.with({direction, durable ? "recorded" : "not_recorded"})
+        .indicator_events.with({storage::to_string(direction), durable ? "recorded" : "not_recorded"})
         .inc();
   }
   if (!durable) {

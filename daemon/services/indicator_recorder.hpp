@@ -31,7 +31,7 @@ class IndicatorRecorder {
   boost::asio::awaitable<bool> record_received(std::string_view session_id,
                                                core::ReceivedMessage message);
   // A successful sign-in, for the connections report; sets the identity's mailbox type.
-  void note_sign_in(SessionIdentity& identity, std::string_view protocol);
+  void note_sign_in(SessionIdentity& identity, storage::SessionProtocol protocol);
 
  private:
   boost::asio::awaitable<bool> record(std::string_view session_id,

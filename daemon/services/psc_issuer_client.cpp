@@ -9,7 +9,7 @@
 #include "protocol/base64.hpp"
 #include "protocol/jwt.hpp"
 #include "protocol/professional_id.hpp"
-#include "storage/indicator_journal.hpp"
+#include "storage/clock.hpp"
 
 namespace mssgate::daemon {
 namespace {

@@ -1,7 +1,6 @@
 #include "daemon/services/sign_in.hpp"
 
 #include "daemon/services/access_policy.hpp"
-#include "daemon/services/indicator_event.hpp"
 #include "daemon/telemetry/event_log.hpp"
 #include "daemon/telemetry/metrics.hpp"
 #include "protocol/ascii.hpp"
@@ -110,10 +109,6 @@ void SignInService::audit(std::string_view session_id, std::string_view mechanis
   if (!identity.azp.empty()) event.add("azp", identity.azp);
   if (identity.certificate) event.add("certificate_sha256", identity.certificate->sha256);
   event.audit().emit(ok ? spdlog::level::info : spdlog::level::warn);
-}
-
-std::string SignInService::mailbox_type(const std::string& mailbox) const {
-  return mailbox_type_of(mailbox, *environment_->directory);
 }
 
 }  // namespace mssgate::daemon

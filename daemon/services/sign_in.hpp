@@ -10,6 +10,7 @@
 #include "daemon/core/sasl_exchange.hpp"
 #include "daemon/net/certificate_identity.hpp"
 #include "daemon/services/gateway_environment.hpp"
+#include "storage/indicator_event.hpp"
 
 namespace mssgate::daemon {
 
@@ -30,8 +31,8 @@ class ProfessionalSlot {
 // Who a session signed in as, how, and the mailbox it opened.
 struct SessionIdentity {
   std::string mailbox;
-  std::string mailbox_type;                        // PER ORG APP CAB, or "unknown"
-  std::string auth_mode;                           // certificate | psc
+  storage::RecordedMailboxType mailbox_type;  // known once indicators noted the sign-in
+  storage::AuthMode auth_mode = storage::AuthMode::kNone;
   std::string professional_id;                     // when a token named them
   std::string azp;                                 // the LPS's client the token was issued to
   std::optional<CertificateIdentity> certificate;  // the verified client certificate
@@ -68,9 +69,6 @@ class SignInService {
   void audit(std::string_view session_id, std::string_view mechanism, bool ok,
              std::string_view reason, std::string_view mailbox,
              const SessionIdentity& identity) const;
-
-  // The mailbox type the directory gives, or "unknown".
-  std::string mailbox_type(const std::string& mailbox) const;
 
  private:
   boost::asio::awaitable<SignInDecision> authorize_token(const protocol::OAuthCredentials& token,

@@ -95,7 +95,7 @@ class ImapSession final : public std::enable_shared_from_this<ImapSession>,
     }
   }
 
-  void signed_in() override { recorder_.note_sign_in(identity_, "imap"); }
+  void signed_in() override { recorder_.note_sign_in(identity_, storage::SessionProtocol::kImap); }
 
   // Logs in to Dovecot as `mailbox` with the master user; the capabilities after login.
   awaitable<std::optional<std::string>> login_to_backend(const std::string& mailbox) {

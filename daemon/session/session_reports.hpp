@@ -53,7 +53,8 @@ class SignInReports : public Events {
                        std::string_view mailbox) override {
     if (ok) {
       identity_.mailbox = mailbox;
-      identity_.auth_mode = mechanism == "EXTERNAL" ? "certificate" : "psc";
+      identity_.auth_mode =
+          mechanism == "EXTERNAL" ? storage::AuthMode::kCertificate : storage::AuthMode::kPsc;
     }
     identity_.certificate = connection_.certificate();
     sign_in_.audit(connection_.id(), mechanism, ok, reason, mailbox, identity_);

@@ -124,8 +124,8 @@ static void check_inspector(std::string_view input) {
     auto facts = inspector.finish();
     std::string out = facts.uninspectable_reason + "|" + std::to_string(facts.parts) + "|" +
                       std::to_string(facts.xdm_archives) + "|" + std::to_string(facts.mdn);
-    for (const auto& m : facts.mismatches)
-      out += m;
+    for (auto m : facts.mismatches)
+      out += to_string(m);
     for (const auto& c : facts.codes())
       out += c;
     return out;

@@ -199,6 +199,6 @@ TEST_F(DirectoryTest, CounterpartsAndMailboxTypesForTheIndicators) {
       << "a mailbox of the directory";
   EXPECT_EQ(daemon::counterpart_of("labo@autre-operateur.mssante.fr", settings, *store_),
             Counterpart::kOtherOperator);
-  EXPECT_EQ(daemon::mailbox_type_of("dr.martin@test.fr", *store_), "PER");
-  EXPECT_EQ(daemon::mailbox_type_of("nobody@test.fr", *store_), "unknown");
+  EXPECT_EQ(storage::to_string(daemon::mailbox_type_of("dr.martin@test.fr", *store_)), "PER");
+  EXPECT_EQ(storage::to_string(daemon::mailbox_type_of("nobody@test.fr", *store_)), "unknown");
 }

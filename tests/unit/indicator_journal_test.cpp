@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <sqlite3.h>
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <filesystem>
@@ -11,9 +12,10 @@
 #include <mutex>
 #include <thread>
 
-#include "config/indicator_fields.hpp"
-#include "storage/directory_store.hpp"
+#include "storage/clock.hpp"
+#include "storage/indicator_report_columns.hpp"
 #include "storage/indicator_reports.hpp"
+#include "storage/storage_error.hpp"
 
 using namespace mssgate::storage;
 namespace fs = std::filesystem;
@@ -41,17 +43,17 @@ class IndicatorJournalTest : public ::testing::Test {
     e.key = key;
     e.at_ms = 1795000000000;
     e.day = day;
-    e.direction = direction;
+    e.direction = *parse_direction(direction);
     e.mailbox = mailbox;
-    e.mailbox_type = "APP";
-    e.auth_mode = direction == "sent" ? "certificate" : "none";
+    e.mailbox_type = mssgate::protocol::MailboxType::kApp;
+    e.auth_mode = direction == "sent" ? AuthMode::kCertificate : AuthMode::kNone;
     e.nil = "LPS-1";
     e.recipients = 1;
     e.xdm = true;
-    e.documents = {{"11488-4", "2.16.840.1.113883.6.1", "qualified"}};
-    e.ins = "qualified";
+    e.documents = {{"11488-4", "2.16.840.1.113883.6.1", InsClass::kQualified}};
+    e.ins = InsClass::kQualified;
     e.claim_codecda = "11488-4";
-    e.claim_ins = "O";
+    e.claim_ins = ClaimedIns::kYes;
     return e;
   }
 
@@ -100,7 +102,9 @@ TEST_F(IndicatorJournalTest, EventsAreDurableCountedOnceAndReported) {
     results =
         record_all(journal, {event("received:b@x.fr:f00", "received", "b@x.fr", "2026-11-04")});
     EXPECT_EQ(results, std::vector<bool>{true});
-    journal.note_connection({1795000000000, "2026-11-03", "a@x.fr", "APP", "certificate", "imap"});
+    journal.note_connection({1795000000000, "2026-11-03", "a@x.fr",
+                             mssgate::protocol::MailboxType::kApp, AuthMode::kCertificate,
+                             SessionProtocol::kImap});
     journal.stop();
     auto stats = journal.stats();
     EXPECT_EQ(stats.recorded, 3u);
@@ -125,10 +129,9 @@ TEST_F(IndicatorJournalTest, EventsAreDurableCountedOnceAndReported) {
   EXPECT_THROW(reader.monthly(Report::kMessages, "2026-13", {}), StorageError);
   EXPECT_THROW(reader.monthly(Report::kMessages, "2026-11", {"ins_value"}), StorageError);
   // Every column of the vocabulary is computable.
-  for (auto [report, fields] :
-       {std::pair{Report::kConnections, &mssgate::config::kConnectionsFields},
-        std::pair{Report::kMessages, &mssgate::config::kMessagesFields},
-        std::pair{Report::kDocuments, &mssgate::config::kDocumentsFields}}) {
+  for (auto [report, fields] : {std::pair{Report::kConnections, &kConnectionsFields},
+                                std::pair{Report::kMessages, &kMessagesFields},
+                                std::pair{Report::kDocuments, &kDocumentsFields}}) {
     std::vector<std::string> all(fields->begin(), fields->end());
     EXPECT_EQ(reader.monthly(report, "2026-11", all).columns.size(), all.size());
   }
@@ -209,6 +212,107 @@ TEST_F(IndicatorJournalTest, ManyWritersShareCommits) {
   EXPECT_EQ(stats.failed, 0u);
   EXPECT_GE(stats.commits, 1u);
   EXPECT_LE(stats.commits, 2u) << "the queued events were not committed together";
+}
+
+// What the journal reported through on_error, and a fault to inject at the next catch-ups.
+struct WriterFaults {
+  std::mutex mutex;
+  std::vector<std::string> reports;
+  std::atomic<int> catch_ups_to_fail{0};
+
+  void arm(IndicatorJournal::Options& options) {
+    options.on_error = [this](std::string_view what) {
+      std::lock_guard lock(mutex);
+      reports.emplace_back(what);
+    };
+    options.before_catch_up = [this] {
+      if (catch_ups_to_fail > 0) {
+        --catch_ups_to_fail;
+        throw StorageError("injected catch-up failure");
+      }
+    };
+  }
+  std::vector<std::string> seen() {
+    std::lock_guard lock(mutex);
+    return reports;
+  }
+};
+
+TEST_F(IndicatorJournalTest, AFailedLogCatchUpIsReportedAndRecordingGoesOn) {
+  WriterFaults faults;
+  auto settings = options();
+  faults.arm(settings);
+  {
+    IndicatorJournal journal(settings);
+    EXPECT_EQ(record_all(journal, {event("sent:1", "sent", "a@x.fr", "2026-11-02")}),
+              std::vector<bool>{true});
+    faults.catch_ups_to_fail = 1;
+    journal.reopen_log();  // its catch-up fails on the writer thread
+    EXPECT_EQ(record_all(journal, {event("sent:2", "sent", "a@x.fr", "2026-11-02")}),
+              std::vector<bool>{true});
+    EXPECT_EQ(record_all(journal, {event("sent:3", "sent", "a@x.fr", "2026-11-02")}),
+              std::vector<bool>{true});
+    journal.stop();
+    EXPECT_EQ(journal.stats().recorded, 3u);
+    EXPECT_EQ(journal.stats().errors, 1u);
+  }
+  auto reports = faults.seen();
+  ASSERT_EQ(reports.size(), 1u);
+  EXPECT_NE(reports[0].find("injected catch-up failure"), std::string::npos) << reports[0];
+  // The catch-up was tried again with the next commit: the log lacks nothing.
+  auto lines = log_lines();
+  ASSERT_EQ(lines.size(), 3u);
+  for (size_t i = 0; i < lines.size(); ++i) {
+    std::string key = "\"key\":\"sent:" + std::to_string(i + 1) + "\"";
+    EXPECT_NE(lines[i].find(key), std::string::npos) << lines[i];
+  }
+}
+
+TEST_F(IndicatorJournalTest, AFailedCatchUpAtOpeningLeavesTheJournalOpen) {
+  {
+    IndicatorJournal journal({(dir_ / "indicators.db").string(), ""});
+    record_all(journal, {event("sent:1", "sent", "a@x.fr", "2026-11-02")});
+  }
+  WriterFaults faults;
+  faults.catch_ups_to_fail = 1;
+  auto settings = options();
+  faults.arm(settings);
+  {
+    IndicatorJournal journal(settings);
+    EXPECT_EQ(faults.seen().size(), 1u);
+    EXPECT_TRUE(log_lines().empty());
+    EXPECT_EQ(record_all(journal, {event("sent:2", "sent", "a@x.fr", "2026-11-02")}),
+              std::vector<bool>{true});
+  }
+  EXPECT_EQ(log_lines().size(), 2u);
+}
+
+TEST_F(IndicatorJournalTest, AValueOutsideTheVocabularyIsReportedNotFatal) {
+  {
+    IndicatorJournal journal({(dir_ / "indicators.db").string(), ""});
+    record_all(journal, {event("sent:1", "sent", "a@x.fr", "2026-11-02")});
+  }
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open((dir_ / "indicators.db").c_str(), &db), SQLITE_OK);
+  EXPECT_EQ(sqlite3_exec(db, "UPDATE indicator_event SET auth_mode = 'kerberos'", nullptr, nullptr,
+                         nullptr),
+            SQLITE_OK);
+  sqlite3_close(db);
+  WriterFaults faults;
+  auto settings = options();
+  faults.arm(settings);
+  {
+    IndicatorJournal journal(settings);
+    EXPECT_EQ(record_all(journal, {event("sent:2", "sent", "a@x.fr", "2026-11-02")}),
+              std::vector<bool>{true});
+    journal.stop();
+    EXPECT_EQ(journal.stats().recorded, 1u);
+    EXPECT_EQ(journal.stats().errors, 2u);  // at opening, and again after the commit
+  }
+  auto reports = faults.seen();
+  ASSERT_EQ(reports.size(), 2u);
+  EXPECT_NE(reports[0].find("indicator_event.auth_mode"), std::string::npos) << reports[0];
+  EXPECT_EQ(reports[0].find("kerberos"), std::string::npos) << reports[0];
 }
 
 TEST(IndicatorReports, CsvJsonAndMonths) {

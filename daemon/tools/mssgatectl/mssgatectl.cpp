@@ -18,8 +18,8 @@
 #include "daemon/net/certificate_identity.hpp"
 #include "protocol/mailbox_address.hpp"
 #include "protocol/professional_id.hpp"
+#include "storage/clock.hpp"
 #include "storage/directory_store.hpp"
-#include "storage/indicator_journal.hpp"
 #include "storage/indicator_reports.hpp"
 
 namespace {

@@ -1,11 +1,11 @@
 #pragma once
-// The fixed vocabulary of the indicator reports' columns (docs/indicators.md defines each),
-// shared by the configuration check and the report queries.
+// The fixed vocabulary of the indicator reports' columns (docs/indicators.md defines each):
+// the report queries compute them, and the configuration check refuses any other name.
 
 #include <string_view>
 #include <vector>
 
-namespace mssgate::config {
+namespace mssgate::storage {
 
 // One row per mailbox that connected up to the end of the month.
 inline const std::vector<std::string_view> kConnectionsFields{"month",
@@ -84,4 +84,4 @@ inline const std::vector<std::string_view> kDocumentsFields{
 inline const std::vector<std::string_view> kDocumentsDefault{
     "mailbox", "mailbox_type", "direction", "code", "code_system", "documents", "qualified_ins"};
 
-}  // namespace mssgate::config
+}  // namespace mssgate::storage

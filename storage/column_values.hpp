@@ -1,0 +1,184 @@
+#pragma once
+// How each kind of field of the journal's records is bound to a statement, read back from a
+// row and shown in the JSON line; the column table (journal_columns.cpp) picks them by the
+// field's type. Internal to storage/.
+
+#include <boost/json/array.hpp>
+#include <boost/json/string.hpp>
+#include <boost/json/value.hpp>
+#include <concepts>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "storage/indicator_event.hpp"
+#include "storage/sqlite_statement.hpp"
+
+namespace mssgate::storage::column_values {
+
+namespace json = boost::json;
+using protocol::Mismatch;
+
+// The columns' texts: the fields that are words of a vocabulary.
+
+// Sent events have no counterpart: an empty text.
+inline std::string_view text_of(const std::optional<Counterpart>& counterpart) {
+  return counterpart ? to_string(*counterpart) : "";
+}
+template <class T>
+std::string_view text_of(const T& value) {
+  return to_string(value);
+}
+
+template <class T>
+bool assign(const std::optional<T>& parsed, T& out) {
+  if (parsed) out = *parsed;
+  return parsed.has_value();
+}
+inline bool from_text(std::string_view text, Direction& out) {
+  return assign(parse_direction(text), out);
+}
+inline bool from_text(std::string_view text, AuthMode& out) {
+  return assign(parse_auth_mode(text), out);
+}
+inline bool from_text(std::string_view text, ClaimedIns& out) {
+  return assign(parse_claimed_ins(text), out);
+}
+inline bool from_text(std::string_view text, InsClass& out) {
+  return assign(parse_ins_class(text), out);
+}
+inline bool from_text(std::string_view text, SessionProtocol& out) {
+  return assign(parse_session_protocol(text), out);
+}
+inline bool from_text(std::string_view text, RecordedMailboxType& out) {
+  return assign(parse_recorded_mailbox_type(text), out);
+}
+inline bool from_text(std::string_view text, std::optional<Counterpart>& out) {
+  out.reset();
+  if (text.empty()) return true;
+  out = parse_counterpart(text);
+  return out.has_value();
+}
+
+// A field stored as one word of its vocabulary.
+template <class T>
+concept Word = requires(std::string_view text, T& value) {
+  { from_text(text, value) } -> std::same_as<bool>;
+};
+
+// How each kind of field is bound, read back (false: a text outside its vocabulary) and shown
+// in the JSON line.
+
+inline void bind_value(Statement& s, int index, const std::string& value) {
+  s.bind(index, value);
+}
+inline void bind_value(Statement& s, int index, int64_t value) {
+  s.bind(index, value);
+}
+inline void bind_value(Statement& s, int index, uint64_t value) {
+  s.bind(index, static_cast<int64_t>(value));
+}
+inline void bind_value(Statement& s, int index, unsigned value) {
+  s.bind(index, int64_t{value});
+}
+inline void bind_value(Statement& s, int index, bool value) {
+  s.bind(index, int64_t{value});
+}
+template <Word T>
+void bind_value(Statement& s, int index, const T& value) {
+  s.bind(index, text_of(value));
+}
+inline void bind_value(Statement& s, int index, const std::vector<Mismatch>& mismatches) {
+  std::string words;
+  for (auto m : mismatches)
+    words += (words.empty() ? "" : ",") + std::string(to_string(m));
+  s.bind(index, words);
+}
+
+inline bool read_value(const Statement& s, int index, std::string& out) {
+  out = s.text(index);
+  return true;
+}
+inline bool read_value(const Statement& s, int index, int64_t& out) {
+  out = s.integer(index);
+  return true;
+}
+inline bool read_value(const Statement& s, int index, uint64_t& out) {
+  out = static_cast<uint64_t>(s.integer(index));
+  return true;
+}
+inline bool read_value(const Statement& s, int index, unsigned& out) {
+  out = static_cast<unsigned>(s.integer(index));
+  return true;
+}
+inline bool read_value(const Statement& s, int index, bool& out) {
+  out = s.integer(index) != 0;
+  return true;
+}
+template <Word T>
+bool read_value(const Statement& s, int index, T& out) {
+  return from_text(s.text(index), out);
+}
+inline bool read_value(const Statement& s, int index, std::vector<Mismatch>& out) {
+  out.clear();
+  std::string words = s.text(index);
+  for (size_t start = 0; start < words.size();) {
+    size_t comma = std::min(words.find(',', start), words.size());
+    auto mismatch = protocol::parse_mismatch(std::string_view(words).substr(start, comma - start));
+    if (!mismatch) return false;
+    out.push_back(*mismatch);
+    start = comma + 1;
+  }
+  return true;
+}
+
+inline json::value json_value(const std::string& value) {
+  return json::string(value);
+}
+inline json::value json_value(int64_t value) {
+  return json::value(value);
+}
+inline json::value json_value(uint64_t value) {
+  return json::value(value);
+}
+inline json::value json_value(unsigned value) {
+  return json::value(value);
+}
+inline json::value json_value(bool value) {
+  return json::value(value);
+}
+template <Word T>
+json::value json_value(const T& value) {
+  return json::string(text_of(value));
+}
+inline json::value json_value(const std::vector<Mismatch>& mismatches) {
+  json::array words;
+  for (auto m : mismatches)
+    words.push_back(json::string(to_string(m)));
+  return words;
+}
+
+template <class M>
+struct MemberOf;
+template <class R, class T>
+struct MemberOf<T R::*> {
+  using Record = R;
+};
+template <auto Member>
+using RecordOf = typename MemberOf<decltype(Member)>::Record;
+
+template <auto Member>
+void bind_member(Statement& s, int index, const RecordOf<Member>& record) {
+  bind_value(s, index, record.*Member);
+}
+template <auto Member>
+bool read_member(const Statement& s, int index, RecordOf<Member>& record) {
+  return read_value(s, index, record.*Member);
+}
+template <auto Member>
+json::value json_member(const RecordOf<Member>& record) {
+  return json_value(record.*Member);
+}
+
+}  // namespace mssgate::storage::column_values

@@ -1,0 +1,103 @@
+#pragma once
+// What the indicator journal records: one event per message and mailbox, and sign-ins. The
+// fields are typed; their texts (the journal's columns, the JSON line, the reports) are the
+// words below, and docs/indicators.md defines each.
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "protocol/mailbox.hpp"
+#include "protocol/message_inspector.hpp"
+
+namespace mssgate::storage {
+
+enum class Direction { kSent, kReceived };
+// How the session that sent the message signed in; a received message has none.
+enum class AuthMode { kCertificate, kPsc, kNone };
+// The class of an address: a mailbox of this operator, of another one, or a patient's.
+enum class Counterpart { kSameOperator, kOtherOperator, kPatient };
+// X-MSS-INS as the message claims it: "O", "N", another value, or no header.
+enum class ClaimedIns { kAbsent, kYes, kNo, kInvalid };
+// The listener a sign-in came through.
+enum class SessionProtocol { kImap, kSubmission };
+// An INS found in CDA documents: absent, test, unqualified, qualified (the inspector's rule).
+using InsClass = protocol::MessageFacts::Ins;
+// The mailbox's type in the directory when the event was made; nullopt: the directory did
+// not know the mailbox ("unknown").
+using RecordedMailboxType = std::optional<protocol::MailboxType>;
+
+std::string_view to_string(Direction direction);
+std::string_view to_string(AuthMode mode);
+std::string_view to_string(Counterpart counterpart);
+std::string_view to_string(ClaimedIns claim);  // "" when absent
+std::string_view to_string(SessionProtocol protocol);
+std::string_view to_string(RecordedMailboxType type);  // PER ORG APP CAB, or "unknown"
+
+// The inverse of to_string: nullopt for any other text.
+std::optional<Direction> parse_direction(std::string_view text);
+std::optional<AuthMode> parse_auth_mode(std::string_view text);
+std::optional<Counterpart> parse_counterpart(std::string_view text);
+std::optional<ClaimedIns> parse_claimed_ins(std::string_view text);
+std::optional<SessionProtocol> parse_session_protocol(std::string_view text);
+std::optional<RecordedMailboxType> parse_recorded_mailbox_type(std::string_view text);
+std::optional<InsClass> parse_ins_class(std::string_view text);
+
+// One CDA document of a message: its type code and what its patient identity is.
+struct IndicatorDocument {
+  std::string code;
+  std::string code_system;
+  InsClass ins = InsClass::kAbsent;
+
+  bool operator==(const IndicatorDocument&) const = default;
+};
+
+// The indicator event of one message for one mailbox. Nothing here is content: no body, no
+// INS value, no name.
+struct IndicatorEvent {
+  std::string key;  // unique: recording the same key twice counts once
+  int64_t at_ms = 0;
+  std::string day;  // YYYY-MM-DD, in the configured time zone
+  Direction direction = Direction::kSent;
+  std::string mailbox;
+  RecordedMailboxType mailbox_type;
+  AuthMode auth_mode = AuthMode::kNone;
+  std::string azp;  // the LPS's OAuth client, when a PSC token opened the session
+  std::string nil;  // X-MSS-NIL
+  std::string message_id;
+  std::string queue_id;
+  uint64_t size = 0;
+  unsigned recipients = 0;
+  unsigned to_same_operator = 0;  // sent: recipients of this operator
+  unsigned to_other_operator = 0;
+  unsigned to_patient = 0;                 // sent: recipients at a patient domain
+  std::optional<Counterpart> counterpart;  // received: the sender's class
+  bool inspected = true;
+  std::string uninspectable_reason;
+  bool xdm = false;
+  std::vector<IndicatorDocument> documents;
+  InsClass ins = InsClass::kAbsent;  // the message's best over its documents
+  std::string claim_codecda;         // X-MSS-CODECDA as claimed, comma-separated
+  ClaimedIns claim_ins = ClaimedIns::kAbsent;
+  bool claim_xdm_subject = false;
+  std::vector<protocol::Mismatch> mismatches;
+  bool mes_fin = false;
+  bool mdn = false;  // the message is a disposition notification
+  bool mdn_requested = false;
+
+  bool operator==(const IndicatorEvent&) const = default;
+};
+
+// A successful sign-in, for the "connections" report.
+struct ConnectionEvent {
+  int64_t at_ms = 0;
+  std::string day;
+  std::string mailbox;
+  RecordedMailboxType mailbox_type;
+  AuthMode auth_mode = AuthMode::kCertificate;
+  SessionProtocol protocol = SessionProtocol::kImap;
+};
+
+}  // namespace mssgate::storage

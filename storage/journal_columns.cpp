@@ -1,0 +1,386 @@
+#include "storage/journal_columns.hpp"
+
+#include <algorithm>
+#include <array>
+#include <boost/json/array.hpp>
+#include <boost/json/object.hpp>
+#include <boost/json/serialize.hpp>
+
+#include "storage/clock.hpp"
+#include "storage/column_values.hpp"
+
+namespace mssgate::storage {
+namespace {
+
+namespace json = boost::json;
+using namespace column_values;
+
+// When a field appears in the JSON line.
+enum class Shown { kAlways, kNotEmpty, kSent, kReceived, kUninspected };
+
+template <class Record>
+struct Column {
+  int field = -1;  // its Field enumerator; -1: a key, no field of the record
+  std::string_view name;
+  std::string_view sql;                                    // type and constraints
+  void (*bind)(Statement&, int, const Record&) = nullptr;  // null: the caller or SQLite sets it
+  bool (*read)(const Statement&, int, Record&) = nullptr;  // null: not read back from here
+  json::value (*to_json)(const Record&) = nullptr;         // null: not in the JSON line
+  std::string_view json_key = {};                          // empty: the column's name
+  Shown shown = Shown::kAlways;
+  bool in_claims = false;  // inside the line's "claims" object
+};
+
+struct JsonShape {
+  std::string_view key = {};
+  Shown shown = Shown::kAlways;
+  bool in_claims = false;
+};
+
+template <auto Member, class Field>
+constexpr Column<RecordOf<Member>> column(Field field, std::string_view name, std::string_view sql,
+                                          JsonShape json = {}) {
+  return {static_cast<int>(field), name,     sql,        &bind_member<Member>, &read_member<Member>,
+          &json_member<Member>,    json.key, json.shown, json.in_claims};
+}
+
+template <class Record>
+constexpr Column<Record> key_column(std::string_view name, std::string_view sql) {
+  return {.name = name, .sql = sql};
+}
+
+template <class Record, size_t N>
+consteval bool in_field_order(const std::array<Column<Record>, N>& columns) {
+  int next = 0;
+  for (const auto& c : columns) {
+    if (c.field >= 0 && c.field != next++) return false;
+  }
+  return true;
+}
+
+constexpr std::string_view kText = "TEXT NOT NULL";
+constexpr std::string_view kInteger = "INTEGER NOT NULL";
+constexpr std::string_view kSeq = "seq";
+
+using Document = IndicatorDocument;
+using Event = IndicatorEvent;
+using Connection = ConnectionEvent;
+
+constexpr std::array kDocumentColumns{
+    key_column<Document>(kSeq, "INTEGER NOT NULL REFERENCES indicator_event (seq)"),
+    key_column<Document>("position", kInteger),
+    column<&Document::code>(DocumentField::kCode, "code", kText),
+    column<&Document::code_system>(DocumentField::kCodeSystem, "code_system", kText),
+    column<&Document::ins>(DocumentField::kIns, "ins", kText),
+};
+
+json::value time_json(const Event& e) {
+  return json::string(iso_time(e.at_ms));
+}
+
+void bind_document_count(Statement& s, int index, const Event& e) {
+  s.bind(index, static_cast<int64_t>(e.documents.size()));
+}
+
+json::value documents_json(const Event& e) {
+  json::array documents;
+  for (const auto& d : e.documents) {
+    json::object o;
+    for (const auto& c : kDocumentColumns) {
+      if (c.to_json) o[c.name] = c.to_json(d);
+    }
+    documents.push_back(std::move(o));
+  }
+  return documents;
+}
+
+using F = EventField;
+constexpr JsonShape kSentOnly{.shown = Shown::kSent};
+constexpr JsonShape kReceivedOnly{.shown = Shown::kReceived};
+constexpr JsonShape kWhenNotEmpty{.shown = Shown::kNotEmpty};
+
+// In the order of the first journals' CREATE TABLE, which is also the JSON line's.
+constexpr std::array kEventColumns{
+    key_column<Event>(kSeq, "INTEGER PRIMARY KEY AUTOINCREMENT"),
+    column<&Event::key>(F::kKey, "event_key", "TEXT NOT NULL UNIQUE", {.key = "key"}),
+    Column<Event>{.field = static_cast<int>(F::kAtMs),
+                  .name = "at_ms",
+                  .sql = kInteger,
+                  .bind = &bind_member<&Event::at_ms>,
+                  .read = &read_member<&Event::at_ms>,
+                  .to_json = &time_json,
+                  .json_key = "time"},
+    column<&Event::day>(F::kDay, "day", kText),
+    // The CHECK names Direction's words.
+    column<&Event::direction>(F::kDirection, "direction",
+                              "TEXT NOT NULL CHECK (direction IN ('sent', 'received'))"),
+    column<&Event::mailbox>(F::kMailbox, "mailbox", kText),
+    column<&Event::mailbox_type>(F::kMailboxType, "mailbox_type", kText),
+    column<&Event::auth_mode>(F::kAuthMode, "auth_mode", kText),
+    column<&Event::azp>(F::kAzp, "azp", kText, kWhenNotEmpty),
+    column<&Event::nil>(F::kNil, "nil", kText, kWhenNotEmpty),
+    column<&Event::message_id>(F::kMessageId, "message_id", kText, kWhenNotEmpty),
+    column<&Event::queue_id>(F::kQueueId, "queue_id", kText, kWhenNotEmpty),
+    column<&Event::size>(F::kSize, "size", kInteger),
+    column<&Event::recipients>(F::kRecipients, "recipients", kInteger),
+    column<&Event::to_same_operator>(F::kToSameOperator, "to_same_operator", kInteger, kSentOnly),
+    column<&Event::to_other_operator>(F::kToOtherOperator, "to_other_operator", kInteger,
+                                      kSentOnly),
+    column<&Event::to_patient>(F::kToPatient, "to_patient", kInteger, kSentOnly),
+    column<&Event::counterpart>(F::kCounterpart, "counterpart", kText, kReceivedOnly),
+    column<&Event::inspected>(F::kInspected, "inspected", kInteger),
+    column<&Event::uninspectable_reason>(F::kUninspectableReason, "uninspectable_reason", kText,
+                                         {.shown = Shown::kUninspected}),
+    column<&Event::xdm>(F::kXdm, "xdm", kInteger),
+    // Documents are read back from indicator_document; the event's row keeps their number.
+    Column<Event>{.field = static_cast<int>(F::kDocuments),
+                  .name = "documents",
+                  .sql = kInteger,
+                  .bind = &bind_document_count,
+                  .to_json = &documents_json},
+    column<&Event::ins>(F::kIns, "ins", kText),
+    column<&Event::claim_codecda>(F::kClaimCodecda, "claim_codecda", kText,
+                                  {"codecda", Shown::kNotEmpty, true}),
+    column<&Event::claim_ins>(F::kClaimIns, "claim_ins", kText, {"ins", Shown::kNotEmpty, true}),
+    column<&Event::claim_xdm_subject>(F::kClaimXdmSubject, "claim_xdm_subject", kInteger,
+                                      {"xdm_subject", Shown::kAlways, true}),
+    column<&Event::mismatches>(F::kMismatches, "mismatches", kText),
+    column<&Event::mes_fin>(F::kMesFin, "mes_fin", kInteger),
+    column<&Event::mdn>(F::kMdn, "mdn", kInteger),
+    column<&Event::mdn_requested>(F::kMdnRequested, "mdn_requested", kInteger),
+};
+
+void bind_one(Statement& s, int index, const Connection&) {
+  s.bind(index, int64_t{1});
+}
+
+using C = ConnectionField;
+constexpr std::array kConnectionColumns{
+    column<&Connection::mailbox>(C::kMailbox, "mailbox", kText),
+    column<&Connection::day>(C::kDay, "day", kText),
+    column<&Connection::auth_mode>(C::kAuthMode, "auth_mode", kText),
+    column<&Connection::protocol>(C::kProtocol, "protocol", kText),
+    column<&Connection::mailbox_type>(C::kMailboxType, "mailbox_type", kText),
+    // Each sign-in counts one; the upsert adds them up.
+    Column<Connection>{.field = static_cast<int>(C::kConnections),
+                       .name = "connections",
+                       .sql = kInteger,
+                       .bind = &bind_one},
+    column<&Connection::at_ms>(C::kLastAtMs, "last_at_ms", kInteger),
+};
+
+static_assert(in_field_order(kDocumentColumns));
+static_assert(in_field_order(kEventColumns));
+static_assert(in_field_order(kConnectionColumns));
+static_assert(kEventColumns.size() == static_cast<size_t>(F::kMdnRequested) + 2);
+static_assert(kConnectionColumns.size() == static_cast<size_t>(C::kLastAtMs) + 1);
+
+template <class Record, size_t N>
+std::string_view name_of(const std::array<Column<Record>, N>& columns, int field) {
+  for (const auto& c : columns) {
+    if (c.field == field) return c.name;
+  }
+  return {};
+}
+
+std::string connection_key() {
+  std::string key;
+  for (auto field : {C::kMailbox, C::kDay, C::kAuthMode, C::kProtocol})
+    key += (key.empty() ? "" : ", ") + std::string(column_name(field));
+  return key;
+}
+
+// The columns padded to one width, as the first journals wrote them.
+template <class Record, size_t N>
+std::string create_table(std::string_view table, const std::array<Column<Record>, N>& columns,
+                         const std::string& constraint) {
+  size_t width = 0;
+  for (const auto& c : columns)
+    width = std::max(width, c.name.size());
+  std::string sql = "CREATE TABLE IF NOT EXISTS " + std::string(table) + " (\n";
+  for (size_t i = 0; i < N; ++i) {
+    const auto& c = columns[i];
+    sql += "  " + std::string(c.name) + std::string(width + 1 - c.name.size(), ' ');
+    sql += std::string(c.sql) + (i + 1 < N || !constraint.empty() ? ",\n" : "\n");
+  }
+  if (!constraint.empty()) sql += "  " + constraint + "\n";
+  return sql + ");\n";
+}
+
+// "INSERT… INTO table (…) VALUES (?1, …)" over the bound columns, after the keys when the
+// caller binds them.
+template <class Record, size_t N>
+std::string insert_sql(std::string_view insert, std::string_view table,
+                       const std::array<Column<Record>, N>& columns, bool caller_binds_keys) {
+  std::string names, values;
+  int count = 0;
+  for (const auto& c : columns) {
+    if (!c.bind && !caller_binds_keys) continue;
+    ++count;
+    names += (count > 1 ? ", " : "") + std::string(c.name);
+    values += (count > 1 ? ", ?" : "?") + std::to_string(count);
+  }
+  return std::string(insert) + " INTO " + std::string(table) + " (" + names + ") VALUES (" +
+         values + ")";
+}
+
+template <class Record, size_t N>
+void bind_record(Statement& s, const std::array<Column<Record>, N>& columns, const Record& record,
+                 int first_index) {
+  int index = first_index;
+  for (const auto& c : columns) {
+    if (c.bind) c.bind(s, index++, record);
+  }
+}
+
+template <class Record, size_t N>
+std::string select_list(const std::array<Column<Record>, N>& columns) {
+  std::string names;
+  for (const auto& c : columns) {
+    if (c.read) names += (names.empty() ? "" : ", ") + std::string(c.name);
+  }
+  return names;
+}
+
+template <class Record, size_t N>
+void read_record(const Statement& row, int first_index,
+                 const std::array<Column<Record>, N>& columns, Record& out,
+                 std::string_view table) {
+  int index = first_index;
+  for (const auto& c : columns) {
+    if (!c.read) continue;
+    if (!c.read(row, index++, out)) {
+      throw StorageError("indicator journal: " + std::string(table) + "." + std::string(c.name) +
+                         " holds a value this mssgate does not know");
+    }
+  }
+}
+
+// A sign-in adds to its mailbox, day, mode and protocol; the mailbox's type is the latest.
+std::string connection_upsert() {
+  auto name = [](ConnectionField field) { return std::string(column_name(field)); };
+  std::string count = name(C::kConnections);
+  std::string last = name(C::kLastAtMs);
+  std::string type = name(C::kMailboxType);
+  return insert_sql("INSERT", "connection_day", kConnectionColumns, false) + " ON CONFLICT (" +
+         connection_key() + ") DO UPDATE SET " + count + " = " + count + " + excluded." + count +
+         ", " + last + " = max(" + last + ", excluded." + last + "), " + type + " = excluded." +
+         type;
+}
+
+json::object& claims_of(json::object& line) {
+  json::value& claims = line["claims"];
+  if (!claims.is_object()) claims.emplace_object();
+  return claims.as_object();
+}
+
+bool shown(Shown when, const Event& e, const json::value& value) {
+  switch (when) {
+    case Shown::kAlways:
+      return true;
+    case Shown::kNotEmpty:
+      return !value.is_string() || !value.get_string().empty();
+    case Shown::kSent:
+      return e.direction == Direction::kSent;
+    case Shown::kReceived:
+      return e.direction == Direction::kReceived;
+    case Shown::kUninspected:
+      return !e.inspected;
+  }
+  return true;
+}
+
+}  // namespace
+
+std::string_view column_name(EventField field) {
+  return name_of(kEventColumns, static_cast<int>(field));
+}
+std::string_view column_name(DocumentField field) {
+  return name_of(kDocumentColumns, static_cast<int>(field));
+}
+std::string_view column_name(ConnectionField field) {
+  return name_of(kConnectionColumns, static_cast<int>(field));
+}
+
+std::string journal_schema() {
+  return create_table("indicator_event", kEventColumns, "") +
+         "CREATE INDEX IF NOT EXISTS indicator_event_day ON indicator_event (" +
+         std::string(column_name(F::kDay)) + ", " + std::string(column_name(F::kMailbox)) + ");\n" +
+         create_table("indicator_document", kDocumentColumns, "PRIMARY KEY (seq, position)") +
+         create_table("connection_day", kConnectionColumns,
+                      "PRIMARY KEY (" + connection_key() + ")") +
+         "CREATE TABLE IF NOT EXISTS journal_meta (\n"
+         "  name  TEXT PRIMARY KEY,\n"
+         "  value INTEGER NOT NULL\n"
+         ");\n";
+}
+
+std::string json_line(int64_t seq, const IndicatorEvent& event) {
+  json::object line;
+  line["event"] = "indicator";
+  line["seq"] = seq;
+  for (const auto& c : kEventColumns) {
+    if (!c.to_json) continue;
+    // The claims object takes its place at its first column, even when that one is left out.
+    json::object& target = c.in_claims ? claims_of(line) : line;
+    json::value value = c.to_json(event);
+    if (shown(c.shown, event, value))
+      target[c.json_key.empty() ? c.name : c.json_key] = std::move(value);
+  }
+  return json::serialize(line);
+}
+
+JournalInserts::JournalInserts(sqlite3* db)
+    : db_(db),
+      event_(db, insert_sql("INSERT OR IGNORE", "indicator_event", kEventColumns, false).c_str()),
+      document_(db, insert_sql("INSERT", "indicator_document", kDocumentColumns, true).c_str()),
+      connection_(db, connection_upsert().c_str()) {}
+
+std::optional<int64_t> JournalInserts::add(const IndicatorEvent& event) {
+  event_.reset();
+  bind_record(event_, kEventColumns, event, 1);
+  if (event_.step() != SQLITE_DONE) throw StorageError(sqlite3_errmsg(db_));
+  if (sqlite3_changes(db_) == 0) return std::nullopt;  // already counted: a redelivery, a replay
+  int64_t seq = sqlite3_last_insert_rowid(db_);
+  for (size_t position = 0; position < event.documents.size(); ++position) {
+    document_.reset();
+    document_.bind(1, seq).bind(2, static_cast<int64_t>(position));
+    bind_record(document_, kDocumentColumns, event.documents[position], 3);
+    if (document_.step() != SQLITE_DONE) throw StorageError(sqlite3_errmsg(db_));
+  }
+  return seq;
+}
+
+void JournalInserts::add(const ConnectionEvent& connection) {
+  connection_.reset();
+  bind_record(connection_, kConnectionColumns, connection, 1);
+  if (connection_.step() != SQLITE_DONE) throw StorageError(sqlite3_errmsg(db_));
+}
+
+std::vector<std::pair<int64_t, IndicatorEvent>> read_events(sqlite3* db, int64_t after_seq,
+                                                            int64_t limit) {
+  std::string from_events = "SELECT seq, " + select_list(kEventColumns) +
+                            " FROM indicator_event WHERE seq > ?1 ORDER BY seq LIMIT ?2";
+  std::string from_documents = "SELECT " + select_list(kDocumentColumns) +
+                               " FROM indicator_document WHERE seq = ?1 ORDER BY position";
+  Statement rows(db, from_events.c_str());
+  Statement documents(db, from_documents.c_str());
+  rows.bind(1, after_seq).bind(2, limit);
+  std::vector<std::pair<int64_t, IndicatorEvent>> events;
+  int rc;
+  while ((rc = rows.step()) == SQLITE_ROW) {
+    auto& [seq, event] = events.emplace_back(rows.integer(0), IndicatorEvent{});
+    read_record(rows, 1, kEventColumns, event, "indicator_event");
+    documents.reset();
+    documents.bind(1, seq);
+    while ((rc = documents.step()) == SQLITE_ROW)
+      read_record(documents, 0, kDocumentColumns, event.documents.emplace_back(),
+                  "indicator_document");
+    if (rc != SQLITE_DONE) break;
+  }
+  if (rc != SQLITE_DONE)
+    throw StorageError(std::string("indicator journal: ") + sqlite3_errmsg(db));
+  return events;
+}
+
+}  // namespace mssgate::storage
