@@ -2,11 +2,10 @@
 
 #include <algorithm>
 #include <boost/asio/as_tuple.hpp>
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl/context.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
@@ -19,6 +18,7 @@
 
 #include "daemon/net/http_client.hpp"
 #include "daemon/net/listener.hpp"
+#include "daemon/net/spawn.hpp"
 #include "daemon/services/admin_documents.hpp"
 #include "daemon/telemetry/event_log.hpp"
 #include "daemon/telemetry/metrics.hpp"
@@ -76,7 +76,18 @@ class AdminServer::Impl : public std::enable_shared_from_this<AdminServer::Impl>
 
   void start() {
     for (auto& acceptor : acceptors_)
-      asio::co_spawn(io_, accept_loop(shared_from_this(), *acceptor), asio::detached);
+      spawn_accept_loop(*acceptor);
+  }
+
+  // A failed accept loop is logged (task_failed) and, after a pause, started again.
+  void spawn_accept_loop(tcp::acceptor& acceptor) {
+    auto self = shared_from_this();
+    spawn_task(io_.get_executor(), accept_loop(self, acceptor), "accept:admin", [self, &acceptor] {
+      auto timer = std::make_shared<asio::steady_timer>(self->io_, std::chrono::milliseconds(100));
+      timer->async_wait([self, &acceptor, timer](const boost::system::error_code&) {
+        if (acceptor.is_open()) self->spawn_accept_loop(acceptor);
+      });
+    });
   }
 
   void stop() {
@@ -92,7 +103,8 @@ class AdminServer::Impl : public std::enable_shared_from_this<AdminServer::Impl>
       auto [ec, socket] = co_await acceptor.async_accept(kTuple);
       if (ec == asio::error::operation_aborted || !acceptor.is_open()) co_return;
       if (ec) continue;
-      asio::co_spawn(io_, serve(self, std::move(socket)), asio::detached);
+      // A request that throws ends its own connection only (logged as task_failed).
+      spawn_task(io_.get_executor(), serve(self, std::move(socket)), "admin_request");
     }
   }
 

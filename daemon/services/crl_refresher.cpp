@@ -4,8 +4,6 @@
 #include <unistd.h>
 
 #include <boost/asio/as_tuple.hpp>
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ssl/context.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -17,6 +15,7 @@
 #include <optional>
 
 #include "daemon/net/http_client.hpp"
+#include "daemon/net/spawn.hpp"
 #include "daemon/net/tls_policy.hpp"
 #include "daemon/telemetry/event_log.hpp"
 #include "daemon/telemetry/metrics.hpp"
@@ -77,7 +76,17 @@ class CrlRefresher::Impl : public std::enable_shared_from_this<CrlRefresher::Imp
     client_tls_->set_verify_mode(asio::ssl::verify_peer);
   }
 
-  void start() { asio::co_spawn(io_, rounds(shared_from_this()), asio::detached); }
+  // A round that throws is logged (task_failed); the rounds start again after the interval.
+  void start() {
+    auto self = shared_from_this();
+    spawn_task(io_.get_executor(), rounds(self), "crl_refresh", [self] {
+      if (self->stopped_) return;
+      self->timer_.expires_after(self->current_()->config.tls.crl_refresh_interval);
+      self->timer_.async_wait([self](const boost::system::error_code& ec) {
+        if (!ec && !self->stopped_) self->start();
+      });
+    });
+  }
 
   void refresh_now() {
     again_ = true;

@@ -144,6 +144,10 @@ GatewayMetrics::GatewayMetrics()
       sessions_failed("mssgate_sessions_failed",
                       "Sessions ended by an internal error (logged as session_failed).",
                       Type::kCounter, {"protocol"}),
+      tasks_failed("mssgate_tasks_failed",
+                   "Background tasks (listeners, admin requests, CRL rounds) ended by an internal "
+                   "error (logged as task_failed).",
+                   Type::kCounter, {"task"}),
       connections_refused("mssgate_connections_refused",
                           "Client connections closed at once (connection caps).", Type::kCounter,
                           {"listener", "reason"}),
@@ -202,6 +206,7 @@ GatewayMetrics::GatewayMetrics()
           &connections,
           &sessions,
           &sessions_failed,
+          &tasks_failed,
           &connections_refused,
           &tls_failures,
           &authentications,

@@ -1,0 +1,49 @@
+#include "daemon/app/environment.hpp"
+
+#include <filesystem>
+#include <initializer_list>
+
+#include "daemon/net/tls_policy.hpp"
+#include "daemon/services/psc_issuer_client.hpp"
+
+namespace mssgate::daemon {
+namespace {
+
+// "path size mtime" of each file, to see whether a file was replaced at the same path.
+std::string files_stamp(std::initializer_list<std::string> paths) {
+  std::string stamp;
+  for (const auto& path : paths) {
+    if (path.empty()) continue;
+    std::error_code ec;
+    auto size = std::filesystem::file_size(path, ec);
+    auto time = std::filesystem::last_write_time(path, ec);
+    stamp += path + " " + std::to_string(ec ? 0 : size) + " " +
+             std::to_string(ec ? 0 : time.time_since_epoch().count()) + "\n";
+  }
+  return stamp;
+}
+
+}  // namespace
+
+std::shared_ptr<GatewayEnvironment> build_environment(const config::Config& config,
+                                                      bool open_directory,
+                                                      std::shared_ptr<HttpClient> http,
+                                                      const GatewayEnvironment* running) {
+  auto env = std::make_shared<GatewayEnvironment>();
+  env->config = config;
+  env->tls =
+      std::make_shared<boost::asio::ssl::context>(build_server_tls_context(config.tls).release());
+  if (open_directory) env->directory = storage::open_sqlite_directory(config.directory.sqlite_path);
+  env->psc_files_stamp =
+      files_stamp({config.psc.client_certificate, config.psc.client_key, config.psc.ca_file});
+  env->validator = psc_validator_for(config.psc, env->psc_files_stamp, running, std::move(http));
+  if (running) env->indicators = running->indicators;
+  return env;
+}
+
+LogSettings log_settings(const config::Config& config) {
+  return LogSettings{config.server.log_level, config.server.log_file, config.server.audit_log,
+                     config.server.log_repeat_limit, config.server.log_repeat_window};
+}
+
+}  // namespace mssgate::daemon

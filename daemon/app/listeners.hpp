@@ -1,0 +1,60 @@
+#pragma once
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "config/config.hpp"
+#include "daemon/app/environment.hpp"
+#include "daemon/app/io_pool.hpp"
+#include "daemon/session/postfix_client.hpp"
+
+namespace mssgate::daemon {
+
+// What the sessions of one gateway share besides the configuration in force.
+struct SessionShared {
+  std::shared_ptr<GatewayCounters> counters = std::make_shared<GatewayCounters>();
+  std::shared_ptr<SmtpBackendFeatures> smtp_features = std::make_shared<SmtpBackendFeatures>();
+};
+
+// The client listeners (imap, imaps, submission, submissions, lmtp): bound at start, each
+// accepting on the main io context and handing every connection to a session on the next io
+// context, with the configuration in force. A session that cannot start is logged and its
+// connection closed; an accept loop that fails is logged and started again: a listener never
+// ends while the gateway runs.
+class Listeners {
+ public:
+  Listeners(IoPool& pool, const EnvironmentSlot& slot, const SessionShared& shared);
+  ~Listeners();
+  Listeners(const Listeners&) = delete;
+  Listeners& operator=(const Listeners&) = delete;
+
+  // Binds every listener of `config`; throws with a sentence when one cannot be bound.
+  void bind(const config::Config& config);
+  void start();
+  // Stops accepting; the sessions under way go on.
+  void stop();
+
+ private:
+  enum class Kind { kImap, kImaps, kSubmission, kSubmissions, kLmtp };
+  struct Listener {
+    boost::asio::ip::tcp::acceptor acceptor;
+    Kind kind;
+    std::string name;
+  };
+
+  void bind_all(const std::vector<config::Endpoint>& endpoints, Kind kind, const char* name);
+  void spawn_accept_loop(Listener& listener);
+  boost::asio::awaitable<void> accept_loop(Listener& listener);
+  void start_session(boost::asio::ip::tcp::socket socket, const Listener& listener);
+
+  IoPool& pool_;
+  const EnvironmentSlot& slot_;
+  const SessionShared& shared_;
+  std::vector<std::unique_ptr<Listener>> listeners_;
+  bool stopped_ = false;
+};
+
+}  // namespace mssgate::daemon

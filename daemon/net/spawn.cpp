@@ -1,0 +1,30 @@
+#include "daemon/net/spawn.hpp"
+
+#include <boost/asio/co_spawn.hpp>
+#include <exception>
+
+#include "daemon/telemetry/event_log.hpp"
+#include "daemon/telemetry/metrics.hpp"
+
+namespace mssgate::daemon {
+
+void spawn_task(const boost::asio::any_io_executor& executor, boost::asio::awaitable<void> task,
+                std::string name, std::function<void()> on_failure) {
+  boost::asio::co_spawn(
+      executor, std::move(task),
+      [name = std::move(name), on_failure = std::move(on_failure)](std::exception_ptr failure) {
+        if (!failure) return;
+        std::string what = "unknown";
+        try {
+          std::rethrow_exception(failure);
+        } catch (const std::exception& e) {
+          what = e.what();
+        } catch (...) {
+        }
+        metrics::gateway().tasks_failed.with({name}).inc();
+        Event("task_failed").add("task", name).add("error", what).error();
+        if (on_failure) on_failure();
+      });
+}
+
+}  // namespace mssgate::daemon

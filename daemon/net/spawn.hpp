@@ -1,0 +1,16 @@
+#pragma once
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <functional>
+#include <string>
+
+namespace mssgate::daemon {
+
+// Runs `task` on `executor`. What it throws is never lost: it is logged
+// (event=task_failed task=NAME error=...), counted in mssgate_tasks_failed_total{task}, and
+// `on_failure` runs on the executor (to close what the task owned, or start it again).
+void spawn_task(const boost::asio::any_io_executor& executor, boost::asio::awaitable<void> task,
+                std::string name, std::function<void()> on_failure = {});
+
+}  // namespace mssgate::daemon
