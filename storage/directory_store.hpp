@@ -5,22 +5,10 @@
 #include <string>
 #include <vector>
 
-#include "protocol/mailbox.hpp"
+#include "storage/directory_lookup.hpp"
 #include "storage/storage_error.hpp"
 
 namespace mssgate::storage {
-
-struct Mailbox {
-  std::string address;  // normalised, see protocol::normalize_mailbox_address
-  protocol::MailboxType type = protocol::MailboxType::kApp;
-  protocol::MailboxStatus status = protocol::MailboxStatus::kActive;
-};
-
-// How a client certificate is recognised. The SPKI fingerprint survives a renewal with the
-// same key; issuer + serial names exactly one certificate.
-enum class CertificateMatch { kSpkiSha256, kIssuerSerial };
-std::string_view to_string(CertificateMatch match);
-std::optional<CertificateMatch> parse_certificate_match(std::string_view text);
 
 struct CertificateBinding {
   CertificateMatch match = CertificateMatch::kSpkiSha256;
@@ -28,11 +16,6 @@ struct CertificateBinding {
   std::string mailbox;  // an applicative mailbox this certificate may open
   std::string label;    // the certificate's subject, for humans
 };
-
-// How a health professional (holder) is attached to a mailbox.
-enum class HolderRole { kOwner, kDelegate, kCoHolder };
-std::string_view to_string(HolderRole role);
-std::optional<HolderRole> parse_holder_role(std::string_view text);
 
 struct Holder {
   std::string id;  // the professional's national identifier, idNat ("8" + RPPS, "0" + ADELI)
@@ -45,44 +28,20 @@ struct HolderAttachment {
   HolderRole role = HolderRole::kOwner;
 };
 
-// What a verified certificate is known by, as computed from it (never from client text).
-struct CertificateKeys {
-  std::string spki_sha256;
-  std::string issuer_serial;
-};
-
-// The answer of a lookup on the data path: never throws.
-template <class T>
-struct Lookup {
-  T value{};
-  std::string error;  // non-empty: the store could not answer
-  bool ok() const { return error.empty(); }
-};
-
-// The directory: mailboxes and who may open them. Lookups are safe from any thread and never
-// throw; administration calls throw StorageError.
-class DirectoryStore {
+// The directory as its administration sees it: mailboxes and who may open them. The lookups
+// (DirectoryLookup) are safe from any thread and never throw, but each is a query: the daemon
+// answers them from a DirectorySnapshot instead. Administration calls throw StorageError.
+class DirectoryStore : public DirectoryLookup {
  public:
-  virtual ~DirectoryStore() = default;
-
-  virtual Lookup<std::optional<Mailbox>> find_mailbox(const std::string& address) = 0;
-  virtual Lookup<std::vector<std::string>> mailboxes_for_certificate(
-      const CertificateKeys& keys) = 0;
-
   virtual void add_mailbox(const Mailbox& mailbox) = 0;
   virtual void set_mailbox_status(const std::string& address, protocol::MailboxStatus status) = 0;
   virtual void remove_mailbox(const std::string& address) = 0;
   virtual std::vector<Mailbox> list_mailboxes() = 0;
 
-  // Senders a mailbox may use besides its own address (envelope and From header).
-  virtual Lookup<std::vector<std::string>> allowed_senders(const std::string& mailbox) = 0;
   virtual void allow_sender(const std::string& mailbox, const std::string& sender) = 0;
   // Returns false when there was no such permission.
   virtual bool disallow_sender(const std::string& mailbox, const std::string& sender) = 0;
 
-  // The role of a professional on a mailbox; nullopt when not attached.
-  virtual Lookup<std::optional<HolderRole>> holder_role(const std::string& holder,
-                                                        const std::string& mailbox) = 0;
   virtual void add_holder(const Holder& holder) = 0;
   virtual void remove_holder(const std::string& id) = 0;
   virtual std::vector<Holder> list_holders() = 0;

@@ -4,6 +4,7 @@
 #include <mutex>
 
 #include "storage/directory_store.hpp"
+#include "storage/sqlite_directory_schema.hpp"
 #include "storage/sqlite_statement.hpp"
 
 namespace mssgate::storage {
@@ -39,44 +40,7 @@ std::optional<CertificateMatch> parse_certificate_match(std::string_view text) {
 
 namespace {
 
-constexpr int kSchemaVersion = 3;
-
-constexpr const char* kSchema = R"sql(
-CREATE TABLE IF NOT EXISTS mailbox (
-  address    TEXT PRIMARY KEY,
-  type       TEXT NOT NULL CHECK (type IN ('PER', 'ORG', 'APP', 'CAB')),
-  status     TEXT NOT NULL CHECK (status IN ('active', 'suspended', 'closed')),
-  created_at INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS certificate_binding (
-  match_kind  TEXT NOT NULL CHECK (match_kind IN ('spki-sha256', 'issuer-serial')),
-  match_value TEXT NOT NULL,
-  mailbox     TEXT NOT NULL REFERENCES mailbox (address) ON DELETE CASCADE,
-  label       TEXT NOT NULL DEFAULT '',
-  PRIMARY KEY (match_kind, match_value, mailbox)
-);
-)sql";
-
-constexpr const char* kSchemaVersion2 = R"sql(
-CREATE TABLE IF NOT EXISTS mailbox_sender (
-  mailbox TEXT NOT NULL REFERENCES mailbox (address) ON DELETE CASCADE,
-  sender  TEXT NOT NULL,
-  PRIMARY KEY (mailbox, sender)
-);
-)sql";
-
-constexpr const char* kSchemaVersion3 = R"sql(
-CREATE TABLE IF NOT EXISTS holder (
-  id    TEXT PRIMARY KEY,
-  label TEXT NOT NULL DEFAULT ''
-);
-CREATE TABLE IF NOT EXISTS mailbox_holder (
-  mailbox TEXT NOT NULL REFERENCES mailbox (address) ON DELETE CASCADE,
-  holder  TEXT NOT NULL REFERENCES holder (id) ON DELETE CASCADE,
-  role    TEXT NOT NULL CHECK (role IN ('owner', 'delegate', 'co-holder')),
-  PRIMARY KEY (mailbox, holder)
-);
-)sql";
+namespace schema = sqlite_directory_schema;
 
 Mailbox mailbox_from_row(const Statement& s) {
   Mailbox m;
@@ -121,7 +85,7 @@ class SqliteDirectory final : public DirectoryStore {
     sqlite3_close(db_);
   }
 
-  Lookup<std::optional<Mailbox>> find_mailbox(const std::string& address) override {
+  Lookup<std::optional<Mailbox>> find_mailbox(std::string_view address) const override {
     std::lock_guard lock(mutex_);
     Lookup<std::optional<Mailbox>> result;
     Statement& s = *find_mailbox_;
@@ -136,7 +100,8 @@ class SqliteDirectory final : public DirectoryStore {
     return result;
   }
 
-  Lookup<std::vector<std::string>> mailboxes_for_certificate(const CertificateKeys& keys) override {
+  Lookup<std::vector<std::string>> mailboxes_for_certificate(
+      const CertificateKeys& keys) const override {
     std::lock_guard lock(mutex_);
     Lookup<std::vector<std::string>> result;
     Statement& s = *find_bound_;
@@ -197,7 +162,7 @@ class SqliteDirectory final : public DirectoryStore {
     return out;
   }
 
-  Lookup<std::vector<std::string>> allowed_senders(const std::string& mailbox) override {
+  Lookup<std::vector<std::string>> allowed_senders(std::string_view mailbox) const override {
     std::lock_guard lock(mutex_);
     Lookup<std::vector<std::string>> result;
     Statement& s = *find_senders_;
@@ -232,8 +197,8 @@ class SqliteDirectory final : public DirectoryStore {
     return sqlite3_changes(db_) > 0;
   }
 
-  Lookup<std::optional<HolderRole>> holder_role(const std::string& holder,
-                                                const std::string& mailbox) override {
+  Lookup<std::optional<HolderRole>> holder_role(std::string_view holder,
+                                                std::string_view mailbox) const override {
     std::lock_guard lock(mutex_);
     Lookup<std::optional<HolderRole>> result;
     Statement& s = *find_role_;
@@ -382,14 +347,16 @@ class SqliteDirectory final : public DirectoryStore {
         Statement s(db_, "PRAGMA user_version");
         if (s.step() == SQLITE_ROW) version = std::stoi(s.text(0));
       }
-      if (version > kSchemaVersion) {
+      if (version > schema::kVersion) {
         throw StorageError("directory database has schema version " + std::to_string(version) +
-                           ", newer than this mssgate (" + std::to_string(kSchemaVersion) + ")");
+                           ", newer than this mssgate (" + std::to_string(schema::kVersion) + ")");
       }
-      if (version < 1) exec(kSchema);
-      if (version < 2) exec(kSchemaVersion2);
-      if (version < 3) exec(kSchemaVersion3);
-      exec(("PRAGMA user_version = " + std::to_string(kSchemaVersion)).c_str());
+      if (version < 1) exec(schema::kVersion1);
+      if (version < 2) exec(schema::kVersion2);
+      if (version < 3) exec(schema::kVersion3);
+      // Only when it changes: a write would tell every reader that the directory changed.
+      if (version < schema::kVersion)
+        exec(("PRAGMA user_version = " + std::to_string(schema::kVersion)).c_str());
       exec("COMMIT");
     } catch (...) {
       sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
@@ -397,7 +364,7 @@ class SqliteDirectory final : public DirectoryStore {
     }
   }
 
-  std::mutex mutex_;
+  mutable std::mutex mutex_;
   sqlite3* db_ = nullptr;
   std::unique_ptr<Statement> find_mailbox_;
   std::unique_ptr<Statement> find_bound_;

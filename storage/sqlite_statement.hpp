@@ -7,6 +7,7 @@
 #include <string>
 #include <string_view>
 
+#include "storage/directory_lookup.hpp"
 #include "storage/storage_error.hpp"
 
 namespace mssgate::storage {
@@ -51,6 +52,13 @@ class Statement {
   std::string text(int column) const {
     const unsigned char* p = sqlite3_column_text(stmt_, column);
     return p ? std::string(reinterpret_cast<const char*>(p)) : std::string();
+  }
+  // Valid until the next step or reset: for reading many rows without a copy each.
+  std::string_view text_view(int column) const {
+    const unsigned char* p = sqlite3_column_text(stmt_, column);
+    if (!p) return {};
+    return {reinterpret_cast<const char*>(p),
+            static_cast<size_t>(sqlite3_column_bytes(stmt_, column))};
   }
   void reset() {
     sqlite3_reset(stmt_);

@@ -5,7 +5,7 @@
 #include <optional>
 #include <string>
 
-#include "storage/directory_store.hpp"
+#include "storage/directory_lookup.hpp"
 
 namespace mssgate::daemon {
 

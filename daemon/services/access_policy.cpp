@@ -14,7 +14,7 @@ AccessDecision refuse(AccessDecision::Outcome outcome, std::string mailbox, std:
 
 }  // namespace
 
-AccessDecision decide_certificate_access(storage::DirectoryStore& directory,
+AccessDecision decide_certificate_access(const storage::DirectoryLookup& directory,
                                          const std::optional<CertificateIdentity>& certificate,
                                          std::string_view requested_mailbox,
                                          const config::AuthConfig& auth) {
@@ -74,7 +74,7 @@ AccessDecision decide_certificate_access(storage::DirectoryStore& directory,
   return {Outcome::kAllowed, target, "ok", ""};
 }
 
-AccessDecision decide_token_access(storage::DirectoryStore& directory,
+AccessDecision decide_token_access(const storage::DirectoryLookup& directory,
                                    const std::string& professional_id,
                                    std::string_view requested_mailbox,
                                    const config::AuthConfig& auth) {

@@ -6,7 +6,7 @@
 
 #include "config/config.hpp"
 #include "daemon/net/certificate_identity.hpp"
-#include "storage/directory_store.hpp"
+#include "storage/directory_lookup.hpp"
 
 namespace mssgate::daemon {
 
@@ -29,14 +29,14 @@ struct AccessDecision {
 // SASL EXTERNAL: the identity is the verified client certificate; the optional authorization
 // identity names one of the applicative mailboxes bound to it. Without it, the certificate
 // must be bound to exactly one mailbox.
-AccessDecision decide_certificate_access(storage::DirectoryStore& directory,
+AccessDecision decide_certificate_access(const storage::DirectoryLookup& directory,
                                          const std::optional<CertificateIdentity>& certificate,
                                          std::string_view requested_mailbox,
                                          const config::AuthConfig& auth);
 
 // A Pro Santé Connect token: the identity is the professional the validated token names; the
 // mailbox asked for must be attached to them in the directory (owner, delegate or co-holder).
-AccessDecision decide_token_access(storage::DirectoryStore& directory,
+AccessDecision decide_token_access(const storage::DirectoryLookup& directory,
                                    const std::string& professional_id,
                                    std::string_view requested_mailbox,
                                    const config::AuthConfig& auth);

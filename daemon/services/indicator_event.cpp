@@ -23,7 +23,7 @@ protocol::InspectorLimits inspector_limits(const config::IndicatorsConfig& confi
 }
 
 Counterpart counterpart_of(std::string_view address, const config::IndicatorsConfig& config,
-                           storage::DirectoryStore& directory) {
+                           const storage::DirectoryLookup& directory) {
   std::string lower = protocol::ascii_lower(address);
   auto at = lower.rfind('@');
   std::string domain = at == std::string::npos ? std::string() : lower.substr(at + 1);
@@ -38,7 +38,7 @@ Counterpart counterpart_of(std::string_view address, const config::IndicatorsCon
 }
 
 storage::RecordedMailboxType mailbox_type_of(const std::string& mailbox,
-                                             storage::DirectoryStore& directory) {
+                                             const storage::DirectoryLookup& directory) {
   auto found = directory.find_mailbox(mailbox);
   if (!found.ok() || !found.value) return std::nullopt;
   return found.value->type;

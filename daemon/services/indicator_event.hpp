@@ -7,7 +7,7 @@
 
 #include "config/config.hpp"
 #include "protocol/message_inspector.hpp"
-#include "storage/directory_store.hpp"
+#include "storage/directory_lookup.hpp"
 #include "storage/indicator_event.hpp"
 
 namespace mssgate::daemon {
@@ -19,12 +19,12 @@ using storage::Counterpart;
 // Whose address this is: a patient's Mon Espace Santé address, one of this operator's
 // (a configured domain, or a mailbox of the directory), or another operator's.
 Counterpart counterpart_of(std::string_view address, const config::IndicatorsConfig& config,
-                           storage::DirectoryStore& directory);
+                           const storage::DirectoryLookup& directory);
 
 // The mailbox's type as the directory says; nullopt ("unknown") when it does not know it or
 // cannot answer.
 storage::RecordedMailboxType mailbox_type_of(const std::string& mailbox,
-                                             storage::DirectoryStore& directory);
+                                             const storage::DirectoryLookup& directory);
 
 // The event's fields that come from the message itself.
 void fill_from_facts(storage::IndicatorEvent& event, const protocol::MessageFacts& facts);

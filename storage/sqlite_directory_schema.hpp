@@ -1,0 +1,47 @@
+#pragma once
+// The SQLite directory's schema, shared by the store (which creates and migrates it) and the
+// snapshot source (which only reads it).
+
+namespace mssgate::storage::sqlite_directory_schema {
+
+// PRAGMA user_version of a directory at the current schema.
+constexpr int kVersion = 3;
+
+constexpr const char* kVersion1 = R"sql(
+CREATE TABLE IF NOT EXISTS mailbox (
+  address    TEXT PRIMARY KEY,
+  type       TEXT NOT NULL CHECK (type IN ('PER', 'ORG', 'APP', 'CAB')),
+  status     TEXT NOT NULL CHECK (status IN ('active', 'suspended', 'closed')),
+  created_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS certificate_binding (
+  match_kind  TEXT NOT NULL CHECK (match_kind IN ('spki-sha256', 'issuer-serial')),
+  match_value TEXT NOT NULL,
+  mailbox     TEXT NOT NULL REFERENCES mailbox (address) ON DELETE CASCADE,
+  label       TEXT NOT NULL DEFAULT '',
+  PRIMARY KEY (match_kind, match_value, mailbox)
+);
+)sql";
+
+constexpr const char* kVersion2 = R"sql(
+CREATE TABLE IF NOT EXISTS mailbox_sender (
+  mailbox TEXT NOT NULL REFERENCES mailbox (address) ON DELETE CASCADE,
+  sender  TEXT NOT NULL,
+  PRIMARY KEY (mailbox, sender)
+);
+)sql";
+
+constexpr const char* kVersion3 = R"sql(
+CREATE TABLE IF NOT EXISTS holder (
+  id    TEXT PRIMARY KEY,
+  label TEXT NOT NULL DEFAULT ''
+);
+CREATE TABLE IF NOT EXISTS mailbox_holder (
+  mailbox TEXT NOT NULL REFERENCES mailbox (address) ON DELETE CASCADE,
+  holder  TEXT NOT NULL REFERENCES holder (id) ON DELETE CASCADE,
+  role    TEXT NOT NULL CHECK (role IN ('owner', 'delegate', 'co-holder')),
+  PRIMARY KEY (mailbox, holder)
+);
+)sql";
+
+}  // namespace mssgate::storage::sqlite_directory_schema
