@@ -134,6 +134,9 @@ struct PscConfig {
 
 struct DirectoryConfig {
   std::string sqlite_path;
+  // How often the database is asked whether it changed; a change is in force at most this long
+  // plus the snapshot's build time after its commit.
+  Duration refresh_interval = 1s;
 };
 
 struct AuthConfig {

@@ -503,6 +503,7 @@ void read_directory(TableReader& parent, DirectoryConfig& out, Problems& problem
   t.path("sqlite_path", out.sqlite_path);
   if (out.sqlite_path.empty())
     problems.add(t.where("sqlite_path"), "directory.sqlite_path", "is required");
+  t.duration("refresh_interval", out.refresh_interval, 10ms, 1h);
 }
 
 void read_mailbox_types(TableReader& t, std::string_view key,

@@ -33,11 +33,20 @@ std::shared_ptr<GatewayEnvironment> build_environment(const config::Config& conf
   env->config = config;
   env->tls =
       std::make_shared<boost::asio::ssl::context>(build_server_tls_context(config.tls).release());
-  if (open_directory) env->directory = storage::open_sqlite_directory(config.directory.sqlite_path);
   env->psc_files_stamp =
       files_stamp({config.psc.client_certificate, config.psc.client_key, config.psc.ca_file});
   env->validator = psc_validator_for(config.psc, env->psc_files_stamp, running, std::move(http));
   if (running) env->indicators = running->indicators;
+  // Last, once nothing else can refuse the configuration.
+  const auto& directory = config.directory;
+  if (open_directory && running && running->directory &&
+      running->config.directory.sqlite_path == directory.sqlite_path) {
+    env->directory = running->directory;
+    env->directory->set_refresh_interval(directory.refresh_interval);
+  } else if (open_directory) {
+    env->directory = std::make_shared<DirectoryService>(
+        storage::open_sqlite_directory_source(directory.sqlite_path), directory.refresh_interval);
+  }
   return env;
 }
 

@@ -21,6 +21,10 @@ void Reloader::reload() {
     auto environment = build_environment(next, true, http_, running.get());
     configure_logging(log_settings(next));
     slot_.set(environment);
+    // Another database: the old service stops refreshing (its last snapshot stays with the
+    // sessions that started with it).
+    if (running->directory && running->directory != environment->directory)
+      running->directory->stop();
     double seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - begin).count();
     reloaded(*running, *environment, restart_keys, seconds);

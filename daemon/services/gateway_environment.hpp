@@ -6,8 +6,8 @@
 #include <memory>
 
 #include "config/config.hpp"
+#include "daemon/services/directory_service.hpp"
 #include "daemon/services/token_validator.hpp"
-#include "storage/directory_store.hpp"
 #include "storage/indicator_journal.hpp"
 
 namespace mssgate::daemon {
@@ -16,7 +16,8 @@ namespace mssgate::daemon {
 struct GatewayEnvironment {
   config::Config config;
   std::shared_ptr<boost::asio::ssl::context> tls;
-  std::shared_ptr<storage::DirectoryStore> directory;
+  // The directory's snapshots: a reload that keeps directory.sqlite_path keeps the service.
+  std::shared_ptr<DirectoryService> directory;
   std::shared_ptr<TokenValidator> validator;  // when Pro Santé Connect is configured
   // The modification times and sizes of the files the validator loaded (its client certificate
   // and key, its CA): a reload keeps the validator only when neither [psc] nor these changed.

@@ -15,10 +15,9 @@ namespace mssgate::daemon {
 IndicatorRecorder::IndicatorRecorder(std::shared_ptr<const GatewayEnvironment> environment)
     : environment_(std::move(environment)) {}
 
-void IndicatorRecorder::note_sign_in(SessionIdentity& identity,
-                                     storage::SessionProtocol protocol) {
+void IndicatorRecorder::note_sign_in(SessionIdentity& identity, storage::SessionProtocol protocol) {
   if (!enabled() || identity.mailbox.empty()) return;
-  identity.mailbox_type = mailbox_type_of(identity.mailbox, *environment_->directory);
+  identity.mailbox_type = mailbox_type_of(identity.mailbox, *environment_->directory->snapshot());
   storage::ConnectionEvent connection;
   connection.at_ms = storage::now_ms();
   connection.day = storage::day_of(connection.at_ms, environment_->config.indicators.utc_days);
@@ -41,8 +40,9 @@ boost::asio::awaitable<bool> IndicatorRecorder::record_sent(std::string_view ses
   event.queue_id = message.queue_id;
   event.size = message.size;
   event.recipients = static_cast<unsigned>(message.recipients.size());
+  auto directory = environment_->directory->snapshot();
   for (const auto& address : message.recipients) {
-    switch (counterpart_of(address, settings, *environment_->directory)) {
+    switch (counterpart_of(address, settings, *directory)) {
       case Counterpart::kSameOperator:
         ++event.to_same_operator;
         break;
@@ -64,7 +64,8 @@ boost::asio::awaitable<bool> IndicatorRecorder::record_sent(std::string_view ses
 boost::asio::awaitable<bool> IndicatorRecorder::record_received(std::string_view session_id,
                                                                 core::ReceivedMessage message) {
   const auto& settings = environment_->config.indicators;
-  auto& directory = *environment_->directory;
+  auto snapshot = environment_->directory->snapshot();
+  const storage::DirectoryLookup& directory = *snapshot;
   // The sender is the same for every recipient: its class is looked up once.
   Counterpart counterpart = counterpart_of(
       message.sender.empty() ? message.facts.from : message.sender, settings, directory);
@@ -124,7 +125,8 @@ boost::asio::awaitable<bool> IndicatorRecorder::record(
           std::move(initiate), boost::asio::use_awaitable);
   for (auto direction : directions) {
     metrics::gateway()
-        .indicator_events.with({storage::to_string(direction), durable ? "recorded" : "not_recorded"})
+        .indicator_events
+        .with({storage::to_string(direction), durable ? "recorded" : "not_recorded"})
         .inc();
   }
   if (!durable) {

@@ -41,16 +41,18 @@ SignInService::SignInService(std::shared_ptr<const GatewayEnvironment> environme
 boost::asio::awaitable<SignInDecision> SignInService::authorize(
     const core::SaslCredentials& credentials, const std::optional<CertificateIdentity>& certificate,
     bool want_allowed_senders, bool holds_slot) {
+  // One snapshot of the directory answers every question of this sign-in.
+  auto directory = environment_->directory->snapshot();
   SignInDecision decision;
   if (const auto* token = std::get_if<protocol::OAuthCredentials>(&credentials)) {
-    decision = co_await authorize_token(*token, holds_slot);
+    decision = co_await authorize_token(*token, *directory, holds_slot);
   } else {
     const auto& external = std::get<protocol::SaslExternalRequest>(credentials);
     decision.verdict = verdict_of(decide_certificate_access(
-        *environment_->directory, certificate, external.authzid, environment_->config.auth));
+        *directory, certificate, external.authzid, environment_->config.auth));
   }
   if (!decision.verdict.failure && want_allowed_senders) {
-    auto senders = environment_->directory->allowed_senders(decision.verdict.mailbox);
+    auto senders = directory->allowed_senders(decision.verdict.mailbox);
     if (!senders.ok()) {
       decision.verdict.failure = SignInFailure::kTemporaryFailure;
       decision.verdict.reason = "directory_unavailable";
@@ -62,7 +64,8 @@ boost::asio::awaitable<SignInDecision> SignInService::authorize(
 }
 
 boost::asio::awaitable<SignInDecision> SignInService::authorize_token(
-    const protocol::OAuthCredentials& credentials, bool holds_slot) {
+    const protocol::OAuthCredentials& credentials, const storage::DirectoryLookup& directory,
+    bool holds_slot) {
   SignInDecision decision;
   TokenValidation token = co_await environment_->validator->validate(credentials.token);
   if (token.result == TokenValidation::Result::kUnavailable) {
@@ -77,7 +80,7 @@ boost::asio::awaitable<SignInDecision> SignInService::authorize_token(
   }
   decision.professional_id = token.professional_id;
   decision.azp = token.azp;
-  decision.verdict = verdict_of(decide_token_access(*environment_->directory, token.professional_id,
+  decision.verdict = verdict_of(decide_token_access(directory, token.professional_id,
                                                     credentials.user, environment_->config.auth));
   if (decision.verdict.failure || holds_slot) co_return decision;
   if (!counters_->acquire_professional(token.professional_id,

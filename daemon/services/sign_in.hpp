@@ -72,6 +72,7 @@ class SignInService {
 
  private:
   boost::asio::awaitable<SignInDecision> authorize_token(const protocol::OAuthCredentials& token,
+                                                         const storage::DirectoryLookup& directory,
                                                          bool holds_slot);
 
   std::shared_ptr<const GatewayEnvironment> environment_;

@@ -124,6 +124,11 @@ struct GatewayMetrics {
   CounterFamily crl_refreshes;            // {result}: updated, unchanged
   CounterFamily crl_refresh_failures;     // {reason}
   GaugeFamily crl_last_success;           // {url}: time of the last good download
+  CounterFamily directory_refreshes;      // {result}: ok, failed (the first load included)
+  GaugeFamily directory_mailboxes;        // mailboxes in the snapshot in force
+  GaugeFamily directory_bytes;            // bytes the snapshot in force holds
+  GaugeFamily directory_last_load;        // time the snapshot in force was built
+  GaugeFamily directory_load_duration;    // seconds building it took
   CounterFamily log_suppressed;           // {event}
   GaugeFamily backend_up;                 // {backend}: 1 when the last readiness probe connected
 

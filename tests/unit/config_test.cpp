@@ -70,6 +70,7 @@ TEST_F(ConfigTest, AcceptsAMinimalFileWithReferentielDefaults) {
   EXPECT_EQ(config.imap.starttls_listen.at(0).port, 1143);
   // Relative paths are anchored at the file's directory.
   EXPECT_EQ(config.directory.sqlite_path, (dir_ / "directory.db").string());
+  EXPECT_EQ(config.directory.refresh_interval, std::chrono::seconds(1));
   EXPECT_EQ(config.imap.idle_timeout, std::chrono::minutes(30));
 }
 
@@ -90,6 +91,8 @@ io_threads = 3
   EXPECT_EQ(config.imap.idle_timeout, std::chrono::hours(2));
   EXPECT_EQ(config.imap.tls_listen.at(0).host, "::1");
   EXPECT_EQ(config.imap.tls_listen.at(0).text(), "[::1]:1993");
+  config = parse_config(minimal() + "refresh_interval = \"100ms\"\n", path());
+  EXPECT_EQ(config.directory.refresh_interval, std::chrono::milliseconds(100));
 }
 
 TEST_F(ConfigTest, RefusesUnknownKeysWithFileLineAndKey) {
@@ -131,6 +134,9 @@ TEST_F(ConfigTest, RefusesBadValuesWithFileLineAndKey) {
             "at least one of imap.starttls_listen"},
            {"[imap]\n", "[imap]\nmax_bad_commands = true\n",
             "imap.max_bad_commands: must be an integer"},
+           {"sqlite_path = \"directory.db\"",
+            "sqlite_path = \"directory.db\"\nrefresh_interval = \"5ms\"",
+            "directory.refresh_interval: must be between 10ms and 3600000ms"},
        }) {
     std::string text = minimal();
     ASSERT_NE(text.find(c.from), std::string::npos) << c.from;
