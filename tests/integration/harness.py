@@ -169,6 +169,8 @@ data_response_timeout = "30s"
 
 [directory]
 sqlite_path = "{self.database}"
+# Changes made while the gateway runs are in force within this interval (plus the read).
+refresh_interval = "100ms"
 {extra_config}
 """)
         self.populate_directory()
@@ -273,6 +275,18 @@ sqlite_path = "{self.database}"
         port = sock.getsockname()[1]
         return self.wait_for_log(r"event=connect session=(\w+) listener=\w+ peer=127\.0\.0\.1:%d(?:\s|$)" % port,
                                  timeout=timeout).group(1)
+
+    def change_directory(self, *args):
+        """Runs one mssgatectl command that changes the directory of the running gateway, then
+        waits until the gateway has the change in force: mssgate reads the directory again when
+        it sees a commit (every directory.refresh_interval), and logs directory_loaded. The log
+        is searched from an offset taken before the command, so the event found comes from a read
+        made after the commit. One command per call: a read between two commands would miss
+        the second."""
+        offset = self.log_size()
+        result = ctl(self.database, *args)
+        self.wait_for_log(r"event=directory_loaded ", since=offset)
+        return result
 
     @property
     def imap_port(self):

@@ -167,6 +167,23 @@ class Reload(unittest.TestCase):
         opened = re.findall(r"event=auth .*result=ok mailbox=" + re.escape(APP_LABO), gateway.log(since=since))
         self.assertEqual(len(opened), 1)
 
+    def test_a_reload_keeps_the_directory_snapshot_and_its_refresh(self):
+        gateway = self.gateway
+        loads = len(re.findall(r"event=directory_loaded ", gateway.log()))
+        edit_config(gateway, ('refresh_interval = "100ms"', 'refresh_interval = "50ms"'))
+        reload(gateway)
+        self.assertEqual(len(re.findall(r"event=directory_loaded ", gateway.log())), loads,
+                         "the same directory is not read again")
+        # The directory kept still follows the database.
+        offset = gateway.log_size()
+        gateway.change_directory("mailbox", "set-status", APP_HOPITAL, "suspended")
+        imap = RawImap(gateway.imap_port)
+        imap.starttls(client_context("org-hopital"))
+        _, tagged = imap.authenticate_external()
+        imap.close()
+        self.assertTrue(tagged.startswith("a1 NO"), tagged)
+        gateway.wait_for_log(r"event=auth .*reason=mailbox_suspended", since=offset)
+
     def test_invalid_configuration_leaves_the_running_one(self):
         gateway = self.gateway
         fingerprint = sign_in_once(gateway.imap_port)

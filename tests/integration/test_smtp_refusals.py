@@ -108,8 +108,8 @@ class SubmissionRefusalTest(GatewayTestCase):
 
     def test_an_allowed_extra_sender_may_be_used(self):
         other = "secretariat@test.mssante.fr"
-        ctl(self.gateway.database, "mailbox", "add", other, "--type", "ORG")
-        ctl(self.gateway.database, "mailbox", "allow-sender", APP_HOPITAL, other)
+        self.gateway.change_directory("mailbox", "add", other, "--type", "ORG")
+        self.gateway.change_directory("mailbox", "allow-sender", APP_HOPITAL, other)
         marker = new_marker("delegated")
         with authenticated(self.gateway.submission_port) as smtp:
             smtp.sendmail(other, [APP_LABO], message(other, APP_LABO, marker))
