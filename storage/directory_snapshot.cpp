@@ -16,9 +16,7 @@ uint8_t encode_mailbox_row(protocol::MailboxType type, protocol::MailboxStatus s
          static_cast<uint8_t>(status);
 }
 
-// Attachments pack the address id and the role in 32 bits.
-constexpr uint32_t kMaxAddresses = 1u << 30;
-
+// Attachments pack the address id (below IdSlots::kMaxIds, 2^26) and the role in 32 bits.
 uint32_t encode_attachment(uint32_t address_id, HolderRole role) {
   return address_id << 2 | static_cast<uint32_t>(role);
 }
@@ -132,9 +130,6 @@ void DirectorySnapshotBuilder::reserve(const DirectoryCounts& expected) {
 
 uint32_t DirectorySnapshotBuilder::address_id(std::string_view address) {
   uint32_t id = snapshot_->addresses_.intern(address);
-  if (id >= kMaxAddresses) {
-    throw StorageError("the directory is too large for an in-memory snapshot (2^30 addresses)");
-  }
   if (id == snapshot_->mailbox_rows_.size()) snapshot_->mailbox_rows_.push_back(0);
   return id;
 }

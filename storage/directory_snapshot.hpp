@@ -78,7 +78,7 @@ class DirectorySnapshot final : public DirectoryLookup {
 // Collects a directory's rows in any order, then makes the snapshot. Rows repeated are kept
 // once (for a mailbox, the first one read; for a professional on a mailbox, the first role in
 // owner, delegate, co-holder order). Throws StorageError past the snapshot's limits (4 GiB of
-// text, 2^30 addresses).
+// text or 2^26 strings in a table).
 class DirectorySnapshotBuilder {
  public:
   DirectorySnapshotBuilder();

@@ -21,8 +21,9 @@ size_t split_hash(std::string_view own, uint32_t shared_id) {
 
 // Offsets and ids are 32-bit: a snapshot refuses to grow past them rather than wrap.
 void check_room(size_t bytes_now, size_t adding, size_t ids_now) {
-  if (bytes_now + adding > UINT32_MAX || ids_now + 1 >= kNoId) {
-    throw StorageError("the directory is too large for an in-memory snapshot (4 GiB of text)");
+  if (bytes_now + adding > UINT32_MAX || ids_now >= IdSlots::kMaxIds) {
+    throw StorageError(
+        "the directory is too large for an in-memory snapshot (4 GiB of text or 2^26 strings)");
   }
 }
 
@@ -43,7 +44,7 @@ void IdSlots::insert(size_t hash, uint32_t id) {
   size_t i = hash & mask;
   while (slots_[i] != 0)
     i = (i + 1) & mask;
-  slots_[i] = id + 1;
+  slots_[i] = tag_of(hash) | (id + 1);
 }
 
 void StringTable::reserve(size_t strings, size_t bytes) {
@@ -97,18 +98,18 @@ SplitStringTable::Parts SplitStringTable::split(std::string_view text) const {
 
 void SplitStringTable::reserve(size_t strings, size_t own_bytes) {
   own_bytes_.reserve(own_bytes);
-  own_ends_.reserve(strings);
-  shared_ids_.reserve(strings);
+  entries_.reserve(strings);
   if (slots_.full_for(strings)) {
     slots_.reset_for(strings);
     for (uint32_t id = 0; id < size(); ++id)
-      slots_.insert(split_hash(own_part(id), shared_ids_[id]), id);
+      slots_.insert(split_hash(own_part(id), entries_[id].shared_id), id);
   }
 }
 
 uint32_t SplitStringTable::find(const Parts& parts, uint32_t shared_id, size_t hash) const {
-  return slots_.find(
-      hash, [&](uint32_t id) { return shared_ids_[id] == shared_id && own_part(id) == parts.own; });
+  return slots_.find(hash, [&](uint32_t id) {
+    return entries_[id].shared_id == shared_id && own_part(id) == parts.own;
+  });
 }
 
 uint32_t SplitStringTable::find(std::string_view text) const {
@@ -124,19 +125,18 @@ uint32_t SplitStringTable::intern(std::string_view text) {
   size_t hash = split_hash(parts.own, shared_id);
   uint32_t found = find(parts, shared_id, hash);
   if (found != kNoId) return found;
-  check_room(own_bytes_.size(), parts.own.size(), shared_ids_.size());
+  check_room(own_bytes_.size(), parts.own.size(), size());
   if (slots_.full_for(size())) grow_slots();
   own_bytes_.insert(own_bytes_.end(), parts.own.begin(), parts.own.end());
   uint32_t id = size();
-  own_ends_.push_back(static_cast<uint32_t>(own_bytes_.size()));
-  shared_ids_.push_back(shared_id);
+  entries_.push_back({static_cast<uint32_t>(own_bytes_.size()), shared_id});
   slots_.insert(hash, id);
   return id;
 }
 
 std::string SplitStringTable::text(uint32_t id) const {
   std::string_view own = own_part(id);
-  std::string_view shared = shared_parts_.at(shared_ids_[id]);
+  std::string_view shared = shared_parts_.at(entries_[id].shared_id);
   std::string out;
   out.reserve(own.size() + shared.size());
   if (shared_side_ == Shared::kHead) out.append(shared);
@@ -148,19 +148,18 @@ std::string SplitStringTable::text(uint32_t id) const {
 void SplitStringTable::grow_slots() {
   slots_.reset_for(2 * size());
   for (uint32_t id = 0; id < size(); ++id)
-    slots_.insert(split_hash(own_part(id), shared_ids_[id]), id);
+    slots_.insert(split_hash(own_part(id), entries_[id].shared_id), id);
 }
 
 void SplitStringTable::shrink_to_fit() {
   shared_parts_.shrink_to_fit();
   shrink(own_bytes_);
-  shrink(own_ends_);
-  shrink(shared_ids_);
+  shrink(entries_);
 }
 
 size_t SplitStringTable::memory_bytes() const {
   return shared_parts_.memory_bytes() + own_bytes_.capacity() +
-         (own_ends_.capacity() + shared_ids_.capacity()) * sizeof(uint32_t) + slots_.memory_bytes();
+         entries_.capacity() * sizeof(Entry) + slots_.memory_bytes();
 }
 
 }  // namespace mssgate::storage
