@@ -170,9 +170,11 @@ def main():
                "`bench/service_times.py`: a directory of %d mailboxes, each with a certificate binding; the "
                "RelWithDebInfo build; times from the outside, through a test `NOTIFY_SOCKET` (what systemd waits "
                "for), and mssgate's own figure from its log (`startup_us` on `event=ready`, `duration_us` on "
-               "`event=reloaded`: loading the file, the TLS context with its CRLs, opening the directory). "
-               "Start includes the backend probes. mssgate queries the directory at each sign-in and loads none "
-               "of it up front, so the directory's size does not weigh on either figure. %d starts, %d reloads."
+               "`event=reloaded`: loading the file, the TLS context with its CRLs, and at start reading the "
+               "directory into its in-memory snapshot). Start includes the backend probes and the directory's "
+               "snapshot (its build time grows with the directory: see \"Directory snapshot\"); a reload that "
+               "keeps `directory.sqlite_path` keeps the snapshot, so the directory's size does not weigh on it. "
+               "%d starts, %d reloads."
                % (mailboxes, STARTS, RELOADS), "",
                "| what | median (ms) | max (ms) | mssgate's own, median (ms) |", "|---|---|---|---|"]
     for label, measured, reported, _ in rows:

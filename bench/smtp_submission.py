@@ -196,7 +196,8 @@ def write_section(path, heading, text):
     existing = open(path).read() if os.path.exists(path) else "# Benchmarks\n\nWritten by the scripts in `bench/`.\n\n"
     pattern = re.compile(r"%s\n.*?(?=\n## |\Z)" % re.escape(heading), re.S)
     if pattern.search(existing):
-        existing = pattern.sub(text.rstrip("\n"), existing)
+        # The blank line before the next section stays (a function: no escapes read in `text`).
+        existing = pattern.sub(lambda _: text.rstrip("\n") + "\n", existing)
     else:
         existing = existing.rstrip("\n") + "\n\n" + text
     with open(path, "w") as f:
