@@ -1,6 +1,7 @@
 #include "storage/storage_error.hpp"
 #include "storage/string_table.hpp"
 
+#include <algorithm>
 #include <bit>
 #include <functional>
 

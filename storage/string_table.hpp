@@ -37,7 +37,7 @@ class IdSlots {
       if ((slot & kTagMask) == tag && matches((slot & kIdMask) - 1)) return (slot & kIdMask) - 1;
     }
   }
-  // Room must exist (see full_for); id at most kMaxIds.
+  // Room must exist (see full_for); id below kMaxIds.
   void insert(size_t hash, uint32_t id);
   size_t memory_bytes() const { return slots_.capacity() * sizeof(uint32_t); }
 
