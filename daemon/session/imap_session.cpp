@@ -10,7 +10,6 @@
 #include "daemon/services/sign_in.hpp"
 #include "daemon/session/connection.hpp"
 #include "daemon/session/session_reports.hpp"
-#include "daemon/telemetry/fault_injection.hpp"
 
 namespace mssgate::daemon {
 namespace {
@@ -55,7 +54,6 @@ class ImapSession final : public std::enable_shared_from_this<ImapSession>,
                              *this, connection_.client().tls_active());
     std::string unread;
     for (;;) {
-      faults::point("session.imap");
       auto action = core.next();
       switch (action.kind) {
         case Kind::kRead:

@@ -48,7 +48,6 @@ class LmtpSession final : public std::enable_shared_from_this<LmtpSession>,
     core::LmtpTapCore core(std::move(settings), *this);
     std::string unread;
     for (;;) {
-      faults::point("session.lmtp");
       auto action = core.next();
       switch (action.kind) {
         case Kind::kConnectBackend: {
@@ -111,6 +110,7 @@ class LmtpSession final : public std::enable_shared_from_this<LmtpSession>,
   void command_started(std::string_view verb) override {
     if (protocol::ascii_iequals(verb, "DATA")) data_start_ = Clock::now();
     connection_.telemetry().command_started(verb);
+    faults::point("lmtp", verb);
   }
   void command_finished() override { connection_.telemetry().command_finished(); }
   void protocol_error(std::string_view kind, std::string_view detail) override {

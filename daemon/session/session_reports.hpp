@@ -9,6 +9,7 @@
 #include "daemon/services/sign_in.hpp"
 #include "daemon/session/connection.hpp"
 #include "daemon/telemetry/event_log.hpp"
+#include "daemon/telemetry/fault_injection.hpp"
 
 namespace mssgate::daemon {
 
@@ -38,6 +39,7 @@ class SignInReports : public Events {
 
   void command_started(std::string_view verb) override {
     connection_.telemetry().command_started(verb);
+    faults::point(connection_.telemetry().protocol(), verb);
   }
   void command_finished() override { connection_.telemetry().command_finished(); }
   void protocol_error(std::string_view kind, std::string_view detail) override {

@@ -9,7 +9,6 @@
 #include "daemon/services/sign_in.hpp"
 #include "daemon/session/connection.hpp"
 #include "daemon/session/session_reports.hpp"
-#include "daemon/telemetry/fault_injection.hpp"
 #include "daemon/telemetry/metrics.hpp"
 
 namespace mssgate::daemon {
@@ -68,7 +67,6 @@ class SubmissionSession final : public std::enable_shared_from_this<SubmissionSe
     core::SubmissionCore core(settings(), *this, connection_.client().tls_active());
     std::string unread;
     for (;;) {
-      faults::point("session.submission");
       auto action = core.next();
       if (action.kind == Kind::kClose) {
         if (action.option) co_await connection_.client().shutdown_tls();

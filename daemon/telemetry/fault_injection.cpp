@@ -38,11 +38,13 @@ void load_from_environment() {
   }
 }
 
-void point(std::string_view name) {
+void point(std::string_view scope, std::string_view detail) {
+  std::string name(scope);
+  if (!detail.empty()) name.append(".").append(detail);
   std::lock_guard lock(mutex);
   auto it = armed.find(name);
   if (it == armed.end() || ++it->second.passes != it->second.due) return;
-  throw std::runtime_error("injected fault at " + std::string(name));
+  throw std::runtime_error("injected fault at " + name);
 }
 
 }  // namespace mssgate::daemon::faults
