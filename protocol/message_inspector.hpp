@@ -62,8 +62,8 @@ struct MessageFacts {
   std::vector<CdaFacts> documents;  // the CDA documents read in the archives
   size_t suspicious_names = 0;      // zip entries with absolute or ".." names
   Ins ins = Ins::kAbsent;
-  bool test_ins_qualified = false;      // a test/demo INS with the four traits
-  std::vector<Mismatch> mismatches;     // header claims the content contradicts, in order
+  bool test_ins_qualified = false;   // a test/demo INS with the four traits
+  std::vector<Mismatch> mismatches;  // header claims the content contradicts, in order
 
   // The document type codes, one per document, in order.
   std::vector<std::string> codes() const;

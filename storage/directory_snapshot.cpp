@@ -1,8 +1,9 @@
 #include "storage/directory_snapshot.hpp"
-#include "storage/storage_error.hpp"
 
 #include <algorithm>
 #include <numeric>
+
+#include "storage/storage_error.hpp"
 
 namespace mssgate::storage {
 namespace {

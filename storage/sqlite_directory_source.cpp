@@ -4,11 +4,11 @@
 #include <cerrno>
 #include <cstring>
 
-#include "storage/storage_error.hpp"
 #include "storage/directory_source.hpp"
 #include "storage/directory_store.hpp"
 #include "storage/sqlite_directory_schema.hpp"
 #include "storage/sqlite_statement.hpp"
+#include "storage/storage_error.hpp"
 
 namespace mssgate::storage {
 

@@ -1,4 +1,3 @@
-#include "storage/storage_error.hpp"
 #include "storage/string_table.hpp"
 
 #include <algorithm>
@@ -6,6 +5,7 @@
 #include <functional>
 
 #include "storage/directory_lookup.hpp"
+#include "storage/storage_error.hpp"
 
 namespace mssgate::storage {
 namespace {

@@ -149,7 +149,9 @@ class SubmissionSession final : public std::enable_shared_from_this<SubmissionSe
   }
 
   // ---- what the core reports -------------------------------------------------------------
-  void signed_in() override { recorder_.note_sign_in(identity_, storage::SessionProtocol::kSubmission); }
+  void signed_in() override {
+    recorder_.note_sign_in(identity_, storage::SessionProtocol::kSubmission);
+  }
 
   void sender_refused(std::string_view where) override {
     Event("sender_refused")
