@@ -72,6 +72,22 @@ bool xdm_archive_name(std::string_view name) {
   return ascii_iequals(name, "IHE_XDM.ZIP");
 }
 
+enum class PartEncoding { kIdentity, kBase64, kQuotedPrintable };
+
+// The leaf part being read, when its bytes are worth decoding. Not nested in the Walker: clang
+// does not take a nested struct with member initializers for default-constructible while the
+// struct around it is still being defined, and std::optional<LeafPart>::emplace() would not
+// compile.
+struct LeafPart {
+  bool decode = false;  // a zip attachment candidate
+  bool named_xdm = false;
+  PartEncoding encoding = PartEncoding::kIdentity;
+  mimetic::Base64::Decoder base64;
+  mimetic::QP::Decoder quoted_printable;
+  size_t encoded_line = 0;  // length of the current quoted-printable line
+  std::string decoded;
+};
+
 }  // namespace
 
 std::string_view to_string(MessageFacts::Ins ins) {
@@ -139,18 +155,6 @@ std::vector<std::string> MessageFacts::codes() const {
 
 struct MessageInspector::Walker {
   enum class Mode { kTopHeaders, kPartHeaders, kBody, kStopped };
-  enum class Encoding { kIdentity, kBase64, kQuotedPrintable };
-
-  // The leaf part being read, when its bytes are worth decoding.
-  struct Leaf {
-    bool decode = false;  // a zip attachment candidate
-    bool named_xdm = false;
-    Encoding encoding = Encoding::kIdentity;
-    mimetic::Base64::Decoder base64;
-    mimetic::QP::Decoder quoted_printable;
-    size_t encoded_line = 0;  // length of the current quoted-printable line
-    std::string decoded;
-  };
 
   explicit Walker(const InspectorLimits& l) : limits(l), top_headers(l.max_header_bytes) {}
 
@@ -163,7 +167,7 @@ struct MessageInspector::Walker {
   std::string line;                     // the current line, while it may be a delimiter
   bool line_overflow = false;           // the current line is too long to be one
   std::string pending_break;            // the previous line's break, withheld from the leaf
-  std::optional<Leaf> leaf;
+  std::optional<LeafPart> leaf;
   size_t peak = 0;
 
   void uninspectable(std::string_view reason) {
@@ -270,9 +274,9 @@ struct MessageInspector::Walker {
     leaf->named_xdm = xdm_archive_name(name);
     leaf->decode = leaf->named_xdm || type.type() != "text";
     if (ascii_iequals(encoding, "base64")) {
-      leaf->encoding = Encoding::kBase64;
+      leaf->encoding = PartEncoding::kBase64;
     } else if (ascii_iequals(encoding, "quoted-printable")) {
-      leaf->encoding = Encoding::kQuotedPrintable;
+      leaf->encoding = PartEncoding::kQuotedPrintable;
     }
   }
 
@@ -351,14 +355,14 @@ struct MessageInspector::Walker {
     if (!leaf || !leaf->decode || bytes.empty()) return;
     auto out = std::back_inserter(leaf->decoded);
     switch (leaf->encoding) {
-      case Encoding::kIdentity:
+      case PartEncoding::kIdentity:
         leaf->decoded += bytes;
         break;
-      case Encoding::kBase64:
+      case PartEncoding::kBase64:
         for (char c : bytes)
           leaf->base64.process(static_cast<mimetic::Base64::Decoder::char_type>(c), out);
         break;
-      case Encoding::kQuotedPrintable:
+      case PartEncoding::kQuotedPrintable:
         for (char c : bytes) {
           leaf->encoded_line = c == '\n' ? 0 : leaf->encoded_line + 1;
           if (leaf->encoded_line > kMaxQuotedPrintableLine) {
@@ -387,8 +391,8 @@ struct MessageInspector::Walker {
     if (!leaf) return;
     if (leaf->decode) {
       auto out = std::back_inserter(leaf->decoded);
-      if (leaf->encoding == Encoding::kBase64) leaf->base64.flush(out);
-      if (leaf->encoding == Encoding::kQuotedPrintable) leaf->quoted_printable.flush(out);
+      if (leaf->encoding == PartEncoding::kBase64) leaf->base64.flush(out);
+      if (leaf->encoding == PartEncoding::kQuotedPrintable) leaf->quoted_printable.flush(out);
       if (leaf->decoded.size() > limits.max_archive_bytes) {
         uninspectable("archive_too_large");
       } else if (leaf->decoded.starts_with("PK\x03\x04")) {

@@ -117,8 +117,9 @@ class TokenValidator::Impl {
         waiters.swap(flight->waiters);
         impl->in_flight_.erase(key);
       }
+      // The timer copied by an init-capture: clang 14 cannot capture a structured binding.
       for (auto& [waiter_executor, timer] : waiters)
-        asio::post(waiter_executor, [timer] { timer->cancel(); });
+        asio::post(waiter_executor, [timer = timer] { timer->cancel(); });
     }
     ~FlightEnd() {
       if (finished) return;
