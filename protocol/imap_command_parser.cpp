@@ -40,6 +40,67 @@ std::optional<LiteralMarker> literal_marker_at_end(std::string_view text) {
   return LiteralMarker{n, sync, open};
 }
 
+// Reads the quoted string whose opening quote is text[p], unescaped, into `value`; p ends past
+// the closing quote. Returns what is wrong with it, or nullptr.
+const char* read_quoted(std::string_view text, size_t& p, std::string& value) {
+  ++p;
+  while (p < text.size()) {
+    char q = text[p++];
+    if (q == '"') return nullptr;
+    if (q == '\\') {
+      if (p >= text.size() || (text[p] != '"' && text[p] != '\\')) {
+        return "Invalid escape in quoted string";
+      }
+      q = text[p++];
+    } else if (q == '\0' || q == '\r') {
+      return "Invalid character in quoted string";
+    }
+    value += q;
+  }
+  return "Unterminated quoted string";
+}
+
+// Appends the tokens of one line segment to `tokens`; `depth` counts the lists open across
+// segments. `literal` is the literal that follows the segment (nullptr after the last one): its
+// marker, which must end the segment, becomes its token. Returns what is wrong, or nullptr.
+const char* tokenize_segment(std::string_view text, std::string* literal,
+                             std::vector<ImapToken>& tokens, int& depth) {
+  size_t p = 0;
+  while (p < text.size()) {
+    unsigned char c = static_cast<unsigned char>(text[p]);
+    if (c == ' ') {
+      ++p;
+    } else if (c == '(') {
+      tokens.push_back({ImapToken::Kind::kListBegin, {}});
+      ++depth;
+      ++p;
+    } else if (c == ')') {
+      if (--depth < 0) return "Unbalanced parentheses";
+      tokens.push_back({ImapToken::Kind::kListEnd, {}});
+      ++p;
+    } else if (c == '"') {
+      std::string value;
+      if (const char* problem = read_quoted(text, p, value)) return problem;
+      tokens.push_back({ImapToken::Kind::kQuoted, std::move(value)});
+    } else if (c == '{' || (c == '~' && p + 1 < text.size() && text[p + 1] == '{')) {
+      // Only valid as the marker that ends a segment followed by its literal.
+      if (!literal || literal_marker_at_end(text)->marker_start != (c == '~' ? p + 1 : p)) {
+        return "Misplaced literal";
+      }
+      tokens.push_back({ImapToken::Kind::kLiteral, std::move(*literal)});
+      p = text.size();
+    } else if (is_atom_char(c)) {
+      size_t start = p;
+      while (p < text.size() && is_atom_char(static_cast<unsigned char>(text[p])))
+        ++p;
+      tokens.push_back({ImapToken::Kind::kAtom, std::string(text.substr(start, p - start))});
+    } else {
+      return "Invalid character";
+    }
+  }
+  return nullptr;
+}
+
 }  // namespace
 
 bool ImapCommandParser::mid_command() const {
@@ -135,68 +196,11 @@ bool ImapCommandParser::tokenize() {
   std::vector<ImapToken> tokens;
   int depth = 0;
   for (size_t seg = 0; seg < texts_.size(); ++seg) {
-    std::string_view text = texts_[seg];
-    size_t p = 0;
-    while (p < text.size()) {
-      unsigned char c = static_cast<unsigned char>(text[p]);
-      if (c == ' ') {
-        ++p;
-      } else if (c == '(') {
-        tokens.push_back({ImapToken::Kind::kListBegin, {}});
-        ++depth;
-        ++p;
-      } else if (c == ')') {
-        if (--depth < 0) {
-          error_.message = "Unbalanced parentheses";
-          return false;
-        }
-        tokens.push_back({ImapToken::Kind::kListEnd, {}});
-        ++p;
-      } else if (c == '"') {
-        std::string value;
-        ++p;
-        bool closed = false;
-        while (p < text.size()) {
-          char q = text[p++];
-          if (q == '"') {
-            closed = true;
-            break;
-          }
-          if (q == '\\') {
-            if (p >= text.size() || (text[p] != '"' && text[p] != '\\')) {
-              error_.message = "Invalid escape in quoted string";
-              return false;
-            }
-            q = text[p++];
-          } else if (q == '\0' || q == '\r') {
-            error_.message = "Invalid character in quoted string";
-            return false;
-          }
-          value += q;
-        }
-        if (!closed) {
-          error_.message = "Unterminated quoted string";
-          return false;
-        }
-        tokens.push_back({ImapToken::Kind::kQuoted, std::move(value)});
-      } else if (c == '{' || (c == '~' && p + 1 < text.size() && text[p + 1] == '{')) {
-        // Only valid as the marker that ends a segment followed by its literal.
-        if (seg + 1 == texts_.size() ||
-            literal_marker_at_end(text)->marker_start != (c == '~' ? p + 1 : p)) {
-          error_.message = "Misplaced literal";
-          return false;
-        }
-        tokens.push_back({ImapToken::Kind::kLiteral, std::move(literals_[seg])});
-        p = text.size();
-      } else if (is_atom_char(c)) {
-        size_t start = p;
-        while (p < text.size() && is_atom_char(static_cast<unsigned char>(text[p])))
-          ++p;
-        tokens.push_back({ImapToken::Kind::kAtom, std::string(text.substr(start, p - start))});
-      } else {
-        error_.message = "Invalid character";
-        return false;
-      }
+    // Every segment but the last ends with the marker of the literal that follows it.
+    std::string* literal = seg + 1 < texts_.size() ? &literals_[seg] : nullptr;
+    if (const char* problem = tokenize_segment(texts_[seg], literal, tokens, depth)) {
+      error_.message = problem;
+      return false;
     }
   }
   if (depth != 0) {
