@@ -277,169 +277,241 @@ int indicators(const std::string& verb, const Arguments& a, const std::string& c
   throw UsageError("unknown command 'indicators " + verb + "'");
 }
 
-int run(const std::vector<std::string>& args) {
+// What comes before the command's arguments: the options that choose the files, and the
+// command's two words.
+struct CommandLine {
+  bool help = false;
   std::string config_path = kDefaultConfig;
   std::optional<std::string> database;
   std::optional<std::string> journal;
+  std::string noun;
+  std::string verb;
+  Arguments arguments;
+};
+
+CommandLine parse_command_line(const std::vector<std::string>& args) {
+  CommandLine line;
   size_t i = 0;
   for (; i < args.size() && args[i].rfind("--", 0) == 0; i += 2) {
     if (args[i] == "--help") {
-      usage(std::cout);
-      return 0;
+      line.help = true;
+      return line;
     }
     if (i + 1 >= args.size()) throw UsageError(args[i] + " needs a value");
     if (args[i] == "--config") {
-      config_path = args[i + 1];
+      line.config_path = args[i + 1];
     } else if (args[i] == "--database") {
-      database = args[i + 1];
+      line.database = args[i + 1];
     } else if (args[i] == "--journal") {
-      journal = args[i + 1];
+      line.journal = args[i + 1];
     } else {
       throw UsageError("unknown option " + args[i]);
     }
   }
   if (args.size() < i + 2) throw UsageError("missing command");
-  const std::string& noun = args[i];
-  const std::string& verb = args[i + 1];
-  Arguments a = split_arguments(args, i + 2);
+  line.noun = args[i];
+  line.verb = args[i + 1];
+  line.arguments = split_arguments(args, i + 2);
+  return line;
+}
 
-  if (noun == "certificate" && verb == "show") {
-    allow_only(a, {}, 1);
-    auto id = mssgate::daemon::identify_certificate_file(a.positional[0]);
-    std::cout << "subject:       " << id.subject << "\n"
-              << "issuer:        " << id.issuer << "\n"
-              << "serial:        " << id.serial_hex << "\n"
-              << "spki-sha256:   " << id.spki_sha256 << "\n"
-              << "sha256:        " << id.sha256 << "\n";
-    return 0;
+int show_certificate(const Arguments& a) {
+  allow_only(a, {}, 1);
+  auto id = mssgate::daemon::identify_certificate_file(a.positional[0]);
+  std::cout << "subject:       " << id.subject << "\n"
+            << "issuer:        " << id.issuer << "\n"
+            << "serial:        " << id.serial_hex << "\n"
+            << "spki-sha256:   " << id.spki_sha256 << "\n"
+            << "sha256:        " << id.sha256 << "\n";
+  return 0;
+}
+
+[[noreturn]] void unknown_command(const std::string& noun, const std::string& verb) {
+  throw UsageError("unknown command '" + noun + " " + verb + "'");
+}
+
+void add_mailbox(const Arguments& a, mssgate::storage::DirectoryStore& directory) {
+  allow_only(a, {"--type", "--status"}, 1);
+  mssgate::storage::Mailbox m;
+  m.address = mailbox_argument(a);
+  auto type = protocol::parse_mailbox_type(a.option("--type").value_or(""));
+  if (!type) throw UsageError("--type is PER, ORG, APP or CAB");
+  auto status = protocol::parse_mailbox_status(a.option("--status").value_or("active"));
+  if (!status) throw UsageError("--status is active, suspended or closed");
+  m.type = *type;
+  m.status = *status;
+  directory.add_mailbox(m);
+  std::cout << "added " << m.address << " " << protocol::to_string(m.type) << " "
+            << protocol::to_string(m.status) << "\n";
+}
+
+int change_sender(const std::string& verb, const Arguments& a,
+                  mssgate::storage::DirectoryStore& directory) {
+  allow_only(a, {}, 2);
+  auto sender = protocol::normalize_mailbox_address(a.positional[1]);
+  if (!sender) throw UsageError("'" + a.positional[1] + "' is not a mailbox address");
+  if (verb == "allow-sender") {
+    directory.allow_sender(mailbox_argument(a), *sender);
+    std::cout << mailbox_argument(a) << " may now send as " << *sender << "\n";
+  } else if (directory.disallow_sender(mailbox_argument(a), *sender)) {
+    std::cout << mailbox_argument(a) << " may no longer send as " << *sender << "\n";
+  } else {
+    std::cerr << "mssgatectl: " << mailbox_argument(a) << " could not send as " << *sender << "\n";
+    return 1;
   }
+  return 0;
+}
 
-  if (noun == "indicators") return indicators(verb, a, config_path, journal);
-
-  if (!database) database = mssgate::config::load_config(config_path).directory.sqlite_path;
-  act_as_owner_of(*database);
-  auto directory = mssgate::storage::open_sqlite_directory(*database);
-
-  if (noun == "mailbox" && verb == "add") {
-    allow_only(a, {"--type", "--status"}, 1);
-    mssgate::storage::Mailbox m;
-    m.address = mailbox_argument(a);
-    auto type = protocol::parse_mailbox_type(a.option("--type").value_or(""));
-    if (!type) throw UsageError("--type is PER, ORG, APP or CAB");
-    auto status = protocol::parse_mailbox_status(a.option("--status").value_or("active"));
-    if (!status) throw UsageError("--status is active, suspended or closed");
-    m.type = *type;
-    m.status = *status;
-    directory->add_mailbox(m);
-    std::cout << "added " << m.address << " " << protocol::to_string(m.type) << " "
-              << protocol::to_string(m.status) << "\n";
-  } else if (noun == "mailbox" && verb == "set-status") {
+int mailbox_command(const std::string& verb, const Arguments& a,
+                    mssgate::storage::DirectoryStore& directory) {
+  if (verb == "add") {
+    add_mailbox(a, directory);
+  } else if (verb == "set-status") {
     allow_only(a, {}, 2);
     auto status = protocol::parse_mailbox_status(a.positional[1]);
     if (!status) throw UsageError("status is active, suspended or closed");
-    directory->set_mailbox_status(mailbox_argument(a), *status);
+    directory.set_mailbox_status(mailbox_argument(a), *status);
     std::cout << mailbox_argument(a) << " is now " << protocol::to_string(*status) << "\n";
-  } else if (noun == "mailbox" && verb == "remove") {
+  } else if (verb == "remove") {
     allow_only(a, {}, 1);
-    directory->remove_mailbox(mailbox_argument(a));
+    directory.remove_mailbox(mailbox_argument(a));
     std::cout << "removed " << mailbox_argument(a) << "\n";
-  } else if (noun == "mailbox" && verb == "list") {
+  } else if (verb == "list") {
     allow_only(a, {}, 0);
-    for (const auto& m : directory->list_mailboxes()) {
+    for (const auto& m : directory.list_mailboxes()) {
       std::cout << std::left << std::setw(48) << m.address << " " << protocol::to_string(m.type)
                 << "  " << protocol::to_string(m.status) << "\n";
     }
-  } else if (noun == "mailbox" && (verb == "allow-sender" || verb == "disallow-sender")) {
-    allow_only(a, {}, 2);
-    auto sender = protocol::normalize_mailbox_address(a.positional[1]);
-    if (!sender) throw UsageError("'" + a.positional[1] + "' is not a mailbox address");
-    if (verb == "allow-sender") {
-      directory->allow_sender(mailbox_argument(a), *sender);
-      std::cout << mailbox_argument(a) << " may now send as " << *sender << "\n";
-    } else if (directory->disallow_sender(mailbox_argument(a), *sender)) {
-      std::cout << mailbox_argument(a) << " may no longer send as " << *sender << "\n";
-    } else {
-      std::cerr << "mssgatectl: " << mailbox_argument(a) << " could not send as " << *sender
-                << "\n";
-      return 1;
-    }
-  } else if (noun == "mailbox" && verb == "senders") {
+  } else if (verb == "allow-sender" || verb == "disallow-sender") {
+    return change_sender(verb, a, directory);
+  } else if (verb == "senders") {
     allow_only(a, {}, 1);
-    auto senders = directory->allowed_senders(mailbox_argument(a));
+    auto senders = directory.allowed_senders(mailbox_argument(a));
     if (!senders.ok()) throw std::runtime_error(senders.error);
     std::cout << mailbox_argument(a) << "\n";
     for (const auto& sender : senders.value)
       std::cout << sender << "\n";
-  } else if (noun == "holder" && verb == "add") {
+  } else {
+    unknown_command("mailbox", verb);
+  }
+  return 0;
+}
+
+int change_attachment(const std::string& verb, const Arguments& a,
+                      mssgate::storage::DirectoryStore& directory) {
+  allow_only(a,
+             verb == "attach" ? std::initializer_list<const char*>{"--role"}
+                              : std::initializer_list<const char*>{},
+             2);
+  std::string holder = professional_argument(a.positional[0]);
+  auto mailbox = protocol::normalize_mailbox_address(a.positional[1]);
+  if (!mailbox) throw UsageError("'" + a.positional[1] + "' is not a mailbox address");
+  if (verb == "attach") {
+    auto role = mssgate::storage::parse_holder_role(a.option("--role").value_or(""));
+    if (!role) throw UsageError("--role is owner, delegate or co-holder");
+    directory.attach_holder({holder, *mailbox, *role});
+    std::cout << "attached " << holder << " to " << *mailbox << " as "
+              << mssgate::storage::to_string(*role) << "\n";
+  } else if (directory.detach_holder(holder, *mailbox)) {
+    std::cout << "detached " << holder << " from " << *mailbox << "\n";
+  } else {
+    std::cerr << "mssgatectl: " << holder << " was not attached to " << *mailbox << "\n";
+    return 1;
+  }
+  return 0;
+}
+
+void list_holders(const Arguments& a, mssgate::storage::DirectoryStore& directory) {
+  allow_only(a, {}, 0);
+  auto attachments = directory.list_attachments();
+  for (const auto& holder : directory.list_holders()) {
+    std::cout << holder.id;
+    if (!holder.label.empty()) std::cout << "  (" << holder.label << ")";
+    std::cout << "\n";
+    for (const auto& attachment : attachments) {
+      if (attachment.holder == holder.id) {
+        std::cout << "  " << mssgate::storage::to_string(attachment.role) << "  "
+                  << attachment.mailbox << "\n";
+      }
+    }
+  }
+}
+
+int holder_command(const std::string& verb, const Arguments& a,
+                   mssgate::storage::DirectoryStore& directory) {
+  if (verb == "add") {
     allow_only(a, {"--label"}, 1);
     mssgate::storage::Holder holder{professional_argument(a.positional[0]),
                                     a.option("--label").value_or("")};
-    directory->add_holder(holder);
+    directory.add_holder(holder);
     std::cout << "added holder " << holder.id << "\n";
-  } else if (noun == "holder" && verb == "remove") {
+  } else if (verb == "remove") {
     allow_only(a, {}, 1);
-    directory->remove_holder(professional_argument(a.positional[0]));
+    directory.remove_holder(professional_argument(a.positional[0]));
     std::cout << "removed holder " << professional_argument(a.positional[0]) << "\n";
-  } else if (noun == "holder" && (verb == "attach" || verb == "detach")) {
-    allow_only(a,
-               verb == "attach" ? std::initializer_list<const char*>{"--role"}
-                                : std::initializer_list<const char*>{},
-               2);
-    std::string holder = professional_argument(a.positional[0]);
-    auto mailbox = protocol::normalize_mailbox_address(a.positional[1]);
-    if (!mailbox) throw UsageError("'" + a.positional[1] + "' is not a mailbox address");
-    if (verb == "attach") {
-      auto role = mssgate::storage::parse_holder_role(a.option("--role").value_or(""));
-      if (!role) throw UsageError("--role is owner, delegate or co-holder");
-      directory->attach_holder({holder, *mailbox, *role});
-      std::cout << "attached " << holder << " to " << *mailbox << " as "
-                << mssgate::storage::to_string(*role) << "\n";
-    } else if (directory->detach_holder(holder, *mailbox)) {
-      std::cout << "detached " << holder << " from " << *mailbox << "\n";
-    } else {
-      std::cerr << "mssgatectl: " << holder << " was not attached to " << *mailbox << "\n";
-      return 1;
-    }
-  } else if (noun == "holder" && verb == "list") {
-    allow_only(a, {}, 0);
-    auto attachments = directory->list_attachments();
-    for (const auto& holder : directory->list_holders()) {
-      std::cout << holder.id;
-      if (!holder.label.empty()) std::cout << "  (" << holder.label << ")";
-      std::cout << "\n";
-      for (const auto& attachment : attachments) {
-        if (attachment.holder == holder.id) {
-          std::cout << "  " << mssgate::storage::to_string(attachment.role) << "  "
-                    << attachment.mailbox << "\n";
-        }
-      }
-    }
-  } else if (noun == "certificate" && (verb == "bind" || verb == "unbind")) {
-    allow_only(a, {"--cert", "--match", "--spki-sha256", "--issuer", "--serial", "--label"}, 1);
-    CertificateBinding b = binding_from(a);
-    if (verb == "bind") {
-      directory->bind_certificate(b);
-      std::cout << "bound " << mssgate::storage::to_string(b.match) << " " << b.value << " to "
-                << b.mailbox << "\n";
-    } else {
-      if (directory->unbind_certificate(b) == 0) {
-        std::cerr << "mssgatectl: no such binding for " << b.mailbox << "\n";
-        return 1;
-      }
-      std::cout << "unbound " << mssgate::storage::to_string(b.match) << " " << b.value << " from "
-                << b.mailbox << "\n";
-    }
-  } else if (noun == "certificate" && verb == "list") {
-    allow_only(a, {}, 0);
-    for (const auto& b : directory->list_certificate_bindings()) {
-      std::cout << b.mailbox << "  " << mssgate::storage::to_string(b.match) << "  " << b.value;
-      if (!b.label.empty()) std::cout << "  (" << b.label << ")";
-      std::cout << "\n";
-    }
+  } else if (verb == "attach" || verb == "detach") {
+    return change_attachment(verb, a, directory);
+  } else if (verb == "list") {
+    list_holders(a, directory);
   } else {
-    throw UsageError("unknown command '" + noun + " " + verb + "'");
+    unknown_command("holder", verb);
   }
   return 0;
+}
+
+int change_binding(const std::string& verb, const Arguments& a,
+                   mssgate::storage::DirectoryStore& directory) {
+  allow_only(a, {"--cert", "--match", "--spki-sha256", "--issuer", "--serial", "--label"}, 1);
+  CertificateBinding b = binding_from(a);
+  if (verb == "bind") {
+    directory.bind_certificate(b);
+    std::cout << "bound " << mssgate::storage::to_string(b.match) << " " << b.value << " to "
+              << b.mailbox << "\n";
+    return 0;
+  }
+  if (directory.unbind_certificate(b) == 0) {
+    std::cerr << "mssgatectl: no such binding for " << b.mailbox << "\n";
+    return 1;
+  }
+  std::cout << "unbound " << mssgate::storage::to_string(b.match) << " " << b.value << " from "
+            << b.mailbox << "\n";
+  return 0;
+}
+
+int certificate_command(const std::string& verb, const Arguments& a,
+                        mssgate::storage::DirectoryStore& directory) {
+  if (verb == "bind" || verb == "unbind") return change_binding(verb, a, directory);
+  if (verb != "list") unknown_command("certificate", verb);
+  allow_only(a, {}, 0);
+  for (const auto& b : directory.list_certificate_bindings()) {
+    std::cout << b.mailbox << "  " << mssgate::storage::to_string(b.match) << "  " << b.value;
+    if (!b.label.empty()) std::cout << "  (" << b.label << ")";
+    std::cout << "\n";
+  }
+  return 0;
+}
+
+int run(const std::vector<std::string>& args) {
+  CommandLine line = parse_command_line(args);
+  if (line.help) {
+    usage(std::cout);
+    return 0;
+  }
+  const Arguments& a = line.arguments;
+  if (line.noun == "certificate" && line.verb == "show") return show_certificate(a);
+  if (line.noun == "indicators") return indicators(line.verb, a, line.config_path, line.journal);
+
+  // The other commands work on the directory, opened before the command is known; the
+  // configuration is read only when --database does not name it.
+  std::string database = line.database
+                             ? *line.database
+                             : mssgate::config::load_config(line.config_path).directory.sqlite_path;
+  act_as_owner_of(database);
+  auto directory = mssgate::storage::open_sqlite_directory(database);
+  if (line.noun == "mailbox") return mailbox_command(line.verb, a, *directory);
+  if (line.noun == "holder") return holder_command(line.verb, a, *directory);
+  if (line.noun == "certificate") return certificate_command(line.verb, a, *directory);
+  unknown_command(line.noun, line.verb);
 }
 
 }  // namespace
