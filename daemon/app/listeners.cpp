@@ -88,19 +88,19 @@ void Listeners::start_session(tcp::socket socket, const Listener& listener) {
     auto environment = slot_.get();
     switch (listener.kind) {
       case Kind::kImap:
-        return start_imap_session(std::move(socket), ImapListenerKind::kStartTls,
-                                  std::move(environment), shared_.counters);
+        return start_imap_session(std::move(socket), ImapListenerKind::kStartTls, environment,
+                                  shared_.counters);
       case Kind::kImaps:
-        return start_imap_session(std::move(socket), ImapListenerKind::kImplicitTls,
-                                  std::move(environment), shared_.counters);
+        return start_imap_session(std::move(socket), ImapListenerKind::kImplicitTls, environment,
+                                  shared_.counters);
       case Kind::kSubmission:
-        return start_smtp_session(std::move(socket), SmtpListenerKind::kStartTls,
-                                  std::move(environment), shared_.counters, shared_.smtp_features);
+        return start_smtp_session(std::move(socket), SmtpListenerKind::kStartTls, environment,
+                                  shared_.counters, shared_.smtp_features);
       case Kind::kSubmissions:
-        return start_smtp_session(std::move(socket), SmtpListenerKind::kImplicitTls,
-                                  std::move(environment), shared_.counters, shared_.smtp_features);
+        return start_smtp_session(std::move(socket), SmtpListenerKind::kImplicitTls, environment,
+                                  shared_.counters, shared_.smtp_features);
       case Kind::kLmtp:
-        return start_lmtp_session(std::move(socket), std::move(environment), shared_.counters);
+        return start_lmtp_session(std::move(socket), environment, shared_.counters);
     }
   } catch (const std::exception& e) {
     // This connection is lost (the socket closes with this frame); the listener goes on.

@@ -117,7 +117,7 @@ void LmtpTapCore::on_backend_reply(std::optional<RawReply> reply) {
     return next_recipient_reply();
   }
   if (!reply) return backend_gone();
-  if (awaited == Await::kDataReply) return data_opened(std::move(*reply));
+  if (awaited == Await::kDataReply) return data_opened(*reply);
   relayed(verb_, line_, std::move(*reply));
 }
 
@@ -143,7 +143,7 @@ void LmtpTapCore::backend_gone() {
   close("backend_lost");
 }
 
-void LmtpTapCore::data_opened(RawReply reply) {
+void LmtpTapCore::data_opened(const RawReply& reply) {
   write(reply.text());
   if (reply.reply.code != 354) {
     recipients_.clear();

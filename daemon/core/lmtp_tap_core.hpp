@@ -102,7 +102,7 @@ class LmtpTapCore {
   bool advance();
   void command(const std::string& line);
   void relayed(const std::string& verb, const std::string& line, RawReply reply);
-  void data_opened(RawReply reply);
+  void data_opened(const RawReply& reply);
   void read_data();
   void next_recipient_reply();
   void end_of_delivery();

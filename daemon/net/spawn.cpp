@@ -10,21 +10,21 @@ namespace mssgate::daemon {
 
 void spawn_task(const boost::asio::any_io_executor& executor, boost::asio::awaitable<void> task,
                 std::string name, std::function<void()> on_failure) {
-  boost::asio::co_spawn(
-      executor, std::move(task),
-      [name = std::move(name), on_failure = std::move(on_failure)](std::exception_ptr failure) {
-        if (!failure) return;
-        std::string what = "unknown";
-        try {
-          std::rethrow_exception(failure);
-        } catch (const std::exception& e) {
-          what = e.what();
-        } catch (...) {
-        }
-        metrics::gateway().tasks_failed.with({name}).inc();
-        Event("task_failed").add("task", name).add("error", what).error();
-        if (on_failure) on_failure();
-      });
+  auto report_failure = [name = std::move(name),
+                         on_failure = std::move(on_failure)](const std::exception_ptr& failure) {
+    if (!failure) return;
+    std::string what = "unknown";
+    try {
+      std::rethrow_exception(failure);
+    } catch (const std::exception& e) {
+      what = e.what();
+    } catch (...) {
+    }
+    metrics::gateway().tasks_failed.with({name}).inc();
+    Event("task_failed").add("task", name).add("error", what).error();
+    if (on_failure) on_failure();
+  };
+  boost::asio::co_spawn(executor, std::move(task), std::move(report_failure));
 }
 
 }  // namespace mssgate::daemon

@@ -38,12 +38,13 @@ void Connection::start(std::shared_ptr<void> owner, asio::awaitable<void> run) {
   // The watch wakes at least every write timeout: a deadline is enforced within one of those.
   asio::co_spawn(executor,
                  deadlines_.watch(timeouts_.write, [this](Slot slot) { return on_deadline(slot); }),
-                 [owner](std::exception_ptr) {});
-  asio::co_spawn(executor, std::move(run),
-                 [this, owner](std::exception_ptr failure) { ended(failure); });
+                 [owner](const std::exception_ptr&) {});
+  asio::co_spawn(
+      executor, std::move(run),
+      [this, owner = std::move(owner)](const std::exception_ptr& failure) { ended(failure); });
 }
 
-void Connection::ended(std::exception_ptr failure) {
+void Connection::ended(const std::exception_ptr& failure) {
   if (failure) {
     // A bug, not the network: the session ends, its connections and slots are released.
     std::string what = "unknown";
@@ -141,7 +142,7 @@ void Connection::relay(std::shared_ptr<void> owner, std::string client_leftover,
                        std::string backend_leftover, Clock::duration idle_timeout) {
   relaying_ = true;
   auto executor = client_.executor();
-  auto ended = [this, owner](std::exception_ptr failure, RelayEnd end) {
+  auto ended = [this, owner = std::move(owner)](const std::exception_ptr& failure, RelayEnd end) {
     if (failure) {
       telemetry_.set_close_reason("internal_error");
     } else {

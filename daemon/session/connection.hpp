@@ -80,7 +80,7 @@ class Connection {
  private:
   bool on_deadline(DeadlineWatch::Slot slot);
   boost::asio::awaitable<RelayEnd> relay_to_client(std::string leftover);
-  void ended(std::exception_ptr failure);
+  void ended(const std::exception_ptr& failure);
 
   std::shared_ptr<const GatewayEnvironment> environment_;  // its TLS context outlives the stream
   SessionTelemetry telemetry_;

@@ -29,8 +29,8 @@ class ImapSession final : public std::enable_shared_from_this<ImapSession>,
                           private SignInReports<core::SessionEvents> {
  public:
   ImapSession(asio::ip::tcp::socket socket, ImapListenerKind kind,
-              std::shared_ptr<const GatewayEnvironment> environment,
-              std::shared_ptr<GatewayCounters> counters)
+              const std::shared_ptr<const GatewayEnvironment>& environment,
+              const std::shared_ptr<GatewayCounters>& counters)
       : SignInReports(connection_, sign_in_, identity_),
         config_(environment->config),
         connection_(std::move(socket), environment, counters,
@@ -140,11 +140,9 @@ class ImapSession final : public std::enable_shared_from_this<ImapSession>,
 }  // namespace
 
 void start_imap_session(asio::ip::tcp::socket socket, ImapListenerKind kind,
-                        std::shared_ptr<const GatewayEnvironment> environment,
-                        std::shared_ptr<GatewayCounters> counters) {
-  std::make_shared<ImapSession>(std::move(socket), kind, std::move(environment),
-                                std::move(counters))
-      ->start();
+                        const std::shared_ptr<const GatewayEnvironment>& environment,
+                        const std::shared_ptr<GatewayCounters>& counters) {
+  std::make_shared<ImapSession>(std::move(socket), kind, environment, counters)->start();
 }
 
 }  // namespace mssgate::daemon

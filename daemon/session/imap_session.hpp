@@ -12,7 +12,7 @@ enum class ImapListenerKind { kStartTls, kImplicitTls };
 // Runs one IMAP client connection to its end on the socket's executor: the pre-login core,
 // the sign-in, the Dovecot login, then the relay.
 void start_imap_session(boost::asio::ip::tcp::socket socket, ImapListenerKind kind,
-                        std::shared_ptr<const GatewayEnvironment> environment,
-                        std::shared_ptr<GatewayCounters> counters);
+                        const std::shared_ptr<const GatewayEnvironment>& environment,
+                        const std::shared_ptr<GatewayCounters>& counters);
 
 }  // namespace mssgate::daemon

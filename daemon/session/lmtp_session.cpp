@@ -29,8 +29,9 @@ Connection::Timeouts lmtp_timeouts(const config::Config& config) {
 class LmtpSession final : public std::enable_shared_from_this<LmtpSession>,
                           private core::LmtpEvents {
  public:
-  LmtpSession(asio::ip::tcp::socket socket, std::shared_ptr<const GatewayEnvironment> environment,
-              std::shared_ptr<GatewayCounters> counters)
+  LmtpSession(asio::ip::tcp::socket socket,
+              const std::shared_ptr<const GatewayEnvironment>& environment,
+              const std::shared_ptr<GatewayCounters>& counters)
       : config_(environment->config),
         counters_(counters),
         connection_(std::move(socket), environment, counters, {"lmtp", "lmtp", false},
@@ -163,10 +164,9 @@ class LmtpSession final : public std::enable_shared_from_this<LmtpSession>,
 }  // namespace
 
 void start_lmtp_session(asio::ip::tcp::socket socket,
-                        std::shared_ptr<const GatewayEnvironment> environment,
-                        std::shared_ptr<GatewayCounters> counters) {
-  std::make_shared<LmtpSession>(std::move(socket), std::move(environment), std::move(counters))
-      ->start();
+                        const std::shared_ptr<const GatewayEnvironment>& environment,
+                        const std::shared_ptr<GatewayCounters>& counters) {
+  std::make_shared<LmtpSession>(std::move(socket), environment, counters)->start();
 }
 
 }  // namespace mssgate::daemon

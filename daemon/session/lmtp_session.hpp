@@ -11,7 +11,7 @@ namespace mssgate::daemon {
 // message inspected as it streams, each delivery counted for its recipient mailbox before
 // Dovecot's per-recipient replies go back to Postfix.
 void start_lmtp_session(boost::asio::ip::tcp::socket socket,
-                        std::shared_ptr<const GatewayEnvironment> environment,
-                        std::shared_ptr<GatewayCounters> counters);
+                        const std::shared_ptr<const GatewayEnvironment>& environment,
+                        const std::shared_ptr<GatewayCounters>& counters);
 
 }  // namespace mssgate::daemon

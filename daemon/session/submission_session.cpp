@@ -29,8 +29,8 @@ class SubmissionSession final : public std::enable_shared_from_this<SubmissionSe
                                 private SignInReports<core::SubmissionEvents> {
  public:
   SubmissionSession(asio::ip::tcp::socket socket, SmtpListenerKind kind,
-                    std::shared_ptr<const GatewayEnvironment> environment,
-                    std::shared_ptr<GatewayCounters> counters,
+                    const std::shared_ptr<const GatewayEnvironment>& environment,
+                    const std::shared_ptr<GatewayCounters>& counters,
                     std::shared_ptr<SmtpBackendFeatures> features)
       : SignInReports(connection_, sign_in_, identity_),
         config_(environment->config),
@@ -201,11 +201,11 @@ class SubmissionSession final : public std::enable_shared_from_this<SubmissionSe
 }  // namespace
 
 void start_smtp_session(asio::ip::tcp::socket socket, SmtpListenerKind kind,
-                        std::shared_ptr<const GatewayEnvironment> environment,
-                        std::shared_ptr<GatewayCounters> counters,
+                        const std::shared_ptr<const GatewayEnvironment>& environment,
+                        const std::shared_ptr<GatewayCounters>& counters,
                         std::shared_ptr<SmtpBackendFeatures> features) {
-  std::make_shared<SubmissionSession>(std::move(socket), kind, std::move(environment),
-                                      std::move(counters), std::move(features))
+  std::make_shared<SubmissionSession>(std::move(socket), kind, environment, counters,
+                                      std::move(features))
       ->start();
 }
 

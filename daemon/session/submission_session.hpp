@@ -12,8 +12,8 @@ enum class SmtpListenerKind { kStartTls, kImplicitTls };
 
 // Runs one SMTP submission client connection to its end on the socket's executor.
 void start_smtp_session(boost::asio::ip::tcp::socket socket, SmtpListenerKind kind,
-                        std::shared_ptr<const GatewayEnvironment> environment,
-                        std::shared_ptr<GatewayCounters> counters,
+                        const std::shared_ptr<const GatewayEnvironment>& environment,
+                        const std::shared_ptr<GatewayCounters>& counters,
                         std::shared_ptr<SmtpBackendFeatures> features);
 
 }  // namespace mssgate::daemon
