@@ -267,6 +267,7 @@ JournalResult measure_journal(const fs::path& directory, int producers) {
   std::vector<uint64_t> durable_by_producer(producers, 0);
   std::vector<uint64_t> failed_by_producer(producers, 0);
   std::vector<std::thread> threads;
+  threads.reserve(producers);
   auto start = Clock::now();
   for (int producer = 0; producer < producers; ++producer) {
     threads.emplace_back([&, producer] {

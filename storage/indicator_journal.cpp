@@ -282,6 +282,7 @@ void IndicatorJournal::catch_up_log() {
     auto events = read_events(db_, log_position_, kBatch);
     if (events.empty()) return;
     std::vector<std::pair<int64_t, const IndicatorEvent*>> written;
+    written.reserve(events.size());
     for (const auto& [seq, e] : events)
       written.emplace_back(seq, &e);
     write_log(written);

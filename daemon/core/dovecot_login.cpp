@@ -61,8 +61,8 @@ void DovecotLogin::greeting(std::string_view line) {
   sasl_ir_ = std::find(caps.begin(), caps.end(), "SASL-IR") != caps.end();
   state_ = State::kLogin;
   step_ = "login";
-  actions_.push_back(Action{Kind::kWrite, id_command_ + "M2 AUTHENTICATE PLAIN" +
-                                              (sasl_ir_ ? " " + plain_ : std::string()) + "\r\n"});
+  actions_.emplace_back(Kind::kWrite, id_command_ + "M2 AUTHENTICATE PLAIN" +
+                                          (sasl_ir_ ? " " + plain_ : std::string()) + "\r\n");
   if (sasl_ir_) plain_.clear();
 }
 
@@ -70,7 +70,7 @@ void DovecotLogin::login_answer(std::string_view line) {
   auto response = protocol::parse_imap_response_line(line);
   if (!response) return;
   if (response->kind == Line::Kind::kContinuation && !plain_.empty()) {
-    actions_.push_back(Action{Kind::kWrite, plain_ + "\r\n"});
+    actions_.emplace_back(Kind::kWrite, plain_ + "\r\n");
     plain_.clear();
     return;
   }
@@ -87,7 +87,7 @@ void DovecotLogin::login_answer(std::string_view line) {
   if (capabilities_) return done(std::move(*capabilities_));
   state_ = State::kCapability;
   step_ = "capability";
-  actions_.push_back(Action{Kind::kWrite, "M3 CAPABILITY\r\n"});
+  actions_.emplace_back(Kind::kWrite, "M3 CAPABILITY\r\n");
 }
 
 void DovecotLogin::capability_answer(std::string_view line) {
@@ -101,11 +101,11 @@ void DovecotLogin::capability_answer(std::string_view line) {
 
 void DovecotLogin::done(std::string capabilities) {
   state_ = State::kEnded;
-  actions_.push_back(Action{Kind::kDone, std::move(capabilities)});
+  actions_.emplace_back(Kind::kDone, std::move(capabilities));
 }
 
 void DovecotLogin::fail(std::string detail) {
-  actions_.push_back(Action{Kind::kFailed, std::move(detail)});
+  actions_.emplace_back(Kind::kFailed, std::move(detail));
   state_ = State::kEnded;
 }
 

@@ -99,7 +99,7 @@ void ImapLoginCore::parse_error(const protocol::ImapParseError& error) {
     std::string code = error.kind == ErrorKind::kLiteralTooLarge ? "[TOOBIG] " : "";
     events_.closing(error.kind == ErrorKind::kLineTooLong ? "line_too_long" : "literal_too_large");
     write("* BYE " + code + error.message + "\r\n");
-    actions_.push_back(Action{Kind::kClose});
+    actions_.emplace_back(Kind::kClose);
     state_ = State::kDone;
     return;
   }
@@ -160,13 +160,13 @@ void ImapLoginCore::start_tls() {
     return;
   }
   write(tag_ + " OK Begin TLS negotiation now.\r\n");
-  actions_.push_back(Action{Kind::kStartTls});
+  actions_.emplace_back(Kind::kStartTls);
   state_ = State::kWaiting;
 }
 
 void ImapLoginCore::on_tls(bool established) {
   if (!established) {
-    actions_.push_back(Action{Kind::kClose});
+    actions_.emplace_back(Kind::kClose);
     state_ = State::kDone;
     return;
   }
@@ -199,7 +199,7 @@ void ImapLoginCore::exchange_step(SaslExchange::Step step) {
       state_ = State::kSaslResponse;
       return;
     case SaslExchange::Step::kAuthorize:
-      actions_.push_back(Action{Kind::kAuthorize});
+      actions_.emplace_back(Kind::kAuthorize);
       state_ = State::kWaiting;
       return;
     case SaslExchange::Step::kDone:
@@ -212,7 +212,7 @@ void ImapLoginCore::exchange_step(SaslExchange::Step step) {
 void ImapLoginCore::on_verdict(SignInVerdict verdict) {
   if (!verdict.failure) {
     mailbox_ = verdict.mailbox;
-    actions_.push_back(Action{Kind::kLoginBackend, mailbox_});
+    actions_.emplace_back(Kind::kLoginBackend, mailbox_);
     return;
   }
   exchange_step(exchange_->on_verdict(std::move(verdict)));
@@ -226,8 +226,8 @@ void ImapLoginCore::on_backend_login(std::optional<std::string> capabilities) {
     return;
   }
   events_.sign_in_attempt(exchange_->mechanism(), true, "ok", mailbox_);
-  actions_.push_back(
-      Action{Kind::kRelay, tag_ + " OK [CAPABILITY " + *capabilities + "] Logged in\r\n"});
+  actions_.emplace_back(Kind::kRelay,
+                        tag_ + " OK [CAPABILITY " + *capabilities + "] Logged in\r\n");
   state_ = State::kDone;
 }
 
@@ -283,12 +283,12 @@ std::string ImapLoginCore::capabilities() const {
 }
 
 void ImapLoginCore::write(std::string text) {
-  actions_.push_back(Action{Kind::kWrite, std::move(text)});
+  actions_.emplace_back(Kind::kWrite, std::move(text));
 }
 
 void ImapLoginCore::close(std::string_view reason, bool tls_shutdown) {
   events_.closing(reason);
-  actions_.push_back(Action{Kind::kClose, "", tls_shutdown});
+  actions_.emplace_back(Kind::kClose, "", tls_shutdown);
   state_ = State::kDone;
 }
 

@@ -174,13 +174,13 @@ std::string SubmissionCore::hello_answer() const {
                                 "8BITMIME",
                                 "ENHANCEDSTATUSCODES",
                                 "CHUNKING"};
-  if (features_.dsn) list.push_back("DSN");
-  if (features_.smtputf8) list.push_back("SMTPUTF8");
+  if (features_.dsn) list.emplace_back("DSN");
+  if (features_.smtputf8) list.emplace_back("SMTPUTF8");
   if (!tls_) {
-    list.push_back("STARTTLS");
+    list.emplace_back("STARTTLS");
   } else if (mailbox_.empty()) {
-    list.push_back(settings_.tokens_offered ? "AUTH EXTERNAL XOAUTH2 OAUTHBEARER"
-                                            : "AUTH EXTERNAL");
+    list.emplace_back(settings_.tokens_offered ? "AUTH EXTERNAL XOAUTH2 OAUTHBEARER"
+                                               : "AUTH EXTERNAL");
   }
   std::string text;
   for (size_t i = 0; i < list.size(); ++i)
