@@ -9,12 +9,15 @@ namespace {
 constexpr std::string_view kAlphabet =
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
-constexpr std::array<int8_t, 256> make_reverse_table() {
-  std::array<int8_t, 256> table{};
+// In the reverse table, for a byte that is not a base64 digit (a digit's value is below 64).
+constexpr uint8_t kNotInAlphabet = 0xff;
+
+constexpr std::array<uint8_t, 256> make_reverse_table() {
+  std::array<uint8_t, 256> table{};
   for (auto& v : table)
-    v = -1;
+    v = kNotInAlphabet;
   for (size_t i = 0; i < kAlphabet.size(); ++i) {
-    table[static_cast<unsigned char>(kAlphabet[i])] = static_cast<int8_t>(i);
+    table[static_cast<unsigned char>(kAlphabet[i])] = static_cast<uint8_t>(i);
   }
   return table;
 }
@@ -68,8 +71,9 @@ std::optional<std::string> base64_decode(std::string_view text) {
         continue;
       }
       if (padding > 0) return std::nullopt;
-      v[k] = kReverse[static_cast<unsigned char>(c)];
-      if (v[k] < 0) return std::nullopt;
+      uint8_t digit = kReverse[static_cast<unsigned char>(c)];
+      if (digit == kNotInAlphabet) return std::nullopt;
+      v[k] = digit;
     }
     uint32_t n = (v[0] << 18) | (v[1] << 12) | (v[2] << 6) | v[3];
     out += static_cast<char>((n >> 16) & 0xff);

@@ -76,7 +76,7 @@ uint32_t StringTable::intern(std::string_view text) {
 }
 
 void StringTable::grow_slots() {
-  slots_.reset_for(2 * size());
+  slots_.reset_for(size_t{2} * size());
   for (uint32_t id = 0; id < size(); ++id)
     slots_.insert(hash_bytes(at(id)), id);
 }
@@ -147,7 +147,7 @@ std::string SplitStringTable::text(uint32_t id) const {
 }
 
 void SplitStringTable::grow_slots() {
-  slots_.reset_for(2 * size());
+  slots_.reset_for(size_t{2} * size());
   for (uint32_t id = 0; id < size(); ++id)
     slots_.insert(split_hash(own_part(id), entries_[id].shared_id), id);
 }
