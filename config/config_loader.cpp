@@ -543,13 +543,14 @@ void read_columns(TableReader& t, std::string_view key, std::vector<std::string>
                   const std::vector<std::string_view>& vocabulary, Problems& problems) {
   t.strings(key, out);
   for (const auto& column : out) {
-    if (std::find(vocabulary.begin(), vocabulary.end(), column) == vocabulary.end()) {
-      std::string known;
-      for (auto v : vocabulary)
-        known += (known.empty() ? "" : ", ") + std::string(v);
-      problems.add(t.where(key), t.name(key),
-                   "unknown column \"" + column + "\" (known: " + known + ")");
+    if (std::find(vocabulary.begin(), vocabulary.end(), column) != vocabulary.end()) continue;
+    std::string problem = "unknown column \"" + column + "\" (known: ";
+    for (size_t i = 0; i < vocabulary.size(); ++i) {
+      if (i > 0) problem += ", ";
+      problem += vocabulary[i];
     }
+    problem += ')';
+    problems.add(t.where(key), t.name(key), problem);
   }
 }
 

@@ -64,7 +64,8 @@ struct PoolKey {
   const void* tls_context = nullptr;
   std::string host;
   std::string port;
-  auto operator<=>(const PoolKey&) const = default;
+  // A false positive of clang-tidy 14, which sees a literal 0 in the defaulted comparison.
+  auto operator<=>(const PoolKey&) const = default;  // NOLINT(modernize-use-nullptr)
 };
 
 struct IdleConnection {
