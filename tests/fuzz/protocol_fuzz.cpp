@@ -59,7 +59,7 @@ std::vector<std::string> transcript(std::string_view input, size_t chunk) {
       mssgate::protocol::decode_sasl_external(parser.raw_line());
       events.push_back("R" + parser.raw_line());
     } else if (r.status == Status::kNeedLiteralContinuation) {
-      events.push_back("+");
+      events.emplace_back("+");
     } else if (r.status == Status::kError) {
       events.push_back("E" + parser.error().tag + parser.error().message);
       if (parser.error().fatal) break;
@@ -102,7 +102,7 @@ std::vector<std::string> smtp_replies(std::string_view input, size_t chunk) {
     auto r = parser.feed(input.substr(offset, chunk ? chunk : input.size()));
     offset += r.consumed;
     if (r.status == mssgate::protocol::SmtpReplyParser::Status::kError) {
-      out.push_back("error");
+      out.emplace_back("error");
       break;
     }
     if (r.status == mssgate::protocol::SmtpReplyParser::Status::kReply) {

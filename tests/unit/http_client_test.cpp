@@ -30,7 +30,7 @@ T run(asio::io_context& io, asio::awaitable<T> task) {
   std::optional<T> result;
   std::exception_ptr error;
   asio::co_spawn(io, std::move(task), [&](std::exception_ptr e, T value) {
-    error = e;
+    error = std::move(e);
     result = std::move(value);
     io.stop();
   });
@@ -180,7 +180,7 @@ TEST(HttpClient, KeepsAtMostTheLimitOfConnectionsPerHost) {
   int done = 0;
   for (int i = 0; i < 3; ++i) {
     asio::co_spawn(io, client.send(get(local_url(server))),
-                   [&](std::exception_ptr, HttpResponse r) {
+                   [&](const std::exception_ptr&, const HttpResponse& r) {
                      EXPECT_EQ(r.status, 200u);
                      if (++done == 3) io.stop();
                    });

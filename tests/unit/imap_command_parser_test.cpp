@@ -60,7 +60,7 @@ Transcript parse(std::string_view input, size_t chunk, ImapCommandParser::Limits
           t.events.push_back(describe(parser.command()));
           break;
         case Status::kNeedLiteralContinuation:
-          t.events.push_back("continue");
+          t.events.emplace_back("continue");
           break;
         case Status::kRawLine:
           t.events.push_back("raw:" + parser.raw_line());

@@ -77,7 +77,7 @@ ImapLoginCore::Settings settings() {
 
 using Setup = std::function<void(Imap&)>;
 
-Imap play(std::vector<std::string> segments, const Setup& setup = {}, bool tls = true,
+Imap play(const std::vector<std::string>& segments, const Setup& setup = {}, bool tls = true,
           Plays plays = {}) {
   std::vector<Imap> runs(plays.chunks.size());
   for (size_t i = 0; i < runs.size(); ++i) {

@@ -164,7 +164,7 @@ TEST_F(IndicatorJournalTest, TheLogCatchesUpWithTheJournal) {
 TEST_F(IndicatorJournalTest, ManyWritersShareCommits) {
   constexpr int kWriters = 8;
   constexpr int kEventsPerWriter = 50;
-  constexpr size_t kEvents = kWriters * kEventsPerWriter;
+  constexpr size_t kEvents = size_t{kWriters} * kEventsPerWriter;
   // Declared before the journal, whose writer thread runs the callbacks until it stops.
   std::mutex mutex;
   std::condition_variable done;
@@ -180,6 +180,7 @@ TEST_F(IndicatorJournalTest, ManyWritersShareCommits) {
       << sqlite3_errmsg(lock_holder);
 
   std::vector<std::thread> writers;
+  writers.reserve(kWriters);
   for (int w = 0; w < kWriters; ++w) {
     writers.emplace_back([&, w] {
       for (int i = 0; i < kEventsPerWriter; ++i) {

@@ -14,7 +14,7 @@ using core::RawReply;
 using Kind = LmtpTapCore::Kind;
 using testing::HasSubstr;
 
-RawReply raw(std::vector<std::string> lines) {
+RawReply raw(const std::vector<std::string>& lines) {
   RawReply r;
   r.lines = lines;
   protocol::SmtpReplyParser parser;
@@ -55,7 +55,7 @@ struct Tap : ReportLog<core::LmtpEvents> {
         std::string(o.result) + " " + std::string(o.reason) + " size=" + std::to_string(o.size) +
         " rcpt=" + std::to_string(o.recipients) + " delivered=" + std::to_string(o.delivered));
   }
-  void transaction(bool open) override { events.push_back(open ? "open" : "close"); }
+  void transaction(bool open) override { events.emplace_back(open ? "open" : "close"); }
 
   void play(LmtpTapCore& core, ClientInput& input) {
     for (int steps = 0; steps < 100000; ++steps) {

@@ -62,7 +62,7 @@ std::string multipart(const std::string& subtype, const std::string& boundary,
   std::string out = "Content-Type: multipart/" + subtype + "; boundary=\"" + boundary +
                     "\"\r\n\r\nThis is a multi-part message in MIME format.\r\n";
   for (const auto& p : parts)
-    out += "--" + boundary + "\r\n" + p + "\r\n";
+    out.append("--").append(boundary).append("\r\n").append(p).append("\r\n");
   return out + "--" + boundary + "--\r\nepilogue\r\n";
 }
 
@@ -87,6 +87,7 @@ MessageFacts inspect(const std::string& m, size_t piece, const InspectorLimits& 
 // The mismatches as the journal and the documentation write them.
 std::vector<std::string> words(const std::vector<Mismatch>& mismatches) {
   std::vector<std::string> out;
+  out.reserve(mismatches.size());
   for (auto m : mismatches)
     out.emplace_back(to_string(m));
   return out;
@@ -249,8 +250,9 @@ TEST(MessageInspectorHostile, ZipBombsAreStoppedAtTheCaps) {
   EXPECT_FALSE(ratio.inspected);
   EXPECT_EQ(ratio.uninspectable_reason, "zip_ratio");
   std::vector<std::pair<std::string, std::string>> many;
+  many.reserve(1500);
   for (int i = 0; i < 1500; ++i)
-    many.push_back({"IHE_XDM/SUBSET01/F" + std::to_string(i) + ".TXT", "x"});
+    many.emplace_back("IHE_XDM/SUBSET01/F" + std::to_string(i) + ".TXT", "x");
   auto entries = inspect(
       message(kStructuredHeaders, multipart("mixed", "b", {attachment(make_zip(many))})), 65536);
   EXPECT_EQ(entries.uninspectable_reason, "zip_too_many_entries");

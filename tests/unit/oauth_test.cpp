@@ -100,7 +100,7 @@ TEST(SaslOAuth, RefusesMalformedPayloads) {
   EXPECT_EQ(error(protocol::decode_xoauth2(protocol::base64_encode("user=a@b.fr\x01"
                                                                    "auth=Basic abc\x01\x01"))),
             E::kMalformed);
-  auto bearer = [](std::string s) {
+  auto bearer = [](const std::string& s) {
     return protocol::decode_oauthbearer(protocol::base64_encode(s));
   };
   EXPECT_EQ(error(bearer("p=tls-unique,,\x01"
@@ -204,7 +204,8 @@ std::string sign(const KeyPair& pair, const std::string& alg, const std::string&
 constexpr int64_t kNow = 1'800'000'000;
 const std::string kIssuer = "https://auth.test/realms/esante-wallet";
 
-std::string claims(int64_t exp, const std::string& issuer = kIssuer, std::string extra = "") {
+std::string claims(int64_t exp, const std::string& issuer = kIssuer,
+                   const std::string& extra = "") {
   return R"({"iss":")" + issuer + R"(","exp":)" + std::to_string(exp) + R"(,"iat":)" +
          std::to_string(kNow - 10) + R"(,"azp":"lps-editeur","SubjectNameID":"810001234567")" +
          extra + "}";
@@ -285,7 +286,7 @@ TEST_F(JwtTest, ReportsAnUnknownKeyIdSoThatTheKeySetCanBeRefreshed) {
 }
 
 TEST_F(JwtTest, RefusesMalformedTokens) {
-  for (std::string bad :
+  for (const std::string& bad :
        {std::string(""), std::string("a.b"), std::string("a.b.c.d"), std::string("!!!.e30.e30"),
         protocol::base64url_encode("[1]") + "." + protocol::base64url_encode("{}") + ".",
         protocol::base64url_encode(R"({"alg":"RS256","crit":["x"]})") + "." +

@@ -51,11 +51,12 @@ struct LoopbackIssuer {
 TokenValidation validate(asio::io_context& io, daemon::TokenValidator& validator,
                          const std::string& token) {
   std::optional<TokenValidation> result;
-  asio::co_spawn(io, validator.validate(token), [&](std::exception_ptr e, TokenValidation v) {
-    if (e) std::rethrow_exception(e);
-    result = v;
-    io.stop();  // kept connections leave work behind
-  });
+  asio::co_spawn(io, validator.validate(token),
+                 [&](const std::exception_ptr& e, const TokenValidation& v) {
+                   if (e) std::rethrow_exception(e);
+                   result = v;
+                   io.stop();  // kept connections leave work behind
+                 });
   io.restart();
   io.run();
   return *result;

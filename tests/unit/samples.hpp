@@ -4,8 +4,6 @@
 
 #include <zip.h>
 
-#include <cstdlib>
-#include <cstring>
 #include <string>
 #include <utility>
 #include <vector>
@@ -43,10 +41,9 @@ inline std::string make_zip(const std::vector<std::pair<std::string, std::string
   zip_source_t* source = zip_source_buffer_create(nullptr, 0, 0, &error);
   zip_source_keep(source);
   zip_t* archive = zip_open_from_source(source, ZIP_TRUNCATE, &error);
+  // The entries' bytes are read where they are, by zip_close(), while `files` is still alive.
   for (const auto& [name, content] : files) {
-    void* copy = std::malloc(content.size() + 1);
-    std::memcpy(copy, content.data(), content.size());
-    zip_source_t* file = zip_source_buffer(archive, copy, content.size(), 1);
+    zip_source_t* file = zip_source_buffer(archive, content.data(), content.size(), 0);
     zip_file_add(archive, name.c_str(), file, ZIP_FL_OVERWRITE);
   }
   zip_close(archive);

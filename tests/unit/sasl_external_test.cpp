@@ -26,8 +26,9 @@ TEST(SaslExternal, RefusesCancelGarbageAndHostileIdentities) {
   EXPECT_EQ(std::get<SaslExternalError>(decode_sasl_external("not base64!")),
             SaslExternalError::kBadBase64);
   EXPECT_EQ(std::get<SaslExternalError>(decode_sasl_external("YQ")), SaslExternalError::kBadBase64);
-  for (std::string bad : {std::string("a\0b@x.fr", 8), std::string("a\r\nb@x.fr"),
-                          std::string("\xff\xfe"), std::string("\xc3"), std::string(400, 'a')}) {
+  for (const std::string& bad :
+       {std::string("a\0b@x.fr", 8), std::string("a\r\nb@x.fr"), std::string("\xff\xfe"),
+        std::string("\xc3"), std::string(400, 'a')}) {
     EXPECT_EQ(std::get<SaslExternalError>(decode_sasl_external(base64_encode(bad))),
               SaslExternalError::kInvalidAuthzid);
   }

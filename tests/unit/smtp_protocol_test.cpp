@@ -132,7 +132,7 @@ TEST(SmtpData, FindsTheTerminatorWhereverTheReadsSplitIt) {
 }
 
 TEST(SmtpData, OnlyCrLfDotCrLfEndsTheMessage) {
-  for (std::string tricky :
+  for (const std::string& tricky :
        {std::string("a\n.\nb\r\n.\r\n"), std::string("a\r\n.\nb\r\n.\r\n"),
         std::string("a\n.\r\nb\r\n.\r\n"), std::string("a\r.\r\nb\r\n.\r\n")}) {
     for (size_t chunk : {0u, 1u}) {

@@ -52,7 +52,7 @@ struct Submission : ReportLog<core::SubmissionEvents> {
                      " id=" + o.message_id + " queue=" + o.queue_id);
   }
   void transaction(bool open) override {
-    if (open) events.push_back("transaction open");
+    if (open) events.emplace_back("transaction open");
   }
   bool draining() const override { return stopping; }
 
@@ -132,8 +132,8 @@ using Setup = std::function<void(Submission&)>;
 
 // Plays the client's segments with each read size of `plays`; every run must agree. Returns
 // the first run.
-Submission play(std::vector<std::string> segments, const Setup& setup = {}, bool tls = true,
-                Plays plays = {}, SubmissionCore::Settings s = settings()) {
+Submission play(const std::vector<std::string>& segments, const Setup& setup = {}, bool tls = true,
+                Plays plays = {}, const SubmissionCore::Settings& s = settings()) {
   std::vector<Submission> runs(plays.chunks.size());
   for (size_t i = 0; i < runs.size(); ++i) {
     if (setup) setup(runs[i]);
@@ -155,7 +155,7 @@ Submission play(std::vector<std::string> segments, const Setup& setup = {}, bool
 }
 
 Submission play(const std::string& input, const Setup& setup = {}, bool tls = true,
-                Plays plays = {}) {
+                const Plays& plays = {}) {
   return play(std::vector<std::string>{input}, setup, tls, plays);
 }
 
@@ -347,10 +347,11 @@ TEST(SubmissionCore, RecipientRules) {
 }
 
 TEST(SubmissionCore, TheFromHeaderMustBeTheMailbox) {
+  const std::string up_to_headers =
+      kSignIn + "MAIL FROM:<app@test.fr>\r\nRCPT TO:<a@b.fr>\r\nDATA\r\n";
   for (std::string from : {"From: other@test.fr\r\n", "From: app@test.fr, b@c.fr\r\n",
                            "From: app@test.fr\r\nFrom: app@test.fr\r\n", ""}) {
-    auto s = play(kSignIn + "MAIL FROM:<app@test.fr>\r\nRCPT TO:<a@b.fr>\r\nDATA\r\n" + from +
-                  "Subject: x\r\n\r\nbody\r\n.\r\n");
+    auto s = play(up_to_headers + from + "Subject: x\r\n\r\nbody\r\n.\r\n");
     EXPECT_THAT(s.client, HasSubstr("550 5.7.1 From header must be the authenticated mailbox\r\n"))
         << from;
     EXPECT_EQ(s.backend_data, "") << from;

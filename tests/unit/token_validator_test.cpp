@@ -82,10 +82,11 @@ struct Fixture {
 
   TokenValidation validate(const std::string& token) {
     std::optional<TokenValidation> result;
-    asio::co_spawn(io, validator.validate(token), [&](std::exception_ptr e, TokenValidation v) {
-      if (e) std::rethrow_exception(e);
-      result = v;
-    });
+    asio::co_spawn(io, validator.validate(token),
+                   [&](const std::exception_ptr& e, const TokenValidation& v) {
+                     if (e) std::rethrow_exception(e);
+                     result = v;
+                   });
     io.restart();
     io.run();
     return *result;
@@ -162,7 +163,7 @@ TEST(TokenValidator, FiftyConcurrentValidationsOfOneTokenMakeOneIssuerCall) {
   std::vector<TokenValidation> results;
   for (int i = 0; i < 50; ++i) {
     asio::co_spawn(f.io, f.validator.validate("one token"),
-                   [&](std::exception_ptr e, TokenValidation v) {
+                   [&](const std::exception_ptr& e, const TokenValidation& v) {
                      EXPECT_FALSE(e);
                      results.push_back(v);
                    });
@@ -184,13 +185,14 @@ TEST(TokenValidator, AWaiterGivesUpAtItsDeadlineWhenTheIssuerHangs) {
   std::optional<TokenValidation> first, waiter;
   Clock::duration waited{};
   asio::co_spawn(f.io, f.validator.validate("token"),
-                 [&](std::exception_ptr, TokenValidation v) { first = v; });
+                 [&](const std::exception_ptr&, const TokenValidation& v) { first = v; });
   auto start = Clock::now();
-  asio::co_spawn(f.io, f.validator.validate("token"), [&](std::exception_ptr, TokenValidation v) {
-    waiter = v;
-    waited = Clock::now() - start;
-    f.issuer->release();  // now the first validation may end too
-  });
+  asio::co_spawn(f.io, f.validator.validate("token"),
+                 [&](const std::exception_ptr&, const TokenValidation& v) {
+                   waiter = v;
+                   waited = Clock::now() - start;
+                   f.issuer->release();  // now the first validation may end too
+                 });
   f.io.run();
   ASSERT_TRUE(waiter);
   EXPECT_EQ(waiter->result, TokenValidation::Result::kUnavailable);
