@@ -7,6 +7,8 @@
 #include <string_view>
 #include <thread>
 
+#include "bench/markdown_section.hpp"
+
 #ifndef MSSGATE_BUILD_TYPE
 #define MSSGATE_BUILD_TYPE "unknown"
 #endif
@@ -15,8 +17,6 @@ namespace mssgate::bench {
 namespace {
 
 constexpr std::string_view kSectionHeading = "## Directory snapshot";
-constexpr std::string_view kNewFileHeader =
-    "# Benchmarks\n\nWritten by the programs in `bench/`.\n";
 
 std::string format(const char* pattern, double value) {
   char text[64];
@@ -30,12 +30,6 @@ std::string mib(size_t bytes) {
 
 std::string per_mailbox(size_t bytes, size_t mailboxes) {
   return format("%.1f", static_cast<double>(bytes) / static_cast<double>(mailboxes));
-}
-
-std::string trim_trailing_newlines(std::string text) {
-  while (!text.empty() && text.back() == '\n')
-    text.pop_back();
-  return text;
 }
 
 void describe(std::ostringstream& out, const Report& r) {
@@ -176,26 +170,7 @@ std::string markdown_section(const Report& report) {
 }
 
 void write_section(const std::filesystem::path& path, const std::string& section) {
-  std::string existing(kNewFileHeader);
-  if (std::ifstream in{path, std::ios::binary}) {
-    std::ostringstream content;
-    content << in.rdbuf();
-    existing = content.str();
-  }
-  const std::string heading = std::string(kSectionHeading) + "\n";
-  size_t start = existing.rfind(heading, 0) == 0 ? 0 : existing.find("\n" + heading);
-  std::string updated;
-  if (start == std::string::npos) {
-    updated = trim_trailing_newlines(existing) + "\n\n" + section;
-  } else {
-    if (start != 0) ++start;  // past the newline before the heading
-    size_t end = existing.find("\n## ", start + heading.size());
-    updated = existing.substr(0, start) + trim_trailing_newlines(section);
-    if (end != std::string::npos) updated += existing.substr(end);
-  }
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out << trim_trailing_newlines(updated) << "\n";
-  if (!out) {
+  if (!write_markdown_section(path, kSectionHeading, section)) {
     std::fprintf(stderr, "cannot write %s\n", path.c_str());
     std::exit(1);
   }

@@ -33,6 +33,7 @@
 #include <thread>
 #include <vector>
 
+#include "bench/markdown_section.hpp"
 #include "protocol/base64.hpp"
 #include "protocol/message_inspector.hpp"
 #include "storage/clock.hpp"
@@ -54,8 +55,6 @@ namespace storage = mssgate::storage;
 namespace samples = mssgate::test_samples;
 
 constexpr std::string_view kSectionHeading = "## Message inspector and indicator journal";
-constexpr std::string_view kNewFileHeader =
-    "# Benchmarks\n\nWritten by the programs in `bench/`.\n";
 constexpr std::string_view kDocumentCode = "11488-4";
 
 // Inspector loop: the daemon's read size, and the bounds on the rounds of each message.
@@ -426,37 +425,9 @@ std::string markdown_section(const std::vector<InspectorResult>& inspections,
   return out.str();
 }
 
-std::string trim_trailing_newlines(std::string text) {
-  while (!text.empty() && text.back() == '\n')
-    text.pop_back();
-  return text;
-}
-
-// Replaces the section under the heading (up to the next "## " heading or the end), or appends
-// it; the rest of the file is kept as it is.
 void write_section(const fs::path& path, const std::string& section) {
-  std::string existing(kNewFileHeader);
-  if (std::ifstream in{path, std::ios::binary}) {
-    std::ostringstream content;
-    content << in.rdbuf();
-    existing = content.str();
-  }
-  const std::string heading = std::string(kSectionHeading) + "\n";
-  size_t start = existing.rfind(heading, 0) == 0 ? 0 : existing.find("\n" + heading);
-  std::string updated;
-  if (start == std::string::npos) {
-    updated = trim_trailing_newlines(existing) + "\n\n" + section;
-  } else {
-    if (start != 0) ++start;  // past the newline before the heading
-    size_t end = existing.find("\n## ", start + heading.size());
-    updated = existing.substr(0, start) + trim_trailing_newlines(section);
-    if (end != std::string::npos) updated += existing.substr(end);
-  }
-  updated = trim_trailing_newlines(updated) + "\n";
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out << updated;
-  out.close();
-  if (!out) fail("cannot write " + path.string());
+  if (!mssgate::bench::write_markdown_section(path, kSectionHeading, section))
+    fail("cannot write " + path.string());
 }
 
 }  // namespace

@@ -6,6 +6,8 @@
 #include <string>
 #include <string_view>
 
+#include "daemon/core/action.hpp"
+
 namespace mssgate::core {
 
 // The login to Dovecot as the mailbox: the greeting read (SASL-IR learnt from its
@@ -30,12 +32,7 @@ class DovecotLogin {
     kDone,      // logged in: text is the capabilities for the client
     kFailed,    // text is the detail for the log, step() the step that failed
   };
-  struct Action {
-    Action(Kind kind_ = Kind::kReadLine, std::string text_ = {})
-        : kind(kind_), text(std::move(text_)) {}
-    Kind kind;
-    std::string text;
-  };
+  using Action = CoreAction<Kind>;
 
   explicit DovecotLogin(const Request& request);
 

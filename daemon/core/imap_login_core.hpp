@@ -5,6 +5,7 @@
 #include <string>
 #include <string_view>
 
+#include "daemon/core/action.hpp"
 #include "daemon/core/sasl_exchange.hpp"
 #include "daemon/core/session_events.hpp"
 #include "protocol/imap_command_parser.hpp"
@@ -30,15 +31,9 @@ class ImapLoginCore {
     kAuthorize,     // ask the sign-in service about credentials(), then on_verdict()
     kLoginBackend,  // log in to the backend as the mailbox in text, then on_backend_login()
     kRelay,         // write text, then relay both ways: this core is done
-    kClose,         // end the session; after a TLS close_notify when tls_shutdown
+    kClose,         // end the session (option: after a TLS close_notify)
   };
-  struct Action {
-    Action(Kind kind_ = Kind::kRead, std::string text_ = {}, bool tls_shutdown_ = false)
-        : kind(kind_), text(std::move(text_)), tls_shutdown(tls_shutdown_) {}
-    Kind kind;
-    std::string text;
-    bool tls_shutdown;
-  };
+  using Action = CoreAction<Kind>;
 
   ImapLoginCore(Settings settings, SessionEvents& events, bool tls_active);
 

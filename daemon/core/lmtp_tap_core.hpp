@@ -7,6 +7,7 @@
 #include <string_view>
 #include <vector>
 
+#include "daemon/core/action.hpp"
 #include "daemon/core/message_stream.hpp"
 #include "daemon/core/session_events.hpp"
 #include "protocol/line_splitter.hpp"
@@ -67,13 +68,7 @@ class LmtpTapCore {
     kRecord,       // record take_received()'s events, then on_recorded()
     kClose,
   };
-  struct Action {
-    Action(Kind kind_ = Kind::kRead, std::string text_ = {}, bool option_ = false)
-        : kind(kind_), text(std::move(text_)), option(option_) {}
-    Kind kind;
-    std::string text;
-    bool option;
-  };
+  using Action = CoreAction<Kind>;
 
   LmtpTapCore(Settings settings, LmtpEvents& events);
 

@@ -5,6 +5,7 @@
 #include <string>
 #include <string_view>
 
+#include "daemon/core/action.hpp"
 #include "protocol/smtp_reply.hpp"
 
 namespace mssgate::core {
@@ -36,12 +37,7 @@ class PostfixDialogue {
     kDone,
     kFailed,  // text is the detail for the log, step() the step that failed
   };
-  struct Action {
-    Action(Kind kind_ = Kind::kReadReply, std::string text_ = {})
-        : kind(kind_), text(std::move(text_)) {}
-    Kind kind;
-    std::string text;
-  };
+  using Action = CoreAction<Kind>;
 
   static PostfixDialogue greet(std::string_view helo_name);
   static PostfixDialogue introduce(const XclientIdentity& identity, const PostfixFeatures& features,

@@ -7,6 +7,7 @@
 #include <string_view>
 #include <vector>
 
+#include "daemon/core/action.hpp"
 #include "daemon/core/message_stream.hpp"
 #include "daemon/core/postfix_dialogue.hpp"
 #include "daemon/core/sasl_exchange.hpp"
@@ -87,13 +88,7 @@ class SubmissionCore {
     kRecord,          // record take_sent_message()'s indicator event, then on_recorded()
     kClose,           // end the session (option: after a TLS close_notify)
   };
-  struct Action {
-    Action(Kind kind_ = Kind::kRead, std::string text_ = {}, bool option_ = false)
-        : kind(kind_), text(std::move(text_)), option(option_) {}
-    Kind kind;
-    std::string text;
-    bool option;
-  };
+  using Action = CoreAction<Kind>;
 
   SubmissionCore(Settings settings, SubmissionEvents& events, bool tls_active);
 

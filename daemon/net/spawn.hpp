@@ -2,6 +2,7 @@
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
+#include <exception>
 #include <functional>
 #include <string>
 
@@ -12,5 +13,8 @@ namespace mssgate::daemon {
 // `on_failure` runs on the executor (to close what the task owned, or start it again).
 void spawn_task(const boost::asio::any_io_executor& executor, boost::asio::awaitable<void> task,
                 std::string name, std::function<void()> on_failure = {});
+
+// What a coroutine threw, for the log: the exception's what(), or "unknown".
+std::string describe_failure(const std::exception_ptr& failure);
 
 }  // namespace mssgate::daemon

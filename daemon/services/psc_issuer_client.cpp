@@ -41,26 +41,6 @@ std::string form_encode(std::string_view value) {
   return out;
 }
 
-int64_t unix_now() {
-  return std::chrono::duration_cast<std::chrono::seconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
-TokenValidation unavailable(std::string reason) {
-  TokenValidation v;
-  v.result = TokenValidation::Result::kUnavailable;
-  v.reason = std::move(reason);
-  return v;
-}
-
-TokenValidation invalid(std::string reason) {
-  TokenValidation v;
-  v.result = TokenValidation::Result::kInvalid;
-  v.reason = std::move(reason);
-  return v;
-}
-
 std::shared_ptr<ssl::context> psc_tls_context(const config::PscConfig& config) {
   auto tls = std::make_shared<ssl::context>(ssl::context::tls_client);
   tls->set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |
@@ -118,14 +98,14 @@ HttpRequest PscIssuerClient::request_to(const protocol::HttpUrl& url) const {
 // The professional named by the claims, or an invalid verdict.
 TokenValidation PscIssuerClient::from_claims(const protocol::TokenClaims& claims) const {
   auto subject = claims.strings.find(config_.subject_claim);
-  if (subject == claims.strings.end()) return invalid("no_subject");
+  if (subject == claims.strings.end()) return TokenValidation::invalid("no_subject");
   auto id = protocol::normalize_professional_id(subject->second);
-  if (!id) return invalid("subject_not_an_idnat");
+  if (!id) return TokenValidation::invalid("subject_not_an_idnat");
   TokenValidation v;
   v.result = TokenValidation::Result::kValid;
   v.professional_id = *id;
   v.azp = claims.azp;
-  v.expires_at = claims.exp.value_or(unix_now() + 60);
+  v.expires_at = claims.exp.value_or(unix_seconds() + 60);
   v.reason = "ok";
   return v;
 }
@@ -142,13 +122,13 @@ asio::awaitable<TokenValidation> PscIssuerClient::introspect(std::string token) 
   request.body = "token=" + form_encode(token) + "&token_type_hint=access_token";
   if (config_.client_secret.empty()) request.body += "&client_id=" + form_encode(config_.client_id);
   auto response = co_await ask("introspection", std::move(request));
-  if (!response) co_return unavailable("issuer_unreachable");
+  if (!response) co_return TokenValidation::unavailable("issuer_unreachable");
   if (response->status != 200)
-    co_return unavailable("issuer_status_" + std::to_string(response->status));
+    co_return TokenValidation::unavailable("issuer_status_" + std::to_string(response->status));
   auto claims = protocol::parse_token_claims(response->body);
-  if (!claims || !claims->active) co_return unavailable("issuer_answer_malformed");
-  if (!*claims->active) co_return invalid("inactive");
-  if (claims->exp && *claims->exp <= unix_now()) co_return invalid("expired");
+  if (!claims || !claims->active) co_return TokenValidation::unavailable("issuer_answer_malformed");
+  if (!*claims->active) co_return TokenValidation::invalid("inactive");
+  if (claims->exp && *claims->exp <= unix_seconds()) co_return TokenValidation::invalid("expired");
   co_return from_claims(*claims);
 }
 
@@ -192,25 +172,26 @@ asio::awaitable<std::shared_ptr<const JwtKeySet>> PscIssuerClient::keys(bool ref
 
 asio::awaitable<TokenValidation> PscIssuerClient::validate_jwt(std::string token) {
   auto key_set = co_await keys(false);
-  if (!key_set) co_return unavailable("jwks_unavailable");
-  JwtVerdict verdict = verify_jwt(token, *key_set, config_.issuer, unix_now());
+  if (!key_set) co_return TokenValidation::unavailable("jwks_unavailable");
+  JwtVerdict verdict = verify_jwt(token, *key_set, config_.issuer, unix_seconds());
   if (verdict.check == JwtCheck::kUnknownKey) {
     key_set = co_await keys(true);  // the issuer may have rotated its keys
-    if (!key_set) co_return unavailable("jwks_unavailable");
-    verdict = verify_jwt(token, *key_set, config_.issuer, unix_now());
+    if (!key_set) co_return TokenValidation::unavailable("jwks_unavailable");
+    verdict = verify_jwt(token, *key_set, config_.issuer, unix_seconds());
   }
-  if (verdict.check != JwtCheck::kValid) co_return invalid(std::string(describe(verdict.check)));
+  if (verdict.check != JwtCheck::kValid)
+    co_return TokenValidation::invalid(std::string(describe(verdict.check)));
   if (verdict.claims.strings.count(config_.subject_claim)) co_return from_claims(verdict.claims);
   // The identifier is not in the token: ask userinfo with the token itself.
   HttpRequest request = request_to(userinfo_);
   request.headers.emplace_back("Authorization", "Bearer " + token);
   auto response = co_await ask("userinfo", std::move(request));
-  if (!response) co_return unavailable("issuer_unreachable");
-  if (response->status == 401) co_return invalid("userinfo_refused");
+  if (!response) co_return TokenValidation::unavailable("issuer_unreachable");
+  if (response->status == 401) co_return TokenValidation::invalid("userinfo_refused");
   if (response->status != 200)
-    co_return unavailable("issuer_status_" + std::to_string(response->status));
+    co_return TokenValidation::unavailable("issuer_status_" + std::to_string(response->status));
   auto info = protocol::parse_token_claims(response->body);
-  if (!info) co_return unavailable("issuer_answer_malformed");
+  if (!info) co_return TokenValidation::unavailable("issuer_answer_malformed");
   info->azp = verdict.claims.azp;
   info->exp = verdict.claims.exp;
   co_return from_claims(*info);

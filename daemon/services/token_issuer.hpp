@@ -1,8 +1,10 @@
 #pragma once
 
 #include <boost/asio/awaitable.hpp>
+#include <chrono>
 #include <cstdint>
 #include <string>
+#include <utility>
 
 namespace mssgate::daemon {
 
@@ -13,7 +15,21 @@ struct TokenValidation {
   std::string azp;              // the éditeur's client the token was issued to
   std::string reason;           // a short word for the log
   int64_t expires_at = 0;       // the token's exp (seconds since the epoch)
+
+  static TokenValidation unavailable(std::string reason) {
+    return {Result::kUnavailable, {}, {}, std::move(reason), 0};
+  }
+  static TokenValidation invalid(std::string reason) {
+    return {Result::kInvalid, {}, {}, std::move(reason), 0};
+  }
 };
+
+// Seconds since the epoch: the unit of a token's exp.
+inline int64_t unix_seconds() {
+  return std::chrono::duration_cast<std::chrono::seconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
 
 // What the operator is shown of the issuer (/readyz).
 struct IssuerHealth {

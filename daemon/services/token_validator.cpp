@@ -32,19 +32,6 @@ std::string sha256_hex(std::string_view data) {
   return protocol::hex_lower({reinterpret_cast<const char*>(digest), size});
 }
 
-int64_t unix_now() {
-  return std::chrono::duration_cast<std::chrono::seconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
-TokenValidation unavailable(std::string reason) {
-  TokenValidation v;
-  v.result = TokenValidation::Result::kUnavailable;
-  v.reason = std::move(reason);
-  return v;
-}
-
 }  // namespace
 
 class TokenValidator::Impl {
@@ -138,7 +125,7 @@ class TokenValidator::Impl {
   asio::awaitable<TokenValidation> wait_for(const InFlight& flight, asio::steady_timer& wake) {
     co_await wake.async_wait(kTuple);
     std::lock_guard lock(mutex_);
-    if (!flight.done) co_return unavailable("issuer_timeout");
+    if (!flight.done) co_return TokenValidation::unavailable("issuer_timeout");
     metrics::gateway().token_cache.with({"hit"}).inc();
     co_return flight.result;
   }
@@ -155,7 +142,7 @@ class TokenValidator::Impl {
     Clock::duration lifetime{};
     if (result.result == TokenValidation::Result::kValid) {
       auto seconds_left =
-          std::chrono::seconds(std::max<int64_t>(0, result.expires_at - unix_now()));
+          std::chrono::seconds(std::max<int64_t>(0, result.expires_at - unix_seconds()));
       lifetime = std::min<Clock::duration>(seconds_left, policy_.max_age);
     } else if (result.result == TokenValidation::Result::kInvalid) {
       lifetime = policy_.negative;

@@ -3,6 +3,7 @@
 #include <boost/asio/co_spawn.hpp>
 
 #include "daemon/net/relay.hpp"
+#include "daemon/net/spawn.hpp"
 #include "daemon/telemetry/event_log.hpp"
 #include "daemon/telemetry/metrics.hpp"
 
@@ -36,9 +37,9 @@ void Connection::start(std::shared_ptr<void> owner, asio::awaitable<void> run) {
   telemetry_.connected(client_.ends());
   auto executor = client_.executor();
   // The watch wakes at least every write timeout: a deadline is enforced within one of those.
-  asio::co_spawn(executor,
-                 deadlines_.watch(timeouts_.write, [this](Slot slot) { return on_deadline(slot); }),
-                 [owner](const std::exception_ptr&) {});
+  spawn_task(executor,
+             deadlines_.watch(timeouts_.write, [this](Slot slot) { return on_deadline(slot); }),
+             "deadline_watch", [this, owner] { close(); });
   asio::co_spawn(
       executor, std::move(run),
       [this, owner = std::move(owner)](const std::exception_ptr& failure) { ended(failure); });
@@ -47,15 +48,8 @@ void Connection::start(std::shared_ptr<void> owner, asio::awaitable<void> run) {
 void Connection::ended(const std::exception_ptr& failure) {
   if (failure) {
     // A bug, not the network: the session ends, its connections and slots are released.
-    std::string what = "unknown";
-    try {
-      std::rethrow_exception(failure);
-    } catch (const std::exception& e) {
-      what = e.what();
-    } catch (...) {
-    }
     metrics::gateway().sessions_failed.with({telemetry_.protocol()}).inc();
-    Event("session_failed").add("session", id()).add("error", what).error();
+    Event("session_failed").add("session", id()).add("error", describe_failure(failure)).error();
     telemetry_.set_close_reason("internal_error");
     relaying_ = false;
   }

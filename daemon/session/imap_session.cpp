@@ -87,7 +87,7 @@ class ImapSession final : public std::enable_shared_from_this<ImapSession>,
           connection_.relay(shared_from_this(), core.take_unread(), {}, config_.imap.idle_timeout);
           co_return;
         case Kind::kClose:
-          if (action.tls_shutdown) co_await connection_.client().shutdown_tls();
+          if (action.option) co_await connection_.client().shutdown_tls();
           co_return;
       }
     }

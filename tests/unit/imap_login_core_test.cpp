@@ -63,7 +63,7 @@ struct Imap : ReportLog<core::SessionEvents> {
           return;
         case Kind::kClose:
           closed = true;
-          tls_shutdown = action.tls_shutdown;
+          tls_shutdown = action.option;
           return;
       }
     }
