@@ -78,6 +78,29 @@ def measure(mode, port, pki, secret, size, count, clients):
     return sent / elapsed, sent, elapsed
 
 
+def delivered(work):
+    """How many messages Dovecot has stored for the recipient so far."""
+    values = {}
+    for line in open(os.path.join(work, "backend", "backend.env")):
+        if "=" in line:
+            key, value = line.strip().split("=", 1)
+            values[key] = value.strip("'\"")
+    local, domain = RECIPIENT.split("@")
+    folder = os.path.join(values["BACKEND_MAILDIR_ROOT"], domain, local)
+    return sum(len(os.listdir(os.path.join(folder, sub))) for sub in ("new", "cur")
+               if os.path.isdir(os.path.join(folder, sub)))
+
+
+def wait_delivered(work, expected, timeout=120):
+    """Waits until Postfix has delivered every message sent so far: a measurement must not pay
+    for the deliveries of the one before it (Postfix and Dovecot share the 2 cores)."""
+    deadline = time.monotonic() + timeout
+    while delivered(work) < expected:
+        if time.monotonic() > deadline:
+            raise SystemExit("%d of %d messages delivered after %d s" % (delivered(work), expected, timeout))
+        time.sleep(0.2)
+
+
 def wait_ready(log_path, process):
     for _ in range(300):
         with open(log_path) as f:
@@ -117,11 +140,16 @@ def main():
                                        stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
         ports = wait_ready(log_path, gateway)
         rows = []
+        sent = 0
         for label, size, count in (("4 KiB", 4096, 150), ("1 MiB", 1 << 20, 15)):
             results = {}
             for mode, port in (("postfix", BACKEND_PORTS["SUBMISSION"]), ("mssgate", int(ports["submission"]))):
                 measure(mode, port, pki, secret, size, 2, args.clients)  # warm-up
+                sent += 2 * args.clients
+                wait_delivered(work, sent)
                 results[mode] = measure(mode, port, pki, secret, size, count, args.clients)
+                sent += count * args.clients
+                wait_delivered(work, sent)
             direct, through = results["postfix"][0], results["mssgate"][0]
             rows.append((label, args.clients, args.clients * count, direct, through, through / direct))
             print("%-6s direct %.1f msg/s, through mssgate %.1f msg/s, ratio %.2f" % (label, direct, through, through / direct))
@@ -133,7 +161,8 @@ def main():
                "and sends its messages one after the other; messages accepted (`250`) per second. Direct: Postfix's "
                "submission port, AUTH PLAIN through Dovecot. Through mssgate: client certificate, AUTH EXTERNAL, "
                "XCLIENT to the same Postfix port. Same run, same machine (2 cores shared by clients, mssgate, "
-               "Postfix and Dovecot)." % args.clients, "",
+               "Postfix and Dovecot); each measurement starts once Postfix has delivered every message of the "
+               "one before." % args.clients, "",
                "| message | clients | messages | direct to Postfix (msg/s) | through mssgate (msg/s) | ratio |",
                "|---|---|---|---|---|---|"]
     for label, clients, total, direct, through, ratio in rows:
