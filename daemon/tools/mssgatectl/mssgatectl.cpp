@@ -6,21 +6,20 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <iomanip>
 #include <iostream>
-#include <map>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "config/config.hpp"
 #include "daemon/net/certificate_identity.hpp"
+#include "daemon/tools/mssgatectl/arguments.hpp"
+#include "daemon/tools/mssgatectl/indicator_commands.hpp"
 #include "protocol/mailbox_address.hpp"
 #include "protocol/professional_id.hpp"
 #include "storage/clock.hpp"
 #include "storage/directory_store.hpp"
-#include "storage/indicator_reports.hpp"
 
 namespace {
 
@@ -41,16 +40,15 @@ void act_as_owner_of(const std::string& database) {
   }
 }
 
+using mssgate::ctl::allow_only;
+using mssgate::ctl::Arguments;
+using mssgate::ctl::split_arguments;
+using mssgate::ctl::UsageError;
 using mssgate::storage::CertificateBinding;
 using mssgate::storage::CertificateMatch;
 namespace protocol = mssgate::protocol;
 
 constexpr const char* kDefaultConfig = "/etc/mssgate/mssgate.toml";
-
-class UsageError : public std::runtime_error {
- public:
-  using std::runtime_error::runtime_error;
-};
 
 void usage(std::ostream& out) {
   out << "usage: mssgatectl [--config FILE | --database FILE | --journal FILE] COMMAND\n"
@@ -86,42 +84,6 @@ void usage(std::ostream& out) {
          "The database is the configuration's directory.sqlite_path, the journal its\n"
          "indicators.journal (default configuration "
       << kDefaultConfig << ").\n";
-}
-
-// Arguments after the command words: positional ones and --options with a value.
-struct Arguments {
-  std::vector<std::string> positional;
-  std::map<std::string, std::string> options;
-
-  std::optional<std::string> option(const std::string& name) const {
-    auto it = options.find(name);
-    if (it == options.end()) return std::nullopt;
-    return it->second;
-  }
-};
-
-Arguments split_arguments(const std::vector<std::string>& args, size_t from) {
-  Arguments out;
-  for (size_t i = from; i < args.size(); ++i) {
-    if (args[i].rfind("--", 0) == 0) {
-      if (i + 1 >= args.size()) throw UsageError("option " + args[i] + " needs a value");
-      out.options[args[i]] = args[i + 1];
-      ++i;
-    } else {
-      out.positional.push_back(args[i]);
-    }
-  }
-  return out;
-}
-
-void allow_only(const Arguments& a, std::initializer_list<const char*> names, size_t positional) {
-  for (const auto& [name, value] : a.options) {
-    bool known = false;
-    for (const char* n : names)
-      known = known || name == n;
-    if (!known) throw UsageError("unknown option " + name);
-  }
-  if (a.positional.size() != positional) throw UsageError("wrong number of arguments");
 }
 
 std::string mailbox_argument(const Arguments& a) {
@@ -182,99 +144,6 @@ CertificateBinding binding_from(const Arguments& a) {
     throw UsageError("name the certificate with --cert, --spki-sha256, or --issuer and --serial");
   }
   return b;
-}
-
-void print_table(const mssgate::storage::ReportTable& table) {
-  std::vector<size_t> widths;
-  for (const auto& c : table.columns)
-    widths.push_back(c.size());
-  for (const auto& row : table.rows)
-    for (size_t i = 0; i < row.size(); ++i)
-      widths[i] = std::max(widths[i], row[i].size());
-  auto line = [&](const std::vector<std::string>& cells) {
-    for (size_t i = 0; i < cells.size(); ++i)
-      std::cout << std::left << std::setw(static_cast<int>(widths[i]) + 2) << cells[i];
-    std::cout << "\n";
-  };
-  line(table.columns);
-  for (const auto& row : table.rows)
-    line(row);
-}
-
-std::string replace_all(std::string text, const std::string& what, const std::string& with) {
-  for (size_t at = text.find(what); at != std::string::npos; at = text.find(what, at + with.size()))
-    text.replace(at, what.size(), with);
-  return text;
-}
-
-int indicators(const std::string& verb, const Arguments& a, const std::string& config_path,
-               const std::optional<std::string>& journal_option) {
-  mssgate::config::IndicatorsConfig settings;
-  if (!journal_option) settings = mssgate::config::load_config(config_path).indicators;
-  std::string journal = journal_option ? *journal_option : settings.journal;
-  if (journal.empty()) {
-    throw std::runtime_error("indicators are off: " + config_path +
-                             " sets no indicators.journal (or give --journal FILE)");
-  }
-  mssgate::storage::IndicatorReader reader(journal);
-  using mssgate::storage::Report;
-  if (verb == "export") {
-    allow_only(a, {"--month", "--format", "--out"}, 0);
-    auto month = a.option("--month");
-    if (!month) throw UsageError("indicators export needs --month YYYY-MM");
-    std::string first, last;
-    if (!mssgate::storage::month_days(*month, first, last))
-      throw UsageError("'" + *month + "' is not a month (YYYY-MM)");
-    std::string format = a.option("--format").value_or("csv");
-    if (format != "csv" && format != "json") throw UsageError("--format is csv or json");
-    std::filesystem::path out = a.option("--out").value_or(".");
-    std::filesystem::create_directories(out);
-    const auto& x = settings.exports;
-    struct File {
-      Report report;
-      const std::string& name;
-      const std::vector<std::string>& columns;
-    };
-    for (const File& f : {File{Report::kConnections, x.connections_file, x.connections_columns},
-                          File{Report::kMessages, x.messages_file, x.messages_columns},
-                          File{Report::kDocuments, x.documents_file, x.documents_columns}}) {
-      auto table = reader.monthly(f.report, *month, f.columns);
-      std::string text = format == "csv" ? mssgate::storage::to_csv(table, x.csv_separator[0])
-                                         : mssgate::storage::to_json(table);
-      auto path = out / replace_all(replace_all(f.name, "{month}", *month), "{format}", format);
-      std::ofstream file(path, std::ios::binary | std::ios::trunc);
-      file << text;
-      file.close();
-      if (!file) throw std::runtime_error("cannot write " + path.string());
-      std::cout << mssgate::storage::to_string(f.report) << ": " << path.string() << " ("
-                << table.rows.size() << " rows)\n";
-    }
-    return 0;
-  }
-  if (verb == "show") {
-    allow_only(a, {"--mailbox", "--from", "--to"}, 0);
-    auto mailbox = a.option("--mailbox");
-    if (!mailbox) throw UsageError("indicators show needs --mailbox ADDRESS");
-    auto normalized = protocol::normalize_mailbox_address(*mailbox);
-    if (!normalized) throw UsageError("'" + *mailbox + "' is not a mailbox address");
-    std::string today = mssgate::storage::day_of(mssgate::storage::now_ms(), settings.utc_days);
-    std::string from = a.option("--from").value_or(today.substr(0, 8) + "01");
-    std::string to = a.option("--to").value_or(today);
-    for (const auto& day : {from, to}) {
-      std::string first, last;
-      if (day.size() != 10 || !mssgate::storage::month_days(day.substr(0, 7), first, last))
-        throw UsageError("'" + day + "' is not a day (YYYY-MM-DD)");
-    }
-    std::cout << *normalized << ", " << from << " to " << to << "\n\n";
-    print_table(reader.daily(*normalized, from, to));
-    auto documents = reader.daily_documents(*normalized, from, to);
-    if (!documents.rows.empty()) {
-      std::cout << "\n";
-      print_table(documents);
-    }
-    return 0;
-  }
-  throw UsageError("unknown command 'indicators " + verb + "'");
 }
 
 // What comes before the command's arguments: the options that choose the files, and the
@@ -499,7 +368,8 @@ int run(const std::vector<std::string>& args) {
   }
   const Arguments& a = line.arguments;
   if (line.noun == "certificate" && line.verb == "show") return show_certificate(a);
-  if (line.noun == "indicators") return indicators(line.verb, a, line.config_path, line.journal);
+  if (line.noun == "indicators")
+    return mssgate::ctl::indicators(line.verb, a, line.config_path, line.journal);
 
   // The other commands work on the directory, opened before the command is known; the
   // configuration is read only when --database does not name it.

@@ -1,0 +1,113 @@
+#include "daemon/tools/mssgatectl/indicator_commands.hpp"
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <iomanip>
+#include <iostream>
+#include <vector>
+
+#include "config/config.hpp"
+#include "protocol/mailbox_address.hpp"
+#include "storage/clock.hpp"
+#include "storage/indicator_reports.hpp"
+
+namespace mssgate::ctl {
+namespace {
+
+void print_table(const mssgate::storage::ReportTable& table) {
+  std::vector<size_t> widths;
+  for (const auto& c : table.columns)
+    widths.push_back(c.size());
+  for (const auto& row : table.rows)
+    for (size_t i = 0; i < row.size(); ++i)
+      widths[i] = std::max(widths[i], row[i].size());
+  auto line = [&](const std::vector<std::string>& cells) {
+    for (size_t i = 0; i < cells.size(); ++i)
+      std::cout << std::left << std::setw(static_cast<int>(widths[i]) + 2) << cells[i];
+    std::cout << "\n";
+  };
+  line(table.columns);
+  for (const auto& row : table.rows)
+    line(row);
+}
+
+std::string replace_all(std::string text, const std::string& what, const std::string& with) {
+  for (size_t at = text.find(what); at != std::string::npos; at = text.find(what, at + with.size()))
+    text.replace(at, what.size(), with);
+  return text;
+}
+
+}  // namespace
+
+int indicators(const std::string& verb, const Arguments& a, const std::string& config_path,
+               const std::optional<std::string>& journal_option) {
+  mssgate::config::IndicatorsConfig settings;
+  if (!journal_option) settings = mssgate::config::load_config(config_path).indicators;
+  std::string journal = journal_option ? *journal_option : settings.journal;
+  if (journal.empty()) {
+    throw std::runtime_error("indicators are off: " + config_path +
+                             " sets no indicators.journal (or give --journal FILE)");
+  }
+  mssgate::storage::IndicatorReader reader(journal);
+  using mssgate::storage::Report;
+  if (verb == "export") {
+    allow_only(a, {"--month", "--format", "--out"}, 0);
+    auto month = a.option("--month");
+    if (!month) throw UsageError("indicators export needs --month YYYY-MM");
+    std::string first, last;
+    if (!mssgate::storage::month_days(*month, first, last))
+      throw UsageError("'" + *month + "' is not a month (YYYY-MM)");
+    std::string format = a.option("--format").value_or("csv");
+    if (format != "csv" && format != "json") throw UsageError("--format is csv or json");
+    std::filesystem::path out = a.option("--out").value_or(".");
+    std::filesystem::create_directories(out);
+    const auto& x = settings.exports;
+    struct File {
+      Report report;
+      const std::string& name;
+      const std::vector<std::string>& columns;
+    };
+    for (const File& f : {File{Report::kConnections, x.connections_file, x.connections_columns},
+                          File{Report::kMessages, x.messages_file, x.messages_columns},
+                          File{Report::kDocuments, x.documents_file, x.documents_columns}}) {
+      auto table = reader.monthly(f.report, *month, f.columns);
+      std::string text = format == "csv" ? mssgate::storage::to_csv(table, x.csv_separator[0])
+                                         : mssgate::storage::to_json(table);
+      auto path = out / replace_all(replace_all(f.name, "{month}", *month), "{format}", format);
+      std::ofstream file(path, std::ios::binary | std::ios::trunc);
+      file << text;
+      file.close();
+      if (!file) throw std::runtime_error("cannot write " + path.string());
+      std::cout << mssgate::storage::to_string(f.report) << ": " << path.string() << " ("
+                << table.rows.size() << " rows)\n";
+    }
+    return 0;
+  }
+  if (verb == "show") {
+    allow_only(a, {"--mailbox", "--from", "--to"}, 0);
+    auto mailbox = a.option("--mailbox");
+    if (!mailbox) throw UsageError("indicators show needs --mailbox ADDRESS");
+    auto normalized = mssgate::protocol::normalize_mailbox_address(*mailbox);
+    if (!normalized) throw UsageError("'" + *mailbox + "' is not a mailbox address");
+    std::string today = mssgate::storage::day_of(mssgate::storage::now_ms(), settings.utc_days);
+    std::string from = a.option("--from").value_or(today.substr(0, 8) + "01");
+    std::string to = a.option("--to").value_or(today);
+    for (const auto& day : {from, to}) {
+      std::string first, last;
+      if (day.size() != 10 || !mssgate::storage::month_days(day.substr(0, 7), first, last))
+        throw UsageError("'" + day + "' is not a day (YYYY-MM-DD)");
+    }
+    std::cout << *normalized << ", " << from << " to " << to << "\n\n";
+    print_table(reader.daily(*normalized, from, to));
+    auto documents = reader.daily_documents(*normalized, from, to);
+    if (!documents.rows.empty()) {
+      std::cout << "\n";
+      print_table(documents);
+    }
+    return 0;
+  }
+  throw UsageError("unknown command 'indicators " + verb + "'");
+}
+
+}  // namespace mssgate::ctl
