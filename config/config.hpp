@@ -185,6 +185,10 @@ struct IndicatorsConfig {
   size_t max_xml_depth = 256;
   size_t max_mime_depth = 16;
   size_t max_mime_parts = 1000;
+  // The budget of one message, all its archives together.
+  size_t max_message_inflated_bytes = 128 << 20;
+  size_t max_message_xml_documents = 500;
+  size_t max_message_xml_nodes = 1000000;
   IndicatorExportConfig exports;
 
   bool enabled() const { return !journal.empty(); }

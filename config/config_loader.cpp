@@ -579,6 +579,9 @@ void read_indicators(TableReader& parent, IndicatorsConfig& out, Problems& probl
   t.size("max_xml_depth", out.max_xml_depth, 8, 100000);
   t.size("max_mime_depth", out.max_mime_depth, 1, 1000);
   t.size("max_mime_parts", out.max_mime_parts, 1, 1000000);
+  t.size("max_message_inflated_bytes", out.max_message_inflated_bytes, 1024, size_t{16} << 30);
+  t.integer("max_message_xml_documents", out.max_message_xml_documents, 1, 1000000);
+  t.integer("max_message_xml_nodes", out.max_message_xml_nodes, 100, 1000000000);
 
   TableReader e(t.sub_table("export"), "indicators.export", problems, base);
   auto& x = out.exports;

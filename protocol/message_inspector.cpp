@@ -9,6 +9,7 @@
 #include <cctype>
 #include <iterator>
 #include <optional>
+#include <utility>
 
 #include "protocol/ascii.hpp"
 #include "protocol/message_header.hpp"
@@ -86,6 +87,7 @@ struct LeafPart {
   mimetic::QP::Decoder quoted_printable;
   size_t encoded_line = 0;  // length of the current quoted-printable line
   std::string decoded;
+  size_t taken = 0;  // of the shared memory, for `decoded`
 };
 
 }  // namespace
@@ -156,9 +158,14 @@ std::vector<std::string> MessageFacts::codes() const {
 struct MessageInspector::Walker {
   enum class Mode { kTopHeaders, kPartHeaders, kBody, kStopped };
 
-  explicit Walker(const InspectorLimits& l) : limits(l), top_headers(l.max_header_bytes) {}
+  explicit Walker(const InspectorLimits& l)
+      : limits(l), meter(l.budget), top_headers(l.max_header_bytes) {}
+  ~Walker() { forget_leaf(); }
+  Walker(const Walker&) = delete;
+  Walker& operator=(const Walker&) = delete;
 
   InspectorLimits limits;
+  InspectionMeter meter;  // the message's budget, over all its archives
   MessageFacts facts;
   Mode mode = Mode::kTopHeaders;
   HeaderSectionReader top_headers;
@@ -177,6 +184,12 @@ struct MessageInspector::Walker {
     }
   }
 
+  // Nothing more of the message is read.
+  void stop(std::string_view reason) {
+    uninspectable(reason);
+    mode = Mode::kStopped;
+  }
+
   void note_held() {
     size_t held = line.size() + pending_break.size() + (leaf ? leaf->decoded.size() : 0) +
                   (part_headers ? limits.max_part_header_bytes : 0);
@@ -185,6 +198,7 @@ struct MessageInspector::Walker {
   }
 
   void feed(std::string_view bytes) {
+    if (mode != Mode::kStopped && !meter.go_on()) stop(meter.stopped());
     while (!bytes.empty() && mode != Mode::kStopped) {
       if (mode == Mode::kTopHeaders) {
         auto r = top_headers.feed(bytes);
@@ -215,8 +229,19 @@ struct MessageInspector::Walker {
     if (mode == Mode::kStopped) release();
   }
 
-  void release() {
+  // The leaf's decoded bytes are dropped, and their memory given back.
+  void drop_decoded() {
+    std::string().swap(leaf->decoded);
+    meter.give_memory(std::exchange(leaf->taken, 0));
+  }
+
+  void forget_leaf() {
+    if (leaf) meter.give_memory(leaf->taken);
     leaf.reset();
+  }
+
+  void release() {
+    forget_leaf();
     part_headers.reset();
     std::string().swap(line);
     boundaries.clear();
@@ -270,6 +295,7 @@ struct MessageInspector::Walker {
     if (name.empty()) name = parameter(type, "name");
     std::string encoding = first_value(headers, "Content-Transfer-Encoding");
 
+    forget_leaf();
     leaf.emplace();
     leaf->named_xdm = xdm_archive_name(name);
     leaf->decode = leaf->named_xdm || type.type() != "text";
@@ -337,6 +363,7 @@ struct MessageInspector::Walker {
       if (close) rest.remove_prefix(2);
       if (!only_blanks(rest)) continue;
       close_leaf();
+      if (mode == Mode::kStopped) return true;  // the archive ran over the message's budget
       pending_break.clear();
       boundaries.resize(level + 1);
       if (close) {
@@ -368,7 +395,7 @@ struct MessageInspector::Walker {
           if (leaf->encoded_line > kMaxQuotedPrintableLine) {
             uninspectable("malformed_quoted_printable");
             leaf->decode = false;
-            std::string().swap(leaf->decoded);
+            drop_decoded();
             return;
           }
           leaf->quoted_printable.process(static_cast<mimetic::QP::Decoder::char_type>(c), out);
@@ -379,11 +406,21 @@ struct MessageInspector::Walker {
     if (leaf->decoded.size() >= 4 && !leaf->decoded.starts_with("PK\x03\x04")) {
       if (leaf->named_xdm) uninspectable("xdm_not_zip");
       leaf->decode = false;
-      std::string().swap(leaf->decoded);
+      drop_decoded();
     } else if (leaf->decoded.size() > limits.max_archive_bytes) {
       uninspectable("archive_too_large");
       leaf->decode = false;
-      std::string().swap(leaf->decoded);
+      drop_decoded();
+    } else if (leaf->decoded.capacity() > leaf->taken) {
+      // The buffer grew: its memory is shared with every other message's archives.
+      size_t more = leaf->decoded.capacity() - leaf->taken;
+      if (meter.take_memory(more)) {
+        leaf->taken += more;
+      } else {
+        uninspectable("inspection_memory");
+        leaf->decode = false;
+        drop_decoded();
+      }
     }
   }
 
@@ -401,29 +438,33 @@ struct MessageInspector::Walker {
         uninspectable("xdm_not_zip");
       }
     }
-    leaf.reset();
+    forget_leaf();
   }
 
   void read_archive(std::string_view zip, bool named_xdm) {
-    XdmFacts xdm = read_xdm(zip, limits.xdm);
-    if (!named_xdm && !xdm.has_xdm_folder) return;  // some other zip
-    ++facts.xdm_archives;
-    facts.suspicious_names += xdm.suspicious_names;
-    if (xdm.status != XdmFacts::Status::kRead) {
-      uninspectable(to_string(xdm.status));
-    } else if (xdm.unreadable_documents > 0) {
-      uninspectable("cda_unreadable");
-    }
-    for (auto& document : xdm.documents) {
-      if (facts.documents.size() >= limits.max_documents) {
-        uninspectable("too_many_documents");
-        break;
+    XdmFacts xdm = read_xdm(zip, limits.xdm, &meter);
+    bool stopped = xdm.status == XdmFacts::Status::kStopped;
+    if (named_xdm || xdm.has_xdm_folder) {
+      ++facts.xdm_archives;
+      facts.suspicious_names += xdm.suspicious_names;
+      if (!stopped && xdm.status != XdmFacts::Status::kRead) {
+        uninspectable(to_string(xdm.status));
+      } else if (!stopped && xdm.unreadable_documents > 0) {
+        uninspectable("cda_unreadable");
       }
-      facts.documents.push_back(std::move(document));
+      for (auto& document : xdm.documents) {
+        if (facts.documents.size() >= limits.max_documents) {
+          uninspectable("too_many_documents");
+          break;
+        }
+        facts.documents.push_back(std::move(document));
+      }
     }
+    if (stopped) stop(meter.stopped());  // over the message's budget, in any zip
   }
 
   MessageFacts finish() {
+    if (mode != Mode::kStopped && !meter.go_on()) stop(meter.stopped());
     if (mode == Mode::kTopHeaders) {
       top_headers.end_of_message();
       top_headers_complete();
@@ -514,6 +555,18 @@ MessageFacts MessageInspector::finish() {
     facts.uninspectable_reason = "inspector_error";
     return facts;
   }
+}
+
+void MessageInspector::set_interrupt(InspectionMeter::Interrupt interrupt) {
+  walker_->meter.set_interrupt(std::move(interrupt));
+}
+
+void MessageInspector::set_shared_memory(SharedMemory* memory) {
+  walker_->meter.set_shared_memory(memory);
+}
+
+bool MessageInspector::stopped() const {
+  return walker_->mode == Walker::Mode::kStopped;
 }
 
 size_t MessageInspector::peak_held_bytes() const {

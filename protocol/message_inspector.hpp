@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "protocol/cda_document.hpp"
+#include "protocol/inspection_budget.hpp"
 #include "protocol/mss_headers.hpp"
 #include "protocol/xdm_archive.hpp"
 
@@ -22,6 +23,7 @@ struct InspectorLimits {
   size_t max_archive_bytes = 32 << 20;  // decoded size of a zip attachment held to be read
   size_t max_documents = 1000;          // CDA documents counted for one message
   XdmLimits xdm;
+  InspectionBudget budget;  // what all the archives of the message may cost together
 };
 
 // A header claim the content contradicts (docs/indicators.md, "Mismatch words"); see
@@ -82,7 +84,9 @@ MessageFacts::Ins ins_class(const CdaFacts& document);
 // CDA documents. Fed whole or one byte at a time, the result is the same.
 //
 // It never throws and never refuses a message: a part over a cap, malformed or hostile makes
-// the message "uninspectable" with a reason, and the message goes on.
+// the message "uninspectable" with a reason, and the message goes on. Over its budget (the sum
+// over all its archives), or when `interrupt` says so, it stops reading the message, which is
+// then uninspectable with the budget's (or the interrupt's) reason.
 class MessageInspector {
  public:
   explicit MessageInspector(const InspectorLimits& limits = {});
@@ -90,9 +94,18 @@ class MessageInspector {
   MessageInspector(MessageInspector&&) noexcept;
   MessageInspector& operator=(MessageInspector&&) noexcept;
 
+  // Asked between steps (see InspectionMeter): the reader's CPU time, or that nobody waits.
+  void set_interrupt(InspectionMeter::Interrupt interrupt);
+  // The memory the archives being read take is taken from `memory`, which must outlive the
+  // inspector; an archive that cannot have it makes the message uninspectable.
+  void set_shared_memory(SharedMemory* memory);
+
   void feed(std::string_view bytes);
   // The message has ended: the facts, with the claims compared to the content.
   MessageFacts finish();
+  // Nothing more of the message will be read (over a cap, or over the budget): feeding the rest
+  // is not needed.
+  bool stopped() const;
 
   // The most bytes held at any time (header sections, line, archive), for the memory bound.
   size_t peak_held_bytes() const;

@@ -2,6 +2,7 @@
 
 #include <zip.h>
 
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
@@ -62,11 +63,14 @@ struct InflatedEntry {
   std::string content;
 };
 
+// How often, in bytes inflated, the reader is asked whether to go on.
+constexpr uint64_t kCheckEvery = 256 << 10;
+
 // Inflates entry `index` while counting: the sizes the archive declares are not trusted.
-// `total` counts the bytes inflated from the whole archive; `compressed` is the entry's
-// compressed size, 0 when unknown.
+// `total` counts the bytes inflated from the whole archive, `meter` those of the message;
+// `compressed` is the entry's compressed size, 0 when unknown.
 InflatedEntry inflate_entry(zip_t* archive, zip_uint64_t index, uint64_t compressed,
-                            const XdmLimits& limits, uint64_t& total) {
+                            const XdmLimits& limits, uint64_t& total, InspectionMeter& meter) {
   InflatedEntry inflated;
   std::unique_ptr<zip_file_t, FileCloser> entry(zip_fopen_index(archive, index, 0));
   if (!entry) {
@@ -82,7 +86,12 @@ InflatedEntry inflate_entry(zip_t* archive, zip_uint64_t index, uint64_t compres
       return inflated;
     }
     if (n == 0) break;
+    bool checkpoint = total / kCheckEvery != (total + static_cast<uint64_t>(n)) / kCheckEvery;
     total += static_cast<uint64_t>(n);
+    if (!meter.spend_inflated(static_cast<uint64_t>(n)) || (checkpoint && !meter.go_on())) {
+      inflated.stop = XdmFacts::Status::kStopped;
+      return inflated;
+    }
     if (total > limits.max_total_bytes) {
       inflated.stop = XdmFacts::Status::kTooLarge;
       return inflated;
@@ -105,7 +114,7 @@ InflatedEntry inflate_entry(zip_t* archive, zip_uint64_t index, uint64_t compres
 // Reads entry `index` into `facts`. False when the archive cannot be read further:
 // facts.status then says why.
 bool read_entry(zip_t* archive, zip_uint64_t index, const XdmLimits& limits, uint64_t& total,
-                XdmFacts& facts) {
+                InspectionMeter& meter, XdmFacts& facts) {
   zip_stat_t stat;
   if (zip_stat_index(archive, index, 0, &stat) != 0 || !(stat.valid & ZIP_STAT_NAME)) {
     facts.status = XdmFacts::Status::kTruncated;
@@ -121,14 +130,24 @@ bool read_entry(zip_t* archive, zip_uint64_t index, const XdmLimits& limits, uin
   if (!in_subset(name, file) || !ends_with_ci(file, ".XML")) return true;
   bool metadata = ascii_iequals(file, "METADATA.XML");
   if (metadata) ++facts.subsets;
+  if (!meter.go_on()) {
+    facts.status = XdmFacts::Status::kStopped;
+    return false;
+  }
   uint64_t compressed = (stat.valid & ZIP_STAT_COMP_SIZE) ? stat.comp_size : 0;
-  InflatedEntry inflated = inflate_entry(archive, index, compressed, limits, total);
+  InflatedEntry inflated = inflate_entry(archive, index, compressed, limits, total, meter);
   if (inflated.stop) {
     facts.status = *inflated.stop;
     return false;
   }
   if (inflated.over_document_cap) ++facts.unreadable_documents;  // counted, never read
   if (metadata || inflated.content.empty()) return true;
+  // The document's nodes are counted before it is parsed: one over the budget is never parsed.
+  if (!meter.spend_document() || !meter.spend_nodes(count_xml_markup(inflated.content)) ||
+      !meter.go_on()) {
+    facts.status = XdmFacts::Status::kStopped;
+    return false;
+  }
   CdaFacts document = read_cda(inflated.content, limits.cda);
   if (document.status == CdaFacts::Status::kRead) {
     facts.documents.push_back(std::move(document));
@@ -140,7 +159,9 @@ bool read_entry(zip_t* archive, zip_uint64_t index, const XdmLimits& limits, uin
 
 }  // namespace
 
-XdmFacts read_xdm(std::string_view zip_bytes, const XdmLimits& limits) {
+XdmFacts read_xdm(std::string_view zip_bytes, const XdmLimits& limits, InspectionMeter* meter) {
+  InspectionMeter unlimited(InspectionBudget{UINT64_MAX, SIZE_MAX, UINT64_MAX});
+  if (!meter) meter = &unlimited;
   XdmFacts facts;
   Archive archive = open_archive(zip_bytes, facts.status);
   if (!archive) return facts;
@@ -152,7 +173,7 @@ XdmFacts read_xdm(std::string_view zip_bytes, const XdmLimits& limits) {
   facts.status = XdmFacts::Status::kRead;
   uint64_t total = 0;
   for (zip_int64_t i = 0; i < entries; ++i) {
-    if (!read_entry(archive.get(), static_cast<zip_uint64_t>(i), limits, total, facts))
+    if (!read_entry(archive.get(), static_cast<zip_uint64_t>(i), limits, total, *meter, facts))
       return facts;
   }
   return facts;
@@ -172,6 +193,8 @@ std::string_view to_string(XdmFacts::Status status) {
       return "zip_too_large";
     case XdmFacts::Status::kRatio:
       return "zip_ratio";
+    case XdmFacts::Status::kStopped:
+      return "stopped";
   }
   return "?";
 }

@@ -7,13 +7,16 @@
 #include <vector>
 
 #include "protocol/cda_document.hpp"
+#include "protocol/inspection_budget.hpp"
 
 namespace mssgate::protocol {
 
 // What an IHE_XDM archive holds, for the indicators (IHE ITI XDM: IHE_XDM/SUBSETnn/METADATA.XML
 // and the documents beside it).
 struct XdmFacts {
-  enum class Status { kRead, kNotZip, kTruncated, kTooManyEntries, kTooLarge, kRatio };
+  // kStopped: the message's budget ran out, or its reader said stop (InspectionMeter::stopped()
+  // says why); what was read before is kept.
+  enum class Status { kRead, kNotZip, kTruncated, kTooManyEntries, kTooLarge, kRatio, kStopped };
   Status status = Status::kNotZip;
   bool has_xdm_folder = false;      // entries under IHE_XDM/
   size_t subsets = 0;               // IHE_XDM/SUBSET*/METADATA.XML found
@@ -30,8 +33,10 @@ struct XdmLimits {
 };
 
 // Reads a zip held in memory (libzip). Entries are inflated while counting, so that a zip bomb
-// stops at the caps instead of filling memory. Nothing is written to disk.
-XdmFacts read_xdm(std::string_view zip_bytes, const XdmLimits& limits = {});
+// stops at the caps instead of filling memory. Nothing is written to disk. `meter`, when given,
+// is the message's budget, spent by this archive after those before it.
+XdmFacts read_xdm(std::string_view zip_bytes, const XdmLimits& limits = {},
+                  InspectionMeter* meter = nullptr);
 
 std::string_view to_string(XdmFacts::Status status);
 

@@ -19,6 +19,9 @@ protocol::InspectorLimits inspector_limits(const config::IndicatorsConfig& confi
   limits.xdm.max_ratio = config.max_zip_ratio;
   limits.xdm.cda.max_bytes = config.max_xml_bytes;
   limits.xdm.cda.max_depth = config.max_xml_depth;
+  limits.budget.max_inflated_bytes = config.max_message_inflated_bytes;
+  limits.budget.max_xml_documents = config.max_message_xml_documents;
+  limits.budget.max_xml_nodes = config.max_message_xml_nodes;
   return limits;
 }
 

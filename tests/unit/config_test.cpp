@@ -269,6 +269,37 @@ connections_file = "../escape.csv"
   EXPECT_NE(error.find("plain names"), std::string::npos) << error;
 }
 
+TEST_F(ConfigTest, TheBudgetOfAMessage) {
+  auto defaults = parse_config(minimal(), path());
+  EXPECT_EQ(defaults.indicators.max_message_inflated_bytes, size_t{128} << 20);
+  EXPECT_EQ(defaults.indicators.max_message_xml_documents, 500u);
+  EXPECT_EQ(defaults.indicators.max_message_xml_nodes, 1000000u);
+  auto config = parse_config(minimal() + R"(
+[indicators]
+journal = "i.db"
+max_message_inflated_bytes = "1GiB"
+max_message_xml_documents = 50
+max_message_xml_nodes = 2000
+)",
+                             path());
+  EXPECT_EQ(config.indicators.max_message_inflated_bytes, size_t{1} << 30);
+  EXPECT_EQ(config.indicators.max_message_xml_documents, 50u);
+  EXPECT_EQ(config.indicators.max_message_xml_nodes, 2000u);
+
+  std::string error = error_for(minimal() + R"(
+[indicators]
+journal = "i.db"
+max_message_inflated_bytes = 512
+max_message_xml_documents = 0
+max_message_xml_nodes = "many"
+)");
+  for (const char* key : {"indicators.max_message_inflated_bytes: must be between",
+                          "indicators.max_message_xml_documents: must be between",
+                          "indicators.max_message_xml_nodes: must be an integer"}) {
+    EXPECT_NE(error.find(key), std::string::npos) << key << " in:\n" << error;
+  }
+}
+
 TEST_F(ConfigTest, AdminEndpointIsLoopbackUnlessTlsWithClientCertificates) {
   auto config = parse_config(
       minimal() + "\n[admin]\nlisten = [\"127.0.0.1:9925\", \"[::1]:9925\"]\n", path());

@@ -366,3 +366,171 @@ TEST(MessageInspectorHostile, DocumentsPastTheCapAreNotCounted) {
   EXPECT_EQ(facts.uninspectable_reason, "too_many_documents");
   EXPECT_EQ(facts.documents.size(), 2u);
 }
+
+// ---- the budget of a message, over all its archives -----------------------------------------
+
+namespace {
+
+// A CDA document padded to about `bytes` with a comment of letters that deflate about 2:1.
+std::string padded_cda(const std::string& code, size_t bytes, unsigned seed) {
+  std::mt19937 random(seed);
+  std::string padding;
+  padding.reserve(bytes);
+  for (size_t i = 0; i < bytes; ++i)
+    padding += static_cast<char>('a' + random() % 16);
+  std::string document = cda(code);
+  return document.insert(document.rfind("</ClinicalDocument>"), "<!-- " + padding + " -->");
+}
+
+// `archives` IHE_XDM attachments of `documents` documents each.
+std::string archives_message(int archives, int documents, size_t padding) {
+  std::vector<std::string> parts{text_part("Comptes rendus")};
+  for (int a = 0; a < archives; ++a) {
+    std::vector<std::pair<std::string, std::string>> files{
+        {"IHE_XDM/SUBSET01/METADATA.XML", kMetadata}};
+    for (int d = 0; d < documents; ++d) {
+      files.emplace_back("IHE_XDM/SUBSET01/DOC000" + std::to_string(d + 1) + ".XML",
+                         padded_cda("11488-4", padding, static_cast<unsigned>(a * 10 + d)));
+    }
+    parts.push_back(attachment(make_zip(files)));
+  }
+  return message(kStructuredHeaders, multipart("mixed", "b", parts));
+}
+
+// Inspects with `limits` whole, one byte at a time and in odd pieces; the three must agree.
+MessageFacts inspect_every_way(const std::string& m, const InspectorLimits& limits) {
+  MessageFacts whole = inspect(m, m.size() + 1, limits);
+  EXPECT_EQ(describe(whole), describe(inspect(m, 1, limits))) << "fed one byte at a time";
+  EXPECT_EQ(describe(whole), describe(inspect(m, 4093, limits))) << "fed 4093 bytes at a time";
+  return whole;
+}
+
+}  // namespace
+
+TEST(MessageInspectorBudget, InflatedBytesAreSummedOverEveryArchive) {
+  // Four archives of one 100 KiB document: far under the caps of one archive, 400 KiB in all.
+  std::string m = archives_message(4, 1, 100 << 10);
+  InspectorLimits limits;
+  limits.budget.max_inflated_bytes = 250 << 10;
+  auto facts = inspect_every_way(m, limits);
+  EXPECT_FALSE(facts.inspected);
+  EXPECT_EQ(facts.uninspectable_reason, "budget_inflated_bytes");
+  EXPECT_EQ(facts.documents.size(), 2u) << "what was read before the budget ran out is kept";
+  EXPECT_EQ(facts.xdm_archives, 3u);
+  EXPECT_EQ(facts.claims.nil, "DEV935997");
+  EXPECT_EQ(words(facts.mismatches), std::vector<std::string>{}) << "not compared";
+
+  limits.budget.max_inflated_bytes = 1 << 20;
+  auto within = inspect_every_way(m, limits);
+  EXPECT_TRUE(within.inspected) << within.uninspectable_reason;
+  EXPECT_EQ(within.documents.size(), 4u);
+}
+
+TEST(MessageInspectorBudget, DocumentsAreSummedOverEveryArchive) {
+  InspectorLimits limits;
+  limits.budget.max_xml_documents = 5;
+  auto facts = inspect_every_way(archives_message(3, 2, 100), limits);
+  EXPECT_FALSE(facts.inspected);
+  EXPECT_EQ(facts.uninspectable_reason, "budget_xml_documents");
+  EXPECT_EQ(facts.documents.size(), 5u);
+}
+
+TEST(MessageInspectorBudget, ADocumentOverTheNodeBudgetIsNeverParsed) {
+  std::string wide = "<Other>";
+  for (int i = 0; i < 20000; ++i)
+    wide += "<e v=\"" + std::to_string(i) + "\"/>";
+  wide += "</Other>";
+  std::string m =
+      message(kStructuredHeaders,
+              multipart("mixed", "b",
+                        {attachment(one_cda_xdm(cda("11488-4"))), attachment(one_cda_xdm(wide))}));
+  InspectorLimits limits;
+  limits.budget.max_xml_nodes = 30000;  // the first document's few dozen, not 40,000 more
+  auto facts = inspect_every_way(m, limits);
+  EXPECT_FALSE(facts.inspected);
+  EXPECT_EQ(facts.uninspectable_reason, "budget_xml_nodes");
+  EXPECT_EQ(facts.codes(), std::vector<std::string>{"11488-4"});
+  EXPECT_EQ(count_xml_markup(wide), 40002u);
+
+  limits.budget.max_xml_nodes = 50000;
+  auto within = inspect_every_way(m, limits);
+  EXPECT_EQ(within.uninspectable_reason, "") << "the wide document is read, and is no CDA";
+  EXPECT_EQ(within.documents.size(), 1u);
+}
+
+TEST(MessageInspectorBudget, TheReaderStopsItBetweenStepsAndNothingMoreIsRead) {
+  std::string m = archives_message(3, 2, 1000);
+  int asked = 0;
+  MessageInspector inspector;
+  // Stops at the 12th question: past the headers.
+  inspector.set_interrupt(
+      [&asked]() -> std::string_view { return ++asked >= 12 ? "budget_cpu_time" : ""; });
+  for (size_t i = 0; i < m.size(); i += 512)
+    inspector.feed(std::string_view(m).substr(i, 512));
+  EXPECT_TRUE(inspector.stopped());
+  int asked_when_stopped = asked;
+  inspector.feed("--b\r\nContent-Type: text/plain\r\n\r\nmore\r\n");
+  EXPECT_EQ(asked, asked_when_stopped) << "a stopped inspection asks and reads nothing more";
+  auto facts = inspector.finish();
+  EXPECT_FALSE(facts.inspected);
+  EXPECT_EQ(facts.uninspectable_reason, "budget_cpu_time");
+  EXPECT_EQ(facts.claims.nil, "DEV935997");
+  EXPECT_LT(facts.documents.size(), 6u);
+}
+
+namespace {
+
+// Memory shared with other messages, with a limit, counting what is held.
+class CountedMemory : public SharedMemory {
+ public:
+  explicit CountedMemory(size_t limit) : limit_(limit) {}
+  bool take(size_t bytes) override {
+    if (held + bytes > limit_) return false;
+    held += bytes;
+    peak = std::max(peak, held);
+    return true;
+  }
+  void give(size_t bytes) override { held -= bytes; }
+  size_t held = 0;
+  size_t peak = 0;
+
+ private:
+  size_t limit_;
+};
+
+MessageFacts inspect_sharing(const std::string& m, CountedMemory& memory) {
+  MessageInspector inspector;
+  inspector.set_shared_memory(&memory);
+  for (size_t i = 0; i < m.size(); i += 4096)
+    inspector.feed(std::string_view(m).substr(i, 4096));
+  return inspector.finish();
+}
+
+}  // namespace
+
+TEST(MessageInspectorBudget, ArchivesTakeTheirMemoryFromWhatAllMessagesShare) {
+  std::string m = archives_message(2, 1, 200 << 10);
+  CountedMemory roomy(4 << 20);
+  auto facts = inspect_sharing(m, roomy);
+  EXPECT_TRUE(facts.inspected) << facts.uninspectable_reason;
+  EXPECT_EQ(facts.documents.size(), 2u);
+  EXPECT_GT(roomy.peak, size_t{64} << 10) << "the archive's buffer is taken from it";
+  EXPECT_EQ(roomy.held, 0u) << "and given back";
+
+  CountedMemory tight(16 << 10);
+  auto refused = inspect_sharing(m, tight);
+  EXPECT_FALSE(refused.inspected);
+  EXPECT_EQ(refused.uninspectable_reason, "inspection_memory");
+  EXPECT_EQ(refused.claims.nil, "DEV935997");
+  EXPECT_EQ(tight.held, 0u);
+
+  // An inspection abandoned in the middle of an archive gives its memory back too.
+  CountedMemory abandoned(4 << 20);
+  {
+    MessageInspector inspector;
+    inspector.set_shared_memory(&abandoned);
+    inspector.feed(std::string_view(m).substr(0, m.size() / 3));
+    EXPECT_GT(abandoned.held, 0u);
+  }
+  EXPECT_EQ(abandoned.held, 0u);
+}
