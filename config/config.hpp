@@ -185,10 +185,14 @@ struct IndicatorsConfig {
   size_t max_xml_depth = 256;
   size_t max_mime_depth = 16;
   size_t max_mime_parts = 1000;
-  // The budget of one message, all its archives together.
+  // Inspection runs on threads of its own, with a budget per message (all its archives).
+  unsigned inspection_threads = 0;          // 0: half the cores, at least one
+  size_t inspection_queue_bytes = 1 << 20;  // per session: it stops reading above this
+  size_t inspection_memory = 256 << 20;     // all messages: bytes queued and archives held
   size_t max_message_inflated_bytes = 128 << 20;
   size_t max_message_xml_documents = 500;
   size_t max_message_xml_nodes = 1000000;
+  Duration max_message_cpu_time = 2s;
   IndicatorExportConfig exports;
 
   bool enabled() const { return !journal.empty(); }
@@ -245,7 +249,8 @@ Config load_config(const std::string& path);
 Config parse_config(const std::string& text, const std::string& path);
 
 // A reload applies everything except what only a restart can change (the listening sockets,
-// the io threads, the indicator journal and log, the admin endpoint's TLS): those values of
+// the io threads, the inspection threads, the indicator journal and log, the admin endpoint's
+// TLS): those values of
 // `next` are set back to the running ones, and the keys that differed are returned.
 std::vector<std::string> keep_restart_only_settings(const Config& running, Config& next);
 

@@ -579,9 +579,18 @@ void read_indicators(TableReader& parent, IndicatorsConfig& out, Problems& probl
   t.size("max_xml_depth", out.max_xml_depth, 8, 100000);
   t.size("max_mime_depth", out.max_mime_depth, 1, 1000);
   t.size("max_mime_parts", out.max_mime_parts, 1, 1000000);
+  t.integer("inspection_threads", out.inspection_threads, 0, 256);
+  t.size("inspection_queue_bytes", out.inspection_queue_bytes, 16 << 10, size_t{1} << 30);
+  t.size("inspection_memory", out.inspection_memory, 1 << 20, size_t{1} << 40);
   t.size("max_message_inflated_bytes", out.max_message_inflated_bytes, 1024, size_t{16} << 30);
   t.integer("max_message_xml_documents", out.max_message_xml_documents, 1, 1000000);
   t.integer("max_message_xml_nodes", out.max_message_xml_nodes, 100, 1000000000);
+  t.duration("max_message_cpu_time", out.max_message_cpu_time, 10ms, 10min);
+  // Room for one archive of the largest size (its buffer may double as it grows) and its queue.
+  if (out.inspection_memory < 2 * out.max_archive_bytes + out.inspection_queue_bytes) {
+    problems.add(t.where("inspection_memory"), "indicators.inspection_memory",
+                 "must be at least twice max_archive_bytes plus inspection_queue_bytes");
+  }
 
   TableReader e(t.sub_table("export"), "indicators.export", problems, base);
   auto& x = out.exports;
@@ -723,6 +732,10 @@ std::vector<std::string> keep_restart_only_settings(const Config& running, Confi
   keep("lmtp.listen", next.lmtp.listen, running.lmtp.listen);
   keep("indicators.journal", next.indicators.journal, running.indicators.journal);
   keep("indicators.log", next.indicators.log, running.indicators.log);
+  keep("indicators.inspection_threads", next.indicators.inspection_threads,
+       running.indicators.inspection_threads);
+  keep("indicators.inspection_memory", next.indicators.inspection_memory,
+       running.indicators.inspection_memory);
   keep("admin.listen", next.admin.listen, running.admin.listen);
   keep("admin.certificate_chain", next.admin.certificate_chain, running.admin.certificate_chain);
   keep("admin.private_key", next.admin.private_key, running.admin.private_key);

@@ -37,6 +37,7 @@ std::shared_ptr<GatewayEnvironment> build_environment(const config::Config& conf
       files_stamp({config.psc.client_certificate, config.psc.client_key, config.psc.ca_file});
   env->validator = psc_validator_for(config.psc, env->psc_files_stamp, running, std::move(http));
   if (running) env->indicators = running->indicators;
+  if (running) env->inspection = running->inspection;
   // Last, once nothing else can refuse the configuration.
   const auto& directory = config.directory;
   if (open_directory && running && running->directory &&

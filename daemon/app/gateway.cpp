@@ -57,6 +57,8 @@ class Gateway {
     faults::load_from_environment();
     if (!start()) return 1;
     pool_->run();
+    // Sessions still waiting for an inspection are ended while their io contexts exist.
+    if (inspection_) inspection_->stop();
     // Events still queued are committed; their sessions are gone with the io contexts.
     if (journal_) journal_->stop();
     // Kept connections belong to the io contexts: closed while those still exist.
@@ -71,6 +73,7 @@ class Gateway {
       configure_logging(log_settings(config_));
       auto first = build_environment(config_, true, http_);
       first->indicators = journal_ = open_journal();
+      if (journal_) first->inspection = inspection_ = open_inspection();
       slot_.emplace(first);
       metrics::gateway().build_info.with({MSSGATE_VERSION}).set(1);
       unsigned threads = config_.server.io_threads
@@ -100,6 +103,13 @@ class Gateway {
     };
     options.before_catch_up = [] { faults::point("journal.catch_up"); };
     return std::make_shared<storage::IndicatorJournal>(std::move(options));
+  }
+
+  // Half the cores by default: the io threads keep the rest.
+  std::shared_ptr<InspectionPool> open_inspection() const {
+    unsigned threads = config_.indicators.inspection_threads;
+    if (threads == 0) threads = std::max(1u, std::thread::hardware_concurrency() / 2);
+    return std::make_shared<InspectionPool>(threads, config_.indicators.inspection_memory);
   }
 
   void serve() {
@@ -189,6 +199,7 @@ class Gateway {
     metrics::gateway().reload_duration.with().set(std::chrono::duration<double>(ready).count());
     Event("ready")
         .add("io_threads", static_cast<uint64_t>(pool_->size()))
+        .add("inspection_threads", static_cast<uint64_t>(inspection_ ? inspection_->threads() : 0))
         .add("startup_ms", microseconds(ready) / 1000)
         .add("startup_us", microseconds(ready))
         .add("backends", summary)
@@ -202,6 +213,7 @@ class Gateway {
   // The process's one HTTP client (PSC, CRLs), closed once at the end.
   std::shared_ptr<HttpClient> http_ = std::make_shared<HttpClient>();
   std::shared_ptr<storage::IndicatorJournal> journal_;
+  std::shared_ptr<InspectionPool> inspection_;  // with the journal
   std::optional<EnvironmentSlot> slot_;
   SessionShared shared_;
   // The io contexts outlive everything below them, which holds their sockets and timers.

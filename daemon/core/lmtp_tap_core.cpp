@@ -151,9 +151,10 @@ void LmtpTapCore::data_opened(const RawReply& reply) {
     return;
   }
   MessageStream::Settings stream;
-  stream.inspection = settings_.inspection;
+  stream.inspect = settings_.inspect;
   stream.fingerprint = true;
   message_.emplace(stream);
+  if (settings_.inspect) ask(Kind::kInspect, Await::kNothing, "", true);
   backend_ok_ = true;
   replies_.clear();
   mode_ = Mode::kData;
@@ -162,6 +163,8 @@ void LmtpTapCore::data_opened(const RawReply& reply) {
 void LmtpTapCore::read_data() {
   auto fed = message_->feed_data(unread_);
   unread_.erase(0, fed.consumed);
+  std::string inspected = message_->take_inspection_bytes();
+  if (!inspected.empty()) ask(Kind::kInspect, Await::kNothing, std::move(inspected));
   std::string bytes = message_->take_backend_bytes();
   if (fed.complete) {
     bytes += message_->backend_terminator();
@@ -193,11 +196,17 @@ void LmtpTapCore::end_of_delivery() {
   for (size_t i = 0; i < replies_.size(); ++i) {
     if (replies_[i].reply.positive()) received_.recipients.push_back(recipients_[i]);
   }
-  if (message_->inspecting() && !received_.recipients.empty()) {
-    received_.facts = message_->finish_inspection();
-    return ask(Kind::kRecord, Await::kRecorded);
-  }
+  // The message's inspection ends, then its events are made durable, before Postfix hears the
+  // replies.
+  if (message_->inspecting() && !received_.recipients.empty())
+    return ask(Kind::kInspectEnd, Await::kInspected);
   on_recorded(true);
+}
+
+void LmtpTapCore::on_inspected(protocol::MessageFacts facts) {
+  awaiting_ = Await::kNothing;
+  received_.facts = std::move(facts);
+  ask(Kind::kRecord, Await::kRecorded);
 }
 
 void LmtpTapCore::on_recorded(bool /*durable*/) {

@@ -11,6 +11,7 @@
 #include "daemon/core/message_stream.hpp"
 #include "daemon/core/session_events.hpp"
 #include "protocol/line_splitter.hpp"
+#include "protocol/message_inspector.hpp"
 #include "protocol/smtp_reply.hpp"
 
 namespace mssgate::core {
@@ -56,7 +57,7 @@ class LmtpTapCore {
   struct Settings {
     std::string hostname;
     size_t max_line_bytes = 4096;
-    std::optional<protocol::InspectorLimits> inspection;  // when indicators are recorded
+    bool inspect = false;  // messages are inspected (when indicators are recorded)
   };
   enum class Kind {
     kConnectBackend,  // connect to Dovecot, then on_backend_connected()
@@ -65,6 +66,9 @@ class LmtpTapCore {
     kBackendData,  // send text (message bytes) to the backend, then on_backend_written()
     kRead,         // read client bytes (option: DATA content), then on_client_bytes()
     kWrite,        // write text to the client
+    kInspect,      // hand text (the message's content, unstuffed) to its inspection; option: a
+                   // new message begins (text empty)
+    kInspectEnd,   // the message has ended: its inspection's facts, then on_inspected()
     kRecord,       // record take_received()'s events, then on_recorded()
     kClose,
   };
@@ -78,6 +82,7 @@ class LmtpTapCore {
   void on_backend_connected(bool connected);
   void on_backend_reply(std::optional<RawReply> reply);
   void on_backend_written(bool written);
+  void on_inspected(protocol::MessageFacts facts);
   void on_recorded(bool durable);
   ReceivedMessage take_received() { return std::move(received_); }
 
@@ -90,6 +95,7 @@ class LmtpTapCore {
     kDataReply,
     kWritten,
     kRecipientReply,
+    kInspected,
     kRecorded
   };
   enum class Mode { kCommands, kData, kDone };

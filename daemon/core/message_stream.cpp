@@ -29,8 +29,6 @@ MessageStream::MessageStream(const Settings& settings)
     : settings_(settings),
       state_(settings.hold_header ? State::kHolding : State::kStreaming),
       headers_(settings.max_header_bytes) {
-  if (settings.inspection)
-    inspector_ = std::make_unique<protocol::MessageInspector>(*settings.inspection);
   if (settings.fingerprint) digest_ = std::make_unique<Digest>();
 }
 
@@ -48,7 +46,7 @@ MessageStream::DataFed MessageStream::feed_data(std::string_view wire) {
 MessageStream::Fed MessageStream::feed_content(std::string_view content, bool last) {
   size_ += content.size();
   if (digest_) digest_->update(content);
-  if (inspector_ && state_ != State::kDiscarded) inspector_->feed(content);
+  if (settings_.inspect && state_ != State::kDiscarded) inspection_bytes_ += content;
   if (settings_.max_message_bytes && size_ > settings_.max_message_bytes && !too_large_ &&
       state_ != State::kDiscarded) {
     too_large_ = true;
@@ -94,18 +92,13 @@ void MessageStream::discard() {
   state_ = State::kDiscarded;
   held_ = std::string();
   backend_bytes_ = std::string();
+  inspection_bytes_ = std::string();
 }
 
 std::string MessageStream::backend_terminator() {
   std::string out;
   writer_.finish(out);
   return out;
-}
-
-protocol::MessageFacts MessageStream::finish_inspection() {
-  protocol::MessageFacts facts = inspector_->finish();
-  inspector_.reset();
-  return facts;
 }
 
 std::string MessageStream::fingerprint() {

@@ -8,24 +8,24 @@
 #include <utility>
 
 #include "protocol/message_header.hpp"
-#include "protocol/message_inspector.hpp"
 #include "protocol/smtp_data.hpp"
 
 namespace mssgate::core {
 
 // One message on its way from a client to a backend, as DATA (dot-stuffed) or BDAT chunks
 // (raw) bring it: its size counted against a cap, its header section held (when asked) until
-// the session has checked it, its content inspected for the indicators and fingerprinted (when
-// asked), and what goes to the backend stuffed again, bare LFs made CRLF. Shared by the
-// submission core and the LMTP tap. Holds at most the header section, never the message.
+// the session has checked it, its content handed out for inspection (the inspector runs off the
+// io thread, see daemon/services/inspection_pool.hpp) and fingerprinted (when asked), and what
+// goes to the backend stuffed again, bare LFs made CRLF. Shared by the submission core and the
+// LMTP tap. Holds at most the header section and the bytes of the last read, never the message.
 class MessageStream {
  public:
   struct Settings {
     uint64_t max_message_bytes = 0;  // 0: no cap of its own
     bool hold_header = false;        // the header section waits for release_header()
     size_t max_header_bytes = 256 << 10;
-    std::optional<protocol::InspectorLimits> inspection;  // inspect when set
-    bool fingerprint = false;                             // SHA-256 of the content
+    bool inspect = false;      // the content is handed out for inspection
+    bool fingerprint = false;  // SHA-256 of the content
   };
   enum class Fed {
     kMore,            // go on
@@ -65,10 +65,12 @@ class MessageStream {
   // The end of the message for the backend ("." line, after a CRLF if the content lacked one).
   std::string backend_terminator();
 
+  // The content (unstuffed) since the last call, for the message's inspection: only when
+  // inspecting, and none once the message is discarded.
+  std::string take_inspection_bytes() { return std::exchange(inspection_bytes_, {}); }
+
   uint64_t size() const { return size_; }
-  bool inspecting() const { return inspector_ != nullptr; }
-  // The inspector's facts (once the message ended): only when inspecting.
-  protocol::MessageFacts finish_inspection();
+  bool inspecting() const { return settings_.inspect; }
   // Lower-case hex SHA-256 of the content: only when fingerprinting.
   std::string fingerprint();
 
@@ -87,7 +89,7 @@ class MessageStream {
   std::string held_;
   std::string content_;  // unstuffed bytes of the last DATA read, reused
   std::string backend_bytes_;
-  std::unique_ptr<protocol::MessageInspector> inspector_;
+  std::string inspection_bytes_;
   std::unique_ptr<Digest> digest_;
 };
 

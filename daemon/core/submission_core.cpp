@@ -376,10 +376,9 @@ void SubmissionCore::on_backend_reply(std::optional<protocol::SmtpReply> reply) 
       if (!reply) m.fate = Fate::kBackendFailed;
       m.reply = std::move(reply);
       if (m.fate == Fate::kStreaming && m.reply->positive() && m.stream.inspecting()) {
-        // Postfix has the message: its event is made durable before the client hears 250.
-        sent_ = SentMessage{recipients_, m.stream.size(), queue_id(*m.reply),
-                            m.stream.finish_inspection()};
-        return request(Kind::kRecord, Resume::kRecorded);
+        // Postfix has the message: its inspection ends, then its event is made durable, before
+        // the client hears 250.
+        return request(Kind::kInspectEnd, Resume::kInspected);
       }
       return finish_message();
     }

@@ -72,7 +72,7 @@ class SubmissionCore {
     unsigned max_sign_in_failures = 3;
     bool allow_null_sender = false;
     bool tokens_offered = false;
-    std::optional<protocol::InspectorLimits> inspection;  // when indicators are recorded
+    bool inspect = false;  // messages are inspected (when indicators are recorded)
   };
   enum class Kind {
     kRead,           // read client bytes (option: DATA/BDAT content), then on_client_bytes()
@@ -85,6 +85,9 @@ class SubmissionCore {
     kBackendData,     // send text (message bytes), then on_backend_written()
     kBackendEndData,  // send text (the terminator), read the reply, then on_backend_reply()
     kBackendDrop,     // close the backend connection (the only way to abort a DATA)
+    kInspect,         // hand text (the message's content, unstuffed) to its inspection; option: a
+                      // new message begins (text empty)
+    kInspectEnd,      // the message has ended: its inspection's facts, then on_inspected()
     kRecord,          // record take_sent_message()'s indicator event, then on_recorded()
     kClose,           // end the session (option: after a TLS close_notify)
   };
@@ -106,6 +109,7 @@ class SubmissionCore {
   // nothing: the backend is gone (its connection is closed).
   void on_backend_reply(std::optional<protocol::SmtpReply> reply);
   void on_backend_written(bool written);
+  void on_inspected(protocol::MessageFacts facts);
   void on_recorded(bool durable);
 
   const SaslCredentials& credentials() const { return exchange_->credentials(); }
@@ -132,6 +136,7 @@ class SubmissionCore {
     kDataOpened,
     kDataWritten,
     kDataEnded,
+    kInspected,
     kRecorded,
   };
   enum class Mode { kCommands, kSaslResponse, kData, kBdat, kDone };
@@ -183,6 +188,7 @@ class SubmissionCore {
   void data(const std::string& argument);
   void bdat(const std::string& argument);
   bool read_message();
+  void hand_to_inspection();
   void take_fed(MessageStream::Fed fed);
   void continue_message();
   bool check_from();

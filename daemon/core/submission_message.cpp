@@ -17,7 +17,7 @@ MessageStream::Settings SubmissionCore::stream_settings() const {
   settings.max_message_bytes = settings_.max_message_bytes;
   settings.hold_header = true;
   settings.max_header_bytes = settings_.max_header_bytes;
-  settings.inspection = settings_.inspection;
+  settings.inspect = settings_.inspect;
   return settings;
 }
 
@@ -32,6 +32,7 @@ void SubmissionCore::data(const std::string& argument) {
   if (!argument.empty()) return refuse("501 5.5.4 Syntax: DATA\r\n");
   answer("354 End data with <CR><LF>.<CR><LF>\r\n");
   message_.emplace(stream_settings());
+  if (settings_.inspect) request(Kind::kInspect, Resume::kNone, "", true);
   bdat_ = false;
   mode_ = Mode::kData;
 }
@@ -55,6 +56,7 @@ void SubmissionCore::bdat(const std::string& argument) {
   chunk_refusal_ = message_refusal();
   if (!chunk_refusal_ && !message_) {
     message_.emplace(stream_settings());
+    if (settings_.inspect) request(Kind::kInspect, Resume::kNone, "", true);
     bdat_ = true;
   }
   chunk_left_ = size;
@@ -83,8 +85,16 @@ bool SubmissionCore::read_message() {
     unread_.erase(0, take);
     chunk_left_ -= take;
   }
+  hand_to_inspection();
   continue_message();
   return true;
+}
+
+// The content just read goes to the message's inspection, before it goes to the backend.
+void SubmissionCore::hand_to_inspection() {
+  if (!message_) return;
+  std::string bytes = message_->stream.take_inspection_bytes();
+  if (!bytes.empty()) request(Kind::kInspect, Resume::kNone, std::move(bytes));
 }
 
 void SubmissionCore::take_fed(MessageStream::Fed fed) {
@@ -203,6 +213,13 @@ void SubmissionCore::conclude() {
     return request(Kind::kBackendEndData, Resume::kDataEnded,
                    message_->stream.backend_terminator());
   finish_message();
+}
+
+void SubmissionCore::on_inspected(protocol::MessageFacts facts) {
+  awaiting_ = Resume::kNone;
+  Message& m = *message_;
+  sent_ = SentMessage{recipients_, m.stream.size(), queue_id(*m.reply), std::move(facts)};
+  request(Kind::kRecord, Resume::kRecorded);
 }
 
 void SubmissionCore::on_recorded(bool /*durable*/) {

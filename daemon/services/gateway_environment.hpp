@@ -7,6 +7,7 @@
 
 #include "config/config.hpp"
 #include "daemon/services/directory_service.hpp"
+#include "daemon/services/inspection_pool.hpp"
 #include "daemon/services/token_validator.hpp"
 #include "storage/indicator_journal.hpp"
 
@@ -24,6 +25,8 @@ struct GatewayEnvironment {
   std::string psc_files_stamp;
   // The indicator journal when indicators are configured; the same across reloads.
   std::shared_ptr<storage::IndicatorJournal> indicators;
+  // The threads that inspect messages, with the journal; the same across reloads.
+  std::shared_ptr<InspectionPool> inspection;
 };
 
 struct GatewayCounters {

@@ -25,6 +25,14 @@ protocol::InspectorLimits inspector_limits(const config::IndicatorsConfig& confi
   return limits;
 }
 
+InspectionSettings inspection_settings(const config::IndicatorsConfig& config) {
+  InspectionSettings settings;
+  settings.limits = inspector_limits(config);
+  settings.max_cpu_time = config.max_message_cpu_time;
+  settings.queue_bytes = config.inspection_queue_bytes;
+  return settings;
+}
+
 Counterpart counterpart_of(std::string_view address, const config::IndicatorsConfig& config,
                            const storage::DirectoryLookup& directory) {
   std::string lower = protocol::ascii_lower(address);

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "config/config.hpp"
+#include "daemon/services/inspection_pool.hpp"
 #include "protocol/message_inspector.hpp"
 #include "storage/directory_lookup.hpp"
 #include "storage/indicator_event.hpp"
@@ -13,6 +14,8 @@
 namespace mssgate::daemon {
 
 protocol::InspectorLimits inspector_limits(const config::IndicatorsConfig& config);
+// How each message is inspected on the inspection pool: its caps, budget and queue.
+InspectionSettings inspection_settings(const config::IndicatorsConfig& config);
 
 using storage::Counterpart;
 

@@ -6,6 +6,7 @@
 #include "daemon/core/lmtp_tap_core.hpp"
 #include "daemon/services/indicator_event.hpp"
 #include "daemon/services/indicator_recorder.hpp"
+#include "daemon/services/inspection_pool.hpp"
 #include "daemon/session/connection.hpp"
 #include "daemon/telemetry/event_log.hpp"
 #include "daemon/telemetry/fault_injection.hpp"
@@ -36,7 +37,8 @@ class LmtpSession final : public std::enable_shared_from_this<LmtpSession>,
         counters_(counters),
         connection_(std::move(socket), environment, counters, {"lmtp", "lmtp", false},
                     lmtp_timeouts(environment->config)),
-        recorder_(environment) {}
+        recorder_(environment),
+        inspection_(environment->inspection) {}
 
   void start() { connection_.start(shared_from_this(), run()); }
 
@@ -44,8 +46,8 @@ class LmtpSession final : public std::enable_shared_from_this<LmtpSession>,
   awaitable<void> run() {
     bool opened = co_await connection_.open("421 4.3.2 Too many connections, try again later\r\n");
     if (!opened) co_return;
-    core::LmtpTapCore::Settings settings{config_.smtp.hostname, config_.lmtp.max_line_bytes, {}};
-    if (recorder_.enabled()) settings.inspection = inspector_limits(config_.indicators);
+    core::LmtpTapCore::Settings settings{config_.smtp.hostname, config_.lmtp.max_line_bytes,
+                                         recorder_.enabled()};
     core::LmtpTapCore core(std::move(settings), *this);
     std::string unread;
     for (;;) {
@@ -86,6 +88,15 @@ class LmtpSession final : public std::enable_shared_from_this<LmtpSession>,
         case Kind::kWrite:
           if (!co_await connection_.write(action.text)) co_return;
           break;
+        case Kind::kInspect:
+          if (action.option) inspection_.begin(inspection_settings(config_.indicators));
+          co_await inspection_.feed(std::move(action.text));
+          break;
+        case Kind::kInspectEnd: {
+          protocol::MessageFacts facts = co_await inspection_.finish();
+          core.on_inspected(std::move(facts));
+          break;
+        }
         case Kind::kRecord: {
           core::ReceivedMessage received = core.take_received();
           bool durable = co_await recorder_.record_received(connection_.id(), std::move(received));
@@ -156,6 +167,7 @@ class LmtpSession final : public std::enable_shared_from_this<LmtpSession>,
   std::shared_ptr<GatewayCounters> counters_;
   Connection connection_;
   IndicatorRecorder recorder_;
+  InspectionQueue inspection_;  // the messages' inspection, off this io thread
   std::optional<TransactionMark> transaction_;
   Clock::time_point backend_start_{};
   Clock::time_point data_start_{};

@@ -6,6 +6,7 @@
 #include "daemon/core/submission_core.hpp"
 #include "daemon/services/indicator_event.hpp"
 #include "daemon/services/indicator_recorder.hpp"
+#include "daemon/services/inspection_pool.hpp"
 #include "daemon/services/sign_in.hpp"
 #include "daemon/session/connection.hpp"
 #include "daemon/session/session_reports.hpp"
@@ -41,6 +42,7 @@ class SubmissionSession final : public std::enable_shared_from_this<SubmissionSe
                     smtp_timeouts(environment->config)),
         sign_in_(environment, counters, "submission"),
         recorder_(environment),
+        inspection_(environment->inspection),
         postfix_(connection_, config_.smtp, std::move(features)) {}
 
   void start() { connection_.start(shared_from_this(), run()); }
@@ -57,7 +59,7 @@ class SubmissionSession final : public std::enable_shared_from_this<SubmissionSe
     settings.max_bad_commands = smtp.max_bad_commands;
     settings.allow_null_sender = smtp.allow_null_sender;
     settings.tokens_offered = sign_in_.tokens_offered();
-    if (recorder_.enabled()) settings.inspection = inspector_limits(config_.indicators);
+    settings.inspect = recorder_.enabled();
     return settings;
   }
 
@@ -135,6 +137,15 @@ class SubmissionSession final : public std::enable_shared_from_this<SubmissionSe
       case Kind::kBackendDrop:
         postfix_.drop();
         break;
+      case Kind::kInspect:
+        if (action.option) inspection_.begin(inspection_settings(config_.indicators));
+        co_await inspection_.feed(std::move(action.text));
+        break;
+      case Kind::kInspectEnd: {
+        protocol::MessageFacts facts = co_await inspection_.finish();
+        core.on_inspected(std::move(facts));
+        break;
+      }
       case Kind::kRecord: {
         core::SentMessage sent = core.take_sent_message();
         bool durable = co_await recorder_.record_sent(connection_.id(), identity_, std::move(sent));
@@ -192,6 +203,7 @@ class SubmissionSession final : public std::enable_shared_from_this<SubmissionSe
   Connection connection_;
   SignInService sign_in_;
   IndicatorRecorder recorder_;
+  InspectionQueue inspection_;  // the messages' inspection, off this io thread
   PostfixClient postfix_;
   SessionIdentity identity_;
   std::optional<TransactionMark> transaction_;  // a graceful stop waits for it

@@ -300,6 +300,49 @@ max_message_xml_nodes = "many"
   }
 }
 
+TEST_F(ConfigTest, TheInspectionThreadsTheirQueueTimeAndMemory) {
+  auto defaults = parse_config(minimal(), path());
+  EXPECT_EQ(defaults.indicators.inspection_threads, 0u);
+  EXPECT_EQ(defaults.indicators.inspection_queue_bytes, size_t{1} << 20);
+  EXPECT_EQ(defaults.indicators.inspection_memory, size_t{256} << 20);
+  EXPECT_EQ(defaults.indicators.max_message_cpu_time, std::chrono::seconds(2));
+  auto config = parse_config(minimal() + R"(
+[indicators]
+journal = "i.db"
+inspection_threads = 3
+inspection_queue_bytes = "256KiB"
+inspection_memory = "1GiB"
+max_message_cpu_time = "500ms"
+)",
+                             path());
+  EXPECT_EQ(config.indicators.inspection_threads, 3u);
+  EXPECT_EQ(config.indicators.inspection_queue_bytes, size_t{256} << 10);
+  EXPECT_EQ(config.indicators.inspection_memory, size_t{1} << 30);
+  EXPECT_EQ(config.indicators.max_message_cpu_time, std::chrono::milliseconds(500));
+
+  std::string error = error_for(minimal() + R"(
+[indicators]
+journal = "i.db"
+inspection_threads = -1
+inspection_queue_bytes = "1KiB"
+inspection_memory = "40MiB"
+max_message_cpu_time = "forever"
+)");
+  for (const char* key : {"indicators.inspection_threads: must be between",
+                          "indicators.inspection_queue_bytes: must be between",
+                          "indicators.inspection_memory: must be at least twice max_archive_bytes",
+                          "indicators.max_message_cpu_time: must be a duration"}) {
+    EXPECT_NE(error.find(key), std::string::npos) << key << " in:\n" << error;
+  }
+  // The threads and the memory they share are made once, at start.
+  auto running = parse_config(minimal() + "[indicators]\njournal = \"i.db\"\n", path());
+  auto changed = mssgate::config::keep_restart_only_settings(running, config);
+  EXPECT_EQ(changed, (std::vector<std::string>{"indicators.inspection_threads",
+                                               "indicators.inspection_memory"}));
+  EXPECT_EQ(config.indicators.inspection_threads, 0u);
+  EXPECT_EQ(config.indicators.inspection_queue_bytes, size_t{256} << 10);  // reloadable
+}
+
 TEST_F(ConfigTest, AdminEndpointIsLoopbackUnlessTlsWithClientCertificates) {
   auto config = parse_config(
       minimal() + "\n[admin]\nlisten = [\"127.0.0.1:9925\", \"[::1]:9925\"]\n", path());

@@ -271,8 +271,10 @@ Streamed stream_data(std::string_view wire, size_t chunk, core::MessageStream::S
   Streamed out;
   size_t offset = 0;
   bool complete = false;
+  std::string inspected;
   while (!complete && offset < wire.size()) {
     auto fed = stream.feed_data(wire.substr(offset, chunk));
+    inspected += stream.take_inspection_bytes();
     offset += fed.consumed;
     complete = fed.complete;
     if (fed.fed != core::MessageStream::Fed::kMore) out.fed.emplace_back(fed_name(fed.fed));
@@ -281,7 +283,11 @@ Streamed stream_data(std::string_view wire, size_t chunk, core::MessageStream::S
   }
   if (complete && stream.streaming()) out.backend += stream.backend_terminator();
   if (settings.fingerprint) out.fingerprint = stream.fingerprint();
-  if (stream.inspecting()) out.message_id = stream.finish_inspection().message_id;
+  if (stream.inspecting()) {
+    protocol::MessageInspector inspector;
+    inspector.feed(inspected);
+    out.message_id = inspector.finish().message_id;
+  }
   out.size = stream.size();
   return out;
 }
@@ -291,7 +297,7 @@ TEST(MessageStream, FedWholeOrByteByByteGivesTheSameMessage) {
   core::MessageStream::Settings settings;
   settings.hold_header = true;
   settings.fingerprint = true;
-  settings.inspection = protocol::InspectorLimits{};
+  settings.inspect = true;
   auto whole = stream_data(wire, wire.size(), settings);
   auto bytes = stream_data(wire, 1, settings);
   EXPECT_EQ(whole.backend,

@@ -7,12 +7,14 @@
 #include <gtest/gtest.h>
 
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "daemon/core/session_events.hpp"
+#include "protocol/message_inspector.hpp"
 #include "protocol/smtp_reply.hpp"
 
 namespace mssgate::test_core {
@@ -60,6 +62,37 @@ class ClientInput {
 struct Plays {
   std::vector<size_t> chunks{0, 1};
   bool same_backend = true;
+};
+
+// The inspection of the messages a core hands out, done at once (the daemon does it on its
+// inspection pool): the content of each message whose facts were asked for ("|" before each),
+// and the bytes handed out before any message began. (A refused message's inspection is
+// abandoned where it stands, which depends on the reads: it is not kept.)
+struct Inspection {
+  std::shared_ptr<protocol::MessageInspector> inspector;  // shared: a world is copied
+  std::string current;
+  std::string finished;
+  int orphan_bytes = 0;
+  void begin() {
+    inspector = std::make_shared<protocol::MessageInspector>();
+    current.clear();
+  }
+  void feed(std::string_view bytes) {
+    if (!inspector) {
+      orphan_bytes += static_cast<int>(bytes.size());
+      return;
+    }
+    current += bytes;
+    inspector->feed(bytes);
+  }
+  protocol::MessageFacts finish() {
+    if (!inspector) ADD_FAILURE() << "the facts of a message that never began";
+    if (!inspector) return {};
+    finished += "|" + current;
+    auto facts = inspector->finish();
+    inspector.reset();
+    return facts;
+  }
 };
 
 // What every core reports, as lines of text in order. `Events` is the core's listener.

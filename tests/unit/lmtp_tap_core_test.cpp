@@ -42,6 +42,7 @@ struct Tap : ReportLog<core::LmtpEvents> {
   std::vector<std::string> relayed;
   std::string data;
   std::vector<core::ReceivedMessage> recorded;
+  Inspection inspection;
   std::vector<std::string> deliveries;
   bool closed = false;
   size_t replies_read = 0;
@@ -88,6 +89,13 @@ struct Tap : ReportLog<core::LmtpEvents> {
         case Kind::kWrite:
           client += action.text;
           break;
+        case Kind::kInspect:
+          if (action.option) inspection.begin();
+          inspection.feed(action.text);
+          break;
+        case Kind::kInspectEnd:
+          core.on_inspected(inspection.finish());
+          break;
         case Kind::kRecord:
           recorded.push_back(core.take_received());
           core.on_recorded(true);
@@ -108,8 +116,7 @@ Tap play(const std::string& input, const Setup& setup = {}, bool inspect = true,
   std::vector<Tap> runs(2);
   for (size_t i = 0; i < runs.size(); ++i) {
     if (setup) setup(runs[i]);
-    LmtpTapCore::Settings settings{"mx.test", 200, {}};
-    if (inspect) settings.inspection = protocol::InspectorLimits{};
+    LmtpTapCore::Settings settings{"mx.test", 200, inspect};
     LmtpTapCore core(settings, runs[i]);
     ClientInput client({input}, i == 0 ? 0 : 1);
     runs[i].play(core, client);
@@ -122,6 +129,7 @@ Tap play(const std::string& input, const Setup& setup = {}, bool inspect = true,
   EXPECT_EQ(runs[0].events, runs[1].events);
   EXPECT_EQ(runs[0].deliveries, runs[1].deliveries);
   EXPECT_EQ(runs[0].commands, runs[1].commands);
+  EXPECT_EQ(runs[0].inspection.finished, runs[1].inspection.finished);
   return runs[0];
 }
 
@@ -143,6 +151,8 @@ TEST(LmtpTapCore, RelaysADeliveryAndRecordsWhatDovecotAccepted) {
   EXPECT_EQ(s.recorded[0].sender, "a@other.fr");
   EXPECT_EQ(s.recorded[0].recipients, std::vector<std::string>{"cab@test.fr"});
   EXPECT_EQ(s.recorded[0].fingerprint.size(), 64u);
+  // The inspection got the content unstuffed, begun before it.
+  EXPECT_EQ(s.inspection.finished, "|.hello\r\n");
   EXPECT_EQ(s.deliveries, std::vector<std::string>{"relayed  size=8 rcpt=2 delivered=1"});
   EXPECT_TRUE(s.closed);
 }

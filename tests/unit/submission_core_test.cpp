@@ -38,6 +38,7 @@ struct Submission : ReportLog<core::SubmissionEvents> {
   std::vector<std::string> backend_commands;
   std::string backend_data;
   std::vector<core::SentMessage> recorded;
+  Inspection inspection;
   std::vector<std::string> authorized;  // the credentials' authzid / user
   int drops = 0;
   bool closed = false;
@@ -95,6 +96,13 @@ struct Submission : ReportLog<core::SubmissionEvents> {
         case Kind::kBackendDrop:
           ++drops;
           break;
+        case Kind::kInspect:
+          if (action.option) inspection.begin();
+          inspection.feed(action.text);
+          break;
+        case Kind::kInspectEnd:
+          core.on_inspected(inspection.finish());
+          break;
         case Kind::kRecord:
           recorded.push_back(core.take_sent_message());
           core.on_recorded(true);
@@ -124,7 +132,7 @@ SubmissionCore::Settings settings() {
   s.max_recipients = 3;
   s.max_bad_commands = 4;
   s.tokens_offered = true;
-  s.inspection = protocol::InspectorLimits{};
+  s.inspect = true;
   return s;
 }
 
@@ -147,6 +155,7 @@ Submission play(const std::vector<std::string>& segments, const Setup& setup = {
     EXPECT_EQ(runs[0].events, runs[i].events);
     EXPECT_EQ(runs[0].commands, runs[i].commands);
     EXPECT_EQ(runs[0].recorded.size(), runs[i].recorded.size());
+    EXPECT_EQ(runs[0].inspection.finished, runs[i].inspection.finished);
     if (!plays.same_backend) continue;
     EXPECT_EQ(runs[0].backend_commands, runs[i].backend_commands);
     EXPECT_EQ(runs[0].backend_data, runs[i].backend_data);
@@ -185,6 +194,11 @@ TEST(SubmissionCore, SendsAMessageAndAnswersOnlyAfterTheBackendAndTheJournal) {
   EXPECT_EQ(s.recorded[0].queue_id, "4XyZ");
   EXPECT_EQ(s.recorded[0].recipients, std::vector<std::string>{"a@b.fr"});
   EXPECT_EQ(s.recorded[0].facts.message_id, "<m1@test>");
+  // The inspection got the message unstuffed, from its first byte, begun before it.
+  std::string unstuffed = kMessage;
+  unstuffed.replace(unstuffed.find("..dotted"), 8, ".dotted");
+  EXPECT_EQ(s.inspection.finished, "|" + unstuffed);
+  EXPECT_EQ(s.inspection.orphan_bytes, 0);
   EXPECT_EQ(s.events, (std::vector<std::string>{
                           "auth EXTERNAL ok ok app@test.fr", "transaction open",
                           "message accepted  size=" + std::to_string(kMessage.size() - 1) +
@@ -456,6 +470,7 @@ TEST(SubmissionCore, BdatChunksMakeOneMessage) {
   stuffed.replace(stuffed.find("..dotted"), 8, "...dotted");
   EXPECT_EQ(s.backend_data, stuffed + ".\r\n");
   EXPECT_EQ(s.recorded.size(), 1u);
+  EXPECT_EQ(s.inspection.finished, "|" + kMessage) << "one message, inspected as it is";
 }
 
 TEST(SubmissionCore, BdatZeroLastEndsTheMessage) {
