@@ -41,6 +41,9 @@ struct ServerConfig {
   // counted and summarised.
   unsigned log_repeat_limit = 10;
   Duration log_repeat_window = 1min;
+  // An io thread that has not answered the watchdog thread for this long is stalled: logged,
+  // and systemd's watchdog is no longer fed (systemd then restarts the gateway).
+  Duration io_stall_timeout = 10s;
 };
 
 struct TlsConfig {
@@ -249,8 +252,8 @@ Config load_config(const std::string& path);
 Config parse_config(const std::string& text, const std::string& path);
 
 // A reload applies everything except what only a restart can change (the listening sockets,
-// the io threads, the inspection threads, the indicator journal and log, the admin endpoint's
-// TLS): those values of
+// the io threads and their watchdog, the inspection threads, the indicator journal and log, the
+// admin endpoint's TLS): those values of
 // `next` are set back to the running ones, and the keys that differed are returned.
 std::vector<std::string> keep_restart_only_settings(const Config& running, Config& next);
 

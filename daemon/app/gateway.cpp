@@ -14,6 +14,7 @@
 #include "daemon/app/environment.hpp"
 #include "daemon/app/graceful_stop.hpp"
 #include "daemon/app/io_pool.hpp"
+#include "daemon/app/io_watchdog.hpp"
 #include "daemon/app/listeners.hpp"
 #include "daemon/app/reloader.hpp"
 #include "daemon/app/service_notifier.hpp"
@@ -57,6 +58,7 @@ class Gateway {
     faults::load_from_environment();
     if (!start()) return 1;
     pool_->run();
+    watchdog_->stop();
     // Sessions still waiting for an inspection are ended while their io contexts exist.
     if (inspection_) inspection_->stop();
     // Events still queued are committed; their sessions are gone with the io contexts.
@@ -123,8 +125,7 @@ class Gateway {
     signals_.emplace(pool_->main(), SIGINT, SIGTERM, SIGHUP);
     wait_for_signal();
     std::signal(SIGPIPE, SIG_IGN);
-    watchdog_timer_.emplace(pool_->main());
-    if (notifier_.watchdog_interval()) keep_alive();
+    watchdog_.emplace(*pool_, notifier_, config_.server.io_stall_timeout);
     housekeeping_timer_.emplace(pool_->main());
     housekeeping();
     crl_refresher_->start();  // with no URL (yet: a reload may add some), it only waits
@@ -149,15 +150,6 @@ class Gateway {
                      });
       }
       wait_for_signal();
-    });
-  }
-
-  // systemd's watchdog: a keep-alive from the main io context while it turns.
-  void keep_alive() {
-    notifier_.watchdog();
-    watchdog_timer_->expires_after(*notifier_.watchdog_interval());
-    watchdog_timer_->async_wait([this](const error_code& ec) {
-      if (!ec) keep_alive();
     });
   }
 
@@ -224,7 +216,7 @@ class Gateway {
   std::optional<CrlRefresher> crl_refresher_;
   std::optional<GracefulStop> stop_;
   std::optional<asio::signal_set> signals_;
-  std::optional<asio::steady_timer> watchdog_timer_;
+  std::optional<IoWatchdog> watchdog_;  // on a thread of its own
   std::optional<asio::steady_timer> housekeeping_timer_;
 };
 

@@ -17,6 +17,7 @@ class IoPool {
   // The context for the next session, in turn.
   boost::asio::io_context& next() { return *contexts_[next_++ % contexts_.size()]; }
   size_t size() const { return contexts_.size(); }
+  boost::asio::io_context& at(size_t i) { return *contexts_.at(i); }
 
   // Runs every context (the main one on the calling thread) until stop().
   void run();

@@ -68,6 +68,52 @@ class ServiceTest(unittest.TestCase):
         notify.wait_for("STOPPING=1")
         self.assertEqual(gateway.process.wait(timeout=10), 0)
 
+    def test_the_watchdog_is_not_fed_while_an_io_thread_is_stuck(self):
+        """The keep-alives come from a thread of their own, and only while every io thread
+        answers: an io thread stuck (by a test fault, inside a NOOP) stops them after
+        server.io_stall_timeout, so that systemd would restart the gateway, while the other io
+        thread goes on serving; they come back once the thread turns again."""
+        notify = NotifySocket()
+        self.addCleanup(notify.close)
+        gateway = Gateway(server_section='io_stall_timeout = "1s"')
+        gateway.start(extra_env={"NOTIFY_SOCKET": notify.path, "WATCHDOG_USEC": "400000",
+                                 "MSSGATE_INJECT_FAULTS": "submission.NOOP:1@4000"})
+        self.addCleanup(lambda: gateway.process and gateway.stop())
+        notify.wait_for("READY=1")
+        # Each accept loop takes the next io thread in turn when it starts waiting: with four
+        # listeners on two io threads, the first two submission sessions are on the first one
+        # (with the listeners and the signals), the third on the second one.
+        first = smtplib.SMTP("127.0.0.1", gateway.submission_port, timeout=30)
+        other = smtplib.SMTP("127.0.0.1", gateway.submission_port, timeout=30)
+        second = smtplib.SMTP("127.0.0.1", gateway.submission_port, timeout=30)
+        notify.collect(0.5)
+        notify.messages.clear()
+        stuck_at = time.monotonic()
+        second.sock.sendall(b"NOOP\r\n")  # its io thread is stuck for 4 s
+        time.sleep(0.5)
+        start = time.monotonic()
+        self.assertEqual(first.noop()[0], 250)
+        self.assertLess(time.monotonic() - start, 0.5, "the other io thread stopped serving")
+        keep_alives = []
+        notify.socket.settimeout(0.05)
+        while time.monotonic() < stuck_at + 6:
+            try:
+                if "WATCHDOG=1" in notify.socket.recv(4096).decode().split("\n"):
+                    keep_alives.append(time.monotonic() - stuck_at)
+            except socket.timeout:
+                pass
+        # Stalled once its heartbeat has waited 1 s (plus a 200 ms period, and leeway): from
+        # then on until the thread turns again at 4 s, no keep-alive.
+        during = [t for t in keep_alives if 1.6 < t < 3.9]
+        self.assertEqual(during, [], "keep-alives while an io thread was stuck: %r" % keep_alives)
+        self.assertTrue([t for t in keep_alives if t >= 4.0], "no keep-alive once the thread turned: %r"
+                        % keep_alives)
+        gateway.wait_for_log(r"event=io_thread_stalled thread=2 waited_ms=\d+ watchdog=unfed")
+        self.assertEqual(second.getreply()[0], 250)
+        gateway.wait_for_log(r"event=io_thread_resumed thread=2")
+        for session in (first, other, second):  # (idle longer than the command timeout)
+            session.close()
+
     def test_a_message_in_flight_at_sigterm_is_finished(self):
         gateway = Gateway()
         gateway.start()

@@ -343,6 +343,15 @@ max_message_cpu_time = "forever"
   EXPECT_EQ(config.indicators.inspection_queue_bytes, size_t{256} << 10);  // reloadable
 }
 
+TEST_F(ConfigTest, TheIoStallTimeoutOfTheWatchdog) {
+  EXPECT_EQ(parse_config(minimal(), path()).server.io_stall_timeout, std::chrono::seconds(10));
+  auto config = parse_config(minimal() + "[server]\nio_stall_timeout = \"3s\"\n", path());
+  EXPECT_EQ(config.server.io_stall_timeout, std::chrono::seconds(3));
+  std::string error = error_for(minimal() + "[server]\nio_stall_timeout = \"10ms\"\n");
+  EXPECT_NE(error.find("server.io_stall_timeout: must be between 100ms and"), std::string::npos)
+      << error;
+}
+
 TEST_F(ConfigTest, AdminEndpointIsLoopbackUnlessTlsWithClientCertificates) {
   auto config = parse_config(
       minimal() + "\n[admin]\nlisten = [\"127.0.0.1:9925\", \"[::1]:9925\"]\n", path());
@@ -423,9 +432,12 @@ TEST_F(ConfigTest, ReloadKeepsRestartOnlySettingsAndNamesThem) {
   const std::string listen = "starttls_listen = [\"127.0.0.1:1143\"]";
   text.replace(text.find(listen), listen.size(),
                "starttls_listen = [\"127.0.0.1:2143\"]\nmax_bad_commands = 3");
-  auto next = parse_config(text + "\n[server]\nio_threads = 7\nlog_level = \"warn\"\n", path());
+  auto next = parse_config(
+      text + "\n[server]\nio_threads = 7\nlog_level = \"warn\"\nio_stall_timeout = \"1s\"\n",
+      path());
   auto changed = mssgate::config::keep_restart_only_settings(running, next);
-  EXPECT_EQ(changed, (std::vector<std::string>{"server.io_threads", "imap.starttls_listen"}));
+  EXPECT_EQ(changed, (std::vector<std::string>{"server.io_threads", "server.io_stall_timeout",
+                                               "imap.starttls_listen"}));
   EXPECT_EQ(next.imap.starttls_listen.at(0).port, 1143);  // the running value
   EXPECT_EQ(next.server.io_threads, running.server.io_threads);
   EXPECT_EQ(next.imap.max_bad_commands, 3u);  // reloadable: the new value
