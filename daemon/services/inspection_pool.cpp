@@ -18,9 +18,6 @@ namespace {
 namespace asio = boost::asio;
 using std::chrono::nanoseconds;
 
-// The most bytes a message is given in one turn before the next message's turn.
-constexpr size_t kTurnBytes = 64 << 10;
-
 nanoseconds thread_cpu_time() {
   timespec now{};
   clock_gettime(CLOCK_THREAD_CPUTIME_ID, &now);
@@ -53,6 +50,7 @@ struct InspectionJob {
   // Asked by the inspector between its steps, on the worker that runs it.
   std::string_view interrupt() const {
     if (abandoned) return "abandoned";
+    if (failed) return "inspector_error";
     if (out_of_memory) return "inspection_memory";
     if (cpu_spent + (thread_cpu_time() - turn_start) > settings.max_cpu_time)
       return "budget_cpu_time";
@@ -76,6 +74,7 @@ struct InspectionJob {
   std::atomic<bool> abandoned{false};
   std::atomic<bool> stopped{false};        // the inspector reads nothing more
   std::atomic<bool> out_of_memory{false};  // bytes were left out: the facts are incomplete
+  std::atomic<bool> failed{false};         // a turn failed: the facts are incomplete
 };
 
 bool InspectionMemory::take(size_t bytes) {
@@ -92,10 +91,10 @@ void InspectionMemory::give(size_t bytes) {
 
 namespace {
 
-// One turn of a message on a worker: its next pieces, or its end. True when it has more to do.
+// One turn of a message on a worker: its next piece (what its session read at once, 16 KiB at
+// most), or its end. True when it has more to do.
 bool take_turn(InspectionJob& job) {
-  std::vector<std::string> pieces;
-  size_t taken = 0;
+  std::string piece;
   bool finish = false;
   {
     std::lock_guard lock(job.mutex);
@@ -103,24 +102,31 @@ bool take_turn(InspectionJob& job) {
       job.scheduled = false;
       return false;
     }
-    while (!job.pending.empty() && taken < kTurnBytes) {
-      taken += job.pending.front().size();
-      pieces.push_back(std::move(job.pending.front()));
+    if (!job.pending.empty()) {
+      piece = std::move(job.pending.front());
       job.pending.pop_front();
     }
-    finish = pieces.empty() && job.ending;
-    if (pieces.empty() && !finish) {
+    finish = piece.empty() && job.ending;
+    if (piece.empty() && !finish) {
       job.scheduled = false;
       return false;
     }
   }
   job.turn_start = thread_cpu_time();
   protocol::MessageFacts facts;
-  for (auto& piece : pieces) {
-    job.inspector.feed(piece);
-    std::string().swap(piece);
+  try {
+    if (finish) {
+      facts = job.inspector.finish();
+    } else {
+      job.inspector.feed(piece);
+    }
+  } catch (const std::exception&) {
+    // The inspector catches its own failures: this is the turn's (out of memory). The message
+    // is uninspectable; its session is answered all the same.
+    job.failed = true;
+    facts.inspected = false;
+    facts.uninspectable_reason = "inspector_error";
   }
-  if (finish) facts = job.inspector.finish();
   job.cpu_spent += thread_cpu_time() - job.turn_start;
   if (job.inspector.stopped()) job.stopped = true;
 
@@ -129,8 +135,8 @@ bool take_turn(InspectionJob& job) {
   bool again = false;
   {
     std::lock_guard lock(job.mutex);
-    job.pending_bytes -= taken;
-    job.memory->give(taken);
+    job.pending_bytes -= piece.size();
+    job.memory->give(piece.size());
     if (job.on_room && job.pending_bytes <= job.settings.queue_bytes / 2)
       room = std::exchange(job.on_room, nullptr);
     if (finish) done = std::exchange(job.on_facts, nullptr);

@@ -47,8 +47,9 @@ class InspectionMemory final : public protocol::SharedMemory {
 
 // The threads that inspect messages, off the io threads. A session hands its message's bytes to
 // its InspectionQueue; the workers feed them to the message's inspector in order, one worker at a
-// time for a message, each message taking its turn (one piece per turn) with the others, so that
-// a costly message delays the others' inspection by one piece at a time, not by all of it.
+// time for a message, each message taking its turn (one piece, one read of its session, per
+// turn) with the others, so that a costly message delays the others' inspection by one piece
+// at a time, not by all of it.
 class InspectionPool {
  public:
   InspectionPool(unsigned threads, size_t memory_limit);
