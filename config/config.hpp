@@ -127,6 +127,11 @@ struct PscConfig {
   Duration negative_cache = 10s;  // an invalid token is remembered this long
   Duration jwks_min_refresh = 30s;
   unsigned max_sessions_per_professional = 50;
+  // A signed-in session's token is asked about again this often while it has not expired, so
+  // that a revoked token ends its sessions (0: never).
+  Duration token_recheck_interval = 60s;
+  // A session signed in with a token ends at this age (0: never); PSC's own session lasts 4 h.
+  Duration max_session_age = 4h;
 
   bool enabled() const { return !issuer.empty(); }
   bool operator==(const PscConfig&) const = default;

@@ -453,6 +453,8 @@ void read_psc(TableReader& parent, PscConfig& out, Problems& problems, const fs:
   t.duration("negative_cache", out.negative_cache, 0ms, 10min);
   t.duration("jwks_min_refresh", out.jwks_min_refresh, 1s, 1h);
   t.integer("max_sessions_per_professional", out.max_sessions_per_professional, 1, 100000);
+  t.duration("token_recheck_interval", out.token_recheck_interval, 0ms, 1h);
+  t.duration("max_session_age", out.max_session_age, 0ms, 7 * 24h);
   if (!out.enabled()) return;
   if (out.mode != "introspection" && out.mode != "jwt") {
     problems.add(t.where("mode"), "psc.mode", "must be \"introspection\" or \"jwt\"");

@@ -17,6 +17,7 @@
 #include "daemon/app/listeners.hpp"
 #include "daemon/app/reloader.hpp"
 #include "daemon/app/service_notifier.hpp"
+#include "daemon/app/session_reviewer.hpp"
 #include "daemon/net/spawn.hpp"
 #include "daemon/services/admin_server.hpp"
 #include "daemon/services/crl_refresher.hpp"
@@ -118,6 +119,9 @@ class Gateway {
     housekeeping_timer_.emplace(pool_->main());
     housekeeping();
     crl_refresher_->start();  // with no URL (yet: a reload may add some), it only waits
+    reviewer_.emplace(
+        pool_->main(), [this] { return slot_->get(); }, shared_.counters);
+    reviewer_->start();
     spawn_task(pool_->main().get_executor(), announce_ready(), "ready");
   }
 
@@ -136,6 +140,7 @@ class Gateway {
                      slot_->get()->config.server.stop_timeout, [this] {
                        listeners_->stop();
                        crl_refresher_->stop();
+                       if (reviewer_) reviewer_->stop();
                      });
       }
       wait_for_signal();
@@ -210,6 +215,7 @@ class Gateway {
   std::optional<AdminServer> admin_;
   std::optional<Reloader> reloader_;
   std::optional<CrlRefresher> crl_refresher_;
+  std::optional<SessionReviewer> reviewer_;
   std::optional<GracefulStop> stop_;
   std::optional<asio::signal_set> signals_;
   std::optional<asio::steady_timer> watchdog_timer_;

@@ -7,6 +7,7 @@
 
 #include "config/config.hpp"
 #include "daemon/services/directory_service.hpp"
+#include "daemon/services/session_registry.hpp"
 #include "daemon/services/token_validator.hpp"
 #include "storage/indicator_journal.hpp"
 
@@ -32,6 +33,8 @@ struct GatewayCounters {
   std::atomic<uint64_t> transactions{0};
   // Set at SIGTERM: no new transaction starts.
   std::atomic<bool> draining{false};
+  // The sessions signed in, reviewed while they last.
+  SessionRegistry authorized;
 
   // Sessions per professional, counted per person, not per token (tokens are renewed every
   // few minutes). False when `id` already holds `max`.

@@ -80,6 +80,7 @@ boost::asio::awaitable<SignInDecision> SignInService::authorize_token(
   }
   decision.professional_id = token.professional_id;
   decision.azp = token.azp;
+  decision.token_expires_at = token.expires_at;
   decision.verdict = verdict_of(decide_token_access(directory, token.professional_id,
                                                     credentials.user, environment_->config.auth));
   if (decision.verdict.failure || holds_slot) co_return decision;

@@ -10,6 +10,7 @@
 #include "daemon/core/sasl_exchange.hpp"
 #include "daemon/net/certificate_identity.hpp"
 #include "daemon/services/gateway_environment.hpp"
+#include "daemon/services/session_identity.hpp"
 #include "storage/indicator_event.hpp"
 
 namespace mssgate::daemon {
@@ -28,21 +29,12 @@ class ProfessionalSlot {
   std::string professional_id_;
 };
 
-// Who a session signed in as, how, and the mailbox it opened.
-struct SessionIdentity {
-  std::string mailbox;
-  storage::RecordedMailboxType mailbox_type;  // known once indicators noted the sign-in
-  storage::AuthMode auth_mode = storage::AuthMode::kNone;
-  std::string professional_id;                     // when a token named them
-  std::string azp;                                 // the LPS's client the token was issued to
-  std::optional<CertificateIdentity> certificate;  // the verified client certificate
-};
-
 // The sign-in service's answer to one SASL exchange.
 struct SignInDecision {
   core::SignInVerdict verdict;
   std::string professional_id;  // when a valid token named them, allowed or not
   std::string azp;
+  int64_t token_expires_at = 0;              // the token's exp, when a token was valid
   std::unique_ptr<ProfessionalSlot> slot;    // held by the session when allowed
   std::vector<std::string> allowed_senders;  // when asked for, and allowed
 };

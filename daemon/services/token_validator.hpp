@@ -31,8 +31,11 @@ class TokenValidator {
   TokenValidator(const TokenValidator&) = delete;
   TokenValidator& operator=(const TokenValidator&) = delete;
 
-  // Runs on the calling coroutine's executor.
-  boost::asio::awaitable<TokenValidation> validate(std::string token);
+  // Runs on the calling coroutine's executor. A remembered answer older than `fresher_than`
+  // is not used (a session's periodic re-check); by default any remembered answer is.
+  boost::asio::awaitable<TokenValidation> validate(
+      std::string token, std::chrono::steady_clock::duration fresher_than =
+                             std::chrono::steady_clock::duration::max());
 
   IssuerHealth issuer_health() const;
 

@@ -160,6 +160,14 @@ asio::awaitable<RelayEnd> Connection::relay_to_client(std::string leftover) {
   co_return end;
 }
 
+void Connection::withdraw(std::string_view reason) {
+  if (closed_) return;
+  telemetry_.set_close_reason("authorization_withdrawn");
+  metrics::gateway().sessions_withdrawn.with({telemetry_.protocol(), reason}).inc();
+  Event("authorization_withdrawn").add("session", id()).add("reason", reason).warn();
+  close();
+}
+
 void Connection::close() {
   if (closed_) return;
   closed_ = true;

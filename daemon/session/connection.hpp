@@ -69,6 +69,10 @@ class Connection {
              Clock::duration idle_timeout);
 
   void close();
+  // Ends a signed-in session whose authorisation was withdrawn (`reason`: a short word): logged,
+  // counted, and both connections closed wherever the session stands. A message under way is
+  // not acknowledged, so nothing is accepted on the withdrawn authorisation.
+  void withdraw(std::string_view reason);
 
   ClientStream& client() { return client_; }
   BackendLink& backend() { return backend_; }

@@ -93,6 +93,8 @@ class ImapSession final : public std::enable_shared_from_this<ImapSession>,
     }
   }
 
+  std::weak_ptr<void> session_owner() override { return weak_from_this(); }
+
   void signed_in() override { recorder_.note_sign_in(identity_, storage::SessionProtocol::kImap); }
 
   // Logs in to Dovecot as `mailbox` with the master user; the capabilities after login.

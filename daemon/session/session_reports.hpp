@@ -1,8 +1,12 @@
 #pragma once
 
 #include <boost/asio/awaitable.hpp>
+#include <boost/asio/post.hpp>
+#include <chrono>
 #include <memory>
+#include <string>
 #include <string_view>
+#include <variant>
 
 #include "daemon/core/sasl_exchange.hpp"
 #include "daemon/services/indicator_recorder.hpp"
@@ -16,7 +20,8 @@ namespace mssgate::daemon {
 // What the IMAP and submission sessions share as their core's listener: commands timed,
 // protocol errors logged, the close reason kept, and each sign-in attempt asked of the sign-in
 // service and written to the audit trail, the session's identity and its professional's slot
-// kept. `Events` is the core's listener interface.
+// kept, and the signed-in session registered for review (its authorisation can be withdrawn).
+// `Events` is the core's listener interface.
 template <class Events>
 class SignInReports : public Events {
  protected:
@@ -31,11 +36,18 @@ class SignInReports : public Events {
     if (!decision.professional_id.empty()) identity_.professional_id = decision.professional_id;
     if (!decision.azp.empty()) identity_.azp = decision.azp;
     if (decision.slot) slot_ = std::move(decision.slot);
+    if (!decision.verdict.failure) {
+      const auto* token = std::get_if<protocol::OAuthCredentials>(&credentials);
+      token_ = token ? token->token : std::string();
+      token_expires_at_ = decision.token_expires_at;
+    }
     co_return decision;
   }
 
   // After a successful sign-in was written to the audit trail.
   virtual void signed_in() = 0;
+  // The session object, which the registry's withdrawal must find alive.
+  virtual std::weak_ptr<void> session_owner() = 0;
 
   void command_started(std::string_view verb) override {
     connection_.telemetry().command_started(verb);
@@ -62,14 +74,36 @@ class SignInReports : public Events {
     sign_in_.audit(connection_.id(), mechanism, ok, reason, mailbox, identity_);
     if (!ok) return;
     connection_.telemetry().authenticated(mailbox);
+    register_session();
     signed_in();
   }
 
  private:
+  void register_session() {
+    Connection* connection = &connection_;
+    auto end = [owner = session_owner(), connection,
+                executor = connection_.client().executor()](const std::string& reason) {
+      boost::asio::post(executor, [owner, connection, reason] {
+        if (auto alive = owner.lock()) connection->withdraw(reason);
+      });
+    };
+    AuthorizedSession session{connection_.id(),
+                              identity_,
+                              std::exchange(token_, {}),
+                              token_expires_at_,
+                              std::chrono::steady_clock::now(),
+                              std::move(end)};
+    registration_.reset();
+    registration_ = connection_.telemetry().counters().authorized.add(std::move(session));
+  }
+
   Connection& connection_;
   SignInService& sign_in_;
   SessionIdentity& identity_;
   std::unique_ptr<ProfessionalSlot> slot_;  // held until the session ends
+  std::string token_;                       // of the sign-in under way, until registered
+  int64_t token_expires_at_ = 0;
+  std::unique_ptr<SessionRegistry::Registration> registration_;
 };
 
 }  // namespace mssgate::daemon

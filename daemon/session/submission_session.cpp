@@ -149,6 +149,8 @@ class SubmissionSession final : public std::enable_shared_from_this<SubmissionSe
   }
 
   // ---- what the core reports -------------------------------------------------------------
+  std::weak_ptr<void> session_owner() override { return weak_from_this(); }
+
   void signed_in() override {
     recorder_.note_sign_in(identity_, storage::SessionProtocol::kSubmission);
   }

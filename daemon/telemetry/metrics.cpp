@@ -144,6 +144,10 @@ GatewayMetrics::GatewayMetrics()
       sessions_failed("mssgate_sessions_failed",
                       "Sessions ended by an internal error (logged as session_failed).",
                       Type::kCounter, {"protocol"}),
+      sessions_withdrawn("mssgate_sessions_withdrawn",
+                         "Signed-in sessions ended because their authorisation was withdrawn "
+                         "(logged as authorization_withdrawn).",
+                         Type::kCounter, {"protocol", "reason"}),
       tasks_failed("mssgate_tasks_failed",
                    "Background tasks (listeners, admin requests, CRL rounds) ended by an internal "
                    "error (logged as task_failed).",
@@ -218,6 +222,7 @@ GatewayMetrics::GatewayMetrics()
           &connections,
           &sessions,
           &sessions_failed,
+          &sessions_withdrawn,
           &tasks_failed,
           &connections_refused,
           &tls_failures,

@@ -102,6 +102,7 @@ struct GatewayMetrics {
   CounterFamily connections;              // {listener}: accepted
   GaugeFamily sessions;                   // {listener, state}: open, pre_auth or authenticated
   CounterFamily sessions_failed;          // {protocol}: ended by an internal error
+  CounterFamily sessions_withdrawn;       // {protocol, reason}: authorisation withdrawn
   CounterFamily tasks_failed;             // {task}: a background task ended by an internal error
   CounterFamily connections_refused;      // {listener, reason}
   CounterFamily tls_failures;             // {listener, reason}

@@ -80,9 +80,10 @@ struct Fixture {
   explicit Fixture(TokenCachePolicy policy = {})
       : issuer(std::make_shared<ScriptedIssuer>()), validator(issuer, policy) {}
 
-  TokenValidation validate(const std::string& token) {
+  TokenValidation validate(const std::string& token,
+                           Clock::duration fresher_than = Clock::duration::max()) {
     std::optional<TokenValidation> result;
-    asio::co_spawn(io, validator.validate(token),
+    asio::co_spawn(io, validator.validate(token, fresher_than),
                    [&](const std::exception_ptr& e, const TokenValidation& v) {
                      if (e) std::rethrow_exception(e);
                      result = v;
@@ -124,6 +125,20 @@ TEST(TokenValidator, CachesAValidTokenUntilItsCacheTimeEnds) {
   f.wait(150ms);
   EXPECT_EQ(f.validate("token-a").result, TokenValidation::Result::kValid);
   EXPECT_EQ(f.issuer->calls, 3);
+}
+
+TEST(TokenValidator, ARecheckUsesOnlyAnAnswerFresherThanItAsks) {
+  Fixture f;  // valid answers are kept 5 minutes
+  f.validate("token");
+  f.wait(60ms);
+  f.validate("token", 1s);
+  EXPECT_EQ(f.issuer->calls, 1) << "an answer 60 ms old is fresh enough for 1 s";
+  f.issuer->next = answer(TokenValidation::Result::kInvalid);
+  EXPECT_EQ(f.validate("token", 50ms).result, TokenValidation::Result::kInvalid);
+  EXPECT_EQ(f.issuer->calls, 2) << "an answer older than 50 ms is not used";
+  EXPECT_EQ(f.validate("token").result, TokenValidation::Result::kInvalid)
+      << "the fresh answer replaces the remembered one";
+  EXPECT_EQ(f.issuer->calls, 2);
 }
 
 TEST(TokenValidator, DoesNotCacheATokenPastItsExp) {
