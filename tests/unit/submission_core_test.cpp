@@ -394,11 +394,12 @@ TEST(SubmissionCore, TheAuthorFieldsMustBeTheMailbox) {
 TEST(SubmissionCore, AuthorFieldsThatPass) {
   const std::string mail = kSignIn + "MAIL FROM:<app@test.fr>";
   const std::string rest = "\r\nRCPT TO:<a@b.fr>\r\nDATA\r\n";
+  const std::string transaction = mail + rest;
   for (std::string headers :
        {"From: \"app\"@TEST.FR\r\n", "From: =?utf-8?q?H=C3=B4pital?=\r\n <app@test.fr>\r\n",
         "From: app@test.fr, desk@test.fr\r\nSender: app@test.fr\r\n",
         "From: desk@test.fr (app@test.fr)\r\nResent-From: app@test.fr\r\n"}) {
-    auto s = play(mail + rest + headers + "\r\nbody\r\n.\r\n",
+    auto s = play(transaction + headers + "\r\nbody\r\n.\r\n",
                   [](Submission& w) { w.allowed_senders = {"desk@test.fr"}; });
     EXPECT_THAT(s.client, HasSubstr("250 2.0.0 Ok: queued as 4XyZ\r\n")) << headers;
     EXPECT_EQ(s.backend_data, headers + "\r\nbody\r\n.\r\n");
