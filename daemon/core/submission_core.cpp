@@ -313,10 +313,13 @@ void SubmissionCore::mail(const std::string& argument) {
   bool null_sender = path->address.empty();
   if ((null_sender && !settings_.allow_null_sender) ||
       (!null_sender && !sender_allowed(path->address))) {
-    events_.sender_refused("envelope");
+    events_.sender_refused("envelope", "", "");
     return answer("550 5.7.1 Sender address not allowed for this mailbox\r\n");
   }
   pending_sender_ = path->address;
+  pending_smtputf8_ = false;
+  for (const auto& parameter : path->parameters)
+    pending_smtputf8_ = pending_smtputf8_ || parameter.first == "SMTPUTF8";
   pending_mail_line_ = "MAIL FROM:<" + path->address + ">";
   if (!path->parameter_text.empty()) pending_mail_line_ += " " + path->parameter_text;
   pending_mail_line_ += "\r\n";
@@ -363,6 +366,7 @@ void SubmissionCore::on_backend_reply(std::optional<protocol::SmtpReply> reply) 
     case Resume::kMailRetryReply:
       if (!reply || !reply->positive()) return refuse_relayed(reply, "Sender");
       mail_from_ = pending_sender_;
+      smtputf8_ = pending_smtputf8_;
       events_.transaction(true);
       return answer("250 2.1.0 Sender OK\r\n");
     case Resume::kRecipientReply:
@@ -408,6 +412,7 @@ void SubmissionCore::reset_transaction(bool tell_backend) {
   if (tell_backend && backend_ready_ && mail_from_)
     request(Kind::kBackendCommand, Resume::kReset, "RSET\r\n");
   mail_from_.reset();
+  smtputf8_ = false;
   events_.transaction(false);
   recipients_.clear();
   message_.reset();

@@ -155,12 +155,12 @@ class SubmissionSession final : public std::enable_shared_from_this<SubmissionSe
     recorder_.note_sign_in(identity_, storage::SessionProtocol::kSubmission);
   }
 
-  void sender_refused(std::string_view where) override {
-    Event("sender_refused")
-        .add("session", connection_.id())
-        .add("mailbox", identity_.mailbox)
-        .add("where", where)
-        .warn();
+  void sender_refused(std::string_view where, std::string_view field,
+                      std::string_view detail) override {
+    Event event("sender_refused");
+    event.add("session", connection_.id()).add("mailbox", identity_.mailbox).add("where", where);
+    if (!field.empty()) event.add("field", field).add("detail", detail);
+    event.warn();
   }
 
   void message_finished(const core::MessageOutcome& outcome) override {

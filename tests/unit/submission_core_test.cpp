@@ -43,8 +43,11 @@ struct Submission : ReportLog<core::SubmissionEvents> {
   bool closed = false;
   bool tls_shutdown = false;
 
-  void sender_refused(std::string_view where) override {
-    events.push_back("sender_refused " + std::string(where));
+  void sender_refused(std::string_view where, std::string_view field,
+                      std::string_view detail) override {
+    std::string line = "sender_refused " + std::string(where);
+    if (!field.empty()) line += " " + std::string(field) + " " + std::string(detail);
+    events.push_back(line);
   }
   void message_finished(const core::MessageOutcome& o) override {
     events.push_back("message " + std::string(o.result) + " " + std::string(o.reason) +
@@ -346,19 +349,69 @@ TEST(SubmissionCore, RecipientRules) {
             "452 4.5.3 Too many recipients\r\n");
 }
 
-TEST(SubmissionCore, TheFromHeaderMustBeTheMailbox) {
+TEST(SubmissionCore, TheAuthorFieldsMustBeTheMailbox) {
   const std::string up_to_headers =
       kSignIn + "MAIL FROM:<app@test.fr>\r\nRCPT TO:<a@b.fr>\r\nDATA\r\n";
-  for (std::string from : {"From: other@test.fr\r\n", "From: app@test.fr, b@c.fr\r\n",
-                           "From: app@test.fr\r\nFrom: app@test.fr\r\n", ""}) {
-    auto s = play(up_to_headers + from + "Subject: x\r\n\r\nbody\r\n.\r\n");
-    EXPECT_THAT(s.client, HasSubstr("550 5.7.1 From header must be the authenticated mailbox\r\n"))
-        << from;
-    EXPECT_EQ(s.backend_data, "") << from;
+  const std::string from = "550 5.7.1 From header must be the authenticated mailbox\r\n";
+  struct Case {
+    std::string headers;
+    std::string event;  // field and detail
+    std::string reply;
+  };
+  const Case cases[] = {
+      {"From: other@test.fr\r\n", "from not_allowed", from},
+      {"From: app@test.fr, b@c.fr\r\nSender: app@test.fr\r\n", "from not_allowed", from},
+      {"From: app@test.fr\r\nFrom: app@test.fr\r\n", "from several_fields", from},
+      {"", "from missing", from},
+      // The three forms that passed for another author.
+      {"From: <victim@other.fr> <app@test.fr>\r\n", "from text_after_address", from},
+      {"From: victim@other.fr <app@test.fr>\r\n", "from text_after_address", from},
+      {"From: victim@other.fr: app@test.fr;\r\n", "from text_after_address", from},
+      {"From: \"victim@other.fr\" <app@test.fr>\r\n", "from display_name_address", from},
+      {"From: App\xc3\xa9 <app@test.fr>\r\n", "from eight_bit", from},
+      {"From: app@test.fr, desk@test.fr\r\n", "sender missing",
+       "550 5.7.1 Sender header must be the authenticated mailbox\r\n"},
+      {"From: app@test.fr\r\nResent-From: v@o.fr\r\n", "resent_from not_allowed",
+       "550 5.7.1 Resent-From header must be the authenticated mailbox\r\n"},
+      {"From: app@test.fr\r\nResent-From: app@test.fr\r\nResent-Sender: v@o.fr\r\n",
+       "resent_sender not_allowed",
+       "550 5.7.1 Resent-Sender header must be the authenticated mailbox\r\n"},
+      {"X: a\rFrom: v@o.fr\r\nFrom: app@test.fr\r\n", "header bare_cr",
+       "550 5.7.1 Message header cannot be read unambiguously\r\n"},
+  };
+  for (const auto& c : cases) {
+    auto s = play(up_to_headers + c.headers + "Subject: x\r\n\r\nbody\r\n.\r\n",
+                  [](Submission& w) { w.allowed_senders = {"desk@test.fr"}; });
+    EXPECT_THAT(s.client, HasSubstr(c.reply)) << c.headers;
+    EXPECT_EQ(s.backend_data, "") << c.headers;
     // The backend's open transaction is reset.
     EXPECT_EQ(s.backend_commands.back(), "RSET\r\n");
-    EXPECT_THAT(s.events, testing::Contains("sender_refused from_header"));
+    EXPECT_THAT(s.events, testing::Contains("sender_refused from_header " + c.event)) << c.headers;
+    EXPECT_THAT(s.events, testing::Contains(HasSubstr("message refused from_header ")));
   }
+}
+
+TEST(SubmissionCore, AuthorFieldsThatPass) {
+  const std::string mail = kSignIn + "MAIL FROM:<app@test.fr>";
+  const std::string rest = "\r\nRCPT TO:<a@b.fr>\r\nDATA\r\n";
+  const std::string transaction = mail + rest;
+  for (std::string headers :
+       {"From: \"app\"@TEST.FR\r\n", "From: =?utf-8?q?H=C3=B4pital?=\r\n <app@test.fr>\r\n",
+        "From: app@test.fr, desk@test.fr\r\nSender: app@test.fr\r\n",
+        "From: desk@test.fr (app@test.fr)\r\nResent-From: app@test.fr\r\n"}) {
+    auto s = play(transaction + headers + "\r\nbody\r\n.\r\n",
+                  [](Submission& w) { w.allowed_senders = {"desk@test.fr"}; });
+    EXPECT_THAT(s.client, HasSubstr("250 2.0.0 Ok: queued as 4XyZ\r\n")) << headers;
+    EXPECT_EQ(s.backend_data, headers + "\r\nbody\r\n.\r\n");
+  }
+  // UTF-8 in the From header only in a transaction that announced SMTPUTF8 (RFC 6531), which
+  // lasts until its end.
+  const std::string utf8 = "From: H\xc3\xb4pital <app@test.fr>\r\n\r\nbody\r\n.\r\n";
+  auto s = play(mail + " SMTPUTF8" + rest + utf8 + "MAIL FROM:<app@test.fr>" + rest + utf8,
+                [](Submission& w) { w.features.smtputf8 = true; });
+  EXPECT_THAT(s.client, HasSubstr("250 2.0.0 Ok: queued as 4XyZ\r\n"));
+  EXPECT_THAT(s.client, HasSubstr("550 5.7.1 From header must be the authenticated mailbox\r\n"));
+  EXPECT_THAT(s.events, testing::Contains("sender_refused from_header from eight_bit"));
 }
 
 TEST(SubmissionCore, DataRefusals) {
