@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "protocol/ip_address.hpp"
 #include "protocol/mailbox.hpp"
 
 namespace mssgate::config {
@@ -149,13 +150,19 @@ struct AuthConfig {
 // The received path: Postfix delivers to mssgate's LMTP listener, which relays to Dovecot's
 // LMTP and counts each delivered message per recipient mailbox.
 struct LmtpConfig {
-  std::vector<Endpoint> listen;       // empty: no LMTP tap
+  std::vector<Endpoint> listen;  // empty: no LMTP tap
+  // The Postfix hosts that may deliver to the tap (addresses or networks). Empty: loopback
+  // peers only, and every listen address must be a loopback address.
+  std::vector<protocol::IpNetwork> allowed_peers;
   Endpoint backend{"127.0.0.1", 24};  // Dovecot's LMTP (TCP)
   size_t max_line_bytes = 4096;
   Duration command_timeout = 5min;  // Postfix's LMTP client waits this long too
   Duration data_timeout = 10min;
   Duration backend_connect_timeout = 10s;
   Duration backend_response_timeout = 10min;  // Dovecot's replies after the final dot
+
+  // Whether a connection from `peer` may deliver (see allowed_peers).
+  bool peer_allowed(const protocol::IpAddress& peer) const;
 };
 
 // What each monthly export file is called and holds. "{month}" is replaced by YYYY-MM and
