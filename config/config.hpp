@@ -50,6 +50,10 @@ struct TlsConfig {
   std::string client_ca;  // PEM: CAs that issue client certificates; empty: none requested
   std::vector<std::string> crl_files;
   bool crl_check = true;  // check revocation of every certificate of the client's chain
+  // A client certificate must carry the extended key usage clientAuth. False: one without any
+  // extended key usage is accepted too (a CA that omits the extension); one whose extended key
+  // usage excludes clientAuth is refused either way.
+  bool require_client_auth_eku = true;
   // CRLs downloaded on a timer, each verified against client_ca before use; the last good
   // downloads are kept in crl_cache_dir, which is where the TLS context reads them from.
   std::vector<std::string> crl_urls;

@@ -313,6 +313,7 @@ void read_tls(TableReader& parent, TlsConfig& out, Problems& problems, const fs:
   t.path("client_ca", out.client_ca);
   t.path_list("crl_files", out.crl_files);
   t.boolean("crl_check", out.crl_check);
+  t.boolean("require_client_auth_eku", out.require_client_auth_eku);
   t.string("min_version", out.min_version);
   t.string("max_version", out.max_version);
   t.string("ciphers", out.ciphers);

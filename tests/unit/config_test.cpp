@@ -309,6 +309,17 @@ TEST_F(ConfigTest, TheLmtpTapHearsOnlyLoopbackOrTheAllowedPeers) {
   EXPECT_EQ(bad.find("is not a loopback address"), std::string::npos) << bad;
 }
 
+TEST_F(ConfigTest, ClientCertificatesNeedTheClientAuthUsageUnlessToldOtherwise) {
+  EXPECT_TRUE(parse_config(minimal(), path()).tls.require_client_auth_eku);
+  std::string text = minimal();
+  text.replace(text.find("[imap]\n"), 7, "require_client_auth_eku = false\n\n[imap]\n");
+  EXPECT_FALSE(parse_config(text, path()).tls.require_client_auth_eku);
+  text = minimal();
+  text.replace(text.find("[imap]\n"), 7, "require_client_auth_eku = \"yes\"\n\n[imap]\n");
+  EXPECT_NE(error_for(text).find("tls.require_client_auth_eku: must be true or false"),
+            std::string::npos);
+}
+
 TEST_F(ConfigTest, AdminEndpointIsLoopbackUnlessTlsWithClientCertificates) {
   auto config = parse_config(
       minimal() + "\n[admin]\nlisten = [\"127.0.0.1:9925\", \"[::1]:9925\"]\n", path());
