@@ -48,6 +48,46 @@ TEST(SmtpCommand, EncodesXtext) {
   EXPECT_EQ(xtext_encode("mx.test+1=2 é"), "mx.test+2B1+3D2+20+C3+A9");
 }
 
+TEST(SmtpCommand, AnEhloArgumentIsADomainOrAnAddressLiteral) {
+  for (const char* good :
+       {"localhost", "lps.hopital.fr", "DESKTOP-4F2K9", "a", "x1.y-2.z3", "[192.0.2.1]",
+        "[IPv6:2001:db8::1]", "[ipv6:::1]", "[IPv6:::ffff:192.0.2.1]"}) {
+    EXPECT_TRUE(ehlo_domain_or_address_literal(good)) << good;
+  }
+  std::string label63(63, 'a');
+  EXPECT_TRUE(ehlo_domain_or_address_literal(label63 + ".fr"));
+  EXPECT_FALSE(ehlo_domain_or_address_literal(label63 + "a.fr"));
+  std::string long_name;
+  while (long_name.size() < 256)
+    long_name += "abcdefghi.";
+  EXPECT_FALSE(ehlo_domain_or_address_literal(long_name + "fr"));
+  using namespace std::string_literals;
+  for (const std::string& bad : {""s,
+                                 "my_pc"s,
+                                 "-lead.fr"s,
+                                 "trail-.fr"s,
+                                 "a..b"s,
+                                 ".a"s,
+                                 "a."s,
+                                 "a b"s,
+                                 "a\tb"s,
+                                 "x\rRCPT TO:<a@b.fr>"s,
+                                 "a\0b"s,
+                                 "é.fr"s,
+                                 "lps.fr>"s,
+                                 "[192.0.2]"s,
+                                 "[192.0.2.1"s,
+                                 "[300.0.2.1]"s,
+                                 "[2001:db8::1]"s,
+                                 "[IPv6:192.0.2.1]"s,
+                                 "[IPv6:2001:db8::g]"s,
+                                 "[tag:content]"s,
+                                 "[]"s,
+                                 "LOGIN=other@b.fr"s}) {
+    EXPECT_FALSE(ehlo_domain_or_address_literal(bad)) << bad;
+  }
+}
+
 TEST(IpAddress, ParsesAddressesAndNetworks) {
   auto v4 = parse_ip_address("192.0.2.7");
   ASSERT_TRUE(v4);
