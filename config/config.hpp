@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "protocol/ip_address.hpp"
 #include "protocol/mailbox.hpp"
 
 namespace mssgate::config {
@@ -49,6 +50,10 @@ struct TlsConfig {
   std::string client_ca;  // PEM: CAs that issue client certificates; empty: none requested
   std::vector<std::string> crl_files;
   bool crl_check = true;  // check revocation of every certificate of the client's chain
+  // A client certificate must carry the extended key usage clientAuth. False: one without any
+  // extended key usage is accepted too (a CA that omits the extension); one whose extended key
+  // usage excludes clientAuth is refused either way.
+  bool require_client_auth_eku = true;
   // CRLs downloaded on a timer, each verified against client_ca before use; the last good
   // downloads are kept in crl_cache_dir, which is where the TLS context reads them from.
   std::vector<std::string> crl_urls;
@@ -154,13 +159,19 @@ struct AuthConfig {
 // The received path: Postfix delivers to mssgate's LMTP listener, which relays to Dovecot's
 // LMTP and counts each delivered message per recipient mailbox.
 struct LmtpConfig {
-  std::vector<Endpoint> listen;       // empty: no LMTP tap
+  std::vector<Endpoint> listen;  // empty: no LMTP tap
+  // The Postfix hosts that may deliver to the tap (addresses or networks). Empty: loopback
+  // peers only, and every listen address must be a loopback address.
+  std::vector<protocol::IpNetwork> allowed_peers;
   Endpoint backend{"127.0.0.1", 24};  // Dovecot's LMTP (TCP)
   size_t max_line_bytes = 4096;
   Duration command_timeout = 5min;  // Postfix's LMTP client waits this long too
   Duration data_timeout = 10min;
   Duration backend_connect_timeout = 10s;
   Duration backend_response_timeout = 10min;  // Dovecot's replies after the final dot
+
+  // Whether a connection from `peer` may deliver (see allowed_peers).
+  bool peer_allowed(const protocol::IpAddress& peer) const;
 };
 
 // What each monthly export file is called and holds. "{month}" is replaced by YYYY-MM and

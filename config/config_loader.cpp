@@ -313,6 +313,7 @@ void read_tls(TableReader& parent, TlsConfig& out, Problems& problems, const fs:
   t.path("client_ca", out.client_ca);
   t.path_list("crl_files", out.crl_files);
   t.boolean("crl_check", out.crl_check);
+  t.boolean("require_client_auth_eku", out.require_client_auth_eku);
   t.string("min_version", out.min_version);
   t.string("max_version", out.max_version);
   t.string("ciphers", out.ciphers);
@@ -539,6 +540,27 @@ void read_lmtp(TableReader& parent, LmtpConfig& out, Problems& problems, const f
   t.duration("data_timeout", out.data_timeout, 1s, 1h);
   t.duration("backend_connect_timeout", out.backend_connect_timeout, 100ms, 5min);
   t.duration("backend_response_timeout", out.backend_response_timeout, 100ms, 1h);
+  std::vector<std::string> peers;
+  t.strings("allowed_peers", peers);
+  for (const auto& text : peers) {
+    if (auto network = protocol::parse_ip_network(text)) {
+      out.allowed_peers.push_back(std::move(*network));
+    } else {
+      problems.add(t.where("allowed_peers"), "lmtp.allowed_peers",
+                   "\"" + text + "\" is not an IP address or network (such as \"192.0.2.25\" or " +
+                       "\"192.0.2.0/24\")");
+    }
+  }
+  // The tap trusts what it hears (no TLS, no authentication): off loopback, only named hosts.
+  if (out.allowed_peers.empty() && peers.empty()) {
+    for (const auto& endpoint : out.listen) {
+      if (endpoint.loopback()) continue;
+      problems.add(t.where("listen"), "lmtp.listen",
+                   endpoint.text() +
+                       " is not a loopback address: set lmtp.allowed_peers to the addresses of "
+                       "the Postfix hosts that may deliver to the tap");
+    }
+  }
 }
 
 void read_columns(TableReader& t, std::string_view key, std::vector<std::string>& out,
@@ -662,6 +684,12 @@ void read_admin(TableReader& parent, AdminConfig& out, Problems& problems, const
 bool Endpoint::loopback() const {
   if (host == "::1") return true;
   return host.rfind("127.", 0) == 0;
+}
+
+bool LmtpConfig::peer_allowed(const protocol::IpAddress& peer) const {
+  if (allowed_peers.empty()) return peer.loopback();
+  return std::any_of(allowed_peers.begin(), allowed_peers.end(),
+                     [&](const protocol::IpNetwork& network) { return network.contains(peer); });
 }
 
 std::string Endpoint::text() const {

@@ -269,6 +269,57 @@ connections_file = "../escape.csv"
   EXPECT_NE(error.find("plain names"), std::string::npos) << error;
 }
 
+TEST_F(ConfigTest, TheLmtpTapHearsOnlyLoopbackOrTheAllowedPeers) {
+  auto loopback =
+      parse_config(minimal() + "[lmtp]\nlisten = [\"127.0.0.1:10024\", \"[::1]:10024\"]\n", path());
+  EXPECT_TRUE(loopback.lmtp.allowed_peers.empty());
+  auto peer = [](const char* text) { return *mssgate::protocol::parse_ip_address(text); };
+  EXPECT_TRUE(loopback.lmtp.peer_allowed(peer("127.0.0.1")));
+  EXPECT_TRUE(loopback.lmtp.peer_allowed(peer("::1")));
+  EXPECT_FALSE(loopback.lmtp.peer_allowed(peer("192.0.2.25")));
+
+  std::string open = error_for(minimal() + "[lmtp]\nlisten = [\"0.0.0.0:10024\"]\n");
+  EXPECT_NE(open.find("lmtp.listen: 0.0.0.0:10024 is not a loopback address: set "
+                      "lmtp.allowed_peers"),
+            std::string::npos)
+      << open;
+  EXPECT_NE(error_for(minimal() + "[lmtp]\nlisten = [\"[::]:24\"]\n").find("lmtp.listen"),
+            std::string::npos);
+
+  auto allowed = parse_config(minimal() +
+                                  "[lmtp]\nlisten = [\"192.0.2.1:10024\"]\n"
+                                  "allowed_peers = [\"192.0.2.25\", \"198.51.100.0/24\", "
+                                  "\"2001:db8::/64\"]\n",
+                              path());
+  ASSERT_EQ(allowed.lmtp.allowed_peers.size(), 3u);
+  EXPECT_TRUE(allowed.lmtp.peer_allowed(peer("192.0.2.25")));
+  EXPECT_TRUE(allowed.lmtp.peer_allowed(peer("::ffff:198.51.100.9")));
+  EXPECT_TRUE(allowed.lmtp.peer_allowed(peer("2001:db8::25")));
+  EXPECT_FALSE(allowed.lmtp.peer_allowed(peer("192.0.2.26")));
+  // Named peers replace loopback: a local process is not Postfix unless listed.
+  EXPECT_FALSE(allowed.lmtp.peer_allowed(peer("127.0.0.1")));
+
+  std::string bad = error_for(minimal() +
+                              "[lmtp]\nlisten = [\"192.0.2.1:10024\"]\n"
+                              "allowed_peers = [\"postfix.example.fr\", \"10.0.0.0/33\"]\n");
+  EXPECT_NE(bad.find("lmtp.allowed_peers: \"postfix.example.fr\" is not an IP address or network"),
+            std::string::npos)
+      << bad;
+  EXPECT_NE(bad.find("\"10.0.0.0/33\" is not an IP address"), std::string::npos) << bad;
+  EXPECT_EQ(bad.find("is not a loopback address"), std::string::npos) << bad;
+}
+
+TEST_F(ConfigTest, ClientCertificatesNeedTheClientAuthUsageUnlessToldOtherwise) {
+  EXPECT_TRUE(parse_config(minimal(), path()).tls.require_client_auth_eku);
+  std::string text = minimal();
+  text.replace(text.find("[imap]\n"), 7, "require_client_auth_eku = false\n\n[imap]\n");
+  EXPECT_FALSE(parse_config(text, path()).tls.require_client_auth_eku);
+  text = minimal();
+  text.replace(text.find("[imap]\n"), 7, "require_client_auth_eku = \"yes\"\n\n[imap]\n");
+  EXPECT_NE(error_for(text).find("tls.require_client_auth_eku: must be true or false"),
+            std::string::npos);
+}
+
 TEST_F(ConfigTest, AdminEndpointIsLoopbackUnlessTlsWithClientCertificates) {
   auto config = parse_config(
       minimal() + "\n[admin]\nlisten = [\"127.0.0.1:9925\", \"[::1]:9925\"]\n", path());
