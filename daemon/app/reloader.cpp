@@ -20,6 +20,7 @@ void Reloader::reload() {
     auto restart_keys = config::keep_restart_only_settings(running->config, next);
     auto environment = build_environment(next, true, http_, running.get());
     configure_logging(log_settings(next));
+    log_config_warnings(next);
     slot_.set(environment);
     // Another database: the old service stops refreshing (its last snapshot stays with the
     // sessions that started with it).

@@ -40,6 +40,7 @@ class TokenValidator::Impl {
       : issuer_(std::move(issuer)), policy_(policy) {}
 
   asio::awaitable<TokenValidation> validate(std::string token) {
+    if (auto refusal = issuer_->screen(token)) co_return *refusal;
     std::string key = sha256_hex(token);
     auto executor = co_await asio::this_coro::executor;
     std::shared_ptr<InFlight> flight;
@@ -144,7 +145,8 @@ class TokenValidator::Impl {
       auto seconds_left =
           std::chrono::seconds(std::max<int64_t>(0, result.expires_at - unix_seconds()));
       lifetime = std::min<Clock::duration>(seconds_left, policy_.max_age);
-    } else if (result.result == TokenValidation::Result::kInvalid) {
+    } else if (result.result == TokenValidation::Result::kInvalid ||
+               result.result == TokenValidation::Result::kRefused) {
       lifetime = policy_.negative;
     }
     if (lifetime <= Clock::duration::zero()) return;  // an unavailable issuer is asked again

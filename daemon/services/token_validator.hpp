@@ -21,9 +21,11 @@ struct TokenCachePolicy {
 };
 
 // Validates access tokens with a TokenIssuer, remembering its answers: valid ones until the
-// token's exp (at most max_age), refusals briefly. Concurrent validations of one token share
-// one call to the issuer, the others waiting at most waiter_timeout. Tokens are kept only as
-// SHA-256 digests and never logged.
+// token's exp (at most max_age), refusals briefly; a token the issuer's screen() refuses is
+// neither cached nor asked about. The answers depend on the issuer's policy: a new policy
+// comes with a new validator (psc_validator_for), whose cache starts empty. Concurrent validations
+// of one token share one call to the issuer, the others waiting at most waiter_timeout. Tokens are
+// kept only as SHA-256 digests and never logged.
 class TokenValidator {
  public:
   TokenValidator(std::shared_ptr<TokenIssuer> issuer, TokenCachePolicy policy);
