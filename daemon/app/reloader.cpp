@@ -22,6 +22,11 @@ void Reloader::reload() {
     configure_logging(log_settings(next));
     log_config_warnings(next);
     slot_.set(environment);
+    // Another token policy or other PSC files: sessions opened before the reload sign in with
+    // the new validator too.
+    if (running->validator && environment->validator &&
+        running->validator != environment->validator)
+      running->validator->supersede(environment->validator);
     // Another database: the old service stops refreshing (its last snapshot stays with the
     // sessions that started with it).
     if (running->directory && running->directory != environment->directory)

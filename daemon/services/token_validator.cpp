@@ -170,8 +170,24 @@ TokenValidator::TokenValidator(std::shared_ptr<TokenIssuer> issuer, TokenCachePo
 TokenValidator::~TokenValidator() = default;
 
 asio::awaitable<TokenValidation> TokenValidator::validate(std::string token) {
+  std::shared_ptr<TokenValidator> next = successor();
+  if (next) {
+    TokenValidation forwarded = co_await next->validate(std::move(token));
+    co_return forwarded;
+  }
   TokenValidation result = co_await impl_->validate(std::move(token));
   co_return result;
+}
+
+void TokenValidator::supersede(std::shared_ptr<TokenValidator> next) {
+  if (next.get() == this) return;
+  std::lock_guard lock(successor_mutex_);
+  successor_ = std::move(next);
+}
+
+std::shared_ptr<TokenValidator> TokenValidator::successor() const {
+  std::lock_guard lock(successor_mutex_);
+  return successor_;
 }
 
 IssuerHealth TokenValidator::issuer_health() const {

@@ -200,6 +200,7 @@ class JwtMode(PolicyTestCase):
 
 class PolicyReload(unittest.TestCase):
     def test_a_cached_token_is_refused_once_a_reload_changes_the_policy(self):
+        # Before and after each reload, the same token: taken, refused, taken again.
         issuer = PscIssuer()
         self.addCleanup(issuer.stop)
         gateway = Gateway(psc_section=issuer.config())
@@ -223,8 +224,13 @@ class PolicyReload(unittest.TestCase):
             gateway.process.send_signal(signal.SIGHUP)
             return gateway.wait_for_log(r"event=reloaded .*", since=since).group(0)
 
+        # A session opened before the reload and signing in after it gets the new policy too.
+        opened_before = RawImap(gateway.imaps_port, implicit_ctx=client_context())
+        self.addCleanup(opened_before.close)
         self.assertIn("psc_cache=new", reload_with('"%s"' % OTHER_CLIENT))
-        challenge, line = imap_sign_in(gateway.imaps_port, token)
+        _, line = imap_sign_in(gateway.imaps_port, token)
+        self.assertEqual(line, "a1 NO [AUTHORIZATIONFAILED] This token is not accepted here")
+        _, line = imap_sign_in(None, token, client=opened_before)
         self.assertEqual(line, "a1 NO [AUTHORIZATIONFAILED] This token is not accepted here")
         self.assertIn("psc_cache=new", reload_with('"%s", "%s"' % (OTHER_CLIENT, PscIssuer.LPS_CLIENT)))
         _, line = imap_sign_in(gateway.imaps_port, token)

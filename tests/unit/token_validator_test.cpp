@@ -252,3 +252,18 @@ TEST(TokenValidator, RemembersAPolicyRefusalForTheNegativeCacheTime) {
   f.validate("token");
   EXPECT_EQ(f.issuer->calls, 2);
 }
+
+TEST(TokenValidator, ASupersededValidatorHandsEveryValidationToItsSuccessor) {
+  Fixture f;
+  EXPECT_EQ(f.validate("token").result, TokenValidation::Result::kValid);  // cached here
+  auto next_issuer = std::make_shared<ScriptedIssuer>();
+  next_issuer->next = TokenValidation::refused("client_not_allowed", "lps-other");
+  auto next = std::make_shared<TokenValidator>(next_issuer, TokenCachePolicy{});
+  f.validator.supersede(next);
+  TokenValidation after = f.validate("token");
+  EXPECT_EQ(after.result, TokenValidation::Result::kRefused) << "not the old cache's answer";
+  EXPECT_EQ(f.issuer->calls, 1);
+  EXPECT_EQ(next_issuer->calls, 1);
+  EXPECT_EQ(f.validate("garbage").reason, "malformed") << "the successor screens too";
+  EXPECT_EQ(next_issuer->calls, 1);
+}
