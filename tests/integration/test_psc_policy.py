@@ -296,10 +296,42 @@ class IssuerBudget(PolicyTestCase):
         except Exception as e:  # noqa: BLE001 - reported as an answer, checked below
             session_answers.append("error: %r" % e)
 
+    def budget_refusals(self):
+        return sum(metric(self.gateway, "mssgate_issuer_budget_refusals_total", endpoint="introspection", limit=limit)
+                   for limit in ("rate", "in_flight"))
+
+    def test_submission_gets_its_temporary_failure_when_the_budget_is_spent(self):
+        smtp = smtplib.SMTP("127.0.0.1", self.gateway.submission_port, timeout=20)
+        self.addCleanup(smtp.close)
+        smtp.starttls(context=client_context())
+        smtp.ehlo("lps.test")
+        # IN_FLIGHT sign-ins wait for a slow issuer: no request may start until one ends.
+        self.issuer.mode("slow", 3)
+        slow = [threading.Thread(target=imap_sign_in, args=(self.gateway.imaps_port, random_jwt()),
+                                 kwargs={"timeout": 30}) for _ in range(self.IN_FLIGHT)]
+        for t in slow:
+            t.start()
+        deadline = time.monotonic() + 10
+        while self.issuer.stats()["introspect"] < self.IN_FLIGHT and time.monotonic() < deadline:
+            time.sleep(0.02)
+        self.assertEqual(self.issuer.stats()["introspect"], self.IN_FLIGHT)
+        code, text = smtp.docmd("AUTH", "XOAUTH2 " + base64.b64encode(xoauth2(PER, random_jwt()).encode()).decode())
+        for t in slow:
+            t.join(30)
+        self.issuer.mode("normal")
+        self.assertEqual(self.issuer.stats()["introspect"], self.IN_FLIGHT, "the refused sign-in asked nothing")
+        self.assertEqual((code, text.decode()), (454, "4.7.0 Mail service temporarily unavailable, try again later"))
+        self.gateway.wait_for_log(r"event=issuer_budget_spent endpoint=introspection limit=in_flight")
+        # The issuer still answers the requests mssgate gave up on: let it finish them first.
+        deadline = time.monotonic() + 10
+        while self.issuer.stats()["introspect_in_flight"] and time.monotonic() < deadline:
+            time.sleep(0.05)
+
     def test_two_hundred_sessions_of_random_tokens_stay_within_the_budget(self):
         cached = self.issuer.issue(PROFESSIONAL)
         self.assert_accepted(cached)  # validated once, now answered from the cache
         self.issuer.reset()
+        budget_refusals_before = self.budget_refusals()
         self.issuer.mode("slow", 0.2)  # requests last: the cap on requests in flight is put to use
         # The bucket holds at most BURST requests now, and gains PER_SECOND each second.
         start = time.monotonic()
@@ -338,9 +370,7 @@ class IssuerBudget(PolicyTestCase):
         self.assertGreater(spent_before, 0, "the budget was spent when the cached token was tried")
         self.assertTrue(during.startswith("a1 OK"), during)
         self.gateway.wait_for_log(r"result=failed reason=token_check_unavailable:issuer_budget")
-        self.assertEqual(metric(self.gateway, "mssgate_issuer_budget_refusals_total", endpoint="introspection",
-                                limit="rate") + metric(self.gateway, "mssgate_issuer_budget_refusals_total",
-                                                       endpoint="introspection", limit="in_flight"), unavailable)
+        self.assertEqual(self.budget_refusals() - budget_refusals_before, unavailable)
         # Afterwards a new good token signs in as soon as the bucket has a request again.
         time.sleep(1.0 / self.PER_SECOND)
         self.assert_accepted(self.issuer.issue(PROFESSIONAL))

@@ -177,7 +177,7 @@ def make_handler(issuer):
                                      "SubjectRefPro": {"codeCivilite": "DR"}, "preferred_username": claims["SubjectNameID"]})
             elif self.path == "/admin/stats":
                 with issuer.lock:
-                    self.reply(200, dict(issuer.counts))
+                    self.reply(200, dict(issuer.counts, introspect_in_flight=issuer.introspecting))
             else:
                 self.reply(404, {"error": "not_found"})
 

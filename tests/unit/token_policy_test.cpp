@@ -192,10 +192,12 @@ TEST(TokenScreen, TakesASignedJwtAndRefusesAnythingElseBeforeAnyRequest) {
   std::string payload = protocol::base64url_encode(R"({"azp":"lps-a"})");
   std::string jwt = header + "." + payload + "." + protocol::base64url_encode("signature");
   EXPECT_FALSE(daemon::screen_token(jwt, "jwt", 8192));
-  for (const std::string& bad :
-       {std::string("opaque-token"), std::string("a.b.c"), header + "." + payload + ".",
-        header + ".bm90IGpzb24." + protocol::base64url_encode("signature"),
-        protocol::base64url_encode(R"({"kid":"k1"})") + "." + payload + ".c2ln", jwt + ".extra"}) {
+  std::string no_signature = jwt.substr(0, jwt.rfind('.') + 1);
+  std::string not_json = header + ".bm90IGpzb24." + protocol::base64url_encode("signature");
+  std::string no_alg = protocol::base64url_encode(R"({"kid":"k1"})") + "." + payload + ".c2ln";
+  std::string four_parts = jwt + ".extra";
+  for (const std::string& bad : {std::string("opaque-token"), std::string("a.b.c"), no_signature,
+                                 not_json, no_alg, four_parts}) {
     auto refusal = daemon::screen_token(bad, "jwt", 8192);
     ASSERT_TRUE(refusal) << bad;
     EXPECT_EQ(*refusal, "malformed") << bad;
