@@ -138,6 +138,23 @@ struct PscConfig {
   // A session signed in with a token ends at this age (0: never); PSC's own session lasts 4 h.
   Duration max_session_age = 4h;
 
+  // Which valid tokens are taken (see docs/configuration.md). The LPS clients (azp, client_id)
+  // allowed: empty, none (every token is refused); "*", any.
+  std::vector<std::string> allowed_clients;
+  std::string required_audience;                   // empty: aud not checked
+  std::string required_scope;                      // empty: scope not checked
+  std::vector<std::string> accepted_acr;           // empty: any acr
+  std::vector<std::string> accepted_amr;           // empty: any amr
+  std::vector<std::string> token_types{"Bearer"};  // typ; empty: any
+  // The look at a token before PSC is asked: "jwt" (a signed compact JWS) or "opaque".
+  std::string token_format = "jwt";
+  size_t max_token_bytes = 8192;
+
+  // The budget of requests to PSC, for every validation together.
+  unsigned issuer_max_in_flight = 32;
+  unsigned issuer_max_per_second = 50;
+  unsigned issuer_burst = 100;
+
   bool enabled() const { return !issuer.empty(); }
   bool operator==(const PscConfig&) const = default;
 };
@@ -255,6 +272,15 @@ Config load_config(const std::string& path);
 
 // For tests and tools: the same from text, `path` naming it in errors and anchoring paths.
 Config parse_config(const std::string& text, const std::string& path);
+
+// What a valid configuration may still get wrong, one sentence per key (for --check-config,
+// and logged at start and at each reload): Pro Santé Connect with no LPS client allowed, or
+// with any allowed.
+struct ConfigWarning {
+  std::string key;
+  std::string text;
+};
+std::vector<ConfigWarning> config_warnings(const Config& config);
 
 // A reload applies everything except what only a restart can change (the listening sockets,
 // the io threads, the indicator journal and log, the admin endpoint's TLS): those values of

@@ -436,6 +436,35 @@ void read_smtp(TableReader& parent, SmtpConfig& out, Problems& problems, const f
   b.string("helo_name", out.backend.helo_name);
 }
 
+// Which tokens are taken, and the budget of requests to PSC.
+void read_psc_policy(TableReader& t, PscConfig& out, Problems& problems) {
+  t.strings("allowed_clients", out.allowed_clients);
+  t.string("required_audience", out.required_audience);
+  t.string("required_scope", out.required_scope);
+  t.strings("accepted_acr", out.accepted_acr);
+  t.strings("accepted_amr", out.accepted_amr);
+  t.strings("token_types", out.token_types);
+  t.string("token_format", out.token_format);
+  t.size("max_token_bytes", out.max_token_bytes, 256, 16384);
+  t.integer("issuer_max_in_flight", out.issuer_max_in_flight, 1, 10000);
+  t.integer("issuer_max_per_second", out.issuer_max_per_second, 1, 100000);
+  t.integer("issuer_burst", out.issuer_burst, 1, 1000000);
+  for (const auto& client : out.allowed_clients) {
+    if (client.empty())
+      problems.add(t.where("allowed_clients"), "psc.allowed_clients",
+                   "an empty client id is not allowed");
+  }
+  if (out.required_scope.find(' ') != std::string::npos) {
+    problems.add(t.where("required_scope"), "psc.required_scope", "must be one scope (no space)");
+  }
+  if (out.token_format != "jwt" && out.token_format != "opaque") {
+    problems.add(t.where("token_format"), "psc.token_format", "must be \"jwt\" or \"opaque\"");
+  } else if (out.mode == "jwt" && out.token_format != "jwt") {
+    problems.add(t.where("token_format"), "psc.token_format",
+                 "must be \"jwt\" when psc.mode is \"jwt\"");
+  }
+}
+
 void read_psc(TableReader& parent, PscConfig& out, Problems& problems, const fs::path& base) {
   TableReader t(parent.sub_table("psc"), "psc", problems, base);
   t.string("mode", out.mode);
@@ -456,6 +485,7 @@ void read_psc(TableReader& parent, PscConfig& out, Problems& problems, const fs:
   t.integer("max_sessions_per_professional", out.max_sessions_per_professional, 1, 100000);
   t.duration("token_recheck_interval", out.token_recheck_interval, 0ms, 1h);
   t.duration("max_session_age", out.max_session_age, 0ms, 7 * 24h);
+  read_psc_policy(t, out, problems);
   if (!out.enabled()) return;
   if (out.mode != "introspection" && out.mode != "jwt") {
     problems.add(t.where("mode"), "psc.mode", "must be \"introspection\" or \"jwt\"");
@@ -732,6 +762,22 @@ Config parse_config(const std::string& text, const std::string& path) {
     throw ConfigError(all);
   }
   return config;
+}
+
+std::vector<ConfigWarning> config_warnings(const Config& config) {
+  std::vector<ConfigWarning> warnings;
+  const auto& clients = config.psc.allowed_clients;
+  if (!config.psc.enabled()) return warnings;
+  if (clients.empty()) {
+    warnings.push_back({"psc.allowed_clients",
+                        "is empty: every Pro Sante Connect token will be refused; list the "
+                        "client ids (azp) of the LPS allowed to sign in"});
+  } else if (std::find(clients.begin(), clients.end(), "*") != clients.end()) {
+    warnings.push_back({"psc.allowed_clients",
+                        "has \"*\": a token issued to any PSC client is accepted, not only to "
+                        "the LPS you know"});
+  }
+  return warnings;
 }
 
 std::vector<std::string> keep_restart_only_settings(const Config& running, Config& next) {

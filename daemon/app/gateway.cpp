@@ -70,6 +70,7 @@ class Gateway {
   bool start() {
     try {
       configure_logging(log_settings(config_));
+      log_config_warnings(config_);
       auto first = build_environment(config_, true, http_);
       first->indicators = journal_ = open_journal();
       slot_.emplace(first);

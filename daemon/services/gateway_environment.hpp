@@ -8,6 +8,7 @@
 #include "config/config.hpp"
 #include "daemon/services/directory_service.hpp"
 #include "daemon/services/session_registry.hpp"
+#include "daemon/services/issuer_budget.hpp"
 #include "daemon/services/token_validator.hpp"
 #include "storage/indicator_journal.hpp"
 
@@ -20,6 +21,8 @@ struct GatewayEnvironment {
   // The directory's snapshots: a reload that keeps directory.sqlite_path keeps the service.
   std::shared_ptr<DirectoryService> directory;
   std::shared_ptr<TokenValidator> validator;  // when Pro Santé Connect is configured
+  // What the validator may ask of PSC: kept across reloads while [psc]'s limits stay the same.
+  std::shared_ptr<IssuerBudget> psc_budget;
   // The modification times and sizes of the files the validator loaded (its client certificate
   // and key, its CA): a reload keeps the validator only when neither [psc] nor these changed.
   std::string psc_files_stamp;

@@ -78,6 +78,13 @@ boost::asio::awaitable<SignInDecision> SignInService::authorize_token(
                         "The token is not valid", ""};
     co_return decision;
   }
+  if (token.result == TokenValidation::Result::kRefused) {
+    // A genuine token, but not one this operator takes (another LPS, audience, scope, acr...).
+    decision.azp = token.azp;
+    decision.verdict = {SignInFailure::kAuthorizationFailed, "token_" + token.reason,
+                        "This token is not accepted here", credentials.user};
+    co_return decision;
+  }
   decision.professional_id = token.professional_id;
   decision.azp = token.azp;
   decision.token_expires_at = token.expires_at;

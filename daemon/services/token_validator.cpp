@@ -40,6 +40,7 @@ class TokenValidator::Impl {
       : issuer_(std::move(issuer)), policy_(policy) {}
 
   asio::awaitable<TokenValidation> validate(std::string token, Clock::duration fresher_than) {
+    if (auto refusal = issuer_->screen(token)) co_return *refusal;
     std::string key = sha256_hex(token);
     auto executor = co_await asio::this_coro::executor;
     std::shared_ptr<InFlight> flight;
@@ -148,7 +149,8 @@ class TokenValidator::Impl {
       auto seconds_left =
           std::chrono::seconds(std::max<int64_t>(0, result.expires_at - unix_seconds()));
       lifetime = std::min<Clock::duration>(seconds_left, policy_.max_age);
-    } else if (result.result == TokenValidation::Result::kInvalid) {
+    } else if (result.result == TokenValidation::Result::kInvalid ||
+               result.result == TokenValidation::Result::kRefused) {
       lifetime = policy_.negative;
     }
     if (lifetime <= Clock::duration::zero()) return;  // an unavailable issuer is asked again
@@ -173,9 +175,25 @@ TokenValidator::TokenValidator(std::shared_ptr<TokenIssuer> issuer, TokenCachePo
 TokenValidator::~TokenValidator() = default;
 
 asio::awaitable<TokenValidation> TokenValidator::validate(std::string token,
-                                                          Clock::duration fresher_than) {
+                                                         Clock::duration fresher_than) {
+  std::shared_ptr<TokenValidator> next = successor();
+  if (next) {
+    TokenValidation forwarded = co_await next->validate(std::move(token), fresher_than);
+    co_return forwarded;
+  }
   TokenValidation result = co_await impl_->validate(std::move(token), fresher_than);
   co_return result;
+}
+
+void TokenValidator::supersede(std::shared_ptr<TokenValidator> next) {
+  if (next.get() == this) return;
+  std::lock_guard lock(successor_mutex_);
+  successor_ = std::move(next);
+}
+
+std::shared_ptr<TokenValidator> TokenValidator::successor() const {
+  std::lock_guard lock(successor_mutex_);
+  return successor_;
 }
 
 IssuerHealth TokenValidator::issuer_health() const {

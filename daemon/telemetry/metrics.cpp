@@ -168,6 +168,15 @@ GatewayMetrics::GatewayMetrics()
       issuer_failures("mssgate_issuer_request_failures",
                       "Requests to Pro Santé Connect that got no usable answer.", Type::kCounter,
                       {"endpoint"}),
+      issuer_budget_refusals(
+          "mssgate_issuer_budget_refusals",
+          "Requests to Pro Santé Connect not made: the budget (psc.issuer_max_in_flight, "
+          "psc.issuer_max_per_second, psc.issuer_burst) was spent.",
+          Type::kCounter, {"endpoint", "limit"}),
+      token_refusals("mssgate_token_refusals",
+                     "Tokens refused by mssgate's own checks: their shape before Pro Santé Connect "
+                     "is asked, the [psc] policy after.",
+                     Type::kCounter, {"reason"}),
       backend_failures("mssgate_backend_failures", "Backend connections or logins that failed.",
                        Type::kCounter, {"backend", "step"}),
       messages("mssgate_messages", "Messages accepted by the backend.", Type::kCounter,
@@ -230,6 +239,8 @@ GatewayMetrics::GatewayMetrics()
           &token_cache,
           &issuer_latency,
           &issuer_failures,
+          &issuer_budget_refusals,
+          &token_refusals,
           &backend_failures,
           &messages,
           &message_bytes,

@@ -110,6 +110,8 @@ struct GatewayMetrics {
   CounterFamily token_cache;              // {result}: hit, miss
   HistogramFamily issuer_latency;         // {endpoint}
   CounterFamily issuer_failures;          // {endpoint}
+  CounterFamily issuer_budget_refusals;   // {endpoint, limit}: in_flight, rate
+  CounterFamily token_refusals;           // {reason}: refused by mssgate's own checks
   CounterFamily backend_failures;         // {backend, step}
   CounterFamily messages;                 // {direction}: sent, received
   CounterFamily message_bytes;            // {direction}

@@ -527,14 +527,22 @@ class PscIssuer:
         with open(self.secret_file, "w") as f:
             f.write(self.info["client_secret"] + "\n")
 
-    def config(self, mode="introspection", extra="", client_certificate=None):
+    # The LPS client the issuer's tokens are issued to by default (their azp).
+    LPS_CLIENT = "lps-test"
+
+    def config(self, mode="introspection", extra="", client_certificate=None, allowed_clients=(LPS_CLIENT,)):
+        """The [psc] section for this issuer. `allowed_clients`: the LPS clients whose tokens are
+        taken (None: the key is left out, so that `extra` may set it)."""
         if client_certificate:
             credentials = (f'client_certificate = "{pki(client_certificate + ".chain.pem")}"\n'
                            f'client_key = "{pki(client_certificate + ".key")}"\n')
         else:
             credentials = f'client_secret_file = "{self.secret_file}"\n'
+        clients = ""
+        if allowed_clients is not None:
+            clients = "allowed_clients = [%s]\n" % ", ".join('"%s"' % c for c in allowed_clients)
         return (f'[psc]\nmode = "{mode}"\nissuer = "{self.info["issuer"]}"\nclient_id = "{self.info["client_id"]}"\n'
-                f'{credentials}ca_file = "{pki("root.crt")}"\ntimeout = "1s"\n{extra}\n')
+                f'{credentials}ca_file = "{pki("root.crt")}"\ntimeout = "1s"\n{clients}{extra}\n')
 
     def call(self, method, path, body=None):
         import json
@@ -566,6 +574,22 @@ class PscIssuer:
             self.process.terminate()
             self.process.wait(timeout=10)
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def random_jwt(azp="lps-test"):
+    """A token of PSC's shape (a signed JWT, issued to `azp`) that no issuer made: it passes
+    mssgate's look at a token's shape, and only the issuer can tell that it is not valid."""
+    import json
+    import secrets
+
+    def b64(data):
+        return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+    header = {"alg": "RS256", "typ": "JWT", "kid": "rsa-" + secrets.token_hex(4)}
+    payload = {"jti": "trrtag:" + secrets.token_hex(16), "azp": azp, "typ": "Bearer",
+               "exp": int(time.time()) + 300, "SubjectNameID": "810001234567"}
+    return ".".join((b64(json.dumps(header).encode()), b64(json.dumps(payload).encode()),
+                     b64(secrets.token_bytes(256))))
 
 
 def xoauth2(user, token):

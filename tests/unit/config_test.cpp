@@ -204,6 +204,98 @@ client_certificate = "server.pem"
   EXPECT_NE(error.find("psc.client_id: is required for introspection"), std::string::npos) << error;
 }
 
+TEST_F(ConfigTest, ReadsTheTokenPolicyAndTheIssuerBudget) {
+  std::ofstream(dir_ / "psc.secret") << "client-secret\n";
+  const std::string psc = R"(
+[psc]
+issuer = "https://auth.test/auth/realms/esante-wallet"
+client_id = "mssgate"
+client_secret_file = "psc.secret"
+)";
+  auto defaults = parse_config(minimal() + psc, path()).psc;
+  EXPECT_TRUE(defaults.allowed_clients.empty());
+  EXPECT_EQ(defaults.token_types, std::vector<std::string>{"Bearer"});
+  EXPECT_EQ(defaults.token_format, "jwt");
+  EXPECT_EQ(defaults.max_token_bytes, 8192u);
+  EXPECT_EQ(defaults.issuer_max_in_flight, 32u);
+  EXPECT_EQ(defaults.issuer_max_per_second, 50u);
+  EXPECT_EQ(defaults.issuer_burst, 100u);
+  auto config = parse_config(minimal() + psc + R"(
+allowed_clients = ["lps-a", "lps-b"]
+required_audience = "mssante-api"
+required_scope = "mss"
+accepted_acr = ["eidas2"]
+accepted_amr = ["card", "otp"]
+token_types = []
+token_format = "opaque"
+max_token_bytes = "4KiB"
+issuer_max_in_flight = 4
+issuer_max_per_second = 2
+issuer_burst = 10
+)",
+                             path());
+  EXPECT_EQ(config.psc.allowed_clients, (std::vector<std::string>{"lps-a", "lps-b"}));
+  EXPECT_EQ(config.psc.required_audience, "mssante-api");
+  EXPECT_EQ(config.psc.required_scope, "mss");
+  EXPECT_EQ(config.psc.accepted_acr, std::vector<std::string>{"eidas2"});
+  EXPECT_EQ(config.psc.accepted_amr, (std::vector<std::string>{"card", "otp"}));
+  EXPECT_TRUE(config.psc.token_types.empty());
+  EXPECT_EQ(config.psc.token_format, "opaque");
+  EXPECT_EQ(config.psc.max_token_bytes, 4096u);
+  EXPECT_EQ(config.psc.issuer_max_in_flight, 4u);
+  EXPECT_EQ(config.psc.issuer_max_per_second, 2u);
+  EXPECT_EQ(config.psc.issuer_burst, 10u);
+
+  std::string error = error_for(minimal() + psc + R"(
+allowed_clients = "lps-a"
+required_scope = "openid mss"
+token_format = "paseto"
+max_token_bytes = 100
+issuer_max_in_flight = 0
+issuer_max_per_second = 0
+issuer_burst = 0
+)");
+  for (const char* expected : {"psc.allowed_clients: must be an array of strings",
+                               "psc.required_scope: must be one scope (no space)",
+                               "psc.token_format: must be \"jwt\" or \"opaque\"",
+                               "psc.max_token_bytes: must be between 256 and 16384 bytes",
+                               "psc.issuer_max_in_flight: must be between 1 and 10000",
+                               "psc.issuer_max_per_second: must be between 1 and 100000",
+                               "psc.issuer_burst: must be between 1 and 1000000"}) {
+    EXPECT_NE(error.find(expected), std::string::npos) << expected << "\n" << error;
+  }
+  error = error_for(minimal() + psc + "allowed_clients = [\"\"]\nmode = \"jwt\"\n" +
+                    "token_format = \"opaque\"\n");
+  EXPECT_NE(error.find("psc.allowed_clients: an empty client id is not allowed"), std::string::npos)
+      << error;
+  EXPECT_NE(error.find("psc.token_format: must be \"jwt\" when psc.mode is \"jwt\""),
+            std::string::npos)
+      << error;
+}
+
+TEST_F(ConfigTest, WarnsWhenNoClientOrAnyClientIsAllowed) {
+  std::ofstream(dir_ / "psc.secret") << "client-secret\n";
+  const std::string psc = R"(
+[psc]
+issuer = "https://auth.test/auth/realms/esante-wallet"
+client_id = "mssgate"
+client_secret_file = "psc.secret"
+)";
+  EXPECT_TRUE(mssgate::config::config_warnings(parse_config(minimal(), path())).empty())
+      << "no Pro Sante Connect, nothing to say";
+  auto none = mssgate::config::config_warnings(parse_config(minimal() + psc, path()));
+  ASSERT_EQ(none.size(), 1u);
+  EXPECT_EQ(none[0].key, "psc.allowed_clients");
+  EXPECT_NE(none[0].text.find("every Pro Sante Connect token will be refused"), std::string::npos);
+  auto any = mssgate::config::config_warnings(
+      parse_config(minimal() + psc + "allowed_clients = [\"lps-a\", \"*\"]\n", path()));
+  ASSERT_EQ(any.size(), 1u);
+  EXPECT_NE(any[0].text.find("any PSC client is accepted"), std::string::npos);
+  EXPECT_TRUE(mssgate::config::config_warnings(
+                  parse_config(minimal() + psc + "allowed_clients = [\"lps-a\"]\n", path()))
+                  .empty());
+}
+
 TEST_F(ConfigTest, ReportsTomlSyntaxErrorsWithTheirPosition) {
   std::string error = error_for("[tls\ncertificate_chain = 1\n");
   EXPECT_EQ(error.rfind(path() + ":1:", 0), 0u) << error;

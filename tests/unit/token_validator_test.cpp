@@ -67,6 +67,11 @@ class ScriptedIssuer : public daemon::TokenIssuer {
     co_return next;
   }
   daemon::IssuerHealth health() const override { return {"issuer.test", "443", 0, 0}; }
+  // Tokens starting with "garbage" are refused at sight.
+  std::optional<TokenValidation> screen(std::string_view token) const override {
+    if (token.starts_with("garbage")) return TokenValidation::invalid("malformed");
+    return std::nullopt;
+  }
 
   void release() {
     if (gate_) gate_->cancel();
@@ -233,4 +238,47 @@ TEST(TokenValidator, AnIssuerCallThatThrowsReleasesTheTokenInFlight) {
 TEST(TokenValidator, TellsTheIssuersHealth) {
   Fixture f;
   EXPECT_EQ(f.validator.issuer_health().host, "issuer.test");
+}
+
+TEST(TokenValidator, ATokenRefusedAtSightIsNeitherAskedAboutNorCached) {
+  Fixture f;
+  uint64_t hits = cache_count("hit"), misses = cache_count("miss");
+  for (int i = 0; i < 3; ++i) {
+    TokenValidation result = f.validate("garbage");
+    EXPECT_EQ(result.result, TokenValidation::Result::kInvalid);
+    EXPECT_EQ(result.reason, "malformed");
+  }
+  EXPECT_EQ(f.issuer->calls, 0);
+  EXPECT_EQ(cache_count("hit") - hits, 0u);
+  EXPECT_EQ(cache_count("miss") - misses, 0u);
+}
+
+TEST(TokenValidator, RemembersAPolicyRefusalForTheNegativeCacheTime) {
+  TokenCachePolicy policy;
+  policy.negative = 100ms;
+  Fixture f(policy);
+  f.issuer->next = TokenValidation::refused("client_not_allowed", "lps-other");
+  TokenValidation first = f.validate("token");
+  EXPECT_EQ(first.result, TokenValidation::Result::kRefused);
+  EXPECT_EQ(first.azp, "lps-other");
+  EXPECT_EQ(f.validate("token").reason, "client_not_allowed");
+  EXPECT_EQ(f.issuer->calls, 1);
+  f.wait(150ms);
+  f.validate("token");
+  EXPECT_EQ(f.issuer->calls, 2);
+}
+
+TEST(TokenValidator, ASupersededValidatorHandsEveryValidationToItsSuccessor) {
+  Fixture f;
+  EXPECT_EQ(f.validate("token").result, TokenValidation::Result::kValid);  // cached here
+  auto next_issuer = std::make_shared<ScriptedIssuer>();
+  next_issuer->next = TokenValidation::refused("client_not_allowed", "lps-other");
+  auto next = std::make_shared<TokenValidator>(next_issuer, TokenCachePolicy{});
+  f.validator.supersede(next);
+  TokenValidation after = f.validate("token");
+  EXPECT_EQ(after.result, TokenValidation::Result::kRefused) << "not the old cache's answer";
+  EXPECT_EQ(f.issuer->calls, 1);
+  EXPECT_EQ(next_issuer->calls, 1);
+  EXPECT_EQ(f.validate("garbage").reason, "malformed") << "the successor screens too";
+  EXPECT_EQ(next_issuer->calls, 1);
 }
