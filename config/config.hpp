@@ -1,5 +1,6 @@
 #pragma once
 
+#include <array>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -189,6 +190,45 @@ struct LmtpConfig {
 
   // Whether a connection from `peer` may deliver (see allowed_peers).
   bool peer_allowed(const protocol::IpAddress& peer) const;
+  // Connections open at once, a budget of the tap's own: a flood on the client listeners
+  // never refuses a delivery.
+  size_t max_connections = 500;
+};
+
+// An address range ("192.0.2.0/24", "2001:db8::/48").
+struct Network {
+  std::array<uint8_t, 16> bytes{};  // IPv4: the first 4
+  unsigned prefix = 0;
+  bool v6 = false;
+  // Whether `address` (4 or 16 bytes, as `v6` says) is in the range.
+  bool contains(bool address_v6, const std::array<uint8_t, 16>& address) const;
+  std::string text() const;
+  bool operator==(const Network&) const = default;
+};
+
+// What one client address may do on the client listeners (IMAP and submission), and the phase
+// before authentication. An IPv6 address counts by its /64.
+struct LimitsConfig {
+  unsigned max_connections_per_address = 100;  // open at once
+  unsigned connection_rate_per_address = 300;  // admitted per rate_time_unit
+  // Failed sign-ins per rate_time_unit; over it, sign-ins are refused without asking anyone.
+  unsigned failed_sign_in_rate_per_address = 30;
+  // Failed sign-ins and refused connections written in full per rate_time_unit; the rest are
+  // counted and summed up in one event per address.
+  unsigned logged_events_per_address = 10;
+  Duration rate_time_unit = 1min;
+  // The answer to a failed sign-in waits: nothing the first time in a time unit, then this,
+  // doubled at each one, at most max_failure_delay.
+  Duration failure_delay = 500ms;
+  Duration max_failure_delay = 4s;
+  // From the connection to a successful sign-in, whatever the client sends meanwhile.
+  Duration pre_auth_timeout = 60s;
+  unsigned max_pre_auth_commands = 30;
+  unsigned max_sessions_per_certificate = 200;  // per certificate key, across mailboxes
+  size_t tracked_addresses = 100000;
+  std::vector<Network> exempt_networks;  // not held to the per-address limits
+
+  bool exempt(bool v6, const std::array<uint8_t, 16>& address) const;
 };
 
 // What each monthly export file is called and holds. "{month}" is replaced by YYYY-MM and
@@ -257,6 +297,7 @@ struct Config {
   DirectoryConfig directory;
   AuthConfig auth;
   LmtpConfig lmtp;
+  LimitsConfig limits;
   IndicatorsConfig indicators;
   AdminConfig admin;
 };

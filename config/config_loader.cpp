@@ -1,3 +1,4 @@
+#include <arpa/inet.h>
 #include <toml++/toml.h>
 
 #include <algorithm>
@@ -90,6 +91,26 @@ std::optional<Endpoint> parse_endpoint(std::string_view s) {
   }
   e.port = static_cast<uint16_t>(port);
   return e;
+}
+
+// "192.0.2.0/24", "2001:db8::/48", or an address alone (all its bits).
+std::optional<Network> parse_network(std::string_view s) {
+  size_t slash = s.find('/');
+  std::string address(s.substr(0, slash));
+  Network n;
+  n.v6 = address.find(':') != std::string::npos;
+  if (inet_pton(n.v6 ? AF_INET6 : AF_INET, address.c_str(), n.bytes.data()) != 1)
+    return std::nullopt;
+  unsigned bits = n.v6 ? 128 : 32;
+  n.prefix = bits;
+  if (slash != std::string_view::npos) {
+    std::string_view digits = s.substr(slash + 1);
+    auto [ptr, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), n.prefix);
+    if (digits.empty() || ec != std::errc() || ptr != digits.data() + digits.size() ||
+        n.prefix > bits)
+      return std::nullopt;
+  }
+  return n;
 }
 
 // Reads the keys of one table; whatever is left unread at the end is an unknown key.
@@ -591,6 +612,36 @@ void read_lmtp(TableReader& parent, LmtpConfig& out, Problems& problems, const f
                        "the Postfix hosts that may deliver to the tap");
     }
   }
+  t.size("max_connections", out.max_connections, 1, 1'000'000);
+}
+
+void read_limits(TableReader& parent, LimitsConfig& out, Problems& problems, const fs::path& base) {
+  TableReader t(parent.sub_table("limits"), "limits", problems, base);
+  t.integer("max_connections_per_address", out.max_connections_per_address, 1, 1'000'000);
+  t.integer("connection_rate_per_address", out.connection_rate_per_address, 1, 1'000'000);
+  t.integer("failed_sign_in_rate_per_address", out.failed_sign_in_rate_per_address, 1, 1'000'000);
+  t.integer("logged_events_per_address", out.logged_events_per_address, 0, 1'000'000);
+  t.duration("rate_time_unit", out.rate_time_unit, 1s, 1h);
+  t.duration("failure_delay", out.failure_delay, 0ms, 1min);
+  t.duration("max_failure_delay", out.max_failure_delay, 0ms, 5min);
+  t.duration("pre_auth_timeout", out.pre_auth_timeout, 1s, 1h);
+  t.integer("max_pre_auth_commands", out.max_pre_auth_commands, 1, 100'000);
+  t.integer("max_sessions_per_certificate", out.max_sessions_per_certificate, 1, 1'000'000);
+  t.size("tracked_addresses", out.tracked_addresses, 100, 10'000'000);
+  std::vector<std::string> networks;
+  t.strings("exempt_networks", networks);
+  for (const auto& text : networks) {
+    if (auto network = parse_network(text)) {
+      out.exempt_networks.push_back(*network);
+    } else {
+      problems.add(t.where("exempt_networks"), "limits.exempt_networks",
+                   "\"" + text + "\" is not an address or a network such as \"192.0.2.0/24\"");
+    }
+  }
+  if (out.max_failure_delay < out.failure_delay) {
+    problems.add(t.where("max_failure_delay"), "limits.max_failure_delay",
+                 "must not be shorter than limits.failure_delay");
+  }
 }
 
 void read_columns(TableReader& t, std::string_view key, std::vector<std::string>& out,
@@ -711,6 +762,28 @@ void read_admin(TableReader& parent, AdminConfig& out, Problems& problems, const
 
 }  // namespace
 
+bool Network::contains(bool address_v6, const std::array<uint8_t, 16>& address) const {
+  if (address_v6 != v6) return false;
+  unsigned whole = prefix / 8;
+  for (unsigned i = 0; i < whole; ++i)
+    if (address[i] != bytes[i]) return false;
+  unsigned rest = prefix % 8;
+  if (rest == 0) return true;
+  auto mask = static_cast<uint8_t>(0xff00U >> rest);
+  return (address[whole] & mask) == (bytes[whole] & mask);
+}
+
+std::string Network::text() const {
+  char buffer[INET6_ADDRSTRLEN] = {};
+  inet_ntop(v6 ? AF_INET6 : AF_INET, bytes.data(), buffer, sizeof buffer);
+  return std::string(buffer) + "/" + std::to_string(prefix);
+}
+
+bool LimitsConfig::exempt(bool v6, const std::array<uint8_t, 16>& address) const {
+  return std::any_of(exempt_networks.begin(), exempt_networks.end(),
+                     [&](const Network& network) { return network.contains(v6, address); });
+}
+
 bool Endpoint::loopback() const {
   if (host == "::1") return true;
   return host.rfind("127.", 0) == 0;
@@ -751,6 +824,7 @@ Config parse_config(const std::string& text, const std::string& path) {
     read_directory(top, config.directory, problems, base);
     read_auth(top, config.auth, problems, base);
     read_lmtp(top, config.lmtp, problems, base);
+    read_limits(top, config.limits, problems, base);
     read_indicators(top, config.indicators, problems, base);
     read_admin(top, config.admin, problems, base);
   }

@@ -45,6 +45,23 @@ int64_t microseconds(Clock::duration d) {
   return std::chrono::duration_cast<std::chrono::microseconds>(d).count();
 }
 
+// One event per client address and time unit for what was left out of the log about it:
+// failed sign-ins beyond its rate (to the audit trail), refused connections beyond it.
+void write_address_summaries(ClientLimits& clients) {
+  for (const auto& summary : clients.take_summaries(ClientLimits::Clock::now())) {
+    bool sign_ins = summary.kind == ClientLimits::Kind::kFailedSignIn;
+    Event event(sign_ins ? "sign_in_failures_summarised" : "connections_refused_summarised");
+    event.add("address", summary.address.text())
+        .add("count", summary.left_out)
+        .add("written", summary.written)
+        .add("window_ms",
+             std::chrono::duration_cast<std::chrono::milliseconds>(summary.unit).count());
+    if (sign_ins) event.audit();
+    event.warn();
+  }
+  metrics::gateway().client_addresses.with().set(static_cast<double>(clients.tracked()));
+}
+
 // The process: loads the configuration's environment, binds the listeners and the admin
 // endpoint, serves until a stop, then lets the journal finish. Each part is its own class:
 // IoPool, Listeners, Reloader, GracefulStop, CrlRefresher, AdminServer.
@@ -157,9 +174,10 @@ class Gateway {
     });
   }
 
-  // Summaries of repeated warnings whose window ended.
+  // Summaries of repeated warnings, and of client addresses, whose window ended.
   void housekeeping() {
     flush_log_repeats();
+    write_address_summaries(shared_.counters->clients);
     housekeeping_timer_->expires_after(std::chrono::seconds(1));
     housekeeping_timer_->async_wait([this](const error_code& ec) {
       if (!ec) housekeeping();

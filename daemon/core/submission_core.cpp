@@ -122,6 +122,11 @@ bool SubmissionCore::read_line(std::string& line, bool& too_long) {
 
 void SubmissionCore::command(const protocol::SmtpCommand& command) {
   const std::string& verb = command.verb;
+  if (mailbox_.empty() && ++pre_auth_commands_ > settings_.max_pre_auth_commands) {
+    // However harmless each (EHLO, NOOP, RSET), they do not keep a session unsigned-in.
+    answer("421 4.7.0 Too many commands before authentication\r\n");
+    return close("too_many_pre_auth_commands");
+  }
   events_.command_started(verb);
   command_open_ = true;
   if (verb == "EHLO" || verb == "HELO") return hello(command);
@@ -249,27 +254,31 @@ void SubmissionCore::exchange_done() {
     events_.sign_in_attempt(mechanism, true, "ok", mailbox_);
     return answer("235 2.7.0 Authentication successful\r\n");
   }
+  bool decided = *outcome.failure != SignInFailure::kUnsupportedMechanism &&
+                 *outcome.failure != SignInFailure::kCancelled &&
+                 *outcome.failure != SignInFailure::kMalformedResponse;
+  failed_attempt(outcome.reason, decided ? std::string_view(outcome.mailbox) : "");
   switch (*outcome.failure) {
     case SignInFailure::kUnsupportedMechanism:
-      events_.sign_in_attempt(mechanism, false, outcome.reason, "");
       return refuse("504 5.5.4 Unrecognized authentication type\r\n");
     case SignInFailure::kCancelled:
-      events_.sign_in_attempt(mechanism, false, outcome.reason, "");
       return sign_in_failed("501 5.7.0 Authentication cancelled\r\n");
     case SignInFailure::kMalformedResponse:
-      events_.sign_in_attempt(mechanism, false, outcome.reason, "");
       return sign_in_failed("501 5.5.2 Invalid SASL " + mechanism + " response\r\n");
     case SignInFailure::kTemporaryFailure:
-      events_.sign_in_attempt(mechanism, false, outcome.reason, outcome.mailbox);
       return sign_in_failed("454 4.7.0 Mail service temporarily unavailable, try again later\r\n");
     case SignInFailure::kLimitReached:
-      events_.sign_in_attempt(mechanism, false, outcome.reason, outcome.mailbox);
       return sign_in_failed("454 4.7.0 " + outcome.client_text + "\r\n");
     case SignInFailure::kAuthenticationFailed:
     case SignInFailure::kAuthorizationFailed:
-      events_.sign_in_attempt(mechanism, false, outcome.reason, outcome.mailbox);
       return sign_in_failed("535 5.7.8 " + outcome.client_text + "\r\n");
   }
+}
+
+// The attempt goes to the audit trail, and its answer waits as the failure policy says.
+void SubmissionCore::failed_attempt(std::string_view reason, std::string_view mailbox) {
+  events_.sign_in_attempt(exchange_->mechanism(), false, reason, mailbox);
+  request(Kind::kPause, Resume::kNone);
 }
 
 void SubmissionCore::on_backend_ready(bool ready, const PostfixFeatures& features) {

@@ -75,6 +75,7 @@ class SubmissionCore {
     unsigned max_sign_in_failures = 3;
     bool allow_null_sender = false;
     bool tokens_offered = false;
+    unsigned max_pre_auth_commands = 30;  // commands before AUTH succeeds; more end the session
     std::optional<protocol::InspectorLimits> inspection;  // when indicators are recorded
   };
   enum class Kind {
@@ -89,6 +90,7 @@ class SubmissionCore {
     kBackendEndData,  // send text (the terminator), read the reply, then on_backend_reply()
     kBackendDrop,     // close the backend connection (the only way to abort a DATA)
     kRecord,          // record take_sent_message()'s indicator event, then on_recorded()
+    kPause,           // a sign-in failed: wait as the failure policy says before going on
     kClose,           // end the session (option: after a TLS close_notify)
   };
   using Action = CoreAction<Kind>;
@@ -177,6 +179,7 @@ class SubmissionCore {
   void backend_lost();
   void refuse(std::string text);
   void sign_in_failed(std::string text);
+  void failed_attempt(std::string_view reason, std::string_view mailbox);
   void answer(std::string text);
   void request(Kind kind, Resume resume, std::string text = {}, bool option = false);
   void close(std::string_view reason, bool tls_shutdown = false);
@@ -213,6 +216,7 @@ class SubmissionCore {
   bool command_open_ = false;
   Mode mode_ = Mode::kCommands;
   unsigned bad_commands_ = 0;
+  unsigned pre_auth_commands_ = 0;
   SignInFailures sign_in_failures_;
   std::optional<SaslExchange> exchange_;
   PostfixFeatures features_;

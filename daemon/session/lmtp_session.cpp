@@ -32,18 +32,18 @@ class LmtpSession final : public std::enable_shared_from_this<LmtpSession>,
  public:
   LmtpSession(asio::ip::tcp::socket socket,
               const std::shared_ptr<const GatewayEnvironment>& environment,
-              const std::shared_ptr<GatewayCounters>& counters)
+              const std::shared_ptr<GatewayCounters>& counters, Admission admission)
       : config_(environment->config),
         counters_(counters),
         connection_(std::move(socket), environment, counters, {"lmtp", "lmtp", false},
-                    lmtp_timeouts(environment->config)),
+                    lmtp_timeouts(environment->config), std::move(admission)),
         recorder_(environment) {}
 
   void start() { connection_.start(shared_from_this(), run()); }
 
  private:
   awaitable<void> run() {
-    bool opened = co_await connection_.open("421 4.3.2 Too many connections, try again later\r\n");
+    bool opened = co_await connection_.open();
     if (!opened) co_return;
     core::LmtpTapCore::Settings settings{config_.smtp.hostname, config_.lmtp.max_line_bytes, {}};
     if (recorder_.enabled()) settings.inspection = inspector_limits(config_.indicators);
@@ -183,9 +183,10 @@ bool peer_allowed(asio::ip::tcp::socket& socket, const config::LmtpConfig& lmtp)
 
 void start_lmtp_session(asio::ip::tcp::socket socket,
                         const std::shared_ptr<const GatewayEnvironment>& environment,
-                        const std::shared_ptr<GatewayCounters>& counters) {
+                        const std::shared_ptr<GatewayCounters>& counters, Admission admission) {
   if (!peer_allowed(socket, environment->config.lmtp)) return;  // the socket closes here
-  std::make_shared<LmtpSession>(std::move(socket), environment, counters)->start();
+  std::make_shared<LmtpSession>(std::move(socket), environment, counters, std::move(admission))
+      ->start();
 }
 
 }  // namespace mssgate::daemon

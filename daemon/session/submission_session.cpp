@@ -31,14 +31,14 @@ class SubmissionSession final : public std::enable_shared_from_this<SubmissionSe
   SubmissionSession(asio::ip::tcp::socket socket, SmtpListenerKind kind,
                     const std::shared_ptr<const GatewayEnvironment>& environment,
                     const std::shared_ptr<GatewayCounters>& counters,
-                    std::shared_ptr<SmtpBackendFeatures> features)
+                    std::shared_ptr<SmtpBackendFeatures> features, Admission admission)
       : SignInReports(connection_, sign_in_, identity_),
         config_(environment->config),
         counters_(counters),
         connection_(std::move(socket), environment, counters,
                     {kind == SmtpListenerKind::kStartTls ? "submission" : "submissions",
                      "submission", kind == SmtpListenerKind::kImplicitTls},
-                    smtp_timeouts(environment->config)),
+                    smtp_timeouts(environment->config), std::move(admission)),
         sign_in_(environment, counters, "submission"),
         recorder_(environment),
         postfix_(connection_, config_.smtp, std::move(features)) {}
@@ -57,12 +57,16 @@ class SubmissionSession final : public std::enable_shared_from_this<SubmissionSe
     settings.max_bad_commands = smtp.max_bad_commands;
     settings.allow_null_sender = smtp.allow_null_sender;
     settings.tokens_offered = sign_in_.tokens_offered();
+    settings.max_pre_auth_commands = config_.limits.max_pre_auth_commands;
     if (recorder_.enabled()) settings.inspection = inspector_limits(config_.indicators);
     return settings;
   }
 
   awaitable<void> run() {
-    bool opened = co_await connection_.open("421 4.3.2 Too many connections, try again later\r\n");
+    connection_.limit_pre_auth(
+        config_.limits.pre_auth_timeout,
+        "421 4.4.2 Authentication took too long, closing the connection\r\n");
+    bool opened = co_await connection_.open();
     if (!opened) co_return;
     core::SubmissionCore core(settings(), *this, connection_.client().tls_active());
     std::string unread;
@@ -135,6 +139,9 @@ class SubmissionSession final : public std::enable_shared_from_this<SubmissionSe
       case Kind::kBackendDrop:
         postfix_.drop();
         break;
+      case Kind::kPause:
+        co_await connection_.pause(take_failure_delay());
+        break;
       case Kind::kRecord: {
         core::SentMessage sent = core.take_sent_message();
         bool durable = co_await recorder_.record_sent(connection_.id(), identity_, std::move(sent));
@@ -205,9 +212,9 @@ class SubmissionSession final : public std::enable_shared_from_this<SubmissionSe
 void start_smtp_session(asio::ip::tcp::socket socket, SmtpListenerKind kind,
                         const std::shared_ptr<const GatewayEnvironment>& environment,
                         const std::shared_ptr<GatewayCounters>& counters,
-                        std::shared_ptr<SmtpBackendFeatures> features) {
+                        std::shared_ptr<SmtpBackendFeatures> features, Admission admission) {
   std::make_shared<SubmissionSession>(std::move(socket), kind, environment, counters,
-                                      std::move(features))
+                                      std::move(features), std::move(admission))
       ->start();
 }
 

@@ -107,6 +107,9 @@ struct GatewayMetrics {
   CounterFamily connections_refused;      // {listener, reason}
   CounterFamily tls_failures;             // {listener, reason}
   CounterFamily authentications;          // {protocol, mechanism, result}
+  CounterFamily sign_ins_limited;         // {protocol, limit}: refused by a limit
+  CounterFamily events_summarised;        // {event}: written as a count in a summary
+  GaugeFamily client_addresses;           // addresses the per-address limits know
   CounterFamily token_cache;              // {result}: hit, miss
   HistogramFamily issuer_latency;         // {endpoint}
   CounterFamily issuer_failures;          // {endpoint}

@@ -502,3 +502,65 @@ TEST_F(ConfigTest, ReloadKeepsRestartOnlySettingsAndNamesThem) {
   auto same = parse_config(minimal(), path());
   EXPECT_TRUE(mssgate::config::keep_restart_only_settings(running, same).empty());
 }
+
+TEST_F(ConfigTest, ClientLimitsAndTheirChecks) {
+  auto defaults = parse_config(minimal(), path());
+  EXPECT_EQ(defaults.limits.max_connections_per_address, 100u);
+  EXPECT_EQ(defaults.limits.connection_rate_per_address, 300u);
+  EXPECT_EQ(defaults.limits.failed_sign_in_rate_per_address, 30u);
+  EXPECT_EQ(defaults.limits.pre_auth_timeout, std::chrono::seconds(60));
+  EXPECT_EQ(defaults.lmtp.max_connections, 500u);
+  auto config = parse_config(minimal() + R"(
+[limits]
+max_connections_per_address = 5
+rate_time_unit = "10s"
+failure_delay = "250ms"
+max_failure_delay = "2s"
+pre_auth_timeout = "20s"
+max_pre_auth_commands = 12
+max_sessions_per_certificate = 7
+exempt_networks = ["192.0.2.0/24", "2001:db8:1::/48", "198.51.100.7"]
+
+[lmtp]
+max_connections = 40
+)",
+                             path());
+  const auto& l = config.limits;
+  EXPECT_EQ(l.max_connections_per_address, 5u);
+  EXPECT_EQ(l.rate_time_unit, std::chrono::seconds(10));
+  EXPECT_EQ(l.failure_delay, std::chrono::milliseconds(250));
+  EXPECT_EQ(l.max_pre_auth_commands, 12u);
+  EXPECT_EQ(l.max_sessions_per_certificate, 7u);
+  EXPECT_EQ(config.lmtp.max_connections, 40u);
+  ASSERT_EQ(l.exempt_networks.size(), 3u);
+  EXPECT_EQ(l.exempt_networks[0].text(), "192.0.2.0/24");
+  EXPECT_EQ(l.exempt_networks[1].text(), "2001:db8:1::/48");
+  EXPECT_EQ(l.exempt_networks[2].text(), "198.51.100.7/32");
+  std::array<uint8_t, 16> address{192, 0, 2, 77};
+  EXPECT_TRUE(l.exempt(false, address));
+  address[2] = 3;
+  EXPECT_FALSE(l.exempt(false, address));
+  std::array<uint8_t, 16> v6{0x20, 0x01, 0x0d, 0xb8, 0x00, 0x01, 0xff, 0xff,
+                             1,    2,    3,    4,    5,    6,    7,    8};
+  EXPECT_TRUE(l.exempt(true, v6));
+  v6[5] = 2;
+  EXPECT_FALSE(l.exempt(true, v6));
+  EXPECT_FALSE(l.exempt(false, {198, 51, 100, 8}));
+  EXPECT_TRUE(l.exempt(false, {198, 51, 100, 7}));
+
+  for (const auto& [text, expected] : std::vector<std::pair<std::string, std::string>>{
+           {"exempt_networks = [\"192.0.2.0/33\"]",
+            "limits.exempt_networks: \"192.0.2.0/33\" is not"},
+           {"exempt_networks = [\"example.fr\"]", "limits.exempt_networks: \"example.fr\" is not"},
+           {"max_connections_per_address = 0", "limits.max_connections_per_address: must be"},
+           {"failure_delay = \"5s\"\nmax_failure_delay = \"1s\"",
+            "limits.max_failure_delay: must not be shorter than limits.failure_delay"},
+           {"pre_auth_timeout = \"0s\"", "limits.pre_auth_timeout: must be between"},
+           {"tracked_addresses = 10", "limits.tracked_addresses: must be between"},
+           {"max_connection_per_address = 3", "limits.max_connection_per_address: unknown key"},
+       }) {
+    std::string error = error_for(minimal() + "\n[limits]\n" + text + "\n");
+    EXPECT_NE(error.find(expected), std::string::npos) << "expected \"" << expected << "\" in:\n"
+                                                       << error;
+  }
+}

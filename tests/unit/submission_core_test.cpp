@@ -42,6 +42,7 @@ struct Submission : ReportLog<core::SubmissionEvents> {
   int drops = 0;
   bool closed = false;
   bool tls_shutdown = false;
+  std::vector<size_t> pauses;  // where in `client` the core paused (after a failed sign-in)
 
   void sender_refused(std::string_view where, std::string_view field,
                       std::string_view detail) override {
@@ -102,6 +103,9 @@ struct Submission : ReportLog<core::SubmissionEvents> {
           recorded.push_back(core.take_sent_message());
           core.on_recorded(true);
           break;
+        case Kind::kPause:
+          pauses.push_back(client.size());
+          break;
         case Kind::kClose:
           closed = true;
           tls_shutdown = action.option;
@@ -150,6 +154,7 @@ Submission play(const std::vector<std::string>& segments, const Setup& setup = {
     EXPECT_EQ(runs[0].events, runs[i].events);
     EXPECT_EQ(runs[0].commands, runs[i].commands);
     EXPECT_EQ(runs[0].recorded.size(), runs[i].recorded.size());
+    EXPECT_EQ(runs[0].pauses, runs[i].pauses);
     if (!plays.same_backend) continue;
     EXPECT_EQ(runs[0].backend_commands, runs[i].backend_commands);
     EXPECT_EQ(runs[0].backend_data, runs[i].backend_data);
@@ -567,6 +572,41 @@ TEST(SubmissionCore, AuthRules) {
   EXPECT_THAT(helo.client,
               HasSubstr("501 5.5.4 Syntax: HELO hostname\r\n"
                         "501 5.5.4 Syntax: HELO hostname\r\n250 mx.test\r\n252 2.5.2"));
+}
+
+}  // namespace
+}  // namespace mssgate::test_core
+
+namespace mssgate::test_core {
+namespace {
+
+TEST(SubmissionCore, EachFailedSignInPausesBeforeItsAnswer) {
+  auto s = play("AUTH PLAIN AGEAYg==\r\nAUTH EXTERNAL =\r\n", [](Submission& w) {
+    w.verdict = {SignInFailure::kAuthorizationFailed, "why", "no", kMailbox};
+  });
+  ASSERT_EQ(s.pauses.size(), 2u);
+  EXPECT_EQ(s.client.substr(s.pauses[0]).rfind("504 5.5.4 Unrecognized", 0), 0u);
+  EXPECT_EQ(s.client.substr(s.pauses[1]).rfind("535 5.7.8 no\r\n", 0), 0u);
+  EXPECT_TRUE(play(kSignIn).pauses.empty());
+}
+
+TEST(SubmissionCore, CommandsBeforeAuthenticationAreCapped) {
+  std::string noops;
+  for (int i = 0; i < 29; ++i)
+    noops += i % 2 ? "RSET\r\n" : "NOOP\r\n";
+  // EHLO and 29 more are taken; the 31st command before AUTH ends the session.
+  auto over = play("EHLO lps\r\n" + noops + "NOOP\r\nAUTH EXTERNAL =\r\n");
+  EXPECT_THAT(over.client, HasSubstr("250 2.0.0 Ok\r\n421 4.7.0 Too many commands before "
+                                     "authentication\r\n"));
+  EXPECT_THAT(over.client, testing::Not(HasSubstr("235")));
+  EXPECT_TRUE(over.closed);
+  EXPECT_EQ(over.events.back(), "closing too_many_pre_auth_commands");
+  // After AUTH, commands are not counted.
+  std::string many;
+  for (int i = 0; i < 40; ++i)
+    many += "NOOP\r\n";
+  auto signed_in = play(kSignIn + many + "QUIT\r\n");
+  EXPECT_THAT(signed_in.client, HasSubstr("221 2.0.0 Bye\r\n"));
 }
 
 }  // namespace
