@@ -7,7 +7,6 @@ under a flood. Clients act as different hosts by connecting from 127.0.0.2, 127.
 import base64
 import http.client
 import re
-import secrets
 import smtplib
 import socket
 import sys
@@ -15,7 +14,7 @@ import time
 import unittest
 
 from harness import (APP_LABO, CLOSE_TIMEOUT, Gateway, PscIssuer, RawImap, backend_env, client_context, ctl, main,
-                     new_marker, pki, wait_for_close, wait_for_delivery, xoauth2)
+                     new_marker, pki, random_jwt, wait_for_close, wait_for_delivery, xoauth2)
 
 try:
     from prometheus_client.openmetrics.parser import text_string_to_metric_families
@@ -174,13 +173,13 @@ failure_delay = "0ms"
             client.close()
             return line
 
-        # Random tokens: each is a failed sign-in that the issuer was asked about.
+        # Random tokens of PSC's shape: each is a failed sign-in that the issuer was asked about.
         for i in range(3):
-            self.assertEqual(attempt(secrets.token_urlsafe(32), "127.0.0.6"),
+            self.assertEqual(attempt(random_jwt(), "127.0.0.6"),
                              "a1 NO [AUTHENTICATIONFAILED] The token is not valid", i)
         self.assertEqual(issuer.stats()["introspect"], 3)
         refusal = "a1 NO [LIMIT] Too many failed sign-ins from this address, try again later"
-        self.assertEqual(attempt(secrets.token_urlsafe(32), "127.0.0.6"), refusal)
+        self.assertEqual(attempt(random_jwt(), "127.0.0.6"), refusal)
         # Even a valid token: the address may not try again in this time unit.
         good = issuer.issue(PROFESSIONAL)
         self.assertEqual(attempt(good, "127.0.0.6"), refusal)
