@@ -175,7 +175,7 @@ TokenValidator::TokenValidator(std::shared_ptr<TokenIssuer> issuer, TokenCachePo
 TokenValidator::~TokenValidator() = default;
 
 asio::awaitable<TokenValidation> TokenValidator::validate(std::string token,
-                                                         Clock::duration fresher_than) {
+                                                          Clock::duration fresher_than) {
   std::shared_ptr<TokenValidator> next = successor();
   if (next) {
     TokenValidation forwarded = co_await next->validate(std::move(token), fresher_than);
