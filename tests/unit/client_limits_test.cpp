@@ -95,6 +95,7 @@ TEST_F(LimitsTest, FailedSignInsPerTimeUnitAreCappedPerAddress) {
 
 TEST_F(LimitsTest, TheDelayAfterAFailedSignInGrowsAndIsCapped) {
   std::vector<ClientLimits::Clock::duration> delays;
+  delays.reserve(7);
   for (int i = 0; i < 7; ++i)
     delays.push_back(limits_.failed_sign_in(kA, false, now_, config_));
   std::vector<ClientLimits::Clock::duration> expected{0s, 500ms, 1s, 2s, 4s, 4s, 4s};
@@ -178,6 +179,7 @@ TEST_F(LimitsTest, ManyThreadsCountTheSameAddress) {
   config_.max_connections_per_address = 1000000;
   config_.connection_rate_per_address = 1000000;
   std::vector<std::thread> threads;
+  threads.reserve(4);
   for (int t = 0; t < 4; ++t) {
     threads.emplace_back([this] {
       bool tracked = false;
