@@ -3,6 +3,7 @@ what a peer sends only the commands of a delivery (LHLO, MAIL, RCPT, DATA, RSET,
 reach the real Dovecot LMTP; XCLIENT, AUTH and the rest get a 5xx from the tap."""
 
 import socket
+import time
 import unittest
 
 from harness import APP_HOPITAL, CLOSE_TIMEOUT, Gateway, backend_env, main, wait_for_close
@@ -118,8 +119,14 @@ class TapPeers(unittest.TestCase):
         self.addCleanup(gateway.stop)
 
         # 127.0.0.2 is loopback too, but not in the list: closed before a word, Dovecot not asked.
-        # (mssgate's start made one connection to check that the backend listens.)
+        # mssgate's start makes one connection to check that the backend listens, before its
+        # ready event; the forwarder counts it once its accept returns.
+        gateway.wait_for_log(r"event=ready ")
+        deadline = time.monotonic() + 5
+        while gateway.dovecot.connections < 1 and time.monotonic() < deadline:
+            time.sleep(0.01)
         connections = gateway.dovecot.connections
+        self.assertEqual(connections, 1, "the start's check of the backend was not seen")
         stranger = socket.create_connection(("127.0.0.1", gateway.lmtp_port), timeout=10,
                                             source_address=("127.0.0.2", 0))
         self.addCleanup(stranger.close)
