@@ -153,7 +153,7 @@ def measure(build, work, pki, indicators, floods):
         flooder.starttls(context=context(pki, "org-hopital"))
         flooder.ehlo("bench")
         flooder.auth("EXTERNAL", lambda challenge=None: "", initial_response_ok=True)
-        probes = ProbeProcess(gateway.submission, PROBES)
+        probes = ProbeProcess(gateway.submission, PROBES, context(pki, "org-hopital"))
         rest_rss = gateway.rss()
         quiet_from = time.monotonic()
         time.sleep(QUIET_SECONDS)

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <array>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -7,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "protocol/ip_address.hpp"
 #include "protocol/mailbox.hpp"
 
 namespace mssgate::config {
@@ -52,6 +54,10 @@ struct TlsConfig {
   std::string client_ca;  // PEM: CAs that issue client certificates; empty: none requested
   std::vector<std::string> crl_files;
   bool crl_check = true;  // check revocation of every certificate of the client's chain
+  // A client certificate must carry the extended key usage clientAuth. False: one without any
+  // extended key usage is accepted too (a CA that omits the extension); one whose extended key
+  // usage excludes clientAuth is refused either way.
+  bool require_client_auth_eku = true;
   // CRLs downloaded on a timer, each verified against client_ca before use; the last good
   // downloads are kept in crl_cache_dir, which is where the TLS context reads them from.
   std::vector<std::string> crl_urls;
@@ -130,6 +136,28 @@ struct PscConfig {
   Duration negative_cache = 10s;  // an invalid token is remembered this long
   Duration jwks_min_refresh = 30s;
   unsigned max_sessions_per_professional = 50;
+  // A signed-in session's token is asked about again this often while it has not expired, so
+  // that a revoked token ends its sessions (0: never).
+  Duration token_recheck_interval = 60s;
+  // A session signed in with a token ends at this age (0: never); PSC's own session lasts 4 h.
+  Duration max_session_age = 4h;
+
+  // Which valid tokens are taken (see docs/configuration.md). The LPS clients (azp, client_id)
+  // allowed: empty, none (every token is refused); "*", any.
+  std::vector<std::string> allowed_clients;
+  std::string required_audience;                   // empty: aud not checked
+  std::string required_scope;                      // empty: scope not checked
+  std::vector<std::string> accepted_acr;           // empty: any acr
+  std::vector<std::string> accepted_amr;           // empty: any amr
+  std::vector<std::string> token_types{"Bearer"};  // typ; empty: any
+  // The look at a token before PSC is asked: "jwt" (a signed compact JWS) or "opaque".
+  std::string token_format = "jwt";
+  size_t max_token_bytes = 8192;
+
+  // The budget of requests to PSC, for every validation together.
+  unsigned issuer_max_in_flight = 32;
+  unsigned issuer_max_per_second = 50;
+  unsigned issuer_burst = 100;
 
   bool enabled() const { return !issuer.empty(); }
   bool operator==(const PscConfig&) const = default;
@@ -152,13 +180,58 @@ struct AuthConfig {
 // The received path: Postfix delivers to mssgate's LMTP listener, which relays to Dovecot's
 // LMTP and counts each delivered message per recipient mailbox.
 struct LmtpConfig {
-  std::vector<Endpoint> listen;       // empty: no LMTP tap
+  std::vector<Endpoint> listen;  // empty: no LMTP tap
+  // The Postfix hosts that may deliver to the tap (addresses or networks). Empty: loopback
+  // peers only, and every listen address must be a loopback address.
+  std::vector<protocol::IpNetwork> allowed_peers;
   Endpoint backend{"127.0.0.1", 24};  // Dovecot's LMTP (TCP)
   size_t max_line_bytes = 4096;
   Duration command_timeout = 5min;  // Postfix's LMTP client waits this long too
   Duration data_timeout = 10min;
   Duration backend_connect_timeout = 10s;
   Duration backend_response_timeout = 10min;  // Dovecot's replies after the final dot
+
+  // Whether a connection from `peer` may deliver (see allowed_peers).
+  bool peer_allowed(const protocol::IpAddress& peer) const;
+  // Connections open at once, a budget of the tap's own: a flood on the client listeners
+  // never refuses a delivery.
+  size_t max_connections = 500;
+};
+
+// An address range ("192.0.2.0/24", "2001:db8::/48").
+struct Network {
+  std::array<uint8_t, 16> bytes{};  // IPv4: the first 4
+  unsigned prefix = 0;
+  bool v6 = false;
+  // Whether `address` (4 or 16 bytes, as `v6` says) is in the range.
+  bool contains(bool address_v6, const std::array<uint8_t, 16>& address) const;
+  std::string text() const;
+  bool operator==(const Network&) const = default;
+};
+
+// What one client address may do on the client listeners (IMAP and submission), and the phase
+// before authentication. An IPv6 address counts by its /64.
+struct LimitsConfig {
+  unsigned max_connections_per_address = 100;  // open at once
+  unsigned connection_rate_per_address = 300;  // admitted per rate_time_unit
+  // Failed sign-ins per rate_time_unit; over it, sign-ins are refused without asking anyone.
+  unsigned failed_sign_in_rate_per_address = 30;
+  // Failed sign-ins and refused connections written in full per rate_time_unit; the rest are
+  // counted and summed up in one event per address.
+  unsigned logged_events_per_address = 10;
+  Duration rate_time_unit = 1min;
+  // The answer to a failed sign-in waits: nothing the first time in a time unit, then this,
+  // doubled at each one, at most max_failure_delay.
+  Duration failure_delay = 500ms;
+  Duration max_failure_delay = 4s;
+  // From the connection to a successful sign-in, whatever the client sends meanwhile.
+  Duration pre_auth_timeout = 60s;
+  unsigned max_pre_auth_commands = 30;
+  unsigned max_sessions_per_certificate = 200;  // per certificate key, across mailboxes
+  size_t tracked_addresses = 100000;
+  std::vector<Network> exempt_networks;  // not held to the per-address limits
+
+  bool exempt(bool v6, const std::array<uint8_t, 16>& address) const;
 };
 
 // What each monthly export file is called and holds. "{month}" is replaced by YYYY-MM and
@@ -235,6 +308,7 @@ struct Config {
   DirectoryConfig directory;
   AuthConfig auth;
   LmtpConfig lmtp;
+  LimitsConfig limits;
   IndicatorsConfig indicators;
   AdminConfig admin;
 };
@@ -250,6 +324,15 @@ Config load_config(const std::string& path);
 
 // For tests and tools: the same from text, `path` naming it in errors and anchoring paths.
 Config parse_config(const std::string& text, const std::string& path);
+
+// What a valid configuration may still get wrong, one sentence per key (for --check-config,
+// and logged at start and at each reload): Pro Santé Connect with no LPS client allowed, or
+// with any allowed.
+struct ConfigWarning {
+  std::string key;
+  std::string text;
+};
+std::vector<ConfigWarning> config_warnings(const Config& config);
 
 // A reload applies everything except what only a restart can change (the listening sockets,
 // the io threads and their watchdog, the inspection threads, the indicator journal and log, the

@@ -1,3 +1,4 @@
+#include <arpa/inet.h>
 #include <toml++/toml.h>
 
 #include <algorithm>
@@ -90,6 +91,26 @@ std::optional<Endpoint> parse_endpoint(std::string_view s) {
   }
   e.port = static_cast<uint16_t>(port);
   return e;
+}
+
+// "192.0.2.0/24", "2001:db8::/48", or an address alone (all its bits).
+std::optional<Network> parse_network(std::string_view s) {
+  size_t slash = s.find('/');
+  std::string address(s.substr(0, slash));
+  Network n;
+  n.v6 = address.find(':') != std::string::npos;
+  if (inet_pton(n.v6 ? AF_INET6 : AF_INET, address.c_str(), n.bytes.data()) != 1)
+    return std::nullopt;
+  unsigned bits = n.v6 ? 128 : 32;
+  n.prefix = bits;
+  if (slash != std::string_view::npos) {
+    std::string_view digits = s.substr(slash + 1);
+    auto [ptr, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), n.prefix);
+    if (digits.empty() || ec != std::errc() || ptr != digits.data() + digits.size() ||
+        n.prefix > bits)
+      return std::nullopt;
+  }
+  return n;
 }
 
 // Reads the keys of one table; whatever is left unread at the end is an unknown key.
@@ -314,6 +335,7 @@ void read_tls(TableReader& parent, TlsConfig& out, Problems& problems, const fs:
   t.path("client_ca", out.client_ca);
   t.path_list("crl_files", out.crl_files);
   t.boolean("crl_check", out.crl_check);
+  t.boolean("require_client_auth_eku", out.require_client_auth_eku);
   t.string("min_version", out.min_version);
   t.string("max_version", out.max_version);
   t.string("ciphers", out.ciphers);
@@ -436,6 +458,35 @@ void read_smtp(TableReader& parent, SmtpConfig& out, Problems& problems, const f
   b.string("helo_name", out.backend.helo_name);
 }
 
+// Which tokens are taken, and the budget of requests to PSC.
+void read_psc_policy(TableReader& t, PscConfig& out, Problems& problems) {
+  t.strings("allowed_clients", out.allowed_clients);
+  t.string("required_audience", out.required_audience);
+  t.string("required_scope", out.required_scope);
+  t.strings("accepted_acr", out.accepted_acr);
+  t.strings("accepted_amr", out.accepted_amr);
+  t.strings("token_types", out.token_types);
+  t.string("token_format", out.token_format);
+  t.size("max_token_bytes", out.max_token_bytes, 256, 16384);
+  t.integer("issuer_max_in_flight", out.issuer_max_in_flight, 1, 10000);
+  t.integer("issuer_max_per_second", out.issuer_max_per_second, 1, 100000);
+  t.integer("issuer_burst", out.issuer_burst, 1, 1000000);
+  for (const auto& client : out.allowed_clients) {
+    if (client.empty())
+      problems.add(t.where("allowed_clients"), "psc.allowed_clients",
+                   "an empty client id is not allowed");
+  }
+  if (out.required_scope.find(' ') != std::string::npos) {
+    problems.add(t.where("required_scope"), "psc.required_scope", "must be one scope (no space)");
+  }
+  if (out.token_format != "jwt" && out.token_format != "opaque") {
+    problems.add(t.where("token_format"), "psc.token_format", "must be \"jwt\" or \"opaque\"");
+  } else if (out.mode == "jwt" && out.token_format != "jwt") {
+    problems.add(t.where("token_format"), "psc.token_format",
+                 "must be \"jwt\" when psc.mode is \"jwt\"");
+  }
+}
+
 void read_psc(TableReader& parent, PscConfig& out, Problems& problems, const fs::path& base) {
   TableReader t(parent.sub_table("psc"), "psc", problems, base);
   t.string("mode", out.mode);
@@ -454,6 +505,9 @@ void read_psc(TableReader& parent, PscConfig& out, Problems& problems, const fs:
   t.duration("negative_cache", out.negative_cache, 0ms, 10min);
   t.duration("jwks_min_refresh", out.jwks_min_refresh, 1s, 1h);
   t.integer("max_sessions_per_professional", out.max_sessions_per_professional, 1, 100000);
+  t.duration("token_recheck_interval", out.token_recheck_interval, 0ms, 1h);
+  t.duration("max_session_age", out.max_session_age, 0ms, 7 * 24h);
+  read_psc_policy(t, out, problems);
   if (!out.enabled()) return;
   if (out.mode != "introspection" && out.mode != "jwt") {
     problems.add(t.where("mode"), "psc.mode", "must be \"introspection\" or \"jwt\"");
@@ -538,6 +592,57 @@ void read_lmtp(TableReader& parent, LmtpConfig& out, Problems& problems, const f
   t.duration("data_timeout", out.data_timeout, 1s, 1h);
   t.duration("backend_connect_timeout", out.backend_connect_timeout, 100ms, 5min);
   t.duration("backend_response_timeout", out.backend_response_timeout, 100ms, 1h);
+  std::vector<std::string> peers;
+  t.strings("allowed_peers", peers);
+  for (const auto& text : peers) {
+    if (auto network = protocol::parse_ip_network(text)) {
+      out.allowed_peers.push_back(std::move(*network));
+    } else {
+      problems.add(t.where("allowed_peers"), "lmtp.allowed_peers",
+                   "\"" + text + "\" is not an IP address or network (such as \"192.0.2.25\" or " +
+                       "\"192.0.2.0/24\")");
+    }
+  }
+  // The tap trusts what it hears (no TLS, no authentication): off loopback, only named hosts.
+  if (out.allowed_peers.empty() && peers.empty()) {
+    for (const auto& endpoint : out.listen) {
+      if (endpoint.loopback()) continue;
+      problems.add(t.where("listen"), "lmtp.listen",
+                   endpoint.text() +
+                       " is not a loopback address: set lmtp.allowed_peers to the addresses of "
+                       "the Postfix hosts that may deliver to the tap");
+    }
+  }
+  t.size("max_connections", out.max_connections, 1, 1'000'000);
+}
+
+void read_limits(TableReader& parent, LimitsConfig& out, Problems& problems, const fs::path& base) {
+  TableReader t(parent.sub_table("limits"), "limits", problems, base);
+  t.integer("max_connections_per_address", out.max_connections_per_address, 1, 1'000'000);
+  t.integer("connection_rate_per_address", out.connection_rate_per_address, 1, 1'000'000);
+  t.integer("failed_sign_in_rate_per_address", out.failed_sign_in_rate_per_address, 1, 1'000'000);
+  t.integer("logged_events_per_address", out.logged_events_per_address, 0, 1'000'000);
+  t.duration("rate_time_unit", out.rate_time_unit, 1s, 1h);
+  t.duration("failure_delay", out.failure_delay, 0ms, 1min);
+  t.duration("max_failure_delay", out.max_failure_delay, 0ms, 5min);
+  t.duration("pre_auth_timeout", out.pre_auth_timeout, 1s, 1h);
+  t.integer("max_pre_auth_commands", out.max_pre_auth_commands, 1, 100'000);
+  t.integer("max_sessions_per_certificate", out.max_sessions_per_certificate, 1, 1'000'000);
+  t.size("tracked_addresses", out.tracked_addresses, 100, 10'000'000);
+  std::vector<std::string> networks;
+  t.strings("exempt_networks", networks);
+  for (const auto& text : networks) {
+    if (auto network = parse_network(text)) {
+      out.exempt_networks.push_back(*network);
+    } else {
+      problems.add(t.where("exempt_networks"), "limits.exempt_networks",
+                   "\"" + text + "\" is not an address or a network such as \"192.0.2.0/24\"");
+    }
+  }
+  if (out.max_failure_delay < out.failure_delay) {
+    problems.add(t.where("max_failure_delay"), "limits.max_failure_delay",
+                 "must not be shorter than limits.failure_delay");
+  }
 }
 
 void read_columns(TableReader& t, std::string_view key, std::vector<std::string>& out,
@@ -670,9 +775,37 @@ void read_admin(TableReader& parent, AdminConfig& out, Problems& problems, const
 
 }  // namespace
 
+bool Network::contains(bool address_v6, const std::array<uint8_t, 16>& address) const {
+  if (address_v6 != v6) return false;
+  unsigned whole = prefix / 8;
+  for (unsigned i = 0; i < whole; ++i)
+    if (address[i] != bytes[i]) return false;
+  unsigned rest = prefix % 8;
+  if (rest == 0) return true;
+  auto mask = static_cast<uint8_t>(0xff00U >> rest);
+  return (address[whole] & mask) == (bytes[whole] & mask);
+}
+
+std::string Network::text() const {
+  char buffer[INET6_ADDRSTRLEN] = {};
+  inet_ntop(v6 ? AF_INET6 : AF_INET, bytes.data(), buffer, sizeof buffer);
+  return std::string(buffer) + "/" + std::to_string(prefix);
+}
+
+bool LimitsConfig::exempt(bool v6, const std::array<uint8_t, 16>& address) const {
+  return std::any_of(exempt_networks.begin(), exempt_networks.end(),
+                     [&](const Network& network) { return network.contains(v6, address); });
+}
+
 bool Endpoint::loopback() const {
   if (host == "::1") return true;
   return host.rfind("127.", 0) == 0;
+}
+
+bool LmtpConfig::peer_allowed(const protocol::IpAddress& peer) const {
+  if (allowed_peers.empty()) return peer.loopback();
+  return std::any_of(allowed_peers.begin(), allowed_peers.end(),
+                     [&](const protocol::IpNetwork& network) { return network.contains(peer); });
 }
 
 std::string Endpoint::text() const {
@@ -704,6 +837,7 @@ Config parse_config(const std::string& text, const std::string& path) {
     read_directory(top, config.directory, problems, base);
     read_auth(top, config.auth, problems, base);
     read_lmtp(top, config.lmtp, problems, base);
+    read_limits(top, config.limits, problems, base);
     read_indicators(top, config.indicators, problems, base);
     read_admin(top, config.admin, problems, base);
   }
@@ -715,6 +849,22 @@ Config parse_config(const std::string& text, const std::string& path) {
     throw ConfigError(all);
   }
   return config;
+}
+
+std::vector<ConfigWarning> config_warnings(const Config& config) {
+  std::vector<ConfigWarning> warnings;
+  const auto& clients = config.psc.allowed_clients;
+  if (!config.psc.enabled()) return warnings;
+  if (clients.empty()) {
+    warnings.push_back({"psc.allowed_clients",
+                        "is empty: every Pro Sante Connect token will be refused; list the "
+                        "client ids (azp) of the LPS allowed to sign in"});
+  } else if (std::find(clients.begin(), clients.end(), "*") != clients.end()) {
+    warnings.push_back({"psc.allowed_clients",
+                        "has \"*\": a token issued to any PSC client is accepted, not only to "
+                        "the LPS you know"});
+  }
+  return warnings;
 }
 
 std::vector<std::string> keep_restart_only_settings(const Config& running, Config& next) {

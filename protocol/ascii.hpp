@@ -15,6 +15,11 @@ bool ascii_istarts_with(std::string_view s, std::string_view prefix);
 // of them a space or a control character. What is kept from the content is never longer.
 bool printable_word(std::string_view s, size_t max_bytes);
 
+// A value a message gave, made fit for the indicator journal, its log and the exports: every
+// control character (C0, DEL, C1) and every byte that is not part of valid UTF-8 replaced by
+// "?", then cut to at most `max_bytes` bytes between two characters.
+std::string sanitized_text(std::string_view value, size_t max_bytes);
+
 // Bytes as lower-case hexadecimal (digests, random identifiers).
 std::string hex_lower(std::string_view bytes);
 

@@ -103,6 +103,15 @@ const char* tokenize_segment(std::string_view text, std::string* literal,
 
 }  // namespace
 
+size_t ImapCommandParser::held_capacity() const {
+  size_t held = current_.capacity();
+  for (const auto& text : texts_)
+    held += text.capacity();
+  for (const auto& literal : literals_)
+    held += literal.capacity();
+  return held;
+}
+
 bool ImapCommandParser::mid_command() const {
   return !completed_ && (in_literal_ || !current_.empty() || !texts_.empty());
 }
@@ -178,8 +187,9 @@ ImapCommandParser::Result ImapCommandParser::finish_line(size_t consumed) {
     text_total_ += current_.size();
     texts_.push_back(std::move(current_));
     current_.clear();
+    // Nothing is reserved for the literal: its memory grows with the bytes that arrive, so an
+    // announced size costs nothing until the client sends it.
     literals_.emplace_back();
-    literals_.back().reserve(marker->length);
     literal_remaining_ = marker->length;
     in_literal_ = marker->length > 0;
     if (marker->synchronising) return {Status::kNeedLiteralContinuation, consumed};

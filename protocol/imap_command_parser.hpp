@@ -65,6 +65,9 @@ class ImapCommandParser {
   const ImapParseError& error() const { return error_; }
   // True while the parser holds bytes of an unfinished command.
   bool mid_command() const;
+  // The memory the parser holds for the command under way (string capacities), which grows
+  // only with the bytes fed, never with a size the client announces.
+  size_t held_capacity() const;
 
  private:
   void start_over();

@@ -27,6 +27,34 @@ const json::string* string_member(const json::object& o, std::string_view key) {
   return it != o.end() && it->value().is_string() ? &it->value().as_string() : nullptr;
 }
 
+// The field of `claims` that holds the string claim `key`, if it has one.
+std::string* string_claim(TokenClaims& claims, std::string_view key) {
+  if (key == "iss") return &claims.iss;
+  if (key == "sub") return &claims.sub;
+  if (key == "azp") return &claims.azp;
+  if (key == "client_id") return &claims.client_id;
+  if (key == "jti") return &claims.jti;
+  if (key == "typ") return &claims.typ;
+  if (key == "scope") return &claims.scope;
+  if (key == "acr") return &claims.acr;
+  return nullptr;
+}
+
+// An array of strings, or (when `single_allowed`) one string; nullopt for anything else.
+std::optional<std::vector<std::string>> string_list(const json::value& value, bool single_allowed) {
+  std::vector<std::string> out;
+  if (single_allowed && value.is_string()) {
+    out.emplace_back(value.as_string());
+    return out;
+  }
+  if (!value.is_array()) return std::nullopt;
+  for (const auto& element : value.as_array()) {
+    if (!element.is_string()) return std::nullopt;
+    out.emplace_back(element.as_string());
+  }
+  return out;
+}
+
 }  // namespace
 
 // base64url (RFC 4648 §5) is base64 with two other characters and the padding left out: the
@@ -72,15 +100,16 @@ std::optional<TokenClaims> parse_token_claims(std::string_view text) {
     } else if (key == "active") {
       if (!value.is_bool()) return std::nullopt;
       claims.active = value.as_bool();
+    } else if (key == "aud" || key == "amr") {
+      auto list = string_list(value, key == "aud");
+      if (!list) return std::nullopt;
+      (key == "aud" ? claims.aud : claims.amr) = std::move(*list);
     } else if (value.is_string()) {
       std::string s(value.as_string());
-      if (key == "iss") claims.iss = s;
-      if (key == "sub") claims.sub = s;
-      if (key == "azp") claims.azp = s;
-      if (key == "jti") claims.jti = s;
+      if (std::string* field = string_claim(claims, key)) *field = s;
       claims.strings[std::string(key)] = std::move(s);
-    } else if (key == "iss" || key == "sub" || key == "azp") {
-      return std::nullopt;
+    } else if (key != "jti" && string_claim(claims, key)) {
+      return std::nullopt;  // a claim mssgate reads that is not a string
     }
   }
   return claims;

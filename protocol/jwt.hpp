@@ -19,7 +19,13 @@ struct TokenClaims {
   std::string iss;
   std::string sub;
   std::string azp;
+  std::string client_id;  // RFC 7662 introspection's name of the client
   std::string jti;
+  std::string typ;    // the token's type, "Bearer" for a PSC access token
+  std::string scope;  // space-separated
+  std::string acr;
+  std::vector<std::string> aud;  // a string or an array of strings in the token
+  std::vector<std::string> amr;
   std::optional<int64_t> exp;
   std::optional<int64_t> nbf;
   std::optional<int64_t> iat;
@@ -27,7 +33,7 @@ struct TokenClaims {
 };
 
 // Parses a JSON object of claims; nullopt when it is not a JSON object or a registered claim
-// has the wrong type.
+// has the wrong type (aud: a string or an array of strings; amr: an array of strings).
 std::optional<TokenClaims> parse_token_claims(std::string_view json);
 
 // A compact JWS (RFC 7515) split and decoded; the signature is not checked here.

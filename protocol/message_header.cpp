@@ -42,21 +42,30 @@ HeaderSectionReader::Result HeaderSectionReader::feed(std::string_view content) 
 std::vector<HeaderField> HeaderSectionReader::fields() const {
   std::vector<HeaderField> out;
   std::string_view rest = raw_;
+  std::string_view previous_ending;  // of the line before: a fold keeps it in the raw value
   while (!rest.empty()) {
     size_t end = rest.find('\n');
     std::string_view line = rest.substr(0, end);
     rest = end == std::string_view::npos ? std::string_view{} : rest.substr(end + 1);
-    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    std::string_view ending = "\n";
+    if (!line.empty() && line.back() == '\r') {
+      line.remove_suffix(1);
+      ending = "\r\n";
+    }
     if (line.empty()) break;
     if ((line.front() == ' ' || line.front() == '\t') && !out.empty()) {
       out.back().value += ' ';
       out.back().value += trim(line);
-      continue;
+      out.back().raw += previous_ending;
+      out.back().raw += line;
+    } else {
+      size_t colon = line.find(':');
+      if (colon == std::string_view::npos || colon == 0) continue;  // not a field: ignored
+      out.push_back({std::string(trim(line.substr(0, colon))),
+                     std::string(trim(line.substr(colon + 1))),
+                     std::string(line.substr(colon + 1))});
     }
-    size_t colon = line.find(':');
-    if (colon == std::string_view::npos || colon == 0) continue;  // not a field: ignored
-    out.push_back(
-        {std::string(trim(line.substr(0, colon))), std::string(trim(line.substr(colon + 1)))});
+    previous_ending = ending;
   }
   for (auto& field : out)
     field.value = std::string(trim(field.value));
@@ -69,6 +78,33 @@ std::vector<std::string> HeaderSectionReader::values(std::string_view name) cons
     if (ascii_iequals(field.name, name)) out.push_back(field.value);
   }
   return out;
+}
+
+std::string_view HeaderSectionReader::structure_problem() const {
+  if (raw_.find('\0') != std::string::npos) return "nul";
+  std::string_view rest = raw_;
+  bool first = true;
+  while (!rest.empty()) {
+    size_t end = rest.find('\n');
+    std::string_view line = rest.substr(0, end);
+    rest = end == std::string_view::npos ? std::string_view{} : rest.substr(end + 1);
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    if (line.find('\r') != std::string_view::npos) return "bare_cr";
+    if (line.empty()) break;
+    bool continuation = line.front() == ' ' || line.front() == '\t';
+    if (continuation && first) return "continuation_first";
+    first = false;
+    if (continuation) continue;
+    size_t colon = line.find(':');
+    if (colon == std::string_view::npos || colon == 0) return "not_a_field";
+    std::string_view name = line.substr(0, colon);
+    if (name.back() == ' ' || name.back() == '\t') return "spaced_field_name";
+    for (char c : name) {
+      auto u = static_cast<unsigned char>(c);
+      if (u <= 0x20 || u >= 0x7F) return "not_a_field";
+    }
+  }
+  return {};
 }
 
 std::vector<std::string> extract_addresses(std::string_view value) {

@@ -11,6 +11,7 @@ namespace mssgate::protocol {
 struct HeaderField {
   std::string name;   // as sent
   std::string value;  // unfolded, leading and trailing blanks removed
+  std::string raw;    // the bytes after the colon as sent, folds included, the last line end not
 };
 
 // Collects the header section of a message (RFC 5322 §2.2) as its bytes stream by, up to a cap.
@@ -33,6 +34,12 @@ class HeaderSectionReader {
   std::vector<HeaderField> fields() const;
   // Every value of the field `name` (case-insensitive).
   std::vector<std::string> values(std::string_view name) const;
+  // Why readers may disagree on the fields of this section, or empty when they cannot: NUL
+  // ("nul"), a CR not followed by LF ("bare_cr": some readers end a line there), a first line
+  // that continues nothing ("continuation_first"), a line that is not "name:" ("not_a_field":
+  // some readers end the section there), white space before the colon ("spaced_field_name",
+  // obsolete syntax that some readers take for another field). Valid once complete.
+  std::string_view structure_problem() const;
 
  private:
   size_t max_bytes_;

@@ -3,6 +3,7 @@
 #include <cctype>
 
 #include "protocol/ascii.hpp"
+#include "protocol/ip_address.hpp"
 
 namespace mssgate::protocol {
 namespace {
@@ -17,7 +18,44 @@ bool valid_path_address(std::string_view address) {
   return at != std::string_view::npos && at > 0 && at + 1 < address.size();
 }
 
+bool letter_or_digit(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+}
+
+bool domain(std::string_view text) {
+  if (text.empty() || text.size() > 255) return false;
+  size_t label = 0;  // the length of the label so far
+  for (size_t i = 0; i < text.size(); ++i) {
+    char c = text[i];
+    if (c == '.') {
+      if (label == 0 || text[i - 1] == '-') return false;
+      label = 0;
+    } else if (letter_or_digit(c) || (c == '-' && label > 0)) {
+      if (++label > 63) return false;
+    } else {
+      return false;
+    }
+  }
+  return label > 0 && text.back() != '-';
+}
+
+bool address_literal(std::string_view text) {
+  if (text.size() < 3 || text.front() != '[' || text.back() != ']') return false;
+  std::string_view inside = text.substr(1, text.size() - 2);
+  if (ascii_istarts_with(inside, "IPv6:")) {
+    std::string_view address = inside.substr(5);  // (an IPv4-mapped address is IPv6 syntax too)
+    return address.find(':') != std::string_view::npos && parse_ip_address(address);
+  }
+  // IPv4: four decimal numbers (inet_pton takes nothing else for AF_INET).
+  auto address = parse_ip_address(inside);
+  return address && !address->v6 && inside.find(':') == std::string_view::npos;
+}
+
 }  // namespace
+
+bool ehlo_domain_or_address_literal(std::string_view argument) {
+  return domain(argument) || address_literal(argument);
+}
 
 SmtpCommand parse_smtp_command(std::string_view line) {
   size_t space = line.find(' ');

@@ -27,6 +27,11 @@ struct SmtpPathArgument {
 std::optional<SmtpPathArgument> parse_path_argument(std::string_view argument,
                                                     std::string_view keyword);
 
+// An EHLO argument RFC 5321 §4.1.1.1 allows: a domain (letters, digits and hyphens in labels
+// of 1 to 63 characters, no hyphen at either end of a label, at most 255 characters) or an
+// address literal ("[192.0.2.1]", "[IPv6:2001:db8::1]").
+bool ehlo_domain_or_address_literal(std::string_view argument);
+
 // RFC 3461 xtext, used by XCLIENT and DSN parameters.
 std::string xtext_encode(std::string_view value);
 

@@ -54,6 +54,14 @@ struct IndicatorDocument {
   bool operator==(const IndicatorDocument&) const = default;
 };
 
+// The caps on the texts an event takes from a message (docs/indicators.md): longer values are
+// cut, and control characters and bytes that are not UTF-8 are replaced by "?", before they
+// reach the journal.
+inline constexpr size_t kMaxNilBytes = 64;         // X-MSS-NIL
+inline constexpr size_t kMaxCodeBytes = 64;        // a document code, its code system, a claim
+inline constexpr size_t kMaxMessageIdBytes = 250;  // Message-ID
+inline constexpr size_t kMaxAddressBytes = 254;    // a recipient of the LMTP tap (RFC 5321)
+
 // The indicator event of one message for one mailbox. Nothing here is content: no body, no
 // INS value, no name.
 struct IndicatorEvent {

@@ -339,8 +339,15 @@ ReportTable IndicatorReader::daily_documents(const std::string& mailbox, const s
              {from, to, "", mailbox}, columns);
 }
 
+std::string csv_neutralised(const std::string& value) {
+  static constexpr std::string_view kFormulaStarts = "=+-@\t\r";
+  if (value.empty() || kFormulaStarts.find(value.front()) == std::string_view::npos) return value;
+  return "'" + value;
+}
+
 std::string to_csv(const ReportTable& table, char separator) {
-  auto field = [&](const std::string& value) {
+  auto field = [&](const std::string& text) {
+    std::string value = csv_neutralised(text);
     if (value.find_first_of(std::string("\"\r\n") + separator) == std::string::npos) return value;
     std::string quoted = "\"";
     for (char c : value) {

@@ -46,6 +46,13 @@ class IndicatorReader {
 // "YYYY-MM" → its first and last days; false when the text is no month.
 bool month_days(const std::string& month, std::string& first, std::string& last);
 
+// A CSV cell that a spreadsheet would take for a formula, one that starts with "=", "+", "-",
+// "@", a tab or a carriage return, gets a single quote in front (OWASP's "CSV injection"
+// rule): a sender's X-MSS-NIL "=HYPERLINK(...)" shows as text, never runs.
+std::string csv_neutralised(const std::string& value);
+
+// RFC 4180 text: every cell neutralised, then quoted when it holds a quote, the separator or a
+// line break.
 std::string to_csv(const ReportTable& table, char separator);
 std::string to_json(const ReportTable& table);  // an array of objects, numbers as numbers
 

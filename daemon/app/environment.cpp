@@ -35,7 +35,9 @@ std::shared_ptr<GatewayEnvironment> build_environment(const config::Config& conf
       std::make_shared<boost::asio::ssl::context>(build_server_tls_context(config.tls).release());
   env->psc_files_stamp =
       files_stamp({config.psc.client_certificate, config.psc.client_key, config.psc.ca_file});
-  env->validator = psc_validator_for(config.psc, env->psc_files_stamp, running, std::move(http));
+  env->psc_budget = psc_budget_for(config.psc, running);
+  env->validator = psc_validator_for(config.psc, env->psc_files_stamp, running, std::move(http),
+                                     env->psc_budget);
   if (running) env->indicators = running->indicators;
   if (running) env->inspection = running->inspection;
   // Last, once nothing else can refuse the configuration.
@@ -54,6 +56,11 @@ std::shared_ptr<GatewayEnvironment> build_environment(const config::Config& conf
 LogSettings log_settings(const config::Config& config) {
   return LogSettings{config.server.log_level, config.server.log_file, config.server.audit_log,
                      config.server.log_repeat_limit, config.server.log_repeat_window};
+}
+
+void log_config_warnings(const config::Config& config) {
+  for (const auto& warning : config::config_warnings(config))
+    Event("config_warning").add("key", warning.key).add("warning", warning.text).warn();
 }
 
 }  // namespace mssgate::daemon

@@ -42,4 +42,7 @@ std::shared_ptr<GatewayEnvironment> build_environment(const config::Config& conf
 
 LogSettings log_settings(const config::Config& config);
 
+// Logs config::config_warnings (`config_warning key=… warning=…`), at start and at each reload.
+void log_config_warnings(const config::Config& config);
+
 }  // namespace mssgate::daemon

@@ -18,6 +18,7 @@
 #include "daemon/app/listeners.hpp"
 #include "daemon/app/reloader.hpp"
 #include "daemon/app/service_notifier.hpp"
+#include "daemon/app/session_reviewer.hpp"
 #include "daemon/net/spawn.hpp"
 #include "daemon/services/admin_server.hpp"
 #include "daemon/services/crl_refresher.hpp"
@@ -43,6 +44,23 @@ void raise_open_file_limit() {
 
 int64_t microseconds(Clock::duration d) {
   return std::chrono::duration_cast<std::chrono::microseconds>(d).count();
+}
+
+// One event per client address and time unit for what was left out of the log about it:
+// failed sign-ins beyond its rate (to the audit trail), refused connections beyond it.
+void write_address_summaries(ClientLimits& clients) {
+  for (const auto& summary : clients.take_summaries(ClientLimits::Clock::now())) {
+    bool sign_ins = summary.kind == ClientLimits::Kind::kFailedSignIn;
+    Event event(sign_ins ? "sign_in_failures_summarised" : "connections_refused_summarised");
+    event.add("address", summary.address.text())
+        .add("count", summary.left_out)
+        .add("written", summary.written)
+        .add("window_ms",
+             std::chrono::duration_cast<std::chrono::milliseconds>(summary.unit).count());
+    if (sign_ins) event.audit();
+    event.warn();
+  }
+  metrics::gateway().client_addresses.with().set(static_cast<double>(clients.tracked()));
 }
 
 // The process: loads the configuration's environment, binds the listeners and the admin
@@ -73,6 +91,7 @@ class Gateway {
   bool start() {
     try {
       configure_logging(log_settings(config_));
+      log_config_warnings(config_);
       auto first = build_environment(config_, true, http_);
       first->indicators = journal_ = open_journal();
       if (journal_) first->inspection = inspection_ = open_inspection();
@@ -129,6 +148,9 @@ class Gateway {
     housekeeping_timer_.emplace(pool_->main());
     housekeeping();
     crl_refresher_->start();  // with no URL (yet: a reload may add some), it only waits
+    reviewer_.emplace(
+        pool_->main(), [this] { return slot_->get(); }, shared_.counters);
+    reviewer_->start();
     spawn_task(pool_->main().get_executor(), announce_ready(), "ready");
   }
 
@@ -147,15 +169,17 @@ class Gateway {
                      slot_->get()->config.server.stop_timeout, [this] {
                        listeners_->stop();
                        crl_refresher_->stop();
+                       if (reviewer_) reviewer_->stop();
                      });
       }
       wait_for_signal();
     });
   }
 
-  // Summaries of repeated warnings whose window ended.
+  // Summaries of repeated warnings, and of client addresses, whose window ended.
   void housekeeping() {
     flush_log_repeats();
+    write_address_summaries(shared_.counters->clients);
     housekeeping_timer_->expires_after(std::chrono::seconds(1));
     housekeeping_timer_->async_wait([this](const error_code& ec) {
       if (!ec) housekeeping();
@@ -214,6 +238,7 @@ class Gateway {
   std::optional<AdminServer> admin_;
   std::optional<Reloader> reloader_;
   std::optional<CrlRefresher> crl_refresher_;
+  std::optional<SessionReviewer> reviewer_;
   std::optional<GracefulStop> stop_;
   std::optional<asio::signal_set> signals_;
   std::optional<IoWatchdog> watchdog_;  // on a thread of its own

@@ -23,6 +23,50 @@ using tcp = asio::ip::tcp;
 constexpr auto kTuple = asio::as_tuple(asio::use_awaitable);
 constexpr auto kPause = std::chrono::milliseconds(100);
 
+// Where a connection comes from: its address as the per-address limits count it (an IPv4
+// address, an IPv6 /64; an IPv4-mapped IPv6 address is its IPv4 address), whether it is in
+// limits.exempt_networks, and "address:port" for the log.
+struct Peer {
+  std::optional<ClientAddress> address;
+  bool exempt = false;
+  std::string text;
+};
+
+Peer peer_of(const tcp::socket& socket, const config::LimitsConfig& limits) {
+  boost::system::error_code ec;
+  auto remote = socket.remote_endpoint(ec);
+  if (ec) return {};
+  auto address = remote.address();
+  if (address.is_v6() && address.to_v6().is_v4_mapped())
+    address = asio::ip::make_address_v4(asio::ip::v4_mapped, address.to_v6());
+  Peer peer;
+  std::array<uint8_t, 16> bytes{};
+  if (address.is_v4()) {
+    auto v4 = address.to_v4().to_bytes();
+    std::copy(v4.begin(), v4.end(), bytes.begin());
+    peer.address = ClientAddress::ipv4(address.to_v4().to_uint());
+    peer.text = address.to_string() + ":" + std::to_string(remote.port());
+  } else {
+    bytes = address.to_v6().to_bytes();
+    peer.address = ClientAddress::ipv6(bytes);
+    peer.text = "[" + address.to_string() + "]:" + std::to_string(remote.port());
+  }
+  peer.exempt = limits.exempt(address.is_v6(), bytes);
+  return peer;
+}
+
+// Tells a refused client why in one line, without waiting (a new socket's send buffer is
+// empty), and closes.
+void refuse(tcp::socket& socket, std::string_view line) {
+  boost::system::error_code ignored;
+  if (!line.empty()) {
+    socket.non_blocking(true, ignored);
+    socket.write_some(asio::buffer(line), ignored);
+  }
+  socket.shutdown(tcp::socket::shutdown_both, ignored);
+  socket.close(ignored);
+}
+
 }  // namespace
 
 Listeners::Listeners(IoPool& pool, const EnvironmentSlot& slot, const SessionShared& shared)
@@ -86,27 +130,73 @@ void Listeners::start_session(tcp::socket socket, const Listener& listener) {
   try {
     faults::point("start_session");
     auto environment = slot_.get();
+    auto admission = admit(socket, listener, environment->config);
+    if (!admission) return;
+    const auto& counters = shared_.counters;
     switch (listener.kind) {
       case Kind::kImap:
         return start_imap_session(std::move(socket), ImapListenerKind::kStartTls, environment,
-                                  shared_.counters);
+                                  counters, std::move(*admission));
       case Kind::kImaps:
         return start_imap_session(std::move(socket), ImapListenerKind::kImplicitTls, environment,
-                                  shared_.counters);
+                                  counters, std::move(*admission));
       case Kind::kSubmission:
         return start_smtp_session(std::move(socket), SmtpListenerKind::kStartTls, environment,
-                                  shared_.counters, shared_.smtp_features);
+                                  counters, shared_.smtp_features, std::move(*admission));
       case Kind::kSubmissions:
         return start_smtp_session(std::move(socket), SmtpListenerKind::kImplicitTls, environment,
-                                  shared_.counters, shared_.smtp_features);
+                                  counters, shared_.smtp_features, std::move(*admission));
       case Kind::kLmtp:
-        return start_lmtp_session(std::move(socket), environment, shared_.counters);
+        return start_lmtp_session(std::move(socket), environment, counters, std::move(*admission));
     }
   } catch (const std::exception& e) {
     // This connection is lost (the socket closes with this frame); the listener goes on.
     metrics::gateway().connections_refused.with({listener.name, "start_failed"}).inc();
     Event("session_start_failed").add("listener", listener.name).add("error", e.what()).error();
   }
+}
+
+std::optional<Admission> Listeners::admit(tcp::socket& socket, const Listener& listener,
+                                          const config::Config& config) {
+  bool lmtp = listener.kind == Kind::kLmtp;
+  Peer peer = peer_of(socket, config.limits);
+  auto decision = daemon::admit(shared_.counters, lmtp ? Budget::kLmtp : Budget::kClients,
+                                lmtp ? std::nullopt : peer.address, peer.exempt, config,
+                                ClientLimits::Clock::now());
+  if (decision.admission) return std::move(decision.admission);
+  bool by_address = decision.refusal != "max_connections";
+  metrics::gateway().connections_refused.with({listener.name, decision.refusal}).inc();
+  // The first refusals of an address in its time unit are written, the rest summed up.
+  if (!by_address ||
+      shared_.counters->clients.write_in_full(*peer.address, ClientLimits::Kind::kRefusedConnection,
+                                              ClientLimits::Clock::now(), config.limits)) {
+    Event event("connection_refused");
+    event.add("listener", listener.name).add("peer", peer.text);
+    if (by_address) event.add("address", peer.address->text());
+    event.add("reason", decision.refusal).warn();
+  } else {
+    metrics::gateway().events_summarised.with({"connection_refused"}).inc();
+  }
+  std::string_view line;
+  switch (listener.kind) {
+    case Kind::kImap:
+      line = by_address ? "* BYE [UNAVAILABLE] Too many connections from your address, try "
+                          "again later\r\n"
+                        : "* BYE [UNAVAILABLE] Too many connections, try again later\r\n";
+      break;
+    case Kind::kSubmission:
+      line = by_address ? "421 4.7.0 Too many connections from your address, try again later\r\n"
+                        : "421 4.3.2 Too many connections, try again later\r\n";
+      break;
+    case Kind::kLmtp:
+      line = "421 4.3.2 Too many connections, try again later\r\n";
+      break;
+    case Kind::kImaps:
+    case Kind::kSubmissions:
+      break;  // before any TLS: nothing can be said
+  }
+  refuse(socket, line);
+  return std::nullopt;
 }
 
 void Listeners::stop() {

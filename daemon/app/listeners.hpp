@@ -3,12 +3,14 @@
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "config/config.hpp"
 #include "daemon/app/environment.hpp"
 #include "daemon/app/io_pool.hpp"
+#include "daemon/services/admission.hpp"
 #include "daemon/session/postfix_client.hpp"
 
 namespace mssgate::daemon {
@@ -21,9 +23,12 @@ struct SessionShared {
 
 // The client listeners (imap, imaps, submission, submissions, lmtp): bound at start, each
 // accepting on the main io context and handing every connection to a session on the next io
-// context, with the configuration in force. A session that cannot start is logged and its
-// connection closed; an accept loop that fails is logged and started again: a listener never
-// ends while the gateway runs.
+// context, with the configuration in force. Each connection is admitted first: its listener's
+// budget (the client listeners share one, the LMTP tap has its own), then on a client listener
+// its address's caps; a refused one is told so in one line (nothing on implicit TLS) and closed
+// at once, before any session or TLS. A session that cannot start is logged and its connection
+// closed; an accept loop that fails is logged and started again: a listener never ends while
+// the gateway runs.
 class Listeners {
  public:
   Listeners(IoPool& pool, const EnvironmentSlot& slot, const SessionShared& shared);
@@ -49,6 +54,8 @@ class Listeners {
   void spawn_accept_loop(Listener& listener);
   boost::asio::awaitable<void> accept_loop(Listener& listener);
   void start_session(boost::asio::ip::tcp::socket socket, const Listener& listener);
+  std::optional<Admission> admit(boost::asio::ip::tcp::socket& socket, const Listener& listener,
+                                 const config::Config& config);
 
   IoPool& pool_;
   const EnvironmentSlot& slot_;

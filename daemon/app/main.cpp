@@ -42,6 +42,8 @@ int main(int argc, char** argv) {
     config = mssgate::config::load_config(config_path);
     if (check_only) {
       mssgate::daemon::check_gateway_config(config);
+      for (const auto& warning : mssgate::config::config_warnings(config))
+        std::cerr << "mssgate: warning: " << warning.key << ": " << warning.text << "\n";
       std::cout << "mssgate: configuration " << config_path << " is valid\n";
       return 0;
     }

@@ -20,7 +20,13 @@ void Reloader::reload() {
     auto restart_keys = config::keep_restart_only_settings(running->config, next);
     auto environment = build_environment(next, true, http_, running.get());
     configure_logging(log_settings(next));
+    log_config_warnings(next);
     slot_.set(environment);
+    // Another token policy or other PSC files: sessions opened before the reload sign in with
+    // the new validator too.
+    if (running->validator && environment->validator &&
+        running->validator != environment->validator)
+      running->validator->supersede(environment->validator);
     // Another database: the old service stops refreshing (its last snapshot stays with the
     // sessions that started with it).
     if (running->directory && running->directory != environment->directory)

@@ -114,6 +114,12 @@ void ImapLoginCore::parse_error(const protocol::ImapParseError& error) {
 void ImapLoginCore::command(const protocol::ImapCommand& command) {
   const std::string& tag = command.tag;
   const std::string& name = command.name;
+  if (++commands_ > settings_.max_commands) {
+    // However harmless each (NOOP, CAPABILITY, ID), they do not keep a session unsigned-in.
+    write("* BYE Too many commands before authentication\r\n");
+    close("too_many_pre_auth_commands");
+    return;
+  }
   events_.command_started(name);
   command_open_ = true;
   if (name == "CAPABILITY") {
@@ -132,7 +138,7 @@ void ImapLoginCore::command(const protocol::ImapCommand& command) {
     tag_ = tag;
     authenticate(command);
   } else if (name == "LOGIN") {
-    events_.sign_in_attempt("LOGIN", false, "login_disabled", "");
+    failed_attempt("LOGIN", "login_disabled", "");
     write(tls_ ? tag +
                      " NO [CANNOT] LOGIN is disabled: use AUTHENTICATE EXTERNAL with a client "
                      "certificate\r\n"
@@ -240,7 +246,7 @@ void ImapLoginCore::exchange_done() {
       return;
     case SignInFailure::kMalformedResponse:
     case SignInFailure::kCancelled:
-      events_.sign_in_attempt(mechanism, false, outcome.reason, "");
+      failed_attempt(mechanism, outcome.reason, "");
       write(*outcome.failure == SignInFailure::kCancelled
                 ? tag_ + " BAD Authentication cancelled\r\n"
                 : tag_ + " BAD Invalid SASL " + mechanism + " response\r\n");
@@ -254,9 +260,16 @@ void ImapLoginCore::exchange_done() {
 
 void ImapLoginCore::refuse(std::string_view code, std::string_view text, std::string_view reason,
                            std::string_view mailbox) {
-  events_.sign_in_attempt(exchange_->mechanism(), false, reason, mailbox);
+  failed_attempt(exchange_->mechanism(), reason, mailbox);
   write(tag_ + " NO [" + std::string(code) + "] " + std::string(text) + "\r\n");
   count_sign_in_failure();
+}
+
+// The attempt goes to the audit trail, and its answer waits as the failure policy says.
+void ImapLoginCore::failed_attempt(std::string_view mechanism, std::string_view reason,
+                                   std::string_view mailbox) {
+  events_.sign_in_attempt(mechanism, false, reason, mailbox);
+  actions_.emplace_back(Kind::kPause);
 }
 
 void ImapLoginCore::count_bad_command() {

@@ -23,6 +23,7 @@ class ImapLoginCore {
     unsigned max_bad_commands = 10;
     unsigned max_sign_in_failures = 3;
     bool tokens_offered = false;  // XOAUTH2 and OAUTHBEARER are offered (once TLS is on)
+    unsigned max_commands = 30;   // commands before authentication; more end the session
   };
   enum class Kind {
     kRead,          // read client bytes, then on_client_bytes()
@@ -31,6 +32,7 @@ class ImapLoginCore {
     kAuthorize,     // ask the sign-in service about credentials(), then on_verdict()
     kLoginBackend,  // log in to the backend as the mailbox in text, then on_backend_login()
     kRelay,         // write text, then relay both ways: this core is done
+    kPause,         // a sign-in failed: wait as the failure policy says before going on
     kClose,         // end the session (option: after a TLS close_notify)
   };
   using Action = CoreAction<Kind>;
@@ -65,6 +67,8 @@ class ImapLoginCore {
   void exchange_done();
   void refuse(std::string_view code, std::string_view text, std::string_view reason,
               std::string_view mailbox);
+  void failed_attempt(std::string_view mechanism, std::string_view reason,
+                      std::string_view mailbox);
   void count_bad_command();
   void count_sign_in_failure();
   std::string capabilities() const;
@@ -79,6 +83,7 @@ class ImapLoginCore {
   std::deque<Action> actions_;
   State state_ = State::kCommands;
   unsigned bad_commands_ = 0;
+  unsigned commands_ = 0;
   bool command_open_ = false;
   SignInFailures sign_in_failures_;
   std::string tag_;  // of the AUTHENTICATE under way

@@ -1,6 +1,7 @@
 #include "daemon/core/lmtp_tap_core.hpp"
 
 #include <algorithm>
+#include <iterator>
 
 #include "protocol/ascii.hpp"
 #include "protocol/smtp_command.hpp"
@@ -13,21 +14,65 @@ std::string path_address(const std::string& line, std::string_view keyword) {
   return path ? protocol::ascii_lower(path->address) : std::string();
 }
 
-// What the tap does not relay is not offered: no BDAT, no TLS, no XCLIENT through it.
+// The commands of Postfix's LMTP client (RFC 2033): nothing else reaches Dovecot, whose LMTP
+// service would take XCLIENT, AUTH or VRFY from a trusted host.
+bool relayed_verb(std::string_view verb) {
+  static constexpr std::string_view kVerbs[] = {"LHLO", "MAIL", "RCPT", "DATA",
+                                                "RSET", "NOOP", "QUIT"};
+  return std::find(std::begin(kVerbs), std::end(kVerbs), verb) != std::end(kVerbs);
+}
+
+// The extensions Postfix may use through the tap: their parameters ride on MAIL and RCPT.
+// Any other (CHUNKING, STARTTLS, XCLIENT, XFORWARD, AUTH, VRFY...) names a command the tap
+// refuses, so it is not offered.
+bool relayed_extension(std::string_view keyword) {
+  static constexpr std::string_view kExtensions[] = {
+      "PIPELINING", "ENHANCEDSTATUSCODES", "8BITMIME", "SIZE", "DSN", "SMTPUTF8"};
+  return std::find(std::begin(kExtensions), std::end(kExtensions), keyword) !=
+         std::end(kExtensions);
+}
+
 void filter_lhlo(RawReply& reply) {
   std::vector<std::string> kept;
   for (size_t i = 0; i < reply.lines.size(); ++i) {
     if (reply.lines[i].size() < 4) continue;
     std::string keyword = protocol::ascii_upper(reply.lines[i].substr(4));
     keyword = keyword.substr(0, keyword.find(' '));
-    if (i > 0 && (keyword == "CHUNKING" || keyword == "BINARYMIME" || keyword == "STARTTLS" ||
-                  keyword == "XCLIENT" || keyword == "AUTH"))
-      continue;
+    if (i > 0 && !relayed_extension(keyword)) continue;
     kept.push_back(reply.lines[i].substr(4));
   }
   reply.lines.clear();
   for (size_t i = 0; i < kept.size(); ++i)
     reply.lines.push_back("250" + std::string(i + 1 < kept.size() ? "-" : " ") + kept[i]);
+}
+
+bool blank(char c) {
+  return c == ' ' || c == '\t';
+}
+
+// A command line as Dovecot gets it: the verb in capitals, split from its argument at any run
+// of blanks (so that "XCLIENT\tADDR=" is XCLIENT), then one space.
+struct TapCommand {
+  std::string verb;
+  std::string line;
+  bool control = false;  // a control character in the line (other than a tab)
+};
+
+TapCommand split_command(std::string_view line) {
+  TapCommand command;
+  command.control = std::any_of(line.begin(), line.end(), [](char c) {
+    auto u = static_cast<unsigned char>(c);
+    return (u < 0x20 && c != '\t') || u == 0x7f;
+  });
+  size_t end = 0;
+  while (end < line.size() && !blank(line[end]))
+    ++end;
+  command.verb = protocol::ascii_upper(line.substr(0, end));
+  while (end < line.size() && blank(line[end]))
+    ++end;
+  std::string_view argument = line.substr(end);
+  command.line = command.verb + (argument.empty() ? "" : " ") + std::string(argument);
+  return command;
 }
 
 }  // namespace
@@ -87,14 +132,14 @@ bool LmtpTapCore::advance() {
 }
 
 void LmtpTapCore::command(const std::string& line) {
-  std::string verb = protocol::ascii_upper(line.substr(0, line.find(' ')));
-  events_.command_started(line.substr(0, line.find(' ')));
+  TapCommand command = split_command(line);
+  events_.command_started(command.verb);
   command_open_ = true;
-  if (verb == "BDAT" || verb == "STARTTLS" || verb == "XCLIENT" || verb == "AUTH")
-    return write("502 5.5.1 Command not implemented\r\n");
-  verb_ = verb;
-  line_ = line;
-  ask(Kind::kRelay, verb == "DATA" ? Await::kDataReply : Await::kReply, line + "\r\n");
+  if (command.control) return write("501 5.5.2 Control character in the command line\r\n");
+  if (!relayed_verb(command.verb)) return write("502 5.5.1 Command not implemented\r\n");
+  verb_ = command.verb;
+  line_ = command.line;
+  ask(Kind::kRelay, verb_ == "DATA" ? Await::kDataReply : Await::kReply, line_ + "\r\n");
 }
 
 void LmtpTapCore::on_backend_reply(std::optional<RawReply> reply) {

@@ -48,10 +48,11 @@ class LmtpEvents : public SessionEvents {
   virtual void transaction(bool open) = 0;
 };
 
-// The LMTP tap between Postfix and Dovecot's LMTP service (RFC 2033): every command relayed
-// as it is, what the tap cannot relay (BDAT, STARTTLS, XCLIENT, AUTH) neither offered nor
-// accepted, DATA streamed to Dovecot while it is inspected and fingerprinted, and the
-// deliveries Dovecot accepted recorded (durably) before Postfix hears its per-recipient replies.
+// The LMTP tap between Postfix and Dovecot's LMTP service (RFC 2033): the commands of an LMTP
+// delivery (LHLO, MAIL, RCPT, DATA, RSET, NOOP, QUIT) relayed, any other refused with 502 and
+// never offered in the LHLO answer (XCLIENT, AUTH, VRFY, BDAT, STARTTLS...), DATA streamed to
+// Dovecot while it is inspected and fingerprinted, and the deliveries Dovecot accepted recorded
+// (durably) before Postfix hears its per-recipient replies.
 class LmtpTapCore {
  public:
   struct Settings {

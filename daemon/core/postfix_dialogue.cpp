@@ -17,6 +17,16 @@ PostfixFeatures features_of(const protocol::SmtpReply& ehlo) {
   return features;
 }
 
+// The client's name as Postfix hears it (XCLIENT HELO= and the EHLO after XCLIENT): the client's
+// EHLO argument when it is a domain or an address literal, else the client's address as a
+// literal (RFC 5321 §4.1.3): nothing else of the client's line reaches Postfix.
+std::string relayed_helo(const XclientIdentity& identity) {
+  if (identity.helo.empty() || protocol::ehlo_domain_or_address_literal(identity.helo))
+    return identity.helo;
+  const std::string& address = identity.client_address;
+  return address.find(':') != std::string::npos ? "[IPv6:" + address + "]" : "[" + address + "]";
+}
+
 }  // namespace
 
 PostfixDialogue::PostfixDialogue(State state, std::string_view step, std::string pending_write)
@@ -35,8 +45,8 @@ PostfixDialogue PostfixDialogue::introduce(const XclientIdentity& identity,
   PostfixDialogue dialogue(State::kXclient, "xclient", xclient_command(identity));
   dialogue.features_ = features;
   // After XCLIENT, Postfix logs the client's own EHLO name.
-  dialogue.then_ehlo_ =
-      "EHLO " + (identity.helo.empty() ? std::string(helo_name) : identity.helo) + "\r\n";
+  std::string helo = relayed_helo(identity);
+  dialogue.then_ehlo_ = "EHLO " + (helo.empty() ? std::string(helo_name) : helo) + "\r\n";
   if (!features.xclient) dialogue.fail("the backend does not offer XCLIENT to this host");
   return dialogue;
 }
@@ -44,9 +54,10 @@ PostfixDialogue PostfixDialogue::introduce(const XclientIdentity& identity,
 std::string PostfixDialogue::xclient_command(const XclientIdentity& identity) {
   const std::string& address = identity.client_address;
   std::string shown = address.find(':') != std::string::npos ? "IPV6:" + address : address;
+  std::string helo = relayed_helo(identity);
   return "XCLIENT ADDR=" + protocol::xtext_encode(shown) +
-         " PORT=" + std::to_string(identity.client_port) + " PROTO=ESMTP HELO=" +
-         protocol::xtext_encode(identity.helo.empty() ? "unknown" : identity.helo) +
+         " PORT=" + std::to_string(identity.client_port) +
+         " PROTO=ESMTP HELO=" + protocol::xtext_encode(helo.empty() ? "unknown" : helo) +
          " LOGIN=" + protocol::xtext_encode(identity.mailbox) + "\r\n";
 }
 

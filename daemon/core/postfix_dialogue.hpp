@@ -22,7 +22,8 @@ struct PostfixFeatures {
 struct XclientIdentity {
   std::string client_address;
   uint16_t client_port = 0;
-  std::string helo;  // the client's EHLO name; empty when it gave none
+  std::string helo;  // the client's EHLO argument; empty when it gave none. Relayed only when
+                     // it is a domain or an address literal, else the address as a literal.
   std::string mailbox;
 };
 

@@ -122,6 +122,11 @@ bool SubmissionCore::read_line(std::string& line, bool& too_long) {
 
 void SubmissionCore::command(const protocol::SmtpCommand& command) {
   const std::string& verb = command.verb;
+  if (mailbox_.empty() && ++pre_auth_commands_ > settings_.max_pre_auth_commands) {
+    // However harmless each (EHLO, NOOP, RSET), they do not keep a session unsigned-in.
+    answer("421 4.7.0 Too many commands before authentication\r\n");
+    return close("too_many_pre_auth_commands");
+  }
   events_.command_started(verb);
   command_open_ = true;
   if (verb == "EHLO" || verb == "HELO") return hello(command);
@@ -249,27 +254,31 @@ void SubmissionCore::exchange_done() {
     events_.sign_in_attempt(mechanism, true, "ok", mailbox_);
     return answer("235 2.7.0 Authentication successful\r\n");
   }
+  bool decided = *outcome.failure != SignInFailure::kUnsupportedMechanism &&
+                 *outcome.failure != SignInFailure::kCancelled &&
+                 *outcome.failure != SignInFailure::kMalformedResponse;
+  failed_attempt(outcome.reason, decided ? std::string_view(outcome.mailbox) : "");
   switch (*outcome.failure) {
     case SignInFailure::kUnsupportedMechanism:
-      events_.sign_in_attempt(mechanism, false, outcome.reason, "");
       return refuse("504 5.5.4 Unrecognized authentication type\r\n");
     case SignInFailure::kCancelled:
-      events_.sign_in_attempt(mechanism, false, outcome.reason, "");
       return sign_in_failed("501 5.7.0 Authentication cancelled\r\n");
     case SignInFailure::kMalformedResponse:
-      events_.sign_in_attempt(mechanism, false, outcome.reason, "");
       return sign_in_failed("501 5.5.2 Invalid SASL " + mechanism + " response\r\n");
     case SignInFailure::kTemporaryFailure:
-      events_.sign_in_attempt(mechanism, false, outcome.reason, outcome.mailbox);
       return sign_in_failed("454 4.7.0 Mail service temporarily unavailable, try again later\r\n");
     case SignInFailure::kLimitReached:
-      events_.sign_in_attempt(mechanism, false, outcome.reason, outcome.mailbox);
       return sign_in_failed("454 4.7.0 " + outcome.client_text + "\r\n");
     case SignInFailure::kAuthenticationFailed:
     case SignInFailure::kAuthorizationFailed:
-      events_.sign_in_attempt(mechanism, false, outcome.reason, outcome.mailbox);
       return sign_in_failed("535 5.7.8 " + outcome.client_text + "\r\n");
   }
+}
+
+// The attempt goes to the audit trail, and its answer waits as the failure policy says.
+void SubmissionCore::failed_attempt(std::string_view reason, std::string_view mailbox) {
+  events_.sign_in_attempt(exchange_->mechanism(), false, reason, mailbox);
+  request(Kind::kPause, Resume::kNone);
 }
 
 void SubmissionCore::on_backend_ready(bool ready, const PostfixFeatures& features) {
@@ -313,10 +322,13 @@ void SubmissionCore::mail(const std::string& argument) {
   bool null_sender = path->address.empty();
   if ((null_sender && !settings_.allow_null_sender) ||
       (!null_sender && !sender_allowed(path->address))) {
-    events_.sender_refused("envelope");
+    events_.sender_refused("envelope", "", "");
     return answer("550 5.7.1 Sender address not allowed for this mailbox\r\n");
   }
   pending_sender_ = path->address;
+  pending_smtputf8_ = false;
+  for (const auto& parameter : path->parameters)
+    pending_smtputf8_ = pending_smtputf8_ || parameter.first == "SMTPUTF8";
   pending_mail_line_ = "MAIL FROM:<" + path->address + ">";
   if (!path->parameter_text.empty()) pending_mail_line_ += " " + path->parameter_text;
   pending_mail_line_ += "\r\n";
@@ -363,6 +375,7 @@ void SubmissionCore::on_backend_reply(std::optional<protocol::SmtpReply> reply) 
     case Resume::kMailRetryReply:
       if (!reply || !reply->positive()) return refuse_relayed(reply, "Sender");
       mail_from_ = pending_sender_;
+      smtputf8_ = pending_smtputf8_;
       events_.transaction(true);
       return answer("250 2.1.0 Sender OK\r\n");
     case Resume::kRecipientReply:
@@ -407,6 +420,7 @@ void SubmissionCore::reset_transaction(bool tell_backend) {
   if (tell_backend && backend_ready_ && mail_from_)
     request(Kind::kBackendCommand, Resume::kReset, "RSET\r\n");
   mail_from_.reset();
+  smtputf8_ = false;
   events_.transaction(false);
   recipients_.clear();
   message_.reset();

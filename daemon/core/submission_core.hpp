@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "daemon/core/action.hpp"
+#include "daemon/core/author_check.hpp"
 #include "daemon/core/message_stream.hpp"
 #include "daemon/core/postfix_dialogue.hpp"
 #include "daemon/core/sasl_exchange.hpp"
@@ -45,8 +46,10 @@ std::string queue_id(const protocol::SmtpReply& reply);
 
 class SubmissionEvents : public SessionEvents {
  public:
-  // A sender was refused: `where` is envelope or from_header.
-  virtual void sender_refused(std::string_view where) = 0;
+  // A sender was refused: `where` is envelope or from_header; for from_header, the field
+  // (header, from, sender, resent_from, resent_sender) and the detail word of check_authors.
+  virtual void sender_refused(std::string_view where, std::string_view field,
+                              std::string_view detail) = 0;
   virtual void message_finished(const MessageOutcome& outcome) = 0;
   // A mail transaction opens (MAIL accepted) or closes: a graceful stop waits for open ones.
   virtual void transaction(bool open) = 0;
@@ -56,10 +59,10 @@ class SubmissionEvents : public SessionEvents {
 
 // SMTP submission (RFC 6409) in front of Postfix: EHLO, STARTTLS (refused when more bytes
 // follow it), AUTH through a SaslExchange, then MAIL and RCPT relayed one at a time, the
-// sender held to the signed-in mailbox and its allowed senders (envelope and From header),
-// DATA and BDAT (RFC 3030) streamed to Postfix as DATA, the header section held until its From
-// is checked, the 250 given only after Postfix's and after the message's indicator event is
-// durable.
+// sender held to the signed-in mailbox and its allowed senders (envelope, and the author fields
+// of the header: check_authors), DATA and BDAT (RFC 3030) streamed to Postfix as DATA, the
+// header section held until its author fields are checked, the 250 given only after Postfix's and
+// after the message's indicator event is durable.
 class SubmissionCore {
  public:
   struct Settings {
@@ -72,7 +75,8 @@ class SubmissionCore {
     unsigned max_sign_in_failures = 3;
     bool allow_null_sender = false;
     bool tokens_offered = false;
-    bool inspect = false;  // messages are inspected (when indicators are recorded)
+    bool inspect = false;                 // messages are inspected (when indicators are recorded)
+    unsigned max_pre_auth_commands = 30;  // commands before AUTH succeeds; more end the session
   };
   enum class Kind {
     kRead,           // read client bytes (option: DATA/BDAT content), then on_client_bytes()
@@ -89,6 +93,7 @@ class SubmissionCore {
                       // new message begins (text empty)
     kInspectEnd,      // the message has ended: its inspection's facts, then on_inspected()
     kRecord,          // record take_sent_message()'s indicator event, then on_recorded()
+    kPause,           // a sign-in failed: wait as the failure policy says before going on
     kClose,           // end the session (option: after a TLS close_notify)
   };
   using Action = CoreAction<Kind>;
@@ -155,6 +160,7 @@ class SubmissionCore {
     Fate fate = Fate::kHolding;
     bool header_ready = false;
     bool complete = false;
+    std::optional<AuthorRefusal> author_refusal;  // when the fate is kSenderRefused
     std::optional<protocol::SmtpReply> reply;
     bool failed() const { return fate != Fate::kHolding && fate != Fate::kStreaming; }
   };
@@ -178,6 +184,7 @@ class SubmissionCore {
   void backend_lost();
   void refuse(std::string text);
   void sign_in_failed(std::string text);
+  void failed_attempt(std::string_view reason, std::string_view mailbox);
   void answer(std::string text);
   void request(Kind kind, Resume resume, std::string text = {}, bool option = false);
   void close(std::string_view reason, bool tls_shutdown = false);
@@ -215,6 +222,7 @@ class SubmissionCore {
   bool command_open_ = false;
   Mode mode_ = Mode::kCommands;
   unsigned bad_commands_ = 0;
+  unsigned pre_auth_commands_ = 0;
   SignInFailures sign_in_failures_;
   std::optional<SaslExchange> exchange_;
   PostfixFeatures features_;
@@ -225,6 +233,8 @@ class SubmissionCore {
   std::string pending_mail_line_;  // MAIL FROM, until the backend took it
   std::string pending_sender_;
   std::optional<std::string> mail_from_;
+  bool pending_smtputf8_ = false;  // the MAIL waiting for the backend announced SMTPUTF8
+  bool smtputf8_ = false;          // the transaction did (RFC 6531): UTF-8 in the From header
   std::string pending_recipient_;
   std::vector<std::string> recipients_;
   std::optional<Message> message_;

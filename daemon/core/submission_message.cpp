@@ -1,10 +1,24 @@
 // The DATA and BDAT half of the submission core.
 #include <algorithm>
+#include <string>
 
 #include "daemon/core/submission_core.hpp"
 #include "protocol/ascii.hpp"
 
 namespace mssgate::core {
+namespace {
+
+// The client's answer to a refused author field: which field, never what it held.
+std::string author_refusal_text(const AuthorRefusal& refusal) {
+  if (refusal.field == "header") return "550 5.7.1 Message header cannot be read unambiguously\r\n";
+  std::string_view name = refusal.field == "sender"          ? "Sender"
+                          : refusal.field == "resent_from"   ? "Resent-From"
+                          : refusal.field == "resent_sender" ? "Resent-Sender"
+                                                             : "From";
+  return "550 5.7.1 " + std::string(name) + " header must be the authenticated mailbox\r\n";
+}
+
+}  // namespace
 
 std::optional<std::string> SubmissionCore::message_refusal() const {
   if (!mail_from_) return "503 5.5.1 Need MAIL command\r\n";
@@ -139,22 +153,17 @@ void SubmissionCore::continue_message() {
   if (mode_ == Mode::kBdat && chunk_left_ == 0) end_of_chunk();
 }
 
-// The header section is complete: the From header must be the mailbox (or an allowed sender),
+// The header section is complete: its author fields must be the mailbox (or allowed senders),
 // then the backend's DATA opens. True when the session now waits for the backend.
 bool SubmissionCore::check_from() {
   Message& m = *message_;
-  auto from = m.stream.headers().values("From");
-  std::vector<std::string> authors;
-  for (const auto& value : from) {
-    for (auto& address : protocol::extract_addresses(value))
-      authors.push_back(std::move(address));
-  }
-  bool allowed = from.size() == 1 && !authors.empty() &&
-                 std::all_of(authors.begin(), authors.end(),
-                             [&](const std::string& a) { return sender_allowed(a); });
-  if (!allowed) {
-    events_.sender_refused("from_header");
+  auto refusal = check_authors(
+      m.stream.headers(), [this](std::string_view address) { return sender_allowed(address); },
+      smtputf8_);
+  if (refusal) {
+    events_.sender_refused("from_header", refusal->field, refusal->detail);
     m.fate = Fate::kSenderRefused;
+    m.author_refusal = refusal;
     m.stream.discard();
     return false;
   }
@@ -251,7 +260,7 @@ void SubmissionCore::finish_message() {
       break;
     case Fate::kSenderRefused:
       report_message("refused", "from_header");
-      text = "550 5.7.1 From header must be the authenticated mailbox\r\n";
+      text = author_refusal_text(*m.author_refusal);
       break;
     case Fate::kTooLarge:
       report_message("refused", "too_large");

@@ -6,6 +6,7 @@
 #include <openssl/pem.h>
 
 #include <cstdio>
+#include <ctime>
 #include <stdexcept>
 
 #include "protocol/ascii.hpp"
@@ -26,6 +27,14 @@ std::string name_text(const X509_NAME* name) {
 
 std::string hex(const unsigned char* bytes, unsigned size) {
   return protocol::hex_lower({reinterpret_cast<const char*>(bytes), size});
+}
+
+// The end of the certificate's validity in seconds since the epoch; 0 when unreadable.
+int64_t not_after_seconds(X509* certificate) {
+  struct tm when {};
+  const ASN1_TIME* not_after = X509_get0_notAfter(certificate);
+  if (!not_after || ASN1_TIME_to_tm(not_after, &when) != 1) return 0;
+  return static_cast<int64_t>(timegm(&when));
 }
 
 }  // namespace
@@ -54,6 +63,7 @@ CertificateIdentity identify_certificate(X509* certificate) {
   }
   OPENSSL_free(spki);
   if (X509_digest(certificate, EVP_sha256(), digest, &size) == 1) id.sha256 = hex(digest, size);
+  id.not_after = not_after_seconds(certificate);
   return id;
 }
 

@@ -2,6 +2,7 @@
 
 #include <openssl/x509.h>
 
+#include <cstdint>
 #include <optional>
 #include <string>
 
@@ -17,6 +18,7 @@ struct CertificateIdentity {
   std::string serial_hex;   // upper-case hex, no leading zeros
   std::string spki_sha256;  // lower-case hex SHA-256 of the DER SubjectPublicKeyInfo
   std::string sha256;       // lower-case hex SHA-256 of the whole DER certificate
+  int64_t not_after = 0;    // the end of its validity (seconds since the epoch; 0: unknown)
 
   storage::CertificateKeys keys() const { return {spki_sha256, issuer + "|" + serial_hex}; }
 };

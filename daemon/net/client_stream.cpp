@@ -136,6 +136,11 @@ void ClientStream::expire() {
   close();
 }
 
+void ClientStream::cancel() {
+  error_code ignored;
+  stream_.next_layer().cancel(ignored);
+}
+
 void ClientStream::close() {
   if (closed_) return;
   closed_ = true;

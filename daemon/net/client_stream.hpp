@@ -62,6 +62,8 @@ class ClientStream {
 
   // A deadline of the client passed: the connection is closed, the operation fails.
   void expire();
+  // The operation under way fails (operation_aborted); the connection stays open.
+  void cancel();
   void close();
   bool tls_active() const { return tls_active_; }
   bool closed() const { return closed_; }

@@ -10,13 +10,16 @@
 
 namespace mssgate::daemon {
 
-// The deadlines of one connection's reads and writes, on one timer: arming a deadline only
-// writes its time (no timer operation on the relay path); the timer wakes at the earliest one
-// armed before it slept, and at least every `tick`, so a deadline is enforced within one tick.
+// The deadlines of one connection's reads and writes (and of one phase), on one timer: arming a
+// deadline only writes its time (no timer operation on the relay path); the timer wakes at the
+// earliest one armed before it slept, and at least every `tick`, so a deadline is enforced within
+// one tick.
 class DeadlineWatch {
  public:
   using Clock = std::chrono::steady_clock;
-  enum class Slot : size_t { kClientRead, kClientWrite, kBackendRead, kBackendWrite };
+  // kSession: a deadline of the whole session's phase (before authentication), not of one
+  // operation.
+  enum class Slot : size_t { kClientRead, kClientWrite, kBackendRead, kBackendWrite, kSession };
   // Told each passed deadline (already disarmed); returns false to stop watching.
   using Expired = std::function<bool(Slot)>;
 
@@ -30,7 +33,7 @@ class DeadlineWatch {
   void stop();
 
  private:
-  static constexpr size_t kSlots = 4;
+  static constexpr size_t kSlots = 5;
   std::array<Clock::time_point, kSlots> deadlines_;
   boost::asio::steady_timer timer_;
   bool stopped_ = false;

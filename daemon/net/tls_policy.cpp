@@ -13,6 +13,7 @@
 #include <stdexcept>
 #include <vector>
 
+#include "daemon/net/client_certificate_policy.hpp"
 #include "protocol/ascii.hpp"
 
 namespace mssgate::daemon {
@@ -212,9 +213,7 @@ SslCtxPtr build_server_tls_context(const config::TlsConfig& tls) {
     add_newest_crls(store, std::move(crls));
     X509_STORE_set_flags(store, X509_V_FLAG_CRL_CHECK | X509_V_FLAG_CRL_CHECK_ALL);
   }
-  // Requested, not required: professionals signing in with a token have no certificate.
-  SSL_CTX_set_verify(c, SSL_VERIFY_PEER | SSL_VERIFY_CLIENT_ONCE, nullptr);
-  SSL_CTX_set_verify_depth(c, 4);
+  apply_client_certificate_policy(c, tls);
   return ctx;
 }
 

@@ -19,7 +19,8 @@ using SslCtxPtr = std::unique_ptr<SSL_CTX, SslCtxDeleter>;
 // The server-side TLS context of the client listeners: protocol versions and suites of the
 // policy, the server certificate chain and key, and, when a client CA is configured, client
 // certificates requested (not required) and verified against that chain with CRLs for every
-// CA in it. A presented certificate that fails verification ends the handshake.
+// CA in it, for the purpose of a TLS client (client_certificate_policy.hpp). A presented
+// certificate that fails verification ends the handshake.
 // Throws std::runtime_error with a sentence for the operator.
 SslCtxPtr build_server_tls_context(const config::TlsConfig& tls);
 

@@ -66,17 +66,22 @@ storage::ClaimedIns claimed_ins(const protocol::MssHeaderClaims& claims) {
 }  // namespace
 
 void fill_from_facts(storage::IndicatorEvent& event, const protocol::MessageFacts& facts) {
-  event.nil = facts.claims.nil;
-  event.message_id = facts.message_id;
+  using protocol::sanitized_text;
+  // What the sender wrote reaches the journal capped and without control characters.
+  event.nil = sanitized_text(facts.claims.nil, storage::kMaxNilBytes);
+  event.message_id = sanitized_text(facts.message_id, storage::kMaxMessageIdBytes);
   event.inspected = facts.inspected;
   event.uninspectable_reason = facts.uninspectable_reason;
   event.xdm = facts.xdm_archives > 0;
-  for (const auto& d : facts.documents)
-    event.documents.push_back({d.code, d.code_system, protocol::ins_class(d)});
+  for (const auto& d : facts.documents) {
+    event.documents.push_back({sanitized_text(d.code, storage::kMaxCodeBytes),
+                               sanitized_text(d.code_system, storage::kMaxCodeBytes),
+                               protocol::ins_class(d)});
+  }
   event.ins = facts.ins;
   std::string codes;
   for (const auto& c : facts.claims.cda_codes)
-    codes += (codes.empty() ? "" : ",") + c;
+    codes += (codes.empty() ? "" : ",") + sanitized_text(c, storage::kMaxCodeBytes);
   event.claim_codecda = codes;
   event.claim_ins = claimed_ins(facts.claims);
   event.claim_xdm_subject = facts.claims.xdm_subject;

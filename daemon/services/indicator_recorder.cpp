@@ -8,6 +8,7 @@
 #include "daemon/services/indicator_event.hpp"
 #include "daemon/telemetry/event_log.hpp"
 #include "daemon/telemetry/metrics.hpp"
+#include "protocol/ascii.hpp"
 #include "storage/clock.hpp"
 
 namespace mssgate::daemon {
@@ -70,7 +71,9 @@ boost::asio::awaitable<bool> IndicatorRecorder::record_received(std::string_view
   Counterpart counterpart = counterpart_of(
       message.sender.empty() ? message.facts.from : message.sender, settings, directory);
   std::vector<storage::IndicatorEvent> events;
-  for (const auto& recipient : message.recipients) {
+  for (const auto& address : message.recipients) {
+    // (Dovecot accepted it; still, the tap's envelope is what Postfix wrote.)
+    std::string recipient = protocol::sanitized_text(address, storage::kMaxAddressBytes);
     auto event = new_indicator_event(storage::Direction::kReceived, recipient, settings);
     event.key = "received:" + recipient + ":" + message.fingerprint;
     event.mailbox_type = mailbox_type_of(recipient, directory);

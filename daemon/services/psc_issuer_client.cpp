@@ -58,11 +58,18 @@ std::shared_ptr<ssl::context> psc_tls_context(const config::PscConfig& config) {
   return tls;
 }
 
+IssuerBudget::Limits budget_limits(const config::PscConfig& config) {
+  return {config.issuer_max_in_flight, config.issuer_max_per_second, config.issuer_burst};
+}
+
 }  // namespace
 
-PscIssuerClient::PscIssuerClient(const config::PscConfig& config, std::shared_ptr<HttpClient> http)
+PscIssuerClient::PscIssuerClient(const config::PscConfig& config, std::shared_ptr<HttpClient> http,
+                                 std::shared_ptr<IssuerBudget> budget)
     : config_(config),
+      policy_(TokenPolicy::from(config)),
       http_(std::move(http)),
+      budget_(budget ? std::move(budget) : std::make_shared<IssuerBudget>(budget_limits(config))),
       tls_(psc_tls_context(config)),
       introspection_(parse_https_url(config.introspection_url)),
       jwks_(parse_https_url(config.jwks_url)),
@@ -79,6 +86,21 @@ asio::awaitable<TokenValidation> PscIssuerClient::check(std::string token) {
     result = co_await introspect(std::move(token));
   }
   co_return result;
+}
+
+std::optional<TokenValidation> PscIssuerClient::screen(std::string_view token) const {
+  auto refusal = screen_token(token, config_.token_format, config_.max_token_bytes);
+  if (!refusal) return std::nullopt;
+  metrics::gateway().token_refusals.with({*refusal}).inc();
+  return TokenValidation::invalid(std::string(*refusal));
+}
+
+std::optional<TokenValidation> PscIssuerClient::refused_by_policy(
+    const protocol::TokenClaims& claims) const {
+  auto broken = check_token_policy(policy_, claims);
+  if (!broken) return std::nullopt;
+  metrics::gateway().token_refusals.with({*broken}).inc();
+  return TokenValidation::refused(std::string(*broken), token_client(claims));
 }
 
 IssuerHealth PscIssuerClient::health() const {
@@ -121,21 +143,22 @@ asio::awaitable<TokenValidation> PscIssuerClient::introspect(std::string token) 
   }
   request.body = "token=" + form_encode(token) + "&token_type_hint=access_token";
   if (config_.client_secret.empty()) request.body += "&client_id=" + form_encode(config_.client_id);
-  auto response = co_await ask("introspection", std::move(request));
-  if (!response) co_return TokenValidation::unavailable("issuer_unreachable");
-  if (response->status != 200)
-    co_return TokenValidation::unavailable("issuer_status_" + std::to_string(response->status));
-  auto claims = protocol::parse_token_claims(response->body);
+  IssuerAnswer response = co_await ask("introspection", std::move(request));
+  if (!response.failure.empty()) co_return TokenValidation::unavailable(response.failure);
+  if (response.status != 200)
+    co_return TokenValidation::unavailable("issuer_status_" + std::to_string(response.status));
+  auto claims = protocol::parse_token_claims(response.body);
   if (!claims || !claims->active) co_return TokenValidation::unavailable("issuer_answer_malformed");
   if (!*claims->active) co_return TokenValidation::invalid("inactive");
   if (claims->exp && *claims->exp <= unix_seconds()) co_return TokenValidation::invalid("expired");
+  if (auto refusal = refused_by_policy(*claims)) co_return *refusal;
   co_return from_claims(*claims);
 }
 
 asio::awaitable<std::shared_ptr<const JwtKeySet>> PscIssuerClient::fetch_keys() {
-  auto response = co_await ask("jwks", request_to(jwks_));
-  if (!response || response->status != 200) co_return nullptr;
-  auto jwks = protocol::parse_jwks(response->body);
+  IssuerAnswer response = co_await ask("jwks", request_to(jwks_));
+  if (!response.failure.empty() || response.status != 200) co_return nullptr;
+  auto jwks = protocol::parse_jwks(response.body);
   if (!jwks) co_return nullptr;
   auto keys = std::make_shared<JwtKeySet>();
   if (keys->load(*jwks) == 0) co_return nullptr;
@@ -181,32 +204,44 @@ asio::awaitable<TokenValidation> PscIssuerClient::validate_jwt(std::string token
   }
   if (verdict.check != JwtCheck::kValid)
     co_return TokenValidation::invalid(std::string(describe(verdict.check)));
+  // The signature is good: the policy is checked before anything more is asked.
+  if (auto refusal = refused_by_policy(verdict.claims)) co_return *refusal;
   if (verdict.claims.strings.count(config_.subject_claim)) co_return from_claims(verdict.claims);
   // The identifier is not in the token: ask userinfo with the token itself.
   HttpRequest request = request_to(userinfo_);
   request.headers.emplace_back("Authorization", "Bearer " + token);
-  auto response = co_await ask("userinfo", std::move(request));
-  if (!response) co_return TokenValidation::unavailable("issuer_unreachable");
-  if (response->status == 401) co_return TokenValidation::invalid("userinfo_refused");
-  if (response->status != 200)
-    co_return TokenValidation::unavailable("issuer_status_" + std::to_string(response->status));
-  auto info = protocol::parse_token_claims(response->body);
+  IssuerAnswer response = co_await ask("userinfo", std::move(request));
+  if (!response.failure.empty()) co_return TokenValidation::unavailable(response.failure);
+  if (response.status == 401) co_return TokenValidation::invalid("userinfo_refused");
+  if (response.status != 200)
+    co_return TokenValidation::unavailable("issuer_status_" + std::to_string(response.status));
+  auto info = protocol::parse_token_claims(response.body);
   if (!info) co_return TokenValidation::unavailable("issuer_answer_malformed");
   info->azp = verdict.claims.azp;
   info->exp = verdict.claims.exp;
   co_return from_claims(*info);
 }
 
-asio::awaitable<std::optional<PscIssuerClient::IssuerAnswer>> PscIssuerClient::ask(
-    std::string_view endpoint, HttpRequest request) {
+asio::awaitable<PscIssuerClient::IssuerAnswer> PscIssuerClient::ask(std::string_view endpoint,
+                                                                    HttpRequest request) {
   auto start = Clock::now();
+  auto admission = budget_->try_start(start);
+  if (const auto* spent = std::get_if<IssuerBudget::Spent>(&admission)) {
+    std::string_view limit = IssuerBudget::describe(*spent);
+    metrics::gateway().issuer_budget_refusals.with({endpoint, limit}).inc();
+    Event("issuer_budget_spent").add("endpoint", endpoint).add("limit", limit).warn();
+    co_return IssuerAnswer{0, {}, "issuer_budget"};
+  }
+  // Held until the answer is read: a request in flight counts against the budget.
+  IssuerBudget::Ticket ticket = std::get<IssuerBudget::Ticket>(std::move(admission));
   std::string target = request.url.target;
   HttpResponse response = co_await http_->send(std::move(request), tls_);
+  ticket.release();
   if (response.failure != HttpFailure::kNone) {
     metrics::gateway().issuer_failures.with({endpoint}).inc();
     last_failure_ms_ = storage::now_ms();
     Event("issuer_request").add("url", target).add("result", "failed").warn();
-    co_return std::nullopt;
+    co_return IssuerAnswer{0, {}, "issuer_unreachable"};
   }
   auto duration = Clock::now() - start;
   metrics::gateway()
@@ -220,30 +255,40 @@ asio::awaitable<std::optional<PscIssuerClient::IssuerAnswer>> PscIssuerClient::a
            static_cast<int64_t>(
                std::chrono::duration_cast<std::chrono::milliseconds>(duration).count()))
       .debug();
-  co_return IssuerAnswer{response.status, std::move(response.body)};
+  co_return IssuerAnswer{response.status, std::move(response.body), {}};
 }
 
 std::shared_ptr<TokenValidator> make_psc_token_validator(const config::PscConfig& config,
-                                                         std::shared_ptr<HttpClient> http) {
+                                                         std::shared_ptr<HttpClient> http,
+                                                         std::shared_ptr<IssuerBudget> budget) {
   TokenCachePolicy policy;
   policy.max_age = config.cache_max_age;
   policy.negative = config.negative_cache;
   // The call in flight has deadlines of its own; a validation waiting for it, a little longer.
   policy.waiter_timeout = 3 * config.timeout;
   return std::make_shared<TokenValidator>(
-      std::make_shared<PscIssuerClient>(config, std::move(http)), policy);
+      std::make_shared<PscIssuerClient>(config, std::move(http), std::move(budget)), policy);
+}
+
+std::shared_ptr<IssuerBudget> psc_budget_for(const config::PscConfig& config,
+                                             const GatewayEnvironment* running) {
+  if (!config.enabled()) return nullptr;
+  if (running && running->psc_budget && running->psc_budget->limits() == budget_limits(config))
+    return running->psc_budget;
+  return std::make_shared<IssuerBudget>(budget_limits(config));
 }
 
 std::shared_ptr<TokenValidator> psc_validator_for(const config::PscConfig& config,
                                                   const std::string& files_stamp,
                                                   const GatewayEnvironment* running,
-                                                  std::shared_ptr<HttpClient> http) {
+                                                  std::shared_ptr<HttpClient> http,
+                                                  std::shared_ptr<IssuerBudget> budget) {
   if (running && running->validator && running->config.psc == config &&
       running->psc_files_stamp == files_stamp) {
     return running->validator;
   }
   if (!config.enabled()) return nullptr;
-  return make_psc_token_validator(config, std::move(http));
+  return make_psc_token_validator(config, std::move(http), std::move(budget));
 }
 
 }  // namespace mssgate::daemon

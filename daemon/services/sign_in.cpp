@@ -50,6 +50,7 @@ boost::asio::awaitable<SignInDecision> SignInService::authorize(
     const auto& external = std::get<protocol::SaslExternalRequest>(credentials);
     decision.verdict = verdict_of(decide_certificate_access(
         *directory, certificate, external.authzid, environment_->config.auth));
+    if (!decision.verdict.failure && !holds_slot) take_certificate_slot(decision, *certificate);
   }
   if (!decision.verdict.failure && want_allowed_senders) {
     auto senders = directory->allowed_senders(decision.verdict.mailbox);
@@ -78,24 +79,52 @@ boost::asio::awaitable<SignInDecision> SignInService::authorize_token(
                         "The token is not valid", ""};
     co_return decision;
   }
+  if (token.result == TokenValidation::Result::kRefused) {
+    // A genuine token, but not one this operator takes (another LPS, audience, scope, acr...).
+    decision.azp = token.azp;
+    decision.verdict = {SignInFailure::kAuthorizationFailed, "token_" + token.reason,
+                        "This token is not accepted here", credentials.user};
+    co_return decision;
+  }
   decision.professional_id = token.professional_id;
   decision.azp = token.azp;
+  decision.token_expires_at = token.expires_at;
   decision.verdict = verdict_of(decide_token_access(directory, token.professional_id,
                                                     credentials.user, environment_->config.auth));
   if (decision.verdict.failure || holds_slot) co_return decision;
-  if (!counters_->acquire_professional(token.professional_id,
-                                       environment_->config.psc.max_sessions_per_professional)) {
+  if (!counters_->professionals.acquire(token.professional_id,
+                                        environment_->config.psc.max_sessions_per_professional)) {
+    limited("professional_sessions");
     decision.verdict = {SignInFailure::kLimitReached, "too_many_sessions",
                         "Too many sessions for this professional", decision.verdict.mailbox};
     co_return decision;
   }
-  decision.slot = std::make_unique<ProfessionalSlot>(counters_, token.professional_id);
+  decision.slot =
+      std::make_unique<IdentitySlot>(counters_, counters_->professionals, token.professional_id);
   co_return decision;
+}
+
+void SignInService::take_certificate_slot(SignInDecision& decision,
+                                          const CertificateIdentity& certificate) {
+  // Per key: a renewed certificate with the same key is the same client.
+  const std::string& key = certificate.spki_sha256;
+  if (!counters_->certificates.acquire(key,
+                                       environment_->config.limits.max_sessions_per_certificate)) {
+    limited("certificate_sessions");
+    decision.verdict = {SignInFailure::kLimitReached, "too_many_certificate_sessions",
+                        "Too many sessions for this certificate", decision.verdict.mailbox};
+    return;
+  }
+  decision.slot = std::make_unique<IdentitySlot>(counters_, counters_->certificates, key);
+}
+
+void SignInService::limited(std::string_view limit) const {
+  metrics::gateway().sign_ins_limited.with({protocol_, limit}).inc();
 }
 
 void SignInService::audit(std::string_view session_id, std::string_view mechanism, bool ok,
                           std::string_view reason, std::string_view mailbox,
-                          const SessionIdentity& identity) const {
+                          const SessionIdentity& identity, bool in_full) const {
   // The client's word for the mechanism is kept only when mssgate knows it: anything else (a
   // token sent by mistake, say) is "other", in the log and in the metric's labels alike.
   static constexpr std::string_view kMechanisms[] = {"EXTERNAL", "XOAUTH2", "OAUTHBEARER", "PLAIN",
@@ -104,6 +133,7 @@ void SignInService::audit(std::string_view session_id, std::string_view mechanis
   for (auto known : kMechanisms)
     if (protocol::ascii_iequals(mechanism, known)) named = known;
   metrics::gateway().authentications.with({protocol_, named, ok ? "ok" : "failed"}).inc();
+  if (!ok && !in_full) return;
   Event event("auth");
   event.add("session", session_id).add("mechanism", named).add("result", ok ? "ok" : "failed");
   if (!ok) event.add("reason", reason);

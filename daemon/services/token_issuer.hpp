@@ -3,16 +3,23 @@
 #include <boost/asio/awaitable.hpp>
 #include <chrono>
 #include <cstdint>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 
 namespace mssgate::daemon {
 
 struct TokenValidation {
-  enum class Result { kValid, kInvalid, kUnavailable };
+  enum class Result {
+    kValid,
+    kInvalid,      // not a token PSC vouches for
+    kRefused,      // a valid token outside the policy (psc.allowed_clients, audience, scope...)
+    kUnavailable,  // the issuer could not say, or the budget of requests to it is spent
+  };
   Result result = Result::kUnavailable;
   std::string professional_id;  // normalised idNat, when valid
-  std::string azp;              // the éditeur's client the token was issued to
+  std::string azp;              // the éditeur's client the token was issued to (also refused)
   std::string reason;           // a short word for the log
   int64_t expires_at = 0;       // the token's exp (seconds since the epoch)
 
@@ -21,6 +28,9 @@ struct TokenValidation {
   }
   static TokenValidation invalid(std::string reason) {
     return {Result::kInvalid, {}, {}, std::move(reason), 0};
+  }
+  static TokenValidation refused(std::string reason, std::string azp) {
+    return {Result::kRefused, {}, std::move(azp), std::move(reason), 0};
   }
 };
 
@@ -47,6 +57,12 @@ class TokenIssuer {
   // Asks about `token` on the calling coroutine's executor. An issuer that is unreachable, slow
   // or answers garbage gives kUnavailable, never kValid.
   virtual boost::asio::awaitable<TokenValidation> check(std::string token) = 0;
+
+  // A refusal reached by looking at `token` alone (too long, not of the expected shape), or
+  // nullopt. Asked before the cache, never cached, costs no request.
+  virtual std::optional<TokenValidation> screen(std::string_view /*token*/) const {
+    return std::nullopt;
+  }
 
   virtual IssuerHealth health() const = 0;
 };

@@ -39,14 +39,15 @@ class TokenValidator::Impl {
   Impl(std::shared_ptr<TokenIssuer> issuer, TokenCachePolicy policy)
       : issuer_(std::move(issuer)), policy_(policy) {}
 
-  asio::awaitable<TokenValidation> validate(std::string token) {
+  asio::awaitable<TokenValidation> validate(std::string token, Clock::duration fresher_than) {
+    if (auto refusal = issuer_->screen(token)) co_return *refusal;
     std::string key = sha256_hex(token);
     auto executor = co_await asio::this_coro::executor;
     std::shared_ptr<InFlight> flight;
     std::shared_ptr<asio::steady_timer> wake;
     {
       std::lock_guard lock(mutex_);
-      if (auto cached = cached_answer(key)) {
+      if (auto cached = cached_answer(key, fresher_than)) {
         metrics::gateway().token_cache.with({"hit"}).inc();
         co_return *cached;
       }
@@ -119,6 +120,7 @@ class TokenValidator::Impl {
   struct CacheEntry {
     TokenValidation validation;
     Clock::time_point until;
+    Clock::time_point stored_at;
   };
 
   // The answer of the validation in flight, or unavailable once `wake` expires first.
@@ -131,9 +133,12 @@ class TokenValidator::Impl {
   }
 
   // Under mutex_.
-  std::optional<TokenValidation> cached_answer(const std::string& key) const {
+  std::optional<TokenValidation> cached_answer(const std::string& key,
+                                               Clock::duration fresher_than) const {
     auto cached = cache_.find(key);
-    if (cached == cache_.end() || Clock::now() >= cached->second.until) return std::nullopt;
+    auto now = Clock::now();
+    if (cached == cache_.end() || now >= cached->second.until) return std::nullopt;
+    if (now - cached->second.stored_at > fresher_than) return std::nullopt;
     return cached->second.validation;
   }
 
@@ -144,7 +149,8 @@ class TokenValidator::Impl {
       auto seconds_left =
           std::chrono::seconds(std::max<int64_t>(0, result.expires_at - unix_seconds()));
       lifetime = std::min<Clock::duration>(seconds_left, policy_.max_age);
-    } else if (result.result == TokenValidation::Result::kInvalid) {
+    } else if (result.result == TokenValidation::Result::kInvalid ||
+               result.result == TokenValidation::Result::kRefused) {
       lifetime = policy_.negative;
     }
     if (lifetime <= Clock::duration::zero()) return;  // an unavailable issuer is asked again
@@ -153,7 +159,8 @@ class TokenValidator::Impl {
       std::erase_if(cache_, [&](const auto& entry) { return entry.second.until <= now; });
       if (cache_.size() >= policy_.max_entries) cache_.clear();
     }
-    cache_[key] = {result, Clock::now() + lifetime};
+    auto now = Clock::now();
+    cache_[key] = {result, now + lifetime, now};
   }
 
   const std::shared_ptr<TokenIssuer> issuer_;
@@ -167,9 +174,26 @@ TokenValidator::TokenValidator(std::shared_ptr<TokenIssuer> issuer, TokenCachePo
     : impl_(std::make_unique<Impl>(std::move(issuer), policy)) {}
 TokenValidator::~TokenValidator() = default;
 
-asio::awaitable<TokenValidation> TokenValidator::validate(std::string token) {
-  TokenValidation result = co_await impl_->validate(std::move(token));
+asio::awaitable<TokenValidation> TokenValidator::validate(std::string token,
+                                                          Clock::duration fresher_than) {
+  std::shared_ptr<TokenValidator> next = successor();
+  if (next) {
+    TokenValidation forwarded = co_await next->validate(std::move(token), fresher_than);
+    co_return forwarded;
+  }
+  TokenValidation result = co_await impl_->validate(std::move(token), fresher_than);
   co_return result;
+}
+
+void TokenValidator::supersede(std::shared_ptr<TokenValidator> next) {
+  if (next.get() == this) return;
+  std::lock_guard lock(successor_mutex_);
+  successor_ = std::move(next);
+}
+
+std::shared_ptr<TokenValidator> TokenValidator::successor() const {
+  std::lock_guard lock(successor_mutex_);
+  return successor_;
 }
 
 IssuerHealth TokenValidator::issuer_health() const {

@@ -1,6 +1,10 @@
 #include "daemon/session/connection.hpp"
 
+#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <utility>
 
 #include "daemon/net/relay.hpp"
 #include "daemon/net/spawn.hpp"
@@ -19,8 +23,10 @@ constexpr size_t kLargeRead = 16384;
 
 Connection::Connection(asio::ip::tcp::socket socket,
                        std::shared_ptr<const GatewayEnvironment> environment,
-                       std::shared_ptr<GatewayCounters> counters, Role role, Timeouts timeouts)
+                       std::shared_ptr<GatewayCounters> counters, Role role, Timeouts timeouts,
+                       Admission admission)
     : environment_(std::move(environment)),
+      admission_(std::move(admission)),
       telemetry_(std::move(counters), role.listener, role.protocol),
       deadlines_(socket.get_executor()),
       client_(std::move(socket), *environment_->tls, deadlines_, telemetry_.bytes_to_backend(),
@@ -57,6 +63,13 @@ void Connection::ended(const std::exception_ptr& failure) {
 }
 
 bool Connection::on_deadline(Slot slot) {
+  if (slot == Slot::kSession) {
+    // The read under way (if any) fails; the session's next read tells the client and ends.
+    pre_auth_expired_ = true;
+    telemetry_.set_close_reason("pre_auth_timeout");
+    client_.cancel();
+    return true;
+  }
   if (slot == Slot::kBackendRead || slot == Slot::kBackendWrite) {
     // The backend operation fails; the session decides what the client hears.
     backend_.expire();
@@ -69,17 +82,31 @@ bool Connection::on_deadline(Slot slot) {
   return false;
 }
 
-asio::awaitable<bool> Connection::open(std::string_view too_many) {
-  auto& counters = telemetry_.counters();
-  if (counters.open_sessions > environment_->config.server.max_connections) {
-    telemetry_.set_close_reason("max_connections");
-    metrics::gateway().connections_refused.with({telemetry_.listener(), "max_connections"}).inc();
-    if (!implicit_tls_) co_await write(too_many);
-    co_return false;
-  }
+asio::awaitable<bool> Connection::open() {
   if (!implicit_tls_) co_return true;
   bool established = co_await handshake();
   co_return established;
+}
+
+void Connection::limit_pre_auth(Clock::duration timeout, std::string expiry_text) {
+  pre_auth_expiry_text_ = std::move(expiry_text);
+  deadlines_.arm(Slot::kSession, timeout);
+}
+
+void Connection::authenticated() {
+  deadlines_.disarm(Slot::kSession);
+  pre_auth_expired_ = false;
+}
+
+asio::awaitable<void> Connection::end_pre_auth() {
+  std::string text = std::exchange(pre_auth_expiry_text_, {});
+  if (!text.empty() && !closed_) co_await write(text);
+}
+
+asio::awaitable<void> Connection::pause(Clock::duration delay) {
+  if (delay <= Clock::duration::zero()) co_return;
+  asio::steady_timer timer(client_.executor(), delay);
+  co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
 }
 
 asio::awaitable<bool> Connection::handshake() {
@@ -96,12 +123,20 @@ asio::awaitable<bool> Connection::write(std::string_view text) {
 }
 
 asio::awaitable<bool> Connection::read(std::string& into, Clock::duration timeout, bool large) {
+  if (pre_auth_expired_) {
+    co_await end_pre_auth();
+    co_return false;
+  }
   char small[kSmallRead];
   if (large && !large_buffer_) large_buffer_ = std::make_unique<char[]>(kLargeRead);
   asio::mutable_buffer buffer =
       large ? asio::buffer(large_buffer_.get(), kLargeRead) : asio::buffer(small, kSmallRead);
   auto [ec, n] = co_await client_.read_some(buffer, timeout);
   if (ec) {
+    if (pre_auth_expired_) {
+      co_await end_pre_auth();
+      co_return false;
+    }
     telemetry_.note_end(ec, "client");
     co_return false;
   }
@@ -158,6 +193,14 @@ asio::awaitable<RelayEnd> Connection::relay_to_client(std::string leftover) {
   if (end.side == "backend" && end.error == asio::error::eof && !closed_ && client_.tls_active())
     co_await client_.shutdown_tls();
   co_return end;
+}
+
+void Connection::withdraw(std::string_view reason) {
+  if (closed_) return;
+  telemetry_.set_close_reason("authorization_withdrawn");
+  metrics::gateway().sessions_withdrawn.with({telemetry_.protocol(), reason}).inc();
+  Event("authorization_withdrawn").add("session", id()).add("reason", reason).warn();
+  close();
 }
 
 void Connection::close() {

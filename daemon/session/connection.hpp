@@ -12,15 +12,17 @@
 #include "daemon/net/client_stream.hpp"
 #include "daemon/net/deadline_watch.hpp"
 #include "daemon/net/relay.hpp"
+#include "daemon/services/admission.hpp"
 #include "daemon/services/gateway_environment.hpp"
 #include "daemon/session/session_telemetry.hpp"
 
 namespace mssgate::daemon {
 
 // One session's connections and their life: the client stream and the backend link under one
-// deadline watch, the session's telemetry, the start (with whatever the session's coroutine
-// throws logged and the session closed, its slots freed), the connection cap, the TLS
-// handshake, the relay once a session is only bytes, and the close of everything.
+// deadline watch, the session's telemetry, its admission (held until the end), the start (with
+// whatever the session's coroutine throws logged and the session closed, its slots freed), the
+// deadline of the phase before authentication, the TLS handshake, the relay once a session is
+// only bytes, and the close of everything.
 class Connection {
  public:
   using Clock = DeadlineWatch::Clock;
@@ -38,7 +40,8 @@ class Connection {
 
   Connection(boost::asio::ip::tcp::socket socket,
              std::shared_ptr<const GatewayEnvironment> environment,
-             std::shared_ptr<GatewayCounters> counters, Role role, Timeouts timeouts);
+             std::shared_ptr<GatewayCounters> counters, Role role, Timeouts timeouts,
+             Admission admission);
   ~Connection();
   Connection(const Connection&) = delete;
   Connection& operator=(const Connection&) = delete;
@@ -48,14 +51,24 @@ class Connection {
   // session_failed), everything is closed, unless the session became a relay.
   void start(std::shared_ptr<void> owner, boost::asio::awaitable<void> run);
 
-  // The connection cap (`too_many` told to a plain client), then on an implicit-TLS listener
-  // the handshake. False: the session ends.
-  boost::asio::awaitable<bool> open(std::string_view too_many);
+  // On an implicit-TLS listener, the handshake. False: the session ends.
+  boost::asio::awaitable<bool> open();
   boost::asio::awaitable<bool> handshake();
   // False when the client is gone (the reason is noted).
   boost::asio::awaitable<bool> write(std::string_view text);
-  // Appends client bytes to `into`; false when the client is gone (the reason is noted).
+  // Appends client bytes to `into`; false when the client is gone (the reason is noted), or
+  // when the phase before authentication passed its deadline (the client is told
+  // `expiry_text` first).
   boost::asio::awaitable<bool> read(std::string& into, Clock::duration timeout, bool large);
+
+  // One deadline for the whole phase before authentication, from now, whatever the client
+  // sends meanwhile; its passing ends the session at the next read (close reason
+  // pre_auth_timeout), a read under way included.
+  void limit_pre_auth(Clock::duration timeout, std::string expiry_text);
+  // The client signed in: the phase before authentication is over.
+  void authenticated();
+  // Waits `delay` (the answer to a failed sign-in) without holding the thread.
+  boost::asio::awaitable<void> pause(Clock::duration delay);
 
   // False when the backend is gone (the reason is noted, the link left to its owner).
   boost::asio::awaitable<bool> write_backend(std::string_view bytes);
@@ -69,6 +82,10 @@ class Connection {
              Clock::duration idle_timeout);
 
   void close();
+  // Ends a signed-in session whose authorisation was withdrawn (`reason`: a short word): logged,
+  // counted, and both connections closed wherever the session stands. A message under way is
+  // not acknowledged, so nothing is accepted on the withdrawn authorisation.
+  void withdraw(std::string_view reason);
 
   ClientStream& client() { return client_; }
   BackendLink& backend() { return backend_; }
@@ -76,13 +93,17 @@ class Connection {
   const std::string& id() const { return telemetry_.id(); }
   const Timeouts& timeouts() const { return timeouts_; }
   const std::optional<CertificateIdentity>& certificate() const { return certificate_; }
+  const Admission& admission() const { return admission_; }
+  const config::LimitsConfig& limits() const { return environment_->config.limits; }
 
  private:
   bool on_deadline(DeadlineWatch::Slot slot);
   boost::asio::awaitable<RelayEnd> relay_to_client(std::string leftover);
+  boost::asio::awaitable<void> end_pre_auth();
   void ended(const std::exception_ptr& failure);
 
   std::shared_ptr<const GatewayEnvironment> environment_;  // its TLS context outlives the stream
+  Admission admission_;
   SessionTelemetry telemetry_;
   DeadlineWatch deadlines_;
   ClientStream client_;
@@ -91,6 +112,8 @@ class Connection {
   Timeouts timeouts_;
   std::optional<CertificateIdentity> certificate_;
   std::unique_ptr<char[]> large_buffer_;  // for message content, once a message comes
+  std::string pre_auth_expiry_text_;
+  bool pre_auth_expired_ = false;
   bool relaying_ = false;
   bool closed_ = false;
 };

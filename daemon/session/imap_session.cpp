@@ -30,13 +30,13 @@ class ImapSession final : public std::enable_shared_from_this<ImapSession>,
  public:
   ImapSession(asio::ip::tcp::socket socket, ImapListenerKind kind,
               const std::shared_ptr<const GatewayEnvironment>& environment,
-              const std::shared_ptr<GatewayCounters>& counters)
+              const std::shared_ptr<GatewayCounters>& counters, Admission admission)
       : SignInReports(connection_, sign_in_, identity_),
         config_(environment->config),
         connection_(std::move(socket), environment, counters,
                     {kind == ImapListenerKind::kStartTls ? "imap" : "imaps", "imap",
                      kind == ImapListenerKind::kImplicitTls},
-                    imap_timeouts(environment->config)),
+                    imap_timeouts(environment->config), std::move(admission)),
         sign_in_(environment, counters, "imap"),
         recorder_(environment) {}
 
@@ -44,13 +44,15 @@ class ImapSession final : public std::enable_shared_from_this<ImapSession>,
 
  private:
   awaitable<void> run() {
-    bool opened =
-        co_await connection_.open("* BYE [UNAVAILABLE] Too many connections, try again later\r\n");
+    connection_.limit_pre_auth(config_.limits.pre_auth_timeout,
+                               "* BYE Authentication took too long, closing the connection\r\n");
+    bool opened = co_await connection_.open();
     if (!opened) co_return;
     core::ImapLoginCore core({{config_.imap.max_line_bytes, config_.imap.max_literal_bytes},
                               config_.imap.max_bad_commands,
                               3,
-                              sign_in_.tokens_offered()},
+                              sign_in_.tokens_offered(),
+                              config_.limits.max_pre_auth_commands},
                              *this, connection_.client().tls_active());
     std::string unread;
     for (;;) {
@@ -86,12 +88,17 @@ class ImapSession final : public std::enable_shared_from_this<ImapSession>,
           connection_.telemetry().command_finished();
           connection_.relay(shared_from_this(), core.take_unread(), {}, config_.imap.idle_timeout);
           co_return;
+        case Kind::kPause:
+          co_await connection_.pause(take_failure_delay());
+          break;
         case Kind::kClose:
           if (action.option) co_await connection_.client().shutdown_tls();
           co_return;
       }
     }
   }
+
+  std::weak_ptr<void> session_owner() override { return weak_from_this(); }
 
   void signed_in() override { recorder_.note_sign_in(identity_, storage::SessionProtocol::kImap); }
 
@@ -141,8 +148,10 @@ class ImapSession final : public std::enable_shared_from_this<ImapSession>,
 
 void start_imap_session(asio::ip::tcp::socket socket, ImapListenerKind kind,
                         const std::shared_ptr<const GatewayEnvironment>& environment,
-                        const std::shared_ptr<GatewayCounters>& counters) {
-  std::make_shared<ImapSession>(std::move(socket), kind, environment, counters)->start();
+                        const std::shared_ptr<GatewayCounters>& counters, Admission admission) {
+  std::make_shared<ImapSession>(std::move(socket), kind, environment, counters,
+                                std::move(admission))
+      ->start();
 }
 
 }  // namespace mssgate::daemon

@@ -3,6 +3,7 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <memory>
 
+#include "daemon/services/admission.hpp"
 #include "daemon/services/gateway_environment.hpp"
 
 namespace mssgate::daemon {
@@ -13,6 +14,6 @@ enum class ImapListenerKind { kStartTls, kImplicitTls };
 // the sign-in, the Dovecot login, then the relay.
 void start_imap_session(boost::asio::ip::tcp::socket socket, ImapListenerKind kind,
                         const std::shared_ptr<const GatewayEnvironment>& environment,
-                        const std::shared_ptr<GatewayCounters>& counters);
+                        const std::shared_ptr<GatewayCounters>& counters, Admission admission);
 
 }  // namespace mssgate::daemon

@@ -12,6 +12,7 @@
 #include "daemon/telemetry/fault_injection.hpp"
 #include "daemon/telemetry/metrics.hpp"
 #include "protocol/ascii.hpp"
+#include "protocol/ip_address.hpp"
 
 namespace mssgate::daemon {
 namespace {
@@ -32,11 +33,11 @@ class LmtpSession final : public std::enable_shared_from_this<LmtpSession>,
  public:
   LmtpSession(asio::ip::tcp::socket socket,
               const std::shared_ptr<const GatewayEnvironment>& environment,
-              const std::shared_ptr<GatewayCounters>& counters)
+              const std::shared_ptr<GatewayCounters>& counters, Admission admission)
       : config_(environment->config),
         counters_(counters),
         connection_(std::move(socket), environment, counters, {"lmtp", "lmtp", false},
-                    lmtp_timeouts(environment->config)),
+                    lmtp_timeouts(environment->config), std::move(admission)),
         recorder_(environment),
         inspection_(environment->inspection) {}
 
@@ -44,7 +45,7 @@ class LmtpSession final : public std::enable_shared_from_this<LmtpSession>,
 
  private:
   awaitable<void> run() {
-    bool opened = co_await connection_.open("421 4.3.2 Too many connections, try again later\r\n");
+    bool opened = co_await connection_.open();
     if (!opened) co_return;
     core::LmtpTapCore::Settings settings{config_.smtp.hostname, config_.lmtp.max_line_bytes,
                                          recorder_.enabled()};
@@ -173,12 +174,31 @@ class LmtpSession final : public std::enable_shared_from_this<LmtpSession>,
   Clock::time_point data_start_{};
 };
 
+// Only the Postfix hosts of lmtp.allowed_peers (loopback when none is named) may deliver: any
+// other peer is closed at once, before a byte is read or Dovecot is asked.
+bool peer_allowed(asio::ip::tcp::socket& socket, const config::LmtpConfig& lmtp) {
+  boost::system::error_code ec;
+  auto remote = socket.remote_endpoint(ec);
+  if (ec) return false;  // gone already
+  auto address = protocol::parse_ip_address(remote.address().to_string());
+  if (address && lmtp.peer_allowed(*address)) return true;
+  metrics::gateway().connections_refused.with({"lmtp", "peer_not_allowed"}).inc();
+  Event("peer_refused")
+      .add("listener", "lmtp")
+      .add("peer", remote.address().to_string())
+      .add("reason", "not_in_allowed_peers")
+      .warn();
+  return false;
+}
+
 }  // namespace
 
 void start_lmtp_session(asio::ip::tcp::socket socket,
                         const std::shared_ptr<const GatewayEnvironment>& environment,
-                        const std::shared_ptr<GatewayCounters>& counters) {
-  std::make_shared<LmtpSession>(std::move(socket), environment, counters)->start();
+                        const std::shared_ptr<GatewayCounters>& counters, Admission admission) {
+  if (!peer_allowed(socket, environment->config.lmtp)) return;  // the socket closes here
+  std::make_shared<LmtpSession>(std::move(socket), environment, counters, std::move(admission))
+      ->start();
 }
 
 }  // namespace mssgate::daemon

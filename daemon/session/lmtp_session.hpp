@@ -3,6 +3,7 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <memory>
 
+#include "daemon/services/admission.hpp"
 #include "daemon/services/gateway_environment.hpp"
 
 namespace mssgate::daemon {
@@ -12,6 +13,6 @@ namespace mssgate::daemon {
 // Dovecot's per-recipient replies go back to Postfix.
 void start_lmtp_session(boost::asio::ip::tcp::socket socket,
                         const std::shared_ptr<const GatewayEnvironment>& environment,
-                        const std::shared_ptr<GatewayCounters>& counters);
+                        const std::shared_ptr<GatewayCounters>& counters, Admission admission);
 
 }  // namespace mssgate::daemon

@@ -32,14 +32,14 @@ class SubmissionSession final : public std::enable_shared_from_this<SubmissionSe
   SubmissionSession(asio::ip::tcp::socket socket, SmtpListenerKind kind,
                     const std::shared_ptr<const GatewayEnvironment>& environment,
                     const std::shared_ptr<GatewayCounters>& counters,
-                    std::shared_ptr<SmtpBackendFeatures> features)
+                    std::shared_ptr<SmtpBackendFeatures> features, Admission admission)
       : SignInReports(connection_, sign_in_, identity_),
         config_(environment->config),
         counters_(counters),
         connection_(std::move(socket), environment, counters,
                     {kind == SmtpListenerKind::kStartTls ? "submission" : "submissions",
                      "submission", kind == SmtpListenerKind::kImplicitTls},
-                    smtp_timeouts(environment->config)),
+                    smtp_timeouts(environment->config), std::move(admission)),
         sign_in_(environment, counters, "submission"),
         recorder_(environment),
         inspection_(environment->inspection),
@@ -60,11 +60,15 @@ class SubmissionSession final : public std::enable_shared_from_this<SubmissionSe
     settings.allow_null_sender = smtp.allow_null_sender;
     settings.tokens_offered = sign_in_.tokens_offered();
     settings.inspect = recorder_.enabled();
+    settings.max_pre_auth_commands = config_.limits.max_pre_auth_commands;
     return settings;
   }
 
   awaitable<void> run() {
-    bool opened = co_await connection_.open("421 4.3.2 Too many connections, try again later\r\n");
+    connection_.limit_pre_auth(
+        config_.limits.pre_auth_timeout,
+        "421 4.4.2 Authentication took too long, closing the connection\r\n");
+    bool opened = co_await connection_.open();
     if (!opened) co_return;
     core::SubmissionCore core(settings(), *this, connection_.client().tls_active());
     std::string unread;
@@ -146,6 +150,9 @@ class SubmissionSession final : public std::enable_shared_from_this<SubmissionSe
         core.on_inspected(std::move(facts));
         break;
       }
+      case Kind::kPause:
+        co_await connection_.pause(take_failure_delay());
+        break;
       case Kind::kRecord: {
         core::SentMessage sent = core.take_sent_message();
         bool durable = co_await recorder_.record_sent(connection_.id(), identity_, std::move(sent));
@@ -160,16 +167,18 @@ class SubmissionSession final : public std::enable_shared_from_this<SubmissionSe
   }
 
   // ---- what the core reports -------------------------------------------------------------
+  std::weak_ptr<void> session_owner() override { return weak_from_this(); }
+
   void signed_in() override {
     recorder_.note_sign_in(identity_, storage::SessionProtocol::kSubmission);
   }
 
-  void sender_refused(std::string_view where) override {
-    Event("sender_refused")
-        .add("session", connection_.id())
-        .add("mailbox", identity_.mailbox)
-        .add("where", where)
-        .warn();
+  void sender_refused(std::string_view where, std::string_view field,
+                      std::string_view detail) override {
+    Event event("sender_refused");
+    event.add("session", connection_.id()).add("mailbox", identity_.mailbox).add("where", where);
+    if (!field.empty()) event.add("field", field).add("detail", detail);
+    event.warn();
   }
 
   void message_finished(const core::MessageOutcome& outcome) override {
@@ -215,9 +224,9 @@ class SubmissionSession final : public std::enable_shared_from_this<SubmissionSe
 void start_smtp_session(asio::ip::tcp::socket socket, SmtpListenerKind kind,
                         const std::shared_ptr<const GatewayEnvironment>& environment,
                         const std::shared_ptr<GatewayCounters>& counters,
-                        std::shared_ptr<SmtpBackendFeatures> features) {
+                        std::shared_ptr<SmtpBackendFeatures> features, Admission admission) {
   std::make_shared<SubmissionSession>(std::move(socket), kind, environment, counters,
-                                      std::move(features))
+                                      std::move(features), std::move(admission))
       ->start();
 }
 

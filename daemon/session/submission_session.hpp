@@ -3,6 +3,7 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <memory>
 
+#include "daemon/services/admission.hpp"
 #include "daemon/services/gateway_environment.hpp"
 #include "daemon/session/postfix_client.hpp"
 
@@ -14,6 +15,6 @@ enum class SmtpListenerKind { kStartTls, kImplicitTls };
 void start_smtp_session(boost::asio::ip::tcp::socket socket, SmtpListenerKind kind,
                         const std::shared_ptr<const GatewayEnvironment>& environment,
                         const std::shared_ptr<GatewayCounters>& counters,
-                        std::shared_ptr<SmtpBackendFeatures> features);
+                        std::shared_ptr<SmtpBackendFeatures> features, Admission admission);
 
 }  // namespace mssgate::daemon

@@ -102,13 +102,19 @@ struct GatewayMetrics {
   CounterFamily connections;              // {listener}: accepted
   GaugeFamily sessions;                   // {listener, state}: open, pre_auth or authenticated
   CounterFamily sessions_failed;          // {protocol}: ended by an internal error
+  CounterFamily sessions_withdrawn;       // {protocol, reason}: authorisation withdrawn
   CounterFamily tasks_failed;             // {task}: a background task ended by an internal error
   CounterFamily connections_refused;      // {listener, reason}
   CounterFamily tls_failures;             // {listener, reason}
   CounterFamily authentications;          // {protocol, mechanism, result}
+  CounterFamily sign_ins_limited;         // {protocol, limit}: refused by a limit
+  CounterFamily events_summarised;        // {event}: written as a count in a summary
+  GaugeFamily client_addresses;           // addresses the per-address limits know
   CounterFamily token_cache;              // {result}: hit, miss
   HistogramFamily issuer_latency;         // {endpoint}
   CounterFamily issuer_failures;          // {endpoint}
+  CounterFamily issuer_budget_refusals;   // {endpoint, limit}: in_flight, rate
+  CounterFamily token_refusals;           // {reason}: refused by mssgate's own checks
   CounterFamily backend_failures;         // {backend, step}
   CounterFamily messages;                 // {direction}: sent, received
   CounterFamily message_bytes;            // {direction}

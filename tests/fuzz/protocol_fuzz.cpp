@@ -9,8 +9,10 @@
 #include <string_view>
 #include <vector>
 
+#include "protocol/address_list.hpp"
 #include "protocol/base64.hpp"
 #include "protocol/cda_document.hpp"
+#include "protocol/display_text.hpp"
 #include "protocol/imap_command_parser.hpp"
 #include "protocol/imap_response.hpp"
 #include "protocol/jwt.hpp"
@@ -168,8 +170,21 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   mssgate::protocol::HeaderSectionReader headers(2048);
   headers.feed(input);
   headers.end_of_message();
-  for (const auto& field : headers.fields())
+  headers.structure_problem();
+  for (const auto& field : headers.fields()) {
     mssgate::protocol::extract_addresses(field.value);
+    for (bool utf8 : {false, true}) {
+      auto list = mssgate::protocol::read_address_list(field.raw, {utf8});
+      // A value that has no single reading gives no mailbox.
+      if (!list.readable() && !list.mailboxes.empty()) std::abort();
+      for (const auto& mailbox : list.mailboxes)
+        mssgate::protocol::read_shown_text(mailbox.display_name);
+    }
+  }
+  mssgate::protocol::read_address_list(input, {true});
+  mssgate::protocol::read_shown_text(input);
+  std::string_view problem;
+  mssgate::protocol::decode_encoded_word(input, problem);
   check_inspector(input);
   return 0;
 }

@@ -24,6 +24,8 @@ int main(int argc, char** argv) {
       "Logged in\r\n",
       "a7 X \"quoted \\\"string\\\"\" ((nested) list)\r\n~{3}\r\nabc\r\n",
       "From: \"A, B\" <a@b.fr>, c@d.fr (x)\r\nTo: g: e@f.fr;\r\n\r\n..body\r\n.\r\n",
+      "From: =?utf-8?q?H=C3=B4?= =?iso-8859-1?b?SPQ=?= (c (d) \\) e)\r\n <@r.fr:\"x y\"@[1.2.3.4]>,"
+      "\r\n\tg: a . b@c . d;\r\nSender: x@y.fr\r\n\r\n",
       "250-mx\r\n250-SIZE 100\r\n250 DSN\r\n550 5.1.1 no\r\n",
       "FROM:<a@b.fr> SIZE=10 BODY=8BITMIME",
       "user=a@b.fr\x01"

@@ -104,12 +104,21 @@ def wait_for_close(read, sock, timeout=CLOSE_TIMEOUT):
         data += chunk
 
 
+# The [limits] of a test gateway when the test gives none: far above what any test does.
+LIMITS_OFF = """max_connections_per_address = 1000000
+connection_rate_per_address = 1000000
+failed_sign_in_rate_per_address = 1000000
+logged_events_per_address = 1000000
+failure_delay = "0ms"
+"""
+
+
 class Gateway:
     """One mssgate process with its own configuration, directory and log."""
 
     def __init__(self, extra_config="", backend_address=None, imap_section="", smtp_section="",
                  smtp_backend_address=None, max_message_bytes="30MiB", psc_section="",
-                 server_section="", tls_section=""):
+                 server_section="", tls_section="", limits_section=None):
         self.dir = tempfile.mkdtemp(prefix="mssgate-it-")
         self.log_path = os.path.join(self.dir, "mssgate.log")
         self.database = os.path.join(self.dir, "directory.db")
@@ -120,6 +129,11 @@ class Gateway:
         self.config_path = os.path.join(self.dir, "mssgate.toml")
         # Tests provoke the same refusal many times: every line stays, unless a test says otherwise.
         repeat_limit = "" if "log_repeat_limit" in server_section else "log_repeat_limit = 1000000"
+        literal_cap = "" if "max_literal_bytes" in imap_section else "max_literal_bytes = 16384"
+        # Every test connects from 127.0.0.1 and many fail sign-ins on purpose: the per-address
+        # limits stay out of their way (no cap reached, no delay, every audit event written),
+        # unless a test gives its own [limits] lines (LIMITS_OFF's defaults are then not set).
+        limits = LIMITS_OFF if limits_section is None else limits_section
         with open(self.config_path, "w") as f:
             f.write(f"""
 [server]
@@ -140,7 +154,7 @@ handshake_timeout = "{HANDSHAKE_TIMEOUT:g}s"
 starttls_listen = ["127.0.0.1:0"]
 tls_listen = ["127.0.0.1:0"]
 max_line_bytes = 4096
-max_literal_bytes = 16384
+{literal_cap}
 login_timeout = "{LOGIN_TIMEOUT:g}s"
 {imap_section}
 
@@ -166,6 +180,9 @@ response_timeout = "5s"
 data_response_timeout = "30s"
 
 {psc_section}
+
+[limits]
+{limits}
 
 [directory]
 sqlite_path = "{self.database}"
@@ -272,8 +289,8 @@ refresh_interval = "100ms"
     def session_of(self, sock, timeout=10.0):
         """The id of the session that the client socket `sock` opened, from its connect line
         (written after the last mark(), matched by the client's port)."""
-        port = sock.getsockname()[1]
-        return self.wait_for_log(r"event=connect session=(\w+) listener=\w+ peer=127\.0\.0\.1:%d(?:\s|$)" % port,
+        address, port = sock.getsockname()[:2]
+        return self.wait_for_log(r"event=connect session=(\w+) listener=\w+ peer=%s:%d(?:\s|$)" % (re.escape(address), port),
                                  timeout=timeout).group(1)
 
     def change_directory(self, *args):
@@ -308,8 +325,10 @@ refresh_interval = "100ms"
 class RawImap:
     """A line-level IMAP client, for checking exact protocol behaviour."""
 
-    def __init__(self, port, implicit_ctx=None, timeout=10):
-        sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    def __init__(self, port, implicit_ctx=None, timeout=10, source=None):
+        # `source`: another loopback address (127.0.0.2, ...) to connect from, as another client.
+        sock = socket.create_connection(("127.0.0.1", port), timeout=timeout,
+                                        source_address=(source, 0) if source else None)
         if implicit_ctx:
             sock = implicit_ctx.wrap_socket(sock, server_hostname="localhost")
         self.sock = sock
@@ -527,14 +546,22 @@ class PscIssuer:
         with open(self.secret_file, "w") as f:
             f.write(self.info["client_secret"] + "\n")
 
-    def config(self, mode="introspection", extra="", client_certificate=None):
+    # The LPS client the issuer's tokens are issued to by default (their azp).
+    LPS_CLIENT = "lps-test"
+
+    def config(self, mode="introspection", extra="", client_certificate=None, allowed_clients=(LPS_CLIENT,)):
+        """The [psc] section for this issuer. `allowed_clients`: the LPS clients whose tokens are
+        taken (None: the key is left out, so that `extra` may set it)."""
         if client_certificate:
             credentials = (f'client_certificate = "{pki(client_certificate + ".chain.pem")}"\n'
                            f'client_key = "{pki(client_certificate + ".key")}"\n')
         else:
             credentials = f'client_secret_file = "{self.secret_file}"\n'
+        clients = ""
+        if allowed_clients is not None:
+            clients = "allowed_clients = [%s]\n" % ", ".join('"%s"' % c for c in allowed_clients)
         return (f'[psc]\nmode = "{mode}"\nissuer = "{self.info["issuer"]}"\nclient_id = "{self.info["client_id"]}"\n'
-                f'{credentials}ca_file = "{pki("root.crt")}"\ntimeout = "1s"\n{extra}\n')
+                f'{credentials}ca_file = "{pki("root.crt")}"\ntimeout = "1s"\n{clients}{extra}\n')
 
     def call(self, method, path, body=None):
         import json
@@ -566,6 +593,22 @@ class PscIssuer:
             self.process.terminate()
             self.process.wait(timeout=10)
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def random_jwt(azp="lps-test"):
+    """A token of PSC's shape (a signed JWT, issued to `azp`) that no issuer made: it passes
+    mssgate's look at a token's shape, and only the issuer can tell that it is not valid."""
+    import json
+    import secrets
+
+    def b64(data):
+        return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+    header = {"alg": "RS256", "typ": "JWT", "kid": "rsa-" + secrets.token_hex(4)}
+    payload = {"jti": "trrtag:" + secrets.token_hex(16), "azp": azp, "typ": "Bearer",
+               "exp": int(time.time()) + 300, "SubjectNameID": "810001234567"}
+    return ".".join((b64(json.dumps(header).encode()), b64(json.dumps(payload).encode()),
+                     b64(secrets.token_bytes(256))))
 
 
 def xoauth2(user, token):

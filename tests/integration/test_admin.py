@@ -17,7 +17,7 @@ import unittest
 import xml.etree.ElementTree as ElementTree
 
 from harness import (APP_HOPITAL, DOMAIN, PER_MARTIN, Gateway, GatewayTestCase, PscIssuer, RawImap, client_context, main,
-                     new_marker, pki, wait_for_delivery, xoauth2)
+                     new_marker, pki, random_jwt, wait_for_delivery, xoauth2)
 
 try:
     from prometheus_client.openmetrics.parser import text_string_to_metric_families
@@ -264,7 +264,7 @@ class ReadinessWithIssuer(unittest.TestCase):
         # A sign-in with a token the issuer does not know: an answer all the same.
         imap = RawImap(gateway.imap_port)
         imap.starttls(client_context())
-        imap.send(b"a1 AUTHENTICATE XOAUTH2 " + base64.b64encode(xoauth2(PER_MARTIN, "not-a-token").encode())
+        imap.send(b"a1 AUTHENTICATE XOAUTH2 " + base64.b64encode(xoauth2(PER_MARTIN, random_jwt()).encode())
                   + b"\r\n")
         line = imap.read_line()
         if line.startswith("+"):  # the error details of XOAUTH2, then an empty answer

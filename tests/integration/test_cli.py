@@ -24,7 +24,7 @@ class CheckConfigTest(unittest.TestCase):
             f.write("not-a-real-secret\n")
         self.path = os.path.join(self.dir, "mssgate.toml")
 
-    def write(self, tls_extra="", key="server.key", listen="127.0.0.1:0"):
+    def write(self, tls_extra="", key="server.key", listen="127.0.0.1:0", extra=""):
         with open(self.path, "w") as f:
             f.write(f"""[tls]
 certificate_chain = "{pki('server.chain.pem')}"
@@ -43,6 +43,7 @@ master_password_file = "master.secret"
 
 [directory]
 sqlite_path = "directory.db"
+{extra}
 """)
 
     def test_accepts_a_valid_configuration(self):
@@ -82,6 +83,22 @@ sqlite_path = "directory.db"
         self.assertEqual(result.returncode, 1)
         port = self.path and open(self.path).read().split("starttls_listen = [\"127.0.0.1:")[1].split("\"")[0]
         self.assertIn("cannot listen on 127.0.0.1:%s (imap): Address already in use" % port, result.stderr)
+
+    def test_refuses_an_lmtp_tap_off_loopback_without_allowed_peers(self):
+        self.write(extra='[lmtp]\nlisten = ["127.0.0.1:10024", "0.0.0.0:10024"]\n')
+        result = run(MSSGATE, "--check-config", self.path)
+        self.assertEqual(result.returncode, 1, result.stdout)
+        self.assertIn("lmtp.listen: 0.0.0.0:10024 is not a loopback address: set lmtp.allowed_peers to the "
+                      "addresses of the Postfix hosts that may deliver to the tap", result.stderr)
+        self.assertNotIn("127.0.0.1:10024", result.stderr)
+        # The same listener with the Postfix hosts named is valid.
+        self.write(extra='[lmtp]\nlisten = ["0.0.0.0:10024"]\nallowed_peers = ["192.0.2.25", "198.51.100.0/24"]\n')
+        result = run(MSSGATE, "--check-config", self.path)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.write(extra='[lmtp]\nlisten = ["0.0.0.0:10024"]\nallowed_peers = ["postfix.example.fr"]\n')
+        result = run(MSSGATE, "--check-config", self.path)
+        self.assertEqual(result.returncode, 1)
+        self.assertIn('lmtp.allowed_peers: "postfix.example.fr" is not an IP address or network', result.stderr)
 
     def test_missing_file(self):
         result = run(MSSGATE, "--check-config", os.path.join(self.dir, "absent.toml"))

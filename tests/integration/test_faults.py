@@ -16,7 +16,7 @@ import tempfile
 import unittest
 
 from harness import (APP_HOPITAL, APP_LABO, DOMAIN, PER_MARTIN, SMTP, Gateway, PscIssuer, RawImap, client_context,
-                     ctl, main, new_marker, wait_for_close, wait_for_delivery, xoauth2)
+                     main, new_marker, wait_for_close, wait_for_delivery, xoauth2)
 
 try:
     from prometheus_client.openmetrics.parser import text_string_to_metric_families
@@ -58,7 +58,9 @@ class Faults(unittest.TestCase):
         self.addCleanup(issuer.stop)
         gateway = self.start("submission.NOOP:1", extra_config=ADMIN,
                              psc_section=issuer.config(extra="max_sessions_per_professional = 1"))
-        ctl(gateway.database, "holder", "add", PROFESSIONAL)
+        # One command per change_directory: a read that a first command started could otherwise
+        # be taken for the read of the second.
+        gateway.change_directory("holder", "add", PROFESSIONAL)
         gateway.change_directory("holder", "attach", PROFESSIONAL, PER_MARTIN, "--role", "owner")
         token = issuer.issue(PROFESSIONAL)
 

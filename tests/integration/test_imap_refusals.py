@@ -45,6 +45,11 @@ class CertificateRefusalTest(GatewayTestCase):
     def test_refuses_certificate_without_client_authentication_usage(self):
         self.assert_handshake_refused("org-wrong-usage", "unsuitable certificate purpose", implicit=True)
 
+    def test_refuses_certificate_without_any_extended_key_usage(self):
+        # OpenSSL's purpose check takes it; tls.require_client_auth_eku (true by default) does not.
+        self.assert_handshake_refused("org-no-eku", "unsuitable certificate purpose", implicit=True)
+        self.assert_handshake_refused("org-no-eku", "unsuitable certificate purpose", implicit=False)
+
     def authenticate(self, cert, authzid):
         client = RawImap(self.gateway.imaps_port, implicit_ctx=client_context(cert))
         _, tagged = client.authenticate_external(authzid)

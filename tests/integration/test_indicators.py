@@ -234,6 +234,35 @@ class IndicatorsEndToEnd(unittest.TestCase):
             for secret in (INS_VALUE, PATIENT_NAME, BODY_TEXT, "MARIE", "19480922"):
                 self.assertNotIn(secret, text)
 
+    def test_what_a_sender_writes_is_capped_cleaned_and_never_a_formula_in_the_export(self):
+        g = self.gateway
+        marker = new_marker("formula")
+        nil = '=HYPERLINK("http://x.example/a?b",1)'
+        message = ("From: {s}\r\nTo: {r}\r\nDate: {d}\r\nMessage-ID: <{m}\x07x\x1b[2J@test>\r\n"
+                   "X-MSS-NIL: {n}\r\nSubject: {m}\r\n\r\nhello {m}\r\n").format(
+                       s=APP_HOPITAL, r=LABO, d=email.utils.formatdate(), m=marker.decode(), n=nil).encode()
+        send(g, LABO, message)
+        wait_for_delivery(LABO, marker)
+        clean_id = "<%s?x?[2J@test>" % marker.decode()
+        for direction in ("sent", "received"):
+            event = g.wait_for_event(lambda e: e["direction"] == direction and marker.decode() in e.get("message_id", ""))
+            self.assertEqual(event["message_id"], clean_id, direction)
+            self.assertEqual(event["nil"], nil, direction)
+        stored = g.journal_rows("SELECT message_id FROM indicator_event WHERE message_id LIKE ?",
+                                "%%%s%%" % marker.decode())
+        self.assertEqual({row[0] for row in stored}, {clean_id})
+
+        month = event["day"][:7]
+        out = tempfile.mkdtemp(prefix="mssgate-export-")
+        export(g, month, "csv", out)
+        with open(os.path.join(out, "messages-%s.csv" % month), newline="") as f:
+            rows = {r["mailbox"]: r for r in csv.DictReader(f, delimiter=";")}
+        # A spreadsheet shows the sender's "formula" as text.
+        self.assertEqual(rows[APP_HOPITAL]["nil"], "'" + nil)
+        export(g, month, "json", out)
+        with open(os.path.join(out, "messages-%s.json" % month)) as f:
+            self.assertEqual({r["mailbox"]: r for r in json.load(f)}[APP_HOPITAL]["nil"], nil)
+
     def test_an_uninspectable_message_is_still_delivered(self):
         g = self.gateway
         marker = new_marker("garbage")

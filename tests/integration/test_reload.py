@@ -3,6 +3,7 @@ certificate and the directory keep working, new sessions see the change; an inva
 configuration is refused and the running one stays; settings that need a restart are named;
 the log level changes."""
 
+import base64
 import hashlib
 import os
 import re
@@ -50,10 +51,10 @@ def peer_fingerprint(imap):
     return hashlib.sha256(imap.sock.getpeercert(binary_form=True)).hexdigest()
 
 
-def signed_in_session(port):
+def signed_in_session(port, cert="org-hopital", authzid=None):
     imap = RawImap(port)
-    imap.starttls(client_context("org-hopital"))
-    _, tagged = imap.authenticate_external()
+    imap.starttls(client_context(cert))
+    _, tagged = imap.authenticate_external(authzid)
     if not tagged.startswith("a1 OK"):
         raise AssertionError(tagged)
     return imap
@@ -99,17 +100,29 @@ class Reload(unittest.TestCase):
         other_directory = os.path.join(gateway.dir, "directory2.db")
         ctl(other_directory, "mailbox", "add", APP_LABO, "--type", "APP")
         ctl(other_directory, "certificate", "bind", APP_LABO, "--cert", pki("org-hopital.crt"))
+        # org-labo opens app.hopital in both directories.
+        ctl(other_directory, "mailbox", "add", APP_HOPITAL, "--type", "APP")
+        ctl(other_directory, "certificate", "bind", APP_HOPITAL, "--cert", pki("org-labo.crt"), "--match",
+            "issuer-serial")
+        gateway.change_directory("certificate", "bind", APP_HOPITAL, "--cert", pki("org-labo.crt"), "--match",
+                                 "issuer-serial")
         chain, key, new_fingerprint = make_server_certificate(gateway.dir)
 
-        # Sessions open before the reload: an IMAP mailbox selected, an SMTP session signed in.
-        old_imap = signed_in_session(gateway.imap_port)
+        # Sessions open before the reload, still allowed after it: an IMAP mailbox selected, an
+        # SMTP session signed in.
+        old_imap = signed_in_session(gateway.imap_port, "org-labo", APP_HOPITAL)
         old_fingerprint = peer_fingerprint(old_imap)
         _, tagged = old_imap.command("s1", "SELECT INBOX")
         self.assertTrue(tagged.startswith("s1 OK"), tagged)
         old_smtp = smtplib.SMTP("127.0.0.1", gateway.submission_port, timeout=20)
-        old_smtp.starttls(context=client_context("org-hopital"))
+        old_smtp.starttls(context=client_context("org-labo"))
         old_smtp.ehlo()
-        self.assertEqual(old_smtp.docmd("AUTH", "EXTERNAL =")[0], 235)
+        authzid = base64.b64encode(APP_HOPITAL.encode()).decode()
+        self.assertEqual(old_smtp.docmd("AUTH", "EXTERNAL " + authzid)[0], 235)
+        # A session the new directory no longer allows (org-hopital opens app.labo instead).
+        withdrawn_imap = signed_in_session(gateway.imap_port)
+        withdrawn_session = gateway.session_of(withdrawn_imap.sock)
+        reload_offset = gateway.log_size()
 
         # Sign-ins in a loop through every reload below.
         stop = threading.Event()
@@ -146,7 +159,12 @@ class Reload(unittest.TestCase):
         self.assertEqual(failures, [])
         self.assertGreaterEqual(len(outcomes), 5)
 
-        # The sessions opened before go on with what they had.
+        # The session the new directory no longer allows was ended; those it allows go on with
+        # what they had.
+        self.assertTrue(withdrawn_imap.closed_by_server())
+        withdrawn_imap.close()
+        gateway.wait_for_log(r"event=authorization_withdrawn session=%s reason=mailbox_not_bound" % withdrawn_session,
+                             since=reload_offset)
         _, tagged = old_imap.command("n2", "NOOP")
         self.assertTrue(tagged.startswith("n2 OK"), tagged)
         _, tagged = old_imap.command("s2", "SELECT INBOX")

@@ -11,8 +11,9 @@ import subprocess
 import time
 import unittest
 
-from harness import (APP_HOPITAL, APP_LABO, DOMAIN, SMTP, SMTP_SSL, GatewayTestCase, client_context, delivered_messages,
-                     main, new_marker, pki, wait_for_delivery)
+from harness import (APP_HOPITAL, APP_LABO, DOMAIN, SMTP, SMTP_SSL, Gateway, GatewayTestCase, backend_env, client_context,
+                     delivered_messages, main, new_marker, pki, wait_for_delivery)
+from recording import RecordingForwarder
 
 
 def message(sender, recipients, marker, body="Bonjour.\r\n", extra_headers=""):
@@ -206,6 +207,53 @@ class SubmissionTest(GatewayTestCase):
             self.gateway.wait_for_log(r"event=connect session=(\w+) listener=%s (?s:.*)event=tls session=\1 version=TLSv1.2 \S+ "
                                       r"client_certificate=\"CN=LPS_TEST_HOPITAL" % listener, since=since)
 
+
+class EhloNameTest(unittest.TestCase):
+    """What Postfix hears of the client's EHLO argument (XCLIENT HELO= and the EHLO after it): a
+    domain or an address literal, never anything else the client wrote."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.postfix = RecordingForwarder(int(backend_env()["BACKEND_SUBMISSION_PORT"]))
+        cls.gateway = Gateway(smtp_backend_address="127.0.0.1:%d" % cls.postfix.port)
+        cls.gateway.start()
+
+    @classmethod
+    def tearDownClass(cls):
+        try:
+            cls.gateway.stop()
+        finally:
+            cls.postfix.close()
+
+    def introduced_as(self, name):
+        """Signs in after `EHLO name` (bytes, sent as they are); returns the XCLIENT line and the
+        EHLO line mssgate then sent to Postfix (both before its 235)."""
+        before = len(self.postfix.sent())
+        with SMTP("127.0.0.1", self.gateway.submission_port, timeout=30) as smtp:
+            smtp.starttls(context=client_context("org-hopital"))
+            smtp.send(b"EHLO " + name + b"\r\n")
+            self.assertEqual(smtp.getreply()[0], 250, name)
+            self.assertEqual(smtp.docmd("AUTH", "EXTERNAL =")[0], 235, name)
+        lines = self.postfix.sent()[before:].split(b"\r\n")
+        xclient = [line for line in lines if line.startswith(b"XCLIENT ")]
+        self.assertEqual(len(xclient), 1, lines)
+        # The EHLO that follows XCLIENT is the one Postfix keeps for the client.
+        ehlo = lines[lines.index(xclient[0]) + 1]
+        return xclient[0].decode("latin-1"), ehlo.decode("latin-1")
+
+    def test_a_domain_or_an_address_literal_is_relayed(self):
+        for name in ("lps.hopital.test", "[127.0.0.1]", "DESKTOP-4F2K9"):
+            xclient, ehlo = self.introduced_as(name.encode())
+            self.assertIn(" HELO=%s " % name, xclient)
+            self.assertEqual(ehlo, "EHLO " + name)
+
+    def test_anything_else_is_replaced_by_the_clients_address(self):
+        for name in (b"lps_hopital", b"x\rRSET", b"a\x0bb", "\u00e9.test".encode(), b"bad>name", b"[999.0.0.1]"):
+            xclient, ehlo = self.introduced_as(name)
+            self.assertIn(" HELO=[127.0.0.1] ", xclient, name)
+            self.assertEqual(ehlo, "EHLO [127.0.0.1]", name)
+        self.assertNotIn(b"RSET", self.postfix.sent())
+        self.assertNotIn(b"lps_hopital", self.postfix.sent())
 
 if __name__ == "__main__":
     main()

@@ -4,8 +4,9 @@
 It speaks the real protocols with PSC's claim names: RFC 7662 introspection (POST /introspect,
 HTTP Basic client authentication), the JWK Set (GET /certs) and userinfo (GET /userinfo,
 Bearer). Access tokens are JWTs signed RS256 (or ES256 on request), like PSC's Keycloak.
-Tests drive it through /admin: issue, revoke, make it slow, down or answer garbage, and count
-requests.
+Tests drive it through /admin: issue (for any client, audience, scope, type, acr and amr),
+revoke, make it slow, down or answer garbage, and count requests (and the most introspections
+it was asked at once).
 
     psc_issuer.py --dir DIR --cert server.chain.pem --key server.key [--port 0]
 
@@ -86,15 +87,22 @@ class Issuer:
         self.revoked = set()
         self.mode = "normal"
         self.delay = 0.0
-        self.counts = {"introspect": 0, "certs": 0, "userinfo": 0}
+        self.counts = {"introspect": 0, "certs": 0, "userinfo": 0, "introspect_max_in_flight": 0}
+        self.introspecting = 0
         self.lock = threading.Lock()
 
     def issue(self, subject, lifetime=300, azp="lps-test", alg="RS256", kid=None, not_before=None,
-              include_subject=True, issuer=None):
+              include_subject=True, issuer=None, typ="Bearer", scope="openid scope_all", aud=None,
+              acr=None, amr=None, client_id=None):
+        """A signed access token for `subject`, issued to the client `azp` (None: no azp claim);
+        aud, acr, amr and client_id are added when given, typ and scope left out when None."""
         now = int(time.time())
-        claims = {"iss": issuer or self.issuer, "sub": str(uuid.uuid4()), "typ": "Bearer", "azp": azp,
-                  "iat": now, "exp": now + int(lifetime), "jti": "trrtag:" + str(uuid.uuid4()),
-                  "scope": "openid scope_all"}
+        claims = {"iss": issuer or self.issuer, "sub": str(uuid.uuid4()), "iat": now, "exp": now + int(lifetime),
+                  "jti": "trrtag:" + str(uuid.uuid4())}
+        for name, value in (("typ", typ), ("azp", azp), ("scope", scope), ("aud", aud), ("acr", acr),
+                            ("amr", amr), ("client_id", client_id)):
+            if value is not None:
+                claims[name] = value
         if not_before is not None:
             claims["nbf"] = now + int(not_before)
         if include_subject:
@@ -169,28 +177,39 @@ def make_handler(issuer):
                                      "SubjectRefPro": {"codeCivilite": "DR"}, "preferred_username": claims["SubjectNameID"]})
             elif self.path == "/admin/stats":
                 with issuer.lock:
-                    self.reply(200, dict(issuer.counts))
+                    self.reply(200, dict(issuer.counts, introspect_in_flight=issuer.introspecting))
             else:
                 self.reply(404, {"error": "not_found"})
+
+        def introspect(self, data):
+            if self.misbehave():
+                return
+            form = parse_qs(data.decode())
+            expected = "Basic " + base64.b64encode(("%s:%s" % (issuer.client_id, issuer.client_secret)).encode()).decode()
+            # Client authentication: HTTP Basic, or a verified client certificate (mutual TLS).
+            by_certificate = bool(self.connection.getpeercert()) and form.get("client_id") == [issuer.client_id]
+            if self.headers.get("Authorization") != expected and not by_certificate:
+                self.reply(401, {"error": "invalid_client"})
+                return
+            with issuer.lock:
+                issuer.counts["mtls"] = issuer.counts.get("mtls", 0) + (1 if by_certificate else 0)
+            token = form.get("token", [""])[0]
+            claims = issuer.lookup(token)
+            self.reply(200, dict(claims, active=True) if claims else {"active": False})
 
         def do_POST(self):
             data = self.body()
             if self.path == "/auth/realms/esante-wallet/protocol/openid-connect/token/introspect":
-                self.count("introspect")
-                if self.misbehave():
-                    return
-                form = parse_qs(data.decode())
-                expected = "Basic " + base64.b64encode(("%s:%s" % (issuer.client_id, issuer.client_secret)).encode()).decode()
-                # Client authentication: HTTP Basic, or a verified client certificate (mutual TLS).
-                by_certificate = bool(self.connection.getpeercert()) and form.get("client_id") == [issuer.client_id]
-                if self.headers.get("Authorization") != expected and not by_certificate:
-                    self.reply(401, {"error": "invalid_client"})
-                    return
                 with issuer.lock:
-                    issuer.counts["mtls"] = issuer.counts.get("mtls", 0) + (1 if by_certificate else 0)
-                token = form.get("token", [""])[0]
-                claims = issuer.lookup(token)
-                self.reply(200, dict(claims, active=True) if claims else {"active": False})
+                    issuer.counts["introspect"] += 1
+                    issuer.introspecting += 1
+                    issuer.counts["introspect_max_in_flight"] = max(issuer.counts["introspect_max_in_flight"],
+                                                                    issuer.introspecting)
+                try:
+                    self.introspect(data)
+                finally:
+                    with issuer.lock:
+                        issuer.introspecting -= 1
             elif self.path == "/admin/issue":
                 request = json.loads(data or b"{}")
                 self.reply(200, {"access_token": issuer.issue(**request)})

@@ -204,6 +204,98 @@ client_certificate = "server.pem"
   EXPECT_NE(error.find("psc.client_id: is required for introspection"), std::string::npos) << error;
 }
 
+TEST_F(ConfigTest, ReadsTheTokenPolicyAndTheIssuerBudget) {
+  std::ofstream(dir_ / "psc.secret") << "client-secret\n";
+  const std::string psc = R"(
+[psc]
+issuer = "https://auth.test/auth/realms/esante-wallet"
+client_id = "mssgate"
+client_secret_file = "psc.secret"
+)";
+  auto defaults = parse_config(minimal() + psc, path()).psc;
+  EXPECT_TRUE(defaults.allowed_clients.empty());
+  EXPECT_EQ(defaults.token_types, std::vector<std::string>{"Bearer"});
+  EXPECT_EQ(defaults.token_format, "jwt");
+  EXPECT_EQ(defaults.max_token_bytes, 8192u);
+  EXPECT_EQ(defaults.issuer_max_in_flight, 32u);
+  EXPECT_EQ(defaults.issuer_max_per_second, 50u);
+  EXPECT_EQ(defaults.issuer_burst, 100u);
+  auto config = parse_config(minimal() + psc + R"(
+allowed_clients = ["lps-a", "lps-b"]
+required_audience = "mssante-api"
+required_scope = "mss"
+accepted_acr = ["eidas2"]
+accepted_amr = ["card", "otp"]
+token_types = []
+token_format = "opaque"
+max_token_bytes = "4KiB"
+issuer_max_in_flight = 4
+issuer_max_per_second = 2
+issuer_burst = 10
+)",
+                             path());
+  EXPECT_EQ(config.psc.allowed_clients, (std::vector<std::string>{"lps-a", "lps-b"}));
+  EXPECT_EQ(config.psc.required_audience, "mssante-api");
+  EXPECT_EQ(config.psc.required_scope, "mss");
+  EXPECT_EQ(config.psc.accepted_acr, std::vector<std::string>{"eidas2"});
+  EXPECT_EQ(config.psc.accepted_amr, (std::vector<std::string>{"card", "otp"}));
+  EXPECT_TRUE(config.psc.token_types.empty());
+  EXPECT_EQ(config.psc.token_format, "opaque");
+  EXPECT_EQ(config.psc.max_token_bytes, 4096u);
+  EXPECT_EQ(config.psc.issuer_max_in_flight, 4u);
+  EXPECT_EQ(config.psc.issuer_max_per_second, 2u);
+  EXPECT_EQ(config.psc.issuer_burst, 10u);
+
+  std::string error = error_for(minimal() + psc + R"(
+allowed_clients = "lps-a"
+required_scope = "openid mss"
+token_format = "paseto"
+max_token_bytes = 100
+issuer_max_in_flight = 0
+issuer_max_per_second = 0
+issuer_burst = 0
+)");
+  for (const char* expected : {"psc.allowed_clients: must be an array of strings",
+                               "psc.required_scope: must be one scope (no space)",
+                               "psc.token_format: must be \"jwt\" or \"opaque\"",
+                               "psc.max_token_bytes: must be between 256 and 16384 bytes",
+                               "psc.issuer_max_in_flight: must be between 1 and 10000",
+                               "psc.issuer_max_per_second: must be between 1 and 100000",
+                               "psc.issuer_burst: must be between 1 and 1000000"}) {
+    EXPECT_NE(error.find(expected), std::string::npos) << expected << "\n" << error;
+  }
+  error = error_for(minimal() + psc + "allowed_clients = [\"\"]\nmode = \"jwt\"\n" +
+                    "token_format = \"opaque\"\n");
+  EXPECT_NE(error.find("psc.allowed_clients: an empty client id is not allowed"), std::string::npos)
+      << error;
+  EXPECT_NE(error.find("psc.token_format: must be \"jwt\" when psc.mode is \"jwt\""),
+            std::string::npos)
+      << error;
+}
+
+TEST_F(ConfigTest, WarnsWhenNoClientOrAnyClientIsAllowed) {
+  std::ofstream(dir_ / "psc.secret") << "client-secret\n";
+  const std::string psc = R"(
+[psc]
+issuer = "https://auth.test/auth/realms/esante-wallet"
+client_id = "mssgate"
+client_secret_file = "psc.secret"
+)";
+  EXPECT_TRUE(mssgate::config::config_warnings(parse_config(minimal(), path())).empty())
+      << "no Pro Sante Connect, nothing to say";
+  auto none = mssgate::config::config_warnings(parse_config(minimal() + psc, path()));
+  ASSERT_EQ(none.size(), 1u);
+  EXPECT_EQ(none[0].key, "psc.allowed_clients");
+  EXPECT_NE(none[0].text.find("every Pro Sante Connect token will be refused"), std::string::npos);
+  auto any = mssgate::config::config_warnings(
+      parse_config(minimal() + psc + "allowed_clients = [\"lps-a\", \"*\"]\n", path()));
+  ASSERT_EQ(any.size(), 1u);
+  EXPECT_NE(any[0].text.find("any PSC client is accepted"), std::string::npos);
+  EXPECT_TRUE(mssgate::config::config_warnings(
+                  parse_config(minimal() + psc + "allowed_clients = [\"lps-a\"]\n", path()))
+                  .empty());
+}
+
 TEST_F(ConfigTest, ReportsTomlSyntaxErrorsWithTheirPosition) {
   std::string error = error_for("[tls\ncertificate_chain = 1\n");
   EXPECT_EQ(error.rfind(path() + ":1:", 0), 0u) << error;
@@ -352,6 +444,57 @@ TEST_F(ConfigTest, TheIoStallTimeoutOfTheWatchdog) {
       << error;
 }
 
+TEST_F(ConfigTest, TheLmtpTapHearsOnlyLoopbackOrTheAllowedPeers) {
+  auto loopback =
+      parse_config(minimal() + "[lmtp]\nlisten = [\"127.0.0.1:10024\", \"[::1]:10024\"]\n", path());
+  EXPECT_TRUE(loopback.lmtp.allowed_peers.empty());
+  auto peer = [](const char* text) { return *mssgate::protocol::parse_ip_address(text); };
+  EXPECT_TRUE(loopback.lmtp.peer_allowed(peer("127.0.0.1")));
+  EXPECT_TRUE(loopback.lmtp.peer_allowed(peer("::1")));
+  EXPECT_FALSE(loopback.lmtp.peer_allowed(peer("192.0.2.25")));
+
+  std::string open = error_for(minimal() + "[lmtp]\nlisten = [\"0.0.0.0:10024\"]\n");
+  EXPECT_NE(open.find("lmtp.listen: 0.0.0.0:10024 is not a loopback address: set "
+                      "lmtp.allowed_peers"),
+            std::string::npos)
+      << open;
+  EXPECT_NE(error_for(minimal() + "[lmtp]\nlisten = [\"[::]:24\"]\n").find("lmtp.listen"),
+            std::string::npos);
+
+  auto allowed = parse_config(minimal() +
+                                  "[lmtp]\nlisten = [\"192.0.2.1:10024\"]\n"
+                                  "allowed_peers = [\"192.0.2.25\", \"198.51.100.0/24\", "
+                                  "\"2001:db8::/64\"]\n",
+                              path());
+  ASSERT_EQ(allowed.lmtp.allowed_peers.size(), 3u);
+  EXPECT_TRUE(allowed.lmtp.peer_allowed(peer("192.0.2.25")));
+  EXPECT_TRUE(allowed.lmtp.peer_allowed(peer("::ffff:198.51.100.9")));
+  EXPECT_TRUE(allowed.lmtp.peer_allowed(peer("2001:db8::25")));
+  EXPECT_FALSE(allowed.lmtp.peer_allowed(peer("192.0.2.26")));
+  // Named peers replace loopback: a local process is not Postfix unless listed.
+  EXPECT_FALSE(allowed.lmtp.peer_allowed(peer("127.0.0.1")));
+
+  std::string bad = error_for(minimal() +
+                              "[lmtp]\nlisten = [\"192.0.2.1:10024\"]\n"
+                              "allowed_peers = [\"postfix.example.fr\", \"10.0.0.0/33\"]\n");
+  EXPECT_NE(bad.find("lmtp.allowed_peers: \"postfix.example.fr\" is not an IP address or network"),
+            std::string::npos)
+      << bad;
+  EXPECT_NE(bad.find("\"10.0.0.0/33\" is not an IP address"), std::string::npos) << bad;
+  EXPECT_EQ(bad.find("is not a loopback address"), std::string::npos) << bad;
+}
+
+TEST_F(ConfigTest, ClientCertificatesNeedTheClientAuthUsageUnlessToldOtherwise) {
+  EXPECT_TRUE(parse_config(minimal(), path()).tls.require_client_auth_eku);
+  std::string text = minimal();
+  text.replace(text.find("[imap]\n"), 7, "require_client_auth_eku = false\n\n[imap]\n");
+  EXPECT_FALSE(parse_config(text, path()).tls.require_client_auth_eku);
+  text = minimal();
+  text.replace(text.find("[imap]\n"), 7, "require_client_auth_eku = \"yes\"\n\n[imap]\n");
+  EXPECT_NE(error_for(text).find("tls.require_client_auth_eku: must be true or false"),
+            std::string::npos);
+}
+
 TEST_F(ConfigTest, AdminEndpointIsLoopbackUnlessTlsWithClientCertificates) {
   auto config = parse_config(
       minimal() + "\n[admin]\nlisten = [\"127.0.0.1:9925\", \"[::1]:9925\"]\n", path());
@@ -444,4 +587,66 @@ TEST_F(ConfigTest, ReloadKeepsRestartOnlySettingsAndNamesThem) {
   EXPECT_EQ(next.server.log_level, "warn");
   auto same = parse_config(minimal(), path());
   EXPECT_TRUE(mssgate::config::keep_restart_only_settings(running, same).empty());
+}
+
+TEST_F(ConfigTest, ClientLimitsAndTheirChecks) {
+  auto defaults = parse_config(minimal(), path());
+  EXPECT_EQ(defaults.limits.max_connections_per_address, 100u);
+  EXPECT_EQ(defaults.limits.connection_rate_per_address, 300u);
+  EXPECT_EQ(defaults.limits.failed_sign_in_rate_per_address, 30u);
+  EXPECT_EQ(defaults.limits.pre_auth_timeout, std::chrono::seconds(60));
+  EXPECT_EQ(defaults.lmtp.max_connections, 500u);
+  auto config = parse_config(minimal() + R"(
+[limits]
+max_connections_per_address = 5
+rate_time_unit = "10s"
+failure_delay = "250ms"
+max_failure_delay = "2s"
+pre_auth_timeout = "20s"
+max_pre_auth_commands = 12
+max_sessions_per_certificate = 7
+exempt_networks = ["192.0.2.0/24", "2001:db8:1::/48", "198.51.100.7"]
+
+[lmtp]
+max_connections = 40
+)",
+                             path());
+  const auto& l = config.limits;
+  EXPECT_EQ(l.max_connections_per_address, 5u);
+  EXPECT_EQ(l.rate_time_unit, std::chrono::seconds(10));
+  EXPECT_EQ(l.failure_delay, std::chrono::milliseconds(250));
+  EXPECT_EQ(l.max_pre_auth_commands, 12u);
+  EXPECT_EQ(l.max_sessions_per_certificate, 7u);
+  EXPECT_EQ(config.lmtp.max_connections, 40u);
+  ASSERT_EQ(l.exempt_networks.size(), 3u);
+  EXPECT_EQ(l.exempt_networks[0].text(), "192.0.2.0/24");
+  EXPECT_EQ(l.exempt_networks[1].text(), "2001:db8:1::/48");
+  EXPECT_EQ(l.exempt_networks[2].text(), "198.51.100.7/32");
+  std::array<uint8_t, 16> address{192, 0, 2, 77};
+  EXPECT_TRUE(l.exempt(false, address));
+  address[2] = 3;
+  EXPECT_FALSE(l.exempt(false, address));
+  std::array<uint8_t, 16> v6{0x20, 0x01, 0x0d, 0xb8, 0x00, 0x01, 0xff, 0xff,
+                             1,    2,    3,    4,    5,    6,    7,    8};
+  EXPECT_TRUE(l.exempt(true, v6));
+  v6[5] = 2;
+  EXPECT_FALSE(l.exempt(true, v6));
+  EXPECT_FALSE(l.exempt(false, {198, 51, 100, 8}));
+  EXPECT_TRUE(l.exempt(false, {198, 51, 100, 7}));
+
+  for (const auto& [text, expected] : std::vector<std::pair<std::string, std::string>>{
+           {"exempt_networks = [\"192.0.2.0/33\"]",
+            "limits.exempt_networks: \"192.0.2.0/33\" is not"},
+           {"exempt_networks = [\"example.fr\"]", "limits.exempt_networks: \"example.fr\" is not"},
+           {"max_connections_per_address = 0", "limits.max_connections_per_address: must be"},
+           {"failure_delay = \"5s\"\nmax_failure_delay = \"1s\"",
+            "limits.max_failure_delay: must not be shorter than limits.failure_delay"},
+           {"pre_auth_timeout = \"0s\"", "limits.pre_auth_timeout: must be between"},
+           {"tracked_addresses = 10", "limits.tracked_addresses: must be between"},
+           {"max_connection_per_address = 3", "limits.max_connection_per_address: unknown key"},
+       }) {
+    std::string error = error_for(minimal() + "\n[limits]\n" + text + "\n");
+    EXPECT_NE(error.find(expected), std::string::npos) << "expected \"" << expected << "\" in:\n"
+                                                       << error;
+  }
 }

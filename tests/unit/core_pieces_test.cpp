@@ -220,15 +220,15 @@ TEST(PostfixDialogue, GreetsAndLearnsTheFeatures) {
 }
 
 TEST(PostfixDialogue, IntroducesTheClientWithXclient) {
-  core::XclientIdentity identity{"2001:db8::1", 50000, "lps host", "app@test.fr"};
+  core::XclientIdentity identity{"2001:db8::1", 50000, "lps.hopital.fr", "app@test.fr"};
   core::PostfixFeatures features{true, false, false};
   auto run = converse(core::PostfixDialogue::introduce(identity, features, "gw.test"),
                       {reply(220), ehlo({"mx"})});
   EXPECT_TRUE(run.done);
   EXPECT_EQ(run.written,
             (std::vector<std::string>{"XCLIENT ADDR=IPV6:2001:db8::1 PORT=50000 PROTO=ESMTP "
-                                      "HELO=lps+20host LOGIN=app@test.fr\r\n",
-                                      "EHLO lps host\r\n"}));
+                                      "HELO=lps.hopital.fr LOGIN=app@test.fr\r\n",
+                                      "EHLO lps.hopital.fr\r\n"}));
   identity.helo.clear();
   auto anonymous = converse(core::PostfixDialogue::introduce(identity, features, "gw.test"),
                             {reply(220), ehlo({"mx"})});
@@ -239,6 +239,33 @@ TEST(PostfixDialogue, IntroducesTheClientWithXclient) {
   EXPECT_EQ(
       converse(core::PostfixDialogue::introduce(identity, features, "g"), {reply(550)}).failed,
       "xclient: refused");
+}
+
+TEST(PostfixDialogue, PostfixHearsADomainOrAnAddressLiteralForTheClientsName) {
+  core::PostfixFeatures features{true, false, false};
+  auto written = [&](const core::XclientIdentity& identity) {
+    return converse(core::PostfixDialogue::introduce(identity, features, "gw.test"),
+                    {reply(220), ehlo({"mx"})})
+        .written;
+  };
+  using namespace std::string_literals;
+  // Anything else than a domain or an address literal: the client's address as a literal.
+  for (const std::string& helo : {"lps host"s, "my_pc"s, "a\rRCPT TO:<x@y.fr>"s, "x\0y"s,
+                                  "lps LOGIN=other@test.fr"s, std::string(300, 'a')}) {
+    auto v4 = written({"192.0.2.7", 40000, helo, "app@test.fr"});
+    EXPECT_EQ(v4, (std::vector<std::string>{"XCLIENT ADDR=192.0.2.7 PORT=40000 PROTO=ESMTP "
+                                            "HELO=[192.0.2.7] LOGIN=app@test.fr\r\n",
+                                            "EHLO [192.0.2.7]\r\n"}))
+        << helo;
+    auto v6 = written({"2001:db8::1", 40000, helo, "app@test.fr"});
+    EXPECT_EQ(v6.at(1), "EHLO [IPv6:2001:db8::1]\r\n") << helo;
+    EXPECT_THAT(v6.at(0), testing::HasSubstr(" HELO=[IPv6:2001:db8::1] ")) << helo;
+  }
+  for (const std::string& helo : {"[198.51.100.4]"s, "[IPv6:2001:db8::5]"s, "DESKTOP-4F2K9"s}) {
+    auto kept = written({"192.0.2.7", 40000, helo, "app@test.fr"});
+    EXPECT_EQ(kept.at(1), "EHLO " + helo + "\r\n");
+    EXPECT_THAT(kept.at(0), testing::HasSubstr(" HELO=" + helo + " "));
+  }
 }
 
 // ---- message stream ---------------------------------------------------------------------

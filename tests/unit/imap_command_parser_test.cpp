@@ -206,3 +206,28 @@ TEST(ImapCommandParser, ReportsWhetherACommandIsUnderway) {
   parser.feed("OP\r\n");
   EXPECT_FALSE(parser.mid_command());
 }
+
+TEST(ImapCommandParser, AnAnnouncedLiteralReservesNothingBeforeItsBytesArrive) {
+  ImapCommandParser::Limits limits{1024, 64 << 20};
+  for (const char* line : {"a1 ID {60000000}\r\n", "a1 ID {60000000+}\r\n"}) {
+    ImapCommandParser parser(limits);
+    auto r = parser.feed(line);
+    EXPECT_NE(r.status, Status::kError) << line;
+    // The line itself, not the 60 MB it announces.
+    EXPECT_LT(parser.held_capacity(), 4096u) << line;
+    // Bytes that arrive are held, and only they.
+    parser.feed(std::string(10000, 'x'));
+    EXPECT_GE(parser.held_capacity(), 10000u) << line;
+    EXPECT_LT(parser.held_capacity(), 64u << 10) << line;
+  }
+  // A size beyond the cap, up to the largest a client can write, is refused before anything.
+  ImapCommandParser parser(limits);
+  auto r = parser.feed("A LOGIN {4294967295}\r\n");
+  EXPECT_EQ(r.status, Status::kError);
+  EXPECT_FALSE(parser.error().fatal);
+  EXPECT_EQ(parser.error().message, "Literal too large");
+  EXPECT_LT(parser.held_capacity(), 4096u);
+  r = parser.feed("B LOGIN {9999999999999999999+}\r\n");
+  EXPECT_EQ(r.status, Status::kError);
+  EXPECT_TRUE(parser.error().fatal);
+}

@@ -26,6 +26,7 @@ struct Imap : ReportLog<core::SessionEvents> {
   bool relaying = false;
   bool closed = false;
   bool tls_shutdown = false;
+  std::vector<size_t> pauses;  // where in `client` the core paused (after a failed sign-in)
 
   void play(ImapLoginCore& core, ClientInput& input) {
     for (int steps = 0; steps < 100000; ++steps) {
@@ -61,6 +62,9 @@ struct Imap : ReportLog<core::SessionEvents> {
           while (!input.exhausted())
             relayed += input.take();
           return;
+        case Kind::kPause:
+          pauses.push_back(client.size());
+          break;
         case Kind::kClose:
           closed = true;
           tls_shutdown = action.option;
@@ -92,6 +96,7 @@ Imap play(const std::vector<std::string>& segments, const Setup& setup = {}, boo
     EXPECT_EQ(runs[0].commands, runs[i].commands);
     EXPECT_EQ(runs[0].relayed, runs[i].relayed);
     EXPECT_EQ(runs[0].closed, runs[i].closed);
+    EXPECT_EQ(runs[0].pauses, runs[i].pauses);
   }
   return runs[0];
 }
@@ -242,6 +247,40 @@ TEST(ImapLoginCore, LogoutClosesTls) {
   EXPECT_TRUE(s.tls_shutdown);
   EXPECT_EQ(s.events, std::vector<std::string>{"closing logout"});
   EXPECT_EQ(s.commands, std::vector<std::string>{"LOGOUT"});
+}
+
+}  // namespace
+}  // namespace mssgate::test_core
+
+namespace mssgate::test_core {
+namespace {
+
+TEST(ImapLoginCore, EachFailedSignInPausesBeforeItsAnswer) {
+  auto s = play("a AUTHENTICATE EXTERNAL =\r\nb LOGIN x y\r\nc AUTHENTICATE EXTERNAL !!\r\n",
+                [](Imap& w) {
+                  w.verdict = {SignInFailure::kAuthorizationFailed, "why", "no", ""};
+                });
+  // Each pause comes right before the answer of its attempt, nothing of it written yet.
+  ASSERT_EQ(s.pauses.size(), 3u);
+  EXPECT_EQ(s.client.substr(s.pauses[0]).rfind("a NO [AUTHORIZATIONFAILED] no\r\n", 0), 0u);
+  EXPECT_EQ(s.client.substr(s.pauses[1]).rfind("b NO [CANNOT] LOGIN is disabled", 0), 0u);
+  EXPECT_EQ(s.client.substr(s.pauses[2]).rfind("c BAD Invalid SASL EXTERNAL response", 0), 0u);
+  // A sign-in that succeeds does not pause.
+  EXPECT_TRUE(play("a AUTHENTICATE EXTERNAL =\r\n").pauses.empty());
+}
+
+TEST(ImapLoginCore, CommandsBeforeAuthenticationAreCapped) {
+  std::string input;
+  for (int i = 0; i < 30; ++i)
+    input += "n" + std::to_string(i) + (i % 2 ? " CAPABILITY\r\n" : " NOOP\r\n");
+  auto at_cap = play(input);
+  EXPECT_FALSE(at_cap.closed);
+  auto over = play(input + "x ID NIL\r\ny NOOP\r\n");
+  EXPECT_THAT(over.client, HasSubstr("n29 OK Capability completed.\r\n"
+                                     "* BYE Too many commands before authentication\r\n"));
+  EXPECT_THAT(over.client, testing::Not(HasSubstr("x OK")));
+  EXPECT_TRUE(over.closed);
+  EXPECT_EQ(over.events.back(), "closing too_many_pre_auth_commands");
 }
 
 }  // namespace

@@ -12,6 +12,8 @@
 #include <mutex>
 #include <thread>
 
+#include "daemon/services/indicator_event.hpp"
+#include "protocol/ascii.hpp"
 #include "storage/clock.hpp"
 #include "storage/indicator_report_columns.hpp"
 #include "storage/indicator_reports.hpp"
@@ -333,4 +335,56 @@ TEST(IndicatorReports, CsvJsonAndMonths) {
   EXPECT_FALSE(month_days("2026-1", first, last));
   EXPECT_FALSE(month_days("2026-00", first, last));
   EXPECT_EQ(day_of(0, true), "1970-01-01");
+}
+
+TEST(IndicatorReports, CsvCellsThatASpreadsheetWouldRunAreNeutralised) {
+  ReportTable table{{"mailbox", "sent", "nil", "code"},
+                    {{"=cmd@x.fr", "3", "=HYPERLINK(\"http://x\")", "+1"},
+                     {"-2+3@x.fr", "0", "@SUM(A1)", "\tx"},
+                     {"a@x.fr", "12", "\rA", "LPS-1=2"},
+                     {"a@x.fr", "0", "", "'quoted"}},
+                    {false, true, false, false}};
+  EXPECT_EQ(to_csv(table, ';'),
+            "mailbox;sent;nil;code\r\n"
+            "'=cmd@x.fr;3;\"'=HYPERLINK(\"\"http://x\"\")\";'+1\r\n"
+            "'-2+3@x.fr;0;'@SUM(A1);'\tx\r\n"
+            "a@x.fr;12;\"'\rA\";LPS-1=2\r\n"
+            "a@x.fr;0;;'quoted\r\n");
+  EXPECT_EQ(csv_neutralised("=1+1"), "'=1+1");
+  EXPECT_EQ(csv_neutralised("1=1"), "1=1");
+  EXPECT_EQ(csv_neutralised(""), "");
+  // JSON keeps the values as they are: no spreadsheet reads it.
+  EXPECT_NE(to_json(table).find("\"nil\":\"=HYPERLINK("), std::string::npos);
+}
+
+TEST(IndicatorEvents, ValuesFromAMessageAreCappedAndFreeOfControlCharacters) {
+  using mssgate::protocol::sanitized_text;
+  EXPECT_EQ(sanitized_text("LPS-1.2", 64), "LPS-1.2");
+  EXPECT_EQ(sanitized_text("a\tb\rc\nd\x7f" + std::string(1, '\0') + "e", 64), "a?b?c?d??e");
+  EXPECT_EQ(sanitized_text("<id@x> (\xc2\x85) \xe9t\xc3\xa9", 64), "<id@x> (?) ?t\xc3\xa9");
+  EXPECT_EQ(sanitized_text("\xed\xa0\x80 \xc0\xaf \xf4\x90\x80\x80 \xe2\x82", 64),
+            "??? ?? ???? ??");
+  EXPECT_EQ(sanitized_text(std::string(300, 'x'), 250), std::string(250, 'x'));
+  // Cut between two characters, never inside one.
+  EXPECT_EQ(sanitized_text("ab\xc3\xa9", 3), "ab");
+  EXPECT_EQ(sanitized_text("\xf0\x9f\x93\xa7mail", 64), "\xf0\x9f\x93\xa7mail");
+
+  mssgate::protocol::MessageFacts facts;
+  facts.claims.nil = "LPS\x1b[31m\xc2\x9b" + std::string(100, 'n');
+  facts.claims.cda_codes = {"11488-4", "=1+1\x07"};
+  facts.message_id = "<" + std::string(300, 'm') + "\r\n\t@x>";
+  facts.documents.push_back({});
+  facts.documents.back().code = "11488\x01-4";
+  facts.documents.back().code_system = std::string(80, 'c');
+  IndicatorEvent event;
+  mssgate::daemon::fill_from_facts(event, facts);
+  EXPECT_EQ(event.nil, "LPS?[31m?" + std::string(kMaxNilBytes - 9, 'n'));
+  EXPECT_EQ(event.claim_codecda, "11488-4,=1+1?");
+  EXPECT_EQ(event.message_id, "<" + std::string(kMaxMessageIdBytes - 1, 'm'));
+  facts.message_id = "<a\tb\r@x>";
+  mssgate::daemon::fill_from_facts(event = {}, facts);
+  EXPECT_EQ(event.message_id, "<a?b?@x>");
+  ASSERT_EQ(event.documents.size(), 1u);
+  EXPECT_EQ(event.documents[0].code, "11488?-4");
+  EXPECT_EQ(event.documents[0].code_system, std::string(kMaxCodeBytes, 'c'));
 }

@@ -165,6 +165,72 @@ TEST(LmtpTapCore, WhatTheTapCannotRelayIsRefused) {
   EXPECT_EQ(s.relayed, std::vector<std::string>{"NOOP\r\n"});
 }
 
+TEST(LmtpTapCore, OnlyTheCommandsOfADeliveryReachDovecot) {
+  const std::vector<std::string> refused{"XCLIENT ADDR=192.0.2.1",
+                                         "XFORWARD NAME=x",
+                                         "AUTH PLAIN AGFAAGI=",
+                                         "VRFY root",
+                                         "EXPN staff",
+                                         "ETRN example.fr",
+                                         "HELO postfix",
+                                         "EHLO postfix",
+                                         "HELP",
+                                         "TURN",
+                                         "BDAT 10 LAST",
+                                         "STARTTLS",
+                                         "xclient login=a",
+                                         "X",
+                                         "",
+                                         " NOOP"};
+  std::string input;
+  std::string expected = "220 mx.test LMTP mssgate\r\n";
+  for (const auto& line : refused) {
+    input += line + "\r\n";
+    expected += "502 5.5.1 Command not implemented\r\n";
+  }
+  auto s = play(input + "LHLO mx\r\nRSET\r\nNOOP\r\nQUIT\r\n");
+  EXPECT_EQ(s.relayed,
+            (std::vector<std::string>{"LHLO mx\r\n", "RSET\r\n", "NOOP\r\n", "QUIT\r\n"}));
+  EXPECT_EQ(s.client.substr(0, expected.size()), expected);
+}
+
+TEST(LmtpTapCore, TheVerbEndsAtAnyBlankAndDovecotGetsOneSpace) {
+  // A tab does not hide XCLIENT; a tab after MAIL is read as the space it stands for.
+  auto s = play(
+      "XCLIENT\tADDR=192.0.2.1\r\nauth\tPLAIN\r\nlhlo \t mx\r\n"
+      "MAIL\tFROM:<A@b.fr>\r\nrcpt  TO:<c@d.fr> NOTIFY=NEVER\r\nNOOP \r\n");
+  EXPECT_EQ(s.relayed, (std::vector<std::string>{"LHLO mx\r\n", "MAIL FROM:<A@b.fr>\r\n",
+                                                 "RCPT TO:<c@d.fr> NOTIFY=NEVER\r\n", "NOOP\r\n"}));
+  EXPECT_THAT(s.client, testing::StartsWith("220 mx.test LMTP mssgate\r\n"
+                                            "502 5.5.1 Command not implemented\r\n"
+                                            "502 5.5.1 Command not implemented\r\n"));
+  EXPECT_EQ(s.events, (std::vector<std::string>{"open"}));
+}
+
+TEST(LmtpTapCore, ACommandWithAControlCharacterIsRefused) {
+  using namespace std::string_literals;
+  auto s = play("NOOP\rRSET\r\nMAIL FROM:<a@b.fr>\x7f\r\nRCPT TO:<a\0b@c.fr>\r\nNOOP\r\n"s);
+  std::string refused = "501 5.5.2 Control character in the command line\r\n";
+  EXPECT_EQ(s.client,
+            "220 mx.test LMTP mssgate\r\n" + refused + refused + refused + "250 2.1.0 ok\r\n");
+  EXPECT_EQ(s.relayed, std::vector<std::string>{"NOOP\r\n"});
+}
+
+TEST(LmtpTapCore, TheLhloAnswerOffersOnlyWhatTheTapRelays) {
+  auto s = play("LHLO mx\r\n", [](Tap& t) {
+    t.dovecot = [](const std::string&) -> std::optional<RawReply> {
+      return raw({"250-dovecot", "250-8BITMIME", "250-ENHANCEDSTATUSCODES", "250-PIPELINING",
+                  "250-XCLIENT ADDR PORT TTL TIMEOUT HELO LOGIN", "250-XFORWARD NAME ADDR",
+                  "250-AUTH PLAIN", "250-VRFY", "250-BINARYMIME", "250-CHUNKING", "250-STARTTLS",
+                  "250-size 10240000", "250-DSN", "250 SMTPUTF8"});
+    };
+  });
+  EXPECT_EQ(s.client,
+            "220 mx.test LMTP mssgate\r\n250-dovecot\r\n250-8BITMIME\r\n"
+            "250-ENHANCEDSTATUSCODES\r\n250-PIPELINING\r\n250-size 10240000\r\n250-DSN\r\n"
+            "250 SMTPUTF8\r\n");
+}
+
 TEST(LmtpTapCore, DovecotUnavailable) {
   auto down = play("LHLO x\r\n", [](Tap& t) { t.connected = false; });
   EXPECT_EQ(down.client, "421 4.3.0 Mail store unavailable, try again later\r\n");

@@ -309,3 +309,24 @@ TEST(Jwt, ParsesIntrospectionAnswers) {
   EXPECT_FALSE(protocol::parse_token_claims(R"({"active":"yes"})"));
   EXPECT_FALSE(protocol::parse_token_claims("<html>"));
 }
+
+TEST(Jwt, ReadsThePolicyClaimsOfAToken) {
+  auto claims = protocol::parse_token_claims(
+      R"({"azp":"lps","client_id":"lps","typ":"Bearer","scope":"openid mss","acr":"eidas2",)"
+      R"("aud":["mssante-api","account"],"amr":["card"],"jti":7})");
+  ASSERT_TRUE(claims);
+  EXPECT_EQ(claims->client_id, "lps");
+  EXPECT_EQ(claims->typ, "Bearer");
+  EXPECT_EQ(claims->scope, "openid mss");
+  EXPECT_EQ(claims->acr, "eidas2");
+  EXPECT_EQ(claims->aud, (std::vector<std::string>{"mssante-api", "account"}));
+  EXPECT_EQ(claims->amr, (std::vector<std::string>{"card"}));
+  EXPECT_EQ(protocol::parse_token_claims(R"({"aud":"one"})")->aud,
+            (std::vector<std::string>{"one"}));
+  // A claim the policy reads with the wrong type makes the whole answer unreadable.
+  for (const char* bad :
+       {R"({"aud":7})", R"({"aud":["a",7]})", R"({"amr":"card"})", R"({"scope":["mss"]})",
+        R"({"acr":2})", R"({"typ":true})", R"({"client_id":{}})"}) {
+    EXPECT_FALSE(protocol::parse_token_claims(bad)) << bad;
+  }
+}

@@ -11,6 +11,8 @@
 #include <optional>
 
 #include "daemon/services/gateway_environment.hpp"
+#include "daemon/telemetry/metrics.hpp"
+#include "protocol/jwt.hpp"
 #include "tests/unit/loopback_http_server.hpp"
 
 using namespace mssgate;
@@ -37,6 +39,7 @@ struct LoopbackIssuer {
     psc.issuer = base + "/realms/test";
     psc.introspection_url = base + "/introspect";
     psc.client_id = "mssgate";
+    psc.allowed_clients = {"lps"};
     psc.ca_file = ca_file.string();
     psc.timeout = std::chrono::seconds(5);
   }
@@ -63,7 +66,16 @@ TokenValidation validate(asio::io_context& io, daemon::TokenValidator& validator
 }
 
 const std::string kActive =
-    R"({"active":true,"SubjectNameID":"810001234567","azp":"lps","exp":4102444800})";
+    R"({"active":true,"SubjectNameID":"810001234567","azp":"lps","typ":"Bearer",)"
+    R"("exp":4102444800})";
+
+// A token of PSC's shape (a signed compact JWS), told apart by `name`; only the issuer knows
+// whether it is valid.
+std::string token(const std::string& name) {
+  return protocol::base64url_encode(R"({"alg":"RS256","kid":"k1"})") + "." +
+         protocol::base64url_encode(R"({"jti":")" + name + R"("})") + "." +
+         protocol::base64url_encode("signature of " + name);
+}
 
 }  // namespace
 
@@ -73,22 +85,22 @@ TEST(PscIssuerClient, MapsTheIssuersAnswersToValidations) {
   auto http = std::make_shared<daemon::HttpClient>();
   auto validator = daemon::make_psc_token_validator(issuer.psc, http);
   issuer.server.answer(json_response(200, kActive));
-  TokenValidation valid = validate(io, *validator, "t1");
+  TokenValidation valid = validate(io, *validator, token("t1"));
   EXPECT_EQ(valid.result, TokenValidation::Result::kValid);
   EXPECT_EQ(valid.professional_id, "810001234567");
   EXPECT_EQ(valid.azp, "lps");
   std::string sent = issuer.server.last_request();
   EXPECT_EQ(sent.rfind("POST /introspect HTTP/1.1\r\n", 0), 0u);
-  EXPECT_NE(sent.find("token=t1&token_type_hint=access_token&client_id=mssgate"),
+  EXPECT_NE(sent.find("token=" + token("t1") + "&token_type_hint=access_token&client_id=mssgate"),
             std::string::npos);
   EXPECT_EQ(issuer.server.server_name(), "localhost");
 
   issuer.server.answer(json_response(200, R"({"active":false})"));
-  EXPECT_EQ(validate(io, *validator, "t2").reason, "inactive");
+  EXPECT_EQ(validate(io, *validator, token("t2")).reason, "inactive");
   issuer.server.answer(json_response(503, "{}"));
-  EXPECT_EQ(validate(io, *validator, "t3").reason, "issuer_status_503");
+  EXPECT_EQ(validate(io, *validator, token("t3")).reason, "issuer_status_503");
   issuer.server.answer(json_response(200, "not json"));
-  EXPECT_EQ(validate(io, *validator, "t4").reason, "issuer_answer_malformed");
+  EXPECT_EQ(validate(io, *validator, token("t4")).reason, "issuer_answer_malformed");
   EXPECT_GT(validator->issuer_health().last_answer_ms, 0);
   EXPECT_EQ(validator->issuer_health().host, "localhost");
   http->close();
@@ -104,7 +116,7 @@ TEST(PscIssuerClient, AnUnreachableIssuerIsUnavailable) {
   psc.ca_file = ca_copy.string();
   issuer.reset();  // nothing listens any more
   auto validator = daemon::make_psc_token_validator(psc, http);
-  TokenValidation result = validate(io, *validator, "token");
+  TokenValidation result = validate(io, *validator, token("t"));
   EXPECT_EQ(result.result, TokenValidation::Result::kUnavailable);
   EXPECT_EQ(result.reason, "issuer_unreachable");
   EXPECT_GT(validator->issuer_health().last_failure_ms, 0);
@@ -123,7 +135,7 @@ TEST(PscValidatorFor, AReplacedValidatorIsFreedWithTheLastSnapshotHoldingIt) {
   first->psc_files_stamp = "stamp";
   first->validator = daemon::psc_validator_for(issuer.psc, "stamp", nullptr, http);
   ASSERT_TRUE(first->validator);
-  EXPECT_EQ(validate(io, *first->validator, "token").result, TokenValidation::Result::kValid);
+  EXPECT_EQ(validate(io, *first->validator, token("t")).result, TokenValidation::Result::kValid);
   EXPECT_EQ(http->idle_connections(), 1u);
 
   // Neither [psc] nor its files changed: the validator and its cache are kept.
@@ -147,5 +159,165 @@ TEST(PscValidatorFor, AReplacedValidatorIsFreedWithTheLastSnapshotHoldingIt) {
   // PSC switched off: no validator.
   config::PscConfig off;
   EXPECT_FALSE(daemon::psc_validator_for(off, "stamp", second.get(), http));
+  http->close();
+}
+
+TEST(PscIssuerClient, RefusesAValidTokenOutsideThePolicyAndNamesItsClient) {
+  LoopbackIssuer issuer;
+  asio::io_context io;
+  auto http = std::make_shared<daemon::HttpClient>();
+  auto validator = daemon::make_psc_token_validator(issuer.psc, http);
+  issuer.server.answer(json_response(
+      200, R"({"active":true,"SubjectNameID":"810001234567","azp":"lps-other","typ":"Bearer",)"
+           R"("exp":4102444800})"));
+  uint64_t refusals =
+      daemon::metrics::gateway().token_refusals.with({"client_not_allowed"}).value();
+  TokenValidation other = validate(io, *validator, token("other"));
+  EXPECT_EQ(other.result, TokenValidation::Result::kRefused);
+  EXPECT_EQ(other.reason, "client_not_allowed");
+  EXPECT_EQ(other.azp, "lps-other");
+  EXPECT_TRUE(other.professional_id.empty());
+  EXPECT_EQ(daemon::metrics::gateway().token_refusals.with({"client_not_allowed"}).value(),
+            refusals + 1);
+  // RFC 7662's client_id names the client when there is no azp.
+  issuer.server.answer(json_response(
+      200, R"({"active":true,"SubjectNameID":"810001234567","client_id":"lps","typ":"Bearer",)"
+           R"("exp":4102444800})"));
+  EXPECT_EQ(validate(io, *validator, token("by client_id")).result,
+            TokenValidation::Result::kValid);
+  // A refresh token introspected is not an access token.
+  issuer.server.answer(json_response(
+      200, R"({"active":true,"SubjectNameID":"810001234567","azp":"lps","typ":"Refresh",)"
+           R"("exp":4102444800})"));
+  EXPECT_EQ(validate(io, *validator, token("refresh")).reason, "type");
+  http->close();
+}
+
+TEST(PscIssuerClient, RefusesAMalformedTokenWithoutAskingTheIssuer) {
+  LoopbackIssuer issuer;
+  asio::io_context io;
+  auto http = std::make_shared<daemon::HttpClient>();
+  issuer.psc.max_token_bytes = 1024;
+  auto validator = daemon::make_psc_token_validator(issuer.psc, http);
+  issuer.server.answer(json_response(200, kActive));
+  for (const std::string& bad : {std::string("opaque-random-string"), std::string("a.b.c"),
+                                 token("x") + "." + "more", token(std::string(1024, 'x'))}) {
+    TokenValidation result = validate(io, *validator, bad);
+    EXPECT_EQ(result.result, TokenValidation::Result::kInvalid) << bad.substr(0, 40);
+  }
+  EXPECT_EQ(validate(io, *validator, token(std::string(1024, 'x'))).reason, "too_long");
+  EXPECT_EQ(validate(io, *validator, "a.b.c").reason, "malformed");
+  EXPECT_EQ(issuer.server.requests(), 0);
+  // "opaque": any bearer token is worth a question.
+  issuer.psc.token_format = "opaque";
+  auto opaque = daemon::make_psc_token_validator(issuer.psc, http);
+  EXPECT_EQ(validate(io, *opaque, "opaque-random-string").result, TokenValidation::Result::kValid);
+  EXPECT_EQ(issuer.server.requests(), 1);
+  http->close();
+}
+
+TEST(PscIssuerClient, ABudgetSpentMakesNoRequestAndIsATemporaryFailure) {
+  LoopbackIssuer issuer;
+  asio::io_context io;
+  auto http = std::make_shared<daemon::HttpClient>();
+  issuer.psc.issuer_burst = 3;
+  issuer.psc.issuer_max_per_second = 1;
+  auto validator = daemon::make_psc_token_validator(issuer.psc, http);
+  issuer.server.answer(json_response(200, R"({"active":false})"));
+  auto& spent = daemon::metrics::gateway().issuer_budget_refusals.with({"introspection", "rate"});
+  uint64_t before = spent.value();
+  int refused = 0;
+  auto start = std::chrono::steady_clock::now();
+  for (int i = 0; i < 10; ++i) {
+    TokenValidation result = validate(io, *validator, token("random " + std::to_string(i)));
+    if (result.reason == "issuer_budget") {
+      EXPECT_EQ(result.result, TokenValidation::Result::kUnavailable);
+      ++refused;
+    }
+  }
+  // The bucket held 3 requests, and gained one per second while the test ran.
+  double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  EXPECT_LE(issuer.server.requests(), 3 + static_cast<int>(seconds) + 1);
+  EXPECT_GE(issuer.server.requests(), 3);
+  EXPECT_GE(refused, 1);
+  EXPECT_EQ(refused, 10 - issuer.server.requests());
+  EXPECT_EQ(spent.value() - before, static_cast<uint64_t>(refused));
+  http->close();
+}
+
+TEST(PscIssuerClient, CapsTheRequestsInFlight) {
+  LoopbackIssuer issuer;
+  asio::io_context io;
+  auto http = std::make_shared<daemon::HttpClient>();
+  issuer.psc.issuer_max_in_flight = 1;
+  issuer.psc.timeout = std::chrono::milliseconds(500);
+  auto validator = daemon::make_psc_token_validator(issuer.psc, http);
+  issuer.server.behave(LoopbackHttpServer::Behaviour::kNeverAnswer);
+  std::optional<TokenValidation> hanging, second;
+  asio::co_spawn(io, validator->validate(token("hanging")),
+                 [&](const std::exception_ptr&, const TokenValidation& v) {
+                   hanging = v;
+                   if (second) io.stop();
+                 });
+  asio::co_spawn(io, validator->validate(token("second")),
+                 [&](const std::exception_ptr&, const TokenValidation& v) {
+                   second = v;
+                   EXPECT_FALSE(hanging) << "refused while the first request was in flight";
+                   if (hanging) io.stop();
+                 });
+  io.run_for(std::chrono::seconds(5));
+  ASSERT_TRUE(second && hanging);
+  EXPECT_EQ(second->reason, "issuer_budget");
+  EXPECT_EQ(hanging->reason, "issuer_unreachable");
+  // The slot came back with the first request's end.
+  issuer.server.behave(LoopbackHttpServer::Behaviour::kAnswer);
+  issuer.server.answer(json_response(200, kActive));
+  EXPECT_EQ(validate(io, *validator, token("third")).result, TokenValidation::Result::kValid);
+  http->close();
+}
+
+// A token cached as valid under one policy is not taken after a reload that changes it: the
+// policy is part of [psc], so the new configuration gets a new validator with an empty cache.
+TEST(PscValidatorFor, ANewPolicyComesWithANewCache) {
+  LoopbackIssuer issuer;
+  issuer.server.answer(json_response(200, kActive));
+  asio::io_context io;
+  auto http = std::make_shared<daemon::HttpClient>();
+  auto first = std::make_shared<daemon::GatewayEnvironment>();
+  first->config.psc = issuer.psc;
+  first->psc_files_stamp = "stamp";
+  first->psc_budget = daemon::psc_budget_for(issuer.psc, nullptr);
+  first->validator =
+      daemon::psc_validator_for(issuer.psc, "stamp", nullptr, http, first->psc_budget);
+  EXPECT_EQ(validate(io, *first->validator, token("t")).result, TokenValidation::Result::kValid);
+  EXPECT_EQ(validate(io, *first->validator, token("t")).result, TokenValidation::Result::kValid);
+  EXPECT_EQ(issuer.server.requests(), 1) << "cached";
+
+  config::PscConfig narrower = issuer.psc;
+  narrower.allowed_clients = {"lps-new"};
+  // The budget is the same while its limits are.
+  EXPECT_EQ(daemon::psc_budget_for(narrower, first.get()), first->psc_budget);
+  auto second = daemon::psc_validator_for(narrower, "stamp", first.get(), http,
+                                          daemon::psc_budget_for(narrower, first.get()));
+  ASSERT_NE(second, first->validator);
+  TokenValidation after = validate(io, *second, token("t"));
+  EXPECT_EQ(after.result, TokenValidation::Result::kRefused);
+  EXPECT_EQ(after.reason, "client_not_allowed");
+  EXPECT_EQ(issuer.server.requests(), 2);
+
+  for (auto change : {+[](config::PscConfig& c) { c.required_scope = "mss"; },
+                      +[](config::PscConfig& c) { c.accepted_acr = {"eidas2"}; },
+                      +[](config::PscConfig& c) { c.accepted_amr = {"card"}; },
+                      +[](config::PscConfig& c) { c.required_audience = "mss"; },
+                      +[](config::PscConfig& c) { c.token_types = {"at+jwt"}; }}) {
+    config::PscConfig changed = issuer.psc;
+    change(changed);
+    EXPECT_NE(daemon::psc_validator_for(changed, "stamp", first.get(), http), first->validator);
+  }
+  config::PscConfig faster = issuer.psc;
+  faster.issuer_max_per_second = 500;
+  EXPECT_NE(daemon::psc_budget_for(faster, first.get()), first->psc_budget)
+      << "new limits, a new budget";
+  EXPECT_FALSE(daemon::psc_budget_for(config::PscConfig{}, first.get()));
   http->close();
 }

@@ -1,5 +1,6 @@
 #include <gtest/gtest.h>
 
+#include "protocol/ip_address.hpp"
 #include "protocol/message_header.hpp"
 #include "protocol/smtp_command.hpp"
 #include "protocol/smtp_data.hpp"
@@ -45,6 +46,87 @@ TEST(SmtpCommand, RefusesMalformedPaths) {
 
 TEST(SmtpCommand, EncodesXtext) {
   EXPECT_EQ(xtext_encode("mx.test+1=2 é"), "mx.test+2B1+3D2+20+C3+A9");
+}
+
+TEST(SmtpCommand, AnEhloArgumentIsADomainOrAnAddressLiteral) {
+  for (const char* good :
+       {"localhost", "lps.hopital.fr", "DESKTOP-4F2K9", "a", "x1.y-2.z3", "[192.0.2.1]",
+        "[IPv6:2001:db8::1]", "[ipv6:::1]", "[IPv6:::ffff:192.0.2.1]"}) {
+    EXPECT_TRUE(ehlo_domain_or_address_literal(good)) << good;
+  }
+  std::string label63(63, 'a');
+  EXPECT_TRUE(ehlo_domain_or_address_literal(label63 + ".fr"));
+  EXPECT_FALSE(ehlo_domain_or_address_literal(label63 + "a.fr"));
+  std::string long_name;
+  while (long_name.size() < 256)
+    long_name += "abcdefghi.";
+  EXPECT_FALSE(ehlo_domain_or_address_literal(long_name + "fr"));
+  using namespace std::string_literals;
+  for (const std::string& bad : {""s,
+                                 "my_pc"s,
+                                 "-lead.fr"s,
+                                 "trail-.fr"s,
+                                 "a..b"s,
+                                 ".a"s,
+                                 "a."s,
+                                 "a b"s,
+                                 "a\tb"s,
+                                 "x\rRCPT TO:<a@b.fr>"s,
+                                 "a\0b"s,
+                                 "é.fr"s,
+                                 "lps.fr>"s,
+                                 "[192.0.2]"s,
+                                 "[192.0.2.1"s,
+                                 "[300.0.2.1]"s,
+                                 "[2001:db8::1]"s,
+                                 "[IPv6:192.0.2.1]"s,
+                                 "[IPv6:2001:db8::g]"s,
+                                 "[tag:content]"s,
+                                 "[]"s,
+                                 "LOGIN=other@b.fr"s}) {
+    EXPECT_FALSE(ehlo_domain_or_address_literal(bad)) << bad;
+  }
+}
+
+TEST(IpAddress, ParsesAddressesAndNetworks) {
+  auto v4 = parse_ip_address("192.0.2.7");
+  ASSERT_TRUE(v4);
+  EXPECT_FALSE(v4->v6);
+  EXPECT_FALSE(v4->loopback());
+  EXPECT_TRUE(parse_ip_address("127.0.0.2")->loopback());
+  EXPECT_TRUE(parse_ip_address("::1")->loopback());
+  // A dual-stack socket shows an IPv4 peer as a mapped address: it is that IPv4 address.
+  EXPECT_EQ(parse_ip_address("::ffff:192.0.2.7"), v4);
+  EXPECT_TRUE(parse_ip_address("::ffff:127.0.0.1")->loopback());
+  for (const char* bad : {"", "192.0.2", "192.0.2.256", "[::1]", "fe80::1%eth0", "localhost",
+                          "192.0.2.1 ", "1.2.3.4/32"}) {
+    EXPECT_FALSE(parse_ip_address(bad)) << bad;
+  }
+
+  auto network = parse_ip_network("192.0.2.77/24");
+  ASSERT_TRUE(network);
+  EXPECT_EQ(network->prefix, 24u);
+  EXPECT_EQ(network->text, "192.0.2.77/24");
+  EXPECT_TRUE(network->contains(*parse_ip_address("192.0.2.1")));
+  EXPECT_TRUE(network->contains(*parse_ip_address("::ffff:192.0.2.200")));
+  EXPECT_FALSE(network->contains(*parse_ip_address("192.0.3.1")));
+  EXPECT_FALSE(network->contains(*parse_ip_address("2001:db8::1")));
+  auto one = parse_ip_network("127.0.0.1");
+  ASSERT_TRUE(one);
+  EXPECT_EQ(one->prefix, 32u);
+  EXPECT_TRUE(one->contains(*parse_ip_address("127.0.0.1")));
+  EXPECT_FALSE(one->contains(*parse_ip_address("127.0.0.2")));
+  auto v6 = parse_ip_network("2001:db8:a::/45");  // 2001:db8:8:: to 2001:db8:f:ffff:...
+  ASSERT_TRUE(v6);
+  EXPECT_TRUE(v6->contains(*parse_ip_address("2001:db8:8::1")));
+  EXPECT_TRUE(v6->contains(*parse_ip_address("2001:db8:f:1::9")));
+  EXPECT_FALSE(v6->contains(*parse_ip_address("2001:db8:7:ffff::1")));
+  EXPECT_FALSE(v6->contains(*parse_ip_address("2001:db8:10::1")));
+  EXPECT_TRUE(parse_ip_network("0.0.0.0/0")->contains(*parse_ip_address("198.51.100.1")));
+  for (const char* bad : {"192.0.2.0/33", "2001:db8::/129", "192.0.2.0/", "192.0.2.0/-1",
+                          "192.0.2.0/2x", "::ffff:192.0.2.0/120", "10.0.0.0/8/8", "10.0.0.0 /8"}) {
+    EXPECT_FALSE(parse_ip_network(bad)) << bad;
+  }
 }
 
 namespace {

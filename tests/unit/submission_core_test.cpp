@@ -43,9 +43,13 @@ struct Submission : ReportLog<core::SubmissionEvents> {
   int drops = 0;
   bool closed = false;
   bool tls_shutdown = false;
+  std::vector<size_t> pauses;  // where in `client` the core paused (after a failed sign-in)
 
-  void sender_refused(std::string_view where) override {
-    events.push_back("sender_refused " + std::string(where));
+  void sender_refused(std::string_view where, std::string_view field,
+                      std::string_view detail) override {
+    std::string line = "sender_refused " + std::string(where);
+    if (!field.empty()) line += " " + std::string(field) + " " + std::string(detail);
+    events.push_back(line);
   }
   void message_finished(const core::MessageOutcome& o) override {
     events.push_back("message " + std::string(o.result) + " " + std::string(o.reason) +
@@ -107,6 +111,9 @@ struct Submission : ReportLog<core::SubmissionEvents> {
           recorded.push_back(core.take_sent_message());
           core.on_recorded(true);
           break;
+        case Kind::kPause:
+          pauses.push_back(client.size());
+          break;
         case Kind::kClose:
           closed = true;
           tls_shutdown = action.option;
@@ -156,6 +163,7 @@ Submission play(const std::vector<std::string>& segments, const Setup& setup = {
     EXPECT_EQ(runs[0].commands, runs[i].commands);
     EXPECT_EQ(runs[0].recorded.size(), runs[i].recorded.size());
     EXPECT_EQ(runs[0].inspection.finished, runs[i].inspection.finished);
+    EXPECT_EQ(runs[0].pauses, runs[i].pauses);
     if (!plays.same_backend) continue;
     EXPECT_EQ(runs[0].backend_commands, runs[i].backend_commands);
     EXPECT_EQ(runs[0].backend_data, runs[i].backend_data);
@@ -360,19 +368,69 @@ TEST(SubmissionCore, RecipientRules) {
             "452 4.5.3 Too many recipients\r\n");
 }
 
-TEST(SubmissionCore, TheFromHeaderMustBeTheMailbox) {
+TEST(SubmissionCore, TheAuthorFieldsMustBeTheMailbox) {
   const std::string up_to_headers =
       kSignIn + "MAIL FROM:<app@test.fr>\r\nRCPT TO:<a@b.fr>\r\nDATA\r\n";
-  for (std::string from : {"From: other@test.fr\r\n", "From: app@test.fr, b@c.fr\r\n",
-                           "From: app@test.fr\r\nFrom: app@test.fr\r\n", ""}) {
-    auto s = play(up_to_headers + from + "Subject: x\r\n\r\nbody\r\n.\r\n");
-    EXPECT_THAT(s.client, HasSubstr("550 5.7.1 From header must be the authenticated mailbox\r\n"))
-        << from;
-    EXPECT_EQ(s.backend_data, "") << from;
+  const std::string from = "550 5.7.1 From header must be the authenticated mailbox\r\n";
+  struct Case {
+    std::string headers;
+    std::string event;  // field and detail
+    std::string reply;
+  };
+  const Case cases[] = {
+      {"From: other@test.fr\r\n", "from not_allowed", from},
+      {"From: app@test.fr, b@c.fr\r\nSender: app@test.fr\r\n", "from not_allowed", from},
+      {"From: app@test.fr\r\nFrom: app@test.fr\r\n", "from several_fields", from},
+      {"", "from missing", from},
+      // The three forms that passed for another author.
+      {"From: <victim@other.fr> <app@test.fr>\r\n", "from text_after_address", from},
+      {"From: victim@other.fr <app@test.fr>\r\n", "from text_after_address", from},
+      {"From: victim@other.fr: app@test.fr;\r\n", "from text_after_address", from},
+      {"From: \"victim@other.fr\" <app@test.fr>\r\n", "from display_name_address", from},
+      {"From: App\xc3\xa9 <app@test.fr>\r\n", "from eight_bit", from},
+      {"From: app@test.fr, desk@test.fr\r\n", "sender missing",
+       "550 5.7.1 Sender header must be the authenticated mailbox\r\n"},
+      {"From: app@test.fr\r\nResent-From: v@o.fr\r\n", "resent_from not_allowed",
+       "550 5.7.1 Resent-From header must be the authenticated mailbox\r\n"},
+      {"From: app@test.fr\r\nResent-From: app@test.fr\r\nResent-Sender: v@o.fr\r\n",
+       "resent_sender not_allowed",
+       "550 5.7.1 Resent-Sender header must be the authenticated mailbox\r\n"},
+      {"X: a\rFrom: v@o.fr\r\nFrom: app@test.fr\r\n", "header bare_cr",
+       "550 5.7.1 Message header cannot be read unambiguously\r\n"},
+  };
+  for (const auto& c : cases) {
+    auto s = play(up_to_headers + c.headers + "Subject: x\r\n\r\nbody\r\n.\r\n",
+                  [](Submission& w) { w.allowed_senders = {"desk@test.fr"}; });
+    EXPECT_THAT(s.client, HasSubstr(c.reply)) << c.headers;
+    EXPECT_EQ(s.backend_data, "") << c.headers;
     // The backend's open transaction is reset.
     EXPECT_EQ(s.backend_commands.back(), "RSET\r\n");
-    EXPECT_THAT(s.events, testing::Contains("sender_refused from_header"));
+    EXPECT_THAT(s.events, testing::Contains("sender_refused from_header " + c.event)) << c.headers;
+    EXPECT_THAT(s.events, testing::Contains(HasSubstr("message refused from_header ")));
   }
+}
+
+TEST(SubmissionCore, AuthorFieldsThatPass) {
+  const std::string mail = kSignIn + "MAIL FROM:<app@test.fr>";
+  const std::string rest = "\r\nRCPT TO:<a@b.fr>\r\nDATA\r\n";
+  const std::string transaction = mail + rest;
+  for (std::string headers :
+       {"From: \"app\"@TEST.FR\r\n", "From: =?utf-8?q?H=C3=B4pital?=\r\n <app@test.fr>\r\n",
+        "From: app@test.fr, desk@test.fr\r\nSender: app@test.fr\r\n",
+        "From: desk@test.fr (app@test.fr)\r\nResent-From: app@test.fr\r\n"}) {
+    auto s = play(transaction + headers + "\r\nbody\r\n.\r\n",
+                  [](Submission& w) { w.allowed_senders = {"desk@test.fr"}; });
+    EXPECT_THAT(s.client, HasSubstr("250 2.0.0 Ok: queued as 4XyZ\r\n")) << headers;
+    EXPECT_EQ(s.backend_data, headers + "\r\nbody\r\n.\r\n");
+  }
+  // UTF-8 in the From header only in a transaction that announced SMTPUTF8 (RFC 6531), which
+  // lasts until its end.
+  const std::string utf8 = "From: H\xc3\xb4pital <app@test.fr>\r\n\r\nbody\r\n.\r\n";
+  auto s = play(mail + " SMTPUTF8" + rest + utf8 + "MAIL FROM:<app@test.fr>" + rest + utf8,
+                [](Submission& w) { w.features.smtputf8 = true; });
+  EXPECT_THAT(s.client, HasSubstr("250 2.0.0 Ok: queued as 4XyZ\r\n"));
+  EXPECT_THAT(s.client, HasSubstr("550 5.7.1 From header must be the authenticated mailbox\r\n"));
+  EXPECT_THAT(s.events, testing::Contains("sender_refused from_header from eight_bit"));
 }
 
 TEST(SubmissionCore, DataRefusals) {
@@ -529,6 +587,41 @@ TEST(SubmissionCore, AuthRules) {
   EXPECT_THAT(helo.client,
               HasSubstr("501 5.5.4 Syntax: HELO hostname\r\n"
                         "501 5.5.4 Syntax: HELO hostname\r\n250 mx.test\r\n252 2.5.2"));
+}
+
+}  // namespace
+}  // namespace mssgate::test_core
+
+namespace mssgate::test_core {
+namespace {
+
+TEST(SubmissionCore, EachFailedSignInPausesBeforeItsAnswer) {
+  auto s = play("AUTH PLAIN AGEAYg==\r\nAUTH EXTERNAL =\r\n", [](Submission& w) {
+    w.verdict = {SignInFailure::kAuthorizationFailed, "why", "no", kMailbox};
+  });
+  ASSERT_EQ(s.pauses.size(), 2u);
+  EXPECT_EQ(s.client.substr(s.pauses[0]).rfind("504 5.5.4 Unrecognized", 0), 0u);
+  EXPECT_EQ(s.client.substr(s.pauses[1]).rfind("535 5.7.8 no\r\n", 0), 0u);
+  EXPECT_TRUE(play(kSignIn).pauses.empty());
+}
+
+TEST(SubmissionCore, CommandsBeforeAuthenticationAreCapped) {
+  std::string noops;
+  for (int i = 0; i < 29; ++i)
+    noops += i % 2 ? "RSET\r\n" : "NOOP\r\n";
+  // EHLO and 29 more are taken; the 31st command before AUTH ends the session.
+  auto over = play("EHLO lps\r\n" + noops + "NOOP\r\nAUTH EXTERNAL =\r\n");
+  EXPECT_THAT(over.client, HasSubstr("250 2.0.0 Ok\r\n421 4.7.0 Too many commands before "
+                                     "authentication\r\n"));
+  EXPECT_THAT(over.client, testing::Not(HasSubstr("235")));
+  EXPECT_TRUE(over.closed);
+  EXPECT_EQ(over.events.back(), "closing too_many_pre_auth_commands");
+  // After AUTH, commands are not counted.
+  std::string many;
+  for (int i = 0; i < 40; ++i)
+    many += "NOOP\r\n";
+  auto signed_in = play(kSignIn + many + "QUIT\r\n");
+  EXPECT_THAT(signed_in.client, HasSubstr("221 2.0.0 Bye\r\n"));
 }
 
 }  // namespace

@@ -67,6 +67,11 @@ class ScriptedIssuer : public daemon::TokenIssuer {
     co_return next;
   }
   daemon::IssuerHealth health() const override { return {"issuer.test", "443", 0, 0}; }
+  // Tokens starting with "garbage" are refused at sight.
+  std::optional<TokenValidation> screen(std::string_view token) const override {
+    if (token.starts_with("garbage")) return TokenValidation::invalid("malformed");
+    return std::nullopt;
+  }
 
   void release() {
     if (gate_) gate_->cancel();
@@ -80,9 +85,10 @@ struct Fixture {
   explicit Fixture(TokenCachePolicy policy = {})
       : issuer(std::make_shared<ScriptedIssuer>()), validator(issuer, policy) {}
 
-  TokenValidation validate(const std::string& token) {
+  TokenValidation validate(const std::string& token,
+                           Clock::duration fresher_than = Clock::duration::max()) {
     std::optional<TokenValidation> result;
-    asio::co_spawn(io, validator.validate(token),
+    asio::co_spawn(io, validator.validate(token, fresher_than),
                    [&](const std::exception_ptr& e, const TokenValidation& v) {
                      if (e) std::rethrow_exception(e);
                      result = v;
@@ -124,6 +130,20 @@ TEST(TokenValidator, CachesAValidTokenUntilItsCacheTimeEnds) {
   f.wait(150ms);
   EXPECT_EQ(f.validate("token-a").result, TokenValidation::Result::kValid);
   EXPECT_EQ(f.issuer->calls, 3);
+}
+
+TEST(TokenValidator, ARecheckUsesOnlyAnAnswerFresherThanItAsks) {
+  Fixture f;  // valid answers are kept 5 minutes
+  f.validate("token");
+  f.wait(60ms);
+  f.validate("token", 1s);
+  EXPECT_EQ(f.issuer->calls, 1) << "an answer 60 ms old is fresh enough for 1 s";
+  f.issuer->next = answer(TokenValidation::Result::kInvalid);
+  EXPECT_EQ(f.validate("token", 50ms).result, TokenValidation::Result::kInvalid);
+  EXPECT_EQ(f.issuer->calls, 2) << "an answer older than 50 ms is not used";
+  EXPECT_EQ(f.validate("token").result, TokenValidation::Result::kInvalid)
+      << "the fresh answer replaces the remembered one";
+  EXPECT_EQ(f.issuer->calls, 2);
 }
 
 TEST(TokenValidator, DoesNotCacheATokenPastItsExp) {
@@ -218,4 +238,47 @@ TEST(TokenValidator, AnIssuerCallThatThrowsReleasesTheTokenInFlight) {
 TEST(TokenValidator, TellsTheIssuersHealth) {
   Fixture f;
   EXPECT_EQ(f.validator.issuer_health().host, "issuer.test");
+}
+
+TEST(TokenValidator, ATokenRefusedAtSightIsNeitherAskedAboutNorCached) {
+  Fixture f;
+  uint64_t hits = cache_count("hit"), misses = cache_count("miss");
+  for (int i = 0; i < 3; ++i) {
+    TokenValidation result = f.validate("garbage");
+    EXPECT_EQ(result.result, TokenValidation::Result::kInvalid);
+    EXPECT_EQ(result.reason, "malformed");
+  }
+  EXPECT_EQ(f.issuer->calls, 0);
+  EXPECT_EQ(cache_count("hit") - hits, 0u);
+  EXPECT_EQ(cache_count("miss") - misses, 0u);
+}
+
+TEST(TokenValidator, RemembersAPolicyRefusalForTheNegativeCacheTime) {
+  TokenCachePolicy policy;
+  policy.negative = 100ms;
+  Fixture f(policy);
+  f.issuer->next = TokenValidation::refused("client_not_allowed", "lps-other");
+  TokenValidation first = f.validate("token");
+  EXPECT_EQ(first.result, TokenValidation::Result::kRefused);
+  EXPECT_EQ(first.azp, "lps-other");
+  EXPECT_EQ(f.validate("token").reason, "client_not_allowed");
+  EXPECT_EQ(f.issuer->calls, 1);
+  f.wait(150ms);
+  f.validate("token");
+  EXPECT_EQ(f.issuer->calls, 2);
+}
+
+TEST(TokenValidator, ASupersededValidatorHandsEveryValidationToItsSuccessor) {
+  Fixture f;
+  EXPECT_EQ(f.validate("token").result, TokenValidation::Result::kValid);  // cached here
+  auto next_issuer = std::make_shared<ScriptedIssuer>();
+  next_issuer->next = TokenValidation::refused("client_not_allowed", "lps-other");
+  auto next = std::make_shared<TokenValidator>(next_issuer, TokenCachePolicy{});
+  f.validator.supersede(next);
+  TokenValidation after = f.validate("token");
+  EXPECT_EQ(after.result, TokenValidation::Result::kRefused) << "not the old cache's answer";
+  EXPECT_EQ(f.issuer->calls, 1);
+  EXPECT_EQ(next_issuer->calls, 1);
+  EXPECT_EQ(f.validate("garbage").reason, "malformed") << "the successor screens too";
+  EXPECT_EQ(next_issuer->calls, 1);
 }
