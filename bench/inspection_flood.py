@@ -232,7 +232,7 @@ def main():
                "entry a deep or wide XML document just under the caps of one archive (ratio, size, depth; the "
                "message of `tests/integration/test_inspection.py`), submitted through mssgate (STARTTLS, client "
                "certificate) and delivered through its LMTP tap: it is inspected twice. Meanwhile %d other "
-               "submission sessions each send a NOOP every 10 ms on a fixed schedule, each round trip timed from "
+               "submission sessions, signed in by certificate, each send a NOOP every 10 ms on a fixed schedule, each round trip timed from "
                "when its NOOP was due (a session held up counts every NOOP it could not send); two of them share "
                "the flooding session's io thread. Quiet: the same sessions for %d s before. %d floods in a row "
                "per row, %d inspection thread(s) (the default). The ratio is the p99 during the floods over the "
