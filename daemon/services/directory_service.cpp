@@ -1,5 +1,7 @@
 #include "daemon/services/directory_service.hpp"
 
+#include <utility>
+
 #include "daemon/telemetry/event_log.hpp"
 #include "daemon/telemetry/metrics.hpp"
 
@@ -63,8 +65,13 @@ void DirectoryService::load(std::string_view cause) {
   auto took = std::chrono::steady_clock::now() - begin;
   const storage::DirectoryCounts& counts = next->counts();
   size_t bytes = next->memory_bytes();
-  // The snapshot replaced is freed here unless a reader still holds it.
-  snapshot_.store(std::move(next));
+  std::shared_ptr<const storage::DirectorySnapshot> replaced;
+  {
+    std::lock_guard lock(snapshot_mutex_);
+    replaced = std::exchange(snapshot_, std::move(next));
+  }
+  // The snapshot replaced is freed here, outside the lock, unless a reader still holds it.
+  replaced.reset();
   uint64_t generation = ++generation_;
 
   auto& metrics = metrics::gateway();
