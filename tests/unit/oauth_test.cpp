@@ -310,6 +310,21 @@ TEST(Jwt, ParsesIntrospectionAnswers) {
   EXPECT_FALSE(protocol::parse_token_claims("<html>"));
 }
 
+// A time claim written as a number no int64 holds (1e300, NaN is not JSON) makes the answer
+// unreadable instead of being converted: the conversion was undefined behaviour, found by the
+// jwt fuzz target (tests/fuzz/regressions/jwt/: "exp" 9.22337e+19).
+TEST(Jwt, RefusesTimeClaimsNoIntegerHolds) {
+  for (const char* bad : {R"({"exp":1e300})", R"({"exp":-1e300})", R"({"nbf":9.3e18})",
+                          R"({"iat":-9.3e18})", R"({"exp":92233720368547758070})"}) {
+    EXPECT_FALSE(protocol::parse_token_claims(bad)) << bad;
+  }
+  auto decimal = protocol::parse_token_claims(R"({"exp":1.8e9,"nbf":-1.5,"iat":1800000000.9})");
+  ASSERT_TRUE(decimal);
+  EXPECT_EQ(decimal->exp, 1800000000);
+  EXPECT_EQ(decimal->nbf, -1);
+  EXPECT_EQ(decimal->iat, 1800000000);
+}
+
 TEST(Jwt, ReadsThePolicyClaimsOfAToken) {
   auto claims = protocol::parse_token_claims(
       R"({"azp":"lps","client_id":"lps","typ":"Bearer","scope":"openid mss","acr":"eidas2",)"
