@@ -4,6 +4,8 @@
 #include <openssl/evp.h>
 #include <openssl/rsa.h>
 
+#include <limits>
+
 #include "daemon/services/jwt_verifier.hpp"
 #include "protocol/base64.hpp"
 #include "protocol/imap_command_parser.hpp"
@@ -278,6 +280,20 @@ TEST_F(JwtTest, RefusesWrongIssuerExpiryAndNotBefore) {
                        claims(kNow + 300, kIssuer, R"(,"nbf":)" + std::to_string(kNow + 10)))),
             daemon::JwtCheck::kValid)
       << "within the clock-skew leeway";
+}
+
+// The ends of int64 in exp and nbf: no overflow in the leeway (found by the jwt fuzz target,
+// which signs tokens of any claims; UBSan: "30 + 9223372036854775807 cannot be represented").
+TEST_F(JwtTest, TimeClaimsAtTheEndsOfTheIntegersNeedNoArithmeticOverflow) {
+  constexpr int64_t kMax = std::numeric_limits<int64_t>::max();
+  EXPECT_EQ(check(sign(rsa_, "RS256", "rsa-1", claims(kMax))), daemon::JwtCheck::kValid);
+  EXPECT_EQ(check(sign(rsa_, "RS256", "rsa-1",
+                       claims(kNow + 300, kIssuer, R"(,"nbf":-9223372036854775808)"))),
+            daemon::JwtCheck::kValid);
+  EXPECT_EQ(check(sign(rsa_, "RS256", "rsa-1", claims(-kMax - 1))), daemon::JwtCheck::kExpired);
+  EXPECT_EQ(check(sign(rsa_, "RS256", "rsa-1",
+                       claims(kNow + 300, kIssuer, R"(,"nbf":)" + std::to_string(kMax)))),
+            daemon::JwtCheck::kNotYetValid);
 }
 
 TEST_F(JwtTest, ReportsAnUnknownKeyIdSoThatTheKeySetCanBeRefreshed) {
