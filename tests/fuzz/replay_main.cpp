@@ -134,7 +134,10 @@ struct Mutator {
         if (!input.empty()) input[below(input.size())] = static_cast<char>(random());
         break;
       case 1:
-        if (!input.empty()) input[below(input.size())] ^= static_cast<char>(1U << below(8));
+        if (!input.empty()) {
+          size_t i = below(input.size());
+          input[i] = static_cast<char>(input[i] ^ (1 << below(8)));
+        }
         break;
       case 2:
         if (!words.empty()) input.insert(at, words[below(words.size())]);

@@ -70,7 +70,7 @@ std::vector<std::string> transcript(std::string_view input, size_t how) {
       }
     }
   }
-  events.push_back(parser.mid_command() ? "mid" : "idle");
+  events.emplace_back(parser.mid_command() ? "mid" : "idle");
   return events;
 }
 
