@@ -20,8 +20,10 @@ bool IpAddress::loopback() const {
 }
 
 std::optional<IpAddress> parse_ip_address(std::string_view text) {
-  // inet_pton wants a terminated string; an address is never longer than this.
-  if (text.empty() || text.size() >= INET6_ADDRSTRLEN) return std::nullopt;
+  // inet_pton wants a terminated string; an address is never longer than this. It stops at
+  // the first NUL: text with one is not an address (not "192.0.2.1" followed by anything).
+  if (text.empty() || text.size() >= INET6_ADDRSTRLEN || text.find('\0') != std::string_view::npos)
+    return std::nullopt;
   char buffer[INET6_ADDRSTRLEN] = {};
   std::memcpy(buffer, text.data(), text.size());
   IpAddress address;

@@ -3,6 +3,7 @@
 #include <array>
 #include <boost/json/parse.hpp>
 #include <boost/json/value.hpp>
+#include <cmath>
 
 #include "protocol/base64.hpp"
 
@@ -94,7 +95,9 @@ std::optional<TokenClaims> parse_token_claims(std::string_view text) {
       if (value.is_int64()) number = value.as_int64();
       if (value.is_uint64() && value.as_uint64() < (uint64_t{1} << 62))
         number = static_cast<int64_t>(value.as_uint64());
-      if (value.is_double()) number = static_cast<int64_t>(value.as_double());
+      // A double no int64 holds is refused, not converted (that is undefined behaviour).
+      if (value.is_double() && std::fabs(value.as_double()) < 0x1p62)
+        number = static_cast<int64_t>(value.as_double());
       if (!number) return std::nullopt;
       (key == "exp" ? claims.exp : key == "nbf" ? claims.nbf : claims.iat) = number;
     } else if (key == "active") {

@@ -266,6 +266,16 @@ struct MessageInspector::Walker {
   // Starts the body of an entity (the message itself or a part) from its header section.
   void open_entity(const std::vector<HeaderField>& headers) {
     std::string type_text = first_value(headers, "Content-Type");
+    std::string disposition_text = first_value(headers, "Content-Disposition");
+    // mimetic compares its case-insensitive words over the longer of the two lengths: a NUL
+    // inside a value makes it read past the end of the word it is compared with. Readers
+    // disagree on such a field anyway; it is not read.
+    if (type_text.find('\0') != std::string::npos ||
+        disposition_text.find('\0') != std::string::npos) {
+      uninspectable("mime_header_nul");
+      mode = Mode::kStopped;
+      return;
+    }
     mimetic::ContentType type(type_text.empty() ? std::string("text/plain") : type_text);
     bool top = boundaries.empty() && !leaf && facts.parts == 0;
     if (top && type.type() == "multipart" && type.subtype() == "report" &&
@@ -290,7 +300,7 @@ struct MessageInspector::Walker {
       mode = Mode::kStopped;
       return;
     }
-    mimetic::ContentDisposition disposition(first_value(headers, "Content-Disposition"));
+    mimetic::ContentDisposition disposition(disposition_text);
     std::string name = parameter(disposition, "filename");
     if (name.empty()) name = parameter(type, "name");
     std::string encoding = first_value(headers, "Content-Transfer-Encoding");

@@ -1,26 +1,19 @@
 #include "protocol/sasl_external.hpp"
 
 #include "protocol/base64.hpp"
+#include "protocol/display_text.hpp"
 
 namespace mssgate::protocol {
 namespace {
 
-// Well-formed UTF-8 (RFC 3629), no NUL and no control characters.
+// Well-formed UTF-8 (RFC 3629: no overlong form, no surrogate, nothing above U+10FFFF), and no
+// control character: C0 (NUL included), DEL, or C1 (U+0080 to U+009F, written C2 80 to C2 9F).
 bool is_printable_utf8(std::string_view s) {
-  size_t i = 0;
-  while (i < s.size()) {
-    unsigned char c = static_cast<unsigned char>(s[i]);
-    if (c < 0x80) {
-      if (c < 0x20 || c == 0x7f) return false;
-      ++i;
-      continue;
-    }
-    size_t len = (c & 0xe0) == 0xc0 ? 2 : (c & 0xf0) == 0xe0 ? 3 : (c & 0xf8) == 0xf0 ? 4 : 0;
-    if (len == 0 || i + len > s.size() || c == 0xc0 || c == 0xc1 || c > 0xf4) return false;
-    for (size_t k = 1; k < len; ++k) {
-      if ((static_cast<unsigned char>(s[i + k]) & 0xc0) != 0x80) return false;
-    }
-    i += len;
+  if (!valid_utf8(s)) return false;
+  for (size_t i = 0; i < s.size(); ++i) {
+    auto c = static_cast<unsigned char>(s[i]);
+    if (c < 0x20 || c == 0x7f) return false;
+    if (c == 0xc2 && i + 1 < s.size() && static_cast<unsigned char>(s[i + 1]) < 0xa0) return false;
   }
   return true;
 }

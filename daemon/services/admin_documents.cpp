@@ -55,6 +55,17 @@ std::string server_element(std::string_view element, std::string_view type, cons
 
 }  // namespace
 
+AdminRoute admin_route(std::string_view method, std::string_view target) {
+  if (method != "GET" && method != "HEAD") return AdminRoute::kMethodNotAllowed;
+  std::string_view path = target.substr(0, target.find('?'));
+  if (path == "/metrics") return AdminRoute::kMetrics;
+  if (path == "/healthz") return AdminRoute::kHealth;
+  if (path == "/readyz") return AdminRoute::kReady;
+  if (path == "/mail/config-v1.1.xml" || path == "/.well-known/autoconfig/mail/config-v1.1.xml")
+    return AdminRoute::kAutoconfig;
+  return AdminRoute::kNotFound;
+}
+
 std::string query_parameter(std::string_view target, std::string_view name) {
   size_t question = target.find('?');
   if (question == std::string_view::npos) return {};

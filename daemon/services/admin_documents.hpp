@@ -23,6 +23,11 @@ struct AdminResponse {
 AdminResponse autoconfig_document(const config::AutoconfigConfig& autoconfig,
                                   std::string_view email_address);
 
+// What a request asks for, from its method and its target ("/path?query"): the path alone
+// decides, the query is the autoconfiguration's.
+enum class AdminRoute { kMethodNotAllowed, kMetrics, kHealth, kReady, kAutoconfig, kNotFound };
+AdminRoute admin_route(std::string_view method, std::string_view target);
+
 // The value of one query parameter of a request target ("/path?a=1&b=2"), percent-decoded;
 // empty when absent.
 std::string query_parameter(std::string_view target, std::string_view name);

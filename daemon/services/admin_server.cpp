@@ -168,27 +168,30 @@ class AdminServer::Impl : public std::enable_shared_from_this<AdminServer::Impl>
   }
 
   asio::awaitable<AdminResponse> route(const http::request<http::string_body>& request) {
-    if (request.method() != http::verb::get && request.method() != http::verb::head) {
-      co_return AdminResponse{405, "text/plain; charset=utf-8", "only GET and HEAD\n"};
-    }
     std::string_view target(request.target().data(), request.target().size());
-    std::string_view path = target.substr(0, target.find('?'));
-    if (path == "/metrics") {
-      co_return AdminResponse{200, "application/openmetrics-text; version=1.0.0; charset=utf-8",
-                              metrics::gateway().render_openmetrics()};
-    }
-    if (path == "/healthz") co_return AdminResponse{200, "text/plain; charset=utf-8", "ok\n"};
-    if (path == "/readyz") {
-      AdminResponse answer = co_await readiness();
-      co_return answer;
-    }
-    if (path == "/mail/config-v1.1.xml" || path == "/.well-known/autoconfig/mail/config-v1.1.xml") {
-      auto env = current_();
-      if (!env->config.admin.autoconfig.enabled()) {
-        co_return AdminResponse{404, "text/plain; charset=utf-8", "autoconfiguration is off\n"};
+    std::string_view method(request.method_string().data(), request.method_string().size());
+    switch (admin_route(method, target)) {
+      case AdminRoute::kMethodNotAllowed:
+        co_return AdminResponse{405, "text/plain; charset=utf-8", "only GET and HEAD\n"};
+      case AdminRoute::kMetrics:
+        co_return AdminResponse{200, "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                                metrics::gateway().render_openmetrics()};
+      case AdminRoute::kHealth:
+        co_return AdminResponse{200, "text/plain; charset=utf-8", "ok\n"};
+      case AdminRoute::kReady: {
+        AdminResponse answer = co_await readiness();
+        co_return answer;
       }
-      co_return autoconfig_document(env->config.admin.autoconfig,
-                                    query_parameter(target, "emailaddress"));
+      case AdminRoute::kAutoconfig: {
+        auto env = current_();
+        if (!env->config.admin.autoconfig.enabled()) {
+          co_return AdminResponse{404, "text/plain; charset=utf-8", "autoconfiguration is off\n"};
+        }
+        co_return autoconfig_document(env->config.admin.autoconfig,
+                                      query_parameter(target, "emailaddress"));
+      }
+      case AdminRoute::kNotFound:
+        break;
     }
     co_return AdminResponse{404, "text/plain; charset=utf-8", "not found\n"};
   }

@@ -150,15 +150,16 @@ JwtVerdict verify_jwt(std::string_view token, const JwtKeySet& keys, std::string
     return verdict;
   }
   const EVP_PKEY* key = keys.find(jwt->kid, jwt->alg);
+  // The leeway moves `now`, never the claims: exp and nbf may be at the ends of int64.
   if (!key) {
     verdict.check = JwtCheck::kUnknownKey;
   } else if (!signature_valid(key, jwt->alg, jwt->signing_input, jwt->signature)) {
     verdict.check = JwtCheck::kBadSignature;
   } else if (jwt->claims.iss != issuer) {
     verdict.check = JwtCheck::kWrongIssuer;
-  } else if (!jwt->claims.exp || *jwt->claims.exp + leeway_seconds <= now) {
+  } else if (!jwt->claims.exp || *jwt->claims.exp <= now - leeway_seconds) {
     verdict.check = JwtCheck::kExpired;
-  } else if (jwt->claims.nbf && *jwt->claims.nbf - leeway_seconds > now) {
+  } else if (jwt->claims.nbf && *jwt->claims.nbf > now + leeway_seconds) {
     verdict.check = JwtCheck::kNotYetValid;
   } else {
     verdict.check = JwtCheck::kValid;

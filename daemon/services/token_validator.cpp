@@ -146,9 +146,13 @@ class TokenValidator::Impl {
   void remember(const std::string& key, const TokenValidation& result) {
     Clock::duration lifetime{};
     if (result.result == TokenValidation::Result::kValid) {
-      auto seconds_left =
-          std::chrono::seconds(std::max<int64_t>(0, result.expires_at - unix_seconds()));
-      lifetime = std::min<Clock::duration>(seconds_left, policy_.max_age);
+      // In seconds, capped by max_age before it becomes the clock's duration: an exp centuries
+      // away (or at the end of int64) overflows neither the subtraction nor the conversion.
+      int64_t now = unix_seconds();
+      int64_t left = result.expires_at > now ? result.expires_at - now : 0;
+      auto max_age = std::chrono::ceil<std::chrono::seconds>(policy_.max_age).count();
+      lifetime = left >= max_age ? Clock::duration(policy_.max_age)
+                                 : Clock::duration(std::chrono::seconds(left));
     } else if (result.result == TokenValidation::Result::kInvalid ||
                result.result == TokenValidation::Result::kRefused) {
       lifetime = policy_.negative;

@@ -16,6 +16,22 @@ TEST(QueryParameter, DecodesPercentAndPlusAndFindsTheRightName) {
   EXPECT_EQ(query_parameter("/x?emailaddress=%4", "emailaddress"), "%4");  // kept as sent
 }
 
+TEST(AdminRoute, ThePathAloneDecidesForGetAndHead) {
+  EXPECT_EQ(admin_route("GET", "/metrics"), AdminRoute::kMetrics);
+  EXPECT_EQ(admin_route("HEAD", "/metrics?x=1"), AdminRoute::kMetrics);
+  EXPECT_EQ(admin_route("GET", "/healthz"), AdminRoute::kHealth);
+  EXPECT_EQ(admin_route("GET", "/readyz"), AdminRoute::kReady);
+  EXPECT_EQ(admin_route("GET", "/mail/config-v1.1.xml?emailaddress=a%40b.fr"),
+            AdminRoute::kAutoconfig);
+  EXPECT_EQ(admin_route("GET", "/.well-known/autoconfig/mail/config-v1.1.xml"),
+            AdminRoute::kAutoconfig);
+  EXPECT_EQ(admin_route("GET", "/metrics/"), AdminRoute::kNotFound);
+  EXPECT_EQ(admin_route("GET", "/healthz#x"), AdminRoute::kNotFound);
+  EXPECT_EQ(admin_route("GET", ""), AdminRoute::kNotFound);
+  EXPECT_EQ(admin_route("POST", "/metrics"), AdminRoute::kMethodNotAllowed);
+  EXPECT_EQ(admin_route("get", "/metrics"), AdminRoute::kMethodNotAllowed);
+}
+
 TEST(Autoconfig, AdvertisesStartTlsAndOAuth2ForServedDomainsOnly) {
   mssgate::config::AutoconfigConfig autoconfig;
   autoconfig.domains = {"ex.fr"};

@@ -4,6 +4,8 @@
 #include <openssl/evp.h>
 #include <openssl/rsa.h>
 
+#include <limits>
+
 #include "daemon/services/jwt_verifier.hpp"
 #include "protocol/base64.hpp"
 #include "protocol/imap_command_parser.hpp"
@@ -280,6 +282,20 @@ TEST_F(JwtTest, RefusesWrongIssuerExpiryAndNotBefore) {
       << "within the clock-skew leeway";
 }
 
+// The ends of int64 in exp and nbf: no overflow in the leeway (found by the jwt fuzz target,
+// which signs tokens of any claims; UBSan: "30 + 9223372036854775807 cannot be represented").
+TEST_F(JwtTest, TimeClaimsAtTheEndsOfTheIntegersNeedNoArithmeticOverflow) {
+  constexpr int64_t kMax = std::numeric_limits<int64_t>::max();
+  EXPECT_EQ(check(sign(rsa_, "RS256", "rsa-1", claims(kMax))), daemon::JwtCheck::kValid);
+  EXPECT_EQ(check(sign(rsa_, "RS256", "rsa-1",
+                       claims(kNow + 300, kIssuer, R"(,"nbf":-9223372036854775808)"))),
+            daemon::JwtCheck::kValid);
+  EXPECT_EQ(check(sign(rsa_, "RS256", "rsa-1", claims(-kMax - 1))), daemon::JwtCheck::kExpired);
+  EXPECT_EQ(check(sign(rsa_, "RS256", "rsa-1",
+                       claims(kNow + 300, kIssuer, R"(,"nbf":)" + std::to_string(kMax)))),
+            daemon::JwtCheck::kNotYetValid);
+}
+
 TEST_F(JwtTest, ReportsAnUnknownKeyIdSoThatTheKeySetCanBeRefreshed) {
   EXPECT_EQ(check(sign(rsa_, "RS256", "rotated-2", claims(kNow + 300))),
             daemon::JwtCheck::kUnknownKey);
@@ -308,6 +324,21 @@ TEST(Jwt, ParsesIntrospectionAnswers) {
   EXPECT_EQ(protocol::parse_token_claims(R"({"active":false})")->active, false);
   EXPECT_FALSE(protocol::parse_token_claims(R"({"active":"yes"})"));
   EXPECT_FALSE(protocol::parse_token_claims("<html>"));
+}
+
+// A time claim written as a number no int64 holds (1e300, NaN is not JSON) makes the answer
+// unreadable instead of being converted: the conversion was undefined behaviour, found by the
+// jwt fuzz target (tests/fuzz/regressions/jwt/: "exp" 9.22337e+19).
+TEST(Jwt, RefusesTimeClaimsNoIntegerHolds) {
+  for (const char* bad : {R"({"exp":1e300})", R"({"exp":-1e300})", R"({"nbf":9.3e18})",
+                          R"({"iat":-9.3e18})", R"({"exp":92233720368547758070})"}) {
+    EXPECT_FALSE(protocol::parse_token_claims(bad)) << bad;
+  }
+  auto decimal = protocol::parse_token_claims(R"({"exp":1.8e9,"nbf":-1.5,"iat":1800000000.9})");
+  ASSERT_TRUE(decimal);
+  EXPECT_EQ(decimal->exp, 1800000000);
+  EXPECT_EQ(decimal->nbf, -1);
+  EXPECT_EQ(decimal->iat, 1800000000);
 }
 
 TEST(Jwt, ReadsThePolicyClaimsOfAToken) {

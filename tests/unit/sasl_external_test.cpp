@@ -34,6 +34,28 @@ TEST(SaslExternal, RefusesCancelGarbageAndHostileIdentities) {
   }
   auto utf8 = decode_sasl_external(base64_encode("h\xc3\xb4pital@test.fr"));
   EXPECT_TRUE(std::holds_alternative<SaslExternalRequest>(utf8));
+  utf8 = decode_sasl_external(base64_encode("\xf0\x9f\x8f\xa5@test.fr"));  // U+1F3E5
+  EXPECT_TRUE(std::holds_alternative<SaslExternalRequest>(utf8));
+}
+
+// Bytes of UTF-8's shape that are not UTF-8 (RFC 3629 §3), and C1 controls: first found by the
+// sasl fuzz target (tests/fuzz/regressions/sasl/), which fed "F4 90 80 80" (above U+10FFFF).
+TEST(SaslExternal, RefusesWhatIsNotUtf8AndC1Controls) {
+  for (const std::string& bad : {std::string("\xf4\x90\x80\x80@x.fr"),  // U+110000
+                                 std::string("\xed\xa0\x80@x.fr"),      // a surrogate, U+D800
+                                 std::string("\xe0\x80\xaf@x.fr"),  // "/" written in three bytes
+                                 std::string("\xf0\x80\x80\xaf@x.fr"),  // "/" written in four bytes
+                                 std::string("a\xc2\x85@x.fr"),         // NEL, a C1 control
+                                 std::string("a\xc2\x9b@x.fr")}) {      // CSI, a C1 control
+    auto r = decode_sasl_external(base64_encode(bad));
+    EXPECT_TRUE(std::holds_alternative<SaslExternalError>(r) &&
+                std::get<SaslExternalError>(r) == SaslExternalError::kInvalidAuthzid)
+        << "accepted: " << base64_encode(bad);
+  }
+  auto nbsp =
+      decode_sasl_external(base64_encode("a\xc2\xa0"
+                                         "b@x.fr"));  // U+00A0 is no control
+  EXPECT_TRUE(std::holds_alternative<SaslExternalRequest>(nbsp));
 }
 
 // The exchange as the session sees it: command, "+", then the client's line, fed one byte at

@@ -88,6 +88,21 @@ TEST(SmtpCommand, AnEhloArgumentIsADomainOrAnAddressLiteral) {
   }
 }
 
+// inet_pton stops at a NUL: an address literal with NULs before its "]" passed for the address,
+// and its NULs went to Postfix in the EHLO after XCLIENT (found by the smtp fuzz target,
+// tests/fuzz/regressions/smtp/).
+TEST(SmtpCommand, AnAddressLiteralWithANulIsNone) {
+  using namespace std::string_literals;
+  for (const std::string& bad :
+       {"[IPv6:2001:db8::1\0\0]"s, "[192.0.2.1\0]"s, "[192.0.2.1\0x]"s, "[IPv6:::1\0:1]"s}) {
+    EXPECT_FALSE(ehlo_domain_or_address_literal(bad)) << bad.size();
+  }
+  for (const std::string& bad : {"192.0.2.1\0"s, "2001:db8::1\0\0"s, "\0"s, "::1\0/64"s}) {
+    EXPECT_FALSE(parse_ip_address(bad)) << bad.size();
+    EXPECT_FALSE(parse_ip_network(bad)) << bad.size();
+  }
+}
+
 TEST(IpAddress, ParsesAddressesAndNetworks) {
   auto v4 = parse_ip_address("192.0.2.7");
   ASSERT_TRUE(v4);

@@ -10,6 +10,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <chrono>
 #include <exception>
+#include <limits>
 #include <optional>
 #include <stdexcept>
 #include <vector>
@@ -152,6 +153,25 @@ TEST(TokenValidator, DoesNotCacheATokenPastItsExp) {
   f.validate("token");
   f.validate("token");
   EXPECT_EQ(f.issuer->calls, 2);
+}
+
+// An exp centuries away, or at the end of int64: the cache time is the policy's, with no
+// overflow converting the seconds left to the clock's nanoseconds.
+TEST(TokenValidator, AnExpFarAwayIsCachedForTheCacheTimeOnly) {
+  TokenCachePolicy policy;
+  policy.max_age = 100ms;
+  Fixture f(policy);
+  f.issuer->next = answer(TokenValidation::Result::kValid, std::numeric_limits<int64_t>::max());
+  f.validate("token");
+  f.validate("token");
+  EXPECT_EQ(f.issuer->calls, 1) << "cached";
+  f.wait(150ms);
+  f.validate("token");
+  EXPECT_EQ(f.issuer->calls, 2) << "for max_age only";
+  f.issuer->next = answer(TokenValidation::Result::kValid, unix_now() + 20'000'000'000);
+  f.validate("token-b");
+  f.validate("token-b");
+  EXPECT_EQ(f.issuer->calls, 3) << "an exp 600 years away is cached too";
 }
 
 TEST(TokenValidator, RemembersARefusalForTheNegativeCacheTime) {
