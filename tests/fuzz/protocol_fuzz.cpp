@@ -2,6 +2,7 @@
 // IMAP command tokenizer, the SMTP reply parser and the DATA reader must give the same answers
 // whole and in pieces, never read out of bounds and never hold more than their caps; SASL
 // (EXTERNAL, XOAUTH2, OAUTHBEARER), base64, JWT, header and address parsing must not crash.
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -118,6 +119,30 @@ std::vector<std::string> smtp_replies(std::string_view input, size_t chunk) {
 }  // namespace
 
 // The message inspector must reach the same facts whatever the pieces it is fed.
+// The IMAP response framing gives the same verdicts fed one byte or seven at a time (at every
+// seventh byte and at the end), and whole (at the end).
+static void check_imap_framing(std::string_view input) {
+  auto verdicts = [&](size_t piece) {
+    mssgate::protocol::ImapResponseFraming framing;
+    std::string out;
+    for (size_t i = 0; i < input.size(); i += piece) {
+      framing.feed(input.substr(i, piece));
+      size_t end = std::min(i + piece, input.size());
+      if (end % 7 == 0 || end == input.size()) out += framing.at_boundary() ? 'B' : '-';
+    }
+    return out + (framing.said_bye() ? "+bye" : "");
+  };
+  if (input.empty()) return;
+  std::string by_byte = verdicts(1);
+  if (verdicts(7) != by_byte) std::abort();
+  std::string whole = verdicts(input.size());
+  auto final_of = [](const std::string& v) {
+    size_t bye = v.find('+');
+    return v.substr(bye == std::string::npos ? v.size() - 1 : bye - 1);
+  };
+  if (final_of(whole) != final_of(by_byte)) std::abort();
+}
+
 static void check_inspector(std::string_view input) {
   auto facts_of = [&](size_t piece) {
     mssgate::protocol::MessageInspector inspector;
@@ -158,6 +183,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (mssgate::protocol::base64_encode(*decoded) != input) std::abort();
   }
 
+  check_imap_framing(input);
   check_smtp_data(input);
   if (smtp_replies(input, 0) != smtp_replies(input, 1)) std::abort();
   mssgate::protocol::parse_path_argument(input, "FROM");
