@@ -236,10 +236,6 @@ class ChaosGate:
                                      % (len(self.stats()), count, timeout))
             time.sleep(0.01)
 
-    def open_connections(self):
-        with self.lock:
-            return sum(1 for c in self.all if c.ended is None)
-
     def close(self):
         """Stops listening, ends every connection (reset) and the loop's thread."""
         if not self.loop.is_running():
