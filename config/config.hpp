@@ -62,6 +62,9 @@ struct TlsConfig {
   // downloads are kept in crl_cache_dir, which is where the TLS context reads them from.
   std::vector<std::string> crl_urls;
   Duration crl_refresh_interval = 1h;
+  // The longest download of one CRL, from the connection to the last byte: a source that stalls
+  // or trickles holds the round (and the URLs after it) no longer than this.
+  Duration crl_download_timeout = 30s;
   std::string crl_cache_dir;
   std::string min_version = "TLSv1.2";
   std::string max_version = "TLSv1.2";

@@ -343,6 +343,7 @@ void read_tls(TableReader& parent, TlsConfig& out, Problems& problems, const fs:
   t.duration("handshake_timeout", out.handshake_timeout, 100ms, 5min);
   t.strings("crl_urls", out.crl_urls);
   t.duration("crl_refresh_interval", out.crl_refresh_interval, 1s, 7 * 24h);
+  t.duration("crl_download_timeout", out.crl_download_timeout, 1s, 10min);
   t.path("crl_cache_dir", out.crl_cache_dir);
   for (const auto& url : out.crl_urls) {
     if (url.rfind("http://", 0) != 0 && url.rfind("https://", 0) != 0) {

@@ -1,5 +1,6 @@
 #include "protocol/imap_response.hpp"
 
+#include <algorithm>
 #include <cctype>
 
 #include "protocol/ascii.hpp"
@@ -79,6 +80,59 @@ std::string imap_quote(std::string_view value) {
   }
   out += '"';
   return out;
+}
+
+void ImapResponseFraming::feed(std::string_view bytes) {
+  while (!bytes.empty()) {
+    if (state_ == State::kInLiteral) {
+      auto take = static_cast<size_t>(std::min<uint64_t>(literal_left_, bytes.size()));
+      literal_left_ -= take;
+      bytes.remove_prefix(take);
+      if (literal_left_ == 0) state_ = State::kInLine;  // the line goes on after the literal
+      continue;
+    }
+    if (state_ == State::kLineStart) {
+      state_ = State::kInLine;
+      line_head_ = true;
+      head_.clear();
+      tail_.clear();
+    }
+    size_t end = bytes.find('\n');
+    std::string_view part = bytes.substr(0, end);
+    if (line_head_ && head_.size() < 6) head_.append(part.substr(0, 6 - head_.size()));
+    tail_.append(part.substr(part.size() > kKeptBytes ? part.size() - kKeptBytes : 0));
+    if (tail_.size() > kKeptBytes) tail_.erase(0, tail_.size() - kKeptBytes);
+    if (end == std::string_view::npos) return;
+    bytes.remove_prefix(end + 1);
+    end_of_line();
+  }
+}
+
+// A line ended (its LF read): either it announced a literal, or the response is complete.
+void ImapResponseFraming::end_of_line() {
+  std::string_view line = tail_;
+  if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+  if (!line.empty() && line.back() == '}') {
+    line.remove_suffix(1);
+    if (!line.empty() && line.back() == '+') line.remove_suffix(1);
+    size_t digits = 0;
+    while (digits < line.size() &&
+           std::isdigit(static_cast<unsigned char>(line[line.size() - 1 - digits])))
+      ++digits;
+    if (digits > 0 && digits <= 19 && digits < line.size() &&
+        line[line.size() - 1 - digits] == '{') {
+      literal_left_ = std::stoull(std::string(line.substr(line.size() - digits)));
+      state_ = literal_left_ > 0 ? State::kInLiteral : State::kInLine;
+      line_head_ = false;
+      tail_.clear();
+      return;
+    }
+  }
+  if (line_head_ && head_.size() >= 5 &&
+      ascii_iequals(std::string_view(head_).substr(0, 5), "* BYE") &&
+      (head_.size() == 5 || head_[5] == ' ' || head_[5] == '\r'))
+    said_bye_ = true;
+  state_ = State::kLineStart;
 }
 
 }  // namespace mssgate::protocol

@@ -47,6 +47,13 @@ asio::awaitable<BackendLink::error_code> BackendLink::write(std::string_view dat
 }
 
 asio::awaitable<std::optional<std::string>> BackendLink::read_line(Clock::duration timeout) {
+  auto line = co_await read_line_before(Clock::now() + timeout);
+  co_return line;
+}
+
+// One deadline for the whole line, not one per read: each read is armed with what is left.
+asio::awaitable<std::optional<std::string>> BackendLink::read_line_before(
+    Clock::time_point deadline) {
   std::array<char, 4096> buffer;
   for (;;) {
     if (!unread_.empty()) {
@@ -56,7 +63,7 @@ asio::awaitable<std::optional<std::string>> BackendLink::read_line(Clock::durati
       if (result.status == protocol::LineSplitter::Status::kTooLong) co_return std::nullopt;
       continue;
     }
-    deadlines_.arm(Slot::kBackendRead, timeout);
+    deadlines_.arm_until(Slot::kBackendRead, deadline);
     auto [ec, n] = co_await socket_.async_read_some(asio::buffer(buffer), kTuple);
     deadlines_.disarm(Slot::kBackendRead);
     if (ec) co_return std::nullopt;
@@ -67,8 +74,9 @@ asio::awaitable<std::optional<std::string>> BackendLink::read_line(Clock::durati
 asio::awaitable<std::optional<protocol::SmtpReply>> BackendLink::read_reply(
     Clock::duration timeout, std::vector<std::string>* raw_lines) {
   protocol::SmtpReplyParser parser;
+  auto deadline = Clock::now() + timeout;
   for (;;) {
-    auto line = co_await read_line(timeout);
+    auto line = co_await read_line_before(deadline);
     if (!line) co_return std::nullopt;
     if (raw_lines) raw_lines->push_back(*line);
     line->append("\r\n");

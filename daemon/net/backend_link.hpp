@@ -30,9 +30,12 @@ class BackendLink {
   boost::asio::awaitable<error_code> connect(const config::Endpoint& endpoint,
                                              Clock::duration timeout);
   boost::asio::awaitable<error_code> write(std::string_view data, Clock::duration timeout);
-  // One line, without its CRLF; nothing when the connection failed or the line is too long.
+  // One line, without its CRLF; nothing when the connection failed, the line is too long, or it
+  // was not whole within `timeout` (however its bytes came: a backend sending one byte at a time
+  // has the same time as one that sends nothing).
   boost::asio::awaitable<std::optional<std::string>> read_line(Clock::duration timeout);
-  // One SMTP or LMTP reply; its raw lines appended to `raw_lines` when given.
+  // One SMTP or LMTP reply, all its lines within `timeout`; its raw lines appended to
+  // `raw_lines` when given.
   boost::asio::awaitable<std::optional<protocol::SmtpReply>> read_reply(
       Clock::duration timeout, std::vector<std::string>* raw_lines = nullptr);
   // Bytes as they come, for the relay (no deadline: the client's idle one governs).
@@ -49,6 +52,8 @@ class BackendLink {
   bool timed_out() const { return timed_out_; }
 
  private:
+  boost::asio::awaitable<std::optional<std::string>> read_line_before(Clock::time_point deadline);
+
   boost::asio::ip::tcp::socket socket_;
   DeadlineWatch& deadlines_;
   protocol::LineSplitter lines_;

@@ -10,8 +10,7 @@ DeadlineWatch::DeadlineWatch(const boost::asio::any_io_executor& executor) : tim
   deadlines_.fill(Clock::time_point::max());
 }
 
-void DeadlineWatch::arm(Slot slot, Clock::duration timeout) {
-  auto when = Clock::now() + timeout;
+void DeadlineWatch::arm_until(Slot slot, Clock::time_point when) {
   deadlines_[static_cast<size_t>(slot)] = when;
   if (when < timer_.expiry()) timer_.cancel();
 }

@@ -25,7 +25,9 @@ class DeadlineWatch {
 
   explicit DeadlineWatch(const boost::asio::any_io_executor& executor);
 
-  void arm(Slot slot, Clock::duration timeout);
+  void arm(Slot slot, Clock::duration timeout) { arm_until(slot, Clock::now() + timeout); }
+  // A deadline at `when`, passed already or not: an operation made of several reads keeps one.
+  void arm_until(Slot slot, Clock::time_point when);
   void disarm(Slot slot) { deadlines_[static_cast<size_t>(slot)] = Clock::time_point::max(); }
 
   // Watches until stop() or until `expired` returns false.

@@ -32,8 +32,10 @@ asio::awaitable<RelayEnd> relay_client_to_backend(ClientStream& client, BackendL
 
 asio::awaitable<RelayEnd> relay_backend_to_client(BackendLink& backend, ClientStream& client,
                                                   std::string leftover,
-                                                  DeadlineWatch::Clock::duration write_timeout) {
+                                                  DeadlineWatch::Clock::duration write_timeout,
+                                                  protocol::ImapResponseFraming* framing) {
   if (!leftover.empty()) {
+    if (framing) framing->feed(leftover);
     error_code ec = co_await client.write(leftover, write_timeout);
     if (ec) co_return RelayEnd{ec, "client"};
     leftover = std::string();
@@ -42,6 +44,7 @@ asio::awaitable<RelayEnd> relay_backend_to_client(BackendLink& backend, ClientSt
   for (;;) {
     auto [ec, n] = co_await backend.read_some(asio::buffer(buffer.get(), kRelayBufferBytes));
     if (ec) co_return RelayEnd{ec, "backend"};
+    if (framing) framing->feed({buffer.get(), n});
     error_code written = co_await client.write({buffer.get(), n}, write_timeout);
     if (written) co_return RelayEnd{written, "client"};
   }

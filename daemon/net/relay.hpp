@@ -6,6 +6,7 @@
 
 #include "daemon/net/backend_link.hpp"
 #include "daemon/net/client_stream.hpp"
+#include "protocol/imap_response.hpp"
 
 namespace mssgate::daemon {
 
@@ -16,12 +17,12 @@ struct RelayEnd {
 };
 
 // The two directions of a relayed session, each until a side closes or fails. `leftover` is
-// sent first.
+// sent first. `framing`, when given, is fed every byte the backend's direction writes.
 boost::asio::awaitable<RelayEnd> relay_client_to_backend(
     ClientStream& client, BackendLink& backend, std::string leftover,
     DeadlineWatch::Clock::duration idle_timeout, DeadlineWatch::Clock::duration write_timeout);
 boost::asio::awaitable<RelayEnd> relay_backend_to_client(
     BackendLink& backend, ClientStream& client, std::string leftover,
-    DeadlineWatch::Clock::duration write_timeout);
+    DeadlineWatch::Clock::duration write_timeout, protocol::ImapResponseFraming* framing = nullptr);
 
 }  // namespace mssgate::daemon

@@ -27,7 +27,6 @@ namespace {
 namespace asio = boost::asio;
 constexpr auto kTuple = asio::as_tuple(asio::use_awaitable);
 constexpr size_t kMaxCrlBytes = 64 << 20;
-constexpr auto kDownloadTimeout = std::chrono::seconds(30);
 
 struct Download {
   std::string body;
@@ -120,7 +119,7 @@ class CrlRefresher::Impl : public std::enable_shared_from_this<CrlRefresher::Imp
   // One URL: true when a newer CRL was kept.
   asio::awaitable<bool> refresh(const std::string& url, const config::TlsConfig& tls) {
     auto started = std::chrono::steady_clock::now();
-    Download download = co_await fetch(url);
+    Download download = co_await fetch(url, tls.crl_download_timeout);
     if (!download.failure.empty()) {
       failed(url, download.failure, "");
       co_return false;
@@ -176,13 +175,14 @@ class CrlRefresher::Impl : public std::enable_shared_from_this<CrlRefresher::Imp
     event.add("action", "last good CRL kept").audit().warn();
   }
 
-  asio::awaitable<Download> fetch(const std::string& text) {
+  asio::awaitable<Download> fetch(const std::string& text,
+                                  std::chrono::steady_clock::duration timeout) {
     auto url = protocol::parse_http_url(text);
     if (!url) co_return Download{{}, "bad_url"};
     HttpRequest request;
     request.url = std::move(*url);
     request.max_response_bytes = kMaxCrlBytes;
-    request.timeout = kDownloadTimeout;
+    request.timeout = timeout;
     request.keep_alive = false;
     HttpResponse response = co_await http_->send(std::move(request), client_tls_);
     if (response.failure != HttpFailure::kNone)

@@ -168,8 +168,11 @@ void Connection::backend_failed(std::string_view step, std::string_view detail,
 }
 
 void Connection::relay(std::shared_ptr<void> owner, std::string client_leftover,
-                       std::string backend_leftover, Clock::duration idle_timeout) {
+                       std::string backend_leftover, Clock::duration idle_timeout,
+                       std::string backend_lost_text) {
   relaying_ = true;
+  backend_lost_text_ = std::move(backend_lost_text);
+  if (!backend_lost_text_.empty()) framing_.emplace();
   auto executor = client_.executor();
   auto ended = [this, owner = std::move(owner)](const std::exception_ptr& failure, RelayEnd end) {
     if (failure) {
@@ -179,18 +182,39 @@ void Connection::relay(std::shared_ptr<void> owner, std::string client_leftover,
     }
     close();
   };
+  // A write to the backend failed: with a text to tell the client, the backend's direction ends
+  // in turn (its read fails) and tells the client before everything is closed.
+  auto upstream_ended = [this, ended](const std::exception_ptr& failure, RelayEnd end) {
+    if (failure || end.side != "backend" || !framing_ || closed_) return ended(failure, end);
+    telemetry_.note_end(end.error, end.side, backend_.timed_out());
+    backend_.close();
+  };
   asio::co_spawn(executor,
                  relay_client_to_backend(client_, backend_, std::move(client_leftover),
                                          idle_timeout, timeouts_.write),
-                 ended);
+                 upstream_ended);
   asio::co_spawn(executor, relay_to_client(std::move(backend_leftover)), ended);
 }
 
 asio::awaitable<RelayEnd> Connection::relay_to_client(std::string leftover) {
-  RelayEnd end =
-      co_await relay_backend_to_client(backend_, client_, std::move(leftover), timeouts_.write);
-  // The backend ended the session (LOGOUT): the client gets a clean TLS close.
-  if (end.side == "backend" && end.error == asio::error::eof && !closed_ && client_.tls_active())
+  protocol::ImapResponseFraming* framing = framing_ ? &*framing_ : nullptr;
+  RelayEnd end = co_await relay_backend_to_client(backend_, client_, std::move(leftover),
+                                                  timeouts_.write, framing);
+  if (end.side != "backend" || closed_) co_return end;
+  // Why the session ends is known now, whatever the client does while it is told.
+  telemetry_.note_end(end.error, end.side, backend_.timed_out());
+  bool told = false;
+  if (framing && !framing->said_bye()) {
+    // The backend went away on its own: the client hears why (between two responses only),
+    // then the session ends.
+    if (framing->at_boundary()) {
+      auto ec = co_await client_.write(backend_lost_text_, timeouts_.write);
+      told = !ec;
+    }
+    Event("backend_lost").add("session", id()).add("client_told", told).info();
+  }
+  // The backend ended the session (LOGOUT, or lost): the client gets a clean TLS close.
+  if ((told || end.error == asio::error::eof) && !closed_ && client_.tls_active())
     co_await client_.shutdown_tls();
   co_return end;
 }

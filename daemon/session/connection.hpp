@@ -15,6 +15,7 @@
 #include "daemon/services/admission.hpp"
 #include "daemon/services/gateway_environment.hpp"
 #include "daemon/session/session_telemetry.hpp"
+#include "protocol/imap_response.hpp"
 
 namespace mssgate::daemon {
 
@@ -77,9 +78,13 @@ class Connection {
   // Logs and counts a backend failure and closes the backend link.
   void backend_failed(std::string_view step, std::string_view detail, Clock::time_point start);
 
-  // From now on the session only relays bytes both ways, until either side closes.
+  // From now on the session only relays bytes both ways, until either side closes. With
+  // `backend_lost_text` (IMAP: an untagged BYE), a backend that goes away without a BYE of its
+  // own is reported to the client with that line, when the backend's stream stopped between two
+  // responses (inside one, a line of mssgate's would be read as part of it): the client knows
+  // the session ended for want of the backend, not of its own doing.
   void relay(std::shared_ptr<void> owner, std::string client_leftover, std::string backend_leftover,
-             Clock::duration idle_timeout);
+             Clock::duration idle_timeout, std::string backend_lost_text = {});
 
   void close();
   // Ends a signed-in session whose authorisation was withdrawn (`reason`: a short word): logged,
@@ -113,6 +118,8 @@ class Connection {
   std::optional<CertificateIdentity> certificate_;
   std::unique_ptr<char[]> large_buffer_;  // for message content, once a message comes
   std::string pre_auth_expiry_text_;
+  std::optional<protocol::ImapResponseFraming> framing_;  // while relaying, with backend_lost_text_
+  std::string backend_lost_text_;
   bool pre_auth_expired_ = false;
   bool relaying_ = false;
   bool closed_ = false;

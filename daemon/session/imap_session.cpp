@@ -17,6 +17,9 @@ namespace {
 namespace asio = boost::asio;
 using asio::awaitable;
 using Kind = core::ImapLoginCore::Kind;
+// What a signed-in client hears when Dovecot goes away without a BYE of its own.
+constexpr std::string_view kBackendLost =
+    "* BYE [UNAVAILABLE] Connection to the mailbox service lost, try again later\r\n";
 
 Connection::Timeouts imap_timeouts(const config::Config& config) {
   return {config.tls.handshake_timeout,
@@ -82,11 +85,12 @@ class ImapSession final : public std::enable_shared_from_this<ImapSession>,
           break;
         }
         case Kind::kRelay:
-          // Whatever Dovecot sent after its answer belongs to the client.
-          action.text += connection_.backend().take_unread();
           if (!co_await connection_.write(action.text)) co_return;
           connection_.telemetry().command_finished();
-          connection_.relay(shared_from_this(), core.take_unread(), {}, config_.imap.idle_timeout);
+          // Whatever Dovecot sent after its answer belongs to the client, relayed first.
+          connection_.relay(shared_from_this(), core.take_unread(),
+                            connection_.backend().take_unread(), config_.imap.idle_timeout,
+                            std::string(kBackendLost));
           co_return;
         case Kind::kPause:
           co_await connection_.pause(take_failure_delay());

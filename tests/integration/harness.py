@@ -19,6 +19,8 @@ import tempfile
 import time
 import unittest
 
+from chaos_gate import ChaosGate
+
 PKI = os.environ.get("MSSGATE_TEST_PKI", "")
 BACKEND_DIR = os.environ.get("MSSGATE_BACKEND_DIR", "")
 MSSGATE = os.environ.get("MSSGATE_BIN", "")
@@ -195,6 +197,23 @@ refresh_interval = "100ms"
         self.ports = {}
         # Where log searches start by default (see mark()).
         self.log_start = 0
+
+    def set_option(self, table, key, value):
+        """Sets `key = value` (value: TOML text, '"1s"') in [table] of the configuration file, before
+        start(): the key's line is replaced, or added under the table's header."""
+        with open(self.config_path) as f:
+            lines = f.read().split("\n")
+        header = lines.index("[%s]" % table)
+        end = next((i for i in range(header + 1, len(lines)) if lines[i].startswith("[")), len(lines))
+        setting = "%s = %s" % (key, value)
+        for i in range(header + 1, end):
+            if re.match(r"%s\s*=" % re.escape(key), lines[i]):
+                lines[i] = setting
+                break
+        else:
+            lines.insert(header + 1, setting)
+        with open(self.config_path, "w") as f:
+            f.write("\n".join(lines))
 
     def populate_directory(self):
         db = self.database
@@ -619,78 +638,33 @@ def oauthbearer(user, token):
     return "n,a=%s,\x01host=localhost\x01port=143\x01auth=Bearer %s\x01\x01" % (user.replace(",", "=2C"), token)
 
 
-class CuttableForwarder:
+class CuttableForwarder(ChaosGate):
     """A TCP relay between mssgate and a backend that can cut every connection at a chosen point
-    of the client-to-backend stream, as a backend that dies would."""
+    of the client-to-backend stream, as a backend that dies would (a ChaosGate's close fault)."""
 
-    def __init__(self, target_port):
-        import threading
+    def __init__(self, target_port, record=False):
+        self._cut_after = None
+        super().__init__(target_port, record=record)
 
-        self.target_port = target_port
-        self.listener = socket.socket()
-        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.listener.bind(("127.0.0.1", 0))
-        self.listener.listen(16)
-        self.port = self.listener.getsockname()[1]
-        self.cut_after = None  # bytes of client-to-backend stream after which connections are cut
-        self.cuts = 0
-        self.lock = threading.Lock()
-        self.sockets = []
-        self.thread = threading.Thread(target=self.accept_loop, daemon=True)
-        self.thread.start()
+    @property
+    def cut_after(self):
+        """Bytes of the client-to-backend stream, from each connection's start, after which it is
+        closed both ways; None: never (set on the open connections and the new ones)."""
+        return self._cut_after
 
-    def accept_loop(self):
-        import threading
+    @cut_after.setter
+    def cut_after(self, value):
+        self._cut_after = value
+        if value is None:
+            self.clear()
+        else:
+            self.fault("close", "up", after=value, from_start=True, existing=True)
 
-        while True:
-            try:
-                client, _ = self.listener.accept()
-            except OSError:
-                return
-            upstream = socket.create_connection(("127.0.0.1", self.target_port))
-            with self.lock:
-                self.sockets += [client, upstream]
-            state = {"sent": 0}
-            threading.Thread(target=self.pump, args=(client, upstream, state, True), daemon=True).start()
-            threading.Thread(target=self.pump, args=(upstream, client, state, False), daemon=True).start()
-
-    def pump(self, source, destination, state, upstream):
-        try:
-            while True:
-                data = source.recv(65536)
-                if not data:
-                    break
-                if upstream and self.cut_after is not None and state["sent"] + len(data) > self.cut_after:
-                    with self.lock:
-                        self.cuts += 1
-                    break
-                destination.sendall(data)
-                if upstream:
-                    state["sent"] += len(data)
-        except OSError:
-            pass
-        for s in (source, destination):
-            try:
-                s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-            s.close()
+    @property
+    def cuts(self):
+        """How many connections were cut."""
+        return self.fired("close")
 
     def drop_all(self):
         """Closes every open connection, as a backend that times out idle clients does."""
-        with self.lock:
-            sockets, self.sockets = self.sockets, []
-        for s in sockets:
-            try:
-                s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-
-    def close(self):
-        self.listener.close()
-        with self.lock:
-            for s in self.sockets:
-                try:
-                    s.close()
-                except OSError:
-                    pass
+        self.close_connections()

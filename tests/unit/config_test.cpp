@@ -552,6 +552,15 @@ TEST_F(ConfigTest, CrlUrlsNeedACacheDirectoryAndHttp) {
   auto config = parse_config(text, path());
   EXPECT_EQ(config.tls.crl_cache_dir, (dir_ / "crl").string());
   EXPECT_EQ(config.tls.crl_refresh_interval, std::chrono::minutes(30));
+  EXPECT_EQ(config.tls.crl_download_timeout, std::chrono::seconds(30));
+  const std::string interval = "crl_refresh_interval = \"30m\"";
+  text.insert(text.find(interval) + interval.size(), "\ncrl_download_timeout = \"5s\"");
+  EXPECT_EQ(parse_config(text, path()).tls.crl_download_timeout, std::chrono::seconds(5));
+  text.replace(text.find("\"5s\""), 4, "\"1h\"");
+  error = error_for(text);
+  EXPECT_NE(error.find("tls.crl_download_timeout: must be between 1000ms and 600000ms"),
+            std::string::npos)
+      << error;
 }
 
 TEST_F(ConfigTest, LoggingKeys) {

@@ -4,6 +4,7 @@
 // parser, the capability filter and the master-user login to Dovecot (core::DovecotLogin) read
 // the same bytes as server lines: the capabilities a client is shown never offer
 // authentication again.
+#include <algorithm>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -146,6 +147,30 @@ void check_server_lines(std::string_view input) {
   mssgate::fuzz::fail("imap: the Dovecot login ends");
 }
 
+// The response framing (where a BYE of mssgate's own may go) gives the same verdicts fed one
+// byte or seven at a time (at every seventh byte and at the end), and whole (at the end).
+void check_response_framing(std::string_view input) {
+  if (input.empty()) return;
+  auto verdicts = [&](size_t piece) {
+    mssgate::protocol::ImapResponseFraming framing;
+    std::string out;
+    for (size_t i = 0; i < input.size(); i += piece) {
+      framing.feed(input.substr(i, piece));
+      size_t end = std::min(i + piece, input.size());
+      if (end % 7 == 0 || end == input.size()) out += framing.at_boundary() ? 'B' : '-';
+    }
+    return out + (framing.said_bye() ? "+bye" : "");
+  };
+  std::string by_byte = verdicts(1);
+  check(verdicts(7) == by_byte, "imap: same response framing by one byte and by seven");
+  auto final_of = [](const std::string& v) {
+    size_t bye = v.find('+');
+    return v.substr(bye == std::string::npos ? v.size() - 1 : bye - 1);
+  };
+  check(final_of(verdicts(input.size())) == final_of(by_byte),
+        "imap: same response framing whole and by one byte");
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
@@ -153,6 +178,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   mssgate::fuzz::same_whole_and_in_pieces(input, transcript,
                                           "imap: same commands whole and in pieces");
   check_server_lines(input);
+  check_response_framing(input);
   check_quoting(input.substr(0, 512));
   return 0;
 }
