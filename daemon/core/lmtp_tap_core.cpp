@@ -268,7 +268,7 @@ void LmtpTapCore::on_recorded(bool /*durable*/) {
                                             message_->size(), recipients_.size(), delivered});
   recipients_.clear();
   message_.reset();
-  write(std::move(answer));
+  actions_.push_back(Queued{Action{Kind::kWrite, std::move(answer), true}, Await::kNothing});
   events_.transaction(false);
   if (!backend_ok_) close("backend_lost");
 }

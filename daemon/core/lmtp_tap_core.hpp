@@ -66,7 +66,7 @@ class LmtpTapCore {
     kRelay,        // send text (a command line) to the backend, read its reply, on_backend_reply()
     kBackendData,  // send text (message bytes) to the backend, then on_backend_written()
     kRead,         // read client bytes (option: DATA content), then on_client_bytes()
-    kWrite,        // write text to the client
+    kWrite,        // write text to the client; option: the answer to the end of a message
     kInspect,      // hand text (the message's content, unstuffed) to its inspection; option: a
                    // new message begins (text empty)
     kInspectEnd,   // the message has ended: its inspection's facts, then on_inspected()

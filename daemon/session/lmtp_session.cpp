@@ -1,5 +1,6 @@
 #include "daemon/session/lmtp_session.hpp"
 
+#include <chrono>
 #include <optional>
 #include <string>
 
@@ -86,9 +87,12 @@ class LmtpSession final : public std::enable_shared_from_this<LmtpSession>,
           unread.clear();
           break;
         }
-        case Kind::kWrite:
-          if (!co_await connection_.write(action.text)) co_return;
+        case Kind::kWrite: {
+          bool written = co_await connection_.write(action.text);
+          if (action.option) delivery_answered();
+          if (!written) co_return;
           break;
+        }
         case Kind::kInspect:
           if (action.option) inspection_.begin(inspection_settings(config_.indicators));
           co_await inspection_.feed(std::move(action.text));
@@ -115,6 +119,7 @@ class LmtpSession final : public std::enable_shared_from_this<LmtpSession>,
     auto reply = co_await connection_.backend().read_reply(connection_.timeouts().backend_response,
                                                            &raw.lines);
     if (!reply) co_return std::nullopt;
+    last_backend_reply_ = Clock::now();
     raw.reply = std::move(*reply);
     co_return raw;
   }
@@ -140,7 +145,21 @@ class LmtpSession final : public std::enable_shared_from_this<LmtpSession>,
   void backend_failed(std::string_view step, std::string_view detail) override {
     connection_.backend_failed(step, detail, backend_start_);
   }
+  // A delivery Postfix is answered for is logged once the answer is written, with the time
+  // between Dovecot's last reply and that answer: Postfix delivers again a message whose answer
+  // a crash kept from it, so that time is the window of a duplicate in the mailbox.
   void delivery_finished(const core::DeliveryOutcome& outcome) override {
+    if (outcome.result == "aborted") return log_delivery(outcome, std::nullopt);
+    answered_ = outcome;
+  }
+  void delivery_answered() {
+    if (!answered_) return;
+    auto delay =
+        std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - last_backend_reply_);
+    log_delivery(*answered_, delay.count());
+    answered_.reset();
+  }
+  void log_delivery(const core::DeliveryOutcome& outcome, std::optional<int64_t> answer_delay_us) {
     Event event("delivery");
     event.add("session", connection_.id()).add("size", outcome.size);
     event.add("recipients", outcome.recipients).add("delivered", outcome.delivered);
@@ -148,6 +167,7 @@ class LmtpSession final : public std::enable_shared_from_this<LmtpSession>,
     if (!outcome.reason.empty()) event.add("reason", outcome.reason);
     bool aborted = outcome.result == "aborted";
     event.add("duration_ms", aborted ? 0 : SessionTelemetry::milliseconds_since(data_start_));
+    if (answer_delay_us) event.add("answer_delay_us", *answer_delay_us);
     if (outcome.result == "relayed") {
       metrics::gateway().messages.with({"received"}).inc(outcome.delivered);
       metrics::gateway().message_bytes.with({"received"}).inc(outcome.size * outcome.delivered);
@@ -172,6 +192,8 @@ class LmtpSession final : public std::enable_shared_from_this<LmtpSession>,
   std::optional<TransactionMark> transaction_;
   Clock::time_point backend_start_{};
   Clock::time_point data_start_{};
+  Clock::time_point last_backend_reply_{};
+  std::optional<core::DeliveryOutcome> answered_;  // logged once Postfix has its answer
 };
 
 // Only the Postfix hosts of lmtp.allowed_peers (loopback when none is named) may deliver: any
