@@ -80,8 +80,10 @@ class IndicatorLogTest : public ::testing::Test {
     for (int i = first; i < first + count; ++i)
       ASSERT_TRUE(record(journal, "sent:" + std::to_string(i)));
   }
-  static std::vector<int64_t> pending(IndicatorJournal& journal, std::vector<std::string> keys) {
+  static std::vector<int64_t> pending(IndicatorJournal& journal,
+                                      const std::vector<std::string>& keys) {
     std::vector<IndicatorEvent> events;
+    events.reserve(keys.size());
     for (const auto& key : keys)
       events.push_back(event(key));
     std::promise<std::vector<int64_t>> ids;
