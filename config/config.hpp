@@ -193,6 +193,13 @@ struct LmtpConfig {
   Duration data_timeout = 10min;
   Duration backend_connect_timeout = 10s;
   Duration backend_response_timeout = 10min;  // Dovecot's replies after the final dot
+  // The header field that gives Dovecot each message's delivery id (a Sieve script can then
+  // discard a delivery Postfix makes again after a crash); empty: none.
+  std::string delivery_id_header = "X-Mssgate-Delivery-Id";
+  // Dovecot gets the end of one message at a time per mailbox: set when Dovecot discards
+  // deliveries made again by their delivery id (its duplicate database loses ids when two
+  // deliveries to one mailbox run together).
+  bool serial_per_mailbox = false;
 
   // Whether a connection from `peer` may deliver (see allowed_peers).
   bool peer_allowed(const protocol::IpAddress& peer) const;

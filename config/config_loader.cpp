@@ -584,6 +584,14 @@ void read_auth(TableReader& parent, AuthConfig& out, Problems& problems, const f
   read_mailbox_types(t, "token_mailbox_types", out.token_mailbox_types, problems);
 }
 
+// A field name Dovecot's Sieve scripts and every header reader take alike (or empty).
+bool header_field_name(std::string_view name) {
+  if (name.size() > 76 || name.starts_with('-')) return false;
+  return std::all_of(name.begin(), name.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-';
+  });
+}
+
 void read_lmtp(TableReader& parent, LmtpConfig& out, Problems& problems, const fs::path& base) {
   TableReader t(parent.sub_table("lmtp"), "lmtp", problems, base);
   t.endpoints("listen", out.listen);
@@ -615,6 +623,19 @@ void read_lmtp(TableReader& parent, LmtpConfig& out, Problems& problems, const f
     }
   }
   t.size("max_connections", out.max_connections, 1, 1'000'000);
+  t.string("delivery_id_header", out.delivery_id_header);
+  t.boolean("serial_per_mailbox", out.serial_per_mailbox);
+  if (out.serial_per_mailbox && out.delivery_id_header.empty()) {
+    problems.add(t.where("serial_per_mailbox"), "lmtp.serial_per_mailbox",
+                 "is for Dovecot's de-duplication by delivery id: it needs "
+                 "lmtp.delivery_id_header");
+  }
+  if (!header_field_name(out.delivery_id_header)) {
+    problems.add(t.where("delivery_id_header"), "lmtp.delivery_id_header",
+                 "\"" + out.delivery_id_header +
+                     "\" is not a header field name: letters, digits and hyphens, at most 76, "
+                     "not starting with a hyphen (or \"\" for none)");
+  }
 }
 
 void read_limits(TableReader& parent, LimitsConfig& out, Problems& problems, const fs::path& base) {

@@ -2,6 +2,7 @@
 
 #include <sqlite3.h>
 
+#include <algorithm>
 #include <utility>
 
 #include "storage/journal_columns.hpp"
@@ -11,7 +12,8 @@
 namespace mssgate::storage {
 namespace {
 
-constexpr int kJournalSchemaVersion = 1;
+// 2: the tables of pending events.
+constexpr int kJournalSchemaVersion = 2;
 
 void exec(sqlite3* db, const char* sql) {
   exec_sql(db, sql, "indicator journal");
@@ -28,7 +30,23 @@ std::string current_failure() {
   }
 }
 
+int64_t single_integer(sqlite3* db, const char* sql) {
+  Statement statement(db, sql);
+  return statement.step() == SQLITE_ROW ? statement.integer(0) : 0;
+}
+
 }  // namespace
+
+bool IndicatorJournal::Turn::empty() const {
+  return events.empty() && pending.empty() && settlements.empty() && connections.empty();
+}
+
+void IndicatorJournal::Turn::clear() {
+  events.clear();
+  pending.clear();
+  settlements.clear();
+  connections.clear();
+}
 
 IndicatorJournal::IndicatorJournal(Options options) : options_(std::move(options)) {
   int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
@@ -39,27 +57,14 @@ IndicatorJournal::IndicatorJournal(Options options) : options_(std::move(options
     throw StorageError("cannot open indicator journal " + options_.path + ": " + message);
   }
   try {
-    sqlite3_busy_timeout(db_, 10000);
-    exec(db_, "PRAGMA journal_mode = WAL");
-    // In WAL mode, FULL syncs the log at every commit: a committed event survives a power cut.
-    exec(db_, "PRAGMA synchronous = FULL");
-    Statement version(db_, "PRAGMA user_version");
-    int current = version.step() == SQLITE_ROW ? static_cast<int>(version.integer(0)) : 0;
-    if (current > kJournalSchemaVersion) {
-      throw StorageError("indicator journal " + options_.path + " has schema version " +
-                         std::to_string(current) + ", newer than this mssgate knows (" +
-                         std::to_string(kJournalSchemaVersion) + ")");
-    }
-    exec(db_, "BEGIN IMMEDIATE");
-    exec(db_, journal_schema().c_str());
-    exec(db_, ("PRAGMA user_version = " + std::to_string(kJournalSchemaVersion)).c_str());
-    exec(db_, "COMMIT");
-    Statement position(db_, "SELECT value FROM journal_meta WHERE name = 'log_position'");
-    if (position.step() == SQLITE_ROW) log_position_ = position.integer(0);
-    open_log();
+    open_database();
+    recover_pending();
+    log_position_ =
+        single_integer(db_, "SELECT value FROM journal_meta WHERE name = 'log_position'");
+    open_log(true);
     try_catch_up_log();
   } catch (...) {
-    if (log_) std::fclose(log_);
+    log_.close();
     sqlite3_close(db_);
     throw;
   }
@@ -68,8 +73,49 @@ IndicatorJournal::IndicatorJournal(Options options) : options_(std::move(options
 
 IndicatorJournal::~IndicatorJournal() {
   stop();
-  if (log_) std::fclose(log_);
+  log_.close();
   sqlite3_close(db_);
+}
+
+void IndicatorJournal::open_database() {
+  sqlite3_busy_timeout(db_, 10000);
+  exec(db_, "PRAGMA journal_mode = WAL");
+  // In WAL mode, FULL syncs the log at every commit: a committed event survives a power cut.
+  exec(db_, "PRAGMA synchronous = FULL");
+  auto current = single_integer(db_, "PRAGMA user_version");
+  if (current > kJournalSchemaVersion) {
+    throw StorageError("indicator journal " + options_.path + " has schema version " +
+                       std::to_string(current) + ", newer than this mssgate knows (" +
+                       std::to_string(kJournalSchemaVersion) + ")");
+  }
+  exec(db_, "BEGIN IMMEDIATE");
+  exec(db_, journal_schema().c_str());
+  exec(db_, pending_schema().c_str());
+  exec(db_, ("PRAGMA user_version = " + std::to_string(kJournalSchemaVersion)).c_str());
+  exec(db_, "COMMIT");
+}
+
+// Pending events a stop or a crash left: their deliveries may have been answered for, so they
+// count (a delivery made again has the same key). Before the log's catch-up, which writes them.
+void IndicatorJournal::recover_pending() {
+  exec(db_, "BEGIN IMMEDIATE");
+  try {
+    auto ids = pending_ids(db_);
+    uint64_t recorded = 0;
+    {
+      JournalInserts inserts(db_);
+      for (auto id : ids) {
+        if (inserts.promote(id)) ++recorded;
+      }
+    }
+    exec(db_, "COMMIT");
+    stats_.recorded += recorded;
+    stats_.duplicates += ids.size() - recorded;
+    if (!ids.empty() && options_.on_pending_recovered) options_.on_pending_recovered(ids.size());
+  } catch (...) {
+    sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+    throw;
+  }
 }
 
 void IndicatorJournal::stop() {
@@ -85,6 +131,23 @@ void IndicatorJournal::record(IndicatorEvent event, Done done) {
   {
     std::lock_guard lock(mutex_);
     queue_.push_back({std::move(event), std::move(done)});
+  }
+  wake_.notify_one();
+}
+
+void IndicatorJournal::record_pending(std::vector<IndicatorEvent> events, PendingDone done) {
+  {
+    std::lock_guard lock(mutex_);
+    pending_queue_.push_back({std::move(events), std::move(done)});
+  }
+  wake_.notify_one();
+}
+
+void IndicatorJournal::settle(std::vector<int64_t> delivered, std::vector<int64_t> dropped,
+                              Done done) {
+  {
+    std::lock_guard lock(mutex_);
+    settle_queue_.push_back({std::move(delivered), std::move(dropped), std::move(done)});
   }
   wake_.notify_one();
 }
@@ -110,123 +173,228 @@ IndicatorJournal::Stats IndicatorJournal::stats() const {
   return stats_;
 }
 
-void IndicatorJournal::open_log() {
+// The log resumes after its last complete line; a file without any line (new, or just rotated)
+// after the position known before: the journal's, or the one the writer holds at a reopening.
+void IndicatorJournal::open_log(bool at_start) {
   if (options_.log_path.empty()) return;
-  if (log_) std::fclose(log_);
-  log_ = std::fopen(options_.log_path.c_str(), "ae");
-  // Unwritable log: the journal still holds every event; the log catches up when reopened.
+  IndicatorLogFile::Tail tail;
+  try {
+    tail = log_.open(options_.log_path);
+  } catch (const StorageError&) {
+    // Unwritable log: the journal still holds every event; the log catches up when reopened.
+    return;
+  }
+  if (tail.last_seq) {
+    auto newest = single_integer(db_, "SELECT COALESCE(MAX(seq), 0) FROM indicator_event");
+    log_position_ = std::min(*tail.last_seq, newest);
+    if (*tail.last_seq > newest) {
+      report("the indicator log ends with seq " + std::to_string(*tail.last_seq) +
+             ", after the journal's newest event (" + std::to_string(newest) +
+             "): is it another journal's log? Events after " + std::to_string(newest) +
+             " are appended to it");
+    }
+  }
+  if (tail.unreadable) {
+    report("the last line of the indicator log is not an event's: the log resumes after seq " +
+           std::to_string(log_position_));
+  }
+  save_log_position();
+  if (options_.on_log_opened)
+    options_.on_log_opened(LogOpened{tail.truncated_bytes, log_position_, at_start});
+}
+
+// Saved at once, when the log is opened: a new file after a rotation has no line to resume
+// after, and a crash before the next commit must not write into it again what the old one
+// holds.
+void IndicatorJournal::save_log_position() {
+  try {
+    Statement position(db_,
+                       "INSERT INTO journal_meta (name, value) VALUES ('log_position', ?1) "
+                       "ON CONFLICT (name) DO UPDATE SET value = excluded.value");
+    position.bind(1, log_position_);
+    if (position.step() != SQLITE_DONE) throw StorageError(sqlite3_errmsg(db_));
+    log_position_dirty_ = false;
+  } catch (...) {
+    log_position_dirty_ = true;  // saved with the next commit
+    report("could not save the indicator log's position: " + current_failure());
+  }
 }
 
 void IndicatorJournal::writer() {
-  std::vector<Pending> batch;
-  std::vector<ConnectionEvent> connections;
+  Turn turn;
   for (;;) {
     bool reopen = false;
-    {
-      std::unique_lock lock(mutex_);
-      wake_.wait(lock,
-                 [&] { return stop_ || reopen_ || !queue_.empty() || !connections_.empty(); });
-      if (queue_.empty() && connections_.empty() && !reopen_ && stop_) return;
-      while (!queue_.empty() && batch.size() < options_.max_batch) {
-        batch.push_back(std::move(queue_.front()));
-        queue_.pop_front();
-      }
-      connections.swap(connections_);
-      reopen = reopen_;
-      reopen_ = false;
-    }
-    take_turn(batch, connections, reopen);
-    batch.clear();
-    connections.clear();
+    if (!take(turn, reopen)) return;
+    take_turn(turn, reopen);
+    turn.clear();
   }
+}
+
+// Waits for work and takes it; false once stopped with nothing left.
+bool IndicatorJournal::take(Turn& turn, bool& reopen) {
+  std::unique_lock lock(mutex_);
+  wake_.wait(lock, [&] {
+    return stop_ || reopen_ || !queue_.empty() || !pending_queue_.empty() ||
+           !settle_queue_.empty() || !connections_.empty();
+  });
+  if (queue_.empty() && pending_queue_.empty() && settle_queue_.empty() && connections_.empty() &&
+      !reopen_ && stop_)
+    return false;
+  while (!queue_.empty() && turn.events.size() < options_.max_batch) {
+    turn.events.push_back(std::move(queue_.front()));
+    queue_.pop_front();
+  }
+  turn.pending.swap(pending_queue_);
+  turn.settlements.swap(settle_queue_);
+  turn.connections.swap(connections_);
+  reopen = std::exchange(reopen_, false);
+  return true;
 }
 
 // Nothing leaves the writer thread: an exception there would end the process.
-void IndicatorJournal::take_turn(std::vector<Pending>& batch,
-                                 std::vector<ConnectionEvent>& connections, bool reopen) {
+void IndicatorJournal::take_turn(Turn& turn, bool reopen) {
   try {
     if (reopen) {
-      open_log();
+      open_log(false);
       try_catch_up_log();
     }
-    if (!batch.empty() || !connections.empty()) commit(batch, connections);
+    if (!turn.empty()) commit(turn);
   } catch (...) {
     catch_up_pending_ = true;
     report("indicator journal writer: " + current_failure());
-    answer(batch, false);
+    answer(turn, false, nullptr);
   }
 }
 
-void IndicatorJournal::commit(std::vector<Pending>& events,
-                              std::vector<ConnectionEvent>& connections) {
-  std::vector<std::pair<int64_t, const IndicatorEvent*>> written;
-  uint64_t duplicates = 0;
+void IndicatorJournal::commit(Turn& turn) {
+  Written written;
+  Counts counts;
   bool ok = true;
   try {
     exec(db_, "BEGIN IMMEDIATE");
-    JournalInserts inserts(db_);
-    for (const auto& p : events) {
-      if (auto seq = inserts.add(p.event)) {
-        written.emplace_back(*seq, &p.event);
-      } else {
-        ++duplicates;  // already counted: a redelivery, or a replay
-      }
-    }
-    for (const auto& c : connections)
-      inserts.add(c);
-    if (log_position_dirty_) {
-      Statement position(db_,
-                         "INSERT INTO journal_meta (name, value) VALUES ('log_position', ?1) "
-                         "ON CONFLICT (name) DO UPDATE SET value = excluded.value");
-      position.bind(1, log_position_);
-      if (position.step() != SQLITE_DONE) throw StorageError(sqlite3_errmsg(db_));
-    }
+    insert(turn, written, counts);
     exec(db_, "COMMIT");
     log_position_dirty_ = false;
   } catch (...) {
     sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
     ok = false;
     written.clear();
-    report("could not commit " + std::to_string(events.size()) + " indicator events and " +
-           std::to_string(connections.size()) + " sign-ins: " + current_failure());
+    report("could not commit " + std::to_string(turn.events.size()) + " indicator events, " +
+           std::to_string(turn.pending.size()) + " deliveries pending, " +
+           std::to_string(turn.settlements.size()) + " settled and " +
+           std::to_string(turn.connections.size()) + " sign-ins: " + current_failure());
   }
   {
     std::lock_guard lock(mutex_);
     if (ok) {
       stats_.recorded += written.size();
-      stats_.duplicates += duplicates;
-      stats_.connections += connections.size();
+      stats_.duplicates += counts.duplicates;
+      stats_.connections += turn.connections.size();
+      for (const auto& batch : turn.pending)
+        stats_.pending += batch.events.size();
       ++stats_.commits;
     } else {
-      stats_.failed += events.size();
+      stats_.failed += turn.events.size();
     }
   }
-  answer(events, ok);
-  if (!ok) return;
+  answer(turn, ok, ok ? &counts : nullptr);
+  if (ok) after_commit(turn, counts, written);
+}
+
+// The turn's rows, in one transaction; `written` in seq order.
+void IndicatorJournal::insert(Turn& turn, Written& written, Counts& counts) {
+  JournalInserts inserts(db_);
+  for (const auto& queued : turn.events) {
+    if (auto seq = inserts.add(queued.event)) {
+      written.emplace_back(*seq, &queued.event);
+    } else {
+      ++counts.duplicates;  // already counted: a redelivery, or a replay
+    }
+  }
+  for (const auto& batch : turn.pending) {
+    auto& ids = counts.pending_ids.emplace_back();
+    for (const auto& event : batch.events)
+      ids.push_back(inserts.add_pending(event));
+  }
+  for (const auto& settlement : turn.settlements)
+    settle_in(settlement, inserts, written, counts);
+  for (const auto& c : turn.connections)
+    inserts.add(c);
+  if (log_position_dirty_) {
+    Statement position(db_,
+                       "INSERT INTO journal_meta (name, value) VALUES ('log_position', ?1) "
+                       "ON CONFLICT (name) DO UPDATE SET value = excluded.value");
+    position.bind(1, log_position_);
+    if (position.step() != SQLITE_DONE) throw StorageError(sqlite3_errmsg(db_));
+  }
+}
+
+void IndicatorJournal::settle_in(const Settlement& settlement, JournalInserts& inserts,
+                                 Written& written, Counts& counts) {
+  for (auto id : settlement.delivered) {
+    auto seq = inserts.promote(id);
+    if (!seq) {
+      ++counts.duplicates;  // the message was counted already: a delivery made again
+      continue;
+    }
+    auto kept = pending_events_.find(id);
+    if (kept != pending_events_.end()) {
+      written.emplace_back(*seq, &kept->second);
+    } else {
+      catch_up_pending_ = true;  // not held here: the log reads it from the journal
+    }
+  }
+  for (auto id : settlement.dropped)
+    inserts.drop(id);
+}
+
+// The log gets the new events; the pending events are kept until settled.
+void IndicatorJournal::after_commit(Turn& turn, Counts& counts, const Written& written) {
+  for (size_t b = 0; b < turn.pending.size(); ++b) {
+    auto& events = turn.pending[b].events;
+    const auto& ids = counts.pending_ids[b];
+    for (size_t i = 0; i < events.size() && i < ids.size(); ++i)
+      pending_events_.emplace(ids[i], std::move(events[i]));
+  }
   if (catch_up_pending_) {
     try_catch_up_log();  // reads the events just committed too
-    return;
+  } else {
+    try {
+      write_log(written);
+    } catch (...) {
+      catch_up_pending_ = true;
+      report("could not append to the indicator log, caught up at the next commit: " +
+             current_failure());
+    }
   }
-  try {
-    write_log(written);
-  } catch (...) {
-    catch_up_pending_ = true;
-    report("could not append to the indicator log, caught up at the next commit: " +
-           current_failure());
+  for (const auto& settlement : turn.settlements) {
+    for (auto id : settlement.delivered)
+      pending_events_.erase(id);
+    for (auto id : settlement.dropped)
+      pending_events_.erase(id);
   }
 }
 
 // Each waiter is answered once, even when a turn fails after answering some.
-void IndicatorJournal::answer(std::vector<Pending>& events, bool durable) {
-  for (auto& p : events) {
-    Done done = std::exchange(p.done, nullptr);
-    if (!done) continue;
+void IndicatorJournal::answer(Turn& turn, bool durable, Counts* counts) {
+  auto call = [this](auto& done, auto&&... arguments) {
+    auto callback = std::exchange(done, nullptr);
+    if (!callback) return;
     try {
-      done(durable);
+      callback(std::forward<decltype(arguments)>(arguments)...);
     } catch (...) {
       report("an indicator event's waiter failed: " + current_failure());
     }
+  };
+  for (auto& queued : turn.events)
+    call(queued.done, durable);
+  for (size_t b = 0; b < turn.pending.size(); ++b) {
+    std::vector<int64_t> ids;
+    if (counts && b < counts->pending_ids.size()) ids = counts->pending_ids[b];
+    call(turn.pending[b].done, std::move(ids));
   }
+  for (auto& settlement : turn.settlements)
+    call(settlement.done, durable);
 }
 
 void IndicatorJournal::report(std::string_view what) {
@@ -242,22 +410,24 @@ void IndicatorJournal::report(std::string_view what) {
   }
 }
 
-void IndicatorJournal::write_log(
-    const std::vector<std::pair<int64_t, const IndicatorEvent*>>& written) {
-  if (!log_ || written.empty()) return;
+void IndicatorJournal::write_log(const Written& written) {
+  if (!log_.is_open() || written.empty()) return;
   std::string lines;
+  int64_t last = log_position_;
   for (const auto& [seq, event] : written) {
     if (seq <= log_position_) continue;
     lines += json_line(seq, *event);
     lines += '\n';
+    last = seq;
   }
-  if (std::fwrite(lines.data(), 1, lines.size(), log_) == lines.size() && std::fflush(log_) == 0) {
-    log_position_ = written.back().first;
+  if (lines.empty()) return;
+  if (log_.append(lines)) {
+    log_position_ = last;
     log_position_dirty_ = true;  // saved with the next commit
   } else {
-    // The log stops here; reopening it (SIGHUP, restart) writes everything from this point.
-    std::fclose(log_);
-    log_ = nullptr;
+    // The log stops here; reopening it (SIGHUP, restart) removes what was written of a line
+    // and writes everything from this point.
+    log_.close();
   }
 }
 
@@ -273,15 +443,14 @@ void IndicatorJournal::try_catch_up_log() {
 }
 
 // Events committed but not in the log (a crash between the two, an unwritable log, a failed
-// catch-up): written now, from the journal, a bounded batch at a time. A line may appear twice
-// after a crash; its "key" tells.
+// catch-up): written now, from the journal, a bounded batch at a time.
 void IndicatorJournal::catch_up_log() {
   if (options_.before_catch_up) options_.before_catch_up();
   constexpr int64_t kBatch = 500;
-  while (log_) {
+  while (log_.is_open()) {
     auto events = read_events(db_, log_position_, kBatch);
     if (events.empty()) return;
-    std::vector<std::pair<int64_t, const IndicatorEvent*>> written;
+    Written written;
     written.reserve(events.size());
     for (const auto& [seq, e] : events)
       written.emplace_back(seq, &e);

@@ -190,10 +190,16 @@ std::string connection_key() {
   return key;
 }
 
-// The columns padded to one width, as the first journals wrote them.
-template <class Record, size_t N>
+template <class Record>
+std::string_view own_sql(const Column<Record>& column) {
+  return column.sql;
+}
+
+// The columns padded to one width, as the first journals wrote them; `sql_of` gives each
+// column's type and constraints.
+template <class Record, size_t N, class SqlOf = decltype(&own_sql<Record>)>
 std::string create_table(std::string_view table, const std::array<Column<Record>, N>& columns,
-                         const std::string& constraint) {
+                         const std::string& constraint, SqlOf sql_of = &own_sql<Record>) {
   size_t width = 0;
   for (const auto& c : columns)
     width = std::max(width, c.name.size());
@@ -201,7 +207,7 @@ std::string create_table(std::string_view table, const std::array<Column<Record>
   for (size_t i = 0; i < N; ++i) {
     const auto& c = columns[i];
     sql += "  " + std::string(c.name) + std::string(width + 1 - c.name.size(), ' ');
-    sql += std::string(c.sql) + (i + 1 < N || !constraint.empty() ? ",\n" : "\n");
+    sql += std::string(sql_of(c)) + (i + 1 < N || !constraint.empty() ? ",\n" : "\n");
   }
   if (!constraint.empty()) sql += "  " + constraint + "\n";
   return sql + ");\n";
@@ -315,6 +321,22 @@ std::string journal_schema() {
          ");\n";
 }
 
+// A pending event's columns: seq is its pending id, and its key is not unique (two deliveries
+// of the same message may be pending at once).
+std::string pending_schema() {
+  auto event_sql = [](const Column<Event>& c) -> std::string_view {
+    if (c.name == kSeq) return "INTEGER PRIMARY KEY";
+    if (c.field == static_cast<int>(F::kKey)) return kText;
+    return c.sql;
+  };
+  auto document_sql = [](const Column<Document>& c) -> std::string_view {
+    return c.name == kSeq ? "INTEGER NOT NULL REFERENCES indicator_pending (seq)" : c.sql;
+  };
+  return create_table("indicator_pending", kEventColumns, "", event_sql) +
+         create_table("indicator_pending_document", kDocumentColumns, "PRIMARY KEY (seq, position)",
+                      document_sql);
+}
+
 std::string json_line(int64_t seq, const IndicatorEvent& event) {
   json::object line;
   line["event"] = "indicator";
@@ -355,6 +377,75 @@ void JournalInserts::add(const ConnectionEvent& connection) {
   connection_.reset();
   bind_record(connection_, kConnectionColumns, connection, 1);
   if (connection_.step() != SQLITE_DONE) throw StorageError(sqlite3_errmsg(db_));
+}
+
+Statement& JournalInserts::prepared(std::optional<Statement>& statement, const std::string& sql) {
+  if (!statement) statement.emplace(db_, sql.c_str());
+  statement->reset();
+  return *statement;
+}
+
+int64_t JournalInserts::add_pending(const IndicatorEvent& event) {
+  auto& pending =
+      prepared(pending_, insert_sql("INSERT", "indicator_pending", kEventColumns, false));
+  bind_record(pending, kEventColumns, event, 1);
+  if (pending.step() != SQLITE_DONE) throw StorageError(sqlite3_errmsg(db_));
+  int64_t id = sqlite3_last_insert_rowid(db_);
+  auto& documents = prepared(pending_document_, insert_sql("INSERT", "indicator_pending_document",
+                                                           kDocumentColumns, true));
+  for (size_t position = 0; position < event.documents.size(); ++position) {
+    documents.reset();
+    documents.bind(1, id).bind(2, static_cast<int64_t>(position));
+    bind_record(documents, kDocumentColumns, event.documents[position], 3);
+    if (documents.step() != SQLITE_DONE) throw StorageError(sqlite3_errmsg(db_));
+  }
+  return id;
+}
+
+std::optional<int64_t> JournalInserts::promote(int64_t pending_id) {
+  // The same columns, copied by SQL: INSERT OR IGNORE, as add() does, counts a key once.
+  std::string names;
+  for (const auto& c : kEventColumns) {
+    if (c.bind) names += (names.empty() ? "" : ", ") + std::string(c.name);
+  }
+  auto& event = prepared(promote_, "INSERT OR IGNORE INTO indicator_event (" + names + ") SELECT " +
+                                       names + " FROM indicator_pending WHERE seq = ?1");
+  event.bind(1, pending_id);
+  if (event.step() != SQLITE_DONE) throw StorageError(sqlite3_errmsg(db_));
+  std::optional<int64_t> seq;
+  if (sqlite3_changes(db_) > 0) {
+    seq = sqlite3_last_insert_rowid(db_);
+    std::string columns = select_list(kDocumentColumns);
+    auto& documents =
+        prepared(promote_documents_, "INSERT INTO indicator_document (seq, position, " + columns +
+                                         ") SELECT ?2, position, " + columns +
+                                         " FROM indicator_pending_document WHERE seq = ?1");
+    documents.bind(1, pending_id).bind(2, *seq);
+    if (documents.step() != SQLITE_DONE) throw StorageError(sqlite3_errmsg(db_));
+  }
+  drop(pending_id);
+  return seq;
+}
+
+void JournalInserts::drop(int64_t pending_id) {
+  auto& documents =
+      prepared(drop_documents_, "DELETE FROM indicator_pending_document WHERE seq = ?1");
+  documents.bind(1, pending_id);
+  if (documents.step() != SQLITE_DONE) throw StorageError(sqlite3_errmsg(db_));
+  auto& pending = prepared(drop_, "DELETE FROM indicator_pending WHERE seq = ?1");
+  pending.bind(1, pending_id);
+  if (pending.step() != SQLITE_DONE) throw StorageError(sqlite3_errmsg(db_));
+}
+
+std::vector<int64_t> pending_ids(sqlite3* db) {
+  Statement rows(db, "SELECT seq FROM indicator_pending ORDER BY seq");
+  std::vector<int64_t> ids;
+  int rc;
+  while ((rc = rows.step()) == SQLITE_ROW)
+    ids.push_back(rows.integer(0));
+  if (rc != SQLITE_DONE)
+    throw StorageError(std::string("indicator journal: ") + sqlite3_errmsg(db));
+  return ids;
 }
 
 std::vector<std::pair<int64_t, IndicatorEvent>> read_events(sqlite3* db, int64_t after_seq,

@@ -68,6 +68,9 @@ std::string_view column_name(ConnectionField field);
 
 // Every CREATE TABLE and CREATE INDEX of the journal, IF NOT EXISTS.
 std::string journal_schema();
+// The tables of pending events (IndicatorJournal::record_pending), IF NOT EXISTS: the columns
+// of indicator_event and indicator_document, their seq a pending id, their key not unique.
+std::string pending_schema();
 
 // The event's line in the indicator log (docs/indicators.md, "The event"), without newline.
 std::string json_line(int64_t seq, const IndicatorEvent& event);
@@ -81,13 +84,32 @@ class JournalInserts {
   std::optional<int64_t> add(const IndicatorEvent& event);
   // One more sign-in on the connection's mailbox, day, mode and protocol.
   void add(const ConnectionEvent& connection);
+  // A pending event; its id.
+  int64_t add_pending(const IndicatorEvent& event);
+  // The pending event becomes an event: its seq; nullopt when the journal already has its key
+  // (or there is no such pending event). The pending event is gone either way.
+  std::optional<int64_t> promote(int64_t pending_id);
+  // The pending event is gone.
+  void drop(int64_t pending_id);
 
  private:
+  Statement& prepared(std::optional<Statement>& statement, const std::string& sql);
+
   sqlite3* db_;
   Statement event_;
   Statement document_;
   Statement connection_;
+  // Prepared on first use: most commits have no pending event.
+  std::optional<Statement> pending_;
+  std::optional<Statement> pending_document_;
+  std::optional<Statement> promote_;
+  std::optional<Statement> promote_documents_;
+  std::optional<Statement> drop_;
+  std::optional<Statement> drop_documents_;
 };
+
+// The ids of the pending events, in order.
+std::vector<int64_t> pending_ids(sqlite3* db);
 
 // The events after `after_seq`, in seq order, at most `limit`, each with its seq and its
 // documents. Throws StorageError, also on a value outside the vocabulary.

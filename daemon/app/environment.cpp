@@ -40,6 +40,8 @@ std::shared_ptr<GatewayEnvironment> build_environment(const config::Config& conf
                                      env->psc_budget);
   if (running) env->indicators = running->indicators;
   if (running) env->inspection = running->inspection;
+  env->mailbox_gate =
+      running && running->mailbox_gate ? running->mailbox_gate : std::make_shared<MailboxGate>();
   // Last, once nothing else can refuse the configuration.
   const auto& directory = config.directory;
   if (open_directory && running && running->directory &&

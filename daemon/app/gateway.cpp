@@ -123,6 +123,19 @@ class Gateway {
       Event("indicator_journal_failed").add("reason", what).error();
     };
     options.before_catch_up = [] { faults::point("journal.catch_up"); };
+    options.on_log_opened = [](const storage::IndicatorJournal::LogOpened& opened) {
+      if (opened.truncated_bytes > 0) {
+        Event("indicator_log_truncated")
+            .add("bytes", opened.truncated_bytes)
+            .add("resume_after_seq", opened.resumed_after)
+            .warn();
+      }
+      if (opened.at_start)
+        Event("indicator_log_resumed").add("after_seq", opened.resumed_after).info();
+    };
+    options.on_pending_recovered = [](uint64_t events) {
+      Event("indicator_pending_recovered").add("events", events).warn();
+    };
     return std::make_shared<storage::IndicatorJournal>(std::move(options));
   }
 

@@ -2,7 +2,9 @@
 
 #include <algorithm>
 #include <iterator>
+#include <utility>
 
+#include "daemon/core/delivery_id.hpp"
 #include "protocol/ascii.hpp"
 #include "protocol/smtp_command.hpp"
 
@@ -198,9 +200,16 @@ void LmtpTapCore::data_opened(const RawReply& reply) {
   MessageStream::Settings stream;
   stream.inspect = settings_.inspect;
   stream.fingerprint = true;
+  // The header section is held until its delivery id is known; one over the cap goes on
+  // without (Dovecot cannot tell a delivery of it made again).
+  stream.hold_header = !settings_.delivery_id_header.empty();
+  stream.pass_large_header = true;
   message_.emplace(stream);
   if (settings_.inspect) ask(Kind::kInspect, Await::kNothing, "", true);
   backend_ok_ = true;
+  terminated_ = false;
+  recorded_ = false;
+  entered_ = false;
   replies_.clear();
   mode_ = Mode::kData;
 }
@@ -208,16 +217,21 @@ void LmtpTapCore::data_opened(const RawReply& reply) {
 void LmtpTapCore::read_data() {
   auto fed = message_->feed_data(unread_);
   unread_.erase(0, fed.consumed);
+  if (fed.fed == MessageStream::Fed::kHeaderReady) stamp_header();
   std::string inspected = message_->take_inspection_bytes();
   if (!inspected.empty()) ask(Kind::kInspect, Await::kNothing, std::move(inspected));
   std::string bytes = message_->take_backend_bytes();
-  if (fed.complete) {
-    bytes += message_->backend_terminator();
-    mode_ = Mode::kCommands;
-  }
+  if (fed.complete) mode_ = Mode::kCommands;
   if (backend_ok_ && !bytes.empty())
     return ask(Kind::kBackendData, Await::kWritten, std::move(bytes));
-  if (fed.complete) next_recipient_reply();
+  if (fed.complete) end_of_message();
+}
+
+void LmtpTapCore::stamp_header() {
+  std::string_view held = message_->held();
+  size_t header_bytes = message_->header_bytes();
+  std::string id = delivery_id(held.substr(0, header_bytes));
+  message_->release_header(stamp_delivery_id(held, header_bytes, settings_.delivery_id_header, id));
 }
 
 void LmtpTapCore::on_backend_written(bool written) {
@@ -226,7 +240,49 @@ void LmtpTapCore::on_backend_written(bool written) {
     backend_ok_ = false;  // the rest of the message is read, and Postfix told to try again
     message_->discard();
   }
-  if (mode_ == Mode::kCommands) next_recipient_reply();
+  if (mode_ != Mode::kCommands) return;
+  if (terminated_) return next_recipient_reply();
+  end_of_message();
+}
+
+// Postfix has sent the whole message, Dovecot all of it but its end. The inspection ends, the
+// events are made durable as pending, and only then does Dovecot get the end of the message.
+void LmtpTapCore::end_of_message() {
+  if (!backend_ok_) return end_of_delivery();  // every recipient gets a 451: nothing to count
+  if (!settings_.inspect || recipients_.empty()) return enter_then_terminate();
+  received_ = ReceivedMessage{sender_, recipients_, message_->fingerprint(), message_->size(), {}};
+  ask(Kind::kInspectEnd, Await::kInspected);
+}
+
+void LmtpTapCore::on_inspected(protocol::MessageFacts facts) {
+  awaiting_ = Await::kNothing;
+  received_.facts = std::move(facts);
+  ask(Kind::kRecord, Await::kRecorded);
+}
+
+// Not durable: the message still goes (an error event says it is not counted).
+void LmtpTapCore::on_recorded(bool durable) {
+  awaiting_ = Await::kNothing;
+  recorded_ = durable;
+  enter_then_terminate();
+}
+
+// Dovecot may get the ends of messages for one mailbox one at a time, so that its duplicate
+// database keeps every delivery id (MailboxGate).
+void LmtpTapCore::enter_then_terminate() {
+  if (!settings_.serial_per_mailbox || recipients_.empty()) return send_terminator();
+  ask(Kind::kEnter, Await::kEntered);
+}
+
+void LmtpTapCore::on_entered() {
+  awaiting_ = Await::kNothing;
+  entered_ = true;
+  send_terminator();
+}
+
+void LmtpTapCore::send_terminator() {
+  terminated_ = true;
+  ask(Kind::kBackendData, Await::kWritten, message_->backend_terminator());
 }
 
 // One reply per accepted recipient (RFC 2033 §4.2), in order.
@@ -236,26 +292,37 @@ void LmtpTapCore::next_recipient_reply() {
   end_of_delivery();
 }
 
+// Postfix hears Dovecot's replies at once: nothing waited for in between. Then the pending
+// events are settled: a delivered recipient's counts from now on (and from the next opening of
+// the journal if a crash comes first). A refused recipient's is dropped before Postfix hears
+// the refusal, and that is waited for: else a crash would leave it counted, and Postfix would
+// not deliver the message again.
 void LmtpTapCore::end_of_delivery() {
-  received_ = ReceivedMessage{sender_, {}, message_->fingerprint(), message_->size(), {}};
-  for (size_t i = 0; i < replies_.size(); ++i) {
-    if (replies_[i].reply.positive()) received_.recipients.push_back(recipients_[i]);
+  settlement_.assign(recipients_.size(), false);
+  for (size_t i = 0; i < replies_.size() && i < settlement_.size(); ++i)
+    settlement_[i] = replies_[i].reply.positive();
+  bool recorded = std::exchange(recorded_, false);
+  bool refused = std::find(settlement_.begin(), settlement_.end(), false) != settlement_.end();
+  if (recorded && refused) {
+    leave();
+    answer_when_settled_ = true;
+    return ask(Kind::kSettle, Await::kSettled, "", true);
   }
-  // The message's inspection ends, then its events are made durable, before Postfix hears the
-  // replies.
-  if (message_->inspecting() && !received_.recipients.empty())
-    return ask(Kind::kInspectEnd, Await::kInspected);
-  on_recorded(true);
+  answer();
+  leave();
+  if (recorded) ask(Kind::kSettle, Await::kSettled);
 }
 
-void LmtpTapCore::on_inspected(protocol::MessageFacts facts) {
-  awaiting_ = Await::kNothing;
-  received_.facts = std::move(facts);
-  ask(Kind::kRecord, Await::kRecorded);
+void LmtpTapCore::leave() {
+  if (std::exchange(entered_, false)) ask(Kind::kLeave, Await::kNothing);
 }
 
-void LmtpTapCore::on_recorded(bool /*durable*/) {
+void LmtpTapCore::on_settled() {
   awaiting_ = Await::kNothing;
+  if (std::exchange(answer_when_settled_, false)) answer();
+}
+
+void LmtpTapCore::answer() {
   std::string answer;
   for (const auto& reply : replies_)
     answer += reply.text();
@@ -268,7 +335,7 @@ void LmtpTapCore::on_recorded(bool /*durable*/) {
                                             message_->size(), recipients_.size(), delivered});
   recipients_.clear();
   message_.reset();
-  write(std::move(answer));
+  actions_.push_back(Queued{Action{Kind::kWrite, std::move(answer), true}, Await::kNothing});
   events_.transaction(false);
   if (!backend_ok_) close("backend_lost");
 }

@@ -32,10 +32,11 @@ struct DeliveryOutcome {
   unsigned delivered = 0;  // recipients Dovecot accepted
 };
 
-// A message Dovecot accepted for some recipients, for their indicator events.
+// A message about to be handed over to Dovecot, for its recipients' indicator events (pending
+// until Dovecot has answered for each).
 struct ReceivedMessage {
   std::string sender;                   // MAIL FROM, lower-cased
-  std::vector<std::string> recipients;  // those Dovecot accepted, lower-cased
+  std::vector<std::string> recipients;  // those Dovecot accepted at RCPT, lower-cased, in order
   std::string fingerprint;              // SHA-256 of the content: a redelivery counts once
   uint64_t size = 0;
   protocol::MessageFacts facts;
@@ -51,14 +52,22 @@ class LmtpEvents : public SessionEvents {
 // The LMTP tap between Postfix and Dovecot's LMTP service (RFC 2033): the commands of an LMTP
 // delivery (LHLO, MAIL, RCPT, DATA, RSET, NOOP, QUIT) relayed, any other refused with 502 and
 // never offered in the LHLO answer (XCLIENT, AUTH, VRFY, BDAT, STARTTLS...), DATA streamed to
-// Dovecot while it is inspected and fingerprinted, and the deliveries Dovecot accepted recorded
-// (durably) before Postfix hears its per-recipient replies.
+// Dovecot while it is inspected and fingerprinted. Before Dovecot gets the end of the message
+// (and delivers it), its events are made durable as pending; Dovecot's per-recipient replies
+// then go to Postfix at once, the events settled on the way: nothing slow stands between
+// Dovecot's delivery and Postfix's hearing of it, when a crash would make Postfix deliver the
+// message again.
 class LmtpTapCore {
  public:
   struct Settings {
     std::string hostname;
     size_t max_line_bytes = 4096;
     bool inspect = false;  // messages are inspected (when indicators are recorded)
+    // The field that carries each message's delivery id to Dovecot (delivery_id.hpp), first in
+    // its header section; empty: none.
+    std::string delivery_id_header;
+    // Dovecot gets the end of one message at a time per mailbox (kEnter, kLeave).
+    bool serial_per_mailbox = false;
   };
   enum class Kind {
     kConnectBackend,  // connect to Dovecot, then on_backend_connected()
@@ -66,11 +75,17 @@ class LmtpTapCore {
     kRelay,        // send text (a command line) to the backend, read its reply, on_backend_reply()
     kBackendData,  // send text (message bytes) to the backend, then on_backend_written()
     kRead,         // read client bytes (option: DATA content), then on_client_bytes()
-    kWrite,        // write text to the client
+    kWrite,        // write text to the client; option: the answer to the end of a message
     kInspect,      // hand text (the message's content, unstuffed) to its inspection; option: a
                    // new message begins (text empty)
     kInspectEnd,   // the message has ended: its inspection's facts, then on_inspected()
-    kRecord,       // record take_received()'s events, then on_recorded()
+    kRecord,       // record take_received()'s events as pending, then on_recorded()
+    kSettle,       // settle them (take_settlement(): delivered or not, per recipient), then
+                   // on_settled(); option: once that is durable (a recipient was refused, and
+                   // Postfix hears it after); without: at once (Postfix has heard)
+    kEnter,        // wait until no other delivery to recipients() is with Dovecot, then
+                   // on_entered(): they are this one's until kLeave
+    kLeave,        // Dovecot has answered: other deliveries to these mailboxes may go on
     kClose,
   };
   using Action = CoreAction<Kind>;
@@ -85,7 +100,12 @@ class LmtpTapCore {
   void on_backend_written(bool written);
   void on_inspected(protocol::MessageFacts facts);
   void on_recorded(bool durable);
+  void on_settled();
+  void on_entered();
+  // The mailboxes of the delivery under way: those Dovecot accepted at RCPT, lower-cased.
+  const std::vector<std::string>& recipients() const { return recipients_; }
   ReceivedMessage take_received() { return std::move(received_); }
+  std::vector<bool> take_settlement() { return std::move(settlement_); }
 
  private:
   enum class Await {
@@ -97,7 +117,9 @@ class LmtpTapCore {
     kWritten,
     kRecipientReply,
     kInspected,
-    kRecorded
+    kRecorded,
+    kSettled,
+    kEntered
   };
   enum class Mode { kCommands, kData, kDone };
 
@@ -106,8 +128,14 @@ class LmtpTapCore {
   void relayed(const std::string& verb, const std::string& line, RawReply reply);
   void data_opened(const RawReply& reply);
   void read_data();
+  void stamp_header();
+  void end_of_message();
+  void enter_then_terminate();
+  void send_terminator();
   void next_recipient_reply();
   void end_of_delivery();
+  void leave();
+  void answer();
   void backend_gone();
   void write(std::string text);
   void ask(Kind kind, Await await, std::string text = {}, bool option = false);
@@ -131,8 +159,13 @@ class LmtpTapCore {
   std::vector<std::string> recipients_;  // accepted by Dovecot, in order
   std::optional<MessageStream> message_;
   bool backend_ok_ = true;
-  std::vector<RawReply> replies_;  // one per recipient, after DATA
+  bool terminated_ = false;           // Dovecot has the end of the message
+  bool recorded_ = false;             // its events are pending: settled once Dovecot has answered
+  bool entered_ = false;              // the recipients' mailboxes are this delivery's (kEnter)
+  bool answer_when_settled_ = false;  // a refusal waits for its event's drop
+  std::vector<RawReply> replies_;     // one per recipient, after DATA
   ReceivedMessage received_;
+  std::vector<bool> settlement_;
 };
 
 }  // namespace mssgate::core

@@ -57,9 +57,14 @@ MessageStream::Fed MessageStream::feed_content(std::string_view content, bool la
   switch (state_) {
     case State::kHolding: {
       auto header = headers_.feed(content);
+      header_bytes_ = held_.size() + header.consumed;
       held_ += content;
       if (header.status == protocol::HeaderSectionReader::Status::kTooLarge) {
         header_too_large_ = true;
+        if (settings_.pass_large_header) {
+          release_header();
+          return Fed::kMore;
+        }
         discard();
         return Fed::kHeaderTooLarge;
       }
@@ -86,6 +91,11 @@ void MessageStream::release_header() {
   state_ = State::kStreaming;
   writer_.encode(held_, backend_bytes_);
   held_ = std::string();
+}
+
+void MessageStream::release_header(std::string bytes) {
+  held_ = std::move(bytes);
+  release_header();
 }
 
 void MessageStream::discard() {

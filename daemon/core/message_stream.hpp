@@ -24,6 +24,9 @@ class MessageStream {
     uint64_t max_message_bytes = 0;  // 0: no cap of its own
     bool hold_header = false;        // the header section waits for release_header()
     size_t max_header_bytes = 256 << 10;
+    // A held header section over its cap goes on to the backend as it is (header_too_large()
+    // says so), rather than ending the message (kHeaderTooLarge).
+    bool pass_large_header = false;
     bool inspect = false;      // the content is handed out for inspection
     bool fingerprint = false;  // SHA-256 of the content
   };
@@ -53,6 +56,12 @@ class MessageStream {
   const protocol::HeaderSectionReader& headers() const { return headers_; }
   // The held header section (and what came with it) goes to the backend.
   void release_header();
+  // The same, changed: `bytes` go to the backend instead of what is held.
+  void release_header(std::string bytes);
+  // What is held (kHeaderReady): the header section, its first header_bytes() bytes, then the
+  // content that came with it.
+  std::string_view held() const { return held_; }
+  size_t header_bytes() const { return header_bytes_; }
   // Nothing more for the backend: the message is refused, or its backend is gone.
   void discard();
   bool streaming() const { return state_ == State::kStreaming; }
@@ -87,6 +96,7 @@ class MessageStream {
   protocol::SmtpDataWriter writer_;
   protocol::HeaderSectionReader headers_;
   std::string held_;
+  size_t header_bytes_ = 0;
   std::string content_;  // unstuffed bytes of the last DATA read, reused
   std::string backend_bytes_;
   std::string inspection_bytes_;

@@ -13,6 +13,7 @@
 #include "daemon/services/directory_service.hpp"
 #include "daemon/services/inspection_pool.hpp"
 #include "daemon/services/issuer_budget.hpp"
+#include "daemon/services/mailbox_gate.hpp"
 #include "daemon/services/session_registry.hpp"
 #include "daemon/services/token_validator.hpp"
 #include "storage/indicator_journal.hpp"
@@ -35,6 +36,9 @@ struct GatewayEnvironment {
   std::shared_ptr<storage::IndicatorJournal> indicators;
   // The threads that inspect messages, with the journal; the same across reloads.
   std::shared_ptr<InspectionPool> inspection;
+  // The LMTP tap's deliveries handed to Dovecot one at a time per mailbox; the same across
+  // reloads.
+  std::shared_ptr<MailboxGate> mailbox_gate;
 };
 
 // Sessions per identity (a professional, a certificate key), counted while they live.

@@ -62,8 +62,8 @@ boost::asio::awaitable<bool> IndicatorRecorder::record_sent(std::string_view ses
   co_return durable;
 }
 
-boost::asio::awaitable<bool> IndicatorRecorder::record_received(std::string_view session_id,
-                                                                core::ReceivedMessage message) {
+std::vector<storage::IndicatorEvent> IndicatorRecorder::received_events(
+    const core::ReceivedMessage& message) const {
   const auto& settings = environment_->config.indicators;
   auto snapshot = environment_->directory->snapshot();
   const storage::DirectoryLookup& directory = *snapshot;
@@ -84,8 +84,88 @@ boost::asio::awaitable<bool> IndicatorRecorder::record_received(std::string_view
     fill_from_facts(event, message.facts);
     events.push_back(std::move(event));
   }
-  bool durable = co_await record(session_id, std::move(events));
-  co_return durable;
+  return events;
+}
+
+boost::asio::awaitable<PendingDelivery> IndicatorRecorder::record_pending(
+    std::string_view session_id, core::ReceivedMessage message) {
+  PendingDelivery pending;
+  auto journal = environment_->indicators;
+  if (!journal || message.recipients.empty()) co_return pending;
+  auto events = received_events(message);
+  for (const auto& e : events)
+    pending.names.emplace_back(e.mailbox, e.key);
+  pending.structured = !events.front().documents.empty();
+  pending.qualified = events.front().ins == storage::InsClass::kQualified;
+  std::string session(session_id);  // the caller's view may not outlive the wait
+  auto initiate = [journal, events = std::move(events)](auto completion) mutable {
+    auto executor = boost::asio::get_associated_executor(completion);
+    // (Shared: the journal's callback is a std::function, which copies.)
+    auto handler = std::make_shared<decltype(completion)>(std::move(completion));
+    // The callback runs on the journal's thread; the session resumes on its own.
+    journal->record_pending(std::move(events), [handler, executor](std::vector<int64_t> ids) {
+      boost::asio::post(executor, [handler, ids = std::move(ids)]() mutable {
+        std::move (*handler)(std::move(ids));
+      });
+    });
+  };
+  pending.ids = co_await boost::asio::async_initiate<decltype(boost::asio::use_awaitable),
+                                                     void(std::vector<int64_t>)>(
+      std::move(initiate), boost::asio::use_awaitable);
+  if (pending.ids.empty()) {
+    for (const auto& [mailbox, key] : pending.names) {
+      metrics::gateway().indicator_events.with({"received", "not_recorded"}).inc();
+      Event("indicator_not_recorded")
+          .add("session", session)
+          .add("mailbox", mailbox)
+          .add("key", key)
+          .add("reason", "journal_write_failed")
+          .error();
+    }
+  }
+  co_return pending;
+}
+
+boost::asio::awaitable<void> IndicatorRecorder::settle(std::string_view session_id,
+                                                       PendingDelivery pending,
+                                                       std::vector<bool> delivered, bool wait) {
+  auto journal = environment_->indicators;
+  if (!journal || pending.ids.empty()) co_return;
+  std::vector<int64_t> counted, dropped;
+  for (size_t i = 0; i < pending.ids.size(); ++i) {
+    bool yes = i < delivered.size() && delivered[i];
+    (yes ? counted : dropped).push_back(pending.ids[i]);
+  }
+  auto& metrics = metrics::gateway();
+  metrics.indicator_events.with({"received", "recorded"}).inc(counted.size());
+  if (pending.structured) metrics.indicator_structured.with({"received"}).inc(counted.size());
+  if (pending.qualified) metrics.indicator_ins_qualified.with({"received"}).inc(counted.size());
+  if (!wait) {
+    // Postfix hears Dovecot's answer at once: the events count from this commit, or from the
+    // next opening of the journal if a crash comes first.
+    journal->settle(std::move(counted), std::move(dropped), nullptr);
+    co_return;
+  }
+  std::string session(session_id);
+  size_t settled = counted.size() + dropped.size();
+  auto initiate = [journal, counted = std::move(counted),
+                   dropped = std::move(dropped)](auto completion) mutable {
+    auto executor = boost::asio::get_associated_executor(completion);
+    auto handler = std::make_shared<decltype(completion)>(std::move(completion));
+    journal->settle(std::move(counted), std::move(dropped), [handler, executor](bool durable) {
+      boost::asio::post(executor, [handler, durable] { std::move (*handler)(durable); });
+    });
+  };
+  bool durable =
+      co_await boost::asio::async_initiate<decltype(boost::asio::use_awaitable), void(bool)>(
+          std::move(initiate), boost::asio::use_awaitable);
+  if (!durable) {
+    Event("indicator_not_settled")
+        .add("session", session)
+        .add("events", settled)
+        .add("reason", "journal_write_failed")
+        .error();
+  }
 }
 
 boost::asio::awaitable<bool> IndicatorRecorder::record(

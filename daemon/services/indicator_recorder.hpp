@@ -1,8 +1,11 @@
 #pragma once
 
 #include <boost/asio/awaitable.hpp>
+#include <cstdint>
 #include <memory>
+#include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "daemon/core/lmtp_tap_core.hpp"
@@ -11,6 +14,14 @@
 #include "daemon/services/sign_in.hpp"
 
 namespace mssgate::daemon {
+
+// The pending events of one delivery through the LMTP tap (IndicatorRecorder::record_pending).
+struct PendingDelivery {
+  std::vector<int64_t> ids;  // one per recipient, in order; empty: not recorded
+  std::vector<std::pair<std::string, std::string>> names;  // each one's mailbox and key
+  bool structured = false;                                 // the message has CDA documents
+  bool qualified = false;                                  // with a qualified INS
+};
 
 // The sessions' way to the indicator journal: it builds each message's event from what the
 // session learnt (who signed in, the recipients, the inspector's facts, the directory's view
@@ -28,14 +39,22 @@ class IndicatorRecorder {
   boost::asio::awaitable<bool> record_sent(std::string_view session_id,
                                            const SessionIdentity& identity,
                                            core::SentMessage message);
-  boost::asio::awaitable<bool> record_received(std::string_view session_id,
-                                               core::ReceivedMessage message);
+  // The events of a message the LMTP tap is about to hand over to Dovecot, one per recipient
+  // Dovecot accepted at RCPT, made durable as pending events. Empty ids (and an error event)
+  // when the journal cannot take them: the message is never held back for it.
+  boost::asio::awaitable<PendingDelivery> record_pending(std::string_view session_id,
+                                                         core::ReceivedMessage message);
+  // Dovecot's answers (`delivered`, one per recipient): the delivered recipients' events are
+  // counted, the others dropped. Waits for the commit only when `wait`.
+  boost::asio::awaitable<void> settle(std::string_view session_id, PendingDelivery pending,
+                                      std::vector<bool> delivered, bool wait);
   // A successful sign-in, for the connections report; sets the identity's mailbox type.
   void note_sign_in(SessionIdentity& identity, storage::SessionProtocol protocol);
 
  private:
   boost::asio::awaitable<bool> record(std::string_view session_id,
                                       std::vector<storage::IndicatorEvent> events);
+  std::vector<storage::IndicatorEvent> received_events(const core::ReceivedMessage& message) const;
 
   std::shared_ptr<const GatewayEnvironment> environment_;
 };

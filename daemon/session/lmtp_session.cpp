@@ -1,12 +1,16 @@
 #include "daemon/session/lmtp_session.hpp"
 
+#include <chrono>
 #include <optional>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "daemon/core/lmtp_tap_core.hpp"
 #include "daemon/services/indicator_event.hpp"
 #include "daemon/services/indicator_recorder.hpp"
 #include "daemon/services/inspection_pool.hpp"
+#include "daemon/services/mailbox_gate.hpp"
 #include "daemon/session/connection.hpp"
 #include "daemon/telemetry/event_log.hpp"
 #include "daemon/telemetry/fault_injection.hpp"
@@ -39,7 +43,8 @@ class LmtpSession final : public std::enable_shared_from_this<LmtpSession>,
         connection_(std::move(socket), environment, counters, {"lmtp", "lmtp", false},
                     lmtp_timeouts(environment->config), std::move(admission)),
         recorder_(environment),
-        inspection_(environment->inspection) {}
+        inspection_(environment->inspection),
+        gate_(environment->mailbox_gate) {}
 
   void start() { connection_.start(shared_from_this(), run()); }
 
@@ -48,7 +53,8 @@ class LmtpSession final : public std::enable_shared_from_this<LmtpSession>,
     bool opened = co_await connection_.open();
     if (!opened) co_return;
     core::LmtpTapCore::Settings settings{config_.smtp.hostname, config_.lmtp.max_line_bytes,
-                                         recorder_.enabled()};
+                                         recorder_.enabled(), config_.lmtp.delivery_id_header,
+                                         config_.lmtp.serial_per_mailbox};
     core::LmtpTapCore core(std::move(settings), *this);
     std::string unread;
     for (;;) {
@@ -86,27 +92,66 @@ class LmtpSession final : public std::enable_shared_from_this<LmtpSession>,
           unread.clear();
           break;
         }
-        case Kind::kWrite:
-          if (!co_await connection_.write(action.text)) co_return;
+        case Kind::kWrite: {
+          // (Test builds: a delay here stands for a crash between Dovecot's delivery and
+          // Postfix's hearing of it.)
+          if (action.option) faults::point("lmtp", "answer");
+          bool written = co_await connection_.write(action.text);
+          if (action.option) delivery_answered();
+          if (!written) co_return;
           break;
+        }
         case Kind::kInspect:
-          if (action.option) inspection_.begin(inspection_settings(config_.indicators));
-          co_await inspection_.feed(std::move(action.text));
+        case Kind::kInspectEnd:
+        case Kind::kRecord:
+        case Kind::kSettle:
+        case Kind::kEnter:
+        case Kind::kLeave:
+          co_await counting_step(core, std::move(action));
           break;
-        case Kind::kInspectEnd: {
-          protocol::MessageFacts facts = co_await inspection_.finish();
-          core.on_inspected(std::move(facts));
-          break;
-        }
-        case Kind::kRecord: {
-          core::ReceivedMessage received = core.take_received();
-          bool durable = co_await recorder_.record_received(connection_.id(), std::move(received));
-          core.on_recorded(durable);
-          break;
-        }
         case Kind::kClose:
           co_return;
       }
+    }
+  }
+
+  // The actions of a message's inspection, its events and its turn at Dovecot.
+  awaitable<void> counting_step(core::LmtpTapCore& core, core::LmtpTapCore::Action action) {
+    switch (action.kind) {
+      case Kind::kInspect:
+        if (action.option) inspection_.begin(inspection_settings(config_.indicators));
+        co_await inspection_.feed(std::move(action.text));
+        break;
+      case Kind::kInspectEnd: {
+        protocol::MessageFacts facts = co_await inspection_.finish();
+        core.on_inspected(std::move(facts));
+        break;
+      }
+      case Kind::kRecord: {
+        core::ReceivedMessage received = core.take_received();
+        pending_ = co_await recorder_.record_pending(connection_.id(), std::move(received));
+        core.on_recorded(!pending_.ids.empty());
+        break;
+      }
+      case Kind::kSettle: {
+        std::vector<bool> delivered = core.take_settlement();
+        PendingDelivery pending = std::exchange(pending_, PendingDelivery{});
+        co_await recorder_.settle(connection_.id(), std::move(pending), std::move(delivered),
+                                  action.option);
+        core.on_settled();
+        break;
+      }
+      case Kind::kEnter: {
+        std::vector<std::string> mailboxes = core.recipients();
+        gate_pass_ = co_await gate_->enter(std::move(mailboxes));
+        core.on_entered();
+        break;
+      }
+      case Kind::kLeave:
+        gate_pass_.release();
+        break;
+      default:
+        break;
     }
   }
 
@@ -115,6 +160,7 @@ class LmtpSession final : public std::enable_shared_from_this<LmtpSession>,
     auto reply = co_await connection_.backend().read_reply(connection_.timeouts().backend_response,
                                                            &raw.lines);
     if (!reply) co_return std::nullopt;
+    last_backend_reply_ = Clock::now();
     raw.reply = std::move(*reply);
     co_return raw;
   }
@@ -140,7 +186,21 @@ class LmtpSession final : public std::enable_shared_from_this<LmtpSession>,
   void backend_failed(std::string_view step, std::string_view detail) override {
     connection_.backend_failed(step, detail, backend_start_);
   }
+  // A delivery Postfix is answered for is logged once the answer is written, with the time
+  // between Dovecot's last reply and that answer: Postfix delivers again a message whose answer
+  // a crash kept from it, so that time is the window of a duplicate in the mailbox.
   void delivery_finished(const core::DeliveryOutcome& outcome) override {
+    if (outcome.result == "aborted") return log_delivery(outcome, std::nullopt);
+    answered_ = outcome;
+  }
+  void delivery_answered() {
+    if (!answered_) return;
+    auto delay =
+        std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - last_backend_reply_);
+    log_delivery(*answered_, delay.count());
+    answered_.reset();
+  }
+  void log_delivery(const core::DeliveryOutcome& outcome, std::optional<int64_t> answer_delay_us) {
     Event event("delivery");
     event.add("session", connection_.id()).add("size", outcome.size);
     event.add("recipients", outcome.recipients).add("delivered", outcome.delivered);
@@ -148,6 +208,7 @@ class LmtpSession final : public std::enable_shared_from_this<LmtpSession>,
     if (!outcome.reason.empty()) event.add("reason", outcome.reason);
     bool aborted = outcome.result == "aborted";
     event.add("duration_ms", aborted ? 0 : SessionTelemetry::milliseconds_since(data_start_));
+    if (answer_delay_us) event.add("answer_delay_us", *answer_delay_us);
     if (outcome.result == "relayed") {
       metrics::gateway().messages.with({"received"}).inc(outcome.delivered);
       metrics::gateway().message_bytes.with({"received"}).inc(outcome.size * outcome.delivered);
@@ -172,6 +233,11 @@ class LmtpSession final : public std::enable_shared_from_this<LmtpSession>,
   std::optional<TransactionMark> transaction_;
   Clock::time_point backend_start_{};
   Clock::time_point data_start_{};
+  Clock::time_point last_backend_reply_{};
+  std::optional<core::DeliveryOutcome> answered_;  // logged once Postfix has its answer
+  PendingDelivery pending_;                        // the message's events, until settled
+  std::shared_ptr<MailboxGate> gate_;
+  MailboxGate::Pass gate_pass_;  // the recipients' mailboxes, while Dovecot delivers
 };
 
 // Only the Postfix hosts of lmtp.allowed_peers (loopback when none is named) may deliver: any

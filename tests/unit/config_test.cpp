@@ -345,6 +345,26 @@ csv_separator = ","
   EXPECT_EQ(config.indicators.exports.messages_columns.size(), 3u);
   EXPECT_EQ(config.lmtp.listen.at(0).port, 10024);
   EXPECT_EQ(config.lmtp.backend.port, 11024);
+  EXPECT_EQ(config.lmtp.delivery_id_header, "X-Mssgate-Delivery-Id");
+  EXPECT_EQ(parse_config(minimal() + "[lmtp]\ndelivery_id_header = \"\"\n", path())
+                .lmtp.delivery_id_header,
+            "");
+  EXPECT_EQ(parse_config(minimal() + "[lmtp]\ndelivery_id_header = \"X-Op-Id\"\n", path())
+                .lmtp.delivery_id_header,
+            "X-Op-Id");
+  EXPECT_FALSE(config.lmtp.serial_per_mailbox);
+  EXPECT_TRUE(parse_config(minimal() + "[lmtp]\nserial_per_mailbox = true\n", path())
+                  .lmtp.serial_per_mailbox);
+  auto lone =
+      error_for(minimal() + "[lmtp]\nserial_per_mailbox = true\ndelivery_id_header = \"\"\n");
+  EXPECT_NE(lone.find("lmtp.serial_per_mailbox: is for Dovecot's de-duplication"),
+            std::string::npos)
+      << lone;
+  for (const char* bad : {"X-Id: 1", "X Id", "-X", "X_Id\\r"}) {
+    auto refused = error_for(minimal() + "[lmtp]\ndelivery_id_header = \"" + bad + "\"\n");
+    EXPECT_NE(refused.find("lmtp.delivery_id_header"), std::string::npos) << bad << refused;
+    EXPECT_NE(refused.find("is not a header field name"), std::string::npos) << refused;
+  }
 
   auto error = error_for(minimal() + R"(
 [indicators]

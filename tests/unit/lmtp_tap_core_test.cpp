@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include "core_script.hpp"
+#include "daemon/core/delivery_id.hpp"
 
 namespace mssgate::test_core {
 namespace {
@@ -42,6 +43,11 @@ struct Tap : ReportLog<core::LmtpEvents> {
   std::vector<std::string> relayed;
   std::string data;
   std::vector<core::ReceivedMessage> recorded;
+  bool record_durable = true;
+  std::vector<std::string> settled;  // "1,0" (delivered or not, per recipient), " wait" after
+  // What reached Dovecot and Postfix around the end of each message, in order: "record",
+  // "end" (the terminator to Dovecot), "settle", "answer" (the replies to Postfix).
+  std::vector<std::string> steps;
   Inspection inspection;
   std::vector<std::string> deliveries;
   bool closed = false;
@@ -59,7 +65,7 @@ struct Tap : ReportLog<core::LmtpEvents> {
   void transaction(bool open) override { events.emplace_back(open ? "open" : "close"); }
 
   void play(LmtpTapCore& core, ClientInput& input) {
-    for (int steps = 0; steps < 100000; ++steps) {
+    for (int turns = 0; turns < 100000; ++turns) {
       auto action = core.next();
       switch (action.kind) {
         case Kind::kConnectBackend:
@@ -80,6 +86,8 @@ struct Tap : ReportLog<core::LmtpEvents> {
           break;
         case Kind::kBackendData:
           data += action.text;
+          if (action.text.ends_with(".\r\n") && data.ends_with("\r\n.\r\n"))
+            steps.emplace_back("end");
           core.on_backend_written(written);
           break;
         case Kind::kRead:
@@ -88,6 +96,7 @@ struct Tap : ReportLog<core::LmtpEvents> {
           break;
         case Kind::kWrite:
           client += action.text;
+          if (action.option) steps.emplace_back("answer");
           break;
         case Kind::kInspect:
           if (action.option) inspection.begin();
@@ -98,8 +107,25 @@ struct Tap : ReportLog<core::LmtpEvents> {
           break;
         case Kind::kRecord:
           recorded.push_back(core.take_received());
-          core.on_recorded(true);
+          steps.emplace_back("record");
+          core.on_recorded(record_durable);
           break;
+        case Kind::kEnter:
+          steps.push_back("enter " + core.recipients().front());
+          core.on_entered();
+          break;
+        case Kind::kLeave:
+          steps.emplace_back("leave");
+          break;
+        case Kind::kSettle: {
+          std::string line;
+          for (bool delivered : core.take_settlement())
+            line += std::string(line.empty() ? "" : ",") + (delivered ? "1" : "0");
+          settled.push_back(line + (action.option ? " wait" : ""));
+          steps.emplace_back("settle");
+          core.on_settled();
+          break;
+        }
         case Kind::kClose:
           closed = true;
           return;
@@ -112,11 +138,12 @@ struct Tap : ReportLog<core::LmtpEvents> {
 using Setup = std::function<void(Tap&)>;
 
 Tap play(const std::string& input, const Setup& setup = {}, bool inspect = true,
-         bool same_backend = true) {
+         bool same_backend = true, const std::string& delivery_id_header = "",
+         bool serial = false) {
   std::vector<Tap> runs(2);
   for (size_t i = 0; i < runs.size(); ++i) {
     if (setup) setup(runs[i]);
-    LmtpTapCore::Settings settings{"mx.test", 200, inspect};
+    LmtpTapCore::Settings settings{"mx.test", 200, inspect, delivery_id_header, serial};
     LmtpTapCore core(settings, runs[i]);
     ClientInput client({input}, i == 0 ? 0 : 1);
     runs[i].play(core, client);
@@ -128,6 +155,8 @@ Tap play(const std::string& input, const Setup& setup = {}, bool inspect = true,
   }
   EXPECT_EQ(runs[0].events, runs[1].events);
   EXPECT_EQ(runs[0].deliveries, runs[1].deliveries);
+  EXPECT_EQ(runs[0].steps, runs[1].steps);
+  EXPECT_EQ(runs[0].settled, runs[1].settled);
   EXPECT_EQ(runs[0].commands, runs[1].commands);
   EXPECT_EQ(runs[0].inspection.finished, runs[1].inspection.finished);
   return runs[0];
@@ -149,12 +178,108 @@ TEST(LmtpTapCore, RelaysADeliveryAndRecordsWhatDovecotAccepted) {
   EXPECT_EQ(s.data, "..hello\r\n.\r\n");
   ASSERT_EQ(s.recorded.size(), 1u);
   EXPECT_EQ(s.recorded[0].sender, "a@other.fr");
-  EXPECT_EQ(s.recorded[0].recipients, std::vector<std::string>{"cab@test.fr"});
+  // Pending for every recipient Dovecot took at RCPT; settled by its reply to each.
+  EXPECT_EQ(s.recorded[0].recipients, (std::vector<std::string>{"cab@test.fr", "lab@test.fr"}));
   EXPECT_EQ(s.recorded[0].fingerprint.size(), 64u);
+  // The refused recipient's event is dropped durably before Postfix hears the refusal.
+  EXPECT_EQ(s.settled, std::vector<std::string>{"1,0 wait"});
+  EXPECT_EQ(s.steps, (std::vector<std::string>{"record", "end", "settle", "answer"}));
   // The inspection got the content unstuffed, begun before it.
   EXPECT_EQ(s.inspection.finished, "|.hello\r\n");
   EXPECT_EQ(s.deliveries, std::vector<std::string>{"relayed  size=8 rcpt=2 delivered=1"});
   EXPECT_TRUE(s.closed);
+}
+
+// The events are durable before Dovecot has the end of the message (before it can deliver it),
+// and Postfix hears Dovecot's replies with nothing waited for in between when every recipient
+// was delivered: a crash then leaves no delivery uncounted, and hardly any unanswered.
+TEST(LmtpTapCore, TheEventsArePendingBeforeDovecotHasTheEndOfTheMessage) {
+  auto s = play(kTransaction, [](Tap& t) {
+    t.per_recipient = {raw({"250 2.0.0 <cab@test.fr> saved"}), raw({"250 2.0.0 <lab> saved"})};
+  });
+  EXPECT_EQ(s.steps, (std::vector<std::string>{"record", "end", "answer", "settle"}));
+  EXPECT_EQ(s.settled, std::vector<std::string>{"1,1"});  // no wait
+  EXPECT_EQ(s.inspection.finished, "|.hello\r\n");
+  EXPECT_EQ(s.deliveries, std::vector<std::string>{"relayed  size=8 rcpt=2 delivered=2"});
+
+  // A journal that cannot take them does not hold the message back, and there is nothing to
+  // settle.
+  auto failed = play(kTransaction, [](Tap& t) {
+    t.per_recipient = {raw({"250 saved"}), raw({"250 saved"})};
+    t.record_durable = false;
+  });
+  EXPECT_EQ(failed.steps, (std::vector<std::string>{"record", "end", "answer"}));
+  EXPECT_THAT(failed.client, HasSubstr("250 saved\r\n250 saved\r\n"));
+
+  // Dovecot lost after the end of the message: its events are dropped (durably), Postfix told
+  // to try again.
+  auto lost = play(kTransaction, [](Tap& t) { t.per_recipient = {}; });
+  EXPECT_EQ(lost.settled, std::vector<std::string>{"0,0 wait"});
+  EXPECT_EQ(lost.steps, (std::vector<std::string>{"record", "end", "settle", "answer"}));
+}
+
+// Dovecot gets the delivery id first in the header section, and none the sender wrote; the
+// journal's fingerprint and the inspection see the message as Postfix sent it.
+TEST(LmtpTapCore, DovecotGetsTheDeliveryIdFirstAndOnlyThatOne) {
+  const std::string header =
+      "Received: from mx (mx [192.0.2.1]) by mx.test (Postfix) with ESMTP id 4Xa1\r\n"
+      "x-delivery-id: forged\r\n\tcontinued\r\nSubject: hello\r\n\r\n";
+  const std::string input =
+      "MAIL FROM:<a@b.fr>\r\nRCPT TO:<c@d.fr>\r\nDATA\r\n" + header + "body\r\n.\r\nQUIT\r\n";
+  auto setup = [](Tap& t) { t.per_recipient = {raw({"250 saved"})}; };
+  auto s = play(input, setup, true, true, "X-Delivery-Id", true);
+  std::string id = core::delivery_id(header);
+  ASSERT_EQ(id.size(), 32u);
+  EXPECT_EQ(s.data, "X-Delivery-Id: " + id +
+                        "\r\nReceived: from mx (mx [192.0.2.1]) by mx.test (Postfix) with ESMTP id "
+                        "4Xa1\r\nSubject: hello\r\n\r\nbody\r\n.\r\n");
+  EXPECT_EQ(s.inspection.finished, "|" + header + "body\r\n");
+  ASSERT_EQ(s.recorded.size(), 1u);
+  auto plain = play(input, setup);
+  EXPECT_EQ(plain.data, header + "body\r\n.\r\n");
+  EXPECT_EQ(s.recorded[0].fingerprint, plain.recorded[0].fingerprint);
+  // One message at a time per mailbox: its turn before Dovecot has the end of the message.
+  EXPECT_EQ(s.steps, (std::vector<std::string>{"record", "enter c@d.fr", "end", "answer", "leave",
+                                               "settle"}));
+  EXPECT_EQ(plain.steps, (std::vector<std::string>{"record", "end", "answer", "settle"}));
+
+  // A message that ends inside its header section, and one without a header.
+  auto short_one = play("MAIL FROM:<a@b.fr>\r\nRCPT TO:<c@d.fr>\r\nDATA\r\nSubject: x\r\n.\r\n",
+                        setup, true, true, "X-Delivery-Id");
+  EXPECT_EQ(short_one.data,
+            "X-Delivery-Id: " + core::delivery_id("Subject: x\r\n") + "\r\nSubject: x\r\n.\r\n");
+  auto bare = play("MAIL FROM:<a@b.fr>\r\nRCPT TO:<c@d.fr>\r\nDATA\r\n\r\nbody\r\n.\r\n", setup,
+                   true, true, "X-Delivery-Id");
+  EXPECT_EQ(bare.data, "X-Delivery-Id: " + core::delivery_id("\r\n") + "\r\n\r\nbody\r\n.\r\n");
+}
+
+TEST(DeliveryId, TheSameHeaderTheSameIdAndOnlyTheTapsFieldSurvives) {
+  EXPECT_EQ(core::delivery_id("Received: id A\r\n\r\n"),
+            core::delivery_id("Received: id A\r\n\r\n"));
+  EXPECT_NE(core::delivery_id("Received: id A\r\n\r\n"),
+            core::delivery_id("Received: id B\r\n\r\n"));
+  EXPECT_THAT(core::delivery_id(""), testing::MatchesRegex("[0-9a-f]{32}"));
+  // Case, blanks before the colon, folded lines, bare line feeds: every form of the field goes.
+  std::string held =
+      "X-ID: 1\r\nA: a\r\nx-id :2\n  folded\nB: b\nX-Idx: kept\n\nX-Id: in the body\r\n";
+  size_t header = held.find("\n\n") + 2;
+  EXPECT_EQ(core::stamp_delivery_id(held, header, "X-Id", "abc"),
+            "X-Id: abc\r\nA: a\r\nB: b\nX-Idx: kept\n\nX-Id: in the body\r\n");
+}
+
+// A refusal through the gate: the mailboxes are let go, the drop made durable, then Postfix
+// hears Dovecot's replies.
+TEST(LmtpTapCore, ARefusalWaitsForItsEventsDrop) {
+  auto s = play(
+      kTransaction,
+      [](Tap& t) {
+        t.per_recipient = {raw({"250 saved"}), raw({"452 4.2.2 over quota"})};
+      },
+      true, true, "X-Delivery-Id", true);
+  EXPECT_EQ(s.steps, (std::vector<std::string>{"record", "enter cab@test.fr", "end", "leave",
+                                               "settle", "answer"}));
+  EXPECT_EQ(s.settled, std::vector<std::string>{"1,0 wait"});
+  EXPECT_THAT(s.client, HasSubstr("250 saved\r\n452 4.2.2 over quota\r\n"));
 }
 
 TEST(LmtpTapCore, WhatTheTapCannotRelayIsRefused) {
@@ -248,6 +373,7 @@ TEST(LmtpTapCore, DovecotLostDuringTheDelivery) {
   EXPECT_THAT(s.client, HasSubstr("250 2.0.0 saved\r\n451 4.4.2 Mail store connection lost, try "
                                   "again later\r\n"));
   EXPECT_EQ(s.recorded.size(), 1u);
+  EXPECT_EQ(s.settled, std::vector<std::string>{"1,0 wait"});
   EXPECT_EQ(s.deliveries, std::vector<std::string>{"backend_lost  size=8 rcpt=2 delivered=1"});
   EXPECT_EQ(s.events.back(), "closing backend_lost");
   // (Where the first write fails depends on the reads: the backend's bytes differ.)
@@ -257,6 +383,7 @@ TEST(LmtpTapCore, DovecotLostDuringTheDelivery) {
               HasSubstr("354 go\r\n451 4.4.2 Mail store connection lost, try again later\r\n"
                         "451 4.4.2 Mail store connection lost, try again later\r\n"));
   EXPECT_TRUE(unwritable.recorded.empty());
+  EXPECT_TRUE(unwritable.settled.empty());
   auto gone = play("MAIL FROM:<a@b.fr>\r\n", [](Tap& t) {
     t.dovecot = [](const std::string&) -> std::optional<RawReply> { return std::nullopt; };
   });
@@ -294,6 +421,8 @@ TEST(LmtpTapCore, WithoutIndicatorsNothingIsRecorded) {
       },
       false);
   EXPECT_TRUE(s.recorded.empty());
+  EXPECT_TRUE(s.settled.empty());
+  EXPECT_EQ(s.steps, (std::vector<std::string>{"end", "answer"}));
   EXPECT_EQ(s.deliveries, std::vector<std::string>{"relayed  size=8 rcpt=2 delivered=2"});
 }
 
