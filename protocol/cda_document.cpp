@@ -11,6 +11,9 @@ namespace {
 // The longest document code or code system kept (as for the X-MSS-CODECDA claims).
 constexpr size_t kMaxCodeBytes = 64;
 
+// CDA R2's namespace: every element read must be in it, prefixed or not.
+constexpr std::string_view kHl7Namespace = "urn:hl7-org:v3";
+
 // Element names without their namespace prefix: CDA is in urn:hl7-org:v3, often unprefixed.
 std::string_view local_name(const pugi::xml_node& node) {
   std::string_view name = node.name();
@@ -18,9 +21,28 @@ std::string_view local_name(const pugi::xml_node& node) {
   return colon == std::string_view::npos ? name : name.substr(colon + 1);
 }
 
+// Whether the element is in the HL7 v3 namespace: its prefix (or the default namespace) as the
+// nearest declaration among it and its ancestors binds it. An element in another namespace, or
+// in none, is not CDA's, whatever its local name.
+bool in_hl7_namespace(const pugi::xml_node& element) {
+  std::string_view name = element.name();
+  size_t colon = name.find(':');
+  std::string attribute =
+      colon == std::string_view::npos ? "xmlns" : "xmlns:" + std::string(name.substr(0, colon));
+  for (pugi::xml_node n = element; n && n.type() == pugi::node_element; n = n.parent()) {
+    if (pugi::xml_attribute declared = n.attribute(attribute.c_str()))
+      return declared.value() == kHl7Namespace;
+  }
+  return false;
+}
+
+bool is_cda_element(const pugi::xml_node& node, std::string_view name) {
+  return node.type() == pugi::node_element && local_name(node) == name && in_hl7_namespace(node);
+}
+
 pugi::xml_node child(const pugi::xml_node& parent, std::string_view name) {
   for (auto c = parent.first_child(); c; c = c.next_sibling()) {
-    if (c.type() == pugi::node_element && local_name(c) == name) return c;
+    if (is_cda_element(c, name)) return c;
   }
   return {};
 }
@@ -28,9 +50,18 @@ pugi::xml_node child(const pugi::xml_node& parent, std::string_view name) {
 std::vector<pugi::xml_node> children(const pugi::xml_node& parent, std::string_view name) {
   std::vector<pugi::xml_node> out;
   for (auto c = parent.first_child(); c; c = c.next_sibling()) {
-    if (c.type() == pugi::node_element && local_name(c) == name) out.push_back(c);
+    if (is_cda_element(c, name)) out.push_back(c);
   }
   return out;
+}
+
+// Whether the parsed document has a DOCTYPE: the check of the bytes misses one written in
+// another encoding than UTF-8 (UTF-16, UTF-32), which pugixml converts before parsing.
+bool has_doctype_node(const pugi::xml_document& document) {
+  for (auto n = document.first_child(); n; n = n.next_sibling()) {
+    if (n.type() == pugi::node_doctype) return true;
+  }
+  return false;
 }
 
 bool has_text(const pugi::xml_node& node) {
@@ -83,11 +114,17 @@ CdaFacts read_cda(std::string_view xml, const CdaLimits& limits) {
     return facts;
   }
   pugi::xml_document document;
-  // No DOCTYPE processing, no entity expansion beyond the five predefined ones.
+  // pugixml never expands an entity beyond the five predefined ones and character references,
+  // nor reads an external one. A DOCTYPE is kept as a node, to be refused: whatever the
+  // document's encoding, one never passes.
   auto parsed =
-      document.load_buffer(xml.data(), xml.size(), pugi::parse_default & ~pugi::parse_doctype);
+      document.load_buffer(xml.data(), xml.size(), pugi::parse_default | pugi::parse_doctype);
   if (!parsed) {
     facts.status = CdaFacts::Status::kMalformed;
+    return facts;
+  }
+  if (has_doctype_node(document)) {
+    facts.status = CdaFacts::Status::kDoctypeRefused;
     return facts;
   }
   if (depth_of(document, limits.max_depth) > limits.max_depth) {
@@ -95,7 +132,7 @@ CdaFacts read_cda(std::string_view xml, const CdaLimits& limits) {
     return facts;
   }
   pugi::xml_node root = document.document_element();
-  if (!root || local_name(root) != "ClinicalDocument") {
+  if (!root || !is_cda_element(root, "ClinicalDocument")) {
     facts.status = CdaFacts::Status::kNotCda;
     return facts;
   }

@@ -38,7 +38,8 @@ struct CdaLimits {
 CdaFacts::Ins ins_kind_of_oid(std::string_view oid);
 
 // Reads a CDA document. A DOCTYPE (and with it any entity declaration) is refused, never
-// expanded; size and nesting depth are capped.
+// expanded, whatever the document's encoding; size and nesting depth are capped. Only elements
+// in CDA's namespace (urn:hl7-org:v3) are read: a ClinicalDocument in another one is kNotCda.
 CdaFacts read_cda(std::string_view xml, const CdaLimits& limits = {});
 
 std::string_view to_string(CdaFacts::Status status);

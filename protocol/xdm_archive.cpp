@@ -130,6 +130,11 @@ bool read_entry(zip_t* archive, zip_uint64_t index, const XdmLimits& limits, uin
   if (!in_subset(name, file) || !ends_with_ci(file, ".XML")) return true;
   bool metadata = ascii_iequals(file, "METADATA.XML");
   if (metadata) ++facts.subsets;
+  // No password is known: an encrypted document is named for what it is, not taken for damage.
+  if ((stat.valid & ZIP_STAT_ENCRYPTION_METHOD) && stat.encryption_method != ZIP_EM_NONE) {
+    facts.status = XdmFacts::Status::kEncrypted;
+    return false;
+  }
   if (!meter.go_on()) {
     facts.status = XdmFacts::Status::kStopped;
     return false;
@@ -187,6 +192,8 @@ std::string_view to_string(XdmFacts::Status status) {
       return "not_zip";
     case XdmFacts::Status::kTruncated:
       return "zip_truncated";
+    case XdmFacts::Status::kEncrypted:
+      return "zip_encrypted";
     case XdmFacts::Status::kTooManyEntries:
       return "zip_too_many_entries";
     case XdmFacts::Status::kTooLarge:

@@ -16,7 +16,17 @@ namespace mssgate::protocol {
 struct XdmFacts {
   // kStopped: the message's budget ran out, or its reader said stop (InspectionMeter::stopped()
   // says why); what was read before is kept.
-  enum class Status { kRead, kNotZip, kTruncated, kTooManyEntries, kTooLarge, kRatio, kStopped };
+  // kEncrypted: a document of a subset is encrypted, so cannot be read.
+  enum class Status {
+    kRead,
+    kNotZip,
+    kTruncated,
+    kEncrypted,
+    kTooManyEntries,
+    kTooLarge,
+    kRatio,
+    kStopped
+  };
   Status status = Status::kNotZip;
   bool has_xdm_folder = false;      // entries under IHE_XDM/
   size_t subsets = 0;               // IHE_XDM/SUBSET*/METADATA.XML found

@@ -308,6 +308,35 @@ failure_delay = "0ms"
         self.assertEqual((how, data), ("eof", b""))
         smtp.close()
 
+    def test_a_command_sent_a_byte_at_a_time_does_not_keep_a_session_past_the_deadline(self):
+        # Each byte comes well within the per-read timeout (3 s): only the deadline of the whole
+        # phase before authentication ends the session.
+        g = self.gateway
+        for protocol, port, answer in (
+                ("imap", g.imap_port, b"* BYE Authentication took too long, closing the connection\r\n"),
+                ("submission", g.submission_port, b"421 4.4.2 Authentication took too long, closing the connection\r\n")):
+            with self.subTest(protocol=protocol):
+                start = time.monotonic()
+                sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+                session = g.session_of(sock)
+                greeting = sock.recv(1000)
+                self.assertTrue(greeting.startswith((b"* OK", b"220 ")), greeting)
+                how, data = "open", b""
+                while how == "open" and time.monotonic() - start < self.PRE_AUTH + 2.0:
+                    try:
+                        sock.sendall(b"N")
+                    except OSError:
+                        how = "reset"
+                        break
+                    how, more = wait_for_close(sock.recv, sock, timeout=0.5)
+                    data += more
+                elapsed = time.monotonic() - start
+                sock.close()
+                self.assertEqual(data, answer, "%.1f s after connecting" % elapsed)
+                self.assertIn(how, ("eof", "reset"), "still open %.1f s after connecting" % elapsed)
+                self.assertGreaterEqual(elapsed, self.PRE_AUTH - CLOCK_SLACK)
+                g.wait_for_log(r"event=close session=%s reason=pre_auth_timeout" % session)
+
     def test_a_client_that_signs_in_in_time_is_not_concerned(self):
         client, tagged = sign_in(self.gateway.imaps_port, "127.0.0.1")
         self.assertIn("a1 OK", tagged)

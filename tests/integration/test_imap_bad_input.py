@@ -1,5 +1,6 @@
 """Hostile or broken clients: each gets a protocol answer or a clean close, and others go on."""
 
+import base64
 import os
 import socket
 import time
@@ -37,17 +38,21 @@ class BadInputTest(GatewayTestCase):
 
     def test_synchronising_literal_over_the_cap_is_refused_without_reading_it(self):
         client = RawImap(self.gateway.imap_port)
+        session = self.gateway.session_of(client.sock)
         untagged, tagged = client.command("a1", "ID {999999}")
         self.assertEqual(tagged, "a1 NO [TOOBIG] Literal too large")
         _, tagged = client.command("a2", "NOOP")
         self.assertTrue(tagged.startswith("a2 OK"))
         client.close()
+        self.gateway.wait_for_log(r"event=protocol_error session=%s kind=literal_too_large" % session)
 
     def test_non_synchronising_literal_over_the_cap_ends_the_session(self):
         client = RawImap(self.gateway.imap_port)
+        session = self.gateway.session_of(client.sock)
         client.send(b"a1 ID {999999+}\r\n" + b"y" * 4096)
         self.assertEqual(client.read_line(), "* BYE [TOOBIG] Literal too large")
         self.assertTrue(client.closed_by_server(), "the connection is still open")
+        self.gateway.wait_for_log(r"event=close session=%s reason=literal_too_large" % session)
 
     def test_literal_within_the_cap_is_read(self):
         client = RawImap(self.gateway.imap_port)
@@ -60,6 +65,7 @@ class BadInputTest(GatewayTestCase):
 
     def test_garbage_before_tls_gets_errors_then_a_close(self):
         client = RawImap(self.gateway.imap_port)
+        session = self.gateway.session_of(client.sock)
         garbage = os.urandom(2000).replace(b"\n", b"")
         # A TLS ClientHello sent to the STARTTLS port, then binary noise, in short lines.
         client.send(b"\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03\r\n")
@@ -73,6 +79,8 @@ class BadInputTest(GatewayTestCase):
             pass
         self.assertTrue(any(" BAD " in line for line in lines), lines[:5])
         self.assertIn("* BYE Too many invalid commands", lines)
+        self.gateway.wait_for_log(r"event=protocol_error session=%s kind=syntax" % session)
+        self.gateway.wait_for_log(r"event=close session=%s reason=too_many_bad_commands" % session)
 
     def test_commands_pipelined_after_starttls_are_refused(self):
         client = RawImap(self.gateway.imap_port)
@@ -111,6 +119,52 @@ class BadInputTest(GatewayTestCase):
         self.assertLess(elapsed, latest)
         sock.close()
         self.gateway.wait_for_log(r"event=tls_failed session=%s \S+ reason=timeout" % session)
+
+    def test_a_nul_byte_or_a_bare_cr_in_a_command_is_a_syntax_error(self):
+        client = RawImap(self.gateway.imap_port)
+        session = self.gateway.session_of(client.sock)
+        for tag, line, error in (("a1", b"a1 NOOP\x00", "Invalid character"),
+                                 ("a2", b'a2 ID ("name" "x\x00y")', "Invalid character in quoted string"),
+                                 ("a3", b"a3 NOOP\rb3 LOGOUT", "Invalid character"),
+                                 ("a4", b'a4 ID ("name" "x\ry")', "Invalid character in quoted string")):
+            client.send(line + b"\r\n")
+            _, tagged = client.read_until_tagged(tag)
+            self.assertEqual(tagged, "%s BAD Error in IMAP command: %s" % (tag, error))
+        # A bare LF ends a line as CRLF does, and the session goes on.
+        client.send(b"a5 NOOP\n")
+        _, tagged = client.read_until_tagged("a5")
+        self.assertEqual(tagged, "a5 OK NOOP completed.")
+        client.close()
+        self.gateway.wait_for_log(r'event=protocol_error session=%s kind=syntax detail="Invalid character"' % session)
+
+    def test_eight_bit_bytes_in_a_command(self):
+        client = RawImap(self.gateway.imap_port)
+        # In a quoted string (ID's values are free text): taken as they are.
+        untagged, tagged = client.command("a1", 'ID ("name" "h\u00f4pital")')
+        self.assertEqual(tagged, "a1 OK ID completed.")
+        # In a command name: no command of that name.
+        _, tagged = client.command("a2", "N\u00d4OP")
+        self.assertEqual(tagged, "a2 BAD Command unknown or not available before authentication")
+        _, tagged = client.command("a3", "NOOP")
+        self.assertEqual(tagged, "a3 OK NOOP completed.")
+        client.close()
+
+    def test_bad_base64_or_a_hostile_authorization_identity_in_authenticate(self):
+        client = RawImap(self.gateway.imaps_port, implicit_ctx=client_context("org-hopital"))
+        session = self.gateway.session_of(client.sock)
+        _, tagged = client.command("a1", "AUTHENTICATE EXTERNAL !!!!")
+        self.assertEqual(tagged, "a1 BAD Invalid SASL EXTERNAL response")
+        # A NUL byte in the identity asked for: refused before the directory is asked.
+        encoded = base64.b64encode(APP_HOPITAL.encode() + b"\x00" + b"app.labo@test.mssante.fr").decode()
+        _, tagged = client.command("a2", "AUTHENTICATE EXTERNAL " + encoded)
+        self.assertEqual(tagged, "a2 BAD Invalid SASL EXTERNAL response")
+        # Two failures: the third would end the session; a good sign-in is taken.
+        _, tagged = client.authenticate_external(APP_HOPITAL, tag="a3")
+        self.assertTrue(tagged.startswith("a3 OK"), tagged)
+        client.close()
+        self.gateway.wait_for_log(r"event=auth session=%s mechanism=EXTERNAL result=failed reason=bad_base64" % session)
+        self.gateway.wait_for_log(r"event=auth session=%s mechanism=EXTERNAL result=failed reason=invalid_authzid"
+                                  % session)
 
     def test_unknown_commands_before_authentication(self):
         client = RawImap(self.gateway.imap_port)

@@ -6,7 +6,7 @@ import ssl
 import unittest
 
 from harness import (GatewayTestCase, APP_GHOST, APP_HOPITAL, APP_LABO, APP_SUSPENDED, PER_MARTIN, Gateway, RawImap, client_context,
-                     main)
+                     main, pki)
 
 
 class CertificateRefusalTest(GatewayTestCase):
@@ -49,6 +49,55 @@ class CertificateRefusalTest(GatewayTestCase):
         # OpenSSL's purpose check takes it; tls.require_client_auth_eku (true by default) does not.
         self.assert_handshake_refused("org-no-eku", "unsuitable certificate purpose", implicit=True)
         self.assert_handshake_refused("org-no-eku", "unsuitable certificate purpose", implicit=False)
+
+    def test_refuses_a_certificate_not_yet_valid(self):
+        self.assert_handshake_refused("org-not-yet-valid", "certificate is not yet valid", implicit=True)
+        self.assert_handshake_refused("org-not-yet-valid", "certificate is not yet valid", implicit=False)
+
+    def test_refuses_a_certificate_whose_signature_was_altered(self):
+        self.assert_handshake_refused("org-bad-signature", "certificate signature failure", implicit=True)
+        self.assert_handshake_refused("org-bad-signature", "certificate signature failure", implicit=False)
+
+    def test_refuses_a_chain_of_more_than_four_cas_and_takes_four(self):
+        # Five CAs between the leaf and the root: over the verify depth (4).
+        self.assert_handshake_refused("org-chain-too-long", "certificate chain too long", implicit=True)
+        self.assert_handshake_refused("org-chain-too-long", "certificate chain too long", implicit=False)
+        # Four: the handshake passes; the certificate opens nothing, being bound to no mailbox.
+        since = self.gateway.log_size()
+        client = RawImap(self.gateway.imaps_port, implicit_ctx=client_context("org-chain-4"))
+        _, tagged = client.authenticate_external(None)
+        client.close()
+        self.assertEqual(tagged, "a1 NO [AUTHENTICATIONFAILED] This certificate is not registered for any mailbox")
+        self.gateway.wait_for_log(r"event=tls session=\S+ \S+ \S+ client_certificate=\"CN=LPS_TEST_CHAIN_4,", since=since)
+
+    def test_refuses_a_certificate_under_a_ca_its_parent_may_not_issue(self):
+        # ORGANISATIONS has pathlen:0: a CA under it issues nothing that verifies.
+        self.assert_handshake_refused("org-path-length", "path length constraint exceeded", implicit=True)
+
+    def test_refuses_a_certificate_signed_by_a_client_certificate(self):
+        # org-labo (CA:false) used as a CA.
+        self.assert_handshake_refused("org-issued-by-leaf", "invalid CA certificate", implicit=True)
+
+    def test_a_nul_byte_in_the_name_is_escaped_in_the_log_and_the_key_decides(self):
+        # The chain is good: the handshake passes. The name is written escaped, never raw.
+        since = self.gateway.log_size()
+        tagged = self.authenticate("org-nul-name", APP_HOPITAL)
+        self.assertEqual(tagged, "a1 NO [AUTHENTICATIONFAILED] This certificate is not registered for any mailbox")
+        self.gateway.wait_for_log(r'event=tls session=\S+ \S+ \S+ client_certificate="CN=LPS_TEST_NUL\\\\00EVIL,',
+                                  since=since)
+        self.gateway.wait_for_log(r"event=auth \S+ mechanism=EXTERNAL result=failed reason=certificate_not_registered "
+                                  r"mailbox=%s" % re.escape(APP_HOPITAL), since=since)
+        with open(self.gateway.log_path, "rb") as f:
+            f.seek(since)
+            self.assertNotIn(b"\0", f.read(), "a NUL byte reached the log")
+        # Bound by its key, it opens the mailbox it is bound to, and only that one.
+        self.gateway.change_directory("certificate", "bind", APP_LABO, "--cert", pki("org-nul-name.crt"))
+        try:
+            self.assertIn("a1 OK", self.authenticate("org-nul-name", APP_LABO))
+            self.assertEqual(self.authenticate("org-nul-name", APP_HOPITAL),
+                             "a1 NO [AUTHORIZATIONFAILED] This certificate may not open that mailbox")
+        finally:
+            self.gateway.change_directory("certificate", "unbind", APP_LABO, "--cert", pki("org-nul-name.crt"))
 
     def authenticate(self, cert, authzid):
         client = RawImap(self.gateway.imaps_port, implicit_ctx=client_context(cert))
@@ -94,15 +143,16 @@ class CertificateRefusalTest(GatewayTestCase):
     def test_refuses_login(self):
         client = RawImap(self.gateway.imap_port)
         _, tagged = client.command("l1", "LOGIN user password")
-        self.assertTrue(tagged.startswith("l1 NO [PRIVACYREQUIRED]"), tagged)
+        self.assertEqual(tagged, "l1 NO [PRIVACYREQUIRED] LOGIN is disabled: use STARTTLS, then AUTHENTICATE")
         client.starttls(client_context("org-hopital"))
         _, tagged = client.command("l2", "LOGIN %s password" % APP_HOPITAL)
-        self.assertTrue(tagged.startswith("l2 NO [CANNOT] LOGIN is disabled"), tagged)
+        self.assertEqual(tagged, "l2 NO [CANNOT] LOGIN is disabled: use AUTHENTICATE EXTERNAL with a client certificate")
         # The session is still usable.
         _, tagged = client.authenticate_external(None, tag="a3")
         self.assertIn("a3 OK", tagged)
         client.close()
         self.assertNotIn("password", self.gateway.log())
+        self.gateway.wait_for_log(r"event=auth \S+ mechanism=LOGIN result=failed reason=login_disabled")
 
     def test_refuses_authenticate_before_starttls(self):
         client = RawImap(self.gateway.imap_port)
@@ -110,7 +160,8 @@ class CertificateRefusalTest(GatewayTestCase):
         self.assertEqual(tagged, "a1 NO [PRIVACYREQUIRED] Authentication requires TLS: use STARTTLS first")
         # Without an initial response, the refusal comes before any continuation.
         _, tagged = client.command("a2", "AUTHENTICATE EXTERNAL")
-        self.assertTrue(tagged.startswith("a2 NO [PRIVACYREQUIRED]"), tagged)
+        self.assertEqual(tagged, "a2 NO [PRIVACYREQUIRED] Authentication requires TLS: use STARTTLS first")
+        self.gateway.wait_for_log(r"event=auth \S+ mechanism=EXTERNAL result=failed reason=no_tls")
         client.close()
 
     def test_refuses_an_unsupported_mechanism(self):
@@ -118,6 +169,7 @@ class CertificateRefusalTest(GatewayTestCase):
         _, tagged = client.command("a1", "AUTHENTICATE PLAIN AGZvbwBiYXI=")
         self.assertEqual(tagged, "a1 NO [CANNOT] Unsupported authentication mechanism")
         client.close()
+        self.gateway.wait_for_log(r"event=auth \S+ mechanism=PLAIN result=failed reason=unsupported_mechanism")
 
     def test_cancelled_authentication(self):
         client = RawImap(self.gateway.imaps_port, implicit_ctx=client_context("org-hopital"))
@@ -127,16 +179,20 @@ class CertificateRefusalTest(GatewayTestCase):
         _, tagged = client.read_until_tagged("a1")
         self.assertEqual(tagged, "a1 BAD Authentication cancelled")
         client.close()
+        self.gateway.wait_for_log(r"event=auth \S+ mechanism=EXTERNAL result=failed reason=cancelled")
 
     def test_too_many_authentication_failures_close_the_session(self):
         client = RawImap(self.gateway.imaps_port, implicit_ctx=client_context("org-hopital"))
+        session = self.gateway.session_of(client.sock)
         for i in range(2):
             _, tagged = client.authenticate_external(APP_LABO, tag="a%d" % i)
-            self.assertIn("NO [AUTHORIZATIONFAILED]", tagged)
+            self.assertEqual(tagged, "a%d NO [AUTHORIZATIONFAILED] This certificate may not open that mailbox" % i)
         client.send(b"a9 AUTHENTICATE EXTERNAL " + b"YXBwLmxhYm9AdGVzdC5tc3NhbnRlLmZy" + b"\r\n")
         lines = [client.read_line(), client.read_line()]
-        self.assertIn("* BYE Too many authentication failures", lines)
+        self.assertEqual(lines, ["a9 NO [AUTHORIZATIONFAILED] This certificate may not open that mailbox",
+                                 "* BYE Too many authentication failures"])
         self.assertTrue(client.closed_by_server(), "the connection is still open")
+        self.gateway.wait_for_log(r"event=close session=%s reason=too_many_auth_failures" % session)
 
 
 class TlsPolicyTest(GatewayTestCase):
@@ -167,8 +223,10 @@ class TlsPolicyTest(GatewayTestCase):
 
     def test_refuses_tls_1_3_under_the_default_policy(self):
         ctx = client_context(minimum=ssl.TLSVersion.TLSv1_3, maximum=ssl.TLSVersion.TLSv1_3)
-        with self.assertRaises(ssl.SSLError):
+        with self.assertRaises(ssl.SSLError) as caught:
             self.handshake(ctx)
+        self.assertIn("PROTOCOL_VERSION", str(caught.exception).upper())
+        self.gateway.wait_for_log(r"event=tls_failed \S+ \S+ reason=\"unsupported protocol")
 
     def test_tls_1_3_when_enabled_by_configuration(self):
         gateway = Gateway(extra_config="")

@@ -274,6 +274,59 @@ class IndicatorsEndToEnd(unittest.TestCase):
             self.assertFalse(event["inspected"])
             self.assertEqual(event["uninspectable_reason"], "xdm_not_zip")
 
+    def test_hostile_archives_are_delivered_and_counted_with_their_reason(self):
+        # Each archive is sent through submission and received through the LMTP tap: accepted,
+        # delivered unchanged, and counted, uninspected with its reason or without a document.
+        def zip_of(entries):
+            buffer = io.BytesIO()
+            with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as z:
+                z.writestr("IHE_XDM/SUBSET01/METADATA.XML",
+                           '<SubmitObjectsRequest xmlns="urn:oasis:names:tc:ebxml-regrep:xsd:lcm:3.0"/>')
+                for name, content in entries:
+                    z.writestr(name, content)
+            return buffer.getvalue()
+
+        doc = "IHE_XDM/SUBSET01/DOC0001.XML"
+        laughs = ('<?xml version="1.0"?><!DOCTYPE l [<!ENTITY l0 "lol">' +
+                  "".join('<!ENTITY l%d "%s">' % (i, "&l%d;" % (i - 1) * 10) for i in range(1, 10)) +
+                  ']><ClinicalDocument xmlns="urn:hl7-org:v3"><code code="&l9;"/></ClinicalDocument>')
+        external = ('<?xml version="1.0"?><!DOCTYPE x [<!ENTITY e SYSTEM "file:///etc/passwd">]>'
+                    '<ClinicalDocument xmlns="urn:hl7-org:v3"><code code="&e;"/></ClinicalDocument>')
+        deep = ('<ClinicalDocument xmlns="urn:hl7-org:v3">' + "<a>" * 300 + "</a>" * 300 + "</ClinicalDocument>")
+        foreign = cda("11488-4").replace(b"urn:hl7-org:v3", b"urn:evil:v3")
+        good = xdm([cda("11488-4")])
+        cases = [
+            ("bomb", zip_of([(doc, b"\0" * (32 << 20))]), "zip_ratio"),
+            ("laughs", zip_of([(doc, laughs)]), "cda_unreadable"),
+            ("external", zip_of([(doc, external)]), "cda_unreadable"),
+            ("deep", zip_of([(doc, deep)]), "cda_unreadable"),
+            ("entries", zip_of([("IHE_XDM/SUBSET01/F%d.TXT" % i, "x") for i in range(1500)]), "zip_too_many_entries"),
+            ("truncated", good[:len(good) // 2], "not_zip"),
+            ("traversal", zip_of([("../../etc/passwd", "root"), ("IHE_XDM/SUBSET01/../../DOC.XML", cda("11488-4"))]),
+             None),
+            ("nested", zip_of([("IHE_XDM/SUBSET01/IHE_XDM.ZIP", good)]), None),
+            ("namespace", zip_of([(doc, foreign)]), None),
+        ]
+        g = self.gateway
+        markers = {}
+        for label, archive, _ in cases:
+            markers[label] = new_marker(label)
+            send(g, LABO, structured_message(APP_HOPITAL, LABO, markers[label], archive, MATCHING_HEADERS))
+        for label, _, reason in cases:
+            with self.subTest(archive=label):
+                wait_for_delivery(LABO, markers[label])
+                message_id = "<%s@test>" % markers[label].decode()
+                for direction in ("sent", "received"):
+                    event = g.wait_for_event(lambda e: e["direction"] == direction and e.get("message_id") == message_id)
+                    self.assertTrue(event["xdm"], direction)
+                    self.assertEqual(event["documents"], [], direction)
+                    self.assertEqual(event["ins"], "absent", direction)
+                    if reason:
+                        self.assertFalse(event["inspected"], direction)
+                        self.assertEqual(event["uninspectable_reason"], reason, direction)
+                    else:
+                        self.assertTrue(event["inspected"], direction)
+
     def test_the_log_is_reopened_on_sighup(self):
         g = self.gateway
         send(g, LABO, structured_message(APP_HOPITAL, LABO, new_marker("before"), xdm([cda("11488-4")]),

@@ -97,7 +97,9 @@ class TapCommands(unittest.TestCase):
                          set(), "the tap offers an extension whose command it refuses")
         for line in REFUSED:
             answer = client.command(line)
-            self.assertRegex(answer[-1], r"^5\d\d ", line)
+            expected = ("501 5.5.2 Control character in the command line" if b"\x00" in line
+                        else "502 5.5.1 Command not implemented")
+            self.assertEqual(answer, [expected], line)
         # A tab between the verb and its argument is a blank like any other: MAIL is MAIL.
         self.assertTrue(client.command(b"MAIL\tFROM:<>")[-1].startswith("250"))
         self.assertTrue(client.command(b"RCPT TO:<%s>" % APP_HOPITAL.encode())[-1].startswith("250"))

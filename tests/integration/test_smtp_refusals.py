@@ -1,5 +1,6 @@
 """What submission refuses, and the truth the client is told when something fails."""
 
+import base64
 import email.utils
 import re
 import smtplib
@@ -11,6 +12,7 @@ import unittest
 from harness import (APP_HOPITAL, APP_LABO, SMTP, CuttableForwarder, Gateway, GatewayTestCase, assert_smtp_session_ends,
                      backend_env, client_context, ctl, delivered_messages, main, new_marker, wait_for_close,
                      wait_for_delivery)
+from recording import RecordingForwarder
 
 
 def message(sender, recipient, marker, body=b"Bonjour.\r\n"):
@@ -37,8 +39,8 @@ class SubmissionRefusalTest(GatewayTestCase):
         smtp = smtplib.SMTP("127.0.0.1", self.gateway.submission_port, timeout=30)
         smtp.ehlo("lps.test")
         self.assertEqual(smtp.docmd("AUTH", "EXTERNAL ="), (530, b"5.7.0 Must issue a STARTTLS command first"))
-        self.assertEqual(smtp.docmd("MAIL", "FROM:<%s>" % APP_HOPITAL)[0], 530)
-        self.assertEqual(smtp.noop()[0], 250)
+        self.assertEqual(smtp.docmd("MAIL", "FROM:<%s>" % APP_HOPITAL), (530, b"5.7.0 Must issue a STARTTLS command first"))
+        self.assertEqual(smtp.noop(), (250, b"2.0.0 Ok"))
         smtp.quit()
 
     def test_refuses_mail_before_auth(self):
@@ -46,7 +48,7 @@ class SubmissionRefusalTest(GatewayTestCase):
         smtp.starttls(context=client_context("org-hopital"))
         smtp.ehlo("lps.test")
         self.assertEqual(smtp.docmd("MAIL", "FROM:<%s>" % APP_HOPITAL), (530, b"5.7.0 Authentication required"))
-        self.assertEqual(smtp.docmd("DATA")[0], 530)
+        self.assertEqual(smtp.docmd("DATA"), (530, b"5.7.0 Authentication required"))
         smtp.quit()
 
     def test_refuses_authentication_without_a_bound_certificate(self):
@@ -139,6 +141,134 @@ class SubmissionRefusalTest(GatewayTestCase):
         sock.close()
         self.assertEqual(answer, b"421 4.5.0 STARTTLS must be the last command before the TLS handshake\r\n")
         self.assertIn(how, ("eof", "reset"), "the session is still open after the 421")
+
+
+class HostileCommandsTest(unittest.TestCase):
+    """Command lines with NUL bytes, bare carriage returns, 8-bit bytes or bad base64, too many
+    recipients, and messages that try to end early (SMTP smuggling): each gets its answer, the
+    session goes on, and what reaches Postfix is recorded to show what never did."""
+
+    MAX_RECIPIENTS = 3
+
+    @classmethod
+    def setUpClass(cls):
+        cls.postfix = RecordingForwarder(int(backend_env()["BACKEND_SUBMISSION_PORT"]))
+        cls.gateway = Gateway(smtp_backend_address="127.0.0.1:%d" % cls.postfix.port,
+                              smtp_section="max_recipients = %d" % cls.MAX_RECIPIENTS)
+        cls.gateway.start()
+
+    @classmethod
+    def tearDownClass(cls):
+        try:
+            cls.gateway.stop()
+        finally:
+            cls.postfix.close()
+
+    def setUp(self):
+        self.gateway.mark()
+
+    def answers(self, smtp, lines):
+        """Sends each line (bytes, CRLF added) and returns the (code, text) answers."""
+        out = []
+        for line in lines:
+            smtp.send(line + b"\r\n")
+            out.append(smtp.getreply())
+        return out
+
+    def test_nul_bytes_and_bare_carriage_returns_in_commands_reach_no_one(self):
+        before = len(self.postfix.sent())
+        with authenticated(self.gateway.submission_port) as smtp:
+            session = self.gateway.session_of(smtp.sock)
+            self.assertEqual(self.answers(smtp, [
+                b"NOOP\x00XCLIENT ADDR=192.0.2.66",
+                b"NOOP\rXCLIENT ADDR=192.0.2.66",
+                b"MAIL FROM:<%s>\x00 XCLIENT" % APP_HOPITAL.encode(),
+                b"MAIL FROM:<app.hopital\x00@test.mssante.fr>",
+                b"MAIL FROM:<%s>\r XCLIENT" % APP_HOPITAL.encode(),
+            ]), [(500, b"5.5.2 Command unrecognized"), (500, b"5.5.2 Command unrecognized"),
+                 (501, b"5.5.4 Syntax: MAIL FROM:<address> [parameters]"),
+                 (501, b"5.5.4 Syntax: MAIL FROM:<address> [parameters]"),
+                 (501, b"5.5.4 Syntax: MAIL FROM:<address> [parameters]")])
+            smtp.mail(APP_HOPITAL)
+            self.assertEqual(self.answers(smtp, [
+                b"RCPT TO:<%s> NOTIFY=NEVER\x00XCLIENT" % APP_LABO.encode(),
+                b"RCPT TO:<%s>\rXCLIENT" % APP_LABO.encode(),
+            ]), [(501, b"5.5.4 Syntax: RCPT TO:<address> [parameters]")] * 2)
+            # The session goes on: a bare LF ends a command line as CRLF does.
+            smtp.send(b"RSET\n")
+            self.assertEqual(smtp.getreply(), (250, b"2.0.0 Ok"))
+        sent = self.postfix.sent()[before:]
+        self.assertNotIn(b"\x00", sent)
+        self.assertNotIn(b"XCLIENT ADDR=192.0.2.66", sent)
+        self.assertEqual(re.findall(rb"\r(?!\n)", sent), [], "a bare CR reached Postfix")
+        self.gateway.wait_for_log(r"event=close session=%s mailbox=\S+ reason=quit" % session)
+
+    def test_eight_bit_addresses_are_refused_without_smtputf8(self):
+        with authenticated(self.gateway.submission_port) as smtp:
+            session = self.gateway.session_of(smtp.sock)
+            # Not the mailbox, whatever it looks like.
+            smtp.send("MAIL FROM:<app.h\u00f4pital@test.mssante.fr>\r\n".encode())
+            self.assertEqual(smtp.getreply(), (550, b"5.7.1 Sender address not allowed for this mailbox"))
+            smtp.mail(APP_HOPITAL)
+            smtp.send("RCPT TO:<d\u00e9st@test.mssante.fr>\r\n".encode())
+            # Postfix refuses it (no SMTPUTF8 was declared); the client gets mssgate's own text.
+            self.assertEqual(smtp.getreply(), (550, b"5.1.1 Recipient refused by the mail system"))
+            self.assertEqual(smtp.rset()[0], 250)
+        self.gateway.wait_for_log(r"event=sender_refused session=%s mailbox=%s where=envelope"
+                                  % (session, re.escape(APP_HOPITAL)))
+
+    def test_bad_base64_in_auth_is_a_failed_sign_in(self):
+        smtp = SMTP("127.0.0.1", self.gateway.submission_port, timeout=30)
+        session = self.gateway.session_of(smtp.sock)
+        smtp.starttls(context=client_context("org-hopital"))
+        smtp.ehlo("lps.test")
+        self.assertEqual(smtp.docmd("AUTH", "EXTERNAL !!!!"), (501, b"5.5.2 Invalid SASL EXTERNAL response"))
+        encoded = base64.b64encode(b"app.labo@test.mssante.fr\x00" + APP_HOPITAL.encode()).decode()
+        self.assertEqual(smtp.docmd("AUTH", "EXTERNAL " + encoded), (501, b"5.5.2 Invalid SASL EXTERNAL response"))
+        # Two failures: the third ends the session; a good sign-in is still taken before it.
+        self.assertEqual(smtp.docmd("AUTH", "EXTERNAL =")[0], 235)
+        smtp.quit()
+        self.gateway.wait_for_log(r"event=auth session=%s mechanism=EXTERNAL result=failed reason=bad_base64" % session)
+        self.gateway.wait_for_log(r"event=auth session=%s mechanism=EXTERNAL result=failed reason=invalid_authzid"
+                                  % session)
+
+    def test_recipients_over_the_cap_are_refused_and_the_message_goes_to_the_others(self):
+        marker = new_marker("recipients")
+        with authenticated(self.gateway.submission_port) as smtp:
+            smtp.mail(APP_HOPITAL)
+            for _ in range(self.MAX_RECIPIENTS):
+                self.assertEqual(smtp.rcpt(APP_LABO)[0], 250)
+            self.assertEqual(smtp.rcpt(APP_LABO), (452, b"4.5.3 Too many recipients"))
+            self.assertEqual(smtp.data(message(APP_HOPITAL, APP_LABO, marker))[0], 250)
+        wait_for_delivery(APP_LABO, marker)
+
+    def test_a_message_cannot_end_early_and_smuggle_another(self):
+        # Each of these ends a message for some server, never for mssgate (RFC 5321 §4.1.1.4:
+        # only CRLF . CRLF): what follows is the message's text, delivered in it.
+        marker, smuggled = new_marker("outer"), new_marker("smuggled")
+        endings = [b"\n.\n", b"\n.\r\n", b"\r\n.\n", b"\r.\r", b"\r\n.\r\r\n"]
+        body = b"Bonjour.\r\n"
+        for i, ending in enumerate(endings):
+            body += (b"text" + ending + b"MAIL FROM:<%s>\r\nRCPT TO:<%s>\r\nDATA\r\nFrom: %s\r\n"
+                     b"Subject: %s-%d\r\n\r\nsmuggled\r\n" % (APP_LABO.encode(), APP_LABO.encode(),
+                                                              APP_LABO.encode(), smuggled, i))
+        sent = message(APP_HOPITAL, APP_LABO, marker, body)
+        with authenticated(self.gateway.submission_port) as smtp:
+            smtp.mail(APP_HOPITAL)
+            smtp.rcpt(APP_LABO)
+            self.assertEqual(smtp.docmd("DATA")[0], 354)
+            smtp.send(sent + b"\r\n.\r\n")
+            code, text = smtp.getreply()
+            self.assertEqual(code, 250, text)
+            self.assertEqual(smtp.noop(), (250, b"2.0.0 Ok"), "the smuggled commands were answered")
+        delivered = wait_for_delivery(APP_LABO, marker)
+        self.assertEqual(len(delivered), 1)
+        time.sleep(1.0)
+        found = delivered_messages(APP_LABO, smuggled)
+        self.assertEqual(len(found), 1, "a smuggled message was delivered on its own")
+        self.assertIn(marker, found[0])
+        for i in range(len(endings)):
+            self.assertIn(b"Subject: %s-%d" % (smuggled, i), found[0])
 
 
 class SizeCapTest(unittest.TestCase):

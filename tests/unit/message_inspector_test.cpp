@@ -269,12 +269,11 @@ TEST(MessageInspectorHostile, TraversalTruncationAndGarbage) {
   EXPECT_TRUE(traversal.documents.empty());
 
   std::string zip = one_cda_xdm(cda("11488-4"));
+  // Cut in half: the end of central directory record is gone, so is any sign of a zip.
   auto truncated = inspect_every_way(message(
       kStructuredHeaders, multipart("mixed", "b", {attachment(zip.substr(0, zip.size() / 2))})));
   EXPECT_FALSE(truncated.inspected);
-  EXPECT_TRUE(truncated.uninspectable_reason == "zip_truncated" ||
-              truncated.uninspectable_reason == "not_zip")
-      << truncated.uninspectable_reason;
+  EXPECT_EQ(truncated.uninspectable_reason, "not_zip");
 
   auto garbage = inspect_every_way(message(
       kStructuredHeaders,
@@ -287,6 +286,89 @@ TEST(MessageInspectorHostile, TraversalTruncationAndGarbage) {
   auto broken_mime = inspect_every_way(message(
       "", "Content-Type: multipart/mixed; boundary=\"unterminated\r\n\r\n--unterminated\r\n"));
   EXPECT_EQ(broken_mime.xdm_archives, 0u);
+}
+
+namespace {
+
+MessageFacts inspect_archive(const std::string& zip) {
+  return inspect_every_way(message(kStructuredHeaders, multipart("mixed", "b", {attachment(zip)})));
+}
+
+// The zip's end of central directory record (22 bytes, no comment): its fields at `at`.
+void poke_end_record(std::string& zip, size_t at, uint32_t value, size_t bytes) {
+  size_t record = zip.size() - 22;
+  for (size_t i = 0; i < bytes; ++i)
+    zip[record + at + i] = static_cast<char>((value >> (8 * i)) & 0xff);
+}
+
+}  // namespace
+
+TEST(MessageInspectorHostile, ACentralDirectoryCutOrOutOfPlaceIsTruncated) {
+  std::string zip = one_cda_xdm(cda("11488-4"));
+  ASSERT_EQ(zip.substr(zip.size() - 22, 4), "PK\x05\x06") << "an end record without comment";
+  // The central directory said to start 64 bytes later than it does: its entries are not there.
+  std::string moved = zip;
+  uint32_t offset = 0;
+  for (size_t i = 0; i < 4; ++i)
+    offset |= static_cast<uint32_t>(static_cast<unsigned char>(zip[zip.size() - 22 + 16 + i]))
+              << (8 * i);
+  poke_end_record(moved, 16, offset + 64, 4);
+  auto out_of_place = inspect_archive(moved);
+  EXPECT_FALSE(out_of_place.inspected);
+  EXPECT_EQ(out_of_place.uninspectable_reason, "zip_truncated");
+  EXPECT_EQ(out_of_place.xdm_archives, 1u);
+  // The central directory said to hold more entries than it does.
+  std::string more = zip;
+  poke_end_record(more, 8, 5000, 2);
+  poke_end_record(more, 10, 5000, 2);
+  auto too_few = inspect_archive(more);
+  EXPECT_FALSE(too_few.inspected);
+  EXPECT_EQ(too_few.uninspectable_reason, "zip_truncated");
+  // The last bytes of the central directory cut away, its end record kept.
+  std::string cut = zip.substr(0, zip.size() - 22 - 10) + zip.substr(zip.size() - 22);
+  auto short_directory = inspect_archive(cut);
+  EXPECT_FALSE(short_directory.inspected);
+  EXPECT_EQ(short_directory.uninspectable_reason, "zip_truncated");
+}
+
+TEST(MessageInspectorHostile, AnEncryptedEntryMakesTheMessageUninspectableAndIsNamed) {
+  for (zip_uint16_t method : {zip_uint16_t{ZIP_EM_TRAD_PKWARE}, zip_uint16_t{ZIP_EM_AES_256}}) {
+    std::string zip = make_zip({{"IHE_XDM/SUBSET01/METADATA.XML", kMetadata},
+                                {"IHE_XDM/SUBSET01/DOC0001.XML", cda("11488-4")}},
+                               "IHE_XDM/SUBSET01/DOC0001.XML", method);
+    ASSERT_FALSE(zip.empty()) << "libzip could not encrypt with method " << method;
+    auto facts = inspect_archive(zip);
+    EXPECT_FALSE(facts.inspected) << method;
+    EXPECT_EQ(facts.uninspectable_reason, "zip_encrypted") << method;
+    EXPECT_EQ(facts.xdm_archives, 1u);
+    EXPECT_TRUE(facts.documents.empty());
+  }
+}
+
+TEST(MessageInspectorHostile, AZipInsideTheArchiveIsNeverOpened) {
+  std::string inner = one_cda_xdm(cda("11488-4"));
+  auto nested = inspect_archive(make_zip(
+      {{"IHE_XDM/SUBSET01/METADATA.XML", kMetadata}, {"IHE_XDM/SUBSET01/IHE_XDM.ZIP", inner}}));
+  EXPECT_TRUE(nested.inspected) << nested.uninspectable_reason;
+  EXPECT_EQ(nested.xdm_archives, 1u);
+  EXPECT_TRUE(nested.documents.empty()) << "the inner archive's CDA is not counted";
+  // Named like a document, it is read as XML, and is none.
+  auto disguised = inspect_archive(make_zip(
+      {{"IHE_XDM/SUBSET01/METADATA.XML", kMetadata}, {"IHE_XDM/SUBSET01/DOC0001.XML", inner}}));
+  EXPECT_FALSE(disguised.inspected);
+  EXPECT_EQ(disguised.uninspectable_reason, "cda_unreadable");
+  EXPECT_TRUE(disguised.documents.empty());
+}
+
+TEST(MessageInspectorHostile, ACdaOutsideTheHl7NamespaceIsNotCounted) {
+  std::string document = cda("11488-4");
+  std::string foreign = document;
+  foreign.replace(foreign.find("urn:hl7-org:v3"), 14, "urn:evil:v3");
+  auto facts = inspect_archive(one_cda_xdm(foreign));
+  EXPECT_TRUE(facts.inspected) << facts.uninspectable_reason;
+  EXPECT_EQ(facts.xdm_archives, 1u);
+  EXPECT_TRUE(facts.documents.empty());
+  EXPECT_EQ(facts.ins, MessageFacts::Ins::kAbsent) << "no INS is taken from it";
 }
 
 TEST(MessageInspectorHostile, XmlAttacksAreRefusedNotExpanded) {

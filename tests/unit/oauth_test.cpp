@@ -7,6 +7,7 @@
 #include <limits>
 
 #include "daemon/services/jwt_verifier.hpp"
+#include "daemon/services/token_policy.hpp"
 #include "protocol/base64.hpp"
 #include "protocol/imap_command_parser.hpp"
 #include "protocol/jwt.hpp"
@@ -176,11 +177,10 @@ KeyPair ec_pair(const std::string& kid) {
   return pair;
 }
 
-std::string sign(const KeyPair& pair, const std::string& alg, const std::string& kid,
-                 const std::string& claims) {
-  std::string input =
-      protocol::base64url_encode(R"({"alg":")" + alg + R"(","typ":"JWT","kid":")" + kid + R"("})") +
-      "." + protocol::base64url_encode(claims);
+// A token whose header is `header` (JSON, as written), signed with `pair` as `alg` does.
+std::string sign_with_header(const KeyPair& pair, const std::string& alg, const std::string& header,
+                             const std::string& claims) {
+  std::string input = protocol::base64url_encode(header) + "." + protocol::base64url_encode(claims);
   EVP_MD_CTX* ctx = EVP_MD_CTX_new();
   size_t size = 0;
   EVP_DigestSignInit(ctx, nullptr, EVP_sha256(), nullptr, pair.key.get());
@@ -201,6 +201,12 @@ std::string sign(const KeyPair& pair, const std::string& alg, const std::string&
     signature = raw;
   }
   return input + "." + protocol::base64url_encode(signature);
+}
+
+std::string sign(const KeyPair& pair, const std::string& alg, const std::string& kid,
+                 const std::string& claims) {
+  return sign_with_header(pair, alg,
+                          R"({"alg":")" + alg + R"(","typ":"JWT","kid":")" + kid + R"("})", claims);
 }
 
 constexpr int64_t kNow = 1'800'000'000;
@@ -312,6 +318,37 @@ TEST_F(JwtTest, RefusesMalformedTokens) {
         std::string(20000, 'a')}) {
     EXPECT_EQ(check(bad), daemon::JwtCheck::kMalformed) << bad.substr(0, 60);
   }
+}
+
+TEST_F(JwtTest, DuplicateMembersAreReadAsTheLastOneAsRfc7515Allows) {
+  // RFC 7515 §4: a parser either refuses duplicate names or reads the last one. Both the
+  // screening and the verification read the same, last, one.
+  std::string last_none = sign_with_header(
+      rsa_, "RS256", R"({"alg":"RS256","kid":"rsa-1","alg":"none"})", claims(kNow + 300));
+  EXPECT_EQ(check(last_none), daemon::JwtCheck::kUnsupportedAlgorithm);
+  EXPECT_EQ(daemon::screen_token(last_none, "jwt", 8192).value_or("taken"),
+            "unsupported_algorithm");
+  std::string last_rs256 = sign_with_header(
+      rsa_, "RS256", R"({"alg":"none","kid":"rsa-1","alg":"RS256"})", claims(kNow + 300));
+  EXPECT_EQ(check(last_rs256), daemon::JwtCheck::kValid);
+  std::string claims_twice = R"({"iss":")" + kIssuer + R"(","exp":)" + std::to_string(kNow + 300) +
+                             R"(,"iss":"https://evil.test"})";
+  EXPECT_EQ(check(sign(rsa_, "RS256", "rsa-1", claims_twice)), daemon::JwtCheck::kWrongIssuer);
+}
+
+TEST_F(JwtTest, RefusesAHeaderTooDeepOrTooLarge) {
+  // Nested past Boost.JSON's depth cap (32): not read, whatever the signature.
+  std::string deep = std::string(40, '[') + std::string(40, ']');
+  EXPECT_EQ(
+      check(sign_with_header(rsa_, "RS256", R"({"alg":"RS256","kid":"rsa-1","x":)" + deep + "}",
+                             claims(kNow + 300))),
+      daemon::JwtCheck::kMalformed);
+  // A header that makes the token longer than any token mssgate reads (16 KiB).
+  std::string large = R"({"alg":"RS256","kid":"rsa-1","x":")" + std::string(13000, 'a') + R"("})";
+  std::string token = sign_with_header(rsa_, "RS256", large, claims(kNow + 300));
+  ASSERT_GT(token.size(), 16384u);
+  EXPECT_EQ(check(token), daemon::JwtCheck::kMalformed);
+  EXPECT_EQ(daemon::screen_token(token, "jwt", 8192).value_or("taken"), "too_long");
 }
 
 TEST(Jwt, ParsesIntrospectionAnswers) {

@@ -34,8 +34,11 @@ inline std::string cda(const std::string& code, const std::string& ins_oid = "1.
 inline const std::string kMetadata =
     R"(<?xml version="1.0"?><SubmitObjectsRequest xmlns="urn:oasis:names:tc:ebxml-regrep:xsd:lcm:3.0"/>)";
 
-// An archive made in memory with libzip.
-inline std::string make_zip(const std::vector<std::pair<std::string, std::string>>& files) {
+// An archive made in memory with libzip; the entry named `encrypted` (if any) is encrypted with
+// `method` and the password "secret".
+inline std::string make_zip(const std::vector<std::pair<std::string, std::string>>& files,
+                            const std::string& encrypted = "",
+                            zip_uint16_t method = ZIP_EM_TRAD_PKWARE) {
   zip_error_t error;
   zip_error_init(&error);
   zip_source_t* source = zip_source_buffer_create(nullptr, 0, 0, &error);
@@ -44,7 +47,9 @@ inline std::string make_zip(const std::vector<std::pair<std::string, std::string
   // The entries' bytes are read where they are, by zip_close(), while `files` is still alive.
   for (const auto& [name, content] : files) {
     zip_source_t* file = zip_source_buffer(archive, content.data(), content.size(), 0);
-    zip_file_add(archive, name.c_str(), file, ZIP_FL_OVERWRITE);
+    zip_int64_t index = zip_file_add(archive, name.c_str(), file, ZIP_FL_OVERWRITE);
+    if (name == encrypted)
+      zip_file_set_encryption(archive, static_cast<zip_uint64_t>(index), method, "secret");
   }
   zip_close(archive);
   zip_source_open(source);

@@ -42,6 +42,13 @@ TEST(SmtpCommand, RefusesMalformedPaths) {
         "FROM:<a@b.fr>X=1", "FROM:<a@b.fr> =x", "FROM:<a@b.fr> K=a=b", "FROM:<@relay>"}) {
     EXPECT_FALSE(parse_path_argument(bad, "FROM")) << bad;
   }
+  // Control characters, in the address or in a parameter, never reach the backend.
+  using namespace std::string_literals;
+  for (const std::string& bad :
+       {"FROM:<a\0b@c.fr>"s, "FROM:<a@b.fr>\0"s, "FROM:<a@b.fr>\r XCLIENT"s, "FROM:<a\rb@c.fr>"s,
+        "FROM:<a@b.fr> K=a\0b"s, "FROM:<a@b.fr> K=a\rXCLIENT"s, "FROM:<a@b.fr> K=a\x7f"s}) {
+    EXPECT_FALSE(parse_path_argument(bad, "FROM")) << bad;
+  }
 }
 
 TEST(SmtpCommand, EncodesXtext) {

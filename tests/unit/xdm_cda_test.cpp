@@ -50,6 +50,76 @@ TEST(Cda, RefusesDoctypesAndEntitiesWithoutExpandingThem) {
             CdaFacts::Status::kDoctypeRefused);
 }
 
+namespace {
+
+// `ascii` in UTF-16 with a byte order mark, little- or big-endian.
+std::string utf16(const std::string& ascii, bool little_endian) {
+  std::string out = little_endian ? std::string("\xFF\xFE") : std::string("\xFE\xFF");
+  for (char c : ascii) {
+    out += little_endian ? std::string{c, '\0'} : std::string{'\0', c};
+  }
+  return out;
+}
+
+}  // namespace
+
+TEST(Cda, RefusesADoctypeWhateverTheEncoding) {
+  // In UTF-16 the bytes "<!DOCTYPE" never appear: the check of the parsed document finds it.
+  std::string laughs =
+      R"(<?xml version="1.0" encoding="UTF-16"?><!DOCTYPE lolz [<!ENTITY lol "lol">)"
+      R"(<!ENTITY lol2 "&lol;&lol;&lol;&lol;"><!ENTITY oid "1.2.250.1.213.1.4.8">]>)"
+      R"(<ClinicalDocument xmlns="urn:hl7-org:v3"><code code="&lol2;"/><recordTarget>)"
+      R"(<patientRole><id root="&oid;" extension="248092A123456789"/></patientRole>)"
+      R"(</recordTarget></ClinicalDocument>)";
+  std::string external =
+      R"(<?xml version="1.0" encoding="UTF-16"?><!DOCTYPE x [<!ENTITY e SYSTEM "file:///etc/passwd">]>)"
+      R"(<ClinicalDocument xmlns="urn:hl7-org:v3"><code code="&e;"/></ClinicalDocument>)";
+  for (bool little_endian : {true, false}) {
+    for (const std::string& document : {laughs, external}) {
+      auto facts = read_cda(utf16(document, little_endian));
+      EXPECT_EQ(facts.status, CdaFacts::Status::kDoctypeRefused) << to_string(facts.status);
+      EXPECT_EQ(facts.ins, CdaFacts::Ins::kAbsent);
+    }
+  }
+  // The same document in UTF-16 without the DOCTYPE is read: the encoding is not the refusal.
+  auto plain = read_cda(utf16(cda("11488-4"), true));
+  EXPECT_EQ(plain.status, CdaFacts::Status::kRead);
+  EXPECT_EQ(plain.code, "11488-4");
+}
+
+TEST(Cda, ElementsOutsideTheHl7NamespaceAreNotRead) {
+  std::string document = cda("11488-4");
+  auto replaced = [&](const std::string& from, const std::string& to) {
+    std::string out = document;
+    out.replace(out.find(from), from.size(), to);
+    return out;
+  };
+  EXPECT_EQ(read_cda(replaced("urn:hl7-org:v3", "urn:evil:v3")).status, CdaFacts::Status::kNotCda);
+  EXPECT_EQ(read_cda(replaced(R"( xmlns="urn:hl7-org:v3")", "")).status, CdaFacts::Status::kNotCda)
+      << "no namespace at all";
+  // A prefix bound to another namespace, with the default one left as HL7's.
+  std::string other_prefix =
+      replaced("<ClinicalDocument xmlns=\"urn:hl7-org:v3\">",
+               "<x:ClinicalDocument xmlns=\"urn:hl7-org:v3\" xmlns:x=\"urn:evil\">");
+  other_prefix.replace(other_prefix.rfind("</ClinicalDocument>"), 19, "</x:ClinicalDocument>");
+  EXPECT_EQ(read_cda(other_prefix).status, CdaFacts::Status::kNotCda);
+  // The patient's part in another namespace: the document is read, its INS is not.
+  auto foreign_patient = read_cda(replaced("<recordTarget>", "<recordTarget xmlns=\"urn:evil\">"));
+  EXPECT_EQ(foreign_patient.status, CdaFacts::Status::kRead);
+  EXPECT_EQ(foreign_patient.code, "11488-4");
+  EXPECT_EQ(foreign_patient.ins, CdaFacts::Ins::kAbsent);
+  EXPECT_FALSE(foreign_patient.all_traits());
+  // HL7's namespace under a prefix is HL7's.
+  std::string prefixed =
+      R"(<hl7:ClinicalDocument xmlns:hl7="urn:hl7-org:v3"><hl7:code code="11488-4"/>)"
+      R"(<hl7:recordTarget><hl7:patientRole><hl7:id root="1.2.250.1.213.1.4.8" extension="1"/>)"
+      R"(</hl7:patientRole></hl7:recordTarget></hl7:ClinicalDocument>)";
+  auto read = read_cda(prefixed);
+  EXPECT_EQ(read.status, CdaFacts::Status::kRead);
+  EXPECT_EQ(read.code, "11488-4");
+  EXPECT_EQ(read.ins, CdaFacts::Ins::kProduction);
+}
+
 TEST(Cda, CapsDepthAndSizeAndRefusesGarbage) {
   std::string deep;
   for (int i = 0; i < 10000; ++i)
