@@ -542,14 +542,16 @@ class GatewayTestCase(unittest.TestCase):
 class PscIssuer:
     """The Pro Santé Connect stand-in (tests/psc_issuer), on a port of its own."""
 
-    def __init__(self):
+    def __init__(self, pki_dir=None):
+        """`pki_dir`: the test PKI to use (default: the fixtures', MSSGATE_TEST_PKI)."""
         import json
 
+        self.pki_dir = pki_dir or PKI
         self.dir = tempfile.mkdtemp(prefix="mssgate-psc-")
         script = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "psc_issuer", "psc_issuer.py")
         log = open(os.path.join(self.dir, "issuer.log"), "ab")
-        self.process = subprocess.Popen([sys.executable, script, "--dir", self.dir, "--cert", pki("server.chain.pem"),
-                                         "--key", pki("server.key"), "--client-ca", pki("ca-chain.pem")],
+        self.process = subprocess.Popen([sys.executable, script, "--dir", self.dir, "--cert", self.pki("server.chain.pem"),
+                                         "--key", self.pki("server.key"), "--client-ca", self.pki("ca-chain.pem")],
                                         stdin=subprocess.DEVNULL, stdout=log,
                                         stderr=subprocess.STDOUT)
         log.close()
@@ -568,19 +570,22 @@ class PscIssuer:
     # The LPS client the issuer's tokens are issued to by default (their azp).
     LPS_CLIENT = "lps-test"
 
+    def pki(self, name):
+        return os.path.join(self.pki_dir, name)
+
     def config(self, mode="introspection", extra="", client_certificate=None, allowed_clients=(LPS_CLIENT,)):
         """The [psc] section for this issuer. `allowed_clients`: the LPS clients whose tokens are
         taken (None: the key is left out, so that `extra` may set it)."""
         if client_certificate:
-            credentials = (f'client_certificate = "{pki(client_certificate + ".chain.pem")}"\n'
-                           f'client_key = "{pki(client_certificate + ".key")}"\n')
+            credentials = (f'client_certificate = "{self.pki(client_certificate + ".chain.pem")}"\n'
+                           f'client_key = "{self.pki(client_certificate + ".key")}"\n')
         else:
             credentials = f'client_secret_file = "{self.secret_file}"\n'
         clients = ""
         if allowed_clients is not None:
             clients = "allowed_clients = [%s]\n" % ", ".join('"%s"' % c for c in allowed_clients)
         return (f'[psc]\nmode = "{mode}"\nissuer = "{self.info["issuer"]}"\nclient_id = "{self.info["client_id"]}"\n'
-                f'{credentials}ca_file = "{pki("root.crt")}"\ntimeout = "1s"\n{clients}{extra}\n')
+                f'{credentials}ca_file = "{self.pki("root.crt")}"\ntimeout = "1s"\n{clients}{extra}\n')
 
     def call(self, method, path, body=None):
         import json
@@ -588,7 +593,7 @@ class PscIssuer:
 
         request = urllib.request.Request(self.info["base"] + path, method=method,
                                          data=json.dumps(body).encode() if body is not None else None)
-        ctx = ssl.create_default_context(cafile=pki("root.crt"))
+        ctx = ssl.create_default_context(cafile=self.pki("root.crt"))
         with urllib.request.urlopen(request, context=ctx, timeout=10) as response:
             return json.load(response)
 
