@@ -24,6 +24,8 @@
 #include <string>
 #include <vector>
 
+#include "tests/fuzz/fuzz_support.hpp"
+
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size);
 
 namespace {
@@ -183,6 +185,7 @@ void run_one(const std::string& input) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  mssgate::fuzz::every_cut() = true;  // every input checked whole and in every kind of pieces
   long mutations = 2000;
   size_t max_len = 1 << 20;
   std::vector<std::string> words;
