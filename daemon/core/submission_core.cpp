@@ -30,8 +30,17 @@ std::string queue_id(const protocol::SmtpReply& reply) {
   for (const auto& line : reply.lines) {
     auto at = line.find("queued as ");
     if (at == std::string::npos) continue;
-    std::string id = line.substr(at + 10);
-    return id.substr(0, id.find_first_of(" \t"));
+    std::string_view rest = std::string_view(line).substr(at + 10);
+    std::string_view id = rest.substr(0, rest.find_first_of(" \t"));
+    // Postfix's queue ids, short (hexadecimal) or long, are letters and digits. Anything else
+    // (a reply altered on its way, another server's) is no id: it would be relayed to the
+    // client and written to the logs and the journal as it came.
+    bool letters_and_digits =
+        !id.empty() && id.size() <= kMaxQueueIdBytes &&
+        std::all_of(id.begin(), id.end(), [](char c) {
+          return (c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z');
+        });
+    return letters_and_digits ? std::string(id) : std::string();
   }
   return "";
 }

@@ -41,7 +41,9 @@ struct SentMessage {
 // The backend's reply for the client: its codes (the RFC 3463 enhanced code kept, or made from
 // the code), with mssgate's own text; the backend's text never reaches the client.
 std::string relayed_reply(const protocol::SmtpReply& reply, std::string_view text);
-// Postfix's queue id in "250 2.0.0 Ok: queued as 4XyZ", or empty.
+// Postfix's queue id in "250 2.0.0 Ok: queued as 4XyZ": 1 to kMaxQueueIdBytes letters and
+// digits; empty when there is none of that shape.
+constexpr size_t kMaxQueueIdBytes = 32;
 std::string queue_id(const protocol::SmtpReply& reply);
 
 class SubmissionEvents : public SessionEvents {

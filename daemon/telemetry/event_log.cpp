@@ -15,15 +15,44 @@
 namespace mssgate::daemon {
 namespace {
 
+// The length of the well-formed UTF-8 sequence (RFC 3629) at the start of `text`, whose first
+// byte is 0x80 or above; 0 when there is none (a stray continuation byte, an overlong form, a
+// surrogate, a code point past U+10FFFF, a sequence cut short).
+size_t utf8_sequence_length(std::string_view text) {
+  auto byte = [&](size_t i) { return static_cast<unsigned char>(text[i]); };
+  unsigned char lead = byte(0);
+  size_t length = lead >= 0xc2 && lead <= 0xdf   ? 2
+                  : lead >= 0xe0 && lead <= 0xef ? 3
+                  : lead >= 0xf0 && lead <= 0xf4 ? 4
+                                                 : 0;
+  if (length == 0 || text.size() < length) return 0;
+  unsigned char low = lead == 0xe0 ? 0xa0 : lead == 0xf0 ? 0x90 : 0x80;
+  unsigned char high = lead == 0xed ? 0x9f : lead == 0xf4 ? 0x8f : 0xbf;
+  if (byte(1) < low || byte(1) > high) return 0;
+  for (size_t i = 2; i < length; ++i) {
+    if (byte(i) < 0x80 || byte(i) > 0xbf) return 0;
+  }
+  return length;
+}
+
 bool needs_quotes(std::string_view value) {
   if (value.empty()) return true;
-  for (char c : value) {
-    unsigned char u = static_cast<unsigned char>(c);
-    if (u <= 0x20 || u == 0x7f || c == '"' || c == '=' || c == '\\') return true;
+  for (size_t i = 0; i < value.size(); ++i) {
+    unsigned char u = static_cast<unsigned char>(value[i]);
+    if (u <= 0x20 || u == 0x7f || value[i] == '"' || value[i] == '=' || value[i] == '\\')
+      return true;
+    if (u >= 0x80) {
+      size_t length = utf8_sequence_length(value.substr(i));
+      if (length == 0) return true;
+      i += length - 1;
+    }
   }
   return false;
 }
 
+// A value as it is written: as it is when it needs no quotes; otherwise quoted, with quotes and
+// backslashes escaped, and control characters and bytes that are not UTF-8 written as \xNN,
+// so that every line is valid UTF-8 whatever a peer sent.
 void append_value(std::string& out, std::string_view value) {
   if (!needs_quotes(value)) {
     out += value;
@@ -31,17 +60,20 @@ void append_value(std::string& out, std::string_view value) {
   }
   static constexpr char kHex[] = "0123456789abcdef";
   out += '"';
-  for (char c : value) {
+  for (size_t i = 0; i < value.size(); ++i) {
+    char c = value[i];
     unsigned char u = static_cast<unsigned char>(c);
+    size_t length = u >= 0x80 ? utf8_sequence_length(value.substr(i)) : 1;
     if (c == '"' || c == '\\') {
       out += '\\';
       out += c;
-    } else if (u < 0x20 || u == 0x7f) {
+    } else if (u < 0x20 || u == 0x7f || length == 0) {
       out += "\\x";
       out += kHex[u >> 4];
       out += kHex[u & 0xf];
     } else {
-      out += c;
+      out.append(value.substr(i, length));
+      i += length - 1;
     }
   }
   out += '"';

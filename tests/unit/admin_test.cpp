@@ -101,6 +101,26 @@ TEST(Metrics, TheGatewaysTextEndsWithEof) {
   EXPECT_NE(text.find("# TYPE mssgate_connections counter\n"), std::string::npos);
 }
 
+TEST(EventLine, EveryValueIsWrittenAsValidUtf8WhateverAPeerSent) {
+  using mssgate::daemon::Event;
+  // Valid UTF-8 stays as it is, unquoted when it has no blank.
+  EXPECT_EQ(Event("x").add("name", "Hôpital").text(), "event=x name=Hôpital");
+  EXPECT_EQ(Event("x").add("name", "é 😀").text(), "event=x name=\"é 😀\"");
+  // A byte of a Postfix reply altered on its way, a stray continuation byte, an overlong form,
+  // a surrogate, a sequence cut short: quoted, each such byte written as \xNN.
+  EXPECT_EQ(Event("x").add("queue_id", std::string("ED11\xcdX")).text(),
+            "event=x queue_id=\"ED11\\xcdX\"");
+  EXPECT_EQ(Event("x").add("v", std::string("a\x80" "b")).text(), "event=x v=\"a\\x80b\"");
+  EXPECT_EQ(Event("x").add("v", std::string("\xc0\xaf")).text(), "event=x v=\"\\xc0\\xaf\"");
+  EXPECT_EQ(Event("x").add("v", std::string("\xed\xa0\x80")).text(),
+            "event=x v=\"\\xed\\xa0\\x80\"");
+  EXPECT_EQ(Event("x").add("v", std::string("\xe2\x82")).text(), "event=x v=\"\\xe2\\x82\"");
+  EXPECT_EQ(Event("x").add("v", std::string("\xf4\x90\x80\x80")).text(),
+            "event=x v=\"\\xf4\\x90\\x80\\x80\"");
+  // Valid and invalid together: the valid character kept whole.
+  EXPECT_EQ(Event("x").add("v", std::string("é\xff")).text(), "event=x v=\"é\\xff\"");
+}
+
 TEST(EventRepeatKey, KeepsTheFieldsThatTellRepeatsApart) {
   EXPECT_EQ(event_repeat_key("event=tls_failed session=3f2a peer=127.0.0.1:4000 reason=timeout"),
             "reason=timeout");

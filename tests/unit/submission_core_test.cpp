@@ -491,6 +491,27 @@ TEST(SubmissionCore, AHeaderSectionOverItsCapIsRefused) {
   EXPECT_EQ(s.backend_data, "");
 }
 
+TEST(SubmissionCore, AQueueIdIsLettersAndDigitsOrNone) {
+  std::string send =
+      kSignIn + "MAIL FROM:<app@test.fr>\r\nRCPT TO:<a@b.fr>\r\nDATA\r\n" + kMessage + ".\r\n";
+  // Postfix's reply with one byte altered on its way (seen in a soak with a corrupting gate):
+  // the message was accepted, but the id is no id; it reaches neither the client nor the record.
+  for (std::string text :
+       {std::string("Ok: queued as ED11\xcdX"), std::string("Ok: queued as 4X\x01"),
+        "Ok: queued as " + std::string(33, 'A'), std::string("Ok: queued as ")}) {
+    auto s = play(send, [&](Submission& w) { w.end_reply = reply(250, "2.0.0", text); });
+    EXPECT_THAT(s.client, HasSubstr("250 2.0.0 Ok: queued as (unknown)\r\n")) << text;
+    ASSERT_EQ(s.recorded.size(), 1u);
+    EXPECT_EQ(s.recorded[0].queue_id, "") << text;
+  }
+  auto long_id = play(send, [](Submission& w) {
+    w.end_reply = reply(250, "2.0.0", "Ok: queued as 4Hx9mz3Wq1zRbKpT");
+  });
+  ASSERT_EQ(long_id.recorded.size(), 1u);
+  EXPECT_EQ(long_id.recorded[0].queue_id, "4Hx9mz3Wq1zRbKpT");
+  EXPECT_THAT(long_id.client, HasSubstr("250 2.0.0 Ok: queued as 4Hx9mz3Wq1zRbKpT\r\n"));
+}
+
 TEST(SubmissionCore, BackendAnswersToTheMessage) {
   std::string send =
       kSignIn + "MAIL FROM:<app@test.fr>\r\nRCPT TO:<a@b.fr>\r\nDATA\r\n" + kMessage + ".\r\n";
