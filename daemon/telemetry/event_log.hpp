@@ -11,7 +11,8 @@ namespace mssgate::daemon {
 
 // One named event with key=value fields, written as a single log line:
 //   event=auth session=3f2a... mechanism=EXTERNAL result=ok mailbox=app@example.fr
-// Values are quoted when they contain spaces, quotes, '=' or control characters.
+// Values are quoted when they contain spaces, quotes, '=', control characters or bytes that are
+// not UTF-8 (written \xNN): every line is valid UTF-8.
 // Never put a token, a password, message content or an INS value in an event.
 class Event {
  public:
