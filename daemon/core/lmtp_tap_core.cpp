@@ -139,6 +139,13 @@ void LmtpTapCore::command(const std::string& line) {
   command_open_ = true;
   if (command.control) return write("501 5.5.2 Control character in the command line\r\n");
   if (!relayed_verb(command.verb)) return write("502 5.5.1 Command not implemented\r\n");
+  if (command.verb == "MAIL" && events_.draining()) {
+    // Postfix keeps its connection for the next delivery: while stopping, that next delivery is
+    // deferred (Postfix tries again, through another gateway or after the restart), so that the
+    // transactions under way come to an end and the stop does not wait for Postfix's queue.
+    write("421 4.3.2 Service shutting down, try again later\r\n");
+    return close("stopping");
+  }
   verb_ = command.verb;
   line_ = command.line;
   ask(Kind::kRelay, verb_ == "DATA" ? Await::kDataReply : Await::kReply, line_ + "\r\n");

@@ -47,6 +47,8 @@ class LmtpEvents : public SessionEvents {
   virtual void backend_failed(std::string_view step, std::string_view detail) = 0;
   virtual void delivery_finished(const DeliveryOutcome& outcome) = 0;
   virtual void transaction(bool open) = 0;
+  // The gateway is stopping: the transaction under way may end, no new one begins.
+  virtual bool draining() const = 0;
 };
 
 // The LMTP tap between Postfix and Dovecot's LMTP service (RFC 2033): the commands of an LMTP

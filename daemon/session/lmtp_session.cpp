@@ -224,6 +224,7 @@ class LmtpSession final : public std::enable_shared_from_this<LmtpSession>,
       transaction_.reset();
     }
   }
+  bool draining() const override { return counters_->draining; }
 
   const config::Config& config_;
   std::shared_ptr<GatewayCounters> counters_;

@@ -2,6 +2,7 @@
 what a peer sends only the commands of a delivery (LHLO, MAIL, RCPT, DATA, RSET, NOOP, QUIT)
 reach the real Dovecot LMTP; XCLIENT, AUTH and the rest get a 5xx from the tap."""
 
+import signal
 import socket
 import time
 import unittest
@@ -146,6 +147,35 @@ class TapPeers(unittest.TestCase):
         self.assertTrue(postfix.command(b"LHLO postfix.test")[-1].startswith("250 "))
         self.assertEqual(gateway.dovecot.connections, connections + 1)
 
+
+
+class TapStop(unittest.TestCase):
+    def test_at_sigterm_the_delivery_under_way_ends_and_the_next_is_deferred(self):
+        """Postfix keeps its LMTP connection for its next delivery. At SIGTERM the message under way
+        is delivered; the next MAIL on that connection gets 421 (Postfix defers it), so that the
+        gateway stops at once instead of serving Postfix's queue until stop_timeout."""
+        gateway = TapGateway()
+        gateway.start()
+        self.addCleanup(lambda: gateway.process and gateway.process.poll() is None and gateway.stop())
+        postfix = LmtpClient(gateway.lmtp_port)
+        self.addCleanup(postfix.close)
+        postfix.reply()
+        postfix.command(b"LHLO postfix.test")
+        self.assertTrue(postfix.command(b"MAIL FROM:<expediteur@test.mssante.fr>")[0].startswith("250"))
+        self.assertTrue(postfix.command(b"RCPT TO:<%s>" % APP_HOPITAL.encode())[0].startswith("250"))
+        self.assertTrue(postfix.command(b"DATA")[0].startswith("354"))
+        started = time.monotonic()
+        gateway.process.send_signal(signal.SIGTERM)
+        gateway.wait_for_log(r"event=stopping signal=SIGTERM \S+ transactions=1")
+        self.assertTrue(postfix.command(b"Subject: stop\r\n\r\nbody\r\n.")[0].startswith("250 "),
+                        "the message under way is delivered")
+        self.assertEqual(postfix.command(b"MAIL FROM:<expediteur@test.mssante.fr>"),
+                         ["421 4.3.2 Service shutting down, try again later"])
+        self.assertEqual(postfix.file.readline(), b"", "the connection is closed")
+        gateway.process.wait(timeout=10)
+        self.assertLess(time.monotonic() - started, 10, "the stop waited for more than the transaction")
+        self.assertEqual(gateway.process.returncode, 0)
+        self.assertRegex(gateway.log(), r"event=stopped_accepting \S+ transactions_cut=0")
 
 if __name__ == "__main__":
     main()

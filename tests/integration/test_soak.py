@@ -33,7 +33,7 @@ class Soak(unittest.TestCase):
         self.assertEqual(summary["problems"], [])
         self.assertGreaterEqual(summary["clients"]["acked"], 200, "the clients sent too little to tell")
         self.assertEqual(len(summary["kills"]), 2)
-        self.assertGreaterEqual(summary["faults"]["count"], 8, "too few faults to tell")
+        self.assertGreaterEqual(summary["faults"]["count"], 5, "too few faults to tell")
         self.assertGreaterEqual(summary["reloads"]["reloaded"], 10)
         self.assertGreater(summary["journal"]["sent_by"]["certificate"], 0)
         self.assertGreater(summary["journal"]["sent_by"]["psc"], 0)

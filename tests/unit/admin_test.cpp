@@ -110,7 +110,11 @@ TEST(EventLine, EveryValueIsWrittenAsValidUtf8WhateverAPeerSent) {
   // a surrogate, a sequence cut short: quoted, each such byte written as \xNN.
   EXPECT_EQ(Event("x").add("queue_id", std::string("ED11\xcdX")).text(),
             "event=x queue_id=\"ED11\\xcdX\"");
-  EXPECT_EQ(Event("x").add("v", std::string("a\x80" "b")).text(), "event=x v=\"a\\x80b\"");
+  EXPECT_EQ(Event("x")
+                .add("v", std::string("a\x80"
+                                      "b"))
+                .text(),
+            "event=x v=\"a\\x80b\"");
   EXPECT_EQ(Event("x").add("v", std::string("\xc0\xaf")).text(), "event=x v=\"\\xc0\\xaf\"");
   EXPECT_EQ(Event("x").add("v", std::string("\xed\xa0\x80")).text(),
             "event=x v=\"\\xed\\xa0\\x80\"");

@@ -63,6 +63,8 @@ struct Tap : ReportLog<core::LmtpEvents> {
         " rcpt=" + std::to_string(o.recipients) + " delivered=" + std::to_string(o.delivered));
   }
   void transaction(bool open) override { events.emplace_back(open ? "open" : "close"); }
+  bool stopping = false;
+  bool draining() const override { return stopping; }
 
   void play(LmtpTapCore& core, ClientInput& input) {
     for (int turns = 0; turns < 100000; ++turns) {
@@ -188,6 +190,20 @@ TEST(LmtpTapCore, RelaysADeliveryAndRecordsWhatDovecotAccepted) {
   EXPECT_EQ(s.inspection.finished, "|.hello\r\n");
   EXPECT_EQ(s.deliveries, std::vector<std::string>{"relayed  size=8 rcpt=2 delivered=1"});
   EXPECT_TRUE(s.closed);
+}
+
+// While the gateway stops, a new delivery on a connection Postfix kept is deferred with 421, so
+// that the stop waits only for the transactions under way; nothing of it reaches Dovecot.
+TEST(LmtpTapCore, WhileStoppingANewDeliveryIsDeferred) {
+  auto s = play("LHLO mx\r\nMAIL FROM:<a@other.fr>\r\nRCPT TO:<cab@test.fr>\r\n",
+                [](Tap& t) { t.stopping = true; });
+  EXPECT_EQ(s.client,
+            "220 mx.test LMTP mssgate\r\n250-dovecot\r\n250-PIPELINING\r\n250 8BITMIME\r\n"
+            "421 4.3.2 Service shutting down, try again later\r\n");
+  EXPECT_EQ(s.relayed, std::vector<std::string>{"LHLO mx\r\n"});
+  EXPECT_TRUE(s.recorded.empty());
+  EXPECT_TRUE(s.closed);
+  EXPECT_EQ(s.events.back(), "closing stopping");
 }
 
 // The events are durable before Dovecot has the end of the message (before it can deliver it),
