@@ -477,6 +477,26 @@ def wait_for_delivery(mailbox, marker, count=1, timeout=20.0):
     raise AssertionError("%d message(s) with %r not delivered to %s in %.0f s" % (count, marker, mailbox, timeout))
 
 
+def postfix_queue(*args):
+    """postqueue on the test backend's Postfix (-p lists the queue, -f flushes it)."""
+    return subprocess.run(["postqueue", "-c", os.path.join(BACKEND_DIR, "postfix", "etc"), *args],
+                          capture_output=True, text=True, timeout=30)
+
+
+def wait_postfix_queue_empty(timeout=60.0):
+    """Until Postfix has no message left to deliver, asking it to try its deferred ones now
+    (its own retry may come a minute later); fails the test after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        listing = postfix_queue("-p").stdout
+        if "Mail queue is empty" in listing:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError("Postfix's queue not empty after %.0f s:\n%s" % (timeout, listing))
+        postfix_queue("-f")
+        time.sleep(1)
+
+
 def new_marker(label="m"):
     return ("%s-%d-%d" % (label, os.getpid(), time.monotonic_ns())).encode()
 
