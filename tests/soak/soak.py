@@ -192,7 +192,6 @@ class Gateway:
         """The configuration; each generation changes a limit and the token cache's age, so that a
         reload has something to apply (a new token validator included)."""
         pki, ports = self.pki, self.peers.ports
-        backend = ports
         base = "https://localhost:%d%s" % (ports["psc"], PSC_PATH)
         psc = self.issuer.config(extra='introspection_url = "%s/token/introspect"\ncache_max_age = "%ds"\n'
                                  % (base, 300 - self.generation % 2))
@@ -209,19 +208,19 @@ crl_files = ["{pki}/crls.pem"]
 [imap]
 starttls_listen = ["127.0.0.1:0"]
 [imap.backend]
-address = "127.0.0.1:{backend['imap']}"
+address = "127.0.0.1:{ports['imap']}"
 master_user = "{self.master_user}"
 master_password_file = "{self.master_secret_file}"
 response_timeout = "3s"
 [smtp]
 starttls_listen = ["127.0.0.1:0"]
 [smtp.backend]
-address = "127.0.0.1:{backend['submission']}"
+address = "127.0.0.1:{ports['submission']}"
 response_timeout = "3s"
 data_response_timeout = "10s"
 [lmtp]
 listen = ["127.0.0.1:{self.tap_port}"]
-backend = "127.0.0.1:{backend['lmtp']}"
+backend = "127.0.0.1:{ports['lmtp']}"
 backend_response_timeout = "10s"
 {self.lmtp_options}{psc}[limits]
 max_connections_per_address = {1000000 - self.generation % 2}
