@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "protocol/ip_address.hpp"
@@ -308,6 +309,21 @@ struct AdminConfig {
   bool tls() const { return !client_ca.empty(); }
 };
 
+// The PROXY protocol, version 2: the listeners behind a TCP load balancer (HAProxy in TCP mode,
+// `send-proxy-v2`) whose connections start with the balancer's header naming the client. TLS
+// stays with mssgate. On those listeners, only the balancers of `trusted_sources` may connect.
+struct ProxyProtocolConfig {
+  // Among imap, imaps, submission, submissions, lmtp, admin. Empty: no PROXY header anywhere.
+  std::vector<std::string> listeners;
+  std::vector<protocol::IpNetwork> trusted_sources;  // the balancers' addresses or networks
+  Duration header_timeout = 5s;   // from the connection to the header's last byte
+  size_t max_header_bytes = 512;  // addresses and TLVs, after the 16 fixed bytes
+
+  // Whether connections to the listener called `name` start with a header.
+  bool expected_on(std::string_view name) const;
+  bool trusted(const protocol::IpAddress& source) const;
+};
+
 struct Config {
   std::string source_path;
   ServerConfig server;
@@ -321,6 +337,7 @@ struct Config {
   LimitsConfig limits;
   IndicatorsConfig indicators;
   AdminConfig admin;
+  ProxyProtocolConfig proxy_protocol;
 };
 
 // Every problem of a configuration file, one per line, each "file:line:column: key: problem".

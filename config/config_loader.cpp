@@ -795,7 +795,49 @@ void read_admin(TableReader& parent, AdminConfig& out, Problems& problems, const
   }
 }
 
+void read_proxy_protocol(TableReader& parent, ProxyProtocolConfig& out, Problems& problems,
+                         const fs::path& base) {
+  TableReader t(parent.sub_table("proxy_protocol"), "proxy_protocol", problems, base);
+  t.strings("listeners", out.listeners);
+  constexpr std::array<std::string_view, 6> kListeners{"imap",        "imaps", "submission",
+                                                       "submissions", "lmtp",  "admin"};
+  for (const auto& name : out.listeners) {
+    if (std::find(kListeners.begin(), kListeners.end(), name) == kListeners.end()) {
+      problems.add(t.where("listeners"), "proxy_protocol.listeners",
+                   "unknown listener \"" + name +
+                       "\" (known: imap, imaps, submission, submissions, lmtp, admin)");
+    }
+  }
+  std::vector<std::string> sources;
+  t.strings("trusted_sources", sources);
+  for (const auto& text : sources) {
+    if (auto network = protocol::parse_ip_network(text)) {
+      out.trusted_sources.push_back(std::move(*network));
+    } else {
+      problems.add(t.where("trusted_sources"), "proxy_protocol.trusted_sources",
+                   "\"" + text + "\" is not an IP address or network (such as \"192.0.2.10\" or " +
+                       "\"192.0.2.0/24\")");
+    }
+  }
+  if (!out.listeners.empty() && sources.empty()) {
+    problems.add(t.where("trusted_sources"), "proxy_protocol.trusted_sources",
+                 "is required with proxy_protocol.listeners: the addresses of the load balancers "
+                 "that may send PROXY headers");
+  }
+  t.duration("header_timeout", out.header_timeout, 100ms, 1min);
+  t.size("max_header_bytes", out.max_header_bytes, 64, 65535 - 16);
+}
+
 }  // namespace
+
+bool ProxyProtocolConfig::expected_on(std::string_view name) const {
+  return std::find(listeners.begin(), listeners.end(), name) != listeners.end();
+}
+
+bool ProxyProtocolConfig::trusted(const protocol::IpAddress& source) const {
+  return std::any_of(trusted_sources.begin(), trusted_sources.end(),
+                     [&](const protocol::IpNetwork& network) { return network.contains(source); });
+}
 
 bool Network::contains(bool address_v6, const std::array<uint8_t, 16>& address) const {
   if (address_v6 != v6) return false;
@@ -862,6 +904,7 @@ Config parse_config(const std::string& text, const std::string& path) {
     read_limits(top, config.limits, problems, base);
     read_indicators(top, config.indicators, problems, base);
     read_admin(top, config.admin, problems, base);
+    read_proxy_protocol(top, config.proxy_protocol, problems, base);
   }
   if (!problems.lines.empty()) {
     std::string all;

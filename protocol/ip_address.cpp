@@ -39,6 +39,12 @@ std::optional<IpAddress> parse_ip_address(std::string_view text) {
   return address;
 }
 
+std::string ip_address_text(const IpAddress& address) {
+  char buffer[INET6_ADDRSTRLEN] = {};
+  inet_ntop(address.v6 ? AF_INET6 : AF_INET, address.bytes.data(), buffer, sizeof buffer);
+  return buffer;
+}
+
 bool IpNetwork::contains(const IpAddress& other) const {
   if (other.v6 != address.v6) return false;
   unsigned full = prefix / 8;

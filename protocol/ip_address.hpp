@@ -20,6 +20,8 @@ struct IpAddress {
 
 // "192.0.2.1", "2001:db8::1" (no brackets, no zone); nullopt for anything else.
 std::optional<IpAddress> parse_ip_address(std::string_view text);
+// The address as parse_ip_address reads it ("192.0.2.1", "2001:db8::1").
+std::string ip_address_text(const IpAddress& address);
 
 // An address or a network: "192.0.2.1", "192.0.2.0/24", "2001:db8::/32".
 struct IpNetwork {

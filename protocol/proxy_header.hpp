@@ -74,6 +74,9 @@ class ProxyHeaderReader {
   ProxyHeaderError error() const { return error_; }
   // Bytes held so far: at most kFixedBytes + the cap.
   size_t held() const { return bytes_.size(); }
+  // While kNeedMore, the bytes still missing before the reader can answer: a reader of a socket
+  // asks for exactly these and never takes a byte of what follows the header.
+  size_t wanted() const { return (total_ == 0 ? kFixedBytes : total_) - bytes_.size(); }
 
  private:
   Result fail(ProxyHeaderError error, size_t consumed);

@@ -7,6 +7,7 @@
 #include <exception>
 
 #include "daemon/net/listener.hpp"
+#include "daemon/net/proxy_protocol.hpp"
 #include "daemon/net/spawn.hpp"
 #include "daemon/session/imap_session.hpp"
 #include "daemon/session/lmtp_session.hpp"
@@ -25,33 +26,28 @@ constexpr auto kPause = std::chrono::milliseconds(100);
 
 // Where a connection comes from: its address as the per-address limits count it (an IPv4
 // address, an IPv6 /64; an IPv4-mapped IPv6 address is its IPv4 address), whether it is in
-// limits.exempt_networks, and "address:port" for the log.
+// limits.exempt_networks, and "address:port" for the log. Behind a load balancer, the client's
+// as the balancer's PROXY header names it.
 struct Peer {
   std::optional<ClientAddress> address;
   bool exempt = false;
   std::string text;
 };
 
-Peer peer_of(const tcp::socket& socket, const config::LimitsConfig& limits) {
-  boost::system::error_code ec;
-  auto remote = socket.remote_endpoint(ec);
-  if (ec) return {};
-  auto address = remote.address();
-  if (address.is_v6() && address.to_v6().is_v4_mapped())
-    address = asio::ip::make_address_v4(asio::ip::v4_mapped, address.to_v6());
+Peer peer_of(const ConnectionEnds& ends, const config::LimitsConfig& limits) {
+  auto address = protocol::parse_ip_address(ends.peer_address);  // IPv4-mapped: IPv4
+  if (!address) return {};
   Peer peer;
-  std::array<uint8_t, 16> bytes{};
-  if (address.is_v4()) {
-    auto v4 = address.to_v4().to_bytes();
-    std::copy(v4.begin(), v4.end(), bytes.begin());
-    peer.address = ClientAddress::ipv4(address.to_v4().to_uint());
-    peer.text = address.to_string() + ":" + std::to_string(remote.port());
+  if (address->v6) {
+    peer.address = ClientAddress::ipv6(address->bytes);
   } else {
-    bytes = address.to_v6().to_bytes();
-    peer.address = ClientAddress::ipv6(bytes);
-    peer.text = "[" + address.to_string() + "]:" + std::to_string(remote.port());
+    peer.address =
+        ClientAddress::ipv4(static_cast<uint32_t>(address->bytes[0]) << 24 |
+                            static_cast<uint32_t>(address->bytes[1]) << 16 |
+                            static_cast<uint32_t>(address->bytes[2]) << 8 | address->bytes[3]);
   }
-  peer.exempt = limits.exempt(address.is_v6(), bytes);
+  peer.text = ends.peer;
+  peer.exempt = limits.exempt(address->v6, address->bytes);
   return peer;
 }
 
@@ -113,7 +109,7 @@ void Listeners::spawn_accept_loop(Listener& listener) {
 asio::awaitable<void> Listeners::accept_loop(Listener& listener) {
   asio::steady_timer backoff(listener.acceptor.get_executor());
   for (;;) {
-    auto [ec, socket] = co_await listener.acceptor.async_accept(pool_.next(), kTuple);
+    auto [ec, accepted] = co_await listener.acceptor.async_accept(pool_.next(), kTuple);
     if (ec == asio::error::operation_aborted || stopped_) co_return;
     if (ec) {
       // Out of file descriptors or memory: say so once per pause, and do not spin.
@@ -122,32 +118,58 @@ asio::awaitable<void> Listeners::accept_loop(Listener& listener) {
       co_await backoff.async_wait(kTuple);
       continue;
     }
-    start_session(std::move(socket), listener);
+    tcp::socket socket(std::move(accepted));
+    auto environment = slot_.get();
+    const auto& proxy = environment->config.proxy_protocol;
+    if (proxy.expected_on(listener.name)) {
+      auto executor = socket.get_executor();
+      spawn_task(executor, read_proxy_header_then_start(std::move(socket), listener, proxy),
+                 "proxy_header:" + listener.name);
+    } else {
+      auto ends = socket_ends(socket);
+      start_session(std::move(socket), std::move(ends), listener);
+    }
   }
 }
 
-void Listeners::start_session(tcp::socket socket, const Listener& listener) {
+asio::awaitable<void> Listeners::read_proxy_header_then_start(tcp::socket socket,
+                                                              const Listener& listener,
+                                                              config::ProxyProtocolConfig proxy) {
+  auto outcome = co_await accept_proxy_header(std::move(socket), proxy, listener.name);
+  if (!outcome.ends) {
+    refuse(outcome.socket, {});
+    co_return;
+  }
+  if (stopped_) co_return;
+  start_session(std::move(outcome.socket), std::move(*outcome.ends), listener);
+}
+
+void Listeners::start_session(tcp::socket socket, ConnectionEnds ends, const Listener& listener) {
   try {
     faults::point("start_session");
     auto environment = slot_.get();
-    auto admission = admit(socket, listener, environment->config);
+    auto admission = admit(socket, ends, listener, environment->config);
     if (!admission) return;
     const auto& counters = shared_.counters;
     switch (listener.kind) {
       case Kind::kImap:
-        return start_imap_session(std::move(socket), ImapListenerKind::kStartTls, environment,
-                                  counters, std::move(*admission));
+        return start_imap_session(std::move(socket), std::move(ends), ImapListenerKind::kStartTls,
+                                  environment, counters, std::move(*admission));
       case Kind::kImaps:
-        return start_imap_session(std::move(socket), ImapListenerKind::kImplicitTls, environment,
-                                  counters, std::move(*admission));
+        return start_imap_session(std::move(socket), std::move(ends),
+                                  ImapListenerKind::kImplicitTls, environment, counters,
+                                  std::move(*admission));
       case Kind::kSubmission:
-        return start_smtp_session(std::move(socket), SmtpListenerKind::kStartTls, environment,
-                                  counters, shared_.smtp_features, std::move(*admission));
+        return start_smtp_session(std::move(socket), std::move(ends), SmtpListenerKind::kStartTls,
+                                  environment, counters, shared_.smtp_features,
+                                  std::move(*admission));
       case Kind::kSubmissions:
-        return start_smtp_session(std::move(socket), SmtpListenerKind::kImplicitTls, environment,
-                                  counters, shared_.smtp_features, std::move(*admission));
+        return start_smtp_session(std::move(socket), std::move(ends),
+                                  SmtpListenerKind::kImplicitTls, environment, counters,
+                                  shared_.smtp_features, std::move(*admission));
       case Kind::kLmtp:
-        return start_lmtp_session(std::move(socket), environment, counters, std::move(*admission));
+        return start_lmtp_session(std::move(socket), std::move(ends), environment, counters,
+                                  std::move(*admission));
     }
   } catch (const std::exception& e) {
     // This connection is lost (the socket closes with this frame); the listener goes on.
@@ -156,10 +178,10 @@ void Listeners::start_session(tcp::socket socket, const Listener& listener) {
   }
 }
 
-std::optional<Admission> Listeners::admit(tcp::socket& socket, const Listener& listener,
-                                          const config::Config& config) {
+std::optional<Admission> Listeners::admit(tcp::socket& socket, const ConnectionEnds& ends,
+                                          const Listener& listener, const config::Config& config) {
   bool lmtp = listener.kind == Kind::kLmtp;
-  Peer peer = peer_of(socket, config.limits);
+  Peer peer = peer_of(ends, config.limits);
   auto decision = daemon::admit(shared_.counters, lmtp ? Budget::kLmtp : Budget::kClients,
                                 lmtp ? std::nullopt : peer.address, peer.exempt, config,
                                 ClientLimits::Clock::now());
@@ -172,6 +194,7 @@ std::optional<Admission> Listeners::admit(tcp::socket& socket, const Listener& l
                                               ClientLimits::Clock::now(), config.limits)) {
     Event event("connection_refused");
     event.add("listener", listener.name).add("peer", peer.text);
+    if (!ends.via.empty()) event.add("via", ends.via);
     if (by_address) event.add("address", peer.address->text());
     event.add("reason", decision.refusal).warn();
   } else {

@@ -41,26 +41,33 @@ std::string endpoint_text(const tcp::endpoint& e) {
 
 }  // namespace
 
-ClientStream::ClientStream(tcp::socket socket, ssl::context& tls, DeadlineWatch& deadlines,
-                           metrics::Counter& to_backend, metrics::Counter& to_client)
+ConnectionEnds socket_ends(const tcp::socket& socket) {
+  ConnectionEnds ends;
+  boost::system::error_code ec;
+  auto remote = socket.remote_endpoint(ec);
+  if (!ec) {
+    ends.peer_address = remote.address().to_string();
+    ends.peer_port = remote.port();
+    ends.peer = endpoint_text(remote);
+  }
+  auto local = socket.local_endpoint(ec);
+  if (!ec) {
+    ends.local_address = local.address().to_string();
+    ends.local_port = local.port();
+  }
+  return ends;
+}
+
+ClientStream::ClientStream(tcp::socket socket, ConnectionEnds ends, ssl::context& tls,
+                           DeadlineWatch& deadlines, metrics::Counter& to_backend,
+                           metrics::Counter& to_client)
     : stream_(std::move(socket), tls),
       deadlines_(deadlines),
       to_backend_(to_backend),
-      to_client_(to_client) {
-  error_code ec;
-  auto& socket_ref = stream_.next_layer();
-  socket_ref.set_option(tcp::no_delay(true), ec);
-  auto remote = socket_ref.remote_endpoint(ec);
-  if (!ec) {
-    ends_.peer_address = remote.address().to_string();
-    ends_.peer_port = remote.port();
-    ends_.peer = endpoint_text(remote);
-  }
-  auto local = socket_ref.local_endpoint(ec);
-  if (!ec) {
-    ends_.local_address = local.address().to_string();
-    ends_.local_port = local.port();
-  }
+      to_client_(to_client),
+      ends_(std::move(ends)) {
+  boost::system::error_code ec;
+  stream_.next_layer().set_option(tcp::no_delay(true), ec);
 }
 
 asio::awaitable<std::tuple<ClientStream::error_code, size_t>> ClientStream::read_some(

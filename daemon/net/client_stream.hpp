@@ -17,14 +17,19 @@
 
 namespace mssgate::daemon {
 
-// Where a connection comes from and arrives, as the socket says.
+// Where a connection comes from and arrives: as the socket says or, behind a load balancer, as
+// its PROXY header says (then `via` is the balancer, "address:port").
 struct ConnectionEnds {
   std::string peer_address;
   uint16_t peer_port = 0;
   std::string peer;  // "address:port", with brackets around an IPv6 address
   std::string local_address;
   uint16_t local_port = 0;
+  std::string via;  // empty: no balancer
 };
+
+// The ends of `socket`'s connection, as the socket says.
+ConnectionEnds socket_ends(const boost::asio::ip::tcp::socket& socket);
 
 // How a TLS handshake with the client went.
 struct TlsOutcome {
@@ -47,8 +52,9 @@ class ClientStream {
   using Clock = DeadlineWatch::Clock;
 
   // `to_backend` and `to_client` count the relayed bytes of the session's protocol.
-  ClientStream(boost::asio::ip::tcp::socket socket, boost::asio::ssl::context& tls,
-               DeadlineWatch& deadlines, metrics::Counter& to_backend, metrics::Counter& to_client);
+  ClientStream(boost::asio::ip::tcp::socket socket, ConnectionEnds ends,
+               boost::asio::ssl::context& tls, DeadlineWatch& deadlines,
+               metrics::Counter& to_backend, metrics::Counter& to_client);
 
   const ConnectionEnds& ends() const { return ends_; }
   boost::asio::any_io_executor executor() { return stream_.get_executor(); }

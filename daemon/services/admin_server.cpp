@@ -18,6 +18,7 @@
 
 #include "daemon/net/http_client.hpp"
 #include "daemon/net/listener.hpp"
+#include "daemon/net/proxy_protocol.hpp"
 #include "daemon/net/spawn.hpp"
 #include "daemon/services/admin_documents.hpp"
 #include "daemon/telemetry/event_log.hpp"
@@ -109,6 +110,15 @@ class AdminServer::Impl : public std::enable_shared_from_this<AdminServer::Impl>
   }
 
   asio::awaitable<void> serve([[maybe_unused]] std::shared_ptr<Impl> self, tcp::socket socket) {
+    auto env = current_();
+    if (env->config.proxy_protocol.expected_on("admin")) {
+      // Behind a load balancer: its header first (a refusal is logged; the socket closes here).
+      auto outcome =
+          co_await accept_proxy_header(std::move(socket), env->config.proxy_protocol, "admin");
+      if (!outcome.ends) co_return;
+      socket = std::move(outcome.socket);
+    }
+    env.reset();
     beast::tcp_stream stream(std::move(socket));
     if (!tls_) {
       co_await exchange(stream);

@@ -21,7 +21,7 @@ constexpr size_t kLargeRead = 16384;
 
 }  // namespace
 
-Connection::Connection(asio::ip::tcp::socket socket,
+Connection::Connection(asio::ip::tcp::socket socket, ConnectionEnds ends,
                        std::shared_ptr<const GatewayEnvironment> environment,
                        std::shared_ptr<GatewayCounters> counters, Role role, Timeouts timeouts,
                        Admission admission)
@@ -29,8 +29,8 @@ Connection::Connection(asio::ip::tcp::socket socket,
       admission_(std::move(admission)),
       telemetry_(std::move(counters), role.listener, role.protocol),
       deadlines_(socket.get_executor()),
-      client_(std::move(socket), *environment_->tls, deadlines_, telemetry_.bytes_to_backend(),
-              telemetry_.bytes_to_client()),
+      client_(std::move(socket), std::move(ends), *environment_->tls, deadlines_,
+              telemetry_.bytes_to_backend(), telemetry_.bytes_to_client()),
       backend_(client_.executor(), deadlines_),
       implicit_tls_(role.implicit_tls),
       timeouts_(timeouts) {}

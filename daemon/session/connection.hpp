@@ -39,7 +39,7 @@ class Connection {
     bool implicit_tls = false;
   };
 
-  Connection(boost::asio::ip::tcp::socket socket,
+  Connection(boost::asio::ip::tcp::socket socket, ConnectionEnds ends,
              std::shared_ptr<const GatewayEnvironment> environment,
              std::shared_ptr<GatewayCounters> counters, Role role, Timeouts timeouts,
              Admission admission);

@@ -31,12 +31,12 @@ Connection::Timeouts imap_timeouts(const config::Config& config) {
 class ImapSession final : public std::enable_shared_from_this<ImapSession>,
                           private SignInReports<core::SessionEvents> {
  public:
-  ImapSession(asio::ip::tcp::socket socket, ImapListenerKind kind,
+  ImapSession(asio::ip::tcp::socket socket, ConnectionEnds ends, ImapListenerKind kind,
               const std::shared_ptr<const GatewayEnvironment>& environment,
               const std::shared_ptr<GatewayCounters>& counters, Admission admission)
       : SignInReports(connection_, sign_in_, identity_),
         config_(environment->config),
-        connection_(std::move(socket), environment, counters,
+        connection_(std::move(socket), std::move(ends), environment, counters,
                     {kind == ImapListenerKind::kStartTls ? "imap" : "imaps", "imap",
                      kind == ImapListenerKind::kImplicitTls},
                     imap_timeouts(environment->config), std::move(admission)),
@@ -150,10 +150,10 @@ class ImapSession final : public std::enable_shared_from_this<ImapSession>,
 
 }  // namespace
 
-void start_imap_session(asio::ip::tcp::socket socket, ImapListenerKind kind,
+void start_imap_session(asio::ip::tcp::socket socket, ConnectionEnds ends, ImapListenerKind kind,
                         const std::shared_ptr<const GatewayEnvironment>& environment,
                         const std::shared_ptr<GatewayCounters>& counters, Admission admission) {
-  std::make_shared<ImapSession>(std::move(socket), kind, environment, counters,
+  std::make_shared<ImapSession>(std::move(socket), std::move(ends), kind, environment, counters,
                                 std::move(admission))
       ->start();
 }

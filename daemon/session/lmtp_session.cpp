@@ -35,13 +35,14 @@ Connection::Timeouts lmtp_timeouts(const config::Config& config) {
 class LmtpSession final : public std::enable_shared_from_this<LmtpSession>,
                           private core::LmtpEvents {
  public:
-  LmtpSession(asio::ip::tcp::socket socket,
+  LmtpSession(asio::ip::tcp::socket socket, ConnectionEnds ends,
               const std::shared_ptr<const GatewayEnvironment>& environment,
               const std::shared_ptr<GatewayCounters>& counters, Admission admission)
       : config_(environment->config),
         counters_(counters),
-        connection_(std::move(socket), environment, counters, {"lmtp", "lmtp", false},
-                    lmtp_timeouts(environment->config), std::move(admission)),
+        connection_(std::move(socket), std::move(ends), environment, counters,
+                    {"lmtp", "lmtp", false}, lmtp_timeouts(environment->config),
+                    std::move(admission)),
         recorder_(environment),
         inspection_(environment->inspection),
         gate_(environment->mailbox_gate) {}
@@ -243,28 +244,27 @@ class LmtpSession final : public std::enable_shared_from_this<LmtpSession>,
 
 // Only the Postfix hosts of lmtp.allowed_peers (loopback when none is named) may deliver: any
 // other peer is closed at once, before a byte is read or Dovecot is asked.
-bool peer_allowed(asio::ip::tcp::socket& socket, const config::LmtpConfig& lmtp) {
-  boost::system::error_code ec;
-  auto remote = socket.remote_endpoint(ec);
-  if (ec) return false;  // gone already
-  auto address = protocol::parse_ip_address(remote.address().to_string());
+// Behind a balancer, the peer is the Postfix host its PROXY header names.
+bool peer_allowed(const ConnectionEnds& ends, const config::LmtpConfig& lmtp) {
+  if (ends.peer_address.empty()) return false;  // gone already
+  auto address = protocol::parse_ip_address(ends.peer_address);
   if (address && lmtp.peer_allowed(*address)) return true;
   metrics::gateway().connections_refused.with({"lmtp", "peer_not_allowed"}).inc();
-  Event("peer_refused")
-      .add("listener", "lmtp")
-      .add("peer", remote.address().to_string())
-      .add("reason", "not_in_allowed_peers")
-      .warn();
+  Event event("peer_refused");
+  event.add("listener", "lmtp").add("peer", ends.peer_address);
+  if (!ends.via.empty()) event.add("via", ends.via);
+  event.add("reason", "not_in_allowed_peers").warn();
   return false;
 }
 
 }  // namespace
 
-void start_lmtp_session(asio::ip::tcp::socket socket,
+void start_lmtp_session(asio::ip::tcp::socket socket, ConnectionEnds ends,
                         const std::shared_ptr<const GatewayEnvironment>& environment,
                         const std::shared_ptr<GatewayCounters>& counters, Admission admission) {
-  if (!peer_allowed(socket, environment->config.lmtp)) return;  // the socket closes here
-  std::make_shared<LmtpSession>(std::move(socket), environment, counters, std::move(admission))
+  if (!peer_allowed(ends, environment->config.lmtp)) return;  // the socket closes here
+  std::make_shared<LmtpSession>(std::move(socket), std::move(ends), environment, counters,
+                                std::move(admission))
       ->start();
 }
 

@@ -67,7 +67,10 @@ SessionTelemetry::~SessionTelemetry() {
 
 void SessionTelemetry::connected(const ConnectionEnds& ends) {
   peer_ = ends.peer;
-  Event("connect").add("session", id_).add("listener", listener_).add("peer", peer_).info();
+  Event event("connect");
+  event.add("session", id_).add("listener", listener_).add("peer", peer_);
+  if (!ends.via.empty()) event.add("via", ends.via);
+  event.info();
 }
 
 void SessionTelemetry::tls(const TlsOutcome& outcome) {

@@ -29,14 +29,14 @@ Connection::Timeouts smtp_timeouts(const config::Config& config) {
 class SubmissionSession final : public std::enable_shared_from_this<SubmissionSession>,
                                 private SignInReports<core::SubmissionEvents> {
  public:
-  SubmissionSession(asio::ip::tcp::socket socket, SmtpListenerKind kind,
+  SubmissionSession(asio::ip::tcp::socket socket, ConnectionEnds ends, SmtpListenerKind kind,
                     const std::shared_ptr<const GatewayEnvironment>& environment,
                     const std::shared_ptr<GatewayCounters>& counters,
                     std::shared_ptr<SmtpBackendFeatures> features, Admission admission)
       : SignInReports(connection_, sign_in_, identity_),
         config_(environment->config),
         counters_(counters),
-        connection_(std::move(socket), environment, counters,
+        connection_(std::move(socket), std::move(ends), environment, counters,
                     {kind == SmtpListenerKind::kStartTls ? "submission" : "submissions",
                      "submission", kind == SmtpListenerKind::kImplicitTls},
                     smtp_timeouts(environment->config), std::move(admission)),
@@ -221,12 +221,12 @@ class SubmissionSession final : public std::enable_shared_from_this<SubmissionSe
 
 }  // namespace
 
-void start_smtp_session(asio::ip::tcp::socket socket, SmtpListenerKind kind,
+void start_smtp_session(asio::ip::tcp::socket socket, ConnectionEnds ends, SmtpListenerKind kind,
                         const std::shared_ptr<const GatewayEnvironment>& environment,
                         const std::shared_ptr<GatewayCounters>& counters,
                         std::shared_ptr<SmtpBackendFeatures> features, Admission admission) {
-  std::make_shared<SubmissionSession>(std::move(socket), kind, environment, counters,
-                                      std::move(features), std::move(admission))
+  std::make_shared<SubmissionSession>(std::move(socket), std::move(ends), kind, environment,
+                                      counters, std::move(features), std::move(admission))
       ->start();
 }
 

@@ -679,3 +679,65 @@ max_connections = 40
                                                        << error;
   }
 }
+
+TEST_F(ConfigTest, ProxyProtocolNamesItsListenersAndTheBalancers) {
+  auto none = parse_config(minimal(), path());
+  EXPECT_TRUE(none.proxy_protocol.listeners.empty());
+  EXPECT_FALSE(none.proxy_protocol.expected_on("imap"));
+
+  auto config = parse_config(minimal() + R"(
+[proxy_protocol]
+listeners = ["imaps", "submissions", "admin"]
+trusted_sources = ["192.0.2.10", "2001:db8::/64"]
+header_timeout = "2s"
+max_header_bytes = 256
+)",
+                             path());
+  const auto& proxy = config.proxy_protocol;
+  EXPECT_TRUE(proxy.expected_on("imaps"));
+  EXPECT_TRUE(proxy.expected_on("admin"));
+  EXPECT_FALSE(proxy.expected_on("imap"));
+  EXPECT_FALSE(proxy.expected_on("lmtp"));
+  EXPECT_EQ(proxy.header_timeout, std::chrono::seconds(2));
+  EXPECT_EQ(proxy.max_header_bytes, 256u);
+  EXPECT_TRUE(proxy.trusted(*mssgate::protocol::parse_ip_address("192.0.2.10")));
+  EXPECT_TRUE(proxy.trusted(*mssgate::protocol::parse_ip_address("::ffff:192.0.2.10")));
+  EXPECT_FALSE(proxy.trusted(*mssgate::protocol::parse_ip_address("192.0.2.11")));
+  EXPECT_TRUE(proxy.trusted(*mssgate::protocol::parse_ip_address("2001:db8::7")));
+  EXPECT_FALSE(proxy.trusted(*mssgate::protocol::parse_ip_address("2001:db8:0:1::7")));
+}
+
+TEST_F(ConfigTest, ProxyProtocolRefusesUnknownListenersAndMissingBalancers) {
+  std::string unknown = error_for(minimal() + R"(
+[proxy_protocol]
+listeners = ["imap", "pop3"]
+trusted_sources = ["127.0.0.1"]
+)");
+  EXPECT_NE(unknown.find("proxy_protocol.listeners: unknown listener \"pop3\" (known: imap, imaps, "
+                         "submission, submissions, lmtp, admin)"),
+            std::string::npos)
+      << unknown;
+  std::string no_sources = error_for(minimal() + R"(
+[proxy_protocol]
+listeners = ["imap"]
+)");
+  EXPECT_NE(no_sources.find("proxy_protocol.trusted_sources: is required with "
+                            "proxy_protocol.listeners"),
+            std::string::npos)
+      << no_sources;
+  std::string bad_source = error_for(minimal() + R"(
+[proxy_protocol]
+listeners = ["imap"]
+trusted_sources = ["haproxy.example.fr"]
+)");
+  EXPECT_NE(bad_source.find("proxy_protocol.trusted_sources: \"haproxy.example.fr\" is not an IP "
+                            "address or network"),
+            std::string::npos)
+      << bad_source;
+  std::string short_timeout = error_for(minimal() + R"(
+[proxy_protocol]
+header_timeout = "10ms"
+)");
+  EXPECT_NE(short_timeout.find("proxy_protocol.header_timeout"), std::string::npos)
+      << short_timeout;
+}

@@ -79,7 +79,7 @@ TEST(ProxyHeader, ReadsAnIpv4ClientAndTakesNothingOfWhatFollows) {
   std::string header = proxy_v2_header(endpoint("192.0.2.10", 51234), endpoint("127.0.0.1", 993));
   ASSERT_EQ(header.size(), 28u);
   // A TLS ClientHello follows: it is the client's, not the header's.
-  auto r = read(header + "\x16\x03\x01\x02\x00");
+  auto r = read(header + std::string("\x16\x03\x01\x02\x00", 5));
   ASSERT_EQ(r.status, Status::kDone);
   EXPECT_EQ(r.consumed, 28u);
   EXPECT_EQ(r.header.command, ProxyHeader::Command::kProxy);
@@ -125,7 +125,7 @@ TEST(ProxyHeader, LocalAndUnspecifiedLeaveThePeersAddress) {
 
 TEST(ProxyHeader, AnythingButTheV2SignatureFailsAtItsFirstDifferentByte) {
   // A client that connected straight to a listener that expects the balancer's header.
-  for (std::string input :
+  for (const std::string& input :
        {std::string("\x16\x03\x01\x02\x00", 5), std::string("a1 CAPABILITY\r\n"),
         std::string("PROXY TCP4 192.0.2.10 127.0.0.1 51234 993\r\n"),
         std::string("EHLO lps.example\r\n")}) {
@@ -222,4 +222,24 @@ TEST(ProxyHeader, AfterItsAnswerTheReaderTakesNothingMore) {
   ProxyHeaderReader refused;
   EXPECT_EQ(refused.feed("x").status, Status::kError);
   EXPECT_EQ(refused.feed(header).consumed, 0u);
+}
+
+TEST(ProxyHeader, WantsExactlyTheBytesStillMissing) {
+  std::string header = proxy_v2_header(endpoint("192.0.2.10", 51234), endpoint("203.0.113.5", 993));
+  ProxyHeaderReader reader;
+  EXPECT_EQ(reader.wanted(), ProxyHeaderReader::kFixedBytes);
+  reader.feed(header.substr(0, 5));
+  EXPECT_EQ(reader.wanted(), ProxyHeaderReader::kFixedBytes - 5);
+  reader.feed(header.substr(5, 11));
+  EXPECT_EQ(reader.wanted(), header.size() - ProxyHeaderReader::kFixedBytes);  // the 12 of IPv4
+  reader.feed(header.substr(16, 3));
+  EXPECT_EQ(reader.wanted(), header.size() - 19);
+  EXPECT_EQ(reader.feed(header.substr(19)).status, Status::kDone);
+}
+
+TEST(IpAddressText, WritesWhatItReads) {
+  for (const char* text : {"192.0.2.10", "2001:db8::7", "::1", "0.0.0.0"})
+    EXPECT_EQ(mssgate::protocol::ip_address_text(*parse_ip_address(text)), text);
+  EXPECT_EQ(mssgate::protocol::ip_address_text(*parse_ip_address("::ffff:192.0.2.10")),
+            "192.0.2.10");
 }
