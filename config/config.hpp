@@ -167,8 +167,22 @@ struct PscConfig {
   bool operator==(const PscConfig&) const = default;
 };
 
+// Where the directory (and, in time, the indicator journal) is kept: SQLite, embedded, for one
+// host; PostgreSQL for several gateways sharing one directory.
+struct StorageConfig {
+  std::string backend = "sqlite";  // or "postgresql"
+  // A libpq connection string without the password: "host=10.0.0.7 dbname=mssgate user=mssgate"
+  std::string postgresql;
+  std::string password_file;  // empty: libpq's other ways (a client certificate, .pgpass)
+  std::string password;       // read from password_file at load time
+  Duration connect_timeout = 5s;
+
+  bool postgresql_enabled() const { return backend == "postgresql"; }
+  bool operator==(const StorageConfig&) const = default;
+};
+
 struct DirectoryConfig {
-  std::string sqlite_path;
+  std::string sqlite_path;  // with storage.backend = "sqlite"
   // How often the database is asked whether it changed; a change is in force at most this long
   // plus the snapshot's build time after its commit.
   Duration refresh_interval = 1s;
@@ -338,6 +352,7 @@ struct Config {
   IndicatorsConfig indicators;
   AdminConfig admin;
   ProxyProtocolConfig proxy_protocol;
+  StorageConfig storage;
 };
 
 // Every problem of a configuration file, one per line, each "file:line:column: key: problem".

@@ -553,11 +553,43 @@ void read_psc(TableReader& parent, PscConfig& out, Problems& problems, const fs:
   }
 }
 
+void read_storage(TableReader& parent, StorageConfig& out, Problems& problems,
+                  const fs::path& base) {
+  TableReader t(parent.sub_table("storage"), "storage", problems, base);
+  t.string("backend", out.backend);
+  if (out.backend != "sqlite" && out.backend != "postgresql") {
+    problems.add(t.where("backend"), "storage.backend", "must be \"sqlite\" or \"postgresql\"");
+  }
+  t.string("postgresql", out.postgresql);
+  t.path("password_file", out.password_file);
+  t.duration("connect_timeout", out.connect_timeout, 100ms, 5min);
+  if (out.postgresql_enabled() && out.postgresql.empty()) {
+    problems.add(t.where("postgresql"), "storage.postgresql",
+                 "is required with backend = \"postgresql\": a connection string such as "
+                 "\"host=10.0.0.7 dbname=mssgate user=mssgate\"");
+  }
+  if (out.postgresql.find("password") != std::string::npos) {
+    problems.add(t.where("postgresql"), "storage.postgresql",
+                 "must not hold the password: put it in storage.password_file");
+  }
+  if (!out.password_file.empty()) {
+    std::ifstream in(out.password_file);
+    std::string secret;
+    if (!in || !std::getline(in, secret) || secret.empty()) {
+      problems.add(t.where("password_file"), "storage.password_file",
+                   "cannot read a password from " + out.password_file);
+    } else {
+      if (secret.back() == '\r') secret.pop_back();
+      out.password = secret;
+    }
+  }
+}
+
 void read_directory(TableReader& parent, DirectoryConfig& out, Problems& problems,
-                    const fs::path& base) {
+                    const fs::path& base, const StorageConfig& storage) {
   TableReader t(parent.sub_table("directory"), "directory", problems, base);
   t.path("sqlite_path", out.sqlite_path);
-  if (out.sqlite_path.empty())
+  if (out.sqlite_path.empty() && !storage.postgresql_enabled())
     problems.add(t.where("sqlite_path"), "directory.sqlite_path", "is required");
   t.duration("refresh_interval", out.refresh_interval, 10ms, 1h);
 }
@@ -898,7 +930,8 @@ Config parse_config(const std::string& text, const std::string& path) {
     read_imap(top, config.imap, problems, base);
     read_smtp(top, config.smtp, problems, base);
     read_psc(top, config.psc, problems, base);
-    read_directory(top, config.directory, problems, base);
+    read_storage(top, config.storage, problems, base);
+    read_directory(top, config.directory, problems, base, config.storage);
     read_auth(top, config.auth, problems, base);
     read_lmtp(top, config.lmtp, problems, base);
     read_limits(top, config.limits, problems, base);

@@ -4,6 +4,7 @@
 #include <string>
 
 #include "storage/directory_snapshot.hpp"
+#include "storage/postgresql.hpp"
 
 namespace mssgate::storage {
 
@@ -31,5 +32,11 @@ std::shared_ptr<const DirectorySnapshot> load_snapshot(DirectorySource& source);
 // connection of its own that never writes. A file replaced at the same path (a restored backup)
 // is opened again, not created. Throws StorageError.
 std::unique_ptr<DirectorySource> open_sqlite_directory_source(const std::string& path);
+
+// The PostgreSQL directory, created or migrated first, then read in REPEATABLE READ
+// transactions; a change is seen from the change counter that every write moves (a trigger per
+// table). A failed connection is opened again at the next call. Throws StorageError.
+std::unique_ptr<DirectorySource> open_postgresql_directory_source(
+    const PostgresqlSettings& settings);
 
 }  // namespace mssgate::storage

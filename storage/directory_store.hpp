@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "storage/directory_lookup.hpp"
+#include "storage/postgresql.hpp"
 #include "storage/storage_error.hpp"
 
 namespace mssgate::storage {
@@ -58,5 +59,8 @@ class DirectoryStore : public DirectoryLookup {
 
 // Opens (and creates or migrates) the SQLite directory at `path`. Throws StorageError.
 std::unique_ptr<DirectoryStore> open_sqlite_directory(const std::string& path);
+// The same in PostgreSQL (postgresql.hpp's settings): created or migrated under an advisory
+// lock, so that gateways and mssgatectl starting together migrate once. Throws StorageError.
+std::unique_ptr<DirectoryStore> open_postgresql_directory(const PostgresqlSettings& settings);
 
 }  // namespace mssgate::storage

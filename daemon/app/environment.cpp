@@ -3,6 +3,7 @@
 #include <filesystem>
 #include <initializer_list>
 
+#include "config/storage_settings.hpp"
 #include "daemon/net/tls_policy.hpp"
 #include "daemon/services/psc_issuer_client.hpp"
 
@@ -45,12 +46,17 @@ std::shared_ptr<GatewayEnvironment> build_environment(const config::Config& conf
   // Last, once nothing else can refuse the configuration.
   const auto& directory = config.directory;
   if (open_directory && running && running->directory &&
-      running->config.directory.sqlite_path == directory.sqlite_path) {
+      running->config.directory.sqlite_path == directory.sqlite_path &&
+      running->config.storage == config.storage) {
     env->directory = running->directory;
     env->directory->set_refresh_interval(directory.refresh_interval);
   } else if (open_directory) {
-    env->directory = std::make_shared<DirectoryService>(
-        storage::open_sqlite_directory_source(directory.sqlite_path), directory.refresh_interval);
+    auto source = config.storage.postgresql_enabled()
+                      ? storage::open_postgresql_directory_source(
+                            config::postgresql_settings(config.storage, "mssgate"))
+                      : storage::open_sqlite_directory_source(directory.sqlite_path);
+    env->directory =
+        std::make_shared<DirectoryService>(std::move(source), directory.refresh_interval);
   }
   return env;
 }

@@ -33,8 +33,8 @@ class EnvironmentSlot {
 // Everything a configuration needs loaded: the TLS context (certificates, keys, CAs, CRLs), the
 // directory, the token validator. A reload passes the running environment: its validator (and
 // its cache of tokens) is kept when [psc] and its files did not change, its directory service
-// (and snapshot) when directory.sqlite_path did not, its indicator journal always. Throws with
-// a sentence for the operator.
+// (and snapshot) when directory.sqlite_path and [storage] did not, its indicator journal always.
+// Throws with a sentence for the operator.
 std::shared_ptr<GatewayEnvironment> build_environment(const config::Config& config,
                                                       bool open_directory,
                                                       std::shared_ptr<HttpClient> http,

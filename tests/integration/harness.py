@@ -64,8 +64,11 @@ def client_context(cert=None, maximum=ssl.TLSVersion.TLSv1_2, minimum=ssl.TLSVer
     return ctx
 
 
-def ctl(database, *args, check=True):
-    result = subprocess.run([MSSGATECTL, "--database", database, *args], capture_output=True, text=True, timeout=30)
+def ctl(database, *args, check=True, config=None):
+    """mssgatectl on the SQLite directory `database`, or on the store of the configuration file
+    `config` when given (a PostgreSQL directory)."""
+    where = ["--config", config] if config else ["--database", database]
+    result = subprocess.run([MSSGATECTL, *where, *args], capture_output=True, text=True, timeout=30)
     if check and result.returncode != 0:
         raise AssertionError("mssgatectl %s failed: %s" % (" ".join(args), result.stderr))
     return result
@@ -120,7 +123,7 @@ class Gateway:
 
     def __init__(self, extra_config="", backend_address=None, imap_section="", smtp_section="",
                  smtp_backend_address=None, max_message_bytes="30MiB", psc_section="",
-                 server_section="", tls_section="", limits_section=None):
+                 server_section="", tls_section="", limits_section=None, postgresql=None):
         self.dir = tempfile.mkdtemp(prefix="mssgate-it-")
         self.log_path = os.path.join(self.dir, "mssgate.log")
         self.database = os.path.join(self.dir, "directory.db")
@@ -136,6 +139,13 @@ class Gateway:
         # limits stay out of their way (no cap reached, no delay, every audit event written),
         # unless a test gives its own [limits] lines (LIMITS_OFF's defaults are then not set).
         limits = LIMITS_OFF if limits_section is None else limits_section
+        # `postgresql`: the variables of scripts/postgres's postgres.env; the directory is then
+        # PostgreSQL's, and mssgatectl reaches it through the configuration.
+        self.postgresql = postgresql
+        storage = ""
+        if postgresql:
+            storage = ('[storage]\nbackend = "postgresql"\npostgresql = "%s"\npassword_file = "%s"\n'
+                       % (postgresql["PG_URL"], postgresql["PG_PASSWORD_FILE"]))
         with open(self.config_path, "w") as f:
             f.write(f"""
 [server]
@@ -183,6 +193,8 @@ data_response_timeout = "30s"
 
 {psc_section}
 
+{storage}
+
 [limits]
 {limits}
 
@@ -215,18 +227,21 @@ refresh_interval = "100ms"
         with open(self.config_path, "w") as f:
             f.write("\n".join(lines))
 
+    def ctl(self, *args, check=True):
+        """mssgatectl on this gateway's directory, SQLite or PostgreSQL."""
+        return ctl(self.database, *args, check=check, config=self.config_path if self.postgresql else None)
+
     def populate_directory(self):
-        db = self.database
-        ctl(db, "mailbox", "add", APP_HOPITAL, "--type", "APP")
-        ctl(db, "mailbox", "add", APP_LABO, "--type", "APP")
-        ctl(db, "mailbox", "add", APP_SUSPENDED, "--type", "APP", "--status", "suspended")
-        ctl(db, "mailbox", "add", APP_GHOST, "--type", "APP")
-        ctl(db, "mailbox", "add", PER_MARTIN, "--type", "PER")
+        self.ctl("mailbox", "add", APP_HOPITAL, "--type", "APP")
+        self.ctl("mailbox", "add", APP_LABO, "--type", "APP")
+        self.ctl("mailbox", "add", APP_SUSPENDED, "--type", "APP", "--status", "suspended")
+        self.ctl("mailbox", "add", APP_GHOST, "--type", "APP")
+        self.ctl("mailbox", "add", PER_MARTIN, "--type", "PER")
         # org-hopital opens exactly one mailbox, recognised by its public key.
-        ctl(db, "certificate", "bind", APP_HOPITAL, "--cert", pki("org-hopital.crt"))
+        self.ctl("certificate", "bind", APP_HOPITAL, "--cert", pki("org-hopital.crt"))
         # org-labo opens several, recognised by issuer and serial number.
         for mailbox in (APP_SUSPENDED, APP_GHOST, PER_MARTIN):
-            ctl(db, "certificate", "bind", mailbox, "--cert", pki("org-labo.crt"), "--match", "issuer-serial")
+            self.ctl("certificate", "bind", mailbox, "--cert", pki("org-labo.crt"), "--match", "issuer-serial")
 
     def __enter__(self):
         self.start()
@@ -320,7 +335,7 @@ refresh_interval = "100ms"
         made after the commit. One command per call: a read between two commands would miss
         the second."""
         offset = self.log_size()
-        result = ctl(self.database, *args)
+        result = self.ctl(*args)
         self.wait_for_log(r"event=directory_loaded ", since=offset)
         return result
 

@@ -741,3 +741,51 @@ header_timeout = "10ms"
   EXPECT_NE(short_timeout.find("proxy_protocol.header_timeout"), std::string::npos)
       << short_timeout;
 }
+
+TEST_F(ConfigTest, StorageIsSqliteUnlessPostgresqlIsNamed) {
+  auto sqlite = parse_config(minimal(), path());
+  EXPECT_FALSE(sqlite.storage.postgresql_enabled());
+  std::ofstream(dir_ / "pg.secret") << "s3cret-pg\n";
+  // With PostgreSQL, directory.sqlite_path is not needed.
+  std::string without_sqlite = minimal();
+  without_sqlite.replace(without_sqlite.find("sqlite_path = \"directory.db\""),
+                         std::string("sqlite_path = \"directory.db\"").size(), "");
+  auto pg = parse_config(without_sqlite + R"(
+[storage]
+backend = "postgresql"
+postgresql = "host=10.0.0.7 dbname=mssgate user=mssgate"
+password_file = "pg.secret"
+connect_timeout = "2s"
+)",
+                         path());
+  EXPECT_TRUE(pg.storage.postgresql_enabled());
+  EXPECT_EQ(pg.storage.postgresql, "host=10.0.0.7 dbname=mssgate user=mssgate");
+  EXPECT_EQ(pg.storage.password, "s3cret-pg");
+  EXPECT_EQ(pg.storage.connect_timeout, std::chrono::seconds(2));
+  EXPECT_NE(error_for(without_sqlite).find("directory.sqlite_path: is required"),
+            std::string::npos);
+}
+
+TEST_F(ConfigTest, StorageRefusesWhatItCannotUse) {
+  std::string unknown = error_for(minimal() + "[storage]\nbackend = \"mysql\"\n");
+  EXPECT_NE(unknown.find("storage.backend: must be \"sqlite\" or \"postgresql\""),
+            std::string::npos)
+      << unknown;
+  std::string no_string = error_for(minimal() + "[storage]\nbackend = \"postgresql\"\n");
+  EXPECT_NE(no_string.find("storage.postgresql: is required with backend = \"postgresql\""),
+            std::string::npos)
+      << no_string;
+  std::string with_password =
+      error_for(minimal() +
+                "[storage]\nbackend = \"postgresql\"\npostgresql = \"host=h user=u password=p\"\n");
+  EXPECT_NE(with_password.find("storage.postgresql: must not hold the password: put it in "
+                               "storage.password_file"),
+            std::string::npos)
+      << with_password;
+  EXPECT_EQ(with_password.find("password=p"), std::string::npos) << with_password;
+  std::string no_file = error_for(minimal() +
+                                  "[storage]\nbackend = \"postgresql\"\npostgresql = \"host=h\"\n"
+                                  "password_file = \"missing.secret\"\n");
+  EXPECT_NE(no_file.find("storage.password_file: cannot read a password from"), std::string::npos)
+      << no_file;
+}

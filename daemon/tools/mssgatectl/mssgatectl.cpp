@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "config/config.hpp"
+#include "config/storage_settings.hpp"
 #include "daemon/net/certificate_identity.hpp"
 #include "daemon/tools/mssgatectl/arguments.hpp"
 #include "daemon/tools/mssgatectl/indicator_commands.hpp"
@@ -373,11 +374,20 @@ int run(const std::vector<std::string>& args) {
 
   // The other commands work on the directory, opened before the command is known; the
   // configuration is read only when --database does not name it.
-  std::string database = line.database
-                             ? *line.database
-                             : mssgate::config::load_config(line.config_path).directory.sqlite_path;
-  act_as_owner_of(database);
-  auto directory = mssgate::storage::open_sqlite_directory(database);
+  std::unique_ptr<mssgate::storage::DirectoryStore> directory;
+  if (line.database) {
+    act_as_owner_of(*line.database);
+    directory = mssgate::storage::open_sqlite_directory(*line.database);
+  } else {
+    auto config = mssgate::config::load_config(line.config_path);
+    if (config.storage.postgresql_enabled()) {
+      directory = mssgate::storage::open_postgresql_directory(
+          mssgate::config::postgresql_settings(config.storage, "mssgatectl"));
+    } else {
+      act_as_owner_of(config.directory.sqlite_path);
+      directory = mssgate::storage::open_sqlite_directory(config.directory.sqlite_path);
+    }
+  }
   if (line.noun == "mailbox") return mailbox_command(line.verb, a, *directory);
   if (line.noun == "holder") return holder_command(line.verb, a, *directory);
   if (line.noun == "certificate") return certificate_command(line.verb, a, *directory);

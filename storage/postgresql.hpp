@@ -1,0 +1,101 @@
+#pragma once
+// PostgreSQL through libpq: one connection, its statements with text parameters and results,
+// and its errors as StorageError sentences carrying the SQLSTATE. Used by one thread at a time.
+
+#include <chrono>
+#include <cstdint>
+#include <initializer_list>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "storage/storage_error.hpp"
+
+struct pg_conn;
+struct pg_result;
+
+namespace mssgate::storage {
+
+// Where the database is and how to sign in: a libpq connection string without the password
+// ("host=10.0.0.7 port=5432 dbname=mssgate user=mssgate sslmode=verify-full"), and the
+// password read from its file (empty: libpq's other ways, such as a client certificate).
+struct PostgresqlSettings {
+  std::string conninfo;
+  std::string password;
+  std::chrono::milliseconds connect_timeout{5000};
+  std::string application_name = "mssgate";
+};
+
+// A failed statement or connection; `sqlstate` is PostgreSQL's error code ("23505"), or empty
+// when the connection failed.
+class PostgresqlError : public StorageError {
+ public:
+  PostgresqlError(const std::string& what, std::string sqlstate)
+      : StorageError(what), sqlstate_(std::move(sqlstate)) {}
+  const std::string& sqlstate() const { return sqlstate_; }
+
+ private:
+  std::string sqlstate_;
+};
+
+// SQLSTATEs the stores turn into sentences of their own.
+inline constexpr std::string_view kUniqueViolation = "23505";
+inline constexpr std::string_view kForeignKeyViolation = "23503";
+
+class PostgresqlResult {
+ public:
+  explicit PostgresqlResult(pg_result* result) : result_(result) {}
+  ~PostgresqlResult();
+  PostgresqlResult(PostgresqlResult&& other) noexcept : result_(other.result_) {
+    other.result_ = nullptr;
+  }
+  PostgresqlResult& operator=(PostgresqlResult&&) = delete;
+  PostgresqlResult(const PostgresqlResult&) = delete;
+
+  int rows() const;
+  // The value at (row, column) as text; "" for NULL.
+  std::string_view text(int row, int column) const;
+  int64_t integer(int row, int column) const;
+  bool null(int row, int column) const;
+  // Rows an INSERT, UPDATE or DELETE changed.
+  int64_t affected() const;
+
+ private:
+  friend class PostgresqlConnection;
+  pg_result* result_;
+};
+
+class PostgresqlConnection {
+ public:
+  using Parameter = std::optional<std::string_view>;  // nullopt: NULL
+
+  // Connects; throws PostgresqlError with libpq's reason. A connection string that carries a
+  // password is refused: passwords live in their file.
+  explicit PostgresqlConnection(const PostgresqlSettings& settings);
+  ~PostgresqlConnection();
+  PostgresqlConnection(const PostgresqlConnection&) = delete;
+  PostgresqlConnection& operator=(const PostgresqlConnection&) = delete;
+
+  // One statement with $1, $2... parameters, as text. Throws PostgresqlError ("what": what the
+  // caller was doing, then the server's message).
+  PostgresqlResult exec(std::string_view what, const std::string& sql,
+                        std::initializer_list<Parameter> parameters = {});
+  // Several statements, no parameters (a schema step).
+  void exec_script(std::string_view what, const char* sql);
+  // Whether the connection is still usable (false once the server went away).
+  bool usable() const;
+  // Where it is connected, for the log: "postgresql://host:port/dbname".
+  std::string name() const;
+
+ private:
+  void check(std::string_view what, const PostgresqlResult& result) const;
+
+  pg_conn* connection_ = nullptr;
+};
+
+// "postgresql://host:port/dbname" for a connection string (no user, no password), or the string
+// itself when libpq cannot read it.
+std::string postgresql_location(const std::string& conninfo);
+
+}  // namespace mssgate::storage

@@ -1,0 +1,346 @@
+// The PostgreSQL directory against a real PostgreSQL (scripts/postgres, started by the ctest
+// fixture; its postgres.env is named by MSSGATE_PG_ENV): the store answers as the SQLite store
+// does, the snapshot source sees commits and nothing else, the schema is migrated once, and a
+// lost connection is opened again.
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <thread>
+
+#include "daemon/services/directory_service.hpp"
+#include "storage/directory_source.hpp"
+#include "storage/directory_store.hpp"
+#include "storage/postgresql.hpp"
+
+using namespace mssgate;
+using namespace std::chrono_literals;
+using protocol::MailboxStatus;
+using protocol::MailboxType;
+namespace fs = std::filesystem;
+
+namespace {
+
+std::map<std::string, std::string> postgres_env() {
+  const char* path = std::getenv("MSSGATE_PG_ENV");
+  std::map<std::string, std::string> values;
+  if (!path) return values;
+  std::ifstream in(path);
+  std::string line;
+  while (std::getline(in, line)) {
+    auto equals = line.find('=');
+    if (equals == std::string::npos) continue;
+    std::string value = line.substr(equals + 1);
+    if (value.size() >= 2 && value.front() == '\'') value = value.substr(1, value.size() - 2);
+    values[line.substr(0, equals)] = value;
+  }
+  return values;
+}
+
+std::string first_line(const std::string& path) {
+  std::ifstream in(path);
+  std::string line;
+  std::getline(in, line);
+  return line;
+}
+
+class PostgresqlDirectoryTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto env = postgres_env();
+    ASSERT_FALSE(env["PG_URL"].empty())
+        << "MSSGATE_PG_ENV names no postgres.env (scripts/postgres)";
+    settings_.conninfo = env["PG_URL"];
+    settings_.password = first_line(env["PG_PASSWORD_FILE"]);
+    settings_.connect_timeout = 5s;
+    settings_.application_name = "mssgate-tests";
+    // A new, empty database for each test: the public schema dropped with what it holds.
+    storage::PostgresqlConnection db(settings_);
+    db.exec_script("emptying the database", "DROP SCHEMA public CASCADE; CREATE SCHEMA public;");
+    sqlite_path_ =
+        fs::temp_directory_path() / ("mssgate-pg-compare-" + std::to_string(::getpid()) + ".db");
+    fs::remove(sqlite_path_);
+  }
+  void TearDown() override {
+    for (const char* suffix : {"", "-wal", "-shm"})
+      fs::remove(sqlite_path_.string() + suffix);
+  }
+
+  storage::PostgresqlSettings settings_;
+  fs::path sqlite_path_;
+};
+
+// What a store says, every list and lookup, for comparing two stores.
+std::string describe(storage::DirectoryStore& store) {
+  std::string out;
+  for (const auto& m : store.list_mailboxes()) {
+    out += "mailbox " + m.address + " " + std::string(protocol::to_string(m.type)) + " " +
+           std::string(protocol::to_string(m.status)) + "\n";
+    for (const auto& s : store.allowed_senders(m.address).value)
+      out += "  sender " + s + "\n";
+  }
+  for (const auto& h : store.list_holders())
+    out += "holder " + h.id + " " + h.label + "\n";
+  for (const auto& a : store.list_attachments()) {
+    out += "attachment " + a.holder + " " + a.mailbox + " " + std::string(to_string(a.role)) + "\n";
+    out += "  role " + std::string(to_string(*store.holder_role(a.holder, a.mailbox).value)) + "\n";
+  }
+  for (const auto& b : store.list_certificate_bindings()) {
+    out += "binding " + std::string(to_string(b.match)) + " " + b.value + " " + b.mailbox + " " +
+           b.label + "\n";
+  }
+  storage::CertificateKeys keys{std::string(64, 'a'), "CN=ORG CA|1002"};
+  for (const auto& m : store.mailboxes_for_certificate(keys).value)
+    out += "certificate opens " + m + "\n";
+  auto missing = store.find_mailbox("nobody@test.fr");
+  out += std::string("nobody: ") + (missing.ok() && !missing.value ? "none" : "?") + "\n";
+  return out;
+}
+
+// The same administration on a store; each refusal's sentence is written down.
+std::string administer(storage::DirectoryStore& store) {
+  std::string refusals;
+  auto attempt = [&](auto&& action) {
+    try {
+      action();
+      refusals += "ok\n";
+    } catch (const storage::StorageError& e) {
+      refusals += std::string(e.what()) + "\n";
+    }
+  };
+  attempt([&] {
+    store.add_mailbox({"app.hopital@test.fr", MailboxType::kApp, MailboxStatus::kActive});
+  });
+  attempt([&] {
+    store.add_mailbox({"dr.martin@test.fr", MailboxType::kPer, MailboxStatus::kActive});
+  });
+  attempt([&] {
+    store.add_mailbox({"cabinet@test.fr", MailboxType::kCab, MailboxStatus::kSuspended});
+  });
+  attempt([&] {
+    store.add_mailbox({"dr.martin@test.fr", MailboxType::kPer, MailboxStatus::kActive});
+  });
+  attempt([&] { store.set_mailbox_status("cabinet@test.fr", MailboxStatus::kActive); });
+  attempt([&] { store.set_mailbox_status("nobody@test.fr", MailboxStatus::kActive); });
+  attempt([&] { store.allow_sender("dr.martin@test.fr", "secretariat@test.fr"); });
+  attempt([&] { store.allow_sender("dr.martin@test.fr", "secretariat@test.fr"); });
+  attempt([&] { store.allow_sender("nobody@test.fr", "x@test.fr"); });
+  attempt([&] { store.add_holder({"810001234567", "Dr Martin"}); });
+  attempt([&] { store.add_holder({"810001234567", "again"}); });
+  attempt([&] {
+    store.attach_holder({"810001234567", "dr.martin@test.fr", storage::HolderRole::kOwner});
+  });
+  attempt([&] {
+    store.attach_holder({"810001234567", "cabinet@test.fr", storage::HolderRole::kCoHolder});
+  });
+  attempt([&] {
+    store.attach_holder({"810001234567", "dr.martin@test.fr", storage::HolderRole::kDelegate});
+  });
+  attempt([&] {
+    store.attach_holder({"899999999999", "dr.martin@test.fr", storage::HolderRole::kDelegate});
+  });
+  attempt([&] {
+    store.bind_certificate({storage::CertificateMatch::kSpkiSha256, std::string(64, 'a'),
+                            "app.hopital@test.fr", "CN=hopital"});
+  });
+  attempt([&] {
+    store.bind_certificate(
+        {storage::CertificateMatch::kIssuerSerial, "CN=ORG CA|1002", "cabinet@test.fr", ""});
+  });
+  attempt([&] {
+    store.bind_certificate({storage::CertificateMatch::kSpkiSha256, std::string(64, 'a'),
+                            "app.hopital@test.fr", "again"});
+  });
+  attempt([&] {
+    store.bind_certificate(
+        {storage::CertificateMatch::kSpkiSha256, std::string(64, 'b'), "nobody@test.fr", ""});
+  });
+  refusals += "disallow " +
+              std::to_string(store.disallow_sender("dr.martin@test.fr", "none@test.fr")) + "\n";
+  refusals +=
+      "detach " + std::to_string(store.detach_holder("810001234567", "cabinet@test.fr")) + "\n";
+  refusals += "unbind " +
+              std::to_string(store.unbind_certificate({storage::CertificateMatch::kIssuerSerial,
+                                                       "CN=ORG CA|1002", "cabinet@test.fr", ""})) +
+              "\n";
+  attempt([&] { store.remove_holder("899999999999"); });
+  attempt([&] { store.remove_mailbox("nobody@test.fr"); });
+  return refusals;
+}
+
+}  // namespace
+
+TEST_F(PostgresqlDirectoryTest, TheStoreAnswersAndRefusesAsTheSqliteStore) {
+  auto sqlite = storage::open_sqlite_directory(sqlite_path_.string());
+  auto postgresql = storage::open_postgresql_directory(settings_);
+  std::string sqlite_refusals = administer(*sqlite);
+  EXPECT_EQ(administer(*postgresql), sqlite_refusals);
+  EXPECT_NE(sqlite_refusals.find("mailbox dr.martin@test.fr already exists"), std::string::npos);
+  EXPECT_NE(sqlite_refusals.find("no mailbox nobody@test.fr"), std::string::npos);
+  std::string described = describe(*sqlite);
+  EXPECT_EQ(describe(*postgresql), described);
+  EXPECT_NE(described.find("certificate opens app.hopital@test.fr"), std::string::npos)
+      << described;
+  // Removing a mailbox takes its senders, attachments and bindings with it, in both.
+  sqlite->remove_mailbox("dr.martin@test.fr");
+  postgresql->remove_mailbox("dr.martin@test.fr");
+  EXPECT_EQ(describe(*postgresql), describe(*sqlite));
+}
+
+TEST_F(PostgresqlDirectoryTest, TheSnapshotSourceSeesCommitsAndNothingElse) {
+  auto store = storage::open_postgresql_directory(settings_);
+  store->add_mailbox({"dr.martin@test.fr", MailboxType::kPer, MailboxStatus::kActive});
+  auto source = storage::open_postgresql_directory_source(settings_);
+  EXPECT_TRUE(source->changed()) << "nothing read yet";
+  auto snapshot = storage::load_snapshot(*source);
+  EXPECT_TRUE(snapshot->find_mailbox("dr.martin@test.fr").value.has_value());
+  EXPECT_FALSE(source->changed());
+  // Reading, and opening the store again (mssgatectl does at each command), change nothing.
+  storage::open_postgresql_directory(settings_).reset();
+  store->list_mailboxes();
+  EXPECT_FALSE(source->changed());
+  // A refused write changes nothing either.
+  EXPECT_THROW(store->allow_sender("nobody@test.fr", "x@test.fr"), storage::StorageError);
+  EXPECT_FALSE(source->changed());
+  store->set_mailbox_status("dr.martin@test.fr", MailboxStatus::kSuspended);
+  EXPECT_TRUE(source->changed());
+  EXPECT_TRUE(source->changed()) << "until it is read";
+  snapshot = storage::load_snapshot(*source);
+  EXPECT_EQ(snapshot->find_mailbox("dr.martin@test.fr").value->status, MailboxStatus::kSuspended);
+  EXPECT_FALSE(source->changed());
+  EXPECT_EQ(source->name(), "postgresql://127.0.0.1:" + postgres_env()["PG_PORT"] + "/mssgate");
+}
+
+TEST_F(PostgresqlDirectoryTest, TheSnapshotAnswersAsTheSqliteOne) {
+  auto sqlite = storage::open_sqlite_directory(sqlite_path_.string());
+  auto postgresql = storage::open_postgresql_directory(settings_);
+  administer(*sqlite);
+  administer(*postgresql);
+  auto from_sqlite =
+      storage::load_snapshot(*storage::open_sqlite_directory_source(sqlite_path_.string()));
+  auto from_postgresql =
+      storage::load_snapshot(*storage::open_postgresql_directory_source(settings_));
+  for (const char* address :
+       {"app.hopital@test.fr", "dr.martin@test.fr", "cabinet@test.fr", "nobody@test.fr"}) {
+    auto a = from_sqlite->find_mailbox(address).value;
+    auto b = from_postgresql->find_mailbox(address).value;
+    ASSERT_EQ(a.has_value(), b.has_value()) << address;
+    if (a) {
+      EXPECT_EQ(a->type, b->type) << address;
+      EXPECT_EQ(a->status, b->status) << address;
+    }
+    EXPECT_EQ(from_sqlite->allowed_senders(address).value,
+              from_postgresql->allowed_senders(address).value);
+    EXPECT_EQ(from_sqlite->holder_role("810001234567", address).value,
+              from_postgresql->holder_role("810001234567", address).value);
+  }
+  storage::CertificateKeys keys{std::string(64, 'a'), "CN=ORG CA|1002"};
+  EXPECT_EQ(from_sqlite->mailboxes_for_certificate(keys).value,
+            from_postgresql->mailboxes_for_certificate(keys).value);
+  EXPECT_EQ(from_postgresql->mailboxes_for_certificate(keys).value,
+            std::vector<std::string>{"app.hopital@test.fr"});
+}
+
+TEST_F(PostgresqlDirectoryTest, GatewaysStartingTogetherMigrateOnce) {
+  std::vector<std::thread> starters;
+  std::atomic<int> failures = 0;
+  starters.reserve(4);
+  for (int i = 0; i < 4; ++i) {
+    starters.emplace_back([&] {
+      try {
+        storage::open_postgresql_directory_source(settings_);
+      } catch (const storage::StorageError&) {
+        ++failures;
+      }
+    });
+  }
+  for (auto& t : starters)
+    t.join();
+  EXPECT_EQ(failures, 0);
+  storage::PostgresqlConnection db(settings_);
+  auto version = db.exec("reading", "SELECT version FROM mssgate_schema WHERE part = 'directory'");
+  ASSERT_EQ(version.rows(), 1);
+  EXPECT_EQ(version.integer(0, 0), 1);
+}
+
+TEST_F(PostgresqlDirectoryTest, ADirectoryOfANewerMssgateIsRefused) {
+  storage::open_postgresql_directory(settings_).reset();
+  storage::PostgresqlConnection db(settings_);
+  db.exec("moving on", "UPDATE mssgate_schema SET version = 99 WHERE part = 'directory'");
+  try {
+    storage::open_postgresql_directory(settings_);
+    FAIL() << "opened";
+  } catch (const storage::StorageError& e) {
+    EXPECT_STREQ(e.what(),
+                 "the PostgreSQL directory has schema version 99, newer than this mssgate (1)");
+  }
+}
+
+TEST_F(PostgresqlDirectoryTest, ALostConnectionIsOpenedAgain) {
+  auto store = storage::open_postgresql_directory(settings_);
+  store->add_mailbox({"dr.martin@test.fr", MailboxType::kPer, MailboxStatus::kActive});
+  auto source = storage::open_postgresql_directory_source(settings_);
+  storage::load_snapshot(*source);
+  // The server ends the source's connection (as a restart would).
+  storage::PostgresqlConnection db(settings_);
+  db.exec("ending the source's connection",
+          "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+          "WHERE application_name = 'mssgate-tests' AND pid <> pg_backend_pid()");
+  store.reset();  // its connection was ended too
+  EXPECT_THROW(source->changed(), storage::StorageError);
+  EXPECT_TRUE(source->changed()) << "connected again: read again";
+  EXPECT_TRUE(storage::load_snapshot(*source)->find_mailbox("dr.martin@test.fr").value.has_value());
+  EXPECT_FALSE(source->changed());
+}
+
+TEST_F(PostgresqlDirectoryTest, ADirectoryServiceHasAChangeInForceWithinItsInterval) {
+  auto store = storage::open_postgresql_directory(settings_);
+  store->add_mailbox({"dr.martin@test.fr", MailboxType::kPer, MailboxStatus::kActive});
+  daemon::DirectoryService service(storage::open_postgresql_directory_source(settings_), 20ms);
+  store->add_mailbox({"secretariat@test.fr", MailboxType::kOrg, MailboxStatus::kActive});
+  auto deadline = std::chrono::steady_clock::now() + 5s;
+  while (!service.snapshot()->find_mailbox("secretariat@test.fr").value &&
+         std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(10ms);
+  EXPECT_TRUE(service.snapshot()->find_mailbox("secretariat@test.fr").value.has_value())
+      << "a change is in force within the refresh interval";
+}
+
+TEST(PostgresqlConnection, RefusesAPasswordInTheConnectionStringAndSaysWhyItCannotConnect) {
+  storage::PostgresqlSettings with_password{"host=127.0.0.1 dbname=x user=y password=secret", "",
+                                            1s, "t"};
+  try {
+    storage::PostgresqlConnection db(with_password);
+    FAIL() << "connected";
+  } catch (const storage::StorageError& e) {
+    EXPECT_STREQ(e.what(),
+                 "the PostgreSQL connection string holds a password: put it in its file instead");
+  }
+  storage::PostgresqlSettings garbage{"host='unterminated", "", 1s, "t"};
+  EXPECT_THROW(storage::PostgresqlConnection{garbage}, storage::StorageError);
+  auto env = postgres_env();
+  storage::PostgresqlSettings wrong{env["PG_URL"], "not-the-password", 2s, "t"};
+  try {
+    storage::PostgresqlConnection db(wrong);
+    FAIL() << "connected";
+  } catch (const storage::StorageError& e) {
+    std::string what = e.what();
+    EXPECT_EQ(what.rfind("cannot connect to PostgreSQL postgresql://127.0.0.1:" + env["PG_PORT"] +
+                             "/mssgate: ",
+                         0),
+              0u)
+        << what;
+    EXPECT_NE(what.find("password authentication failed"), std::string::npos) << what;
+    EXPECT_EQ(what.find("not-the-password"), std::string::npos) << what;
+  }
+  storage::PostgresqlSettings nobody{"host=127.0.0.1 port=1 dbname=x user=y", "", 1s, "t"};
+  try {
+    storage::PostgresqlConnection db(nobody);
+    FAIL() << "connected";
+  } catch (const storage::StorageError& e) {
+    EXPECT_NE(std::string(e.what()).find("postgresql://127.0.0.1:1/x"), std::string::npos)
+        << e.what();
+  }
+}
