@@ -33,6 +33,8 @@ inline constexpr const char* kDefaultTls13Ciphersuites =
     "TLS_AES_256_GCM_SHA384:TLS_AES_128_GCM_SHA256:TLS_CHACHA20_POLY1305_SHA256";
 
 struct ServerConfig {
+  // This gateway's name among several (an `instance` label on every metric); empty: none.
+  std::string instance;
   unsigned io_threads = 0;  // 0: one per core
   std::string log_level = "info";
   size_t max_connections = 20000;

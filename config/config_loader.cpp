@@ -308,6 +308,16 @@ bool readable_file(const std::string& path) {
 
 void read_server(TableReader& parent, ServerConfig& out, Problems& problems, const fs::path& base) {
   TableReader t(parent.sub_table("server"), "server", problems, base);
+  t.string("instance", out.instance);
+  bool name_ok = out.instance.size() <= 64 &&
+                 std::all_of(out.instance.begin(), out.instance.end(), [](char c) {
+                   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                          (c >= '0' && c <= '9') || c == '-' || c == '_' || c == '.';
+                 });
+  if (!name_ok) {
+    problems.add(t.where("instance"), "server.instance",
+                 "letters, digits, '-', '_' and '.', at most 64 (such as \"gw-1\")");
+  }
   t.integer("io_threads", out.io_threads, 0, 256);
   t.string("log_level", out.log_level);
   t.size("max_connections", out.max_connections, 1, 1'000'000);

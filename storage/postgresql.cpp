@@ -113,6 +113,12 @@ PostgresqlConnection::PostgresqlConnection(const PostgresqlSettings& settings) {
   keywords.push_back(nullptr);
   values.push_back(nullptr);
   connection_ = PQconnectdbParams(keywords.data(), values.data(), 0);
+  if (connection_) {
+    // The server's notices (a table that already exists, skipped) are not errors: libpq would
+    // print them on standard error.
+    PQsetNoticeProcessor(
+        connection_, [](void*, const char*) {}, nullptr);
+  }
   if (!connection_ || PQstatus(connection_) != CONNECTION_OK) {
     std::string reason = connection_ ? trimmed(PQerrorMessage(connection_)) : "out of memory";
     PQfinish(connection_);

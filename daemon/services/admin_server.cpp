@@ -184,8 +184,9 @@ class AdminServer::Impl : public std::enable_shared_from_this<AdminServer::Impl>
       case AdminRoute::kMethodNotAllowed:
         co_return AdminResponse{405, "text/plain; charset=utf-8", "only GET and HEAD\n"};
       case AdminRoute::kMetrics:
-        co_return AdminResponse{200, "application/openmetrics-text; version=1.0.0; charset=utf-8",
-                                metrics::gateway().render_openmetrics()};
+        co_return AdminResponse{
+            200, "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            metrics::gateway().render_openmetrics(current_()->config.server.instance)};
       case AdminRoute::kHealth:
         co_return AdminResponse{200, "text/plain; charset=utf-8", "ok\n"};
       case AdminRoute::kReady: {

@@ -63,11 +63,18 @@ std::vector<uint64_t> Histogram::cumulative() const {
   return out;
 }
 
-std::string FamilyBase::label_text(const std::vector<std::string>& values,
+std::string FamilyBase::label_text(std::string_view instance,
+                                   const std::vector<std::string>& values,
                                    std::string_view extra_name,
                                    std::string_view extra_value) const {
-  if (labels_.empty() && extra_name.empty()) return {};
+  if (instance.empty() && labels_.empty() && extra_name.empty()) return {};
   std::string out = "{";
+  if (!instance.empty()) {
+    out += "instance=\"";
+    append_escaped(out, instance);
+    out += '"';
+    if (!labels_.empty() || !extra_name.empty()) out += ',';
+  }
   for (size_t i = 0; i < labels_.size(); ++i) {
     if (i) out += ',';
     out += labels_[i];
@@ -108,25 +115,28 @@ Sample& Family<Sample>::with(std::initializer_list<std::string_view> values) {
 }
 
 template <class Sample>
-void Family<Sample>::render(std::string& out) const {
+void Family<Sample>::render(std::string& out, std::string_view instance) const {
   render_header(out);
   std::lock_guard lock(mutex_);
   for (const auto& [values, sample] : samples_) {
     if constexpr (std::is_same_v<Sample, Counter>) {
-      out += name_ + "_total" + label_text(values) + " " + std::to_string(sample->value()) + "\n";
+      out += name_ + "_total" + label_text(instance, values) + " " +
+             std::to_string(sample->value()) + "\n";
     } else if constexpr (std::is_same_v<Sample, Gauge>) {
-      out += name_ + label_text(values) + " " + number_text(sample->value()) + "\n";
+      out += name_ + label_text(instance, values) + " " + number_text(sample->value()) + "\n";
     } else {
       auto counts = sample->cumulative();
       const auto& bounds = sample->bounds();
       for (size_t i = 0; i < bounds.size(); ++i) {
-        out += name_ + "_bucket" + label_text(values, "le", number_text(bounds[i])) + " " +
-               std::to_string(counts[i]) + "\n";
+        out += name_ + "_bucket" + label_text(instance, values, "le", number_text(bounds[i])) +
+               " " + std::to_string(counts[i]) + "\n";
       }
-      out += name_ + "_bucket" + label_text(values, "le", "+Inf") + " " +
+      out += name_ + "_bucket" + label_text(instance, values, "le", "+Inf") + " " +
              std::to_string(counts.back()) + "\n";
-      out += name_ + "_count" + label_text(values) + " " + std::to_string(counts.back()) + "\n";
-      out += name_ + "_sum" + label_text(values) + " " + number_text(sample->sum()) + "\n";
+      out += name_ + "_count" + label_text(instance, values) + " " + std::to_string(counts.back()) +
+             "\n";
+      out +=
+          name_ + "_sum" + label_text(instance, values) + " " + number_text(sample->sum()) + "\n";
     }
   }
 }
@@ -279,11 +289,11 @@ GatewayMetrics::GatewayMetrics()
           &backend_up};
 }
 
-std::string GatewayMetrics::render_openmetrics() const {
+std::string GatewayMetrics::render_openmetrics(std::string_view instance) const {
   std::string out;
   out.reserve(16384);
   for (const auto* family : all_)
-    family->render(out);
+    family->render(out, instance);
   out += "# EOF\n";
   return out;
 }

@@ -56,12 +56,13 @@ class FamilyBase {
   FamilyBase(std::string name, std::string help, Type type, std::vector<std::string> labels)
       : name_(std::move(name)), help_(std::move(help)), type_(type), labels_(std::move(labels)) {}
   virtual ~FamilyBase() = default;
-  virtual void render(std::string& out) const = 0;
+  // `instance`: a value for an `instance` label on every sample (empty: none).
+  virtual void render(std::string& out, std::string_view instance = {}) const = 0;
 
  protected:
   // `{a="x",b="y"}` for the label values, with an extra label (le) when given.
-  std::string label_text(const std::vector<std::string>& values, std::string_view extra_name = {},
-                         std::string_view extra_value = {}) const;
+  std::string label_text(std::string_view instance, const std::vector<std::string>& values,
+                         std::string_view extra_name = {}, std::string_view extra_value = {}) const;
   void render_header(std::string& out) const;
 
   std::string name_;
@@ -81,7 +82,7 @@ class Family : public FamilyBase {
   // The sample for these label values (as many as the family has labels), made on first use.
   Sample& with(std::initializer_list<std::string_view> values = {});
 
-  void render(std::string& out) const override;
+  void render(std::string& out, std::string_view instance = {}) const override;
 
  private:
   std::vector<double> bounds_;
@@ -96,7 +97,8 @@ using HistogramFamily = Family<Histogram>;
 // Every metric mssgate exposes; docs/operator-guide.md lists them.
 struct GatewayMetrics {
   GatewayMetrics();
-  std::string render_openmetrics() const;
+  // Every family; with `instance`, each sample carries instance="..." (gateways of a cluster).
+  std::string render_openmetrics(std::string_view instance = {}) const;
 
   GaugeFamily build_info;
   CounterFamily connections;              // {listener}: accepted

@@ -95,6 +95,25 @@ TEST(Metrics, RendersCountersGaugesAndHistogramsAsOpenMetrics) {
             "test_seconds_sum{kind=\"x\"} 5.15\n");
 }
 
+TEST(Metrics, AnInstanceLabelComesFirstOnEverySample) {
+  metrics::CounterFamily counter("test_events", "Events.", metrics::Type::kCounter, {"kind"});
+  counter.with({"a"}).inc();
+  metrics::GaugeFamily gauge("test_level", "Level.", metrics::Type::kGauge, {});
+  gauge.with().set(1);
+  metrics::HistogramFamily histogram("test_wait", "Waits.", metrics::Type::kHistogram, {}, {1});
+  histogram.with().observe(0.5);
+  std::string text;
+  counter.render(text, "gw-2");
+  gauge.render(text, "gw-2");
+  histogram.render(text, "gw-\"2");
+  EXPECT_NE(text.find("test_events_total{instance=\"gw-2\",kind=\"a\"} 1\n"), std::string::npos)
+      << text;
+  EXPECT_NE(text.find("test_level{instance=\"gw-2\"} 1\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("test_wait_bucket{instance=\"gw-\\\"2\",le=\"1\"} 1\n"), std::string::npos)
+      << text;
+  EXPECT_NE(text.find("test_wait_count{instance=\"gw-\\\"2\"} 1\n"), std::string::npos) << text;
+}
+
 TEST(Metrics, TheGatewaysTextEndsWithEof) {
   std::string text = metrics::gateway().render_openmetrics();
   EXPECT_TRUE(text.ends_with("# EOF\n"));
