@@ -123,7 +123,8 @@ class Gateway:
 
     def __init__(self, extra_config="", backend_address=None, imap_section="", smtp_section="",
                  smtp_backend_address=None, max_message_bytes="30MiB", psc_section="",
-                 server_section="", tls_section="", limits_section=None, postgresql=None):
+                 server_section="", tls_section="", limits_section=None, postgresql=None,
+                 populate=True):
         self.dir = tempfile.mkdtemp(prefix="mssgate-it-")
         self.log_path = os.path.join(self.dir, "mssgate.log")
         self.database = os.path.join(self.dir, "directory.db")
@@ -204,7 +205,9 @@ sqlite_path = "{self.database}"
 refresh_interval = "100ms"
 {extra_config}
 """)
-        self.populate_directory()
+        # A gateway sharing a directory another one populated (PostgreSQL) does not add to it.
+        if populate:
+            self.populate_directory()
         self.process = None
         self.ports = {}
         # Where log searches start by default (see mark()).

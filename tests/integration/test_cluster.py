@@ -1,0 +1,349 @@
+"""Several gateways behind a real HAProxy (TCP mode, PROXY protocol v2, health checks on each
+gateway's /readyz), sharing one directory in a real PostgreSQL: clients sign in and send
+through the balancer by certificate and by token; Dovecot and Postfix see the client's address,
+not the balancer's; a host that may not send PROXY headers is refused; a gateway killed in the
+middle of a run of messages loses none that a client was told was accepted; PostgreSQL
+restarted in the middle leaves sign-ins working and the directory's changes resuming, without
+restarting any gateway.
+
+Each gateway keeps its own indicator journal in this version: the reconciliation below checks
+the sent side (submission), where every event is recorded by the gateway that answered the
+client."""
+
+import base64
+import email.utils
+import json
+import os
+import re
+import signal
+import socket
+import smtplib
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import unittest
+
+from harness import (APP_HOPITAL, APP_LABO, PER_MARTIN, Gateway, PscIssuer, RawImap, backend_env, client_context,
+                     main, new_marker, pki, wait_for_close, wait_for_delivery, wait_postfix_queue_empty, xoauth2)
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from test_postgresql_directory import postgres, postgres_env, psql  # noqa: E402
+
+PROFESSIONAL = "810001234567"
+GATEWAYS = 3
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def read_text(path):
+    with open(path, errors="replace") as f:
+        return f.read()
+
+
+def wait_for_text(path, pattern, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if re.search(pattern, read_text(path)):
+            return
+        time.sleep(0.05)
+    raise AssertionError("%r not in %s" % (pattern, path))
+
+
+class Cluster:
+    """GATEWAYS gateways, their directory in PostgreSQL, behind HAProxy on ports of its own."""
+
+    def __init__(self, issuer):
+        self.env = postgres_env()
+        psql(self.env, "DROP SCHEMA public CASCADE; CREATE SCHEMA public;")
+        self.dir = tempfile.mkdtemp(prefix="mssgate-cluster-")
+        os.chmod(self.dir, 0o755)
+        self.gateways = []
+        for i in range(1, GATEWAYS + 1):
+            self.gateways.append(Gateway(
+                postgresql=self.env, populate=(i == 1),
+                server_section='instance = "gw-%d"' % i,
+                psc_section=issuer.config(),
+                extra_config="""
+[admin]
+listen = ["127.0.0.1:0"]
+
+[proxy_protocol]
+listeners = ["imap", "imaps", "submission", "submissions"]
+trusted_sources = ["127.0.0.1"]
+
+[indicators]
+journal = "%s/gw-%d.indicators.db"
+log = "%s/gw-%d.indicators.jsonl"
+operator_domains = ["test.mssante.fr"]
+""" % (self.dir, i, self.dir, i)))
+        first = self.gateways[0]
+        first.ctl("holder", "add", PROFESSIONAL, "--label", "Dr Jean Martin")
+        first.ctl("holder", "attach", PROFESSIONAL, PER_MARTIN, "--role", "owner")
+        for gateway in self.gateways:
+            gateway.start()
+            # The ports it was given, written in its configuration: restarted, it listens there
+            # again, where HAProxy sends its share of the clients.
+            for table, key, names in (("imap", "starttls_listen", "imap"), ("imap", "tls_listen", "imaps"),
+                                      ("smtp", "starttls_listen", "submission"),
+                                      ("smtp", "tls_listen", "submissions"), ("admin", "listen", "admin")):
+                gateway.set_option(table, key, '["127.0.0.1:%d"]' % gateway.ports[names])
+        self.ports = {name: free_port() for name in ("imap", "imaps", "submission", "submissions")}
+        self.haproxy_log = os.path.join(self.dir, "haproxy.log")
+        self.haproxy = None
+        self.start_haproxy()
+
+    def start_haproxy(self):
+        config = os.path.join(self.dir, "haproxy.cfg")
+        with open(config, "w") as f:
+            f.write("""global
+  log stdout format raw local0 info
+  maxconn 2000
+defaults
+  mode tcp
+  log global
+  option tcplog
+  option redispatch
+  retries 2
+  timeout connect 2s
+  timeout client 5m
+  timeout server 5m
+  timeout check 1s
+  option httpchk GET /readyz
+  http-check expect status 200
+  balance roundrobin
+""")
+            for name, port in self.ports.items():
+                f.write("frontend %s\n  bind 127.0.0.1:%d\n  default_backend %s\nbackend %s\n" % (name, port, name, name))
+                for i, gateway in enumerate(self.gateways, 1):
+                    f.write("  server gw-%d 127.0.0.1:%d send-proxy-v2 check port %d inter 500ms fall 2 rise 2\n"
+                            % (i, gateway.ports[name], gateway.ports["admin"]))
+        log = open(self.haproxy_log, "ab")
+        self.haproxy = subprocess.Popen(["haproxy", "-f", config, "-db"], stdin=subprocess.DEVNULL, stdout=log,
+                                        stderr=subprocess.STDOUT)
+        log.close()
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", self.ports["imap"]), timeout=2) as s:
+                    if s.recv(100).startswith(b"* OK"):
+                        return
+            except OSError:
+                pass
+            if self.haproxy.poll() is not None:
+                raise AssertionError("haproxy exited:\n" + read_text(self.haproxy_log))
+            time.sleep(0.1)
+        raise AssertionError("haproxy not serving in 10 s:\n" + read_text(self.haproxy_log))
+
+    def stop(self):
+        if self.haproxy and self.haproxy.poll() is None:
+            self.haproxy.send_signal(signal.SIGTERM)
+            try:
+                self.haproxy.wait(10)
+            except subprocess.TimeoutExpired:
+                self.haproxy.kill()
+                self.haproxy.wait()
+        for gateway in self.gateways:
+            gateway.stop()
+
+    def events(self):
+        found = []
+        for i in range(1, GATEWAYS + 1):
+            path = os.path.join(self.dir, "gw-%d.indicators.jsonl" % i)
+            if os.path.exists(path):
+                with open(path) as f:
+                    found += [dict(json.loads(line), gateway=i) for line in f if line.strip()]
+        return found
+
+
+def message(marker, sender=APP_HOPITAL, recipient=APP_LABO):
+    return ("From: %s\r\nTo: %s\r\nSubject: %s\r\nDate: %s\r\nMessage-ID: <%s@cluster.test>\r\n\r\nBonjour.\r\n"
+            % (sender, recipient, marker, email.utils.formatdate(), marker)).encode()
+
+
+def submit(port, marker, source=None):
+    """One message through the balancer's submission port, signed in by certificate."""
+    smtp = smtplib.SMTP(timeout=15, source_address=(source, 0) if source else None)
+    smtp._host = "localhost"
+    try:
+        smtp.connect("127.0.0.1", port)
+        smtp.starttls(context=client_context("org-hopital"))
+        smtp.ehlo("lps.cluster.test")
+        code, _ = smtp.auth("EXTERNAL", lambda challenge=None: "", initial_response_ok=True)
+        assert code == 235, code
+        smtp.sendmail(APP_HOPITAL, [APP_LABO], message(marker))
+        smtp.quit()
+    finally:
+        smtp.close()
+
+
+class ClusterTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.issuer = PscIssuer()
+        cls.cluster = Cluster(cls.issuer)
+
+    @classmethod
+    def tearDownClass(cls):
+        try:
+            cls.cluster.stop()
+        finally:
+            cls.issuer.stop()
+            postgres("start")
+
+    def setUp(self):
+        for gateway in self.cluster.gateways:
+            gateway.mark()
+
+    def test_certificates_and_tokens_through_the_balancer_reach_every_gateway(self):
+        c = self.cluster
+        for _ in range(GATEWAYS):
+            client = RawImap(c.ports["imaps"], implicit_ctx=client_context("org-hopital"))
+            _, tagged = client.authenticate_external()
+            self.assertTrue(tagged.startswith("a1 OK"), tagged)
+            client.close()
+            token = self.issuer.issue(PROFESSIONAL)
+            client = RawImap(c.ports["imap"])
+            client.starttls(client_context())
+            encoded = base64.b64encode(xoauth2(PER_MARTIN, token).encode()).decode()
+            _, tagged = client.command("a1", "AUTHENTICATE XOAUTH2 " + encoded)
+            self.assertTrue(tagged.startswith("a1 OK"), tagged)
+            client.close()
+        # Round robin: each gateway had its share of both kinds of sign-in.
+        for gateway in c.gateways:
+            gateway.wait_for_log(r"event=auth session=\S+ mechanism=EXTERNAL result=ok")
+            gateway.wait_for_log(r"event=auth session=\S+ mechanism=XOAUTH2 result=ok")
+        marker = new_marker("through").decode()
+        submit(c.ports["submission"], marker)
+        wait_for_delivery(APP_LABO, marker.encode())
+
+    def test_dovecot_and_postfix_see_the_client_not_the_balancer(self):
+        c = self.cluster
+        client = RawImap(c.ports["imaps"], implicit_ctx=client_context("org-hopital"), source="127.0.0.7")
+        _, tagged = client.authenticate_external()
+        self.assertTrue(tagged.startswith("a1 OK"), tagged)
+        client.close()
+        backend = backend_env()["BACKEND_DIR"]
+        wait_for_text(os.path.join(backend, "dovecot", "log", "dovecot.log"),
+                      r"Login: user=<%s>, method=PLAIN, rip=127\.0\.0\.7, lip=127\.0\.0\.1" % re.escape(APP_HOPITAL))
+        marker = new_marker("client-address").decode()
+        submit(c.ports["submission"], marker, source="127.0.0.8")
+        wait_for_delivery(APP_LABO, marker.encode())
+        queue_id = None
+        for gateway in c.gateways:
+            found = re.search(r"event=message \S+ mailbox=%s message_id=<%s@cluster.test> .*queue_id=(\w+)"
+                              % (re.escape(APP_HOPITAL), marker), gateway.log())
+            if found:
+                queue_id = found.group(1)
+                self.assertRegex(gateway.log(), r"event=connect session=\S+ listener=submission "
+                                                r"peer=127\.0\.0\.8:\d+ via=127\.0\.0\.1:\d+")
+        self.assertIsNotNone(queue_id, "no gateway logged the message")
+        wait_for_text(os.path.join(backend, "postfix", "log", "maillog"),
+                      r"%s: client=unknown\[127\.0\.0\.8\], sasl_method=XCLIENT" % queue_id)
+
+    def test_a_host_that_may_not_send_proxy_headers_is_refused(self):
+        gateway = self.cluster.gateways[0]
+        sock = socket.create_connection(("127.0.0.1", gateway.ports["imap"]), timeout=10,
+                                        source_address=("127.0.0.2", 0))
+        sock.sendall(b"\r\n\r\n\x00\r\nQUIT\n\x21\x11\x00\x0c" + socket.inet_aton("192.0.2.1") +
+                     socket.inet_aton("127.0.0.1") + b"\x00\x01\x00\x8f")
+        self.assertEqual(wait_for_close(sock.recv, sock), ("eof", b""))
+        sock.close()
+        gateway.wait_for_log(r"event=connection_refused listener=imap peer=127\.0\.0\.2:\d+ "
+                             r"reason=proxy_source_not_trusted")
+
+    def test_a_gateway_killed_mid_run_loses_no_accepted_message(self):
+        c = self.cluster
+        victim = c.gateways[1]
+        acknowledged, attempts = [], [0]
+        lock = threading.Lock()
+        stop = threading.Event()
+        run = new_marker("kill").decode()
+
+        def sender(n):
+            k = 0
+            while not stop.is_set():
+                marker = "%s-%d-%d" % (run, n, k)
+                k += 1
+                with lock:
+                    attempts[0] += 1
+                try:
+                    submit(c.ports["submission"], marker)
+                except (OSError, smtplib.SMTPException, AssertionError):
+                    continue  # not acknowledged: the client would try again; this one moves on
+                with lock:
+                    acknowledged.append(marker)
+
+        threads = [threading.Thread(target=sender, args=(n,)) for n in range(3)]
+        for t in threads:
+            t.start()
+        time.sleep(3)
+        victim.process.send_signal(signal.SIGKILL)
+        victim.process.wait()
+        time.sleep(4)
+        stop.set()
+        for t in threads:
+            t.join(60)
+        self.assertGreater(len(acknowledged), 20, "too few messages to say anything")
+        # HAProxy took the dead gateway out, and clients went on through the others.
+        wait_for_text(c.haproxy_log, r"Server submission/gw-2 is DOWN")
+        wait_postfix_queue_empty()
+        # Every message a client was told was accepted is in the recipient's mailbox.
+        for marker in acknowledged:
+            wait_for_delivery(APP_LABO, marker.encode(), timeout=30)
+        # Each acknowledged message has its sent event, from the gateway that answered; no event
+        # key is counted twice across the gateways' journals.
+        events = [e for e in c.events() if e.get("direction") == "sent" and run in (e.get("message_id") or "")]
+        keys = [e["key"] for e in events]
+        self.assertEqual(len(keys), len(set(keys)), "an event counted twice")
+        sent_ids = {e["message_id"] for e in events}
+        for marker in acknowledged:
+            self.assertIn("<%s@cluster.test>" % marker, sent_ids)
+        print("cluster kill: %d attempts, %d acknowledged, %d sent events, gateways %s"
+              % (attempts[0], len(acknowledged), len(events),
+                 sorted({e["gateway"] for e in events})), file=sys.stderr)
+        # The killed gateway comes back and is taken in again.
+        victim.start()
+        wait_for_text(c.haproxy_log, r"Server submission/gw-2 is UP", timeout=15)
+
+    def test_a_postgresql_restart_leaves_sign_ins_working_and_changes_resuming(self):
+        c = self.cluster
+        postgres("stop")
+        try:
+            for gateway in c.gateways:
+                gateway.wait_for_log(r"event=directory_refresh_failed source=postgresql://")
+            for _ in range(GATEWAYS):
+                client = RawImap(c.ports["imaps"], implicit_ctx=client_context("org-hopital"))
+                _, tagged = client.authenticate_external()
+                self.assertTrue(tagged.startswith("a1 OK"), tagged)
+                client.close()
+        finally:
+            offsets = [g.log_size() for g in c.gateways]
+            postgres("start")
+        for gateway, offset in zip(c.gateways, offsets):
+            gateway.wait_for_log(r"event=directory_loaded source=postgresql://", since=offset)
+        # A change made on one host is in force on every gateway.
+        offsets = [g.log_size() for g in c.gateways]
+        c.gateways[0].ctl("mailbox", "set-status", APP_HOPITAL, "suspended")
+        try:
+            for gateway, offset in zip(c.gateways, offsets):
+                gateway.wait_for_log(r"event=directory_loaded ", since=offset)
+            for _ in range(GATEWAYS):
+                client = RawImap(c.ports["imaps"], implicit_ctx=client_context("org-hopital"))
+                _, tagged = client.authenticate_external()
+                self.assertTrue(tagged.startswith("a1 NO"), tagged)
+                client.close()
+        finally:
+            offsets = [g.log_size() for g in c.gateways]
+            c.gateways[0].ctl("mailbox", "set-status", APP_HOPITAL, "active")
+            for gateway, offset in zip(c.gateways, offsets):
+                gateway.wait_for_log(r"event=directory_loaded ", since=offset)
+
+
+if __name__ == "__main__":
+    main()
