@@ -63,4 +63,21 @@ std::unique_ptr<DirectoryStore> open_sqlite_directory(const std::string& path);
 // lock, so that gateways and mssgatectl starting together migrate once. Throws StorageError.
 std::unique_ptr<DirectoryStore> open_postgresql_directory(const PostgresqlSettings& settings);
 
+// What a move of the directory carried, table by table.
+struct DirectoryCopyCounts {
+  size_t mailboxes = 0;
+  size_t senders = 0;
+  size_t holders = 0;
+  size_t attachments = 0;
+  size_t bindings = 0;
+  bool operator==(const DirectoryCopyCounts&) const = default;
+};
+
+// Copies every row of `from` (a single host's SQLite directory) into the PostgreSQL directory,
+// which must be empty, in one transaction, then counts each table there and commits only when
+// every count is the source's: an interrupted or partial move leaves PostgreSQL as it was.
+// Throws StorageError (with both counts when they differ).
+DirectoryCopyCounts copy_directory_to_postgresql(DirectoryStore& from,
+                                                 const PostgresqlSettings& to);
+
 }  // namespace mssgate::storage

@@ -161,6 +161,18 @@ PostgresqlResult PostgresqlConnection::exec(std::string_view what, const std::st
   return result;
 }
 
+PostgresqlResult PostgresqlConnection::exec_values(std::string_view what, const std::string& sql,
+                                                   const std::vector<std::string>& values) {
+  std::vector<const char*> pointers;
+  pointers.reserve(values.size());
+  for (const auto& value : values)
+    pointers.push_back(value.c_str());
+  PostgresqlResult result(PQexecParams(connection_, sql.c_str(), static_cast<int>(pointers.size()),
+                                       nullptr, pointers.data(), nullptr, nullptr, 0));
+  check(what, result);
+  return result;
+}
+
 void PostgresqlConnection::check(std::string_view what, const PostgresqlResult& result) const {
   pg_result* raw = result.result_;
   ExecStatusType status = raw ? PQresultStatus(raw) : PGRES_FATAL_ERROR;

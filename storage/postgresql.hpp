@@ -9,6 +9,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "storage/storage_error.hpp"
 
@@ -81,6 +82,9 @@ class PostgresqlConnection {
   // caller was doing, then the server's message).
   PostgresqlResult exec(std::string_view what, const std::string& sql,
                         std::initializer_list<Parameter> parameters = {});
+  // The same with the parameters in a vector (statements built for many rows).
+  PostgresqlResult exec_values(std::string_view what, const std::string& sql,
+                               const std::vector<std::string>& values);
   // Several statements, no parameters (a schema step).
   void exec_script(std::string_view what, const char* sql);
   // Whether the connection is still usable (false once the server went away).

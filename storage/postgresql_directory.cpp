@@ -408,7 +408,127 @@ class PostgresqlDirectorySource final : public DirectorySource {
   std::optional<int64_t> read_version_;
 };
 
+std::string counts_text(const DirectoryCopyCounts& c) {
+  return std::to_string(c.mailboxes) + " mailboxes, " + std::to_string(c.senders) +
+         " allowed senders, " + std::to_string(c.holders) + " holders, " +
+         std::to_string(c.attachments) + " attachments, " + std::to_string(c.bindings) +
+         " certificate bindings";
+}
+
+// Rows sent a batch at a time: one statement per batch, not per row.
+class BatchInsert {
+ public:
+  BatchInsert(PostgresqlConnection& db, std::string head, size_t columns)
+      : db_(db), head_(std::move(head)), columns_(columns) {}
+  void add(std::vector<std::string> row) {
+    for (auto& value : row)
+      values_.push_back(std::move(value));
+    if (values_.size() >= kRows * columns_) flush();
+  }
+  void flush() {
+    if (values_.empty()) return;
+    std::string sql = head_ + " VALUES ";
+    size_t rows = values_.size() / columns_;
+    for (size_t r = 0; r < rows; ++r) {
+      sql += r ? ",(" : "(";
+      for (size_t c = 0; c < columns_; ++c) {
+        if (c) sql += ',';
+        sql += '$' + std::to_string(r * columns_ + c + 1);
+      }
+      sql += ')';
+    }
+    db_.exec_values("copying the directory", sql, values_);
+    values_.clear();
+  }
+
+ private:
+  static constexpr size_t kRows = 500;
+  PostgresqlConnection& db_;
+  std::string head_;
+  size_t columns_;
+  std::vector<std::string> values_;
+};
+
 }  // namespace
+
+DirectoryCopyCounts copy_directory_to_postgresql(DirectoryStore& from,
+                                                 const PostgresqlSettings& to) {
+  PostgresqlConnection db(to);
+  migrate_directory(db);
+  DirectoryCopyCounts source;
+  auto mailboxes = from.list_mailboxes();
+  auto holders = from.list_holders();
+  auto attachments = from.list_attachments();
+  auto bindings = from.list_certificate_bindings();
+  db.exec("starting the copy", "BEGIN");
+  try {
+    int64_t already = db.exec("counting", "SELECT count(*) FROM mailbox").integer(0, 0);
+    if (already > 0) {
+      throw StorageError("the PostgreSQL directory already holds " + std::to_string(already) +
+                         " mailboxes: a move goes into an empty directory");
+    }
+    auto now = std::to_string(now_seconds());
+    BatchInsert mailbox_rows(db, "INSERT INTO mailbox (address, type, status, created_at)", 4);
+    BatchInsert sender_rows(db, "INSERT INTO mailbox_sender (mailbox, sender)", 2);
+    for (const auto& m : mailboxes) {
+      mailbox_rows.add({m.address, std::string(protocol::to_string(m.type)),
+                        std::string(protocol::to_string(m.status)), now});
+      ++source.mailboxes;
+    }
+    mailbox_rows.flush();
+    for (const auto& m : mailboxes) {
+      auto senders = from.allowed_senders(m.address);
+      if (!senders.ok())
+        throw StorageError("reading the senders of " + m.address + ": " + senders.error);
+      for (const auto& sender : senders.value) {
+        sender_rows.add({m.address, sender});
+        ++source.senders;
+      }
+    }
+    sender_rows.flush();
+    BatchInsert holder_rows(db, "INSERT INTO holder (id, label)", 2);
+    for (const auto& h : holders) {
+      holder_rows.add({h.id, h.label});
+      ++source.holders;
+    }
+    holder_rows.flush();
+    BatchInsert attachment_rows(db, "INSERT INTO mailbox_holder (mailbox, holder, role)", 3);
+    for (const auto& a : attachments) {
+      attachment_rows.add({a.mailbox, a.holder, std::string(to_string(a.role))});
+      ++source.attachments;
+    }
+    attachment_rows.flush();
+    BatchInsert binding_rows(
+        db, "INSERT INTO certificate_binding (match_kind, match_value, mailbox, label)", 4);
+    for (const auto& b : bindings) {
+      binding_rows.add({std::string(to_string(b.match)), b.value, b.mailbox, b.label});
+      ++source.bindings;
+    }
+    binding_rows.flush();
+    auto counted = db.exec("counting what was copied",
+                           "SELECT (SELECT count(*) FROM mailbox), (SELECT count(*) FROM "
+                           "mailbox_sender), (SELECT count(*) FROM holder), (SELECT count(*) FROM "
+                           "mailbox_holder), (SELECT count(*) FROM certificate_binding)");
+    DirectoryCopyCounts copied{
+        static_cast<size_t>(counted.integer(0, 0)), static_cast<size_t>(counted.integer(0, 1)),
+        static_cast<size_t>(counted.integer(0, 2)), static_cast<size_t>(counted.integer(0, 3)),
+        static_cast<size_t>(counted.integer(0, 4))};
+    if (!(copied == source)) {
+      throw StorageError("the copy does not match its source (source: " + counts_text(source) +
+                         "; PostgreSQL: " + counts_text(copied) + "): nothing was kept");
+    }
+    db.exec("ending the copy", "COMMIT");
+  } catch (...) {
+    if (db.usable()) {
+      try {
+        db.exec("rolling back", "ROLLBACK");
+      } catch (const StorageError&) {  // the first error is the one worth telling
+      }
+    }
+    throw;
+  }
+  return source;
+}
 
 std::unique_ptr<DirectoryStore> open_postgresql_directory(const PostgresqlSettings& settings) {
   return std::make_unique<PostgresqlDirectory>(settings);

@@ -100,5 +100,31 @@ class PostgresqlDirectoryTest(unittest.TestCase):
                                     .replace("password_file", "")), "no secret in the start log")
 
 
+class StorageMigrateTest(unittest.TestCase):
+    """mssgatectl storage migrate: a single host's SQLite directory moved into PostgreSQL."""
+
+    def test_a_single_hosts_directory_moves_and_serves_from_postgresql(self):
+        env = postgres_env()
+        psql(env, "DROP SCHEMA public CASCADE; CREATE SCHEMA public;")
+        single = Gateway()  # its SQLite directory, populated as every test's
+        cluster = Gateway(postgresql=env, populate=False)
+        moved = cluster.ctl("storage", "migrate", "--from", "sqlite:" + single.database)
+        self.assertRegex(moved.stdout, r"^moved to postgresql://127\.0\.0\.1:%s/mssgate: 5 mailboxes, 0 allowed "
+                                       r"senders, 0 holders, 0 attachments, 4 certificate bindings \(each count "
+                                       r"checked in PostgreSQL\)\n$" % env["PG_PORT"])
+        self.assertEqual(cluster.ctl("mailbox", "list").stdout, single.ctl("mailbox", "list").stdout)
+        self.assertEqual(cluster.ctl("certificate", "list").stdout, single.ctl("certificate", "list").stdout)
+        again = cluster.ctl("storage", "migrate", "--from", "sqlite:" + single.database, check=False)
+        self.assertEqual(again.returncode, 1)
+        self.assertIn("the PostgreSQL directory already holds 5 mailboxes: a move goes into an empty directory",
+                      again.stderr)
+        missing = cluster.ctl("storage", "migrate", "--from", "sqlite:/nonexistent/directory.db", check=False)
+        self.assertNotEqual(missing.returncode, 0)
+        self.assertIn("no SQLite directory at /nonexistent/directory.db", missing.stderr)
+        cluster.start()
+        self.addCleanup(cluster.stop)
+        self.assertTrue(sign_in(cluster.imaps_port).startswith("a1 OK"))
+
+
 if __name__ == "__main__":
     main()

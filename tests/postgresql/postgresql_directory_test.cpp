@@ -344,3 +344,44 @@ TEST(PostgresqlConnection, RefusesAPasswordInTheConnectionStringAndSaysWhyItCann
         << e.what();
   }
 }
+
+TEST_F(PostgresqlDirectoryTest, ASingleHostsDirectoryMovesWholeOrNotAtAll) {
+  auto sqlite = storage::open_sqlite_directory(sqlite_path_.string());
+  administer(*sqlite);
+  // More rows than one batch of the copy.
+  for (int i = 0; i < 1200; ++i) {
+    sqlite->add_mailbox(
+        {"bal." + std::to_string(i) + "@test.fr", MailboxType::kApp, MailboxStatus::kActive});
+  }
+  auto counts = storage::copy_directory_to_postgresql(*sqlite, settings_);
+  EXPECT_EQ(counts.mailboxes, 1203u);
+  EXPECT_EQ(counts.senders, 1u);
+  EXPECT_EQ(counts.holders, 1u);
+  EXPECT_EQ(counts.attachments, 1u);  // the other was detached
+  EXPECT_EQ(counts.bindings, 1u);     // the other was unbound
+  auto postgresql = storage::open_postgresql_directory(settings_);
+  EXPECT_EQ(describe(*postgresql), describe(*sqlite));
+  // Into a directory that is not empty: refused, and nothing changes.
+  sqlite->add_mailbox({"late@test.fr", MailboxType::kApp, MailboxStatus::kActive});
+  try {
+    storage::copy_directory_to_postgresql(*sqlite, settings_);
+    FAIL() << "copied twice";
+  } catch (const storage::StorageError& e) {
+    EXPECT_STREQ(e.what(),
+                 "the PostgreSQL directory already holds 1203 mailboxes: a move goes into an "
+                 "empty directory");
+  }
+  EXPECT_FALSE(postgresql->find_mailbox("late@test.fr").value.has_value());
+}
+
+TEST_F(PostgresqlDirectoryTest, AMoveThatFailsHalfWayLeavesNothing) {
+  auto sqlite = storage::open_sqlite_directory(sqlite_path_.string());
+  administer(*sqlite);
+  // PostgreSQL refuses a row SQLite took (its table was changed by hand): the move stops there.
+  storage::open_postgresql_directory(settings_).reset();
+  storage::PostgresqlConnection db(settings_);
+  db.exec("narrowing a column",
+          "ALTER TABLE holder ADD CONSTRAINT short_label CHECK (length(label) < 3)");
+  EXPECT_THROW(storage::copy_directory_to_postgresql(*sqlite, settings_), storage::StorageError);
+  EXPECT_EQ(db.exec("counting", "SELECT count(*) FROM mailbox").integer(0, 0), 0);
+}

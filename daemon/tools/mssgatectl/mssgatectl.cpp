@@ -70,6 +70,8 @@ void usage(std::ostream& out) {
          "  certificate unbind ADDRESS CERTIFICATE-SELECTOR\n"
          "  certificate list\n"
          "  certificate show FILE\n"
+         "  storage migrate --from sqlite:PATH       move a single host's SQLite directory into\n"
+         "                                           the configuration's PostgreSQL one (empty)\n"
          "  indicators export --month YYYY-MM [--format csv|json] [--out DIR]\n"
          "                                           the monthly report files\n"
          "  indicators show --mailbox ADDRESS [--from YYYY-MM-DD] [--to YYYY-MM-DD]\n"
@@ -193,6 +195,31 @@ int show_certificate(const Arguments& a) {
             << "serial:        " << id.serial_hex << "\n"
             << "spki-sha256:   " << id.spki_sha256 << "\n"
             << "sha256:        " << id.sha256 << "\n";
+  return 0;
+}
+
+// Moves a single host's SQLite directory into the configuration's PostgreSQL directory.
+int migrate_storage(const Arguments& a, const std::string& config_path) {
+  allow_only(a, {"--from"}, 0);
+  auto from = a.option("--from");
+  if (!from || from->rfind("sqlite:", 0) != 0)
+    throw UsageError("name the directory to move with --from sqlite:PATH");
+  std::string path = from->substr(7);
+  if (!std::filesystem::is_regular_file(path))
+    throw mssgate::storage::StorageError("no SQLite directory at " + path);
+  auto config = mssgate::config::load_config(config_path);
+  if (!config.storage.postgresql_enabled()) {
+    throw UsageError(config_path +
+                     " does not keep the directory in PostgreSQL: set [storage] backend = "
+                     "\"postgresql\" first");
+  }
+  auto source = mssgate::storage::open_sqlite_directory(path);
+  auto counts = mssgate::storage::copy_directory_to_postgresql(
+      *source, mssgate::config::postgresql_settings(config.storage, "mssgatectl"));
+  std::cout << "moved to " << mssgate::storage::postgresql_location(config.storage.postgresql)
+            << ": " << counts.mailboxes << " mailboxes, " << counts.senders << " allowed senders, "
+            << counts.holders << " holders, " << counts.attachments << " attachments, "
+            << counts.bindings << " certificate bindings (each count checked in PostgreSQL)\n";
   return 0;
 }
 
@@ -371,6 +398,7 @@ int run(const std::vector<std::string>& args) {
   if (line.noun == "certificate" && line.verb == "show") return show_certificate(a);
   if (line.noun == "indicators")
     return mssgate::ctl::indicators(line.verb, a, line.config_path, line.journal);
+  if (line.noun == "storage" && line.verb == "migrate") return migrate_storage(a, line.config_path);
 
   // The other commands work on the directory, opened before the command is known; the
   // configuration is read only when --database does not name it.
