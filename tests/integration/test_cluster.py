@@ -33,6 +33,8 @@ from test_postgresql_directory import postgres, postgres_env, psql  # noqa: E402
 
 PROFESSIONAL = "810001234567"
 GATEWAYS = 3
+TAP_PORT = 21124  # the backend fixture's Postfix delivers tap.test.mssante.fr here: HAProxy's LMTP frontend
+TAP_MAILBOX = "labo@tap.test.mssante.fr"
 
 
 def free_port():
@@ -74,26 +76,33 @@ class Cluster:
 listen = ["127.0.0.1:0"]
 
 [proxy_protocol]
-listeners = ["imap", "imaps", "submission", "submissions"]
+listeners = ["imap", "imaps", "submission", "submissions", "lmtp"]
 trusted_sources = ["127.0.0.1"]
+
+[lmtp]
+listen = ["127.0.0.1:0"]
+backend = "127.0.0.1:%s"
 
 [indicators]
 journal = "%s/gw-%d.indicators.db"
 log = "%s/gw-%d.indicators.jsonl"
-operator_domains = ["test.mssante.fr"]
-""" % (self.dir, i, self.dir, i)))
+operator_domains = ["test.mssante.fr", "tap.test.mssante.fr"]
+""" % (backend_env()["BACKEND_LMTP_PORT"], self.dir, i, self.dir, i)))
         first = self.gateways[0]
         first.ctl("holder", "add", PROFESSIONAL, "--label", "Dr Jean Martin")
         first.ctl("holder", "attach", PROFESSIONAL, PER_MARTIN, "--role", "owner")
+        first.ctl("mailbox", "add", TAP_MAILBOX, "--type", "APP")
         for gateway in self.gateways:
             gateway.start()
             # The ports it was given, written in its configuration: restarted, it listens there
             # again, where HAProxy sends its share of the clients.
             for table, key, names in (("imap", "starttls_listen", "imap"), ("imap", "tls_listen", "imaps"),
                                       ("smtp", "starttls_listen", "submission"),
-                                      ("smtp", "tls_listen", "submissions"), ("admin", "listen", "admin")):
+                                      ("smtp", "tls_listen", "submissions"), ("admin", "listen", "admin"),
+                                      ("lmtp", "listen", "lmtp")):
                 gateway.set_option(table, key, '["127.0.0.1:%d"]' % gateway.ports[names])
         self.ports = {name: free_port() for name in ("imap", "imaps", "submission", "submissions")}
+        self.ports["lmtp"] = TAP_PORT
         self.haproxy_log = os.path.join(self.dir, "haproxy.log")
         self.haproxy = None
         self.start_haproxy()
@@ -245,6 +254,36 @@ class ClusterTest(unittest.TestCase):
         self.assertIsNotNone(queue_id, "no gateway logged the message")
         wait_for_text(os.path.join(backend, "postfix", "log", "maillog"),
                       r"%s: client=unknown\[127\.0\.0\.8\], sasl_method=XCLIENT" % queue_id)
+
+    def test_postfix_delivers_through_the_balancer_to_the_lmtp_taps(self):
+        c = self.cluster
+        run = new_marker("tap").decode()
+        markers = ["%s-%d" % (run, k) for k in range(6)]
+        for marker in markers:
+            smtp = smtplib.SMTP(timeout=15)
+            smtp._host = "localhost"
+            smtp.connect("127.0.0.1", c.ports["submission"])
+            smtp.starttls(context=client_context("org-hopital"))
+            smtp.ehlo("lps.cluster.test")
+            smtp.auth("EXTERNAL", lambda challenge=None: "", initial_response_ok=True)
+            smtp.sendmail(APP_HOPITAL, [TAP_MAILBOX], message(marker, recipient=TAP_MAILBOX))
+            smtp.quit()
+        for marker in markers:
+            wait_for_delivery(TAP_MAILBOX, marker.encode(), timeout=30)
+        # Each delivery counted once as received, by the gateway whose tap relayed it.
+        deadline = time.monotonic() + 20
+        while True:
+            received = [e for e in c.events() if e.get("direction") == "received" and run in (e.get("message_id") or "")]
+            if len(received) >= len(markers) or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        self.assertEqual(sorted(e["message_id"] for e in received), sorted("<%s@cluster.test>" % m for m in markers))
+        self.assertEqual(len({e["key"] for e in received}), len(markers))
+        # The taps heard Postfix's own address through HAProxy's header.
+        heard = [g for g in c.gateways
+                 if re.search(r"event=connect session=\S+ listener=lmtp peer=127\.0\.0\.1:\d+ via=127\.0\.0\.1:\d+",
+                              g.log())]
+        self.assertTrue(heard, "no tap logged a connection through the balancer")
 
     def test_a_host_that_may_not_send_proxy_headers_is_refused(self):
         gateway = self.cluster.gateways[0]
