@@ -60,30 +60,30 @@ class SqliteDirectory final : public DirectoryStore {
       throw StorageError("cannot open directory database " + path + ": " + message);
     }
     sqlite3_busy_timeout(db_, 5000);
-    exec("PRAGMA journal_mode = WAL");
-    exec("PRAGMA foreign_keys = ON");
-    exec("PRAGMA synchronous = NORMAL");
-    migrate();
-    find_mailbox_ = std::make_unique<Statement>(
-        db_, "SELECT address, type, status FROM mailbox WHERE address = ?1");
-    find_bound_ = std::make_unique<Statement>(
-        db_,
-        "SELECT DISTINCT mailbox FROM certificate_binding WHERE "
-        "(match_kind = 'spki-sha256' AND match_value = ?1) OR "
-        "(match_kind = 'issuer-serial' AND match_value = ?2) ORDER BY mailbox");
-    find_role_ = std::make_unique<Statement>(
-        db_, "SELECT role FROM mailbox_holder WHERE holder = ?1 AND mailbox = ?2");
-    find_senders_ = std::make_unique<Statement>(
-        db_, "SELECT sender FROM mailbox_sender WHERE mailbox = ?1 ORDER BY sender");
+    try {
+      exec("PRAGMA journal_mode = WAL");
+      exec("PRAGMA foreign_keys = ON");
+      exec("PRAGMA synchronous = NORMAL");
+      migrate();
+      find_mailbox_ = std::make_unique<Statement>(
+          db_, "SELECT address, type, status FROM mailbox WHERE address = ?1");
+      find_bound_ = std::make_unique<Statement>(
+          db_,
+          "SELECT DISTINCT mailbox FROM certificate_binding WHERE "
+          "(match_kind = 'spki-sha256' AND match_value = ?1) OR "
+          "(match_kind = 'issuer-serial' AND match_value = ?2) ORDER BY mailbox");
+      find_role_ = std::make_unique<Statement>(
+          db_, "SELECT role FROM mailbox_holder WHERE holder = ?1 AND mailbox = ?2");
+      find_senders_ = std::make_unique<Statement>(
+          db_, "SELECT sender FROM mailbox_sender WHERE mailbox = ?1 ORDER BY sender");
+    } catch (...) {
+      // A constructor that throws runs no destructor: what it opened is closed here.
+      close();
+      throw;
+    }
   }
 
-  ~SqliteDirectory() override {
-    find_mailbox_.reset();
-    find_bound_.reset();
-    find_senders_.reset();
-    find_role_.reset();
-    sqlite3_close(db_);
-  }
+  ~SqliteDirectory() override { close(); }
 
   Lookup<std::optional<Mailbox>> find_mailbox(std::string_view address) const override {
     std::lock_guard lock(mutex_);
@@ -338,6 +338,16 @@ class SqliteDirectory final : public DirectoryStore {
 
  private:
   void exec(const char* sql) { exec_sql(db_, sql, "directory database"); }
+
+  // The statements first: each is finalised on its connection.
+  void close() {
+    find_mailbox_.reset();
+    find_bound_.reset();
+    find_senders_.reset();
+    find_role_.reset();
+    sqlite3_close(db_);
+    db_ = nullptr;
+  }
 
   void migrate() {
     exec("BEGIN IMMEDIATE");

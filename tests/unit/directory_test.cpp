@@ -1,10 +1,13 @@
 #include <gtest/gtest.h>
+#include <sqlite3.h>
 
 #include <filesystem>
 
 #include "daemon/services/access_policy.hpp"
 #include "daemon/services/indicator_event.hpp"
+#include "storage/directory_source.hpp"
 #include "storage/directory_store.hpp"
+#include "storage/sqlite_directory_schema.hpp"
 
 using namespace mssgate;
 using Outcome = daemon::AccessDecision::Outcome;
@@ -201,4 +204,94 @@ TEST_F(DirectoryTest, CounterpartsAndMailboxTypesForTheIndicators) {
             Counterpart::kOtherOperator);
   EXPECT_EQ(storage::to_string(daemon::mailbox_type_of("dr.martin@test.fr", *store_)), "PER");
   EXPECT_EQ(storage::to_string(daemon::mailbox_type_of("nobody@test.fr", *store_)), "unknown");
+}
+
+namespace {
+
+// A directory as an earlier mssgate left it: the schema steps up to `version`, one mailbox and
+// its certificate binding (and, from version 2, an allowed sender).
+void write_directory_of_version(const std::string& path, int version) {
+  namespace schema = storage::sqlite_directory_schema;
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+  std::string sql = schema::kVersion1;
+  sql +=
+      "INSERT INTO mailbox VALUES ('app.hopital@test.fr', 'APP', 'active', 0);"
+      "INSERT INTO certificate_binding VALUES ('spki-sha256', '" +
+      std::string(64, 'a') + "', 'app.hopital@test.fr', 'CN=hopital');";
+  if (version >= 2) {
+    sql += schema::kVersion2;
+    sql += "INSERT INTO mailbox_sender VALUES ('app.hopital@test.fr', 'secretariat@test.fr');";
+  }
+  sql += "PRAGMA user_version = " + std::to_string(version) + ";";
+  char* error = nullptr;
+  EXPECT_EQ(sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &error), SQLITE_OK) << error;
+  sqlite3_free(error);
+  sqlite3_close(db);
+}
+
+int user_version(const std::string& path) {
+  sqlite3* db = nullptr;
+  sqlite3_open(path.c_str(), &db);
+  sqlite3_stmt* statement = nullptr;
+  sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &statement, nullptr);
+  int version = sqlite3_step(statement) == SQLITE_ROW ? sqlite3_column_int(statement, 0) : -1;
+  sqlite3_finalize(statement);
+  sqlite3_close(db);
+  return version;
+}
+
+}  // namespace
+
+TEST(DirectorySchema, EveryEarlierVersionIsMigratedWithItsRowsKept) {
+  for (int version : {1, 2}) {
+    SCOPED_TRACE("from version " + std::to_string(version));
+    fs::path path = fs::temp_directory_path() / ("mssgate-directory-v" + std::to_string(version) +
+                                                 "-" + std::to_string(::getpid()) + ".db");
+    fs::remove(path);
+    write_directory_of_version(path.string(), version);
+    {
+      auto store = storage::open_sqlite_directory(path.string());
+      EXPECT_EQ(user_version(path.string()), storage::sqlite_directory_schema::kVersion);
+      auto mailbox = store->find_mailbox("app.hopital@test.fr");
+      ASSERT_TRUE(mailbox.value.has_value());
+      EXPECT_EQ(mailbox.value->type, protocol::MailboxType::kApp);
+      EXPECT_EQ(store->mailboxes_for_certificate({std::string(64, 'a'), ""}).value,
+                std::vector<std::string>{"app.hopital@test.fr"});
+      EXPECT_EQ(store->allowed_senders("app.hopital@test.fr").value.size(), version >= 2 ? 1u : 0u);
+      // The tables of the versions after it are there and usable.
+      store->add_holder({"810001234567", "Dr Martin"});
+      store->attach_holder({"810001234567", "app.hopital@test.fr", storage::HolderRole::kOwner});
+      store->allow_sender("app.hopital@test.fr", "cabinet@test.fr");
+      EXPECT_EQ(store->holder_role("810001234567", "app.hopital@test.fr").value,
+                storage::HolderRole::kOwner);
+    }
+    // The snapshot source reads the migrated file too.
+    auto snapshot = storage::load_snapshot(*storage::open_sqlite_directory_source(path.string()));
+    EXPECT_TRUE(snapshot->find_mailbox("app.hopital@test.fr").value.has_value());
+    for (const char* suffix : {"", "-wal", "-shm"})
+      fs::remove(path.string() + suffix);
+  }
+}
+
+TEST(DirectorySchema, ADirectoryOfANewerMssgateIsRefused) {
+  fs::path path =
+      fs::temp_directory_path() / ("mssgate-directory-newer-" + std::to_string(::getpid()) + ".db");
+  fs::remove(path);
+  write_directory_of_version(path.string(), 2);
+  {
+    sqlite3* db = nullptr;
+    sqlite3_open(path.c_str(), &db);
+    sqlite3_exec(db, "PRAGMA user_version = 9", nullptr, nullptr, nullptr);
+    sqlite3_close(db);
+  }
+  try {
+    storage::open_sqlite_directory(path.string());
+    FAIL() << "opened";
+  } catch (const storage::StorageError& e) {
+    EXPECT_STREQ(e.what(), "directory database has schema version 9, newer than this mssgate (3)");
+  }
+  EXPECT_EQ(user_version(path.string()), 9) << "left as it was";
+  for (const char* suffix : {"", "-wal", "-shm"})
+    fs::remove(path.string() + suffix);
 }
