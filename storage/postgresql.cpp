@@ -133,6 +133,11 @@ PostgresqlConnection::~PostgresqlConnection() {
   PQfinish(connection_);
 }
 
+void PostgresqlConnection::roll_back_quietly() noexcept {
+  if (!usable()) return;
+  PQclear(PQexec(connection_, "ROLLBACK"));
+}
+
 bool PostgresqlConnection::usable() const {
   return connection_ && PQstatus(connection_) == CONNECTION_OK;
 }

@@ -87,6 +87,9 @@ class PostgresqlConnection {
                                const std::vector<std::string>& values);
   // Several statements, no parameters (a schema step).
   void exec_script(std::string_view what, const char* sql);
+  // Ends the transaction under way after a failure; never throws (the failure that led here is
+  // the one worth telling).
+  void roll_back_quietly() noexcept;
   // Whether the connection is still usable (false once the server went away).
   bool usable() const;
   // Where it is connected, for the log: "postgresql://host:port/dbname".

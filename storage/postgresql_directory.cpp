@@ -36,12 +36,7 @@ void migrate_directory(PostgresqlConnection& db) {
     }
     db.exec("ending the directory's migration", "COMMIT");
   } catch (...) {
-    if (db.usable()) {
-      try {
-        db.exec("rolling back", "ROLLBACK");
-      } catch (const StorageError&) {  // the first error is the one worth telling
-      }
-    }
+    db.roll_back_quietly();
     throw;
   }
 }
@@ -519,12 +514,7 @@ DirectoryCopyCounts copy_directory_to_postgresql(DirectoryStore& from,
     }
     db.exec("ending the copy", "COMMIT");
   } catch (...) {
-    if (db.usable()) {
-      try {
-        db.exec("rolling back", "ROLLBACK");
-      } catch (const StorageError&) {  // the first error is the one worth telling
-      }
-    }
+    db.roll_back_quietly();
     throw;
   }
   return source;

@@ -495,6 +495,22 @@ def wait_for_delivery(mailbox, marker, count=1, timeout=20.0):
     raise AssertionError("%d message(s) with %r not delivered to %s in %.0f s" % (count, marker, mailbox, timeout))
 
 
+def read_text(path):
+    """A log file as text (bytes that are not UTF-8 replaced)."""
+    with open(path, errors="replace") as f:
+        return f.read()
+
+
+def wait_for_text(path, pattern, timeout=10.0):
+    """Waits until the file at `path` (a backend's log, HAProxy's) matches `pattern`, a regex."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if re.search(pattern, read_text(path)):
+            return
+        time.sleep(0.05)
+    raise AssertionError("%r not in %s" % (pattern, path))
+
+
 def postfix_queue(*args):
     """postqueue on the test backend's Postfix (-p lists the queue, -f flushes it)."""
     return subprocess.run(["postqueue", "-c", os.path.join(BACKEND_DIR, "postfix", "etc"), *args],

@@ -26,7 +26,8 @@ import time
 import unittest
 
 from harness import (APP_HOPITAL, APP_LABO, PER_MARTIN, Gateway, PscIssuer, RawImap, backend_env, client_context,
-                     main, new_marker, pki, wait_for_close, wait_for_delivery, wait_postfix_queue_empty, xoauth2)
+                     main, new_marker, read_text, wait_for_close, wait_for_delivery, wait_for_text,
+                     wait_postfix_queue_empty, xoauth2)
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from test_postgresql_directory import postgres, postgres_env, psql  # noqa: E402
@@ -41,20 +42,6 @@ def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def read_text(path):
-    with open(path, errors="replace") as f:
-        return f.read()
-
-
-def wait_for_text(path, pattern, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if re.search(pattern, read_text(path)):
-            return
-        time.sleep(0.05)
-    raise AssertionError("%r not in %s" % (pattern, path))
 
 
 class Cluster:
@@ -168,6 +155,16 @@ defaults
                 with open(path) as f:
                     found += [dict(json.loads(line), gateway=i) for line in f if line.strip()]
         return found
+
+
+def sign_in_on_each(test, port, expected):
+    """GATEWAYS certificate sign-ins through the balancer (round robin: one on each gateway);
+    each answer starts with `expected`."""
+    for _ in range(GATEWAYS):
+        client = RawImap(port, implicit_ctx=client_context("org-hopital"))
+        _, tagged = client.authenticate_external()
+        test.assertTrue(tagged.startswith(expected), tagged)
+        client.close()
 
 
 def message(marker, sender=APP_HOPITAL, recipient=APP_LABO):
@@ -356,11 +353,7 @@ class ClusterTest(unittest.TestCase):
         try:
             for gateway in c.gateways:
                 gateway.wait_for_log(r"event=directory_refresh_failed source=postgresql://")
-            for _ in range(GATEWAYS):
-                client = RawImap(c.ports["imaps"], implicit_ctx=client_context("org-hopital"))
-                _, tagged = client.authenticate_external()
-                self.assertTrue(tagged.startswith("a1 OK"), tagged)
-                client.close()
+            sign_in_on_each(self, c.ports["imaps"], "a1 OK")
         finally:
             offsets = [g.log_size() for g in c.gateways]
             postgres("start")
@@ -372,11 +365,7 @@ class ClusterTest(unittest.TestCase):
         try:
             for gateway, offset in zip(c.gateways, offsets):
                 gateway.wait_for_log(r"event=directory_loaded ", since=offset)
-            for _ in range(GATEWAYS):
-                client = RawImap(c.ports["imaps"], implicit_ctx=client_context("org-hopital"))
-                _, tagged = client.authenticate_external()
-                self.assertTrue(tagged.startswith("a1 NO"), tagged)
-                client.close()
+            sign_in_on_each(self, c.ports["imaps"], "a1 NO")
         finally:
             offsets = [g.log_size() for g in c.gateways]
             c.gateways[0].ctl("mailbox", "set-status", APP_HOPITAL, "active")

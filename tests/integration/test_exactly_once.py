@@ -13,7 +13,8 @@ import threading
 import time
 import unittest
 
-from harness import backend_env, delivered_messages, main, new_marker, wait_for_delivery, wait_postfix_queue_empty
+from harness import (backend_env, delivered_messages, main, new_marker, read_text, wait_for_delivery,
+                     wait_postfix_queue_empty)
 from test_indicators import LABO, IndicatorGateway
 
 TAP_PORT = 21124  # the backend fixture's Postfix delivers tap.test.mssante.fr here
@@ -30,11 +31,6 @@ def log_lines(path):
         except ValueError:
             lines.append(None)
     return lines, data.rsplit(b"\n", 1)[-1]
-
-
-def read_text(path):
-    with open(path, errors="replace") as f:
-        return f.read()
 
 
 def journal_events(path):

@@ -7,7 +7,6 @@ fixture starts (scripts/postgres); MSSGATE_PG_ENV names its postgres.env."""
 import os
 import re
 import subprocess
-import time
 import unittest
 
 from harness import APP_HOPITAL, APP_LABO, Gateway, RawImap, client_context, main

@@ -13,10 +13,9 @@ import smtplib
 import socket
 import struct
 import time
-import unittest
 
-from harness import (APP_HOPITAL, APP_LABO, CLOSE_TIMEOUT, Gateway, RawImap, backend_env, client_context, main,
-                     new_marker, wait_for_close, wait_for_delivery)
+from harness import (APP_HOPITAL, APP_LABO, CLOSE_TIMEOUT, Gateway, GatewayTestCase, RawImap, backend_env,
+                     client_context, main, new_marker, wait_for_close, wait_for_delivery, wait_for_text)
 from test_client_limits import metric
 
 SIGNATURE = b"\r\n\r\n\x00\r\nQUIT\n"
@@ -69,25 +68,10 @@ class ProxiedSMTP(smtplib.SMTP):
         return sock
 
 
-def read_file(path):
-    with open(path, errors="replace") as f:
-        return f.read()
-
-
-def wait_for_text(path, pattern, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = re.search(pattern, read_file(path))
-        if found:
-            return found
-        time.sleep(0.05)
-    raise AssertionError("%r not in %s" % (pattern, path))
-
-
-class ProxyProtocolTest(unittest.TestCase):
+class ProxyProtocolTest(GatewayTestCase):
     @classmethod
-    def setUpClass(cls):
-        cls.gateway = Gateway(extra_config="""
+    def make_gateway(cls):
+        return Gateway(extra_config="""
 [admin]
 listen = ["127.0.0.1:0"]
 
@@ -100,14 +84,6 @@ max_connections_per_address = 2
 connection_rate_per_address = 1000
 failure_delay = "0ms"
 """)
-        cls.gateway.start()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.gateway.stop()
-
-    def setUp(self):
-        self.gateway.mark()
 
     def test_an_imap_client_is_known_by_the_address_the_balancer_names(self):
         g = self.gateway
@@ -246,12 +222,12 @@ failure_delay = "0ms"
         connection.close()
 
 
-class ProxiedAdminTest(unittest.TestCase):
+class ProxiedAdminTest(GatewayTestCase):
     """The admin endpoint behind the balancer (its health checks send LOCAL headers)."""
 
     @classmethod
-    def setUpClass(cls):
-        cls.gateway = Gateway(extra_config="""
+    def make_gateway(cls):
+        return Gateway(extra_config="""
 [admin]
 listen = ["127.0.0.1:0"]
 
@@ -260,11 +236,6 @@ listeners = ["admin"]
 trusted_sources = ["127.0.0.1/32"]
 header_timeout = "%gs"
 """ % HEADER_TIMEOUT)
-        cls.gateway.start()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.gateway.stop()
 
     def get(self, header):
         sock = connect(self.gateway.ports["admin"], header)
