@@ -68,18 +68,23 @@ class ProxiedSMTP(smtplib.SMTP):
         return sock
 
 
-class ProxyProtocolTest(GatewayTestCase):
-    @classmethod
-    def make_gateway(cls):
-        return Gateway(extra_config="""
+def behind_balancer(listeners, trusted="127.0.0.1", **options):
+    """A gateway whose `listeners` take PROXY headers from `trusted`, with an admin endpoint."""
+    return Gateway(extra_config="""
 [admin]
 listen = ["127.0.0.1:0"]
 
 [proxy_protocol]
-listeners = ["imap", "imaps", "submission", "submissions"]
-trusted_sources = ["127.0.0.1"]
+listeners = [%s]
+trusted_sources = ["%s"]
 header_timeout = "%gs"
-""" % HEADER_TIMEOUT, limits_section="""
+""" % (", ".join('"%s"' % name for name in listeners), trusted, HEADER_TIMEOUT), **options)
+
+
+class ProxyProtocolTest(GatewayTestCase):
+    @classmethod
+    def make_gateway(cls):
+        return behind_balancer(["imap", "imaps", "submission", "submissions"], limits_section="""
 max_connections_per_address = 2
 connection_rate_per_address = 1000
 failure_delay = "0ms"
@@ -227,15 +232,7 @@ class ProxiedAdminTest(GatewayTestCase):
 
     @classmethod
     def make_gateway(cls):
-        return Gateway(extra_config="""
-[admin]
-listen = ["127.0.0.1:0"]
-
-[proxy_protocol]
-listeners = ["admin"]
-trusted_sources = ["127.0.0.1/32"]
-header_timeout = "%gs"
-""" % HEADER_TIMEOUT)
+        return behind_balancer(["admin"], trusted="127.0.0.1/32")
 
     def get(self, header):
         sock = connect(self.gateway.ports["admin"], header)
