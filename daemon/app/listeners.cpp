@@ -123,7 +123,11 @@ asio::awaitable<void> Listeners::accept_loop(Listener& listener) {
     const auto& proxy = environment->config.proxy_protocol;
     if (proxy.expected_on(listener.name)) {
       auto executor = socket.get_executor();
-      spawn_task(executor, read_proxy_header_then_start(std::move(socket), listener, proxy),
+      size_t max_connections = listener.kind == Kind::kLmtp
+                                   ? environment->config.lmtp.max_connections
+                                   : environment->config.server.max_connections;
+      spawn_task(executor,
+                 read_proxy_header_then_start(std::move(socket), listener, max_connections, proxy),
                  "proxy_header:" + listener.name);
     } else {
       auto ends = socket_ends(socket);
@@ -134,14 +138,37 @@ asio::awaitable<void> Listeners::accept_loop(Listener& listener) {
 
 asio::awaitable<void> Listeners::read_proxy_header_then_start(tcp::socket socket,
                                                               const Listener& listener,
+                                                              size_t max_connections,
                                                               config::ProxyProtocolConfig proxy) {
-  auto outcome = co_await accept_proxy_header(std::move(socket), proxy, listener.name);
-  if (!outcome.ends) {
-    refuse(outcome.socket, {});
+  // A connection waiting for its header holds a place in its listener's connection budget, as
+  // an open session does: connections that never send one cannot pile up past the budget.
+  auto& open = listener.kind == Kind::kLmtp ? shared_.counters->lmtp_connections
+                                            : shared_.counters->client_connections;
+  if (open.fetch_add(1) >= max_connections) {
+    --open;
+    metrics::gateway().connections_refused.with({listener.name, "max_connections"}).inc();
+    Event("connection_refused")
+        .add("listener", listener.name)
+        .add("peer", socket_ends(socket).peer)
+        .add("reason", "max_connections")
+        .warn();
+    refuse(socket, {});
+    co_return;
+  }
+  std::optional<ProxyHeaderOutcome> outcome;
+  try {
+    outcome = co_await accept_proxy_header(std::move(socket), proxy, listener.name);
+  } catch (...) {
+    --open;
+    throw;
+  }
+  --open;  // the session's admission takes its own place
+  if (!outcome->ends) {
+    refuse(outcome->socket, {});
     co_return;
   }
   if (stopped_) co_return;
-  start_session(std::move(outcome.socket), std::move(*outcome.ends), listener);
+  start_session(std::move(outcome->socket), std::move(*outcome->ends), listener);
 }
 
 void Listeners::start_session(tcp::socket socket, ConnectionEnds ends, const Listener& listener) {

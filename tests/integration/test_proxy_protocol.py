@@ -227,6 +227,32 @@ failure_delay = "0ms"
         connection.close()
 
 
+class PendingHeadersTest(GatewayTestCase):
+    """Connections waiting for their header hold places in the connection budget."""
+
+    @classmethod
+    def make_gateway(cls):
+        return behind_balancer(["imap"], server_section="max_connections = 3")
+
+    def test_connections_that_never_send_a_header_cannot_pass_the_budget(self):
+        g = self.gateway
+        silent = [connect(g.imap_port) for _ in range(3)]
+        time.sleep(0.2)  # accepted, each waiting for its header
+        extra = connect(g.imap_port, proxy_header(("192.0.2.90", 1), ("203.0.113.10", 143)))
+        start = time.monotonic()
+        self.assertEqual(wait_for_close(extra.recv, extra), ("eof", b""))
+        self.assertLess(time.monotonic() - start, HEADER_TIMEOUT, "refused at once, not at the deadline")
+        extra.close()
+        g.wait_for_log(r"event=connection_refused listener=imap peer=127\.0\.0\.1:\d+ reason=max_connections")
+        # Their deadline passes: the places are given back, and a client with its header is served.
+        for sock in silent:
+            self.assertEqual(wait_for_close(sock.recv, sock, timeout=HEADER_TIMEOUT + CLOSE_TIMEOUT), ("eof", b""))
+            sock.close()
+        client = ProxiedImap(g.imap_port, proxy_header(("192.0.2.91", 1), ("203.0.113.10", 143)))
+        self.assertTrue(client.greeting.startswith("* OK"), client.greeting)
+        client.close()
+
+
 class ProxiedAdminTest(GatewayTestCase):
     """The admin endpoint behind the balancer (its health checks send LOCAL headers)."""
 
