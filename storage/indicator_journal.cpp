@@ -1,23 +1,13 @@
 #include "storage/indicator_journal.hpp"
 
-#include <sqlite3.h>
-
 #include <algorithm>
 #include <utility>
 
 #include "storage/journal_columns.hpp"
-#include "storage/sqlite_statement.hpp"
 #include "storage/storage_error.hpp"
 
 namespace mssgate::storage {
 namespace {
-
-// 2: the tables of pending events.
-constexpr int kJournalSchemaVersion = 2;
-
-void exec(sqlite3* db, const char* sql) {
-  exec_sql(db, sql, "indicator journal");
-}
 
 // What the exception being handled says, whatever its type.
 std::string current_failure() {
@@ -28,11 +18,6 @@ std::string current_failure() {
   } catch (...) {
     return "an unknown error";
   }
-}
-
-int64_t single_integer(sqlite3* db, const char* sql) {
-  Statement statement(db, sql);
-  return statement.step() == SQLITE_ROW ? statement.integer(0) : 0;
 }
 
 }  // namespace
@@ -49,23 +34,14 @@ void IndicatorJournal::Turn::clear() {
 }
 
 IndicatorJournal::IndicatorJournal(Options options) : options_(std::move(options)) {
-  int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
-  if (sqlite3_open_v2(options_.path.c_str(), &db_, flags, nullptr) != SQLITE_OK) {
-    std::string message = db_ ? sqlite3_errmsg(db_) : "out of memory";
-    sqlite3_close(db_);
-    db_ = nullptr;
-    throw StorageError("cannot open indicator journal " + options_.path + ": " + message);
-  }
+  store_ = options_.open_store ? options_.open_store() : open_sqlite_journal(options_.path);
   try {
-    open_database();
     recover_pending();
-    log_position_ =
-        single_integer(db_, "SELECT value FROM journal_meta WHERE name = 'log_position'");
+    log_position_ = store_->log_position();
     open_log(true);
     try_catch_up_log();
   } catch (...) {
     log_.close();
-    sqlite3_close(db_);
     throw;
   }
   thread_ = std::thread([this] { writer(); });
@@ -74,46 +50,24 @@ IndicatorJournal::IndicatorJournal(Options options) : options_(std::move(options
 IndicatorJournal::~IndicatorJournal() {
   stop();
   log_.close();
-  sqlite3_close(db_);
-}
-
-void IndicatorJournal::open_database() {
-  sqlite3_busy_timeout(db_, 10000);
-  exec(db_, "PRAGMA journal_mode = WAL");
-  // In WAL mode, FULL syncs the log at every commit: a committed event survives a power cut.
-  exec(db_, "PRAGMA synchronous = FULL");
-  auto current = single_integer(db_, "PRAGMA user_version");
-  if (current > kJournalSchemaVersion) {
-    throw StorageError("indicator journal " + options_.path + " has schema version " +
-                       std::to_string(current) + ", newer than this mssgate knows (" +
-                       std::to_string(kJournalSchemaVersion) + ")");
-  }
-  exec(db_, "BEGIN IMMEDIATE");
-  exec(db_, journal_schema().c_str());
-  exec(db_, pending_schema().c_str());
-  exec(db_, ("PRAGMA user_version = " + std::to_string(kJournalSchemaVersion)).c_str());
-  exec(db_, "COMMIT");
 }
 
 // Pending events a stop or a crash left: their deliveries may have been answered for, so they
 // count (a delivery made again has the same key). Before the log's catch-up, which writes them.
 void IndicatorJournal::recover_pending() {
-  exec(db_, "BEGIN IMMEDIATE");
+  store_->begin();
   try {
-    auto ids = pending_ids(db_);
+    auto ids = store_->pending_ids();
     uint64_t recorded = 0;
-    {
-      JournalInserts inserts(db_);
-      for (auto id : ids) {
-        if (inserts.promote(id)) ++recorded;
-      }
+    for (auto id : ids) {
+      if (store_->promote(id)) ++recorded;
     }
-    exec(db_, "COMMIT");
+    store_->commit();
     stats_.recorded += recorded;
     stats_.duplicates += ids.size() - recorded;
     if (!ids.empty() && options_.on_pending_recovered) options_.on_pending_recovered(ids.size());
   } catch (...) {
-    sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+    store_->roll_back();
     throw;
   }
 }
@@ -185,7 +139,7 @@ void IndicatorJournal::open_log(bool at_start) {
     return;
   }
   if (tail.last_seq) {
-    auto newest = single_integer(db_, "SELECT COALESCE(MAX(seq), 0) FROM indicator_event");
+    auto newest = store_->newest_seq();
     log_position_ = std::min(*tail.last_seq, newest);
     if (*tail.last_seq > newest) {
       report("the indicator log ends with seq " + std::to_string(*tail.last_seq) +
@@ -208,11 +162,7 @@ void IndicatorJournal::open_log(bool at_start) {
 // holds.
 void IndicatorJournal::save_log_position() {
   try {
-    Statement position(db_,
-                       "INSERT INTO journal_meta (name, value) VALUES ('log_position', ?1) "
-                       "ON CONFLICT (name) DO UPDATE SET value = excluded.value");
-    position.bind(1, log_position_);
-    if (position.step() != SQLITE_DONE) throw StorageError(sqlite3_errmsg(db_));
+    store_->save_log_position(log_position_);
     log_position_dirty_ = false;
   } catch (...) {
     log_position_dirty_ = true;  // saved with the next commit
@@ -271,12 +221,12 @@ void IndicatorJournal::commit(Turn& turn) {
   Counts counts;
   bool ok = true;
   try {
-    exec(db_, "BEGIN IMMEDIATE");
+    store_->begin();
     insert(turn, written, counts);
-    exec(db_, "COMMIT");
+    store_->commit();
     log_position_dirty_ = false;
   } catch (...) {
-    sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+    store_->roll_back();
     ok = false;
     written.clear();
     report("could not commit " + std::to_string(turn.events.size()) + " indicator events, " +
@@ -303,9 +253,8 @@ void IndicatorJournal::commit(Turn& turn) {
 
 // The turn's rows, in one transaction; `written` in seq order.
 void IndicatorJournal::insert(Turn& turn, Written& written, Counts& counts) {
-  JournalInserts inserts(db_);
   for (const auto& queued : turn.events) {
-    if (auto seq = inserts.add(queued.event)) {
+    if (auto seq = store_->add(queued.event)) {
       written.emplace_back(*seq, &queued.event);
     } else {
       ++counts.duplicates;  // already counted: a redelivery, or a replay
@@ -314,25 +263,18 @@ void IndicatorJournal::insert(Turn& turn, Written& written, Counts& counts) {
   for (const auto& batch : turn.pending) {
     auto& ids = counts.pending_ids.emplace_back();
     for (const auto& event : batch.events)
-      ids.push_back(inserts.add_pending(event));
+      ids.push_back(store_->add_pending(event));
   }
   for (const auto& settlement : turn.settlements)
-    settle_in(settlement, inserts, written, counts);
+    settle_in(settlement, written, counts);
   for (const auto& c : turn.connections)
-    inserts.add(c);
-  if (log_position_dirty_) {
-    Statement position(db_,
-                       "INSERT INTO journal_meta (name, value) VALUES ('log_position', ?1) "
-                       "ON CONFLICT (name) DO UPDATE SET value = excluded.value");
-    position.bind(1, log_position_);
-    if (position.step() != SQLITE_DONE) throw StorageError(sqlite3_errmsg(db_));
-  }
+    store_->add(c);
+  if (log_position_dirty_) store_->save_log_position(log_position_);
 }
 
-void IndicatorJournal::settle_in(const Settlement& settlement, JournalInserts& inserts,
-                                 Written& written, Counts& counts) {
+void IndicatorJournal::settle_in(const Settlement& settlement, Written& written, Counts& counts) {
   for (auto id : settlement.delivered) {
-    auto seq = inserts.promote(id);
+    auto seq = store_->promote(id);
     if (!seq) {
       ++counts.duplicates;  // the message was counted already: a delivery made again
       continue;
@@ -345,7 +287,7 @@ void IndicatorJournal::settle_in(const Settlement& settlement, JournalInserts& i
     }
   }
   for (auto id : settlement.dropped)
-    inserts.drop(id);
+    store_->drop(id);
 }
 
 // The log gets the new events; the pending events are kept until settled.
@@ -448,7 +390,7 @@ void IndicatorJournal::catch_up_log() {
   if (options_.before_catch_up) options_.before_catch_up();
   constexpr int64_t kBatch = 500;
   while (log_.is_open()) {
-    auto events = read_events(db_, log_position_, kBatch);
+    auto events = store_->read_events(log_position_, kBatch);
     if (events.empty()) return;
     Written written;
     written.reserve(events.size());

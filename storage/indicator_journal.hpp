@@ -16,17 +16,15 @@
 
 #include "storage/indicator_event.hpp"
 #include "storage/indicator_log.hpp"
-
-struct sqlite3;
+#include "storage/journal_store.hpp"
 
 namespace mssgate::storage {
 
-class JournalInserts;
-
-// The indicator journal: a SQLite database in WAL mode, written by one thread that commits the
-// events waiting at that moment in one transaction (group commit: one sync for many messages),
-// then tells each waiter. A message's event is durable when its callback says true.
-// Then the JSON-lines log gets the events, in journal order, each once (indicator_log.hpp).
+// The indicator journal: a database (journal_store.hpp; SQLite in WAL mode by default), written
+// by one thread that commits the events waiting at that moment in one transaction (group
+// commit: one sync for many messages), then tells each waiter. A message's event is durable when
+// its callback says true. Then the JSON-lines log gets the events, in journal order, each once
+// (indicator_log.hpp).
 class IndicatorJournal {
  public:
   // The log's end as found when it was opened (at start, at each reopening).
@@ -36,7 +34,7 @@ class IndicatorJournal {
     bool at_start = false;
   };
   struct Options {
-    std::string path;      // the SQLite database
+    std::string path;      // the SQLite database, unless open_store is given
     std::string log_path;  // the JSON-lines log; empty: none
     size_t max_batch = 1024;
     // A failure of the writer (a commit, a log catch-up), as a sentence without message
@@ -49,6 +47,9 @@ class IndicatorJournal {
     std::function<void(const LogOpened&)> on_log_opened = nullptr;
     // Pending events a stop left (see record_pending), taken as delivered at the opening.
     std::function<void(uint64_t events)> on_pending_recovered = nullptr;
+    // Opens the journal's database (default: open_sqlite_journal(path)); called once, in the
+    // constructor.
+    std::function<std::unique_ptr<JournalStore>()> open_store = nullptr;
   };
   struct Stats {
     uint64_t recorded = 0;    // new events committed
@@ -120,13 +121,11 @@ class IndicatorJournal {
     std::vector<std::vector<int64_t>> pending_ids;  // per pending batch
   };
 
-  void open_database();
   void writer();
   bool take(Turn& turn, bool& reopen);
   void commit(Turn& turn);
   void insert(Turn& turn, Written& written, Counts& counts);
-  void settle_in(const Settlement& settlement, JournalInserts& inserts, Written& written,
-                 Counts& counts);
+  void settle_in(const Settlement& settlement, Written& written, Counts& counts);
   void after_commit(Turn& turn, Counts& counts, const Written& written);
   void write_log(const Written& written);
   void take_turn(Turn& turn, bool reopen);
@@ -140,7 +139,7 @@ class IndicatorJournal {
   void recover_pending();
 
   Options options_;
-  sqlite3* db_ = nullptr;
+  std::unique_ptr<JournalStore> store_;
   IndicatorLogFile log_;
   int64_t log_position_ = 0;  // the last event sequence written to the log
   bool log_position_dirty_ = false;

@@ -1,0 +1,131 @@
+#include <sqlite3.h>
+
+#include <optional>
+
+#include "storage/journal_columns.hpp"
+#include "storage/journal_store.hpp"
+#include "storage/sqlite_statement.hpp"
+#include "storage/storage_error.hpp"
+
+namespace mssgate::storage {
+namespace {
+
+// 2: the tables of pending events.
+constexpr int kJournalSchemaVersion = 2;
+constexpr const char* kWhat = "indicator journal";
+
+class SqliteJournalStore final : public JournalStore {
+ public:
+  explicit SqliteJournalStore(const std::string& path) : path_(path) {
+    int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
+    if (sqlite3_open_v2(path.c_str(), &db_, flags, nullptr) != SQLITE_OK) {
+      std::string message = db_ ? sqlite3_errmsg(db_) : "out of memory";
+      sqlite3_close(db_);
+      db_ = nullptr;
+      throw StorageError("cannot open indicator journal " + path + ": " + message);
+    }
+    try {
+      open_database();
+    } catch (...) {
+      sqlite3_close(db_);
+      throw;
+    }
+  }
+  ~SqliteJournalStore() override {
+    inserts_.reset();
+    sqlite3_close(db_);
+  }
+
+  void begin() override {
+    exec_sql(db_, "BEGIN IMMEDIATE", kWhat);
+    try {
+      inserts_.emplace(db_);
+    } catch (...) {
+      roll_back();
+      throw;
+    }
+  }
+  void commit() override {
+    inserts_.reset();
+    exec_sql(db_, "COMMIT", kWhat);
+  }
+  void roll_back() noexcept override {
+    inserts_.reset();
+    sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+  }
+
+  std::optional<int64_t> add(const IndicatorEvent& event) override { return inserts().add(event); }
+  void add(const ConnectionEvent& connection) override { inserts().add(connection); }
+  int64_t add_pending(const IndicatorEvent& event) override { return inserts().add_pending(event); }
+  std::optional<int64_t> promote(int64_t pending_id) override {
+    return inserts().promote(pending_id);
+  }
+  void drop(int64_t pending_id) override { inserts().drop(pending_id); }
+
+  void save_log_position(int64_t seq) override {
+    Statement position(db_,
+                       "INSERT INTO journal_meta (name, value) VALUES ('log_position', ?1) "
+                       "ON CONFLICT (name) DO UPDATE SET value = excluded.value");
+    position.bind(1, seq);
+    if (position.step() != SQLITE_DONE) throw StorageError(sqlite3_errmsg(db_));
+  }
+  int64_t log_position() override {
+    return single_integer("SELECT value FROM journal_meta WHERE name = 'log_position'");
+  }
+  std::vector<int64_t> pending_ids() override { return storage::pending_ids(db_); }
+  std::vector<std::pair<int64_t, IndicatorEvent>> read_events(int64_t after_seq,
+                                                              int64_t limit) override {
+    return storage::read_events(db_, after_seq, limit);
+  }
+  int64_t newest_seq() override {
+    return single_integer("SELECT COALESCE(MAX(seq), 0) FROM indicator_event");
+  }
+
+ private:
+  // The INSERTs of the transaction under way, prepared once for it.
+  JournalInserts& inserts() {
+    if (!inserts_) throw StorageError("indicator journal: a row outside a transaction");
+    return *inserts_;
+  }
+
+  int64_t single_integer(const char* sql) {
+    Statement statement(db_, sql);
+    return statement.step() == SQLITE_ROW ? statement.integer(0) : 0;
+  }
+
+  void open_database() {
+    sqlite3_busy_timeout(db_, 10000);
+    exec_sql(db_, "PRAGMA journal_mode = WAL", kWhat);
+    // In WAL mode, FULL syncs the log at every commit: a committed event survives a power cut.
+    exec_sql(db_, "PRAGMA synchronous = FULL", kWhat);
+    auto current = single_integer("PRAGMA user_version");
+    if (current > kJournalSchemaVersion) {
+      throw StorageError("indicator journal " + path_ + " has schema version " +
+                         std::to_string(current) + ", newer than this mssgate knows (" +
+                         std::to_string(kJournalSchemaVersion) + ")");
+    }
+    exec_sql(db_, "BEGIN IMMEDIATE", kWhat);
+    try {
+      exec_sql(db_, journal_schema().c_str(), kWhat);
+      exec_sql(db_, pending_schema().c_str(), kWhat);
+      exec_sql(db_, ("PRAGMA user_version = " + std::to_string(kJournalSchemaVersion)).c_str(),
+               kWhat);
+      exec_sql(db_, "COMMIT", kWhat);
+    } catch (...) {
+      sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+      throw;
+    }
+  }
+
+  std::string path_;
+  sqlite3* db_ = nullptr;
+  std::optional<JournalInserts> inserts_;
+};
+
+}  // namespace
+
+std::unique_ptr<JournalStore> open_sqlite_journal(const std::string& path) {
+  return std::make_unique<SqliteJournalStore>(path);
+}
+
+}  // namespace mssgate::storage
