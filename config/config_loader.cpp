@@ -634,6 +634,25 @@ bool header_field_name(std::string_view name) {
   });
 }
 
+// A list of addresses or networks ("192.0.2.25", "192.0.2.0/24", "2001:db8::/64") into `out`;
+// each entry that is neither is a problem. Returns the texts as written.
+std::vector<std::string> read_ip_networks(TableReader& t, std::string_view key,
+                                          std::vector<protocol::IpNetwork>& out,
+                                          Problems& problems) {
+  std::vector<std::string> texts;
+  t.strings(key, texts);
+  for (const auto& text : texts) {
+    if (auto network = protocol::parse_ip_network(text)) {
+      out.push_back(std::move(*network));
+    } else {
+      problems.add(t.where(key), t.name(key),
+                   "\"" + text + "\" is not an IP address or network (such as \"192.0.2.25\" or " +
+                       "\"192.0.2.0/24\")");
+    }
+  }
+  return texts;
+}
+
 void read_lmtp(TableReader& parent, LmtpConfig& out, Problems& problems, const fs::path& base) {
   TableReader t(parent.sub_table("lmtp"), "lmtp", problems, base);
   t.endpoints("listen", out.listen);
@@ -643,17 +662,7 @@ void read_lmtp(TableReader& parent, LmtpConfig& out, Problems& problems, const f
   t.duration("data_timeout", out.data_timeout, 1s, 1h);
   t.duration("backend_connect_timeout", out.backend_connect_timeout, 100ms, 5min);
   t.duration("backend_response_timeout", out.backend_response_timeout, 100ms, 1h);
-  std::vector<std::string> peers;
-  t.strings("allowed_peers", peers);
-  for (const auto& text : peers) {
-    if (auto network = protocol::parse_ip_network(text)) {
-      out.allowed_peers.push_back(std::move(*network));
-    } else {
-      problems.add(t.where("allowed_peers"), "lmtp.allowed_peers",
-                   "\"" + text + "\" is not an IP address or network (such as \"192.0.2.25\" or " +
-                       "\"192.0.2.0/24\")");
-    }
-  }
+  auto peers = read_ip_networks(t, "allowed_peers", out.allowed_peers, problems);
   // The tap trusts what it hears (no TLS, no authentication): off loopback, only named hosts.
   if (out.allowed_peers.empty() && peers.empty()) {
     for (const auto& endpoint : out.listen) {
@@ -850,17 +859,7 @@ void read_proxy_protocol(TableReader& parent, ProxyProtocolConfig& out, Problems
                        "\" (known: imap, imaps, submission, submissions, lmtp, admin)");
     }
   }
-  std::vector<std::string> sources;
-  t.strings("trusted_sources", sources);
-  for (const auto& text : sources) {
-    if (auto network = protocol::parse_ip_network(text)) {
-      out.trusted_sources.push_back(std::move(*network));
-    } else {
-      problems.add(t.where("trusted_sources"), "proxy_protocol.trusted_sources",
-                   "\"" + text + "\" is not an IP address or network (such as \"192.0.2.10\" or " +
-                       "\"192.0.2.0/24\")");
-    }
-  }
+  auto sources = read_ip_networks(t, "trusted_sources", out.trusted_sources, problems);
   if (!out.listeners.empty() && sources.empty()) {
     problems.add(t.where("trusted_sources"), "proxy_protocol.trusted_sources",
                  "is required with proxy_protocol.listeners: the addresses of the load balancers "
