@@ -120,14 +120,10 @@ asio::awaitable<void> Listeners::accept_loop(Listener& listener) {
     }
     tcp::socket socket(std::move(accepted));
     auto environment = slot_.get();
-    const auto& proxy = environment->config.proxy_protocol;
-    if (proxy.expected_on(listener.name)) {
+    if (environment->config.proxy_protocol.expected_on(listener.name)) {
       auto executor = socket.get_executor();
-      size_t max_connections = listener.kind == Kind::kLmtp
-                                   ? environment->config.lmtp.max_connections
-                                   : environment->config.server.max_connections;
       spawn_task(executor,
-                 read_proxy_header_then_start(std::move(socket), listener, max_connections, proxy),
+                 read_proxy_header_then_start(std::move(socket), listener, std::move(environment)),
                  "proxy_header:" + listener.name);
     } else {
       auto ends = socket_ends(socket);
@@ -136,39 +132,35 @@ asio::awaitable<void> Listeners::accept_loop(Listener& listener) {
   }
 }
 
-asio::awaitable<void> Listeners::read_proxy_header_then_start(tcp::socket socket,
-                                                              const Listener& listener,
-                                                              size_t max_connections,
-                                                              config::ProxyProtocolConfig proxy) {
+asio::awaitable<void> Listeners::read_proxy_header_then_start(
+    tcp::socket socket, const Listener& listener,
+    std::shared_ptr<const GatewayEnvironment> environment) {
   // A connection waiting for its header holds a place in its listener's connection budget, as
-  // an open session does: connections that never send one cannot pile up past the budget.
-  auto& open = listener.kind == Kind::kLmtp ? shared_.counters->lmtp_connections
-                                            : shared_.counters->client_connections;
-  if (open.fetch_add(1) >= max_connections) {
-    --open;
-    metrics::gateway().connections_refused.with({listener.name, "max_connections"}).inc();
+  // an open session does: connections that never send one cannot pile up past the budget. The
+  // place is an admission of no address, given back once the header is read (the session's
+  // admission then takes its own) or the connection refused.
+  auto waiting = daemon::admit(
+      shared_.counters, listener.kind == Kind::kLmtp ? Budget::kLmtp : Budget::kClients,
+      std::nullopt, false, environment->config, ClientLimits::Clock::now());
+  if (!waiting.admission) {
+    metrics::gateway().connections_refused.with({listener.name, waiting.refusal}).inc();
     Event("connection_refused")
         .add("listener", listener.name)
         .add("peer", socket_ends(socket).peer)
-        .add("reason", "max_connections")
+        .add("reason", waiting.refusal)
         .warn();
     refuse(socket, {});
     co_return;
   }
-  std::optional<ProxyHeaderOutcome> outcome;
-  try {
-    outcome = co_await accept_proxy_header(std::move(socket), proxy, listener.name);
-  } catch (...) {
-    --open;
-    throw;
-  }
-  --open;  // the session's admission takes its own place
-  if (!outcome->ends) {
-    refuse(outcome->socket, {});
+  auto outcome = co_await accept_proxy_header(std::move(socket), environment->config.proxy_protocol,
+                                              listener.name);
+  waiting.admission.reset();
+  if (!outcome.ends) {
+    refuse(outcome.socket, {});
     co_return;
   }
   if (stopped_) co_return;
-  start_session(std::move(outcome->socket), std::move(*outcome->ends), listener);
+  start_session(std::move(outcome.socket), std::move(*outcome.ends), listener);
 }
 
 void Listeners::start_session(tcp::socket socket, ConnectionEnds ends, const Listener& listener) {

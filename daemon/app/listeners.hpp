@@ -57,12 +57,11 @@ class Listeners {
   void spawn_accept_loop(Listener& listener);
   boost::asio::awaitable<void> accept_loop(Listener& listener);
   // Behind a load balancer: the session starts with the client's ends the balancer's PROXY
-  // header names, once accept_proxy_header took it; meanwhile the connection holds a place in
-  // its listener's budget of `max_connections`.
-  boost::asio::awaitable<void> read_proxy_header_then_start(boost::asio::ip::tcp::socket socket,
-                                                            const Listener& listener,
-                                                            size_t max_connections,
-                                                            config::ProxyProtocolConfig proxy);
+  // header names, once accept_proxy_header took it (with `environment`'s [proxy_protocol]);
+  // meanwhile the connection holds a place in its listener's connection budget.
+  boost::asio::awaitable<void> read_proxy_header_then_start(
+      boost::asio::ip::tcp::socket socket, const Listener& listener,
+      std::shared_ptr<const GatewayEnvironment> environment);
   void start_session(boost::asio::ip::tcp::socket socket, ConnectionEnds ends,
                      const Listener& listener);
   std::optional<Admission> admit(boost::asio::ip::tcp::socket& socket, const ConnectionEnds& ends,
