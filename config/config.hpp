@@ -274,8 +274,8 @@ struct IndicatorExportConfig {
 };
 
 struct IndicatorsConfig {
-  std::string journal;                        // the SQLite journal; empty: no indicators
-  std::string log;                            // the JSON-lines indicator log; empty: none
+  std::string journal;  // the SQLite journal; empty: none (or the journal is in PostgreSQL)
+  std::string log;      // the JSON-lines indicator log; empty: none
   std::vector<std::string> operator_domains;  // this operator's domains ("same_operator")
   std::vector<std::string> patient_domains{"patient.mssante.fr"};  // Mon Espace Santé
   bool utc_days = false;  // days = "utc"; default "local": the machine's time zone
@@ -298,7 +298,10 @@ struct IndicatorsConfig {
   Duration max_message_cpu_time = 2s;
   IndicatorExportConfig exports;
 
-  bool enabled() const { return !journal.empty(); }
+  // The journal is in PostgreSQL ([storage] backend = "postgresql", indicators.enabled).
+  bool in_postgresql = false;
+
+  bool enabled() const { return in_postgresql || !journal.empty(); }
 };
 
 // The Thunderbird-style autoconfiguration document (/mail/config-v1.1.xml) served by the admin

@@ -734,9 +734,26 @@ void read_columns(TableReader& t, std::string_view key, std::vector<std::string>
 }
 
 void read_indicators(TableReader& parent, IndicatorsConfig& out, Problems& problems,
-                     const fs::path& base) {
+                     const fs::path& base, const StorageConfig& storage) {
   TableReader t(parent.sub_table("indicators"), "indicators", problems, base);
   t.path("journal", out.journal);
+  // On by default where there is a journal: PostgreSQL, or the SQLite file named.
+  bool enabled = storage.postgresql_enabled() || !out.journal.empty();
+  t.boolean("enabled", enabled);
+  if (storage.postgresql_enabled()) {
+    if (!out.journal.empty()) {
+      problems.add(t.where("journal"), "indicators.journal",
+                   "is not used with [storage] backend = \"postgresql\": the journal is in "
+                   "PostgreSQL (mssgatectl storage migrate --journal sqlite:PATH moves this one "
+                   "there)");
+    }
+    out.in_postgresql = enabled;
+  } else if (enabled && out.journal.empty()) {
+    problems.add(t.where("enabled"), "indicators.journal",
+                 "is required with indicators.enabled = true: the SQLite journal's path");
+  } else if (!enabled) {
+    out.journal.clear();
+  }
   t.path("log", out.log);
   t.strings("operator_domains", out.operator_domains);
   t.strings("patient_domains", out.patient_domains);
@@ -944,7 +961,13 @@ Config parse_config(const std::string& text, const std::string& path) {
     read_auth(top, config.auth, problems, base);
     read_lmtp(top, config.lmtp, problems, base);
     read_limits(top, config.limits, problems, base);
-    read_indicators(top, config.indicators, problems, base);
+    read_indicators(top, config.indicators, problems, base, config.storage);
+    if (config.indicators.in_postgresql && config.server.instance.empty()) {
+      problems.add_global("server.instance",
+                          "is required with the indicator journal in PostgreSQL: each gateway "
+                          "keeps its deliveries under way and its log's place under its own name "
+                          "(such as \"gw-1\")");
+    }
     read_admin(top, config.admin, problems, base);
     read_proxy_protocol(top, config.proxy_protocol, problems, base);
   }
@@ -990,6 +1013,7 @@ std::vector<std::string> keep_restart_only_settings(const Config& running, Confi
   keep("smtp.tls_listen", next.smtp.tls_listen, running.smtp.tls_listen);
   keep("lmtp.listen", next.lmtp.listen, running.lmtp.listen);
   keep("indicators.journal", next.indicators.journal, running.indicators.journal);
+  keep("indicators.enabled", next.indicators.in_postgresql, running.indicators.in_postgresql);
   keep("indicators.log", next.indicators.log, running.indicators.log);
   keep("indicators.inspection_threads", next.indicators.inspection_threads,
        running.indicators.inspection_threads);

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "storage/indicator_event.hpp"
+#include "storage/postgresql.hpp"
 #include "storage/sqlite_statement.hpp"
 
 namespace mssgate::storage::column_values {
@@ -68,61 +69,75 @@ concept Word = requires(std::string_view text, T& value) {
 };
 
 // How each kind of field is bound, read back (false: a text outside its vocabulary) and shown
-// in the JSON line.
+// in the JSON line. A row to bind to (`Out`) has bind(index, text) and bind(index, integer); a
+// row to read from (`In`) has text(index) and integer(index): SQLite's Statement, and the text
+// rows of PostgreSQL (TextParameters, TextRow).
 
-inline void bind_value(Statement& s, int index, const std::string& value) {
+template <class Out>
+void bind_value(Out& s, int index, const std::string& value) {
+  s.bind(index, std::string_view(value));
+}
+template <class Out>
+void bind_value(Out& s, int index, int64_t value) {
   s.bind(index, value);
 }
-inline void bind_value(Statement& s, int index, int64_t value) {
-  s.bind(index, value);
-}
-inline void bind_value(Statement& s, int index, uint64_t value) {
+template <class Out>
+void bind_value(Out& s, int index, uint64_t value) {
   s.bind(index, static_cast<int64_t>(value));
 }
-inline void bind_value(Statement& s, int index, unsigned value) {
+template <class Out>
+void bind_value(Out& s, int index, unsigned value) {
   s.bind(index, int64_t{value});
 }
-inline void bind_value(Statement& s, int index, bool value) {
+template <class Out>
+void bind_value(Out& s, int index, bool value) {
   s.bind(index, int64_t{value});
 }
-template <Word T>
-void bind_value(Statement& s, int index, const T& value) {
+template <class Out, Word T>
+void bind_value(Out& s, int index, const T& value) {
   s.bind(index, text_of(value));
 }
-inline void bind_value(Statement& s, int index, const std::vector<Mismatch>& mismatches) {
+template <class Out>
+void bind_value(Out& s, int index, const std::vector<Mismatch>& mismatches) {
   std::string words;
   for (auto m : mismatches)
     words += (words.empty() ? "" : ",") + std::string(to_string(m));
-  s.bind(index, words);
+  s.bind(index, std::string_view(words));
 }
 
-inline bool read_value(const Statement& s, int index, std::string& out) {
+template <class In>
+bool read_value(const In& s, int index, std::string& out) {
   out = s.text(index);
   return true;
 }
-inline bool read_value(const Statement& s, int index, int64_t& out) {
+template <class In>
+bool read_value(const In& s, int index, int64_t& out) {
   out = s.integer(index);
   return true;
 }
-inline bool read_value(const Statement& s, int index, uint64_t& out) {
+template <class In>
+bool read_value(const In& s, int index, uint64_t& out) {
   out = static_cast<uint64_t>(s.integer(index));
   return true;
 }
-inline bool read_value(const Statement& s, int index, unsigned& out) {
+template <class In>
+bool read_value(const In& s, int index, unsigned& out) {
   out = static_cast<unsigned>(s.integer(index));
   return true;
 }
-inline bool read_value(const Statement& s, int index, bool& out) {
+template <class In>
+bool read_value(const In& s, int index, bool& out) {
   out = s.integer(index) != 0;
   return true;
 }
-template <Word T>
-bool read_value(const Statement& s, int index, T& out) {
+template <class In, Word T>
+bool read_value(const In& s, int index, T& out) {
   return from_text(s.text(index), out);
 }
-inline bool read_value(const Statement& s, int index, std::vector<Mismatch>& out) {
+template <class In>
+bool read_value(const In& s, int index, std::vector<Mismatch>& out) {
   out.clear();
-  std::string words = s.text(index);
+  std::string words(s.text(index));
   for (size_t start = 0; start < words.size();) {
     size_t comma = std::min(words.find(',', start), words.size());
     auto mismatch = protocol::parse_mismatch(std::string_view(words).substr(start, comma - start));
@@ -159,6 +174,20 @@ inline json::value json_value(const std::vector<Mismatch>& mismatches) {
   return words;
 }
 
+// A row of PostgreSQL parameters: each value's text, in the order bound.
+struct TextParameters {
+  std::vector<std::string>& values;
+  void bind(int, std::string_view text) { values.emplace_back(text); }
+  void bind(int, int64_t value) { values.push_back(std::to_string(value)); }
+};
+// One row of a PostgreSQL result.
+struct TextRow {
+  const PostgresqlResult& result;
+  int row = 0;
+  std::string text(int column) const { return std::string(result.text(row, column)); }
+  int64_t integer(int column) const { return result.integer(row, column); }
+};
+
 template <class M>
 struct MemberOf;
 template <class R, class T>
@@ -168,12 +197,12 @@ struct MemberOf<T R::*> {
 template <auto Member>
 using RecordOf = typename MemberOf<decltype(Member)>::Record;
 
-template <auto Member>
-void bind_member(Statement& s, int index, const RecordOf<Member>& record) {
+template <auto Member, class Out>
+void bind_member(Out& s, int index, const RecordOf<Member>& record) {
   bind_value(s, index, record.*Member);
 }
-template <auto Member>
-bool read_member(const Statement& s, int index, RecordOf<Member>& record) {
+template <auto Member, class In>
+bool read_member(const In& s, int index, RecordOf<Member>& record) {
   return read_value(s, index, record.*Member);
 }
 template <auto Member>

@@ -108,4 +108,10 @@ struct ConnectionEvent {
   SessionProtocol protocol = SessionProtocol::kImap;
 };
 
+// The sign-ins of one mailbox, day, mode and protocol: how many, and the last one.
+struct ConnectionDay {
+  ConnectionEvent last;
+  int64_t connections = 0;
+};
+
 }  // namespace mssgate::storage

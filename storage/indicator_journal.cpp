@@ -221,9 +221,22 @@ void IndicatorJournal::commit(Turn& turn) {
   Counts counts;
   bool ok = true;
   try {
-    store_->begin();
-    insert(turn, written, counts);
-    store_->commit();
+    // A transaction that met another gateway's (a deadlock on the same keys) kept nothing: it
+    // runs again, a few times.
+    constexpr int kAttempts = 4;
+    for (int attempt = 1;; ++attempt) {
+      try {
+        store_->begin();
+        insert(turn, written, counts);
+        store_->commit();
+        break;
+      } catch (const StorageConflict&) {
+        store_->roll_back();
+        if (attempt == kAttempts) throw;
+        written.clear();
+        counts = Counts{};
+      }
+    }
     log_position_dirty_ = false;
   } catch (...) {
     store_->roll_back();

@@ -2,6 +2,7 @@
 
 #include <sqlite3.h>
 
+#include <algorithm>
 #include <boost/json/array.hpp>
 #include <boost/json/object.hpp>
 #include <boost/json/serialize.hpp>
@@ -14,6 +15,32 @@
 #include "storage/storage_error.hpp"
 
 namespace mssgate::storage {
+
+// What the report queries write differently for SQLite and PostgreSQL. Parameters are written
+// ?1, ?2... for both: the PostgreSQL reader numbers them its way.
+struct ReportDialect {
+  bool postgresql = false;
+
+  // The distinct values of a group, comma-separated.
+  std::string distinct_list(const std::string& expression) const {
+    if (!postgresql) return "GROUP_CONCAT(DISTINCT " + expression + ")";
+    return "string_agg(DISTINCT " + expression + ", ',' ORDER BY " + expression + ")";
+  }
+  // A time in milliseconds as "2026-01-31T09:15:00Z".
+  std::string utc_time(const std::string& milliseconds) const {
+    if (!postgresql)
+      return "strftime('%Y-%m-%dT%H:%M:%SZ', " + milliseconds + " / 1000, 'unixepoch')";
+    return "to_char(to_timestamp(" + milliseconds +
+           " / 1000) AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')";
+  }
+  // Sorted by bytes, as SQLite does, whatever the database's collation.
+  std::string sorted(const std::string& expression) const {
+    return postgresql ? expression + " COLLATE \"C\"" : expression;
+  }
+};
+constexpr ReportDialect kSqlite{false};
+constexpr ReportDialect kPostgresql{true};
+
 namespace {
 
 namespace json = boost::json;
@@ -45,12 +72,13 @@ std::string flag_set(EventField field) {
 std::string not_empty(EventField field) {
   return column(field) + " <> ''";
 }
-std::string distinct_texts(EventField field) {
-  return "COALESCE(GROUP_CONCAT(DISTINCT NULLIF(" + column(field) + ", '')), '')";
+std::string distinct_texts(const ReportDialect& d, EventField field) {
+  return "COALESCE(" + d.distinct_list("NULLIF(" + column(field) + ", '')") + ", '')";
 }
 
 // The messages report's columns that depend on neither direction, or on one only.
-void add_message_columns(Expressions& out, const std::string& sent, const std::string& received) {
+void add_message_columns(const ReportDialect& d, Expressions& out, const std::string& sent,
+                         const std::string& received) {
   using enum EventField;
   out.insert({
       {"month", "?3"},
@@ -73,8 +101,8 @@ void add_message_columns(Expressions& out, const std::string& sent, const std::s
       {"sent_claimed_ins_o", count_if(both(sent, is(kClaimIns, ClaimedIns::kYes)))},
       {"sent_claimed_ins_n", count_if(both(sent, is(kClaimIns, ClaimedIns::kNo)))},
       {"sent_mes_fin", count_if(both(sent, flag_set(kMesFin)))},
-      {"nil", distinct_texts(kNil)},
-      {"azp", distinct_texts(kAzp)},
+      {"nil", distinct_texts(d, kNil)},
+      {"azp", distinct_texts(d, kAzp)},
   });
 }
 
@@ -99,22 +127,25 @@ void add_per_direction_columns(Expressions& out, const std::string& prefix,
 
 // Each column of the messages report as an aggregate over indicator_event rows. ?3 is the
 // month (or the day, in the daily view).
-const Expressions& message_expressions() {
-  static const Expressions expressions = [] {
-    std::string sent = is(EventField::kDirection, Direction::kSent);
-    std::string received = is(EventField::kDirection, Direction::kReceived);
-    Expressions out;
-    add_message_columns(out, sent, received);
-    add_per_direction_columns(out, "sent", sent);
-    add_per_direction_columns(out, "received", received);
-    return out;
-  }();
-  return expressions;
+Expressions build_message_expressions(const ReportDialect& d) {
+  std::string sent = is(EventField::kDirection, Direction::kSent);
+  std::string received = is(EventField::kDirection, Direction::kReceived);
+  Expressions out;
+  add_message_columns(d, out, sent, received);
+  add_per_direction_columns(out, "sent", sent);
+  add_per_direction_columns(out, "received", received);
+  return out;
+}
+
+const Expressions& message_expressions(const ReportDialect& d) {
+  static const Expressions sqlite = build_message_expressions(kSqlite);
+  static const Expressions postgresql = build_message_expressions(kPostgresql);
+  return d.postgresql ? postgresql : sqlite;
 }
 
 // ?1 and ?2 are the month's first and last days: a mailbox's last sign-in may be older.
-const Expressions& connection_expressions() {
-  static const Expressions expressions = [] {
+Expressions build_connection_expressions(const ReportDialect& d) {
+  {
     using enum ConnectionField;
     auto c = [](ConnectionField field) { return column(field, "c"); };
     auto in_month = [&](const std::string& condition) {
@@ -126,21 +157,25 @@ const Expressions& connection_expressions() {
         {"mailbox", c(kMailbox)},
         {"mailbox_type", "MAX(" + c(kMailboxType) + ")"},
         {"last_connection", "MAX(" + c(kDay) + ")"},
-        {"last_connection_time",
-         "strftime('%Y-%m-%dT%H:%M:%SZ', MAX(" + c(kLastAtMs) + ") / 1000, 'unixepoch')"},
+        {"last_connection_time", d.utc_time("MAX(" + c(kLastAtMs) + ")")},
         {"auth_mode", "(SELECT " + column(kAuthMode, "l") + " FROM connection_day l WHERE " +
                           column(kMailbox, "l") + " = " + c(kMailbox) + " AND " +
                           column(kDay, "l") + " <= ?2 ORDER BY " + column(kLastAtMs, "l") +
                           " DESC LIMIT 1)"},
-        {"auth_modes", "GROUP_CONCAT(DISTINCT " + c(kAuthMode) + ")"},
-        {"protocols", "GROUP_CONCAT(DISTINCT " + c(kProtocol) + ")"},
+        {"auth_modes", d.distinct_list(c(kAuthMode))},
+        {"protocols", d.distinct_list(c(kProtocol))},
         {"connections",
          "SUM(CASE WHEN " + c(kDay) + " >= ?1 THEN " + c(kConnections) + " ELSE 0 END)"},
         {"psc_connections", in_month(is(kAuthMode, AuthMode::kPsc, "c"))},
         {"certificate_connections", in_month(is(kAuthMode, AuthMode::kCertificate, "c"))},
     };
-  }();
-  return expressions;
+  }
+}
+
+const Expressions& connection_expressions(const ReportDialect& d) {
+  static const Expressions sqlite = build_connection_expressions(kSqlite);
+  static const Expressions postgresql = build_connection_expressions(kPostgresql);
+  return d.postgresql ? postgresql : sqlite;
 }
 
 const Expressions& document_expressions() {
@@ -165,8 +200,9 @@ const Expressions& document_expressions() {
   return expressions;
 }
 
-std::string by_direction_and_code() {
-  return column(EventField::kDirection, "e") + ", " + column(DocumentField::kCode, "d");
+std::string by_direction_and_code(const ReportDialect& d) {
+  return d.sorted(column(EventField::kDirection, "e")) + ", " +
+         d.sorted(column(DocumentField::kCode, "d"));
 }
 
 // The documents joined with their events.
@@ -241,8 +277,52 @@ IndicatorReader::IndicatorReader(const std::string& journal_path) {
   }
 }
 
+IndicatorReader::IndicatorReader(const PostgresqlSettings& settings)
+    : postgresql_(std::make_unique<PostgresqlConnection>(settings)) {
+  postgresql_->exec("opening the journal for reading", "SET default_transaction_read_only = on");
+  auto found =
+      postgresql_->exec("finding the journal", "SELECT to_regclass('indicator_event') IS NOT NULL");
+  if (found.text(0, 0) != "t") {
+    throw StorageError(postgresql_->name() +
+                       " holds no indicator journal yet: no gateway has recorded to it");
+  }
+}
+
 IndicatorReader::~IndicatorReader() {
   sqlite3_close(db_);
+}
+
+namespace {
+
+// ?1, ?2... as PostgreSQL's $1::text, $2::text..., numbered in the order they first appear, and
+// the values they take: PostgreSQL refuses a parameter a statement does not use.
+std::string numbered_for_postgresql(const std::string& sql, const std::vector<std::string>& given,
+                                    std::vector<std::string>& values) {
+  std::string out;
+  std::vector<size_t> numbers;  // the ?N of each $k
+  for (size_t i = 0; i < sql.size(); ++i) {
+    if (sql[i] != '?' || i + 1 >= sql.size() || sql[i + 1] < '1' || sql[i + 1] > '9') {
+      out += sql[i];
+      continue;
+    }
+    size_t n = static_cast<size_t>(sql[i + 1] - '0');
+    ++i;
+    auto at = std::find(numbers.begin(), numbers.end(), n);
+    if (at == numbers.end()) {
+      if (n > given.size()) throw StorageError("report query: no value for ?" + std::to_string(n));
+      numbers.push_back(n);
+      values.push_back(given[n - 1]);
+      at = numbers.end() - 1;
+    }
+    out += "$" + std::to_string(at - numbers.begin() + 1) + "::text";
+  }
+  return out;
+}
+
+}  // namespace
+
+const ReportDialect& IndicatorReader::dialect() const {
+  return postgresql_ ? kPostgresql : kSqlite;
 }
 
 ReportTable IndicatorReader::run(const std::string& sql, const std::vector<std::string>& parameters,
@@ -250,6 +330,20 @@ ReportTable IndicatorReader::run(const std::string& sql, const std::vector<std::
   ReportTable table;
   table.columns = columns;
   table.counts.assign(columns.size(), false);
+  if (postgresql_) {
+    std::vector<std::string> values;
+    auto result = postgresql_->exec_values(
+        "report query", numbered_for_postgresql(sql, parameters, values), values);
+    for (size_t i = 0; i < columns.size(); ++i)
+      table.counts[i] = result.number(static_cast<int>(i));
+    for (int r = 0; r < result.rows(); ++r) {
+      std::vector<std::string> row;
+      for (size_t i = 0; i < columns.size(); ++i)
+        row.emplace_back(result.text(r, static_cast<int>(i)));
+      table.rows.push_back(std::move(row));
+    }
+    return table;
+  }
   Statement s(db_, sql.c_str());
   for (size_t i = 0; i < parameters.size(); ++i)
     s.bind(static_cast<int>(i + 1), parameters[i]);
@@ -271,29 +365,31 @@ ReportTable IndicatorReader::monthly(Report report, const std::string& month,
                                      const std::vector<std::string>& requested) {
   std::string first, last;
   if (!month_days(month, first, last)) throw StorageError("\"" + month + "\" is not YYYY-MM");
+  const ReportDialect& d = dialect();
   switch (report) {
     case Report::kMessages: {
       auto columns = or_default(requested, kMessagesDefault);
       std::string mailbox = column(EventField::kMailbox);
-      return run("SELECT " + select_list(message_expressions(), columns) +
+      return run("SELECT " + select_list(message_expressions(d), columns) +
                      " FROM indicator_event WHERE " + column(EventField::kDay) +
-                     " BETWEEN ?1 AND ?2 GROUP BY " + mailbox + " ORDER BY " + mailbox,
+                     " BETWEEN ?1 AND ?2 GROUP BY " + mailbox + " ORDER BY " + d.sorted(mailbox),
                  {first, last, month}, columns);
     }
     case Report::kConnections: {
       auto columns = or_default(requested, kConnectionsDefault);
       std::string mailbox = column(ConnectionField::kMailbox, "c");
-      return run("SELECT " + select_list(connection_expressions(), columns) +
+      return run("SELECT " + select_list(connection_expressions(d), columns) +
                      " FROM connection_day c WHERE " + column(ConnectionField::kDay, "c") +
-                     " <= ?2 GROUP BY " + mailbox + " ORDER BY " + mailbox,
+                     " <= ?2 GROUP BY " + mailbox + " ORDER BY " + d.sorted(mailbox),
                  {first, last, month}, columns);
     }
     case Report::kDocuments: {
       auto columns = or_default(requested, kDocumentsDefault);
-      std::string order = column(EventField::kMailbox, "e") + ", " + by_direction_and_code();
+      std::string mailbox = column(EventField::kMailbox, "e");
       return run("SELECT " + select_list(document_expressions(), columns) + documents_of_events() +
-                     " GROUP BY " + order + ", " + column(DocumentField::kCodeSystem, "d") +
-                     " ORDER BY " + order,
+                     " GROUP BY " + mailbox + ", " + by_direction_and_code(kSqlite) + ", " +
+                     column(DocumentField::kCodeSystem, "d") + " ORDER BY " + d.sorted(mailbox) +
+                     ", " + by_direction_and_code(d),
                  {first, last, month}, columns);
     }
   }
@@ -322,7 +418,7 @@ ReportTable IndicatorReader::daily(const std::string& mailbox, const std::string
                                    "received_mdn",
                                    "nil"};
   std::string day = column(EventField::kDay);
-  return run("SELECT " + select_list(message_expressions(), columns) +
+  return run("SELECT " + select_list(message_expressions(dialect()), columns) +
                  " FROM indicator_event WHERE " + day + " BETWEEN ?1 AND ?2 AND " +
                  column(EventField::kMailbox) + " = ?4 GROUP BY " + day + " ORDER BY " + day,
              {from, to, "", mailbox}, columns);
@@ -334,8 +430,8 @@ ReportTable IndicatorReader::daily_documents(const std::string& mailbox, const s
                                    "documents", "qualified_ins", "test_ins"};
   return run("SELECT " + select_list(document_expressions(), columns) + documents_of_events() +
                  " AND " + column(EventField::kMailbox, "e") + " = ?4 GROUP BY " +
-                 by_direction_and_code() + ", " + column(DocumentField::kCodeSystem, "d") +
-                 " ORDER BY " + by_direction_and_code(),
+                 by_direction_and_code(kSqlite) + ", " + column(DocumentField::kCodeSystem, "d") +
+                 " ORDER BY " + by_direction_and_code(dialect()),
              {from, to, "", mailbox}, columns);
 }
 

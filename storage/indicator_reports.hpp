@@ -1,8 +1,11 @@
 #pragma once
 
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include "storage/postgresql.hpp"
 
 struct sqlite3;
 
@@ -23,6 +26,8 @@ struct ReportTable {
 class IndicatorReader {
  public:
   explicit IndicatorReader(const std::string& journal_path);  // read-only; throws StorageError
+  // The journal in PostgreSQL, shared by the gateways; read-only.
+  explicit IndicatorReader(const PostgresqlSettings& settings);
   ~IndicatorReader();
   IndicatorReader(const IndicatorReader&) = delete;
   IndicatorReader& operator=(const IndicatorReader&) = delete;
@@ -40,7 +45,9 @@ class IndicatorReader {
  private:
   ReportTable run(const std::string& sql, const std::vector<std::string>& parameters,
                   const std::vector<std::string>& columns);
+  const struct ReportDialect& dialect() const;
   sqlite3* db_ = nullptr;
+  std::unique_ptr<PostgresqlConnection> postgresql_;
 };
 
 // "YYYY-MM" → its first and last days; false when the text is no month.

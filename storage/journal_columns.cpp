@@ -25,8 +25,11 @@ struct Column {
   std::string_view sql;                                    // type and constraints
   void (*bind)(Statement&, int, const Record&) = nullptr;  // null: the caller or SQLite sets it
   bool (*read)(const Statement&, int, Record&) = nullptr;  // null: not read back from here
-  json::value (*to_json)(const Record&) = nullptr;         // null: not in the JSON line
-  std::string_view json_key = {};                          // empty: the column's name
+  // The same for PostgreSQL's texts.
+  void (*bind_text)(TextParameters&, int, const Record&) = nullptr;
+  bool (*read_text)(const TextRow&, int, Record&) = nullptr;
+  json::value (*to_json)(const Record&) = nullptr;  // null: not in the JSON line
+  std::string_view json_key = {};                   // empty: the column's name
   Shown shown = Shown::kAlways;
   bool in_claims = false;  // inside the line's "claims" object
 };
@@ -40,8 +43,17 @@ struct JsonShape {
 template <auto Member, class Field>
 constexpr Column<RecordOf<Member>> column(Field field, std::string_view name, std::string_view sql,
                                           JsonShape json = {}) {
-  return {static_cast<int>(field), name,     sql,        &bind_member<Member>, &read_member<Member>,
-          &json_member<Member>,    json.key, json.shown, json.in_claims};
+  return {static_cast<int>(field),
+          name,
+          sql,
+          &bind_member<Member, Statement>,
+          &read_member<Member, Statement>,
+          &bind_member<Member, TextParameters>,
+          &read_member<Member, TextRow>,
+          &json_member<Member>,
+          json.key,
+          json.shown,
+          json.in_claims};
 }
 
 template <class Record>
@@ -78,7 +90,8 @@ json::value time_json(const Event& e) {
   return json::string(iso_time(e.at_ms));
 }
 
-void bind_document_count(Statement& s, int index, const Event& e) {
+template <class Out>
+void bind_document_count(Out& s, int index, const Event& e) {
   s.bind(index, static_cast<int64_t>(e.documents.size()));
 }
 
@@ -106,8 +119,10 @@ constexpr std::array kEventColumns{
     Column<Event>{.field = static_cast<int>(F::kAtMs),
                   .name = "at_ms",
                   .sql = kInteger,
-                  .bind = &bind_member<&Event::at_ms>,
-                  .read = &read_member<&Event::at_ms>,
+                  .bind = &bind_member<&Event::at_ms, Statement>,
+                  .read = &read_member<&Event::at_ms, Statement>,
+                  .bind_text = &bind_member<&Event::at_ms, TextParameters>,
+                  .read_text = &read_member<&Event::at_ms, TextRow>,
                   .to_json = &time_json,
                   .json_key = "time"},
     column<&Event::day>(F::kDay, "day", kText),
@@ -136,7 +151,8 @@ constexpr std::array kEventColumns{
     Column<Event>{.field = static_cast<int>(F::kDocuments),
                   .name = "documents",
                   .sql = kInteger,
-                  .bind = &bind_document_count,
+                  .bind = &bind_document_count<Statement>,
+                  .bind_text = &bind_document_count<TextParameters>,
                   .to_json = &documents_json},
     column<&Event::ins>(F::kIns, "ins", kText),
     column<&Event::claim_codecda>(F::kClaimCodecda, "claim_codecda", kText,
@@ -150,7 +166,8 @@ constexpr std::array kEventColumns{
     column<&Event::mdn_requested>(F::kMdnRequested, "mdn_requested", kInteger),
 };
 
-void bind_one(Statement& s, int index, const Connection&) {
+template <class Out>
+void bind_one(Out& s, int index, const Connection&) {
   s.bind(index, int64_t{1});
 }
 
@@ -165,7 +182,8 @@ constexpr std::array kConnectionColumns{
     Column<Connection>{.field = static_cast<int>(C::kConnections),
                        .name = "connections",
                        .sql = kInteger,
-                       .bind = &bind_one},
+                       .bind = &bind_one<Statement>,
+                       .bind_text = &bind_one<TextParameters>},
     column<&Connection::at_ms>(C::kLastAtMs, "last_at_ms", kInteger),
 };
 
@@ -196,10 +214,10 @@ std::string_view own_sql(const Column<Record>& column) {
 }
 
 // The columns padded to one width, as the first journals wrote them; `sql_of` gives each
-// column's type and constraints.
+// column's type and constraints, `last` a last column or a table constraint.
 template <class Record, size_t N, class SqlOf = decltype(&own_sql<Record>)>
 std::string create_table(std::string_view table, const std::array<Column<Record>, N>& columns,
-                         const std::string& constraint, SqlOf sql_of = &own_sql<Record>) {
+                         const std::string& last, SqlOf sql_of = &own_sql<Record>) {
   size_t width = 0;
   for (const auto& c : columns)
     width = std::max(width, c.name.size());
@@ -207,9 +225,9 @@ std::string create_table(std::string_view table, const std::array<Column<Record>
   for (size_t i = 0; i < N; ++i) {
     const auto& c = columns[i];
     sql += "  " + std::string(c.name) + std::string(width + 1 - c.name.size(), ' ');
-    sql += std::string(sql_of(c)) + (i + 1 < N || !constraint.empty() ? ",\n" : "\n");
+    sql += std::string(sql_of(c)) + (i + 1 < N || !last.empty() ? ",\n" : "\n");
   }
-  if (!constraint.empty()) sql += "  " + constraint + "\n";
+  if (!last.empty()) sql += "  " + last + "\n";
   return sql + ");\n";
 }
 
@@ -472,6 +490,220 @@ std::vector<std::pair<int64_t, IndicatorEvent>> read_events(sqlite3* db, int64_t
   if (rc != SQLITE_DONE)
     throw StorageError(std::string("indicator journal: ") + sqlite3_errmsg(db));
   return events;
+}
+
+namespace postgresql_journal {
+namespace {
+
+// SQLite's types as PostgreSQL's: integers are 64 bits (times in milliseconds, sizes), a seq is
+// an identity that a move from SQLite may also set.
+std::string typed(std::string_view sqlite_sql, bool seq_key) {
+  if (seq_key) return "bigint GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY";
+  constexpr std::string_view kSqliteInteger = "INTEGER";
+  if (sqlite_sql.substr(0, kSqliteInteger.size()) == kSqliteInteger)
+    return "bigint" + std::string(sqlite_sql.substr(kSqliteInteger.size()));
+  return std::string(sqlite_sql);
+}
+
+template <class Record, size_t N>
+std::string names_of(const std::array<Column<Record>, N>& columns, bool bound_only) {
+  std::string names;
+  for (const auto& c : columns) {
+    if (bound_only && !c.bind_text) continue;
+    names += (names.empty() ? "" : ", ") + std::string(c.name);
+  }
+  return names;
+}
+
+std::string placeholders(int first, int count) {
+  std::string out;
+  for (int i = 0; i < count; ++i)
+    out += (i ? ", $" : "$") + std::to_string(first + i);
+  return out;
+}
+
+template <class Record, size_t N>
+int bound_count(const std::array<Column<Record>, N>& columns) {
+  int count = 0;
+  for (const auto& c : columns)
+    count += c.bind_text ? 1 : 0;
+  return count;
+}
+
+template <class Record, size_t N>
+void texts_of(const std::array<Column<Record>, N>& columns, const Record& record,
+              std::vector<std::string>& out) {
+  TextParameters parameters{out};
+  for (const auto& c : columns) {
+    if (c.bind_text) c.bind_text(parameters, 0, record);
+  }
+}
+
+template <class Record, size_t N>
+void read_texts(const PostgresqlResult& result, int row, int first_column,
+                const std::array<Column<Record>, N>& columns, Record& out, std::string_view table) {
+  TextRow text_row{result, row};
+  int index = first_column;
+  for (const auto& c : columns) {
+    if (!c.read_text) continue;
+    if (!c.read_text(text_row, index++, out)) {
+      throw StorageError("indicator journal: " + std::string(table) + "." + std::string(c.name) +
+                         " holds a value this mssgate does not know");
+    }
+  }
+}
+
+std::string event_table_sql(std::string_view table, bool pending) {
+  return create_table(table, kEventColumns, "origin text NOT NULL", [&](const Column<Event>& c) {
+    if (pending && c.field == static_cast<int>(F::kKey)) return std::string("text NOT NULL");
+    return typed(c.sql, c.name == kSeq);
+  });
+}
+
+std::string document_table_sql(std::string_view table, std::string_view events) {
+  return create_table(table, kDocumentColumns, "PRIMARY KEY (seq, position)",
+                      [&](const Column<Document>& c) {
+                        if (c.name == kSeq)
+                          return "bigint NOT NULL REFERENCES " + std::string(events) + " (seq)";
+                        return typed(c.sql, false);
+                      });
+}
+
+}  // namespace
+
+std::string schema() {
+  std::string day = std::string(column_name(F::kDay));
+  std::string mailbox = std::string(column_name(F::kMailbox));
+  return event_table_sql("indicator_event", false) +
+         "CREATE INDEX IF NOT EXISTS indicator_event_day ON indicator_event (" + day + ", " +
+         mailbox + ");\n" +
+         "CREATE INDEX IF NOT EXISTS indicator_event_origin ON indicator_event (origin, seq);\n" +
+         document_table_sql("indicator_document", "indicator_event") +
+         create_table("connection_day", kConnectionColumns,
+                      "PRIMARY KEY (" + connection_key() + ")",
+                      [](const Column<Connection>& c) { return typed(c.sql, false); }) +
+         event_table_sql("indicator_pending", true) +
+         "CREATE INDEX IF NOT EXISTS indicator_pending_origin ON indicator_pending (origin, "
+         "seq);\n" +
+         document_table_sql("indicator_pending_document", "indicator_pending") +
+         "CREATE TABLE IF NOT EXISTS journal_position (\n"
+         "  origin       text PRIMARY KEY,\n"
+         "  log_position bigint NOT NULL\n"
+         ");\n";
+}
+
+std::string insert_event_sql(std::string_view table, bool with_seq) {
+  int columns = bound_count(kEventColumns);
+  std::string sql = "INSERT INTO " + std::string(table) + " (" + (with_seq ? "seq, " : "") +
+                    "origin, " + names_of(kEventColumns, true) + ") VALUES (" +
+                    placeholders(1, columns + (with_seq ? 2 : 1)) + ")";
+  if (table == "indicator_event") sql += " ON CONFLICT (event_key) DO NOTHING";
+  return sql + " RETURNING seq";
+}
+
+std::string insert_document_sql(std::string_view table) {
+  return "INSERT INTO " + std::string(table) + " (" + names_of(kDocumentColumns, false) +
+         ") VALUES (" + placeholders(1, static_cast<int>(kDocumentColumns.size())) + ")";
+}
+
+std::string connection_upsert_sql() {
+  auto name = [](ConnectionField field) { return std::string(column_name(field)); };
+  std::string count = name(C::kConnections);
+  std::string last = name(C::kLastAtMs);
+  std::string type = name(C::kMailboxType);
+  return "INSERT INTO connection_day (" + names_of(kConnectionColumns, true) + ") VALUES (" +
+         placeholders(1, bound_count(kConnectionColumns)) + ") ON CONFLICT (" + connection_key() +
+         ") DO UPDATE SET " + count + " = connection_day." + count + " + EXCLUDED." + count + ", " +
+         last + " = GREATEST(connection_day." + last + ", EXCLUDED." + last + "), " + type +
+         " = EXCLUDED." + type;
+}
+
+std::string promote_sql() {
+  std::string names = names_of(kEventColumns, true);
+  return "INSERT INTO indicator_event (origin, " + names + ") SELECT origin, " + names +
+         " FROM indicator_pending WHERE seq = $1 AND origin = $2 ON CONFLICT (event_key) DO "
+         "NOTHING RETURNING seq";
+}
+
+std::string promote_documents_sql() {
+  std::string columns = select_list(kDocumentColumns);
+  return "INSERT INTO indicator_document (seq, position, " + columns + ") SELECT $2, position, " +
+         columns + " FROM indicator_pending_document WHERE seq = $1";
+}
+
+std::string select_events_sql(std::string_view where) {
+  return "SELECT seq, " + select_list(kEventColumns) + " FROM indicator_event WHERE " +
+         std::string(where) + " ORDER BY seq";
+}
+
+std::string select_documents_sql() {
+  return "SELECT seq, " + select_list(kDocumentColumns) +
+         " FROM indicator_document WHERE seq = ANY ($1::bigint[]) ORDER BY seq, position";
+}
+
+std::string select_connection_days_sql() {
+  return "SELECT " + select_list(kConnectionColumns) + ", " +
+         std::string(column_name(C::kConnections)) + " FROM connection_day ORDER BY " +
+         connection_key();
+}
+
+void event_values(const IndicatorEvent& event, std::vector<std::string>& out) {
+  texts_of(kEventColumns, event, out);
+}
+
+void document_values(const IndicatorDocument& document, std::vector<std::string>& out) {
+  texts_of(kDocumentColumns, document, out);
+}
+
+void connection_values(const ConnectionEvent& connection, int64_t connections,
+                       std::vector<std::string>& out) {
+  size_t first = out.size();
+  texts_of(kConnectionColumns, connection, out);
+  size_t at = 0;
+  for (const auto& c : kConnectionColumns) {
+    if (!c.bind_text) continue;
+    if (c.field == static_cast<int>(C::kConnections)) out[first + at] = std::to_string(connections);
+    ++at;
+  }
+}
+
+void read_event(const PostgresqlResult& result, int row, int first_column, IndicatorEvent& out) {
+  read_texts(result, row, first_column, kEventColumns, out, "indicator_event");
+}
+
+void read_document(const PostgresqlResult& result, int row, int first_column,
+                   IndicatorDocument& out) {
+  read_texts(result, row, first_column, kDocumentColumns, out, "indicator_document");
+}
+
+void read_connection_day(const PostgresqlResult& result, int row, ConnectionDay& out) {
+  read_texts(result, row, 0, kConnectionColumns, out.last, "connection_day");
+  int read = 0;
+  for (const auto& c : kConnectionColumns)
+    read += c.read_text ? 1 : 0;
+  out.connections = result.integer(row, read);
+}
+
+}  // namespace postgresql_journal
+
+std::vector<ConnectionDay> read_connection_days(sqlite3* db) {
+  std::string sql = "SELECT " + select_list(kConnectionColumns) + ", " +
+                    std::string(column_name(C::kConnections)) + " FROM connection_day ORDER BY " +
+                    connection_key();
+  Statement rows(db, sql.c_str());
+  int read = 0;
+  for (const auto& c : kConnectionColumns)
+    read += c.read ? 1 : 0;
+  std::vector<ConnectionDay> days;
+  int rc;
+  while ((rc = rows.step()) == SQLITE_ROW) {
+    auto& day = days.emplace_back();
+    read_record(rows, 0, kConnectionColumns, day.last, "connection_day");
+    day.connections = rows.integer(read);
+  }
+  if (rc != SQLITE_DONE)
+    throw StorageError(std::string("indicator journal: ") + sqlite3_errmsg(db));
+  return days;
 }
 
 }  // namespace mssgate::storage

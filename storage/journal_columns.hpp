@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "storage/indicator_event.hpp"
+#include "storage/postgresql.hpp"
 #include "storage/sqlite_statement.hpp"
 
 namespace mssgate::storage {
@@ -111,9 +112,52 @@ class JournalInserts {
 // The ids of the pending events, in order.
 std::vector<int64_t> pending_ids(sqlite3* db);
 
+// Every row of connection_day, by mailbox, day, mode and protocol.
+std::vector<ConnectionDay> read_connection_days(sqlite3* db);
+
 // The events after `after_seq`, in seq order, at most `limit`, each with its seq and its
 // documents. Throws StorageError, also on a value outside the vocabulary.
 std::vector<std::pair<int64_t, IndicatorEvent>> read_events(sqlite3* db, int64_t after_seq,
                                                             int64_t limit);
+
+// The same tables in PostgreSQL (postgresql_journal_store.cpp): the same columns, integers of
+// 64 bits, and `origin`, the gateway (server.instance) that recorded an event or a pending one.
+// Each gateway keeps its own pending events and its log's position (journal_position); the
+// events, their keys and the sign-ins are shared.
+namespace postgresql_journal {
+
+// Every CREATE TABLE and CREATE INDEX, IF NOT EXISTS.
+std::string schema();
+// $1 origin (after $1 seq when with_seq), then the event's columns; RETURNING seq. Into
+// indicator_event, ON CONFLICT (event_key) DO NOTHING: no row returned when the key is there.
+std::string insert_event_sql(std::string_view table, bool with_seq);
+// $1 seq, $2 position, then the document's columns.
+std::string insert_document_sql(std::string_view table);
+// The sign-in's columns, its connections adding up.
+std::string connection_upsert_sql();
+// $1 the pending id, $2 its origin; RETURNING the event's seq, none when the key is there.
+std::string promote_sql();
+// $1 the pending id, $2 the event's seq.
+std::string promote_documents_sql();
+// seq, then the event's columns, WHERE `where`, ORDER BY seq.
+std::string select_events_sql(std::string_view where);
+// seq, then the document's columns, of the seqs in $1 (an array's text, "{1,2}").
+std::string select_documents_sql();
+// The sign-in's columns, then connections.
+std::string select_connection_days_sql();
+
+// A record's values as texts, in the order of the statements above (appended to `out`).
+void event_values(const IndicatorEvent& event, std::vector<std::string>& out);
+void document_values(const IndicatorDocument& document, std::vector<std::string>& out);
+void connection_values(const ConnectionEvent& connection, int64_t connections,
+                       std::vector<std::string>& out);
+// Read back from a row whose record starts at `first_column`; throw StorageError on a value
+// outside the vocabulary.
+void read_event(const PostgresqlResult& result, int row, int first_column, IndicatorEvent& out);
+void read_document(const PostgresqlResult& result, int row, int first_column,
+                   IndicatorDocument& out);
+void read_connection_day(const PostgresqlResult& result, int row, ConnectionDay& out);
+
+}  // namespace postgresql_journal
 
 }  // namespace mssgate::storage

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "storage/indicator_event.hpp"
+#include "storage/postgresql.hpp"
 
 namespace mssgate::storage {
 
@@ -45,10 +46,38 @@ class JournalStore {
                                                                       int64_t limit) = 0;
   // The newest event's seq (0: none).
   virtual int64_t newest_seq() = 0;
+  // Every row of the sign-in counts.
+  virtual std::vector<ConnectionDay> connection_days() = 0;
 };
 
 // The SQLite journal at `path` (WAL, every commit synced), created or migrated. Throws
 // StorageError.
 std::unique_ptr<JournalStore> open_sqlite_journal(const std::string& path);
+
+// The journal in PostgreSQL, shared by the gateways: the same key counts once whichever gateway
+// records it, each sign-in adds to the shared counts. `origin` (server.instance) names this
+// gateway's pending events, its log's position and the events it recorded (the ones its log
+// gets); one gateway at a time may use an origin. Tables are created or migrated. A lost
+// connection is opened again at the next transaction. Throws StorageError (StorageConflict when
+// a transaction met another gateway's and may be run again).
+std::unique_ptr<JournalStore> open_postgresql_journal(const PostgresqlSettings& settings,
+                                                      const std::string& origin);
+
+struct JournalCopyCounts {
+  int64_t events = 0;
+  int64_t documents = 0;
+  int64_t connection_days = 0;
+  int64_t connections = 0;
+  int64_t pending_recovered = 0;  // pending deliveries a stop left, counted as at a start
+
+  bool operator==(const JournalCopyCounts&) const = default;
+};
+
+// Moves a single host's journal into an empty PostgreSQL journal, in one transaction: the
+// events keep their seq, recorded under `origin`, with the log's position. Pending deliveries
+// are first counted in `from`, as a gateway's start would. Each count is checked before the
+// commit. Throws StorageError.
+JournalCopyCounts copy_journal_to_postgresql(JournalStore& from, const PostgresqlSettings& to,
+                                             const std::string& origin);
 
 }  // namespace mssgate::storage

@@ -78,6 +78,19 @@ bool PostgresqlResult::null(int row, int column) const {
   return PQgetisnull(result_, row, column) != 0;
 }
 
+bool PostgresqlResult::number(int column) const {
+  // pg_type's OIDs: int8, int2, int4, numeric.
+  switch (PQftype(result_, column)) {
+    case 20:
+    case 21:
+    case 23:
+    case 1700:
+      return true;
+    default:
+      return false;
+  }
+}
+
 int64_t PostgresqlResult::affected() const {
   const char* count = PQcmdTuples(result_);
   return count && *count ? std::stoll(count) : 0;
@@ -174,6 +187,26 @@ PostgresqlResult PostgresqlConnection::exec_values(std::string_view what, const 
     pointers.push_back(value.c_str());
   PostgresqlResult result(PQexecParams(connection_, sql.c_str(), static_cast<int>(pointers.size()),
                                        nullptr, pointers.data(), nullptr, nullptr, 0));
+  check(what, result);
+  return result;
+}
+
+PostgresqlResult PostgresqlConnection::exec_prepared(std::string_view what, const std::string& name,
+                                                     const std::string& sql,
+                                                     const std::vector<std::string>& values) {
+  if (!prepared_.contains(name)) {
+    PostgresqlResult prepared(PQprepare(connection_, name.c_str(), sql.c_str(),
+                                        static_cast<int>(values.size()), nullptr));
+    check(what, prepared);
+    prepared_.insert(name);
+  }
+  std::vector<const char*> pointers;
+  pointers.reserve(values.size());
+  for (const auto& value : values)
+    pointers.push_back(value.c_str());
+  PostgresqlResult result(PQexecPrepared(connection_, name.c_str(),
+                                         static_cast<int>(pointers.size()), pointers.data(),
+                                         nullptr, nullptr, 0));
   check(what, result);
   return result;
 }

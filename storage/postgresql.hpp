@@ -7,6 +7,7 @@
 #include <initializer_list>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -43,6 +44,9 @@ class PostgresqlError : public StorageError {
 // SQLSTATEs the stores turn into sentences of their own.
 inline constexpr std::string_view kUniqueViolation = "23505";
 inline constexpr std::string_view kForeignKeyViolation = "23503";
+// Two transactions met: running the same one again may succeed.
+inline constexpr std::string_view kSerializationFailure = "40001";
+inline constexpr std::string_view kDeadlockDetected = "40P01";
 
 class PostgresqlResult {
  public:
@@ -59,6 +63,8 @@ class PostgresqlResult {
   std::string_view text(int row, int column) const;
   int64_t integer(int row, int column) const;
   bool null(int row, int column) const;
+  // Whether the column holds numbers (an integer or numeric type).
+  bool number(int column) const;
   // Rows an INSERT, UPDATE or DELETE changed.
   int64_t affected() const;
 
@@ -85,6 +91,10 @@ class PostgresqlConnection {
   // The same with the parameters in a vector (statements built for many rows).
   PostgresqlResult exec_values(std::string_view what, const std::string& sql,
                                const std::vector<std::string>& values);
+  // The same, the statement prepared once per connection under `name` (a statement run many
+  // times: the server parses and plans it once).
+  PostgresqlResult exec_prepared(std::string_view what, const std::string& name,
+                                 const std::string& sql, const std::vector<std::string>& values);
   // Several statements, no parameters (a schema step).
   void exec_script(std::string_view what, const char* sql);
   // Ends the transaction under way after a failure; never throws (the failure that led here is
@@ -99,6 +109,7 @@ class PostgresqlConnection {
   void check(std::string_view what, const PostgresqlResult& result) const;
 
   pg_conn* connection_ = nullptr;
+  std::set<std::string, std::less<>> prepared_;
 };
 
 // "postgresql://host:port/dbname" for a connection string (no user, no password), or the string

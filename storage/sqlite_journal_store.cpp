@@ -80,6 +80,9 @@ class SqliteJournalStore final : public JournalStore {
   int64_t newest_seq() override {
     return single_integer("SELECT COALESCE(MAX(seq), 0) FROM indicator_event");
   }
+  std::vector<ConnectionDay> connection_days() override {
+    return storage::read_connection_days(db_);
+  }
 
  private:
   // The INSERTs of the transaction under way, prepared once for it.

@@ -11,4 +11,11 @@ class StorageError : public std::runtime_error {
   explicit StorageError(const std::string& what) : std::runtime_error(what) {}
 };
 
+// A transaction that met another writer's (a deadlock between two gateways): nothing of it was
+// kept, and running it again may succeed.
+class StorageConflict : public StorageError {
+ public:
+  using StorageError::StorageError;
+};
+
 }  // namespace mssgate::storage

@@ -11,6 +11,7 @@
 #include <optional>
 #include <thread>
 
+#include "config/storage_settings.hpp"
 #include "daemon/app/environment.hpp"
 #include "daemon/app/graceful_stop.hpp"
 #include "daemon/app/io_pool.hpp"
@@ -119,6 +120,14 @@ class Gateway {
   std::shared_ptr<storage::IndicatorJournal> open_journal() {
     if (!config_.indicators.enabled()) return nullptr;
     storage::IndicatorJournal::Options options{config_.indicators.journal, config_.indicators.log};
+    if (config_.indicators.in_postgresql) {
+      // Shared by the gateways; this one's deliveries under way and log's place go by its name.
+      options.open_store = [settings = config::postgresql_settings(
+                                config_.storage, "mssgate " + config_.server.instance),
+                            origin = config_.server.instance] {
+        return storage::open_postgresql_journal(settings, origin);
+      };
+    }
     options.on_error = [](std::string_view what) {
       Event("indicator_journal_failed").add("reason", what).error();
     };

@@ -14,6 +14,7 @@
 #include "storage/directory_source.hpp"
 #include "storage/directory_store.hpp"
 #include "storage/postgresql.hpp"
+#include "tests/postgresql/postgres_database.hpp"
 
 using namespace mssgate;
 using namespace std::chrono_literals;
@@ -23,52 +24,13 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::map<std::string, std::string> postgres_env() {
-  const char* path = std::getenv("MSSGATE_PG_ENV");
-  std::map<std::string, std::string> values;
-  if (!path) return values;
-  std::ifstream in(path);
-  std::string line;
-  while (std::getline(in, line)) {
-    auto equals = line.find('=');
-    if (equals == std::string::npos) continue;
-    std::string value = line.substr(equals + 1);
-    if (value.size() >= 2 && value.front() == '\'') value = value.substr(1, value.size() - 2);
-    values[line.substr(0, equals)] = value;
-  }
-  return values;
-}
-
-std::string first_line(const std::string& path) {
-  std::ifstream in(path);
-  std::string line;
-  std::getline(in, line);
-  return line;
-}
-
-class PostgresqlDirectoryTest : public ::testing::Test {
+class PostgresqlDirectoryTest : public testing_postgres::EmptyDatabaseTest {
  protected:
   void SetUp() override {
-    auto env = postgres_env();
-    ASSERT_FALSE(env["PG_URL"].empty())
-        << "MSSGATE_PG_ENV names no postgres.env (scripts/postgres)";
-    settings_.conninfo = env["PG_URL"];
-    settings_.password = first_line(env["PG_PASSWORD_FILE"]);
-    settings_.connect_timeout = 5s;
-    settings_.application_name = "mssgate-tests";
-    // A new, empty database for each test: the public schema dropped with what it holds.
-    storage::PostgresqlConnection db(settings_);
-    db.exec_script("emptying the database", "DROP SCHEMA public CASCADE; CREATE SCHEMA public;");
-    sqlite_path_ =
-        fs::temp_directory_path() / ("mssgate-pg-compare-" + std::to_string(::getpid()) + ".db");
-    fs::remove(sqlite_path_);
-  }
-  void TearDown() override {
-    for (const char* suffix : {"", "-wal", "-shm"})
-      fs::remove(sqlite_path_.string() + suffix);
+    EmptyDatabaseTest::SetUp();
+    sqlite_path_ = dir_ / "compare.db";
   }
 
-  storage::PostgresqlSettings settings_;
   fs::path sqlite_path_;
 };
 
@@ -210,7 +172,8 @@ TEST_F(PostgresqlDirectoryTest, TheSnapshotSourceSeesCommitsAndNothingElse) {
   snapshot = storage::load_snapshot(*source);
   EXPECT_EQ(snapshot->find_mailbox("dr.martin@test.fr").value->status, MailboxStatus::kSuspended);
   EXPECT_FALSE(source->changed());
-  EXPECT_EQ(source->name(), "postgresql://127.0.0.1:" + postgres_env()["PG_PORT"] + "/mssgate");
+  EXPECT_EQ(source->name(),
+            "postgresql://127.0.0.1:" + testing_postgres::postgres_env()["PG_PORT"] + "/mssgate");
 }
 
 TEST_F(PostgresqlDirectoryTest, TheSnapshotAnswersAsTheSqliteOne) {
@@ -320,7 +283,7 @@ TEST(PostgresqlConnection, RefusesAPasswordInTheConnectionStringAndSaysWhyItCann
   }
   storage::PostgresqlSettings garbage{"host='unterminated", "", 1s, "t"};
   EXPECT_THROW(storage::PostgresqlConnection{garbage}, storage::StorageError);
-  auto env = postgres_env();
+  auto env = testing_postgres::postgres_env();
   storage::PostgresqlSettings wrong{env["PG_URL"], "not-the-password", 2s, "t"};
   try {
     storage::PostgresqlConnection db(wrong);

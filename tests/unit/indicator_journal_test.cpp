@@ -290,6 +290,89 @@ TEST_F(IndicatorJournalTest, AFailedCatchUpAtOpeningLeavesTheJournalOpen) {
   EXPECT_EQ(log_lines().size(), 2u);
 }
 
+// The SQLite store, whose commits of events meet another writer's a given number of times (what
+// a deadlock between two gateways on the same keys looks like to the writer).
+class ConflictingStore final : public JournalStore {
+ public:
+  ConflictingStore(std::unique_ptr<JournalStore> store, int conflicts)
+      : store_(std::move(store)), conflicts_(conflicts) {}
+  void begin() override {
+    store_->begin();
+    events_ = false;
+  }
+  void commit() override {
+    if (events_ && conflicts_ > 0) {
+      --conflicts_;
+      throw StorageConflict("deadlock detected (injected)");
+    }
+    store_->commit();
+  }
+  void roll_back() noexcept override { store_->roll_back(); }
+  std::optional<int64_t> add(const IndicatorEvent& e) override {
+    events_ = true;
+    return store_->add(e);
+  }
+  void add(const ConnectionEvent& c) override { store_->add(c); }
+  int64_t add_pending(const IndicatorEvent& e) override { return store_->add_pending(e); }
+  std::optional<int64_t> promote(int64_t id) override { return store_->promote(id); }
+  void drop(int64_t id) override { store_->drop(id); }
+  void save_log_position(int64_t seq) override { store_->save_log_position(seq); }
+  int64_t log_position() override { return store_->log_position(); }
+  std::vector<int64_t> pending_ids() override { return store_->pending_ids(); }
+  std::vector<std::pair<int64_t, IndicatorEvent>> read_events(int64_t after,
+                                                              int64_t limit) override {
+    return store_->read_events(after, limit);
+  }
+  int64_t newest_seq() override { return store_->newest_seq(); }
+  std::vector<ConnectionDay> connection_days() override { return store_->connection_days(); }
+
+ private:
+  std::unique_ptr<JournalStore> store_;
+  int conflicts_;
+  bool events_ = false;
+};
+
+TEST_F(IndicatorJournalTest, ATurnThatMetAnotherWritersIsRunAgain) {
+  auto with_conflicts = [&](int conflicts) {
+    auto o = options();
+    o.open_store = [path = o.path, conflicts] {
+      return std::make_unique<ConflictingStore>(open_sqlite_journal(path), conflicts);
+    };
+    return o;
+  };
+  {
+    // Three conflicts: the fourth attempt commits, every event once, nothing reported.
+    WriterFaults faults;
+    auto settings = with_conflicts(3);
+    faults.arm(settings);
+    IndicatorJournal journal(settings);
+    EXPECT_EQ(record_all(journal, {event("sent:1", "sent", "a@x.fr", "2026-11-02"),
+                                   event("sent:2", "sent", "a@x.fr", "2026-11-02")}),
+              (std::vector<bool>{true, true}));
+    journal.stop();
+    EXPECT_EQ(journal.stats().recorded, 2u);
+    EXPECT_EQ(journal.stats().duplicates, 0u);
+    EXPECT_TRUE(faults.seen().empty());
+  }
+  EXPECT_EQ(log_lines().size(), 2u);
+  {
+    // Conflicts at every attempt: the waiters are told, the failure reported, nothing kept.
+    WriterFaults faults;
+    auto settings = with_conflicts(1000);
+    faults.arm(settings);
+    IndicatorJournal journal(settings);
+    EXPECT_EQ(record_all(journal, {event("sent:3", "sent", "a@x.fr", "2026-11-02")}),
+              std::vector<bool>{false});
+    journal.stop();
+    ASSERT_EQ(faults.seen().size(), 1u);
+    EXPECT_NE(faults.seen()[0].find("deadlock detected (injected)"), std::string::npos);
+  }
+  IndicatorReader reader((dir_ / "indicators.db").string());
+  auto table = reader.monthly(Report::kMessages, "2026-11", {"mailbox", "sent"});
+  ASSERT_EQ(table.rows.size(), 1u);
+  EXPECT_EQ(table.rows[0][1], "2");
+}
+
 TEST_F(IndicatorJournalTest, AValueOutsideTheVocabularyIsReportedNotFatal) {
   {
     IndicatorJournal journal({(dir_ / "indicators.db").string(), ""});

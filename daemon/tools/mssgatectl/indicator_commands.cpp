@@ -5,9 +5,11 @@
 #include <fstream>
 #include <iomanip>
 #include <iostream>
+#include <optional>
 #include <vector>
 
 #include "config/config.hpp"
+#include "config/storage_settings.hpp"
 #include "protocol/mailbox_address.hpp"
 #include "storage/clock.hpp"
 #include "storage/indicator_reports.hpp"
@@ -43,13 +45,21 @@ std::string replace_all(std::string text, const std::string& what, const std::st
 int indicators(const std::string& verb, const Arguments& a, const std::string& config_path,
                const std::optional<std::string>& journal_option) {
   mssgate::config::IndicatorsConfig settings;
-  if (!journal_option) settings = mssgate::config::load_config(config_path).indicators;
-  std::string journal = journal_option ? *journal_option : settings.journal;
-  if (journal.empty()) {
-    throw std::runtime_error("indicators are off: " + config_path +
-                             " sets no indicators.journal (or give --journal FILE)");
+  std::optional<mssgate::storage::IndicatorReader> reader;
+  if (journal_option) {
+    reader.emplace(*journal_option);
+  } else {
+    auto config = mssgate::config::load_config(config_path);
+    settings = config.indicators;
+    if (settings.in_postgresql) {
+      reader.emplace(mssgate::config::postgresql_settings(config.storage, "mssgatectl"));
+    } else if (!settings.journal.empty()) {
+      reader.emplace(settings.journal);
+    } else {
+      throw std::runtime_error("indicators are off: " + config_path +
+                               " sets no indicators.journal (or give --journal FILE)");
+    }
   }
-  mssgate::storage::IndicatorReader reader(journal);
   using mssgate::storage::Report;
   if (verb == "export") {
     allow_only(a, {"--month", "--format", "--out"}, 0);
@@ -71,7 +81,7 @@ int indicators(const std::string& verb, const Arguments& a, const std::string& c
     for (const File& f : {File{Report::kConnections, x.connections_file, x.connections_columns},
                           File{Report::kMessages, x.messages_file, x.messages_columns},
                           File{Report::kDocuments, x.documents_file, x.documents_columns}}) {
-      auto table = reader.monthly(f.report, *month, f.columns);
+      auto table = reader->monthly(f.report, *month, f.columns);
       std::string text = format == "csv" ? mssgate::storage::to_csv(table, x.csv_separator[0])
                                          : mssgate::storage::to_json(table);
       auto path = out / replace_all(replace_all(f.name, "{month}", *month), "{format}", format);
@@ -99,8 +109,8 @@ int indicators(const std::string& verb, const Arguments& a, const std::string& c
         throw UsageError("'" + day + "' is not a day (YYYY-MM-DD)");
     }
     std::cout << *normalized << ", " << from << " to " << to << "\n\n";
-    print_table(reader.daily(*normalized, from, to));
-    auto documents = reader.daily_documents(*normalized, from, to);
+    print_table(reader->daily(*normalized, from, to));
+    auto documents = reader->daily_documents(*normalized, from, to);
     if (!documents.rows.empty()) {
       std::cout << "\n";
       print_table(documents);

@@ -21,6 +21,7 @@
 #include "protocol/professional_id.hpp"
 #include "storage/clock.hpp"
 #include "storage/directory_store.hpp"
+#include "storage/journal_store.hpp"
 
 namespace {
 
@@ -70,8 +71,10 @@ void usage(std::ostream& out) {
          "  certificate unbind ADDRESS CERTIFICATE-SELECTOR\n"
          "  certificate list\n"
          "  certificate show FILE\n"
-         "  storage migrate --from sqlite:PATH       move a single host's SQLite directory into\n"
-         "                                           the configuration's PostgreSQL one (empty)\n"
+         "  storage migrate [--from sqlite:PATH] [--journal sqlite:PATH]\n"
+         "                                           move a single host's SQLite directory and\n"
+         "                                           indicator journal into the configuration's\n"
+         "                                           PostgreSQL (empty)\n"
          "  indicators export --month YYYY-MM [--format csv|json] [--out DIR]\n"
          "                                           the monthly report files\n"
          "  indicators show --mailbox ADDRESS [--from YYYY-MM-DD] [--to YYYY-MM-DD]\n"
@@ -198,28 +201,62 @@ int show_certificate(const Arguments& a) {
   return 0;
 }
 
-// Moves a single host's SQLite directory into the configuration's PostgreSQL directory.
-int migrate_storage(const Arguments& a, const std::string& config_path) {
-  allow_only(a, {"--from"}, 0);
-  auto from = a.option("--from");
-  if (!from || from->rfind("sqlite:", 0) != 0)
-    throw UsageError("name the directory to move with --from sqlite:PATH");
-  std::string path = from->substr(7);
+// "sqlite:PATH" → PATH, of a file that exists.
+std::optional<std::string> sqlite_file(const Arguments& a, const std::string& option,
+                                       const std::string& what) {
+  auto value = a.option(option);
+  if (!value) return std::nullopt;
+  if (value->rfind("sqlite:", 0) != 0)
+    throw UsageError(option + " takes sqlite:PATH (the " + what + " to move)");
+  std::string path = value->substr(7);
   if (!std::filesystem::is_regular_file(path))
-    throw mssgate::storage::StorageError("no SQLite directory at " + path);
+    throw mssgate::storage::StorageError("no SQLite " + what + " at " + path);
+  return path;
+}
+
+// Moves a single host's SQLite directory (--from) and indicator journal (--journal) into the
+// configuration's PostgreSQL database.
+int migrate_storage(const Arguments& a, const std::string& config_path) {
+  allow_only(a, {"--from", "--journal"}, 0);
+  auto directory = sqlite_file(a, "--from", "directory");
+  auto journal = sqlite_file(a, "--journal", "indicator journal");
+  if (!directory && !journal) {
+    throw UsageError(
+        "name what to move: --from sqlite:PATH (the directory), --journal sqlite:PATH (the "
+        "indicator journal), or both");
+  }
   auto config = mssgate::config::load_config(config_path);
   if (!config.storage.postgresql_enabled()) {
     throw UsageError(config_path +
-                     " does not keep the directory in PostgreSQL: set [storage] backend = "
+                     " does not keep its storage in PostgreSQL: set [storage] backend = "
                      "\"postgresql\" first");
   }
-  auto source = mssgate::storage::open_sqlite_directory(path);
-  auto counts = mssgate::storage::copy_directory_to_postgresql(
-      *source, mssgate::config::postgresql_settings(config.storage, "mssgatectl"));
-  std::cout << "moved to " << mssgate::storage::postgresql_location(config.storage.postgresql)
-            << ": " << counts.mailboxes << " mailboxes, " << counts.senders << " allowed senders, "
-            << counts.holders << " holders, " << counts.attachments << " attachments, "
-            << counts.bindings << " certificate bindings (each count checked in PostgreSQL)\n";
+  auto settings = mssgate::config::postgresql_settings(config.storage, "mssgatectl");
+  std::string where = mssgate::storage::postgresql_location(config.storage.postgresql);
+  if (directory) {
+    auto source = mssgate::storage::open_sqlite_directory(*directory);
+    auto counts = mssgate::storage::copy_directory_to_postgresql(*source, settings);
+    std::cout << "moved to " << where << ": " << counts.mailboxes << " mailboxes, "
+              << counts.senders << " allowed senders, " << counts.holders << " holders, "
+              << counts.attachments << " attachments, " << counts.bindings
+              << " certificate bindings (each count checked in PostgreSQL)\n";
+  }
+  if (journal) {
+    if (!config.indicators.in_postgresql) {
+      throw UsageError(config_path +
+                       " keeps no indicator journal in PostgreSQL (indicators.enabled = false)");
+    }
+    auto source = mssgate::storage::open_sqlite_journal(*journal);
+    auto counts =
+        mssgate::storage::copy_journal_to_postgresql(*source, settings, config.server.instance);
+    std::cout << "moved to " << where << " as \"" << config.server.instance
+              << "\": " << counts.events << " indicator events, " << counts.documents
+              << " documents, " << counts.connection_days << " days of sign-ins ("
+              << counts.connections << " sign-ins)";
+    if (counts.pending_recovered > 0)
+      std::cout << ", with " << counts.pending_recovered << " deliveries a stop left pending";
+    std::cout << " (each count checked in PostgreSQL)\n";
+  }
   return 0;
 }
 

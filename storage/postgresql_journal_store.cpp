@@ -1,0 +1,348 @@
+// The indicator journal in PostgreSQL (journal_store.hpp): one connection, used by the journal's
+// writer thread, or by mssgatectl for a move.
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "storage/journal_columns.hpp"
+#include "storage/journal_store.hpp"
+#include "storage/postgresql.hpp"
+
+namespace mssgate::storage {
+namespace {
+
+namespace pj = postgresql_journal;
+
+constexpr const char* kPart = "journal";
+constexpr int kVersion = 1;
+// The same migration lock as the directory's: one migration at a time, whichever part.
+constexpr long long kMigrationLock = 0x6d7373676174;  // "mssgat"
+// pg_try_advisory_lock's first key for an origin in use (the second is the origin's hash).
+constexpr int kOriginLockClass = 0x6d6a;  // "mj"
+
+void migrate_journal(PostgresqlConnection& db) {
+  db.exec("starting the journal's migration", "BEGIN");
+  try {
+    db.exec("locking the schema", "SELECT pg_advisory_xact_lock($1)",
+            {std::to_string(kMigrationLock)});
+    db.exec_script("creating the schema table",
+                   "CREATE TABLE IF NOT EXISTS mssgate_schema (part text PRIMARY KEY, "
+                   "version integer NOT NULL)");
+    auto found = db.exec("reading the journal's schema version",
+                         "SELECT version FROM mssgate_schema WHERE part = $1", {kPart});
+    int64_t version = found.rows() ? found.integer(0, 0) : 0;
+    if (version > kVersion) {
+      throw StorageError("the PostgreSQL indicator journal has schema version " +
+                         std::to_string(version) + ", newer than this mssgate (" +
+                         std::to_string(kVersion) + ")");
+    }
+    if (version < 1) {
+      db.exec_script("creating the journal's tables (version 1)", pj::schema().c_str());
+      db.exec("recording the journal's schema version",
+              "INSERT INTO mssgate_schema (part, version) VALUES ($1, $2) "
+              "ON CONFLICT (part) DO UPDATE SET version = EXCLUDED.version",
+              {kPart, std::to_string(kVersion)});
+    }
+    db.exec("ending the journal's migration", "COMMIT");
+  } catch (...) {
+    db.roll_back_quietly();
+    throw;
+  }
+}
+
+bool conflict(const PostgresqlError& e) {
+  return e.sqlstate() == kDeadlockDetected || e.sqlstate() == kSerializationFailure;
+}
+
+class PostgresqlJournalStore final : public JournalStore {
+ public:
+  PostgresqlJournalStore(PostgresqlSettings settings, std::string origin)
+      : settings_(std::move(settings)), origin_(std::move(origin)) {
+    if (origin_.empty())
+      throw StorageError("a PostgreSQL indicator journal needs this gateway's name (an origin)");
+    connect();
+  }
+
+  void begin() override {
+    if (!db_ || !db_->usable()) connect();
+    run("starting a journal transaction", "begin", "BEGIN", {});
+  }
+  void commit() override { run("committing indicator events", "commit", "COMMIT", {}); }
+  void roll_back() noexcept override {
+    if (db_) db_->roll_back_quietly();
+  }
+
+  std::optional<int64_t> add(const IndicatorEvent& event) override {
+    std::vector<std::string> values{origin_};
+    pj::event_values(event, values);
+    auto r = run("recording an indicator event", "event",
+                 pj::insert_event_sql("indicator_event", false), values);
+    if (r.rows() == 0) return std::nullopt;  // already counted, here or by another gateway
+    int64_t seq = r.integer(0, 0);
+    add_documents("indicator_document", seq, event);
+    return seq;
+  }
+
+  void add(const ConnectionEvent& connection) override {
+    std::vector<std::string> values;
+    pj::connection_values(connection, 1, values);
+    run("counting a sign-in", "connection", pj::connection_upsert_sql(), values);
+  }
+
+  int64_t add_pending(const IndicatorEvent& event) override {
+    std::vector<std::string> values{origin_};
+    pj::event_values(event, values);
+    auto r = run("recording a pending event", "pending",
+                 pj::insert_event_sql("indicator_pending", false), values);
+    int64_t id = r.integer(0, 0);
+    add_documents("indicator_pending_document", id, event);
+    return id;
+  }
+
+  std::optional<int64_t> promote(int64_t pending_id) override {
+    std::string id = std::to_string(pending_id);
+    auto r = run("counting a pending event", "promote", pj::promote_sql(), {id, origin_});
+    std::optional<int64_t> seq;
+    if (r.rows() > 0) {
+      seq = r.integer(0, 0);
+      run("counting a pending event's documents", "promote_documents", pj::promote_documents_sql(),
+          {id, std::to_string(*seq)});
+    }
+    drop(pending_id);
+    return seq;
+  }
+
+  void drop(int64_t pending_id) override {
+    std::string id = std::to_string(pending_id);
+    run("forgetting a pending event's documents", "drop_documents",
+        "DELETE FROM indicator_pending_document WHERE seq = $1", {id});
+    run("forgetting a pending event", "drop",
+        "DELETE FROM indicator_pending WHERE seq = $1 AND origin = $2", {id, origin_});
+  }
+
+  void save_log_position(int64_t seq) override {
+    ensure_connected();
+    run("saving the log's position", "save_position",
+        "INSERT INTO journal_position (origin, log_position) VALUES ($1, $2) "
+        "ON CONFLICT (origin) DO UPDATE SET log_position = EXCLUDED.log_position",
+        {origin_, std::to_string(seq)});
+  }
+
+  int64_t log_position() override {
+    ensure_connected();
+    auto r = run("reading the log's position", "position",
+                 "SELECT log_position FROM journal_position WHERE origin = $1", {origin_});
+    return r.rows() ? r.integer(0, 0) : 0;
+  }
+
+  std::vector<int64_t> pending_ids() override {
+    ensure_connected();
+    auto r = run("reading the pending events", "pending_ids",
+                 "SELECT seq FROM indicator_pending WHERE origin = $1 ORDER BY seq", {origin_});
+    std::vector<int64_t> ids;
+    for (int i = 0; i < r.rows(); ++i)
+      ids.push_back(r.integer(i, 0));
+    return ids;
+  }
+
+  std::vector<std::pair<int64_t, IndicatorEvent>> read_events(int64_t after_seq,
+                                                              int64_t limit) override {
+    ensure_connected();
+    auto rows = run("reading indicator events", "read_events",
+                    pj::select_events_sql("origin = $1 AND seq > $2") + " LIMIT $3",
+                    {origin_, std::to_string(after_seq), std::to_string(limit)});
+    return events_with_documents(*db_, rows);
+  }
+
+  int64_t newest_seq() override {
+    ensure_connected();
+    auto r = run("reading the newest event", "newest",
+                 "SELECT COALESCE(MAX(seq), 0) FROM indicator_event WHERE origin = $1", {origin_});
+    return r.integer(0, 0);
+  }
+
+  std::vector<ConnectionDay> connection_days() override {
+    ensure_connected();
+    auto r = run("reading the sign-ins", "connection_days", pj::select_connection_days_sql(), {});
+    std::vector<ConnectionDay> days(static_cast<size_t>(r.rows()));
+    for (int i = 0; i < r.rows(); ++i)
+      pj::read_connection_day(r, i, days[static_cast<size_t>(i)]);
+    return days;
+  }
+
+  // The events of `rows` (seq, then the event's columns), with their documents: one query for
+  // all of them.
+  static std::vector<std::pair<int64_t, IndicatorEvent>> events_with_documents(
+      PostgresqlConnection& db, const PostgresqlResult& rows) {
+    std::vector<std::pair<int64_t, IndicatorEvent>> events;
+    events.reserve(static_cast<size_t>(rows.rows()));
+    std::string seqs;
+    for (int i = 0; i < rows.rows(); ++i) {
+      auto& [seq, event] = events.emplace_back(rows.integer(i, 0), IndicatorEvent{});
+      pj::read_event(rows, i, 1, event);
+      seqs += (seqs.empty() ? "" : ",") + std::to_string(seq);
+    }
+    if (seqs.empty()) return events;
+    auto documents = db.exec_prepared("reading the events' documents", "read_documents",
+                                      pj::select_documents_sql(), {"{" + seqs + "}"});
+    size_t at = 0;
+    for (int i = 0; i < documents.rows(); ++i) {
+      int64_t seq = documents.integer(i, 0);
+      while (at < events.size() && events[at].first < seq)
+        ++at;
+      if (at == events.size()) break;
+      pj::read_document(documents, i, 1, events[at].second.documents.emplace_back());
+    }
+    return events;
+  }
+
+ private:
+  void ensure_connected() {
+    if (!db_ || !db_->usable()) connect();
+  }
+
+  void connect() {
+    db_.reset();
+    auto db = std::make_unique<PostgresqlConnection>(settings_);
+    migrate_journal(*db);
+    auto locked = db->exec("claiming this gateway's origin",
+                           "SELECT pg_try_advisory_lock($1::integer, hashtext($2))",
+                           {std::to_string(kOriginLockClass), origin_});
+    if (locked.text(0, 0) != "t") {
+      throw StorageError("another gateway uses the indicator journal " + db->name() + " as \"" +
+                         origin_ + "\": each gateway needs its own server.instance");
+    }
+    db_ = std::move(db);
+  }
+
+  void add_documents(const char* table, int64_t seq, const IndicatorEvent& event) {
+    std::string sql = pj::insert_document_sql(table);
+    for (size_t position = 0; position < event.documents.size(); ++position) {
+      std::vector<std::string> values{std::to_string(seq), std::to_string(position)};
+      pj::document_values(event.documents[position], values);
+      run("recording a document", table, sql, values);
+    }
+  }
+
+  // A prepared statement; a conflict with another gateway's transaction becomes
+  // StorageConflict (the writer runs its turn again).
+  PostgresqlResult run(std::string_view what, const std::string& name, const std::string& sql,
+                       const std::vector<std::string>& values) {
+    if (!db_) connect();
+    try {
+      return db_->exec_prepared(what, name, sql, values);
+    } catch (const PostgresqlError& e) {
+      if (conflict(e)) throw StorageConflict(e.what());
+      throw;
+    }
+  }
+
+  PostgresqlSettings settings_;
+  std::string origin_;
+  std::unique_ptr<PostgresqlConnection> db_;
+};
+
+std::string counts_text(const JournalCopyCounts& c) {
+  return std::to_string(c.events) + " events, " + std::to_string(c.documents) + " documents, " +
+         std::to_string(c.connection_days) + " days of sign-ins (" + std::to_string(c.connections) +
+         " sign-ins)";
+}
+
+// Pending deliveries a stop left count, as at a gateway's start (IndicatorJournal).
+int64_t count_pending(JournalStore& from) {
+  from.begin();
+  try {
+    auto ids = from.pending_ids();
+    for (auto id : ids)
+      from.promote(id);
+    from.commit();
+    return static_cast<int64_t>(ids.size());
+  } catch (...) {
+    from.roll_back();
+    throw;
+  }
+}
+
+}  // namespace
+
+JournalCopyCounts copy_journal_to_postgresql(JournalStore& from, const PostgresqlSettings& to,
+                                             const std::string& origin) {
+  if (origin.empty()) throw StorageError("a move of the journal needs the gateway's name");
+  PostgresqlConnection db(to);
+  migrate_journal(db);
+  JournalCopyCounts source;
+  db.exec("starting the copy", "BEGIN");
+  try {
+    auto already = db.exec("counting",
+                           "SELECT (SELECT count(*) FROM indicator_event), "
+                           "(SELECT count(*) FROM connection_day)");
+    if (already.integer(0, 0) > 0 || already.integer(0, 1) > 0) {
+      throw StorageError("the PostgreSQL journal already holds " +
+                         std::to_string(already.integer(0, 0)) + " events and " +
+                         std::to_string(already.integer(0, 1)) +
+                         " days of sign-ins: a move goes into an empty journal");
+    }
+    source.pending_recovered = count_pending(from);
+    const std::string event_sql = pj::insert_event_sql("indicator_event", true);
+    const std::string document_sql = pj::insert_document_sql("indicator_document");
+    constexpr int64_t kBatch = 500;
+    for (int64_t after = 0;;) {
+      auto events = from.read_events(after, kBatch);
+      for (const auto& [seq, event] : events) {
+        std::vector<std::string> values{std::to_string(seq), origin};
+        pj::event_values(event, values);
+        if (db.exec_prepared("copying an event", "copy_event", event_sql, values).rows() != 1)
+          throw StorageError("the event of seq " + std::to_string(seq) + " has a key seen before");
+        for (size_t position = 0; position < event.documents.size(); ++position) {
+          std::vector<std::string> document{std::to_string(seq), std::to_string(position)};
+          pj::document_values(event.documents[position], document);
+          db.exec_prepared("copying a document", "copy_document", document_sql, document);
+          ++source.documents;
+        }
+        ++source.events;
+        after = seq;
+      }
+      if (static_cast<int64_t>(events.size()) < kBatch) break;
+    }
+    const std::string connection_sql = pj::connection_upsert_sql();
+    for (const auto& day : from.connection_days()) {
+      std::vector<std::string> values;
+      pj::connection_values(day.last, day.connections, values);
+      db.exec_prepared("copying the sign-ins", "copy_connections", connection_sql, values);
+      ++source.connection_days;
+      source.connections += day.connections;
+    }
+    // New events go on after the ones moved.
+    db.exec("moving the events' sequence on",
+            "SELECT setval(pg_get_serial_sequence('indicator_event', 'seq'), "
+            "GREATEST((SELECT MAX(seq) FROM indicator_event), 1))");
+    db.exec("saving the log's position",
+            "INSERT INTO journal_position (origin, log_position) VALUES ($1, $2) "
+            "ON CONFLICT (origin) DO UPDATE SET log_position = EXCLUDED.log_position",
+            {origin, std::to_string(from.log_position())});
+    auto counted = db.exec("counting what was copied",
+                           "SELECT (SELECT count(*) FROM indicator_event), "
+                           "(SELECT count(*) FROM indicator_document), "
+                           "(SELECT count(*) FROM connection_day), "
+                           "(SELECT COALESCE(SUM(connections), 0) FROM connection_day)");
+    JournalCopyCounts copied{counted.integer(0, 0), counted.integer(0, 1), counted.integer(0, 2),
+                             counted.integer(0, 3), source.pending_recovered};
+    if (!(copied == source)) {
+      throw StorageError("the copy does not match its source (source: " + counts_text(source) +
+                         "; PostgreSQL: " + counts_text(copied) + "): nothing was kept");
+    }
+    db.exec("ending the copy", "COMMIT");
+  } catch (...) {
+    db.roll_back_quietly();
+    throw;
+  }
+  return source;
+}
+
+std::unique_ptr<JournalStore> open_postgresql_journal(const PostgresqlSettings& settings,
+                                                      const std::string& origin) {
+  return std::make_unique<PostgresqlJournalStore>(settings, origin);
+}
+
+}  // namespace mssgate::storage
