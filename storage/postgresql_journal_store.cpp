@@ -245,8 +245,8 @@ class PostgresqlJournalStore final : public JournalStore {
 
 std::string counts_text(const JournalCopyCounts& c) {
   return std::to_string(c.events) + " events, " + std::to_string(c.documents) + " documents, " +
-         std::to_string(c.connection_days) + " days of sign-ins (" + std::to_string(c.connections) +
-         " sign-ins)";
+         std::to_string(c.connections) + " sign-ins in " + std::to_string(c.connection_days) +
+         " rows";
 }
 
 // Pending deliveries a stop left count, as at a gateway's start (IndicatorJournal).
@@ -281,7 +281,7 @@ JournalCopyCounts copy_journal_to_postgresql(JournalStore& from, const Postgresq
       throw StorageError("the PostgreSQL journal already holds " +
                          std::to_string(already.integer(0, 0)) + " events and " +
                          std::to_string(already.integer(0, 1)) +
-                         " days of sign-ins: a move goes into an empty journal");
+                         " rows of sign-ins: a move goes into an empty journal");
     }
     source.pending_recovered = count_pending(from);
     const std::string event_sql = pj::insert_event_sql("indicator_event", true);

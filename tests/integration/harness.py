@@ -147,6 +147,9 @@ class Gateway:
         if postgresql:
             storage = ('[storage]\nbackend = "postgresql"\npostgresql = "%s"\npassword_file = "%s"\n'
                        % (postgresql["PG_URL"], postgresql["PG_PASSWORD_FILE"]))
+            # The shared indicator journal knows each gateway by its name.
+            if "instance" not in server_section:
+                server_section += '\ninstance = "%s"' % os.path.basename(self.dir)
         with open(self.config_path, "w") as f:
             f.write(f"""
 [server]

@@ -6,9 +6,10 @@ middle of a run of messages loses none that a client was told was accepted; Post
 restarted in the middle leaves sign-ins working and the directory's changes resuming, without
 restarting any gateway.
 
-Each gateway keeps its own indicator journal in this version: the reconciliation below checks
-the sent side (submission), where every event is recorded by the gateway that answered the
-client."""
+The gateways share one indicator journal in PostgreSQL: the reconciliation of the kill test
+checks what clients were told, what Dovecot holds and what the journal counted, on both sides
+(submission, and Postfix's deliveries through the LMTP taps, retried on another gateway when
+one dies), and that the monthly export from PostgreSQL grew by exactly that."""
 
 import base64
 import email.utils
@@ -26,11 +27,11 @@ import time
 import unittest
 
 from harness import (APP_HOPITAL, APP_LABO, PER_MARTIN, Gateway, PscIssuer, RawImap, backend_env, client_context,
-                     main, new_marker, read_text, wait_for_close, wait_for_delivery, wait_for_text,
-                     wait_postfix_queue_empty, xoauth2)
+                     delivered_messages, main, new_marker, read_text, wait_for_close, wait_for_delivery,
+                     wait_for_text, wait_postfix_queue_empty, xoauth2)
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from test_postgresql_directory import postgres, postgres_env, psql  # noqa: E402
+from test_postgresql_directory import postgres, postgres_env, psql, psql_rows  # noqa: E402
 
 PROFESSIONAL = "810001234567"
 GATEWAYS = 3
@@ -71,10 +72,9 @@ listen = ["127.0.0.1:0"]
 backend = "127.0.0.1:%s"
 
 [indicators]
-journal = "%s/gw-%d.indicators.db"
 log = "%s/gw-%d.indicators.jsonl"
 operator_domains = ["test.mssante.fr", "tap.test.mssante.fr"]
-""" % (backend_env()["BACKEND_LMTP_PORT"], self.dir, i, self.dir, i)))
+""" % (backend_env()["BACKEND_LMTP_PORT"], self.dir, i)))
         first = self.gateways[0]
         first.ctl("holder", "add", PROFESSIONAL, "--label", "Dr Jean Martin")
         first.ctl("holder", "attach", PROFESSIONAL, PER_MARTIN, "--role", "owner")
@@ -147,7 +147,20 @@ defaults
         for gateway in self.gateways:
             gateway.stop()
 
+    def journal(self, sql):
+        """Rows of the shared journal in PostgreSQL."""
+        return psql_rows(self.env, sql)
+
+    def exported_messages(self):
+        """This month's messages report, exported from PostgreSQL by mssgatectl: {mailbox: row}."""
+        out = tempfile.mkdtemp(dir=self.dir)
+        month = time.strftime("%Y-%m")
+        self.gateways[0].ctl("indicators", "export", "--month", month, "--format", "json", "--out", out)
+        with open(os.path.join(out, "messages-%s.json" % month)) as f:
+            return {row["mailbox"]: row for row in json.load(f)}
+
     def events(self):
+        """The events in the gateways' logs, each marked with the gateway that logged it."""
         found = []
         for i in range(1, GATEWAYS + 1):
             path = os.path.join(self.dir, "gw-%d.indicators.jsonl" % i)
@@ -172,7 +185,7 @@ def message(marker, sender=APP_HOPITAL, recipient=APP_LABO):
             % (sender, recipient, marker, email.utils.formatdate(), marker)).encode()
 
 
-def submit(port, marker, source=None):
+def submit(port, marker, source=None, recipient=APP_LABO):
     """One message through the balancer's submission port, signed in by certificate."""
     smtp = smtplib.SMTP(timeout=15, source_address=(source, 0) if source else None)
     smtp._host = "localhost"
@@ -182,7 +195,7 @@ def submit(port, marker, source=None):
         smtp.ehlo("lps.cluster.test")
         code, _ = smtp.auth("EXTERNAL", lambda challenge=None: "", initial_response_ok=True)
         assert code == 235, code
-        smtp.sendmail(APP_HOPITAL, [APP_LABO], message(marker))
+        smtp.sendmail(APP_HOPITAL, [recipient], message(marker, recipient=recipient))
         smtp.quit()
     finally:
         smtp.close()
@@ -294,8 +307,11 @@ class ClusterTest(unittest.TestCase):
                              r"reason=proxy_source_not_trusted")
 
     def test_a_gateway_killed_mid_run_loses_no_accepted_message(self):
+        """Messages to the tap's mailbox: each is submitted through one gateway and delivered by
+        Postfix through another one's tap (or the same), and gw-2 dies in the middle of both."""
         c = self.cluster
         victim = c.gateways[1]
+        before = c.exported_messages()
         acknowledged, attempts = [], [0]
         lock = threading.Lock()
         stop = threading.Event()
@@ -309,7 +325,7 @@ class ClusterTest(unittest.TestCase):
                 with lock:
                     attempts[0] += 1
                 try:
-                    submit(c.ports["submission"], marker)
+                    submit(c.ports["submission"], marker, recipient=TAP_MAILBOX)
                 except (OSError, smtplib.SMTPException, AssertionError):
                     continue  # not acknowledged: the client would try again; this one moves on
                 with lock:
@@ -328,24 +344,46 @@ class ClusterTest(unittest.TestCase):
         self.assertGreater(len(acknowledged), 20, "too few messages to say anything")
         # HAProxy took the dead gateway out, and clients went on through the others.
         wait_for_text(c.haproxy_log, r"Server submission/gw-2 is DOWN")
+        # The killed gateway comes back and is taken in again: a delivery it had under way
+        # counts now (once, even when Postfix gave it to another gateway meanwhile).
+        victim.start()
+        wait_for_text(c.haproxy_log, r"Server submission/gw-2 is UP", timeout=15)
         wait_postfix_queue_empty()
         # Every message a client was told was accepted is in the recipient's mailbox.
         for marker in acknowledged:
-            wait_for_delivery(APP_LABO, marker.encode(), timeout=30)
-        # Each acknowledged message has its sent event, from the gateway that answered; no event
-        # key is counted twice across the gateways' journals.
-        events = [e for e in c.events() if e.get("direction") == "sent" and run in (e.get("message_id") or "")]
-        keys = [e["key"] for e in events]
-        self.assertEqual(len(keys), len(set(keys)), "an event counted twice")
-        sent_ids = {e["message_id"] for e in events}
+            wait_for_delivery(TAP_MAILBOX, marker.encode(), timeout=30)
+        held = set()
+        for data in delivered_messages(TAP_MAILBOX, run.encode()):
+            held.add(re.search(rb"Message-ID: <([^@>]+)@cluster\.test>", data).group(1).decode())
+
+        def counted(direction):
+            return {row[0]: int(row[1]) for row in c.journal(
+                "SELECT message_id, count(*) FROM indicator_event WHERE direction = '%s' AND message_id "
+                "LIKE '<%s-%%' GROUP BY message_id" % (direction, run))}
+
+        # Sent: each acknowledged message once, recorded by the gateway that answered.
+        sent = counted("sent")
         for marker in acknowledged:
-            self.assertIn("<%s@cluster.test>" % marker, sent_ids)
-        print("cluster kill: %d attempts, %d acknowledged, %d sent events, gateways %s"
-              % (attempts[0], len(acknowledged), len(events),
-                 sorted({e["gateway"] for e in events})), file=sys.stderr)
-        # The killed gateway comes back and is taken in again.
-        victim.start()
-        wait_for_text(c.haproxy_log, r"Server submission/gw-2 is UP", timeout=15)
+            self.assertEqual(sent.get("<%s@cluster.test>" % marker), 1, marker)
+        # Received: each message Dovecot holds counted once, whichever tap delivered it.
+        deadline = time.monotonic() + 20
+        while True:
+            received = counted("received")
+            if set(received) >= {"<%s@cluster.test>" % m for m in held} or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        self.assertEqual(received, {"<%s@cluster.test>" % m: 1 for m in held})
+        origins = dict(c.journal("SELECT origin, count(*) FROM indicator_event WHERE message_id LIKE '<%s-%%' "
+                                 "GROUP BY origin" % run))
+        # The monthly export from PostgreSQL grew by exactly what was sent and received.
+        after = c.exported_messages()
+        grown = {mailbox: {k: after[mailbox][k] - before.get(mailbox, {}).get(k, 0) for k in ("sent", "received")}
+                 for mailbox in (APP_HOPITAL, TAP_MAILBOX)}
+        self.assertEqual(grown[APP_HOPITAL]["sent"], len(sent))
+        self.assertEqual(grown[TAP_MAILBOX]["received"], len(received))
+        print("cluster kill: %d attempts, %d acknowledged, %d sent and %d received events (by gateway: %s), "
+              "%d held by Dovecot" % (attempts[0], len(acknowledged), len(sent), len(received), origins, len(held)),
+              file=sys.stderr)
 
     def test_a_postgresql_restart_leaves_sign_ins_working_and_changes_resuming(self):
         c = self.cluster

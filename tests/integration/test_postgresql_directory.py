@@ -6,10 +6,14 @@ fixture starts (scripts/postgres); MSSGATE_PG_ENV names its postgres.env."""
 
 import os
 import re
+import shutil
+import smtplib
 import subprocess
+import tempfile
+import time
 import unittest
 
-from harness import APP_HOPITAL, APP_LABO, Gateway, RawImap, client_context, main
+from harness import APP_HOPITAL, APP_LABO, DOMAIN, Gateway, RawImap, client_context, ctl, main, new_marker
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 
@@ -30,6 +34,16 @@ def psql(env, sql):
         password = f.read().strip()
     subprocess.run(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", env["PG_URL"], "-c", sql], check=True,
                    env=dict(os.environ, PGPASSWORD=password), capture_output=True, timeout=30)
+
+
+def psql_rows(env, sql):
+    """The rows `sql` returns, each a list of texts."""
+    with open(env["PG_PASSWORD_FILE"]) as f:
+        password = f.read().strip()
+    result = subprocess.run(["psql", "-X", "-q", "-A", "-t", "-F", "|", "-v", "ON_ERROR_STOP=1", env["PG_URL"], "-c",
+                             sql], check=True, env=dict(os.environ, PGPASSWORD=password), capture_output=True,
+                            text=True, timeout=30)
+    return [line.split("|") for line in result.stdout.splitlines() if line]
 
 
 def postgres(command):
@@ -123,6 +137,62 @@ class StorageMigrateTest(unittest.TestCase):
         cluster.start()
         self.addCleanup(cluster.stop)
         self.assertTrue(sign_in(cluster.imaps_port).startswith("a1 OK"))
+
+    def test_a_single_hosts_journal_moves_and_exports_the_same(self):
+        env = postgres_env()
+        psql(env, "DROP SCHEMA public CASCADE; CREATE SCHEMA public;")
+        journal_dir = tempfile.mkdtemp(prefix="mssgate-move-")
+        self.addCleanup(shutil.rmtree, journal_dir, True)
+        journal = os.path.join(journal_dir, "indicators.db")
+        single = Gateway(extra_config='\n[indicators]\njournal = "%s"\noperator_domains = ["%s"]\n'
+                         % (journal, DOMAIN))
+        single.start()
+        markers = [new_marker("move").decode() for _ in range(3)]
+        for marker in markers:
+            smtp = smtplib.SMTP(timeout=15)
+            smtp._host = "localhost"
+            smtp.connect("127.0.0.1", single.submission_port)
+            smtp.starttls(context=client_context("org-hopital"))
+            smtp.ehlo("lps.move.test")
+            smtp.auth("EXTERNAL", lambda challenge=None: "", initial_response_ok=True)
+            smtp.sendmail(APP_HOPITAL, [APP_LABO], ("From: %s\r\nTo: %s\r\nSubject: %s\r\n\r\nBonjour.\r\n"
+                                                    % (APP_HOPITAL, APP_LABO, marker)).encode())
+            smtp.quit()
+        self.assertTrue(sign_in(single.imaps_port).startswith("a1 OK"))
+        # The host stops (its files go with it): its directory is kept aside for the move.
+        directory = os.path.join(journal_dir, "directory.db")
+        shutil.copy(single.database, directory)
+        single.stop()
+        month = time.strftime("%Y-%m")
+        out_single = os.path.join(journal_dir, "single")
+        ctl(directory, "--journal", journal, "indicators", "export", "--month", month, "--out", out_single)
+
+        cluster = Gateway(postgresql=env, populate=False, server_section='instance = "gw-1"',
+                          extra_config='\n[indicators]\noperator_domains = ["%s"]\n' % DOMAIN)
+        moved = cluster.ctl("storage", "migrate", "--from", "sqlite:" + directory, "--journal",
+                            "sqlite:" + journal)
+        self.assertRegex(moved.stdout, r"\nmoved to postgresql://127\.0\.0\.1:%s/mssgate as \"gw-1\": 3 indicator "
+                                       r"events, 0 documents, 4 sign-ins \(2 rows by mailbox, day, mode and "
+                                       r"protocol\) \(each count checked in PostgreSQL\)\n$" % env["PG_PORT"])
+        out_cluster = os.path.join(journal_dir, "cluster")
+        cluster.ctl("indicators", "export", "--month", month, "--out", out_cluster)
+        for name in sorted(os.listdir(out_single)):
+            with open(os.path.join(out_single, name)) as a, open(os.path.join(out_cluster, name)) as b:
+                self.assertEqual(b.read(), a.read(), name)
+        with open(os.path.join(out_cluster, "messages-%s.csv" % month)) as f:
+            self.assertRegex(f.read(), r"\n%s;APP;3;0;" % re.escape(APP_HOPITAL))
+        again = cluster.ctl("storage", "migrate", "--journal", "sqlite:" + journal, check=False)
+        self.assertEqual(again.returncode, 1)
+        self.assertIn("the PostgreSQL journal already holds 3 events and 2 rows of sign-ins: a move goes into an "
+                      "empty journal", again.stderr)
+        # The gateway goes on from the moved journal.
+        cluster.start()
+        self.addCleanup(cluster.stop)
+        self.assertTrue(sign_in(cluster.imaps_port).startswith("a1 OK"))
+        deadline = time.monotonic() + 10
+        while psql_rows(env, "SELECT sum(connections) FROM connection_day") != [["5"]]:
+            self.assertLess(time.monotonic(), deadline, "the sign-in was not counted in PostgreSQL")
+            time.sleep(0.1)
 
 
 if __name__ == "__main__":

@@ -750,20 +750,51 @@ TEST_F(ConfigTest, StorageIsSqliteUnlessPostgresqlIsNamed) {
   std::string without_sqlite = minimal();
   without_sqlite.replace(without_sqlite.find("sqlite_path = \"directory.db\""),
                          std::string("sqlite_path = \"directory.db\"").size(), "");
-  auto pg = parse_config(without_sqlite + R"(
+  std::string storage = R"(
 [storage]
 backend = "postgresql"
 postgresql = "host=10.0.0.7 dbname=mssgate user=mssgate"
 password_file = "pg.secret"
 connect_timeout = "2s"
-)",
-                         path());
+)";
+  auto pg = parse_config("[server]\ninstance = \"gw-1\"\n" + without_sqlite + storage, path());
   EXPECT_TRUE(pg.storage.postgresql_enabled());
   EXPECT_EQ(pg.storage.postgresql, "host=10.0.0.7 dbname=mssgate user=mssgate");
   EXPECT_EQ(pg.storage.password, "s3cret-pg");
   EXPECT_EQ(pg.storage.connect_timeout, std::chrono::seconds(2));
   EXPECT_NE(error_for(without_sqlite).find("directory.sqlite_path: is required"),
             std::string::npos);
+  // The indicator journal is PostgreSQL's too, on unless switched off; its rows name the gateway.
+  EXPECT_TRUE(pg.indicators.in_postgresql);
+  EXPECT_TRUE(pg.indicators.enabled());
+  EXPECT_TRUE(pg.indicators.journal.empty());
+  std::string nameless = error_for(without_sqlite + storage);
+  EXPECT_NE(nameless.find("server.instance: is required with the indicator journal in PostgreSQL"),
+            std::string::npos)
+      << nameless;
+  auto off = parse_config(without_sqlite + storage + "[indicators]\nenabled = false\n", path());
+  EXPECT_FALSE(off.indicators.enabled());
+  std::string both = error_for("[server]\ninstance = \"gw-1\"\n" + without_sqlite + storage +
+                               "[indicators]\njournal = \"indicators.db\"\n");
+  EXPECT_NE(both.find("indicators.journal: is not used with [storage] backend = \"postgresql\": "
+                      "the journal is in PostgreSQL (mssgatectl storage migrate --journal "
+                      "sqlite:PATH moves this one there)"),
+            std::string::npos)
+      << both;
+}
+
+TEST_F(ConfigTest, TheSqliteJournalIsOnWhereNamed) {
+  EXPECT_FALSE(parse_config(minimal(), path()).indicators.enabled());
+  auto named = parse_config(minimal() + "[indicators]\njournal = \"indicators.db\"\n", path());
+  EXPECT_TRUE(named.indicators.enabled());
+  EXPECT_FALSE(named.indicators.in_postgresql);
+  auto off = parse_config(
+      minimal() + "[indicators]\njournal = \"indicators.db\"\nenabled = false\n", path());
+  EXPECT_FALSE(off.indicators.enabled());
+  std::string missing = error_for(minimal() + "[indicators]\nenabled = true\n");
+  EXPECT_NE(missing.find("indicators.journal: is required with indicators.enabled = true"),
+            std::string::npos)
+      << missing;
 }
 
 TEST_F(ConfigTest, StorageRefusesWhatItCannotUse) {

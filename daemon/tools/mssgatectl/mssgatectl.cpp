@@ -251,8 +251,8 @@ int migrate_storage(const Arguments& a, const std::string& config_path) {
         mssgate::storage::copy_journal_to_postgresql(*source, settings, config.server.instance);
     std::cout << "moved to " << where << " as \"" << config.server.instance
               << "\": " << counts.events << " indicator events, " << counts.documents
-              << " documents, " << counts.connection_days << " days of sign-ins ("
-              << counts.connections << " sign-ins)";
+              << " documents, " << counts.connections << " sign-ins (" << counts.connection_days
+              << " rows by mailbox, day, mode and protocol)";
     if (counts.pending_recovered > 0)
       std::cout << ", with " << counts.pending_recovered << " deliveries a stop left pending";
     std::cout << " (each count checked in PostgreSQL)\n";
