@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """The cost of the cluster path: three gateways behind HAProxy (TCP mode, PROXY protocol v2),
-their directory in PostgreSQL, against one gateway alone on its SQLite directory, in the same
+their directory and indicator journal in PostgreSQL, against one gateway alone on its SQLite
+directory and journal, in the same
 run, with the same clients: IMAP sessions per second (implicit TLS 1.2 with the client
 certificate, AUTHENTICATE EXTERNAL, Dovecot login as the mailbox, LOGOUT) and submission
 messages per second (4 KiB, one STARTTLS session per client that authenticates once).
@@ -11,17 +12,15 @@ Starts its own backend (scripts/backend, ports 33xxx), its own PostgreSQL (scrip
 port 33432), the gateways and HAProxy, and stops them all. The two set-ups are measured one
 after the other, alternated over the rounds; every loop is bounded by a count. On 2 cores the
 three gateways share the cores the one gateway has alone: the figure is what the extra hop,
-the PROXY header and the PostgreSQL directory cost, not what scaling out gains (see
+the PROXY header and PostgreSQL (directory and journal) cost, not what scaling out gains (see
 docs/deployment.md for that arithmetic).
 """
 
 import argparse
 import multiprocessing
 import os
-import re
 import signal
 import socket
-import ssl
 import subprocess
 import sys
 import tempfile
@@ -126,6 +125,9 @@ def main():
         write_config(single, pki, secret_file, os.path.join(work, "directory.db"))
         text = open(single).read().replace('[imap]\nstarttls_listen = ["127.0.0.1:0"]',
                                            '[imap]\ntls_listen = ["127.0.0.1:0"]')
+        # Both set-ups count what they relay: this one in its SQLite journal.
+        text += '[indicators]\njournal = "%s"\noperator_domains = ["test.mssante.fr"]\n' % os.path.join(
+            work, "indicators.db")
         open(single, "w").write(text)
         for command in (["mailbox", "add", MAILBOX, "--type", "APP"],
                         ["mailbox", "add", "app.labo@test.mssante.fr", "--type", "APP"],
@@ -146,7 +148,9 @@ def main():
             text = text.replace('log_level = "info"', 'log_level = "info"\ninstance = "gw-%d"' % i)
             text += ('[storage]\nbackend = "postgresql"\npostgresql = "%s"\npassword_file = "%s"\n'
                      '[proxy_protocol]\nlisteners = ["imaps", "submission"]\ntrusted_sources = ["127.0.0.1"]\n'
-                     '[admin]\nlisten = ["127.0.0.1:0"]\n' % (pg["PG_URL"], pg["PG_PASSWORD_FILE"]))
+                     '[admin]\nlisten = ["127.0.0.1:0"]\n'
+                     # The three count in the journal they share in PostgreSQL.
+                     '[indicators]\noperator_domains = ["test.mssante.fr"]\n' % (pg["PG_URL"], pg["PG_PASSWORD_FILE"]))
             open(config, "w").write(text)
             if i == 1:
                 for command in (["mailbox", "add", MAILBOX, "--type", "APP"],
@@ -211,9 +215,10 @@ def main():
 
     single_label, cluster_label = list(setups)
     section = ["## Several gateways behind HAProxy", "",
-               "`bench/cluster.py`: the same %d clients against one gateway alone (directory in SQLite) and against "
-               "three gateways behind HAProxy 2.6 in TCP mode (PROXY protocol v2, round robin, health checks on "
-               "`/readyz`) sharing their directory in PostgreSQL 15, in front of the same Dovecot and Postfix, on "
+               "`bench/cluster.py`: the same %d clients against one gateway alone (directory and indicator journal "
+               "in SQLite) and against three gateways behind HAProxy 2.6 in TCP mode (PROXY protocol v2, round "
+               "robin, health checks on `/readyz`) sharing their directory and journal in PostgreSQL 15 (every "
+               "sign-in and every message counted there), in front of the same Dovecot and Postfix, on "
                "the same 2 cores (load average %s at the end). A session: implicit TLS 1.2 with the client "
                "certificate, `AUTHENTICATE EXTERNAL`, Dovecot login as the mailbox, `LOGOUT` (%d per client per "
                "round). Messages: 4 KiB, one STARTTLS session per client, authenticated once (%d per client per "
