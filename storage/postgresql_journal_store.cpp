@@ -140,9 +140,9 @@ class PostgresqlJournalStore final : public JournalStore {
     ensure_connected();
     auto r = run("reading the pending events", "pending_ids",
                  "SELECT seq FROM indicator_pending WHERE origin = $1 ORDER BY seq", {origin_});
-    std::vector<int64_t> ids;
+    std::vector<int64_t> ids(static_cast<size_t>(r.rows()));
     for (int i = 0; i < r.rows(); ++i)
-      ids.push_back(r.integer(i, 0));
+      ids[static_cast<size_t>(i)] = r.integer(i, 0);
     return ids;
   }
 

@@ -35,7 +35,7 @@ std::vector<IndicatorEvent> month_of_events(const std::string& prefix) {
   for (int i = 0; i < 40; ++i) {
     IndicatorEvent e;
     e.key = prefix + "-" + std::to_string(i);
-    e.at_ms = 1795000000000 + i * 3600'000;
+    e.at_ms = 1795000000000 + int64_t{i} * 3600'000;
     e.day = "2026-11-" + std::string(i % 28 + 1 < 10 ? "0" : "") + std::to_string(i % 28 + 1);
     e.direction = i % 3 == 0 ? Direction::kReceived : Direction::kSent;
     e.mailbox = mailboxes[static_cast<size_t>(i) % mailboxes.size()];
@@ -82,7 +82,7 @@ std::vector<ConnectionEvent> month_of_sign_ins() {
   std::vector<ConnectionEvent> sign_ins;
   for (int i = 0; i < 12; ++i) {
     ConnectionEvent c;
-    c.at_ms = 1795000000000 + i * 7200'000;
+    c.at_ms = 1795000000000 + int64_t{i} * 7200'000;
     c.day = i % 2 ? "2026-11-03" : "2026-10-30";
     c.mailbox = i % 3 ? "dr.martin@test.fr" : "app.hopital@test.fr";
     c.mailbox_type = protocol::MailboxType::kPer;
@@ -114,7 +114,8 @@ std::vector<bool> record_all(IndicatorJournal& journal, std::vector<IndicatorEve
 
 std::vector<int64_t> record_pending(IndicatorJournal& journal, std::vector<IndicatorEvent> events) {
   std::promise<std::vector<int64_t>> ids;
-  journal.record_pending(std::move(events), [&](std::vector<int64_t> got) { ids.set_value(got); });
+  journal.record_pending(std::move(events),
+                         [&](std::vector<int64_t> got) { ids.set_value(std::move(got)); });
   return ids.get_future().get();
 }
 
