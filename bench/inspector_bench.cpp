@@ -1,18 +1,14 @@
-// Throughput of the message inspector and durable events per second of the indicator journal.
+// Throughput of the message inspector (the indicator journal's benchmark is journal_bench.cpp).
 //
-//   mssgate_inspector_bench [--markdown FILE] [--journal-dir DIR]
+//   mssgate_inspector_bench [--markdown FILE]
 //
-// (a) Two messages, about 1 MiB and 20 MiB, each a multipart/mixed message with the X-MSS-*
+// Two messages, about 1 MiB and 20 MiB, each a multipart/mixed message with the X-MSS-*
 // headers and one base64 IHE_XDM.ZIP attachment holding a CDA document and a large
 // incompressible PDF-like entry, are fed to a MessageInspector in 16 KiB pieces (as the daemon
 // reads them), round after round; the figure is the median of the rounds' MiB/s.
-// (b) An IndicatorJournal in a temporary directory (under DIR, default the system's temporary
-// directory; removed at the end) records events from 1 then 8 producer threads, each waiting for
-// its event to be durable before recording the next one, as a session does; the figures are
-// events per second and the number of commits (group commit).
 //
 // Every loop is bounded by a count and a time limit. With --markdown, the section
-// "## Message inspector and indicator journal" of FILE is replaced (or appended); the rest of
+// "## Message inspector" of FILE is replaced (or appended); the rest of
 // the file is kept.
 
 #include <sys/statfs.h>
@@ -37,7 +33,6 @@
 #include "protocol/base64.hpp"
 #include "protocol/message_inspector.hpp"
 #include "storage/clock.hpp"
-#include "storage/indicator_journal.hpp"
 #include "tests/unit/samples.hpp"
 
 #ifndef MSSGATE_BUILD_TYPE
@@ -54,7 +49,7 @@ namespace protocol = mssgate::protocol;
 namespace storage = mssgate::storage;
 namespace samples = mssgate::test_samples;
 
-constexpr std::string_view kSectionHeading = "## Message inspector and indicator journal";
+constexpr std::string_view kSectionHeading = "## Message inspector";
 constexpr std::string_view kDocumentCode = "11488-4";
 
 // Inspector loop: the daemon's read size, and the bounds on the rounds of each message.
@@ -62,11 +57,6 @@ constexpr size_t kFeedPieceBytes = 16 << 10;
 constexpr int kMinRounds = 3;
 constexpr int kMaxRounds = 60;
 constexpr Seconds kMinSecondsPerMessage{2.0};
-
-// Journal runs: events per run, shared by the producers, and the time limit of a run.
-constexpr int kJournalEventsPerRun = 2000;
-constexpr Seconds kJournalRunLimit{20.0};
-constexpr int kProducerCounts[] = {1, 8};
 
 [[noreturn]] void fail(const std::string& message) {
   std::fprintf(stderr, "mssgate_inspector_bench: %s\n", message.c_str());
@@ -218,132 +208,6 @@ InspectorResult measure_inspector(const std::string& label, const std::string& m
 }
 
 // ---------------------------------------------------------------------------------------------
-// (b) The journal.
-
-struct JournalResult {
-  int producers = 0;
-  uint64_t durable_events = 0;
-  uint64_t failed_events = 0;
-  uint64_t commits = 0;
-  double seconds = 0;
-  double events_per_s = 0;
-};
-
-// An event as a session records it for a sent message with one CDA document.
-storage::IndicatorEvent sample_event(const std::string& key) {
-  storage::IndicatorEvent event;
-  event.key = key;
-  event.at_ms = storage::now_ms();
-  event.day = storage::day_of(event.at_ms, true);
-  event.direction = storage::Direction::kSent;
-  event.mailbox = "app.hopital@test.mssante.fr";
-  event.mailbox_type = protocol::MailboxType::kApp;
-  event.auth_mode = storage::AuthMode::kCertificate;
-  event.nil = "DEV935997";
-  event.message_id = "<" + key + "@hopital.mssante.fr>";
-  event.queue_id = "4Xb3kQ1zYHz9sW";
-  event.size = 1 << 20;
-  event.recipients = 1;
-  event.to_same_operator = 1;
-  event.xdm = true;
-  event.documents.push_back(
-      {std::string(kDocumentCode), "2.16.840.1.113883.6.1", storage::InsClass::kQualified});
-  event.ins = storage::InsClass::kQualified;
-  event.claim_codecda = std::string(kDocumentCode);
-  event.claim_ins = storage::ClaimedIns::kYes;
-  event.claim_xdm_subject = true;
-  return event;
-}
-
-JournalResult measure_journal(const fs::path& directory, int producers) {
-  const std::string name = "journal-" + std::to_string(producers);
-  storage::IndicatorJournal journal(storage::IndicatorJournal::Options{
-      (directory / (name + ".db")).string(), (directory / (name + ".jsonl")).string()});
-  const int events_per_producer = kJournalEventsPerRun / producers;
-  const auto deadline =
-      Clock::now() + std::chrono::duration_cast<Clock::duration>(kJournalRunLimit);
-
-  std::vector<uint64_t> durable_by_producer(producers, 0);
-  std::vector<uint64_t> failed_by_producer(producers, 0);
-  std::vector<std::thread> threads;
-  threads.reserve(producers);
-  auto start = Clock::now();
-  for (int producer = 0; producer < producers; ++producer) {
-    threads.emplace_back([&, producer] {
-      for (int index = 0; index < events_per_producer && Clock::now() < deadline; ++index) {
-        std::promise<bool> durable;
-        std::future<bool> answer = durable.get_future();
-        journal.record(
-            sample_event(name + "-" + std::to_string(producer) + "-" + std::to_string(index)),
-            [&durable](bool ok) { durable.set_value(ok); });
-        if (answer.get()) {
-          ++durable_by_producer[producer];
-        } else {
-          ++failed_by_producer[producer];
-        }
-      }
-    });
-  }
-  for (auto& thread : threads)
-    thread.join();
-  Seconds elapsed = Clock::now() - start;
-  journal.stop();
-
-  JournalResult result;
-  result.producers = producers;
-  for (int producer = 0; producer < producers; ++producer) {
-    result.durable_events += durable_by_producer[producer];
-    result.failed_events += failed_by_producer[producer];
-  }
-  result.commits = journal.stats().commits;
-  result.seconds = elapsed.count();
-  result.events_per_s = static_cast<double>(result.durable_events) / elapsed.count();
-  return result;
-}
-
-// The file system the journal is on: a tmpfs directory would make every sync free.
-std::string file_system_name(const fs::path& directory) {
-  struct statfs info {};
-  if (statfs(directory.c_str(), &info) != 0) return "unknown";
-  switch (static_cast<unsigned long>(info.f_type)) {
-    case 0xEF53:
-      return "ext4";
-    case 0x58465342:
-      return "xfs";
-    case 0x9123683E:
-      return "btrfs";
-    case 0x01021994:
-      return "tmpfs";
-    case 0x794C7630:
-      return "overlayfs";
-    case 0x2FC12FC1:
-      return "zfs";
-    default:
-      return "other";
-  }
-}
-
-// A new directory under `parent`, removed when this goes out of scope.
-class TemporaryDirectory {
- public:
-  explicit TemporaryDirectory(const fs::path& parent) {
-    std::string pattern = (parent / "mssgate-bench-XXXXXX").string();
-    if (!mkdtemp(pattern.data()))
-      fail("cannot create a temporary directory under " + parent.string());
-    path_ = pattern;
-  }
-  ~TemporaryDirectory() {
-    std::error_code ignored;
-    fs::remove_all(path_, ignored);
-  }
-  TemporaryDirectory(const TemporaryDirectory&) = delete;
-  TemporaryDirectory& operator=(const TemporaryDirectory&) = delete;
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-};
-
 // ---------------------------------------------------------------------------------------------
 // The report.
 
@@ -357,8 +221,7 @@ std::string kib(size_t bytes) {
   return format("%.0f KiB", static_cast<double>(bytes) / 1024);
 }
 
-void print_summary(const std::vector<InspectorResult>& inspections,
-                   const std::vector<JournalResult>& journals, const std::string& file_system) {
+void print_summary(const std::vector<InspectorResult>& inspections) {
   std::printf("Message inspector (%s build, fed in %zu KiB pieces)\n", MSSGATE_BUILD_TYPE,
               kFeedPieceBytes >> 10);
   for (const auto& r : inspections) {
@@ -367,23 +230,9 @@ void print_summary(const std::vector<InspectorResult>& inspections,
         r.label.c_str(), r.message_bytes, r.rounds, r.median_mib_per_s, r.slowest_mib_per_s,
         r.fastest_mib_per_s, kib(r.peak_held_bytes).c_str());
   }
-  std::printf("Indicator journal (%s, synchronous=FULL, one event at a time per producer)\n",
-              file_system.c_str());
-  for (const auto& r : journals) {
-    std::printf(
-        "  %d producer%s  %5llu durable events in %5.2f s  %8.1f events/s  %5llu commits"
-        "  (%.1f events/commit)%s\n",
-        r.producers, r.producers == 1 ? " " : "s",
-        static_cast<unsigned long long>(r.durable_events), r.seconds, r.events_per_s,
-        static_cast<unsigned long long>(r.commits),
-        r.commits ? static_cast<double>(r.durable_events) / static_cast<double>(r.commits) : 0.0,
-        r.failed_events ? "  FAILED EVENTS" : "");
-  }
 }
 
-std::string markdown_section(const std::vector<InspectorResult>& inspections,
-                             const std::vector<JournalResult>& journals,
-                             const std::string& file_system) {
+std::string markdown_section(const std::vector<InspectorResult>& inspections) {
   std::ostringstream out;
   out << kSectionHeading << "\n\n";
   out << "`bench/inspector_bench.cpp`, run as `build/release/bench/mssgate_inspector_bench "
@@ -396,31 +245,13 @@ std::string markdown_section(const std::vector<InspectorResult>& inspections,
       << " KiB pieces as the daemon reads them, with the default caps; every round reads the "
          "archive and finds the CDA code. Rounds: at least "
       << kMinRounds << " and 2 s of rounds per message, at most " << kMaxRounds
-      << "; MiB/s is message bytes over wall time, the median of the rounds. Journal: an "
-         "`IndicatorJournal` (SQLite WAL, `synchronous = FULL`, with its JSON-lines log) in a "
-         "temporary directory on "
-      << file_system
-      << "; each producer thread records one event and waits until it is durable before the "
-         "next, as a session does; "
-      << kJournalEventsPerRun << " events per run (at most "
-      << static_cast<int>(kJournalRunLimit.count())
-      << " s); fewer commits than events is the group commit at work.\n\n";
+      << "; MiB/s is message bytes over wall time, the median of the rounds.\n\n";
   out << "| message | bytes | rounds | median MiB/s | slowest–fastest MiB/s | peak held |\n";
   out << "|---|---|---|---|---|---|\n";
   for (const auto& r : inspections) {
     out << "| " << r.label << " | " << r.message_bytes << " | " << r.rounds << " | "
         << format("%.1f", r.median_mib_per_s) << " | " << format("%.1f", r.slowest_mib_per_s) << "–"
         << format("%.1f", r.fastest_mib_per_s) << " | " << kib(r.peak_held_bytes) << " |\n";
-  }
-  out << "\n| producers | durable events | seconds | events/s | commits | events per commit |\n";
-  out << "|---|---|---|---|---|---|\n";
-  for (const auto& r : journals) {
-    out << "| " << r.producers << " | " << r.durable_events << " | " << format("%.2f", r.seconds)
-        << " | " << format("%.1f", r.events_per_s) << " | " << r.commits << " | "
-        << format("%.1f",
-                  r.commits ? static_cast<double>(r.durable_events) / static_cast<double>(r.commits)
-                            : 0.0)
-        << " |\n";
   }
   return out.str();
 }
@@ -434,21 +265,16 @@ void write_section(const fs::path& path, const std::string& section) {
 
 int main(int argc, char** argv) {
   std::string markdown_path;
-  fs::path journal_parent;
   for (int i = 1; i < argc; ++i) {
     std::string_view argument = argv[i];
     if (argument == "--markdown" && i + 1 < argc) {
       markdown_path = argv[++i];
-    } else if (argument == "--journal-dir" && i + 1 < argc) {
-      journal_parent = argv[++i];
     } else {
-      std::fprintf(stderr, "usage: %s [--markdown FILE] [--journal-dir DIR]\n", argv[0]);
+      std::fprintf(stderr, "usage: %s [--markdown FILE]\n", argv[0]);
       return 2;
     }
   }
   try {
-    if (journal_parent.empty()) journal_parent = fs::temp_directory_path();
-
     std::vector<InspectorResult> inspections;
     const std::pair<const char*, size_t> sizes[] = {{"1 MiB", size_t{1} << 20},
                                                     {"20 MiB", size_t{20} << 20}};
@@ -458,21 +284,9 @@ int main(int argc, char** argv) {
       inspections.push_back(measure_inspector(label, message));
     }
 
-    std::vector<JournalResult> journals;
-    std::string file_system;
-    {
-      TemporaryDirectory directory(journal_parent);
-      file_system = file_system_name(directory.path());
-      for (int producers : kProducerCounts)
-        journals.push_back(measure_journal(directory.path(), producers));
-    }
-    for (const auto& r : journals) {
-      if (r.failed_events) fail("the journal failed to record events");
-    }
-
-    print_summary(inspections, journals, file_system);
+    print_summary(inspections);
     if (!markdown_path.empty()) {
-      write_section(markdown_path, markdown_section(inspections, journals, file_system));
+      write_section(markdown_path, markdown_section(inspections));
       std::printf("Section \"%s\" written to %s\n", std::string(kSectionHeading).c_str(),
                   markdown_path.c_str());
     }

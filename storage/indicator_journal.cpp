@@ -266,13 +266,22 @@ void IndicatorJournal::commit(Turn& turn) {
 
 // The turn's rows, in one transaction; `written` in seq order.
 void IndicatorJournal::insert(Turn& turn, Written& written, Counts& counts) {
-  for (const auto& queued : turn.events) {
-    if (auto seq = store_->add(queued.event)) {
-      written.emplace_back(*seq, &queued.event);
+  std::vector<const IndicatorEvent*> events;
+  events.reserve(turn.events.size());
+  for (const auto& queued : turn.events)
+    events.push_back(&queued.event);
+  auto seqs = store_->add_all(events);
+  for (size_t i = 0; i < events.size(); ++i) {
+    if (seqs[i]) {
+      written.emplace_back(*seqs[i], events[i]);
     } else {
       ++counts.duplicates;  // already counted: a redelivery, or a replay
     }
   }
+  // A store may number a turn's events in another order than they came (PostgreSQL's, by key):
+  // the log takes them in seq order.
+  std::sort(written.begin(), written.end(),
+            [](const auto& a, const auto& b) { return a.first < b.first; });
   for (const auto& batch : turn.pending) {
     auto& ids = counts.pending_ids.emplace_back();
     for (const auto& event : batch.events)
@@ -280,8 +289,7 @@ void IndicatorJournal::insert(Turn& turn, Written& written, Counts& counts) {
   }
   for (const auto& settlement : turn.settlements)
     settle_in(settlement, written, counts);
-  for (const auto& c : turn.connections)
-    store_->add(c);
+  store_->add_all(turn.connections);
   if (log_position_dirty_) store_->save_log_position(log_position_);
 }
 

@@ -5,6 +5,7 @@
 #include <boost/json/array.hpp>
 #include <boost/json/object.hpp>
 #include <boost/json/serialize.hpp>
+#include <utility>
 
 #include "storage/clock.hpp"
 #include "storage/column_values.hpp"
@@ -515,10 +516,16 @@ std::string names_of(const std::array<Column<Record>, N>& columns, bool bound_on
   return names;
 }
 
-std::string placeholders(int first, int count) {
+// "($1, $2), ($3, $4)" for rows of `count` values each.
+std::string placeholders(int rows, int count) {
   std::string out;
-  for (int i = 0; i < count; ++i)
-    out += (i ? ", $" : "$") + std::to_string(first + i);
+  int next = 1;
+  for (int row = 0; row < rows; ++row) {
+    out += row ? ", (" : "(";
+    for (int i = 0; i < count; ++i)
+      out += (i ? ", $" : "$") + std::to_string(next++);
+    out += ")";
+  }
   return out;
 }
 
@@ -592,27 +599,83 @@ std::string schema() {
          ");\n";
 }
 
-std::string insert_event_sql(std::string_view table, bool with_seq) {
+std::string insert_event_sql(std::string_view table, bool with_seq, int rows) {
   int columns = bound_count(kEventColumns);
   std::string sql = "INSERT INTO " + std::string(table) + " (" + (with_seq ? "seq, " : "") +
-                    "origin, " + names_of(kEventColumns, true) + ") VALUES (" +
-                    placeholders(1, columns + (with_seq ? 2 : 1)) + ")";
+                    "origin, " + names_of(kEventColumns, true) + ") VALUES " +
+                    placeholders(rows, columns + (with_seq ? 2 : 1));
   if (table == "indicator_event") sql += " ON CONFLICT (event_key) DO NOTHING";
-  return sql + " RETURNING seq";
+  return sql + " RETURNING seq, " + std::string(column_name(F::kKey));
 }
 
-std::string insert_document_sql(std::string_view table) {
+std::string insert_document_sql(std::string_view table, int rows) {
   return "INSERT INTO " + std::string(table) + " (" + names_of(kDocumentColumns, false) +
-         ") VALUES (" + placeholders(1, static_cast<int>(kDocumentColumns.size())) + ")";
+         ") VALUES " + placeholders(rows, static_cast<int>(kDocumentColumns.size()));
 }
 
-std::string connection_upsert_sql() {
+int event_values_count() {
+  return bound_count(kEventColumns);
+}
+
+namespace {
+
+// "unnest($1::text[], $2::bigint[], ...)" over the bound columns, from parameter `first`: one
+// array a column, so that one statement of fixed text takes any number of rows.
+template <class Record, size_t N>
+std::string unnest_of(const std::array<Column<Record>, N>& columns, int first, bool keys) {
+  std::string out = "unnest(";
+  int next = first;
+  for (const auto& c : columns) {
+    if (!c.bind_text && !keys) continue;
+    bool integer = c.sql.substr(0, 7) == "INTEGER";
+    out += (next > first ? ", $" : "$") + std::to_string(next);
+    out += integer ? "::bigint[]" : "::text[]";
+    ++next;
+  }
+  return out + ")";
+}
+
+}  // namespace
+
+std::string insert_events_unnest_sql() {
+  std::string names = names_of(kEventColumns, true);
+  return "INSERT INTO indicator_event (origin, " + names + ") SELECT $1, * FROM " +
+         unnest_of(kEventColumns, 2, false) +
+         " ON CONFLICT (event_key) DO NOTHING RETURNING seq, " + std::string(column_name(F::kKey));
+}
+
+std::string insert_documents_unnest_sql() {
+  return "INSERT INTO indicator_document (" + names_of(kDocumentColumns, false) +
+         ") SELECT * FROM " + unnest_of(kDocumentColumns, 1, true);
+}
+
+void ArrayLiterals::add_row(const std::vector<std::string>& values) {
+  if (columns_.empty()) columns_.assign(values.size(), "{");
+  for (size_t i = 0; i < values.size() && i < columns_.size(); ++i) {
+    std::string& column = columns_[i];
+    if (column.size() > 1) column += ',';
+    column += '"';
+    for (char c : values[i]) {
+      if (c == '"' || c == '\\') column += '\\';
+      column += c;
+    }
+    column += '"';
+  }
+}
+
+std::vector<std::string> ArrayLiterals::take() {
+  for (auto& column : columns_)
+    column += '}';
+  return std::exchange(columns_, {});
+}
+
+std::string connection_upsert_sql(int rows) {
   auto name = [](ConnectionField field) { return std::string(column_name(field)); };
   std::string count = name(C::kConnections);
   std::string last = name(C::kLastAtMs);
   std::string type = name(C::kMailboxType);
-  return "INSERT INTO connection_day (" + names_of(kConnectionColumns, true) + ") VALUES (" +
-         placeholders(1, bound_count(kConnectionColumns)) + ") ON CONFLICT (" + connection_key() +
+  return "INSERT INTO connection_day (" + names_of(kConnectionColumns, true) + ") VALUES " +
+         placeholders(rows, bound_count(kConnectionColumns)) + " ON CONFLICT (" + connection_key() +
          ") DO UPDATE SET " + count + " = connection_day." + count + " + EXCLUDED." + count + ", " +
          last + " = GREATEST(connection_day." + last + ", EXCLUDED." + last + "), " + type +
          " = EXCLUDED." + type;

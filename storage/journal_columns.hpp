@@ -128,13 +128,35 @@ namespace postgresql_journal {
 
 // Every CREATE TABLE and CREATE INDEX, IF NOT EXISTS.
 std::string schema();
-// $1 origin (after $1 seq when with_seq), then the event's columns; RETURNING seq. Into
-// indicator_event, ON CONFLICT (event_key) DO NOTHING: no row returned when the key is there.
-std::string insert_event_sql(std::string_view table, bool with_seq);
-// $1 seq, $2 position, then the document's columns.
-std::string insert_document_sql(std::string_view table);
-// The sign-in's columns, its connections adding up.
-std::string connection_upsert_sql();
+// `rows` rows of: origin (after seq when with_seq), then the event's columns; RETURNING seq,
+// event_key. Into indicator_event, ON CONFLICT (event_key) DO NOTHING: no row returned for a
+// key already there.
+std::string insert_event_sql(std::string_view table, bool with_seq, int rows = 1);
+// How many values an event's row has after its origin (event_values).
+int event_values_count();
+// Many events in one statement of fixed text (preparable): $1 the origin, then one array a
+// column ($2 the keys...), as ArrayLiterals makes them; ON CONFLICT (event_key) DO NOTHING,
+// RETURNING seq, event_key.
+std::string insert_events_unnest_sql();
+// Many documents: one array a column (seq, position, then the document's).
+std::string insert_documents_unnest_sql();
+
+// Rows of text values turned into one PostgreSQL array literal a column ("{"a","b\"c"}").
+class ArrayLiterals {
+ public:
+  void add_row(const std::vector<std::string>& values);
+  bool empty() const { return columns_.empty(); }
+  // The arrays, one a column; the builder is empty again.
+  std::vector<std::string> take();
+
+ private:
+  std::vector<std::string> columns_;
+};
+// `rows` rows of: seq, position, then the document's columns.
+std::string insert_document_sql(std::string_view table, int rows = 1);
+// `rows` rows of the sign-in's columns, their connections adding up. A statement may not touch
+// the same row twice: one row per mailbox, day, mode and protocol.
+std::string connection_upsert_sql(int rows = 1);
 // $1 the pending id, $2 its origin; RETURNING the event's seq, none when the key is there.
 std::string promote_sql();
 // $1 the pending id, $2 the event's seq.

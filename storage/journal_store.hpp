@@ -29,6 +29,20 @@ class JournalStore {
   virtual std::optional<int64_t> add(const IndicatorEvent& event) = 0;
   // One more sign-in on the connection's mailbox, day, mode and protocol.
   virtual void add(const ConnectionEvent& connection) = 0;
+  // The same for many, in one go where the database allows: each event's seq, in order, nullopt
+  // for a key the journal has (or an earlier event of the list has).
+  virtual std::vector<std::optional<int64_t>> add_all(
+      const std::vector<const IndicatorEvent*>& events) {
+    std::vector<std::optional<int64_t>> seqs;
+    seqs.reserve(events.size());
+    for (const auto* event : events)
+      seqs.push_back(add(*event));
+    return seqs;
+  }
+  virtual void add_all(const std::vector<ConnectionEvent>& connections) {
+    for (const auto& connection : connections)
+      add(connection);
+  }
   // A pending event (not counted until promoted); its id.
   virtual int64_t add_pending(const IndicatorEvent& event) = 0;
   // The pending event becomes an event: its seq; nullopt when the journal already has its key

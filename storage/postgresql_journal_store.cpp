@@ -1,8 +1,13 @@
 // The indicator journal in PostgreSQL (journal_store.hpp): one connection, used by the journal's
 // writer thread, or by mssgatectl for a move.
 
+#include <algorithm>
+#include <map>
 #include <optional>
 #include <string>
+#include <string_view>
+#include <tuple>
+#include <unordered_map>
 #include <vector>
 
 #include "storage/journal_columns.hpp"
@@ -20,6 +25,8 @@ constexpr int kVersion = 1;
 constexpr long long kMigrationLock = 0x6d7373676174;  // "mssgat"
 // pg_try_advisory_lock's first key for an origin in use (the second is the origin's hash).
 constexpr int kOriginLockClass = 0x6d6a;  // "mj"
+// Rows per multi-row statement: 30 values an event, under PostgreSQL's 65,535 parameters.
+constexpr size_t kRowsPerStatement = 1000;
 
 void migrate_journal(PostgresqlConnection& db) {
   db.exec("starting the journal's migration", "BEGIN");
@@ -88,6 +95,81 @@ class PostgresqlJournalStore final : public JournalStore {
     std::vector<std::string> values;
     pj::connection_values(connection, 1, values);
     run("counting a sign-in", "connection", pj::connection_upsert_sql(), values);
+  }
+
+  // One INSERT for many rows (one array a column: one prepared statement whatever the number of
+  // rows), a round trip per turn, not per event. Rows go in
+  // the order of their keys, as every gateway sends them: two gateways recording the same keys
+  // take the keys' locks in the same order, and do not deadlock.
+  std::vector<std::optional<int64_t>> add_all(
+      const std::vector<const IndicatorEvent*>& events) override {
+    std::vector<std::optional<int64_t>> seqs(events.size());
+    std::unordered_map<std::string_view, size_t> first_of_key;
+    std::vector<size_t> order;
+    for (size_t i = 0; i < events.size(); ++i) {
+      if (first_of_key.emplace(events[i]->key, i).second) order.push_back(i);
+    }
+    std::sort(order.begin(), order.end(),
+              [&](size_t a, size_t b) { return events[a]->key < events[b]->key; });
+    if (!order.empty()) {
+      pj::ArrayLiterals columns;
+      std::vector<std::string> row;
+      for (size_t i : order) {
+        row.clear();
+        pj::event_values(*events[i], row);
+        columns.add_row(row);
+      }
+      std::vector<std::string> values{origin_};
+      for (auto& column : columns.take())
+        values.push_back(std::move(column));
+      auto r = run("recording indicator events", "events", pj::insert_events_unnest_sql(), values);
+      for (int n = 0; n < r.rows(); ++n) {
+        auto found = first_of_key.find(r.text(n, 1));
+        if (found != first_of_key.end()) seqs[found->second] = r.integer(n, 0);
+      }
+    }
+    pj::ArrayLiterals documents;
+    std::vector<std::string> row;
+    for (size_t i = 0; i < events.size(); ++i) {
+      if (!seqs[i]) continue;
+      for (size_t position = 0; position < events[i]->documents.size(); ++position) {
+        row = {std::to_string(*seqs[i]), std::to_string(position)};
+        pj::document_values(events[i]->documents[position], row);
+        documents.add_row(row);
+      }
+    }
+    if (!documents.empty())
+      run("recording documents", "documents", pj::insert_documents_unnest_sql(), documents.take());
+    return seqs;
+  }
+
+  // The sign-ins of a turn added up per row first (a statement may not touch a row twice), in
+  // the rows' order.
+  void add_all(const std::vector<ConnectionEvent>& connections) override {
+    struct Total {
+      ConnectionEvent last;
+      int64_t connections = 0;
+    };
+    std::map<std::tuple<std::string_view, std::string_view, AuthMode, SessionProtocol>, Total>
+        totals;
+    for (const auto& c : connections) {
+      auto& total = totals[{c.mailbox, c.day, c.auth_mode, c.protocol}];
+      if (total.connections == 0 || c.at_ms >= total.last.at_ms) total.last = c;
+      ++total.connections;
+    }
+    std::vector<std::string> values;
+    size_t rows = 0;
+    auto flush = [&] {
+      if (rows == 0) return;
+      run_once("counting sign-ins", pj::connection_upsert_sql(static_cast<int>(rows)), values);
+      values.clear();
+      rows = 0;
+    };
+    for (const auto& [key, total] : totals) {
+      pj::connection_values(total.last, total.connections, values);
+      if (++rows == kRowsPerStatement) flush();
+    }
+    flush();
   }
 
   int64_t add_pending(const IndicatorEvent& event) override {
@@ -222,6 +304,19 @@ class PostgresqlJournalStore final : public JournalStore {
       std::vector<std::string> values{std::to_string(seq), std::to_string(position)};
       pj::document_values(event.documents[position], values);
       run("recording a document", table, sql, values);
+    }
+  }
+
+  // A statement run once (its text depends on its number of rows: not worth preparing); a
+  // conflict with another gateway's transaction becomes StorageConflict.
+  PostgresqlResult run_once(std::string_view what, const std::string& sql,
+                            const std::vector<std::string>& values) {
+    if (!db_) connect();
+    try {
+      return db_->exec_values(what, sql, values);
+    } catch (const PostgresqlError& e) {
+      if (conflict(e)) throw StorageConflict(e.what());
+      throw;
     }
   }
 

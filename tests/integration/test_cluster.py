@@ -397,6 +397,16 @@ class ClusterTest(unittest.TestCase):
             postgres("start")
         for gateway, offset in zip(c.gateways, offsets):
             gateway.wait_for_log(r"event=directory_loaded source=postgresql://", since=offset)
+        # The journal is written again, on every gateway, with no restart: each one's message
+        # counted (round robin: one on each).
+        run = new_marker("after-restart").decode()
+        markers = ["%s-%d" % (run, k) for k in range(GATEWAYS)]
+        for marker in markers:
+            submit(c.ports["submission"], marker)
+        counted = c.journal("SELECT origin, message_id FROM indicator_event WHERE message_id LIKE '<%s-%%' "
+                            "ORDER BY message_id" % run)
+        self.assertEqual([row[1] for row in counted], ["<%s@cluster.test>" % m for m in markers])
+        self.assertEqual(sorted(row[0] for row in counted), ["gw-%d" % i for i in range(1, GATEWAYS + 1)])
         # A change made on one host is in force on every gateway.
         offsets = [g.log_size() for g in c.gateways]
         c.gateways[0].ctl("mailbox", "set-status", APP_HOPITAL, "suspended")

@@ -235,6 +235,33 @@ TEST_F(PostgresqlJournalTest, AKeyCountsOnceWhicheverGatewayRecordsIt) {
   EXPECT_TRUE(errors_.empty()) << errors_.front();
 }
 
+TEST_F(PostgresqlJournalTest, EventsComeBackAsTheyWereRecorded) {
+  auto events = month_of_events("b");
+  // Texts PostgreSQL's array literals must carry as they are.
+  events[3].nil = R"(a"b\c,{d} e)";
+  events[3].message_id = R"(<"quoted"\\@x,{y}>)";
+  events[3].claim_codecda = "11488-4,{x},\"y\"";
+  events[3].queue_id = "";
+  events[4].nil = "NULL";
+  events[4].azp = "é-ü";
+  {
+    IndicatorJournal journal(options("gw-1"));
+    for (bool durable : record_all(journal, events))
+      ASSERT_TRUE(durable);
+  }
+  auto store = open_postgresql_journal(settings_, "gw-1");
+  auto read = store->read_events(0, 1000);
+  ASSERT_EQ(read.size(), events.size());
+  std::map<std::string, IndicatorEvent> by_key;
+  for (auto& [seq, event] : read)
+    by_key[event.key] = event;
+  for (const auto& event : events)
+    EXPECT_EQ(by_key[event.key], event) << event.key;
+  // Seqs follow one another in the log's order.
+  for (size_t i = 1; i < read.size(); ++i)
+    EXPECT_LT(read[i - 1].first, read[i].first);
+}
+
 TEST_F(PostgresqlJournalTest, ReportsReadAsFromSqlite) {
   auto events = month_of_events("r");
   auto sign_ins = month_of_sign_ins();

@@ -312,6 +312,17 @@ TEST_F(JournalColumnsTest, AJournalOfTheFirstVersionOpensAsItIs) {
                                {"secretariat@example.mssante.fr", "0", "1", "0"}}));
 }
 
+TEST(JournalColumns, ArrayLiteralsCarryEveryTextAsItIs) {
+  postgresql_journal::ArrayLiterals arrays;
+  EXPECT_TRUE(arrays.empty());
+  arrays.add_row({"plain", "", "1"});
+  arrays.add_row({R"(a"b\c)", "{,}", "NULL"});
+  EXPECT_FALSE(arrays.empty());
+  EXPECT_EQ(arrays.take(), (std::vector<std::string>{R"({"plain","a\"b\\c"})", R"({"","{,}"})",
+                                                     R"({"1","NULL"})"}));
+  EXPECT_TRUE(arrays.empty());
+}
+
 TEST(JournalColumns, ReportsNameTheColumnsOfTheTable) {
   EXPECT_EQ(column_name(EventField::kKey), "event_key");
   EXPECT_EQ(column_name(EventField::kAtMs), "at_ms");
