@@ -3,9 +3,6 @@
 // row and shown in the JSON line; the column table (journal_columns.cpp) picks them by the
 // field's type. Internal to storage/.
 
-#include <boost/json/array.hpp>
-#include <boost/json/string.hpp>
-#include <boost/json/value.hpp>
 #include <concepts>
 #include <optional>
 #include <string>
@@ -18,7 +15,6 @@
 
 namespace mssgate::storage::column_values {
 
-namespace json = boost::json;
 using protocol::Mismatch;
 
 // The columns' texts: the fields that are words of a vocabulary.
@@ -148,30 +144,73 @@ bool read_value(const In& s, int index, std::vector<Mismatch>& out) {
   return true;
 }
 
-inline json::value json_value(const std::string& value) {
-  return json::string(value);
+// A value as JSON text, appended to `out`, as Boost.JSON's serializer writes it (the log's lines
+// have kept that form): strings quoted, '"' and '\\' escaped, control characters as \b, \f, \n,
+// \r, \t or \u00xx; numbers in decimal; booleans as true and false.
+inline void json_string(std::string& out, std::string_view text) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  out += '"';
+  for (char c : text) {
+    switch (c) {
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\b':
+        out += "\\b";
+        break;
+      case '\f':
+        out += "\\f";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      default:
+        if (static_cast<unsigned char>(c) < 0x20) {
+          out += "\\u00";
+          out += kHex[static_cast<unsigned char>(c) >> 4];
+          out += kHex[static_cast<unsigned char>(c) & 0xf];
+        } else {
+          out += c;
+        }
+    }
+  }
+  out += '"';
 }
-inline json::value json_value(int64_t value) {
-  return json::value(value);
+inline void json_value(std::string& out, const std::string& value) {
+  json_string(out, value);
 }
-inline json::value json_value(uint64_t value) {
-  return json::value(value);
+inline void json_value(std::string& out, int64_t value) {
+  out += std::to_string(value);
 }
-inline json::value json_value(unsigned value) {
-  return json::value(value);
+inline void json_value(std::string& out, uint64_t value) {
+  out += std::to_string(value);
 }
-inline json::value json_value(bool value) {
-  return json::value(value);
+inline void json_value(std::string& out, unsigned value) {
+  out += std::to_string(value);
+}
+inline void json_value(std::string& out, bool value) {
+  out += value ? "true" : "false";
 }
 template <Word T>
-json::value json_value(const T& value) {
-  return json::string(text_of(value));
+void json_value(std::string& out, const T& value) {
+  json_string(out, text_of(value));
 }
-inline json::value json_value(const std::vector<Mismatch>& mismatches) {
-  json::array words;
-  for (auto m : mismatches)
-    words.push_back(json::string(to_string(m)));
-  return words;
+inline void json_value(std::string& out, const std::vector<Mismatch>& mismatches) {
+  out += '[';
+  for (size_t i = 0; i < mismatches.size(); ++i) {
+    if (i) out += ',';
+    json_string(out, to_string(mismatches[i]));
+  }
+  out += ']';
 }
 
 // A row of PostgreSQL parameters: each value's text, in the order bound.
@@ -206,8 +245,8 @@ bool read_member(const In& s, int index, RecordOf<Member>& record) {
   return read_value(s, index, record.*Member);
 }
 template <auto Member>
-json::value json_member(const RecordOf<Member>& record) {
-  return json_value(record.*Member);
+void json_member(std::string& out, const RecordOf<Member>& record) {
+  json_value(out, record.*Member);
 }
 
 }  // namespace mssgate::storage::column_values

@@ -2,9 +2,6 @@
 
 #include <algorithm>
 #include <array>
-#include <boost/json/array.hpp>
-#include <boost/json/object.hpp>
-#include <boost/json/serialize.hpp>
 #include <utility>
 
 #include "storage/clock.hpp"
@@ -13,7 +10,6 @@
 namespace mssgate::storage {
 namespace {
 
-namespace json = boost::json;
 using namespace column_values;
 
 // When a field appears in the JSON line.
@@ -29,8 +25,8 @@ struct Column {
   // The same for PostgreSQL's texts.
   void (*bind_text)(TextParameters&, int, const Record&) = nullptr;
   bool (*read_text)(const TextRow&, int, Record&) = nullptr;
-  json::value (*to_json)(const Record&) = nullptr;  // null: not in the JSON line
-  std::string_view json_key = {};                   // empty: the column's name
+  void (*to_json)(std::string&, const Record&) = nullptr;  // null: not in the JSON line
+  std::string_view json_key = {};                          // empty: the column's name
   Shown shown = Shown::kAlways;
   bool in_claims = false;  // inside the line's "claims" object
 };
@@ -87,8 +83,8 @@ constexpr std::array kDocumentColumns{
     column<&Document::ins>(DocumentField::kIns, "ins", kText),
 };
 
-json::value time_json(const Event& e) {
-  return json::string(iso_time(e.at_ms));
+void time_json(std::string& out, const Event& e) {
+  json_string(out, iso_time(e.at_ms));
 }
 
 template <class Out>
@@ -96,16 +92,22 @@ void bind_document_count(Out& s, int index, const Event& e) {
   s.bind(index, static_cast<int64_t>(e.documents.size()));
 }
 
-json::value documents_json(const Event& e) {
-  json::array documents;
-  for (const auto& d : e.documents) {
-    json::object o;
+void documents_json(std::string& out, const Event& e) {
+  out += '[';
+  for (size_t i = 0; i < e.documents.size(); ++i) {
+    out += i ? ",{" : "{";
+    bool first = true;
     for (const auto& c : kDocumentColumns) {
-      if (c.to_json) o[c.name] = c.to_json(d);
+      if (!c.to_json) continue;
+      out += first ? "" : ",";
+      first = false;
+      json_string(out, c.name);
+      out += ':';
+      c.to_json(out, e.documents[i]);
     }
-    documents.push_back(std::move(o));
+    out += '}';
   }
-  return documents;
+  out += ']';
 }
 
 using F = EventField;
@@ -293,18 +295,13 @@ std::string connection_upsert() {
          type;
 }
 
-json::object& claims_of(json::object& line) {
-  json::value& claims = line["claims"];
-  if (!claims.is_object()) claims.emplace_object();
-  return claims.as_object();
-}
-
-bool shown(Shown when, const Event& e, const json::value& value) {
+// `value`: the column's JSON text.
+bool shown(Shown when, const Event& e, std::string_view value) {
   switch (when) {
     case Shown::kAlways:
       return true;
     case Shown::kNotEmpty:
-      return !value.is_string() || !value.get_string().empty();
+      return value != "\"\"";
     case Shown::kSent:
       return e.direction == Direction::kSent;
     case Shown::kReceived:
@@ -356,19 +353,28 @@ std::string pending_schema() {
                       document_sql);
 }
 
+// Written straight into one string: the members in column order, the claims object in the
+// place of its first column (even when that one is left out).
 std::string json_line(int64_t seq, const IndicatorEvent& event) {
-  json::object line;
-  line["event"] = "indicator";
-  line["seq"] = seq;
+  std::string line = "{\"event\":\"indicator\",\"seq\":" + std::to_string(seq);
+  line.reserve(1024);
+  std::string claims;
+  size_t claims_at = std::string::npos;
+  std::string value;
   for (const auto& c : kEventColumns) {
     if (!c.to_json) continue;
-    // The claims object takes its place at its first column, even when that one is left out.
-    json::object& target = c.in_claims ? claims_of(line) : line;
-    json::value value = c.to_json(event);
-    if (shown(c.shown, event, value))
-      target[c.json_key.empty() ? c.name : c.json_key] = std::move(value);
+    if (c.in_claims && claims_at == std::string::npos) claims_at = line.size();
+    value.clear();
+    c.to_json(value, event);
+    if (!shown(c.shown, event, value)) continue;
+    std::string& target = c.in_claims ? claims : line;
+    if (c.in_claims ? !target.empty() : true) target += ',';
+    json_string(target, c.json_key.empty() ? c.name : c.json_key);
+    target += ':';
+    target += value;
   }
-  return json::serialize(line);
+  if (claims_at != std::string::npos) line.insert(claims_at, ",\"claims\":{" + claims + "}");
+  return line + "}";
 }
 
 JournalInserts::JournalInserts(sqlite3* db)

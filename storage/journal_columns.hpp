@@ -76,7 +76,7 @@ std::string pending_schema();
 // The event's line in the indicator log (docs/indicators.md, "The event"), without newline.
 std::string json_line(int64_t seq, const IndicatorEvent& event);
 
-// The INSERTs of one commit, prepared once for it. Throw StorageError.
+// The INSERTs, prepared once and used by every commit after. Throw StorageError.
 class JournalInserts {
  public:
   explicit JournalInserts(sqlite3* db);

@@ -39,18 +39,20 @@ class SqliteJournalStore final : public JournalStore {
   void begin() override {
     exec_sql(db_, "BEGIN IMMEDIATE", kWhat);
     try {
-      inserts_.emplace(db_);
+      // Prepared at the first transaction, kept for the next ones.
+      if (!inserts_) inserts_.emplace(db_);
     } catch (...) {
       roll_back();
       throw;
     }
+    in_transaction_ = true;
   }
   void commit() override {
-    inserts_.reset();
+    in_transaction_ = false;
     exec_sql(db_, "COMMIT", kWhat);
   }
   void roll_back() noexcept override {
-    inserts_.reset();
+    in_transaction_ = false;
     sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
   }
 
@@ -85,9 +87,9 @@ class SqliteJournalStore final : public JournalStore {
   }
 
  private:
-  // The INSERTs of the transaction under way, prepared once for it.
+  // The INSERTs, prepared once.
   JournalInserts& inserts() {
-    if (!inserts_) throw StorageError("indicator journal: a row outside a transaction");
+    if (!in_transaction_) throw StorageError("indicator journal: a row outside a transaction");
     return *inserts_;
   }
 
@@ -123,6 +125,7 @@ class SqliteJournalStore final : public JournalStore {
   std::string path_;
   sqlite3* db_ = nullptr;
   std::optional<JournalInserts> inserts_;
+  bool in_transaction_ = false;
 };
 
 }  // namespace
