@@ -71,7 +71,12 @@ concept Word = requires(std::string_view text, T& value) {
 
 template <class Out>
 void bind_value(Out& s, int index, const std::string& value) {
-  s.bind(index, std::string_view(value));
+  // The record's own text outlives the statement's step: SQLite need not copy it.
+  if constexpr (requires { s.bind_unchanged(index, std::string_view(value)); }) {
+    s.bind_unchanged(index, std::string_view(value));
+  } else {
+    s.bind(index, std::string_view(value));
+  }
 }
 template <class Out>
 void bind_value(Out& s, int index, int64_t value) {
@@ -150,7 +155,12 @@ bool read_value(const In& s, int index, std::vector<Mismatch>& out) {
 inline void json_string(std::string& out, std::string_view text) {
   static constexpr char kHex[] = "0123456789abcdef";
   out += '"';
-  for (char c : text) {
+  size_t plain = 0;  // where the run of characters written as they are starts
+  for (size_t i = 0; i < text.size(); ++i) {
+    auto c = static_cast<unsigned char>(text[i]);
+    if (c >= 0x20 && c != '"' && c != '\\') continue;
+    out.append(text.data() + plain, i - plain);
+    plain = i + 1;
     switch (c) {
       case '"':
         out += "\\\"";
@@ -174,15 +184,12 @@ inline void json_string(std::string& out, std::string_view text) {
         out += "\\t";
         break;
       default:
-        if (static_cast<unsigned char>(c) < 0x20) {
-          out += "\\u00";
-          out += kHex[static_cast<unsigned char>(c) >> 4];
-          out += kHex[static_cast<unsigned char>(c) & 0xf];
-        } else {
-          out += c;
-        }
+        out += "\\u00";
+        out += kHex[c >> 4];
+        out += kHex[c & 0xf];
     }
   }
+  out.append(text.data() + plain, text.size() - plain);
   out += '"';
 }
 inline void json_value(std::string& out, const std::string& value) {

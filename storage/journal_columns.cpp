@@ -386,14 +386,14 @@ JournalInserts::JournalInserts(sqlite3* db)
 std::optional<int64_t> JournalInserts::add(const IndicatorEvent& event) {
   event_.reset();
   bind_record(event_, kEventColumns, event, 1);
-  if (event_.step() != SQLITE_DONE) throw StorageError(sqlite3_errmsg(db_));
+  step_once(event_);
   if (sqlite3_changes(db_) == 0) return std::nullopt;  // already counted: a redelivery, a replay
   int64_t seq = sqlite3_last_insert_rowid(db_);
   for (size_t position = 0; position < event.documents.size(); ++position) {
     document_.reset();
     document_.bind(1, seq).bind(2, static_cast<int64_t>(position));
     bind_record(document_, kDocumentColumns, event.documents[position], 3);
-    if (document_.step() != SQLITE_DONE) throw StorageError(sqlite3_errmsg(db_));
+    step_once(document_);
   }
   return seq;
 }
@@ -401,7 +401,15 @@ std::optional<int64_t> JournalInserts::add(const IndicatorEvent& event) {
 void JournalInserts::add(const ConnectionEvent& connection) {
   connection_.reset();
   bind_record(connection_, kConnectionColumns, connection, 1);
-  if (connection_.step() != SQLITE_DONE) throw StorageError(sqlite3_errmsg(db_));
+  step_once(connection_);
+}
+
+// Steps a statement that returns no row, then resets it: the record's texts it was given in
+// place (bind_unchanged) are not its any more.
+void JournalInserts::step_once(Statement& statement) {
+  int rc = statement.step();
+  statement.reset();
+  if (rc != SQLITE_DONE) throw StorageError(sqlite3_errmsg(db_));
 }
 
 Statement& JournalInserts::prepared(std::optional<Statement>& statement, const std::string& sql) {
@@ -414,7 +422,7 @@ int64_t JournalInserts::add_pending(const IndicatorEvent& event) {
   auto& pending =
       prepared(pending_, insert_sql("INSERT", "indicator_pending", kEventColumns, false));
   bind_record(pending, kEventColumns, event, 1);
-  if (pending.step() != SQLITE_DONE) throw StorageError(sqlite3_errmsg(db_));
+  step_once(pending);
   int64_t id = sqlite3_last_insert_rowid(db_);
   auto& documents = prepared(pending_document_, insert_sql("INSERT", "indicator_pending_document",
                                                            kDocumentColumns, true));
@@ -422,7 +430,7 @@ int64_t JournalInserts::add_pending(const IndicatorEvent& event) {
     documents.reset();
     documents.bind(1, id).bind(2, static_cast<int64_t>(position));
     bind_record(documents, kDocumentColumns, event.documents[position], 3);
-    if (documents.step() != SQLITE_DONE) throw StorageError(sqlite3_errmsg(db_));
+    step_once(documents);
   }
   return id;
 }
@@ -436,7 +444,7 @@ std::optional<int64_t> JournalInserts::promote(int64_t pending_id) {
   auto& event = prepared(promote_, "INSERT OR IGNORE INTO indicator_event (" + names + ") SELECT " +
                                        names + " FROM indicator_pending WHERE seq = ?1");
   event.bind(1, pending_id);
-  if (event.step() != SQLITE_DONE) throw StorageError(sqlite3_errmsg(db_));
+  step_once(event);
   std::optional<int64_t> seq;
   if (sqlite3_changes(db_) > 0) {
     seq = sqlite3_last_insert_rowid(db_);
@@ -446,7 +454,7 @@ std::optional<int64_t> JournalInserts::promote(int64_t pending_id) {
                                          ") SELECT ?2, position, " + columns +
                                          " FROM indicator_pending_document WHERE seq = ?1");
     documents.bind(1, pending_id).bind(2, *seq);
-    if (documents.step() != SQLITE_DONE) throw StorageError(sqlite3_errmsg(db_));
+    step_once(documents);
   }
   drop(pending_id);
   return seq;
@@ -456,10 +464,10 @@ void JournalInserts::drop(int64_t pending_id) {
   auto& documents =
       prepared(drop_documents_, "DELETE FROM indicator_pending_document WHERE seq = ?1");
   documents.bind(1, pending_id);
-  if (documents.step() != SQLITE_DONE) throw StorageError(sqlite3_errmsg(db_));
+  step_once(documents);
   auto& pending = prepared(drop_, "DELETE FROM indicator_pending WHERE seq = ?1");
   pending.bind(1, pending_id);
-  if (pending.step() != SQLITE_DONE) throw StorageError(sqlite3_errmsg(db_));
+  step_once(pending);
 }
 
 std::vector<int64_t> pending_ids(sqlite3* db) {

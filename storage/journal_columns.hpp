@@ -95,6 +95,7 @@ class JournalInserts {
 
  private:
   Statement& prepared(std::optional<Statement>& statement, const std::string& sql);
+  void step_once(Statement& statement);
 
   sqlite3* db_;
   Statement event_;

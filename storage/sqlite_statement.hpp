@@ -39,6 +39,12 @@ class Statement {
     sqlite3_bind_text(stmt_, index, text.data(), static_cast<int>(text.size()), SQLITE_TRANSIENT);
     return *this;
   }
+  // Text that stays where it is, unchanged, until the statement is stepped and reset: SQLite
+  // reads it in place instead of copying it.
+  Statement& bind_unchanged(int index, std::string_view text) {
+    sqlite3_bind_text(stmt_, index, text.data(), static_cast<int>(text.size()), SQLITE_STATIC);
+    return *this;
+  }
   Statement& bind(int index, int64_t value) {
     sqlite3_bind_int64(stmt_, index, value);
     return *this;
