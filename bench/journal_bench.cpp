@@ -2,6 +2,7 @@
 // and on PostgreSQL.
 //
 //   mssgate_journal_bench [--markdown FILE] [--journal-dir DIR] [--postgresql-env FILE]
+//                         [--only sqlite|postgresql]
 //
 // Each producer records one event and waits until the journal says it is durable before it
 // records the next, as a session does (its reply waits for the event). Producers are chained
@@ -168,14 +169,16 @@ class ChainedProducers {
         auto sent = Clock::now();
         journal_.record(sample_event(prefix_ + std::to_string(issued_++)), [this, sent](bool ok) {
           double micros = std::chrono::duration<double, std::micro>(Clock::now() - sent).count();
+          bool first_ready = false;
           {
             std::lock_guard lock(mutex_);
             (ok ? durable : failed) += 1;
             waits.micros.push_back(micros);
             --in_flight_;
-            ++ready_;
+            first_ready = ready_++ == 0;
           }
-          wake_.notify_one();
+          // The maker takes every ready producer at once: woken once, not once an answer.
+          if (first_ready) wake_.notify_one();
         });
       }
     }
@@ -374,7 +377,7 @@ std::string markdown(const std::vector<Result>& results, const std::string& file
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string markdown_path, postgresql_env;
+  std::string markdown_path, postgresql_env, only;
   fs::path journal_parent;
   for (int i = 1; i < argc; ++i) {
     std::string_view argument = argv[i];
@@ -384,9 +387,12 @@ int main(int argc, char** argv) {
       journal_parent = argv[++i];
     } else if (argument == "--postgresql-env" && i + 1 < argc) {
       postgresql_env = argv[++i];
+    } else if (argument == "--only" && i + 1 < argc) {
+      only = argv[++i];
     } else {
       std::fprintf(stderr,
-                   "usage: %s [--markdown FILE] [--journal-dir DIR] [--postgresql-env FILE]\n",
+                   "usage: %s [--markdown FILE] [--journal-dir DIR] [--postgresql-env FILE] "
+                   "[--only sqlite|postgresql]\n",
                    argv[0]);
       return 2;
     }
@@ -396,13 +402,14 @@ int main(int argc, char** argv) {
     TemporaryDirectory directory(journal_parent);
     std::string file_system = file_system_name(directory.path());
     std::vector<Store> stores;
-    stores.push_back({"SQLite", [&](const std::string& run) {
-                        return storage::IndicatorJournal::Options{
-                            (directory.path() / (run + ".db")).string(),
-                            (directory.path() / (run + ".jsonl")).string()};
-                      }});
+    if (only != "postgresql")
+      stores.push_back({"SQLite", [&](const std::string& run) {
+                          return storage::IndicatorJournal::Options{
+                              (directory.path() / (run + ".db")).string(),
+                              (directory.path() / (run + ".jsonl")).string()};
+                        }});
     storage::PostgresqlSettings settings;
-    if (!postgresql_env.empty()) {
+    if (!postgresql_env.empty() && only != "sqlite") {
       auto env = read_env(postgresql_env);
       settings.conninfo = env["PG_URL"];
       settings.password = first_line(env["PG_PASSWORD_FILE"]);

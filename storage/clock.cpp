@@ -29,10 +29,19 @@ std::string iso_time(int64_t at_ms) {
   std::time_t seconds = static_cast<std::time_t>(at_ms / 1000);
   std::tm tm{};
   gmtime_r(&seconds, &tm);
-  char text[96];
-  std::snprintf(text, sizeof text, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
-                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-                static_cast<int>(at_ms % 1000));
+  // "YYYY-MM-DDTHH:MM:SS.mmmZ", digit by digit (the journal writes one per event).
+  char text[] = "0000-00-00T00:00:00.000Z";
+  auto put = [&](int at, int digits, int value) {
+    for (int i = digits - 1; i >= 0; --i, value /= 10)
+      text[at + i] = static_cast<char>('0' + value % 10);
+  };
+  put(0, 4, tm.tm_year + 1900);
+  put(5, 2, tm.tm_mon + 1);
+  put(8, 2, tm.tm_mday);
+  put(11, 2, tm.tm_hour);
+  put(14, 2, tm.tm_min);
+  put(17, 2, tm.tm_sec);
+  put(20, 3, static_cast<int>(((at_ms % 1000) + 1000) % 1000));
   return text;
 }
 

@@ -356,25 +356,28 @@ std::string pending_schema() {
 // Written straight into one string: the members in column order, the claims object in the
 // place of its first column (even when that one is left out).
 std::string json_line(int64_t seq, const IndicatorEvent& event) {
-  std::string line = "{\"event\":\"indicator\",\"seq\":" + std::to_string(seq);
+  std::string line;
   line.reserve(1024);
+  line += "{\"event\":\"indicator\",\"seq\":";
+  line += std::to_string(seq);
   std::string claims;
   size_t claims_at = std::string::npos;
-  std::string value;
   for (const auto& c : kEventColumns) {
     if (!c.to_json) continue;
     if (c.in_claims && claims_at == std::string::npos) claims_at = line.size();
-    value.clear();
-    c.to_json(value, event);
-    if (!shown(c.shown, event, value)) continue;
+    // The member is written, then taken back when its value is not shown.
     std::string& target = c.in_claims ? claims : line;
-    if (c.in_claims ? !target.empty() : true) target += ',';
+    size_t member_at = target.size();
+    if (!c.in_claims || !target.empty()) target += ',';
     json_string(target, c.json_key.empty() ? c.name : c.json_key);
     target += ':';
-    target += value;
+    size_t value_at = target.size();
+    c.to_json(target, event);
+    if (!shown(c.shown, event, std::string_view(target).substr(value_at))) target.resize(member_at);
   }
   if (claims_at != std::string::npos) line.insert(claims_at, ",\"claims\":{" + claims + "}");
-  return line + "}";
+  line += '}';
+  return line;
 }
 
 JournalInserts::JournalInserts(sqlite3* db)
@@ -404,11 +407,12 @@ void JournalInserts::add(const ConnectionEvent& connection) {
   step_once(connection_);
 }
 
-// Steps a statement that returns no row, then resets it: the record's texts it was given in
-// place (bind_unchanged) are not its any more.
+// Steps a statement that returns no row, then rewinds it for the next record. The texts of the
+// last record it was given in place (bind_unchanged) are not read again: every parameter is
+// bound anew before the next step.
 void JournalInserts::step_once(Statement& statement) {
   int rc = statement.step();
-  statement.reset();
+  statement.rewind();
   if (rc != SQLITE_DONE) throw StorageError(sqlite3_errmsg(db_));
 }
 

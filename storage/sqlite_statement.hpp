@@ -66,6 +66,9 @@ class Statement {
     return {reinterpret_cast<const char*>(p),
             static_cast<size_t>(sqlite3_column_bytes(stmt_, column))};
   }
+  // Ready to be stepped again, its parameters kept (every one is bound again before the next
+  // step).
+  void rewind() { sqlite3_reset(stmt_); }
   void reset() {
     sqlite3_reset(stmt_);
     sqlite3_clear_bindings(stmt_);
