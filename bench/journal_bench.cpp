@@ -389,6 +389,32 @@ std::string markdown(const std::vector<Result>& results, const std::string& file
   return out.str();
 }
 
+// Every case of a store `rounds` times; the median round of each (by events a second, by the
+// p99 wait for the open loop).
+std::vector<Result> measure(const Store& store, int rounds) {
+  auto median = [](std::vector<Result> of, auto key) {
+    std::sort(of.begin(), of.end(),
+              [&](const Result& a, const Result& b) { return key(a) < key(b); });
+    return of[of.size() / 2];
+  };
+  std::vector<Result> results;
+  for (const auto& run : kClosedRuns) {
+    std::vector<Result> each;
+    for (int round = 0; round < rounds; ++round) {
+      each.push_back(closed_loop(store, run, round));
+      print(each.back());
+    }
+    results.push_back(median(each, [](const Result& r) { return r.events_per_s(); }));
+  }
+  std::vector<Result> each;
+  for (int round = 0; round < rounds; ++round) {
+    each.push_back(open_loop(store, round));
+    print(each.back());
+  }
+  results.push_back(median(each, [](const Result& r) { return r.p99_ms; }));
+  return results;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -444,29 +470,10 @@ int main(int argc, char** argv) {
                           return options;
                         }});
     }
-    // Each run `rounds` times; the report keeps the median round (by events a second, by the
-    // p99 wait for the open loop).
-    auto median = [](std::vector<Result> rounds, auto key) {
-      std::sort(rounds.begin(), rounds.end(),
-                [&](const Result& a, const Result& b) { return key(a) < key(b); });
-      return rounds[rounds.size() / 2];
-    };
     std::vector<Result> results;
     for (const auto& store : stores) {
-      for (const auto& run : kClosedRuns) {
-        std::vector<Result> rounds;
-        for (int round = 0; round < rounds_count; ++round) {
-          rounds.push_back(closed_loop(store, run, round));
-          print(rounds.back());
-        }
-        results.push_back(median(rounds, [](const Result& r) { return r.events_per_s(); }));
-      }
-      std::vector<Result> rounds;
-      for (int round = 0; round < rounds_count; ++round) {
-        rounds.push_back(open_loop(store, round));
-        print(rounds.back());
-      }
-      results.push_back(median(rounds, [](const Result& r) { return r.p99_ms; }));
+      auto measured = measure(store, rounds_count);
+      results.insert(results.end(), measured.begin(), measured.end());
     }
     if (!markdown_path.empty() &&
         !mssgate::bench::write_markdown_section(markdown_path, kSectionHeading,
