@@ -44,6 +44,7 @@
 #include "storage/indicator_journal.hpp"
 #include "storage/journal_store.hpp"
 #include "storage/postgresql.hpp"
+#include "tests/postgresql/postgres_env.hpp"
 
 #ifndef MSSGATE_BUILD_TYPE
 #define MSSGATE_BUILD_TYPE "unknown"
@@ -310,28 +311,6 @@ class TemporaryDirectory {
   fs::path path_;
 };
 
-// postgres.env's variables (scripts/postgres).
-std::map<std::string, std::string> read_env(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) fail("cannot read " + path);
-  std::map<std::string, std::string> values;
-  for (std::string line; std::getline(in, line);) {
-    auto equals = line.find('=');
-    if (equals == std::string::npos) continue;
-    std::string value = line.substr(equals + 1);
-    if (value.size() >= 2 && value.front() == '\'') value = value.substr(1, value.size() - 2);
-    values[line.substr(0, equals)] = value;
-  }
-  return values;
-}
-
-std::string first_line(const std::string& path) {
-  std::ifstream in(path);
-  std::string line;
-  std::getline(in, line);
-  return line;
-}
-
 std::string format(const char* pattern, double value) {
   char text[64];
   std::snprintf(text, sizeof text, pattern, value);
@@ -454,9 +433,10 @@ int main(int argc, char** argv) {
                         }});
     storage::PostgresqlSettings settings;
     if (!postgresql_env.empty() && only != "sqlite") {
-      auto env = read_env(postgresql_env);
+      auto env = mssgate::testing_postgres::read_postgres_env(postgresql_env);
+      if (env["PG_URL"].empty()) fail("no PG_URL in " + postgresql_env);
       settings.conninfo = env["PG_URL"];
-      settings.password = first_line(env["PG_PASSWORD_FILE"]);
+      settings.password = mssgate::testing_postgres::first_line(env["PG_PASSWORD_FILE"]);
       settings.application_name = "mssgate-journal-bench";
       stores.push_back({"PostgreSQL", [&](const std::string& run) {
                           storage::PostgresqlConnection db(settings);

@@ -100,6 +100,19 @@ class PostgresqlConnection {
   // Ends the transaction under way after a failure; never throws (the failure that led here is
   // the one worth telling).
   void roll_back_quietly() noexcept;
+  // Runs `body` in one transaction: committed when it returns, rolled back when it throws (and
+  // the exception goes on). `what` names it in errors ("the directory's migration").
+  template <class Body>
+  void in_transaction(std::string_view what, Body&& body) {
+    exec("starting " + std::string(what), "BEGIN");
+    try {
+      body();
+      exec("ending " + std::string(what), "COMMIT");
+    } catch (...) {
+      roll_back_quietly();
+      throw;
+    }
+  }
   // Whether the connection is still usable (false once the server went away).
   bool usable() const;
   // Where it is connected, for the log: "postgresql://host:port/dbname".

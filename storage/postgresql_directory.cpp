@@ -14,8 +14,7 @@ using Params = std::initializer_list<PostgresqlConnection::Parameter>;
 
 // Creates or migrates the directory's tables, once for every gateway starting together.
 void migrate_directory(PostgresqlConnection& db) {
-  db.exec("starting the directory's migration", "BEGIN");
-  try {
+  db.in_transaction("the directory's migration", [&] {
     db.exec("locking the schema", "SELECT pg_advisory_xact_lock($1)",
             {std::to_string(schema::kMigrationLock)});
     db.exec_script("creating the schema table", schema::kSchemaTable);
@@ -34,11 +33,7 @@ void migrate_directory(PostgresqlConnection& db) {
               "ON CONFLICT (part) DO UPDATE SET version = EXCLUDED.version",
               {schema::kPart, std::to_string(schema::kVersion)});
     }
-    db.exec("ending the directory's migration", "COMMIT");
-  } catch (...) {
-    db.roll_back_quietly();
-    throw;
-  }
+  });
 }
 
 int64_t now_seconds() {
@@ -455,8 +450,7 @@ DirectoryCopyCounts copy_directory_to_postgresql(DirectoryStore& from,
   auto holders = from.list_holders();
   auto attachments = from.list_attachments();
   auto bindings = from.list_certificate_bindings();
-  db.exec("starting the copy", "BEGIN");
-  try {
+  db.in_transaction("the copy", [&] {
     int64_t already = db.exec("counting", "SELECT count(*) FROM mailbox").integer(0, 0);
     if (already > 0) {
       throw StorageError("the PostgreSQL directory already holds " + std::to_string(already) +
@@ -512,11 +506,7 @@ DirectoryCopyCounts copy_directory_to_postgresql(DirectoryStore& from,
       throw StorageError("the copy does not match its source (source: " + counts_text(source) +
                          "; PostgreSQL: " + counts_text(copied) + "): nothing was kept");
     }
-    db.exec("ending the copy", "COMMIT");
-  } catch (...) {
-    db.roll_back_quietly();
-    throw;
-  }
+  });
   return source;
 }
 

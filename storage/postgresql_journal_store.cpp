@@ -29,8 +29,7 @@ constexpr int kOriginLockClass = 0x6d6a;  // "mj"
 constexpr size_t kRowsPerStatement = 1000;
 
 void migrate_journal(PostgresqlConnection& db) {
-  db.exec("starting the journal's migration", "BEGIN");
-  try {
+  db.in_transaction("the journal's migration", [&] {
     db.exec("locking the schema", "SELECT pg_advisory_xact_lock($1)",
             {std::to_string(kMigrationLock)});
     db.exec_script("creating the schema table",
@@ -51,11 +50,7 @@ void migrate_journal(PostgresqlConnection& db) {
               "ON CONFLICT (part) DO UPDATE SET version = EXCLUDED.version",
               {kPart, std::to_string(kVersion)});
     }
-    db.exec("ending the journal's migration", "COMMIT");
-  } catch (...) {
-    db.roll_back_quietly();
-    throw;
-  }
+  });
 }
 
 bool conflict(const PostgresqlError& e) {
@@ -367,8 +362,7 @@ JournalCopyCounts copy_journal_to_postgresql(JournalStore& from, const Postgresq
   PostgresqlConnection db(to);
   migrate_journal(db);
   JournalCopyCounts source;
-  db.exec("starting the copy", "BEGIN");
-  try {
+  db.in_transaction("the copy", [&] {
     auto already = db.exec("counting",
                            "SELECT (SELECT count(*) FROM indicator_event), "
                            "(SELECT count(*) FROM connection_day)");
@@ -427,11 +421,7 @@ JournalCopyCounts copy_journal_to_postgresql(JournalStore& from, const Postgresq
       throw StorageError("the copy does not match its source (source: " + counts_text(source) +
                          "; PostgreSQL: " + counts_text(copied) + "): nothing was kept");
     }
-    db.exec("ending the copy", "COMMIT");
-  } catch (...) {
-    db.roll_back_quietly();
-    throw;
-  }
+  });
   return source;
 }
 

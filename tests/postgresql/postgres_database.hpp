@@ -13,30 +13,15 @@
 #include <string>
 
 #include "storage/postgresql.hpp"
+#include "tests/postgresql/postgres_env.hpp"
 
 namespace mssgate::testing_postgres {
 
+// The fixture's postgres.env, named by MSSGATE_PG_ENV.
 inline std::map<std::string, std::string> postgres_env() {
   const char* path = std::getenv("MSSGATE_PG_ENV");
-  std::map<std::string, std::string> values;
-  if (!path) return values;
-  std::ifstream in(path);
-  std::string line;
-  while (std::getline(in, line)) {
-    auto equals = line.find('=');
-    if (equals == std::string::npos) continue;
-    std::string value = line.substr(equals + 1);
-    if (value.size() >= 2 && value.front() == '\'') value = value.substr(1, value.size() - 2);
-    values[line.substr(0, equals)] = value;
-  }
-  return values;
-}
-
-inline std::string first_line(const std::string& path) {
-  std::ifstream in(path);
-  std::string line;
-  std::getline(in, line);
-  return line;
+  if (!path) return {};
+  return read_postgres_env(path);
 }
 
 class EmptyDatabaseTest : public ::testing::Test {

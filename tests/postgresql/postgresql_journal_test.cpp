@@ -19,6 +19,7 @@
 #include "storage/journal_store.hpp"
 #include "storage/postgresql.hpp"
 #include "tests/postgresql/postgres_database.hpp"
+#include "tests/unit/journal_waits.hpp"
 
 using namespace mssgate;
 using namespace mssgate::storage;
@@ -93,38 +94,9 @@ std::vector<ConnectionEvent> month_of_sign_ins() {
   return sign_ins;
 }
 
-// Records and waits until each is durable (or not).
-std::vector<bool> record_all(IndicatorJournal& journal, std::vector<IndicatorEvent> events) {
-  std::mutex mutex;
-  std::condition_variable done;
-  std::vector<bool> results(events.size());
-  size_t left = events.size();
-  for (size_t i = 0; i < events.size(); ++i) {
-    journal.record(std::move(events[i]), [&, i](bool durable) {
-      std::lock_guard lock(mutex);
-      results[i] = durable;
-      --left;
-      done.notify_all();
-    });
-  }
-  std::unique_lock lock(mutex);
-  done.wait(lock, [&] { return left == 0; });
-  return results;
-}
-
-std::vector<int64_t> record_pending(IndicatorJournal& journal, std::vector<IndicatorEvent> events) {
-  std::promise<std::vector<int64_t>> ids;
-  journal.record_pending(std::move(events),
-                         [&](std::vector<int64_t> got) { ids.set_value(std::move(got)); });
-  return ids.get_future().get();
-}
-
-bool settle(IndicatorJournal& journal, std::vector<int64_t> delivered,
-            std::vector<int64_t> dropped) {
-  std::promise<bool> durable;
-  journal.settle(std::move(delivered), std::move(dropped), [&](bool ok) { durable.set_value(ok); });
-  return durable.get_future().get();
-}
+using test_journal::record_all;
+using test_journal::record_pending;
+using test_journal::settle;
 
 // A report as text; lists of distinct values sorted (their order is the database's).
 std::string text_of(const ReportTable& table) {

@@ -18,6 +18,7 @@
 #include "storage/indicator_report_columns.hpp"
 #include "storage/indicator_reports.hpp"
 #include "storage/storage_error.hpp"
+#include "tests/unit/journal_waits.hpp"
 
 using namespace mssgate::storage;
 namespace fs = std::filesystem;
@@ -59,24 +60,9 @@ class IndicatorJournalTest : public ::testing::Test {
     return e;
   }
 
-  // Records and waits until the journal says the events are durable.
   static std::vector<bool> record_all(IndicatorJournal& journal,
                                       std::vector<IndicatorEvent> events) {
-    std::mutex mutex;
-    std::condition_variable done;
-    std::vector<bool> results(events.size());
-    size_t left = events.size();
-    for (size_t i = 0; i < events.size(); ++i) {
-      journal.record(std::move(events[i]), [&, i](bool durable) {
-        std::lock_guard lock(mutex);
-        results[i] = durable;
-        --left;
-        done.notify_all();
-      });
-    }
-    std::unique_lock lock(mutex);
-    done.wait(lock, [&] { return left == 0; });
-    return results;
+    return mssgate::test_journal::record_all(journal, std::move(events));
   }
 
   std::vector<std::string> log_lines() const {
