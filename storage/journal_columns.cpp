@@ -251,13 +251,21 @@ std::string insert_sql(std::string_view insert, std::string_view table,
          values + ")";
 }
 
+// The record's bound columns into `out` from `first_index`; `bind` names the column's binder for
+// that kind of row (Column::bind for SQLite, Column::bind_text for PostgreSQL's texts).
+template <class Out, class Record, size_t N>
+void bind_columns(Out& out, const std::array<Column<Record>, N>& columns, const Record& record,
+                  int first_index, void (*Column<Record>::*bind)(Out&, int, const Record&)) {
+  int index = first_index;
+  for (const auto& c : columns) {
+    if (c.*bind) (c.*bind)(out, index++, record);
+  }
+}
+
 template <class Record, size_t N>
 void bind_record(Statement& s, const std::array<Column<Record>, N>& columns, const Record& record,
                  int first_index) {
-  int index = first_index;
-  for (const auto& c : columns) {
-    if (c.bind) c.bind(s, index++, record);
-  }
+  bind_columns(s, columns, record, first_index, &Column<Record>::bind);
 }
 
 template <class Record, size_t N>
@@ -269,18 +277,28 @@ std::string select_list(const std::array<Column<Record>, N>& columns) {
   return names;
 }
 
-template <class Record, size_t N>
-void read_record(const Statement& row, int first_index,
-                 const std::array<Column<Record>, N>& columns, Record& out,
-                 std::string_view table) {
+// The record's columns read from a row whose record starts at `first_index`; `read` names the
+// column's reader for that kind of row (Column::read for SQLite, Column::read_text for
+// PostgreSQL's texts).
+template <class Row, class Record, size_t N>
+void read_columns(const Row& row, int first_index, const std::array<Column<Record>, N>& columns,
+                  Record& out, std::string_view table,
+                  bool (*Column<Record>::*read)(const Row&, int, Record&)) {
   int index = first_index;
   for (const auto& c : columns) {
-    if (!c.read) continue;
-    if (!c.read(row, index++, out)) {
+    if (!(c.*read)) continue;
+    if (!(c.*read)(row, index++, out)) {
       throw StorageError("indicator journal: " + std::string(table) + "." + std::string(c.name) +
                          " holds a value this mssgate does not know");
     }
   }
+}
+
+template <class Record, size_t N>
+void read_record(const Statement& row, int first_index,
+                 const std::array<Column<Record>, N>& columns, Record& out,
+                 std::string_view table) {
+  read_columns(row, first_index, columns, out, table, &Column<Record>::read);
 }
 
 // A sign-in adds to its mailbox, day, mode and protocol; the mailbox's type is the latest.
@@ -534,17 +552,12 @@ std::string names_of(const std::array<Column<Record>, N>& columns, bool bound_on
   return names;
 }
 
-// "($1, $2), ($3, $4)" for rows of `count` values each.
-std::string placeholders(int rows, int count) {
-  std::string out;
-  int next = 1;
-  for (int row = 0; row < rows; ++row) {
-    out += row ? ", (" : "(";
-    for (int i = 0; i < count; ++i)
-      out += (i ? ", $" : "$") + std::to_string(next++);
-    out += ")";
-  }
-  return out;
+// "($1, $2, …)": one row of `count` values.
+std::string placeholders(int count) {
+  std::string out = "(";
+  for (int i = 1; i <= count; ++i)
+    out += (i > 1 ? ", $" : "$") + std::to_string(i);
+  return out + ")";
 }
 
 template <class Record, size_t N>
@@ -559,23 +572,13 @@ template <class Record, size_t N>
 void texts_of(const std::array<Column<Record>, N>& columns, const Record& record,
               std::vector<std::string>& out) {
   TextParameters parameters{out};
-  for (const auto& c : columns) {
-    if (c.bind_text) c.bind_text(parameters, 0, record);
-  }
+  bind_columns(parameters, columns, record, 0, &Column<Record>::bind_text);
 }
 
 template <class Record, size_t N>
 void read_texts(const PostgresqlResult& result, int row, int first_column,
                 const std::array<Column<Record>, N>& columns, Record& out, std::string_view table) {
-  TextRow text_row{result, row};
-  int index = first_column;
-  for (const auto& c : columns) {
-    if (!c.read_text) continue;
-    if (!c.read_text(text_row, index++, out)) {
-      throw StorageError("indicator journal: " + std::string(table) + "." + std::string(c.name) +
-                         " holds a value this mssgate does not know");
-    }
-  }
+  read_columns(TextRow{result, row}, first_column, columns, out, table, &Column<Record>::read_text);
 }
 
 std::string event_table_sql(std::string_view table, bool pending) {
@@ -617,22 +620,18 @@ std::string schema() {
          ");\n";
 }
 
-std::string insert_event_sql(std::string_view table, bool with_seq, int rows) {
+std::string insert_event_sql(std::string_view table, bool with_seq) {
   int columns = bound_count(kEventColumns);
   std::string sql = "INSERT INTO " + std::string(table) + " (" + (with_seq ? "seq, " : "") +
                     "origin, " + names_of(kEventColumns, true) + ") VALUES " +
-                    placeholders(rows, columns + (with_seq ? 2 : 1));
+                    placeholders(columns + (with_seq ? 2 : 1));
   if (table == "indicator_event") sql += " ON CONFLICT (event_key) DO NOTHING";
   return sql + " RETURNING seq, " + std::string(column_name(F::kKey));
 }
 
-std::string insert_document_sql(std::string_view table, int rows) {
+std::string insert_document_sql(std::string_view table) {
   return "INSERT INTO " + std::string(table) + " (" + names_of(kDocumentColumns, false) +
-         ") VALUES " + placeholders(rows, static_cast<int>(kDocumentColumns.size()));
-}
-
-int event_values_count() {
-  return bound_count(kEventColumns);
+         ") VALUES " + placeholders(static_cast<int>(kDocumentColumns.size()));
 }
 
 namespace {
@@ -687,13 +686,13 @@ std::vector<std::string> ArrayLiterals::take() {
   return std::exchange(columns_, {});
 }
 
-std::string connection_upsert_sql(int rows) {
+std::string insert_connections_unnest_sql() {
   auto name = [](ConnectionField field) { return std::string(column_name(field)); };
   std::string count = name(C::kConnections);
   std::string last = name(C::kLastAtMs);
   std::string type = name(C::kMailboxType);
-  return "INSERT INTO connection_day (" + names_of(kConnectionColumns, true) + ") VALUES " +
-         placeholders(rows, bound_count(kConnectionColumns)) + " ON CONFLICT (" + connection_key() +
+  return "INSERT INTO connection_day (" + names_of(kConnectionColumns, true) + ") SELECT * FROM " +
+         unnest_of(kConnectionColumns, 1, false) + " ON CONFLICT (" + connection_key() +
          ") DO UPDATE SET " + count + " = connection_day." + count + " + EXCLUDED." + count + ", " +
          last + " = GREATEST(connection_day." + last + ", EXCLUDED." + last + "), " + type +
          " = EXCLUDED." + type;

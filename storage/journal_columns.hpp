@@ -129,18 +129,19 @@ namespace postgresql_journal {
 
 // Every CREATE TABLE and CREATE INDEX, IF NOT EXISTS.
 std::string schema();
-// `rows` rows of: origin (after seq when with_seq), then the event's columns; RETURNING seq,
+// One row of: origin (after seq when with_seq), then the event's columns; RETURNING seq,
 // event_key. Into indicator_event, ON CONFLICT (event_key) DO NOTHING: no row returned for a
 // key already there.
-std::string insert_event_sql(std::string_view table, bool with_seq, int rows = 1);
-// How many values an event's row has after its origin (event_values).
-int event_values_count();
+std::string insert_event_sql(std::string_view table, bool with_seq);
 // Many events in one statement of fixed text (preparable): $1 the origin, then one array a
 // column ($2 the keys...), as ArrayLiterals makes them; ON CONFLICT (event_key) DO NOTHING,
 // RETURNING seq, event_key.
 std::string insert_events_unnest_sql();
 // Many documents: one array a column (seq, position, then the document's).
 std::string insert_documents_unnest_sql();
+// Many sign-ins, one array a column (the sign-in's columns), their connections adding up to the
+// rows there. A statement may not touch a row twice: one row per mailbox, day, mode and protocol.
+std::string insert_connections_unnest_sql();
 
 // Rows of text values turned into one PostgreSQL array literal a column ("{"a","b\"c"}").
 class ArrayLiterals {
@@ -153,11 +154,8 @@ class ArrayLiterals {
  private:
   std::vector<std::string> columns_;
 };
-// `rows` rows of: seq, position, then the document's columns.
-std::string insert_document_sql(std::string_view table, int rows = 1);
-// `rows` rows of the sign-in's columns, their connections adding up. A statement may not touch
-// the same row twice: one row per mailbox, day, mode and protocol.
-std::string connection_upsert_sql(int rows = 1);
+// One row of: seq, position, then the document's columns.
+std::string insert_document_sql(std::string_view table);
 // $1 the pending id, $2 its origin; RETURNING the event's seq, none when the key is there.
 std::string promote_sql();
 // $1 the pending id, $2 the event's seq.

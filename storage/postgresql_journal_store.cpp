@@ -25,8 +25,6 @@ constexpr int kVersion = 1;
 constexpr long long kMigrationLock = 0x6d7373676174;  // "mssgat"
 // pg_try_advisory_lock's first key for an origin in use (the second is the origin's hash).
 constexpr int kOriginLockClass = 0x6d6a;  // "mj"
-// Rows per multi-row statement: 30 values an event, under PostgreSQL's 65,535 parameters.
-constexpr size_t kRowsPerStatement = 1000;
 
 void migrate_journal(PostgresqlConnection& db) {
   db.in_transaction("the journal's migration", [&] {
@@ -53,6 +51,13 @@ void migrate_journal(PostgresqlConnection& db) {
   });
 }
 
+// A row of sign-ins for insert_connections_unnest_sql.
+void add_row(pj::ArrayLiterals& columns, const ConnectionDay& day) {
+  std::vector<std::string> row;
+  pj::connection_values(day.last, day.connections, row);
+  columns.add_row(row);
+}
+
 bool conflict(const PostgresqlError& e) {
   return e.sqlstate() == kDeadlockDetected || e.sqlstate() == kSerializationFailure;
 }
@@ -67,7 +72,7 @@ class PostgresqlJournalStore final : public JournalStore {
   }
 
   void begin() override {
-    if (!db_ || !db_->usable()) connect();
+    ensure_connected();
     run("starting a journal transaction", "begin", "BEGIN", {});
   }
   void commit() override { run("committing indicator events", "commit", "COMMIT", {}); }
@@ -75,22 +80,9 @@ class PostgresqlJournalStore final : public JournalStore {
     if (db_) db_->roll_back_quietly();
   }
 
-  std::optional<int64_t> add(const IndicatorEvent& event) override {
-    std::vector<std::string> values{origin_};
-    pj::event_values(event, values);
-    auto r = run("recording an indicator event", "event",
-                 pj::insert_event_sql("indicator_event", false), values);
-    if (r.rows() == 0) return std::nullopt;  // already counted, here or by another gateway
-    int64_t seq = r.integer(0, 0);
-    add_documents("indicator_document", seq, event);
-    return seq;
-  }
-
-  void add(const ConnectionEvent& connection) override {
-    std::vector<std::string> values;
-    pj::connection_values(connection, 1, values);
-    run("counting a sign-in", "connection", pj::connection_upsert_sql(), values);
-  }
+  // One at a time: the same statements as many.
+  std::optional<int64_t> add(const IndicatorEvent& event) override { return add_all({&event})[0]; }
+  void add(const ConnectionEvent& connection) override { add_all({connection}); }
 
   // One INSERT for many rows (one array a column: one prepared statement whatever the number of
   // rows), a round trip per turn, not per event. Rows go in
@@ -141,30 +133,19 @@ class PostgresqlJournalStore final : public JournalStore {
   // The sign-ins of a turn added up per row first (a statement may not touch a row twice), in
   // the rows' order.
   void add_all(const std::vector<ConnectionEvent>& connections) override {
-    struct Total {
-      ConnectionEvent last;
-      int64_t connections = 0;
-    };
-    std::map<std::tuple<std::string_view, std::string_view, AuthMode, SessionProtocol>, Total>
+    std::map<std::tuple<std::string_view, std::string_view, AuthMode, SessionProtocol>,
+             ConnectionDay>
         totals;
     for (const auto& c : connections) {
       auto& total = totals[{c.mailbox, c.day, c.auth_mode, c.protocol}];
       if (total.connections == 0 || c.at_ms >= total.last.at_ms) total.last = c;
       ++total.connections;
     }
-    std::vector<std::string> values;
-    size_t rows = 0;
-    auto flush = [&] {
-      if (rows == 0) return;
-      run_once("counting sign-ins", pj::connection_upsert_sql(static_cast<int>(rows)), values);
-      values.clear();
-      rows = 0;
-    };
-    for (const auto& [key, total] : totals) {
-      pj::connection_values(total.last, total.connections, values);
-      if (++rows == kRowsPerStatement) flush();
-    }
-    flush();
+    if (totals.empty()) return;
+    pj::ArrayLiterals columns;
+    for (const auto& [key, day] : totals)
+      add_row(columns, day);
+    run("counting sign-ins", "connections", pj::insert_connections_unnest_sql(), columns.take());
   }
 
   int64_t add_pending(const IndicatorEvent& event) override {
@@ -248,6 +229,7 @@ class PostgresqlJournalStore final : public JournalStore {
     return days;
   }
 
+ private:
   // The events of `rows` (seq, then the event's columns), with their documents: one query for
   // all of them.
   static std::vector<std::pair<int64_t, IndicatorEvent>> events_with_documents(
@@ -274,7 +256,6 @@ class PostgresqlJournalStore final : public JournalStore {
     return events;
   }
 
- private:
   void ensure_connected() {
     if (!db_ || !db_->usable()) connect();
   }
@@ -299,19 +280,6 @@ class PostgresqlJournalStore final : public JournalStore {
       std::vector<std::string> values{std::to_string(seq), std::to_string(position)};
       pj::document_values(event.documents[position], values);
       run("recording a document", table, sql, values);
-    }
-  }
-
-  // A statement run once (its text depends on its number of rows: not worth preparing); a
-  // conflict with another gateway's transaction becomes StorageConflict.
-  PostgresqlResult run_once(std::string_view what, const std::string& sql,
-                            const std::vector<std::string>& values) {
-    if (!db_) connect();
-    try {
-      return db_->exec_values(what, sql, values);
-    } catch (const PostgresqlError& e) {
-      if (conflict(e)) throw StorageConflict(e.what());
-      throw;
     }
   }
 
@@ -394,13 +362,15 @@ JournalCopyCounts copy_journal_to_postgresql(JournalStore& from, const Postgresq
       }
       if (static_cast<int64_t>(events.size()) < kBatch) break;
     }
-    const std::string connection_sql = pj::connection_upsert_sql();
+    pj::ArrayLiterals connection_columns;
     for (const auto& day : from.connection_days()) {
-      std::vector<std::string> values;
-      pj::connection_values(day.last, day.connections, values);
-      db.exec_prepared("copying the sign-ins", "copy_connections", connection_sql, values);
+      add_row(connection_columns, day);
       ++source.connection_days;
       source.connections += day.connections;
+    }
+    if (!connection_columns.empty()) {
+      db.exec_values("copying the sign-ins", pj::insert_connections_unnest_sql(),
+                     connection_columns.take());
     }
     // New events go on after the ones moved.
     db.exec("moving the events' sequence on",
