@@ -178,6 +178,9 @@ struct StorageConfig {
   std::string password_file;  // empty: libpq's other ways (a client certificate, .pgpass)
   std::string password;       // read from password_file at load time
   Duration connect_timeout = 5s;
+  // The longest a statement may take (a commit of the journal, a read of the directory): past it
+  // PostgreSQL cancels it, and the waiters get a temporary error instead of waiting on.
+  Duration statement_timeout = 10s;
 
   bool postgresql_enabled() const { return backend == "postgresql"; }
   bool operator==(const StorageConfig&) const = default;

@@ -573,6 +573,7 @@ void read_storage(TableReader& parent, StorageConfig& out, Problems& problems,
   t.string("postgresql", out.postgresql);
   t.path("password_file", out.password_file);
   t.duration("connect_timeout", out.connect_timeout, 100ms, 5min);
+  t.duration("statement_timeout", out.statement_timeout, 100ms, 1h);
   if (out.postgresql_enabled() && out.postgresql.empty()) {
     problems.add(t.where("postgresql"), "storage.postgresql",
                  "is required with backend = \"postgresql\": a connection string such as "

@@ -11,7 +11,7 @@ namespace mssgate::config {
 inline storage::PostgresqlSettings postgresql_settings(const StorageConfig& storage,
                                                        std::string application_name) {
   return {storage.postgresql, storage.password, storage.connect_timeout,
-          std::move(application_name)};
+          std::move(application_name), storage.statement_timeout};
 }
 
 }  // namespace mssgate::config

@@ -2,6 +2,7 @@
 
 #include <libpq-fe.h>
 
+#include <algorithm>
 #include <charconv>
 #include <string>
 #include <vector>
@@ -123,6 +124,17 @@ PostgresqlConnection::PostgresqlConnection(const PostgresqlSettings& settings) {
   values.push_back(timeout.c_str());
   keywords.push_back("application_name");
   values.push_back(settings.application_name.c_str());
+  // A server gone silent (a host down, a network cut) is found by TCP keepalives within about
+  // 25 s, unless the connection string sets its own.
+  const std::pair<const char*, const char*> keepalives[] = {
+      {"keepalives_idle", "10"}, {"keepalives_interval", "5"}, {"keepalives_count", "3"}};
+  for (const auto& keepalive : keepalives) {
+    bool given = std::any_of(parsed.values.begin(), parsed.values.end(),
+                             [&](const auto& kv) { return kv.first == keepalive.first; });
+    if (given) continue;
+    keywords.push_back(keepalive.first);
+    values.push_back(keepalive.second);
+  }
   keywords.push_back(nullptr);
   values.push_back(nullptr);
   connection_ = PQconnectdbParams(keywords.data(), values.data(), 0);
@@ -139,6 +151,10 @@ PostgresqlConnection::PostgresqlConnection(const PostgresqlSettings& settings) {
     throw PostgresqlError(
         "cannot connect to PostgreSQL " + postgresql_location(settings.conninfo) + ": " + reason,
         "");
+  }
+  if (settings.statement_timeout.count() > 0) {
+    exec("setting the statement timeout",
+         "SET statement_timeout = " + std::to_string(settings.statement_timeout.count()));
   }
 }
 

@@ -27,6 +27,8 @@ struct PostgresqlSettings {
   std::string password;
   std::chrono::milliseconds connect_timeout{5000};
   std::string application_name = "mssgate";
+  // Past it the server cancels a statement (SQLSTATE 57014); zero: no limit.
+  std::chrono::milliseconds statement_timeout{10000};
 };
 
 // A failed statement or connection; `sqlstate` is PostgreSQL's error code ("23505"), or empty

@@ -12,6 +12,7 @@
 #include <mutex>
 #include <set>
 #include <sstream>
+#include <thread>
 
 #include "storage/indicator_journal.hpp"
 #include "storage/indicator_report_columns.hpp"
@@ -370,6 +371,31 @@ TEST_F(PostgresqlJournalTest, ALostConnectionIsOpenedAgain) {
   journal.stop();
   EXPECT_EQ(count("SELECT count(*) FROM indicator_event"), 3);
   EXPECT_EQ(lines_of(dir_ / "gw-1.jsonl").size(), 3u);
+}
+
+TEST_F(PostgresqlJournalTest, ACommitHeldPastTheStatementTimeoutFailsAndTheNextOneGoesThrough) {
+  settings_.statement_timeout = 300ms;
+  auto events = month_of_events("t");
+  IndicatorJournal journal(options("gw-1"));
+  PostgresqlConnection blocker(settings_);
+  blocker.exec("starting", "BEGIN");
+  blocker.exec("locking the events", "LOCK TABLE indicator_event IN ACCESS EXCLUSIVE MODE");
+  // The lock is held 3 s; the commit waits for it and is cancelled at the timeout, and its
+  // waiter is told at once.
+  std::thread release([&] {
+    std::this_thread::sleep_for(3s);
+    blocker.exec("ending", "ROLLBACK");
+  });
+  auto start = std::chrono::steady_clock::now();
+  EXPECT_FALSE(record_all(journal, {events[0]})[0]);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 2s);
+  release.join();
+  {
+    std::lock_guard lock(mutex_);
+    ASSERT_EQ(errors_.size(), 1u);
+    EXPECT_NE(errors_[0].find("statement timeout"), std::string::npos) << errors_[0];
+  }
+  EXPECT_TRUE(record_all(journal, {events[0]})[0]);
 }
 
 TEST_F(PostgresqlJournalTest, ASingleHostsJournalMovesWhole) {

@@ -5,6 +5,8 @@
 #include <filesystem>
 #include <fstream>
 
+#include "config/storage_settings.hpp"
+
 using mssgate::config::ConfigError;
 using mssgate::config::parse_config;
 namespace fs = std::filesystem;
@@ -762,6 +764,13 @@ connect_timeout = "2s"
   EXPECT_EQ(pg.storage.postgresql, "host=10.0.0.7 dbname=mssgate user=mssgate");
   EXPECT_EQ(pg.storage.password, "s3cret-pg");
   EXPECT_EQ(pg.storage.connect_timeout, std::chrono::seconds(2));
+  EXPECT_EQ(pg.storage.statement_timeout, std::chrono::seconds(10));
+  auto quick = parse_config(
+      "[server]\ninstance = \"gw-1\"\n" + without_sqlite + storage + "statement_timeout = \"3s\"\n",
+      path());
+  EXPECT_EQ(quick.storage.statement_timeout, std::chrono::seconds(3));
+  EXPECT_EQ(mssgate::config::postgresql_settings(quick.storage, "t").statement_timeout,
+            std::chrono::seconds(3));
   EXPECT_NE(error_for(without_sqlite).find("directory.sqlite_path: is required"),
             std::string::npos);
   // The indicator journal is PostgreSQL's too, on unless switched off; its rows name the gateway.
