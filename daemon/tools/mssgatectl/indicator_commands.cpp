@@ -52,7 +52,10 @@ int indicators(const std::string& verb, const Arguments& a, const std::string& c
     auto config = mssgate::config::load_config(config_path);
     settings = config.indicators;
     if (settings.in_postgresql) {
-      reader.emplace(mssgate::config::postgresql_settings(config.storage, "mssgatectl"));
+      auto database = mssgate::config::postgresql_settings(config.storage, "mssgatectl");
+      // A month's report over a large journal may take longer than the gateways' statements.
+      database.statement_timeout = {};
+      reader.emplace(database);
     } else if (!settings.journal.empty()) {
       reader.emplace(settings.journal);
     } else {

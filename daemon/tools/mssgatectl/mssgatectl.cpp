@@ -232,6 +232,7 @@ int migrate_storage(const Arguments& a, const std::string& config_path) {
                      "\"postgresql\" first");
   }
   auto settings = mssgate::config::postgresql_settings(config.storage, "mssgatectl");
+  settings.statement_timeout = {};  // a move counts whole tables: no statement limit
   std::string where = mssgate::storage::postgresql_location(config.storage.postgresql);
   if (directory) {
     auto source = mssgate::storage::open_sqlite_directory(*directory);
