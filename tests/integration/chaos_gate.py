@@ -13,6 +13,9 @@ pattern `at` seen in that direction:
 - trickle   that direction goes on `rate` bytes every `interval` seconds, until clear();
 - corrupt   the bytes there are replaced by `data` (default: the one byte XOR 0xFF).
 
+With `once=True` a fault takes hold on one connection only: the first one that reaches its byte;
+it is then withdrawn from the others and from new connections (a peer's retry goes through).
+
 New connections can also be refused: accepted then closed (`close`) or reset (`reset`) at once,
 or not accepted at all (`unlisten`: the port is closed until clear()).
 
@@ -42,7 +45,7 @@ class Fault:
     """What to do, on which direction, from which byte (see the module's docstring)."""
 
     def __init__(self, kind, direction="down", after=0, at=None, seconds=None, rate=1, interval=0.05, data=None,
-                 from_start=False):
+                 from_start=False, once=False):
         if kind not in KINDS:
             raise ValueError("unknown fault %r" % kind)
         if direction not in DIRECTIONS + ("both",):
@@ -56,6 +59,7 @@ class Fault:
         self.interval = float(interval)
         self.data = data.encode() if isinstance(data, str) else data
         self.from_start = bool(from_start)  # `after` counts from the connection's first byte
+        self.once = bool(once)  # withdrawn everywhere once it took hold on one connection
 
     def directions(self):
         return DIRECTIONS if self.direction == "both" else (self.direction,)
@@ -65,7 +69,7 @@ class Fault:
                 "at": self.at.decode("latin-1") if self.at else None, "seconds": self.seconds,
                 "rate": self.rate, "interval": self.interval,
                 "data": self.data.decode("latin-1") if self.data is not None else None,
-                "from_start": self.from_start}
+                "from_start": self.from_start, "once": self.once}
 
     @classmethod
     def from_json(cls, spec):
@@ -426,6 +430,8 @@ class ChaosGate:
             hold.fired = True
             with self.lock:
                 connection.fired.append((fault.kind, direction, connection.sent[direction]))
+            if fault.once:
+                self._withdraw(fault, keep=hold)
         if fault.kind in ("close", "reset"):
             hold.done = True
             self._end(connection, link, fault.kind, reset=fault.kind == "reset")
@@ -455,6 +461,17 @@ class ChaosGate:
             except asyncio.TimeoutError:
                 pass
         return rest
+
+    def _withdraw(self, fault, keep):
+        """A once-only fault took hold (`keep`): no other connection, open or new, meets it."""
+        if self.fault_for_new is fault:
+            self.fault_for_new = None
+        for link in self.links.values():
+            for direction in DIRECTIONS:
+                hold = link.holds[direction]
+                if hold is not None and hold is not keep and hold.fault is fault and not hold.fired:
+                    hold.done = True
+                    link.holds[direction] = None
 
     def _end(self, connection, link, how, reset):
         if link.closing:

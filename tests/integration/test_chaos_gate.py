@@ -105,6 +105,24 @@ class ChaosGateTest(unittest.TestCase):
         self.assertEqual(how, "reset")
         self.assertEqual([c["ended"] for c in self.gate.stats()[1:]], ["close", "reset"])
 
+    def test_a_once_only_fault_takes_hold_on_one_connection_only(self):
+        # Armed for the open connections and new ones; the first to reach the pattern meets it,
+        # the others (a peer's retry) go through untouched.
+        idle = self.connect()
+        self.gate.wait_connections(1)
+        self.gate.fault("reset", "down", at=b"MARK", existing=True, once=True)
+        first = self.connect()
+        first.sendall(b"abcMARK")
+        how, _ = wait_for_close(first.recv, first)
+        self.assertEqual(how, "reset")
+        retry = self.connect()
+        retry.sendall(b"MARK again")
+        self.assertEqual(receive(retry, 10), b"MARK again")
+        idle.sendall(b"MARK too")
+        self.assertEqual(receive(idle, 8), b"MARK too")
+        self.assertEqual(self.gate.fired("reset"), 1)
+        self.assertEqual([c["ended"] for c in self.gate.stats()], [None, "reset", None])
+
     def test_stall_trickle_and_clear(self):
         self.gate.fault("stall", "down", seconds=0.5)
         sock = self.connect()

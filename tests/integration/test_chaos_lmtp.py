@@ -158,7 +158,8 @@ operator_domains = ["test.mssante.fr", "tap.test.mssante.fr"]
                                                           existing=True), lost, False),
             # Dovecot saved the message; its answer never came: Postfix delivers again, Dovecot's
             # Sieve script discards that delivery (the same delivery id), one count.
-            ("answer reset", lambda g: g.fault("reset", "down", at=b"250 2.0.0 <", existing=True), lost, True),
+            ("answer reset", lambda g: g.fault("reset", "down", at=b"250 2.0.0 <", existing=True,
+                                                                           once=True), lost, True),
             ("answer stalled", lambda g: g.fault("stall", "down", at=b"250 2.0.0 <", existing=True), lost, True),
         ]
         for name, apply, seen, discarded in cases:
@@ -174,11 +175,13 @@ operator_domains = ["test.mssante.fr", "tap.test.mssante.fr"]
         cases = [
             # The tap recorded the delivery and relayed Dovecot's 250; Postfix never heard it and
             # delivers again: the same key, not counted again; the same delivery id, discarded.
-            ("answer to Postfix reset", lambda g: g.fault("reset", "down", at=b"250 2.0.0 <", existing=True),
+            # once=True: Postfix's retry, on a new connection, goes through.
+            ("answer to Postfix reset",
+             lambda g: g.fault("reset", "down", at=b"250 2.0.0 <", existing=True, once=True),
              r"event=delivery session=\S+ size=\d+ recipients=1 delivered=1 result=relayed ", True),
             # Postfix gone in the middle of the message: Dovecot's transaction is dropped too.
             ("Postfix reset in the message", lambda g: g.fault("reset", "up", at=b"DATA\r\n", after=5000,
-                                                               existing=True),
+                                                               existing=True, once=True),
              r"event=delivery session=\S+ size=\d+ recipients=1 delivered=0 result=aborted reason=client_gone ", False),
         ]
         for name, apply, seen, discarded in cases:
