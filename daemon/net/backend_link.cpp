@@ -86,6 +86,11 @@ asio::awaitable<std::optional<protocol::SmtpReply>> BackendLink::read_reply(
   }
 }
 
+asio::awaitable<BackendLink::error_code> BackendLink::wait_readable() {
+  auto [ec] = co_await socket_.async_wait(asio::ip::tcp::socket::wait_read, kTuple);
+  co_return ec;
+}
+
 asio::awaitable<std::tuple<BackendLink::error_code, size_t>> BackendLink::read_some(
     asio::mutable_buffer buffer) {
   auto result = co_await socket_.async_read_some(buffer, kTuple);

@@ -38,6 +38,9 @@ class BackendLink {
   // `raw_lines` when given.
   boost::asio::awaitable<std::optional<protocol::SmtpReply>> read_reply(
       Clock::duration timeout, std::vector<std::string>* raw_lines = nullptr);
+  // Until the backend has bytes to read, for the relay (no deadline: the client's idle one
+  // governs).
+  boost::asio::awaitable<error_code> wait_readable();
   // Bytes as they come, for the relay (no deadline: the client's idle one governs).
   boost::asio::awaitable<std::tuple<error_code, size_t>> read_some(
       boost::asio::mutable_buffer buffer);

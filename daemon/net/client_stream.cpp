@@ -1,5 +1,6 @@
 #include "daemon/net/client_stream.hpp"
 
+#include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509_vfy.h>
 
@@ -7,6 +8,7 @@
 #include <boost/asio/ssl/error.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
+#include <cerrno>
 
 namespace mssgate::daemon {
 namespace {
@@ -31,6 +33,21 @@ std::string tls_failure_class(const boost::system::error_code& ec) {
     if (reason == SSL_R_HTTP_REQUEST || reason == SSL_R_HTTPS_PROXY_REQUEST) return "not_tls";
   }
   return "other";
+}
+
+// An OpenSSL failure as the error codes Asio's TLS stream gave, which the sessions compare:
+// eof for close_notify, stream_truncated for a connection cut without it.
+boost::system::error_code tls_error(int reason) {
+  unsigned long queued = ERR_peek_last_error();
+  if (reason == SSL_ERROR_ZERO_RETURN) return asio::error::eof;
+  if (reason == SSL_ERROR_SYSCALL && queued == 0) {
+    if (errno != 0) return {errno, boost::system::system_category()};
+    return ssl::error::stream_truncated;
+  }
+  if (ERR_GET_REASON(queued) == SSL_R_UNEXPECTED_EOF_WHILE_READING)
+    return ssl::error::stream_truncated;
+  if (queued != 0) return {static_cast<int>(queued), asio::error::get_ssl_category()};
+  return ssl::error::stream_truncated;
 }
 
 std::string endpoint_text(const tcp::endpoint& e) {
@@ -58,16 +75,48 @@ ConnectionEnds socket_ends(const tcp::socket& socket) {
   return ends;
 }
 
+void ClientStream::SslFree::operator()(SSL* ssl) const {
+  SSL_free(ssl);
+}
+
 ClientStream::ClientStream(tcp::socket socket, ConnectionEnds ends, ssl::context& tls,
                            DeadlineWatch& deadlines, metrics::Counter& to_backend,
                            metrics::Counter& to_client)
-    : stream_(std::move(socket), tls),
+    : socket_(std::move(socket)),
+      tls_(tls),
       deadlines_(deadlines),
       to_backend_(to_backend),
       to_client_(to_client),
       ends_(std::move(ends)) {
   boost::system::error_code ec;
-  stream_.next_layer().set_option(tcp::no_delay(true), ec);
+  socket_.set_option(tcp::no_delay(true), ec);
+}
+
+template <typename Step>
+asio::awaitable<std::tuple<ClientStream::error_code, size_t>> ClientStream::drive(Step step) {
+  for (;;) {
+    if (closed_) co_return std::tuple{error_code(asio::error::operation_aborted), size_t{0}};
+    ERR_clear_error();
+    size_t done = 0;
+    int result = step(ssl_.get(), &done);
+    if (result == 1) co_return std::tuple{error_code(), done};
+    int reason = SSL_get_error(ssl_.get(), result);
+    if (reason == SSL_ERROR_WANT_READ || reason == SSL_ERROR_WANT_WRITE) {
+      auto wait = reason == SSL_ERROR_WANT_READ ? tcp::socket::wait_read : tcp::socket::wait_write;
+      auto [ec] = co_await socket_.async_wait(wait, kTuple);
+      if (ec) co_return std::tuple{ec, size_t{0}};
+      continue;
+    }
+    co_return std::tuple{tls_error(reason), size_t{0}};
+  }
+}
+
+asio::awaitable<ClientStream::error_code> ClientStream::wait_readable(Clock::duration timeout) {
+  if (tls_active_ && SSL_has_pending(ssl_.get())) co_return error_code();
+  deadlines_.arm(Slot::kClientRead, timeout);
+  auto [ec] = co_await socket_.async_wait(tcp::socket::wait_read, kTuple);
+  deadlines_.disarm(Slot::kClientRead);
+  co_return ec;
 }
 
 asio::awaitable<std::tuple<ClientStream::error_code, size_t>> ClientStream::read_some(
@@ -76,9 +125,11 @@ asio::awaitable<std::tuple<ClientStream::error_code, size_t>> ClientStream::read
   // (No co_await inside a conditional expression: GCC 12 miscompiles it.)
   std::tuple<error_code, size_t> result;
   if (tls_active_) {
-    result = co_await stream_.async_read_some(buffer, kTuple);
+    result = co_await drive([buffer](SSL* ssl, size_t* done) {
+      return SSL_read_ex(ssl, buffer.data(), buffer.size(), done);
+    });
   } else {
-    result = co_await stream_.next_layer().async_read_some(buffer, kTuple);
+    result = co_await socket_.async_read_some(buffer, kTuple);
   }
   deadlines_.disarm(Slot::kClientRead);
   if (!std::get<0>(result)) {
@@ -91,25 +142,50 @@ asio::awaitable<std::tuple<ClientStream::error_code, size_t>> ClientStream::read
 asio::awaitable<ClientStream::error_code> ClientStream::write(std::string_view data,
                                                               Clock::duration timeout) {
   deadlines_.arm(Slot::kClientWrite, timeout);
-  std::tuple<error_code, size_t> result;
+  error_code ec;
+  size_t written = 0;
   if (tls_active_) {
-    result = co_await asio::async_write(stream_, asio::buffer(data), kTuple);
+    while (written < data.size()) {
+      std::string_view rest = data.substr(written);
+      auto [step_ec, n] = co_await drive([rest](SSL* ssl, size_t* done) {
+        return SSL_write_ex(ssl, rest.data(), rest.size(), done);
+      });
+      written += n;
+      if (step_ec) {
+        ec = step_ec;
+        break;
+      }
+    }
   } else {
-    result = co_await asio::async_write(stream_.next_layer(), asio::buffer(data), kTuple);
+    std::tie(ec, written) = co_await asio::async_write(socket_, asio::buffer(data), kTuple);
   }
   deadlines_.disarm(Slot::kClientWrite);
-  bytes_out_ += std::get<1>(result);
-  to_client_.inc(std::get<1>(result));
-  co_return std::get<0>(result);
+  bytes_out_ += written;
+  to_client_.inc(written);
+  co_return ec;
 }
 
 asio::awaitable<TlsOutcome> ClientStream::handshake(Clock::duration timeout) {
-  deadlines_.arm(Slot::kClientRead, timeout);
-  auto [ec] = co_await stream_.async_handshake(ssl::stream_base::server, kTuple);
-  deadlines_.disarm(Slot::kClientRead);
-  SSL* ssl = stream_.native_handle();
-  long verify = SSL_get_verify_result(ssl);
   TlsOutcome outcome;
+  ssl_.reset(SSL_new(tls_.native_handle()));
+  error_code ec;
+  if (!ssl_ || SSL_set_fd(ssl_.get(), socket_.native_handle()) != 1) {
+    ec = error_code(static_cast<int>(ERR_get_error()), asio::error::get_ssl_category());
+  } else {
+    // OpenSSL meets a full socket or an empty one as WANT_WRITE/WANT_READ, and the
+    // coroutine waits; its buffers go back whenever they are empty.
+    socket_.non_blocking(true, ec);
+    SSL_set_mode(ssl_.get(), SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
+                                 SSL_MODE_RELEASE_BUFFERS);
+    SSL_set_accept_state(ssl_.get());
+  }
+  if (!ec) {
+    deadlines_.arm(Slot::kClientRead, timeout);
+    std::tie(ec, std::ignore) =
+        co_await drive([](SSL* ssl, size_t*) { return SSL_do_handshake(ssl); });
+    deadlines_.disarm(Slot::kClientRead);
+  }
+  long verify = ssl_ ? SSL_get_verify_result(ssl_.get()) : X509_V_OK;
   if (ec) {
     outcome.timed_out = timed_out_;
     if (timed_out_) {
@@ -123,6 +199,7 @@ asio::awaitable<TlsOutcome> ClientStream::handshake(Clock::duration timeout) {
     }
     co_return outcome;
   }
+  SSL* ssl = ssl_.get();
   tls_active_ = true;
   outcome.ok = true;
   outcome.version = SSL_get_version(ssl);
@@ -133,8 +210,10 @@ asio::awaitable<TlsOutcome> ClientStream::handshake(Clock::duration timeout) {
 }
 
 asio::awaitable<void> ClientStream::shutdown_tls() {
+  if (!tls_active_ || closed_) co_return;
+  // Our close_notify only: the client's answer is not awaited (the connection closes next).
   deadlines_.arm(Slot::kClientWrite, std::chrono::seconds(1));
-  co_await stream_.async_shutdown(kTuple);
+  co_await drive([](SSL* ssl, size_t*) { return SSL_shutdown(ssl) >= 0 ? 1 : -1; });
   deadlines_.disarm(Slot::kClientWrite);
 }
 
@@ -145,15 +224,15 @@ void ClientStream::expire() {
 
 void ClientStream::cancel() {
   error_code ignored;
-  stream_.next_layer().cancel(ignored);
+  socket_.cancel(ignored);
 }
 
 void ClientStream::close() {
   if (closed_) return;
   closed_ = true;
   error_code ignored;
-  stream_.next_layer().shutdown(tcp::socket::shutdown_both, ignored);
-  stream_.next_layer().close(ignored);
+  socket_.shutdown(tcp::socket::shutdown_both, ignored);
+  socket_.close(ignored);
 }
 
 }  // namespace mssgate::daemon

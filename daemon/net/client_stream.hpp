@@ -1,11 +1,13 @@
 #pragma once
 
+#include <openssl/ssl.h>
+
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/buffer.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl/context.hpp>
-#include <boost/asio/ssl/stream.hpp>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -46,6 +48,10 @@ struct TlsOutcome {
 // The client's side of a session: plain until STARTTLS, or TLS from the start; every read,
 // write and handshake under a deadline of the connection's DeadlineWatch; the bytes counted.
 // The one place that knows whether TLS is active.
+//
+// TLS runs on the socket itself (OpenSSL reads and writes the descriptor, non-blocking; the
+// coroutines wait for readiness), with OpenSSL's buffers released whenever they are empty: a
+// quiet session holds no buffer of its own, only OpenSSL's connection state.
 class ClientStream {
  public:
   using error_code = boost::system::error_code;
@@ -57,8 +63,11 @@ class ClientStream {
                metrics::Counter& to_backend, metrics::Counter& to_client);
 
   const ConnectionEnds& ends() const { return ends_; }
-  boost::asio::any_io_executor executor() { return stream_.get_executor(); }
+  boost::asio::any_io_executor executor() { return socket_.get_executor(); }
 
+  // Until bytes can be read (some already decrypted, or the socket readable), under the read
+  // deadline: a relay takes its buffer only then.
+  boost::asio::awaitable<error_code> wait_readable(Clock::duration timeout);
   boost::asio::awaitable<std::tuple<error_code, size_t>> read_some(
       boost::asio::mutable_buffer buffer, Clock::duration timeout);
   boost::asio::awaitable<error_code> write(std::string_view data, Clock::duration timeout);
@@ -77,7 +86,17 @@ class ClientStream {
   uint64_t bytes_out() const { return bytes_out_; }
 
  private:
-  boost::asio::ssl::stream<boost::asio::ip::tcp::socket> stream_;
+  struct SslFree {
+    void operator()(SSL* ssl) const;
+  };
+  // One step of OpenSSL on the socket: `step` is retried as readiness allows; the result of
+  // the call that succeeded, or the error.
+  template <typename Step>
+  boost::asio::awaitable<std::tuple<error_code, size_t>> drive(Step step);
+
+  boost::asio::ip::tcp::socket socket_;
+  boost::asio::ssl::context& tls_;
+  std::unique_ptr<SSL, SslFree> ssl_;  // from the handshake on
   DeadlineWatch& deadlines_;
   metrics::Counter& to_backend_;
   metrics::Counter& to_client_;

@@ -9,6 +9,14 @@ namespace asio = boost::asio;
 using error_code = boost::system::error_code;
 constexpr size_t kRelayBufferBytes = 16384;
 
+// A direction's buffer is taken when bytes are there to read and given back when a read
+// drained them (it returned less than a whole buffer): an idle session holds none, a
+// transfer keeps its own.
+using RelayBuffer = std::unique_ptr<char[]>;
+RelayBuffer take_buffer() {
+  return std::make_unique_for_overwrite<char[]>(kRelayBufferBytes);
+}
+
 }  // namespace
 
 asio::awaitable<RelayEnd> relay_client_to_backend(ClientStream& client, BackendLink& backend,
@@ -20,13 +28,19 @@ asio::awaitable<RelayEnd> relay_client_to_backend(ClientStream& client, BackendL
     if (ec) co_return RelayEnd{ec, "backend"};
     leftover = std::string();
   }
-  auto buffer = std::make_unique<char[]>(kRelayBufferBytes);
+  RelayBuffer buffer;
   for (;;) {
+    if (!buffer) {
+      error_code waited = co_await client.wait_readable(idle_timeout);
+      if (waited) co_return RelayEnd{waited, "client"};
+      buffer = take_buffer();
+    }
     auto [ec, n] =
         co_await client.read_some(asio::buffer(buffer.get(), kRelayBufferBytes), idle_timeout);
     if (ec) co_return RelayEnd{ec, "client"};
     error_code written = co_await backend.write({buffer.get(), n}, write_timeout);
     if (written) co_return RelayEnd{written, "backend"};
+    if (n < kRelayBufferBytes) buffer.reset();
   }
 }
 
@@ -40,13 +54,19 @@ asio::awaitable<RelayEnd> relay_backend_to_client(BackendLink& backend, ClientSt
     if (ec) co_return RelayEnd{ec, "client"};
     leftover = std::string();
   }
-  auto buffer = std::make_unique<char[]>(kRelayBufferBytes);
+  RelayBuffer buffer;
   for (;;) {
+    if (!buffer) {
+      error_code waited = co_await backend.wait_readable();
+      if (waited) co_return RelayEnd{waited, "backend"};
+      buffer = take_buffer();
+    }
     auto [ec, n] = co_await backend.read_some(asio::buffer(buffer.get(), kRelayBufferBytes));
     if (ec) co_return RelayEnd{ec, "backend"};
     if (framing) framing->feed({buffer.get(), n});
     error_code written = co_await client.write({buffer.get(), n}, write_timeout);
     if (written) co_return RelayEnd{written, "client"};
+    if (n < kRelayBufferBytes) buffer.reset();
   }
 }
 
