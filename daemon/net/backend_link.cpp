@@ -86,6 +86,11 @@ asio::awaitable<std::optional<protocol::SmtpReply>> BackendLink::read_reply(
   }
 }
 
+bool BackendLink::readable_now() const {
+  boost::system::error_code ec;
+  return socket_.is_open() && socket_.available(ec) > 0 && !ec;
+}
+
 asio::awaitable<BackendLink::error_code> BackendLink::wait_readable() {
   auto [ec] = co_await socket_.async_wait(asio::ip::tcp::socket::wait_read, kTuple);
   co_return ec;

@@ -41,6 +41,8 @@ class BackendLink {
   // Until the backend has bytes to read, for the relay (no deadline: the client's idle one
   // governs).
   boost::asio::awaitable<error_code> wait_readable();
+  // Whether the backend has bytes waiting now.
+  bool readable_now() const;
   // Bytes as they come, for the relay (no deadline: the client's idle one governs).
   boost::asio::awaitable<std::tuple<error_code, size_t>> read_some(
       boost::asio::mutable_buffer buffer);

@@ -119,6 +119,13 @@ asio::awaitable<ClientStream::error_code> ClientStream::wait_readable(Clock::dur
   co_return ec;
 }
 
+bool ClientStream::readable_now() const {
+  if (closed_) return false;
+  if (tls_active_ && SSL_has_pending(ssl_.get())) return true;
+  error_code ec;
+  return socket_.available(ec) > 0 && !ec;
+}
+
 asio::awaitable<std::tuple<ClientStream::error_code, size_t>> ClientStream::read_some(
     asio::mutable_buffer buffer, Clock::duration timeout) {
   deadlines_.arm(Slot::kClientRead, timeout);

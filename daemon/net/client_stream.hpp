@@ -68,6 +68,8 @@ class ClientStream {
   // Until bytes can be read (some already decrypted, or the socket readable), under the read
   // deadline: a relay takes its buffer only then.
   boost::asio::awaitable<error_code> wait_readable(Clock::duration timeout);
+  // Whether bytes can be read now without waiting (decrypted ones, or some on the socket).
+  bool readable_now() const;
   boost::asio::awaitable<std::tuple<error_code, size_t>> read_some(
       boost::asio::mutable_buffer buffer, Clock::duration timeout);
   boost::asio::awaitable<error_code> write(std::string_view data, Clock::duration timeout);

@@ -7,11 +7,11 @@ namespace {
 
 namespace asio = boost::asio;
 using error_code = boost::system::error_code;
-constexpr size_t kRelayBufferBytes = 16384;
+// Four TLS records' worth: a transfer reads its backend in fewer calls.
+constexpr size_t kRelayBufferBytes = 65536;
 
-// A direction's buffer is taken when bytes are there to read and given back when a read
-// drained them (it returned less than a whole buffer): an idle session holds none, a
-// transfer keeps its own.
+// A direction's buffer is taken when bytes are there to read and given back once its side has
+// none waiting: an idle session holds none, a transfer keeps its own.
 using RelayBuffer = std::unique_ptr<char[]>;
 RelayBuffer take_buffer() {
   return std::make_unique_for_overwrite<char[]>(kRelayBufferBytes);
@@ -40,7 +40,7 @@ asio::awaitable<RelayEnd> relay_client_to_backend(ClientStream& client, BackendL
     if (ec) co_return RelayEnd{ec, "client"};
     error_code written = co_await backend.write({buffer.get(), n}, write_timeout);
     if (written) co_return RelayEnd{written, "backend"};
-    if (n < kRelayBufferBytes) buffer.reset();
+    if (n < kRelayBufferBytes && !client.readable_now()) buffer.reset();
   }
 }
 
@@ -66,7 +66,7 @@ asio::awaitable<RelayEnd> relay_backend_to_client(BackendLink& backend, ClientSt
     if (framing) framing->feed({buffer.get(), n});
     error_code written = co_await client.write({buffer.get(), n}, write_timeout);
     if (written) co_return RelayEnd{written, "client"};
-    if (n < kRelayBufferBytes) buffer.reset();
+    if (n < kRelayBufferBytes && !backend.readable_now()) buffer.reset();
   }
 }
 
