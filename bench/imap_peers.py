@@ -514,12 +514,13 @@ def main():
     parser.add_argument("--targets", default=",".join(TARGETS),
                         help="the targets to measure, comma-separated (default: all)")
     parser.add_argument("--json", help="also write every run's figures here")
+    parser.add_argument("--note", default="", help="a sentence on the run's conditions, kept in the section")
     args = parser.parse_args()
     if os.geteuid() != 0:
         raise SystemExit("imap_peers: run as root (the backend, Dovecot's proxy and nginx need it)")
     for needed in ("/usr/sbin/dovecot", "/usr/sbin/nginx", NGINX_MODULE):
         if not os.path.exists(needed):
-            raise SystemExit("imap_peers: %s is missing: apt-get install dovecot-imapd nginx libnginx-mod-mail"
+            raise SystemExit("imap_peers: %s is missing: run scripts/setup --bench"
                              % needed)
     only = set(args.only.split(","))
     chosen = [t for t in args.targets.split(",") if t]
@@ -627,6 +628,9 @@ def report(args, runs, idle, idle_counts):
                  "the front's processes (and of the backend Dovecot's, in brackets) per session, per MiB or "
                  "per NOOP. Full handshakes unless said."
                  % (args.rounds, args.seconds, args.idle, cpu_name, os.cpu_count(), time.strftime("%Y-%m-%d")))
+    if args.note:
+        lines.append("")
+        lines.append(args.note)
     lines.append("")
     header = "| scenario | " + " | ".join(LABELS[t] for t in TARGETS) + " | mssgate / Dovecot proxy | " \
         "mssgate / nginx verifying | mssgate / Dovecot direct |"
