@@ -2,6 +2,8 @@
 
 #include <memory>
 
+#include "daemon/telemetry/metrics.hpp"
+
 namespace mssgate::daemon {
 namespace {
 
@@ -12,10 +14,33 @@ constexpr size_t kRelayBufferBytes = 65536;
 
 // A direction's buffer is taken when bytes are there to read and given back once its side has
 // none waiting: an idle session holds none, a transfer keeps its own.
-using RelayBuffer = std::unique_ptr<char[]>;
-RelayBuffer take_buffer() {
-  return std::make_unique_for_overwrite<char[]>(kRelayBufferBytes);
-}
+// (Counted in mssgate_relay_buffers.)
+class RelayBuffer {
+ public:
+  RelayBuffer() = default;
+  RelayBuffer(const RelayBuffer&) = delete;
+  RelayBuffer& operator=(const RelayBuffer&) = delete;
+  ~RelayBuffer() { reset(); }
+
+  explicit operator bool() const { return bytes_ != nullptr; }
+  char* get() const { return bytes_.get(); }
+  void take() {
+    bytes_ = std::make_unique_for_overwrite<char[]>(kRelayBufferBytes);
+    held().add(1);
+  }
+  void reset() {
+    if (!bytes_) return;
+    bytes_.reset();
+    held().add(-1);
+  }
+
+ private:
+  static metrics::Gauge& held() {
+    static metrics::Gauge& gauge = metrics::gateway().relay_buffers.with();
+    return gauge;
+  }
+  std::unique_ptr<char[]> bytes_;
+};
 
 }  // namespace
 
@@ -33,7 +58,7 @@ asio::awaitable<RelayEnd> relay_client_to_backend(ClientStream& client, BackendL
     if (!buffer) {
       error_code waited = co_await client.wait_readable(idle_timeout);
       if (waited) co_return RelayEnd{waited, "client"};
-      buffer = take_buffer();
+      buffer.take();
     }
     auto [ec, n] =
         co_await client.read_some(asio::buffer(buffer.get(), kRelayBufferBytes), idle_timeout);
@@ -59,7 +84,7 @@ asio::awaitable<RelayEnd> relay_backend_to_client(BackendLink& backend, ClientSt
     if (!buffer) {
       error_code waited = co_await backend.wait_readable();
       if (waited) co_return RelayEnd{waited, "backend"};
-      buffer = take_buffer();
+      buffer.take();
     }
     auto [ec, n] = co_await backend.read_some(asio::buffer(buffer.get(), kRelayBufferBytes));
     if (ec) co_return RelayEnd{ec, "backend"};

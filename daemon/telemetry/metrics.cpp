@@ -206,6 +206,10 @@ GatewayMetrics::GatewayMetrics()
                     Type::kCounter, {"direction"}),
       relayed_bytes("mssgate_relayed_bytes", "Bytes relayed between clients and backends.",
                     Type::kCounter, {"protocol", "direction"}),
+      relay_buffers("mssgate_relay_buffers",
+                    "Relay buffers held now: each relayed direction holds one only while bytes "
+                    "flow through it.",
+                    Type::kGauge, {}),
       indicator_events("mssgate_indicator_events", "Indicator events by journal outcome.",
                        Type::kCounter, {"direction", "result"}),
       indicator_structured("mssgate_indicator_structured_messages",
@@ -269,6 +273,7 @@ GatewayMetrics::GatewayMetrics()
           &messages,
           &message_bytes,
           &relayed_bytes,
+          &relay_buffers,
           &indicator_events,
           &indicator_structured,
           &indicator_ins_qualified,

@@ -121,6 +121,7 @@ struct GatewayMetrics {
   CounterFamily messages;                 // {direction}: sent, received
   CounterFamily message_bytes;            // {direction}
   CounterFamily relayed_bytes;            // {protocol, direction}: to_backend, to_client
+  GaugeFamily relay_buffers;              // relay buffers held now (by bytes under way)
   CounterFamily indicator_events;         // {direction, result}: recorded, not_recorded
   CounterFamily indicator_structured;     // {direction}: with at least one CDA document
   CounterFamily indicator_ins_qualified;  // {direction}

@@ -179,6 +179,34 @@ class AdminEndpoint(GatewayTestCase):
         finally:
             imap.close()
 
+    def test_quiet_sessions_hold_no_relay_buffer(self):
+        # Sessions that relayed commands and their answers, then fell quiet: each direction gave
+        # its buffer back once its side had nothing more to read.
+        sessions = []
+        try:
+            for index in range(3):
+                imap = RawImap(self.gateway.imap_port)
+                sessions.append(imap)
+                imap.starttls(client_context("org-hopital"))
+                _, tagged = imap.authenticate_external()
+                self.assertTrue(tagged.startswith("a1 OK"), tagged)
+                _, tagged = imap.command("b%d" % index, "SELECT INBOX")
+                self.assertTrue(tagged.startswith("b%d OK" % index), tagged)
+                _, tagged = imap.command("c%d" % index, "NOOP")
+                self.assertTrue(tagged.startswith("c%d OK" % index), tagged)
+            deadline = time.monotonic() + 5
+            while time.monotonic() < deadline:
+                after = self.metrics()
+                if value(after, "mssgate_relay_buffers") == 0:
+                    break
+                time.sleep(0.05)
+            self.assertIn(("mssgate_relay_buffers", frozenset()), after)  # exported once used
+            self.assertEqual(value(after, "mssgate_relay_buffers"), 0)
+            self.assertGreaterEqual(value(after, "mssgate_sessions", listener="imap", state="authenticated"), 3)
+        finally:
+            for imap in sessions:
+                imap.close()
+
     def test_healthz_and_readyz_follow_dovecot(self):
         self.assertEqual(get(self.port, "/healthz")[0], 200)
         status, _, body = get(self.port, "/readyz")
