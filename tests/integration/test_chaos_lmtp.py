@@ -158,8 +158,7 @@ operator_domains = ["test.mssante.fr", "tap.test.mssante.fr"]
                                                           existing=True), lost, False),
             # Dovecot saved the message; its answer never came: Postfix delivers again, Dovecot's
             # Sieve script discards that delivery (the same delivery id), one count.
-            ("answer reset", lambda g: g.fault("reset", "down", at=b"250 2.0.0 <", existing=True,
-                                                                           once=True), lost, True),
+            ("answer reset", lambda g: g.fault("reset", "down", at=b"250 2.0.0 <", existing=True), lost, True),
             ("answer stalled", lambda g: g.fault("stall", "down", at=b"250 2.0.0 <", existing=True), lost, True),
         ]
         for name, apply, seen, discarded in cases:
