@@ -275,6 +275,7 @@ service imap-login {{
 }}
 """)
         subprocess.run(["chown", "-R", "%s:%s" % (DOVECOT_USER, DOVECOT_USER), d], check=True)
+        os.chmod(conf, 0o600)  # it holds the master user's password
         self.conf = conf
         subprocess.run(["setpriv", "--reuid=" + DOVECOT_USER, "--regid=" + DOVECOT_USER, "--init-groups", "--",
                         "/usr/sbin/dovecot", "-c", conf], check=True, stdin=subprocess.DEVNULL,
@@ -362,6 +363,7 @@ mail {{
 {verify}  }}
 }}
 """)
+        os.chmod(conf, 0o600)  # it holds the master user's password
         subprocess.run(["nginx", "-p", d, "-c", conf, "-e", os.path.join(d, "error.log")], check=True,
                        stdin=subprocess.DEVNULL, stdout=open(os.path.join(d, "start.log"), "a"),
                        stderr=subprocess.STDOUT)
@@ -693,7 +695,9 @@ def report(args, runs, idle, idle_counts):
     lines.append("Ratios: mssgate's figure over the peer's (for latency and memory, the peer's over mssgate's: "
                  "above 1, mssgate is ahead). Dovecot direct's CPU is its own processes (login, imap); for the "
                  "others the backend's share is in brackets. nginx's auth_http is answered by nginx itself, so "
-                 "its CPU includes it; Dovecot direct and nginx verify no client certificate.")
+                 "its CPU includes it; Dovecot direct and nginx verify no client certificate. Dovecot direct "
+                 "is the backend itself: it is not restarted before its idle measurement, and its figure "
+                 "includes an imap process for every 50 sessions.")
     return "\n".join(lines) + "\n"
 
 
