@@ -28,6 +28,7 @@ import pwd
 import resource
 import shutil
 import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -35,7 +36,8 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from smtp_submission import MAILBOX, ROOT, start_backend, wait_ready, write_section  # noqa: E402
+from cluster import start_gateway  # noqa: E402
+from smtp_submission import MAILBOX, ROOT, start_backend, write_section  # noqa: E402
 
 BACKEND_PORTS = {"IMAP": 34143, "IMAPS": 34993, "LMTP": 34024, "AUTH": 34012, "SMTP": 34025, "SUBMISSION": 34587}
 # (STARTTLS, implicit TLS) port of each front; Dovecot direct is the backend's own pair.
@@ -151,7 +153,6 @@ def stop_pid(pid, how=signal.SIGTERM, timeout=20.0):
 
 
 def wait_port(port, timeout=15.0):
-    import socket
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
@@ -414,12 +415,7 @@ sqlite_path = "{b.work}/directory.db"
 exempt_networks = ["127.0.0.0/8"]
 max_sessions_per_certificate = 100000
 """)
-        log_path = os.path.join(b.work, "mssgate.log")
-        log_file = open(log_path, "w")
-        self.process = subprocess.Popen([os.path.join(b.build, "daemon", "mssgate"), "--config", config],
-                                        stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT)
-        log_file.close()
-        wait_ready(log_path, self.process)
+        self.process, _ = start_gateway(b.build, config, os.path.join(b.work, "mssgate.log"))
         self.root = self.process.pid
 
     def stop(self):

@@ -97,6 +97,7 @@ asio::awaitable<std::tuple<ClientStream::error_code, size_t>> ClientStream::driv
   for (;;) {
     if (closed_) co_return std::tuple{error_code(asio::error::operation_aborted), size_t{0}};
     ERR_clear_error();
+    errno = 0;  // read by tls_error for a failed system call: never a stale one
     size_t done = 0;
     int result = step(ssl_.get(), &done);
     if (result == 1) co_return std::tuple{error_code(), done};
