@@ -74,6 +74,10 @@ struct TlsConfig {
   std::string ciphers = kReferentielTls12Ciphers;
   std::string ciphersuites = kDefaultTls13Ciphersuites;
   Duration handshake_timeout = 15s;
+  // With client_ca: sessions kept in memory for resumption (0: none), and how long each may be
+  // resumed. A session held only here costs a few KiB (its client certificate).
+  size_t session_cache_size = 10000;
+  Duration session_lifetime = 5min;
 };
 
 struct ImapBackendConfig {

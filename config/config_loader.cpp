@@ -351,6 +351,8 @@ void read_tls(TableReader& parent, TlsConfig& out, Problems& problems, const fs:
   t.string("ciphers", out.ciphers);
   t.string("ciphersuites", out.ciphersuites);
   t.duration("handshake_timeout", out.handshake_timeout, 100ms, 5min);
+  t.integer("session_cache_size", out.session_cache_size, 0, 10'000'000);
+  t.duration("session_lifetime", out.session_lifetime, 1s, 24h);
   t.strings("crl_urls", out.crl_urls);
   t.duration("crl_refresh_interval", out.crl_refresh_interval, 1s, 7 * 24h);
   t.duration("crl_download_timeout", out.crl_download_timeout, 1s, 10min);

@@ -3,9 +3,11 @@
 #include <openssl/x509_vfy.h>
 #include <openssl/x509v3.h>
 
+#include <chrono>
 #include <memory>
 
 #include "daemon/net/certificate_identity.hpp"
+#include "daemon/net/tls_session_cache.hpp"
 #include "daemon/telemetry/event_log.hpp"
 
 namespace mssgate::daemon {
@@ -26,33 +28,19 @@ int require_client_auth_eku(int preverify_ok, X509_STORE_CTX* store) {
   return 0;
 }
 
-// Called by OpenSSL for every session ticket a client offers, once decrypted.
-SSL_TICKET_RETURN check_ticket(SSL* ssl, SSL_SESSION* session, const unsigned char* /*key_name*/,
-                               size_t /*key_name_length*/, SSL_TICKET_STATUS status,
-                               void* /*arg*/) {
-  switch (status) {
-    case SSL_TICKET_SUCCESS:
-    case SSL_TICKET_SUCCESS_RENEW:
-      break;
-    case SSL_TICKET_EMPTY:
-    case SSL_TICKET_NO_DECRYPT:  // another context's ticket (a reload, a CRL update): ignored
-      return SSL_TICKET_RETURN_IGNORE_RENEW;
-    default:
-      return SSL_TICKET_RETURN_ABORT;
-  }
-  SSL_TICKET_RETURN use =
-      status == SSL_TICKET_SUCCESS ? SSL_TICKET_RETURN_USE : SSL_TICKET_RETURN_USE_RENEW;
-  X509* certificate = session ? SSL_SESSION_get0_peer(session) : nullptr;
-  if (!certificate) return use;
+// Asked before every resumption: the session's certificate must verify again now.
+bool certificate_still_good(SSL* ssl, SSL_SESSION* session) {
+  X509* certificate = SSL_SESSION_get0_peer(session);
+  if (!certificate) return true;
   long error = verify_resumed_certificate(ssl, certificate);
-  if (error == X509_V_OK) return use;
+  if (error == X509_V_OK) return true;
   // Not resumed: the handshake goes on as a full one, which verifies the certificate anew.
   Event("tls_ticket_refused")
       .add("certificate_error", X509_verify_cert_error_string(error))
       .add("certificate_sha256", identify_certificate(certificate).sha256)
       .add("action", "full handshake")
       .warn();
-  return SSL_TICKET_RETURN_IGNORE_RENEW;
+  return false;
 }
 
 }  // namespace
@@ -79,8 +67,9 @@ void apply_client_certificate_policy(SSL_CTX* context, const config::TlsConfig& 
   SSL_CTX_set_verify(context, SSL_VERIFY_PEER | SSL_VERIFY_CLIENT_ONCE,
                      tls.require_client_auth_eku ? require_client_auth_eku : nullptr);
   SSL_CTX_set_verify_depth(context, kVerifyDepth);
-  SSL_CTX_set_session_cache_mode(context, SSL_SESS_CACHE_OFF);
-  SSL_CTX_set_session_ticket_cb(context, nullptr, check_ticket, nullptr);
+  install_session_cache(context, tls.session_cache_size,
+                        std::chrono::duration_cast<std::chrono::seconds>(tls.session_lifetime),
+                        certificate_still_good);
 }
 
 }  // namespace mssgate::daemon

@@ -76,6 +76,10 @@ ConnectionEnds socket_ends(const tcp::socket& socket) {
 }
 
 void ClientStream::SslFree::operator()(SSL* ssl) const {
+  // As closed cleanly, so that OpenSSL keeps the session resumable: a client that drops its
+  // connection without a close_notify may still resume. (A fatal alert has already made the
+  // session unresumable.)
+  SSL_set_shutdown(ssl, SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN);
   SSL_free(ssl);
 }
 

@@ -166,8 +166,12 @@ SslCtxPtr build_server_tls_context(const config::TlsConfig& tls) {
 
   SSL_CTX_set_min_proto_version(c, protocol_version(tls.min_version));
   SSL_CTX_set_max_proto_version(c, protocol_version(tls.max_version));
+  // A client that closes its connection without TLS's closing alert (most IMAP and SMTP clients
+  // do) has closed it, as IMAP and SMTP frame their own data; OpenSSL 3.0 would otherwise take it
+  // for a fatal error and forget the session, which the client could not resume.
   SSL_CTX_set_options(c, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION |
-                             SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_SINGLE_ECDH_USE);
+                             SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_SINGLE_ECDH_USE |
+                             SSL_OP_IGNORE_UNEXPECTED_EOF);
   // Idle sessions keep no TLS record buffers.
   SSL_CTX_set_mode(c, SSL_MODE_RELEASE_BUFFERS);
   if (SSL_CTX_set_cipher_list(c, tls.ciphers.c_str()) != 1)

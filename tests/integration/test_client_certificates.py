@@ -158,6 +158,23 @@ class ResumedSessions(unittest.TestCase):
             gateway.wait_for_log(r'event=tls_failed \S+ peer=\S+ reason=client_certificate '
                                  r'certificate_error="certificate revoked"', since=since)
 
+    def test_a_session_cut_without_the_closing_alert_is_resumed(self):
+        # Most clients close the socket without TLS's close_notify: their session stays resumable.
+        gateway = self.start(Gateway(tls_section=BOTH_VERSIONS))
+        for version in VERSIONS:
+            ctx = context(pki("org-hopital.chain.pem"), pki("org-hopital.key"), version)
+            since = gateway.log_size()
+            client = Imaps(gateway.imaps_port, ctx)
+            _, tagged = client.authenticate_external(APP_HOPITAL)
+            self.assertTrue(tagged.startswith("a1 OK"), (version, tagged))
+            session = client.sock.session
+            client.sock.close()  # no LOGOUT, no close_notify: the TCP connection ends
+            gateway.wait_for_log(r"event=close \S+ mailbox=%s reason=client_closed" % re.escape(APP_HOPITAL),
+                                 since=since)
+            tagged, _, reused = sign_in(gateway.imaps_port, ctx, session)
+            self.assertTrue(reused, version)
+            self.assertTrue(tagged.startswith("a1 OK"), (version, tagged))
+
     def test_a_resumed_session_whose_binding_was_removed_signs_in_to_nothing(self):
         gateway = self.start(Gateway(tls_section=BOTH_VERSIONS))
         tickets = self.resumable_sessions(gateway.imaps_port, pki("org-hopital.chain.pem"), pki("org-hopital.key"))

@@ -585,6 +585,25 @@ TEST_F(ConfigTest, CrlUrlsNeedACacheDirectoryAndHttp) {
       << error;
 }
 
+TEST_F(ConfigTest, TlsSessionCacheKeys) {
+  auto config = parse_config(minimal(), path());
+  EXPECT_EQ(config.tls.session_cache_size, 10000u);
+  EXPECT_EQ(config.tls.session_lifetime, std::chrono::minutes(5));
+  std::string text = minimal();
+  const std::string files = "crl_files = [\"crls.pem\"]";
+  text.insert(text.find(files) + files.size(),
+              "\nsession_cache_size = 0\nsession_lifetime = \"2h\"");
+  config = parse_config(text, path());
+  EXPECT_EQ(config.tls.session_cache_size, 0u);
+  EXPECT_EQ(config.tls.session_lifetime, std::chrono::hours(2));
+  text.replace(text.find("session_cache_size = 0"), 22, "session_cache_size = -1");
+  text.replace(text.find("\"2h\""), 4, "\"25h\"");
+  std::string error = error_for(text);
+  EXPECT_NE(error.find("tls.session_cache_size: must be between 0 and 10000000"), std::string::npos)
+      << error;
+  EXPECT_NE(error.find("tls.session_lifetime: must be between"), std::string::npos) << error;
+}
+
 TEST_F(ConfigTest, LoggingKeys) {
   auto config = parse_config(minimal() +
                                  "\n[server]\nlog_file = \"logs/mssgate.log\"\naudit_log = "
