@@ -14,6 +14,9 @@ LineSplitter::Result LineSplitter::feed(std::string_view input) {
     char c = input[i++];
     if (c == '\n') {
       if (!line_.empty() && line_.back() == '\r') line_.pop_back();
+      // The byte past the cap was allowed only as a CR; fed in pieces, the same line is refused
+      // when the input ends on that byte.
+      if (line_.size() > max_line_bytes_) return {Status::kTooLong, i};
       complete_ = true;
       return {Status::kLine, i};
     }

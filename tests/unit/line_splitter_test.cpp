@@ -54,3 +54,21 @@ TEST(LineSplitter, AcceptsALineOfExactlyTheCapAndRefusesOneMore) {
   split_byte_by_byte(std::string(11, 'x') + "\r\n", 10, too_long);
   EXPECT_TRUE(too_long);
 }
+
+// Found by the smtp fuzz target (tests/fuzz/regressions/smtp/6d8fd589...): a line one byte over
+// the cap ended by a bare LF was taken whole and refused in pieces.
+TEST(LineSplitter, ALineOneByteOverTheCapEndedByABareLfIsRefusedWholeOrInPieces) {
+  std::string line = std::string(11, 'x') + "\n";
+  LineSplitter whole(10);
+  EXPECT_EQ(whole.feed(line).status, LineSplitter::Status::kTooLong);
+  bool too_long;
+  split_byte_by_byte(line, 10, too_long);
+  EXPECT_TRUE(too_long);
+  // With its CR, the byte past the cap is the CR: the line fits, whole or in pieces.
+  LineSplitter crlf(10);
+  auto r = crlf.feed(std::string(10, 'x') + "\r\n");
+  EXPECT_EQ(r.status, LineSplitter::Status::kLine);
+  EXPECT_EQ(crlf.line(), std::string(10, 'x'));
+  EXPECT_EQ(split_byte_by_byte(std::string(10, 'x') + "\n", 10, too_long).size(), 1u);
+  EXPECT_FALSE(too_long);
+}
