@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "protocol/ascii.hpp"
+#include "protocol/ins_matricule.hpp"
 
 namespace mssgate::protocol {
 namespace {
@@ -148,12 +149,24 @@ CdaFacts read_cda(std::string_view xml, const CdaLimits& limits) {
     facts.code_system = word(code.attribute("codeSystem").value());
   }
   pugi::xml_node patient_role = child(child(root, "recordTarget"), "patientRole");
+  // The best of the patient's INS ids: a production one (NIR or NIA) over a test one, a
+  // well-formed matricule over one that is not, the NIR over the NIA.
+  auto rank = [](CdaFacts::Ins kind, bool well_formed) {
+    CdaFacts candidate;
+    candidate.ins = kind;
+    return (candidate.production_ins() ? 4 : 0) + (well_formed ? 2 : 0) +
+           (kind == CdaFacts::Ins::kProduction ? 1 : 0);
+  };
+  int best = -1;
   for (const auto& id : children(patient_role, "id")) {
     auto kind = ins_kind_of_oid(id.attribute("root").value());
-    if (kind != CdaFacts::Ins::kAbsent && *id.attribute("extension").value() != '\0') {
-      // A production INS wins over a test one when a document carries both.
-      if (facts.ins == CdaFacts::Ins::kAbsent || kind == CdaFacts::Ins::kProduction)
-        facts.ins = kind;
+    std::string_view value = id.attribute("extension").value();
+    if (kind == CdaFacts::Ins::kAbsent || value.empty()) continue;
+    bool well_formed = check_ins_matricule(value) == InsMatricule::kWellFormed;
+    if (rank(kind, well_formed) > best) {
+      best = rank(kind, well_formed);
+      facts.ins = kind;
+      facts.ins_well_formed = well_formed;
     }
   }
   pugi::xml_node patient = child(patient_role, "patient");

@@ -15,6 +15,9 @@ struct CdaFacts {
   std::string code;         // ClinicalDocument/code/@code (document type)
   std::string code_system;  // its @codeSystem
   Ins ins = Ins::kAbsent;   // from recordTarget/patientRole/id/@root
+  // Whether that id's @extension is a well-formed matricule (check_ins_matricule); the value
+  // itself is never kept.
+  bool ins_well_formed = false;
   bool birth_name = false;  // patient/name/family (qualifier BR when given)
   bool given_name = false;  // patient/name/given
   bool sex = false;         // patient/administrativeGenderCode/@code
@@ -24,9 +27,12 @@ struct CdaFacts {
   // A real patient's INS (NIR or NIA OID), or a test or demo one, counted apart.
   bool production_ins() const { return ins == Ins::kProduction || ins == Ins::kTemporary; }
   bool test_ins() const { return ins == Ins::kTest || ins == Ins::kDemo; }
-  // An INS with its OID and the four identity traits (Référentiel #2, ECO.2.4.2).
-  bool qualified_ins() const { return production_ins() && all_traits(); }
-  bool qualified_test_ins() const { return test_ins() && all_traits(); }
+  // An INS with its OID, a well-formed matricule and the four identity traits (Référentiel #2,
+  // ECO.2.4.2; the matricule's rule in docs/indicators.md).
+  bool qualified_ins() const { return production_ins() && ins_well_formed && all_traits(); }
+  bool qualified_test_ins() const { return test_ins() && ins_well_formed && all_traits(); }
+  // A production INS whose value is not a matricule: never qualified, counted apart.
+  bool malformed_ins() const { return production_ins() && !ins_well_formed; }
 };
 
 struct CdaLimits {

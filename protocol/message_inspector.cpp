@@ -98,6 +98,8 @@ std::string_view to_string(MessageFacts::Ins ins) {
       return "absent";
     case MessageFacts::Ins::kTest:
       return "test";
+    case MessageFacts::Ins::kMalformed:
+      return "malformed";
     case MessageFacts::Ins::kUnqualified:
       return "unqualified";
     case MessageFacts::Ins::kQualified:
@@ -131,10 +133,7 @@ std::string_view to_string(Mismatch mismatch) {
 }
 
 std::optional<Mismatch> parse_mismatch(std::string_view word) {
-  for (auto m :
-       {Mismatch::kCodecdaMissing, Mismatch::kCodecdaDiffers, Mismatch::kCodecdaWithoutCda,
-        Mismatch::kInsMissing, Mismatch::kInsONotQualified, Mismatch::kInsNButQualified,
-        Mismatch::kInsWithoutCda, Mismatch::kSubjectWithoutXdm, Mismatch::kXdmWithoutSubject}) {
+  for (auto m : kAllMismatches) {
     if (word == to_string(m)) return m;
   }
   return std::nullopt;
@@ -142,6 +141,7 @@ std::optional<Mismatch> parse_mismatch(std::string_view word) {
 
 MessageFacts::Ins ins_class(const CdaFacts& document) {
   if (document.production_ins()) {
+    if (document.malformed_ins()) return MessageFacts::Ins::kMalformed;
     return document.qualified_ins() ? MessageFacts::Ins::kQualified
                                     : MessageFacts::Ins::kUnqualified;
   }

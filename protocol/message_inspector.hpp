@@ -39,6 +39,11 @@ enum class Mismatch {
   kSubjectWithoutXdm,
   kXdmWithoutSubject,
 };
+// Every mismatch, in the order above.
+inline constexpr Mismatch kAllMismatches[] = {
+    Mismatch::kCodecdaMissing, Mismatch::kCodecdaDiffers,    Mismatch::kCodecdaWithoutCda,
+    Mismatch::kInsMissing,     Mismatch::kInsONotQualified,  Mismatch::kInsNButQualified,
+    Mismatch::kInsWithoutCda,  Mismatch::kSubjectWithoutXdm, Mismatch::kXdmWithoutSubject};
 std::string_view to_string(Mismatch mismatch);
 std::optional<Mismatch> parse_mismatch(std::string_view word);
 
@@ -49,7 +54,8 @@ struct MessageFacts {
   enum class Ins {
     kAbsent,       // no CDA carries an INS
     kTest,         // only test or demo INS OIDs (.10, .11)
-    kUnqualified,  // a production INS (.8, .9) without all four identity traits
+    kMalformed,    // a production INS (.8, .9) whose value is not a well-formed matricule
+    kUnqualified,  // a production INS, well formed, without all four identity traits
     kQualified,    // a production INS with its four traits
   };
 

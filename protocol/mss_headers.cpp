@@ -27,6 +27,7 @@ MssHeaderClaims read_mss_headers(const HeaderSectionReader& headers) {
 
 MssHeaderClaims read_mss_headers(const std::vector<HeaderField>& fields) {
   MssHeaderClaims claims;
+  bool fin_header = false;
   for (const auto& field : fields) {
     const std::string& name = field.name;
     if (ascii_iequals(name, "X-MSS-CODECDA")) {
@@ -54,13 +55,15 @@ MssHeaderClaims read_mss_headers(const std::vector<HeaderField>& fields) {
     } else if (ascii_iequals(name, "X-MSS-NIL")) {
       if (printable_word(field.value, kMaxNilBytes)) claims.nil = field.value;
     } else if (ascii_iequals(name, "X-MSS-MES")) {
-      claims.mes_fin = ascii_iequals(field.value, "FIN");
+      fin_header = ascii_iequals(field.value, "FIN");
     } else if (ascii_iequals(name, "Subject")) {
       claims.xdm_subject = ascii_istarts_with(field.value, "XDM/1.0/DDM");
+      claims.fin_subject = field.value == "[FIN]";
     } else if (ascii_iequals(name, "Disposition-Notification-To")) {
       claims.mdn_requested = true;
     }
   }
+  claims.mes_fin = fin_header || claims.fin_subject;
   return claims;
 }
 

@@ -15,7 +15,10 @@ struct MssHeaderClaims {
   std::optional<bool> ins;             // X-MSS-INS: "O" true, "N" false
   bool ins_invalid = false;            // X-MSS-INS present with another value
   std::string nil;                     // X-MSS-NIL, the LPS product reference (printable, ≤ 64)
-  bool mes_fin = false;        // X-MSS-MES: FIN (no reply from the patient's Mon Espace Santé)
+  // The end of an exchange with a patient (no reply from their Mon Espace Santé): X-MSS-MES: FIN,
+  // or a Subject that is exactly "[FIN]" (the patient messaging's own marker).
+  bool mes_fin = false;
+  bool fin_subject = false;    // the Subject is exactly "[FIN]"
   bool xdm_subject = false;    // Subject starts with "XDM/1.0/DDM"
   bool mdn_requested = false;  // Disposition-Notification-To is present
 };

@@ -109,8 +109,8 @@ std::optional<RecordedMailboxType> parse_recorded_mailbox_type(std::string_view 
 }
 
 std::optional<InsClass> parse_ins_class(std::string_view text) {
-  return find_by_text(
-      text, {InsClass::kAbsent, InsClass::kTest, InsClass::kUnqualified, InsClass::kQualified});
+  return find_by_text(text, {InsClass::kAbsent, InsClass::kTest, InsClass::kMalformed,
+                             InsClass::kUnqualified, InsClass::kQualified});
 }
 
 }  // namespace mssgate::storage

@@ -46,6 +46,8 @@ inline const std::vector<std::string_view> kMessagesFields{"month",
                                                            "received_qualified_ins",
                                                            "sent_unqualified_ins",
                                                            "received_unqualified_ins",
+                                                           "sent_malformed_ins",
+                                                           "received_malformed_ins",
                                                            "sent_test_ins",
                                                            "received_test_ins",
                                                            "sent_claimed_codecda",
@@ -79,9 +81,39 @@ inline const std::vector<std::string_view> kMessagesDefault{"mailbox",
 
 // One row per mailbox, direction and document type code.
 inline const std::vector<std::string_view> kDocumentsFields{
-    "month",       "mailbox",   "mailbox_type",  "direction",       "code",
-    "code_system", "documents", "qualified_ins", "unqualified_ins", "test_ins"};
+    "month",     "mailbox",       "mailbox_type",    "direction",     "code",    "code_system",
+    "documents", "qualified_ins", "unqualified_ins", "malformed_ins", "test_ins"};
 inline const std::vector<std::string_view> kDocumentsDefault{
     "mailbox", "mailbox_type", "direction", "code", "code_system", "documents", "qualified_ins"};
+
+// One row per LPS (X-MSS-NIL and the token's client id) over the messages sent.
+inline const std::vector<std::string_view> kLpsFields{"month",
+                                                      "nil",
+                                                      "azp",
+                                                      "sent",
+                                                      "mailboxes",
+                                                      "sent_without_nil",
+                                                      "sent_with_xdm",
+                                                      "sent_with_cda",
+                                                      "sent_documents",
+                                                      "sent_qualified_ins",
+                                                      "sent_unqualified_ins",
+                                                      "sent_malformed_ins",
+                                                      "sent_test_ins",
+                                                      "sent_with_mismatch",
+                                                      "sent_uninspectable",
+                                                      "sent_mdn",
+                                                      "sent_bytes",
+                                                      "mismatch_codecda_missing",
+                                                      "mismatch_codecda_differs",
+                                                      "mismatch_codecda_without_cda",
+                                                      "mismatch_ins_missing",
+                                                      "mismatch_ins_o_not_qualified",
+                                                      "mismatch_ins_n_but_qualified",
+                                                      "mismatch_ins_without_cda",
+                                                      "mismatch_subject_without_xdm",
+                                                      "mismatch_xdm_without_subject"};
+// The per-LPS report prints every column but the month, which its heading names.
+inline const std::vector<std::string_view> kLpsDefault{kLpsFields.begin() + 1, kLpsFields.end()};
 
 }  // namespace mssgate::storage

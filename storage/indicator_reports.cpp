@@ -117,6 +117,7 @@ void add_per_direction_columns(Expressions& out, const std::string& prefix,
       {prefix + "_documents", sum_if(direction, column(kDocuments))},
       {prefix + "_qualified_ins", where(is(kIns, InsClass::kQualified))},
       {prefix + "_unqualified_ins", where(is(kIns, InsClass::kUnqualified))},
+      {prefix + "_malformed_ins", where(is(kIns, InsClass::kMalformed))},
       {prefix + "_test_ins", where(is(kIns, InsClass::kTest))},
       {prefix + "_with_mismatch", where(not_empty(kMismatches))},
       {prefix + "_uninspectable", where(column(kInspected) + " = 0")},
@@ -178,6 +179,34 @@ const Expressions& connection_expressions(const ReportDialect& d) {
   return d.postgresql ? postgresql : sqlite;
 }
 
+// The per-LPS report: the messages sent in a month, grouped by the LPS that sent them (its
+// X-MSS-NIL and its token's client id), with each mismatch word counted apart.
+Expressions build_lps_expressions() {
+  using enum EventField;
+  std::string sent = is(kDirection, Direction::kSent);
+  Expressions out{
+      {"month", "?3"},
+      {"nil", column(kNil)},
+      {"azp", column(kAzp)},
+      {"sent", count_if(sent)},
+      {"mailboxes", "COUNT(DISTINCT " + column(kMailbox) + ")"},
+      {"sent_without_nil", count_if(both(sent, column(kNil) + " = ''"))},
+  };
+  add_per_direction_columns(out, "sent", sent);
+  for (auto m : protocol::kAllMismatches) {
+    std::string word(protocol::to_string(m));
+    // The words are kept comma-separated: a word is found whole, never inside another.
+    out.emplace("mismatch_" + word, count_if(both(sent, "(',' || " + column(kMismatches) +
+                                                            " || ',') LIKE '%," + word + ",%'")));
+  }
+  return out;
+}
+
+const Expressions& lps_expressions() {
+  static const Expressions expressions = build_lps_expressions();
+  return expressions;
+}
+
 const Expressions& document_expressions() {
   static const Expressions expressions = [] {
     auto e = [](EventField field) { return column(field, "e"); };
@@ -194,6 +223,7 @@ const Expressions& document_expressions() {
         {"documents", "COUNT(*)"},
         {"qualified_ins", documents_with(InsClass::kQualified)},
         {"unqualified_ins", documents_with(InsClass::kUnqualified)},
+        {"malformed_ins", documents_with(InsClass::kMalformed)},
         {"test_ins", documents_with(InsClass::kTest)},
     };
   }();
@@ -242,6 +272,8 @@ std::string_view to_string(Report report) {
       return "messages";
     case Report::kDocuments:
       return "documents";
+    case Report::kLps:
+      return "lps";
   }
   return "?";
 }
@@ -381,6 +413,17 @@ ReportTable IndicatorReader::monthly(Report report, const std::string& month,
       return run("SELECT " + select_list(connection_expressions(d), columns) +
                      " FROM connection_day c WHERE " + column(ConnectionField::kDay, "c") +
                      " <= ?2 GROUP BY " + mailbox + " ORDER BY " + d.sorted(mailbox),
+                 {first, last, month}, columns);
+    }
+    case Report::kLps: {
+      auto columns = or_default(requested, kLpsDefault);
+      std::string nil = column(EventField::kNil);
+      std::string azp = column(EventField::kAzp);
+      return run("SELECT " + select_list(lps_expressions(), columns) +
+                     " FROM indicator_event WHERE " + column(EventField::kDay) +
+                     " BETWEEN ?1 AND ?2 AND " + is(EventField::kDirection, Direction::kSent) +
+                     " GROUP BY " + nil + ", " + azp + " ORDER BY " + d.sorted(nil) + ", " +
+                     d.sorted(azp),
                  {first, last, month}, columns);
     }
     case Report::kDocuments: {

@@ -11,7 +11,8 @@ struct sqlite3;
 
 namespace mssgate::storage {
 
-enum class Report { kConnections, kMessages, kDocuments };
+// kLps: the messages sent, per LPS (X-MSS-NIL and the token's client id), for the éditeurs.
+enum class Report { kConnections, kMessages, kDocuments, kLps };
 std::string_view to_string(Report report);
 
 // A report as rows of text, in the order of its columns.

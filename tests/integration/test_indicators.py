@@ -25,18 +25,19 @@ TAP_PORT = 21124  # the backend fixture's Postfix delivers tap.test.mssante.fr h
 LABO = "labo@tap.test.mssante.fr"
 CABINET = "cabinet@tap.test.mssante.fr"
 SECRETARIAT = "secretariat@tap.test.mssante.fr"  # only the export test writes to these two
-INS_VALUE = "248092A123456789"  # must never appear in a log, an event or an export
+INS_VALUE = "284032A00412323"  # well formed; must never appear in a log, an event or an export
 PATIENT_NAME = "DURANDEAU"
 BODY_TEXT = "Texte confidentiel du compte rendu"
+MALFORMED_INS = "284032A00412324"  # the control key is wrong
 
 
-def cda(code, ins_oid="1.2.250.1.213.1.4.8", birth_time=True):
+def cda(code, ins_oid="1.2.250.1.213.1.4.8", birth_time=True, ins_value=INS_VALUE):
     birth = '<birthTime value="19480922"/>' if birth_time else ""
     return f"""<?xml version="1.0" encoding="UTF-8"?>
 <ClinicalDocument xmlns="urn:hl7-org:v3">
   <code code="{code}" codeSystem="2.16.840.1.113883.6.1"/>
   <recordTarget><patientRole>
-    <id root="{ins_oid}" extension="{INS_VALUE}"/>
+    <id root="{ins_oid}" extension="{ins_value}"/>
     <patient>
       <name><given>MARIE</given><family qualifier="BR">{PATIENT_NAME}</family></name>
       <administrativeGenderCode code="F" codeSystem="2.16.840.1.113883.5.1"/>
@@ -233,6 +234,58 @@ class IndicatorsEndToEnd(unittest.TestCase):
         for text in texts:
             for secret in (INS_VALUE, PATIENT_NAME, BODY_TEXT, "MARIE", "19480922"):
                 self.assertNotIn(secret, text)
+
+    def test_a_malformed_ins_a_fin_subject_and_the_per_lps_report(self):
+        g = self.gateway
+        # Every trait is there and the headers claim a qualified INS; the matricule's key is wrong.
+        marker = new_marker("malformed")
+        send(g, CABINET, structured_message(APP_HOPITAL, CABINET, marker,
+                                            xdm([cda("11488-4", ins_value=MALFORMED_INS)]), MATCHING_HEADERS))
+        # The end of an exchange said by the subject alone, from another LPS.
+        fin_marker = new_marker("fin").decode()
+        fin = ("From: {s}\r\nTo: {r}\r\nDate: {d}\r\nMessage-ID: <{m}@test>\r\nSubject: [FIN]\r\n"
+               "X-MSS-NIL: LPS-TEST-2\r\n\r\nFin de l'echange {m}\r\n").format(
+            s=APP_HOPITAL, r=CABINET, d=email.utils.formatdate(), m=fin_marker).encode()
+        send(g, CABINET, fin)
+        wait_for_delivery(CABINET, marker)
+        wait_for_delivery(CABINET, fin_marker.encode())
+        malformed = g.wait_for_event(lambda e: e["direction"] == "sent" and
+                                     e.get("message_id") == "<%s@test>" % marker.decode())
+        self.assertEqual(malformed["ins"], "malformed")
+        self.assertEqual(malformed["documents"][0]["ins"], "malformed")
+        self.assertEqual(malformed["mismatches"], ["ins_o_not_qualified"])
+        ended = g.wait_for_event(lambda e: e["direction"] == "sent" and
+                                 e.get("message_id") == "<%s@test>" % fin_marker)
+        self.assertTrue(ended["mes_fin"])
+        self.assertEqual(ended["nil"], "LPS-TEST-2")
+
+        month = malformed["day"][:7]
+        report = subprocess.run([MSSGATECTL, "--config", g.config_path, "indicators", "lps", "--month", month,
+                                 "--format", "json"], capture_output=True, text=True, timeout=30)
+        self.assertEqual(report.returncode, 0, report.stderr)
+        rows = {r["nil"]: r for r in json.loads(report.stdout)}
+        self.assertEqual(set(rows), {"LPS-TEST-1", "LPS-TEST-2"})
+        first, second = rows["LPS-TEST-1"], rows["LPS-TEST-2"]
+        self.assertEqual((first["azp"], first["sent"], first["sent_with_xdm"], first["sent_qualified_ins"],
+                          first["sent_malformed_ins"], first["mismatch_ins_o_not_qualified"],
+                          first["sent_with_mismatch"]), ("", 1, 1, 0, 1, 1, 1))
+        self.assertEqual((second["sent"], second["sent_with_xdm"], second["sent_with_mismatch"]), (1, 0, 0))
+        # The monthly export counts the end of exchange, and the malformed INS apart.
+        out = tempfile.mkdtemp(prefix="mssgate-export-")
+        export(g, month, "json", out)
+        with open(os.path.join(out, "messages-%s.json" % month)) as f:
+            hospital = {r["mailbox"]: r for r in json.load(f)}[APP_HOPITAL]
+        self.assertEqual((hospital["sent"], hospital["sent_mes_fin"], hospital["sent_qualified_ins"]), (2, 1, 0))
+        table = subprocess.run([MSSGATECTL, "--config", g.config_path, "indicators", "lps", "--month", month],
+                               capture_output=True, text=True, timeout=30)
+        self.assertEqual(table.returncode, 0, table.stderr)
+        self.assertIn("LPS-TEST-2", table.stdout)
+        self.assertRegex(table.stdout, r"sent_malformed_ins +1")
+        with open(g.indicator_log) as f:
+            indicator_log = f.read()
+        for text in (report.stdout, table.stdout, g.log(), indicator_log):
+            self.assertNotIn(MALFORMED_INS, text)
+            self.assertNotIn(MALFORMED_INS[:13], text)
 
     def test_what_a_sender_writes_is_capped_cleaned_and_never_a_formula_in_the_export(self):
         g = self.gateway

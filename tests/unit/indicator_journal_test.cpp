@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <sqlite3.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -123,6 +124,85 @@ TEST_F(IndicatorJournalTest, EventsAreDurableCountedOnceAndReported) {
     std::vector<std::string> all(fields->begin(), fields->end());
     EXPECT_EQ(reader.monthly(report, "2026-11", all).columns.size(), all.size());
   }
+}
+
+TEST_F(IndicatorJournalTest, MalformedInsAreCountedApartInTheReports) {
+  {
+    IndicatorJournal journal(options());
+    auto malformed = event("sent:m", "sent", "a@x.fr", "2026-11-02");
+    malformed.ins = InsClass::kMalformed;
+    malformed.documents = {{"11488-4", "2.16.840.1.113883.6.1", InsClass::kMalformed},
+                           {"34133-9", "2.16.840.1.113883.6.1", InsClass::kTest}};
+    auto qualified = event("sent:q", "sent", "a@x.fr", "2026-11-02");
+    auto received = event("received:a@x.fr:r", "received", "a@x.fr", "2026-11-02");
+    received.ins = InsClass::kMalformed;
+    received.documents = {{"11488-4", "2.16.840.1.113883.6.1", InsClass::kMalformed}};
+    EXPECT_EQ(record_all(journal, {malformed, qualified, received}),
+              (std::vector<bool>{true, true, true}));
+  }
+  auto lines = log_lines();
+  ASSERT_EQ(lines.size(), 3u);
+  EXPECT_NE(lines[0].find(R"("ins":"malformed")"), std::string::npos) << lines[0];
+  IndicatorReader reader((dir_ / "indicators.db").string());
+  auto messages = reader.monthly(Report::kMessages, "2026-11",
+                                 {"sent", "sent_qualified_ins", "sent_malformed_ins",
+                                  "sent_unqualified_ins", "received_malformed_ins"});
+  ASSERT_EQ(messages.rows.size(), 1u);
+  EXPECT_EQ(messages.rows[0], (std::vector<std::string>{"2", "1", "1", "0", "1"}));
+  auto documents = reader.monthly(
+      Report::kDocuments, "2026-11",
+      {"direction", "code", "documents", "qualified_ins", "malformed_ins", "test_ins"});
+  ASSERT_EQ(documents.rows.size(), 3u);
+  EXPECT_EQ(documents.rows[0],
+            (std::vector<std::string>{"received", "11488-4", "1", "0", "1", "0"}));
+  EXPECT_EQ(documents.rows[1], (std::vector<std::string>{"sent", "11488-4", "2", "1", "1", "0"}));
+  EXPECT_EQ(documents.rows[2], (std::vector<std::string>{"sent", "34133-9", "1", "0", "0", "1"}));
+}
+
+TEST_F(IndicatorJournalTest, ThePerLpsReportCountsWhatEachLpsSent) {
+  using mssgate::protocol::Mismatch;
+  {
+    IndicatorJournal journal(options());
+    // LPS-1 by certificate: a clean message and one with two mismatches.
+    auto clean = event("sent:1", "sent", "a@x.fr", "2026-11-02");
+    auto two = event("sent:2", "sent", "b@x.fr", "2026-11-03");
+    two.mismatches = {Mismatch::kInsONotQualified, Mismatch::kCodecdaDiffers};
+    two.ins = InsClass::kMalformed;
+    // LPS-2 signed in with a token: one message, no X-MSS-NIL in another.
+    auto token = event("sent:3", "sent", "a@x.fr", "2026-11-04");
+    token.nil = "LPS-2";
+    token.azp = "client-2";
+    token.xdm = false;
+    token.documents.clear();
+    token.ins = InsClass::kAbsent;
+    token.mismatches = {Mismatch::kCodecdaWithoutCda};
+    auto without_nil = event("sent:4", "sent", "a@x.fr", "2026-11-04");
+    without_nil.nil.clear();
+    without_nil.azp = "client-2";
+    // Neither a received message nor another month counts.
+    auto received = event("received:a@x.fr:r", "received", "a@x.fr", "2026-11-04");
+    auto december = event("sent:5", "sent", "a@x.fr", "2026-12-01");
+    EXPECT_EQ(record_all(journal, {clean, two, token, without_nil, received, december}),
+              std::vector<bool>(6, true));
+  }
+  IndicatorReader reader((dir_ / "indicators.db").string());
+  auto lps = reader.monthly(
+      Report::kLps, "2026-11",
+      {"nil", "azp", "sent", "mailboxes", "sent_without_nil", "sent_with_xdm", "sent_qualified_ins",
+       "sent_malformed_ins", "sent_with_mismatch", "mismatch_ins_o_not_qualified",
+       "mismatch_codecda_differs", "mismatch_codecda_without_cda", "mismatch_ins_missing"});
+  ASSERT_EQ(lps.rows.size(), 3u);
+  EXPECT_EQ(lps.rows[0], (std::vector<std::string>{"", "client-2", "1", "1", "1", "1", "1", "0",
+                                                   "0", "0", "0", "0", "0"}));
+  EXPECT_EQ(lps.rows[1], (std::vector<std::string>{"LPS-1", "", "2", "2", "0", "2", "1", "1", "1",
+                                                   "1", "1", "0", "0"}));
+  EXPECT_EQ(lps.rows[2], (std::vector<std::string>{"LPS-2", "client-2", "1", "1", "0", "0", "0",
+                                                   "0", "1", "0", "0", "1", "0"}));
+  // Every column of its vocabulary is computable, and its default is a part of it.
+  std::vector<std::string> all(kLpsFields.begin(), kLpsFields.end());
+  EXPECT_EQ(reader.monthly(Report::kLps, "2026-11", all).columns.size(), all.size());
+  for (auto name : kLpsDefault)
+    EXPECT_NE(std::find(kLpsFields.begin(), kLpsFields.end(), name), kLpsFields.end()) << name;
 }
 
 TEST_F(IndicatorJournalTest, TheLogCatchesUpWithTheJournal) {

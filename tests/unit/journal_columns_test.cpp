@@ -341,7 +341,8 @@ TEST(IndicatorVocabulary, EveryWordReadsBackAsItsValue) {
     EXPECT_EQ(parse_counterpart(to_string(c)), c);
   for (auto c : {ClaimedIns::kAbsent, ClaimedIns::kYes, ClaimedIns::kNo, ClaimedIns::kInvalid})
     EXPECT_EQ(parse_claimed_ins(to_string(c)), c);
-  for (auto i : {InsClass::kAbsent, InsClass::kTest, InsClass::kUnqualified, InsClass::kQualified})
+  for (auto i : {InsClass::kAbsent, InsClass::kTest, InsClass::kMalformed, InsClass::kUnqualified,
+                 InsClass::kQualified})
     EXPECT_EQ(parse_ins_class(to_string(i)), i);
   auto unknown = parse_recorded_mailbox_type("unknown");
   ASSERT_TRUE(unknown);

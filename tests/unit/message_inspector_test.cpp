@@ -147,6 +147,33 @@ TEST(MessageInspector, AnInsWithoutItsBirthDateIsNotQualified) {
   EXPECT_EQ(words(facts.mismatches), std::vector<std::string>{"ins_o_not_qualified"});
 }
 
+TEST(MessageInspector, AMalformedInsIsCountedApartAndNotQualified) {
+  // Its four traits are there, its control key is wrong.
+  auto malformed_document = cda("11488-4", "1.2.250.1.213.1.4.8", true, "F", "284032A00412324");
+  auto facts = inspect_every_way(message(
+      kStructuredHeaders, multipart("mixed", "b1", {attachment(one_cda_xdm(malformed_document))})));
+  EXPECT_EQ(facts.ins, MessageFacts::Ins::kMalformed);
+  EXPECT_EQ(to_string(facts.ins), "malformed");
+  EXPECT_EQ(words(facts.mismatches), std::vector<std::string>{"ins_o_not_qualified"});
+  // Beside a well-formed document without its birth date, the message's INS is unqualified;
+  // beside a qualified one, qualified.
+  std::string with_unqualified =
+      xdm({{"IHE_XDM/SUBSET01/DOC0001.XML", malformed_document},
+           {"IHE_XDM/SUBSET01/DOC0002.XML", cda("11488-4", "1.2.250.1.213.1.4.8", false)}});
+  EXPECT_EQ(inspect_every_way(message(kStructuredHeaders,
+                                      multipart("mixed", "b1", {attachment(with_unqualified)})))
+                .ins,
+            MessageFacts::Ins::kUnqualified);
+  std::string with_qualified = xdm({{"IHE_XDM/SUBSET01/DOC0001.XML", malformed_document},
+                                    {"IHE_XDM/SUBSET01/DOC0002.XML", cda("11488-4")}});
+  auto best = inspect_every_way(
+      message(kStructuredHeaders, multipart("mixed", "b1", {attachment(with_qualified)})));
+  EXPECT_EQ(best.ins, MessageFacts::Ins::kQualified);
+  ASSERT_EQ(best.documents.size(), 2u);
+  EXPECT_EQ(ins_class(best.documents[0]), MessageFacts::Ins::kMalformed);
+  EXPECT_EQ(ins_class(best.documents[1]), MessageFacts::Ins::kQualified);
+}
+
 TEST(MessageInspector, TestOidsAreCountedApart) {
   auto facts = inspect_every_way(message(
       kStructuredHeaders,

@@ -10,8 +10,12 @@
 
 namespace mssgate::test_samples {
 
+// A well-formed INS matricule (a Corsican one: department 2A) and its control key; no one's.
+inline const std::string kWellFormedIns = "284032A00412323";
+
 inline std::string cda(const std::string& code, const std::string& ins_oid = "1.2.250.1.213.1.4.8",
-                       bool birth_time = true, const std::string& sex = "F") {
+                       bool birth_time = true, const std::string& sex = "F",
+                       const std::string& ins_value = kWellFormedIns) {
   return R"(<?xml version="1.0" encoding="UTF-8"?>
 <ClinicalDocument xmlns="urn:hl7-org:v3">
   <code code=")" +
@@ -19,7 +23,7 @@ inline std::string cda(const std::string& code, const std::string& ins_oid = "1.
   <recordTarget><patientRole>
     <id root="1.2.250.1.213.1.4.8.999" extension="local-id"/>
     <id root=")" +
-         ins_oid + R"(" extension="248092A123456789"/>
+         ins_oid + R"(" extension=")" + ins_value + R"("/>
     <patient>
       <name><given>MARIE</given><family qualifier="BR">DURAND</family></name>
       <administrativeGenderCode code=")" +

@@ -29,6 +29,51 @@ TEST(Cda, AnInsWithoutEveryTraitIsNotQualified) {
   EXPECT_FALSE(none.qualified_ins());
 }
 
+TEST(Cda, AnInsThatIsNotAWellFormedMatriculeIsMalformedNeverQualified) {
+  // Every trait is there; the value's key is wrong, or its length.
+  for (const char* value : {"284032A00412324", "248092A123456789", "1", "28403 A00412323"}) {
+    auto facts = read_cda(cda("11488-4", "1.2.250.1.213.1.4.8", true, "F", value));
+    EXPECT_EQ(facts.ins, CdaFacts::Ins::kProduction) << value;
+    EXPECT_FALSE(facts.ins_well_formed) << value;
+    EXPECT_TRUE(facts.all_traits()) << value;
+    EXPECT_TRUE(facts.malformed_ins()) << value;
+    EXPECT_FALSE(facts.qualified_ins()) << value;
+  }
+  // A test INS must be well formed to count as a qualified test INS.
+  auto test = read_cda(cda("11488-4", "1.2.250.1.213.1.4.10", true, "F", "277076322082911"));
+  EXPECT_EQ(test.ins, CdaFacts::Ins::kTest);
+  EXPECT_FALSE(test.malformed_ins());
+  EXPECT_FALSE(test.qualified_test_ins());
+}
+
+TEST(Cda, TheBestOfThePatientsIdsIsKept) {
+  auto document = [](const std::string& ids) {
+    return std::string(R"(<ClinicalDocument xmlns="urn:hl7-org:v3"><code code="11488-4"/>)") +
+           "<recordTarget><patientRole>" + ids +
+           "<patient><name><given>A</given><family>B</family></name>"
+           R"(<administrativeGenderCode code="M"/><birthTime value="19800101"/></patient>)"
+           "</patientRole></recordTarget></ClinicalDocument>";
+  };
+  const std::string malformed_nir = R"(<id root="1.2.250.1.213.1.4.8" extension="123"/>)";
+  const std::string good_nia = R"(<id root="1.2.250.1.213.1.4.9" extension="100017510100151"/>)";
+  const std::string good_test = R"(<id root="1.2.250.1.213.1.4.10" extension="277076322082910"/>)";
+  // A well-formed NIA over a malformed NIR, in either order.
+  for (const auto& ids : {malformed_nir + good_nia, good_nia + malformed_nir}) {
+    auto facts = read_cda(document(ids));
+    EXPECT_EQ(facts.ins, CdaFacts::Ins::kTemporary);
+    EXPECT_TRUE(facts.qualified_ins());
+  }
+  // A production INS, even malformed, over a test one: the patient is real.
+  for (const auto& ids : {good_test + malformed_nir, malformed_nir + good_test}) {
+    auto facts = read_cda(document(ids));
+    EXPECT_EQ(facts.ins, CdaFacts::Ins::kProduction);
+    EXPECT_TRUE(facts.malformed_ins());
+  }
+  // An INS OID with an empty value is no INS.
+  auto empty = read_cda(document(R"(<id root="1.2.250.1.213.1.4.8" extension=""/>)"));
+  EXPECT_EQ(empty.ins, CdaFacts::Ins::kAbsent);
+}
+
 TEST(Cda, TestAndDemoOidsAreCountedApart) {
   auto test = read_cda(cda("11488-4", "1.2.250.1.213.1.4.10"));
   EXPECT_EQ(test.ins, CdaFacts::Ins::kTest);
@@ -221,6 +266,21 @@ TEST(MssHeaders, AbsentAndInvalidClaims) {
   EXPECT_FALSE(bad.ins.has_value());
   EXPECT_TRUE(bad.nil.empty());
   EXPECT_FALSE(bad.mes_fin);
+}
+
+TEST(MssHeaders, ASubjectThatIsExactlyFinEndsTheExchange) {
+  auto fin = claims_of("From: a@b.fr\r\nSubject: [FIN]\r\n\r\n");
+  EXPECT_TRUE(fin.mes_fin);
+  EXPECT_TRUE(fin.fin_subject);
+  // Blanks around the value are not the value's.
+  EXPECT_TRUE(claims_of("Subject:   [FIN]  \r\n\r\n").mes_fin);
+  // Another X-MSS-MES after it does not take it back.
+  EXPECT_TRUE(claims_of("Subject: [FIN]\r\nX-MSS-MES: STOP\r\n\r\n").mes_fin);
+  for (const char* subject : {"[FIN] suite", "Re: [FIN]", "[fin]", "FIN", "[FIN ]"}) {
+    auto claims = claims_of(std::string("Subject: ") + subject + "\r\n\r\n");
+    EXPECT_FALSE(claims.mes_fin) << subject;
+    EXPECT_FALSE(claims.fin_subject) << subject;
+  }
 }
 
 TEST(Cda, KeepsOnlyCodesThatLookLikeCodes) {

@@ -120,6 +120,40 @@ int indicators(const std::string& verb, const Arguments& a, const std::string& c
     }
     return 0;
   }
+  if (verb == "lps") {
+    // Per LPS, what it sent in the month: a table to read, or a file for its éditeur.
+    allow_only(a, {"--month", "--format"}, 0);
+    auto month = a.option("--month");
+    if (!month) throw UsageError("indicators lps needs --month YYYY-MM");
+    std::string first, last;
+    if (!mssgate::storage::month_days(*month, first, last))
+      throw UsageError("'" + *month + "' is not a month (YYYY-MM)");
+    std::string format = a.option("--format").value_or("table");
+    if (format != "table" && format != "csv" && format != "json")
+      throw UsageError("--format is table, csv or json");
+    auto table = reader->monthly(Report::kLps, *month, {});
+    if (format == "csv") {
+      std::cout << mssgate::storage::to_csv(table, settings.exports.csv_separator[0]);
+    } else if (format == "json") {
+      std::cout << mssgate::storage::to_json(table) << "\n";
+    } else {
+      // Too many columns for one line: a block per LPS, a figure per line.
+      std::cout << "Messages sent in " << *month << ", per LPS (" << table.rows.size()
+                << "): X-MSS-NIL and the token's client id (azp)\n";
+      size_t width = 0;
+      for (const auto& c : table.columns)
+        width = std::max(width, c.size());
+      for (const auto& row : table.rows) {
+        std::cout << "\n";
+        for (size_t i = 0; i < row.size(); ++i) {
+          std::string value = row[i].empty() ? "(none)" : row[i];
+          std::cout << "  " << std::left << std::setw(static_cast<int>(width) + 2)
+                    << table.columns[i] << value << "\n";
+        }
+      }
+    }
+    return 0;
+  }
   throw UsageError("unknown command 'indicators " + verb + "'");
 }
 
