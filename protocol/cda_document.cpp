@@ -94,6 +94,63 @@ bool declares_doctype(std::string_view xml) {
   return false;
 }
 
+// ClinicalDocument/code. Codes go to the journal, the indicator log and the exports: kept only
+// when they look like codes (as the X-MSS-CODECDA claims must), so that no free text of a
+// sender's goes there.
+void read_document_code(const pugi::xml_node& root, CdaFacts& facts) {
+  auto code = child(root, "code");
+  if (!code) return;
+  auto word = [](const char* value) -> std::string {
+    if (*value == '\0') return {};
+    return printable_word(value, kMaxCodeBytes) ? value : "invalid";
+  };
+  facts.code = word(code.attribute("code").value());
+  facts.code_system = word(code.attribute("codeSystem").value());
+}
+
+// The best of the patient's INS ids: a production one (NIR or NIA) over a test one, a
+// well-formed matricule over one that is not, the NIR over the NIA. Only the verdict on the
+// value is kept.
+void read_patient_ins(const pugi::xml_node& patient_role, CdaFacts& facts) {
+  auto rank = [](CdaFacts::Ins kind, bool well_formed) {
+    CdaFacts candidate;
+    candidate.ins = kind;
+    return (candidate.production_ins() ? 4 : 0) + (well_formed ? 2 : 0) +
+           (kind == CdaFacts::Ins::kProduction ? 1 : 0);
+  };
+  int best = -1;
+  for (const auto& id : children(patient_role, "id")) {
+    auto kind = ins_kind_of_oid(id.attribute("root").value());
+    std::string_view value = id.attribute("extension").value();
+    if (kind == CdaFacts::Ins::kAbsent || value.empty()) continue;
+    bool well_formed = check_ins_matricule(value) == InsMatricule::kWellFormed;
+    if (rank(kind, well_formed) > best) {
+      best = rank(kind, well_formed);
+      facts.ins = kind;
+      facts.ins_well_formed = well_formed;
+    }
+  }
+}
+
+// Whether each of the four identity traits is there, never what it says.
+void read_patient_traits(const pugi::xml_node& patient, CdaFacts& facts) {
+  for (const auto& name : children(patient, "name")) {
+    for (const auto& family : children(name, "family")) {
+      std::string_view qualifier = family.attribute("qualifier").value();
+      if (has_text(family) && (qualifier.empty() || qualifier == "BR")) facts.birth_name = true;
+    }
+    for (const auto& given : children(name, "given")) {
+      if (has_text(given)) facts.given_name = true;
+    }
+  }
+  if (auto gender = child(patient, "administrativeGenderCode")) {
+    std::string_view code = gender.attribute("code").value();
+    facts.sex = code == "M" || code == "F";
+  }
+  if (auto birth = child(patient, "birthTime"))
+    facts.birth_date = *birth.attribute("value").value() != '\0';
+}
+
 }  // namespace
 
 CdaFacts::Ins ins_kind_of_oid(std::string_view oid) {
@@ -138,53 +195,10 @@ CdaFacts read_cda(std::string_view xml, const CdaLimits& limits) {
     return facts;
   }
   facts.status = CdaFacts::Status::kRead;
-  if (auto code = child(root, "code")) {
-    // Codes go to the journal, the indicator log and the exports: kept only when they look like
-    // codes (as the X-MSS-CODECDA claims must), so that no free text of a sender's goes there.
-    auto word = [](const char* value) -> std::string {
-      if (*value == '\0') return {};
-      return printable_word(value, kMaxCodeBytes) ? value : "invalid";
-    };
-    facts.code = word(code.attribute("code").value());
-    facts.code_system = word(code.attribute("codeSystem").value());
-  }
+  read_document_code(root, facts);
   pugi::xml_node patient_role = child(child(root, "recordTarget"), "patientRole");
-  // The best of the patient's INS ids: a production one (NIR or NIA) over a test one, a
-  // well-formed matricule over one that is not, the NIR over the NIA.
-  auto rank = [](CdaFacts::Ins kind, bool well_formed) {
-    CdaFacts candidate;
-    candidate.ins = kind;
-    return (candidate.production_ins() ? 4 : 0) + (well_formed ? 2 : 0) +
-           (kind == CdaFacts::Ins::kProduction ? 1 : 0);
-  };
-  int best = -1;
-  for (const auto& id : children(patient_role, "id")) {
-    auto kind = ins_kind_of_oid(id.attribute("root").value());
-    std::string_view value = id.attribute("extension").value();
-    if (kind == CdaFacts::Ins::kAbsent || value.empty()) continue;
-    bool well_formed = check_ins_matricule(value) == InsMatricule::kWellFormed;
-    if (rank(kind, well_formed) > best) {
-      best = rank(kind, well_formed);
-      facts.ins = kind;
-      facts.ins_well_formed = well_formed;
-    }
-  }
-  pugi::xml_node patient = child(patient_role, "patient");
-  for (const auto& name : children(patient, "name")) {
-    for (const auto& family : children(name, "family")) {
-      std::string_view qualifier = family.attribute("qualifier").value();
-      if (has_text(family) && (qualifier.empty() || qualifier == "BR")) facts.birth_name = true;
-    }
-    for (const auto& given : children(name, "given")) {
-      if (has_text(given)) facts.given_name = true;
-    }
-  }
-  if (auto gender = child(patient, "administrativeGenderCode")) {
-    std::string_view code = gender.attribute("code").value();
-    facts.sex = code == "M" || code == "F";
-  }
-  if (auto birth = child(patient, "birthTime"))
-    facts.birth_date = *birth.attribute("value").value() != '\0';
+  read_patient_ins(patient_role, facts);
+  read_patient_traits(child(patient_role, "patient"), facts);
   return facts;
 }
 

@@ -14,6 +14,10 @@ bool is_digit(char c) {
   return c >= '0' && c <= '9';
 }
 
+uint64_t digit_value(char c) {
+  return static_cast<uint64_t>(c - '0');
+}
+
 }  // namespace
 
 InsMatricule check_ins_matricule(std::string_view value) {
@@ -22,9 +26,9 @@ InsMatricule check_ins_matricule(std::string_view value) {
   uint64_t number = 0;
   for (size_t i = 0; i < kMatriculeLength; ++i) {
     char c = value[i];
-    unsigned digit = 0;
+    uint64_t digit = 0;
     if (is_digit(c)) {
-      digit = static_cast<unsigned>(c - '0');
+      digit = digit_value(c);
     } else if (i == kDepartment + 1 && value[kDepartment] == '2' && (c == 'A' || c == 'B')) {
       // "2A" is read as 19 and "2B" as 18: the department's "2" becomes a "1".
       number -= 1;
@@ -36,8 +40,8 @@ InsMatricule check_ins_matricule(std::string_view value) {
   }
   if (!is_digit(value[kMatriculeLength]) || !is_digit(value[kMatriculeLength + 1]))
     return InsMatricule::kBadCharacter;
-  auto key = static_cast<uint64_t>((value[kMatriculeLength] - '0') * 10 +
-                                   (value[kMatriculeLength + 1] - '0'));
+  uint64_t key =
+      digit_value(value[kMatriculeLength]) * 10 + digit_value(value[kMatriculeLength + 1]);
   if (key != kModulus - number % kModulus) return InsMatricule::kBadControlKey;
   return InsMatricule::kWellFormed;
 }

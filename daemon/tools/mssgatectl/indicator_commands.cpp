@@ -40,6 +40,105 @@ std::string replace_all(std::string text, const std::string& what, const std::st
   return text;
 }
 
+using mssgate::storage::IndicatorReader;
+using mssgate::storage::Report;
+
+int export_reports(IndicatorReader& reader, const mssgate::config::IndicatorsConfig& settings,
+                   const Arguments& a) {
+  allow_only(a, {"--month", "--format", "--out"}, 0);
+  auto month = a.option("--month");
+  if (!month) throw UsageError("indicators export needs --month YYYY-MM");
+  std::string first, last;
+  if (!mssgate::storage::month_days(*month, first, last))
+    throw UsageError("'" + *month + "' is not a month (YYYY-MM)");
+  std::string format = a.option("--format").value_or("csv");
+  if (format != "csv" && format != "json") throw UsageError("--format is csv or json");
+  std::filesystem::path out = a.option("--out").value_or(".");
+  std::filesystem::create_directories(out);
+  const auto& x = settings.exports;
+  struct File {
+    Report report;
+    const std::string& name;
+    const std::vector<std::string>& columns;
+  };
+  for (const File& f : {File{Report::kConnections, x.connections_file, x.connections_columns},
+                        File{Report::kMessages, x.messages_file, x.messages_columns},
+                        File{Report::kDocuments, x.documents_file, x.documents_columns}}) {
+    auto table = reader.monthly(f.report, *month, f.columns);
+    std::string text = format == "csv" ? mssgate::storage::to_csv(table, x.csv_separator[0])
+                                       : mssgate::storage::to_json(table);
+    auto path = out / replace_all(replace_all(f.name, "{month}", *month), "{format}", format);
+    std::ofstream file(path, std::ios::binary | std::ios::trunc);
+    file << text;
+    file.close();
+    if (!file) throw std::runtime_error("cannot write " + path.string());
+    std::cout << mssgate::storage::to_string(f.report) << ": " << path.string() << " ("
+              << table.rows.size() << " rows)\n";
+  }
+  return 0;
+}
+
+int show_mailbox(IndicatorReader& reader, const mssgate::config::IndicatorsConfig& settings,
+                 const Arguments& a) {
+  allow_only(a, {"--mailbox", "--from", "--to"}, 0);
+  auto mailbox = a.option("--mailbox");
+  if (!mailbox) throw UsageError("indicators show needs --mailbox ADDRESS");
+  auto normalized = mssgate::protocol::normalize_mailbox_address(*mailbox);
+  if (!normalized) throw UsageError("'" + *mailbox + "' is not a mailbox address");
+  std::string today = mssgate::storage::day_of(mssgate::storage::now_ms(), settings.utc_days);
+  std::string from = a.option("--from").value_or(today.substr(0, 8) + "01");
+  std::string to = a.option("--to").value_or(today);
+  for (const auto& day : {from, to}) {
+    std::string first, last;
+    if (day.size() != 10 || !mssgate::storage::month_days(day.substr(0, 7), first, last))
+      throw UsageError("'" + day + "' is not a day (YYYY-MM-DD)");
+  }
+  std::cout << *normalized << ", " << from << " to " << to << "\n\n";
+  print_table(reader.daily(*normalized, from, to));
+  auto documents = reader.daily_documents(*normalized, from, to);
+  if (!documents.rows.empty()) {
+    std::cout << "\n";
+    print_table(documents);
+  }
+  return 0;
+}
+
+int show_lps(IndicatorReader& reader, const mssgate::config::IndicatorsConfig& settings,
+             const Arguments& a) {
+  // Per LPS, what it sent in the month: a table to read, or a file for its éditeur.
+  allow_only(a, {"--month", "--format"}, 0);
+  auto month = a.option("--month");
+  if (!month) throw UsageError("indicators lps needs --month YYYY-MM");
+  std::string first, last;
+  if (!mssgate::storage::month_days(*month, first, last))
+    throw UsageError("'" + *month + "' is not a month (YYYY-MM)");
+  std::string format = a.option("--format").value_or("table");
+  if (format != "table" && format != "csv" && format != "json")
+    throw UsageError("--format is table, csv or json");
+  auto table = reader.monthly(Report::kLps, *month, {});
+  if (format == "csv") {
+    std::cout << mssgate::storage::to_csv(table, settings.exports.csv_separator[0]);
+  } else if (format == "json") {
+    std::cout << mssgate::storage::to_json(table) << "\n";
+  } else {
+    // Too many columns for one line: a block per LPS, a figure per line.
+    std::cout << "Messages sent in " << *month << ", per LPS (" << table.rows.size()
+              << "): X-MSS-NIL and the token's client id (azp)\n";
+    size_t width = 0;
+    for (const auto& c : table.columns)
+      width = std::max(width, c.size());
+    for (const auto& row : table.rows) {
+      std::cout << "\n";
+      for (size_t i = 0; i < row.size(); ++i) {
+        std::string value = row[i].empty() ? "(none)" : row[i];
+        std::cout << "  " << std::left << std::setw(static_cast<int>(width) + 2) << table.columns[i]
+                  << value << "\n";
+      }
+    }
+  }
+  return 0;
+}
+
 }  // namespace
 
 int indicators(const std::string& verb, const Arguments& a, const std::string& config_path,
@@ -63,97 +162,9 @@ int indicators(const std::string& verb, const Arguments& a, const std::string& c
                                " sets no indicators.journal (or give --journal FILE)");
     }
   }
-  using mssgate::storage::Report;
-  if (verb == "export") {
-    allow_only(a, {"--month", "--format", "--out"}, 0);
-    auto month = a.option("--month");
-    if (!month) throw UsageError("indicators export needs --month YYYY-MM");
-    std::string first, last;
-    if (!mssgate::storage::month_days(*month, first, last))
-      throw UsageError("'" + *month + "' is not a month (YYYY-MM)");
-    std::string format = a.option("--format").value_or("csv");
-    if (format != "csv" && format != "json") throw UsageError("--format is csv or json");
-    std::filesystem::path out = a.option("--out").value_or(".");
-    std::filesystem::create_directories(out);
-    const auto& x = settings.exports;
-    struct File {
-      Report report;
-      const std::string& name;
-      const std::vector<std::string>& columns;
-    };
-    for (const File& f : {File{Report::kConnections, x.connections_file, x.connections_columns},
-                          File{Report::kMessages, x.messages_file, x.messages_columns},
-                          File{Report::kDocuments, x.documents_file, x.documents_columns}}) {
-      auto table = reader->monthly(f.report, *month, f.columns);
-      std::string text = format == "csv" ? mssgate::storage::to_csv(table, x.csv_separator[0])
-                                         : mssgate::storage::to_json(table);
-      auto path = out / replace_all(replace_all(f.name, "{month}", *month), "{format}", format);
-      std::ofstream file(path, std::ios::binary | std::ios::trunc);
-      file << text;
-      file.close();
-      if (!file) throw std::runtime_error("cannot write " + path.string());
-      std::cout << mssgate::storage::to_string(f.report) << ": " << path.string() << " ("
-                << table.rows.size() << " rows)\n";
-    }
-    return 0;
-  }
-  if (verb == "show") {
-    allow_only(a, {"--mailbox", "--from", "--to"}, 0);
-    auto mailbox = a.option("--mailbox");
-    if (!mailbox) throw UsageError("indicators show needs --mailbox ADDRESS");
-    auto normalized = mssgate::protocol::normalize_mailbox_address(*mailbox);
-    if (!normalized) throw UsageError("'" + *mailbox + "' is not a mailbox address");
-    std::string today = mssgate::storage::day_of(mssgate::storage::now_ms(), settings.utc_days);
-    std::string from = a.option("--from").value_or(today.substr(0, 8) + "01");
-    std::string to = a.option("--to").value_or(today);
-    for (const auto& day : {from, to}) {
-      std::string first, last;
-      if (day.size() != 10 || !mssgate::storage::month_days(day.substr(0, 7), first, last))
-        throw UsageError("'" + day + "' is not a day (YYYY-MM-DD)");
-    }
-    std::cout << *normalized << ", " << from << " to " << to << "\n\n";
-    print_table(reader->daily(*normalized, from, to));
-    auto documents = reader->daily_documents(*normalized, from, to);
-    if (!documents.rows.empty()) {
-      std::cout << "\n";
-      print_table(documents);
-    }
-    return 0;
-  }
-  if (verb == "lps") {
-    // Per LPS, what it sent in the month: a table to read, or a file for its éditeur.
-    allow_only(a, {"--month", "--format"}, 0);
-    auto month = a.option("--month");
-    if (!month) throw UsageError("indicators lps needs --month YYYY-MM");
-    std::string first, last;
-    if (!mssgate::storage::month_days(*month, first, last))
-      throw UsageError("'" + *month + "' is not a month (YYYY-MM)");
-    std::string format = a.option("--format").value_or("table");
-    if (format != "table" && format != "csv" && format != "json")
-      throw UsageError("--format is table, csv or json");
-    auto table = reader->monthly(Report::kLps, *month, {});
-    if (format == "csv") {
-      std::cout << mssgate::storage::to_csv(table, settings.exports.csv_separator[0]);
-    } else if (format == "json") {
-      std::cout << mssgate::storage::to_json(table) << "\n";
-    } else {
-      // Too many columns for one line: a block per LPS, a figure per line.
-      std::cout << "Messages sent in " << *month << ", per LPS (" << table.rows.size()
-                << "): X-MSS-NIL and the token's client id (azp)\n";
-      size_t width = 0;
-      for (const auto& c : table.columns)
-        width = std::max(width, c.size());
-      for (const auto& row : table.rows) {
-        std::cout << "\n";
-        for (size_t i = 0; i < row.size(); ++i) {
-          std::string value = row[i].empty() ? "(none)" : row[i];
-          std::cout << "  " << std::left << std::setw(static_cast<int>(width) + 2)
-                    << table.columns[i] << value << "\n";
-        }
-      }
-    }
-    return 0;
-  }
+  if (verb == "export") return export_reports(*reader, settings, a);
+  if (verb == "show") return show_mailbox(*reader, settings, a);
+  if (verb == "lps") return show_lps(*reader, settings, a);
   throw UsageError("unknown command 'indicators " + verb + "'");
 }
 
