@@ -86,6 +86,22 @@ inline const std::vector<std::string_view> kDocumentsFields{
 inline const std::vector<std::string_view> kDocumentsDefault{
     "mailbox", "mailbox_type", "direction", "code", "code_system", "documents", "qualified_ins"};
 
+// The console's month, one row per day over every mailbox.
+inline const std::vector<std::string_view> kDaysOfMonthFields{"day",
+                                                              "sent",
+                                                              "received",
+                                                              "sent_with_xdm",
+                                                              "received_with_xdm",
+                                                              "sent_with_cda",
+                                                              "received_with_cda",
+                                                              "sent_qualified_ins",
+                                                              "received_qualified_ins",
+                                                              "sent_malformed_ins",
+                                                              "sent_with_mismatch",
+                                                              "sent_mes_fin",
+                                                              "sent_mdn",
+                                                              "received_mdn"};
+
 // One row per LPS (X-MSS-NIL and the token's client id) over the messages sent.
 inline const std::vector<std::string_view> kLpsFields{"month",
                                                       "nil",

@@ -478,6 +478,37 @@ ReportTable IndicatorReader::daily_documents(const std::string& mailbox, const s
              {from, to, "", mailbox}, columns);
 }
 
+ReportTable IndicatorReader::days_of_month(const std::string& month) {
+  std::string first, last;
+  if (!month_days(month, first, last)) throw StorageError("\"" + month + "\" is not YYYY-MM");
+  std::vector<std::string> columns(kDaysOfMonthFields.begin(), kDaysOfMonthFields.end());
+  std::string day = column(EventField::kDay);
+  return run("SELECT " + select_list(message_expressions(dialect()), columns) +
+                 " FROM indicator_event WHERE " + day + " BETWEEN ?1 AND ?2 GROUP BY " + day +
+                 " ORDER BY " + day,
+             {first, last, month}, columns);
+}
+
+ReportTable IndicatorReader::sign_ins_by_day(const std::string& month) {
+  std::string first, last;
+  if (!month_days(month, first, last)) throw StorageError("\"" + month + "\" is not YYYY-MM");
+  using enum ConnectionField;
+  std::string day = column(kDay);
+  auto of_mode = [](AuthMode mode) {
+    return "SUM(CASE WHEN " + is(kAuthMode, mode) + " THEN " + column(kConnections) +
+           " ELSE 0 END)";
+  };
+  auto of_protocol = [](SessionProtocol protocol) {
+    return "SUM(CASE WHEN " + is(kProtocol, protocol) + " THEN " + column(kConnections) +
+           " ELSE 0 END)";
+  };
+  return run("SELECT " + day + ", " + of_mode(AuthMode::kCertificate) + ", " +
+                 of_mode(AuthMode::kPsc) + ", " + of_protocol(SessionProtocol::kImap) + ", " +
+                 of_protocol(SessionProtocol::kSubmission) + " FROM connection_day WHERE " + day +
+                 " BETWEEN ?1 AND ?2 GROUP BY " + day + " ORDER BY " + day,
+             {first, last}, {"day", "certificate", "psc", "imap", "submission"});
+}
+
 std::string csv_neutralised(const std::string& value) {
   static constexpr std::string_view kFormulaStarts = "=+-@\t\r";
   if (value.empty() || kFormulaStarts.find(value.front()) == std::string_view::npos) return value;

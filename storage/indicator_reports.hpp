@@ -39,6 +39,10 @@ class IndicatorReader {
                       const std::vector<std::string>& columns);
   // One mailbox, one row per day from `from` to `to` (YYYY-MM-DD, both included).
   ReportTable daily(const std::string& mailbox, const std::string& from, const std::string& to);
+  // One month day by day over every mailbox (kDaysOfMonthFields), days without events left out.
+  ReportTable days_of_month(const std::string& month);
+  // The month's sign-ins day by day: day, certificate, psc, imap, submission.
+  ReportTable sign_ins_by_day(const std::string& month);
   // The documents of one mailbox over the same days, by code.
   ReportTable daily_documents(const std::string& mailbox, const std::string& from,
                               const std::string& to);

@@ -59,6 +59,12 @@ AdminRoute admin_route(std::string_view method, std::string_view target) {
   if (method != "GET" && method != "HEAD") return AdminRoute::kMethodNotAllowed;
   std::string_view path = target.substr(0, target.find('?'));
   if (path == "/metrics") return AdminRoute::kMetrics;
+  if (path == "/console" || path == "/console/") return AdminRoute::kConsole;
+  if (path == "/console/console.js" || path == "/console/console.css")
+    return AdminRoute::kConsoleFile;
+  if (path == "/api/status") return AdminRoute::kApiStatus;
+  if (path == "/api/indicators") return AdminRoute::kApiIndicators;
+  if (path == "/api/export") return AdminRoute::kApiExport;
   if (path == "/healthz") return AdminRoute::kHealth;
   if (path == "/readyz") return AdminRoute::kReady;
   if (path == "/mail/config-v1.1.xml" || path == "/.well-known/autoconfig/mail/config-v1.1.xml")

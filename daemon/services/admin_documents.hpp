@@ -2,6 +2,7 @@
 
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "config/config.hpp"
@@ -11,9 +12,18 @@ namespace mssgate::daemon {
 // What the admin endpoint answers, apart from the transport.
 
 struct AdminResponse {
+  AdminResponse() = default;
+  AdminResponse(unsigned status_code, std::string type, std::string text,
+                std::vector<std::pair<std::string, std::string>> more_headers = {})
+      : status(status_code),
+        content_type(std::move(type)),
+        body(std::move(text)),
+        headers(std::move(more_headers)) {}
+
   unsigned status = 200;
   std::string content_type = "text/plain; charset=utf-8";
   std::string body;
+  std::vector<std::pair<std::string, std::string>> headers;  // more fields, as name and value
 };
 
 // The Thunderbird-style autoconfiguration document for `email_address` (the decoded
@@ -25,7 +35,19 @@ AdminResponse autoconfig_document(const config::AutoconfigConfig& autoconfig,
 
 // What a request asks for, from its method and its target ("/path?query"): the path alone
 // decides, the query is the autoconfiguration's.
-enum class AdminRoute { kMethodNotAllowed, kMetrics, kHealth, kReady, kAutoconfig, kNotFound };
+enum class AdminRoute {
+  kMethodNotAllowed,
+  kMetrics,
+  kHealth,
+  kReady,
+  kAutoconfig,
+  kConsole,        // /console: the page
+  kConsoleFile,    // /console/console.js, /console/console.css
+  kApiStatus,      // /api/status
+  kApiIndicators,  // /api/indicators?month=YYYY-MM
+  kApiExport,      // /api/export?month=YYYY-MM&kind=...&format=csv|json
+  kNotFound
+};
 AdminRoute admin_route(std::string_view method, std::string_view target);
 
 // The value of one query parameter of a request target ("/path?a=1&b=2"), percent-decoded;

@@ -2,10 +2,12 @@
 
 #include <algorithm>
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl/context.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/thread_pool.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
@@ -14,16 +16,21 @@
 #include <boost/beast/http/write.hpp>
 #include <boost/beast/ssl/ssl_stream.hpp>
 #include <chrono>
+#include <functional>
 #include <vector>
 
+#include "config/storage_settings.hpp"
 #include "daemon/net/http_client.hpp"
 #include "daemon/net/listener.hpp"
 #include "daemon/net/proxy_protocol.hpp"
 #include "daemon/net/spawn.hpp"
 #include "daemon/services/admin_documents.hpp"
+#include "daemon/services/console_documents.hpp"
 #include "daemon/telemetry/event_log.hpp"
 #include "daemon/telemetry/metrics.hpp"
 #include "storage/clock.hpp"
+#include "storage/indicator_reports.hpp"
+#include "storage/storage_error.hpp"
 
 namespace mssgate::daemon {
 namespace {
@@ -56,6 +63,55 @@ std::unique_ptr<ssl::context> admin_tls_context(const config::AdminConfig& admin
   if (ec) throw std::runtime_error("cannot load admin.client_ca " + admin.client_ca);
   context->set_verify_mode(ssl::verify_peer | ssl::verify_fail_if_no_peer_cert);
   return context;
+}
+
+// The journal the console reads, read-only: SQLite's file or the shared PostgreSQL; nullptr
+// when indicators are off.
+std::unique_ptr<storage::IndicatorReader> open_reader(const config::Config& config) {
+  const auto& indicators = config.indicators;
+  if (indicators.in_postgresql) {
+    auto settings = config::postgresql_settings(config.storage, "admin");
+    settings.statement_timeout = {};  // a month's report may take longer than a gateway's insert
+    return std::make_unique<storage::IndicatorReader>(settings);
+  }
+  if (indicators.journal.empty()) return nullptr;
+  return std::make_unique<storage::IndicatorReader>(indicators.journal);
+}
+
+std::string current_month(const config::Config& config) {
+  return storage::day_of(storage::now_ms(), config.indicators.utc_days).substr(0, 7);
+}
+
+std::string replaced(std::string text, std::string_view what, std::string_view with) {
+  for (size_t at = text.find(what); at != std::string::npos; at = text.find(what, at + with.size()))
+    text.replace(at, what.size(), with);
+  return text;
+}
+
+// The configured name of a report's file, for its download.
+std::string export_file_name(const config::IndicatorExportConfig& exports,
+                             const ExportRequest& request) {
+  std::string name = request.report == storage::Report::kConnections ? exports.connections_file
+                     : request.report == storage::Report::kMessages  ? exports.messages_file
+                     : request.report == storage::Report::kDocuments ? exports.documents_file
+                                                                     : "lps-{month}.{format}";
+  return replaced(replaced(name, "{month}", request.month), "{format}", request.format);
+}
+
+const std::vector<std::string>& export_columns(const config::IndicatorExportConfig& exports,
+                                               storage::Report report) {
+  static const std::vector<std::string> defaults;
+  switch (report) {
+    case storage::Report::kConnections:
+      return exports.connections_columns;
+    case storage::Report::kMessages:
+      return exports.messages_columns;
+    case storage::Report::kDocuments:
+      return exports.documents_columns;
+    case storage::Report::kLps:
+      break;
+  }
+  return defaults;
 }
 
 }  // namespace
@@ -96,6 +152,8 @@ class AdminServer::Impl : public std::enable_shared_from_this<AdminServer::Impl>
       boost::system::error_code ignored;
       acceptor->close(ignored);
     }
+    reports_.stop();
+    reports_.join();
   }
 
  private:
@@ -168,6 +226,8 @@ class AdminServer::Impl : public std::enable_shared_from_this<AdminServer::Impl>
       response.set(http::field::server, "mssgate");
       response.set(http::field::content_type, answer.content_type);
       response.set(http::field::cache_control, "no-store");
+      for (const auto& [name, value] : answer.headers)
+        response.set(name, value);
       response.keep_alive(request.keep_alive());
       if (request.method() != http::verb::head) response.body() = std::move(answer.body);
       response.prepare_payload();
@@ -201,13 +261,100 @@ class AdminServer::Impl : public std::enable_shared_from_this<AdminServer::Impl>
         co_return autoconfig_document(env->config.admin.autoconfig,
                                       query_parameter(target, "emailaddress"));
       }
+      case AdminRoute::kConsole: {
+        auto month = requested_month(target, current_month(current_()->config));
+        if (!month) co_return json_error(400, "month is YYYY-MM");
+        co_return console_page(*month);
+      }
+      case AdminRoute::kConsoleFile:
+        co_return console_file(target).value_or(AdminResponse{404, "text/plain", "not found\n"});
+      case AdminRoute::kApiStatus: {
+        AdminResponse answer = co_await status();
+        co_return answer;
+      }
+      case AdminRoute::kApiIndicators: {
+        auto env = current_();
+        auto month = requested_month(target, current_month(env->config));
+        if (!month) co_return json_error(400, "month is YYYY-MM");
+        ReportWork work = [env, month = *month] {
+          auto reader = open_reader(env->config);
+          if (!reader) return json_error(404, "indicators are off: no journal is configured");
+          ConsoleMonth data{month, reader->days_of_month(month), reader->sign_ins_by_day(month),
+                            reader->monthly(storage::Report::kLps, month, {})};
+          return indicators_document(data);
+        };
+        AdminResponse answer = co_await off_the_io_thread(std::move(work));
+        co_return answer;
+      }
+      case AdminRoute::kApiExport: {
+        auto env = current_();
+        std::string why_not;
+        auto asked = export_request(target, current_month(env->config), why_not);
+        if (!asked) co_return json_error(400, why_not);
+        ReportWork work = [env, request = *asked] {
+          auto reader = open_reader(env->config);
+          if (!reader) return json_error(404, "indicators are off: no journal is configured");
+          const auto& exports = env->config.indicators.exports;
+          auto table = reader->monthly(request.report, request.month,
+                                       export_columns(exports, request.report));
+          return export_document(table, request, export_file_name(exports, request),
+                                 exports.csv_separator.empty() ? ';' : exports.csv_separator[0]);
+        };
+        AdminResponse answer = co_await off_the_io_thread(std::move(work));
+        co_return answer;
+      }
       case AdminRoute::kNotFound:
         break;
     }
     co_return AdminResponse{404, "text/plain; charset=utf-8", "not found\n"};
   }
 
+  using ReportWork = std::function<AdminResponse()>;
+
+  // Runs a report over the journal (which may take seconds) on the reports thread, so that the
+  // io thread goes on serving; a storage error is the answer's, never the server's. The report
+  // reaches the coroutines as a shared pointer, as every coroutine here takes what it keeps.
+  asio::awaitable<AdminResponse> off_the_io_thread(ReportWork work) {
+    return asio::co_spawn(reports_.get_executor(),
+                          report(std::make_shared<ReportWork>(std::move(work))),
+                          asio::use_awaitable);
+  }
+
+  static asio::awaitable<AdminResponse> report(std::shared_ptr<ReportWork> work) {
+    try {
+      co_return (*work)();
+    } catch (const storage::StorageError& e) {
+      Event("console_report_failed").add("error", e.what()).warn();
+      co_return json_error(503, std::string("the indicator journal cannot be read: ") + e.what());
+    } catch (const std::exception& e) {
+      Event("console_report_failed").add("error", e.what()).error();
+      co_return json_error(500, "the report failed; the gateway's log says why");
+    }
+  }
+
+  asio::awaitable<AdminResponse> status() {
+    auto env = current_();
+    ConsoleStatus status;
+    status.instance = env->config.server.instance;
+    status.version = MSSGATE_VERSION;
+    status.checks = co_await readiness_checks();
+    status.ready = true;
+    for (const auto& check : status.checks)
+      status.ready = status.ready && check.ok;
+    status.open_sessions = counters_->open_sessions;
+    status.client_connections = counters_->client_connections;
+    status.lmtp_connections = counters_->lmtp_connections;
+    status.transactions = counters_->transactions;
+    status.draining = counters_->draining;
+    status.indicators = env->config.indicators.enabled();
+    co_return status_document(status);
+  }
+
   asio::awaitable<AdminResponse> readiness() {
+    co_return readiness_document(co_await readiness_checks());
+  }
+
+  asio::awaitable<std::vector<ReadinessCheck>> readiness_checks() {
     auto env = current_();
     const auto& config = env->config;
     std::vector<ReadinessCheck> checks;
@@ -239,7 +386,7 @@ class AdminServer::Impl : public std::enable_shared_from_this<AdminServer::Impl>
       if (issuer.last_failure_ms > issuer.last_answer_ms)
         checks.back().detail += "; last failure " + seconds_ago(now_ms, issuer.last_failure_ms);
     }
-    co_return readiness_document(checks);
+    co_return checks;
   }
 
   asio::io_context& io_;
@@ -247,6 +394,8 @@ class AdminServer::Impl : public std::enable_shared_from_this<AdminServer::Impl>
   std::shared_ptr<GatewayCounters> counters_;
   std::unique_ptr<ssl::context> tls_;
   std::vector<std::unique_ptr<tcp::acceptor>> acceptors_;
+  // The console's reports, one at a time, off the io thread.
+  asio::thread_pool reports_{1};
 };
 
 AdminServer::AdminServer(asio::io_context& io, const GatewayEnvironment& env,

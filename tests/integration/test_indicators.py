@@ -74,7 +74,7 @@ MATCHING_HEADERS = ("Subject: XDM/1.0/DDM Compte rendu\r\nX-MSS-CODECDA: 11488-4
 
 
 class IndicatorGateway(Gateway):
-    def __init__(self, journal_dir=None):
+    def __init__(self, journal_dir=None, more_config=""):
         self.journal_dir = journal_dir or tempfile.mkdtemp(prefix="mssgate-journal-")
         os.chmod(self.journal_dir, 0o755)
         lmtp_port = backend_env()["BACKEND_LMTP_PORT"]
@@ -89,7 +89,7 @@ data_timeout = "10s"
 journal = "{self.journal_dir}/indicators.db"
 log = "{self.journal_dir}/indicators.jsonl"
 operator_domains = ["test.mssante.fr", "tap.test.mssante.fr"]
-""")
+""" + more_config)
         self.journal = os.path.join(self.journal_dir, "indicators.db")
         self.indicator_log = os.path.join(self.journal_dir, "indicators.jsonl")
         ctl(self.database, "mailbox", "add", LABO, "--type", "APP")
