@@ -178,6 +178,13 @@ function showLps(data) {
   // The mismatch words met this month, one column each.
   const words = Object.keys(rows[0]).filter((k) => k.startsWith("mismatch_") &&
                                                    rows.some((row) => Number(row[k]) > 0));
+  if (words.length === 0) {
+    document.querySelector("#lps-table thead").replaceChildren();
+    const row = element("tr");
+    row.append(element("td", { class: "message" }, "Aucune incohérence ce mois-ci."));
+    document.querySelector("#lps-table tbody").replaceChildren(row);
+    return;
+  }
   const head = element("tr");
   head.append(element("th", {}, "LPS"), ...words.map((w) => element("th", {}, w.slice(9).replaceAll("_", " "))));
   document.querySelector("#lps-table thead").replaceChildren(head);
