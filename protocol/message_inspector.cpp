@@ -278,9 +278,10 @@ struct MessageInspector::Walker {
     }
     mimetic::ContentType type(type_text.empty() ? std::string("text/plain") : type_text);
     bool top = boundaries.empty() && !leaf && facts.parts == 0;
-    if (top && type.type() == "multipart" && type.subtype() == "report" &&
-        ascii_iequals(parameter(type, "report-type"), "disposition-notification")) {
-      facts.mdn = true;
+    if (top && type.type() == "multipart" && type.subtype() == "report") {
+      std::string report_type = parameter(type, "report-type");
+      facts.mdn = ascii_iequals(report_type, "disposition-notification");
+      facts.dsn = ascii_iequals(report_type, "delivery-status");
     }
     mode = Mode::kBody;
     if (type.type() == "multipart") {
@@ -495,6 +496,11 @@ struct MessageInspector::Walker {
     }
     release();
     mode = Mode::kStopped;
+    if (facts.report()) {
+      // What a report attaches again is the original message's: counted with it, not here.
+      facts.xdm_archives = 0;
+      facts.documents.clear();
+    }
     for (const auto& d : facts.documents) {
       facts.ins = std::max(facts.ins, ins_class(d));
       facts.test_ins_qualified = facts.test_ins_qualified || d.qualified_test_ins();
@@ -507,6 +513,9 @@ struct MessageInspector::Walker {
 void compare_claims(MessageFacts& facts) {
   auto& m = facts.mismatches;
   m.clear();
+  // A report's headers and attachments are about the original message, checked when it was
+  // counted: a report has nothing to match.
+  if (facts.report()) return;
   const auto& claims = facts.claims;
   bool cda = !facts.documents.empty();
   bool claims_checkable = facts.inspected;

@@ -65,6 +65,10 @@ struct MessageFacts {
   std::string message_id;
   std::string from;  // the first address of the From header, lower-cased
   bool mdn = false;  // multipart/report; report-type=disposition-notification
+  bool dsn = false;  // multipart/report; report-type=delivery-status
+  // A report (a read receipt or a delivery status) about another message: the IHE_XDM archive
+  // it may attach again is that message's, so the report counts no archive and no document.
+  bool report() const { return mdn || dsn; }
   size_t parts = 0;  // MIME leaf parts
   size_t xdm_archives = 0;
   std::vector<CdaFacts> documents;  // the CDA documents read in the archives
@@ -131,6 +135,7 @@ class MessageInspector {
 //   ins_without_cda        X-MSS-INS on a message without CDA in an IHE_XDM
 //   subject_without_xdm    Subject XDM/1.0/DDM without an IHE_XDM archive
 //   xdm_without_subject    an IHE_XDM archive without the XDM/1.0/DDM subject
+// A report (MessageFacts::report) gets none: its headers and archive are the original's.
 void compare_claims(MessageFacts& facts);
 
 }  // namespace mssgate::protocol

@@ -18,7 +18,10 @@ inline const std::vector<std::string_view> kConnectionsFields{"month",
                                                               "protocols",
                                                               "connections",
                                                               "psc_connections",
-                                                              "certificate_connections"};
+                                                              "certificate_connections",
+                                                              "imap_connections",
+                                                              "submission_connections",
+                                                              "days_connected"};
 inline const std::vector<std::string_view> kConnectionsDefault{"mailbox", "mailbox_type",
                                                                "last_connection", "auth_mode"};
 
@@ -129,6 +132,8 @@ inline const std::vector<std::string_view> kLpsFields{"month",
                                                       "mismatch_ins_without_cda",
                                                       "mismatch_subject_without_xdm",
                                                       "mismatch_xdm_without_subject"};
+// The per-LPS report's file, when exported (its name is not configurable).
+inline constexpr std::string_view kLpsFileName = "lps-{month}.{format}";
 // The per-LPS report prints every column but the month, which its heading names.
 inline const std::vector<std::string_view> kLpsDefault{kLpsFields.begin() + 1, kLpsFields.end()};
 

@@ -169,6 +169,10 @@ Expressions build_connection_expressions(const ReportDialect& d) {
          "SUM(CASE WHEN " + c(kDay) + " >= ?1 THEN " + c(kConnections) + " ELSE 0 END)"},
         {"psc_connections", in_month(is(kAuthMode, AuthMode::kPsc, "c"))},
         {"certificate_connections", in_month(is(kAuthMode, AuthMode::kCertificate, "c"))},
+        {"imap_connections", in_month(is(kProtocol, SessionProtocol::kImap, "c"))},
+        {"submission_connections", in_month(is(kProtocol, SessionProtocol::kSubmission, "c"))},
+        {"days_connected",
+         "COUNT(DISTINCT CASE WHEN " + c(kDay) + " >= ?1 THEN " + c(kDay) + " END)"},
     };
   }
 }

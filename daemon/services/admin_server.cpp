@@ -29,6 +29,7 @@
 #include "daemon/telemetry/event_log.hpp"
 #include "daemon/telemetry/metrics.hpp"
 #include "storage/clock.hpp"
+#include "storage/indicator_report_columns.hpp"
 #include "storage/indicator_reports.hpp"
 #include "storage/storage_error.hpp"
 
@@ -93,8 +94,9 @@ std::string export_file_name(const config::IndicatorExportConfig& exports,
                              const ExportRequest& request) {
   std::string name = request.report == storage::Report::kConnections ? exports.connections_file
                      : request.report == storage::Report::kMessages  ? exports.messages_file
-                     : request.report == storage::Report::kDocuments ? exports.documents_file
-                                                                     : "lps-{month}.{format}";
+                     : request.report == storage::Report::kDocuments
+                         ? exports.documents_file
+                         : std::string(storage::kLpsFileName);
   return replaced(replaced(name, "{month}", request.month), "{format}", request.format);
 }
 

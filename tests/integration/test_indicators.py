@@ -276,6 +276,23 @@ class IndicatorsEndToEnd(unittest.TestCase):
         with open(os.path.join(out, "messages-%s.json" % month)) as f:
             hospital = {r["mailbox"]: r for r in json.load(f)}[APP_HOPITAL]
         self.assertEqual((hospital["sent"], hospital["sent_mes_fin"], hospital["sent_qualified_ins"]), (2, 1, 0))
+        # One kind of report at a time: the per-LPS one, the connections alone.
+        kinds = tempfile.mkdtemp(prefix="mssgate-export-")
+        printed = subprocess.run([MSSGATECTL, "--config", g.config_path, "indicators", "export", "--month", month,
+                                  "--kind", "lps", "--out", kinds], capture_output=True, text=True, timeout=30)
+        self.assertEqual(printed.returncode, 0, printed.stderr)
+        self.assertEqual(os.listdir(kinds), ["lps-%s.csv" % month])
+        with open(os.path.join(kinds, "lps-%s.csv" % month), newline="") as f:
+            self.assertEqual({r["nil"]: r["sent"] for r in csv.DictReader(f, delimiter=";")},
+                             {"LPS-TEST-1": "1", "LPS-TEST-2": "1"})
+        export_connections = [MSSGATECTL, "--config", g.config_path, "indicators", "export", "--month", month,
+                              "--format", "json", "--out", kinds, "--kind"]
+        printed = subprocess.run(export_connections + ["connections"], capture_output=True, text=True, timeout=30)
+        self.assertEqual(printed.returncode, 0, printed.stderr)
+        self.assertEqual(sorted(os.listdir(kinds)), ["connexions-%s.json" % month, "lps-%s.csv" % month])
+        refused = subprocess.run(export_connections + ["everything"], capture_output=True, text=True, timeout=30)
+        self.assertEqual(refused.returncode, 2)
+        self.assertIn("--kind is all, connections, messages, documents or lps", refused.stderr)
         table = subprocess.run([MSSGATECTL, "--config", g.config_path, "indicators", "lps", "--month", month],
                                capture_output=True, text=True, timeout=30)
         self.assertEqual(table.returncode, 0, table.stderr)
@@ -286,6 +303,28 @@ class IndicatorsEndToEnd(unittest.TestCase):
         for text in (report.stdout, table.stdout, g.log(), indicator_log):
             self.assertNotIn(MALFORMED_INS, text)
             self.assertNotIn(MALFORMED_INS[:13], text)
+
+    def test_a_read_receipt_that_attaches_the_original_archive_counts_no_document(self):
+        g = self.gateway
+        marker = new_marker("mdn").decode()
+        encoded = base64.encodebytes(xdm([cda("11488-4")])).decode().replace("\n", "\r\n")
+        receipt = ("From: {s}\r\nTo: {r}\r\nDate: {d}\r\nMessage-ID: <{m}@test>\r\nMIME-Version: 1.0\r\n{h}"
+                   "Content-Type: multipart/report; report-type=disposition-notification; boundary=\"r-{m}\"\r\n\r\n"
+                   "--r-{m}\r\nContent-Type: text/plain\r\n\r\nLu {m}\r\n"
+                   "--r-{m}\r\nContent-Type: message/disposition-notification\r\n\r\n"
+                   "Original-Message-ID: <original-{m}@test>\r\n"
+                   "Disposition: manual-action/MDN-sent-manually; displayed\r\n\r\n"
+                   "--r-{m}\r\nContent-Type: application/zip; name=\"IHE_XDM.ZIP\"\r\n"
+                   "Content-Transfer-Encoding: base64\r\n\r\n{a}--r-{m}--\r\n").format(
+            s=APP_HOPITAL, r=CABINET, d=email.utils.formatdate(), m=marker, h=MATCHING_HEADERS, a=encoded).encode()
+        send(g, CABINET, receipt)
+        wait_for_delivery(CABINET, marker.encode())
+        for direction in ("sent", "received"):
+            event = g.wait_for_event(lambda e, d=direction: e["direction"] == d and
+                                     e.get("message_id") == "<%s@test>" % marker)
+            self.assertTrue(event["mdn"], event)
+            self.assertEqual((event["xdm"], event["documents"], event["ins"], event["mismatches"]),
+                             (False, [], "absent", []), event)
 
     def test_what_a_sender_writes_is_capped_cleaned_and_never_a_formula_in_the_export(self):
         g = self.gateway

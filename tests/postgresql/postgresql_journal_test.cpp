@@ -134,6 +134,8 @@ std::string every_report(IndicatorReader& reader) {
   out += text_of(reader.monthly(Report::kDocuments, "2026-11", all_of(kDocumentsFields)));
   out += text_of(reader.monthly(Report::kMessages, "2026-11", {}));
   out += text_of(reader.monthly(Report::kLps, "2026-11", all_of(kLpsFields)));
+  out += text_of(reader.days_of_month("2026-11"));
+  out += text_of(reader.sign_ins_by_day("2026-11"));
   for (const char* mailbox : {"app.hopital@test.fr", "dr.martin@test.fr", "Cabinet-B@test.fr"}) {
     out += text_of(reader.daily(mailbox, "2026-11-01", "2026-11-30"));
     out += text_of(reader.daily_documents(mailbox, "2026-11-01", "2026-11-30"));

@@ -114,6 +114,10 @@ TEST_F(IndicatorJournalTest, EventsAreDurableCountedOnceAndReported) {
   ASSERT_EQ(connections.rows.size(), 1u);
   EXPECT_EQ(connections.rows[0],
             (std::vector<std::string>{"a@x.fr", "APP", "2026-11-03", "certificate"}));
+  auto by_protocol = reader.monthly(
+      Report::kConnections, "2026-11",
+      {"connections", "imap_connections", "submission_connections", "days_connected"});
+  EXPECT_EQ(by_protocol.rows[0], (std::vector<std::string>{"1", "1", "0", "1"}));
   EXPECT_TRUE(reader.monthly(Report::kMessages, "2026-10", {}).rows.empty());
   EXPECT_THROW(reader.monthly(Report::kMessages, "2026-13", {}), StorageError);
   EXPECT_THROW(reader.monthly(Report::kMessages, "2026-11", {"ins_value"}), StorageError);

@@ -267,6 +267,39 @@ TEST(MessageInspector, MdnsAndSinglePartMessages) {
   EXPECT_EQ(headers_only.claims.nil, "LPS1");
 }
 
+TEST(MessageInspector, AReportThatAttachesTheOriginalArchiveCountsNoDocument) {
+  // As the ANS guides show: a read receipt, then a delivery status notification, each with the
+  // original message's IHE_XDM.ZIP attached again.
+  std::string archive = one_cda_xdm(cda("11488-4"));
+  for (const char* report_type : {"disposition-notification", "delivery-status"}) {
+    std::string second_part = std::string(report_type) == "delivery-status"
+                                  ? "message/delivery-status\r\n\r\nReporting-MTA: dns; mx\r\n\r\n"
+                                    "Final-Recipient: rfc822; a@b.fr\r\nAction: delivered\r\n"
+                                    "Status: 2.0.0\r\n"
+                                  : "message/disposition-notification\r\n\r\nDisposition: "
+                                    "manual-action/MDN-sent-manually; displayed\r\n";
+    auto facts = inspect_every_way(message(
+        "Subject: XDM/1.0/DDM Compte rendu (lu)\r\nX-MSS-CODECDA: 11488-4\r\nX-MSS-INS: O\r\n",
+        std::string("Content-Type: multipart/report; report-type=") + report_type +
+            "; boundary=\"r\"\r\n\r\n--r\r\nContent-Type: text/plain\r\n\r\nlu\r\n"
+            "--r\r\nContent-Type: " +
+            second_part + "--r\r\n" + attachment(archive) + "\r\n--r--\r\n"));
+    EXPECT_TRUE(facts.report()) << report_type;
+    EXPECT_EQ(facts.mdn, std::string(report_type) == "disposition-notification");
+    EXPECT_EQ(facts.dsn, std::string(report_type) == "delivery-status");
+    EXPECT_EQ(facts.xdm_archives, 0u) << report_type;
+    EXPECT_TRUE(facts.documents.empty()) << report_type;
+    EXPECT_EQ(facts.ins, MessageFacts::Ins::kAbsent) << report_type;
+    // Its subject and headers, copied from the original, are not matched against it either.
+    EXPECT_TRUE(facts.mismatches.empty()) << describe(facts);
+  }
+  // The same archive in a message that is no report is counted.
+  auto structured = inspect_every_way(
+      message(kStructuredHeaders, multipart("mixed", "b1", {attachment(archive)})));
+  EXPECT_FALSE(structured.report());
+  EXPECT_EQ(structured.xdm_archives, 1u);
+}
+
 // ---- hostile samples ------------------------------------------------------------------------
 
 TEST(MessageInspectorHostile, ZipBombsAreStoppedAtTheCaps) {

@@ -12,6 +12,7 @@
 #include "config/storage_settings.hpp"
 #include "protocol/mailbox_address.hpp"
 #include "storage/clock.hpp"
+#include "storage/indicator_report_columns.hpp"
 #include "storage/indicator_reports.hpp"
 
 namespace mssgate::ctl {
@@ -45,7 +46,7 @@ using mssgate::storage::Report;
 
 int export_reports(IndicatorReader& reader, const mssgate::config::IndicatorsConfig& settings,
                    const Arguments& a) {
-  allow_only(a, {"--month", "--format", "--out"}, 0);
+  allow_only(a, {"--month", "--kind", "--format", "--out"}, 0);
   auto month = a.option("--month");
   if (!month) throw UsageError("indicators export needs --month YYYY-MM");
   std::string first, last;
@@ -55,15 +56,26 @@ int export_reports(IndicatorReader& reader, const mssgate::config::IndicatorsCon
   if (format != "csv" && format != "json") throw UsageError("--format is csv or json");
   std::filesystem::path out = a.option("--out").value_or(".");
   std::filesystem::create_directories(out);
+  std::string kind = a.option("--kind").value_or("all");
   const auto& x = settings.exports;
+  static const std::vector<std::string> kLpsColumns;  // the report's default: all but the month
+  static const std::string kLpsFile(mssgate::storage::kLpsFileName);
   struct File {
     Report report;
     const std::string& name;
     const std::vector<std::string>& columns;
   };
+  std::vector<File> files;
   for (const File& f : {File{Report::kConnections, x.connections_file, x.connections_columns},
                         File{Report::kMessages, x.messages_file, x.messages_columns},
-                        File{Report::kDocuments, x.documents_file, x.documents_columns}}) {
+                        File{Report::kDocuments, x.documents_file, x.documents_columns},
+                        File{Report::kLps, kLpsFile, kLpsColumns}}) {
+    bool in_all = f.report != Report::kLps;
+    if ((kind == "all" && in_all) || kind == mssgate::storage::to_string(f.report))
+      files.push_back(f);
+  }
+  if (files.empty()) throw UsageError("--kind is all, connections, messages, documents or lps");
+  for (const File& f : files) {
     auto table = reader.monthly(f.report, *month, f.columns);
     std::string text = format == "csv" ? mssgate::storage::to_csv(table, x.csv_separator[0])
                                        : mssgate::storage::to_json(table);

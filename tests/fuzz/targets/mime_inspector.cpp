@@ -74,9 +74,10 @@ std::string facts_of(std::string_view input, size_t how) {
     check(facts.inspected == facts.uninspectable_reason.empty(),
           "mime_inspector: uninspectable with a reason");
     out = facts.uninspectable_reason + "|" + std::to_string(facts.parts) + "|" +
-          std::to_string(facts.xdm_archives) + "|" + std::to_string(facts.mdn) + "|" +
-          std::to_string(facts.suspicious_names) + "|" + std::string(to_string(facts.ins)) + "|" +
-          facts.message_id + "|" + facts.from + "|" + facts.claims.nil;
+          std::to_string(facts.xdm_archives) + "|" + std::to_string(facts.mdn) +
+          std::to_string(facts.dsn) + "|" + std::to_string(facts.suspicious_names) + "|" +
+          std::string(to_string(facts.ins)) + "|" + facts.message_id + "|" + facts.from + "|" +
+          facts.claims.nil;
     for (auto m : facts.mismatches)
       out += "|" + std::string(to_string(m));
     for (const auto& c : facts.codes())
