@@ -23,6 +23,73 @@ constexpr size_t kLineHold = 1024;
 // Quoted-printable lines are at most 76 characters (RFC 2045 §6.7); far longer ones are
 // refused rather than held by the decoder.
 constexpr size_t kMaxQuotedPrintableLine = 4096;
+std::string_view trim_blanks(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t'))
+    s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t'))
+    s.remove_suffix(1);
+  return s;
+}
+
+// What is read of a report's machine-readable part, and of the ids it gives.
+constexpr size_t kMaxReportFieldBytes = 8 << 10;
+constexpr size_t kMaxOriginalIdBytes = 250;
+
+// The words a report may say (RFC 3464 Action, RFC 8098 disposition-type); another is "other".
+std::string report_word(std::string_view value, std::initializer_list<std::string_view> known) {
+  std::string word = ascii_lower(trim_blanks(value));
+  for (auto k : known)
+    if (word == k) return word;
+  return "other";
+}
+
+// An id as a report gives it: printable ASCII, capped; anything else is not kept.
+std::string report_id(std::string_view value) {
+  value = trim_blanks(value);
+  if (value.size() > kMaxOriginalIdBytes) return {};
+  for (char c : value)
+    if (c <= ' ' || c > '~') return {};
+  return std::string(value);
+}
+
+// The fields of a report's machine-readable part (header-like blocks, folded lines unfolded).
+void read_report_fields(std::string_view text, MessageFacts::Acknowledgement& ack) {
+  std::vector<std::pair<std::string, std::string>> fields;
+  while (!text.empty()) {
+    size_t end = text.find('\n');
+    std::string_view line = text.substr(0, end);
+    text = end == std::string_view::npos ? std::string_view{} : text.substr(end + 1);
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    if (!line.empty() && (line.front() == ' ' || line.front() == '\t') && !fields.empty()) {
+      fields.back().second += ' ';
+      fields.back().second += trim_blanks(line);
+      continue;
+    }
+    size_t colon = line.find(':');
+    if (colon == std::string_view::npos) continue;
+    fields.emplace_back(ascii_lower(trim_blanks(line.substr(0, colon))),
+                        std::string(line.substr(colon + 1)));
+  }
+  for (const auto& [name, value] : fields) {
+    if (name == "action") {
+      ack.actions.push_back(
+          report_word(value, {"delivered", "delayed", "failed", "relayed", "expanded"}));
+    } else if (name == "disposition" && ack.disposition.empty()) {
+      // action-mode/sending-mode; disposition-type[/modifier...]
+      size_t semicolon = value.find(';');
+      std::string_view type = semicolon == std::string::npos
+                                  ? std::string_view{}
+                                  : std::string_view(value).substr(semicolon + 1);
+      type = type.substr(0, type.find('/'));
+      ack.disposition = report_word(
+          type, {"displayed", "processed", "deleted", "dispatched", "denied", "failed"});
+    } else if (name == "original-message-id" && ack.original_message_id.empty()) {
+      ack.original_message_id = report_id(value);
+    } else if (name == "original-envelope-id" && ack.original_envelope_id.empty()) {
+      ack.original_envelope_id = report_id(value);
+    }
+  }
+}
 
 std::string_view line_content(std::string_view line) {
   if (!line.empty() && line.back() == '\n') line.remove_suffix(1);
@@ -80,7 +147,9 @@ enum class PartEncoding { kIdentity, kBase64, kQuotedPrintable };
 // struct around it is still being defined, and std::optional<LeafPart>::emplace() would not
 // compile.
 struct LeafPart {
-  bool decode = false;  // a zip attachment candidate
+  bool decode = false;         // a zip attachment candidate
+  bool report_fields = false;  // a report's delivery-status or disposition-notification part
+  std::string captured;        // its first kMaxReportFieldBytes, as they come
   bool named_xdm = false;
   PartEncoding encoding = PartEncoding::kIdentity;
   mimetic::Base64::Decoder base64;
@@ -167,6 +236,7 @@ struct MessageInspector::Walker {
   InspectorLimits limits;
   InspectionMeter meter;  // the message's budget, over all its archives
   MessageFacts facts;
+  bool ko_subject = false;  // the Subject starts with "[KO" (an integration error, in an MDN)
   Mode mode = Mode::kTopHeaders;
   HeaderSectionReader top_headers;
   std::optional<HeaderSectionReader> part_headers;
@@ -252,6 +322,7 @@ struct MessageInspector::Walker {
     auto fields = top_headers.fields();  // unfolded once for every use below
     facts.claims = read_mss_headers(fields);
     facts.message_id = first_value(fields, "Message-ID").substr(0, 250);
+    ko_subject = first_value(fields, "Subject").starts_with("[KO");
     auto authors = extract_addresses(first_value(fields, "From"));
     if (!authors.empty()) facts.from = authors.front().substr(0, 320);
     open_entity(fields);
@@ -309,7 +380,10 @@ struct MessageInspector::Walker {
     forget_leaf();
     leaf.emplace();
     leaf->named_xdm = xdm_archive_name(name);
-    leaf->decode = leaf->named_xdm || type.type() != "text";
+    leaf->report_fields =
+        facts.report() && type.type() == "message" &&
+        (type.subtype() == "delivery-status" || type.subtype() == "disposition-notification");
+    leaf->decode = !leaf->report_fields && (leaf->named_xdm || type.type() != "text");
     if (ascii_iequals(encoding, "base64")) {
       leaf->encoding = PartEncoding::kBase64;
     } else if (ascii_iequals(encoding, "quoted-printable")) {
@@ -390,6 +464,11 @@ struct MessageInspector::Walker {
   }
 
   void to_leaf(std::string_view bytes) {
+    if (leaf && leaf->report_fields) {
+      size_t room = kMaxReportFieldBytes - leaf->captured.size();
+      leaf->captured += bytes.substr(0, room);
+      return;
+    }
     if (!leaf || !leaf->decode || bytes.empty()) return;
     auto out = std::back_inserter(leaf->decoded);
     switch (leaf->encoding) {
@@ -437,6 +516,7 @@ struct MessageInspector::Walker {
 
   void close_leaf() {
     if (!leaf) return;
+    if (leaf->report_fields) read_report_fields(leaf->captured, facts.acknowledgement);
     if (leaf->decode) {
       auto out = std::back_inserter(leaf->decoded);
       if (leaf->encoding == PartEncoding::kBase64) leaf->base64.flush(out);
@@ -496,6 +576,7 @@ struct MessageInspector::Walker {
     }
     release();
     mode = Mode::kStopped;
+    facts.acknowledgement.integration_error = facts.mdn && ko_subject;
     if (facts.report()) {
       // What a report attaches again is the original message's: counted with it, not here.
       facts.xdm_archives = 0;

@@ -69,6 +69,18 @@ struct MessageFacts {
   // A report (a read receipt or a delivery status) about another message: the IHE_XDM archive
   // it may attach again is that message's, so the report counts no archive and no document.
   bool report() const { return mdn || dsn; }
+  // What a report says of the original message, read from its message/delivery-status or
+  // message/disposition-notification part (the first 8 KiB of it). Words only, and the ids.
+  struct Acknowledgement {
+    std::vector<std::string> actions;  // DSN: each recipient's Action (delivered, delayed,
+                                       // failed, relayed, expanded; another word: "other")
+    std::string disposition;           // MDN: displayed, processed, deleted, dispatched, denied,
+                                       // failed, or "other"; empty when not read
+    std::string original_message_id;   // MDN: Original-Message-ID
+    std::string original_envelope_id;  // DSN: Original-Envelope-Id
+    bool integration_error = false;    // MDN whose Subject starts with "[KO"
+  };
+  Acknowledgement acknowledgement;
   size_t parts = 0;  // MIME leaf parts
   size_t xdm_archives = 0;
   std::vector<CdaFacts> documents;  // the CDA documents read in the archives

@@ -106,6 +106,11 @@ std::string describe(const MessageFacts& f) {
   for (auto m : f.mismatches)
     out += std::string(to_string(m)) + ",";
   out += " nil=" + f.claims.nil + " mid=" + f.message_id;
+  const auto& ack = f.acknowledgement;
+  out += " ack=" + ack.disposition + "|" + ack.original_message_id + "|" +
+         ack.original_envelope_id + "|" + std::to_string(ack.integration_error);
+  for (const auto& action : ack.actions)
+    out += "|" + action;
   return out;
 }
 
@@ -298,6 +303,70 @@ TEST(MessageInspector, AReportThatAttachesTheOriginalArchiveCountsNoDocument) {
       message(kStructuredHeaders, multipart("mixed", "b1", {attachment(archive)})));
   EXPECT_FALSE(structured.report());
   EXPECT_EQ(structured.xdm_archives, 1u);
+}
+
+namespace {
+
+std::string report(const std::string& headers, const std::string& report_type,
+                   const std::string& machine_part) {
+  return message(headers, "Content-Type: multipart/report; report-type=" + report_type +
+                              "; boundary=\"r\"\r\n\r\n--r\r\nContent-Type: text/plain\r\n\r\n"
+                              "Votre message\r\n--r\r\nContent-Type: message/" +
+                              report_type + "\r\n\r\n" + machine_part + "\r\n--r--\r\n");
+}
+
+}  // namespace
+
+TEST(MessageInspector, AReadReceiptSaysItsDispositionAndTheOriginalMessage) {
+  auto displayed = inspect_every_way(
+      report("Subject: Lu : compte rendu\r\n", "disposition-notification",
+             "Reporting-UA: lps.example; LPS 2.1\r\nFinal-Recipient: rfc822; b@c.fr\r\n"
+             "Original-Message-ID: <a1b2@hopital.mssante.fr>\r\n"
+             "Disposition: manual-action/MDN-sent-manually; displayed\r\n"));
+  EXPECT_TRUE(displayed.mdn);
+  EXPECT_EQ(displayed.acknowledgement.disposition, "displayed");
+  EXPECT_EQ(displayed.acknowledgement.original_message_id, "<a1b2@hopital.mssante.fr>");
+  EXPECT_FALSE(displayed.acknowledgement.integration_error);
+  // An integration error: the LPS's subject starts with [KO; the disposition folded, a modifier.
+  auto ko = inspect_every_way(report(
+      "Subject: [KO] Integration impossible\r\n", "disposition-notification",
+      "Original-Message-ID: <x@y>\r\nDisposition: automatic-action/MDN-sent-automatically;\r\n"
+      " Processed/error\r\n"));
+  EXPECT_EQ(ko.acknowledgement.disposition, "processed");
+  EXPECT_TRUE(ko.acknowledgement.integration_error);
+  // Words outside RFC 8098's, and an id with a space, are not taken as they are.
+  auto odd = inspect_every_way(report("", "disposition-notification",
+                                      "Original-Message-ID: <a b@c>\r\nDisposition: x/y; lu\r\n"));
+  EXPECT_EQ(odd.acknowledgement.disposition, "other");
+  EXPECT_EQ(odd.acknowledgement.original_message_id, "");
+  // [KO on a message that is no read receipt is no integration error.
+  EXPECT_FALSE(
+      inspect_every_way(message("Subject: [KO] x\r\n", "Content-Type: text/plain\r\n\r\nx\r\n"))
+          .acknowledgement.integration_error);
+}
+
+TEST(MessageInspector, ADeliveryStatusSaysEachRecipientsAction) {
+  auto dsn = inspect_every_way(
+      report("Subject: Delivery Status Notification\r\n", "delivery-status",
+             "Reporting-MTA: dns; mx.operateur.fr\r\nOriginal-Envelope-Id:\r\n  env-42\r\n\r\n"
+             "Final-Recipient: rfc822; a@b.fr\r\nAction: delivered\r\nStatus: 2.0.0\r\n\r\n"
+             "Final-Recipient: rfc822; c@d.fr\r\nAction: FAILED\r\nStatus: 5.1.1\r\n\r\n"
+             "Final-Recipient: rfc822; e@f.fr\r\nAction: delayed (still trying)\r\n"));
+  EXPECT_TRUE(dsn.dsn);
+  EXPECT_EQ(dsn.acknowledgement.original_envelope_id, "env-42");
+  EXPECT_EQ(dsn.acknowledgement.actions,
+            (std::vector<std::string>{"delivered", "failed", "other"}));
+  EXPECT_EQ(dsn.acknowledgement.disposition, "");
+  // Only the first 8 KiB of the part are read: a recipient after them is not.
+  std::string padding = "X-Padding: " + std::string(9000, 'p') + "\r\n";
+  auto long_one = inspect_every_way(
+      report("", "delivery-status", "Action: delivered\r\n" + padding + "Action: failed\r\n"));
+  EXPECT_EQ(long_one.acknowledgement.actions, std::vector<std::string>{"delivered"});
+  // The same part in a message that is no report is not read.
+  auto not_a_report = inspect_every_way(message(
+      "",
+      multipart("mixed", "m", {"Content-Type: message/delivery-status\r\n\r\nAction: failed"})));
+  EXPECT_TRUE(not_a_report.acknowledgement.actions.empty());
 }
 
 // ---- hostile samples ------------------------------------------------------------------------

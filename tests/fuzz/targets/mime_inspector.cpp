@@ -80,6 +80,13 @@ std::string facts_of(std::string_view input, size_t how) {
           facts.claims.nil;
     for (auto m : facts.mismatches)
       out += "|" + std::string(to_string(m));
+    const auto& ack = facts.acknowledgement;
+    out += "|ack:" + ack.disposition + ":" + ack.original_message_id + ":" +
+           ack.original_envelope_id + ":" + std::to_string(ack.integration_error);
+    check(ack.original_message_id.size() <= 250 && ack.original_envelope_id.size() <= 250,
+          "mime_inspector: a report's ids within their cap");
+    for (const auto& action : ack.actions)
+      out += ":" + action;
     for (const auto& c : facts.codes())
       out += "|" + c;
     // What the indicators keep of the content: sanitized, valid UTF-8 within its cap.
