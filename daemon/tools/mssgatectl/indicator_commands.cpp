@@ -44,14 +44,20 @@ std::string replace_all(std::string text, const std::string& what, const std::st
 using mssgate::storage::IndicatorReader;
 using mssgate::storage::Report;
 
-int export_reports(IndicatorReader& reader, const mssgate::config::IndicatorsConfig& settings,
-                   const Arguments& a) {
-  allow_only(a, {"--month", "--kind", "--format", "--out"}, 0);
+// The --month a command needs, as YYYY-MM.
+std::string required_month(const Arguments& a, const std::string& command) {
   auto month = a.option("--month");
-  if (!month) throw UsageError("indicators export needs --month YYYY-MM");
+  if (!month) throw UsageError("indicators " + command + " needs --month YYYY-MM");
   std::string first, last;
   if (!mssgate::storage::month_days(*month, first, last))
     throw UsageError("'" + *month + "' is not a month (YYYY-MM)");
+  return *month;
+}
+
+int export_reports(IndicatorReader& reader, const mssgate::config::IndicatorsConfig& settings,
+                   const Arguments& a) {
+  allow_only(a, {"--month", "--kind", "--format", "--out"}, 0);
+  auto month = required_month(a, "export");
   std::string format = a.option("--format").value_or("csv");
   if (format != "csv" && format != "json") throw UsageError("--format is csv or json");
   std::filesystem::path out = a.option("--out").value_or(".");
@@ -76,10 +82,10 @@ int export_reports(IndicatorReader& reader, const mssgate::config::IndicatorsCon
   }
   if (files.empty()) throw UsageError("--kind is all, connections, messages, documents or lps");
   for (const File& f : files) {
-    auto table = reader.monthly(f.report, *month, f.columns);
+    auto table = reader.monthly(f.report, month, f.columns);
     std::string text = format == "csv" ? mssgate::storage::to_csv(table, x.csv_separator[0])
                                        : mssgate::storage::to_json(table);
-    auto path = out / replace_all(replace_all(f.name, "{month}", *month), "{format}", format);
+    auto path = out / replace_all(replace_all(f.name, "{month}", month), "{format}", format);
     std::ofstream file(path, std::ios::binary | std::ios::trunc);
     file << text;
     file.close();
@@ -119,22 +125,18 @@ int show_lps(IndicatorReader& reader, const mssgate::config::IndicatorsConfig& s
              const Arguments& a) {
   // Per LPS, what it sent in the month: a table to read, or a file for its éditeur.
   allow_only(a, {"--month", "--format"}, 0);
-  auto month = a.option("--month");
-  if (!month) throw UsageError("indicators lps needs --month YYYY-MM");
-  std::string first, last;
-  if (!mssgate::storage::month_days(*month, first, last))
-    throw UsageError("'" + *month + "' is not a month (YYYY-MM)");
+  auto month = required_month(a, "lps");
   std::string format = a.option("--format").value_or("table");
   if (format != "table" && format != "csv" && format != "json")
     throw UsageError("--format is table, csv or json");
-  auto table = reader.monthly(Report::kLps, *month, {});
+  auto table = reader.monthly(Report::kLps, month, {});
   if (format == "csv") {
     std::cout << mssgate::storage::to_csv(table, settings.exports.csv_separator[0]);
   } else if (format == "json") {
     std::cout << mssgate::storage::to_json(table) << "\n";
   } else {
     // Too many columns for one line: a block per LPS, a figure per line.
-    std::cout << "Messages sent in " << *month << ", per LPS (" << table.rows.size()
+    std::cout << "Messages sent in " << month << ", per LPS (" << table.rows.size()
               << "): X-MSS-NIL and the token's client id (azp)\n";
     size_t width = 0;
     for (const auto& c : table.columns)
