@@ -20,6 +20,12 @@ bool printable_word(std::string_view s, size_t max_bytes);
 // "?", then cut to at most `max_bytes` bytes between two characters.
 std::string sanitized_text(std::string_view value, size_t max_bytes);
 
+// `s` without the spaces and tabs around it.
+std::string_view trim_blanks(std::string_view s);
+
+// `text` with every `what` replaced by `with` (file name patterns, page templates).
+std::string replace_all(std::string text, std::string_view what, std::string_view with);
+
 // Bytes as lower-case hexadecimal (digests, random identifiers).
 std::string hex_lower(std::string_view bytes);
 

@@ -23,13 +23,6 @@ constexpr size_t kLineHold = 1024;
 // Quoted-printable lines are at most 76 characters (RFC 2045 §6.7); far longer ones are
 // refused rather than held by the decoder.
 constexpr size_t kMaxQuotedPrintableLine = 4096;
-std::string_view trim_blanks(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t'))
-    s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t'))
-    s.remove_suffix(1);
-  return s;
-}
 
 // What is read of a report's machine-readable part, and of the ids it gives.
 constexpr size_t kMaxReportFieldBytes = 8 << 10;
@@ -52,42 +45,40 @@ std::string report_id(std::string_view value) {
   return std::string(value);
 }
 
-// The fields of a report's machine-readable part (header-like blocks, folded lines unfolded).
-void read_report_fields(std::string_view text, MessageFacts::Acknowledgement& ack) {
-  std::vector<std::pair<std::string, std::string>> fields;
-  while (!text.empty()) {
-    size_t end = text.find('\n');
-    std::string_view line = text.substr(0, end);
-    text = end == std::string_view::npos ? std::string_view{} : text.substr(end + 1);
-    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-    if (!line.empty() && (line.front() == ' ' || line.front() == '\t') && !fields.empty()) {
-      fields.back().second += ' ';
-      fields.back().second += trim_blanks(line);
-      continue;
-    }
-    size_t colon = line.find(':');
-    if (colon == std::string_view::npos) continue;
-    fields.emplace_back(ascii_lower(trim_blanks(line.substr(0, colon))),
-                        std::string(line.substr(colon + 1)));
+// One field of a report's machine-readable part, if it is one the acknowledgement keeps.
+void read_report_field(const HeaderField& field, MessageFacts::Acknowledgement& ack) {
+  std::string name = ascii_lower(field.name);
+  const std::string& value = field.value;
+  if (name == "action") {
+    ack.actions.push_back(
+        report_word(value, {"delivered", "delayed", "failed", "relayed", "expanded"}));
+  } else if (name == "disposition" && ack.disposition.empty()) {
+    // action-mode/sending-mode; disposition-type[/modifier...]
+    size_t semicolon = value.find(';');
+    std::string_view type = semicolon == std::string::npos
+                                ? std::string_view{}
+                                : std::string_view(value).substr(semicolon + 1);
+    type = type.substr(0, type.find('/'));
+    ack.disposition =
+        report_word(type, {"displayed", "processed", "deleted", "dispatched", "denied", "failed"});
+  } else if (name == "original-message-id" && ack.original_message_id.empty()) {
+    ack.original_message_id = report_id(value);
+  } else if (name == "original-envelope-id" && ack.original_envelope_id.empty()) {
+    ack.original_envelope_id = report_id(value);
   }
-  for (const auto& [name, value] : fields) {
-    if (name == "action") {
-      ack.actions.push_back(
-          report_word(value, {"delivered", "delayed", "failed", "relayed", "expanded"}));
-    } else if (name == "disposition" && ack.disposition.empty()) {
-      // action-mode/sending-mode; disposition-type[/modifier...]
-      size_t semicolon = value.find(';');
-      std::string_view type = semicolon == std::string::npos
-                                  ? std::string_view{}
-                                  : std::string_view(value).substr(semicolon + 1);
-      type = type.substr(0, type.find('/'));
-      ack.disposition = report_word(
-          type, {"displayed", "processed", "deleted", "dispatched", "denied", "failed"});
-    } else if (name == "original-message-id" && ack.original_message_id.empty()) {
-      ack.original_message_id = report_id(value);
-    } else if (name == "original-envelope-id" && ack.original_envelope_id.empty()) {
-      ack.original_envelope_id = report_id(value);
-    }
+}
+
+// A report's machine-readable part: blocks of header fields (RFC 3464 §2.1, RFC 8098 §3.1),
+// each read as the message's own header section is.
+void read_report_fields(std::string_view text, MessageFacts::Acknowledgement& ack) {
+  while (!text.empty()) {
+    HeaderSectionReader block(kMaxReportFieldBytes);
+    auto read = block.feed(text);
+    text.remove_prefix(read.consumed);
+    if (read.status == HeaderSectionReader::Status::kTooLarge) return;
+    if (read.status == HeaderSectionReader::Status::kNeedMore) block.end_of_message();
+    for (const auto& field : block.fields())
+      read_report_field(field, ack);
   }
 }
 

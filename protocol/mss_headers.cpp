@@ -11,14 +11,6 @@ constexpr size_t kMaxNilBytes = 64;
 constexpr size_t kMaxCodes = 50;
 constexpr size_t kMaxCodeBytes = 64;
 
-std::string trimmed(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t'))
-    s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t'))
-    s.remove_suffix(1);
-  return std::string(s);
-}
-
 }  // namespace
 
 MssHeaderClaims read_mss_headers(const HeaderSectionReader& headers) {
@@ -34,7 +26,7 @@ MssHeaderClaims read_mss_headers(const std::vector<HeaderField>& fields) {
       std::string_view rest = field.value;
       while (!rest.empty() && claims.cda_codes.size() < kMaxCodes) {
         size_t comma = rest.find(',');
-        std::string code = trimmed(rest.substr(0, comma));
+        std::string code(trim_blanks(rest.substr(0, comma)));
         rest = comma == std::string_view::npos ? std::string_view{} : rest.substr(comma + 1);
         if (!printable_word(code, kMaxCodeBytes)) continue;
         if (std::find(claims.cda_codes.begin(), claims.cda_codes.end(), code) ==

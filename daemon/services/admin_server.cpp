@@ -29,7 +29,6 @@
 #include "daemon/telemetry/event_log.hpp"
 #include "daemon/telemetry/metrics.hpp"
 #include "storage/clock.hpp"
-#include "storage/indicator_report_columns.hpp"
 #include "storage/indicator_reports.hpp"
 #include "storage/storage_error.hpp"
 
@@ -81,39 +80,6 @@ std::unique_ptr<storage::IndicatorReader> open_reader(const config::Config& conf
 
 std::string current_month(const config::Config& config) {
   return storage::day_of(storage::now_ms(), config.indicators.utc_days).substr(0, 7);
-}
-
-std::string replaced(std::string text, std::string_view what, std::string_view with) {
-  for (size_t at = text.find(what); at != std::string::npos; at = text.find(what, at + with.size()))
-    text.replace(at, what.size(), with);
-  return text;
-}
-
-// The configured name of a report's file, for its download.
-std::string export_file_name(const config::IndicatorExportConfig& exports,
-                             const ExportRequest& request) {
-  std::string name = request.report == storage::Report::kConnections ? exports.connections_file
-                     : request.report == storage::Report::kMessages  ? exports.messages_file
-                     : request.report == storage::Report::kDocuments
-                         ? exports.documents_file
-                         : std::string(storage::kLpsFileName);
-  return replaced(replaced(name, "{month}", request.month), "{format}", request.format);
-}
-
-const std::vector<std::string>& export_columns(const config::IndicatorExportConfig& exports,
-                                               storage::Report report) {
-  static const std::vector<std::string> defaults;
-  switch (report) {
-    case storage::Report::kConnections:
-      return exports.connections_columns;
-    case storage::Report::kMessages:
-      return exports.messages_columns;
-    case storage::Report::kDocuments:
-      return exports.documents_columns;
-    case storage::Report::kLps:
-      break;
-  }
-  return defaults;
 }
 
 }  // namespace
@@ -297,9 +263,9 @@ class AdminServer::Impl : public std::enable_shared_from_this<AdminServer::Impl>
           auto reader = open_reader(env->config);
           if (!reader) return json_error(404, "indicators are off: no journal is configured");
           const auto& exports = env->config.indicators.exports;
-          auto table = reader->monthly(request.report, request.month,
-                                       export_columns(exports, request.report));
-          return export_document(table, request, export_file_name(exports, request),
+          auto file = config::report_file(exports, request.report, request.month, request.format);
+          auto table = reader->monthly(request.report, request.month, file.columns);
+          return export_document(table, request, file.name,
                                  exports.csv_separator.empty() ? ';' : exports.csv_separator[0]);
         };
         AdminResponse answer = co_await off_the_io_thread(std::move(work));

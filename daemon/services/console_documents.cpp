@@ -6,6 +6,7 @@
 #include <map>
 
 #include "daemon/services/console_assets.hpp"
+#include "protocol/ascii.hpp"
 
 namespace mssgate::daemon {
 namespace {
@@ -22,12 +23,6 @@ std::vector<std::pair<std::string, std::string>> page_headers() {
   return {{"Content-Security-Policy", std::string(kPagePolicy)},
           {"X-Content-Type-Options", "nosniff"},
           {"Referrer-Policy", "no-referrer"}};
-}
-
-std::string replace_all(std::string text, std::string_view what, std::string_view with) {
-  for (size_t at = text.find(what); at != std::string::npos; at = text.find(what, at + with.size()))
-    text.replace(at, what.size(), with);
-  return text;
 }
 
 json::value table_value(const storage::ReportTable& table) {
@@ -66,9 +61,10 @@ AdminResponse json_error(unsigned status, std::string_view message) {
 }
 
 AdminResponse console_page(std::string_view month) {
-  AdminResponse page{200, "text/html; charset=utf-8",
-                     replace_all(std::string(console_page_template()), "{{month}}", month),
-                     page_headers()};
+  AdminResponse page{
+      200, "text/html; charset=utf-8",
+      protocol::replace_all(std::string(console_page_template()), "{{month}}", month),
+      page_headers()};
   return page;
 }
 

@@ -12,7 +12,6 @@
 #include "config/storage_settings.hpp"
 #include "protocol/mailbox_address.hpp"
 #include "storage/clock.hpp"
-#include "storage/indicator_report_columns.hpp"
 #include "storage/indicator_reports.hpp"
 
 namespace mssgate::ctl {
@@ -35,12 +34,6 @@ void print_table(const mssgate::storage::ReportTable& table) {
     line(row);
 }
 
-std::string replace_all(std::string text, const std::string& what, const std::string& with) {
-  for (size_t at = text.find(what); at != std::string::npos; at = text.find(what, at + with.size()))
-    text.replace(at, what.size(), with);
-  return text;
-}
-
 using mssgate::storage::IndicatorReader;
 using mssgate::storage::Report;
 
@@ -60,37 +53,29 @@ int export_reports(IndicatorReader& reader, const mssgate::config::IndicatorsCon
   auto month = required_month(a, "export");
   std::string format = a.option("--format").value_or("csv");
   if (format != "csv" && format != "json") throw UsageError("--format is csv or json");
+  // The référentiel's three reports, or one report.
+  std::string kind = a.option("--kind").value_or("all");
+  std::vector<Report> reports;
+  if (kind == "all") reports = {Report::kConnections, Report::kMessages, Report::kDocuments};
+  for (Report report :
+       {Report::kConnections, Report::kMessages, Report::kDocuments, Report::kLps}) {
+    if (kind == mssgate::storage::to_string(report)) reports = {report};
+  }
+  if (reports.empty()) throw UsageError("--kind is all, connections, messages, documents or lps");
   std::filesystem::path out = a.option("--out").value_or(".");
   std::filesystem::create_directories(out);
-  std::string kind = a.option("--kind").value_or("all");
   const auto& x = settings.exports;
-  static const std::vector<std::string> kLpsColumns;  // the report's default: all but the month
-  static const std::string kLpsFile(mssgate::storage::kLpsFileName);
-  struct File {
-    Report report;
-    const std::string& name;
-    const std::vector<std::string>& columns;
-  };
-  std::vector<File> files;
-  for (const File& f : {File{Report::kConnections, x.connections_file, x.connections_columns},
-                        File{Report::kMessages, x.messages_file, x.messages_columns},
-                        File{Report::kDocuments, x.documents_file, x.documents_columns},
-                        File{Report::kLps, kLpsFile, kLpsColumns}}) {
-    bool in_all = f.report != Report::kLps;
-    if ((kind == "all" && in_all) || kind == mssgate::storage::to_string(f.report))
-      files.push_back(f);
-  }
-  if (files.empty()) throw UsageError("--kind is all, connections, messages, documents or lps");
-  for (const File& f : files) {
-    auto table = reader.monthly(f.report, month, f.columns);
+  for (Report report : reports) {
+    auto file_spec = mssgate::config::report_file(x, report, month, format);
+    auto table = reader.monthly(report, month, file_spec.columns);
     std::string text = format == "csv" ? mssgate::storage::to_csv(table, x.csv_separator[0])
                                        : mssgate::storage::to_json(table);
-    auto path = out / replace_all(replace_all(f.name, "{month}", month), "{format}", format);
+    auto path = out / file_spec.name;
     std::ofstream file(path, std::ios::binary | std::ios::trunc);
     file << text;
     file.close();
     if (!file) throw std::runtime_error("cannot write " + path.string());
-    std::cout << mssgate::storage::to_string(f.report) << ": " << path.string() << " ("
+    std::cout << mssgate::storage::to_string(report) << ": " << path.string() << " ("
               << table.rows.size() << " rows)\n";
   }
   return 0;
