@@ -43,6 +43,7 @@ using tcp = asio::ip::tcp;
 constexpr auto kTuple = asio::as_tuple(asio::use_awaitable);
 constexpr auto kRequestTimeout = std::chrono::seconds(30);
 constexpr auto kProbeTimeout = std::chrono::seconds(1);
+constexpr auto kReportTimeout = std::chrono::seconds(60);
 
 std::string seconds_ago(int64_t now_ms, int64_t then_ms) {
   return std::to_string(std::max<int64_t>(0, now_ms - then_ms) / 1000) + " s ago";
@@ -71,7 +72,9 @@ std::unique_ptr<storage::IndicatorReader> open_reader(const config::Config& conf
   const auto& indicators = config.indicators;
   if (indicators.in_postgresql) {
     auto settings = config::postgresql_settings(config.storage, "admin");
-    settings.statement_timeout = {};  // a month's report may take longer than a gateway's insert
+    // A month's report may take longer than a gateway's insert, but not for ever: the console
+    // has one reports thread.
+    settings.statement_timeout = kReportTimeout;
     return std::make_unique<storage::IndicatorReader>(settings);
   }
   if (indicators.journal.empty()) return nullptr;
