@@ -326,12 +326,17 @@ refresh_interval = "100ms"
         raise AssertionError("no log line written since offset %d matches %r:\n%s"
                              % (since, pattern, self.log(since=since)[-3000:]))
 
-    def session_of(self, sock, timeout=10.0):
+    def session_of(self, sock, timeout=10.0, since=None):
         """The id of the session that the client socket `sock` opened, from its connect line
-        (written after the last mark(), matched by the client's port)."""
+        (written after offset `since`, the last mark() by default, and matched by the client's
+        port). The kernel reuses ephemeral ports, so a test that opens many connections may see
+        an earlier session on the same port: the latest connect line is the one taken, and such
+        a test passes an offset taken before it connected."""
         address, port = sock.getsockname()[:2]
-        return self.wait_for_log(r"event=connect session=(\w+) listener=\w+ peer=%s:%d(?:\s|$)" % (re.escape(address), port),
-                                 timeout=timeout).group(1)
+        pattern = r"event=connect session=(\w+) listener=\w+ peer=%s:%d(?:\s|$)" % (re.escape(address), port)
+        self.wait_for_log(pattern, timeout=timeout, since=since)
+        matches = re.findall(pattern, self.log(since=self.log_start if since is None else since))
+        return matches[-1]
 
     def change_directory(self, *args):
         """Runs one mssgatectl command that changes the directory of the running gateway, then

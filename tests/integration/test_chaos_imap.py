@@ -114,6 +114,7 @@ class ImapChaos(unittest.TestCase):
                 with self.subTest(fault=name, round=rounds):
                     self.gate.clear()
                     apply(self.gate)
+                    offset = self.gateway.log_size()
                     start = time.monotonic()
                     client, tagged = self.sign_in()
                     elapsed = time.monotonic() - start
@@ -121,8 +122,9 @@ class ImapChaos(unittest.TestCase):
                                              "try again later")
                     # Each Dovecot answer has RESPONSE_TIMEOUT; the TLS handshake and sign-in come first.
                     self.assertLess(elapsed, RESPONSE_TIMEOUT + 1.5, "the client waited %.1f s" % elapsed)
-                    session = self.gateway.session_of(client.sock)
-                    self.gateway.wait_for_log(r"event=backend session=%s result=failed step=%s " % (session, step))
+                    session = self.gateway.session_of(client.sock, since=offset)
+                    self.gateway.wait_for_log(r"event=backend session=%s result=failed step=%s " % (session, step),
+                                              since=offset)
                     client.close()
         self.gate.clear()
         self.assert_normal_session()
