@@ -274,9 +274,11 @@ struct IndicatorExportConfig {
   std::string connections_file = "connexions-{month}.{format}";
   std::string messages_file = "messages-{month}.{format}";
   std::string documents_file = "documents-{month}.{format}";
+  std::string acknowledgements_file = "acquittements-{month}.{format}";
   std::vector<std::string> connections_columns;  // empty: the default columns
   std::vector<std::string> messages_columns;
   std::vector<std::string> documents_columns;
+  std::vector<std::string> acknowledgements_columns;
   std::string csv_separator = ";";
 };
 

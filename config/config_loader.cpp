@@ -796,9 +796,11 @@ void read_indicators(TableReader& parent, IndicatorsConfig& out, Problems& probl
   e.string("connections_file", x.connections_file);
   e.string("messages_file", x.messages_file);
   e.string("documents_file", x.documents_file);
+  e.string("acknowledgements_file", x.acknowledgements_file);
   for (auto [key, name] : {std::pair{"connections_file", &x.connections_file},
                            std::pair{"messages_file", &x.messages_file},
-                           std::pair{"documents_file", &x.documents_file}}) {
+                           std::pair{"documents_file", &x.documents_file},
+                           std::pair{"acknowledgements_file", &x.acknowledgements_file}}) {
     if (name->empty() || name->find('/') != std::string::npos) {
       problems.add(e.where(key), "indicators.export",
                    "file names must be plain names, without \"/\"");
@@ -808,6 +810,8 @@ void read_indicators(TableReader& parent, IndicatorsConfig& out, Problems& probl
                problems);
   read_columns(e, "messages_columns", x.messages_columns, storage::kMessagesFields, problems);
   read_columns(e, "documents_columns", x.documents_columns, storage::kDocumentsFields, problems);
+  read_columns(e, "acknowledgements_columns", x.acknowledgements_columns,
+               storage::kAcknowledgementsFields, problems);
   e.string("csv_separator", x.csv_separator);
   if (x.csv_separator.size() != 1 || x.csv_separator == "\"" || x.csv_separator == "\n") {
     problems.add(e.where("csv_separator"), "indicators.export.csv_separator",

@@ -43,6 +43,10 @@ inline ReportFile report_file(const IndicatorExportConfig& exports, storage::Rep
       pattern = exports.documents_file;
       file.columns = exports.documents_columns;
       break;
+    case storage::Report::kAcknowledgements:
+      pattern = exports.acknowledgements_file;
+      file.columns = exports.acknowledgements_columns;
+      break;
     case storage::Report::kLps:
       break;
   }

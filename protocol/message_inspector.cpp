@@ -37,8 +37,18 @@ std::string report_word(std::string_view value, std::initializer_list<std::strin
 }
 
 // An id as a report gives it: printable ASCII, capped; anything else is not kept.
-std::string report_id(std::string_view value) {
+// A message id as the reports name it: the "<left@right>" of the field when it has one (a
+// comment or a folded space around it does not make another id), else its trimmed text.
+std::string_view angle_id(std::string_view value) {
   value = trim_blanks(value);
+  size_t open = value.find('<');
+  size_t close = open == std::string_view::npos ? open : value.find('>', open);
+  if (close == std::string_view::npos) return value;
+  return value.substr(open, close - open + 1);
+}
+
+std::string report_id(std::string_view value) {
+  value = angle_id(value);
   if (value.size() > kMaxOriginalIdBytes) return {};
   for (char c : value)
     if (c <= ' ' || c > '~') return {};
@@ -65,6 +75,22 @@ void read_report_field(const HeaderField& field, MessageFacts::Acknowledgement& 
     ack.original_message_id = report_id(value);
   } else if (name == "original-envelope-id" && ack.original_envelope_id.empty()) {
     ack.original_envelope_id = report_id(value);
+  }
+}
+
+// The header section a DSN returns of the message it reports on (text/rfc822-headers, or the
+// start of a message/rfc822): its Message-ID names that message when the DSN has no
+// Original-Envelope-Id the sender would know it by.
+void read_returned_headers(std::string_view text, MessageFacts::Acknowledgement& ack) {
+  HeaderSectionReader section(kMaxReportFieldBytes);
+  auto read = section.feed(text);
+  if (read.status == HeaderSectionReader::Status::kTooLarge) return;
+  if (read.status == HeaderSectionReader::Status::kNeedMore) section.end_of_message();
+  for (const auto& field : section.fields()) {
+    if (ascii_iequals(field.name, "Message-ID")) {
+      ack.original_message_id = report_id(field.value);
+      return;
+    }
   }
 }
 
@@ -138,9 +164,10 @@ enum class PartEncoding { kIdentity, kBase64, kQuotedPrintable };
 // struct around it is still being defined, and std::optional<LeafPart>::emplace() would not
 // compile.
 struct LeafPart {
-  bool decode = false;         // a zip attachment candidate
-  bool report_fields = false;  // a report's delivery-status or disposition-notification part
-  std::string captured;        // its first kMaxReportFieldBytes, as they come
+  bool decode = false;            // a zip attachment candidate
+  bool report_fields = false;     // a report's delivery-status or disposition-notification part
+  bool returned_headers = false;  // the header section a DSN returns
+  std::string captured;           // of either, its first kMaxReportFieldBytes, as they come
   bool named_xdm = false;
   PartEncoding encoding = PartEncoding::kIdentity;
   mimetic::Base64::Decoder base64;
@@ -312,7 +339,7 @@ struct MessageInspector::Walker {
   void top_headers_complete() {
     auto fields = top_headers.fields();  // unfolded once for every use below
     facts.claims = read_mss_headers(fields);
-    facts.message_id = first_value(fields, "Message-ID").substr(0, 250);
+    facts.message_id = std::string(angle_id(first_value(fields, "Message-ID")).substr(0, 250));
     ko_subject = first_value(fields, "Subject").starts_with("[KO");
     auto authors = extract_addresses(first_value(fields, "From"));
     if (!authors.empty()) facts.from = authors.front().substr(0, 320);
@@ -374,7 +401,11 @@ struct MessageInspector::Walker {
     leaf->report_fields =
         facts.report() && type.type() == "message" &&
         (type.subtype() == "delivery-status" || type.subtype() == "disposition-notification");
-    leaf->decode = !leaf->report_fields && (leaf->named_xdm || type.type() != "text");
+    leaf->returned_headers =
+        facts.dsn && ((type.type() == "text" && type.subtype() == "rfc822-headers") ||
+                      (type.type() == "message" && type.subtype() == "rfc822"));
+    leaf->decode = !leaf->report_fields && !leaf->returned_headers &&
+                   (leaf->named_xdm || type.type() != "text");
     if (ascii_iequals(encoding, "base64")) {
       leaf->encoding = PartEncoding::kBase64;
     } else if (ascii_iequals(encoding, "quoted-printable")) {
@@ -455,7 +486,7 @@ struct MessageInspector::Walker {
   }
 
   void to_leaf(std::string_view bytes) {
-    if (leaf && leaf->report_fields) {
+    if (leaf && (leaf->report_fields || leaf->returned_headers)) {
       size_t room = kMaxReportFieldBytes - leaf->captured.size();
       leaf->captured += bytes.substr(0, room);
       return;
@@ -508,6 +539,8 @@ struct MessageInspector::Walker {
   void close_leaf() {
     if (!leaf) return;
     if (leaf->report_fields) read_report_fields(leaf->captured, facts.acknowledgement);
+    if (leaf->returned_headers && facts.acknowledgement.original_message_id.empty())
+      read_returned_headers(leaf->captured, facts.acknowledgement);
     if (leaf->decode) {
       auto out = std::back_inserter(leaf->decoded);
       if (leaf->encoding == PartEncoding::kBase64) leaf->base64.flush(out);

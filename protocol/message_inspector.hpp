@@ -62,10 +62,10 @@ struct MessageFacts {
   bool inspected = true;             // false: "uninspectable", see reason
   std::string uninspectable_reason;  // first reason only: a short word
   MssHeaderClaims claims;
-  std::string message_id;
-  std::string from;  // the first address of the From header, lower-cased
-  bool mdn = false;  // multipart/report; report-type=disposition-notification
-  bool dsn = false;  // multipart/report; report-type=delivery-status
+  std::string message_id;  // its "<left@right>" (the field's text when it has none)
+  std::string from;        // the first address of the From header, lower-cased
+  bool mdn = false;        // multipart/report; report-type=disposition-notification
+  bool dsn = false;        // multipart/report; report-type=delivery-status
   // A report (a read receipt or a delivery status) about another message: the IHE_XDM archive
   // it may attach again is that message's, so the report counts no archive and no document.
   bool report() const { return mdn || dsn; }
@@ -76,7 +76,8 @@ struct MessageFacts {
                                        // failed, relayed, expanded; another word: "other")
     std::string disposition;           // MDN: displayed, processed, deleted, dispatched, denied,
                                        // failed, or "other"; empty when not read
-    std::string original_message_id;   // MDN: Original-Message-ID
+    std::string original_message_id;   // MDN: Original-Message-ID; DSN: the Message-ID of
+                                       // the header section it returns
     std::string original_envelope_id;  // DSN: Original-Envelope-Id
     bool integration_error = false;    // MDN whose Subject starts with "[KO"
   };

@@ -51,6 +51,15 @@ inline bool from_text(std::string_view text, SessionProtocol& out) {
 inline bool from_text(std::string_view text, RecordedMailboxType& out) {
   return assign(parse_recorded_mailbox_type(text), out);
 }
+inline bool from_text(std::string_view text, DsnAction& out) {
+  return assign(parse_dsn_action(text), out);
+}
+inline bool from_text(std::string_view text, Disposition& out) {
+  return assign(parse_disposition(text), out);
+}
+inline bool from_text(std::string_view text, Mismatch& out) {
+  return assign(protocol::parse_mismatch(text), out);
+}
 inline bool from_text(std::string_view text, std::optional<Counterpart>& out) {
   out.reset();
   if (text.empty()) return true;
@@ -98,11 +107,12 @@ template <class Out, Word T>
 void bind_value(Out& s, int index, const T& value) {
   s.bind(index, text_of(value));
 }
-template <class Out>
-void bind_value(Out& s, int index, const std::vector<Mismatch>& mismatches) {
+// A list of words, comma-separated (no word holds a comma).
+template <class Out, Word T>
+void bind_value(Out& s, int index, const std::vector<T>& values) {
   std::string words;
-  for (auto m : mismatches)
-    words += (words.empty() ? "" : ",") + std::string(to_string(m));
+  for (const auto& value : values)
+    words += (words.empty() ? "" : ",") + std::string(text_of(value));
   s.bind(index, std::string_view(words));
 }
 
@@ -135,15 +145,14 @@ template <class In, Word T>
 bool read_value(const In& s, int index, T& out) {
   return from_text(s.text(index), out);
 }
-template <class In>
-bool read_value(const In& s, int index, std::vector<Mismatch>& out) {
+template <class In, Word T>
+bool read_value(const In& s, int index, std::vector<T>& out) {
   out.clear();
   std::string words(s.text(index));
   for (size_t start = 0; start < words.size();) {
     size_t comma = std::min(words.find(',', start), words.size());
-    auto mismatch = protocol::parse_mismatch(std::string_view(words).substr(start, comma - start));
-    if (!mismatch) return false;
-    out.push_back(*mismatch);
+    if (!from_text(std::string_view(words).substr(start, comma - start), out.emplace_back()))
+      return false;
     start = comma + 1;
   }
   return true;
@@ -211,11 +220,12 @@ template <Word T>
 void json_value(std::string& out, const T& value) {
   json_string(out, text_of(value));
 }
-inline void json_value(std::string& out, const std::vector<Mismatch>& mismatches) {
+template <Word T>
+void json_value(std::string& out, const std::vector<T>& values) {
   out += '[';
-  for (size_t i = 0; i < mismatches.size(); ++i) {
+  for (size_t i = 0; i < values.size(); ++i) {
     if (i) out += ',';
-    json_string(out, to_string(mismatches[i]));
+    json_string(out, text_of(values[i]));
   }
   out += ']';
 }

@@ -77,6 +77,45 @@ std::string_view to_string(SessionProtocol protocol) {
 std::string_view to_string(RecordedMailboxType type) {
   return type ? protocol::to_string(*type) : "unknown";
 }
+std::string_view to_string(DsnAction action) {
+  switch (action) {
+    case DsnAction::kDelivered:
+      return "delivered";
+    case DsnAction::kDelayed:
+      return "delayed";
+    case DsnAction::kFailed:
+      return "failed";
+    case DsnAction::kRelayed:
+      return "relayed";
+    case DsnAction::kExpanded:
+      return "expanded";
+    case DsnAction::kOther:
+      return "other";
+  }
+  return "?";
+}
+
+std::string_view to_string(Disposition disposition) {
+  switch (disposition) {
+    case Disposition::kNone:
+      return "";
+    case Disposition::kDisplayed:
+      return "displayed";
+    case Disposition::kProcessed:
+      return "processed";
+    case Disposition::kDeleted:
+      return "deleted";
+    case Disposition::kDispatched:
+      return "dispatched";
+    case Disposition::kDenied:
+      return "denied";
+    case Disposition::kFailed:
+      return "failed";
+    case Disposition::kOther:
+      return "other";
+  }
+  return "?";
+}
 
 std::optional<Direction> parse_direction(std::string_view text) {
   return find_by_text(text, {Direction::kSent, Direction::kReceived});
@@ -111,6 +150,17 @@ std::optional<RecordedMailboxType> parse_recorded_mailbox_type(std::string_view 
 std::optional<InsClass> parse_ins_class(std::string_view text) {
   return find_by_text(text, {InsClass::kAbsent, InsClass::kTest, InsClass::kMalformed,
                              InsClass::kUnqualified, InsClass::kQualified});
+}
+
+std::optional<DsnAction> parse_dsn_action(std::string_view text) {
+  return find_by_text(text, {DsnAction::kDelivered, DsnAction::kDelayed, DsnAction::kFailed,
+                             DsnAction::kRelayed, DsnAction::kExpanded, DsnAction::kOther});
+}
+
+std::optional<Disposition> parse_disposition(std::string_view text) {
+  return find_by_text(text, {Disposition::kNone, Disposition::kDisplayed, Disposition::kProcessed,
+                             Disposition::kDeleted, Disposition::kDispatched, Disposition::kDenied,
+                             Disposition::kFailed, Disposition::kOther});
 }
 
 }  // namespace mssgate::storage

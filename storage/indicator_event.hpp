@@ -23,6 +23,20 @@ enum class Counterpart { kSameOperator, kOtherOperator, kPatient };
 enum class ClaimedIns { kAbsent, kYes, kNo, kInvalid };
 // The listener a sign-in came through.
 enum class SessionProtocol { kImap, kSubmission };
+// What a delivery status notification (RFC 3464) says of one recipient: its Action field.
+enum class DsnAction { kDelivered, kDelayed, kFailed, kRelayed, kExpanded, kOther };
+// What a message disposition notification (RFC 8098) says: its disposition type; kNone when the
+// message is no MDN or its Disposition field was not read.
+enum class Disposition {
+  kNone,
+  kDisplayed,
+  kProcessed,
+  kDeleted,
+  kDispatched,
+  kDenied,
+  kFailed,
+  kOther
+};
 // An INS found in CDA documents: absent, test, unqualified, qualified (the inspector's rule).
 using InsClass = protocol::MessageFacts::Ins;
 // The mailbox's type in the directory when the event was made; nullopt: the directory did
@@ -35,6 +49,8 @@ std::string_view to_string(Counterpart counterpart);
 std::string_view to_string(ClaimedIns claim);  // "" when absent
 std::string_view to_string(SessionProtocol protocol);
 std::string_view to_string(RecordedMailboxType type);  // PER ORG APP CAB, or "unknown"
+std::string_view to_string(DsnAction action);
+std::string_view to_string(Disposition disposition);  // "" for kNone
 
 // The inverse of to_string: nullopt for any other text.
 std::optional<Direction> parse_direction(std::string_view text);
@@ -44,6 +60,8 @@ std::optional<ClaimedIns> parse_claimed_ins(std::string_view text);
 std::optional<SessionProtocol> parse_session_protocol(std::string_view text);
 std::optional<RecordedMailboxType> parse_recorded_mailbox_type(std::string_view text);
 std::optional<InsClass> parse_ins_class(std::string_view text);
+std::optional<DsnAction> parse_dsn_action(std::string_view text);
+std::optional<Disposition> parse_disposition(std::string_view text);
 
 // One CDA document of a message: its type code and what its patient identity is.
 struct IndicatorDocument {
@@ -94,6 +112,16 @@ struct IndicatorEvent {
   bool mes_fin = false;
   bool mdn = false;  // the message is a disposition notification
   bool mdn_requested = false;
+  // A report (an MDN or a DSN) received: what it says of the message it acknowledges, and the
+  // ids that find that message (docs/indicators.md, "Acknowledgements").
+  bool dsn = false;                    // the message is a delivery status notification
+  std::vector<DsnAction> dsn_actions;  // one per recipient the DSN reports on
+  Disposition disposition = Disposition::kNone;
+  bool integration_error = false;    // an MDN whose subject starts with "[KO"
+  std::string original_message_id;   // the Message-ID of the message acknowledged
+  std::string original_envelope_id;  // a DSN's Original-Envelope-Id (ENVID)
+
+  bool report() const { return mdn || dsn; }
 
   bool operator==(const IndicatorEvent&) const = default;
 };

@@ -132,6 +132,57 @@ inline const std::vector<std::string_view> kLpsFields{"month",
                                                       "mismatch_ins_without_cda",
                                                       "mismatch_subject_without_xdm",
                                                       "mismatch_xdm_without_subject"};
+// One row per mailbox and day: the messages the mailbox sent that day and the reports (DSN,
+// MDN) that came back for them, whenever they came; and the reports it received that day for
+// no message the journal holds (unmatched_reports). Delays are in seconds from the sending.
+// "relayed": handed to a server that sends no delivery notices itself (Postfix says so of an
+// LMTP store without DSN, as Dovecot's, and of another operator's server without DSN).
+inline const std::vector<std::string_view> kAcknowledgementsFields{"month",
+                                                                   "day",
+                                                                   "mailbox",
+                                                                   "mailbox_type",
+                                                                   "sent",
+                                                                   "acknowledged",
+                                                                   "delivered",
+                                                                   "delayed",
+                                                                   "failed",
+                                                                   "relayed",
+                                                                   "displayed",
+                                                                   "processed",
+                                                                   "deleted",
+                                                                   "denied",
+                                                                   "integration_errors",
+                                                                   "unmatched_reports",
+                                                                   "delivered_p50_s",
+                                                                   "delivered_p90_s",
+                                                                   "relayed_p50_s",
+                                                                   "relayed_p90_s",
+                                                                   "failed_p50_s",
+                                                                   "failed_p90_s",
+                                                                   "displayed_p50_s",
+                                                                   "displayed_p90_s",
+                                                                   "processed_p50_s",
+                                                                   "processed_p90_s"};
+inline const std::vector<std::string_view> kAcknowledgementsDefault{"day",
+                                                                    "mailbox",
+                                                                    "mailbox_type",
+                                                                    "sent",
+                                                                    "acknowledged",
+                                                                    "delivered",
+                                                                    "relayed",
+                                                                    "delayed",
+                                                                    "failed",
+                                                                    "displayed",
+                                                                    "processed",
+                                                                    "integration_errors",
+                                                                    "unmatched_reports",
+                                                                    "delivered_p50_s",
+                                                                    "delivered_p90_s",
+                                                                    "relayed_p50_s",
+                                                                    "relayed_p90_s",
+                                                                    "displayed_p50_s",
+                                                                    "displayed_p90_s"};
+
 // The per-LPS report's file, when exported (its name is not configurable).
 inline constexpr std::string_view kLpsFileName = "lps-{month}.{format}";
 // The per-LPS report prints every column but the month, which its heading names.

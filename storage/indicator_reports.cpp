@@ -6,7 +6,9 @@
 #include <boost/json/array.hpp>
 #include <boost/json/object.hpp>
 #include <boost/json/serialize.hpp>
+#include <cmath>
 #include <map>
+#include <set>
 
 #include "storage/indicator_event.hpp"
 #include "storage/indicator_report_columns.hpp"
@@ -278,6 +280,8 @@ std::string_view to_string(Report report) {
       return "documents";
     case Report::kLps:
       return "lps";
+    case Report::kAcknowledgements:
+      return "acknowledgements";
   }
   return "?";
 }
@@ -430,6 +434,8 @@ ReportTable IndicatorReader::monthly(Report report, const std::string& month,
                      d.sorted(azp),
                  {first, last, month}, columns);
     }
+    case Report::kAcknowledgements:
+      return acknowledgements(month, or_default(requested, kAcknowledgementsDefault), true);
     case Report::kDocuments: {
       auto columns = or_default(requested, kDocumentsDefault);
       std::string mailbox = column(EventField::kMailbox, "e");
@@ -491,6 +497,216 @@ ReportTable IndicatorReader::days_of_month(const std::string& month) {
                  " FROM indicator_event WHERE " + day + " BETWEEN ?1 AND ?2 GROUP BY " + day +
                  " ORDER BY " + day,
              {first, last, month}, columns);
+}
+
+namespace {
+
+// What came back for the messages of one mailbox (or of all) and day.
+struct AcknowledgementDay {
+  std::string mailbox_type;
+  int64_t sent = 0;
+  int64_t acknowledged = 0;
+  int64_t unmatched_reports = 0;
+  int64_t integration_errors = 0;
+  // Per kind of acknowledgement ("delivered", "displayed"...): its delays in seconds, one per
+  // acknowledgement, so that their number is the count.
+  std::map<std::string, std::vector<int64_t>, std::less<>> delays;
+};
+
+// The nearest-rank percentile (p in 1..100) of `values`, sorted in place; "" when there are none.
+std::string percentile(std::vector<int64_t>& values, int p) {
+  if (values.empty()) return "";
+  std::sort(values.begin(), values.end());
+  size_t rank = static_cast<size_t>(
+      std::ceil(static_cast<double>(p) / 100.0 * static_cast<double>(values.size())));
+  return std::to_string(values[std::max<size_t>(rank, 1) - 1]);
+}
+
+// The words of a comma-separated list.
+std::vector<std::string_view> words_of(std::string_view list) {
+  std::vector<std::string_view> out;
+  while (!list.empty()) {
+    size_t comma = std::min(list.find(','), list.size());
+    out.push_back(list.substr(0, comma));
+    list.remove_prefix(std::min(comma + 1, list.size()));
+  }
+  return out;
+}
+
+// The first day of the month before `month` ("YYYY-MM").
+std::string previous_month_first_day(const std::string& month) {
+  int year = std::stoi(month.substr(0, 4));
+  int number = std::stoi(month.substr(5, 2)) - 1;
+  if (number == 0) {
+    number = 12;
+    --year;
+  }
+  std::string text = std::to_string(year) + (number < 10 ? "-0" : "-") + std::to_string(number);
+  return text + "-01";
+}
+
+// The acknowledgements report's rows, per mailbox (or not) and day, from the rows of its two
+// queries.
+class AcknowledgementTally {
+ public:
+  explicit AcknowledgementTally(bool by_mailbox) : by_mailbox_(by_mailbox) {}
+
+  // Rows of: mailbox, mailbox_type, day, sent_at, report_at (-1: none), actions, disposition,
+  // integration_error, seq; a sent message's rows one after the other.
+  void add_sent(const ReportTable& sent) {
+    std::string previous_seq;
+    bool previous_acknowledged = false;
+    for (const auto& row : sent.rows) {
+      auto& day = day_of(row);
+      if (row[8] != previous_seq) {
+        ++day.sent;
+        previous_seq = row[8];
+        previous_acknowledged = false;
+      }
+      if (row[4] == "-1") continue;  // nothing came back
+      if (!previous_acknowledged) ++day.acknowledged;
+      previous_acknowledged = true;
+      int64_t delay = std::max<int64_t>(0, (std::stoll(row[4]) - std::stoll(row[3])) / 1000);
+      for (auto action : words_of(row[5]))
+        day.delays[std::string(action)].push_back(delay);
+      if (!row[6].empty()) day.delays[row[6]].push_back(delay);
+      if (row[7] == "1") ++day.integration_errors;
+    }
+  }
+  // Rows of: mailbox, mailbox_type, day, reports.
+  void add_unmatched(const ReportTable& unmatched) {
+    for (const auto& row : unmatched.rows)
+      day_of(row).unmatched_reports += std::stoll(row[3]);
+  }
+
+  ReportTable table(const std::string& month, const std::vector<std::string>& columns) {
+    ReportTable table;
+    table.columns = columns;
+    for (const auto& name : columns)
+      table.counts.push_back(name != "month" && name != "day" && name != "mailbox" &&
+                             name != "mailbox_type");
+    for (auto& [where, day] : days_) {
+      std::vector<std::string> row;
+      for (const auto& name : columns) {
+        if (name == "month") {
+          row.push_back(month);
+        } else if (name == "day") {
+          row.push_back(where.second);
+        } else if (name == "mailbox") {
+          row.push_back(where.first);
+        } else {
+          row.push_back(cell(day, name));
+        }
+      }
+      table.rows.push_back(std::move(row));
+    }
+    return table;
+  }
+
+ private:
+  static std::string cell(AcknowledgementDay& day, const std::string& name) {
+    if (name == "mailbox_type") return day.mailbox_type;
+    if (name == "sent") return std::to_string(day.sent);
+    if (name == "acknowledged") return std::to_string(day.acknowledged);
+    if (name == "integration_errors") return std::to_string(day.integration_errors);
+    if (name == "unmatched_reports") return std::to_string(day.unmatched_reports);
+    bool p50 = name.ends_with("_p50_s");
+    if (p50 || name.ends_with("_p90_s")) {
+      auto kind = day.delays.find(std::string_view(name).substr(0, name.size() - 6));
+      return kind == day.delays.end() ? std::string() : percentile(kind->second, p50 ? 50 : 90);
+    }
+    auto kind = day.delays.find(name);
+    return std::to_string(kind == day.delays.end() ? 0 : kind->second.size());
+  }
+
+  AcknowledgementDay& day_of(const std::vector<std::string>& row) {
+    auto& day = days_[{by_mailbox_ ? row[0] : std::string(), row[2]}];
+    if (by_mailbox_ && (day.mailbox_type.empty() || row[1] > day.mailbox_type))
+      day.mailbox_type = row[1];
+    return day;
+  }
+
+  bool by_mailbox_;
+  std::map<std::pair<std::string, std::string>, AcknowledgementDay> days_;
+};
+
+}  // namespace
+
+void IndicatorReader::require_acknowledgement_columns() {
+  std::string name(column_name(EventField::kOriginalMessageId));
+  bool present;
+  if (postgresql_) {
+    auto found = postgresql_->exec(
+        "finding the acknowledgement columns",
+        "SELECT COUNT(*) FROM information_schema.columns WHERE table_name = 'indicator_event' "
+        "AND column_name = $1",
+        {name});
+    present = found.integer(0, 0) > 0;
+  } else {
+    Statement found(db_,
+                    "SELECT COUNT(*) FROM pragma_table_info('indicator_event') WHERE name = ?1");
+    found.bind(1, name);
+    present = found.step() == SQLITE_ROW && found.integer(0) > 0;
+  }
+  if (!present) {
+    throw StorageError(
+        "this indicator journal was written by an earlier mssgate and has no acknowledgement "
+        "columns yet: the gateway adds them when it next opens the journal");
+  }
+}
+
+ReportTable IndicatorReader::acknowledgements(const std::string& month,
+                                              const std::vector<std::string>& columns,
+                                              bool by_mailbox) {
+  std::string first, last;
+  if (!month_days(month, first, last)) throw StorageError("\"" + month + "\" is not YYYY-MM");
+  for (const auto& name : columns) {
+    if (std::find(kAcknowledgementsFields.begin(), kAcknowledgementsFields.end(), name) ==
+        kAcknowledgementsFields.end())
+      throw StorageError("unknown report column \"" + name + "\"");
+  }
+  require_acknowledgement_columns();
+  using enum EventField;
+  auto s = [](EventField field) { return column(field, "s"); };
+  auto r = [](EventField field) { return column(field, "r"); };
+  // Each message sent in the month, once per report found for it (or once, without).
+  auto sent = run(
+      "SELECT " + s(kMailbox) + ", " + s(kMailboxType) + ", " + s(kDay) + ", " + s(kAtMs) +
+          ", COALESCE(" + r(kAtMs) + ", -1), COALESCE(" + r(kDsnActions) + ", ''), COALESCE(" +
+          r(kDisposition) + ", ''), COALESCE(" + r(kIntegrationError) + ", 0), s.seq" +
+          " FROM indicator_event s LEFT JOIN indicator_event r ON " + r(kOriginalMessageId) +
+          " = " + s(kMessageId) + " AND " + r(kOriginalMessageId) + " <> '' AND " + r(kMailbox) +
+          " = " + s(kMailbox) + " AND " + is(kDirection, Direction::kReceived, "r") + " WHERE " +
+          is(kDirection, Direction::kSent, "s") + " AND " + s(kDay) +
+          " BETWEEN ?1 AND ?2 ORDER BY s.seq",
+      {first, last},
+      {"mailbox", "mailbox_type", "day", "sent_at", "report_at", "actions", "disposition",
+       "integration_error", "seq"});
+  // The reports received in the month for no message sent since the month before.
+  auto unmatched = run(
+      "SELECT " + r(kMailbox) + ", MAX(" + r(kMailboxType) + "), " + r(kDay) +
+          ", COUNT(*) FROM indicator_event r WHERE " + is(kDirection, Direction::kReceived, "r") +
+          " AND (" + r(kMdn) + " = 1 OR " + r(kDsn) + " = 1) AND " + r(kDay) +
+          " BETWEEN ?1 AND ?2 AND NOT EXISTS (SELECT 1 FROM indicator_event s WHERE " + s(kDay) +
+          " BETWEEN ?3 AND " + r(kDay) + " AND " + s(kMailbox) + " = " + r(kMailbox) + " AND " +
+          is(kDirection, Direction::kSent, "s") + " AND " + s(kMessageId) + " = " +
+          r(kOriginalMessageId) + " AND " + r(kOriginalMessageId) + " <> '') GROUP BY " +
+          r(kMailbox) + ", " + r(kDay),
+      {first, last, previous_month_first_day(month)},
+      {"mailbox", "mailbox_type", "day", "reports"});
+
+  AcknowledgementTally tally(by_mailbox);
+  tally.add_sent(sent);
+  tally.add_unmatched(unmatched);
+  return tally.table(month, columns);
+}
+
+ReportTable IndicatorReader::acknowledgement_days(const std::string& month) {
+  std::vector<std::string> columns;
+  for (auto name : kAcknowledgementsFields) {
+    if (name != "mailbox" && name != "mailbox_type" && name != "month") columns.emplace_back(name);
+  }
+  return acknowledgements(month, columns, false);
 }
 
 ReportTable IndicatorReader::sign_ins_by_day(const std::string& month) {

@@ -12,7 +12,8 @@ struct sqlite3;
 namespace mssgate::storage {
 
 // kLps: the messages sent, per LPS (X-MSS-NIL and the token's client id), for the éditeurs.
-enum class Report { kConnections, kMessages, kDocuments, kLps };
+// kAcknowledgements: per mailbox and day, the reports that came back for the messages sent.
+enum class Report { kConnections, kMessages, kDocuments, kLps, kAcknowledgements };
 std::string_view to_string(Report report);
 
 // A report as rows of text, in the order of its columns.
@@ -41,6 +42,9 @@ class IndicatorReader {
   ReportTable daily(const std::string& mailbox, const std::string& from, const std::string& to);
   // One month day by day over every mailbox (kDaysOfMonthFields), days without events left out.
   ReportTable days_of_month(const std::string& month);
+  // The month's acknowledgements day by day over every mailbox (kAcknowledgementsFields but the
+  // mailbox's), days without messages or reports left out.
+  ReportTable acknowledgement_days(const std::string& month);
   // The month's sign-ins day by day: day, certificate, psc, imap, submission.
   ReportTable sign_ins_by_day(const std::string& month);
   // The documents of one mailbox over the same days, by code.
@@ -50,7 +54,12 @@ class IndicatorReader {
  private:
   ReportTable run(const std::string& sql, const std::vector<std::string>& parameters,
                   const std::vector<std::string>& columns);
+  // kAcknowledgements, per mailbox and day or (`by_mailbox` false) per day.
+  ReportTable acknowledgements(const std::string& month, const std::vector<std::string>& columns,
+                               bool by_mailbox);
   const struct ReportDialect& dialect() const;
+  // Throws StorageError when the journal predates the acknowledgement columns.
+  void require_acknowledgement_columns();
   sqlite3* db_ = nullptr;
   std::unique_ptr<PostgresqlConnection> postgresql_;
 };

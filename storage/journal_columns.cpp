@@ -13,7 +13,7 @@ namespace {
 using namespace column_values;
 
 // When a field appears in the JSON line.
-enum class Shown { kAlways, kNotEmpty, kSent, kReceived, kUninspected };
+enum class Shown { kAlways, kNotEmpty, kSent, kReceived, kUninspected, kReport };
 
 template <class Record>
 struct Column {
@@ -69,6 +69,10 @@ consteval bool in_field_order(const std::array<Column<Record>, N>& columns) {
 
 constexpr std::string_view kText = "TEXT NOT NULL";
 constexpr std::string_view kInteger = "INTEGER NOT NULL";
+// The columns added after the first journals have a default: ALTER TABLE gives it to the rows
+// already there.
+constexpr std::string_view kAddedText = "TEXT NOT NULL DEFAULT ''";
+constexpr std::string_view kAddedInteger = "INTEGER NOT NULL DEFAULT 0";
 constexpr std::string_view kSeq = "seq";
 
 using Document = IndicatorDocument;
@@ -114,6 +118,7 @@ using F = EventField;
 constexpr JsonShape kSentOnly{.shown = Shown::kSent};
 constexpr JsonShape kReceivedOnly{.shown = Shown::kReceived};
 constexpr JsonShape kWhenNotEmpty{.shown = Shown::kNotEmpty};
+constexpr JsonShape kReportOnly{.shown = Shown::kReport};
 
 // In the order of the first journals' CREATE TABLE, which is also the JSON line's.
 constexpr std::array kEventColumns{
@@ -167,6 +172,15 @@ constexpr std::array kEventColumns{
     column<&Event::mes_fin>(F::kMesFin, "mes_fin", kInteger),
     column<&Event::mdn>(F::kMdn, "mdn", kInteger),
     column<&Event::mdn_requested>(F::kMdnRequested, "mdn_requested", kInteger),
+    column<&Event::dsn>(F::kDsn, "dsn", kAddedInteger, kReportOnly),
+    column<&Event::dsn_actions>(F::kDsnActions, "dsn_actions", kAddedText, kReportOnly),
+    column<&Event::disposition>(F::kDisposition, "disposition", kAddedText, kReportOnly),
+    column<&Event::integration_error>(F::kIntegrationError, "integration_error", kAddedInteger,
+                                      kReportOnly),
+    column<&Event::original_message_id>(F::kOriginalMessageId, "original_message_id", kAddedText,
+                                        kReportOnly),
+    column<&Event::original_envelope_id>(F::kOriginalEnvelopeId, "original_envelope_id", kAddedText,
+                                         kReportOnly),
 };
 
 template <class Out>
@@ -193,7 +207,7 @@ constexpr std::array kConnectionColumns{
 static_assert(in_field_order(kDocumentColumns));
 static_assert(in_field_order(kEventColumns));
 static_assert(in_field_order(kConnectionColumns));
-static_assert(kEventColumns.size() == static_cast<size_t>(F::kMdnRequested) + 2);
+static_assert(kEventColumns.size() == static_cast<size_t>(F::kOriginalEnvelopeId) + 2);
 static_assert(kConnectionColumns.size() == static_cast<size_t>(C::kLastAtMs) + 1);
 
 template <class Record, size_t N>
@@ -326,6 +340,8 @@ bool shown(Shown when, const Event& e, std::string_view value) {
       return e.direction == Direction::kReceived;
     case Shown::kUninspected:
       return !e.inspected;
+    case Shown::kReport:
+      return e.report();
   }
   return true;
 }
@@ -346,6 +362,7 @@ std::string journal_schema() {
   return create_table("indicator_event", kEventColumns, "") +
          "CREATE INDEX IF NOT EXISTS indicator_event_day ON indicator_event (" +
          std::string(column_name(F::kDay)) + ", " + std::string(column_name(F::kMailbox)) + ");\n" +
+         added_event_indexes() +
          create_table("indicator_document", kDocumentColumns, "PRIMARY KEY (seq, position)") +
          create_table("connection_day", kConnectionColumns,
                       "PRIMARY KEY (" + connection_key() + ")") +
@@ -353,6 +370,23 @@ std::string journal_schema() {
          "  name  TEXT PRIMARY KEY,\n"
          "  value INTEGER NOT NULL\n"
          ");\n";
+}
+
+std::vector<std::pair<std::string_view, std::string_view>> added_event_columns() {
+  std::vector<std::pair<std::string_view, std::string_view>> out;
+  for (const auto& c : kEventColumns) {
+    if (c.sql == kAddedText || c.sql == kAddedInteger) out.emplace_back(c.name, c.sql);
+  }
+  return out;
+}
+
+// The reports received, by the id of the message each acknowledges: the acknowledgements report
+// finds a sent message's reports through it. Only reports have that id, so the index stays
+// small and costs other events nothing.
+std::string added_event_indexes() {
+  std::string id = std::string(column_name(F::kOriginalMessageId));
+  return "CREATE INDEX IF NOT EXISTS indicator_event_original ON indicator_event (" + id + ", " +
+         std::string(column_name(F::kMailbox)) + ") WHERE " + id + " <> '';\n";
 }
 
 // A pending event's columns: seq is its pending id, and its key is not unique (two deliveries
@@ -614,10 +648,22 @@ std::string schema() {
          "CREATE INDEX IF NOT EXISTS indicator_pending_origin ON indicator_pending (origin, "
          "seq);\n" +
          document_table_sql("indicator_pending_document", "indicator_pending") +
+         added_event_indexes() +
          "CREATE TABLE IF NOT EXISTS journal_position (\n"
          "  origin       text PRIMARY KEY,\n"
          "  log_position bigint NOT NULL\n"
          ");\n";
+}
+
+std::string add_event_columns() {
+  std::string sql;
+  for (std::string_view table : {"indicator_event", "indicator_pending"}) {
+    for (const auto& [name, type] : added_event_columns()) {
+      sql += "ALTER TABLE " + std::string(table) + " ADD COLUMN IF NOT EXISTS " +
+             std::string(name) + " " + typed(type, false) + ";\n";
+    }
+  }
+  return sql + added_event_indexes();
 }
 
 std::string insert_event_sql(std::string_view table, bool with_seq) {

@@ -49,6 +49,13 @@ enum class EventField {
   kMesFin,
   kMdn,
   kMdnRequested,
+  // Added in schema version 3 (SQLite) and 2 (PostgreSQL): a report's acknowledgement.
+  kDsn,
+  kDsnActions,
+  kDisposition,
+  kIntegrationError,
+  kOriginalMessageId,
+  kOriginalEnvelopeId,
 };
 // The columns of indicator_document that hold a document's fields.
 enum class DocumentField { kCode, kCodeSystem, kIns };
@@ -69,6 +76,12 @@ std::string_view column_name(ConnectionField field);
 
 // Every CREATE TABLE and CREATE INDEX of the journal, IF NOT EXISTS.
 std::string journal_schema();
+// The columns added to indicator_event (and indicator_pending) after the first journals, each
+// with its default: a journal written before them gains those it lacks (ALTER TABLE … ADD
+// COLUMN), its events reading as no report. Name, then SQLite's type and default.
+std::vector<std::pair<std::string_view, std::string_view>> added_event_columns();
+// The indexes over columns of added_event_columns(), IF NOT EXISTS: made after the columns.
+std::string added_event_indexes();
 // The tables of pending events (IndicatorJournal::record_pending), IF NOT EXISTS: the columns
 // of indicator_event and indicator_document, their seq a pending id, their key not unique.
 std::string pending_schema();
@@ -129,6 +142,9 @@ namespace postgresql_journal {
 
 // Every CREATE TABLE and CREATE INDEX, IF NOT EXISTS.
 std::string schema();
+// Version 2: the columns of added_event_columns() added to indicator_event and
+// indicator_pending where missing, then their indexes.
+std::string add_event_columns();
 // One row of: origin (after seq when with_seq), then the event's columns; RETURNING seq,
 // event_key. Into indicator_event, ON CONFLICT (event_key) DO NOTHING: no row returned for a
 // key already there.

@@ -20,7 +20,8 @@ namespace {
 namespace pj = postgresql_journal;
 
 constexpr const char* kPart = "journal";
-constexpr int kVersion = 1;
+// 2: the acknowledgement columns (added_event_columns()).
+constexpr int kVersion = 2;
 // The same migration lock as the directory's: one migration at a time, whichever part.
 constexpr long long kMigrationLock = 0x6d7373676174;  // "mssgat"
 // pg_try_advisory_lock's first key for an origin in use (the second is the origin's hash).
@@ -42,7 +43,12 @@ void migrate_journal(PostgresqlConnection& db) {
                          std::to_string(kVersion) + ")");
     }
     if (version < 1) {
-      db.exec_script("creating the journal's tables (version 1)", pj::schema().c_str());
+      db.exec_script("creating the journal's tables", pj::schema().c_str());
+    } else if (version < 2) {
+      db.exec_script("adding the acknowledgement columns (version 2)",
+                     pj::add_event_columns().c_str());
+    }
+    if (version < kVersion) {
       db.exec("recording the journal's schema version",
               "INSERT INTO mssgate_schema (part, version) VALUES ($1, $2) "
               "ON CONFLICT (part) DO UPDATE SET version = EXCLUDED.version",

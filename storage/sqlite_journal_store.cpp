@@ -1,6 +1,9 @@
 #include <sqlite3.h>
 
+#include <algorithm>
 #include <optional>
+#include <string>
+#include <vector>
 
 #include "storage/journal_columns.hpp"
 #include "storage/journal_store.hpp"
@@ -10,8 +13,8 @@
 namespace mssgate::storage {
 namespace {
 
-// 2: the tables of pending events.
-constexpr int kJournalSchemaVersion = 2;
+// 2: the tables of pending events. 3: the acknowledgement columns (added_event_columns()).
+constexpr int kJournalSchemaVersion = 3;
 constexpr const char* kWhat = "indicator journal";
 
 class SqliteJournalStore final : public JournalStore {
@@ -120,6 +123,9 @@ class SqliteJournalStore final : public JournalStore {
     }
     exec_sql(db_, "BEGIN IMMEDIATE", kWhat);
     try {
+      // Before the schema, whose indexes name the added columns.
+      add_missing_columns("indicator_event");
+      add_missing_columns("indicator_pending");
       exec_sql(db_, journal_schema().c_str(), kWhat);
       exec_sql(db_, pending_schema().c_str(), kWhat);
       exec_sql(db_, ("PRAGMA user_version = " + std::to_string(kJournalSchemaVersion)).c_str(),
@@ -128,6 +134,23 @@ class SqliteJournalStore final : public JournalStore {
     } catch (...) {
       sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
       throw;
+    }
+  }
+
+  // A table of an earlier journal gains the columns added since, with their defaults.
+  void add_missing_columns(const std::string& table) {
+    Statement info(db_, ("SELECT name FROM pragma_table_info('" + table + "')").c_str());
+    std::vector<std::string> present;
+    while (info.step() == SQLITE_ROW)
+      present.push_back(info.text(0));
+    if (present.empty()) return;  // a new journal: the schema makes the table whole
+    for (const auto& [name, type] : added_event_columns()) {
+      if (std::find(present.begin(), present.end(), name) != present.end()) continue;
+      exec_sql(
+          db_,
+          ("ALTER TABLE " + table + " ADD COLUMN " + std::string(name) + " " + std::string(type))
+              .c_str(),
+          kWhat);
     }
   }
 

@@ -251,7 +251,8 @@ class AdminServer::Impl : public std::enable_shared_from_this<AdminServer::Impl>
           auto reader = open_reader(env->config);
           if (!reader) return json_error(404, "indicators are off: no journal is configured");
           ConsoleMonth data{month, reader->days_of_month(month), reader->sign_ins_by_day(month),
-                            reader->monthly(storage::Report::kLps, month, {})};
+                            reader->monthly(storage::Report::kLps, month, {}),
+                            reader->acknowledgement_days(month)};
           return indicators_document(data);
         };
         AdminResponse answer = co_await off_the_io_thread(std::move(work));

@@ -49,7 +49,8 @@ const std::map<std::string_view, storage::Report>& report_kinds() {
       {"connections", storage::Report::kConnections},
       {"messages", storage::Report::kMessages},
       {"documents", storage::Report::kDocuments},
-      {"lps", storage::Report::kLps}};
+      {"lps", storage::Report::kLps},
+      {"acknowledgements", storage::Report::kAcknowledgements}};
   return kinds;
 }
 
@@ -108,11 +109,15 @@ AdminResponse indicators_document(const ConsoleMonth& month) {
   }
   totals["certificate_sign_ins"] = column_sum(sign_ins.as_array(), "certificate");
   totals["psc_sign_ins"] = column_sum(sign_ins.as_array(), "psc");
-  json::object body{{"month", month.month},
-                    {"totals", std::move(totals)},
-                    {"days", std::move(days)},
-                    {"sign_ins", std::move(sign_ins)},
-                    {"lps", table_value(month.lps)}};
+  json::value acknowledgements = table_value(month.acknowledgements);
+  for (const auto& name : month.acknowledgements.columns) {
+    if (name != "day" && name != "sent" && !name.ends_with("_s"))
+      totals["acknowledgement_" + name] = column_sum(acknowledgements.as_array(), name);
+  }
+  json::object body{
+      {"month", month.month},          {"totals", std::move(totals)},
+      {"days", std::move(days)},       {"sign_ins", std::move(sign_ins)},
+      {"lps", table_value(month.lps)}, {"acknowledgements", std::move(acknowledgements)}};
   return {200, std::string(kJson), json::serialize(body) + "\n", {}};
 }
 
@@ -134,7 +139,7 @@ std::optional<ExportRequest> export_request(std::string_view target, const std::
   request.month = *month;
   auto kind = report_kinds().find(query_parameter(target, "kind"));
   if (kind == report_kinds().end()) {
-    why_not = "kind is connections, messages, documents or lps";
+    why_not = "kind is connections, messages, documents, lps or acknowledgements";
     return std::nullopt;
   }
   request.report = kind->second;

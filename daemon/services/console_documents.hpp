@@ -37,12 +37,14 @@ AdminResponse status_document(const ConsoleStatus& status);
 // A month of indicators: its days over every mailbox, its sign-ins by day, and its LPS.
 struct ConsoleMonth {
   std::string month;
-  storage::ReportTable days;      // IndicatorReader::days_of_month
-  storage::ReportTable sign_ins;  // IndicatorReader::sign_ins_by_day
-  storage::ReportTable lps;       // Report::kLps, its default columns
+  storage::ReportTable days;              // IndicatorReader::days_of_month
+  storage::ReportTable sign_ins;          // IndicatorReader::sign_ins_by_day
+  storage::ReportTable lps;               // Report::kLps, its default columns
+  storage::ReportTable acknowledgements;  // IndicatorReader::acknowledgement_days
 };
-// {"month", "totals", "days", "sign_ins", "lps"}: the tables as arrays of objects, numbers as
-// numbers; the totals add the days up.
+// {"month", "totals", "days", "sign_ins", "lps", "acknowledgements"}: the tables as arrays of
+// objects, numbers as numbers; the totals add the days up (the acknowledgements' counts, not
+// their delays, as "acknowledgement_<column>").
 AdminResponse indicators_document(const ConsoleMonth& month);
 
 // The month asked for: "YYYY-MM" from ?month=, or `current` when absent; nullopt when it is

@@ -89,6 +89,18 @@ void fill_from_facts(storage::IndicatorEvent& event, const protocol::MessageFact
   event.mes_fin = facts.claims.mes_fin;
   event.mdn = facts.mdn;
   event.mdn_requested = facts.claims.mdn_requested;
+  event.dsn = facts.dsn;
+  const auto& ack = facts.acknowledgement;
+  for (const auto& action : ack.actions)
+    event.dsn_actions.push_back(
+        storage::parse_dsn_action(action).value_or(storage::DsnAction::kOther));
+  if (facts.mdn && !ack.disposition.empty())
+    event.disposition =
+        storage::parse_disposition(ack.disposition).value_or(storage::Disposition::kOther);
+  event.integration_error = ack.integration_error;
+  // The inspector keeps only ids of printable characters, at most 250 bytes.
+  event.original_message_id = ack.original_message_id;
+  event.original_envelope_id = ack.original_envelope_id;
 }
 
 storage::IndicatorEvent new_indicator_event(storage::Direction direction, std::string mailbox,

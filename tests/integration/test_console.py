@@ -131,7 +131,7 @@ class Console(unittest.TestCase):
             self.assertEqual(status, 200, body)
             self.assertIsInstance(json.loads(body), list)
             self.assertIn("%s.json" % self.month, headers["Content-Disposition"])
-        for query, error in (("kind=other", "kind is connections, messages, documents or lps"),
+        for query, error in (("kind=other", "kind is connections, messages, documents, lps or acknowledgements"),
                              ("kind=lps&format=xml", "format is csv or json"),
                              ("kind=lps&month=last", "month is YYYY-MM")):
             status, _, body = get(self.port, "/api/export?" + query)

@@ -292,7 +292,7 @@ class IndicatorsEndToEnd(unittest.TestCase):
         self.assertEqual(sorted(os.listdir(kinds)), ["connexions-%s.json" % month, "lps-%s.csv" % month])
         refused = subprocess.run(export_connections + ["everything"], capture_output=True, text=True, timeout=30)
         self.assertEqual(refused.returncode, 2)
-        self.assertIn("--kind is all, connections, messages, documents or lps", refused.stderr)
+        self.assertIn("--kind is all, connections, messages, documents, lps or acknowledgements", refused.stderr)
         table = subprocess.run([MSSGATECTL, "--config", g.config_path, "indicators", "lps", "--month", month],
                                capture_output=True, text=True, timeout=30)
         self.assertEqual(table.returncode, 0, table.stderr)
@@ -303,6 +303,72 @@ class IndicatorsEndToEnd(unittest.TestCase):
         for text in (report.stdout, table.stdout, g.log(), indicator_log):
             self.assertNotIn(MALFORMED_INS, text)
             self.assertNotIn(MALFORMED_INS[:13], text)
+
+    def test_reports_received_say_what_they_acknowledge_and_are_exported(self):
+        g = self.gateway
+        month = time.strftime("%Y-%m")
+
+        def acknowledgements():
+            out = tempfile.mkdtemp(prefix="mssgate-acks-")
+            result = subprocess.run([MSSGATECTL, "--config", g.config_path, "indicators", "export", "--month", month,
+                                     "--kind", "acknowledgements", "--format", "json", "--out", out],
+                                    capture_output=True, text=True, timeout=30)
+            self.assertEqual(result.returncode, 0, result.stderr)
+            with open(os.path.join(out, "acquittements-%s.json" % month)) as f:
+                rows = json.load(f)
+            return {row["mailbox"]: row for row in rows if row["day"] == time.strftime("%Y-%m-%d")}
+
+        before = acknowledgements()
+        # A delivery status notification that Postfix itself writes: LABO's message, sent
+        # straight to Postfix with NOTIFY=SUCCESS; the report comes back to LABO through the tap.
+        marker = new_marker("dsn").decode()
+        original = "<%s@labo.test>" % marker
+        with smtplib.SMTP("127.0.0.1", int(backend_env()["BACKEND_SMTP_PORT"]), timeout=10) as smtp:
+            smtp.sendmail(LABO, [APP_HOPITAL],
+                          "From: {s}\r\nTo: {r}\r\nMessage-ID: {m}\r\nSubject: {k}\r\n\r\nhello\r\n".format(
+                              s=LABO, r=APP_HOPITAL, m=original, k=marker),
+                          mail_options=["RET=HDRS", "ENVID=" + marker.replace("-", "")],
+                          rcpt_options=["NOTIFY=SUCCESS"])
+        dsn = g.wait_for_event(lambda e: e["direction"] == "received" and e["mailbox"] == LABO and
+                               e.get("original_message_id") == original)
+        self.assertTrue(dsn["dsn"], dsn)
+        self.assertFalse(dsn["mdn"], dsn)
+        # Dovecot's LMTP offers no DSN: Postfix says "relayed" of the hand-over.
+        self.assertIn(dsn["dsn_actions"], (["relayed"], ["delivered"]), dsn)
+        self.assertEqual(dsn["original_envelope_id"], marker.replace("-", ""))
+        self.assertEqual((dsn["disposition"], dsn["integration_error"]), ("", False))
+        # Two read receipts from the hospital's LPS to the cabinet: displayed, then an
+        # integration error.
+        read_id = "<read-%s@cabinet.test>" % marker
+        for subject, disposition in (("Lu", "displayed"), ("[KO] Integration impossible", "processed")):
+            receipt = ("From: {s}\r\nTo: {r}\r\nDate: {d}\r\nMessage-ID: <{n}-{m}@test>\r\nSubject: {k}\r\n"
+                       "MIME-Version: 1.0\r\n"
+                       "Content-Type: multipart/report; report-type=disposition-notification; boundary=\"r\"\r\n\r\n"
+                       "--r\r\nContent-Type: text/plain\r\n\r\n{k}\r\n"
+                       "--r\r\nContent-Type: message/disposition-notification\r\n\r\n"
+                       "Original-Message-ID: {o}\r\n"
+                       "Disposition: automatic-action/MDN-sent-automatically; {p}\r\n\r\n--r--\r\n").format(
+                s=APP_HOPITAL, r=CABINET, d=email.utils.formatdate(), n=disposition, m=marker, k=subject,
+                o=read_id, p=disposition).encode()
+            send(g, CABINET, receipt)
+            event = g.wait_for_event(lambda e, p=disposition: e["direction"] == "received" and
+                                     e["mailbox"] == CABINET and e.get("message_id") == "<%s-%s@test>" % (p, marker))
+            self.assertEqual((event["mdn"], event["dsn"], event["disposition"], event["original_message_id"],
+                              event["integration_error"], event["dsn_actions"]),
+                             (True, False, disposition, read_id, subject.startswith("[KO"), []), event)
+            sent = g.wait_for_event(lambda e, p=disposition: e["direction"] == "sent" and
+                                    e.get("message_id") == "<%s-%s@test>" % (p, marker))
+            self.assertEqual(sent["disposition"], disposition)
+        # None of the three acknowledges a message this journal holds: LABO's went straight to
+        # Postfix, and the cabinet sent nothing. They are counted on the day they came.
+        after = acknowledgements()
+
+        def grew(mailbox, column):
+            return after[mailbox][column] - before.get(mailbox, {}).get(column, 0)
+
+        self.assertEqual(grew(LABO, "unmatched_reports"), 1, after)
+        self.assertEqual(grew(CABINET, "unmatched_reports"), 2, after)
+        self.assertEqual(grew(CABINET, "acknowledged"), 0, after)
 
     def test_a_read_receipt_that_attaches_the_original_archive_counts_no_document(self):
         g = self.gateway

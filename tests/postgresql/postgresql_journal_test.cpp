@@ -75,6 +75,22 @@ std::vector<IndicatorEvent> month_of_events(const std::string& prefix) {
     e.mes_fin = i % 8 == 0;
     e.mdn = i % 10 == 0;
     e.mdn_requested = i % 5 == 1;
+    // Reports for the message the same mailbox sent four events before: DSNs and MDNs, one
+    // for a message the journal does not hold.
+    if (e.direction == Direction::kReceived && i >= 4) {
+      e.dsn = i % 2 == 0;
+      e.mdn = !e.dsn;
+      if (e.dsn) {
+        e.dsn_actions = {DsnAction::kDelivered};
+        if (i % 4 == 0) e.dsn_actions.push_back(DsnAction::kFailed);
+        e.original_envelope_id = "env-" + std::to_string(i - 4);
+      } else {
+        e.disposition = i % 4 == 1 ? Disposition::kDisplayed : Disposition::kProcessed;
+        e.integration_error = i % 9 == 0;
+      }
+      e.original_message_id =
+          "<" + (i == 39 ? std::string("nope") : std::to_string(i - 4)) + "@test.fr>";
+    }
     events.push_back(std::move(e));
   }
   return events;
@@ -136,6 +152,9 @@ std::string every_report(IndicatorReader& reader) {
   out += text_of(reader.monthly(Report::kLps, "2026-11", all_of(kLpsFields)));
   out += text_of(reader.days_of_month("2026-11"));
   out += text_of(reader.sign_ins_by_day("2026-11"));
+  out += text_of(
+      reader.monthly(Report::kAcknowledgements, "2026-11", all_of(kAcknowledgementsFields)));
+  out += text_of(reader.acknowledgement_days("2026-11"));
   for (const char* mailbox : {"app.hopital@test.fr", "dr.martin@test.fr", "Cabinet-B@test.fr"}) {
     out += text_of(reader.daily(mailbox, "2026-11-01", "2026-11-30"));
     out += text_of(reader.daily_documents(mailbox, "2026-11-01", "2026-11-30"));
@@ -218,6 +237,7 @@ TEST_F(PostgresqlJournalTest, EventsComeBackAsTheyWereRecorded) {
   events[3].message_id = R"(<"quoted"\\@x,{y}>)";
   events[3].claim_codecda = "11488-4,{x},\"y\"";
   events[3].queue_id = "";
+  events[3].original_message_id = R"(<"q"\\,{z}@x>)";
   events[4].nil = "NULL";
   events[4].azp = "é-ü";
   {
@@ -461,6 +481,56 @@ TEST_F(PostgresqlJournalTest, ASingleHostsJournalMovesWhole) {
   EXPECT_EQ(count("SELECT count(*) FROM indicator_event"), counts.events + 1);
 }
 
+TEST_F(PostgresqlJournalTest, AJournalOfVersion1GainsTheAcknowledgementColumns) {
+  auto events = month_of_events("v");
+  std::vector<IndicatorEvent> before, after;
+  for (auto& e : events) {
+    // Version 1 held no acknowledgement: its events read back as no report.
+    IndicatorEvent plain = e;
+    plain.dsn = false;
+    plain.dsn_actions.clear();
+    plain.disposition = Disposition::kNone;
+    plain.integration_error = false;
+    plain.original_message_id.clear();
+    plain.original_envelope_id.clear();
+    (before.size() < 20 ? before : after).push_back(before.size() < 20 ? plain : e);
+  }
+  {
+    IndicatorJournal journal(options("gw-1"));
+    record_all(journal, before);
+  }
+  {
+    PostgresqlConnection db(settings_);
+    db.exec_script("back to version 1",
+                   "DROP INDEX indicator_event_original;"
+                   "ALTER TABLE indicator_event DROP COLUMN dsn, DROP COLUMN dsn_actions, "
+                   "DROP COLUMN disposition, DROP COLUMN integration_error, "
+                   "DROP COLUMN original_message_id, DROP COLUMN original_envelope_id;"
+                   "ALTER TABLE indicator_pending DROP COLUMN dsn, DROP COLUMN dsn_actions, "
+                   "DROP COLUMN disposition, DROP COLUMN integration_error, "
+                   "DROP COLUMN original_message_id, DROP COLUMN original_envelope_id;"
+                   "UPDATE mssgate_schema SET version = 1 WHERE part = 'journal'");
+  }
+  {
+    IndicatorJournal journal(options("gw-1"));
+    for (bool durable : record_all(journal, after))
+      ASSERT_TRUE(durable);
+  }
+  EXPECT_EQ(count("SELECT version FROM mssgate_schema WHERE part = 'journal'"), 2);
+  EXPECT_EQ(count("SELECT COUNT(*) FROM pg_indexes WHERE indexname = 'indicator_event_original'"),
+            1);
+  auto store = open_postgresql_journal(settings_, "gw-1");
+  auto read = store->read_events(0, 1000);
+  ASSERT_EQ(read.size(), events.size());
+  std::map<std::string, IndicatorEvent> by_key;
+  for (auto& [seq, event] : read)
+    by_key[event.key] = event;
+  for (const auto& recorded : {before, after}) {
+    for (const auto& event : recorded)
+      EXPECT_EQ(by_key[event.key], event) << event.key;
+  }
+}
+
 TEST_F(PostgresqlJournalTest, AJournalOfANewerMssgateIsRefused) {
   open_postgresql_journal(settings_, "gw-1");
   {
@@ -473,6 +543,6 @@ TEST_F(PostgresqlJournalTest, AJournalOfANewerMssgateIsRefused) {
   } catch (const StorageError& e) {
     EXPECT_STREQ(e.what(),
                  "the PostgreSQL indicator journal has schema version 99, newer than this "
-                 "mssgate (1)");
+                 "mssgate (2)");
   }
 }

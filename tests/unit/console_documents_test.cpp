@@ -63,7 +63,7 @@ TEST(ConsoleRequests, AnExportNamesItsKindAndFormat) {
   EXPECT_EQ(messages->format, "csv");
   EXPECT_EQ(messages->month, "2026-12");
   EXPECT_FALSE(export_request("/api/export?kind=Messages", "2026-12", why));
-  EXPECT_EQ(why, "kind is connections, messages, documents or lps");
+  EXPECT_EQ(why, "kind is connections, messages, documents, lps or acknowledgements");
   EXPECT_FALSE(export_request("/api/export?kind=documents&format=xlsx", "2026-12", why));
   EXPECT_EQ(why, "format is csv or json");
   EXPECT_FALSE(export_request("/api/export?kind=documents&month=2026", "2026-12", why));

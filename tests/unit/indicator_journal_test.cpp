@@ -209,6 +209,122 @@ TEST_F(IndicatorJournalTest, ThePerLpsReportCountsWhatEachLpsSent) {
     EXPECT_NE(std::find(kLpsFields.begin(), kLpsFields.end(), name), kLpsFields.end()) << name;
 }
 
+TEST_F(IndicatorJournalTest, ReportsAreMatchedToTheMessagesTheyAcknowledge) {
+  constexpr int64_t kSentAt = 1795000000000;
+  auto sent = [&](const std::string& key, const std::string& mailbox, const std::string& day,
+                  const std::string& message_id) {
+    auto e = event(key, "sent", mailbox, day);
+    e.message_id = message_id;
+    e.at_ms = kSentAt;
+    return e;
+  };
+  auto report = [&](const std::string& key, const std::string& mailbox, const std::string& day,
+                    const std::string& original, int64_t seconds_later) {
+    auto e = event("received:" + mailbox + ":" + key, "received", mailbox, day);
+    e.original_message_id = original;
+    e.at_ms = kSentAt + seconds_later * 1000;
+    // What a report attaches again is not counted with it.
+    e.xdm = false;
+    e.documents.clear();
+    e.ins = InsClass::kAbsent;
+    return e;
+  };
+  auto dsn = [&](const std::string& key, const std::string& mailbox, const std::string& day,
+                 const std::string& original, int64_t seconds_later,
+                 std::vector<DsnAction> actions) {
+    auto e = report(key, mailbox, day, original, seconds_later);
+    e.dsn = true;
+    e.dsn_actions = std::move(actions);
+    return e;
+  };
+  auto mdn = [&](const std::string& key, const std::string& mailbox, const std::string& day,
+                 const std::string& original, int64_t seconds_later, Disposition disposition,
+                 bool ko = false) {
+    auto e = report(key, mailbox, day, original, seconds_later);
+    e.mdn = true;
+    e.disposition = disposition;
+    e.integration_error = ko;
+    return e;
+  };
+  {
+    IndicatorJournal journal(options());
+    std::vector<IndicatorEvent> events{
+        // a@x.fr sends three messages on the 2nd and one on the 3rd.
+        sent("sent:1", "a@x.fr", "2026-11-02", "<m1@lps>"),
+        sent("sent:2", "a@x.fr", "2026-11-02", "<m2@lps>"),
+        sent("sent:3", "a@x.fr", "2026-11-02", "<m3@lps>"),
+        sent("sent:4", "a@x.fr", "2026-11-03", "<m4@lps>"),
+        // m1: delivered to two recipients in one DSN after 4 s, displayed after 60 s, then an
+        // integration error after 120 s.
+        dsn("d1", "a@x.fr", "2026-11-02", "<m1@lps>", 4,
+            {DsnAction::kDelivered, DsnAction::kDelivered}),
+        mdn("n1", "a@x.fr", "2026-11-02", "<m1@lps>", 60, Disposition::kDisplayed),
+        mdn("n2", "a@x.fr", "2026-11-02", "<m1@lps>", 120, Disposition::kProcessed, true),
+        // m2: delayed, then failed; its delays are 10 and 3,600 s.
+        dsn("d2", "a@x.fr", "2026-11-02", "<m2@lps>", 10, {DsnAction::kDelayed}),
+        dsn("d3", "a@x.fr", "2026-11-02", "<m2@lps>", 3600, {DsnAction::kFailed}),
+        // m3: nothing came back. m4: displayed the next month, still counted with its day.
+        mdn("n3", "a@x.fr", "2026-12-01", "<m4@lps>", 86400, Disposition::kDisplayed),
+        // A report for another mailbox's message is not a@x.fr's, nor b@x.fr's: b sent no m1.
+        dsn("d4", "b@x.fr", "2026-11-02", "<m1@lps>", 5, {DsnAction::kDelivered}),
+        // A report for a message the journal does not hold, and one without an id.
+        mdn("n4", "a@x.fr", "2026-11-03", "<unknown@lps>", 5, Disposition::kDisplayed),
+        mdn("n5", "a@x.fr", "2026-11-03", "", 5, Disposition::kDisplayed),
+    };
+    EXPECT_EQ(record_all(journal, events), std::vector<bool>(events.size(), true));
+  }
+  IndicatorReader reader((dir_ / "indicators.db").string());
+  std::vector<std::string> columns{"day",
+                                   "mailbox",
+                                   "sent",
+                                   "acknowledged",
+                                   "delivered",
+                                   "delayed",
+                                   "failed",
+                                   "displayed",
+                                   "processed",
+                                   "integration_errors",
+                                   "unmatched_reports",
+                                   "delivered_p50_s",
+                                   "delivered_p90_s",
+                                   "failed_p50_s",
+                                   "displayed_p50_s",
+                                   "displayed_p90_s"};
+  auto table = reader.monthly(Report::kAcknowledgements, "2026-11", columns);
+  ASSERT_EQ(table.rows.size(), 3u);
+  EXPECT_EQ(table.rows[0],
+            (std::vector<std::string>{"2026-11-02", "a@x.fr", "3", "2", "2", "1", "1", "1", "1",
+                                      "1", "0", "4", "4", "3600", "60", "60"}));
+  EXPECT_EQ(table.rows[1],
+            (std::vector<std::string>{"2026-11-03", "a@x.fr", "1", "1", "0", "0", "0", "1", "0",
+                                      "0", "2", "", "", "", "86400", "86400"}));
+  EXPECT_EQ(table.rows[2], (std::vector<std::string>{"2026-11-02", "b@x.fr", "0", "0", "0", "0",
+                                                     "0", "0", "0", "0", "1", "", "", "", "", ""}));
+  // The console's days: every mailbox together.
+  auto days = reader.acknowledgement_days("2026-11");
+  ASSERT_EQ(days.rows.size(), 2u);
+  auto at = [&](const ReportTable& t, size_t row, const std::string& name) {
+    auto i = std::find(t.columns.begin(), t.columns.end(), name) - t.columns.begin();
+    return t.rows[row][static_cast<size_t>(i)];
+  };
+  EXPECT_EQ(at(days, 0, "day"), "2026-11-02");
+  EXPECT_EQ(at(days, 0, "sent"), "3");
+  EXPECT_EQ(at(days, 0, "unmatched_reports"), "1");
+  EXPECT_EQ(at(days, 1, "unmatched_reports"), "2");
+  // The delays of the month's displays: 60 and 86,400 s.
+  EXPECT_EQ(at(days, 0, "displayed_p90_s"), "60");
+  // JSON numbers, an empty delay as an empty string.
+  auto json = to_json(table);
+  EXPECT_NE(json.find("\"delivered_p50_s\":4,"), std::string::npos) << json;
+  EXPECT_NE(json.find("\"delivered_p50_s\":\"\","), std::string::npos) << json;
+  // Every column of its vocabulary is computable; an unknown one is refused.
+  std::vector<std::string> all(kAcknowledgementsFields.begin(), kAcknowledgementsFields.end());
+  EXPECT_EQ(reader.monthly(Report::kAcknowledgements, "2026-11", all).columns.size(), all.size());
+  EXPECT_EQ(reader.monthly(Report::kAcknowledgements, "2026-11", {}).columns.size(),
+            kAcknowledgementsDefault.size());
+  EXPECT_THROW(reader.monthly(Report::kAcknowledgements, "2026-11", {"ins_value"}), StorageError);
+}
+
 TEST_F(IndicatorJournalTest, TheLogCatchesUpWithTheJournal) {
   {
     IndicatorJournal journal({(dir_ / "indicators.db").string(), ""});  // no log at first

@@ -134,11 +134,28 @@ IndicatorEvent every_field_set() {
   e.mes_fin = true;
   e.mdn = true;
   e.mdn_requested = true;
+  e.dsn = true;
+  e.dsn_actions = {DsnAction::kDelivered, DsnAction::kFailed};
+  e.disposition = Disposition::kDisplayed;
+  e.integration_error = true;
+  e.original_message_id = "<original@x>";
+  e.original_envelope_id = "envelope-1";
   return e;
 }
 
 constexpr const char* kEveryFieldLine =
-    R"({"event":"indicator","seq":1,"key":"received:b@x.fr:f00","time":"2026-11-18T11:06:40.123Z","day":"2026-11-18","direction":"received","mailbox":"b@x.fr","mailbox_type":"CAB","auth_mode":"certificate","azp":"lps-1","nil":"DEV1","message_id":"<m@x>","queue_id":"Q1","size":4096,"recipients":3,"counterpart":"patient","inspected":false,"uninspectable_reason":"zip_ratio","xdm":true,"documents":[{"code":"11488-4","code_system":"2.16.840.1.113883.6.1","ins":"qualified"},{"code":"34133-9","code_system":"2.16.840.1.113883.6.1","ins":"test"}],"ins":"qualified","claims":{"codecda":"11488-4,34133-9","ins":"invalid","xdm_subject":true},"mismatches":["codecda_differs","ins_missing"],"mes_fin":true,"mdn":true,"mdn_requested":true})";
+    R"({"event":"indicator","seq":1,"key":"received:b@x.fr:f00","time":"2026-11-18T11:06:40.123Z","day":"2026-11-18","direction":"received","mailbox":"b@x.fr","mailbox_type":"CAB","auth_mode":"certificate","azp":"lps-1","nil":"DEV1","message_id":"<m@x>","queue_id":"Q1","size":4096,"recipients":3,"counterpart":"patient","inspected":false,"uninspectable_reason":"zip_ratio","xdm":true,"documents":[{"code":"11488-4","code_system":"2.16.840.1.113883.6.1","ins":"qualified"},{"code":"34133-9","code_system":"2.16.840.1.113883.6.1","ins":"test"}],"ins":"qualified","claims":{"codecda":"11488-4,34133-9","ins":"invalid","xdm_subject":true},"mismatches":["codecda_differs","ins_missing"],"mes_fin":true,"mdn":true,"mdn_requested":true,"dsn":true,"dsn_actions":["delivered","failed"],"disposition":"displayed","integration_error":true,"original_message_id":"<original@x>","original_envelope_id":"envelope-1"})";
+
+// The columns added after the first journals (schema version 3), in the order a migrated
+// journal and a new one both have them: pragma_table_info's cid, name, type, notnull, default.
+const std::vector<std::string> kAddedColumns{
+    "30|dsn|INTEGER|1|0",
+    "31|dsn_actions|TEXT|1|''",
+    "32|disposition|TEXT|1|''",
+    "33|integration_error|INTEGER|1|0",
+    "34|original_message_id|TEXT|1|''",
+    "35|original_envelope_id|TEXT|1|''",
+};
 
 class Database {
  public:
@@ -243,36 +260,98 @@ TEST_F(JournalColumnsTest, TheJsonLineIsTheSameWrittenAtCommitAndCaughtUpFromThe
   EXPECT_EQ(log_lines(), std::vector<std::string>{kEveryFieldLine});
 }
 
-TEST_F(JournalColumnsTest, TheSchemaIsTheFirstJournalsOne) {
-  { Database(dir_ / "first.db").exec(kFirstJournalSchema); }
-  { IndicatorJournal journal({journal_path().string(), ""}); }
-  // (The tables of pending events came later: they are compared below.)
-  auto schema_of = [](const fs::path& path) {
-    Database db(path);
-    auto rows = db.rows(
-        "SELECT type, name, tbl_name, sql FROM sqlite_master "
-        "WHERE name NOT LIKE 'indicator_pending%' AND tbl_name NOT LIKE 'indicator_pending%' "
-        "ORDER BY name",
-        4);
-    for (const char* table : {"indicator_event", "indicator_document", "connection_day"}) {
-      for (const auto& column :
-           db.rows("SELECT * FROM pragma_table_info('" + std::string(table) + "')", 6))
-        rows.push_back(column);
-    }
-    return rows;
+TEST_F(JournalColumnsTest, TheSchemaIsTheFirstJournalsOneAndTheColumnsAddedSince) {
+  fs::path first_path = dir_ / "first.db";
+  { Database(first_path).exec(kFirstJournalSchema); }
+  auto columns_of = [](const fs::path& path, const std::string& table) {
+    return Database(path).rows("SELECT * FROM pragma_table_info('" + table + "')", 5);
   };
-  auto first = schema_of(dir_ / "first.db");
-  EXPECT_EQ(schema_of(journal_path()), first);
-  EXPECT_GT(first.size(), 40u);
-  EXPECT_EQ(journal_schema(), std::string(kFirstJournalSchema).substr(1));
+  auto first_events = columns_of(first_path, "indicator_event");
+  ASSERT_EQ(first_events.size(), 30u);
+  { IndicatorJournal journal({journal_path().string(), ""}); }
+  { IndicatorJournal migrated({first_path.string(), ""}); }
+  // A new journal and a migrated first one have the same tables, columns and indexes: the
+  // first columns as they were, then the added ones with their defaults.
+  for (const char* table : {"indicator_event", "indicator_document", "connection_day",
+                            "indicator_pending", "indicator_pending_document", "journal_meta"}) {
+    EXPECT_EQ(columns_of(first_path, table), columns_of(journal_path(), table)) << table;
+  }
+  auto events = columns_of(journal_path(), "indicator_event");
+  std::vector<std::string> expected = first_events;
+  expected.insert(expected.end(), kAddedColumns.begin(), kAddedColumns.end());
+  EXPECT_EQ(events, expected);
+  auto indexes = [](const fs::path& path) {
+    return Database(path).rows(
+        "SELECT name, tbl_name FROM sqlite_master WHERE type = 'index' ORDER BY name", 2);
+  };
+  EXPECT_EQ(indexes(first_path), indexes(journal_path()));
+  EXPECT_EQ(Database(first_path).rows("PRAGMA user_version", 1), std::vector<std::string>{"3"});
+  // The first journals' CREATE statements are the start of today's, which only adds to them.
+  std::string first_schema = std::string(kFirstJournalSchema).substr(1);
+  std::string schema = journal_schema();
+  std::string first_events_table = first_schema.substr(0, first_schema.find("\n);\n"));
+  EXPECT_EQ(schema.substr(0, first_events_table.size()), first_events_table);
+  EXPECT_NE(schema.find("  original_envelope_id TEXT NOT NULL DEFAULT ''\n);\n"
+                        "CREATE INDEX IF NOT EXISTS indicator_event_day ON indicator_event (day, "
+                        "mailbox);\n"),
+            std::string::npos)
+      << schema;
+  EXPECT_NE(schema.find(first_schema.substr(first_schema.find("CREATE TABLE IF NOT EXISTS "
+                                                              "indicator_document"))),
+            std::string::npos);
   // A pending event has an event's columns, and a pending document a document's.
   Database db(journal_path());
-  auto columns = [&](const std::string& table) {
+  auto names_and_types = [&](const std::string& table) {
     return db.rows("SELECT name, type FROM pragma_table_info('" + table + "')", 2);
   };
-  EXPECT_EQ(columns("indicator_pending"), columns("indicator_event"));
-  EXPECT_EQ(columns("indicator_pending_document"), columns("indicator_document"));
-  EXPECT_EQ(db.rows("PRAGMA user_version", 1), std::vector<std::string>{"2"});
+  EXPECT_EQ(names_and_types("indicator_pending"), names_and_types("indicator_event"));
+  EXPECT_EQ(names_and_types("indicator_pending_document"), names_and_types("indicator_document"));
+  EXPECT_EQ(db.rows("PRAGMA user_version", 1), std::vector<std::string>{"3"});
+}
+
+TEST_F(JournalColumnsTest, AJournalOfVersion2GainsTheAddedColumnsAndKeepsItsPendingEvents) {
+  IndicatorEvent event = every_field_set();
+  event.dsn = false;
+  event.dsn_actions.clear();
+  event.disposition = Disposition::kNone;
+  event.integration_error = false;
+  event.original_message_id.clear();
+  event.original_envelope_id.clear();
+  {
+    IndicatorJournal journal({journal_path().string(), ""});
+    std::promise<bool> durable;
+    journal.record_pending({event},
+                           [&](std::vector<int64_t> ids) { durable.set_value(ids.size() == 1); });
+    ASSERT_TRUE(durable.get_future().get());
+  }  // stopped with the event pending, as a crash leaves it
+  {
+    // Back to version 2: the added columns and their index were not there.
+    Database db(journal_path());
+    db.exec("DROP INDEX indicator_event_original");
+    for (const char* table : {"indicator_event", "indicator_pending"}) {
+      for (const auto& [name, type] : added_event_columns())
+        db.exec("ALTER TABLE " + std::string(table) + " DROP COLUMN " + std::string(name));
+    }
+    db.exec("PRAGMA user_version = 2");
+    EXPECT_EQ(db.rows("SELECT COUNT(*) FROM pragma_table_info('indicator_pending')", 1),
+              std::vector<std::string>{"30"});
+  }
+  uint64_t recovered = 0;
+  {
+    IndicatorJournal::Options options{journal_path().string(), ""};
+    options.on_pending_recovered = [&](uint64_t events) { recovered = events; };
+    IndicatorJournal journal(options);
+  }
+  EXPECT_EQ(recovered, 1u);
+  Database db(journal_path());
+  EXPECT_EQ(db.rows("PRAGMA user_version", 1), std::vector<std::string>{"3"});
+  auto events = read_events(db.get(), 0, 10);
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0].second, event);  // the added columns read as no report
+  EXPECT_EQ(db.rows("SELECT COUNT(*) FROM pragma_table_info('indicator_pending')", 1),
+            std::vector<std::string>{"36"});
+  EXPECT_EQ(db.rows("SELECT name FROM sqlite_master WHERE name = 'indicator_event_original'", 1),
+            std::vector<std::string>{"indicator_event_original"});
 }
 
 TEST_F(JournalColumnsTest, AJournalOfTheFirstVersionOpensAsItIs) {

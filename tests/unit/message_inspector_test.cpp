@@ -369,6 +369,56 @@ TEST(MessageInspector, ADeliveryStatusSaysEachRecipientsAction) {
   EXPECT_TRUE(not_a_report.acknowledgement.actions.empty());
 }
 
+TEST(MessageInspector, ADeliveryStatusNamesTheOriginalByTheHeaderSectionItReturns) {
+  // Postfix's DSN: the status part, then the original's header section (RET=HDRS, or a
+  // success notice) or the whole original (message/rfc822).
+  auto with_status_then = [](const std::string& returned_type, const std::string& returned) {
+    return message("Subject: Successful Mail Delivery Report\r\n",
+                   "Content-Type: multipart/report; report-type=delivery-status; boundary=\"r\"\r\n"
+                   "\r\n--r\r\nContent-Type: text/plain\r\n\r\nDelivered.\r\n"
+                   "--r\r\nContent-Type: message/delivery-status\r\n\r\n"
+                   "Reporting-MTA: dns; mx\r\n\r\nFinal-Recipient: rfc822; b@c.fr\r\n"
+                   "Action: delivered\r\nStatus: 2.0.0\r\n"
+                   "\r\n--r\r\nContent-Type: " +
+                       returned_type + "\r\n\r\n" + returned + "\r\n--r--\r\n");
+  };
+  std::string headers =
+      "Received: from lps by gw\r\nFrom: a@b.fr\r\nMessage-ID:\r\n <m1.4321@lps.example>\r\n"
+      "Subject: CR\r\n";
+  auto headers_only = inspect_every_way(with_status_then("text/rfc822-headers", headers));
+  EXPECT_TRUE(headers_only.dsn);
+  EXPECT_EQ(headers_only.acknowledgement.actions, std::vector<std::string>{"delivered"});
+  EXPECT_EQ(headers_only.acknowledgement.original_message_id, "<m1.4321@lps.example>");
+  auto whole =
+      inspect_every_way(with_status_then("message/rfc822", headers + "\r\nLe compte rendu.\r\n"));
+  EXPECT_EQ(whole.acknowledgement.original_message_id, "<m1.4321@lps.example>");
+  // A returned section without Message-ID names nothing; nor does one in a message that is no
+  // delivery status.
+  EXPECT_EQ(inspect_every_way(with_status_then("text/rfc822-headers", "From: a@b.fr\r\n"))
+                .acknowledgement.original_message_id,
+            "");
+  EXPECT_EQ(inspect_every_way(
+                message("", multipart("mixed", "m",
+                                      {"Content-Type: text/rfc822-headers\r\n\r\n" + headers})))
+                .acknowledgement.original_message_id,
+            "");
+}
+
+TEST(MessageInspector, MessageIdsAreTheirAngleBracketedPart) {
+  // A comment or folding around the id makes no other id: the sent message and the report that
+  // names it must agree.
+  auto sent =
+      inspect_every_way("Message-ID: <m2@lps.example> (LPS 2.1)\r\nFrom: a@b.fr\r\n\r\nx\r\n");
+  EXPECT_EQ(sent.message_id, "<m2@lps.example>");
+  auto read =
+      inspect_every_way(report("", "disposition-notification",
+                               "Original-Message-ID: (id) <m2@lps.example>\r\n"
+                               "Disposition: manual-action/MDN-sent-manually; displayed\r\n"));
+  EXPECT_EQ(read.acknowledgement.original_message_id, "<m2@lps.example>");
+  // Without angle brackets, the trimmed text.
+  EXPECT_EQ(inspect_every_way("Message-ID:  bare-id \r\n\r\nx\r\n").message_id, "bare-id");
+}
+
 // ---- hostile samples ------------------------------------------------------------------------
 
 TEST(MessageInspectorHostile, ZipBombsAreStoppedAtTheCaps) {

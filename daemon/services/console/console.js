@@ -6,6 +6,8 @@ const SVG = "http://www.w3.org/2000/svg";
 const COLOURS = {
   sent: "var(--sent)", received: "var(--received)", xdm: "var(--xdm)", ins: "var(--ins)",
   certificate: "var(--certificate)", psc: "var(--psc)", mismatch: "var(--mismatch)",
+  delivered: "var(--delivered)", failed: "var(--failed)", displayed: "var(--displayed)", ko: "var(--ko)",
+  deliveredLate: "var(--delivered-late)", displayedLate: "var(--displayed-late)",
 };
 
 function element(name, attributes, text) {
@@ -152,6 +154,11 @@ function showTotals(data) {
     ["Envoyés avec une incohérence", t.sent_with_mismatch],
     ["Fins d'échange avec un patient", t.sent_mes_fin],
     ["Connexions par certificat", t.certificate_sign_ins], ["Connexions Pro Santé Connect", t.psc_sign_ins],
+    ["Remises confirmées (DSN)", t.acknowledgement_delivered],
+    ["Relais confirmés (DSN)", t.acknowledgement_relayed],
+    ["Échecs de remise (DSN)", t.acknowledgement_failed],
+    ["Lectures confirmées (MDN)", t.acknowledgement_displayed],
+    ["Erreurs d'intégration ([KO)", t.acknowledgement_integration_errors],
   ];
   const body = document.querySelector("#totals tbody");
   body.replaceChildren(...lines.map(([label, value]) => {
@@ -217,6 +224,27 @@ function showIndicators(data) {
     { key: "certificate", label: "certificat", colour: COLOURS.certificate, values: fill(signIns, "certificate") },
     { key: "psc", label: "Pro Santé Connect", colour: COLOURS.psc, values: fill(signIns, "psc") },
   ], { stacked: true, shortLabel: dayLabel, labelEvery: 5, label: "connexions par jour" });
+  showAcknowledgements(data, days, dayLabel);
+}
+
+// What came back for each day's messages, and how long it took. A delay is null on a day
+// without that kind of acknowledgement.
+function showAcknowledgements(data, days, dayLabel) {
+  const rows = byDay(data.acknowledgements || [], days);
+  barChart(document.getElementById("chart-acks"), days, [
+    { key: "delivered", label: "remis (DSN)", colour: COLOURS.delivered, values: fill(rows, "delivered") },
+    { key: "relayed", label: "relayés (DSN)", colour: COLOURS.deliveredLate, values: fill(rows, "relayed") },
+    { key: "failed", label: "en échec (DSN)", colour: COLOURS.failed, values: fill(rows, "failed") },
+    { key: "displayed", label: "lus (MDN)", colour: COLOURS.displayed, values: fill(rows, "displayed") },
+    { key: "integration_errors", label: "erreurs d'intégration ([KO)", colour: COLOURS.ko,
+      values: fill(rows, "integration_errors") },
+  ], { stacked: true, shortLabel: dayLabel, labelEvery: 5, label: "accusés par jour d'envoi" });
+  barChart(document.getElementById("chart-delays"), days, [
+    { key: "delivered_p50_s", label: "remise, médiane", colour: COLOURS.delivered, values: fill(rows, "delivered_p50_s") },
+    { key: "relayed_p50_s", label: "relais, médiane", colour: COLOURS.deliveredLate, values: fill(rows, "relayed_p50_s") },
+    { key: "displayed_p50_s", label: "lecture, médiane", colour: COLOURS.displayed, values: fill(rows, "displayed_p50_s") },
+    { key: "displayed_p90_s", label: "lecture, 90ᵉ centile", colour: COLOURS.displayedLate, values: fill(rows, "displayed_p90_s") },
+  ], { shortLabel: dayLabel, labelEvery: 5, label: "délais des accusés en secondes" });
 }
 
 function showStatus(status) {

@@ -57,11 +57,12 @@ int export_reports(IndicatorReader& reader, const mssgate::config::IndicatorsCon
   std::string kind = a.option("--kind").value_or("all");
   std::vector<Report> reports;
   if (kind == "all") reports = {Report::kConnections, Report::kMessages, Report::kDocuments};
-  for (Report report :
-       {Report::kConnections, Report::kMessages, Report::kDocuments, Report::kLps}) {
+  for (Report report : {Report::kConnections, Report::kMessages, Report::kDocuments, Report::kLps,
+                        Report::kAcknowledgements}) {
     if (kind == mssgate::storage::to_string(report)) reports = {report};
   }
-  if (reports.empty()) throw UsageError("--kind is all, connections, messages, documents or lps");
+  if (reports.empty())
+    throw UsageError("--kind is all, connections, messages, documents, lps or acknowledgements");
   std::filesystem::path out = a.option("--out").value_or(".");
   std::filesystem::create_directories(out);
   const auto& x = settings.exports;
