@@ -126,17 +126,24 @@ struct IndicatorEvent {
   bool operator==(const IndicatorEvent&) const = default;
 };
 
-// A successful sign-in, for the "connections" report.
+// A sign-in, for the "connections" report: successful when `failure` is empty.
 struct ConnectionEvent {
   int64_t at_ms = 0;
   std::string day;
-  std::string mailbox;
+  std::string mailbox;  // a failed one: the mailbox asked for when the directory has it, else ""
   RecordedMailboxType mailbox_type;
   AuthMode auth_mode = AuthMode::kCertificate;
   SessionProtocol protocol = SessionProtocol::kImap;
+  std::string failure;       // the refusal's reason word (docs/indicators.md)
+  std::string professional;  // the professional a token named
+  std::string lps;           // the token's client id (azp), or the certificate's organisation
+
+  bool operator==(const ConnectionEvent&) const = default;
 };
 
-// The sign-ins of one mailbox, day, mode and protocol: how many, and the last one.
+// The sign-ins of one mailbox, day, mode and protocol (connection_day: the successful ones),
+// or of one mailbox, day, mode, protocol, failure, professional and LPS (sign_in_day): how
+// many, and the last one.
 struct ConnectionDay {
   ConnectionEvent last;
   int64_t connections = 0;

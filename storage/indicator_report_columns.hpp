@@ -21,7 +21,11 @@ inline const std::vector<std::string_view> kConnectionsFields{"month",
                                                               "certificate_connections",
                                                               "imap_connections",
                                                               "submission_connections",
-                                                              "days_connected"};
+                                                              "days_connected",
+                                                              "failed_sign_ins",
+                                                              "failure_reasons",
+                                                              "professionals",
+                                                              "lps"};
 inline const std::vector<std::string_view> kConnectionsDefault{"mailbox", "mailbox_type",
                                                                "last_connection", "auth_mode"};
 

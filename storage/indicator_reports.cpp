@@ -146,25 +146,55 @@ const Expressions& message_expressions(const ReportDialect& d) {
   return d.postgresql ? postgresql : sqlite;
 }
 
-// ?1 and ?2 are the month's first and last days: a mailbox's last sign-in may be older.
+// The sign-ins of the row's mailbox (m.mailbox) in the month, from sign_in_day: `what` over
+// the rows where `condition` holds.
+std::string month_sign_ins(std::string_view what, std::string_view condition) {
+  using enum SignInField;
+  auto s = [](SignInField field) { return column(field, "s"); };
+  return "(SELECT " + std::string(what) + " FROM sign_in_day s WHERE " + s(kMailbox) +
+         " = m.mailbox AND " + s(kDay) + " BETWEEN ?1 AND ?2 AND " + std::string(condition) + ")";
+}
+
+// The refusals of the row's mailbox in the month, "reason=count" in the reasons' order.
+std::string failure_reasons(const ReportDialect& d) {
+  using enum SignInField;
+  std::string failure = column(kFailure, "s");
+  std::string by_reason = "SELECT " + failure + " AS reason, SUM(" + column(kSignIns, "s") +
+                          ") AS refusals FROM sign_in_day s WHERE " + column(kMailbox, "s") +
+                          " = m.mailbox AND " + column(kDay, "s") + " BETWEEN ?1 AND ?2 AND " +
+                          failure + " <> '' GROUP BY " + failure;
+  std::string item = "reason || '=' || refusals";
+  std::string list = d.postgresql
+                         ? "string_agg(" + item + ", ',' ORDER BY " + d.sorted("reason") + ")"
+                         : "GROUP_CONCAT(" + item + ", ',')";
+  return "COALESCE((SELECT " + list + " FROM (" + by_reason +
+         (d.postgresql ? "" : " ORDER BY reason") + ") f), '')";
+}
+
+// ?1 and ?2 are the month's first and last days: a mailbox's last sign-in may be older. The
+// rows are the mailboxes that signed in up to the month's end, or were refused in the month
+// (m.mailbox), each joined with its connection_day rows (c, none for a mailbox only refused).
 Expressions build_connection_expressions(const ReportDialect& d) {
   {
     using enum ConnectionField;
     auto c = [](ConnectionField field) { return column(field, "c"); };
+    std::string failed = column(SignInField::kFailure, "s") + " <> ''";
+    std::string succeeded = column(SignInField::kFailure, "s") + " = ''";
     auto in_month = [&](const std::string& condition) {
       return "SUM(CASE WHEN " + both(c(kDay) + " >= ?1", condition) + " THEN " + c(kConnections) +
              " ELSE 0 END)";
     };
     return Expressions{
         {"month", "?3"},
-        {"mailbox", c(kMailbox)},
-        {"mailbox_type", "MAX(" + c(kMailboxType) + ")"},
+        {"mailbox", "m.mailbox"},
+        {"mailbox_type",
+         "COALESCE(MAX(" + c(kMailboxType) + "), " +
+             month_sign_ins("MAX(" + column(SignInField::kMailboxType, "s") + ")", "1 = 1") + ")"},
         {"last_connection", "MAX(" + c(kDay) + ")"},
         {"last_connection_time", d.utc_time("MAX(" + c(kLastAtMs) + ")")},
         {"auth_mode", "(SELECT " + column(kAuthMode, "l") + " FROM connection_day l WHERE " +
-                          column(kMailbox, "l") + " = " + c(kMailbox) + " AND " +
-                          column(kDay, "l") + " <= ?2 ORDER BY " + column(kLastAtMs, "l") +
-                          " DESC LIMIT 1)"},
+                          column(kMailbox, "l") + " = m.mailbox AND " + column(kDay, "l") +
+                          " <= ?2 ORDER BY " + column(kLastAtMs, "l") + " DESC LIMIT 1)"},
         {"auth_modes", d.distinct_list(c(kAuthMode))},
         {"protocols", d.distinct_list(c(kProtocol))},
         {"connections",
@@ -175,6 +205,18 @@ Expressions build_connection_expressions(const ReportDialect& d) {
         {"submission_connections", in_month(is(kProtocol, SessionProtocol::kSubmission, "c"))},
         {"days_connected",
          "COUNT(DISTINCT CASE WHEN " + c(kDay) + " >= ?1 THEN " + c(kDay) + " END)"},
+        {"failed_sign_ins",
+         "COALESCE(" + month_sign_ins("SUM(" + column(SignInField::kSignIns, "s") + ")", failed) +
+             ", 0)"},
+        {"failure_reasons", failure_reasons(d)},
+        {"professionals",
+         month_sign_ins("COUNT(DISTINCT " + column(SignInField::kProfessional, "s") + ")",
+                        succeeded + " AND " + column(SignInField::kProfessional, "s") + " <> ''")},
+        {"lps",
+         "COALESCE(" +
+             month_sign_ins(d.distinct_list(column(SignInField::kLps, "s")),
+                            succeeded + " AND " + column(SignInField::kLps, "s") + " <> ''") +
+             ", '')"},
     };
   }
 }
@@ -315,6 +357,14 @@ IndicatorReader::IndicatorReader(const std::string& journal_path) {
     db_ = nullptr;
     throw StorageError(journal_path + " is not an indicator journal (no events table)");
   }
+  // A journal no gateway of this version has opened yet has no sign_in_day: it recorded no
+  // refusal, professional or LPS, and reads as such from an empty temporary table.
+  Statement sign_ins(db_, "SELECT COUNT(*) FROM sqlite_master WHERE name = 'sign_in_day'");
+  if (sign_ins.step() == SQLITE_ROW && sign_ins.integer(0) == 0) {
+    std::string temporary = sign_in_day_schema();
+    temporary.replace(0, std::string_view("CREATE TABLE").size(), "CREATE TEMP TABLE");
+    exec_sql(db_, temporary.c_str(), "indicator journal");
+  }
 }
 
 IndicatorReader::IndicatorReader(const PostgresqlSettings& settings)
@@ -417,10 +467,16 @@ ReportTable IndicatorReader::monthly(Report report, const std::string& month,
     }
     case Report::kConnections: {
       auto columns = or_default(requested, kConnectionsDefault);
-      std::string mailbox = column(ConnectionField::kMailbox, "c");
-      return run("SELECT " + select_list(connection_expressions(d), columns) +
-                     " FROM connection_day c WHERE " + column(ConnectionField::kDay, "c") +
-                     " <= ?2 GROUP BY " + mailbox + " ORDER BY " + d.sorted(mailbox),
+      using enum ConnectionField;
+      std::string mailboxes = "(SELECT " + column(kMailbox) +
+                              " AS mailbox FROM connection_day WHERE " + column(kDay) +
+                              " <= ?2 UNION SELECT " + column(SignInField::kMailbox) +
+                              " FROM sign_in_day WHERE " + column(SignInField::kDay) +
+                              " BETWEEN ?1 AND ?2 AND " + column(SignInField::kMailbox) + " <> '')";
+      return run("SELECT " + select_list(connection_expressions(d), columns) + " FROM " +
+                     mailboxes + " m LEFT JOIN connection_day c ON " + column(kMailbox, "c") +
+                     " = m.mailbox AND " + column(kDay, "c") + " <= ?2 GROUP BY m.mailbox" +
+                     " ORDER BY " + d.sorted("m.mailbox"),
                  {first, last, month}, columns);
     }
     case Report::kLps: {
@@ -713,20 +769,28 @@ ReportTable IndicatorReader::sign_ins_by_day(const std::string& month) {
   std::string first, last;
   if (!month_days(month, first, last)) throw StorageError("\"" + month + "\" is not YYYY-MM");
   using enum ConnectionField;
-  std::string day = column(kDay);
   auto of_mode = [](AuthMode mode) {
-    return "SUM(CASE WHEN " + is(kAuthMode, mode) + " THEN " + column(kConnections) +
-           " ELSE 0 END)";
+    return "COALESCE(SUM(CASE WHEN " + is(kAuthMode, mode, "c") + " THEN " +
+           column(kConnections, "c") + " ELSE 0 END), 0)";
   };
   auto of_protocol = [](SessionProtocol protocol) {
-    return "SUM(CASE WHEN " + is(kProtocol, protocol) + " THEN " + column(kConnections) +
-           " ELSE 0 END)";
+    return "COALESCE(SUM(CASE WHEN " + is(kProtocol, protocol, "c") + " THEN " +
+           column(kConnections, "c") + " ELSE 0 END), 0)";
   };
-  return run("SELECT " + day + ", " + of_mode(AuthMode::kCertificate) + ", " +
-                 of_mode(AuthMode::kPsc) + ", " + of_protocol(SessionProtocol::kImap) + ", " +
-                 of_protocol(SessionProtocol::kSubmission) + " FROM connection_day WHERE " + day +
-                 " BETWEEN ?1 AND ?2 GROUP BY " + day + " ORDER BY " + day,
-             {first, last}, {"day", "certificate", "psc", "imap", "submission"});
+  using S = SignInField;
+  // The days with sign-ins or refusals, each joined with its successful sign-ins.
+  std::string days = "(SELECT " + column(kDay) + " AS day FROM connection_day WHERE " +
+                     column(kDay) + " BETWEEN ?1 AND ?2 UNION SELECT " + column(S::kDay) +
+                     " FROM sign_in_day WHERE " + column(S::kDay) + " BETWEEN ?1 AND ?2)";
+  std::string failed = "COALESCE((SELECT SUM(" + column(S::kSignIns, "s") +
+                       ") FROM sign_in_day s WHERE " + column(S::kDay, "s") + " = d.day AND " +
+                       column(S::kFailure, "s") + " <> ''), 0)";
+  return run("SELECT d.day, " + of_mode(AuthMode::kCertificate) + ", " + of_mode(AuthMode::kPsc) +
+                 ", " + of_protocol(SessionProtocol::kImap) + ", " +
+                 of_protocol(SessionProtocol::kSubmission) + ", " + failed + " FROM " + days +
+                 " d LEFT JOIN connection_day c ON " + column(kDay, "c") +
+                 " = d.day GROUP BY d.day ORDER BY d.day",
+             {first, last}, {"day", "certificate", "psc", "imap", "submission", "failed"});
 }
 
 std::string csv_neutralised(const std::string& value) {

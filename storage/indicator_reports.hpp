@@ -45,7 +45,8 @@ class IndicatorReader {
   // The month's acknowledgements day by day over every mailbox (kAcknowledgementsFields but the
   // mailbox's), days without messages or reports left out.
   ReportTable acknowledgement_days(const std::string& month);
-  // The month's sign-ins day by day: day, certificate, psc, imap, submission.
+  // The month's sign-ins day by day: day, certificate, psc, imap, submission (successful
+  // ones), failed (refusals).
   ReportTable sign_ins_by_day(const std::string& month);
   // The documents of one mailbox over the same days, by code.
   ReportTable daily_documents(const std::string& mailbox, const std::string& from,

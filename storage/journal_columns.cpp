@@ -204,7 +204,36 @@ constexpr std::array kConnectionColumns{
     column<&Connection::at_ms>(C::kLastAtMs, "last_at_ms", kInteger),
 };
 
+// Every sign-in, failed ones too: the key is every column before mailbox_type.
+using S = SignInField;
+constexpr std::array kSignInColumns{
+    column<&Connection::mailbox>(S::kMailbox, "mailbox", kText),
+    column<&Connection::day>(S::kDay, "day", kText),
+    column<&Connection::auth_mode>(S::kAuthMode, "auth_mode", kText),
+    column<&Connection::protocol>(S::kProtocol, "protocol", kText),
+    column<&Connection::failure>(S::kFailure, "failure", kText),
+    column<&Connection::professional>(S::kProfessional, "professional", kText),
+    column<&Connection::lps>(S::kLps, "lps", kText),
+    column<&Connection::mailbox_type>(S::kMailboxType, "mailbox_type", kText),
+    Column<Connection>{.field = static_cast<int>(S::kSignIns),
+                       .name = "sign_ins",
+                       .sql = kInteger,
+                       .bind = &bind_one<Statement>,
+                       .bind_text = &bind_one<TextParameters>},
+    column<&Connection::at_ms>(S::kLastAtMs, "last_at_ms", kInteger),
+};
+
+// A table of counted sign-ins: each row adds up the sign-ins of its key (its columns before
+// mailbox_type), and keeps the latest time and the mailbox's latest type.
+struct CountedTable {
+  std::string_view name;
+  std::string_view count;  // the column of the number of sign-ins
+};
+constexpr CountedTable kConnectionDay{"connection_day", "connections"};
+constexpr CountedTable kSignInDay{"sign_in_day", "sign_ins"};
+
 static_assert(in_field_order(kDocumentColumns));
+static_assert(in_field_order(kSignInColumns));
 static_assert(in_field_order(kEventColumns));
 static_assert(in_field_order(kConnectionColumns));
 static_assert(kEventColumns.size() == static_cast<size_t>(F::kOriginalEnvelopeId) + 2);
@@ -218,11 +247,19 @@ std::string_view name_of(const std::array<Column<Record>, N>& columns, int field
   return {};
 }
 
-std::string connection_key() {
+// A counted table's key: its columns before mailbox_type.
+template <size_t N>
+std::string counted_key(const std::array<Column<Connection>, N>& columns) {
   std::string key;
-  for (auto field : {C::kMailbox, C::kDay, C::kAuthMode, C::kProtocol})
-    key += (key.empty() ? "" : ", ") + std::string(column_name(field));
+  for (const auto& c : columns) {
+    if (c.name == "mailbox_type") break;
+    key += (key.empty() ? "" : ", ") + std::string(c.name);
+  }
   return key;
+}
+
+std::string connection_key() {
+  return counted_key(kConnectionColumns);
 }
 
 template <class Record>
@@ -315,16 +352,25 @@ void read_record(const Statement& row, int first_index,
   read_columns(row, first_index, columns, out, table, &Column<Record>::read);
 }
 
-// A sign-in adds to its mailbox, day, mode and protocol; the mailbox's type is the latest.
-std::string connection_upsert() {
-  auto name = [](ConnectionField field) { return std::string(column_name(field)); };
-  std::string count = name(C::kConnections);
-  std::string last = name(C::kLastAtMs);
-  std::string type = name(C::kMailboxType);
-  return insert_sql("INSERT", "connection_day", kConnectionColumns, false) + " ON CONFLICT (" +
-         connection_key() + ") DO UPDATE SET " + count + " = " + count + " + excluded." + count +
-         ", " + last + " = max(" + last + ", excluded." + last + "), " + type + " = excluded." +
-         type;
+// A sign-in adds to its row; the mailbox's type is the latest. In SQLite (`postgresql` false)
+// the columns are named bare and the latest time is max(); in PostgreSQL they are named by
+// their table and it is GREATEST().
+template <size_t N>
+std::string counted_update(const CountedTable& table,
+                           const std::array<Column<Connection>, N>& columns, bool postgresql) {
+  std::string count(table.count);
+  std::string own = postgresql ? std::string(table.name) + "." : "";
+  std::string excluded = postgresql ? "EXCLUDED." : "excluded.";
+  return " ON CONFLICT (" + counted_key(columns) + ") DO UPDATE SET " + count + " = " + own +
+         count + " + " + excluded + count + ", last_at_ms = " + (postgresql ? "GREATEST" : "max") +
+         "(" + own + "last_at_ms, " + excluded + "last_at_ms), mailbox_type = " + excluded +
+         "mailbox_type";
+}
+
+template <size_t N>
+std::string counted_upsert(const CountedTable& table,
+                           const std::array<Column<Connection>, N>& columns) {
+  return insert_sql("INSERT", table.name, columns, false) + counted_update(table, columns, false);
 }
 
 // `value`: the column's JSON text.
@@ -357,6 +403,9 @@ std::string_view column_name(DocumentField field) {
 std::string_view column_name(ConnectionField field) {
   return name_of(kConnectionColumns, static_cast<int>(field));
 }
+std::string_view column_name(SignInField field) {
+  return name_of(kSignInColumns, static_cast<int>(field));
+}
 
 std::string journal_schema() {
   return create_table("indicator_event", kEventColumns, "") +
@@ -366,10 +415,16 @@ std::string journal_schema() {
          create_table("indicator_document", kDocumentColumns, "PRIMARY KEY (seq, position)") +
          create_table("connection_day", kConnectionColumns,
                       "PRIMARY KEY (" + connection_key() + ")") +
+         sign_in_day_schema() +
          "CREATE TABLE IF NOT EXISTS journal_meta (\n"
          "  name  TEXT PRIMARY KEY,\n"
          "  value INTEGER NOT NULL\n"
          ");\n";
+}
+
+std::string sign_in_day_schema() {
+  return create_table(kSignInDay.name, kSignInColumns,
+                      "PRIMARY KEY (" + counted_key(kSignInColumns) + ")");
 }
 
 std::vector<std::pair<std::string_view, std::string_view>> added_event_columns() {
@@ -436,7 +491,8 @@ JournalInserts::JournalInserts(sqlite3* db)
     : db_(db),
       event_(db, insert_sql("INSERT OR IGNORE", "indicator_event", kEventColumns, false).c_str()),
       document_(db, insert_sql("INSERT", "indicator_document", kDocumentColumns, true).c_str()),
-      connection_(db, connection_upsert().c_str()) {}
+      connection_(db, counted_upsert(kConnectionDay, kConnectionColumns).c_str()),
+      sign_in_(db, counted_upsert(kSignInDay, kSignInColumns).c_str()) {}
 
 std::optional<int64_t> JournalInserts::add(const IndicatorEvent& event) {
   event_.reset();
@@ -455,8 +511,13 @@ std::optional<int64_t> JournalInserts::add(const IndicatorEvent& event) {
 
 void JournalInserts::add(const ConnectionEvent& connection) {
   connection_.reset();
-  bind_record(connection_, kConnectionColumns, connection, 1);
-  step_once(connection_);
+  if (connection.failure.empty()) {
+    bind_record(connection_, kConnectionColumns, connection, 1);
+    step_once(connection_);
+  }
+  sign_in_.reset();
+  bind_record(sign_in_, kSignInColumns, connection, 1);
+  step_once(sign_in_);
 }
 
 // Steps a statement that returns no row, then rewinds it for the next record. The texts of the
@@ -644,6 +705,9 @@ std::string schema() {
          create_table("connection_day", kConnectionColumns,
                       "PRIMARY KEY (" + connection_key() + ")",
                       [](const Column<Connection>& c) { return typed(c.sql, false); }) +
+         create_table(kSignInDay.name, kSignInColumns,
+                      "PRIMARY KEY (" + counted_key(kSignInColumns) + ")",
+                      [](const Column<Connection>& c) { return typed(c.sql, false); }) +
          event_table_sql("indicator_pending", true) +
          "CREATE INDEX IF NOT EXISTS indicator_pending_origin ON indicator_pending (origin, "
          "seq);\n" +
@@ -732,16 +796,23 @@ std::vector<std::string> ArrayLiterals::take() {
   return std::exchange(columns_, {});
 }
 
+namespace {
+
+template <size_t N>
+std::string counted_unnest_sql(const CountedTable& table,
+                               const std::array<Column<Connection>, N>& columns) {
+  return "INSERT INTO " + std::string(table.name) + " (" + names_of(columns, true) +
+         ") SELECT * FROM " + unnest_of(columns, 1, false) + counted_update(table, columns, true);
+}
+
+}  // namespace
+
 std::string insert_connections_unnest_sql() {
-  auto name = [](ConnectionField field) { return std::string(column_name(field)); };
-  std::string count = name(C::kConnections);
-  std::string last = name(C::kLastAtMs);
-  std::string type = name(C::kMailboxType);
-  return "INSERT INTO connection_day (" + names_of(kConnectionColumns, true) + ") SELECT * FROM " +
-         unnest_of(kConnectionColumns, 1, false) + " ON CONFLICT (" + connection_key() +
-         ") DO UPDATE SET " + count + " = connection_day." + count + " + EXCLUDED." + count + ", " +
-         last + " = GREATEST(connection_day." + last + ", EXCLUDED." + last + "), " + type +
-         " = EXCLUDED." + type;
+  return counted_unnest_sql(kConnectionDay, kConnectionColumns);
+}
+
+std::string insert_sign_ins_unnest_sql() {
+  return counted_unnest_sql(kSignInDay, kSignInColumns);
 }
 
 std::string promote_sql() {
@@ -767,10 +838,49 @@ std::string select_documents_sql() {
          " FROM indicator_document WHERE seq = ANY ($1::bigint[]) ORDER BY seq, position";
 }
 
+namespace {
+
+// A counted table's columns then its count, by its key.
+template <size_t N>
+std::string counted_select_sql(const CountedTable& table,
+                               const std::array<Column<Connection>, N>& columns) {
+  return "SELECT " + select_list(columns) + ", " + std::string(table.count) + " FROM " +
+         std::string(table.name) + " ORDER BY " + counted_key(columns);
+}
+
+// A record's values, its count the one given.
+template <size_t N>
+void counted_values(const std::array<Column<Connection>, N>& columns, const ConnectionEvent& record,
+                    int64_t count, std::vector<std::string>& out) {
+  size_t first = out.size();
+  texts_of(columns, record, out);
+  size_t at = 0;
+  for (const auto& c : columns) {
+    if (!c.bind_text) continue;
+    if (!c.read_text) out[first + at] = std::to_string(count);  // the count: bound, not read
+    ++at;
+  }
+}
+
+template <size_t N>
+void read_counted(const PostgresqlResult& result, int row,
+                  const std::array<Column<Connection>, N>& columns, std::string_view table,
+                  ConnectionDay& out) {
+  read_texts(result, row, 0, columns, out.last, table);
+  int read = 0;
+  for (const auto& c : columns)
+    read += c.read_text ? 1 : 0;
+  out.connections = result.integer(row, read);
+}
+
+}  // namespace
+
 std::string select_connection_days_sql() {
-  return "SELECT " + select_list(kConnectionColumns) + ", " +
-         std::string(column_name(C::kConnections)) + " FROM connection_day ORDER BY " +
-         connection_key();
+  return counted_select_sql(kConnectionDay, kConnectionColumns);
+}
+
+std::string select_sign_in_days_sql() {
+  return counted_select_sql(kSignInDay, kSignInColumns);
 }
 
 void event_values(const IndicatorEvent& event, std::vector<std::string>& out) {
@@ -783,14 +893,12 @@ void document_values(const IndicatorDocument& document, std::vector<std::string>
 
 void connection_values(const ConnectionEvent& connection, int64_t connections,
                        std::vector<std::string>& out) {
-  size_t first = out.size();
-  texts_of(kConnectionColumns, connection, out);
-  size_t at = 0;
-  for (const auto& c : kConnectionColumns) {
-    if (!c.bind_text) continue;
-    if (c.field == static_cast<int>(C::kConnections)) out[first + at] = std::to_string(connections);
-    ++at;
-  }
+  counted_values(kConnectionColumns, connection, connections, out);
+}
+
+void sign_in_values(const ConnectionEvent& sign_in, int64_t sign_ins,
+                    std::vector<std::string>& out) {
+  counted_values(kSignInColumns, sign_in, sign_ins, out);
 }
 
 void read_event(const PostgresqlResult& result, int row, int first_column, IndicatorEvent& out) {
@@ -803,33 +911,44 @@ void read_document(const PostgresqlResult& result, int row, int first_column,
 }
 
 void read_connection_day(const PostgresqlResult& result, int row, ConnectionDay& out) {
-  read_texts(result, row, 0, kConnectionColumns, out.last, "connection_day");
-  int read = 0;
-  for (const auto& c : kConnectionColumns)
-    read += c.read_text ? 1 : 0;
-  out.connections = result.integer(row, read);
+  read_counted(result, row, kConnectionColumns, kConnectionDay.name, out);
+}
+
+void read_sign_in_day(const PostgresqlResult& result, int row, ConnectionDay& out) {
+  read_counted(result, row, kSignInColumns, kSignInDay.name, out);
 }
 
 }  // namespace postgresql_journal
 
-std::vector<ConnectionDay> read_connection_days(sqlite3* db) {
-  std::string sql = "SELECT " + select_list(kConnectionColumns) + ", " +
-                    std::string(column_name(C::kConnections)) + " FROM connection_day ORDER BY " +
-                    connection_key();
-  Statement rows(db, sql.c_str());
+namespace {
+
+template <size_t N>
+std::vector<ConnectionDay> read_counted_days(sqlite3* db, const CountedTable& table,
+                                             const std::array<Column<Connection>, N>& columns) {
+  Statement rows(db, postgresql_journal::counted_select_sql(table, columns).c_str());
   int read = 0;
-  for (const auto& c : kConnectionColumns)
+  for (const auto& c : columns)
     read += c.read ? 1 : 0;
   std::vector<ConnectionDay> days;
   int rc;
   while ((rc = rows.step()) == SQLITE_ROW) {
     auto& day = days.emplace_back();
-    read_record(rows, 0, kConnectionColumns, day.last, "connection_day");
+    read_record(rows, 0, columns, day.last, table.name);
     day.connections = rows.integer(read);
   }
   if (rc != SQLITE_DONE)
     throw StorageError(std::string("indicator journal: ") + sqlite3_errmsg(db));
   return days;
+}
+
+}  // namespace
+
+std::vector<ConnectionDay> read_connection_days(sqlite3* db) {
+  return read_counted_days(db, kConnectionDay, kConnectionColumns);
+}
+
+std::vector<ConnectionDay> read_sign_in_days(sqlite3* db) {
+  return read_counted_days(db, kSignInDay, kSignInColumns);
 }
 
 }  // namespace mssgate::storage

@@ -70,12 +70,31 @@ enum class ConnectionField {
   kLastAtMs,
 };
 
+// The columns of sign_in_day (every sign-in, failed ones too, per mailbox, day, mode, protocol,
+// failure, professional and LPS).
+enum class SignInField {
+  kMailbox,
+  kDay,
+  kAuthMode,
+  kProtocol,
+  kFailure,
+  kProfessional,
+  kLps,
+  kMailboxType,
+  kSignIns,
+  kLastAtMs,
+};
+
 std::string_view column_name(EventField field);
+std::string_view column_name(SignInField field);
 std::string_view column_name(DocumentField field);
 std::string_view column_name(ConnectionField field);
 
 // Every CREATE TABLE and CREATE INDEX of the journal, IF NOT EXISTS.
 std::string journal_schema();
+// The CREATE TABLE of sign_in_day alone, IF NOT EXISTS (a reader of a journal written before
+// that table makes it a temporary, empty one).
+std::string sign_in_day_schema();
 // The columns added to indicator_event (and indicator_pending) after the first journals, each
 // with its default: a journal written before them gains those it lacks (ALTER TABLE … ADD
 // COLUMN), its events reading as no report. Name, then SQLite's type and default.
@@ -96,7 +115,7 @@ class JournalInserts {
 
   // The new event's seq; nullopt when the journal already has its key.
   std::optional<int64_t> add(const IndicatorEvent& event);
-  // One more sign-in on the connection's mailbox, day, mode and protocol.
+  // One more sign-in: in connection_day when it succeeded, and in sign_in_day.
   void add(const ConnectionEvent& connection);
   // A pending event; its id.
   int64_t add_pending(const IndicatorEvent& event);
@@ -114,6 +133,7 @@ class JournalInserts {
   Statement event_;
   Statement document_;
   Statement connection_;
+  Statement sign_in_;
   // Prepared on first use: most commits have no pending event.
   std::optional<Statement> pending_;
   std::optional<Statement> pending_document_;
@@ -128,6 +148,8 @@ std::vector<int64_t> pending_ids(sqlite3* db);
 
 // Every row of connection_day, by mailbox, day, mode and protocol.
 std::vector<ConnectionDay> read_connection_days(sqlite3* db);
+// Every row of sign_in_day, by its key.
+std::vector<ConnectionDay> read_sign_in_days(sqlite3* db);
 
 // The events after `after_seq`, in seq order, at most `limit`, each with its seq and its
 // documents. Throws StorageError, also on a value outside the vocabulary.
@@ -158,6 +180,9 @@ std::string insert_documents_unnest_sql();
 // Many sign-ins, one array a column (the sign-in's columns), their connections adding up to the
 // rows there. A statement may not touch a row twice: one row per mailbox, day, mode and protocol.
 std::string insert_connections_unnest_sql();
+// The same into sign_in_day: one row per mailbox, day, mode, protocol, failure, professional
+// and LPS.
+std::string insert_sign_ins_unnest_sql();
 
 // Rows of text values turned into one PostgreSQL array literal a column ("{"a","b\"c"}").
 class ArrayLiterals {
@@ -182,18 +207,22 @@ std::string select_events_sql(std::string_view where);
 std::string select_documents_sql();
 // The sign-in's columns, then connections.
 std::string select_connection_days_sql();
+std::string select_sign_in_days_sql();
 
 // A record's values as texts, in the order of the statements above (appended to `out`).
 void event_values(const IndicatorEvent& event, std::vector<std::string>& out);
 void document_values(const IndicatorDocument& document, std::vector<std::string>& out);
 void connection_values(const ConnectionEvent& connection, int64_t connections,
                        std::vector<std::string>& out);
+void sign_in_values(const ConnectionEvent& sign_in, int64_t sign_ins,
+                    std::vector<std::string>& out);
 // Read back from a row whose record starts at `first_column`; throw StorageError on a value
 // outside the vocabulary.
 void read_event(const PostgresqlResult& result, int row, int first_column, IndicatorEvent& out);
 void read_document(const PostgresqlResult& result, int row, int first_column,
                    IndicatorDocument& out);
 void read_connection_day(const PostgresqlResult& result, int row, ConnectionDay& out);
+void read_sign_in_day(const PostgresqlResult& result, int row, ConnectionDay& out);
 
 }  // namespace postgresql_journal
 

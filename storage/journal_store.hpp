@@ -60,8 +60,10 @@ class JournalStore {
                                                                       int64_t limit) = 0;
   // The newest event's seq (0: none).
   virtual int64_t newest_seq() = 0;
-  // Every row of the sign-in counts.
+  // Every row of the sign-in counts: the successful ones per mailbox, day, mode and protocol
+  // (connection_day), and all of them by failure, professional and LPS too (sign_in_day).
   virtual std::vector<ConnectionDay> connection_days() = 0;
+  virtual std::vector<ConnectionDay> sign_in_days() = 0;
 };
 
 // The SQLite journal at `path` (WAL, every commit synced), created or migrated. Throws
@@ -82,6 +84,7 @@ struct JournalCopyCounts {
   int64_t documents = 0;
   int64_t connection_days = 0;
   int64_t connections = 0;
+  int64_t sign_in_days = 0;       // rows of sign_in_day
   int64_t pending_recovered = 0;  // pending deliveries a stop left, counted as at a start
 
   bool operator==(const JournalCopyCounts&) const = default;

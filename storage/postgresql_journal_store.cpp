@@ -20,8 +20,8 @@ namespace {
 namespace pj = postgresql_journal;
 
 constexpr const char* kPart = "journal";
-// 2: the acknowledgement columns (added_event_columns()).
-constexpr int kVersion = 2;
+// 2: the acknowledgement columns (added_event_columns()). 3: sign_in_day.
+constexpr int kVersion = 3;
 // The same migration lock as the directory's: one migration at a time, whichever part.
 constexpr long long kMigrationLock = 0x6d7373676174;  // "mssgat"
 // pg_try_advisory_lock's first key for an origin in use (the second is the origin's hash).
@@ -44,9 +44,13 @@ void migrate_journal(PostgresqlConnection& db) {
     }
     if (version < 1) {
       db.exec_script("creating the journal's tables", pj::schema().c_str());
-    } else if (version < 2) {
-      db.exec_script("adding the acknowledgement columns (version 2)",
-                     pj::add_event_columns().c_str());
+    } else {
+      if (version < 2) {
+        db.exec_script("adding the acknowledgement columns (version 2)",
+                       pj::add_event_columns().c_str());
+      }
+      // Version 3's table, and any other a later version adds: the schema is all IF NOT EXISTS.
+      db.exec_script("creating the tables added since", pj::schema().c_str());
     }
     if (version < kVersion) {
       db.exec("recording the journal's schema version",
@@ -57,11 +61,22 @@ void migrate_journal(PostgresqlConnection& db) {
   });
 }
 
-// A row of sign-ins for insert_connections_unnest_sql.
+// A row of sign-ins for insert_connections_unnest_sql, or insert_sign_ins_unnest_sql.
 void add_row(pj::ArrayLiterals& columns, const ConnectionDay& day) {
   std::vector<std::string> row;
   pj::connection_values(day.last, day.connections, row);
   columns.add_row(row);
+}
+void add_sign_in_row(pj::ArrayLiterals& columns, const ConnectionDay& day) {
+  std::vector<std::string> row;
+  pj::sign_in_values(day.last, day.connections, row);
+  columns.add_row(row);
+}
+
+// One more sign-in in a row's total, the latest kept.
+void count_into(ConnectionDay& total, const ConnectionEvent& c) {
+  if (total.connections == 0 || c.at_ms >= total.last.at_ms) total.last = c;
+  ++total.connections;
 }
 
 bool conflict(const PostgresqlError& e) {
@@ -136,22 +151,29 @@ class PostgresqlJournalStore final : public JournalStore {
     return seqs;
   }
 
-  // The sign-ins of a turn added up per row first (a statement may not touch a row twice), in
-  // the rows' order.
+  // The sign-ins of a turn added up per row first: the successful ones in connection_day, all
+  // in sign_in_day.
   void add_all(const std::vector<ConnectionEvent>& connections) override {
-    std::map<std::tuple<std::string_view, std::string_view, AuthMode, SessionProtocol>,
-             ConnectionDay>
-        totals;
+    using ConnectionKey = std::tuple<std::string, std::string, AuthMode, SessionProtocol>;
+    std::map<ConnectionKey, ConnectionDay> successes;
+    std::map<std::tuple<ConnectionKey, std::string, std::string, std::string>, ConnectionDay> all;
     for (const auto& c : connections) {
-      auto& total = totals[{c.mailbox, c.day, c.auth_mode, c.protocol}];
-      if (total.connections == 0 || c.at_ms >= total.last.at_ms) total.last = c;
-      ++total.connections;
+      ConnectionKey key{c.mailbox, c.day, c.auth_mode, c.protocol};
+      if (c.failure.empty()) count_into(successes[key], c);
+      count_into(all[{key, c.failure, c.professional, c.lps}], c);
     }
-    if (totals.empty()) return;
-    pj::ArrayLiterals columns;
-    for (const auto& [key, day] : totals)
-      add_row(columns, day);
-    run("counting sign-ins", "connections", pj::insert_connections_unnest_sql(), columns.take());
+    if (!successes.empty()) {
+      pj::ArrayLiterals columns;
+      for (const auto& [key, day] : successes)
+        add_row(columns, day);
+      run("counting sign-ins", "connections", pj::insert_connections_unnest_sql(), columns.take());
+    }
+    if (!all.empty()) {
+      pj::ArrayLiterals columns;
+      for (const auto& [key, day] : all)
+        add_sign_in_row(columns, day);
+      run("counting sign-ins", "sign_ins", pj::insert_sign_ins_unnest_sql(), columns.take());
+    }
   }
 
   int64_t add_pending(const IndicatorEvent& event) override {
@@ -234,6 +256,14 @@ class PostgresqlJournalStore final : public JournalStore {
       pj::read_connection_day(r, i, days[static_cast<size_t>(i)]);
     return days;
   }
+  std::vector<ConnectionDay> sign_in_days() override {
+    ensure_connected();
+    auto r = run("reading the sign-ins", "sign_in_days", pj::select_sign_in_days_sql(), {});
+    std::vector<ConnectionDay> days(static_cast<size_t>(r.rows()));
+    for (int i = 0; i < r.rows(); ++i)
+      pj::read_sign_in_day(r, i, days[static_cast<size_t>(i)]);
+    return days;
+  }
 
  private:
   // The events of `rows` (seq, then the event's columns), with their documents: one query for
@@ -310,7 +340,7 @@ class PostgresqlJournalStore final : public JournalStore {
 std::string counts_text(const JournalCopyCounts& c) {
   return std::to_string(c.events) + " events, " + std::to_string(c.documents) + " documents, " +
          std::to_string(c.connections) + " sign-ins in " + std::to_string(c.connection_days) +
-         " rows";
+         " rows, " + std::to_string(c.sign_in_days) + " rows by failure, professional and LPS";
 }
 
 // Pending deliveries a stop left count, as at a gateway's start (IndicatorJournal).
@@ -378,6 +408,15 @@ JournalCopyCounts copy_journal_to_postgresql(JournalStore& from, const Postgresq
       db.exec_values("copying the sign-ins", pj::insert_connections_unnest_sql(),
                      connection_columns.take());
     }
+    pj::ArrayLiterals sign_in_columns;
+    for (const auto& day : from.sign_in_days()) {
+      add_sign_in_row(sign_in_columns, day);
+      ++source.sign_in_days;
+    }
+    if (!sign_in_columns.empty()) {
+      db.exec_values("copying the sign-ins by failure, professional and LPS",
+                     pj::insert_sign_ins_unnest_sql(), sign_in_columns.take());
+    }
     // New events go on after the ones moved.
     db.exec("moving the events' sequence on",
             "SELECT setval(pg_get_serial_sequence('indicator_event', 'seq'), "
@@ -390,9 +429,11 @@ JournalCopyCounts copy_journal_to_postgresql(JournalStore& from, const Postgresq
                            "SELECT (SELECT count(*) FROM indicator_event), "
                            "(SELECT count(*) FROM indicator_document), "
                            "(SELECT count(*) FROM connection_day), "
-                           "(SELECT COALESCE(SUM(connections), 0) FROM connection_day)");
-    JournalCopyCounts copied{counted.integer(0, 0), counted.integer(0, 1), counted.integer(0, 2),
-                             counted.integer(0, 3), source.pending_recovered};
+                           "(SELECT COALESCE(SUM(connections), 0) FROM connection_day), "
+                           "(SELECT count(*) FROM sign_in_day)");
+    JournalCopyCounts copied{counted.integer(0, 0), counted.integer(0, 1),
+                             counted.integer(0, 2), counted.integer(0, 3),
+                             counted.integer(0, 4), source.pending_recovered};
     if (!(copied == source)) {
       throw StorageError("the copy does not match its source (source: " + counts_text(source) +
                          "; PostgreSQL: " + counts_text(copied) + "): nothing was kept");

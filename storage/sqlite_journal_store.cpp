@@ -14,7 +14,8 @@ namespace mssgate::storage {
 namespace {
 
 // 2: the tables of pending events. 3: the acknowledgement columns (added_event_columns()).
-constexpr int kJournalSchemaVersion = 3;
+// 4: sign_in_day.
+constexpr int kJournalSchemaVersion = 4;
 constexpr const char* kWhat = "indicator journal";
 
 class SqliteJournalStore final : public JournalStore {
@@ -94,6 +95,7 @@ class SqliteJournalStore final : public JournalStore {
   std::vector<ConnectionDay> connection_days() override {
     return storage::read_connection_days(db_);
   }
+  std::vector<ConnectionDay> sign_in_days() override { return storage::read_sign_in_days(db_); }
 
  private:
   // The INSERTs, prepared once.

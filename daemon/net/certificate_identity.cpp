@@ -39,9 +39,26 @@ int64_t not_after_seconds(X509* certificate) {
 
 }  // namespace
 
+namespace {
+
+// The first value of `nid` in a name, as UTF-8; "" when it has none.
+std::string name_entry(const X509_NAME* name, int nid) {
+  int index = X509_NAME_get_index_by_NID(name, nid, -1);
+  if (index < 0) return {};
+  unsigned char* text = nullptr;
+  int size = ASN1_STRING_to_UTF8(&text, X509_NAME_ENTRY_get_data(X509_NAME_get_entry(name, index)));
+  if (size < 0) return {};
+  std::string value(reinterpret_cast<char*>(text), static_cast<size_t>(size));
+  OPENSSL_free(text);
+  return value;
+}
+
+}  // namespace
+
 CertificateIdentity identify_certificate(X509* certificate) {
   CertificateIdentity id;
   id.subject = name_text(X509_get_subject_name(certificate));
+  id.organisation = name_entry(X509_get_subject_name(certificate), NID_organizationName);
   id.issuer = name_text(X509_get_issuer_name(certificate));
 
   BIGNUM* serial = ASN1_INTEGER_to_BN(X509_get0_serialNumber(certificate), nullptr);

@@ -13,12 +13,13 @@ namespace mssgate::daemon {
 // What a client certificate is known by. Computed only from a certificate that the TLS layer
 // verified, never from anything the client writes.
 struct CertificateIdentity {
-  std::string subject;      // RFC 2253
-  std::string issuer;       // RFC 2253
-  std::string serial_hex;   // upper-case hex, no leading zeros
-  std::string spki_sha256;  // lower-case hex SHA-256 of the DER SubjectPublicKeyInfo
-  std::string sha256;       // lower-case hex SHA-256 of the whole DER certificate
-  int64_t not_after = 0;    // the end of its validity (seconds since the epoch; 0: unknown)
+  std::string subject;       // RFC 2253
+  std::string organisation;  // the subject's first O (organizationName), UTF-8; "" when none
+  std::string issuer;        // RFC 2253
+  std::string serial_hex;    // upper-case hex, no leading zeros
+  std::string spki_sha256;   // lower-case hex SHA-256 of the DER SubjectPublicKeyInfo
+  std::string sha256;        // lower-case hex SHA-256 of the whole DER certificate
+  int64_t not_after = 0;     // the end of its validity (seconds since the epoch; 0: unknown)
 
   storage::CertificateKeys keys() const { return {spki_sha256, issuer + "|" + serial_hex}; }
 };

@@ -109,6 +109,7 @@ AdminResponse indicators_document(const ConsoleMonth& month) {
   }
   totals["certificate_sign_ins"] = column_sum(sign_ins.as_array(), "certificate");
   totals["psc_sign_ins"] = column_sum(sign_ins.as_array(), "psc");
+  totals["failed_sign_ins"] = column_sum(sign_ins.as_array(), "failed");
   json::value acknowledgements = table_value(month.acknowledgements);
   for (const auto& name : month.acknowledgements.columns) {
     if (name != "day" && name != "sent" && !name.ends_with("_s"))

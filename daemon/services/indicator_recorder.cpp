@@ -9,6 +9,7 @@
 #include "daemon/telemetry/event_log.hpp"
 #include "daemon/telemetry/metrics.hpp"
 #include "protocol/ascii.hpp"
+#include "protocol/mailbox_address.hpp"
 #include "storage/clock.hpp"
 
 namespace mssgate::daemon {
@@ -16,17 +17,58 @@ namespace mssgate::daemon {
 IndicatorRecorder::IndicatorRecorder(std::shared_ptr<const GatewayEnvironment> environment)
     : environment_(std::move(environment)) {}
 
+namespace {
+
+// The caps on what a sign-in event takes from a token, a certificate or a refusal.
+constexpr size_t kMaxSignInWordBytes = 64;
+
+// Who signed in, as the connections report keeps it: the professional a token named, and the
+// LPS (the token's client, or the certificate's organisation).
+storage::ConnectionEvent sign_in_event(const SessionIdentity& identity,
+                                       storage::SessionProtocol protocol, bool utc_days) {
+  storage::ConnectionEvent event;
+  event.at_ms = storage::now_ms();
+  event.day = storage::day_of(event.at_ms, utc_days);
+  event.auth_mode = identity.auth_mode;
+  event.protocol = protocol;
+  event.professional = protocol::sanitized_text(identity.professional_id, kMaxSignInWordBytes);
+  std::string_view lps = identity.azp;
+  if (lps.empty() && identity.certificate) lps = identity.certificate->organisation;
+  event.lps = protocol::sanitized_text(lps, kMaxSignInWordBytes);
+  return event;
+}
+
+}  // namespace
+
 void IndicatorRecorder::note_sign_in(SessionIdentity& identity, storage::SessionProtocol protocol) {
   if (!enabled() || identity.mailbox.empty()) return;
   identity.mailbox_type = mailbox_type_of(identity.mailbox, *environment_->directory->snapshot());
-  storage::ConnectionEvent connection;
-  connection.at_ms = storage::now_ms();
-  connection.day = storage::day_of(connection.at_ms, environment_->config.indicators.utc_days);
+  auto connection = sign_in_event(identity, protocol, environment_->config.indicators.utc_days);
   connection.mailbox = identity.mailbox;
   connection.mailbox_type = identity.mailbox_type;
-  connection.auth_mode = identity.auth_mode;
-  connection.protocol = protocol;
   environment_->indicators->note_connection(std::move(connection));
+}
+
+void IndicatorRecorder::note_refused_sign_in(const SessionIdentity& identity,
+                                             storage::SessionProtocol protocol,
+                                             std::string_view mechanism, std::string_view reason,
+                                             std::string_view mailbox) {
+  if (!enabled()) return;
+  auto refusal = sign_in_event(identity, protocol, environment_->config.indicators.utc_days);
+  refusal.auth_mode = protocol::ascii_iequals(mechanism, "EXTERNAL")
+                          ? storage::AuthMode::kCertificate
+                      : protocol::ascii_iequals(mechanism, "XOAUTH2") ||
+                              protocol::ascii_iequals(mechanism, "OAUTHBEARER")
+                          ? storage::AuthMode::kPsc
+                          : storage::AuthMode::kNone;
+  refusal.failure =
+      protocol::sanitized_text(reason.empty() ? "refused" : reason, kMaxSignInWordBytes);
+  auto normalized = protocol::normalize_mailbox_address(mailbox);
+  if (normalized) {
+    refusal.mailbox_type = mailbox_type_of(*normalized, *environment_->directory->snapshot());
+    if (refusal.mailbox_type) refusal.mailbox = *normalized;
+  }
+  environment_->indicators->note_connection(std::move(refusal));
 }
 
 boost::asio::awaitable<bool> IndicatorRecorder::record_sent(std::string_view session_id,

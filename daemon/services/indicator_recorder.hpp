@@ -50,6 +50,11 @@ class IndicatorRecorder {
                                       std::vector<bool> delivered, bool wait);
   // A successful sign-in, for the connections report; sets the identity's mailbox type.
   void note_sign_in(SessionIdentity& identity, storage::SessionProtocol protocol);
+  // A refused one: its reason word, the mechanism tried and the mailbox asked for (kept only
+  // when the directory has it: a client may name anything).
+  void note_refused_sign_in(const SessionIdentity& identity, storage::SessionProtocol protocol,
+                            std::string_view mechanism, std::string_view reason,
+                            std::string_view mailbox);
 
  private:
   boost::asio::awaitable<bool> record(std::string_view session_id,

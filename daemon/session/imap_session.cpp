@@ -105,6 +105,11 @@ class ImapSession final : public std::enable_shared_from_this<ImapSession>,
   std::weak_ptr<void> session_owner() override { return weak_from_this(); }
 
   void signed_in() override { recorder_.note_sign_in(identity_, storage::SessionProtocol::kImap); }
+  void sign_in_refused(std::string_view mechanism, std::string_view reason,
+                       std::string_view mailbox) override {
+    recorder_.note_refused_sign_in(identity_, storage::SessionProtocol::kImap, mechanism, reason,
+                                   mailbox);
+  }
 
   // Logs in to Dovecot as `mailbox` with the master user; the capabilities after login.
   awaitable<std::optional<std::string>> login_to_backend(const std::string& mailbox) {

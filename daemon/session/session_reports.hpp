@@ -57,6 +57,9 @@ class SignInReports : public Events {
 
   // After a successful sign-in was written to the audit trail.
   virtual void signed_in() = 0;
+  // After a refused one was (the mailbox the client asked for, if any).
+  virtual void sign_in_refused(std::string_view mechanism, std::string_view reason,
+                               std::string_view mailbox) = 0;
   // The session object, which the registry's withdrawal must find alive.
   virtual std::weak_ptr<void> session_owner() = 0;
 
@@ -92,6 +95,7 @@ class SignInReports : public Events {
           admission.write_in_full(ClientLimits::Kind::kFailedSignIn, connection_.limits());
       if (!in_full) metrics::gateway().events_summarised.with({"auth"}).inc();
       sign_in_.audit(connection_.id(), mechanism, ok, reason, mailbox, identity_, in_full);
+      sign_in_refused(mechanism, reason, mailbox);
       return;
     }
     sign_in_.audit(connection_.id(), mechanism, ok, reason, mailbox, identity_);

@@ -172,6 +172,11 @@ class SubmissionSession final : public std::enable_shared_from_this<SubmissionSe
   void signed_in() override {
     recorder_.note_sign_in(identity_, storage::SessionProtocol::kSubmission);
   }
+  void sign_in_refused(std::string_view mechanism, std::string_view reason,
+                       std::string_view mailbox) override {
+    recorder_.note_refused_sign_in(identity_, storage::SessionProtocol::kSubmission, mechanism,
+                                   reason, mailbox);
+  }
 
   void sender_refused(std::string_view where, std::string_view field,
                       std::string_view detail) override {

@@ -10,13 +10,14 @@ import io
 import json
 import os
 import shutil
+import smtplib
 import subprocess
 import tempfile
 import unittest
 
-from harness import APP_HOPITAL, main, new_marker, wait_for_delivery
-from test_indicators import (CABINET, INS_VALUE, MALFORMED_INS, MATCHING_HEADERS, IndicatorGateway, cda, send,
-                             structured_message, xdm)
+from harness import APP_HOPITAL, client_context, main, new_marker, wait_for_delivery
+from test_indicators import (CABINET, INS_VALUE, LABO, MALFORMED_INS, MATCHING_HEADERS, IndicatorGateway, cda,
+                             read_receipt, send, send_as_labo, structured_message, xdm)
 
 ADMIN = """
 [admin]
@@ -74,6 +75,24 @@ class Console(unittest.TestCase):
                           "X-MSS-NIL: {n}\r\n\r\nFin {m}\r\n").format(
             s=APP_HOPITAL, r=CABINET, d=email.utils.formatdate(), m=marker.decode(), n=HOSTILE_NIL).encode())
         markers.append(marker)
+        # The labo's LPS sends one message; the hospital's read receipt comes back for it. And a
+        # sign-in the gateway refuses: the hospital's certificate naming the labo's mailbox.
+        acknowledged = new_marker("console-ack").decode()
+        original = "<%s@labo.test>" % acknowledged
+        send_as_labo(g, APP_HOPITAL, ("From: {s}\r\nTo: {r}\r\nMessage-ID: {m}\r\nSubject: CR\r\n\r\nCR\r\n").format(
+            s=LABO, r=APP_HOPITAL, m=original).encode())
+        g.wait_for_event(lambda e: e["direction"] == "sent" and e.get("message_id") == original)
+        send(g, LABO, read_receipt(APP_HOPITAL, LABO, acknowledged, original, "displayed", "Lu"))
+        g.wait_for_event(lambda e: e["direction"] == "received" and e.get("original_message_id") == original)
+        with smtplib.SMTP("127.0.0.1", g.submission_port, timeout=30) as smtp:
+            smtp.starttls(context=client_context("org-hopital"))
+            smtp.ehlo("lps.test")
+            try:
+                smtp.auth("EXTERNAL", lambda challenge=None: LABO, initial_response_ok=True)
+                raise AssertionError("the hospital's certificate opened the labo's mailbox")
+            except smtplib.SMTPAuthenticationError:
+                pass
+        g.wait_for_log(r"event=auth session=\w+ mechanism=EXTERNAL result=failed reason=mailbox_not_bound ")
         for marker in markers:
             wait_for_delivery(CABINET, marker)
         ids = {"<%s@test>" % m.decode() for m in markers}
@@ -107,11 +126,18 @@ class Console(unittest.TestCase):
         totals = document["totals"]
         self.assertEqual((totals["sent"], totals["received"], totals["sent_with_xdm"], totals["sent_qualified_ins"],
                           totals["sent_malformed_ins"], totals["sent_mes_fin"], totals["sent_with_mismatch"]),
-                         (4, 4, 3, 2, 1, 1, 1))
+                         (6, 5, 3, 2, 1, 1, 1))
+        # The labo's message, displayed; the refused sign-in.
+        self.assertEqual((totals["acknowledgement_acknowledged"], totals["acknowledgement_displayed"],
+                          totals["acknowledgement_unmatched_reports"], totals["failed_sign_ins"]), (1, 1, 0, 1))
+        acks = [d for d in document["acknowledgements"] if d["day"] == self.day][0]
+        self.assertIsInstance(acks["displayed_p50_s"], int)
+        self.assertEqual(acks["delivered_p50_s"], "")
         self.assertGreaterEqual(totals["certificate_sign_ins"], 4)
         today = [d for d in document["days"] if d["day"] == self.day]
-        self.assertEqual(today[0]["sent"], 4)
-        self.assertEqual({(r["nil"], r["sent"]) for r in document["lps"]}, {("LPS-TEST-1", 3), (HOSTILE_NIL, 1)})
+        self.assertEqual(today[0]["sent"], 6)
+        self.assertEqual({(r["nil"], r["sent"]) for r in document["lps"]},
+                         {("LPS-TEST-1", 3), (HOSTILE_NIL, 1), ("", 2)})
         self.assertNotIn(INS_VALUE, body)
         self.assertNotIn(MALFORMED_INS, body)
         # The current month by default; a month that is not one is refused.
@@ -125,8 +151,8 @@ class Console(unittest.TestCase):
         self.assertEqual(status, 200, body)
         self.assertEqual(headers["Content-Disposition"], 'attachment; filename="messages-%s.csv"' % self.month)
         rows = {r["mailbox"]: r for r in csv.DictReader(io.StringIO(body), delimiter=";")}
-        self.assertEqual(rows[APP_HOPITAL]["sent"], "4")
-        for kind in ("connections", "documents", "lps"):
+        self.assertEqual(rows[APP_HOPITAL]["sent"], "5")  # four, and the read receipt for the labo
+        for kind in ("connections", "documents", "lps", "acknowledgements"):
             status, headers, body = get(self.port, "/api/export?month=%s&kind=%s&format=json" % (self.month, kind))
             self.assertEqual(status, 200, body)
             self.assertIsInstance(json.loads(body), list)
@@ -158,16 +184,21 @@ class Console(unittest.TestCase):
         self.assertEqual(result.returncode, 0, result.stderr[-2000:])
         dom = result.stdout
         self.assertIn('data-loaded="yes"', dom, dom[-3000:])
-        # The bars of the day: four sent, four received; the LPS chart: 3 and 1 sent.
-        for series, value in (("sent", 4), ("received", 4)):
+        # The bars of the day: six sent, five received; the LPS chart: 3 and 1 sent.
+        for series, value in (("sent", 6), ("received", 5)):
             self.assertRegex(dom, r'<rect[^>]*data-series="%s" data-category="%s" data-value="%d"' %
                              (series, self.day, value))
         self.assertRegex(dom, r'data-series="sent" data-category="LPS-TEST-1" data-value="3"')
         self.assertRegex(dom, r'data-series="sent_with_mismatch" data-category="LPS-TEST-1" data-value="1"')
         self.assertRegex(dom, r'data-series="certificate" data-category="%s" data-value="\d+"' % self.day)
         # The share of messages sent with an XDM that day: 3 of 4.
-        self.assertRegex(dom, r'data-series="xdm_share" data-category="%s" data-value="75"' % self.day)
-        self.assertRegex(dom, r'data-total="Messages envoyés"[^>]*>4<')
+        self.assertRegex(dom, r'data-series="xdm_share" data-category="%s" data-value="50"' % self.day)
+        self.assertRegex(dom, r'data-total="Messages envoyés"[^>]*>6<')
+        # The refused sign-in; the labo's message displayed, and the delay of its receipt.
+        self.assertRegex(dom, r'data-series="failed" data-category="%s" data-value="1"' % self.day)
+        self.assertRegex(dom, r'data-series="displayed" data-category="%s" data-value="1"' % self.day)
+        self.assertRegex(dom, r'data-series="displayed_p50_s" data-category="%s" data-value="\d+"' % self.day)
+        self.assertRegex(dom, r'data-total="Lectures confirmées \(MDN\)"[^>]*>1<')
         self.assertIn('data-check="imap_backend"', dom)
         # The sender's markup is shown as text: no element made of it, no script run.
         self.assertIn("&lt;img/src=x/onerror=document.title='pwned'&gt;", dom)

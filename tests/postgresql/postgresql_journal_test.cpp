@@ -106,6 +106,25 @@ std::vector<ConnectionEvent> month_of_sign_ins() {
     c.mailbox_type = protocol::MailboxType::kPer;
     c.auth_mode = i % 2 ? AuthMode::kPsc : AuthMode::kCertificate;
     c.protocol = i % 4 ? SessionProtocol::kImap : SessionProtocol::kSubmission;
+    if (c.auth_mode == AuthMode::kPsc) {
+      c.professional = i % 3 == 1 ? "810001" : "810002";
+      c.lps = "lps-" + std::to_string(i % 2);
+    } else {
+      c.lps = "HOPITAL TEST";
+    }
+    sign_ins.push_back(c);
+  }
+  // Refusals: of a known mailbox, and of one the directory did not know.
+  for (int i = 0; i < 5; ++i) {
+    ConnectionEvent c;
+    c.at_ms = 1795000000000 + int64_t{i} * 60'000;
+    c.day = "2026-11-0" + std::to_string(3 + i % 2);
+    c.mailbox = i < 3 ? "dr.martin@test.fr" : "";
+    c.mailbox_type = protocol::MailboxType::kPer;
+    if (c.mailbox.empty()) c.mailbox_type.reset();
+    c.auth_mode = i % 2 ? AuthMode::kPsc : AuthMode::kCertificate;
+    c.failure = i % 2 ? "token_expired" : "mailbox_not_bound";
+    if (c.auth_mode == AuthMode::kCertificate) c.lps = "HOPITAL TEST";
     sign_ins.push_back(c);
   }
   return sign_ins;
@@ -308,10 +327,15 @@ TEST_F(PostgresqlJournalTest, SignInsAddUpAcrossGateways) {
       second.note_connection(c);
     }
   }
-  auto days = open_postgresql_journal(settings_, "reader")->connection_days();
+  auto store = open_postgresql_journal(settings_, "reader");
+  auto days = store->connection_days();
   ASSERT_EQ(days.size(), 1u);
   EXPECT_EQ(days[0].connections, 10);
   EXPECT_EQ(days[0].last.at_ms, 1795000001004);
+  auto all = store->sign_in_days();
+  ASSERT_EQ(all.size(), 1u);
+  EXPECT_EQ(all[0].connections, 10);
+  EXPECT_EQ(all[0].last, days[0].last);
 }
 
 TEST_F(PostgresqlJournalTest, EachGatewayKeepsItsOwnDeliveriesUnderWay) {
@@ -452,8 +476,9 @@ TEST_F(PostgresqlJournalTest, ASingleHostsJournalMovesWhole) {
   EXPECT_EQ(counts.events, static_cast<int64_t>(events.size()) - 1);
   EXPECT_EQ(counts.documents, documents);
   EXPECT_EQ(counts.pending_recovered, 1);
-  EXPECT_EQ(counts.connections, static_cast<int64_t>(sign_ins.size()));
+  EXPECT_EQ(counts.connections, 12);  // the successful ones
   EXPECT_EQ(counts.connection_days, 6);
+  EXPECT_GT(counts.sign_in_days, 6);
   IndicatorReader reader(settings_);
   EXPECT_EQ(every_report(reader), expected);
   {
@@ -481,7 +506,7 @@ TEST_F(PostgresqlJournalTest, ASingleHostsJournalMovesWhole) {
   EXPECT_EQ(count("SELECT count(*) FROM indicator_event"), counts.events + 1);
 }
 
-TEST_F(PostgresqlJournalTest, AJournalOfVersion1GainsTheAcknowledgementColumns) {
+TEST_F(PostgresqlJournalTest, AJournalOfVersion1GainsTheAcknowledgementColumnsAndTheSignInTable) {
   auto events = month_of_events("v");
   std::vector<IndicatorEvent> before, after;
   for (auto& e : events) {
@@ -509,6 +534,7 @@ TEST_F(PostgresqlJournalTest, AJournalOfVersion1GainsTheAcknowledgementColumns) 
                    "ALTER TABLE indicator_pending DROP COLUMN dsn, DROP COLUMN dsn_actions, "
                    "DROP COLUMN disposition, DROP COLUMN integration_error, "
                    "DROP COLUMN original_message_id, DROP COLUMN original_envelope_id;"
+                   "DROP TABLE sign_in_day;"
                    "UPDATE mssgate_schema SET version = 1 WHERE part = 'journal'");
   }
   {
@@ -516,7 +542,8 @@ TEST_F(PostgresqlJournalTest, AJournalOfVersion1GainsTheAcknowledgementColumns) 
     for (bool durable : record_all(journal, after))
       ASSERT_TRUE(durable);
   }
-  EXPECT_EQ(count("SELECT version FROM mssgate_schema WHERE part = 'journal'"), 2);
+  EXPECT_EQ(count("SELECT version FROM mssgate_schema WHERE part = 'journal'"), 3);
+  EXPECT_EQ(count("SELECT COUNT(*) FROM sign_in_day"), 0);
   EXPECT_EQ(count("SELECT COUNT(*) FROM pg_indexes WHERE indexname = 'indicator_event_original'"),
             1);
   auto store = open_postgresql_journal(settings_, "gw-1");
@@ -543,6 +570,6 @@ TEST_F(PostgresqlJournalTest, AJournalOfANewerMssgateIsRefused) {
   } catch (const StorageError& e) {
     EXPECT_STREQ(e.what(),
                  "the PostgreSQL indicator journal has schema version 99, newer than this "
-                 "mssgate (2)");
+                 "mssgate (3)");
   }
 }

@@ -93,7 +93,7 @@ TEST_F(IndicatorJournalTest, EventsAreDurableCountedOnceAndReported) {
     EXPECT_EQ(results, std::vector<bool>{true});
     journal.note_connection({1795000000000, "2026-11-03", "a@x.fr",
                              mssgate::protocol::MailboxType::kApp, AuthMode::kCertificate,
-                             SessionProtocol::kImap});
+                             SessionProtocol::kImap, "", "", ""});
     journal.stop();
     auto stats = journal.stats();
     EXPECT_EQ(stats.recorded, 3u);
@@ -161,6 +161,71 @@ TEST_F(IndicatorJournalTest, MalformedInsAreCountedApartInTheReports) {
             (std::vector<std::string>{"received", "11488-4", "1", "0", "1", "0"}));
   EXPECT_EQ(documents.rows[1], (std::vector<std::string>{"sent", "11488-4", "2", "1", "1", "0"}));
   EXPECT_EQ(documents.rows[2], (std::vector<std::string>{"sent", "34133-9", "1", "0", "0", "1"}));
+}
+
+TEST_F(IndicatorJournalTest, SignInsAreCountedWithTheirRefusalsProfessionalsAndLps) {
+  using mssgate::protocol::MailboxType;
+  auto sign_in = [](int64_t at_ms, const std::string& day, const std::string& mailbox,
+                    AuthMode mode, SessionProtocol protocol, const std::string& failure,
+                    const std::string& professional, const std::string& lps) {
+    return ConnectionEvent{at_ms,   day,          mailbox, MailboxType::kOrg, mode, protocol,
+                           failure, professional, lps};
+  };
+  constexpr int64_t t = 1795000000000;
+  {
+    IndicatorJournal journal(options());
+    // The ORG mailbox: two professionals through one LPS, one of them twice, and one by an
+    // organisation's certificate; refusals: a token expired twice, the backend once.
+    for (const auto& c : {
+             sign_in(t, "2026-11-03", "org@x.fr", AuthMode::kPsc, SessionProtocol::kImap, "",
+                     "810001", "lps-cabinet"),
+             sign_in(t + 1, "2026-11-03", "org@x.fr", AuthMode::kPsc, SessionProtocol::kImap, "",
+                     "810001", "lps-cabinet"),
+             sign_in(t + 2, "2026-11-04", "org@x.fr", AuthMode::kPsc, SessionProtocol::kSubmission,
+                     "", "810002", "lps-cabinet"),
+             sign_in(t + 3, "2026-11-04", "org@x.fr", AuthMode::kCertificate,
+                     SessionProtocol::kImap, "", "", "HOPITAL TEST"),
+             sign_in(t + 4, "2026-11-04", "org@x.fr", AuthMode::kPsc, SessionProtocol::kImap,
+                     "token_expired", "", ""),
+             sign_in(t + 5, "2026-11-05", "org@x.fr", AuthMode::kPsc, SessionProtocol::kImap,
+                     "token_expired", "", ""),
+             sign_in(t + 6, "2026-11-05", "org@x.fr", AuthMode::kCertificate,
+                     SessionProtocol::kImap, "backend_unavailable", "", "HOPITAL TEST"),
+             // A mailbox only ever refused, and a refusal for no mailbox the directory knows.
+             sign_in(t + 7, "2026-11-05", "closed@x.fr", AuthMode::kCertificate,
+                     SessionProtocol::kSubmission, "mailbox_not_active", "", "HOPITAL TEST"),
+             sign_in(t + 8, "2026-11-05", "", AuthMode::kNone, SessionProtocol::kImap,
+                     "unsupported_mechanism", "", ""),
+             // Another month.
+             sign_in(t + 9, "2026-12-01", "org@x.fr", AuthMode::kPsc, SessionProtocol::kImap,
+                     "token_expired", "", ""),
+         })
+      journal.note_connection(c);
+    journal.stop();
+    EXPECT_EQ(journal.stats().connections, 10u);
+  }
+  IndicatorReader reader((dir_ / "indicators.db").string());
+  auto report = reader.monthly(
+      Report::kConnections, "2026-11",
+      {"mailbox", "mailbox_type", "connections", "imap_connections", "submission_connections",
+       "days_connected", "failed_sign_ins", "failure_reasons", "professionals", "lps"});
+  ASSERT_EQ(report.rows.size(), 2u);
+  // The LPS are listed in no set order.
+  auto& lps = report.rows[1].back();
+  if (lps == "lps-cabinet,HOPITAL TEST") lps = "HOPITAL TEST,lps-cabinet";
+  EXPECT_EQ(report.rows[0], (std::vector<std::string>{"closed@x.fr", "ORG", "0", "0", "0", "0", "1",
+                                                      "mailbox_not_active=1", "0", ""}));
+  EXPECT_EQ(report.rows[1], (std::vector<std::string>{"org@x.fr", "ORG", "4", "3", "1", "2", "3",
+                                                      "backend_unavailable=1,token_expired=2", "2",
+                                                      "HOPITAL TEST,lps-cabinet"}));
+  // Day by day over every mailbox: the refusals of the unknown mailbox too.
+  auto days = reader.sign_ins_by_day("2026-11");
+  ASSERT_EQ(days.rows.size(), 3u);
+  EXPECT_EQ(days.columns, (std::vector<std::string>{"day", "certificate", "psc", "imap",
+                                                    "submission", "failed"}));
+  EXPECT_EQ(days.rows[0], (std::vector<std::string>{"2026-11-03", "0", "2", "2", "0", "0"}));
+  EXPECT_EQ(days.rows[1], (std::vector<std::string>{"2026-11-04", "1", "1", "1", "1", "1"}));
+  EXPECT_EQ(days.rows[2], (std::vector<std::string>{"2026-11-05", "0", "0", "0", "0", "4"}));
 }
 
 TEST_F(IndicatorJournalTest, ThePerLpsReportCountsWhatEachLpsSent) {
@@ -511,6 +576,7 @@ class ConflictingStore final : public JournalStore {
   }
   int64_t newest_seq() override { return store_->newest_seq(); }
   std::vector<ConnectionDay> connection_days() override { return store_->connection_days(); }
+  std::vector<ConnectionDay> sign_in_days() override { return store_->sign_in_days(); }
 
  private:
   std::unique_ptr<JournalStore> store_;

@@ -272,8 +272,9 @@ TEST_F(JournalColumnsTest, TheSchemaIsTheFirstJournalsOneAndTheColumnsAddedSince
   { IndicatorJournal migrated({first_path.string(), ""}); }
   // A new journal and a migrated first one have the same tables, columns and indexes: the
   // first columns as they were, then the added ones with their defaults.
-  for (const char* table : {"indicator_event", "indicator_document", "connection_day",
-                            "indicator_pending", "indicator_pending_document", "journal_meta"}) {
+  for (const char* table :
+       {"indicator_event", "indicator_document", "connection_day", "indicator_pending",
+        "indicator_pending_document", "journal_meta", "sign_in_day"}) {
     EXPECT_EQ(columns_of(first_path, table), columns_of(journal_path(), table)) << table;
   }
   auto events = columns_of(journal_path(), "indicator_event");
@@ -285,7 +286,7 @@ TEST_F(JournalColumnsTest, TheSchemaIsTheFirstJournalsOneAndTheColumnsAddedSince
         "SELECT name, tbl_name FROM sqlite_master WHERE type = 'index' ORDER BY name", 2);
   };
   EXPECT_EQ(indexes(first_path), indexes(journal_path()));
-  EXPECT_EQ(Database(first_path).rows("PRAGMA user_version", 1), std::vector<std::string>{"3"});
+  EXPECT_EQ(Database(first_path).rows("PRAGMA user_version", 1), std::vector<std::string>{"4"});
   // The first journals' CREATE statements are the start of today's, which only adds to them.
   std::string first_schema = std::string(kFirstJournalSchema).substr(1);
   std::string schema = journal_schema();
@@ -296,9 +297,27 @@ TEST_F(JournalColumnsTest, TheSchemaIsTheFirstJournalsOneAndTheColumnsAddedSince
                         "mailbox);\n"),
             std::string::npos)
       << schema;
-  EXPECT_NE(schema.find(first_schema.substr(first_schema.find("CREATE TABLE IF NOT EXISTS "
-                                                              "indicator_document"))),
-            std::string::npos);
+  size_t documents = first_schema.find("CREATE TABLE IF NOT EXISTS indicator_document");
+  size_t meta = first_schema.find("CREATE TABLE IF NOT EXISTS journal_meta");
+  EXPECT_NE(schema.find(first_schema.substr(documents, meta - documents)), std::string::npos);
+  EXPECT_NE(schema.find(first_schema.substr(meta)), std::string::npos);
+  // Version 4's table of every sign-in, failed ones too.
+  EXPECT_NE(
+      schema.find("CREATE TABLE IF NOT EXISTS sign_in_day (\n"
+                  "  mailbox      TEXT NOT NULL,\n"
+                  "  day          TEXT NOT NULL,\n"
+                  "  auth_mode    TEXT NOT NULL,\n"
+                  "  protocol     TEXT NOT NULL,\n"
+                  "  failure      TEXT NOT NULL,\n"
+                  "  professional TEXT NOT NULL,\n"
+                  "  lps          TEXT NOT NULL,\n"
+                  "  mailbox_type TEXT NOT NULL,\n"
+                  "  sign_ins     INTEGER NOT NULL,\n"
+                  "  last_at_ms   INTEGER NOT NULL,\n"
+                  "  PRIMARY KEY (mailbox, day, auth_mode, protocol, failure, professional, lps)\n"
+                  ");\n"),
+      std::string::npos)
+      << schema;
   // A pending event has an event's columns, and a pending document a document's.
   Database db(journal_path());
   auto names_and_types = [&](const std::string& table) {
@@ -306,7 +325,7 @@ TEST_F(JournalColumnsTest, TheSchemaIsTheFirstJournalsOneAndTheColumnsAddedSince
   };
   EXPECT_EQ(names_and_types("indicator_pending"), names_and_types("indicator_event"));
   EXPECT_EQ(names_and_types("indicator_pending_document"), names_and_types("indicator_document"));
-  EXPECT_EQ(db.rows("PRAGMA user_version", 1), std::vector<std::string>{"3"});
+  EXPECT_EQ(db.rows("PRAGMA user_version", 1), std::vector<std::string>{"4"});
 }
 
 TEST_F(JournalColumnsTest, AJournalOfVersion2GainsTheAddedColumnsAndKeepsItsPendingEvents) {
@@ -344,7 +363,7 @@ TEST_F(JournalColumnsTest, AJournalOfVersion2GainsTheAddedColumnsAndKeepsItsPend
   }
   EXPECT_EQ(recovered, 1u);
   Database db(journal_path());
-  EXPECT_EQ(db.rows("PRAGMA user_version", 1), std::vector<std::string>{"3"});
+  EXPECT_EQ(db.rows("PRAGMA user_version", 1), std::vector<std::string>{"4"});
   auto events = read_events(db.get(), 0, 10);
   ASSERT_EQ(events.size(), 1u);
   EXPECT_EQ(events[0].second, event);  // the added columns read as no report
@@ -370,9 +389,11 @@ TEST_F(JournalColumnsTest, AJournalOfTheFirstVersionOpensAsItIs) {
     EXPECT_EQ(log_lines(), kDocumentedLines);  // caught up from the first version's rows
     ASSERT_TRUE(record(journal, sent));
     journal.note_connection({1772442847512, "2026-03-02", "dr.martin@example.mssante.fr",
-                             MailboxType::kPer, AuthMode::kPsc, SessionProtocol::kSubmission});
+                             MailboxType::kPer, AuthMode::kPsc, SessionProtocol::kSubmission, "",
+                             "", ""});
     journal.note_connection({1772442847999, "2026-03-02", "dr.martin@example.mssante.fr",
-                             MailboxType::kPer, AuthMode::kPsc, SessionProtocol::kSubmission});
+                             MailboxType::kPer, AuthMode::kPsc, SessionProtocol::kSubmission, "",
+                             "", ""});
   }
   Database db(journal_path());
   EXPECT_EQ(db.rows("SELECT direction, mailbox_type, auth_mode, counterpart, ins, claim_ins, "

@@ -154,6 +154,7 @@ function showTotals(data) {
     ["Envoyés avec une incohérence", t.sent_with_mismatch],
     ["Fins d'échange avec un patient", t.sent_mes_fin],
     ["Connexions par certificat", t.certificate_sign_ins], ["Connexions Pro Santé Connect", t.psc_sign_ins],
+    ["Connexions refusées", t.failed_sign_ins],
     ["Remises confirmées (DSN)", t.acknowledgement_delivered],
     ["Relais confirmés (DSN)", t.acknowledgement_relayed],
     ["Échecs de remise (DSN)", t.acknowledgement_failed],
@@ -223,6 +224,7 @@ function showIndicators(data) {
   barChart(document.getElementById("chart-signins"), days, [
     { key: "certificate", label: "certificat", colour: COLOURS.certificate, values: fill(signIns, "certificate") },
     { key: "psc", label: "Pro Santé Connect", colour: COLOURS.psc, values: fill(signIns, "psc") },
+    { key: "failed", label: "refusées", colour: COLOURS.mismatch, values: fill(signIns, "failed") },
   ], { stacked: true, shortLabel: dayLabel, labelEvery: 5, label: "connexions par jour" });
   showAcknowledgements(data, days, dayLabel);
 }

@@ -258,7 +258,8 @@ int migrate_storage(const Arguments& a, const std::string& config_path) {
     std::cout << "moved to " << where << " as \"" << config.server.instance
               << "\": " << counts.events << " indicator events, " << counts.documents
               << " documents, " << counts.connections << " sign-ins (" << counts.connection_days
-              << " rows by mailbox, day, mode and protocol)";
+              << " rows by mailbox, day, mode and protocol; " << counts.sign_in_days
+              << " rows of sign-ins and refusals by professional and LPS)";
     if (counts.pending_recovered > 0)
       std::cout << ", with " << counts.pending_recovered << " deliveries a stop left pending";
     std::cout << " (each count checked in PostgreSQL)\n";
