@@ -173,7 +173,8 @@ class StorageMigrateTest(unittest.TestCase):
                             "sqlite:" + journal)
         self.assertRegex(moved.stdout, r"\nmoved to postgresql://127\.0\.0\.1:%s/mssgate as \"gw-1\": 3 indicator "
                                        r"events, 0 documents, 4 sign-ins \(2 rows by mailbox, day, mode and "
-                                       r"protocol\) \(each count checked in PostgreSQL\)\n$" % env["PG_PORT"])
+                                       r"protocol; 2 rows of sign-ins and refusals by professional and LPS\) "
+                                       r"\(each count checked in PostgreSQL\)\n$" % env["PG_PORT"])
         out_cluster = os.path.join(journal_dir, "cluster")
         cluster.ctl("indicators", "export", "--month", month, "--out", out_cluster)
         for name in sorted(os.listdir(out_single)):

@@ -9,6 +9,7 @@
 #include <condition_variable>
 #include <fstream>
 #include <future>
+#include <map>
 #include <mutex>
 #include <set>
 #include <sstream>
@@ -157,6 +158,15 @@ std::string text_of(const ReportTable& table) {
   return out;
 }
 
+// Events read back, by key: their order is the commits'.
+std::map<std::string, IndicatorEvent> events_by_key(
+    const std::vector<std::pair<int64_t, IndicatorEvent>>& read) {
+  std::map<std::string, IndicatorEvent> by_key;
+  for (const auto& [seq, event] : read)
+    by_key[event.key] = event;
+  return by_key;
+}
+
 std::vector<std::string> all_of(const std::vector<std::string_view>& fields) {
   return {fields.begin(), fields.end()};
 }
@@ -267,9 +277,7 @@ TEST_F(PostgresqlJournalTest, EventsComeBackAsTheyWereRecorded) {
   auto store = open_postgresql_journal(settings_, "gw-1");
   auto read = store->read_events(0, 1000);
   ASSERT_EQ(read.size(), events.size());
-  std::map<std::string, IndicatorEvent> by_key;
-  for (auto& [seq, event] : read)
-    by_key[event.key] = event;
+  auto by_key = events_by_key(read);
   for (const auto& event : events)
     EXPECT_EQ(by_key[event.key], event) << event.key;
   // Seqs follow one another in the log's order.
@@ -546,12 +554,9 @@ TEST_F(PostgresqlJournalTest, AJournalOfVersion1GainsTheAcknowledgementColumnsAn
   EXPECT_EQ(count("SELECT COUNT(*) FROM sign_in_day"), 0);
   EXPECT_EQ(count("SELECT COUNT(*) FROM pg_indexes WHERE indexname = 'indicator_event_original'"),
             1);
-  auto store = open_postgresql_journal(settings_, "gw-1");
-  auto read = store->read_events(0, 1000);
+  auto read = open_postgresql_journal(settings_, "gw-1")->read_events(0, 1000);
   ASSERT_EQ(read.size(), events.size());
-  std::map<std::string, IndicatorEvent> by_key;
-  for (auto& [seq, event] : read)
-    by_key[event.key] = event;
+  auto by_key = events_by_key(read);
   for (const auto& recorded : {before, after}) {
     for (const auto& event : recorded)
       EXPECT_EQ(by_key[event.key], event) << event.key;

@@ -339,8 +339,8 @@ TEST_F(JournalColumnsTest, AJournalOfVersion2GainsTheAddedColumnsAndKeepsItsPend
   {
     IndicatorJournal journal({journal_path().string(), ""});
     std::promise<bool> durable;
-    journal.record_pending({event},
-                           [&](std::vector<int64_t> ids) { durable.set_value(ids.size() == 1); });
+    journal.record_pending(
+        {event}, [&](const std::vector<int64_t>& ids) { durable.set_value(ids.size() == 1); });
     ASSERT_TRUE(durable.get_future().get());
   }  // stopped with the event pending, as a crash leaves it
   {
