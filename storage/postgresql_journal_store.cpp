@@ -249,23 +249,24 @@ class PostgresqlJournalStore final : public JournalStore {
   }
 
   std::vector<ConnectionDay> connection_days() override {
-    ensure_connected();
-    auto r = run("reading the sign-ins", "connection_days", pj::select_connection_days_sql(), {});
-    std::vector<ConnectionDay> days(static_cast<size_t>(r.rows()));
-    for (int i = 0; i < r.rows(); ++i)
-      pj::read_connection_day(r, i, days[static_cast<size_t>(i)]);
-    return days;
+    return read_days("connection_days", pj::select_connection_days_sql(), &pj::read_connection_day);
   }
   std::vector<ConnectionDay> sign_in_days() override {
-    ensure_connected();
-    auto r = run("reading the sign-ins", "sign_in_days", pj::select_sign_in_days_sql(), {});
-    std::vector<ConnectionDay> days(static_cast<size_t>(r.rows()));
-    for (int i = 0; i < r.rows(); ++i)
-      pj::read_sign_in_day(r, i, days[static_cast<size_t>(i)]);
-    return days;
+    return read_days("sign_in_days", pj::select_sign_in_days_sql(), &pj::read_sign_in_day);
   }
 
  private:
+  // Every row of a table of counted sign-ins.
+  std::vector<ConnectionDay> read_days(const char* statement, const std::string& sql,
+                                       void (*read)(const PostgresqlResult&, int, ConnectionDay&)) {
+    ensure_connected();
+    auto r = run("reading the sign-ins", statement, sql, {});
+    std::vector<ConnectionDay> days(static_cast<size_t>(r.rows()));
+    for (int i = 0; i < r.rows(); ++i)
+      read(r, i, days[static_cast<size_t>(i)]);
+    return days;
+  }
+
   // The events of `rows` (seq, then the event's columns), with their documents: one query for
   // all of them.
   static std::vector<std::pair<int64_t, IndicatorEvent>> events_with_documents(
