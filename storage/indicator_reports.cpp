@@ -147,12 +147,13 @@ const Expressions& message_expressions(const ReportDialect& d) {
 }
 
 // The sign-ins of the row's mailbox (m.mailbox) in the month, from sign_in_day: `what` over
-// the rows where `condition` holds.
-std::string month_sign_ins(std::string_view what, std::string_view condition) {
+// its rows, or over those where `condition` holds.
+std::string month_sign_ins(std::string_view what, std::string_view condition = {}) {
   using enum SignInField;
   auto s = [](SignInField field) { return column(field, "s"); };
   return "(SELECT " + std::string(what) + " FROM sign_in_day s WHERE " + s(kMailbox) +
-         " = m.mailbox AND " + s(kDay) + " BETWEEN ?1 AND ?2 AND " + std::string(condition) + ")";
+         " = m.mailbox AND " + s(kDay) + " BETWEEN ?1 AND ?2" +
+         (condition.empty() ? "" : " AND " + std::string(condition)) + ")";
 }
 
 // The refusals of the row's mailbox in the month, "reason=count" in the reasons' order.
@@ -187,9 +188,9 @@ Expressions build_connection_expressions(const ReportDialect& d) {
     return Expressions{
         {"month", "?3"},
         {"mailbox", "m.mailbox"},
-        {"mailbox_type",
-         "COALESCE(MAX(" + c(kMailboxType) + "), " +
-             month_sign_ins("MAX(" + column(SignInField::kMailboxType, "s") + ")", "1 = 1") + ")"},
+        {"mailbox_type", "COALESCE(MAX(" + c(kMailboxType) + "), " +
+                             month_sign_ins("MAX(" + column(SignInField::kMailboxType, "s") + ")") +
+                             ")"},
         {"last_connection", "MAX(" + c(kDay) + ")"},
         {"last_connection_time", d.utc_time("MAX(" + c(kLastAtMs) + ")")},
         {"auth_mode", "(SELECT " + column(kAuthMode, "l") + " FROM connection_day l WHERE " +
