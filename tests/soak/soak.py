@@ -615,10 +615,35 @@ class Mailbox:
         return found
 
 
-def postfix_queue_empty(backend_dir):
-    result = subprocess.run(["postqueue", "-c", os.path.join(backend_dir, "postfix", "etc"), "-p"],
+def postfix_command(backend_dir, command, *args):
+    """postqueue or postsuper on the backend's Postfix; its output."""
+    result = subprocess.run([command, "-c", os.path.join(backend_dir, "postfix", "etc"), *args],
                             capture_output=True, text=True, timeout=30)
-    return "Mail queue is empty" in result.stdout
+    return result.stdout + result.stderr
+
+
+def postfix_queue_empty(backend_dir):
+    return "Mail queue is empty" in postfix_command(backend_dir, "postqueue", "-p")
+
+
+def queue_ids_of(log_text, message_ids):
+    """Postfix's queue ids of these messages, from mssgate's `event=message` lines."""
+    found = {}
+    for m in re.finditer(r"event=message .*?message_id=(\S+) .*?queue_id=(\w+) result=accepted", log_text):
+        if m.group(1) in message_ids:
+            found[m.group(1)] = m.group(2)
+    return found
+
+
+def postfix_evidence(backend_dir, queue_ids):
+    """What Postfix holds and logged of messages that did not arrive: the queue's listing and
+    its log lines naming them (a soak that fails keeps what explains it)."""
+    lines = []
+    path = os.path.join(backend_dir, "postfix", "log", "maillog")
+    if queue_ids and os.path.exists(path):
+        with open(path, errors="replace") as f:
+            lines = [line.rstrip("\n") for line in f if any(q in line for q in queue_ids)]
+    return {"queue": postfix_command(backend_dir, "postqueue", "-p").splitlines()[:40], "log": lines[-60:]}
 
 
 def read_journal(path, run_id):
@@ -805,12 +830,19 @@ def reconcile(ledgers, copies, digests, journal, log_lines, log_partial, log_tai
 
 
 def wait_for_drain(backend_dir, mailbox, ledgers, seconds):
-    """Until Postfix's queue is empty and every acknowledged message is delivered (or `seconds`)."""
+    """Until Postfix's queue is empty and every acknowledged message is delivered (or `seconds`).
+    Every 5 s Postfix is asked to try its deferred mail now (postqueue -f): the soak checks that
+    nothing is lost, not Postfix's retry schedule, which once left a message untried for the
+    whole 180 s of a CI run's drain."""
     deadline = time.monotonic() + seconds
+    next_flush = time.monotonic() + 5
     while time.monotonic() < deadline:
         delivered = set(mailbox.copies(ledgers.run_id))
         if ledgers.with_state("acked") <= delivered and postfix_queue_empty(backend_dir):
             return True
+        if time.monotonic() >= next_flush:
+            postfix_command(backend_dir, "postqueue", "-f")
+            next_flush = time.monotonic() + 5
         time.sleep(1)
     return False
 
@@ -872,6 +904,8 @@ def run(mssgate, mssgatectl, pki, backend_dir, tap_port, seconds=120, clients=4,
     drain_seconds = max(DRAIN_SECONDS, seconds / 2)  # a backlog of a long run takes its time
     drained = wait_for_drain(backend_dir, mailbox, ledgers, drain_seconds)
     log_text = gateway.log()
+    undelivered = queue_ids_of(log_text, (ledgers.with_state("acked") | ledgers.with_state("in_flight")
+                                          | ledgers.with_state("refused")) - set(mailbox.copies(run_id)))
     delays = [int(m) for m in re.findall(r"event=delivery .*?answer_delay_us=(\d+)", log_text)]
     truncations = len(re.findall(r"event=indicator_log_truncated ", log_text))
     recovered = sum(int(m) for m in re.findall(r"event=indicator_pending_recovered events=(\d+)", log_text))
@@ -901,6 +935,11 @@ def run(mssgate, mssgatectl, pki, backend_dir, tap_port, seconds=120, clients=4,
     summary["answer_delay_us"] = percentiles(delays)
     if not drained:
         summary["problems"].append({"problem": "Postfix's queue did not drain in %d s" % drain_seconds, "count": 1})
+        summary["postfix"] = postfix_evidence(backend_dir, set(undelivered.values()))
+    # What this run left in Postfix's queue goes, so that a later user of the same backend (the
+    # next test on its LMTP tap port) is not delivered the soak's messages.
+    for queue_id in sorted(set(undelivered.values())):
+        postfix_command(backend_dir, "postsuper", "-d", queue_id)
     if code != 0:
         summary["problems"].append({"problem": "mssgate stopped with %s" % code, "count": 1})
     if ledgers.reloads["reload_failed"] or ledgers.reloads["no_answer"]:
