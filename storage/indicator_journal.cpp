@@ -31,6 +31,7 @@ void IndicatorJournal::Turn::clear() {
   pending.clear();
   settlements.clear();
   connections.clear();
+  connections_done.clear();
 }
 
 IndicatorJournal::IndicatorJournal(Options options) : options_(std::move(options)) {
@@ -106,10 +107,11 @@ void IndicatorJournal::settle(std::vector<int64_t> delivered, std::vector<int64_
   wake_.notify_one();
 }
 
-void IndicatorJournal::note_connection(ConnectionEvent event) {
+void IndicatorJournal::note_connection(ConnectionEvent event, Done done) {
   {
     std::lock_guard lock(mutex_);
     connections_.push_back(std::move(event));
+    if (done) connections_done_.push_back(std::move(done));
   }
   wake_.notify_one();
 }
@@ -197,6 +199,7 @@ bool IndicatorJournal::take(Turn& turn, bool& reopen) {
   turn.pending.swap(pending_queue_);
   turn.settlements.swap(settle_queue_);
   turn.connections.swap(connections_);
+  turn.connections_done.swap(connections_done_);
   reopen = std::exchange(reopen_, false);
   return true;
 }
@@ -226,6 +229,7 @@ void IndicatorJournal::commit(Turn& turn) {
     constexpr int kAttempts = 4;
     for (int attempt = 1;; ++attempt) {
       try {
+        if (options_.before_commit) options_.before_commit();
         store_->begin();
         insert(turn, written, counts);
         store_->commit();
@@ -358,6 +362,8 @@ void IndicatorJournal::answer(Turn& turn, bool durable, Counts* counts) {
   }
   for (auto& settlement : turn.settlements)
     call(settlement.done, durable);
+  for (auto& done : turn.connections_done)
+    call(done, durable);
 }
 
 void IndicatorJournal::report(std::string_view what) {

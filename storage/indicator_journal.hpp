@@ -40,8 +40,10 @@ class IndicatorJournal {
     // A failure of the writer (a commit, a log catch-up), as a sentence without message
     // content; called on the writer thread, or in the constructor for its own catch-up.
     std::function<void(std::string_view what)> on_error = nullptr;
-    // Called at the start of every log catch-up: a seam for fault-injection tests.
+    // Called at the start of every log catch-up, and before every commit: seams for
+    // fault-injection tests.
     std::function<void()> before_catch_up = nullptr;
+    std::function<void()> before_commit = nullptr;
     // Each time the log is opened; on the thread that opens it (the constructor's, the
     // writer's for a reopening).
     std::function<void(const LogOpened&)> on_log_opened = nullptr;
@@ -86,7 +88,9 @@ class IndicatorJournal {
   // Delivered pending events become events (a key already there counts once), written to the
   // log; dropped ones are forgotten. `done` (may be null) runs once that is committed.
   void settle(std::vector<int64_t> delivered, std::vector<int64_t> dropped, Done done);
-  void note_connection(ConnectionEvent event);
+  // A sign-in, refused or not, for sign_in_day (an upsert: counted once). `done` (may be null)
+  // runs once it is committed, or could not be.
+  void note_connection(ConnectionEvent event, Done done = nullptr);
   // Reopens the JSON-lines log (after a rotation), on the writer thread.
   void reopen_log();
   Stats stats() const;
@@ -111,6 +115,7 @@ class IndicatorJournal {
     std::vector<PendingBatch> pending;
     std::vector<Settlement> settlements;
     std::vector<ConnectionEvent> connections;
+    std::vector<Done> connections_done;  // their waiters (the null ones left out)
     bool empty() const;
     void clear();
   };
@@ -153,6 +158,7 @@ class IndicatorJournal {
   std::vector<PendingBatch> pending_queue_;
   std::vector<Settlement> settle_queue_;
   std::vector<ConnectionEvent> connections_;
+  std::vector<Done> connections_done_;
   bool reopen_ = false;
   bool stop_ = false;
   Stats stats_;

@@ -132,6 +132,7 @@ class Gateway {
       Event("indicator_journal_failed").add("reason", what).error();
     };
     options.before_catch_up = [] { faults::point("journal.catch_up"); };
+    options.before_commit = [] { faults::point("journal.commit"); };
     options.on_log_opened = [](const storage::IndicatorJournal::LogOpened& opened) {
       if (opened.truncated_bytes > 0) {
         Event("indicator_log_truncated")

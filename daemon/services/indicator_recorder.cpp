@@ -40,20 +40,20 @@ storage::ConnectionEvent sign_in_event(const SessionIdentity& identity,
 
 }  // namespace
 
-void IndicatorRecorder::note_sign_in(SessionIdentity& identity, storage::SessionProtocol protocol) {
-  if (!enabled() || identity.mailbox.empty()) return;
+std::optional<storage::ConnectionEvent> IndicatorRecorder::sign_in(
+    SessionIdentity& identity, storage::SessionProtocol protocol) const {
+  if (!enabled() || identity.mailbox.empty()) return std::nullopt;
   identity.mailbox_type = mailbox_type_of(identity.mailbox, *environment_->directory->snapshot());
   auto connection = sign_in_event(identity, protocol, environment_->config.indicators.utc_days);
   connection.mailbox = identity.mailbox;
   connection.mailbox_type = identity.mailbox_type;
-  environment_->indicators->note_connection(std::move(connection));
+  return connection;
 }
 
-void IndicatorRecorder::note_refused_sign_in(const SessionIdentity& identity,
-                                             storage::SessionProtocol protocol,
-                                             std::string_view mechanism, std::string_view reason,
-                                             std::string_view mailbox) {
-  if (!enabled()) return;
+std::optional<storage::ConnectionEvent> IndicatorRecorder::refused_sign_in(
+    const SessionIdentity& identity, storage::SessionProtocol protocol, std::string_view mechanism,
+    std::string_view reason, std::string_view mailbox) const {
+  if (!enabled()) return std::nullopt;
   auto refusal = sign_in_event(identity, protocol, environment_->config.indicators.utc_days);
   refusal.auth_mode = protocol::ascii_iequals(mechanism, "EXTERNAL")
                           ? storage::AuthMode::kCertificate
@@ -68,7 +68,32 @@ void IndicatorRecorder::note_refused_sign_in(const SessionIdentity& identity,
     refusal.mailbox_type = mailbox_type_of(*normalized, *environment_->directory->snapshot());
     if (refusal.mailbox_type) refusal.mailbox = *normalized;
   }
-  environment_->indicators->note_connection(std::move(refusal));
+  return refusal;
+}
+
+boost::asio::awaitable<void> IndicatorRecorder::record_sign_in(
+    std::string_view session_id, storage::ConnectionEvent event) const {
+  auto journal = environment_->indicators;
+  if (!journal) co_return;
+  std::string session(session_id);  // the caller's view may not outlive the wait
+  std::string mailbox = event.mailbox;
+  auto initiate = [journal, event = std::move(event)](auto completion) mutable {
+    auto executor = boost::asio::get_associated_executor(completion);
+    auto handler = std::make_shared<decltype(completion)>(std::move(completion));
+    // The callback runs on the journal's thread; the session resumes on its own.
+    journal->note_connection(std::move(event), [handler, executor](bool durable) {
+      boost::asio::post(executor, [handler, durable] { std::move (*handler)(durable); });
+    });
+  };
+  bool durable =
+      co_await boost::asio::async_initiate<decltype(boost::asio::use_awaitable), void(bool)>(
+          std::move(initiate), boost::asio::use_awaitable);
+  if (!durable) {
+    Event failure("sign_in_not_recorded");
+    failure.add("session", session);
+    if (!mailbox.empty()) failure.add("mailbox", mailbox);
+    failure.add("reason", "journal_write_failed").error();
+  }
 }
 
 boost::asio::awaitable<bool> IndicatorRecorder::record_sent(std::string_view session_id,

@@ -3,6 +3,7 @@
 #include <boost/asio/awaitable.hpp>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -26,8 +27,8 @@ struct PendingDelivery {
 // The sessions' way to the indicator journal: it builds each message's event from what the
 // session learnt (who signed in, the recipients, the inspector's facts, the directory's view
 // of the counterparts), hands it to the journal's writer thread and resumes the session once
-// the event is durable; sign-ins are noted for the connections report. Does nothing when no
-// journal is configured.
+// the event is durable; sign-ins likewise, for the connections report, before their answer.
+// Does nothing when no journal is configured.
 class IndicatorRecorder {
  public:
   explicit IndicatorRecorder(std::shared_ptr<const GatewayEnvironment> environment);
@@ -48,13 +49,22 @@ class IndicatorRecorder {
   // counted, the others dropped. Waits for the commit only when `wait`.
   boost::asio::awaitable<void> settle(std::string_view session_id, PendingDelivery pending,
                                       std::vector<bool> delivered, bool wait);
-  // A successful sign-in, for the connections report; sets the identity's mailbox type.
-  void note_sign_in(SessionIdentity& identity, storage::SessionProtocol protocol);
+  // A successful sign-in, as the connections report counts it (none without a journal); sets
+  // the identity's mailbox type.
+  std::optional<storage::ConnectionEvent> sign_in(SessionIdentity& identity,
+                                                  storage::SessionProtocol protocol) const;
   // A refused one: its reason word, the mechanism tried and the mailbox asked for (kept only
   // when the directory has it: a client may name anything).
-  void note_refused_sign_in(const SessionIdentity& identity, storage::SessionProtocol protocol,
-                            std::string_view mechanism, std::string_view reason,
-                            std::string_view mailbox);
+  std::optional<storage::ConnectionEvent> refused_sign_in(const SessionIdentity& identity,
+                                                          storage::SessionProtocol protocol,
+                                                          std::string_view mechanism,
+                                                          std::string_view reason,
+                                                          std::string_view mailbox) const;
+  // Writes a sign-in and resumes once it is durable: the session answers the sign-in after, so
+  // that a kill -9 loses none that a client was answered. When the journal cannot take it, an
+  // error event; the answer is never held back for it.
+  boost::asio::awaitable<void> record_sign_in(std::string_view session_id,
+                                              storage::ConnectionEvent event) const;
 
  private:
   boost::asio::awaitable<bool> record(std::string_view session_id,

@@ -34,7 +34,7 @@ class ImapSession final : public std::enable_shared_from_this<ImapSession>,
   ImapSession(asio::ip::tcp::socket socket, ConnectionEnds ends, ImapListenerKind kind,
               const std::shared_ptr<const GatewayEnvironment>& environment,
               const std::shared_ptr<GatewayCounters>& counters, Admission admission)
-      : SignInReports(connection_, sign_in_, identity_),
+      : SignInReports(connection_, sign_in_, identity_, recorder_, storage::SessionProtocol::kImap),
         config_(environment->config),
         connection_(std::move(socket), std::move(ends), environment, counters,
                     {kind == ImapListenerKind::kStartTls ? "imap" : "imaps", "imap",
@@ -59,6 +59,8 @@ class ImapSession final : public std::enable_shared_from_this<ImapSession>,
                              *this, connection_.client().tls_active());
     std::string unread;
     for (;;) {
+      // A sign-in attempt the core just reported is in the journal before its answer goes out.
+      if (sign_in_unrecorded()) co_await record_sign_in();
       auto action = core.next();
       switch (action.kind) {
         case Kind::kRead:
@@ -103,13 +105,6 @@ class ImapSession final : public std::enable_shared_from_this<ImapSession>,
   }
 
   std::weak_ptr<void> session_owner() override { return weak_from_this(); }
-
-  void signed_in() override { recorder_.note_sign_in(identity_, storage::SessionProtocol::kImap); }
-  void sign_in_refused(std::string_view mechanism, std::string_view reason,
-                       std::string_view mailbox) override {
-    recorder_.note_refused_sign_in(identity_, storage::SessionProtocol::kImap, mechanism, reason,
-                                   mailbox);
-  }
 
   // Logs in to Dovecot as `mailbox` with the master user; the capabilities after login.
   awaitable<std::optional<std::string>> login_to_backend(const std::string& mailbox) {

@@ -4,6 +4,7 @@
 #include <boost/asio/post.hpp>
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -23,13 +24,20 @@ namespace mssgate::daemon {
 // protocol errors logged, the close reason kept, and each sign-in attempt asked of the sign-in
 // service (unless the client's address failed too many) and written to the audit trail (in
 // full up to the address's rate), the session's identity and its identity's slot kept, the
-// delay before the answer to a failure set, and the signed-in session registered for review
-// (its authorisation can be withdrawn). `Events` is the core's listener interface.
+// delay before the answer to a failure set, the signed-in session registered for review
+// (its authorisation can be withdrawn), and the attempt kept for the indicator journal, where
+// the session writes it before the attempt's answer (record_sign_in). `Events` is the core's
+// listener interface.
 template <class Events>
 class SignInReports : public Events {
  protected:
-  SignInReports(Connection& connection, SignInService& sign_in, SessionIdentity& identity)
-      : connection_(connection), sign_in_(sign_in), identity_(identity) {}
+  SignInReports(Connection& connection, SignInService& sign_in, SessionIdentity& identity,
+                const IndicatorRecorder& recorder, storage::SessionProtocol protocol)
+      : connection_(connection),
+        sign_in_(sign_in),
+        identity_(identity),
+        recorder_(recorder),
+        protocol_(protocol) {}
 
   // Asks the sign-in service; keeps whom a token named and the identity's slot. An address
   // that failed too many sign-ins in its time unit is refused without asking anyone.
@@ -55,11 +63,16 @@ class SignInReports : public Events {
     co_return decision;
   }
 
-  // After a successful sign-in was written to the audit trail.
-  virtual void signed_in() = 0;
-  // After a refused one was (the mailbox the client asked for, if any).
-  virtual void sign_in_refused(std::string_view mechanism, std::string_view reason,
-                               std::string_view mailbox) = 0;
+  // Whether an attempt waits to be written to the indicator journal: the session calls
+  // record_sign_in() before it carries out the core's next action (the attempt's answer).
+  bool sign_in_unrecorded() const { return sign_in_to_record_.has_value(); }
+  // Resumes once the journal has the attempt (or could not take it: then an error event).
+  boost::asio::awaitable<void> record_sign_in() {
+    storage::ConnectionEvent event = std::move(*sign_in_to_record_);
+    sign_in_to_record_.reset();
+    co_await recorder_.record_sign_in(connection_.id(), std::move(event));
+  }
+
   // The session object, which the registry's withdrawal must find alive.
   virtual std::weak_ptr<void> session_owner() = 0;
 
@@ -95,14 +108,15 @@ class SignInReports : public Events {
           admission.write_in_full(ClientLimits::Kind::kFailedSignIn, connection_.limits());
       if (!in_full) metrics::gateway().events_summarised.with({"auth"}).inc();
       sign_in_.audit(connection_.id(), mechanism, ok, reason, mailbox, identity_, in_full);
-      sign_in_refused(mechanism, reason, mailbox);
+      sign_in_to_record_ =
+          recorder_.refused_sign_in(identity_, protocol_, mechanism, reason, mailbox);
       return;
     }
     sign_in_.audit(connection_.id(), mechanism, ok, reason, mailbox, identity_);
     connection_.authenticated();
     connection_.telemetry().authenticated(mailbox);
     register_session();
-    signed_in();
+    sign_in_to_record_ = recorder_.sign_in(identity_, protocol_);
   }
 
  private:
@@ -127,6 +141,9 @@ class SignInReports : public Events {
   Connection& connection_;
   SignInService& sign_in_;
   SessionIdentity& identity_;
+  const IndicatorRecorder& recorder_;
+  storage::SessionProtocol protocol_;
+  std::optional<storage::ConnectionEvent> sign_in_to_record_;
   std::unique_ptr<IdentitySlot> slot_;  // held until the session ends
   Connection::Clock::duration failure_delay_{};
   std::string token_;  // of the sign-in under way, until registered

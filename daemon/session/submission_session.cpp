@@ -33,7 +33,8 @@ class SubmissionSession final : public std::enable_shared_from_this<SubmissionSe
                     const std::shared_ptr<const GatewayEnvironment>& environment,
                     const std::shared_ptr<GatewayCounters>& counters,
                     std::shared_ptr<SmtpBackendFeatures> features, Admission admission)
-      : SignInReports(connection_, sign_in_, identity_),
+      : SignInReports(connection_, sign_in_, identity_, recorder_,
+                      storage::SessionProtocol::kSubmission),
         config_(environment->config),
         counters_(counters),
         connection_(std::move(socket), std::move(ends), environment, counters,
@@ -73,6 +74,8 @@ class SubmissionSession final : public std::enable_shared_from_this<SubmissionSe
     core::SubmissionCore core(settings(), *this, connection_.client().tls_active());
     std::string unread;
     for (;;) {
+      // A sign-in attempt the core just reported is in the journal before its answer goes out.
+      if (sign_in_unrecorded()) co_await record_sign_in();
       auto action = core.next();
       if (action.kind == Kind::kClose) {
         if (action.option) co_await connection_.client().shutdown_tls();
@@ -168,15 +171,6 @@ class SubmissionSession final : public std::enable_shared_from_this<SubmissionSe
 
   // ---- what the core reports -------------------------------------------------------------
   std::weak_ptr<void> session_owner() override { return weak_from_this(); }
-
-  void signed_in() override {
-    recorder_.note_sign_in(identity_, storage::SessionProtocol::kSubmission);
-  }
-  void sign_in_refused(std::string_view mechanism, std::string_view reason,
-                       std::string_view mailbox) override {
-    recorder_.note_refused_sign_in(identity_, storage::SessionProtocol::kSubmission, mechanism,
-                                   reason, mailbox);
-  }
 
   void sender_refused(std::string_view where, std::string_view field,
                       std::string_view detail) override {

@@ -427,6 +427,29 @@ connections_columns = ["mailbox", "mailbox_type", "connections", "submission_con
                                       "failure_reasons": "mailbox_not_bound=2", "professionals": 0,
                                       "lps": "LABORATOIRE TEST"})
 
+    def test_a_sign_in_is_in_the_journal_before_its_answer(self):
+        # The journal's first commit is held 3 s (the test build's fault point): the answer to
+        # the sign-in waits for it, so that a kill -9 just after the answer loses nothing. Once
+        # for a sign-in, once for a refusal.
+        self.gateway.stop()
+        for label, mailbox, accepted in (("sign-in", "", True), ("refusal", LABO, False)):
+            g = self.gateway = IndicatorGateway()
+            g.start(extra_env={"MSSGATE_INJECT_FAULTS": "journal.commit:1@3000"})
+            with smtplib.SMTP("127.0.0.1", g.submission_port, timeout=30) as smtp:
+                smtp.starttls(context=client_context("org-hopital"))
+                smtp.ehlo("lps.test")
+                started = time.monotonic()
+                code, _ = smtp.docmd("AUTH", "EXTERNAL " + (base64.b64encode(mailbox.encode()).decode() or "="))
+                waited = time.monotonic() - started
+                g.kill()
+            self.assertEqual(code, 235 if accepted else 535, label)
+            self.assertGreaterEqual(waited, 2.5, "the %s was answered before the journal had it" % label)
+            g.start()  # the journal opened again, as after a crash
+            rows = g.journal_rows("SELECT mailbox, protocol, auth_mode, failure, sign_ins FROM sign_in_day")
+            g.stop()
+            self.assertEqual(rows, [(APP_HOPITAL, "submission", "certificate", "", 1)] if accepted else
+                             [(LABO, "submission", "certificate", "mailbox_not_bound", 1)], label)
+
     def test_a_read_receipt_that_attaches_the_original_archive_counts_no_document(self):
         g = self.gateway
         marker = new_marker("mdn").decode()

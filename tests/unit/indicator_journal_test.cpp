@@ -9,6 +9,7 @@
 #include <condition_variable>
 #include <filesystem>
 #include <fstream>
+#include <future>
 #include <memory>
 #include <mutex>
 #include <thread>
@@ -563,7 +564,10 @@ class ConflictingStore final : public JournalStore {
     events_ = true;
     return store_->add(e);
   }
-  void add(const ConnectionEvent& c) override { store_->add(c); }
+  void add(const ConnectionEvent& c) override {
+    events_ = true;
+    store_->add(c);
+  }
   int64_t add_pending(const IndicatorEvent& e) override { return store_->add_pending(e); }
   std::optional<int64_t> promote(int64_t id) override { return store_->promote(id); }
   void drop(int64_t id) override { store_->drop(id); }
@@ -623,6 +627,56 @@ TEST_F(IndicatorJournalTest, ATurnThatMetAnotherWritersIsRunAgain) {
   auto table = reader.monthly(Report::kMessages, "2026-11", {"mailbox", "sent"});
   ASSERT_EQ(table.rows.size(), 1u);
   EXPECT_EQ(table.rows[0][1], "2");
+}
+
+// A session answers a sign-in only once the journal has it: its waiter hears after the commit,
+// and hears false when the commit could not be made.
+TEST_F(IndicatorJournalTest, ASignInsWaiterHearsOnceItIsCommittedOrCouldNotBe) {
+  ConnectionEvent sign_in{1795000000000,
+                          "2026-11-03",
+                          "a@x.fr",
+                          mssgate::protocol::MailboxType::kApp,
+                          AuthMode::kCertificate,
+                          SessionProtocol::kImap,
+                          "",
+                          "",
+                          "HOPITAL TEST"};
+  {
+    std::promise<void> release;
+    auto released = release.get_future().share();
+    auto settings = options();
+    settings.before_commit = [released] { released.wait(); };
+    IndicatorJournal journal(settings);
+    std::promise<bool> told;
+    auto durable = told.get_future();
+    journal.note_connection(sign_in, [&told](bool ok) { told.set_value(ok); });
+    // The commit is held: no answer yet.
+    EXPECT_EQ(durable.wait_for(std::chrono::milliseconds(100)), std::future_status::timeout);
+    release.set_value();
+    EXPECT_TRUE(durable.get());
+    journal.stop();
+    EXPECT_EQ(journal.stats().connections, 1u);
+  }
+  {
+    // Every commit fails: the waiter hears false, the failure is reported.
+    WriterFaults faults;
+    auto settings = options();
+    settings.open_store = [path = settings.path] {
+      return std::make_unique<ConflictingStore>(open_sqlite_journal(path), 1000);
+    };
+    faults.arm(settings);
+    IndicatorJournal journal(settings);
+    std::promise<bool> told;
+    journal.note_connection(sign_in, [&told](bool ok) { told.set_value(ok); });
+    EXPECT_FALSE(told.get_future().get());
+    journal.stop();
+    ASSERT_EQ(faults.seen().size(), 1u);
+    EXPECT_NE(faults.seen()[0].find("1 sign-ins"), std::string::npos) << faults.seen()[0];
+  }
+  IndicatorReader reader((dir_ / "indicators.db").string());
+  auto days = reader.sign_ins_by_day("2026-11");
+  ASSERT_EQ(days.rows.size(), 1u);
+  EXPECT_EQ(days.rows[0], (std::vector<std::string>{"2026-11-03", "1", "0", "1", "0", "0"}));
 }
 
 TEST_F(IndicatorJournalTest, AValueOutsideTheVocabularyIsReportedNotFatal) {
