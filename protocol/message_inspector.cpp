@@ -47,14 +47,6 @@ std::string_view angle_id(std::string_view value) {
   return value.substr(open, close - open + 1);
 }
 
-std::string report_id(std::string_view value) {
-  value = angle_id(value);
-  if (value.size() > kMaxOriginalIdBytes) return {};
-  for (char c : value)
-    if (c <= ' ' || c > '~') return {};
-  return std::string(value);
-}
-
 // One field of a report's machine-readable part, if it is one the acknowledgement keeps.
 void read_report_field(const HeaderField& field, MessageFacts::Acknowledgement& ack) {
   std::string name = ascii_lower(field.name);
@@ -178,6 +170,14 @@ struct LeafPart {
 };
 
 }  // namespace
+
+std::string report_id(std::string_view value) {
+  value = angle_id(value);
+  if (value.size() > kMaxOriginalIdBytes) return {};
+  for (char c : value)
+    if (c <= ' ' || c > '~') return {};
+  return std::string(value);
+}
 
 std::string_view to_string(MessageFacts::Ins ins) {
   switch (ins) {

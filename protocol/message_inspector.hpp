@@ -96,6 +96,11 @@ struct MessageFacts {
 
 std::string_view to_string(MessageFacts::Ins ins);
 
+// An id as the reports name a message (a Message-ID, an envelope id) and as the journal keeps
+// it, the same on both sides: the "<left@right>" of the value when it has one, else the value
+// trimmed; empty unless printable ASCII without spaces, at most 250 bytes.
+std::string report_id(std::string_view value);
+
 // What one document's INS counts as: the rule of the message's best INS and of the reports.
 MessageFacts::Ins ins_class(const CdaFacts& document);
 

@@ -117,6 +117,29 @@ std::optional<SmtpPathArgument> parse_path_argument(std::string_view argument,
   return out;
 }
 
+std::optional<std::string> xtext_decode(std::string_view value) {
+  auto digit = [](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+  };
+  std::string out;
+  for (size_t i = 0; i < value.size(); ++i) {
+    auto u = static_cast<unsigned char>(value[i]);
+    if (u < 33 || u > 126 || value[i] == '=') return std::nullopt;
+    if (value[i] != '+') {
+      out += value[i];
+      continue;
+    }
+    if (i + 2 >= value.size()) return std::nullopt;
+    int high = digit(value[i + 1]), low = digit(value[i + 2]);
+    if (high < 0 || low < 0) return std::nullopt;
+    out += static_cast<char>(high * 16 + low);
+    i += 2;
+  }
+  return out;
+}
+
 std::string xtext_encode(std::string_view value) {
   static constexpr char kHex[] = "0123456789ABCDEF";
   std::string out;

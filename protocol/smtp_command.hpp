@@ -34,5 +34,9 @@ bool ehlo_domain_or_address_literal(std::string_view argument);
 
 // RFC 3461 xtext, used by XCLIENT and DSN parameters.
 std::string xtext_encode(std::string_view value);
+// Its decoding: "+" and two upper-case hexadecimal digits is that byte; nullopt when a "+" is
+// not followed by two such digits, or for a byte xtext does not allow as it is (outside "!" to
+// "~", or "=").
+std::optional<std::string> xtext_decode(std::string_view value);
 
 }  // namespace mssgate::protocol

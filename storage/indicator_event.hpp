@@ -120,6 +120,9 @@ struct IndicatorEvent {
   bool integration_error = false;    // an MDN whose subject starts with "[KO"
   std::string original_message_id;   // the Message-ID of the message acknowledged
   std::string original_envelope_id;  // a DSN's Original-Envelope-Id (ENVID)
+  // A sent message's envelope id: the ENVID its sender gave at MAIL FROM (RFC 3461), which a
+  // DSN names as its Original-Envelope-Id.
+  std::string envelope_id;
 
   bool report() const { return mdn || dsn; }
 

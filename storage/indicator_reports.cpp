@@ -690,7 +690,8 @@ class AcknowledgementTally {
 }  // namespace
 
 void IndicatorReader::require_acknowledgement_columns() {
-  std::string name(column_name(EventField::kOriginalMessageId));
+  // The last column added: a journal that has it has the others.
+  std::string name(column_name(EventField::kEnvelopeId));
   bool present;
   if (postgresql_) {
     auto found = postgresql_->exec(
@@ -707,8 +708,8 @@ void IndicatorReader::require_acknowledgement_columns() {
   }
   if (!present) {
     throw StorageError(
-        "this indicator journal was written by an earlier mssgate and has no acknowledgement "
-        "columns yet: the gateway adds them when it next opens the journal");
+        "this indicator journal was written by an earlier mssgate and has not all the "
+        "acknowledgement columns yet: the gateway adds them when it next opens the journal");
   }
 }
 
@@ -726,15 +727,18 @@ ReportTable IndicatorReader::acknowledgements(const std::string& month,
   using enum EventField;
   auto s = [](EventField field) { return column(field, "s"); };
   auto r = [](EventField field) { return column(field, "r"); };
+  // A report names the sent message by its Message-ID, or by its envelope id (ENVID).
+  std::string names_it = "((" + r(kOriginalMessageId) + " = " + s(kMessageId) + " AND " +
+                         r(kOriginalMessageId) + " <> '') OR (" + r(kOriginalEnvelopeId) + " = " +
+                         s(kEnvelopeId) + " AND " + r(kOriginalEnvelopeId) + " <> ''))";
   // Each message sent in the month, once per report found for it (or once, without).
   auto sent = run(
       "SELECT " + s(kMailbox) + ", " + s(kMailboxType) + ", " + s(kDay) + ", " + s(kAtMs) +
           ", COALESCE(" + r(kAtMs) + ", -1), COALESCE(" + r(kDsnActions) + ", ''), COALESCE(" +
           r(kDisposition) + ", ''), COALESCE(" + r(kIntegrationError) + ", 0), s.seq" +
-          " FROM indicator_event s LEFT JOIN indicator_event r ON " + r(kOriginalMessageId) +
-          " = " + s(kMessageId) + " AND " + r(kOriginalMessageId) + " <> '' AND " + r(kMailbox) +
-          " = " + s(kMailbox) + " AND " + is(kDirection, Direction::kReceived, "r") + " WHERE " +
-          is(kDirection, Direction::kSent, "s") + " AND " + s(kDay) +
+          " FROM indicator_event s LEFT JOIN indicator_event r ON " + names_it + " AND " +
+          r(kMailbox) + " = " + s(kMailbox) + " AND " + is(kDirection, Direction::kReceived, "r") +
+          " WHERE " + is(kDirection, Direction::kSent, "s") + " AND " + s(kDay) +
           " BETWEEN ?1 AND ?2 ORDER BY s.seq",
       {first, last},
       {"mailbox", "mailbox_type", "day", "sent_at", "report_at", "actions", "disposition",
@@ -746,9 +750,8 @@ ReportTable IndicatorReader::acknowledgements(const std::string& month,
           " AND (" + r(kMdn) + " = 1 OR " + r(kDsn) + " = 1) AND " + r(kDay) +
           " BETWEEN ?1 AND ?2 AND NOT EXISTS (SELECT 1 FROM indicator_event s WHERE " + s(kDay) +
           " BETWEEN ?3 AND " + r(kDay) + " AND " + s(kMailbox) + " = " + r(kMailbox) + " AND " +
-          is(kDirection, Direction::kSent, "s") + " AND " + s(kMessageId) + " = " +
-          r(kOriginalMessageId) + " AND " + r(kOriginalMessageId) + " <> '') GROUP BY " +
-          r(kMailbox) + ", " + r(kDay),
+          is(kDirection, Direction::kSent, "s") + " AND " + names_it + ") GROUP BY " + r(kMailbox) +
+          ", " + r(kDay),
       {first, last, previous_month_first_day(month)},
       {"mailbox", "mailbox_type", "day", "reports"});
 

@@ -181,6 +181,7 @@ constexpr std::array kEventColumns{
                                         kReportOnly),
     column<&Event::original_envelope_id>(F::kOriginalEnvelopeId, "original_envelope_id", kAddedText,
                                          kReportOnly),
+    column<&Event::envelope_id>(F::kEnvelopeId, "envelope_id", kAddedText, kWhenNotEmpty),
 };
 
 template <class Out>
@@ -236,7 +237,7 @@ static_assert(in_field_order(kDocumentColumns));
 static_assert(in_field_order(kSignInColumns));
 static_assert(in_field_order(kEventColumns));
 static_assert(in_field_order(kConnectionColumns));
-static_assert(kEventColumns.size() == static_cast<size_t>(F::kOriginalEnvelopeId) + 2);
+static_assert(kEventColumns.size() == static_cast<size_t>(F::kEnvelopeId) + 2);
 static_assert(kConnectionColumns.size() == static_cast<size_t>(C::kLastAtMs) + 1);
 
 template <class Record, size_t N>
@@ -435,13 +436,17 @@ std::vector<std::pair<std::string_view, std::string_view>> added_event_columns()
   return out;
 }
 
-// The reports received, by the id of the message each acknowledges: the acknowledgements report
-// finds a sent message's reports through it. Only reports have that id, so the index stays
-// small and costs other events nothing.
+// The reports received, by the ids of the message each acknowledges (its Message-ID, its
+// envelope id): the acknowledgements report finds a sent message's reports through them. Only
+// reports have those ids, so the indexes stay small and cost other events nothing.
 std::string added_event_indexes() {
-  std::string id = std::string(column_name(F::kOriginalMessageId));
-  return "CREATE INDEX IF NOT EXISTS indicator_event_original ON indicator_event (" + id + ", " +
-         std::string(column_name(F::kMailbox)) + ") WHERE " + id + " <> '';\n";
+  auto index = [](std::string_view name, F field) {
+    std::string id(column_name(field));
+    return "CREATE INDEX IF NOT EXISTS " + std::string(name) + " ON indicator_event (" + id + ", " +
+           std::string(column_name(F::kMailbox)) + ") WHERE " + id + " <> '';\n";
+  };
+  return index("indicator_event_original", F::kOriginalMessageId) +
+         index("indicator_event_original_envelope", F::kOriginalEnvelopeId);
 }
 
 // A pending event's columns: seq is its pending id, and its key is not unique (two deliveries

@@ -56,6 +56,7 @@ enum class EventField {
   kIntegrationError,
   kOriginalMessageId,
   kOriginalEnvelopeId,
+  kEnvelopeId,
 };
 // The columns of indicator_document that hold a document's fields.
 enum class DocumentField { kCode, kCodeSystem, kIns };

@@ -20,8 +20,9 @@ namespace {
 namespace pj = postgresql_journal;
 
 constexpr const char* kPart = "journal";
-// 2: the acknowledgement columns (added_event_columns()). 3: sign_in_day.
-constexpr int kVersion = 3;
+// 2: the acknowledgement columns (added_event_columns()). 3: sign_in_day. 4: a sent message's
+// envelope_id (added_event_columns() too).
+constexpr int kVersion = 4;
 // The same migration lock as the directory's: one migration at a time, whichever part.
 constexpr long long kMigrationLock = 0x6d7373676174;  // "mssgat"
 // pg_try_advisory_lock's first key for an origin in use (the second is the origin's hash).
@@ -45,9 +46,8 @@ void migrate_journal(PostgresqlConnection& db) {
     if (version < 1) {
       db.exec_script("creating the journal's tables", pj::schema().c_str());
     } else {
-      if (version < 2) {
-        db.exec_script("adding the acknowledgement columns (version 2)",
-                       pj::add_event_columns().c_str());
+      if (version < 4) {
+        db.exec_script("adding the columns of versions 2 and 4", pj::add_event_columns().c_str());
       }
       // Version 3's table, and any other a later version adds: the schema is all IF NOT EXISTS.
       db.exec_script("creating the tables added since", pj::schema().c_str());

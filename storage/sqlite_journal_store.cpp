@@ -14,8 +14,8 @@ namespace mssgate::storage {
 namespace {
 
 // 2: the tables of pending events. 3: the acknowledgement columns (added_event_columns()).
-// 4: sign_in_day.
-constexpr int kJournalSchemaVersion = 4;
+// 4: sign_in_day. 5: a sent message's envelope_id (added_event_columns()).
+constexpr int kJournalSchemaVersion = 5;
 constexpr const char* kWhat = "indicator journal";
 
 class SqliteJournalStore final : public JournalStore {

@@ -4,6 +4,8 @@
 
 #include "protocol/ascii.hpp"
 #include "protocol/mailbox_address.hpp"
+#include "protocol/message_inspector.hpp"
+#include "protocol/smtp_command.hpp"
 
 namespace mssgate::core {
 namespace {
@@ -336,8 +338,14 @@ void SubmissionCore::mail(const std::string& argument) {
   }
   pending_sender_ = path->address;
   pending_smtputf8_ = false;
-  for (const auto& parameter : path->parameters)
-    pending_smtputf8_ = pending_smtputf8_ || parameter.first == "SMTPUTF8";
+  pending_envelope_id_.clear();
+  for (const auto& [key, value] : path->parameters) {
+    pending_smtputf8_ = pending_smtputf8_ || key == "SMTPUTF8";
+    // The id a DSN will give as its Original-Envelope-Id (RFC 3461 §4.4, RFC 3464 §2.2.1); one
+    // that does not decode is Postfix's to refuse, and names nothing here.
+    if (key == "ENVID")
+      pending_envelope_id_ = protocol::report_id(protocol::xtext_decode(value).value_or(""));
+  }
   pending_mail_line_ = "MAIL FROM:<" + path->address + ">";
   if (!path->parameter_text.empty()) pending_mail_line_ += " " + path->parameter_text;
   pending_mail_line_ += "\r\n";
@@ -385,6 +393,7 @@ void SubmissionCore::on_backend_reply(std::optional<protocol::SmtpReply> reply) 
       if (!reply || !reply->positive()) return refuse_relayed(reply, "Sender");
       mail_from_ = pending_sender_;
       smtputf8_ = pending_smtputf8_;
+      envelope_id_ = pending_envelope_id_;
       events_.transaction(true);
       return answer("250 2.1.0 Sender OK\r\n");
     case Resume::kRecipientReply:
@@ -430,6 +439,7 @@ void SubmissionCore::reset_transaction(bool tell_backend) {
     request(Kind::kBackendCommand, Resume::kReset, "RSET\r\n");
   mail_from_.reset();
   smtputf8_ = false;
+  envelope_id_.clear();
   events_.transaction(false);
   recipients_.clear();
   message_.reset();

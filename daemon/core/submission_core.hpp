@@ -36,6 +36,7 @@ struct SentMessage {
   uint64_t size = 0;
   std::string queue_id;
   protocol::MessageFacts facts;
+  std::string envelope_id;  // MAIL FROM's ENVID, decoded (protocol::report_id's form)
 };
 
 // The backend's reply for the client: its codes (the RFC 3463 enhanced code kept, or made from
@@ -235,8 +236,10 @@ class SubmissionCore {
   std::string pending_mail_line_;  // MAIL FROM, until the backend took it
   std::string pending_sender_;
   std::optional<std::string> mail_from_;
-  bool pending_smtputf8_ = false;  // the MAIL waiting for the backend announced SMTPUTF8
-  bool smtputf8_ = false;          // the transaction did (RFC 6531): UTF-8 in the From header
+  bool pending_smtputf8_ = false;    // the MAIL waiting for the backend announced SMTPUTF8
+  bool smtputf8_ = false;            // the transaction did (RFC 6531): UTF-8 in the From header
+  std::string pending_envelope_id_;  // the MAIL waiting for the backend gave this ENVID
+  std::string envelope_id_;          // the transaction's, for its indicator event
   std::string pending_recipient_;
   std::vector<std::string> recipients_;
   std::optional<Message> message_;

@@ -227,7 +227,8 @@ void SubmissionCore::conclude() {
 void SubmissionCore::on_inspected(protocol::MessageFacts facts) {
   awaiting_ = Resume::kNone;
   Message& m = *message_;
-  sent_ = SentMessage{recipients_, m.stream.size(), queue_id(*m.reply), std::move(facts)};
+  sent_ =
+      SentMessage{recipients_, m.stream.size(), queue_id(*m.reply), std::move(facts), envelope_id_};
   request(Kind::kRecord, Resume::kRecorded);
 }
 

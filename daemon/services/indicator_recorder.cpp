@@ -106,6 +106,7 @@ boost::asio::awaitable<bool> IndicatorRecorder::record_sent(std::string_view ses
   event.auth_mode = identity.auth_mode;
   event.azp = identity.azp;
   event.queue_id = message.queue_id;
+  event.envelope_id = message.envelope_id;
   event.size = message.size;
   event.recipients = static_cast<unsigned>(message.recipients.size());
   auto directory = environment_->directory->snapshot();

@@ -137,13 +137,15 @@ def send(gateway, recipient, message, timeout=30):
         assert refused == {}, refused
 
 
-def send_as_labo(gateway, recipient, message, notify_success=False):
-    """Submits `message` as the labo's LPS (org-labo, SASL EXTERNAL naming LABO)."""
+def send_as_labo(gateway, recipient, message, notify_success=False, envelope_id=None):
+    """Submits `message` as the labo's LPS (org-labo, SASL EXTERNAL naming LABO), with an ENVID
+    (`envelope_id`, xtext) when given."""
     with smtplib.SMTP("127.0.0.1", gateway.submission_port, timeout=30) as smtp:
         smtp.starttls(context=client_context("org-labo"))
         smtp.ehlo("lps.labo.test")
         smtp.auth("EXTERNAL", lambda challenge=None: LABO, initial_response_ok=True)
         refused = smtp.sendmail(LABO, [recipient], message,
+                                mail_options=["ENVID=" + envelope_id] if envelope_id else [],
                                 rcpt_options=["NOTIFY=SUCCESS"] if notify_success else [])
         assert refused == {}, refused
 
@@ -357,6 +359,16 @@ class IndicatorsEndToEnd(unittest.TestCase):
             self.assertEqual((event["mailbox"], event["mdn"], event["dsn"], event["disposition"],
                               event["original_message_id"], event["integration_error"], event["dsn_actions"]),
                              (LABO, True, False, disposition, original, subject.startswith("[KO"), []), event)
+        # A second message with an envelope id (ENVID, xtext): kept decoded with the message,
+        # given back as Postfix's DSN's Original-Envelope-Id, by which it is matched too.
+        second = "<%s-envid@labo.test>" % marker
+        send_as_labo(g, APP_HOPITAL, ("From: {s}\r\nTo: {r}\r\nMessage-ID: {m}\r\nSubject: CR\r\n\r\nCR\r\n").format(
+            s=LABO, r=APP_HOPITAL, m=second).encode(), notify_success=True, envelope_id="acks+2B" + marker)
+        sent_second = g.wait_for_event(lambda e: e["direction"] == "sent" and e.get("message_id") == second)
+        self.assertEqual(sent_second.get("envelope_id"), "acks+" + marker, sent_second)
+        dsn = g.wait_for_event(lambda e: e["direction"] == "received" and e["dsn"] and
+                               e.get("original_message_id") == second)
+        self.assertEqual(dsn.get("original_envelope_id"), "acks+" + marker, dsn)
         # A read receipt for a message this journal does not hold.
         send(g, LABO, read_receipt(APP_HOPITAL, LABO, marker, "<elsewhere-%s@test>" % marker, "deleted", "Lu"))
         g.wait_for_event(lambda e: e.get("message_id") == "<deleted-%s@test>" % marker and e["direction"] == "received")
@@ -373,7 +385,7 @@ class IndicatorsEndToEnd(unittest.TestCase):
         self.assertEqual((labo["sent"], labo["acknowledged"], labo["delivered"] + labo["relayed"], labo["failed"],
                           labo["displayed"], labo["processed"], labo["integration_errors"],
                           labo["unmatched_reports"]),
-                         (1, 1, 1, 0, 1, 1, 1, 1), labo)
+                         (2, 2, 2, 0, 1, 1, 1, 1), labo)
         # Each delay: from the sending to the report's arrival, a few seconds at most here.
         kind = "delivered" if labo["delivered"] else "relayed"
         for column in (kind + "_p50_s", kind + "_p90_s", "displayed_p50_s"):

@@ -312,6 +312,14 @@ TEST_F(IndicatorJournalTest, ReportsAreMatchedToTheMessagesTheyAcknowledge) {
     e.integration_error = ko;
     return e;
   };
+  auto with_envelope_id = [](IndicatorEvent e, const std::string& id) {
+    e.envelope_id = id;
+    return e;
+  };
+  auto with_original_envelope_id = [](IndicatorEvent e, const std::string& id) {
+    e.original_envelope_id = id;
+    return e;
+  };
   {
     IndicatorJournal journal(options());
     std::vector<IndicatorEvent> events{
@@ -336,6 +344,13 @@ TEST_F(IndicatorJournalTest, ReportsAreMatchedToTheMessagesTheyAcknowledge) {
         // A report for a message the journal does not hold, and one without an id.
         mdn("n4", "a@x.fr", "2026-11-03", "<unknown@lps>", 5, Disposition::kDisplayed),
         mdn("n5", "a@x.fr", "2026-11-03", "", 5, Disposition::kDisplayed),
+        // c@x.fr's message gave an ENVID: a DSN that names it by that alone (no headers
+        // returned) is its; one with an envelope id nobody sent is not.
+        with_envelope_id(sent("sent:5", "c@x.fr", "2026-11-04", "<m5@lps>"), "env-5"),
+        with_original_envelope_id(dsn("d5", "c@x.fr", "2026-11-04", "", 6, {DsnAction::kDelivered}),
+                                  "env-5"),
+        with_original_envelope_id(dsn("d6", "c@x.fr", "2026-11-04", "", 7, {DsnAction::kDelivered}),
+                                  "env-6"),
     };
     EXPECT_EQ(record_all(journal, events), std::vector<bool>(events.size(), true));
   }
@@ -357,7 +372,7 @@ TEST_F(IndicatorJournalTest, ReportsAreMatchedToTheMessagesTheyAcknowledge) {
                                    "displayed_p50_s",
                                    "displayed_p90_s"};
   auto table = reader.monthly(Report::kAcknowledgements, "2026-11", columns);
-  ASSERT_EQ(table.rows.size(), 3u);
+  ASSERT_EQ(table.rows.size(), 4u);
   EXPECT_EQ(table.rows[0],
             (std::vector<std::string>{"2026-11-02", "a@x.fr", "3", "2", "2", "1", "1", "1", "1",
                                       "1", "0", "4", "4", "3600", "60", "60"}));
@@ -366,9 +381,12 @@ TEST_F(IndicatorJournalTest, ReportsAreMatchedToTheMessagesTheyAcknowledge) {
                                       "0", "2", "", "", "", "86400", "86400"}));
   EXPECT_EQ(table.rows[2], (std::vector<std::string>{"2026-11-02", "b@x.fr", "0", "0", "0", "0",
                                                      "0", "0", "0", "0", "1", "", "", "", "", ""}));
+  EXPECT_EQ(table.rows[3],
+            (std::vector<std::string>{"2026-11-04", "c@x.fr", "1", "1", "1", "0", "0", "0", "0",
+                                      "0", "1", "6", "6", "", "", ""}));
   // The console's days: every mailbox together.
   auto days = reader.acknowledgement_days("2026-11");
-  ASSERT_EQ(days.rows.size(), 2u);
+  ASSERT_EQ(days.rows.size(), 3u);
   auto at = [&](const ReportTable& t, size_t row, const std::string& name) {
     auto i = std::find(t.columns.begin(), t.columns.end(), name) - t.columns.begin();
     return t.rows[row][static_cast<size_t>(i)];

@@ -140,11 +140,12 @@ IndicatorEvent every_field_set() {
   e.integration_error = true;
   e.original_message_id = "<original@x>";
   e.original_envelope_id = "envelope-1";
+  e.envelope_id = "envelope-0";
   return e;
 }
 
 constexpr const char* kEveryFieldLine =
-    R"({"event":"indicator","seq":1,"key":"received:b@x.fr:f00","time":"2026-11-18T11:06:40.123Z","day":"2026-11-18","direction":"received","mailbox":"b@x.fr","mailbox_type":"CAB","auth_mode":"certificate","azp":"lps-1","nil":"DEV1","message_id":"<m@x>","queue_id":"Q1","size":4096,"recipients":3,"counterpart":"patient","inspected":false,"uninspectable_reason":"zip_ratio","xdm":true,"documents":[{"code":"11488-4","code_system":"2.16.840.1.113883.6.1","ins":"qualified"},{"code":"34133-9","code_system":"2.16.840.1.113883.6.1","ins":"test"}],"ins":"qualified","claims":{"codecda":"11488-4,34133-9","ins":"invalid","xdm_subject":true},"mismatches":["codecda_differs","ins_missing"],"mes_fin":true,"mdn":true,"mdn_requested":true,"dsn":true,"dsn_actions":["delivered","failed"],"disposition":"displayed","integration_error":true,"original_message_id":"<original@x>","original_envelope_id":"envelope-1"})";
+    R"({"event":"indicator","seq":1,"key":"received:b@x.fr:f00","time":"2026-11-18T11:06:40.123Z","day":"2026-11-18","direction":"received","mailbox":"b@x.fr","mailbox_type":"CAB","auth_mode":"certificate","azp":"lps-1","nil":"DEV1","message_id":"<m@x>","queue_id":"Q1","size":4096,"recipients":3,"counterpart":"patient","inspected":false,"uninspectable_reason":"zip_ratio","xdm":true,"documents":[{"code":"11488-4","code_system":"2.16.840.1.113883.6.1","ins":"qualified"},{"code":"34133-9","code_system":"2.16.840.1.113883.6.1","ins":"test"}],"ins":"qualified","claims":{"codecda":"11488-4,34133-9","ins":"invalid","xdm_subject":true},"mismatches":["codecda_differs","ins_missing"],"mes_fin":true,"mdn":true,"mdn_requested":true,"dsn":true,"dsn_actions":["delivered","failed"],"disposition":"displayed","integration_error":true,"original_message_id":"<original@x>","original_envelope_id":"envelope-1","envelope_id":"envelope-0"})";
 
 // The columns added after the first journals (schema version 3), in the order a migrated
 // journal and a new one both have them: pragma_table_info's cid, name, type, notnull, default.
@@ -155,6 +156,7 @@ const std::vector<std::string> kAddedColumns{
     "33|integration_error|INTEGER|1|0",
     "34|original_message_id|TEXT|1|''",
     "35|original_envelope_id|TEXT|1|''",
+    "36|envelope_id|TEXT|1|''",
 };
 
 class Database {
@@ -286,13 +288,13 @@ TEST_F(JournalColumnsTest, TheSchemaIsTheFirstJournalsOneAndTheColumnsAddedSince
         "SELECT name, tbl_name FROM sqlite_master WHERE type = 'index' ORDER BY name", 2);
   };
   EXPECT_EQ(indexes(first_path), indexes(journal_path()));
-  EXPECT_EQ(Database(first_path).rows("PRAGMA user_version", 1), std::vector<std::string>{"4"});
+  EXPECT_EQ(Database(first_path).rows("PRAGMA user_version", 1), std::vector<std::string>{"5"});
   // The first journals' CREATE statements are the start of today's, which only adds to them.
   std::string first_schema = std::string(kFirstJournalSchema).substr(1);
   std::string schema = journal_schema();
   std::string first_events_table = first_schema.substr(0, first_schema.find("\n);\n"));
   EXPECT_EQ(schema.substr(0, first_events_table.size()), first_events_table);
-  EXPECT_NE(schema.find("  original_envelope_id TEXT NOT NULL DEFAULT ''\n);\n"
+  EXPECT_NE(schema.find("  envelope_id          TEXT NOT NULL DEFAULT ''\n);\n"
                         "CREATE INDEX IF NOT EXISTS indicator_event_day ON indicator_event (day, "
                         "mailbox);\n"),
             std::string::npos)
@@ -325,7 +327,7 @@ TEST_F(JournalColumnsTest, TheSchemaIsTheFirstJournalsOneAndTheColumnsAddedSince
   };
   EXPECT_EQ(names_and_types("indicator_pending"), names_and_types("indicator_event"));
   EXPECT_EQ(names_and_types("indicator_pending_document"), names_and_types("indicator_document"));
-  EXPECT_EQ(db.rows("PRAGMA user_version", 1), std::vector<std::string>{"4"});
+  EXPECT_EQ(db.rows("PRAGMA user_version", 1), std::vector<std::string>{"5"});
 }
 
 TEST_F(JournalColumnsTest, AJournalOfVersion2GainsTheAddedColumnsAndKeepsItsPendingEvents) {
@@ -336,6 +338,7 @@ TEST_F(JournalColumnsTest, AJournalOfVersion2GainsTheAddedColumnsAndKeepsItsPend
   event.integration_error = false;
   event.original_message_id.clear();
   event.original_envelope_id.clear();
+  event.envelope_id.clear();
   {
     IndicatorJournal journal({journal_path().string(), ""});
     std::promise<bool> durable;
@@ -347,6 +350,7 @@ TEST_F(JournalColumnsTest, AJournalOfVersion2GainsTheAddedColumnsAndKeepsItsPend
     // Back to version 2: the added columns and their index were not there.
     Database db(journal_path());
     db.exec("DROP INDEX indicator_event_original");
+    db.exec("DROP INDEX indicator_event_original_envelope");
     for (const char* table : {"indicator_event", "indicator_pending"}) {
       for (const auto& [name, type] : added_event_columns())
         db.exec("ALTER TABLE " + std::string(table) + " DROP COLUMN " + std::string(name));
@@ -363,12 +367,12 @@ TEST_F(JournalColumnsTest, AJournalOfVersion2GainsTheAddedColumnsAndKeepsItsPend
   }
   EXPECT_EQ(recovered, 1u);
   Database db(journal_path());
-  EXPECT_EQ(db.rows("PRAGMA user_version", 1), std::vector<std::string>{"4"});
+  EXPECT_EQ(db.rows("PRAGMA user_version", 1), std::vector<std::string>{"5"});
   auto events = read_events(db.get(), 0, 10);
   ASSERT_EQ(events.size(), 1u);
   EXPECT_EQ(events[0].second, event);  // the added columns read as no report
   EXPECT_EQ(db.rows("SELECT COUNT(*) FROM pragma_table_info('indicator_pending')", 1),
-            std::vector<std::string>{"36"});
+            std::vector<std::string>{"37"});
   EXPECT_EQ(db.rows("SELECT name FROM sqlite_master WHERE name = 'indicator_event_original'", 1),
             std::vector<std::string>{"indicator_event_original"});
 }

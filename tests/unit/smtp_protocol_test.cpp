@@ -53,6 +53,12 @@ TEST(SmtpCommand, RefusesMalformedPaths) {
 
 TEST(SmtpCommand, EncodesXtext) {
   EXPECT_EQ(xtext_encode("mx.test+1=2 é"), "mx.test+2B1+3D2+20+C3+A9");
+  EXPECT_EQ(xtext_decode("mx.test+2B1+3D2+20+C3+A9"), "mx.test+1=2 é");
+  EXPECT_EQ(xtext_decode("QQ-1234"), "QQ-1234");
+  EXPECT_EQ(xtext_decode(""), "");
+  // A "+" without two upper-case hexadecimal digits after it is not xtext.
+  for (std::string_view bad : {"a+", "a+2", "a+2b", "+G0", "a=b", "a b", "\x7f", "\xc3\xa9"})
+    EXPECT_EQ(xtext_decode(bad), std::nullopt) << bad;
 }
 
 TEST(SmtpCommand, AnEhloArgumentIsADomainOrAnAddressLiteral) {

@@ -181,6 +181,24 @@ const std::string kMessage =
     "From: App <app@test.fr>\r\nTo: a@b.fr\r\nMessage-ID: <m1@test>\r\nSubject: x\r\n\r\n"
     "hello\r\n..dotted\r\n";
 
+// The ENVID a sender gives (RFC 3461) is relayed as it came and kept, decoded, with the
+// message's event: a DSN names the message by it. The next transaction starts without it.
+TEST(SubmissionCore, TheEnvelopeIdOfAMessageIsKeptForItsEvent) {
+  auto s =
+      play(kSignIn +
+           "MAIL FROM:<app@test.fr> ENVID=QQ+2B314159 RET=HDRS\r\nRCPT TO:<a@b.fr>\r\n"
+           "DATA\r\n" +
+           kMessage + ".\r\nMAIL FROM:<app@test.fr>\r\nRCPT TO:<a@b.fr>\r\nDATA\r\n" + kMessage +
+           ".\r\nMAIL FROM:<app@test.fr> ENVID=a+2\r\nRCPT TO:<a@b.fr>\r\nDATA\r\n" + kMessage +
+           ".\r\nQUIT\r\n");
+  EXPECT_EQ(s.backend_commands[0], "MAIL FROM:<app@test.fr> ENVID=QQ+2B314159 RET=HDRS\r\n");
+  ASSERT_EQ(s.recorded.size(), 3u);
+  EXPECT_EQ(s.recorded[0].envelope_id, "QQ+314159");
+  EXPECT_EQ(s.recorded[1].envelope_id, "");
+  // One that is not xtext names nothing (Postfix refuses it; this one's test backend did not).
+  EXPECT_EQ(s.recorded[2].envelope_id, "");
+}
+
 TEST(SubmissionCore, SendsAMessageAndAnswersOnlyAfterTheBackendAndTheJournal) {
   auto s = play(kSignIn + "MAIL FROM:<app@test.fr> BODY=8BITMIME\r\nRCPT TO:<a@b.fr>\r\nDATA\r\n" +
                 kMessage + ".\r\nQUIT\r\n");

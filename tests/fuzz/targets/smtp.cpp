@@ -31,30 +31,6 @@ bool has_control(std::string_view text) {
   return false;
 }
 
-int hex_value(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
-// xtext (RFC 3461) decoded; nullopt when it is not xtext.
-std::optional<std::string> xtext_decode(std::string_view text) {
-  std::string out;
-  for (size_t i = 0; i < text.size(); ++i) {
-    auto u = static_cast<unsigned char>(text[i]);
-    if (u < 33 || u > 126 || text[i] == '=') return std::nullopt;
-    if (text[i] != '+') {
-      out += text[i];
-      continue;
-    }
-    if (i + 2 >= text.size() || hex_value(text[i + 1]) < 0 || hex_value(text[i + 2]) < 0)
-      return std::nullopt;
-    out += static_cast<char>(hex_value(text[i + 1]) * 16 + hex_value(text[i + 2]));
-    i += 2;
-  }
-  return out;
-}
-
 void check_command_line(std::string_view line) {
   auto command = mssgate::protocol::parse_smtp_command(line);
   for (std::string_view keyword : {"FROM", "TO"}) {
@@ -67,8 +43,11 @@ void check_command_line(std::string_view line) {
   if (mssgate::protocol::ehlo_domain_or_address_literal(command.argument))
     check(!has_control(command.argument) && command.argument.find(' ') == std::string::npos,
           "smtp: an EHLO name taken holds no control or space");
-  auto decoded = xtext_decode(mssgate::protocol::xtext_encode(line));
+  auto decoded = mssgate::protocol::xtext_decode(mssgate::protocol::xtext_encode(line));
   check(decoded && *decoded == line, "smtp: xtext decodes back");
+  // What a client sends as an ENVID: decoded or refused, never more bytes than it had.
+  auto envid = mssgate::protocol::xtext_decode(line);
+  check(!envid || envid->size() <= line.size(), "smtp: decoded xtext is no longer than its text");
 }
 
 // One command line written to Postfix: CRLF at its end and nowhere else.
