@@ -9,6 +9,7 @@ EXTERNAL, the directory, the master login), all in front of the same Dovecot.
 
     bench/imap_peers.py [--build build/release] [--out docs/benchmarks.md] [--rounds 2]
                         [--seconds 8] [--idle 2000] [--only session,resumed,fetch,noop,idle]
+                        [--journal]
 
 Figures: sessions a second (connect, TLS, sign-in, LOGOUT; full handshakes, and resumed ones
 apart) for TLS 1.2 with STARTTLS and TLS 1.3 on the implicit port, 8 and 32 clients; FETCH of a
@@ -415,6 +416,11 @@ sqlite_path = "{b.work}/directory.db"
 exempt_networks = ["127.0.0.0/8"]
 max_sessions_per_certificate = 100000
 """)
+            if b.args.journal:
+                # Every sign-in written to the indicator journal before its answer, as an
+                # operator counting its indicators runs it.
+                f.write('[indicators]\njournal = "%s/indicators.db"\noperator_domains = ["test.mssante.fr"]\n'
+                        % b.work)
         self.process, _ = start_gateway(b.build, config, os.path.join(b.work, "mssgate.log"))
         self.root = self.process.pid
 
@@ -513,6 +519,8 @@ def main():
                         help="the targets to measure, comma-separated (default: all)")
     parser.add_argument("--json", help="also write every run's figures here")
     parser.add_argument("--note", default="", help="a sentence on the run's conditions, kept in the section")
+    parser.add_argument("--journal", action="store_true",
+                        help="mssgate counts its sign-ins in an indicator journal (each written before its answer)")
     args = parser.parse_args()
     if os.geteuid() != 0:
         raise SystemExit("imap_peers: run as root (the backend, Dovecot's proxy and nginx need it)")
@@ -626,6 +634,10 @@ def report(args, runs, idle, idle_counts):
                  "the front's processes (and of the backend Dovecot's, in brackets) per session, per MiB or "
                  "per NOOP. Full handshakes unless said."
                  % (args.rounds, args.seconds, args.idle, cpu_name, os.cpu_count(), time.strftime("%Y-%m-%d")))
+    if args.journal:
+        lines.append("")
+        lines.append("With `--journal`: mssgate counts its sign-ins in an indicator journal (SQLite), each "
+                     "written before the sign-in's answer.")
     if args.note:
         lines.append("")
         lines.append(args.note)

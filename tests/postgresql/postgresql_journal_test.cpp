@@ -585,6 +585,6 @@ TEST_F(PostgresqlJournalTest, AJournalOfANewerMssgateIsRefused) {
   } catch (const StorageError& e) {
     EXPECT_STREQ(e.what(),
                  "the PostgreSQL indicator journal has schema version 99, newer than this "
-                 "mssgate (3)");
+                 "mssgate (4)");
   }
 }
