@@ -9,7 +9,7 @@ EXTERNAL, the directory, the master login), all in front of the same Dovecot.
 
     bench/imap_peers.py [--build build/release] [--out docs/benchmarks.md] [--rounds 2]
                         [--seconds 8] [--idle 2000] [--only session,resumed,fetch,noop,idle]
-                        [--journal]
+                        [--targets dovecot,...]
 
 Figures: sessions a second (connect, TLS, sign-in, LOGOUT; full handshakes, and resumed ones
 apart) for TLS 1.2 with STARTTLS and TLS 1.3 on the implicit port, 8 and 32 clients; FETCH of a
@@ -48,15 +48,23 @@ FRONT_PORTS = {
     "nginx": (34343, 34393),
     "nginx-verify": (34443, 34493),
     "mssgate": (34543, 34593),
+    "mssgate-journal": (34643, 34693),
 }
 NGINX_AUTH_PORT = 34080
 TARGETS = ["dovecot", "dovecot-proxy", "nginx", "nginx-verify", "mssgate"]
+# Measured only when named in --targets: mssgate counting its sign-ins in an indicator journal
+# (SQLite), each written before the sign-in's answer, as an operator counting its indicators
+# runs it. Its figures go to a section of their own.
+OPTIONAL_TARGETS = ["mssgate-journal"]
+DEFAULT_TARGETS = list(TARGETS)
+DEFAULT_ONLY = "session,resumed,fetch,noop,idle"
 LABELS = {
     "dovecot": "Dovecot direct",
     "dovecot-proxy": "Dovecot proxy (certificate + CRL + EXTERNAL + master login)",
     "nginx": "nginx (LOGIN)",
     "nginx-verify": "nginx verifying the certificate + CRLs (LOGIN)",
     "mssgate": "mssgate (certificate + CRL + EXTERNAL + master login)",
+    "mssgate-journal": "mssgate, each sign-in in the indicator journal before its answer",
 }
 NGINX_MODULE = "/usr/lib/nginx/modules/ngx_mail_module.so"
 DOVECOT_USER = "dovecot"
@@ -392,7 +400,7 @@ class Mssgate(Front):
     def start(self):
         b = self.bench
         starttls, implicit = FRONT_PORTS[self.name]
-        config = os.path.join(b.work, "mssgate.toml")
+        config = os.path.join(b.work, self.name + ".toml")
         with open(config, "w") as f:
             f.write(f"""[server]
 log_level = "info"
@@ -416,12 +424,10 @@ sqlite_path = "{b.work}/directory.db"
 exempt_networks = ["127.0.0.0/8"]
 max_sessions_per_certificate = 100000
 """)
-            if b.args.journal:
-                # Every sign-in written to the indicator journal before its answer, as an
-                # operator counting its indicators runs it.
+            if self.name == "mssgate-journal":
                 f.write('[indicators]\njournal = "%s/indicators.db"\noperator_domains = ["test.mssante.fr"]\n'
                         % b.work)
-        self.process, _ = start_gateway(b.build, config, os.path.join(b.work, "mssgate.log"))
+        self.process, _ = start_gateway(b.build, config, os.path.join(b.work, self.name + ".log"))
         self.root = self.process.pid
 
     def stop(self):
@@ -514,13 +520,12 @@ def main():
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--seconds", type=float, default=8)
     parser.add_argument("--idle", default="2000", help="idle sessions to hold, comma-separated (e.g. 2000,10000)")
-    parser.add_argument("--only", default="session,resumed,fetch,noop,idle")
+    parser.add_argument("--only", default=DEFAULT_ONLY)
     parser.add_argument("--targets", default=",".join(TARGETS),
-                        help="the targets to measure, comma-separated (default: all)")
+                        help="the targets to measure, comma-separated (default: all but %s)"
+                        % ", ".join(OPTIONAL_TARGETS))
     parser.add_argument("--json", help="also write every run's figures here")
     parser.add_argument("--note", default="", help="a sentence on the run's conditions, kept in the section")
-    parser.add_argument("--journal", action="store_true",
-                        help="mssgate counts its sign-ins in an indicator journal (each written before its answer)")
     args = parser.parse_args()
     if os.geteuid() != 0:
         raise SystemExit("imap_peers: run as root (the backend, Dovecot's proxy and nginx need it)")
@@ -530,10 +535,11 @@ def main():
                              % needed)
     only = set(args.only.split(","))
     chosen = [t for t in args.targets.split(",") if t]
-    unknown = [t for t in chosen if t not in TARGETS]
+    unknown = [t for t in chosen if t not in TARGETS + OPTIONAL_TARGETS]
     if unknown:
-        raise SystemExit("imap_peers: no target %s (targets: %s)" % (", ".join(unknown), ", ".join(TARGETS)))
-    TARGETS[:] = [t for t in TARGETS if t in chosen]
+        raise SystemExit("imap_peers: no target %s (targets: %s)"
+                         % (", ".join(unknown), ", ".join(TARGETS + OPTIONAL_TARGETS)))
+    TARGETS[:] = [t for t in TARGETS + OPTIONAL_TARGETS if t in chosen]
     idle_counts = [int(x) for x in args.idle.split(",") if x]
     most = max(idle_counts + [1000])
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -562,7 +568,7 @@ def main():
     bench.put_fetch_message()
     every = {"dovecot": DovecotDirect("dovecot", bench), "dovecot-proxy": DovecotProxy("dovecot-proxy", bench),
              "nginx": Nginx("nginx", bench, verify=False), "nginx-verify": Nginx("nginx-verify", bench, True),
-             "mssgate": Mssgate("mssgate", bench)}
+             "mssgate": Mssgate("mssgate", bench), "mssgate-journal": Mssgate("mssgate-journal", bench)}
     # Dovecot direct is the backend: its process tree is always known (for the backend's CPU).
     bench.fronts = {name: front for name, front in every.items() if name in TARGETS or name == "dovecot"}
     runs = []
@@ -612,6 +618,8 @@ def main():
             json.dump({"runs": runs, "idle": [dict(v, target=k[0], sessions=k[1]) for k, v in idle.items()]}, f,
                       indent=1)
     heading = "## IMAP against Dovecot and nginx"
+    if "mssgate-journal" in TARGETS:
+        heading = "## IMAP sessions with each sign-in in the indicator journal"
     write_section(args.out, heading, heading + "\n\n" + report(args, runs, idle, idle_counts))
     shutil.rmtree(bench.work, ignore_errors=True)
     log("written to %s" % args.out)
@@ -629,23 +637,24 @@ def report(args, runs, idle, idle_counts):
 
     lines = []
     cpu_name = os.popen("lscpu | sed -n 's/^Model name: *//p'").read().strip() or "unknown CPU"
-    lines.append("`bench/imap_peers.py --rounds %d --seconds %g --idle %s` on %s (%d cores), %s; each figure "
+    chosen = "" if args.targets == ",".join(DEFAULT_TARGETS) else " --targets " + args.targets
+    chosen += "" if args.only == DEFAULT_ONLY else " --only " + args.only
+    lines.append("`bench/imap_peers.py --rounds %d --seconds %g --idle %s" % (args.rounds, args.seconds, args.idle)
+                 + chosen + "` on %s (%d cores), %s; each figure "
                  "the median of the rounds, the targets alternated inside each round. CPU: milliseconds of "
                  "the front's processes (and of the backend Dovecot's, in brackets) per session, per MiB or "
                  "per NOOP. Full handshakes unless said."
-                 % (args.rounds, args.seconds, args.idle, cpu_name, os.cpu_count(), time.strftime("%Y-%m-%d")))
-    if args.journal:
-        lines.append("")
-        lines.append("With `--journal`: mssgate counts its sign-ins in an indicator journal (SQLite), each "
-                     "written before the sign-in's answer.")
+                 % (cpu_name, os.cpu_count(), time.strftime("%Y-%m-%d")))
     if args.note:
         lines.append("")
         lines.append(args.note)
     lines.append("")
+    with_journal = "mssgate-journal" in TARGETS
     header = "| scenario | " + " | ".join(LABELS[t] for t in TARGETS) + " | mssgate / Dovecot proxy | " \
-        "mssgate / nginx verifying | mssgate / Dovecot direct |"
+        "mssgate / nginx verifying | mssgate / Dovecot direct |" + (" with the journal / without |" if with_journal
+                                                                     else "")
     lines.append(header)
-    lines.append("|---|" + "---:|" * (len(TARGETS) + 3))
+    lines.append("|---|" + "---:|" * (len(TARGETS) + 3 + with_journal))
 
     def row(title, mode, tls, version, clients, resume, key, fmt, cpu_per):
         cells, values = [], {}
@@ -669,6 +678,12 @@ def report(args, runs, idle, idle_counts):
                 if key in ("p50_ms", "p99_ms"):
                     ratio = values[other] / values["mssgate"] if values["mssgate"] else float("nan")
                 ratios.append("%.2f" % ratio)
+            else:
+                ratios.append("—")
+        if with_journal:
+            journal, plain = values.get("mssgate-journal"), values.get("mssgate")
+            if journal and plain:
+                ratios.append("%.2f" % (plain / journal if key in ("p50_ms", "p99_ms") else journal / plain))
             else:
                 ratios.append("—")
         lines.append("| %s | %s | %s |" % (title, " | ".join(cells), " | ".join(ratios)))
@@ -697,9 +712,16 @@ def report(args, runs, idle, idle_counts):
         if values:
             ratios = ["%.2f" % (values[o] / values["mssgate"]) if "mssgate" in values and values.get(o) and
                       values["mssgate"] > 0 else "—" for o in ("dovecot-proxy", "nginx-verify", "dovecot")]
+            if with_journal:
+                ratios.append("%.2f" % (values["mssgate"] / values["mssgate-journal"])
+                              if values.get("mssgate") and values.get("mssgate-journal") else "—")
             lines.append("| %d idle sessions, front memory (PSS) per session, freshly started | %s | %s |"
                          % (count, " | ".join(cells), " | ".join(ratios)))
     lines.append("")
+    if with_journal:
+        lines.append("The last ratio: mssgate writing each sign-in to its indicator journal (SQLite, "
+                     "`synchronous = FULL`, group commit) before the answer, over mssgate without a journal.")
+        lines.append("")
     lines.append("Ratios: mssgate's figure over the peer's (for latency and memory, the peer's over mssgate's: "
                  "above 1, mssgate is ahead). Dovecot direct's CPU is its own processes (login, imap); for the "
                  "others the backend's share is in brackets. nginx's auth_http is answered by nginx itself, so "
