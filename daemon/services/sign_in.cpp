@@ -140,7 +140,11 @@ void SignInService::audit(std::string_view session_id, std::string_view mechanis
   if (!mailbox.empty()) event.add("mailbox", mailbox);
   if (!identity.professional_id.empty()) event.add("professional", identity.professional_id);
   if (!identity.azp.empty()) event.add("azp", identity.azp);
-  if (identity.certificate) event.add("certificate_sha256", identity.certificate->sha256);
+  if (identity.certificate) {
+    // The key's hash is what `mssgatectl certificate bind --match spki-sha256` binds.
+    event.add("certificate_sha256", identity.certificate->sha256)
+        .add("spki_sha256", identity.certificate->spki_sha256);
+  }
   event.audit().emit(ok ? spdlog::level::info : spdlog::level::warn);
 }
 

@@ -93,7 +93,8 @@ void SessionTelemetry::tls(const TlsOutcome& outcome) {
   event.add("session", id_).add("version", outcome.version).add("cipher", outcome.cipher);
   if (outcome.certificate) {
     event.add("client_certificate", outcome.certificate->subject)
-        .add("certificate_sha256", outcome.certificate->sha256);
+        .add("certificate_sha256", outcome.certificate->sha256)
+        .add("spki_sha256", outcome.certificate->spki_sha256);
   } else {
     event.add("client_certificate", "none");
   }

@@ -3,7 +3,6 @@
 import re
 import socket
 import ssl
-import unittest
 
 from harness import (GatewayTestCase, APP_GHOST, APP_HOPITAL, APP_LABO, APP_SUSPENDED, PER_MARTIN, Gateway, RawImap, client_context,
                      main, pki)
@@ -113,7 +112,20 @@ class CertificateRefusalTest(GatewayTestCase):
     def test_refuses_a_valid_certificate_bound_to_no_mailbox(self):
         tagged = self.authenticate("cps-dupont", None)
         self.assertEqual(tagged, "a1 NO [AUTHENTICATIONFAILED] This certificate is not registered for any mailbox")
-        self.gateway.wait_for_log(r"result=failed reason=certificate_not_registered certificate_sha256=[0-9a-f]{64}")
+        refused = self.gateway.wait_for_log(r"result=failed reason=certificate_not_registered "
+                                            r"certificate_sha256=[0-9a-f]{64} spki_sha256=([0-9a-f]{64})")
+        # The key's hash the line gives is what a binding takes: bound by it, the certificate
+        # opens the mailbox.
+        spki = refused.group(1)
+        self.gateway.wait_for_log(r"event=tls \S+ version=\S+ cipher=\S+ client_certificate=.* "
+                                  r"certificate_sha256=[0-9a-f]{64} spki_sha256=%s" % spki)
+        self.gateway.change_directory("certificate", "bind", APP_LABO, "--spki-sha256", spki)
+        try:
+            self.assertTrue(self.authenticate("cps-dupont", APP_LABO).startswith("a1 OK "))
+            self.gateway.wait_for_log(r"mechanism=EXTERNAL result=ok mailbox=%s certificate_sha256=[0-9a-f]{64} "
+                                      r"spki_sha256=%s" % (re.escape(APP_LABO), spki))
+        finally:
+            self.gateway.change_directory("certificate", "unbind", APP_LABO, "--spki-sha256", spki)
 
     def test_refuses_a_mailbox_the_certificate_is_not_bound_to(self):
         tagged = self.authenticate("org-hopital", APP_LABO)
