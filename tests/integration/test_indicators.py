@@ -18,8 +18,8 @@ import time
 import unittest
 import zipfile
 
-from harness import (APP_HOPITAL, Gateway, backend_env, client_context, ctl, delivered_messages, main, new_marker,
-                     pki, postfix_queue, wait_for_delivery, MSSGATECTL)
+from harness import (APP_HOPITAL, Gateway, backend_env, client_context, ctl, delivered_messages, drain_postfix_queue,
+                     main, new_marker, pki, postfix_queue, wait_for_delivery, MSSGATECTL)
 
 TAP_PORT = 21124  # the backend fixture's Postfix delivers tap.test.mssante.fr here
 LABO = "labo@tap.test.mssante.fr"
@@ -98,6 +98,13 @@ operator_domains = ["test.mssante.fr", "tap.test.mssante.fr"]
         # The labo's LPS signs in to its tap mailbox with its organisation's certificate, naming
         # it: its messages' reports come back through the tap.
         ctl(self.database, "certificate", "bind", LABO, "--cert", pki("org-labo.crt"), "--match", "issuer-serial")
+
+    def stop(self):
+        # This gateway is on the LMTP tap's port: what Postfix still holds is delivered to it
+        # first, so that no message of this test reaches the next test's gateway there.
+        if self.process and self.process.poll() is None:
+            drain_postfix_queue()
+        super().stop()
 
     def events(self):
         if not os.path.exists(self.indicator_log):
@@ -311,6 +318,22 @@ class IndicatorsEndToEnd(unittest.TestCase):
                                   "--kind", "lps", "--out", kinds], capture_output=True, text=True, timeout=30)
         self.assertEqual(printed.returncode, 0, printed.stderr)
         self.assertEqual(os.listdir(kinds), ["lps-%s.csv" % month])
+        # Again into the same folder: refused, the file left as it was, unless --overwrite.
+        lps_file = os.path.join(kinds, "lps-%s.csv" % month)
+        with open(lps_file, "a") as f:
+            f.write("kept\n")
+        again = [MSSGATECTL, "--config", g.config_path, "indicators", "export", "--month", month, "--kind", "lps",
+                 "--out", kinds]
+        refused = subprocess.run(again, capture_output=True, text=True, timeout=30)
+        self.assertEqual(refused.returncode, 1, refused.stderr)
+        self.assertEqual(refused.stderr, "mssgatectl: indicators export: %s exists; nothing was written "
+                                         "(--overwrite replaces it)\n" % lps_file)
+        with open(lps_file) as f:
+            self.assertTrue(f.read().endswith("kept\n"))
+        replaced = subprocess.run(again + ["--overwrite"], capture_output=True, text=True, timeout=30)
+        self.assertEqual(replaced.returncode, 0, replaced.stderr)
+        with open(lps_file) as f:
+            self.assertNotIn("kept", f.read())
         with open(os.path.join(kinds, "lps-%s.csv" % month), newline="") as f:
             self.assertEqual({r["nil"]: r["sent"] for r in csv.DictReader(f, delimiter=";")},
                              {"LPS-TEST-1": "1", "LPS-TEST-2": "1"})

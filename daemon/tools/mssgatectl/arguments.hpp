@@ -2,11 +2,13 @@
 // The command line's words after the command: positional arguments and --options, and the
 // error that tells the operator how to call mssgatectl.
 
+#include <array>
 #include <initializer_list>
 #include <map>
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace mssgate::ctl {
@@ -16,7 +18,8 @@ class UsageError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-// Arguments after the command words: positional ones and --options with a value.
+// Arguments after the command words: positional ones, --options with a value, and the flags
+// (kFlags: options without one).
 struct Arguments {
   std::vector<std::string> positional;
   std::map<std::string, std::string> options;
@@ -26,7 +29,11 @@ struct Arguments {
     if (it == options.end()) return std::nullopt;
     return it->second;
   }
+  bool flag(const std::string& name) const { return options.count(name) > 0; }
 };
+
+// The options that take no value.
+inline constexpr std::array<std::string_view, 1> kFlags{"--overwrite"};
 
 Arguments split_arguments(const std::vector<std::string>& args, size_t from);
 // Refuses any option not in `names`, and a number of positional arguments other than

@@ -49,7 +49,7 @@ std::string required_month(const Arguments& a, const std::string& command) {
 
 int export_reports(IndicatorReader& reader, const mssgate::config::IndicatorsConfig& settings,
                    const Arguments& a) {
-  allow_only(a, {"--month", "--kind", "--format", "--out"}, 0);
+  allow_only(a, {"--month", "--kind", "--format", "--out", "--overwrite"}, 0);
   auto month = required_month(a, "export");
   std::string format = a.option("--format").value_or("csv");
   if (format != "csv" && format != "json") throw UsageError("--format is csv or json");
@@ -66,6 +66,16 @@ int export_reports(IndicatorReader& reader, const mssgate::config::IndicatorsCon
   std::filesystem::path out = a.option("--out").value_or(".");
   std::filesystem::create_directories(out);
   const auto& x = settings.exports;
+  // A file already there (last month's export sent on, an earlier run) is not replaced unless
+  // asked: nothing is written then.
+  if (!a.flag("--overwrite")) {
+    for (Report report : reports) {
+      auto path = out / mssgate::config::report_file(x, report, month, format).name;
+      if (std::filesystem::exists(path))
+        throw std::runtime_error("indicators export: " + path.string() +
+                                 " exists; nothing was written (--overwrite replaces it)");
+    }
+  }
   for (Report report : reports) {
     auto file_spec = mssgate::config::report_file(x, report, month, format);
     auto table = reader.monthly(report, month, file_spec.columns);

@@ -77,7 +77,7 @@ void usage(std::ostream& out) {
          "                                           PostgreSQL (empty)\n"
          "  indicators export --month YYYY-MM\n"
          "      [--kind all|connections|messages|documents|lps|acknowledgements]\n"
-         "                    [--format csv|json] [--out DIR]\n"
+         "                    [--format csv|json] [--out DIR] [--overwrite]\n"
          "                                           the monthly report files\n"
          "  indicators show --mailbox ADDRESS [--from YYYY-MM-DD] [--to YYYY-MM-DD]\n"
          "                                           one mailbox, day by day (default: this "
