@@ -525,37 +525,39 @@ def postfix_queue(*args):
                           capture_output=True, text=True, timeout=30)
 
 
-def wait_postfix_queue_empty(timeout=60.0):
-    """Until Postfix has no message left to deliver, asking it to try its deferred ones now
-    (its own retry may come a minute later); fails the test after `timeout` seconds."""
+def postfix_queue_drained(timeout, pause):
+    """Asks Postfix to try its deferred mail now (its own retry may come a minute later), every
+    `pause` seconds, until its queue is empty: None once it is, or the queue's listing when
+    `timeout` seconds passed first."""
     deadline = time.monotonic() + timeout
     while True:
         listing = postfix_queue("-p").stdout
         if "Mail queue is empty" in listing:
-            return
+            return None
         if time.monotonic() > deadline:
-            raise AssertionError("Postfix's queue not empty after %.0f s:\n%s" % (timeout, listing))
+            return listing
         postfix_queue("-f")
-        time.sleep(1)
+        time.sleep(pause)
+
+
+def wait_postfix_queue_empty(timeout=60.0):
+    """Until Postfix has no message left to deliver; fails the test after `timeout` seconds."""
+    listing = postfix_queue_drained(timeout, 1.0)
+    if listing is not None:
+        raise AssertionError("Postfix's queue not empty after %.0f s:\n%s" % (timeout, listing))
 
 
 def drain_postfix_queue(timeout=30.0):
-    """Lets Postfix deliver what it holds (asking for its deferred mail now), for at most
-    `timeout` seconds; what is still queued then is deleted, and listed on stderr. For a test
-    that stops the gateway on the LMTP tap's port: a message it left queued would otherwise
-    reach the next test's gateway on that port and change that test's counts."""
-    deadline = time.monotonic() + timeout
-    while True:
-        listing = postfix_queue("-p").stdout
-        if "Mail queue is empty" in listing:
-            return
-        if time.monotonic() > deadline:
-            print("Postfix's queue not drained in %.0f s; deleted:\n%s" % (timeout, listing), file=sys.stderr)
-            subprocess.run(["postsuper", "-c", os.path.join(BACKEND_DIR, "postfix", "etc"), "-d", "ALL"],
-                           capture_output=True, text=True, timeout=30)
-            return
-        postfix_queue("-f")
-        time.sleep(0.2)
+    """Lets Postfix deliver what it holds, for at most `timeout` seconds; what is still queued
+    then is deleted, and listed on stderr. For a test that stops the gateway on the LMTP tap's
+    port: a message it left queued would otherwise reach the next test's gateway on that port
+    and change that test's counts."""
+    listing = postfix_queue_drained(timeout, 0.2)
+    if listing is None:
+        return
+    print("Postfix's queue not drained in %.0f s; deleted:\n%s" % (timeout, listing), file=sys.stderr)
+    subprocess.run(["postsuper", "-c", os.path.join(BACKEND_DIR, "postfix", "etc"), "-d", "ALL"],
+                   capture_output=True, text=True, timeout=30)
 
 
 def new_marker(label="m"):
