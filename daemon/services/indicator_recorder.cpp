@@ -4,6 +4,7 @@
 #include <boost/asio/async_result.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <functional>
 
 #include "daemon/services/indicator_event.hpp"
 #include "daemon/telemetry/event_log.hpp"
@@ -36,6 +37,26 @@ storage::ConnectionEvent sign_in_event(const SessionIdentity& identity,
   if (lps.empty() && identity.certificate) lps = identity.certificate->organisation;
   event.lps = protocol::sanitized_text(lps, kMaxSignInWordBytes);
   return event;
+}
+
+using HandOver = std::function<void(storage::IndicatorJournal::Done)>;
+
+// Hands something to the journal (`hand_over` passes it the waiter) and resumes the session,
+// on its own executor, once the journal says whether it is durable.
+boost::asio::awaitable<bool> until_committed(HandOver hand_over) {
+  auto initiate = [hand_over = std::move(hand_over)](auto completion) mutable {
+    auto executor = boost::asio::get_associated_executor(completion);
+    // (Shared: the journal's callback is a std::function, which copies.)
+    auto handler = std::make_shared<decltype(completion)>(std::move(completion));
+    // The callback runs on the journal's thread; the session resumes on its own.
+    hand_over([handler, executor](bool durable) {
+      boost::asio::post(executor, [handler, durable] { std::move (*handler)(durable); });
+    });
+  };
+  bool durable =
+      co_await boost::asio::async_initiate<decltype(boost::asio::use_awaitable), void(bool)>(
+          std::move(initiate), boost::asio::use_awaitable);
+  co_return durable;
 }
 
 }  // namespace
@@ -77,17 +98,12 @@ boost::asio::awaitable<void> IndicatorRecorder::record_sign_in(
   if (!journal) co_return;
   std::string session(session_id);  // the caller's view may not outlive the wait
   std::string mailbox = event.mailbox;
-  auto initiate = [journal, event = std::move(event)](auto completion) mutable {
-    auto executor = boost::asio::get_associated_executor(completion);
-    auto handler = std::make_shared<decltype(completion)>(std::move(completion));
-    // The callback runs on the journal's thread; the session resumes on its own.
-    journal->note_connection(std::move(event), [handler, executor](bool durable) {
-      boost::asio::post(executor, [handler, durable] { std::move (*handler)(durable); });
-    });
+  // (Named: GCC 12 destroys a temporary of a co_await expression twice.)
+  HandOver hand_over = [journal,
+                        event = std::move(event)](storage::IndicatorJournal::Done done) mutable {
+    journal->note_connection(std::move(event), std::move(done));
   };
-  bool durable =
-      co_await boost::asio::async_initiate<decltype(boost::asio::use_awaitable), void(bool)>(
-          std::move(initiate), boost::asio::use_awaitable);
+  bool durable = co_await until_committed(std::move(hand_over));
   if (!durable) {
     Event failure("sign_in_not_recorded");
     failure.add("session", session);
@@ -216,17 +232,11 @@ boost::asio::awaitable<void> IndicatorRecorder::settle(std::string_view session_
   }
   std::string session(session_id);
   size_t settled = counted.size() + dropped.size();
-  auto initiate = [journal, counted = std::move(counted),
-                   dropped = std::move(dropped)](auto completion) mutable {
-    auto executor = boost::asio::get_associated_executor(completion);
-    auto handler = std::make_shared<decltype(completion)>(std::move(completion));
-    journal->settle(std::move(counted), std::move(dropped), [handler, executor](bool durable) {
-      boost::asio::post(executor, [handler, durable] { std::move (*handler)(durable); });
-    });
+  HandOver hand_over = [journal, counted = std::move(counted), dropped = std::move(dropped)](
+                           storage::IndicatorJournal::Done done) mutable {
+    journal->settle(std::move(counted), std::move(dropped), std::move(done));
   };
-  bool durable =
-      co_await boost::asio::async_initiate<decltype(boost::asio::use_awaitable), void(bool)>(
-          std::move(initiate), boost::asio::use_awaitable);
+  bool durable = co_await until_committed(std::move(hand_over));
   if (!durable) {
     Event("indicator_not_settled")
         .add("session", session)

@@ -1,14 +1,13 @@
 #include "daemon/tools/mssgatectl/arguments.hpp"
 
+#include <algorithm>
+
 namespace mssgate::ctl {
 
 Arguments split_arguments(const std::vector<std::string>& args, size_t from) {
   Arguments out;
   for (size_t i = from; i < args.size(); ++i) {
-    bool is_flag = false;
-    for (std::string_view flag : kFlags)
-      is_flag = is_flag || args[i] == flag;
-    if (is_flag) {
+    if (std::find(kFlags.begin(), kFlags.end(), args[i]) != kFlags.end()) {
       out.options[args[i]] = "";
     } else if (args[i].rfind("--", 0) == 0) {
       if (i + 1 >= args.size()) throw UsageError("option " + args[i] + " needs a value");
