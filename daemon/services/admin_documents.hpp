@@ -50,6 +50,17 @@ enum class AdminRoute {
 };
 AdminRoute admin_route(std::string_view method, std::string_view target);
 
+// How much of a request the admin server reads. A request whose header section (request line,
+// fields, blank line) is over kAdminHeaderBytes is refused (431), however TCP cuts it. Beast's
+// header_limit alone does not say that: its parser takes the request line and whole fields
+// from the first read, and applies the limit to what is left, so a longer header section that
+// arrives in one read passed where the same bytes in pieces were refused. The server counts
+// the bytes the parser took for the header instead, and its read buffer (kAdminHeaderBytes)
+// bounds what it holds meanwhile; Beast's own limit is set above both, so that it never decides.
+constexpr size_t kAdminHeaderBytes = 8192;
+constexpr size_t kAdminParserHeaderLimit = 2 * kAdminHeaderBytes;
+constexpr size_t kAdminBodyBytes = 65536;  // no route takes a body; a small one still gets 405
+
 // The value of one query parameter of a request target ("/path?a=1&b=2"), percent-decoded;
 // empty when absent.
 std::string query_parameter(std::string_view target, std::string_view name);

@@ -167,17 +167,23 @@ class AdminServer::Impl : public std::enable_shared_from_this<AdminServer::Impl>
   // Requests on one connection, kept alive while the client wants.
   template <class Stream>
   asio::awaitable<void> exchange(Stream& stream) {
-    beast::flat_buffer buffer;
+    beast::flat_buffer buffer(kAdminHeaderBytes);  // bounds the header section (admin_documents)
     for (;;) {
       beast::get_lowest_layer(stream).expires_after(kRequestTimeout);
       http::request_parser<http::string_body> parser;
-      parser.header_limit(8192);
-      parser.body_limit(65536);  // no route takes a body; a small one still gets its 405
-      auto [rec, read] = co_await http::async_read(stream, buffer, parser, kTuple);
+      parser.header_limit(kAdminParserHeaderLimit);
+      parser.body_limit(kAdminBodyBytes);
+      auto [rec, header_bytes] = co_await http::async_read_header(stream, buffer, parser, kTuple);
+      if (!rec && header_bytes > kAdminHeaderBytes) rec = http::error::header_limit;
+      if (!rec) {
+        auto [body_ec, body_bytes] = co_await http::async_read(stream, buffer, parser, kTuple);
+        rec = body_ec;
+      }
       if (rec == http::error::end_of_stream || rec == beast::error::timeout) co_return;
       if (rec) {
         // Not a request we can read: say so, then close (the stream is out of step).
-        bool too_big = rec == http::error::header_limit || rec == http::error::body_limit;
+        bool too_big = rec == http::error::buffer_overflow || rec == http::error::header_limit ||
+                       rec == http::error::body_limit;
         http::response<http::string_body> refusal{
             too_big ? http::status::request_header_fields_too_large : http::status::bad_request,
             11};

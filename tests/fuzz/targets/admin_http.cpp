@@ -4,6 +4,7 @@
 // target ask for, the percent-decoded `emailaddress` query parameter, and the autoconfiguration
 // document made from it, which is always well-formed XML naming the address's domain and
 // nothing the client wrote besides.
+#include <algorithm>
 #include <boost/asio/buffer.hpp>
 #include <boost/beast/http/error.hpp>
 #include <boost/beast/http/parser.hpp>
@@ -35,27 +36,45 @@ struct Parsed {
   bool operator==(const Parsed&) const = default;
 };
 
-// The request as the admin server reads it (header_limit 8192, body_limit 65536), the input
-// arriving in the pieces `how` cuts.
+// The request as the admin server reads it (its limits, its read buffer of kAdminHeaderBytes,
+// the bytes its parser took for the header counted), the input arriving in the pieces `how`
+// cuts.
 Parsed parse(std::string_view input, size_t how) {
   http::request_parser<http::string_body> parser;
-  parser.header_limit(8192);
-  parser.body_limit(65536);
-  parser.eager(true);
+  parser.header_limit(mssgate::daemon::kAdminParserHeaderLimit);
+  parser.body_limit(mssgate::daemon::kAdminBodyBytes);
+  // The header first, on its own (the server's async_read_header), then the body eagerly.
+  parser.eager(false);
   std::string buffer;
   boost::system::error_code ec;
+  bool overflow = false;
+  size_t header_bytes = 0;  // what the parser took before the header was done
   for (std::string_view piece : mssgate::fuzz::cut(input, how)) {
-    buffer += piece;
-    while (!buffer.empty() && !parser.is_done() && !ec) {
-      size_t used = parser.put(boost::asio::buffer(buffer.data(), buffer.size()), ec);
-      buffer.erase(0, used);
-      if (ec == http::error::need_more) {
-        ec = {};
+    // A read takes what the buffer has room for, as Beast's read into a bounded buffer does.
+    while (!piece.empty() && !parser.is_done() && !ec && !overflow) {
+      size_t room = mssgate::daemon::kAdminHeaderBytes - buffer.size();
+      if (room == 0) {
+        overflow = true;
         break;
       }
+      size_t take = std::min(room, piece.size());
+      buffer.append(piece.substr(0, take));
+      piece.remove_prefix(take);
+      while (!buffer.empty() && !parser.is_done() && !ec) {
+        bool header_done = parser.is_header_done();
+        size_t used = parser.put(boost::asio::buffer(buffer.data(), buffer.size()), ec);
+        if (!header_done) header_bytes += used;
+        if (parser.is_header_done()) parser.eager(true);
+        buffer.erase(0, used);
+        if (ec == http::error::need_more) {
+          ec = {};
+          break;
+        }
+      }
     }
-    if (parser.is_done() || ec) break;
+    if (parser.is_done() || ec || overflow) break;
   }
+  if (overflow || header_bytes > mssgate::daemon::kAdminHeaderBytes) return Parsed{.refused = true};
   if (!parser.is_done() && !ec) parser.put_eof(ec);
   Parsed out;
   if (ec || !parser.is_done()) {
