@@ -13,6 +13,7 @@ struct Mailbox {
   std::string address;  // normalised, see protocol::normalize_mailbox_address
   protocol::MailboxType type = protocol::MailboxType::kApp;
   protocol::MailboxStatus status = protocol::MailboxStatus::kActive;
+  bool operator==(const Mailbox&) const = default;
 };
 
 // How a client certificate is recognised. The SPKI fingerprint survives a renewal with the

@@ -1,33 +1,17 @@
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "storage/directory_contents.hpp"
 #include "storage/directory_lookup.hpp"
 #include "storage/postgresql.hpp"
 #include "storage/storage_error.hpp"
 
 namespace mssgate::storage {
-
-struct CertificateBinding {
-  CertificateMatch match = CertificateMatch::kSpkiSha256;
-  std::string value;    // hex SHA-256 of the SPKI, or "issuer DN (RFC 2253)|SERIAL HEX"
-  std::string mailbox;  // an applicative mailbox this certificate may open
-  std::string label;    // the certificate's subject, for humans
-};
-
-struct Holder {
-  std::string id;  // the professional's national identifier, idNat ("8" + RPPS, "0" + ADELI)
-  std::string label;
-};
-
-struct HolderAttachment {
-  std::string holder;
-  std::string mailbox;
-  HolderRole role = HolderRole::kOwner;
-};
 
 // The directory as its administration sees it: mailboxes and who may open them. The lookups
 // (DirectoryLookup) are safe from any thread and never throw, but each is a query: the daemon
@@ -55,6 +39,15 @@ class DirectoryStore : public DirectoryLookup {
   // Returns how many bindings were removed.
   virtual int unbind_certificate(const CertificateBinding& binding) = 0;
   virtual std::vector<CertificateBinding> list_certificate_bindings() = 0;
+  virtual std::vector<AllowedSender> list_senders() = 0;
+
+  // Every row, read in one transaction (a consistent copy), sorted as sort_contents does.
+  virtual DirectoryContents read_whole() = 0;
+  // Reads every row and makes the changes `plan` returns for them, in one write transaction:
+  // nothing else changes the directory in between, and a failure (or a plan that throws)
+  // leaves it as it was. A plan that returns nullopt changes nothing (a dry run).
+  using ChangePlan = std::function<std::optional<DirectoryChanges>(const DirectoryContents&)>;
+  virtual void change_whole(const ChangePlan& plan) = 0;
 };
 
 // Opens (and creates or migrates) the SQLite directory at `path`. Throws StorageError.

@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <chrono>
 #include <mutex>
 
@@ -59,6 +60,62 @@ Mailbox mailbox_from_row(const PostgresqlResult& r, int row) {
     throw StorageError(std::string(foreign_key));
   if (e.sqlstate() == kUniqueViolation && !unique.empty()) throw StorageError(std::string(unique));
   throw;
+}
+
+// Rows sent a batch at a time: one statement per batch, not per row. The statement is `head`,
+// " VALUES ", the rows' parameters, then `tail` (for an UPDATE ... FROM (VALUES ...) AS v).
+class BatchStatement {
+ public:
+  BatchStatement(PostgresqlConnection& db, std::string_view what, std::string head, size_t columns,
+                 std::string tail = {})
+      : db_(db),
+        what_(what),
+        head_(std::move(head)),
+        tail_(std::move(tail)),
+        columns_(columns),
+        rows_per_statement_(std::min<size_t>(4000, kMaxParameters / columns)) {}
+  void add(std::vector<std::string> row) {
+    for (auto& value : row)
+      values_.push_back(std::move(value));
+    if (values_.size() >= rows_per_statement_ * columns_) flush();
+  }
+  void flush() {
+    if (values_.empty()) return;
+    std::string sql = head_ + " VALUES ";
+    size_t rows = values_.size() / columns_;
+    for (size_t r = 0; r < rows; ++r) {
+      sql += r ? ",(" : "(";
+      for (size_t c = 0; c < columns_; ++c) {
+        if (c) sql += ',';
+        sql += '$' + std::to_string(r * columns_ + c + 1);
+      }
+      sql += ')';
+    }
+    sql += tail_;
+    db_.exec_values(what_, sql, values_);
+    values_.clear();
+  }
+
+ private:
+  static constexpr size_t kMaxParameters = 65535;  // the protocol's limit per statement
+  PostgresqlConnection& db_;
+  std::string what_;
+  std::string head_;
+  std::string tail_;
+  size_t columns_;
+  size_t rows_per_statement_;
+  std::vector<std::string> values_;
+};
+
+// Each row of `rows` into one batched statement.
+template <class Row, class Values>
+void batch_rows(PostgresqlConnection& db, const std::vector<Row>& rows, std::string_view what,
+                std::string head, size_t columns, std::string tail, Values values) {
+  if (rows.empty()) return;
+  BatchStatement batch(db, what, std::move(head), columns, std::move(tail));
+  for (const auto& row : rows)
+    batch.add(values(row));
+  batch.flush();
 }
 
 class PostgresqlDirectory final : public DirectoryStore {
@@ -262,7 +319,157 @@ class PostgresqlDirectory final : public DirectoryStore {
     return out;
   }
 
+  std::vector<AllowedSender> list_senders() override {
+    std::lock_guard lock(mutex_);
+    return senders_locked();
+  }
+
+  DirectoryContents read_whole() override {
+    std::lock_guard lock(mutex_);
+    db_.exec("starting the read", "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY");
+    try {
+      DirectoryContents contents = contents_locked();
+      db_.exec("ending the read", "COMMIT");
+      return contents;
+    } catch (...) {
+      db_.roll_back_quietly();
+      throw;
+    }
+  }
+
+  void change_whole(const ChangePlan& plan) override {
+    std::lock_guard lock(mutex_);
+    db_.in_transaction("the directory's change", [&] {
+      // Other writers wait (readers, such as the gateways' snapshots, do not): the rows the
+      // plan reads stay what they are until the commit.
+      db_.exec("locking the directory",
+               "LOCK TABLE mailbox, mailbox_sender, holder, mailbox_holder, certificate_binding "
+               "IN SHARE ROW EXCLUSIVE MODE");
+      auto changes = plan(contents_locked());
+      if (changes) apply_locked(*changes);
+    });
+  }
+
  private:
+  std::vector<AllowedSender> senders_locked() {
+    auto r = db_.exec("cannot list senders",
+                      "SELECT mailbox, sender FROM mailbox_sender ORDER BY mailbox, sender");
+    std::vector<AllowedSender> out;
+    out.reserve(static_cast<size_t>(r.rows()));
+    for (int i = 0; i < r.rows(); ++i)
+      out.push_back({std::string(r.text(i, 0)), std::string(r.text(i, 1))});
+    return out;
+  }
+
+  DirectoryContents contents_locked() {
+    DirectoryContents c;
+    {
+      auto r = db_.exec("reading the mailboxes", "SELECT address, type, status FROM mailbox");
+      c.mailboxes.reserve(static_cast<size_t>(r.rows()));
+      for (int i = 0; i < r.rows(); ++i)
+        c.mailboxes.push_back(mailbox_from_row(r, i));
+    }
+    c.senders = senders_locked();
+    {
+      auto r = db_.exec("reading the holders", "SELECT id, label FROM holder");
+      for (int i = 0; i < r.rows(); ++i)
+        c.holders.push_back({std::string(r.text(i, 0)), std::string(r.text(i, 1))});
+    }
+    {
+      auto r =
+          db_.exec("reading the attachments", "SELECT holder, mailbox, role FROM mailbox_holder");
+      for (int i = 0; i < r.rows(); ++i) {
+        c.attachments.push_back({std::string(r.text(i, 0)), std::string(r.text(i, 1)),
+                                 parse_holder_role(r.text(i, 2)).value_or(HolderRole::kDelegate)});
+      }
+    }
+    {
+      auto r = db_.exec("reading the bindings",
+                        "SELECT match_kind, match_value, mailbox, label FROM certificate_binding");
+      for (int i = 0; i < r.rows(); ++i) {
+        c.bindings.push_back(
+            {parse_certificate_match(r.text(i, 0)).value_or(CertificateMatch::kSpkiSha256),
+             std::string(r.text(i, 1)), std::string(r.text(i, 2)), std::string(r.text(i, 3))});
+      }
+    }
+    sort_contents(c);
+    return c;
+  }
+
+  void apply_locked(const DirectoryChanges& c) {
+    constexpr std::string_view kWhat = "changing the directory";
+    using Strings = std::vector<std::string>;
+    auto str = [](auto view) { return std::string(view); };
+    batch_rows(db_, c.bindings.removed, kWhat, "DELETE FROM certificate_binding AS t USING (", 3,
+               ") AS v (match_kind, match_value, mailbox) WHERE t.match_kind = v.match_kind AND "
+               "t.match_value = v.match_value AND t.mailbox = v.mailbox",
+               [&](const CertificateBinding& b) {
+                 return Strings{str(to_string(b.match)), b.value, b.mailbox};
+               });
+    batch_rows(db_, c.attachments.removed, kWhat, "DELETE FROM mailbox_holder AS t USING (", 2,
+               ") AS v (holder, mailbox) WHERE t.holder = v.holder AND t.mailbox = v.mailbox",
+               [](const HolderAttachment& a) {
+                 return Strings{a.holder, a.mailbox};
+               });
+    batch_rows(db_, c.senders.removed, kWhat, "DELETE FROM mailbox_sender AS t USING (", 2,
+               ") AS v (mailbox, sender) WHERE t.mailbox = v.mailbox AND t.sender = v.sender",
+               [](const AllowedSender& s) {
+                 return Strings{s.mailbox, s.sender};
+               });
+    batch_rows(db_, c.holders.removed, kWhat, "DELETE FROM holder AS t USING (", 1,
+               ") AS v (id) WHERE t.id = v.id", [](const Holder& h) { return Strings{h.id}; });
+    batch_rows(db_, c.mailboxes.removed, kWhat, "DELETE FROM mailbox AS t USING (", 1,
+               ") AS v (address) WHERE t.address = v.address",
+               [](const Mailbox& m) { return Strings{m.address}; });
+    std::string now = std::to_string(now_seconds());
+    batch_rows(db_, c.mailboxes.added, kWhat,
+               "INSERT INTO mailbox (address, type, status, created_at)", 4, "",
+               [&](const Mailbox& m) {
+                 return Strings{m.address, str(protocol::to_string(m.type)),
+                                str(protocol::to_string(m.status)), now};
+               });
+    batch_rows(db_, c.mailboxes.changed, kWhat,
+               "UPDATE mailbox AS t SET type = v.type, status = "
+               "v.status FROM (",
+               3, ") AS v (address, type, status) WHERE t.address = v.address",
+               [&](const Mailbox& m) {
+                 return Strings{m.address, str(protocol::to_string(m.type)),
+                                str(protocol::to_string(m.status))};
+               });
+    batch_rows(db_, c.holders.added, kWhat, "INSERT INTO holder (id, label)", 2, "",
+               [](const Holder& h) {
+                 return Strings{h.id, h.label};
+               });
+    batch_rows(db_, c.holders.changed, kWhat, "UPDATE holder AS t SET label = v.label FROM (", 2,
+               ") AS v (id, label) WHERE t.id = v.id", [](const Holder& h) {
+                 return Strings{h.id, h.label};
+               });
+    batch_rows(db_, c.senders.added, kWhat, "INSERT INTO mailbox_sender (mailbox, sender)", 2, "",
+               [](const AllowedSender& s) {
+                 return Strings{s.mailbox, s.sender};
+               });
+    auto attachment = [&](const HolderAttachment& a) {
+      return Strings{a.holder, a.mailbox, str(to_string(a.role))};
+    };
+    batch_rows(db_, c.attachments.added, kWhat,
+               "INSERT INTO mailbox_holder (holder, mailbox, role)", 3, "", attachment);
+    batch_rows(db_, c.attachments.changed, kWhat,
+               "UPDATE mailbox_holder AS t SET role = v.role FROM (", 3,
+               ") AS v (holder, mailbox, role) WHERE t.holder = v.holder AND t.mailbox = v.mailbox",
+               attachment);
+    auto binding = [&](const CertificateBinding& b) {
+      return Strings{str(to_string(b.match)), b.value, b.mailbox, b.label};
+    };
+    batch_rows(db_, c.bindings.added, kWhat,
+               "INSERT INTO certificate_binding (match_kind, match_value, mailbox, label)", 4, "",
+               binding);
+    batch_rows(db_, c.bindings.changed, kWhat,
+               "UPDATE certificate_binding AS t SET label = v.label FROM (", 4,
+               ") AS v (match_kind, match_value, mailbox, label) WHERE t.match_kind = "
+               "v.match_kind AND t.match_value = v.match_value AND t.mailbox = v.mailbox",
+               binding);
+  }
+
   // A lookup never throws: a failure is its answer's error.
   template <class T, class Query>
   Lookup<T> lookup(Query&& query) const {
@@ -405,40 +612,6 @@ std::string counts_text(const DirectoryCopyCounts& c) {
          " certificate bindings";
 }
 
-// Rows sent a batch at a time: one statement per batch, not per row.
-class BatchInsert {
- public:
-  BatchInsert(PostgresqlConnection& db, std::string head, size_t columns)
-      : db_(db), head_(std::move(head)), columns_(columns) {}
-  void add(std::vector<std::string> row) {
-    for (auto& value : row)
-      values_.push_back(std::move(value));
-    if (values_.size() >= kRows * columns_) flush();
-  }
-  void flush() {
-    if (values_.empty()) return;
-    std::string sql = head_ + " VALUES ";
-    size_t rows = values_.size() / columns_;
-    for (size_t r = 0; r < rows; ++r) {
-      sql += r ? ",(" : "(";
-      for (size_t c = 0; c < columns_; ++c) {
-        if (c) sql += ',';
-        sql += '$' + std::to_string(r * columns_ + c + 1);
-      }
-      sql += ')';
-    }
-    db_.exec_values("copying the directory", sql, values_);
-    values_.clear();
-  }
-
- private:
-  static constexpr size_t kRows = 500;
-  PostgresqlConnection& db_;
-  std::string head_;
-  size_t columns_;
-  std::vector<std::string> values_;
-};
-
 }  // namespace
 
 DirectoryCopyCounts copy_directory_to_postgresql(DirectoryStore& from,
@@ -457,8 +630,10 @@ DirectoryCopyCounts copy_directory_to_postgresql(DirectoryStore& from,
                          " mailboxes: a move goes into an empty directory");
     }
     auto now = std::to_string(now_seconds());
-    BatchInsert mailbox_rows(db, "INSERT INTO mailbox (address, type, status, created_at)", 4);
-    BatchInsert sender_rows(db, "INSERT INTO mailbox_sender (mailbox, sender)", 2);
+    constexpr std::string_view kWhat = "copying the directory";
+    BatchStatement mailbox_rows(db, kWhat,
+                                "INSERT INTO mailbox (address, type, status, created_at)", 4);
+    BatchStatement sender_rows(db, kWhat, "INSERT INTO mailbox_sender (mailbox, sender)", 2);
     for (const auto& m : mailboxes) {
       mailbox_rows.add({m.address, std::string(protocol::to_string(m.type)),
                         std::string(protocol::to_string(m.status)), now});
@@ -475,20 +650,21 @@ DirectoryCopyCounts copy_directory_to_postgresql(DirectoryStore& from,
       }
     }
     sender_rows.flush();
-    BatchInsert holder_rows(db, "INSERT INTO holder (id, label)", 2);
+    BatchStatement holder_rows(db, kWhat, "INSERT INTO holder (id, label)", 2);
     for (const auto& h : holders) {
       holder_rows.add({h.id, h.label});
       ++source.holders;
     }
     holder_rows.flush();
-    BatchInsert attachment_rows(db, "INSERT INTO mailbox_holder (mailbox, holder, role)", 3);
+    BatchStatement attachment_rows(db, kWhat, "INSERT INTO mailbox_holder (mailbox, holder, role)",
+                                   3);
     for (const auto& a : attachments) {
       attachment_rows.add({a.mailbox, a.holder, std::string(to_string(a.role))});
       ++source.attachments;
     }
     attachment_rows.flush();
-    BatchInsert binding_rows(
-        db, "INSERT INTO certificate_binding (match_kind, match_value, mailbox, label)", 4);
+    BatchStatement binding_rows(
+        db, kWhat, "INSERT INTO certificate_binding (match_kind, match_value, mailbox, label)", 4);
     for (const auto& b : bindings) {
       binding_rows.add({std::string(to_string(b.match)), b.value, b.mailbox, b.label});
       ++source.bindings;

@@ -336,8 +336,165 @@ class SqliteDirectory final : public DirectoryStore {
     return out;
   }
 
+  std::vector<AllowedSender> list_senders() override {
+    std::lock_guard lock(mutex_);
+    return senders_locked();
+  }
+
+  DirectoryContents read_whole() override {
+    std::lock_guard lock(mutex_);
+    exec("BEGIN");
+    try {
+      DirectoryContents contents = contents_locked();
+      exec("COMMIT");
+      return contents;
+    } catch (...) {
+      sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+      throw;
+    }
+  }
+
+  void change_whole(const ChangePlan& plan) override {
+    std::lock_guard lock(mutex_);
+    exec("BEGIN IMMEDIATE");
+    try {
+      auto changes = plan(contents_locked());
+      if (changes) apply_locked(*changes);
+      exec(changes ? "COMMIT" : "ROLLBACK");
+    } catch (...) {
+      sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+      throw;
+    }
+  }
+
  private:
   void exec(const char* sql) { exec_sql(db_, sql, "directory database"); }
+
+  // The list_* queries, the mutex held.
+  std::vector<AllowedSender> senders_locked() {
+    Statement s(db_, "SELECT mailbox, sender FROM mailbox_sender ORDER BY mailbox, sender");
+    std::vector<AllowedSender> out;
+    int rc;
+    while ((rc = s.step()) == SQLITE_ROW)
+      out.push_back({s.text(0), s.text(1)});
+    if (rc != SQLITE_DONE)
+      throw StorageError(std::string("cannot list senders: ") + sqlite3_errmsg(db_));
+    return out;
+  }
+
+  template <class Row, class FromRow>
+  std::vector<Row> rows_locked(const char* sql, std::string_view what, FromRow from_row) {
+    Statement s(db_, sql);
+    std::vector<Row> out;
+    int rc;
+    while ((rc = s.step()) == SQLITE_ROW)
+      out.push_back(from_row(s));
+    if (rc != SQLITE_DONE)
+      throw StorageError("cannot read " + std::string(what) + ": " + sqlite3_errmsg(db_));
+    return out;
+  }
+
+  DirectoryContents contents_locked() {
+    DirectoryContents c;
+    c.mailboxes = rows_locked<Mailbox>("SELECT address, type, status FROM mailbox", "mailboxes",
+                                       mailbox_from_row);
+    c.senders = senders_locked();
+    c.holders =
+        rows_locked<Holder>("SELECT id, label FROM holder", "holders", [](const Statement& s) {
+          return Holder{s.text(0), s.text(1)};
+        });
+    c.attachments = rows_locked<HolderAttachment>(
+        "SELECT holder, mailbox, role FROM mailbox_holder", "attachments", [](const Statement& s) {
+          return HolderAttachment{s.text(0), s.text(1),
+                                  parse_holder_role(s.text(2)).value_or(HolderRole::kDelegate)};
+        });
+    c.bindings = rows_locked<CertificateBinding>(
+        "SELECT match_kind, match_value, mailbox, label FROM certificate_binding", "bindings",
+        [](const Statement& s) {
+          return CertificateBinding{
+              parse_certificate_match(s.text(0)).value_or(CertificateMatch::kSpkiSha256), s.text(1),
+              s.text(2), s.text(3)};
+        });
+    sort_contents(c);
+    return c;
+  }
+
+  // Runs `sql` once per row, its parameters bound by `bind`.
+  template <class Row, class Bind>
+  void each_row(const std::vector<Row>& rows, const char* sql, Bind bind) {
+    if (rows.empty()) return;
+    Statement s(db_, sql);
+    for (const auto& row : rows) {
+      bind(s, row);
+      if (s.step() != SQLITE_DONE)
+        throw StorageError(std::string("cannot change the directory: ") + sqlite3_errmsg(db_));
+      s.reset();
+    }
+  }
+
+  void apply_locked(const DirectoryChanges& c) {
+    auto binding_key = [](Statement& s, const CertificateBinding& b) {
+      s.bind(1, to_string(b.match)).bind(2, b.value).bind(3, b.mailbox).bind(4, b.label);
+    };
+    auto attachment_row = [](Statement& s, const HolderAttachment& a) {
+      s.bind(1, a.holder).bind(2, a.mailbox).bind(3, to_string(a.role));
+    };
+    auto sender_row = [](Statement& s, const AllowedSender& a) {
+      s.bind(1, a.mailbox).bind(2, a.sender);
+    };
+    auto holder_row = [](Statement& s, const Holder& h) { s.bind(1, h.id).bind(2, h.label); };
+    int64_t now = std::chrono::duration_cast<std::chrono::seconds>(
+                      std::chrono::system_clock::now().time_since_epoch())
+                      .count();
+    auto mailbox_row = [now](Statement& s, const Mailbox& m) {
+      s.bind(1, m.address)
+          .bind(2, protocol::to_string(m.type))
+          .bind(3, protocol::to_string(m.status))
+          .bind(4, now);
+    };
+    each_row(c.bindings.removed,
+             "DELETE FROM certificate_binding WHERE match_kind = ?1 AND match_value = ?2 AND "
+             "mailbox = ?3",
+             [](Statement& s, const CertificateBinding& b) {
+               s.bind(1, to_string(b.match)).bind(2, b.value).bind(3, b.mailbox);
+             });
+    each_row(
+        c.attachments.removed, "DELETE FROM mailbox_holder WHERE holder = ?1 AND mailbox = ?2",
+        [](Statement& s, const HolderAttachment& a) { s.bind(1, a.holder).bind(2, a.mailbox); });
+    each_row(c.senders.removed, "DELETE FROM mailbox_sender WHERE mailbox = ?1 AND sender = ?2",
+             sender_row);
+    each_row(c.holders.removed, "DELETE FROM holder WHERE id = ?1",
+             [](Statement& s, const Holder& h) { s.bind(1, h.id); });
+    each_row(c.mailboxes.removed, "DELETE FROM mailbox WHERE address = ?1",
+             [](Statement& s, const Mailbox& m) { s.bind(1, m.address); });
+    each_row(c.mailboxes.added,
+             "INSERT INTO mailbox (address, type, status, created_at) VALUES (?1, ?2, ?3, ?4)",
+             mailbox_row);
+    each_row(c.mailboxes.changed, "UPDATE mailbox SET type = ?2, status = ?3 WHERE address = ?1",
+             [](Statement& s, const Mailbox& m) {
+               s.bind(1, m.address)
+                   .bind(2, protocol::to_string(m.type))
+                   .bind(3, protocol::to_string(m.status));
+             });
+    each_row(c.holders.added, "INSERT INTO holder (id, label) VALUES (?1, ?2)", holder_row);
+    each_row(c.holders.changed, "UPDATE holder SET label = ?2 WHERE id = ?1", holder_row);
+    each_row(c.senders.added, "INSERT INTO mailbox_sender (mailbox, sender) VALUES (?1, ?2)",
+             sender_row);
+    each_row(c.attachments.added,
+             "INSERT INTO mailbox_holder (holder, mailbox, role) VALUES (?1, ?2, ?3)",
+             attachment_row);
+    each_row(c.attachments.changed,
+             "UPDATE mailbox_holder SET role = ?3 WHERE holder = ?1 AND mailbox = ?2",
+             attachment_row);
+    each_row(c.bindings.added,
+             "INSERT INTO certificate_binding (match_kind, match_value, mailbox, label) VALUES "
+             "(?1, ?2, ?3, ?4)",
+             binding_key);
+    each_row(c.bindings.changed,
+             "UPDATE certificate_binding SET label = ?4 WHERE match_kind = ?1 AND match_value = ?2 "
+             "AND mailbox = ?3",
+             binding_key);
+  }
 
   // The statements first: each is finalised on its connection.
   void close() {

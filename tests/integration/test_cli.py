@@ -157,6 +157,68 @@ class MssgatectlTest(unittest.TestCase):
         self.assertEqual(len(self.ctl("certificate", "list").stdout.splitlines()), 1)
         self.assertEqual(self.ctl("certificate", "unbind", "app@example.fr", "--cert", cert).returncode, 1)
 
+    def test_imports_exports_and_syncs_a_directory_file(self):
+        folder = os.path.dirname(self.db)
+        csv_path = os.path.join(folder, "annuaire.csv")
+        with open(csv_path, "w", encoding="utf-8") as f:
+            f.write("kind,mailbox,type,status,holder,role,match,value,label\n"
+                    "mailbox,App.Labo@Example.fr,APP,,,,,,\n"
+                    "mailbox,dr.martin@example.fr,PER,,,,,,\n"
+                    "mailbox,old@example.fr,ORG,,,,,,\n"
+                    "holder,,,,810001234567,,,,\"Martin, Jeanne\"\n"
+                    "attachment,dr.martin@example.fr,,,810001234567,owner,,,\n"
+                    "binding,app.labo@example.fr,,,,,spki-sha256," + "ab" * 32 + ",CN=Labo\n")
+        imported = self.ctl("directory", "import", csv_path)
+        self.assertEqual(imported.returncode, 0, imported.stderr)
+        self.assertIn("mailboxes: 3 added", imported.stdout)
+        self.assertRegex(self.ctl("mailbox", "list").stdout, r"app\.labo@example\.fr\s+APP\s+active")
+
+        # Export, then import into an empty directory and export again: the same file.
+        exported = os.path.join(folder, "export.jsonl")
+        self.assertEqual(self.ctl("directory", "export", "--out", exported).returncode, 0)
+        other = os.path.join(folder, "other.db")
+        again = run(MSSGATECTL, "--database", other, "directory", "import", exported)
+        self.assertEqual(again.returncode, 0, again.stderr)
+        with open(exported, encoding="utf-8") as f:
+            self.assertEqual(run(MSSGATECTL, "--database", other, "directory", "export", "--format", "jsonl").stdout,
+                             f.read())
+        refused = self.ctl("directory", "export", "--out", exported)
+        self.assertEqual(refused.returncode, 1)
+        self.assertIn("exists; nothing was written (--overwrite replaces it)", refused.stderr)
+
+        # A file with bad rows: each named by its line, nothing changed.
+        before = self.ctl("directory", "export").stdout
+        bad_path = os.path.join(folder, "bad.csv")
+        with open(bad_path, "w", encoding="utf-8") as f:
+            f.write("kind,mailbox,type,holder,role\n"
+                    "mailbox,new@example.fr,APP,,\n"
+                    "mailbox,broken,APP,,\n"
+                    "attachment,nobody@example.fr,,810001234567,owner\n")
+        bad = self.ctl("directory", "import", bad_path)
+        self.assertEqual(bad.returncode, 1)
+        self.assertIn(bad_path + ":3: 'broken' is not a mailbox address", bad.stderr)
+        self.assertIn("nothing was changed", bad.stderr)
+        self.assertEqual(self.ctl("directory", "export").stdout, before)
+        unknown = self.ctl("directory", "import", bad_path.replace("bad", "absent"))
+        self.assertEqual(unknown.returncode, 1)
+        self.assertIn("No such file or directory", unknown.stderr)
+
+        # A sync from a file without old@: the dry run says so and changes nothing, the sync
+        # suspends it (or removes it, when asked).
+        sync_path = os.path.join(folder, "sync.csv")
+        with open(csv_path, encoding="utf-8") as f, open(sync_path, "w", encoding="utf-8") as g:
+            g.write("".join(line for line in f if "old@" not in line))
+        dry = self.ctl("directory", "import", sync_path, "--sync", "--dry-run")
+        self.assertEqual(dry.returncode, 0, dry.stderr)
+        self.assertIn("~ mailbox old@example.fr ORG suspended", dry.stdout)
+        self.assertEqual(self.ctl("directory", "export").stdout, before)
+        self.assertEqual(self.ctl("directory", "import", sync_path, "--sync").returncode, 0)
+        self.assertRegex(self.ctl("mailbox", "list").stdout, r"old@example\.fr\s+ORG\s+suspended")
+        removed = self.ctl("directory", "import", sync_path, "--sync", "--absent", "remove")
+        self.assertIn("mailboxes: 0 added, 0 changed, 1 removed", removed.stdout)
+        self.assertNotIn("old@example.fr", self.ctl("mailbox", "list").stdout)
+        self.assertEqual(self.ctl("directory", "import", sync_path, "--absent", "remove").returncode, 2)
+
     def test_certificate_fingerprints_match_openssl(self):
         cert = pki("org-hopital.crt")
         shown = dict(line.split(":", 1) for line in run(MSSGATECTL, "certificate", "show", cert).stdout.splitlines())

@@ -4,7 +4,9 @@
 // lost connection is opened again.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -347,4 +349,103 @@ TEST_F(PostgresqlDirectoryTest, AMoveThatFailsHalfWayLeavesNothing) {
           "ALTER TABLE holder ADD CONSTRAINT short_label CHECK (length(label) < 3)");
   EXPECT_THROW(storage::copy_directory_to_postgresql(*sqlite, settings_), storage::StorageError);
   EXPECT_EQ(db.exec("counting", "SELECT count(*) FROM mailbox").integer(0, 0), 0);
+}
+
+namespace {
+
+// A directory of `mailboxes` mailboxes, each kind of row in it, big enough that every batched
+// statement runs more than once.
+storage::DirectoryContents generated_directory(size_t mailboxes) {
+  storage::DirectoryContents c;
+  for (size_t i = 0; i < mailboxes; ++i) {
+    std::string address = "bal" + std::to_string(i) + "@test.fr";
+    c.mailboxes.push_back({address, i % 3 ? MailboxType::kPer : MailboxType::kApp,
+                           i % 7 ? MailboxStatus::kActive : MailboxStatus::kSuspended});
+    if (i % 3 == 0) {
+      char hex[65];
+      std::snprintf(hex, sizeof hex, "%064zx", i);
+      c.bindings.push_back({storage::CertificateMatch::kSpkiSha256, hex, address, "CN=" + address});
+      c.senders.push_back({address, "alias" + std::to_string(i) + "@test.fr"});
+    } else {
+      std::string id = "8" + std::string(11 - std::to_string(i).size(), '0') + std::to_string(i);
+      c.holders.push_back({id, "Dr " + std::to_string(i)});
+      c.attachments.push_back({id, address, storage::HolderRole::kOwner});
+    }
+  }
+  storage::sort_contents(c);
+  return c;
+}
+
+void import_into(storage::DirectoryStore& store, const storage::DirectoryContents& wanted,
+                 storage::AbsentMailboxes absent) {
+  storage::ImportRows rows;
+  rows.contents = wanted;
+  rows.lines.mailboxes.assign(wanted.mailboxes.size(), 1);
+  rows.lines.senders.assign(wanted.senders.size(), 1);
+  rows.lines.holders.assign(wanted.holders.size(), 1);
+  rows.lines.attachments.assign(wanted.attachments.size(), 1);
+  rows.lines.bindings.assign(wanted.bindings.size(), 1);
+  std::vector<storage::ImportError> errors;
+  store.change_whole([&](const storage::DirectoryContents& current) {
+    return std::optional(storage::plan_changes(current, rows, absent, errors));
+  });
+  ASSERT_TRUE(errors.empty()) << errors.front().message;
+}
+
+}  // namespace
+
+TEST_F(PostgresqlDirectoryTest, ABulkImportAndSyncEndAsInSqlite) {
+  auto sqlite = storage::open_sqlite_directory(sqlite_path_.string());
+  auto postgresql = storage::open_postgresql_directory(settings_);
+  auto source = storage::open_postgresql_directory_source(settings_);
+  storage::load_snapshot(*source);
+  storage::DirectoryContents wanted = generated_directory(12000);
+  import_into(*postgresql, wanted, storage::AbsentMailboxes::kKeep);
+  import_into(*sqlite, wanted, storage::AbsentMailboxes::kKeep);
+  EXPECT_EQ(postgresql->read_whole(), wanted);
+  EXPECT_TRUE(source->changed()) << "the gateways' snapshots see the import";
+  auto snapshot = storage::load_snapshot(*source);
+  EXPECT_EQ(snapshot->counts().mailboxes, 12000u);
+
+  // A sync from a file that changed a little of everything and lacks a quarter of it.
+  storage::DirectoryContents next = generated_directory(9000);
+  for (auto& m : next.mailboxes)
+    if (m.address.ends_with("5@test.fr")) m.status = MailboxStatus::kClosed;
+  for (auto& h : next.holders)
+    h.label += " (renamed)";
+  for (auto& a : next.attachments)
+    a.role = storage::HolderRole::kDelegate;
+  for (auto& b : next.bindings)
+    b.label = "renewed";
+  import_into(*postgresql, next, storage::AbsentMailboxes::kRemove);
+  import_into(*sqlite, next, storage::AbsentMailboxes::kRemove);
+  EXPECT_EQ(postgresql->read_whole(), next);
+  EXPECT_EQ(describe(*postgresql), describe(*sqlite));
+
+  import_into(*postgresql, generated_directory(100), storage::AbsentMailboxes::kSuspend);
+  auto after = postgresql->read_whole();
+  EXPECT_EQ(after.mailboxes.size(), 9000u);
+  // The file's mailboxes are as it says; every other one is suspended, or stays closed.
+  auto in_file = generated_directory(100).mailboxes;
+  for (const auto& m : after.mailboxes) {
+    auto named = std::find_if(in_file.begin(), in_file.end(),
+                              [&](const auto& f) { return f.address == m.address; });
+    if (named != in_file.end()) {
+      EXPECT_EQ(m, *named);
+    } else {
+      EXPECT_TRUE(m.status == MailboxStatus::kSuspended || m.status == MailboxStatus::kClosed)
+          << m.address;
+    }
+  }
+}
+
+TEST_F(PostgresqlDirectoryTest, ABulkChangeThatFailsLeavesNothing) {
+  auto postgresql = storage::open_postgresql_directory(settings_);
+  import_into(*postgresql, generated_directory(50), storage::AbsentMailboxes::kKeep);
+  storage::DirectoryChanges bad;
+  bad.mailboxes.added = {{"fresh@test.fr", MailboxType::kPer, MailboxStatus::kActive},
+                         {"bal1@test.fr", MailboxType::kPer, MailboxStatus::kActive}};
+  EXPECT_THROW(postgresql->change_whole([&](const auto&) { return std::optional(bad); }),
+               storage::StorageError);
+  EXPECT_EQ(postgresql->read_whole(), generated_directory(50));
 }

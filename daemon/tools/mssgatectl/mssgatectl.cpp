@@ -16,6 +16,7 @@
 #include "config/storage_settings.hpp"
 #include "daemon/net/certificate_identity.hpp"
 #include "daemon/tools/mssgatectl/arguments.hpp"
+#include "daemon/tools/mssgatectl/directory_commands.hpp"
 #include "daemon/tools/mssgatectl/indicator_commands.hpp"
 #include "protocol/mailbox_address.hpp"
 #include "protocol/professional_id.hpp"
@@ -71,6 +72,12 @@ void usage(std::ostream& out) {
          "  certificate unbind ADDRESS CERTIFICATE-SELECTOR\n"
          "  certificate list\n"
          "  certificate show FILE\n"
+         "  directory import FILE|- [--format csv|jsonl] [--sync [--absent suspend|close|remove]]\n"
+         "                   [--dry-run]              add and update what FILE holds (--sync: and\n"
+         "                                           suspend, close or remove what it lacks), all\n"
+         "                                           or nothing\n"
+         "  directory export [--format csv|jsonl] [--out FILE] [--overwrite]\n"
+         "                                           the whole directory, as import reads it\n"
          "  storage migrate [--from sqlite:PATH] [--journal sqlite:PATH]\n"
          "                                           move a single host's SQLite directory and\n"
          "                                           indicator journal into the configuration's\n"
@@ -463,6 +470,7 @@ int run(const std::vector<std::string>& args) {
   if (line.noun == "mailbox") return mailbox_command(line.verb, a, *directory);
   if (line.noun == "holder") return holder_command(line.verb, a, *directory);
   if (line.noun == "certificate") return certificate_command(line.verb, a, *directory);
+  if (line.noun == "directory") return mssgate::ctl::directory_command(line.verb, a, *directory);
   unknown_command(line.noun, line.verb);
 }
 
