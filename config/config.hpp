@@ -202,7 +202,15 @@ struct AuthConfig {
   // Mailbox types that may be opened with a Pro Santé Connect token.
   std::vector<protocol::MailboxType> token_mailbox_types{
       protocol::MailboxType::kPer, protocol::MailboxType::kOrg, protocol::MailboxType::kCab};
+  // The subject attributes (OpenSSL's short names) that, with the issuer, make a certificate's
+  // organisation identity, which `organisation` bindings name: by default the structure's
+  // identifier (OU in IGC-Santé organisation certificates) and the service's name (CN), so
+  // that a renewed certificate of the same structure and service opens the same mailboxes.
+  std::vector<std::string> organisation_attributes{"OU", "CN"};
 };
+
+// The subject attribute names organisation_attributes may hold.
+bool known_subject_attribute(std::string_view name);
 
 // The received path: Postfix delivers to mssgate's LMTP listener, which relays to Dovecot's
 // LMTP and counts each delivered message per recipient mailbox.

@@ -627,7 +627,37 @@ void read_auth(TableReader& parent, AuthConfig& out, Problems& problems, const f
   TableReader t(parent.sub_table("auth"), "auth", problems, base);
   read_mailbox_types(t, "external_mailbox_types", out.external_mailbox_types, problems);
   read_mailbox_types(t, "token_mailbox_types", out.token_mailbox_types, problems);
+  std::vector<std::string> attributes;
+  t.strings("organisation_attributes", attributes);
+  if (attributes.empty()) return;  // the default stays
+  out.organisation_attributes.clear();
+  for (const auto& name : attributes) {
+    if (!known_subject_attribute(name)) {
+      problems.add(
+          t.where("organisation_attributes"), t.name("organisation_attributes"),
+          "unknown subject attribute \"" + name +
+              "\" (C, ST, L, O, OU, CN, serialNumber, organizationIdentifier, UID, title)");
+    } else if (std::find(out.organisation_attributes.begin(), out.organisation_attributes.end(),
+                         name) != out.organisation_attributes.end()) {
+      problems.add(t.where("organisation_attributes"), t.name("organisation_attributes"),
+                   "\"" + name + "\" is named twice");
+    } else {
+      out.organisation_attributes.push_back(name);
+    }
+  }
 }
+
+}  // namespace
+
+bool known_subject_attribute(std::string_view name) {
+  for (std::string_view known : {"C", "ST", "L", "O", "OU", "CN", "serialNumber",
+                                 "organizationIdentifier", "UID", "title"}) {
+    if (name == known) return true;
+  }
+  return false;
+}
+
+namespace {
 
 // A field name Dovecot's Sieve scripts and every header reader take alike (or empty).
 bool header_field_name(std::string_view name) {

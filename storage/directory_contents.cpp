@@ -149,6 +149,17 @@ std::optional<std::string> normalize_binding_value(CertificateMatch match, std::
       c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
     return lower;
   }
+  if (match == CertificateMatch::kOrganisation) {
+    size_t bar = value.find('|');
+    if (bar == std::string_view::npos || bar == 0 ||
+        value.find('=', bar) == std::string_view::npos) {
+      why =
+          "an organisation value is the issuer's DN (RFC 2253), '|', then the subject's "
+          "attributes (OU=...,CN=...), as `mssgatectl certificate show` prints it";
+      return std::nullopt;
+    }
+    return std::string(value);
+  }
   size_t bar = value.rfind('|');
   if (bar == std::string_view::npos || bar == 0) {
     why = "an issuer-serial value is the issuer's DN (RFC 2253), '|', then the serial in hex";

@@ -463,7 +463,8 @@ void DirectoryFileReader::take_binding(const Fields& fields) {
   auto mailbox = address(fields, "mailbox");
   const std::string& match_text = *field_of(fields, "match");
   auto match = parse_certificate_match(lower(match_text));
-  if (!match) error("unknown match '" + match_text + "' (spki-sha256 or issuer-serial)");
+  if (!match)
+    error("unknown match '" + match_text + "' (spki-sha256, issuer-serial or organisation)");
   std::optional<std::string> value;
   if (match) {
     std::string why;

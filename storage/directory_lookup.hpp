@@ -17,8 +17,10 @@ struct Mailbox {
 };
 
 // How a client certificate is recognised. The SPKI fingerprint survives a renewal with the
-// same key; issuer + serial names exactly one certificate.
-enum class CertificateMatch { kSpkiSha256, kIssuerSerial };
+// same key; issuer + serial names exactly one certificate; the organisation identity (the
+// issuer and chosen subject attributes, such as the structure's identifier and the service's
+// name) survives a renewal with a new key.
+enum class CertificateMatch { kSpkiSha256, kIssuerSerial, kOrganisation };
 std::string_view to_string(CertificateMatch match);
 std::optional<CertificateMatch> parse_certificate_match(std::string_view text);
 
@@ -26,6 +28,9 @@ std::optional<CertificateMatch> parse_certificate_match(std::string_view text);
 struct CertificateKeys {
   std::string spki_sha256;
   std::string issuer_serial;
+  // "ISSUER DN|OU=330000000,CN=LPS_TEST_HOPITAL": the attributes the configuration names, in
+  // its order; empty when the subject lacks one of them or has it twice.
+  std::string organisation = {};
 };
 
 // How a health professional (holder) is attached to a mailbox.

@@ -75,6 +75,9 @@ Lookup<std::vector<std::string>> DirectorySnapshot::mailboxes_for_certificate(
   add_bound(spki_mailboxes_.of(spki_keys_.find(keys.spki_sha256)), result.value);
   add_bound(issuer_serial_mailboxes_.of(issuer_serial_keys_.find(keys.issuer_serial)),
             result.value);
+  if (!keys.organisation.empty()) {
+    add_bound(organisation_mailboxes_.of(organisation_keys_.find(keys.organisation)), result.value);
+  }
   std::sort(result.value.begin(), result.value.end());
   result.value.erase(std::unique(result.value.begin(), result.value.end()), result.value.end());
   return result;
@@ -110,6 +113,7 @@ size_t DirectorySnapshot::memory_bytes() const {
   return sizeof(*this) + addresses_.memory_bytes() + mailbox_rows_.capacity() +
          spki_keys_.memory_bytes() + spki_mailboxes_.memory_bytes() +
          issuer_serial_keys_.memory_bytes() + issuer_serial_mailboxes_.memory_bytes() +
+         organisation_keys_.memory_bytes() + organisation_mailboxes_.memory_bytes() +
          holders_.memory_bytes() + holder_attachments_.memory_bytes() + senders_.memory_bytes() +
          mailbox_senders_.capacity() * sizeof(mailbox_senders_[0]);
 }
@@ -146,8 +150,10 @@ void DirectorySnapshotBuilder::add_binding(CertificateMatch match, std::string_v
   uint32_t address = address_id(mailbox);
   if (match == CertificateMatch::kSpkiSha256) {
     spki_pairs_.emplace_back(snapshot_->spki_keys_.intern(value), address);
-  } else {
+  } else if (match == CertificateMatch::kIssuerSerial) {
     issuer_serial_pairs_.emplace_back(snapshot_->issuer_serial_keys_.intern(value), address);
+  } else {
+    organisation_pairs_.emplace_back(snapshot_->organisation_keys_.intern(value), address);
   }
 }
 
@@ -168,6 +174,8 @@ std::shared_ptr<const DirectorySnapshot> DirectorySnapshotBuilder::build() {
   s.spki_mailboxes_.fill(spki_pairs_, s.spki_keys_.size());
   sort_unique(issuer_serial_pairs_);
   s.issuer_serial_mailboxes_.fill(issuer_serial_pairs_, s.issuer_serial_keys_.size());
+  sort_unique(organisation_pairs_);
+  s.organisation_mailboxes_.fill(organisation_pairs_, s.organisation_keys_.size());
   // One role per professional and mailbox: sorted, the first is the lowest role.
   std::sort(holder_pairs_.begin(), holder_pairs_.end());
   holder_pairs_.erase(std::unique(holder_pairs_.begin(), holder_pairs_.end(),
@@ -180,7 +188,8 @@ std::shared_ptr<const DirectorySnapshot> DirectorySnapshotBuilder::build() {
 
   s.counts_.mailboxes = static_cast<size_t>(std::count_if(
       s.mailbox_rows_.begin(), s.mailbox_rows_.end(), [](uint8_t row) { return row & kHasRow; }));
-  s.counts_.bindings = spki_pairs_.size() + issuer_serial_pairs_.size();
+  s.counts_.bindings =
+      spki_pairs_.size() + issuer_serial_pairs_.size() + organisation_pairs_.size();
   s.counts_.holders = s.holders_.size();
   s.counts_.attachments = holder_pairs_.size();
   s.counts_.senders = s.mailbox_senders_.size();
@@ -188,6 +197,7 @@ std::shared_ptr<const DirectorySnapshot> DirectorySnapshotBuilder::build() {
     table->shrink_to_fit();
   s.addresses_.shrink_to_fit();
   s.issuer_serial_keys_.shrink_to_fit();
+  s.organisation_keys_.shrink_to_fit();
   s.mailbox_rows_.shrink_to_fit();
 
   std::shared_ptr<const DirectorySnapshot> built(snapshot_.release());

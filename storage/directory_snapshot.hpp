@@ -68,6 +68,8 @@ class DirectorySnapshot final : public DirectoryLookup {
   IdLists spki_mailboxes_;
   SplitStringTable issuer_serial_keys_{'|', SplitStringTable::Shared::kHead};
   IdLists issuer_serial_mailboxes_;
+  SplitStringTable organisation_keys_{'|', SplitStringTable::Shared::kHead};
+  IdLists organisation_mailboxes_;
   StringTable holders_;
   IdLists holder_attachments_;  // address id << 2 | role, sorted by address id
   StringTable senders_;
@@ -100,6 +102,7 @@ class DirectorySnapshotBuilder {
   std::unique_ptr<DirectorySnapshot> snapshot_;
   std::vector<std::pair<uint32_t, uint32_t>> spki_pairs_;
   std::vector<std::pair<uint32_t, uint32_t>> issuer_serial_pairs_;
+  std::vector<std::pair<uint32_t, uint32_t>> organisation_pairs_;
   std::vector<std::pair<uint32_t, uint32_t>> holder_pairs_;
 };
 

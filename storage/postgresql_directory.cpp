@@ -28,6 +28,8 @@ void migrate_directory(PostgresqlConnection& db) {
     }
     if (version < 1)
       db.exec_script("creating the directory's tables (version 1)", schema::kVersion1);
+    if (version < 2)
+      db.exec_script("allowing bindings by organisation (version 2)", schema::kVersion2);
     if (version < schema::kVersion) {
       db.exec("recording the directory's schema version",
               "INSERT INTO mssgate_schema (part, version) VALUES ($1, $2) "
@@ -138,8 +140,9 @@ class PostgresqlDirectory final : public DirectoryStore {
       auto r = db_.exec("finding a certificate's mailboxes",
                         "SELECT DISTINCT mailbox FROM certificate_binding WHERE "
                         "(match_kind = 'spki-sha256' AND match_value = $1) OR "
-                        "(match_kind = 'issuer-serial' AND match_value = $2) ORDER BY mailbox",
-                        {keys.spki_sha256, keys.issuer_serial});
+                        "(match_kind = 'issuer-serial' AND match_value = $2) OR "
+                        "(match_kind = 'organisation' AND match_value = $3) ORDER BY mailbox",
+                        {keys.spki_sha256, keys.issuer_serial, keys.organisation});
       for (int i = 0; i < r.rows(); ++i)
         out.value.emplace_back(r.text(i, 0));
     });

@@ -7,7 +7,7 @@
 namespace mssgate::storage::postgresql_directory_schema {
 
 constexpr const char* kPart = "directory";
-constexpr int kVersion = 1;
+constexpr int kVersion = 2;
 // pg_advisory_xact_lock's key for migrations (any constant the other parts do not use).
 constexpr long long kMigrationLock = 0x6d7373676174;  // "mssgat"
 
@@ -73,6 +73,13 @@ CREATE TRIGGER holder_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON ho
   FOR EACH STATEMENT EXECUTE FUNCTION directory_changed();
 CREATE TRIGGER mailbox_holder_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE
   ON mailbox_holder FOR EACH STATEMENT EXECUTE FUNCTION directory_changed();
+)sql";
+
+// Bindings by organisation identity.
+constexpr const char* kVersion2 = R"sql(
+ALTER TABLE certificate_binding DROP CONSTRAINT certificate_binding_match_kind_check;
+ALTER TABLE certificate_binding ADD CONSTRAINT certificate_binding_match_kind_check
+  CHECK (match_kind IN ('spki-sha256', 'issuer-serial', 'organisation'));
 )sql";
 
 }  // namespace mssgate::storage::postgresql_directory_schema

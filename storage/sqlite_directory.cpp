@@ -10,7 +10,15 @@
 namespace mssgate::storage {
 
 std::string_view to_string(CertificateMatch match) {
-  return match == CertificateMatch::kSpkiSha256 ? "spki-sha256" : "issuer-serial";
+  switch (match) {
+    case CertificateMatch::kSpkiSha256:
+      return "spki-sha256";
+    case CertificateMatch::kIssuerSerial:
+      return "issuer-serial";
+    case CertificateMatch::kOrganisation:
+      return "organisation";
+  }
+  return "?";
 }
 
 std::string_view to_string(HolderRole role) {
@@ -35,6 +43,7 @@ std::optional<HolderRole> parse_holder_role(std::string_view text) {
 std::optional<CertificateMatch> parse_certificate_match(std::string_view text) {
   if (text == "spki-sha256") return CertificateMatch::kSpkiSha256;
   if (text == "issuer-serial") return CertificateMatch::kIssuerSerial;
+  if (text == "organisation") return CertificateMatch::kOrganisation;
   return std::nullopt;
 }
 
@@ -71,7 +80,8 @@ class SqliteDirectory final : public DirectoryStore {
           db_,
           "SELECT DISTINCT mailbox FROM certificate_binding WHERE "
           "(match_kind = 'spki-sha256' AND match_value = ?1) OR "
-          "(match_kind = 'issuer-serial' AND match_value = ?2) ORDER BY mailbox");
+          "(match_kind = 'issuer-serial' AND match_value = ?2) OR "
+          "(match_kind = 'organisation' AND match_value = ?3) ORDER BY mailbox");
       find_role_ = std::make_unique<Statement>(
           db_, "SELECT role FROM mailbox_holder WHERE holder = ?1 AND mailbox = ?2");
       find_senders_ = std::make_unique<Statement>(
@@ -106,7 +116,7 @@ class SqliteDirectory final : public DirectoryStore {
     Lookup<std::vector<std::string>> result;
     Statement& s = *find_bound_;
     ResetGuard guard(s);
-    s.bind(1, keys.spki_sha256).bind(2, keys.issuer_serial);
+    s.bind(1, keys.spki_sha256).bind(2, keys.issuer_serial).bind(3, keys.organisation);
     int rc;
     while ((rc = s.step()) == SQLITE_ROW)
       result.value.push_back(s.text(0));
@@ -521,6 +531,7 @@ class SqliteDirectory final : public DirectoryStore {
       if (version < 1) exec(schema::kVersion1);
       if (version < 2) exec(schema::kVersion2);
       if (version < 3) exec(schema::kVersion3);
+      if (version < 4) exec(schema::kVersion4);
       // Only when it changes: a write would tell every reader that the directory changed.
       if (version < schema::kVersion)
         exec(("PRAGMA user_version = " + std::to_string(schema::kVersion)).c_str());

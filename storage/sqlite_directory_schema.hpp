@@ -5,7 +5,7 @@
 namespace mssgate::storage::sqlite_directory_schema {
 
 // PRAGMA user_version of a directory at the current schema.
-constexpr int kVersion = 3;
+constexpr int kVersion = 4;
 
 constexpr const char* kVersion1 = R"sql(
 CREATE TABLE IF NOT EXISTS mailbox (
@@ -42,6 +42,22 @@ CREATE TABLE IF NOT EXISTS mailbox_holder (
   role    TEXT NOT NULL CHECK (role IN ('owner', 'delegate', 'co-holder')),
   PRIMARY KEY (mailbox, holder)
 );
+)sql";
+
+// Bindings by organisation identity: SQLite cannot change a CHECK, so the table is made again
+// (foreign keys are checked at the end of the migration's transaction).
+constexpr const char* kVersion4 = R"sql(
+CREATE TABLE certificate_binding_4 (
+  match_kind  TEXT NOT NULL CHECK (match_kind IN ('spki-sha256', 'issuer-serial', 'organisation')),
+  match_value TEXT NOT NULL,
+  mailbox     TEXT NOT NULL REFERENCES mailbox (address) ON DELETE CASCADE,
+  label       TEXT NOT NULL DEFAULT '',
+  PRIMARY KEY (match_kind, match_value, mailbox)
+);
+INSERT INTO certificate_binding_4 (match_kind, match_value, mailbox, label)
+  SELECT match_kind, match_value, mailbox, label FROM certificate_binding;
+DROP TABLE certificate_binding;
+ALTER TABLE certificate_binding_4 RENAME TO certificate_binding;
 )sql";
 
 }  // namespace mssgate::storage::sqlite_directory_schema

@@ -53,13 +53,63 @@ std::string name_entry(const X509_NAME* name, int nid) {
   return value;
 }
 
+// Every entry of a name, in order, as (short name, UTF-8 value).
+std::vector<std::pair<std::string, std::string>> name_entries(const X509_NAME* name) {
+  std::vector<std::pair<std::string, std::string>> entries;
+  for (int i = 0; i < X509_NAME_entry_count(name); ++i) {
+    const X509_NAME_ENTRY* entry = X509_NAME_get_entry(name, i);
+    int nid = OBJ_obj2nid(X509_NAME_ENTRY_get_object(entry));
+    const char* short_name = nid == NID_undef ? nullptr : OBJ_nid2sn(nid);
+    unsigned char* text = nullptr;
+    int size = ASN1_STRING_to_UTF8(&text, X509_NAME_ENTRY_get_data(entry));
+    if (size < 0) continue;
+    entries.emplace_back(short_name ? short_name : "",
+                         std::string(reinterpret_cast<char*>(text), static_cast<size_t>(size)));
+    OPENSSL_free(text);
+  }
+  return entries;
+}
+
+// An attribute value as RFC 4514 writes it in a DN string.
+std::string escaped_value(std::string_view value) {
+  std::string out;
+  for (size_t i = 0; i < value.size(); ++i) {
+    char c = value[i];
+    bool special = c == '"' || c == '+' || c == ',' || c == ';' || c == '<' || c == '>' ||
+                   c == '\\' || c == '=' || (i == 0 && (c == '#' || c == ' ')) ||
+                   (i + 1 == value.size() && c == ' ');
+    if (special) out += '\\';
+    out += c;
+  }
+  return out;
+}
+
 }  // namespace
+
+std::string CertificateIdentity::organisation_selector(
+    const std::vector<std::string>& attributes) const {
+  if (attributes.empty() || issuer.empty()) return {};
+  std::string selector = issuer + "|";
+  for (size_t i = 0; i < attributes.size(); ++i) {
+    const std::string* found = nullptr;
+    for (const auto& [name, value] : subject_attributes) {
+      if (name != attributes[i]) continue;
+      if (found) return {};  // twice: which one would be meant?
+      found = &value;
+    }
+    if (!found || found->empty() || found->find('\0') != std::string::npos) return {};
+    if (i) selector += ',';
+    selector += attributes[i] + "=" + escaped_value(*found);
+  }
+  return selector;
+}
 
 CertificateIdentity identify_certificate(X509* certificate) {
   CertificateIdentity id;
   id.subject = name_text(X509_get_subject_name(certificate));
   id.organisation = name_entry(X509_get_subject_name(certificate), NID_organizationName);
   id.issuer = name_text(X509_get_issuer_name(certificate));
+  id.subject_attributes = name_entries(X509_get_subject_name(certificate));
 
   BIGNUM* serial = ASN1_INTEGER_to_BN(X509_get0_serialNumber(certificate), nullptr);
   if (serial) {

@@ -5,6 +5,8 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "storage/directory_lookup.hpp"
 
@@ -20,8 +22,19 @@ struct CertificateIdentity {
   std::string spki_sha256;   // lower-case hex SHA-256 of the DER SubjectPublicKeyInfo
   std::string sha256;        // lower-case hex SHA-256 of the whole DER certificate
   int64_t not_after = 0;     // the end of its validity (seconds since the epoch; 0: unknown)
+  // The subject's attributes in order, as (OpenSSL short name, UTF-8 value): ("C", "FR"),
+  // ("OU", "330000000"), ("CN", "LPS_TEST_HOPITAL").
+  std::vector<std::pair<std::string, std::string>> subject_attributes;
 
-  storage::CertificateKeys keys() const { return {spki_sha256, issuer + "|" + serial_hex}; }
+  // Its organisation identity for these attribute names: "ISSUER|OU=330000000,CN=LPS_..."
+  // (each value escaped as in RFC 4514); empty when the subject lacks one of the attributes,
+  // has it more than once, or it holds a NUL.
+  std::string organisation_selector(const std::vector<std::string>& attributes) const;
+  // The keys bindings are looked up by; `organisation_attributes` empty: no organisation key.
+  storage::CertificateKeys keys(
+      const std::vector<std::string>& organisation_attributes = {}) const {
+    return {spki_sha256, issuer + "|" + serial_hex, organisation_selector(organisation_attributes)};
+  }
 };
 
 CertificateIdentity identify_certificate(X509* certificate);

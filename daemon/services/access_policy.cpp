@@ -32,10 +32,29 @@ AccessDecision decide_certificate_access(const storage::DirectoryLookup& directo
     return refuse(Outcome::kAuthenticationFailed, requested, "no_client_certificate",
                   "No verified client certificate was presented");
   }
-  auto bound = directory.mailboxes_for_certificate(certificate->keys());
+  // Bound by its own key (fingerprint, issuer and serial) or by its organisation identity; when
+  // both are, they must say the same, or which mailboxes it opens would hang on which binding
+  // was found first.
+  storage::CertificateKeys keys = certificate->keys(auth.organisation_attributes);
+  storage::CertificateKeys own_keys = keys;
+  own_keys.organisation.clear();
+  auto bound = directory.mailboxes_for_certificate(own_keys);
   if (!bound.ok()) {
     return refuse(Outcome::kTemporaryFailure, requested, "directory_unavailable",
                   "The directory is temporarily unavailable");
+  }
+  if (!keys.organisation.empty()) {
+    auto by_organisation = directory.mailboxes_for_certificate({"", "", keys.organisation});
+    if (!by_organisation.ok()) {
+      return refuse(Outcome::kTemporaryFailure, requested, "directory_unavailable",
+                    "The directory is temporarily unavailable");
+    }
+    if (bound.value.empty()) {
+      bound.value = std::move(by_organisation.value);
+    } else if (!by_organisation.value.empty() && by_organisation.value != bound.value) {
+      return refuse(Outcome::kAuthenticationFailed, requested, "certificate_bindings_differ",
+                    "This certificate's bindings disagree: ask the operator");
+    }
   }
   if (bound.value.empty()) {
     return refuse(Outcome::kAuthenticationFailed, requested, "certificate_not_registered",

@@ -13,7 +13,7 @@ import tempfile
 import time
 import unittest
 
-from harness import APP_HOPITAL, PKI, Gateway, RawImap, client_context, main, pki
+from harness import APP_HOPITAL, APP_LABO, PKI, Gateway, RawImap, client_context, main, pki
 from test_crl import CrlSource, openssl_ca
 
 VERSIONS = {"TLSv1.2": ssl.TLSVersion.TLSv1_2, "TLSv1.3": ssl.TLSVersion.TLSv1_3}
@@ -187,6 +187,42 @@ class ResumedSessions(unittest.TestCase):
                                      "mailbox", version)
         gateway.wait_for_log(r"event=auth \S+ mechanism=EXTERNAL result=failed reason=certificate_not_registered "
                              r"mailbox=%s" % re.escape(APP_HOPITAL))
+
+
+class OrganisationBindings(unittest.TestCase):
+    """A binding by organisation identity (the issuer, OU and CN) opens the mailbox to the
+    certificate's renewal, with a new key and serial, and to no other service of the structure."""
+
+    def sign_in(self, gateway, cert):
+        client = RawImap(gateway.imaps_port, implicit_ctx=client_context(cert))
+        try:
+            return client.authenticate_external()[1]
+        finally:
+            client.close()
+
+    def test_a_renewed_certificate_signs_in_with_no_change_and_another_service_does_not(self):
+        gateway = Gateway()
+        gateway.start()
+        self.addCleanup(gateway.stop)
+        self.assertTrue(self.sign_in(gateway, "org-hopital").startswith("a1 OK"))
+        not_registered = "a1 NO [AUTHENTICATIONFAILED] This certificate is not registered for any mailbox"
+        self.assertEqual(self.sign_in(gateway, "org-hopital-renewed"), not_registered, "bound by its old key only")
+        # The binding by key gives way to one by organisation identity, made from the old
+        # certificate: the new one (another key, another serial) opens the mailbox.
+        gateway.change_directory("certificate", "unbind", APP_HOPITAL, "--cert", pki("org-hopital.crt"))
+        bound = gateway.change_directory("certificate", "bind", APP_HOPITAL, "--cert",
+                                         pki("org-hopital.chain.pem"), "--match", "organisation")
+        self.assertIn("|OU=330000000,CN=LPS_TEST_HOPITAL to " + APP_HOPITAL, bound.stdout)
+        for cert in ("org-hopital", "org-hopital-renewed"):
+            self.assertTrue(self.sign_in(gateway, cert).startswith("a1 OK"), cert)
+        gateway.wait_for_log(r"event=auth \S+ mechanism=EXTERNAL result=ok mailbox=%s" % re.escape(APP_HOPITAL))
+        self.assertEqual(self.sign_in(gateway, "org-hopital-radiologie"), not_registered)
+        # Bound by its key to another mailbox as well: the two bindings disagree, it is refused.
+        gateway.change_directory("certificate", "bind", APP_LABO, "--cert", pki("org-hopital-renewed.crt"))
+        self.assertEqual(self.sign_in(gateway, "org-hopital-renewed"),
+                         "a1 NO [AUTHENTICATIONFAILED] This certificate's bindings disagree: ask the operator")
+        gateway.wait_for_log(r"event=auth \S+ mechanism=EXTERNAL result=failed reason=certificate_bindings_differ")
+        self.assertTrue(self.sign_in(gateway, "org-hopital").startswith("a1 OK"), "the others go on")
 
 
 class ExtendedKeyUsage(unittest.TestCase):

@@ -16,6 +16,7 @@
 #include "storage/directory_source.hpp"
 #include "storage/directory_store.hpp"
 #include "storage/postgresql.hpp"
+#include "storage/postgresql_directory_schema.hpp"
 #include "tests/postgresql/postgres_database.hpp"
 
 using namespace mssgate;
@@ -227,7 +228,36 @@ TEST_F(PostgresqlDirectoryTest, GatewaysStartingTogetherMigrateOnce) {
   storage::PostgresqlConnection db(settings_);
   auto version = db.exec("reading", "SELECT version FROM mssgate_schema WHERE part = 'directory'");
   ASSERT_EQ(version.rows(), 1);
-  EXPECT_EQ(version.integer(0, 0), 1);
+  EXPECT_EQ(version.integer(0, 0), storage::postgresql_directory_schema::kVersion);
+}
+
+TEST_F(PostgresqlDirectoryTest, ADirectoryOfVersion1TakesOrganisationBindingsOnceMigrated) {
+  auto store = storage::open_postgresql_directory(settings_);
+  store->add_mailbox({"app@test.fr", MailboxType::kApp, MailboxStatus::kActive});
+  store->bind_certificate(
+      {storage::CertificateMatch::kSpkiSha256, std::string(64, 'a'), "app@test.fr", ""});
+  store.reset();
+  {
+    // The directory as version 1 made it.
+    storage::PostgresqlConnection db(settings_);
+    db.exec_script("going back to version 1",
+                   "ALTER TABLE certificate_binding DROP CONSTRAINT "
+                   "certificate_binding_match_kind_check; "
+                   "ALTER TABLE certificate_binding ADD CONSTRAINT "
+                   "certificate_binding_match_kind_check CHECK (match_kind IN ('spki-sha256', "
+                   "'issuer-serial')); "
+                   "UPDATE mssgate_schema SET version = 1 WHERE part = 'directory'");
+    EXPECT_THROW(db.exec("an organisation binding in version 1",
+                         "INSERT INTO certificate_binding (match_kind, match_value, mailbox) "
+                         "VALUES ('organisation', 'CN=CA|OU=1,CN=S', 'app@test.fr')"),
+                 storage::StorageError);
+  }
+  store = storage::open_postgresql_directory(settings_);
+  store->bind_certificate(
+      {storage::CertificateMatch::kOrganisation, "CN=CA|OU=1,CN=S", "app@test.fr", ""});
+  EXPECT_EQ(store->list_certificate_bindings().size(), 2u);
+  EXPECT_EQ(store->mailboxes_for_certificate({"", "", "CN=CA|OU=1,CN=S"}).value,
+            std::vector<std::string>{"app@test.fr"});
 }
 
 TEST_F(PostgresqlDirectoryTest, ADirectoryOfANewerMssgateIsRefused) {
@@ -239,7 +269,9 @@ TEST_F(PostgresqlDirectoryTest, ADirectoryOfANewerMssgateIsRefused) {
     FAIL() << "opened";
   } catch (const storage::StorageError& e) {
     EXPECT_STREQ(e.what(),
-                 "the PostgreSQL directory has schema version 99, newer than this mssgate (1)");
+                 ("the PostgreSQL directory has schema version 99, newer than this mssgate (" +
+                  std::to_string(storage::postgresql_directory_schema::kVersion) + ")")
+                     .c_str());
   }
 }
 

@@ -150,6 +150,22 @@ TEST_F(ConfigTest, RefusesBadValuesWithFileLineAndKey) {
   }
 }
 
+TEST_F(ConfigTest, ReadsTheOrganisationAttributes) {
+  EXPECT_EQ(parse_config(minimal(), path()).auth.organisation_attributes,
+            (std::vector<std::string>{"OU", "CN"}));
+  auto config = parse_config(
+      minimal() + "[auth]\norganisation_attributes = [\"organizationIdentifier\", \"CN\"]\n",
+      path());
+  EXPECT_EQ(config.auth.organisation_attributes,
+            (std::vector<std::string>{"organizationIdentifier", "CN"}));
+  EXPECT_NE(error_for(minimal() + "[auth]\norganisation_attributes = [\"OU\", \"cn\"]\n")
+                .find("auth.organisation_attributes: unknown subject attribute \"cn\""),
+            std::string::npos);
+  EXPECT_NE(error_for(minimal() + "[auth]\norganisation_attributes = [\"OU\", \"OU\"]\n")
+                .find("auth.organisation_attributes: \"OU\" is named twice"),
+            std::string::npos);
+}
+
 TEST_F(ConfigTest, ReadsTheSubmissionSection) {
   auto config = parse_config(minimal() + R"(
 [smtp]

@@ -146,7 +146,7 @@ TEST(DirectoryFile, EveryBadRowIsNamedByItsLine) {
       {4, "unknown status 'frozen' (active, suspended or closed)"},
       {6, "duplicate mailbox z@test.fr (first on line 5)"},
       {7, "an spki-sha256 value is the 64 hex digits of a SHA-256"},
-      {8, "unknown match 'serial' (spki-sha256 or issuer-serial)"},
+      {8, "unknown match 'serial' (spki-sha256, issuer-serial or organisation)"},
       {9, "the serial after '|' is not hexadecimal"},
       {10, "'123' is not an idNat (8 + RPPS, 0 + ADELI), an RPPS or an ADELI number"},
       {11, "unknown role 'boss' (owner, delegate or co-holder)"},

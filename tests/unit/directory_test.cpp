@@ -84,6 +84,59 @@ TEST_F(DirectoryTest, StoresAndListsMailboxesAndBindings) {
   EXPECT_EQ(store_->list_certificate_bindings().size(), 4u) << "bindings go with their mailbox";
 }
 
+TEST(CertificateIdentity, TheOrganisationSelectorNamesTheIssuerAndTheChosenAttributes) {
+  daemon::CertificateIdentity id;
+  id.issuer = "CN=AC ORGANISATIONS,O=ANS,C=FR";
+  id.subject_attributes = {
+      {"C", "FR"}, {"O", "HOPITAL"}, {"OU", "330000000"}, {"CN", "LPS, radiologie+IRM"}};
+  EXPECT_EQ(id.organisation_selector({"OU", "CN"}),
+            "CN=AC ORGANISATIONS,O=ANS,C=FR|OU=330000000,CN=LPS\\, radiologie\\+IRM");
+  EXPECT_EQ(id.organisation_selector({"CN", "OU"}),
+            "CN=AC ORGANISATIONS,O=ANS,C=FR|CN=LPS\\, radiologie\\+IRM,OU=330000000")
+      << "in the configuration's order";
+  EXPECT_EQ(id.organisation_selector({"OU", "serialNumber"}), "") << "an attribute it lacks";
+  EXPECT_EQ(id.organisation_selector({}), "");
+  id.subject_attributes.emplace_back("OU", "330000001");
+  EXPECT_EQ(id.organisation_selector({"OU", "CN"}), "") << "an attribute it has twice";
+  id.subject_attributes = {{"OU", std::string("33\0", 3)}, {"CN", "LPS"}};
+  EXPECT_EQ(id.organisation_selector({"OU", "CN"}), "") << "a NUL in a value";
+  EXPECT_EQ(id.keys().organisation, "") << "no attributes, no organisation key";
+}
+
+TEST_F(DirectoryTest, AnOrganisationBindingOpensTheMailboxForARenewedCertificate) {
+  daemon::CertificateIdentity renewed;  // a new key and serial, the same organisation and service
+  renewed.spki_sha256 = std::string(64, 'e');
+  renewed.issuer = "CN=ORG CA";
+  renewed.serial_hex = "2001";
+  renewed.subject_attributes = {{"O", "HOPITAL"}, {"OU", "330000000"}, {"CN", "LPS_RADIO"}};
+  EXPECT_EQ(decide(renewed, "").reason, "certificate_not_registered");
+  store_->bind_certificate({storage::CertificateMatch::kOrganisation,
+                            "CN=ORG CA|OU=330000000,CN=LPS_RADIO", "app.second@test.fr", ""});
+  auto allowed = decide(renewed, "");
+  EXPECT_EQ(allowed.outcome, Outcome::kAllowed);
+  EXPECT_EQ(allowed.mailbox, "app.second@test.fr");
+  // Another service of the same organisation is not bound.
+  daemon::CertificateIdentity other = renewed;
+  other.subject_attributes.back().second = "LPS_ACCUEIL";
+  EXPECT_EQ(decide(other, "").reason, "certificate_not_registered");
+  // Its own key bound too: to the same mailboxes it is allowed, to others it is refused.
+  store_->bind_certificate(
+      {storage::CertificateMatch::kSpkiSha256, renewed.spki_sha256, "app.second@test.fr", ""});
+  EXPECT_EQ(decide(renewed, "").outcome, Outcome::kAllowed);
+  store_->bind_certificate(
+      {storage::CertificateMatch::kSpkiSha256, renewed.spki_sha256, "app.hopital@test.fr", ""});
+  auto differ = decide(renewed, "app.second@test.fr");
+  EXPECT_EQ(differ.outcome, Outcome::kAuthenticationFailed);
+  EXPECT_EQ(differ.reason, "certificate_bindings_differ");
+  // The snapshot answers the same.
+  auto snapshot = storage::load_snapshot(*storage::open_sqlite_directory_source(path_.string()));
+  EXPECT_EQ(daemon::decide_certificate_access(*snapshot, renewed, "", config::AuthConfig{}).reason,
+            "certificate_bindings_differ");
+  EXPECT_EQ(
+      snapshot->mailboxes_for_certificate({"", "", "CN=ORG CA|OU=330000000,CN=LPS_RADIO"}).value,
+      std::vector<std::string>{"app.second@test.fr"});
+}
+
 TEST_F(DirectoryTest, KeepsTheSendersAMailboxMayUse) {
   EXPECT_TRUE(store_->allowed_senders("app.hopital@test.fr").value.empty());
   store_->allow_sender("app.hopital@test.fr", "secretariat@test.fr");
@@ -223,6 +276,10 @@ void write_directory_of_version(const std::string& path, int version) {
     sql += schema::kVersion2;
     sql += "INSERT INTO mailbox_sender VALUES ('app.hopital@test.fr', 'secretariat@test.fr');";
   }
+  if (version >= 3) {
+    sql += schema::kVersion3;
+    sql += "INSERT INTO holder VALUES ('810001234567', 'Dr Martin');";
+  }
   sql += "PRAGMA user_version = " + std::to_string(version) + ";";
   char* error = nullptr;
   EXPECT_EQ(sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &error), SQLITE_OK) << error;
@@ -244,7 +301,7 @@ int user_version(const std::string& path) {
 }  // namespace
 
 TEST(DirectorySchema, EveryEarlierVersionIsMigratedWithItsRowsKept) {
-  for (int version : {1, 2}) {
+  for (int version : {1, 2, 3}) {
     SCOPED_TRACE("from version " + std::to_string(version));
     fs::path path = fs::temp_directory_path() / ("mssgate-directory-v" + std::to_string(version) +
                                                  "-" + std::to_string(::getpid()) + ".db");
@@ -260,11 +317,17 @@ TEST(DirectorySchema, EveryEarlierVersionIsMigratedWithItsRowsKept) {
                 std::vector<std::string>{"app.hopital@test.fr"});
       EXPECT_EQ(store->allowed_senders("app.hopital@test.fr").value.size(), version >= 2 ? 1u : 0u);
       // The tables of the versions after it are there and usable.
-      store->add_holder({"810001234567", "Dr Martin"});
+      if (version < 3) store->add_holder({"810001234567", "Dr Martin"});
       store->attach_holder({"810001234567", "app.hopital@test.fr", storage::HolderRole::kOwner});
       store->allow_sender("app.hopital@test.fr", "cabinet@test.fr");
       EXPECT_EQ(store->holder_role("810001234567", "app.hopital@test.fr").value,
                 storage::HolderRole::kOwner);
+      // Version 4: bindings by organisation identity, the bindings before it kept.
+      store->bind_certificate(
+          {storage::CertificateMatch::kOrganisation, "CN=CA|OU=1,CN=S", "app.hopital@test.fr", ""});
+      EXPECT_EQ(store->list_certificate_bindings().size(), 2u);
+      EXPECT_EQ(store->mailboxes_for_certificate({"", "", "CN=CA|OU=1,CN=S"}).value,
+                std::vector<std::string>{"app.hopital@test.fr"});
     }
     // The snapshot source reads the migrated file too.
     auto snapshot = storage::load_snapshot(*storage::open_sqlite_directory_source(path.string()));
@@ -289,7 +352,9 @@ TEST(DirectorySchema, ADirectoryOfANewerMssgateIsRefused) {
     storage::open_sqlite_directory(path.string());
     FAIL() << "opened";
   } catch (const storage::StorageError& e) {
-    EXPECT_STREQ(e.what(), "directory database has schema version 9, newer than this mssgate (3)");
+    EXPECT_EQ(std::string(e.what()),
+              "directory database has schema version 9, newer than this mssgate (" +
+                  std::to_string(storage::sqlite_directory_schema::kVersion) + ")");
   }
   EXPECT_EQ(user_version(path.string()), 9) << "left as it was";
   for (const char* suffix : {"", "-wal", "-shm"})

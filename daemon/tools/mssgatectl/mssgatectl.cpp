@@ -71,7 +71,7 @@ void usage(std::ostream& out) {
          "  certificate bind ADDRESS CERTIFICATE-SELECTOR [--label TEXT]\n"
          "  certificate unbind ADDRESS CERTIFICATE-SELECTOR\n"
          "  certificate list\n"
-         "  certificate show FILE\n"
+         "  certificate show FILE [--attributes OU,CN]   what it is, every selector it matches\n"
          "  directory import FILE|- [--format csv|jsonl] [--sync [--absent suspend|close|remove]]\n"
          "                   [--dry-run]              add and update what FILE holds (--sync: and\n"
          "                                           suspend, close or remove what it lacks), all\n"
@@ -94,10 +94,17 @@ void usage(std::ostream& out) {
          "sent\n"
          "\n"
          "CERTIFICATE-SELECTOR is one of:\n"
-         "  --cert FILE [--match spki-sha256|issuer-serial]   read it from a PEM certificate\n"
+         "  --cert FILE [--match spki-sha256|issuer-serial]   read it from a PEM file: the\n"
+         "                                                    certificate, or a chain that\n"
+         "                                                    starts with it\n"
          "  --spki-sha256 HEX                                 the SHA-256 of its public key (DER "
          "SPKI)\n"
          "  --issuer 'RFC 2253 DN' --serial HEX               its issuer and serial number\n"
+         "  --cert FILE --match organisation [--attributes OU,CN]\n"
+         "  --organisation 'RFC 2253 DN|OU=...,CN=...'        its issuer and subject attributes:\n"
+         "                                                    every certificate of that\n"
+         "                                                    organisation and service, renewed\n"
+         "                                                    ones included\n"
          "\n"
          "The database is the configuration's directory.sqlite_path, the journal its\n"
          "indicators.journal (default configuration "
@@ -139,7 +146,41 @@ std::string canonical_serial(std::string serial) {
   return first == std::string::npos ? "0" : serial.substr(first);
 }
 
-CertificateBinding binding_from(const Arguments& a) {
+// The subject attributes an organisation binding names: --attributes, else the configuration's
+// auth.organisation_attributes (when it was read), else the default.
+std::vector<std::string> organisation_attributes(const Arguments& a,
+                                                 const std::vector<std::string>& configured) {
+  auto text = a.option("--attributes");
+  if (!text) return configured;
+  std::vector<std::string> names;
+  size_t start = 0;
+  for (;;) {
+    size_t comma = text->find(',', start);
+    std::string name = text->substr(start, comma == std::string::npos ? comma : comma - start);
+    if (!mssgate::config::known_subject_attribute(name))
+      throw UsageError("--attributes: unknown subject attribute '" + name +
+                       "' (C, ST, L, O, OU, CN, serialNumber, organizationIdentifier, UID, title)");
+    names.push_back(name);
+    if (comma == std::string::npos) break;
+    start = comma + 1;
+  }
+  return names;
+}
+
+std::string organisation_selector_of(const mssgate::daemon::CertificateIdentity& id,
+                                     const std::vector<std::string>& attributes) {
+  std::string selector = id.organisation_selector(attributes);
+  if (selector.empty()) {
+    std::string names;
+    for (const auto& name : attributes)
+      names += (names.empty() ? "" : ", ") + name;
+    throw std::runtime_error("this certificate has no organisation identity: its subject (" +
+                             id.subject + ") lacks one of " + names + ", or has it more than once");
+  }
+  return selector;
+}
+
+CertificateBinding binding_from(const Arguments& a, const std::vector<std::string>& attributes) {
   CertificateBinding b;
   b.mailbox = mailbox_argument(a);
   b.label = a.option("--label").value_or("");
@@ -147,10 +188,15 @@ CertificateBinding binding_from(const Arguments& a) {
     auto id = mssgate::daemon::identify_certificate_file(*file);
     auto match =
         mssgate::storage::parse_certificate_match(a.option("--match").value_or("spki-sha256"));
-    if (!match) throw UsageError("--match is spki-sha256 or issuer-serial");
+    if (!match) throw UsageError("--match is spki-sha256, issuer-serial or organisation");
     b.match = *match;
-    b.value =
-        b.match == CertificateMatch::kSpkiSha256 ? id.spki_sha256 : id.issuer + "|" + id.serial_hex;
+    if (b.match == CertificateMatch::kSpkiSha256) {
+      b.value = id.spki_sha256;
+    } else if (b.match == CertificateMatch::kIssuerSerial) {
+      b.value = id.issuer + "|" + id.serial_hex;
+    } else {
+      b.value = organisation_selector_of(id, organisation_attributes(a, attributes));
+    }
     if (b.label.empty()) b.label = id.subject;
   } else if (auto spki = a.option("--spki-sha256")) {
     b.match = CertificateMatch::kSpkiSha256;
@@ -158,8 +204,16 @@ CertificateBinding binding_from(const Arguments& a) {
   } else if (a.option("--issuer") && a.option("--serial")) {
     b.match = CertificateMatch::kIssuerSerial;
     b.value = *a.option("--issuer") + "|" + canonical_serial(*a.option("--serial"));
+  } else if (auto organisation = a.option("--organisation")) {
+    b.match = CertificateMatch::kOrganisation;
+    std::string why;
+    auto value = mssgate::storage::normalize_binding_value(b.match, *organisation, why);
+    if (!value) throw UsageError("--organisation: " + why);
+    b.value = *value;
   } else {
-    throw UsageError("name the certificate with --cert, --spki-sha256, or --issuer and --serial");
+    throw UsageError(
+        "name the certificate with --cert, --spki-sha256, --issuer and --serial, or "
+        "--organisation");
   }
   return b;
 }
@@ -202,14 +256,33 @@ CommandLine parse_command_line(const std::vector<std::string>& args) {
   return line;
 }
 
-int show_certificate(const Arguments& a) {
-  allow_only(a, {}, 1);
+// What a certificate is, and every selector a binding may name it by.
+int show_certificate(const Arguments& a, const std::vector<std::string>& configured) {
+  allow_only(a, {"--attributes"}, 1);
   auto id = mssgate::daemon::identify_certificate_file(a.positional[0]);
+  auto attributes = organisation_attributes(a, configured);
+  std::string organisation = id.organisation_selector(attributes);
   std::cout << "subject:       " << id.subject << "\n"
             << "issuer:        " << id.issuer << "\n"
             << "serial:        " << id.serial_hex << "\n"
-            << "spki-sha256:   " << id.spki_sha256 << "\n"
-            << "sha256:        " << id.sha256 << "\n";
+            << "sha256:        " << id.sha256 << "\n"
+            << "the bindings that would match it (certificate bind ADDRESS --match KIND, or a\n"
+            << "directory file's match and value):\n"
+            << "  spki-sha256    " << id.spki_sha256 << "\n"
+            << "                 this key: a renewal with a new key no longer matches\n"
+            << "  issuer-serial  " << id.issuer << "|" << id.serial_hex << "\n"
+            << "                 this certificate only\n";
+  std::string names;
+  for (const auto& name : attributes)
+    names += (names.empty() ? "" : ", ") + name;
+  if (organisation.empty()) {
+    std::cout << "  organisation   none: the subject lacks one of " << names
+              << ", or has it more than once\n";
+  } else {
+    std::cout << "  organisation   " << organisation << "\n"
+              << "                 every certificate of this issuer with the same " << names
+              << ", renewals included\n";
+  }
   return 0;
 }
 
@@ -408,9 +481,13 @@ int holder_command(const std::string& verb, const Arguments& a,
 }
 
 int change_binding(const std::string& verb, const Arguments& a,
-                   mssgate::storage::DirectoryStore& directory) {
-  allow_only(a, {"--cert", "--match", "--spki-sha256", "--issuer", "--serial", "--label"}, 1);
-  CertificateBinding b = binding_from(a);
+                   mssgate::storage::DirectoryStore& directory,
+                   const std::vector<std::string>& attributes) {
+  allow_only(a,
+             {"--cert", "--match", "--spki-sha256", "--issuer", "--serial", "--organisation",
+              "--attributes", "--label"},
+             1);
+  CertificateBinding b = binding_from(a, attributes);
   if (verb == "bind") {
     directory.bind_certificate(b);
     std::cout << "bound " << mssgate::storage::to_string(b.match) << " " << b.value << " to "
@@ -427,8 +504,9 @@ int change_binding(const std::string& verb, const Arguments& a,
 }
 
 int certificate_command(const std::string& verb, const Arguments& a,
-                        mssgate::storage::DirectoryStore& directory) {
-  if (verb == "bind" || verb == "unbind") return change_binding(verb, a, directory);
+                        mssgate::storage::DirectoryStore& directory,
+                        const std::vector<std::string>& attributes) {
+  if (verb == "bind" || verb == "unbind") return change_binding(verb, a, directory, attributes);
   if (verb != "list") unknown_command("certificate", verb);
   allow_only(a, {}, 0);
   for (const auto& b : directory.list_certificate_bindings()) {
@@ -446,7 +524,19 @@ int run(const std::vector<std::string>& args) {
     return 0;
   }
   const Arguments& a = line.arguments;
-  if (line.noun == "certificate" && line.verb == "show") return show_certificate(a);
+  // The organisation identity's attributes: the configuration's when it is read, else the
+  // default (--attributes names others).
+  std::vector<std::string> attributes = mssgate::config::AuthConfig{}.organisation_attributes;
+  if (line.noun == "certificate" && line.verb == "show") {
+    // The configuration's attributes if it can be read; show needs nothing else of it.
+    if (!line.database) {
+      try {
+        attributes = mssgate::config::load_config(line.config_path).auth.organisation_attributes;
+      } catch (const std::exception&) {
+      }
+    }
+    return show_certificate(a, attributes);
+  }
   if (line.noun == "indicators")
     return mssgate::ctl::indicators(line.verb, a, line.config_path, line.journal);
   if (line.noun == "storage" && line.verb == "migrate") return migrate_storage(a, line.config_path);
@@ -459,6 +549,7 @@ int run(const std::vector<std::string>& args) {
     directory = mssgate::storage::open_sqlite_directory(*line.database);
   } else {
     auto config = mssgate::config::load_config(line.config_path);
+    attributes = config.auth.organisation_attributes;
     if (config.storage.postgresql_enabled()) {
       directory = mssgate::storage::open_postgresql_directory(
           mssgate::config::postgresql_settings(config.storage, "mssgatectl"));
@@ -469,7 +560,7 @@ int run(const std::vector<std::string>& args) {
   }
   if (line.noun == "mailbox") return mailbox_command(line.verb, a, *directory);
   if (line.noun == "holder") return holder_command(line.verb, a, *directory);
-  if (line.noun == "certificate") return certificate_command(line.verb, a, *directory);
+  if (line.noun == "certificate") return certificate_command(line.verb, a, *directory, attributes);
   if (line.noun == "directory") return mssgate::ctl::directory_command(line.verb, a, *directory);
   unknown_command(line.noun, line.verb);
 }
