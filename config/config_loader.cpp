@@ -1,8 +1,13 @@
 #include <arpa/inet.h>
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <toml++/toml.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <charconv>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -301,9 +306,37 @@ class TableReader {
   std::set<std::string> known_;
 };
 
-bool readable_file(const std::string& path) {
+// Why a file cannot be read ("No such file or directory", "Permission denied", "is a
+// directory"), or "" when it can.
+std::string why_unreadable(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return std::strerror(errno);
+  struct stat info {};
+  bool directory = ::fstat(fd, &info) == 0 && S_ISDIR(info.st_mode);
+  ::close(fd);
+  return directory ? "is a directory" : "";
+}
+
+// "cannot read [WHAT]PATH: WHY" ("cannot read a password from /etc/...: Permission denied"),
+// for a problem's text.
+std::string cannot_read(const std::string& path, const std::string& why,
+                        std::string_view what = "") {
+  std::string text = "cannot read ";
+  text += what;
+  text += path;
+  text += ": ";
+  text += why;
+  return text;
+}
+
+// Why no secret can be read from a file's first line, or "" when one can.
+std::string why_no_secret(const std::string& path) {
+  std::string why = why_unreadable(path);
+  if (!why.empty()) return why;
   std::ifstream in(path);
-  return in.good();
+  std::string line;
+  if (!std::getline(in, line) || line.empty() || line == "\r") return "its first line is empty";
+  return "";
 }
 
 void read_server(TableReader& parent, ServerConfig& out, Problems& problems, const fs::path& base) {
@@ -331,6 +364,8 @@ void read_server(TableReader& parent, ServerConfig& out, Problems& problems, con
     problems.add(t.where("audit_log"), "server.audit_log",
                  "must not be the same file as server.log_file");
   }
+  // The log's own lines say "warning": the word is taken too.
+  if (out.log_level == "warning") out.log_level = "warn";
   static const std::set<std::string> kLevels{"trace", "debug", "info", "warn", "error"};
   if (!kLevels.count(out.log_level)) {
     problems.add(t.where("log_level"), "server.log_level",
@@ -387,12 +422,12 @@ void read_tls(TableReader& parent, TlsConfig& out, Problems& problems, const fs:
                             std::pair{"private_key", &out.private_key}}) {
     if (value->empty()) {
       problems.add(t.where(key), std::string("tls.") + key, "is required");
-    } else if (!readable_file(*value)) {
-      problems.add(t.where(key), std::string("tls.") + key, "cannot read " + *value);
+    } else if (auto why = why_unreadable(*value); !why.empty()) {
+      problems.add(t.where(key), std::string("tls.") + key, cannot_read(*value, why));
     }
   }
-  if (!out.client_ca.empty() && !readable_file(out.client_ca)) {
-    problems.add(t.where("client_ca"), "tls.client_ca", "cannot read " + out.client_ca);
+  if (auto why = out.client_ca.empty() ? "" : why_unreadable(out.client_ca); !why.empty()) {
+    problems.add(t.where("client_ca"), "tls.client_ca", cannot_read(out.client_ca, why));
   }
   if (!out.client_ca.empty() && out.crl_check && out.crl_files.empty() && out.crl_urls.empty()) {
     problems.add(t.where("crl_files"), "tls.crl_files",
@@ -400,8 +435,8 @@ void read_tls(TableReader& parent, TlsConfig& out, Problems& problems, const fs:
                  "tls.crl_check = false)");
   }
   for (const auto& crl : out.crl_files) {
-    if (!readable_file(crl))
-      problems.add(t.where("crl_files"), "tls.crl_files", "cannot read " + crl);
+    if (auto why = why_unreadable(crl); !why.empty())
+      problems.add(t.where("crl_files"), "tls.crl_files", cannot_read(crl, why));
   }
 }
 
@@ -435,10 +470,10 @@ void read_imap(TableReader& parent, ImapConfig& out, Problems& problems, const f
   } else {
     std::ifstream in(out.backend.master_password_file);
     std::string secret;
-    if (!in || !std::getline(in, secret) || secret.empty()) {
+    if (auto why = why_no_secret(out.backend.master_password_file); !why.empty()) {
       problems.add(b.where("master_password_file"), "imap.backend.master_password_file",
-                   "cannot read a password from " + out.backend.master_password_file);
-    } else {
+                   cannot_read(out.backend.master_password_file, why, "a password from "));
+    } else if (std::getline(in, secret)) {
       if (!secret.empty() && secret.back() == '\r') secret.pop_back();
       out.backend.master_password = secret;
     }
@@ -547,9 +582,11 @@ void read_psc(TableReader& parent, PscConfig& out, Problems& problems, const fs:
   }
   if (!out.client_secret_file.empty()) {
     std::ifstream in(out.client_secret_file);
-    if (!in || !std::getline(in, out.client_secret) || out.client_secret.empty()) {
+    if (auto why = why_no_secret(out.client_secret_file); !why.empty()) {
       problems.add(t.where("client_secret_file"), "psc.client_secret_file",
-                   "cannot read a secret from " + out.client_secret_file);
+                   cannot_read(out.client_secret_file, why, "a secret from "));
+    } else {
+      std::getline(in, out.client_secret);
     }
   }
   if (out.client_certificate.empty() != out.client_key.empty()) {
@@ -559,8 +596,8 @@ void read_psc(TableReader& parent, PscConfig& out, Problems& problems, const fs:
   for (auto [key, file] :
        {std::pair{"client_certificate", &out.client_certificate},
         std::pair{"client_key", &out.client_key}, std::pair{"ca_file", &out.ca_file}}) {
-    if (!file->empty() && !readable_file(*file)) {
-      problems.add(t.where(key), std::string("psc.") + key, "cannot read " + *file);
+    if (auto why = file->empty() ? "" : why_unreadable(*file); !why.empty()) {
+      problems.add(t.where(key), std::string("psc.") + key, cannot_read(*file, why));
     }
   }
 }
@@ -588,10 +625,10 @@ void read_storage(TableReader& parent, StorageConfig& out, Problems& problems,
   if (!out.password_file.empty()) {
     std::ifstream in(out.password_file);
     std::string secret;
-    if (!in || !std::getline(in, secret) || secret.empty()) {
+    if (auto why = why_no_secret(out.password_file); !why.empty()) {
       problems.add(t.where("password_file"), "storage.password_file",
-                   "cannot read a password from " + out.password_file);
-    } else {
+                   cannot_read(out.password_file, why, "a password from "));
+    } else if (std::getline(in, secret)) {
       if (secret.back() == '\r') secret.pop_back();
       out.password = secret;
     }
@@ -863,8 +900,8 @@ void read_admin(TableReader& parent, AdminConfig& out, Problems& problems, const
       if (value->empty()) {
         problems.add(t.where(key), std::string("admin.") + key,
                      "is required for TLS on the admin endpoint (with the two others)");
-      } else if (!readable_file(*value)) {
-        problems.add(t.where(key), std::string("admin.") + key, "cannot read " + *value);
+      } else if (auto why = why_unreadable(*value); !why.empty()) {
+        problems.add(t.where(key), std::string("admin.") + key, cannot_read(*value, why));
       }
     }
   }
@@ -1065,7 +1102,11 @@ std::vector<std::string> keep_restart_only_settings(const Config& running, Confi
 
 Config load_config(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
-  if (!in) throw ConfigError(path + ": cannot open the configuration file");
+  if (!in) {
+    std::string why = why_unreadable(path);
+    throw ConfigError(path + ": cannot open the configuration file" +
+                      (why.empty() ? "" : ": " + why));
+  }
   std::ostringstream text;
   text << in.rdbuf();
   return parse_config(text.str(), path);

@@ -71,7 +71,8 @@ set(CPACK_PACKAGE_NAME mssgate)
 set(CPACK_PACKAGE_VERSION ${PROJECT_VERSION})
 set(CPACK_PACKAGE_VENDOR "mssgate")
 set(CPACK_PACKAGE_DESCRIPTION_SUMMARY "gateway for the MSSanté API LPS (IMAP and SMTP submission)")
-set(CPACK_PACKAGE_DESCRIPTION
+# One string made of quoted pieces (string(CONCAT)): a list would be split at its ';'.
+string(CONCAT CPACK_PACKAGE_DESCRIPTION
     "mssgate sits in front of Dovecot and Postfix for an MSSanté operator.\n"
     "Health professionals' software connects to it over TLS with an IGC-Santé\n"
     "organisation certificate (SASL EXTERNAL) or a Pro Santé Connect token\n"
@@ -81,7 +82,6 @@ set(CPACK_PACKAGE_DESCRIPTION
     "\n"
     "The service is installed but neither enabled nor started: edit\n"
     "/etc/mssgate/mssgate.toml first.")
-string(JOIN "" CPACK_PACKAGE_DESCRIPTION ${CPACK_PACKAGE_DESCRIPTION})
 # Set the real maintainer with -DCPACK_PACKAGE_CONTACT="Name <address>".
 set(CPACK_PACKAGE_CONTACT "mssgate maintainers <mssgate@example.org>" CACHE STRING
     "Maintainer field of the Debian package")

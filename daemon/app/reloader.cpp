@@ -61,7 +61,9 @@ void Reloader::reloaded(const GatewayEnvironment& running, const GatewayEnvironm
   Event("reloaded")
       .add("config", next.config.source_path)
       .add("duration_us", static_cast<int64_t>(seconds * 1e6))
-      .add("psc_cache", kept ? "kept" : "new")
+      .add("psc_cache", !next.validator ? "none"
+                        : kept          ? "kept"
+                                        : "new")
       .audit()
       .info();
   if (!restart_keys.empty()) {

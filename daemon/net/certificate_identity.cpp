@@ -5,7 +5,9 @@
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <ctime>
 #include <stdexcept>
 
@@ -136,7 +138,7 @@ CertificateIdentity identify_certificate(X509* certificate) {
 
 CertificateIdentity identify_certificate_file(const std::string& path) {
   FILE* f = std::fopen(path.c_str(), "r");
-  if (!f) throw std::runtime_error("cannot open " + path);
+  if (!f) throw std::runtime_error("cannot read " + path + ": " + std::strerror(errno));
   X509* certificate = PEM_read_X509(f, nullptr, nullptr, nullptr);
   std::fclose(f);
   if (!certificate) throw std::runtime_error("no PEM certificate in " + path);

@@ -256,12 +256,12 @@ refresh_interval = "100ms"
     def __exit__(self, *exc):
         self.stop()
 
-    def start(self, extra_env=None):
+    def start(self, extra_env=None, extra_args=()):
         # A restart appends to the same log: only what this process writes counts.
         offset = self.mark()
         log = open(self.log_path, "ab")
         env = dict(os.environ, **(extra_env or {}))
-        self.process = subprocess.Popen([MSSGATE, "--config", self.config_path], stdin=subprocess.DEVNULL,
+        self.process = subprocess.Popen([MSSGATE, "--config", self.config_path, *extra_args], stdin=subprocess.DEVNULL,
                                         stdout=log, stderr=subprocess.STDOUT, env=env)
         log.close()
         deadline = time.monotonic() + 15

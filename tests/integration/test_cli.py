@@ -2,13 +2,15 @@
 
 import hashlib
 import os
+import re
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
 import unittest
 
-from harness import MSSGATE, MSSGATECTL, main, pki
+from harness import MSSGATE, MSSGATECTL, Gateway, main, pki
 
 
 def run(*args, **kwargs):
@@ -103,7 +105,27 @@ sqlite_path = "directory.db"
     def test_missing_file(self):
         result = run(MSSGATE, "--check-config", os.path.join(self.dir, "absent.toml"))
         self.assertEqual(result.returncode, 1)
-        self.assertIn("cannot open the configuration file", result.stderr)
+        self.assertIn("cannot open the configuration file: No such file or directory", result.stderr)
+
+
+class PidFileTest(unittest.TestCase):
+    def test_the_pid_file_names_the_process_while_it_serves(self):
+        gateway = Gateway()
+        self.addCleanup(gateway.stop)
+        pid_path = os.path.join(gateway.dir, "run", "mssgate.pid")
+        os.makedirs(os.path.dirname(pid_path))
+        gateway.start(extra_args=("--pid-file", pid_path))
+        with open(pid_path) as f:
+            self.assertEqual(f.read(), "%d\n" % gateway.process.pid)
+        gateway.process.send_signal(signal.SIGTERM)
+        self.assertEqual(gateway.process.wait(timeout=10), 0)
+        self.assertFalse(os.path.exists(pid_path), "removed at exit")
+        # A PID file that cannot be written: a clear error, and no service.
+        refused = run(MSSGATE, "--config", gateway.config_path, "--pid-file",
+                      os.path.join(gateway.dir, "absent", "mssgate.pid"))
+        self.assertEqual(refused.returncode, 1)
+        self.assertIn("cannot write the PID file", refused.stderr)
+        self.assertIn("No such file or directory", refused.stderr)
 
 
 class MssgatectlTest(unittest.TestCase):
@@ -137,7 +159,16 @@ class MssgatectlTest(unittest.TestCase):
                      ("mailbox", "frobnicate"), ("certificate", "bind", "x@example.fr")):
             result = self.ctl(*args)
             self.assertEqual(result.returncode, 2, args)
-            self.assertIn("usage: mssgatectl", result.stderr)
+            # What is wrong, how the command goes, where the rest is: not the whole usage.
+            lines = result.stderr.splitlines()
+            self.assertLessEqual(len(lines), 3, result.stderr)
+            self.assertTrue(lines[0].startswith("mssgatectl: "), result.stderr)
+            self.assertEqual(lines[-1], "(mssgatectl --help lists every command)")
+            self.assertNotIn("CERTIFICATE-SELECTOR is one of", result.stderr)
+        self.assertIn("usage: mssgatectl mailbox add ADDRESS --type PER|ORG|APP|CAB",
+                      self.ctl("mailbox", "add", "x@example.fr", "--type", "XYZ").stderr)
+        self.assertIn("mailbox commands: add, set-status, remove, list",
+                      self.ctl("mailbox", "frobnicate").stderr)
 
     def test_binds_certificates_by_public_key_and_by_issuer_and_serial(self):
         self.ctl("mailbox", "add", "app@example.fr", "--type", "APP")
@@ -219,9 +250,36 @@ class MssgatectlTest(unittest.TestCase):
         self.assertNotIn("old@example.fr", self.ctl("mailbox", "list").stdout)
         self.assertEqual(self.ctl("directory", "import", sync_path, "--absent", "remove").returncode, 2)
 
+    def test_if_missing_makes_adds_and_binds_repeatable(self):
+        steps = (("mailbox", "add", "app@example.fr", "--type", "APP"),
+                 ("mailbox", "allow-sender", "app@example.fr", "service@example.fr"),
+                 ("holder", "add", "810001234567"),
+                 ("holder", "attach", "810001234567", "app@example.fr", "--role", "owner"),
+                 ("certificate", "bind", "app@example.fr", "--cert", pki("org-hopital.chain.pem")))
+        for step in steps:
+            self.assertEqual(self.ctl(*step).returncode, 0, step)
+        before = self.ctl("directory", "export").stdout
+        for step in steps:
+            again = self.ctl(*step, "--if-missing")
+            self.assertEqual(again.returncode, 0, (step, again.stderr))
+            self.assertIn("already (--if-missing): nothing changed", again.stdout)
+            self.assertEqual(self.ctl(*step).returncode, 1, "without it, still refused")
+        self.assertEqual(self.ctl("directory", "export").stdout, before)
+        # There, but not as asked: an error all the same.
+        other = self.ctl("mailbox", "add", "app@example.fr", "--type", "PER", "--if-missing")
+        self.assertEqual(other.returncode, 1)
+        self.assertIn("already exists as APP active", other.stderr)
+        role = self.ctl("holder", "attach", "810001234567", "app@example.fr", "--role", "delegate", "--if-missing")
+        self.assertEqual(role.returncode, 1)
+        self.assertIn("already attached to app@example.fr as owner", role.stderr)
+
     def test_certificate_fingerprints_match_openssl(self):
         cert = pki("org-hopital.crt")
-        shown = dict(line.split(":", 1) for line in run(MSSGATECTL, "certificate", "show", cert).stdout.splitlines())
+        output = run(MSSGATECTL, "certificate", "show", cert).stdout
+        # "name:   value" lines, then the selectors ("  spki-sha256    value").
+        shown = dict(line.split(":", 1) for line in output.splitlines() if re.match(r"^\w+:", line))
+        shown.update(re.findall(r"^  (spki-sha256|issuer-serial|organisation) +(.+)$", output, re.M))
+        self.assertEqual(shown["organisation"], shown["issuer"].strip() + "|OU=330000000,CN=LPS_TEST_HOPITAL")
         pubkey = run("openssl", "x509", "-in", cert, "-noout", "-pubkey").stdout
         der = subprocess.run(["openssl", "pkey", "-pubin", "-outform", "DER"], input=pubkey.encode(), capture_output=True).stdout
         self.assertEqual(shown["spki-sha256"].strip(), hashlib.sha256(der).hexdigest())

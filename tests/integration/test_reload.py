@@ -189,7 +189,7 @@ class Reload(unittest.TestCase):
         gateway = self.gateway
         loads = len(re.findall(r"event=directory_loaded ", gateway.log()))
         edit_config(gateway, ('refresh_interval = "100ms"', 'refresh_interval = "50ms"'))
-        reload(gateway)
+        self.assertIn("psc_cache=none", reload(gateway), "no [psc], no token cache")
         self.assertEqual(len(re.findall(r"event=directory_loaded ", gateway.log())), loads,
                          "the same directory is not read again")
         # The directory kept still follows the database.
@@ -240,7 +240,7 @@ class Reload(unittest.TestCase):
         edit_config(gateway,
                     ('starttls_listen = ["127.0.0.1:0"]\ntls_listen = ["127.0.0.1:0"]\nmax_line_bytes = 4096',
                      'starttls_listen = ["127.0.0.1:1"]\ntls_listen = ["127.0.0.1:0"]\nmax_line_bytes = 4096'),
-                    ('log_level = "debug"', 'log_level = "warn"'))
+                    ('log_level = "debug"', 'log_level = "warning"'))  # as the log writes it
         line = reload(gateway, "reload_restart_needed")
         self.assertIn("keys=imap.starttls_listen", line)
         # The listener stays where it was; at level warn, connections are no longer logged, and

@@ -21,6 +21,7 @@ class ConfigTest : public ::testing::Test {
     for (const char* name : {"server.pem", "server.key", "ca.pem", "crls.pem"})
       std::ofstream(dir_ / name) << "x";
     std::ofstream(dir_ / "master.secret") << "s3cret\n";
+    std::ofstream(dir_ / "empty.secret") << "\nsecond line\n";
   }
   void TearDown() override { fs::remove_all(dir_); }
 
@@ -129,9 +130,11 @@ TEST_F(ConfigTest, RefusesBadValuesWithFileLineAndKey) {
            {"crl_files = [\"crls.pem\"]", "crl_files = []",
             "tls.crl_files: is required when tls.client_ca is set"},
            {"crl_files = [\"crls.pem\"]", "crl_files = [\"missing.pem\"]",
-            "tls.crl_files: cannot read"},
-           {"master.secret", "nothing.secret",
-            "imap.backend.master_password_file: cannot read a password"},
+            "missing.pem: No such file or directory"},
+           {"crl_files = [\"crls.pem\"]", "crl_files = [\".\"]",
+            "tls.crl_files: cannot read " + dir_.string() + "/: is a directory"},
+           {"master.secret", "nothing.secret", "nothing.secret: No such file or directory"},
+           {"master.secret", "empty.secret", "empty.secret: its first line is empty"},
            {"starttls_listen = [\"127.0.0.1:1143\"]", "starttls_listen = []",
             "at least one of imap.starttls_listen"},
            {"[imap]\n", "[imap]\nmax_bad_commands = true\n",
@@ -651,6 +654,9 @@ TEST_F(ConfigTest, ReloadKeepsRestartOnlySettingsAndNamesThem) {
   EXPECT_EQ(next.server.io_threads, running.server.io_threads);
   EXPECT_EQ(next.imap.max_bad_commands, 3u);  // reloadable: the new value
   EXPECT_EQ(next.server.log_level, "warn");
+  EXPECT_EQ(parse_config(text + "\n[server]\nlog_level = \"warning\"\n", path()).server.log_level,
+            "warn")
+      << "the word the log lines use";
   auto same = parse_config(minimal(), path());
   EXPECT_TRUE(mssgate::config::keep_restart_only_settings(running, same).empty());
 }

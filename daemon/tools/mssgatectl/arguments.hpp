@@ -33,7 +33,8 @@ struct Arguments {
 };
 
 // The options that take no value.
-inline constexpr std::array<std::string_view, 3> kFlags{"--overwrite", "--sync", "--dry-run"};
+inline constexpr std::array<std::string_view, 4> kFlags{"--overwrite", "--sync", "--dry-run",
+                                                        "--if-missing"};
 
 Arguments split_arguments(const std::vector<std::string>& args, size_t from);
 // Refuses any option not in `names`, and a number of positional arguments other than

@@ -1,6 +1,8 @@
 #include "daemon/tools/mssgatectl/indicator_commands.hpp"
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iomanip>
@@ -85,7 +87,8 @@ int export_reports(IndicatorReader& reader, const mssgate::config::IndicatorsCon
     std::ofstream file(path, std::ios::binary | std::ios::trunc);
     file << text;
     file.close();
-    if (!file) throw std::runtime_error("cannot write " + path.string());
+    if (!file)
+      throw std::runtime_error("cannot write " + path.string() + ": " + std::strerror(errno));
     std::cout << mssgate::storage::to_string(report) << ": " << path.string() << " ("
               << table.rows.size() << " rows)\n";
   }

@@ -9,6 +9,7 @@
 #include <iomanip>
 #include <iostream>
 #include <optional>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -57,18 +58,21 @@ void usage(std::ostream& out) {
   out << "usage: mssgatectl [--config FILE | --database FILE | --journal FILE] COMMAND\n"
          "\n"
          "  mailbox add ADDRESS --type PER|ORG|APP|CAB [--status active|suspended|closed]\n"
+         "                     [--if-missing]\n"
          "  mailbox set-status ADDRESS active|suspended|closed\n"
          "  mailbox remove ADDRESS\n"
          "  mailbox list\n"
-         "  mailbox allow-sender ADDRESS SENDER      let ADDRESS also send as SENDER\n"
+         "  mailbox allow-sender ADDRESS SENDER [--if-missing]\n"
+         "                                           let ADDRESS also send as SENDER\n"
          "  mailbox disallow-sender ADDRESS SENDER\n"
          "  mailbox senders ADDRESS\n"
-         "  holder add ID [--label TEXT]             a professional: idNat, RPPS or ADELI\n"
+         "  holder add ID [--label TEXT] [--if-missing]\n"
+         "                                           a professional: idNat, RPPS or ADELI\n"
          "  holder remove ID\n"
-         "  holder attach ID ADDRESS --role owner|delegate|co-holder\n"
+         "  holder attach ID ADDRESS --role owner|delegate|co-holder [--if-missing]\n"
          "  holder detach ID ADDRESS\n"
          "  holder list\n"
-         "  certificate bind ADDRESS CERTIFICATE-SELECTOR [--label TEXT]\n"
+         "  certificate bind ADDRESS CERTIFICATE-SELECTOR [--label TEXT] [--if-missing]\n"
          "  certificate unbind ADDRESS CERTIFICATE-SELECTOR\n"
          "  certificate list\n"
          "  certificate show FILE [--attributes OU,CN]   what it is, every selector it matches\n"
@@ -106,6 +110,8 @@ void usage(std::ostream& out) {
          "                                                    organisation and service, renewed\n"
          "                                                    ones included\n"
          "\n"
+         "--if-missing: what is already there as asked is not an error (scripts may run\n"
+         "again); what is there otherwise still is.\n"
          "The database is the configuration's directory.sqlite_path, the journal its\n"
          "indicators.journal (default configuration "
       << kDefaultConfig << ").\n";
@@ -351,8 +357,14 @@ int migrate_storage(const Arguments& a, const std::string& config_path) {
   throw UsageError("unknown command '" + noun + " " + verb + "'");
 }
 
+// --if-missing: what is already there as asked is no error (a script may run again); what is
+// there otherwise still is.
+void already_there(const std::string& what) {
+  std::cout << what << " already (--if-missing): nothing changed\n";
+}
+
 void add_mailbox(const Arguments& a, mssgate::storage::DirectoryStore& directory) {
-  allow_only(a, {"--type", "--status"}, 1);
+  allow_only(a, {"--type", "--status", "--if-missing"}, 1);
   mssgate::storage::Mailbox m;
   m.address = mailbox_argument(a);
   auto type = protocol::parse_mailbox_type(a.option("--type").value_or(""));
@@ -361,6 +373,22 @@ void add_mailbox(const Arguments& a, mssgate::storage::DirectoryStore& directory
   if (!status) throw UsageError("--status is active, suspended or closed");
   m.type = *type;
   m.status = *status;
+  if (a.flag("--if-missing")) {
+    auto existing = directory.find_mailbox(m.address);
+    if (!existing.ok()) throw std::runtime_error(existing.error);
+    if (existing.value && *existing.value == m) {
+      already_there(m.address + " is " + std::string(protocol::to_string(m.type)) + " " +
+                    std::string(protocol::to_string(m.status)));
+      return;
+    }
+    if (existing.value) {
+      throw mssgate::storage::StorageError(
+          "mailbox " + m.address + " already exists as " +
+          std::string(protocol::to_string(existing.value->type)) + " " +
+          std::string(protocol::to_string(existing.value->status)) +
+          " (mailbox set-status changes its status)");
+    }
+  }
   directory.add_mailbox(m);
   std::cout << "added " << m.address << " " << protocol::to_string(m.type) << " "
             << protocol::to_string(m.status) << "\n";
@@ -368,9 +396,20 @@ void add_mailbox(const Arguments& a, mssgate::storage::DirectoryStore& directory
 
 int change_sender(const std::string& verb, const Arguments& a,
                   mssgate::storage::DirectoryStore& directory) {
-  allow_only(a, {}, 2);
+  allow_only(a,
+             verb == "allow-sender" ? std::initializer_list<const char*>{"--if-missing"}
+                                    : std::initializer_list<const char*>{},
+             2);
   auto sender = protocol::normalize_mailbox_address(a.positional[1]);
   if (!sender) throw UsageError("'" + a.positional[1] + "' is not a mailbox address");
+  if (verb == "allow-sender" && a.flag("--if-missing")) {
+    auto senders = directory.allowed_senders(mailbox_argument(a));
+    if (!senders.ok()) throw std::runtime_error(senders.error);
+    if (std::find(senders.value.begin(), senders.value.end(), *sender) != senders.value.end()) {
+      already_there(mailbox_argument(a) + " may send as " + *sender);
+      return 0;
+    }
+  }
   if (verb == "allow-sender") {
     directory.allow_sender(mailbox_argument(a), *sender);
     std::cout << mailbox_argument(a) << " may now send as " << *sender << "\n";
@@ -421,7 +460,7 @@ int mailbox_command(const std::string& verb, const Arguments& a,
 int change_attachment(const std::string& verb, const Arguments& a,
                       mssgate::storage::DirectoryStore& directory) {
   allow_only(a,
-             verb == "attach" ? std::initializer_list<const char*>{"--role"}
+             verb == "attach" ? std::initializer_list<const char*>{"--role", "--if-missing"}
                               : std::initializer_list<const char*>{},
              2);
   std::string holder = professional_argument(a.positional[0]);
@@ -430,6 +469,21 @@ int change_attachment(const std::string& verb, const Arguments& a,
   if (verb == "attach") {
     auto role = mssgate::storage::parse_holder_role(a.option("--role").value_or(""));
     if (!role) throw UsageError("--role is owner, delegate or co-holder");
+    if (a.flag("--if-missing")) {
+      auto existing = directory.holder_role(holder, *mailbox);
+      if (!existing.ok()) throw std::runtime_error(existing.error);
+      if (existing.value == role) {
+        already_there(holder + " is " + std::string(mssgate::storage::to_string(*role)) + " of " +
+                      *mailbox);
+        return 0;
+      }
+      if (existing.value) {
+        throw mssgate::storage::StorageError(
+            holder + " is already attached to " + *mailbox + " as " +
+            std::string(mssgate::storage::to_string(*existing.value)) +
+            " (holder detach, then attach, changes the role)");
+      }
+    }
     directory.attach_holder({holder, *mailbox, *role});
     std::cout << "attached " << holder << " to " << *mailbox << " as "
               << mssgate::storage::to_string(*role) << "\n";
@@ -461,9 +515,17 @@ void list_holders(const Arguments& a, mssgate::storage::DirectoryStore& director
 int holder_command(const std::string& verb, const Arguments& a,
                    mssgate::storage::DirectoryStore& directory) {
   if (verb == "add") {
-    allow_only(a, {"--label"}, 1);
+    allow_only(a, {"--label", "--if-missing"}, 1);
     mssgate::storage::Holder holder{professional_argument(a.positional[0]),
                                     a.option("--label").value_or("")};
+    if (a.flag("--if-missing")) {
+      auto holders = directory.list_holders();
+      if (std::any_of(holders.begin(), holders.end(),
+                      [&](const auto& h) { return h.id == holder.id; })) {
+        already_there("holder " + holder.id + " exists");
+        return 0;
+      }
+    }
     directory.add_holder(holder);
     std::cout << "added holder " << holder.id << "\n";
   } else if (verb == "remove") {
@@ -483,12 +545,29 @@ int holder_command(const std::string& verb, const Arguments& a,
 int change_binding(const std::string& verb, const Arguments& a,
                    mssgate::storage::DirectoryStore& directory,
                    const std::vector<std::string>& attributes) {
-  allow_only(a,
-             {"--cert", "--match", "--spki-sha256", "--issuer", "--serial", "--organisation",
-              "--attributes", "--label"},
-             1);
+  if (verb == "bind") {
+    allow_only(a,
+               {"--cert", "--match", "--spki-sha256", "--issuer", "--serial", "--organisation",
+                "--attributes", "--label", "--if-missing"},
+               1);
+  } else {
+    allow_only(a,
+               {"--cert", "--match", "--spki-sha256", "--issuer", "--serial", "--organisation",
+                "--attributes", "--label"},
+               1);
+  }
   CertificateBinding b = binding_from(a, attributes);
   if (verb == "bind") {
+    if (a.flag("--if-missing")) {
+      auto bindings = directory.list_certificate_bindings();
+      if (std::any_of(bindings.begin(), bindings.end(), [&](const auto& existing) {
+            return existing.match == b.match && existing.value == b.value &&
+                   existing.mailbox == b.mailbox;
+          })) {
+        already_there("this certificate is bound to " + b.mailbox);
+        return 0;
+      }
+    }
     directory.bind_certificate(b);
     std::cout << "bound " << mssgate::storage::to_string(b.match) << " " << b.value << " to "
               << b.mailbox << "\n";
@@ -567,13 +646,41 @@ int run(const std::vector<std::string>& args) {
 
 }  // namespace
 
+// The hint after a command-line error: the usage line of the command the arguments name
+// ("usage: mssgatectl mailbox add ..."), else the commands of its noun ("mailbox commands:
+// add, set-status, ...").
+std::string usage_hint(const std::vector<std::string>& args) {
+  size_t i = 0;
+  while (i < args.size() && args[i].rfind("--", 0) == 0)
+    i += 2;
+  std::ostringstream text;
+  usage(text);
+  std::istringstream lines(text.str());
+  std::string noun = i < args.size() ? args[i] : "";
+  std::string command = i + 1 < args.size() ? noun + " " + args[i + 1] : "";
+  std::string verbs;
+  for (std::string line; std::getline(lines, line);) {
+    if (!command.empty() && (line.rfind("  " + command + " ", 0) == 0 || line == "  " + command))
+      return "usage: mssgatectl " + line.substr(2);
+    if (!noun.empty() && line.rfind("  " + noun + " ", 0) == 0) {
+      std::string verb = line.substr(noun.size() + 3);
+      verb = verb.substr(0, verb.find(' '));
+      if (verbs.find(verb) == std::string::npos) verbs += (verbs.empty() ? "" : ", ") + verb;
+    }
+  }
+  return verbs.empty() ? "" : noun + " commands: " + verbs;
+}
+
 int main(int argc, char** argv) {
   std::vector<std::string> args(argv + 1, argv + argc);
   try {
     return run(args);
   } catch (const UsageError& e) {
-    std::cerr << "mssgatectl: " << e.what() << "\n\n";
-    usage(std::cerr);
+    // One line for what is wrong, one for how the command goes: not the whole usage.
+    std::cerr << "mssgatectl: " << e.what() << "\n";
+    std::string hint = usage_hint(args);
+    if (!hint.empty()) std::cerr << hint << "\n";
+    std::cerr << "(mssgatectl --help lists every command)\n";
     return 2;
   } catch (const std::exception& e) {
     std::cerr << "mssgatectl: " << e.what() << "\n";
