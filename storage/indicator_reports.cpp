@@ -797,6 +797,36 @@ ReportTable IndicatorReader::sign_ins_by_day(const std::string& month) {
              {first, last}, {"day", "certificate", "psc", "imap", "submission", "failed"});
 }
 
+ReportTable IndicatorReader::daily_connections(const std::string& mailbox, const std::string& from,
+                                               const std::string& to) {
+  using enum ConnectionField;
+  auto of_mode = [](AuthMode mode) {
+    return "COALESCE(SUM(CASE WHEN " + is(kAuthMode, mode, "c") + " THEN " +
+           column(kConnections, "c") + " ELSE 0 END), 0)";
+  };
+  auto of_protocol = [](SessionProtocol protocol) {
+    return "COALESCE(SUM(CASE WHEN " + is(kProtocol, protocol, "c") + " THEN " +
+           column(kConnections, "c") + " ELSE 0 END), 0)";
+  };
+  using S = SignInField;
+  // The mailbox's days with sign-ins or refusals, each joined with its successful sign-ins.
+  std::string days = "(SELECT " + column(kDay) + " AS day FROM connection_day WHERE " +
+                     column(kDay) + " BETWEEN ?1 AND ?2 AND " + column(kMailbox) +
+                     " = ?3 UNION SELECT " + column(S::kDay) + " FROM sign_in_day WHERE " +
+                     column(S::kDay) + " BETWEEN ?1 AND ?2 AND " + column(S::kMailbox) + " = ?3)";
+  std::string failed = "COALESCE((SELECT SUM(" + column(S::kSignIns, "s") +
+                       ") FROM sign_in_day s WHERE " + column(S::kDay, "s") + " = d.day AND " +
+                       column(S::kMailbox, "s") + " = ?3 AND " + column(S::kFailure, "s") +
+                       " <> ''), 0)";
+  return run("SELECT d.day, " + of_mode(AuthMode::kCertificate) + ", " + of_mode(AuthMode::kPsc) +
+                 ", " + of_protocol(SessionProtocol::kImap) + ", " +
+                 of_protocol(SessionProtocol::kSubmission) + ", " + failed + " FROM " + days +
+                 " d LEFT JOIN connection_day c ON " + column(kDay, "c") + " = d.day AND " +
+                 column(kMailbox, "c") + " = ?3 GROUP BY d.day ORDER BY d.day",
+             {from, to, mailbox},
+             {"day", "signed_in_certificate", "signed_in_psc", "imap", "submission", "refused"});
+}
+
 std::string csv_neutralised(const std::string& value) {
   static constexpr std::string_view kFormulaStarts = "=+-@\t\r";
   if (value.empty() || kFormulaStarts.find(value.front()) == std::string_view::npos) return value;

@@ -49,6 +49,10 @@ class IndicatorReader {
   // ones), failed (refusals).
   ReportTable sign_ins_by_day(const std::string& month);
   // The documents of one mailbox over the same days, by code.
+  // The mailbox's sign-ins, day by day: by certificate and by token, to IMAP and to submission,
+  // and the refused ones.
+  ReportTable daily_connections(const std::string& mailbox, const std::string& from,
+                                const std::string& to);
   ReportTable daily_documents(const std::string& mailbox, const std::string& from,
                               const std::string& to);
 

@@ -8,6 +8,7 @@ import email.utils
 import io
 import json
 import os
+import re
 import signal
 import smtplib
 import sqlite3
@@ -260,6 +261,12 @@ class IndicatorsEndToEnd(unittest.TestCase):
         self.assertEqual(shown.returncode, 0, shown.stderr)
         self.assertIn(received["day"], shown.stdout)
         self.assertIn("11488-4", shown.stdout)
+        # The sign-ins of the day, as the journal counts them.
+        by_certificate = g.journal_rows("SELECT SUM(connections) FROM connection_day WHERE mailbox = ? AND day = ? "
+                                        "AND auth_mode = 'certificate'", APP_HOPITAL, received["day"])[0][0]
+        self.assertGreater(by_certificate, 0)
+        self.assertRegex(shown.stdout, r"sign-ins\nday +signed_in_certificate +signed_in_psc +imap +submission +"
+                                       r"refused *\n%s +%d +0 " % (re.escape(received["day"]), by_certificate))
 
         # Nothing of the content, and no INS value, anywhere.
         texts = [g.log(), open(g.indicator_log).read()]

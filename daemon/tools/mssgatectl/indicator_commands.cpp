@@ -112,6 +112,13 @@ int show_mailbox(IndicatorReader& reader, const mssgate::config::IndicatorsConfi
   }
   std::cout << *normalized << ", " << from << " to " << to << "\n\n";
   print_table(reader.daily(*normalized, from, to));
+  auto connections = reader.daily_connections(*normalized, from, to);
+  std::cout << "\nsign-ins\n";
+  if (connections.rows.empty()) {
+    std::cout << "(none)\n";
+  } else {
+    print_table(connections);
+  }
   auto documents = reader.daily_documents(*normalized, from, to);
   if (!documents.rows.empty()) {
     std::cout << "\n";
