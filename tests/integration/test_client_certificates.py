@@ -225,6 +225,42 @@ class OrganisationBindings(unittest.TestCase):
         self.assertTrue(self.sign_in(gateway, "org-hopital").startswith("a1 OK"), "the others go on")
 
 
+class DirectoryImportInForce(unittest.TestCase):
+    def test_a_running_gateway_takes_an_import_and_a_sync_without_a_restart(self):
+        gateway = Gateway()
+        gateway.start()
+        self.addCleanup(gateway.stop)
+        path = os.path.join(gateway.dir, "annuaire.csv")
+        with open(path, "w") as f:
+            f.write("kind,mailbox,type,match,value\n"
+                    "mailbox,%s,APP,,\n"
+                    "binding,%s,,organisation,\"%s|OU=330000000,CN=LPS_TEST_HOPITAL_RADIOLOGIE\"\n"
+                    % (APP_LABO, APP_LABO, self.issuer()))
+        not_registered = "a1 NO [AUTHENTICATIONFAILED] This certificate is not registered for any mailbox"
+        self.assertEqual(self.sign_in(gateway, "org-hopital-radiologie"), not_registered)
+        imported = gateway.change_directory("directory", "import", path)
+        self.assertIn("bindings: 1 added", imported.stdout)
+        self.assertTrue(self.sign_in(gateway, "org-hopital-radiologie").startswith("a1 OK"))
+        # The same file as a sync: every mailbox it lacks is suspended, APP_HOPITAL among them.
+        self.assertTrue(self.sign_in(gateway, "org-hopital").startswith("a1 OK"))
+        gateway.change_directory("directory", "import", path, "--sync")
+        self.assertEqual(self.sign_in(gateway, "org-hopital"),
+                         "a1 NO [AUTHENTICATIONFAILED] This certificate is not registered for any mailbox")
+        self.assertTrue(self.sign_in(gateway, "org-hopital-radiologie").startswith("a1 OK"))
+
+    def issuer(self):
+        out = subprocess.run(["openssl", "x509", "-in", pki("org-hopital-radiologie.crt"), "-noout", "-issuer",
+                              "-nameopt", "RFC2253"], capture_output=True, text=True, check=True).stdout
+        return out.strip().split("=", 1)[1]
+
+    def sign_in(self, gateway, cert):
+        client = RawImap(gateway.imaps_port, implicit_ctx=client_context(cert))
+        try:
+            return client.authenticate_external()[1]
+        finally:
+            client.close()
+
+
 class ExtendedKeyUsage(unittest.TestCase):
     def handshake(self, gateway, cert):
         """The TLS event of an implicit-TLS connection with `cert`, or None when refused."""
