@@ -74,7 +74,11 @@ Parsed parse(std::string_view input, size_t how) {
     }
     if (parser.is_done() || ec || overflow) break;
   }
-  if (overflow || header_bytes > mssgate::daemon::kAdminHeaderBytes) return Parsed{.refused = true};
+  if (overflow || header_bytes > mssgate::daemon::kAdminHeaderBytes) {
+    Parsed refusal;
+    refusal.refused = true;
+    return refusal;
+  }
   if (!parser.is_done() && !ec) parser.put_eof(ec);
   Parsed out;
   if (ec || !parser.is_done()) {
