@@ -5,6 +5,7 @@
 #include <boost/json.hpp>
 #include <cctype>
 
+#include "protocol/ascii.hpp"
 #include "protocol/mailbox_address.hpp"
 #include "protocol/professional_id.hpp"
 
@@ -35,27 +36,9 @@ const std::vector<KindFields>& kinds() {
   return all;
 }
 
-std::string lower(std::string_view text) {
-  std::string out(text);
-  for (auto& c : out)
-    c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
-}
-
-std::string upper(std::string_view text) {
-  std::string out(text);
-  for (auto& c : out)
-    c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-  return out;
-}
-
-std::string_view trim(std::string_view text) {
-  while (!text.empty() && (text.front() == ' ' || text.front() == '\t'))
-    text.remove_prefix(1);
-  while (!text.empty() && (text.back() == ' ' || text.back() == '\t'))
-    text.remove_suffix(1);
-  return text;
-}
+using protocol::ascii_lower;
+using protocol::ascii_upper;
+using protocol::trim_blanks;
 
 bool has_control_character(std::string_view text) {
   return std::any_of(text.begin(), text.end(),
@@ -117,7 +100,7 @@ std::optional<DirectoryFileFormat> directory_file_format_of(std::string_view pat
   size_t dot = path.rfind('.');
   if (dot == std::string_view::npos || path.find('/', dot) != std::string_view::npos)
     return std::nullopt;
-  return parse_directory_file_format(lower(path.substr(dot + 1)));
+  return parse_directory_file_format(ascii_lower(path.substr(dot + 1)));
 }
 
 DirectoryFileReader::DirectoryFileReader(DirectoryFileFormat format) : format_(format) {}
@@ -255,12 +238,12 @@ ImportRows DirectoryFileReader::finish(std::vector<ImportError>& errors) {
 
 void DirectoryFileReader::take_csv_record() {
   if (csv_fields_.empty()) return;  // a blank line
-  if (csv_fields_.size() == 1 && trim(csv_fields_[0]).empty()) return;
+  if (csv_fields_.size() == 1 && trim_blanks(csv_fields_[0]).empty()) return;
   if (!header_read_) {
     header_read_ = true;
     header_usable_ = true;
     for (const auto& name : csv_fields_) {
-      std::string column = lower(trim(name));
+      std::string column = ascii_lower(trim_blanks(name));
       if (std::find(kColumns.begin(), kColumns.end(), column) == kColumns.end()) {
         error("unknown column '" + column + "' (the columns are kind, mailbox, type, status, " +
               "sender, holder, role, match, value, label)");
@@ -287,7 +270,7 @@ void DirectoryFileReader::take_csv_record() {
   for (size_t i = 0; i < header_.size(); ++i) {
     // Spaces around an unquoted field are not data; a quoted field is taken as it is.
     std::string_view value =
-        csv_quoted_[i] ? std::string_view(csv_fields_[i]) : trim(csv_fields_[i]);
+        csv_quoted_[i] ? std::string_view(csv_fields_[i]) : trim_blanks(csv_fields_[i]);
     if (!value.empty()) fields.emplace_back(header_[i], std::string(value));
   }
   take_row(fields);
@@ -296,7 +279,7 @@ void DirectoryFileReader::take_csv_record() {
 void DirectoryFileReader::take_json_line() {
   std::string_view text = json_line_;
   if (!text.empty() && text.back() == '\r') text.remove_suffix(1);
-  if (trim(text).empty()) return;
+  if (trim_blanks(text).empty()) return;
   boost::system::error_code ec;
   boost::json::value value = boost::json::parse(text, ec);
   if (ec) {
@@ -345,7 +328,7 @@ void DirectoryFileReader::take_row(const Fields& fields) {
     error("a row needs its 'kind' (mailbox, sender, holder, attachment or binding)");
     return;
   }
-  std::string kind = lower(*kind_text);
+  std::string kind = ascii_lower(*kind_text);
   auto spec = std::find_if(kinds().begin(), kinds().end(),
                            [&](const KindFields& k) { return k.kind == kind; });
   if (spec == kinds().end()) {
@@ -414,10 +397,10 @@ std::optional<std::string> DirectoryFileReader::label(const Fields& fields) {
 void DirectoryFileReader::take_mailbox(const Fields& fields) {
   auto mailbox = address(fields, "mailbox");
   const std::string& type_text = *field_of(fields, "type");
-  auto type = protocol::parse_mailbox_type(upper(type_text));
+  auto type = protocol::parse_mailbox_type(ascii_upper(type_text));
   if (!type) error("unknown type '" + type_text + "' (PER, ORG, APP or CAB)");
   const std::string* status_text = field_of(fields, "status");
-  auto status = protocol::parse_mailbox_status(status_text ? lower(*status_text) : "active");
+  auto status = protocol::parse_mailbox_status(status_text ? ascii_lower(*status_text) : "active");
   if (!status) error("unknown status '" + *status_text + "' (active, suspended or closed)");
   if (!mailbox || !type || !status) return;
   if (!first_seen(mailbox_lines_, *mailbox, "mailbox " + *mailbox)) return;
@@ -449,7 +432,7 @@ void DirectoryFileReader::take_attachment(const Fields& fields) {
   auto id = holder_id(fields);
   auto mailbox = address(fields, "mailbox");
   const std::string& role_text = *field_of(fields, "role");
-  auto role = parse_holder_role(lower(role_text));
+  auto role = parse_holder_role(ascii_lower(role_text));
   if (!role) error("unknown role '" + role_text + "' (owner, delegate or co-holder)");
   if (!id || !mailbox || !role) return;
   if (!first_seen(attachment_lines_, *id + '\0' + *mailbox,
@@ -462,7 +445,7 @@ void DirectoryFileReader::take_attachment(const Fields& fields) {
 void DirectoryFileReader::take_binding(const Fields& fields) {
   auto mailbox = address(fields, "mailbox");
   const std::string& match_text = *field_of(fields, "match");
-  auto match = parse_certificate_match(lower(match_text));
+  auto match = parse_certificate_match(ascii_lower(match_text));
   if (!match)
     error("unknown match '" + match_text + "' (spki-sha256, issuer-serial or organisation)");
   std::optional<std::string> value;

@@ -769,18 +769,26 @@ ReportTable IndicatorReader::acknowledgement_days(const std::string& month) {
   return acknowledgements(month, columns, false);
 }
 
+namespace {
+
+// Successful sign-ins of connection_day rows "c" in one mode, or to one protocol, summed.
+std::string sign_ins_of(AuthMode mode) {
+  using enum ConnectionField;
+  return "COALESCE(SUM(CASE WHEN " + is(kAuthMode, mode, "c") + " THEN " +
+         column(kConnections, "c") + " ELSE 0 END), 0)";
+}
+std::string sign_ins_of(SessionProtocol protocol) {
+  using enum ConnectionField;
+  return "COALESCE(SUM(CASE WHEN " + is(kProtocol, protocol, "c") + " THEN " +
+         column(kConnections, "c") + " ELSE 0 END), 0)";
+}
+
+}  // namespace
+
 ReportTable IndicatorReader::sign_ins_by_day(const std::string& month) {
   std::string first, last;
   if (!month_days(month, first, last)) throw StorageError("\"" + month + "\" is not YYYY-MM");
   using enum ConnectionField;
-  auto of_mode = [](AuthMode mode) {
-    return "COALESCE(SUM(CASE WHEN " + is(kAuthMode, mode, "c") + " THEN " +
-           column(kConnections, "c") + " ELSE 0 END), 0)";
-  };
-  auto of_protocol = [](SessionProtocol protocol) {
-    return "COALESCE(SUM(CASE WHEN " + is(kProtocol, protocol, "c") + " THEN " +
-           column(kConnections, "c") + " ELSE 0 END), 0)";
-  };
   using S = SignInField;
   // The days with sign-ins or refusals, each joined with its successful sign-ins.
   std::string days = "(SELECT " + column(kDay) + " AS day FROM connection_day WHERE " +
@@ -789,9 +797,9 @@ ReportTable IndicatorReader::sign_ins_by_day(const std::string& month) {
   std::string failed = "COALESCE((SELECT SUM(" + column(S::kSignIns, "s") +
                        ") FROM sign_in_day s WHERE " + column(S::kDay, "s") + " = d.day AND " +
                        column(S::kFailure, "s") + " <> ''), 0)";
-  return run("SELECT d.day, " + of_mode(AuthMode::kCertificate) + ", " + of_mode(AuthMode::kPsc) +
-                 ", " + of_protocol(SessionProtocol::kImap) + ", " +
-                 of_protocol(SessionProtocol::kSubmission) + ", " + failed + " FROM " + days +
+  return run("SELECT d.day, " + sign_ins_of(AuthMode::kCertificate) + ", " +
+                 sign_ins_of(AuthMode::kPsc) + ", " + sign_ins_of(SessionProtocol::kImap) + ", " +
+                 sign_ins_of(SessionProtocol::kSubmission) + ", " + failed + " FROM " + days +
                  " d LEFT JOIN connection_day c ON " + column(kDay, "c") +
                  " = d.day GROUP BY d.day ORDER BY d.day",
              {first, last}, {"day", "certificate", "psc", "imap", "submission", "failed"});
@@ -800,14 +808,6 @@ ReportTable IndicatorReader::sign_ins_by_day(const std::string& month) {
 ReportTable IndicatorReader::daily_connections(const std::string& mailbox, const std::string& from,
                                                const std::string& to) {
   using enum ConnectionField;
-  auto of_mode = [](AuthMode mode) {
-    return "COALESCE(SUM(CASE WHEN " + is(kAuthMode, mode, "c") + " THEN " +
-           column(kConnections, "c") + " ELSE 0 END), 0)";
-  };
-  auto of_protocol = [](SessionProtocol protocol) {
-    return "COALESCE(SUM(CASE WHEN " + is(kProtocol, protocol, "c") + " THEN " +
-           column(kConnections, "c") + " ELSE 0 END), 0)";
-  };
   using S = SignInField;
   // The mailbox's days with sign-ins or refusals, each joined with its successful sign-ins.
   std::string days = "(SELECT " + column(kDay) + " AS day FROM connection_day WHERE " +
@@ -818,9 +818,9 @@ ReportTable IndicatorReader::daily_connections(const std::string& mailbox, const
                        ") FROM sign_in_day s WHERE " + column(S::kDay, "s") + " = d.day AND " +
                        column(S::kMailbox, "s") + " = ?3 AND " + column(S::kFailure, "s") +
                        " <> ''), 0)";
-  return run("SELECT d.day, " + of_mode(AuthMode::kCertificate) + ", " + of_mode(AuthMode::kPsc) +
-                 ", " + of_protocol(SessionProtocol::kImap) + ", " +
-                 of_protocol(SessionProtocol::kSubmission) + ", " + failed + " FROM " + days +
+  return run("SELECT d.day, " + sign_ins_of(AuthMode::kCertificate) + ", " +
+                 sign_ins_of(AuthMode::kPsc) + ", " + sign_ins_of(SessionProtocol::kImap) + ", " +
+                 sign_ins_of(SessionProtocol::kSubmission) + ", " + failed + " FROM " + days +
                  " d LEFT JOIN connection_day c ON " + column(kDay, "c") + " = d.day AND " +
                  column(kMailbox, "c") + " = ?3 GROUP BY d.day ORDER BY d.day",
              {from, to, mailbox},

@@ -256,18 +256,7 @@ class AdminEndpoint(GatewayTestCase):
                 (b"GET /metrics HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 10000 + b"\r\n\r\n", b"431"),
                 (b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + b"\x00" * 64, b"400"),
                 (b"NOT HTTP AT ALL\r\n\r\n", b"400")):
-            raw = socket.create_connection(("127.0.0.1", self.port), timeout=10)
-            raw.sendall(request)
-            answer = b""
-            try:
-                while True:
-                    chunk = raw.recv(65536)
-                    if not chunk:
-                        break
-                    answer += chunk
-            except ConnectionResetError:
-                pass
-            raw.close()
+            answer = raw_answer(self.port, request)
             self.assertTrue(answer.startswith(b"HTTP/1.1 " + status), answer[:100])
         self.assertEqual(get(self.port, "/healthz")[0], 200)
 
@@ -280,22 +269,7 @@ class AdminEndpoint(GatewayTestCase):
             return head + b"a" * (size - len(head) - 4) + b"\r\n\r\n"
 
         def answer_to(data, piece):
-            raw = socket.create_connection(("127.0.0.1", self.port), timeout=10)
-            for at in range(0, len(data), piece):
-                raw.sendall(data[at:at + piece])
-                if piece < len(data):
-                    time.sleep(0.002)
-            answer = b""
-            try:
-                while not answer.endswith(b"\n") or b"\r\n\r\n" not in answer:
-                    chunk = raw.recv(65536)
-                    if not chunk:
-                        break
-                    answer += chunk
-            except ConnectionResetError:
-                pass
-            raw.close()
-            return answer[:12]
+            return raw_answer(self.port, data, piece)[:12]
 
         for piece in (1 << 20, 1000):
             self.assertEqual(answer_to(request(8192), piece), b"HTTP/1.1 200", piece)
@@ -307,6 +281,28 @@ class AdminEndpoint(GatewayTestCase):
         connection.request("POST", "/metrics", body="x")
         self.assertEqual(connection.getresponse().status, 405)
         connection.close()
+
+
+def raw_answer(port, data, piece=None):
+    """What the admin endpoint answers to `data`, sent whole or in pieces of `piece` bytes, read
+    until it closes the connection or has sent its header section."""
+    raw = socket.create_connection(("127.0.0.1", port), timeout=10)
+    piece = piece or len(data)
+    for at in range(0, len(data), piece):
+        raw.sendall(data[at:at + piece])
+        if piece < len(data):
+            time.sleep(0.002)
+    answer = b""
+    try:
+        while b"\r\n\r\n" not in answer:
+            chunk = raw.recv(65536)
+            if not chunk:
+                break
+            answer += chunk
+    except ConnectionResetError:
+        pass
+    raw.close()
+    return answer
 
 
 class ReadinessWithIssuer(unittest.TestCase):

@@ -189,16 +189,21 @@ class ResumedSessions(unittest.TestCase):
                              r"mailbox=%s" % re.escape(APP_HOPITAL))
 
 
+def external_sign_in(gateway, cert):
+    """The tagged answer to AUTHENTICATE EXTERNAL over implicit TLS with `cert`."""
+    client = RawImap(gateway.imaps_port, implicit_ctx=client_context(cert))
+    try:
+        return client.authenticate_external()[1]
+    finally:
+        client.close()
+
+
 class OrganisationBindings(unittest.TestCase):
     """A binding by organisation identity (the issuer, OU and CN) opens the mailbox to the
     certificate's renewal, with a new key and serial, and to no other service of the structure."""
 
     def sign_in(self, gateway, cert):
-        client = RawImap(gateway.imaps_port, implicit_ctx=client_context(cert))
-        try:
-            return client.authenticate_external()[1]
-        finally:
-            client.close()
+        return external_sign_in(gateway, cert)
 
     def test_a_renewed_certificate_signs_in_with_no_change_and_another_service_does_not(self):
         gateway = Gateway()
@@ -254,11 +259,7 @@ class DirectoryImportInForce(unittest.TestCase):
         return out.strip().split("=", 1)[1]
 
     def sign_in(self, gateway, cert):
-        client = RawImap(gateway.imaps_port, implicit_ctx=client_context(cert))
-        try:
-            return client.authenticate_external()[1]
-        finally:
-            client.close()
+        return external_sign_in(gateway, cert)
 
 
 class ExtendedKeyUsage(unittest.TestCase):
