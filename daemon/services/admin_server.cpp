@@ -175,6 +175,9 @@ class AdminServer::Impl : public std::enable_shared_from_this<AdminServer::Impl>
       parser.body_limit(kAdminBodyBytes);
       auto [rec, header_bytes] = co_await http::async_read_header(stream, buffer, parser, kTuple);
       if (!rec && header_bytes > kAdminHeaderBytes) rec = http::error::header_limit;
+      // A chunked body is refused before it is read (admin_documents: kAdminTakesChunkedBodies).
+      bool chunked = !rec && parser.chunked();
+      if (chunked) rec = http::error::bad_transfer_encoding;
       if (!rec) {
         auto [body_ec, body_bytes] = co_await http::async_read(stream, buffer, parser, kTuple);
         rec = body_ec;
@@ -185,12 +188,16 @@ class AdminServer::Impl : public std::enable_shared_from_this<AdminServer::Impl>
         bool too_big = rec == http::error::buffer_overflow || rec == http::error::header_limit ||
                        rec == http::error::body_limit;
         http::response<http::string_body> refusal{
-            too_big ? http::status::request_header_fields_too_large : http::status::bad_request,
+            chunked   ? http::status::length_required
+            : too_big ? http::status::request_header_fields_too_large
+                      : http::status::bad_request,
             11};
         refusal.set(http::field::server, "mssgate");
         refusal.set(http::field::content_type, "text/plain; charset=utf-8");
         refusal.keep_alive(false);
-        refusal.body() = too_big ? "request too large\n" : "not an HTTP/1.1 request\n";
+        refusal.body() = chunked   ? "send a body with Content-Length, not chunked\n"
+                         : too_big ? "request too large\n"
+                                   : "not an HTTP/1.1 request\n";
         refusal.prepare_payload();
         co_await http::async_write(stream, refusal, kTuple);
         Event("admin_bad_request").add("error", rec.message()).warn();

@@ -49,9 +49,10 @@ Parsed parse(std::string_view input, size_t how) {
   boost::system::error_code ec;
   bool overflow = false;
   size_t header_bytes = 0;  // what the parser took before the header was done
+  bool chunked = false;
   for (std::string_view piece : mssgate::fuzz::cut(input, how)) {
     // A read takes what the buffer has room for, as Beast's read into a bounded buffer does.
-    while (!piece.empty() && !parser.is_done() && !ec && !overflow) {
+    while (!piece.empty() && !parser.is_done() && !ec && !overflow && !chunked) {
       size_t room = mssgate::daemon::kAdminHeaderBytes - buffer.size();
       if (room == 0) {
         overflow = true;
@@ -64,6 +65,11 @@ Parsed parse(std::string_view input, size_t how) {
         bool header_done = parser.is_header_done();
         size_t used = parser.put(boost::asio::buffer(buffer.data(), buffer.size()), ec);
         if (!header_done) header_bytes += used;
+        if (parser.is_header_done() && parser.chunked() &&
+            !mssgate::daemon::kAdminTakesChunkedBodies) {
+          chunked = true;  // refused with 411 before the body is read
+          break;
+        }
         if (parser.is_header_done()) parser.eager(true);
         buffer.erase(0, used);
         if (ec == http::error::need_more) {
@@ -72,9 +78,9 @@ Parsed parse(std::string_view input, size_t how) {
         }
       }
     }
-    if (parser.is_done() || ec || overflow) break;
+    if (parser.is_done() || ec || overflow || chunked) break;
   }
-  if (overflow || header_bytes > mssgate::daemon::kAdminHeaderBytes) {
+  if (overflow || chunked || header_bytes > mssgate::daemon::kAdminHeaderBytes) {
     Parsed refusal;
     refusal.refused = true;
     return refusal;
