@@ -329,13 +329,16 @@ std::string cannot_read(const std::string& path, const std::string& why,
   return text;
 }
 
-// Why no secret can be read from a file's first line, or "" when one can.
-std::string why_no_secret(const std::string& path) {
+// Reads a secret, the first line of a file, into `secret` (without a final CR when
+// `drop_cr`); returns why it cannot, or "" when it did.
+std::string read_secret(const std::string& path, std::string& secret, bool drop_cr) {
   std::string why = why_unreadable(path);
   if (!why.empty()) return why;
   std::ifstream in(path);
   std::string line;
   if (!std::getline(in, line) || line.empty() || line == "\r") return "its first line is empty";
+  if (drop_cr && line.back() == '\r') line.pop_back();
+  secret = std::move(line);
   return "";
 }
 
@@ -468,14 +471,10 @@ void read_imap(TableReader& parent, ImapConfig& out, Problems& problems, const f
     problems.add(b.where("master_password_file"), "imap.backend.master_password_file",
                  "is required");
   } else {
-    std::ifstream in(out.backend.master_password_file);
-    std::string secret;
-    if (auto why = why_no_secret(out.backend.master_password_file); !why.empty()) {
+    if (auto why = read_secret(out.backend.master_password_file, out.backend.master_password, true);
+        !why.empty()) {
       problems.add(b.where("master_password_file"), "imap.backend.master_password_file",
                    cannot_read(out.backend.master_password_file, why, "a password from "));
-    } else if (std::getline(in, secret)) {
-      if (!secret.empty() && secret.back() == '\r') secret.pop_back();
-      out.backend.master_password = secret;
     }
   }
 }
@@ -581,12 +580,9 @@ void read_psc(TableReader& parent, PscConfig& out, Problems& problems, const fs:
     }
   }
   if (!out.client_secret_file.empty()) {
-    std::ifstream in(out.client_secret_file);
-    if (auto why = why_no_secret(out.client_secret_file); !why.empty()) {
+    if (auto why = read_secret(out.client_secret_file, out.client_secret, false); !why.empty()) {
       problems.add(t.where("client_secret_file"), "psc.client_secret_file",
                    cannot_read(out.client_secret_file, why, "a secret from "));
-    } else {
-      std::getline(in, out.client_secret);
     }
   }
   if (out.client_certificate.empty() != out.client_key.empty()) {
@@ -623,14 +619,9 @@ void read_storage(TableReader& parent, StorageConfig& out, Problems& problems,
                  "must not hold the password: put it in storage.password_file");
   }
   if (!out.password_file.empty()) {
-    std::ifstream in(out.password_file);
-    std::string secret;
-    if (auto why = why_no_secret(out.password_file); !why.empty()) {
+    if (auto why = read_secret(out.password_file, out.password, true); !why.empty()) {
       problems.add(t.where("password_file"), "storage.password_file",
                    cannot_read(out.password_file, why, "a password from "));
-    } else if (std::getline(in, secret)) {
-      if (secret.back() == '\r') secret.pop_back();
-      out.password = secret;
     }
   }
 }

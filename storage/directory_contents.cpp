@@ -6,6 +6,8 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include "protocol/ascii.hpp"
+
 namespace mssgate::storage {
 
 namespace {
@@ -74,12 +76,6 @@ void plan_table(const std::vector<Row>& current, const std::vector<Row>& wanted,
   }
 }
 
-std::string upper(std::string text) {
-  for (auto& c : text)
-    c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-  return text;
-}
-
 bool all_hex(std::string_view text) {
   return !text.empty() && std::all_of(text.begin(), text.end(), [](char c) {
     return std::isxdigit(static_cast<unsigned char>(c)) != 0;
@@ -144,10 +140,7 @@ std::optional<std::string> normalize_binding_value(CertificateMatch match, std::
       why = "an spki-sha256 value is the 64 hex digits of a SHA-256";
       return std::nullopt;
     }
-    std::string lower(value);
-    for (auto& c : lower)
-      c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    return lower;
+    return protocol::ascii_lower(value);
   }
   if (match == CertificateMatch::kOrganisation) {
     size_t bar = value.find('|');
@@ -170,7 +163,7 @@ std::optional<std::string> normalize_binding_value(CertificateMatch match, std::
     why = "the serial after '|' is not hexadecimal";
     return std::nullopt;
   }
-  std::string canonical = upper(std::string(serial));
+  std::string canonical = protocol::ascii_upper(serial);
   size_t first = canonical.find_first_not_of('0');
   canonical = first == std::string::npos ? "0" : canonical.substr(first);
   return std::string(value.substr(0, bar)) + "|" + canonical;

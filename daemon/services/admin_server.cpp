@@ -176,7 +176,7 @@ class AdminServer::Impl : public std::enable_shared_from_this<AdminServer::Impl>
       auto [rec, header_bytes] = co_await http::async_read_header(stream, buffer, parser, kTuple);
       if (!rec && header_bytes > kAdminHeaderBytes) rec = http::error::header_limit;
       // A chunked body is refused before it is read (admin_documents: kAdminTakesChunkedBodies).
-      bool chunked = !rec && parser.chunked();
+      bool chunked = !rec && !kAdminTakesChunkedBodies && parser.chunked();
       if (chunked) rec = http::error::bad_transfer_encoding;
       if (!rec) {
         auto [body_ec, body_bytes] = co_await http::async_read(stream, buffer, parser, kTuple);
