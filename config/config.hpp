@@ -341,6 +341,12 @@ struct AdminConfig {
   std::string private_key;
   std::string client_ca;
   AutoconfigConfig autoconfig;
+  // The client certificates (the lower-case hex SHA-256 of each one's SubjectPublicKeyInfo,
+  // as `mssgatectl certificate show` prints it) that may change the directory through the
+  // provisioning API; every other client reads only. Needs TLS (client_ca).
+  std::vector<std::string> provisioning_writers;
+  // The largest body of a bulk import (/api/directory/import); other requests take 64 KiB.
+  size_t max_import_bytes = size_t{256} << 20;
 
   bool tls() const { return !client_ca.empty(); }
 };

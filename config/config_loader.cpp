@@ -908,6 +908,24 @@ void read_admin(TableReader& parent, AdminConfig& out, Problems& problems, const
     }
   }
 
+  t.strings("provisioning_writers", out.provisioning_writers);
+  for (auto& writer : out.provisioning_writers) {
+    std::string key = protocol::ascii_lower(writer);
+    if (key.size() != 64 || key.find_first_not_of("0123456789abcdef") != std::string::npos) {
+      problems.add(t.where("provisioning_writers"), "admin.provisioning_writers",
+                   "'" + writer +
+                       "' is not a certificate's spki-sha256 (64 hex digits, as mssgatectl "
+                       "certificate show prints it)");
+    }
+    writer = std::move(key);
+  }
+  if (!out.provisioning_writers.empty() && !out.tls()) {
+    problems.add(t.where("provisioning_writers"), "admin.provisioning_writers",
+                 "names client certificates, so it needs TLS on the admin endpoint "
+                 "(admin.certificate_chain, admin.private_key and admin.client_ca)");
+  }
+  t.size("max_import_bytes", out.max_import_bytes, 1024, size_t{4} << 30);
+
   AutoconfigConfig& a = out.autoconfig;
   TableReader c(t.sub_table("autoconfig"), "admin.autoconfig", problems, base);
   c.strings("domains", a.domains);

@@ -6,6 +6,7 @@
 #include <cctype>
 
 #include "protocol/ascii.hpp"
+#include "protocol/display_text.hpp"
 #include "protocol/mailbox_address.hpp"
 #include "protocol/professional_id.hpp"
 
@@ -337,6 +338,12 @@ void DirectoryFileReader::take_row(const Fields& fields) {
   }
   bool fine = true;
   for (const auto& [name, value] : fields) {
+    if (!protocol::valid_utf8(value)) {
+      // A file saved in Latin-1 or Windows-1252 rather than UTF-8, most often.
+      error("'" + name + "' is not UTF-8 text (save the file as UTF-8)");
+      fine = false;
+      continue;
+    }
     if (name == "kind") continue;
     bool known =
         std::find(spec->required.begin(), spec->required.end(), name) != spec->required.end() ||

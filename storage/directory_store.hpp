@@ -13,6 +13,31 @@
 
 namespace mssgate::storage {
 
+// One table of the directory, as the provisioning API pages through it.
+enum class DirectoryTable { kMailboxes, kSenders, kHolders, kAttachments, kBindings };
+
+// A page of one table: its rows in key order (mailboxes by address; senders by mailbox and
+// sender; holders by id; attachments by holder and mailbox; bindings by mailbox, match and
+// value), those after `after` (the key of the previous page's last row, as page_key gives it;
+// empty: from the first row), at most `limit`. `mailbox` and `holder`, when set, keep only the
+// rows of that mailbox or professional (in the tables that name one).
+struct DirectoryPageQuery {
+  DirectoryTable table = DirectoryTable::kMailboxes;
+  std::vector<std::string> after = {};
+  size_t limit = 100;
+  std::string mailbox = {};
+  std::string holder = {};
+};
+
+// How many columns make the key of `table` (the size of DirectoryPageQuery::after).
+size_t page_key_size(DirectoryTable table);
+// A row's key, in the order its table's page is sorted by.
+std::vector<std::string> page_key(const Mailbox& row);
+std::vector<std::string> page_key(const AllowedSender& row);
+std::vector<std::string> page_key(const Holder& row);
+std::vector<std::string> page_key(const HolderAttachment& row);
+std::vector<std::string> page_key(const CertificateBinding& row);
+
 // The directory as its administration sees it: mailboxes and who may open them. The lookups
 // (DirectoryLookup) are safe from any thread and never throw, but each is a query: the daemon
 // answers them from a DirectorySnapshot instead. Administration calls throw StorageError.
@@ -48,6 +73,13 @@ class DirectoryStore : public DirectoryLookup {
   // leaves it as it was. A plan that returns nullopt changes nothing (a dry run).
   using ChangePlan = std::function<std::optional<DirectoryChanges>(const DirectoryContents&)>;
   virtual void change_whole(const ChangePlan& plan) = 0;
+
+  // One page of one table (DirectoryPageQuery), in the DirectoryContents member of that table.
+  virtual DirectoryContents read_page(const DirectoryPageQuery& query) = 0;
+  // Makes `changes` in one transaction, in the order DirectoryChanges gives, reading nothing
+  // first: a row added that is already there, or that names a mailbox or professional that is
+  // not, throws StorageRefusal and leaves the directory as it was.
+  virtual void apply_changes(const DirectoryChanges& changes) = 0;
 };
 
 // Opens (and creates or migrates) the SQLite directory at `path`. Throws StorageError.

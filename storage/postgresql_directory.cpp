@@ -2,6 +2,7 @@
 #include <chrono>
 #include <mutex>
 
+#include "storage/directory_page_sql.hpp"
 #include "storage/directory_source.hpp"
 #include "storage/directory_store.hpp"
 #include "storage/postgresql.hpp"
@@ -52,6 +53,16 @@ Mailbox mailbox_from_row(const PostgresqlResult& r, int row) {
   m.status =
       protocol::parse_mailbox_status(r.text(row, 2)).value_or(protocol::MailboxStatus::kClosed);
   return m;
+}
+
+HolderAttachment attachment_from_row(const PostgresqlResult& r, int row) {
+  return {std::string(r.text(row, 0)), std::string(r.text(row, 1)),
+          parse_holder_role(r.text(row, 2)).value_or(HolderRole::kDelegate)};
+}
+
+CertificateBinding binding_from_row(const PostgresqlResult& r, int row) {
+  return {parse_certificate_match(r.text(row, 0)).value_or(CertificateMatch::kSpkiSha256),
+          std::string(r.text(row, 1)), std::string(r.text(row, 2)), std::string(r.text(row, 3))};
 }
 
 // The store's answer to a failed write: the sentence of the constraint it broke, or the
@@ -340,6 +351,44 @@ class PostgresqlDirectory final : public DirectoryStore {
     }
   }
 
+  DirectoryContents read_page(const DirectoryPageQuery& query) override {
+    PageStatement page = page_statement(query, '$');
+    std::lock_guard lock(mutex_);
+    auto r = db_.exec_values("reading the directory", page.sql, page.params);
+    DirectoryContents out;
+    for (int i = 0; i < r.rows(); ++i) {
+      switch (query.table) {
+        case DirectoryTable::kMailboxes:
+          out.mailboxes.push_back(mailbox_from_row(r, i));
+          break;
+        case DirectoryTable::kSenders:
+          out.senders.push_back({std::string(r.text(i, 0)), std::string(r.text(i, 1))});
+          break;
+        case DirectoryTable::kHolders:
+          out.holders.push_back({std::string(r.text(i, 0)), std::string(r.text(i, 1))});
+          break;
+        case DirectoryTable::kAttachments:
+          out.attachments.push_back(attachment_from_row(r, i));
+          break;
+        case DirectoryTable::kBindings:
+          out.bindings.push_back(binding_from_row(r, i));
+          break;
+      }
+    }
+    return out;
+  }
+
+  void apply_changes(const DirectoryChanges& changes) override {
+    std::lock_guard lock(mutex_);
+    try {
+      db_.in_transaction("the directory's change", [&] { apply_locked(changes); });
+    } catch (const PostgresqlError& e) {
+      // Class 23: integrity constraint violation (a key already there, a missing mailbox).
+      if (e.sqlstate().rfind("23", 0) == 0) throw StorageRefusal(e.what());
+      throw;
+    }
+  }
+
   void change_whole(const ChangePlan& plan) override {
     std::lock_guard lock(mutex_);
     db_.in_transaction("the directory's change", [&] {
@@ -381,19 +430,14 @@ class PostgresqlDirectory final : public DirectoryStore {
     {
       auto r =
           db_.exec("reading the attachments", "SELECT holder, mailbox, role FROM mailbox_holder");
-      for (int i = 0; i < r.rows(); ++i) {
-        c.attachments.push_back({std::string(r.text(i, 0)), std::string(r.text(i, 1)),
-                                 parse_holder_role(r.text(i, 2)).value_or(HolderRole::kDelegate)});
-      }
+      for (int i = 0; i < r.rows(); ++i)
+        c.attachments.push_back(attachment_from_row(r, i));
     }
     {
       auto r = db_.exec("reading the bindings",
                         "SELECT match_kind, match_value, mailbox, label FROM certificate_binding");
-      for (int i = 0; i < r.rows(); ++i) {
-        c.bindings.push_back(
-            {parse_certificate_match(r.text(i, 0)).value_or(CertificateMatch::kSpkiSha256),
-             std::string(r.text(i, 1)), std::string(r.text(i, 2)), std::string(r.text(i, 3))});
-      }
+      for (int i = 0; i < r.rows(); ++i)
+        c.bindings.push_back(binding_from_row(r, i));
     }
     sort_contents(c);
     return c;

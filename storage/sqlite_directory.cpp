@@ -3,6 +3,7 @@
 #include <chrono>
 #include <mutex>
 
+#include "storage/directory_page_sql.hpp"
 #include "storage/directory_store.hpp"
 #include "storage/sqlite_directory_schema.hpp"
 #include "storage/sqlite_statement.hpp"
@@ -57,6 +58,15 @@ Mailbox mailbox_from_row(const Statement& s) {
   m.type = protocol::parse_mailbox_type(s.text(1)).value_or(protocol::MailboxType::kApp);
   m.status = protocol::parse_mailbox_status(s.text(2)).value_or(protocol::MailboxStatus::kClosed);
   return m;
+}
+
+HolderAttachment attachment_from_row(const Statement& s) {
+  return {s.text(0), s.text(1), parse_holder_role(s.text(2)).value_or(HolderRole::kDelegate)};
+}
+
+CertificateBinding binding_from_row(const Statement& s) {
+  return {parse_certificate_match(s.text(0)).value_or(CertificateMatch::kSpkiSha256), s.text(1),
+          s.text(2), s.text(3)};
 }
 
 class SqliteDirectory final : public DirectoryStore {
@@ -364,6 +374,50 @@ class SqliteDirectory final : public DirectoryStore {
     }
   }
 
+  DirectoryContents read_page(const DirectoryPageQuery& query) override {
+    PageStatement page = page_statement(query, '?');
+    std::lock_guard lock(mutex_);
+    Statement s(db_, page.sql.c_str());
+    for (size_t i = 0; i < page.params.size(); ++i)
+      s.bind(static_cast<int>(i + 1), page.params[i]);
+    DirectoryContents out;
+    int rc;
+    while ((rc = s.step()) == SQLITE_ROW) {
+      switch (query.table) {
+        case DirectoryTable::kMailboxes:
+          out.mailboxes.push_back(mailbox_from_row(s));
+          break;
+        case DirectoryTable::kSenders:
+          out.senders.push_back({s.text(0), s.text(1)});
+          break;
+        case DirectoryTable::kHolders:
+          out.holders.push_back({s.text(0), s.text(1)});
+          break;
+        case DirectoryTable::kAttachments:
+          out.attachments.push_back(attachment_from_row(s));
+          break;
+        case DirectoryTable::kBindings:
+          out.bindings.push_back(binding_from_row(s));
+          break;
+      }
+    }
+    if (rc != SQLITE_DONE)
+      throw StorageError(std::string("cannot read the directory: ") + sqlite3_errmsg(db_));
+    return out;
+  }
+
+  void apply_changes(const DirectoryChanges& changes) override {
+    std::lock_guard lock(mutex_);
+    exec("BEGIN IMMEDIATE");
+    try {
+      apply_locked(changes);
+      exec("COMMIT");
+    } catch (...) {
+      sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+      throw;
+    }
+  }
+
   void change_whole(const ChangePlan& plan) override {
     std::lock_guard lock(mutex_);
     exec("BEGIN IMMEDIATE");
@@ -414,17 +468,10 @@ class SqliteDirectory final : public DirectoryStore {
           return Holder{s.text(0), s.text(1)};
         });
     c.attachments = rows_locked<HolderAttachment>(
-        "SELECT holder, mailbox, role FROM mailbox_holder", "attachments", [](const Statement& s) {
-          return HolderAttachment{s.text(0), s.text(1),
-                                  parse_holder_role(s.text(2)).value_or(HolderRole::kDelegate)};
-        });
+        "SELECT holder, mailbox, role FROM mailbox_holder", "attachments", attachment_from_row);
     c.bindings = rows_locked<CertificateBinding>(
         "SELECT match_kind, match_value, mailbox, label FROM certificate_binding", "bindings",
-        [](const Statement& s) {
-          return CertificateBinding{
-              parse_certificate_match(s.text(0)).value_or(CertificateMatch::kSpkiSha256), s.text(1),
-              s.text(2), s.text(3)};
-        });
+        binding_from_row);
     sort_contents(c);
     return c;
   }
@@ -436,8 +483,11 @@ class SqliteDirectory final : public DirectoryStore {
     Statement s(db_, sql);
     for (const auto& row : rows) {
       bind(s, row);
-      if (s.step() != SQLITE_DONE)
-        throw StorageError(std::string("cannot change the directory: ") + sqlite3_errmsg(db_));
+      if (s.step() != SQLITE_DONE) {
+        std::string why = std::string("cannot change the directory: ") + sqlite3_errmsg(db_);
+        if ((sqlite3_extended_errcode(db_) & 0xff) == SQLITE_CONSTRAINT) throw StorageRefusal(why);
+        throw StorageError(why);
+      }
       s.reset();
     }
   }

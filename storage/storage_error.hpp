@@ -18,4 +18,11 @@ class StorageConflict : public StorageError {
   using StorageError::StorageError;
 };
 
+// A change that the directory's rules refuse (a row already there, a row naming a mailbox or a
+// professional that is not there): nothing of it was kept, and running it again will not do.
+class StorageRefusal : public StorageError {
+ public:
+  using StorageError::StorageError;
+};
+
 }  // namespace mssgate::storage

@@ -55,9 +55,25 @@ std::string server_element(std::string_view element, std::string_view type, cons
 
 }  // namespace
 
-AdminRoute admin_route(std::string_view method, std::string_view target) {
-  if (method != "GET" && method != "HEAD") return AdminRoute::kMethodNotAllowed;
+constexpr std::string_view kProvisioningPrefix = "/api/directory";
+
+bool is_provisioning_target(std::string_view target) {
   std::string_view path = target.substr(0, target.find('?'));
+  return path == kProvisioningPrefix || path.rfind(std::string(kProvisioningPrefix) + "/", 0) == 0;
+}
+
+size_t provisioning_body_limit(std::string_view target, size_t max_import_bytes) {
+  std::string_view path = target.substr(0, target.find('?'));
+  while (!path.empty() && path.back() == '/')
+    path.remove_suffix(1);
+  return path == std::string(kProvisioningPrefix) + "/import" ? max_import_bytes : kAdminBodyBytes;
+}
+
+AdminRoute admin_route(std::string_view method, std::string_view target) {
+  if (is_provisioning_target(target)) return AdminRoute::kApiDirectory;
+  std::string_view path = target.substr(0, target.find('?'));
+  if (method != "GET" && method != "HEAD") return AdminRoute::kMethodNotAllowed;
+  if (path == "/api/openapi.json") return AdminRoute::kApiOpenApi;
   if (path == "/metrics") return AdminRoute::kMetrics;
   if (path == "/console" || path == "/console/") return AdminRoute::kConsole;
   if (path == "/console/console.js" || path == "/console/console.css")

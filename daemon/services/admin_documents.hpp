@@ -46,6 +46,8 @@ enum class AdminRoute {
   kApiStatus,      // /api/status
   kApiIndicators,  // /api/indicators?month=YYYY-MM
   kApiExport,      // /api/export?month=YYYY-MM&kind=...&format=csv|json
+  kApiOpenApi,     // /api/openapi.json: the provisioning API's description
+  kApiDirectory,   // /api/directory...: the provisioning API (provisioning_api.hpp), any method
   kNotFound
 };
 AdminRoute admin_route(std::string_view method, std::string_view target);
@@ -59,12 +61,28 @@ AdminRoute admin_route(std::string_view method, std::string_view target);
 // bounds what it holds meanwhile; Beast's own limit is set above both, so that it never decides.
 constexpr size_t kAdminHeaderBytes = 8192;
 constexpr size_t kAdminParserHeaderLimit = 2 * kAdminHeaderBytes;
-constexpr size_t kAdminBodyBytes = 65536;  // no route takes a body; a small one still gets 405
+// The body of a request, but for the provisioning API's bulk import (admin.max_import_bytes).
+constexpr size_t kAdminBodyBytes = 65536;
 // A chunked body is refused (411) once the header is read, before any of it: Beast's parser of
 // chunk extensions, fed a few bytes at a time, spends time that grows fast with their length
 // (the admin_http fuzz target met a 6.8 KB request that took seconds when cut in small pieces),
-// and a client of the admin endpoint can always give a Content-Length.
+// and a client of the admin endpoint can always give a Content-Length (curl does for -d and
+// --data-binary).
 constexpr bool kAdminTakesChunkedBodies = false;
+
+// Whether `target` is the provisioning API's (/api/directory and below, provisioning_api.hpp),
+// whose routes take other methods than GET and HEAD.
+bool is_provisioning_target(std::string_view target);
+
+// The largest body the server reads for a request to `target`: the provisioning API's bulk
+// import takes `max_import_bytes`, every other route kAdminBodyBytes.
+size_t provisioning_body_limit(std::string_view target, size_t max_import_bytes);
+// Beast's parser checks a Content-Length against its body limit as the header ends, before the
+// target can choose one: the server gives the parser the larger of the two limits, then refuses
+// (413) a request whose Content-Length is over its target's, before reading any of its body.
+inline size_t admin_parser_body_limit(size_t max_import_bytes) {
+  return max_import_bytes > kAdminBodyBytes ? max_import_bytes : kAdminBodyBytes;
+}
 
 // The value of one query parameter of a request target ("/path?a=1&b=2"), percent-decoded;
 // empty when absent.

@@ -20,15 +20,19 @@
 #include <vector>
 
 #include "config/storage_settings.hpp"
+#include "daemon/net/certificate_identity.hpp"
 #include "daemon/net/http_client.hpp"
 #include "daemon/net/listener.hpp"
 #include "daemon/net/proxy_protocol.hpp"
 #include "daemon/net/spawn.hpp"
 #include "daemon/services/admin_documents.hpp"
+#include "daemon/services/console_assets.hpp"
 #include "daemon/services/console_documents.hpp"
+#include "daemon/services/provisioning_api.hpp"
 #include "daemon/telemetry/event_log.hpp"
 #include "daemon/telemetry/metrics.hpp"
 #include "storage/clock.hpp"
+#include "storage/directory_store.hpp"
 #include "storage/indicator_reports.hpp"
 #include "storage/storage_error.hpp"
 
@@ -125,6 +129,8 @@ class AdminServer::Impl : public std::enable_shared_from_this<AdminServer::Impl>
     }
     reports_.stop();
     reports_.join();
+    provisioning_.stop();
+    provisioning_.join();
   }
 
  private:
@@ -148,9 +154,13 @@ class AdminServer::Impl : public std::enable_shared_from_this<AdminServer::Impl>
       socket = std::move(outcome.socket);
     }
     env.reset();
+    ProvisioningClient client;
+    boost::system::error_code peer_ec;
+    auto peer = socket.remote_endpoint(peer_ec);
+    if (!peer_ec) client.address = peer.address().to_string();
     beast::tcp_stream stream(std::move(socket));
     if (!tls_) {
-      co_await exchange(stream);
+      co_await exchange(stream, client);
       co_return;
     }
     beast::ssl_stream<beast::tcp_stream> tls_stream(std::move(stream), *tls_);
@@ -160,24 +170,38 @@ class AdminServer::Impl : public std::enable_shared_from_this<AdminServer::Impl>
       Event("admin_tls_failed").add("reason", ec.message()).warn();
       co_return;
     }
-    co_await exchange(tls_stream);
+    // The client's certificate, verified by the handshake: whether it may change the directory
+    // is decided at each request, from the configuration in force.
+    if (X509* certificate = SSL_get0_peer_certificate(tls_stream.native_handle())) {
+      CertificateIdentity identity = identify_certificate(certificate);
+      client.spki_sha256 = identity.spki_sha256;
+      client.subject = identity.subject;
+    }
+    co_await exchange(tls_stream, client);
     co_await tls_stream.async_shutdown(kTuple);
   }
 
   // Requests on one connection, kept alive while the client wants.
   template <class Stream>
-  asio::awaitable<void> exchange(Stream& stream) {
+  asio::awaitable<void> exchange(Stream& stream, ProvisioningClient client) {
     beast::flat_buffer buffer(kAdminHeaderBytes);  // bounds the header section (admin_documents)
     for (;;) {
       beast::get_lowest_layer(stream).expires_after(kRequestTimeout);
       http::request_parser<http::string_body> parser;
       parser.header_limit(kAdminParserHeaderLimit);
-      parser.body_limit(kAdminBodyBytes);
+      const size_t max_import_bytes = current_()->config.admin.max_import_bytes;
+      parser.body_limit(admin_parser_body_limit(max_import_bytes));
       auto [rec, header_bytes] = co_await http::async_read_header(stream, buffer, parser, kTuple);
       if (!rec && header_bytes > kAdminHeaderBytes) rec = http::error::header_limit;
       // A chunked body is refused before it is read (admin_documents: kAdminTakesChunkedBodies).
       bool chunked = !rec && !kAdminTakesChunkedBodies && parser.chunked();
       if (chunked) rec = http::error::bad_transfer_encoding;
+      if (!rec) {
+        // Only the provisioning API's bulk import takes a large body.
+        const auto& target = parser.get().target();
+        size_t limit = provisioning_body_limit({target.data(), target.size()}, max_import_bytes);
+        if (parser.content_length().value_or(0) > limit) rec = http::error::body_limit;
+      }
       if (!rec) {
         auto [body_ec, body_bytes] = co_await http::async_read(stream, buffer, parser, kTuple);
         rec = body_ec;
@@ -185,26 +209,31 @@ class AdminServer::Impl : public std::enable_shared_from_this<AdminServer::Impl>
       if (rec == http::error::end_of_stream || rec == beast::error::timeout) co_return;
       if (rec) {
         // Not a request we can read: say so, then close (the stream is out of step).
-        bool too_big = rec == http::error::buffer_overflow || rec == http::error::header_limit ||
-                       rec == http::error::body_limit;
+        bool too_big = rec == http::error::buffer_overflow || rec == http::error::header_limit;
+        bool body_too_big = rec == http::error::body_limit;
         http::response<http::string_body> refusal{
-            chunked   ? http::status::length_required
-            : too_big ? http::status::request_header_fields_too_large
-                      : http::status::bad_request,
+            chunked        ? http::status::length_required
+            : too_big      ? http::status::request_header_fields_too_large
+            : body_too_big ? http::status::payload_too_large
+                           : http::status::bad_request,
             11};
         refusal.set(http::field::server, "mssgate");
         refusal.set(http::field::content_type, "text/plain; charset=utf-8");
         refusal.keep_alive(false);
-        refusal.body() = chunked   ? "send a body with Content-Length, not chunked\n"
-                         : too_big ? "request too large\n"
-                                   : "not an HTTP/1.1 request\n";
+        refusal.body() = chunked        ? "send a body with Content-Length, not chunked\n"
+                         : too_big      ? "request too large\n"
+                         : body_too_big ? "body too large (admin.max_import_bytes for an import, "
+                                          "64 KiB otherwise)\n"
+                                        : "not an HTTP/1.1 request\n";
         refusal.prepare_payload();
         co_await http::async_write(stream, refusal, kTuple);
         Event("admin_bad_request").add("error", rec.message()).warn();
         co_return;
       }
       const auto& request = parser.get();
-      AdminResponse answer = co_await route(request);
+      AdminResponse answer = co_await route(request, client);
+      // The answer may have taken long (a bulk import): the write has its own time.
+      beast::get_lowest_layer(stream).expires_after(kRequestTimeout);
       http::response<http::string_body> response{static_cast<http::status>(answer.status),
                                                  request.version()};
       response.set(http::field::server, "mssgate");
@@ -221,7 +250,8 @@ class AdminServer::Impl : public std::enable_shared_from_this<AdminServer::Impl>
     }
   }
 
-  asio::awaitable<AdminResponse> route(const http::request<http::string_body>& request) {
+  asio::awaitable<AdminResponse> route(const http::request<http::string_body>& request,
+                                       const ProvisioningClient& client) {
     std::string_view target(request.target().data(), request.target().size());
     std::string_view method(request.method_string().data(), request.method_string().size());
     switch (admin_route(method, target)) {
@@ -288,10 +318,68 @@ class AdminServer::Impl : public std::enable_shared_from_this<AdminServer::Impl>
         AdminResponse answer = co_await off_the_io_thread(std::move(work));
         co_return answer;
       }
+      case AdminRoute::kApiOpenApi:
+        co_return AdminResponse{200, "application/json", std::string(openapi_document())};
+      case AdminRoute::kApiDirectory: {
+        AdminResponse answer = co_await provision(request, client);
+        co_return answer;
+      }
       case AdminRoute::kNotFound:
         break;
     }
     co_return AdminResponse{404, "text/plain; charset=utf-8", "not found\n"};
+  }
+
+  // A request to the provisioning API, answered on the provisioning thread (each is a query,
+  // a bulk import may take seconds); the request stays in the caller's frame until then.
+  asio::awaitable<AdminResponse> provision(const http::request<http::string_body>& request,
+                                           const ProvisioningClient& client) {
+    auto env = current_();
+    ProvisioningRequest asked;
+    asked.method = {request.method_string().data(), request.method_string().size()};
+    asked.target = {request.target().data(), request.target().size()};
+    auto type = request[http::field::content_type];
+    asked.content_type = {type.data(), type.size()};
+    asked.body = request.body();
+    asked.client = client;
+    const auto& writers = env->config.admin.provisioning_writers;
+    asked.client.may_write =
+        !client.spki_sha256.empty() &&
+        std::find(writers.begin(), writers.end(), client.spki_sha256) != writers.end();
+    ReportWork work = [this, env, &asked]() -> AdminResponse {
+      storage::DirectoryStore* directory = nullptr;
+      try {
+        directory = &provisioning_store(env->config);
+      } catch (const std::exception& e) {
+        Event("directory_api_failed").add("error", e.what()).warn();
+        return directory_unavailable(e.what());
+      }
+      AdminResponse answer = handle_provisioning(asked, *directory);
+      // The store may be what failed (a lost connection): the next request opens it again.
+      if (answer.status == 503) provisioning_store_.reset();
+      return answer;
+    };
+    AdminResponse answer = co_await asio::co_spawn(
+        provisioning_.get_executor(), report(std::make_shared<ReportWork>(std::move(work))),
+        asio::use_awaitable);
+    co_return answer;
+  }
+
+  // The directory the provisioning API changes, opened at its first use and again when the
+  // configuration names another one (or after a failure). On the provisioning thread only.
+  storage::DirectoryStore& provisioning_store(const config::Config& config) {
+    bool postgresql = config.storage.postgresql_enabled();
+    std::string where =
+        postgresql ? "postgresql " + config.storage.postgresql : config.directory.sqlite_path;
+    if (!provisioning_store_ || where != provisioning_store_where_) {
+      provisioning_store_.reset();
+      provisioning_store_ = postgresql
+                                ? storage::open_postgresql_directory(
+                                      config::postgresql_settings(config.storage, "admin"))
+                                : storage::open_sqlite_directory(config.directory.sqlite_path);
+      provisioning_store_where_ = where;
+    }
+    return *provisioning_store_;
   }
 
   using ReportWork = std::function<AdminResponse()>;
@@ -381,6 +469,11 @@ class AdminServer::Impl : public std::enable_shared_from_this<AdminServer::Impl>
   std::vector<std::unique_ptr<tcp::acceptor>> acceptors_;
   // The console's reports, one at a time, off the io thread.
   asio::thread_pool reports_{1};
+  // The provisioning API's requests, one at a time (so that its checks and changes do not
+  // interleave), off the io thread, with the directory store they use.
+  asio::thread_pool provisioning_{1};
+  std::unique_ptr<storage::DirectoryStore> provisioning_store_;
+  std::string provisioning_store_where_;
 };
 
 AdminServer::AdminServer(asio::io_context& io, const GatewayEnvironment& env,

@@ -11,8 +11,10 @@
 #include <fstream>
 #include <map>
 #include <thread>
+#include <tuple>
 
 #include "daemon/services/directory_service.hpp"
+#include "daemon/services/provisioning_api.hpp"
 #include "storage/directory_source.hpp"
 #include "storage/directory_store.hpp"
 #include "storage/postgresql.hpp"
@@ -480,4 +482,108 @@ TEST_F(PostgresqlDirectoryTest, ABulkChangeThatFailsLeavesNothing) {
   EXPECT_THROW(postgresql->change_whole([&](const auto&) { return std::optional(bad); }),
                storage::StorageError);
   EXPECT_EQ(postgresql->read_whole(), generated_directory(50));
+}
+
+namespace {
+
+// Every row of every table, read a page of `limit` at a time (with the filters given).
+std::string paged(storage::DirectoryStore& store, size_t limit, const std::string& mailbox = "",
+                  const std::string& holder = "") {
+  std::string out;
+  for (auto table : {storage::DirectoryTable::kMailboxes, storage::DirectoryTable::kSenders,
+                     storage::DirectoryTable::kHolders, storage::DirectoryTable::kAttachments,
+                     storage::DirectoryTable::kBindings}) {
+    storage::DirectoryPageQuery query;
+    query.table = table;
+    query.limit = limit;
+    query.mailbox = mailbox;
+    query.holder = holder;
+    for (int pages = 0; pages < 100; ++pages) {
+      storage::DirectoryContents page = store.read_page(query);
+      std::vector<std::string> last;
+      auto take = [&](const auto& rows) {
+        for (const auto& row : rows) {
+          last = storage::page_key(row);
+          for (const auto& column : last)
+            out += column + " ";
+          out += "\n";
+        }
+        return rows.size();
+      };
+      size_t got = take(page.mailboxes) + take(page.senders) + take(page.holders) +
+                   take(page.attachments) + take(page.bindings);
+      out += "--\n";
+      if (got < limit) break;
+      query.after = last;
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+TEST_F(PostgresqlDirectoryTest, PagesAndChangesOfTheProvisioningApiAreAsInSqlite) {
+  auto sqlite = storage::open_sqlite_directory(sqlite_path_.string());
+  auto postgresql = storage::open_postgresql_directory(settings_);
+  administer(*sqlite);
+  administer(*postgresql);
+  storage::DirectoryChanges more;
+  for (int i = 0; i < 7; ++i) {
+    std::string address = "app." + std::to_string(i) + "@test.fr";
+    more.mailboxes.added.push_back({address, MailboxType::kApp, MailboxStatus::kActive});
+    more.senders.added.push_back({address, "envoi." + std::to_string(i) + "@test.fr"});
+    more.bindings.added.push_back(
+        {storage::CertificateMatch::kSpkiSha256, std::string(64, 'c'), address, ""});
+  }
+  sqlite->apply_changes(more);
+  postgresql->apply_changes(more);
+  for (size_t limit : {1, 2, 3, 100}) {
+    std::string expected = paged(*sqlite, limit);
+    EXPECT_EQ(paged(*postgresql, limit), expected) << limit;
+    EXPECT_NE(expected.find("app.6@test.fr"), std::string::npos);
+  }
+  EXPECT_EQ(paged(*postgresql, 2, "app.3@test.fr"), paged(*sqlite, 2, "app.3@test.fr"));
+  EXPECT_EQ(paged(*postgresql, 2, "", "810001234567"), paged(*sqlite, 2, "", "810001234567"));
+
+  // A change that breaks a rule is refused whole, as StorageRefusal, in both.
+  storage::DirectoryChanges bad;
+  bad.mailboxes.added.push_back({"new@test.fr", MailboxType::kApp, MailboxStatus::kActive});
+  bad.senders.added.push_back({"nobody@test.fr", "x@test.fr"});
+  EXPECT_THROW(sqlite->apply_changes(bad), storage::StorageRefusal);
+  EXPECT_THROW(postgresql->apply_changes(bad), storage::StorageRefusal);
+  storage::DirectoryChanges twice;
+  twice.mailboxes.added.push_back({"app.1@test.fr", MailboxType::kApp, MailboxStatus::kActive});
+  EXPECT_THROW(sqlite->apply_changes(twice), storage::StorageRefusal);
+  EXPECT_THROW(postgresql->apply_changes(twice), storage::StorageRefusal);
+  EXPECT_FALSE(postgresql->find_mailbox("new@test.fr").value);
+  EXPECT_EQ(describe(*postgresql), describe(*sqlite));
+
+  // The API answers the same over both.
+  daemon::ProvisioningRequest request;
+  request.client.may_write = true;
+  request.client.spki_sha256 = std::string(64, 'd');
+  for (auto [method, target, body] :
+       {std::tuple{"POST", "/api/directory/mailboxes",
+                   R"({"mailbox": "api@test.fr", "type": "ORG"})"},
+        std::tuple{"POST", "/api/directory/mailboxes",
+                   R"({"mailbox": "api@test.fr", "type": "ORG"})"},
+        std::tuple{"PUT", "/api/directory/holders/810001234567", R"({"label": "Dr Martin"})"},
+        std::tuple{"GET", "/api/directory/attachments?holder=810001234567&limit=1", ""},
+        std::tuple{"DELETE", "/api/directory/senders/app.2@test.fr/envoi.2@test.fr", ""},
+        std::tuple{"GET", "/api/directory/senders?mailbox=app.2@test.fr", ""},
+        std::tuple{"POST", "/api/directory/import?sync=true&absent=close",
+                   "kind,mailbox,type\nmailbox,api@test.fr,ORG\n"},
+        std::tuple{"GET", "/api/directory/export?format=jsonl", ""}}) {
+    request.method = method;
+    request.target = target;
+    request.body = body;
+    request.content_type = std::string_view(target).find("import") != std::string_view::npos
+                               ? "text/csv"
+                               : "application/json";
+    daemon::AdminResponse from_sqlite = daemon::handle_provisioning(request, *sqlite);
+    daemon::AdminResponse from_postgresql = daemon::handle_provisioning(request, *postgresql);
+    EXPECT_EQ(from_postgresql.status, from_sqlite.status) << method << " " << target;
+    EXPECT_EQ(from_postgresql.body, from_sqlite.body) << method << " " << target;
+    EXPECT_LT(from_sqlite.status, 500u) << from_sqlite.body;
+  }
 }

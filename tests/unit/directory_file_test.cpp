@@ -138,7 +138,8 @@ TEST(DirectoryFile, EveryBadRowIsNamedByItsLine) {
       "mailbox,a\"b@test.fr,APP,,,,,,,\n"                 // 15
       "mailbox,\"q@test.fr\"x,APP,,,,,,,\n"               // 16
       "mailbox,w@test.fr,APP\n"                           // 17
-      "mailbox,ok@test.fr,APP,,,,,,,\n";                  // 18
+      "mailbox,ok@test.fr,APP,,,,,,,\n"                   // 18
+      "holder,,,,,810001234567,,,,Dr M\xe9nard\n";        // 19: Latin-1, not UTF-8
   Read r = read_every_way(csv, DirectoryFileFormat::kCsv);
   std::vector<ImportError> expected = {
       {2, "'not-an-address' is not a mailbox address"},
@@ -157,6 +158,7 @@ TEST(DirectoryFile, EveryBadRowIsNamedByItsLine) {
       {15, "a quote inside an unquoted field (quote the whole field and double the quote)"},
       {16, "a character after a quoted field's closing quote"},
       {17, "3 fields where the header names 10"},
+      {19, "'label' is not UTF-8 text (save the file as UTF-8)"},
   };
   EXPECT_EQ(r.errors, expected);
   ASSERT_EQ(r.rows.contents.mailboxes.size(), 2u);  // z@ and ok@: the good rows are read

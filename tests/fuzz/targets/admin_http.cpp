@@ -42,7 +42,8 @@ struct Parsed {
 Parsed parse(std::string_view input, size_t how) {
   http::request_parser<http::string_body> parser;
   parser.header_limit(mssgate::daemon::kAdminParserHeaderLimit);
-  parser.body_limit(mssgate::daemon::kAdminBodyBytes);
+  const size_t max_import_bytes = mssgate::config::AdminConfig{}.max_import_bytes;
+  parser.body_limit(mssgate::daemon::admin_parser_body_limit(max_import_bytes));
   // The header first, on its own (the server's async_read_header), then the body eagerly.
   parser.eager(false);
   std::string buffer;
@@ -50,9 +51,10 @@ Parsed parse(std::string_view input, size_t how) {
   bool overflow = false;
   size_t header_bytes = 0;  // what the parser took before the header was done
   bool chunked = false;
+  bool too_large = false;
   for (std::string_view piece : mssgate::fuzz::cut(input, how)) {
     // A read takes what the buffer has room for, as Beast's read into a bounded buffer does.
-    while (!piece.empty() && !parser.is_done() && !ec && !overflow && !chunked) {
+    while (!piece.empty() && !parser.is_done() && !ec && !overflow && !chunked && !too_large) {
       size_t room = mssgate::daemon::kAdminHeaderBytes - buffer.size();
       if (room == 0) {
         overflow = true;
@@ -70,6 +72,16 @@ Parsed parse(std::string_view input, size_t how) {
           chunked = true;  // refused with 411 before the body is read
           break;
         }
+        if (parser.is_header_done() && !header_done) {
+          // The server's body limit, chosen by the target once the header is read.
+          const auto& target = parser.get().target();
+          if (parser.content_length().value_or(0) >
+              mssgate::daemon::provisioning_body_limit({target.data(), target.size()},
+                                                       max_import_bytes)) {
+            too_large = true;  // refused with 413 before the body is read
+            break;
+          }
+        }
         if (parser.is_header_done()) parser.eager(true);
         buffer.erase(0, used);
         if (ec == http::error::need_more) {
@@ -78,9 +90,9 @@ Parsed parse(std::string_view input, size_t how) {
         }
       }
     }
-    if (parser.is_done() || ec || overflow || chunked) break;
+    if (parser.is_done() || ec || overflow || chunked || too_large) break;
   }
-  if (overflow || chunked || header_bytes > mssgate::daemon::kAdminHeaderBytes) {
+  if (overflow || chunked || too_large || header_bytes > mssgate::daemon::kAdminHeaderBytes) {
     Parsed refusal;
     refusal.refused = true;
     return refusal;
@@ -136,9 +148,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       mssgate::fuzz::same_whole_and_in_pieces(input, parse, "admin_http: same request in pieces");
   if (!request.refused) {
     auto route = mssgate::daemon::admin_route(request.method, request.target);
+    // Only the provisioning API takes other methods than GET and HEAD.
     if (request.method != "GET" && request.method != "HEAD")
-      check(route == mssgate::daemon::AdminRoute::kMethodNotAllowed,
-            "admin_http: only GET and HEAD are served");
+      check(route == mssgate::daemon::AdminRoute::kMethodNotAllowed ||
+                route == mssgate::daemon::AdminRoute::kApiDirectory,
+            "admin_http: only GET and HEAD are served, but by the provisioning API");
+    if (route == mssgate::daemon::AdminRoute::kApiDirectory)
+      check(mssgate::daemon::is_provisioning_target(request.target),
+            "admin_http: the provisioning API's route is its targets'");
     if (route == mssgate::daemon::AdminRoute::kAutoconfig) check_autoconfig(request.target);
   }
   // The first line of the input as a target, whatever Beast would say of it.
