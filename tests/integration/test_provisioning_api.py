@@ -10,6 +10,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import unittest
 import urllib.parse
@@ -217,6 +218,29 @@ max_import_bytes = "1MiB"
         self.assertEqual(status, 200)
         with open(os.path.join(ROOT, "docs", "openapi.json")) as f:
             self.assertEqual(served, json.load(f))
+
+
+class ProvisioningAcrossReload(unittest.TestCase):
+    def test_the_writers_and_the_import_limit_are_taken_on_reload(self):
+        config = """
+[admin]
+listen = ["127.0.0.1:0"]
+certificate_chain = "%s"
+private_key = "%s"
+client_ca = "%s"
+""" % (pki("server.chain.pem"), pki("server.key"), pki("ca-chain.pem"))
+        with Gateway(extra_config=config) as gateway:
+            port = gateway.ports["admin"]
+            body = {"mailbox": CABINET, "type": "APP"}
+            self.assertEqual(call(port, "POST", "/api/directory/mailboxes", body)[0], 403)
+            gateway.set_option("admin", "provisioning_writers", '["%s"]' % spki_sha256(WRITER))
+            gateway.set_option("admin", "max_import_bytes", '"1KiB"')
+            offset = gateway.log_size()
+            gateway.process.send_signal(signal.SIGHUP)
+            gateway.wait_for_log(r"event=reloaded ", since=offset)
+            self.assertEqual(call(port, "POST", "/api/directory/mailboxes", body)[0], 201)
+            csv = "kind,mailbox,type\n" + "mailbox,m@%s,APP\n" % DOMAIN * 60
+            self.assertEqual(call(port, "POST", "/api/directory/import", csv, content_type="text/csv")[0], 413)
 
 
 class ProvisioningOnLoopback(unittest.TestCase):
