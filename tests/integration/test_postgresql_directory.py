@@ -13,7 +13,8 @@ import tempfile
 import time
 import unittest
 
-from harness import APP_HOPITAL, APP_LABO, DOMAIN, Gateway, RawImap, client_context, ctl, main, new_marker
+from harness import APP_HOPITAL, APP_LABO, DOMAIN, Gateway, RawImap, client_context, ctl, main, new_marker, pki
+from test_provisioning_api import WRITER, call, spki_sha256
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 
@@ -111,6 +112,43 @@ class PostgresqlDirectoryTest(unittest.TestCase):
         self.assertEqual(g.process.poll(), None, "mssgate still runs")
         self.assertIsNone(re.search(r"password|secret", g.log(since=0).split("event=ready")[0].lower()
                                     .replace("password_file", "")), "no secret in the start log")
+
+
+class ProvisioningApiOnPostgresqlTest(unittest.TestCase):
+    """The provisioning API writes the shared PostgreSQL directory; a server that is away gives
+    503 problem documents, and the API works again once it is back, without a restart."""
+
+    def test_the_api_writes_postgresql_and_outlives_a_restart_of_it(self):
+        env = postgres_env()
+        psql(env, "DROP SCHEMA public CASCADE; CREATE SCHEMA public;")
+        config = """
+[admin]
+listen = ["127.0.0.1:0"]
+certificate_chain = "%s"
+private_key = "%s"
+client_ca = "%s"
+provisioning_writers = ["%s"]
+""" % (pki("server.chain.pem"), pki("server.key"), pki("ca-chain.pem"), spki_sha256(WRITER))
+        with Gateway(postgresql=env, extra_config=config) as gateway:
+            port = gateway.ports["admin"]
+            mailbox = "cabinet@" + DOMAIN
+            status, _, created = call(port, "POST", "/api/directory/mailboxes", {"mailbox": mailbox, "type": "CAB"})
+            self.assertEqual(status, 201, created)
+            self.assertEqual(psql_rows(env, "SELECT type, status FROM mailbox WHERE address = '%s'" % mailbox),
+                             [["CAB", "active"]])
+            postgres("stop")
+            try:
+                status, _, problem = call(port, "PUT", "/api/directory/mailboxes/" + mailbox, {"type": "CAB",
+                                                                                               "status": "closed"})
+                self.assertEqual(status, 503, problem)
+                self.assertEqual(problem["type"], "/api/problems/directory-unavailable")
+            finally:
+                postgres("start")
+            status, _, replaced = call(port, "PUT", "/api/directory/mailboxes/" + mailbox, {"type": "CAB",
+                                                                                            "status": "closed"})
+            self.assertEqual(status, 200, replaced)
+            self.assertEqual(psql_rows(env, "SELECT status FROM mailbox WHERE address = '%s'" % mailbox),
+                             [["closed"]])
 
 
 class StorageMigrateTest(unittest.TestCase):
