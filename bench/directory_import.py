@@ -53,6 +53,40 @@ def write_file(path, mailboxes, changed_every=0, dropped_every=0):
                 f.write("sender,%s,,,service%d@hopital-%03d.mssante.fr,,,,,\n" % (address, i, i % 500))
 
 
+class OwnPostgresql:
+    """A PostgreSQL of the benchmark's own (scripts/postgres), in `work`, on `port`."""
+
+    def __init__(self, work, port):
+        self.env = dict(os.environ, MSSGATE_PG_DIR=os.path.join(work, "postgres"), MSSGATE_PG_PORT=str(port))
+        self.script = os.path.join(ROOT, "scripts", "postgres")
+        self.started = False
+        self.settings = {}  # its postgres.env: PG_URL, PG_PASSWORD_FILE, PG_ADMIN_URL, ...
+
+    def start(self):
+        subprocess.run([self.script, "start"], check=True, env=self.env, stdout=subprocess.DEVNULL)
+        self.started = True
+        for line in open(os.path.join(self.env["MSSGATE_PG_DIR"], "postgres.env")):
+            key, _, value = line.strip().partition("=")
+            self.settings[key] = value.strip("'")
+        return self.settings
+
+    def stop(self):
+        if self.started:
+            subprocess.run([self.script, "stop"], env=self.env, stdout=subprocess.DEVNULL)
+
+    def storage_section(self):
+        return ('[storage]\nbackend = "postgresql"\npostgresql = "%s"\npassword_file = "%s"\n'
+                % (self.settings["PG_URL"], self.settings["PG_PASSWORD_FILE"]))
+
+    def empty_directory(self):
+        with open(self.settings["PG_ADMIN_PASSWORD_FILE"]) as secret:
+            password = secret.read().strip()
+        subprocess.run(["psql", self.settings["PG_ADMIN_URL"], "-q", "-c",
+                        "TRUNCATE mailbox, mailbox_sender, holder, mailbox_holder, certificate_binding"],
+                       check=False, env=dict(os.environ, PGPASSWORD=password),
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
 def timed(command, work):
     """Runs `command`; returns (seconds, its peak RSS in MiB, its standard output)."""
     out_path = os.path.join(work, "command.out")
@@ -102,9 +136,7 @@ def main():
     ctl = os.path.join(args.build, "daemon", "mssgatectl")
     work = tempfile.mkdtemp(prefix="mssgate-bench-import-")
     os.chmod(work, 0o755)  # PostgreSQL runs as its own user, which must reach its folder
-    pg_env = dict(os.environ, MSSGATE_PG_DIR=os.path.join(work, "postgres"), MSSGATE_PG_PORT=str(PG_PORT))
-    postgres = os.path.join(ROOT, "scripts", "postgres")
-    pg_started = False
+    postgresql = OwnPostgresql(work, PG_PORT)
     try:
         files = {"full": os.path.join(work, "directory.csv"), "sync": os.path.join(work, "sync.csv")}
         write_file(files["full"], args.mailboxes)
@@ -123,12 +155,7 @@ def main():
         results["SQLite"] = measure(ctl, ["--database", database, reset_sqlite], files, work, args.rounds)
 
         if not args.no_postgresql:
-            subprocess.run([postgres, "start"], check=True, env=pg_env, stdout=subprocess.DEVNULL)
-            pg_started = True
-            pg = {}
-            for line in open(os.path.join(work, "postgres", "postgres.env")):
-                key, _, value = line.strip().partition("=")
-                pg[key] = value.strip("'")
+            postgresql.start()
             config = os.path.join(work, "mssgate.toml")
             subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=bench",
                             "-keyout", os.path.join(work, "server.key"), "-out", os.path.join(work, "server.pem"),
@@ -141,22 +168,11 @@ def main():
                         '[tls]\ncertificate_chain = "server.pem"\nprivate_key = "server.key"\n\n'
                         '[imap]\nstarttls_listen = ["127.0.0.1:0"]\n\n'
                         '[imap.backend]\naddress = "127.0.0.1:1"\nmaster_user = "mssgate"\n'
-                        'master_password_file = "master.secret"\n\n'
-                        '[storage]\nbackend = "postgresql"\npostgresql = "%s"\npassword_file = "%s"\n'
-                        % (pg["PG_URL"], pg["PG_PASSWORD_FILE"]))
-
-            def reset_postgresql():
-                with open(pg["PG_ADMIN_PASSWORD_FILE"]) as secret:
-                    password = secret.read().strip()
-                subprocess.run(["psql", pg["PG_ADMIN_URL"], "-q", "-c",
-                                "TRUNCATE mailbox, mailbox_sender, holder, mailbox_holder, certificate_binding"],
-                               check=False, env=dict(os.environ, PGPASSWORD=password),
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-            results["PostgreSQL"] = measure(ctl, ["--config", config, reset_postgresql], files, work, args.rounds)
+                        'master_password_file = "master.secret"\n\n' + postgresql.storage_section())
+            results["PostgreSQL"] = measure(ctl, ["--config", config, postgresql.empty_directory], files, work,
+                                            args.rounds)
     finally:
-        if pg_started:
-            subprocess.run([postgres, "stop"], env=pg_env, stdout=subprocess.DEVNULL)
+        postgresql.stop()
         shutil.rmtree(work, True)
 
     lines = [HEADING, "",

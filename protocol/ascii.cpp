@@ -83,6 +83,13 @@ std::string replace_all(std::string text, std::string_view what, std::string_vie
   return text;
 }
 
+int hex_digit_value(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
 std::string hex_lower(std::string_view bytes) {
   static constexpr char kHex[] = "0123456789abcdef";
   std::string out;

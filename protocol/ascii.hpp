@@ -28,5 +28,7 @@ std::string replace_all(std::string text, std::string_view what, std::string_vie
 
 // Bytes as lower-case hexadecimal (digests, random identifiers).
 std::string hex_lower(std::string_view bytes);
+// The value of one hexadecimal digit (either case), or -1 when `c` is not one.
+int hex_digit_value(char c);
 
 }  // namespace mssgate::protocol

@@ -107,13 +107,6 @@ std::optional<std::string> to_utf8(std::string_view bytes, Charset charset) {
   return out;
 }
 
-int hex_value(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  return -1;
-}
-
 std::optional<std::string> decode_q(std::string_view text) {
   std::string out;
   for (size_t i = 0; i < text.size(); ++i) {
@@ -122,8 +115,8 @@ std::optional<std::string> decode_q(std::string_view text) {
       out += ' ';
     } else if (c == '=') {
       if (i + 2 >= text.size()) return std::nullopt;
-      int high = hex_value(text[i + 1]);
-      int low = hex_value(text[i + 2]);
+      int high = hex_digit_value(text[i + 1]);
+      int low = hex_digit_value(text[i + 2]);
       if (high < 0 || low < 0) return std::nullopt;
       out += static_cast<char>(high * 16 + low);
       i += 2;

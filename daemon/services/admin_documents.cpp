@@ -31,13 +31,6 @@ std::string xml_escaped(std::string_view text) {
   return out;
 }
 
-int hex_value(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
 std::string server_element(std::string_view element, std::string_view type, const std::string& host,
                            uint16_t port) {
   std::string out;
@@ -103,9 +96,11 @@ std::string query_parameter(std::string_view target, std::string_view name) {
     for (size_t i = 0; i < raw.size(); ++i) {
       if (raw[i] == '+') {
         value += ' ';
-      } else if (raw[i] == '%' && i + 2 < raw.size() && hex_value(raw[i + 1]) >= 0 &&
-                 hex_value(raw[i + 2]) >= 0) {
-        value += static_cast<char>(hex_value(raw[i + 1]) * 16 + hex_value(raw[i + 2]));
+      } else if (raw[i] == '%' && i + 2 < raw.size() &&
+                 protocol::hex_digit_value(raw[i + 1]) >= 0 &&
+                 protocol::hex_digit_value(raw[i + 2]) >= 0) {
+        value += static_cast<char>(protocol::hex_digit_value(raw[i + 1]) * 16 +
+                                   protocol::hex_digit_value(raw[i + 2]));
         i += 2;
       } else {
         value += raw[i];

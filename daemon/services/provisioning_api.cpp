@@ -82,13 +82,6 @@ AdminResponse invalid_rows(const std::vector<storage::ImportError>& errors, bool
 
 // ---- what a request says ----------------------------------------------------------------------
 
-int hex_digit(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
 // A path segment percent-decoded (RFC 3986); nullopt when an escape is not two hex digits.
 std::optional<std::string> decoded_segment(std::string_view segment) {
   std::string out;
@@ -98,8 +91,8 @@ std::optional<std::string> decoded_segment(std::string_view segment) {
       continue;
     }
     if (i + 2 >= segment.size()) return std::nullopt;
-    int high = hex_digit(segment[i + 1]);
-    int low = hex_digit(segment[i + 2]);
+    int high = protocol::hex_digit_value(segment[i + 1]);
+    int low = protocol::hex_digit_value(segment[i + 2]);
     if (high < 0 || low < 0) return std::nullopt;
     out += static_cast<char>(high * 16 + low);
     i += 2;
@@ -129,8 +122,8 @@ std::optional<std::vector<std::string>> key_of_cursor(std::string_view cursor, s
       continue;
     }
     if (i + 1 >= cursor.size()) return std::nullopt;
-    int high = hex_digit(cursor[i]);
-    int low = hex_digit(cursor[i + 1]);
+    int high = protocol::hex_digit_value(cursor[i]);
+    int low = protocol::hex_digit_value(cursor[i + 1]);
     if (high < 0 || low < 0) return std::nullopt;
     key.back() += static_cast<char>(high * 16 + low);
     ++i;
@@ -308,48 +301,65 @@ class ResourceRequest {
 
  private:
   // The row the request names or carries, checked and normalised as a row of an import file;
-  // nullopt with `refusal` set when it is not one. `fields` are the body's; the path's key
+  // nullopt with `errors` set when it is not one. `fields` are the body's; the path's key
   // segments are added (a body that names another key is refused).
-  std::optional<Row> checked_row(json::object fields, AdminResponse& refusal) {
+  std::optional<Row> checked_row(json::object fields, std::vector<storage::ImportError>& errors) {
     auto names = K::key_fields();
     for (size_t i = 0; i < key_segments_.size(); ++i) {
       auto found = fields.find(names[i]);
       if (found != fields.end() &&
           (!found->value().is_string() || found->value().as_string() != key_segments_[i])) {
-        refusal = invalid_rows(
-            {{1, "the body's '" + std::string(names[i]) + "' differs from the path's"}}, false);
+        errors.push_back({1, "the body's '" + std::string(names[i]) + "' differs from the path's"});
         return std::nullopt;
       }
       fields[names[i]] = key_segments_[i];
     }
     if (fields.contains("kind")) {
-      refusal = invalid_rows({{1, "a resource's body has no 'kind': the path says it"}}, false);
+      errors.push_back({1, "a resource's body has no 'kind': the path says it"});
       return std::nullopt;
     }
     fields["kind"] = K::kRowKind;
     storage::DirectoryFileReader reader(storage::DirectoryFileFormat::kJsonLines);
     reader.feed(json::serialize(fields));
-    std::vector<storage::ImportError> errors;
     storage::ImportRows rows = reader.finish(errors);
-    if (!errors.empty()) {
-      refusal = invalid_rows(errors, false);
-      return std::nullopt;
-    }
+    if (!errors.empty()) return std::nullopt;
     auto& found = K::rows(rows.contents);
     if (found.size() != 1) {
-      refusal = invalid_rows({{1, "the body is not one " + std::string(K::kRowKind)}}, false);
+      errors.push_back({1, "the body is not one " + std::string(K::kRowKind)});
       return std::nullopt;
     }
     return std::move(found.front());
   }
 
-  // The row named by the path alone (its key checked and normalised), as checked_row.
-  std::optional<Row> named_row(AdminResponse& refusal) {
-    return checked_row(K::key_filler(), refusal);
+  // The row of the body, checked; nullopt with `refusal` set (400, 422) when there is none.
+  std::optional<Row> body_row(AdminResponse& refusal) {
+    auto body = body_object(refusal);
+    if (!body) return std::nullopt;
+    std::vector<storage::ImportError> errors;
+    auto row = checked_row(std::move(*body), errors);
+    if (!row) refusal = invalid_rows(errors, false);
+    return row;
+  }
+
+  // The stored row the path names; nullopt with `refusal` set (404) when there is none.
+  std::optional<Row> named_stored_row(AdminResponse& refusal) {
+    std::vector<storage::ImportError> errors;
+    auto row = checked_row(K::key_filler(), errors);
+    if (!row) {
+      refusal = not_found(errors.front().message);
+      return std::nullopt;
+    }
+    auto found = stored(*row);
+    if (!found)
+      refusal =
+          not_found("no " + std::string(K::kRowKind) + " " + joined_key(storage::page_key(*row)));
+    return found;
   }
 
   // The body as a JSON object; nullopt with `refusal` set when it is not one.
   std::optional<json::object> body_object(AdminResponse& refusal) {
+    // A PUT's path names the row: an empty body is a row of its key alone (an allowed sender).
+    if (request_.body.empty() && request_.method == "PUT") return json::object{};
     if (request_.body.empty()) {
       refusal = bad_request("the body is empty: send the " + std::string(K::kRowKind) +
                             " as a JSON object");
@@ -463,20 +473,13 @@ class ResourceRequest {
 
   AdminResponse get_one() {
     AdminResponse refusal;
-    auto row = named_row(refusal);
-    if (!row) return refusal.status == 422 ? not_found(refusal_detail(refusal)) : refusal;
-    auto found = stored(*row);
-    if (!found)
-      return not_found("no " + std::string(K::kRowKind) + " " +
-                       joined_key(storage::page_key(*row)));
-    return json_answer(200, K::to_json(*found));
+    auto found = named_stored_row(refusal);
+    return found ? json_answer(200, K::to_json(*found)) : refusal;
   }
 
   AdminResponse create() {
     AdminResponse refusal;
-    auto body = body_object(refusal);
-    if (!body) return refusal;
-    auto row = checked_row(std::move(*body), refusal);
+    auto row = body_row(refusal);
     if (!row) return refusal;
     if (auto found = stored(*row))
       return problem(409, "already-exists", "The directory already holds this row",
@@ -493,9 +496,7 @@ class ResourceRequest {
 
   AdminResponse replace() {
     AdminResponse refusal;
-    auto body = body_object(refusal);
-    if (!body) return refusal;
-    auto row = checked_row(std::move(*body), refusal);
+    auto row = body_row(refusal);
     if (!row) return refusal;
     auto found = stored(*row);
     if (found && *found == *row) return json_answer(200, K::to_json(*row));  // nothing to change
@@ -511,12 +512,8 @@ class ResourceRequest {
 
   AdminResponse remove() {
     AdminResponse refusal;
-    auto row = named_row(refusal);
-    if (!row) return refusal.status == 422 ? not_found(refusal_detail(refusal)) : refusal;
-    auto found = stored(*row);
-    if (!found)
-      return not_found("no " + std::string(K::kRowKind) + " " +
-                       joined_key(storage::page_key(*row)));
+    auto found = named_stored_row(refusal);
+    if (!found) return refusal;
     DirectoryChanges changes;
     K::changes(changes).removed.push_back(*found);
     directory_.apply_changes(changes);
@@ -527,13 +524,6 @@ class ResourceRequest {
   AdminResponse created(const Row& row) {
     return json_answer(201, K::to_json(row),
                        {{"Location", location_of(K::kCollection, storage::page_key(row))}});
-  }
-
-  static std::string refusal_detail(const AdminResponse& refusal) {
-    boost::system::error_code ec;
-    json::value document = json::parse(refusal.body, ec);
-    if (ec || !document.is_object() || !document.as_object().contains("detail")) return "";
-    return std::string(document.as_object().at("detail").as_string());
   }
 
   // The audit event of a change: what changed, and the certificate that asked for it.

@@ -51,6 +51,16 @@ def pki(name):
     return os.path.join(PKI, name)
 
 
+def admin_tls_section(writers=(), extra=""):
+    """An [admin] section: the endpoint on loopback over TLS with the test PKI's client
+    certificates, and the provisioning API's writers (their spki-sha256)."""
+    text = ('[admin]\nlisten = ["127.0.0.1:0"]\ncertificate_chain = "%s"\nprivate_key = "%s"\nclient_ca = "%s"\n'
+            % (pki("server.chain.pem"), pki("server.key"), pki("ca-chain.pem")))
+    if writers:
+        text += "provisioning_writers = [%s]\n" % ", ".join('"%s"' % w for w in writers)
+    return text + extra
+
+
 def client_context(cert=None, maximum=ssl.TLSVersion.TLSv1_2, minimum=ssl.TLSVersion.TLSv1_2, ciphers=None):
     """A client TLS context that trusts the test PKI, optionally with a client certificate."""
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)

@@ -16,8 +16,8 @@ import time
 import unittest
 import xml.etree.ElementTree as ElementTree
 
-from harness import (APP_HOPITAL, DOMAIN, PER_MARTIN, Gateway, GatewayTestCase, PscIssuer, RawImap, client_context, main,
-                     new_marker, pki, random_jwt, wait_for_delivery, xoauth2)
+from harness import (APP_HOPITAL, DOMAIN, PER_MARTIN, Gateway, GatewayTestCase, PscIssuer, RawImap, admin_tls_section,
+                     client_context, main, new_marker, random_jwt, wait_for_delivery, xoauth2)
 
 try:
     from prometheus_client.openmetrics.parser import text_string_to_metric_families
@@ -347,14 +347,7 @@ class ReadinessWithIssuer(unittest.TestCase):
 
 class AdminOverTls(unittest.TestCase):
     def test_client_certificate_required(self):
-        config = """
-[admin]
-listen = ["127.0.0.1:0"]
-certificate_chain = "%s"
-private_key = "%s"
-client_ca = "%s"
-""" % (pki("server.chain.pem"), pki("server.key"), pki("ca-chain.pem"))
-        with Gateway(extra_config=config) as gateway:
+        with Gateway(extra_config=admin_tls_section()) as gateway:
             port = gateway.ports["admin"]
             status, _, body = get(port, "/metrics", client_context("org-hopital"))
             self.assertEqual(status, 200)

@@ -13,7 +13,8 @@ import tempfile
 import time
 import unittest
 
-from harness import APP_HOPITAL, APP_LABO, DOMAIN, Gateway, RawImap, client_context, ctl, main, new_marker, pki
+from harness import (APP_HOPITAL, APP_LABO, DOMAIN, Gateway, RawImap, admin_tls_section, client_context, ctl, main,
+                     new_marker)
 from test_provisioning_api import WRITER, call, spki_sha256
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
@@ -121,15 +122,7 @@ class ProvisioningApiOnPostgresqlTest(unittest.TestCase):
     def test_the_api_writes_postgresql_and_outlives_a_restart_of_it(self):
         env = postgres_env()
         psql(env, "DROP SCHEMA public CASCADE; CREATE SCHEMA public;")
-        config = """
-[admin]
-listen = ["127.0.0.1:0"]
-certificate_chain = "%s"
-private_key = "%s"
-client_ca = "%s"
-provisioning_writers = ["%s"]
-""" % (pki("server.chain.pem"), pki("server.key"), pki("ca-chain.pem"), spki_sha256(WRITER))
-        with Gateway(postgresql=env, extra_config=config) as gateway:
+        with Gateway(postgresql=env, extra_config=admin_tls_section([spki_sha256(WRITER)])) as gateway:
             port = gateway.ports["admin"]
             mailbox = "cabinet@" + DOMAIN
             status, _, created = call(port, "POST", "/api/directory/mailboxes", {"mailbox": mailbox, "type": "CAB"})

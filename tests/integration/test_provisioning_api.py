@@ -15,7 +15,7 @@ import subprocess
 import unittest
 import urllib.parse
 
-from harness import (APP_HOPITAL, DOMAIN, Gateway, RawImap, client_context, main, pki)
+from harness import APP_HOPITAL, DOMAIN, Gateway, RawImap, admin_tls_section, client_context, main, pki
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 CABINET = "cabinet@" + DOMAIN  # a mailbox of the backend that the harness's directory lacks
@@ -64,15 +64,8 @@ class ProvisioningApi(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.writer_key = spki_sha256(WRITER)
-        config = """
-[admin]
-listen = ["127.0.0.1:0"]
-certificate_chain = "%s"
-private_key = "%s"
-client_ca = "%s"
-provisioning_writers = ["%s"]
-max_import_bytes = "1MiB"
-""" % (pki("server.chain.pem"), pki("server.key"), pki("ca-chain.pem"), cls.writer_key.upper())
+        # The writer's key in capitals: the configuration takes either case.
+        config = admin_tls_section([cls.writer_key.upper()], 'max_import_bytes = "1MiB"\n')
         cls.gateway = Gateway(extra_config=config)
         cls.gateway.start()
         cls.port = cls.gateway.ports["admin"]
@@ -222,14 +215,7 @@ max_import_bytes = "1MiB"
 
 class ProvisioningAcrossReload(unittest.TestCase):
     def test_the_writers_and_the_import_limit_are_taken_on_reload(self):
-        config = """
-[admin]
-listen = ["127.0.0.1:0"]
-certificate_chain = "%s"
-private_key = "%s"
-client_ca = "%s"
-""" % (pki("server.chain.pem"), pki("server.key"), pki("ca-chain.pem"))
-        with Gateway(extra_config=config) as gateway:
+        with Gateway(extra_config=admin_tls_section()) as gateway:
             port = gateway.ports["admin"]
             body = {"mailbox": CABINET, "type": "APP"}
             self.assertEqual(call(port, "POST", "/api/directory/mailboxes", body)[0], 403)

@@ -244,6 +244,13 @@ TEST_F(ProvisioningApiTest, RowsThatNameWhatIsNotThereConflict) {
             201u);
   EXPECT_EQ(store_->allowed_senders("dr.martin@test.fr").value,
             (std::vector<std::string>{"secretariat@test.fr"}));
+  // A PUT of a sender needs no body: its path says it all.
+  EXPECT_EQ(call("PUT", "/api/directory/senders/dr.martin@test.fr/accueil@test.fr").status, 201u);
+  EXPECT_EQ(call("PUT", "/api/directory/senders/dr.martin@test.fr/accueil@test.fr").status, 200u);
+  EXPECT_EQ(store_->allowed_senders("dr.martin@test.fr").value,
+            (std::vector<std::string>{"accueil@test.fr", "secretariat@test.fr"}));
+  // A PUT of a mailbox with no body lacks its type.
+  EXPECT_EQ(call("PUT", "/api/directory/mailboxes/dr.martin@test.fr").status, 422u);
   // Deleting the holder takes its attachments; deleting the mailbox its senders.
   EXPECT_EQ(call("DELETE", "/api/directory/holders/810001234567").status, 204u);
   EXPECT_TRUE(store_->list_attachments().empty());
