@@ -46,6 +46,7 @@ add_custom_target(mssgate_man_pages ALL DEPENDS ${_mssgate_man_outputs} ${_mssga
 # --- Documentation ---
 file(GLOB _mssgate_docs CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/docs/*.md)
 install(FILES ${PROJECT_SOURCE_DIR}/config/mssgate.example.toml ${_mssgate_docs}
+        ${PROJECT_SOURCE_DIR}/docs/openapi.json
         ${MSSGATE_PACKAGING_DIR}/copyright ${_mssgate_changelog}
         DESTINATION share/doc/mssgate)
 

@@ -558,6 +558,31 @@ TEST_F(ConfigTest, AdminEndpointIsLoopbackUnlessTlsWithClientCertificates) {
                             "\"server.key\"\nclient_ca = \"ca.pem\"\n",
                         path());
   EXPECT_TRUE(config.admin.tls());
+  EXPECT_TRUE(config.admin.provisioning_writers.empty());
+  EXPECT_EQ(config.admin.max_import_bytes, size_t{256} << 20);
+
+  // The provisioning API's writers: certificate keys, lower-cased, over TLS only.
+  std::string tls_admin =
+      "\n[admin]\nlisten = [\"10.0.0.1:9925\"]\ncertificate_chain = \"server.pem\"\n"
+      "private_key = \"server.key\"\nclient_ca = \"ca.pem\"\n";
+  config = parse_config(minimal() + tls_admin + "provisioning_writers = [\"" +
+                            std::string(64, 'A') + "\"]\nmax_import_bytes = \"1GiB\"\n",
+                        path());
+  EXPECT_EQ(config.admin.provisioning_writers, std::vector<std::string>{std::string(64, 'a')});
+  EXPECT_EQ(config.admin.max_import_bytes, size_t{1} << 30);
+  std::string not_a_key =
+      error_for(minimal() + tls_admin + "provisioning_writers = [\"CN=provisioning\"]\n");
+  EXPECT_NE(not_a_key.find("admin.provisioning_writers: 'CN=provisioning' is not a certificate's "
+                           "spki-sha256"),
+            std::string::npos)
+      << not_a_key;
+  std::string plain = error_for(minimal() + "\n[admin]\nlisten = [\"127.0.0.1:9925\"]\n" +
+                                "provisioning_writers = [\"" + std::string(64, 'a') + "\"]\n");
+  EXPECT_NE(plain.find("admin.provisioning_writers: names client certificates, so it needs TLS"),
+            std::string::npos)
+      << plain;
+  std::string tiny = error_for(minimal() + tls_admin + "max_import_bytes = 10\n");
+  EXPECT_NE(tiny.find("admin.max_import_bytes: must be between 1024"), std::string::npos) << tiny;
 }
 
 TEST_F(ConfigTest, AutoconfigNeedsHostsAndAListener) {
