@@ -206,6 +206,40 @@ class ProvisioningApi(unittest.TestCase):
         self.assertEqual(status, 413, text)
         self.gateway.ctl("mailbox", "remove", "secretariat@" + DOMAIN)
 
+    def test_the_operator_guides_curl_commands(self):
+        """curl as the operator guide shows it: -d with the JSON Content-Type, -X PUT, and
+        --data-binary @file for an import (curl sends the Content-Length)."""
+        base = "https://127.0.0.1:%d" % self.port
+        tls = ["--cert", pki(WRITER + ".crt"), "--key", pki(WRITER + ".key"), "--cacert", pki("ca-chain.pem")]
+
+        def curl(*args):
+            result = subprocess.run(["curl", "-sS", "-w", "\n%{http_code}", *tls, *args], capture_output=True,
+                                    text=True, timeout=30)
+            self.assertEqual(result.returncode, 0, result.stderr)
+            body, _, status = result.stdout.rpartition("\n")
+            return int(status), body
+
+        mailbox = "patient.test@" + DOMAIN
+        status, body = curl("-H", "Content-Type: application/json", "-d",
+                            json.dumps({"mailbox": mailbox, "type": "PER"}), base + "/api/directory/mailboxes")
+        self.assertEqual(status, 201, body)
+        status, body = curl("-X", "PUT", "-H", "Content-Type: application/json", "-d",
+                            '{"type": "PER", "status": "suspended"}', base + "/api/directory/mailboxes/" + mailbox)
+        self.assertEqual((status, json.loads(body)["status"]), (200, "suspended"), body)
+        # Without the Content-Type, curl -d says form data: refused with what to send.
+        status, body = curl("-d", '{"type": "PER"}', "-X", "PUT", base + "/api/directory/mailboxes/" + mailbox)
+        self.assertEqual(status, 415, body)
+        self.assertIn("application/json", json.loads(body)["detail"])
+        path = os.path.join(self.gateway.dir, "annuaire.csv")
+        with open(path, "w") as f:
+            f.write("kind,mailbox,sender\nsender,%s,accueil@%s\n" % (mailbox, DOMAIN))
+        status, body = curl("-H", "Content-Type: text/csv", "--data-binary", "@" + path,
+                            base + "/api/directory/import?dry_run=true")
+        self.assertEqual(status, 200, body)
+        self.assertEqual(json.loads(body)["changes"], ["+ sender %s may send as accueil@%s" % (mailbox, DOMAIN)])
+        status, body = curl("-X", "DELETE", base + "/api/directory/mailboxes/" + mailbox)
+        self.assertEqual(status, 204, body)
+
     def test_the_openapi_document_is_the_one_in_docs(self):
         status, response, served = call(self.port, "GET", "/api/openapi.json", cert=READER)
         self.assertEqual(status, 200)
