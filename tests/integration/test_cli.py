@@ -273,6 +273,21 @@ class MssgatectlTest(unittest.TestCase):
         self.assertEqual(role.returncode, 1)
         self.assertIn("already attached to app@example.fr as owner", role.stderr)
 
+    def test_holder_list_gives_each_professional_its_mailboxes(self):
+        for step in (("mailbox", "add", "a@example.fr", "--type", "PER"),
+                     ("mailbox", "add", "b@example.fr", "--type", "CAB"),
+                     ("holder", "add", "810001234567", "--label", "Dr Martin"),
+                     ("holder", "add", "010000001"),
+                     ("holder", "add", "810009999999"),
+                     ("holder", "attach", "810001234567", "b@example.fr", "--role", "co-holder"),
+                     ("holder", "attach", "810001234567", "a@example.fr", "--role", "owner"),
+                     ("holder", "attach", "810009999999", "b@example.fr", "--role", "delegate")):
+            self.assertEqual(self.ctl(*step).returncode, 0, step)
+        self.assertEqual(self.ctl("holder", "list").stdout,
+                         "0010000001\n"  # an ADELI number, as its idNat
+                         "810001234567  (Dr Martin)\n  owner  a@example.fr\n  co-holder  b@example.fr\n"
+                         "810009999999\n  delegate  b@example.fr\n")
+
     def test_certificate_fingerprints_match_openssl(self):
         cert = pki("org-hopital.crt")
         output = run(MSSGATECTL, "certificate", "show", cert).stdout

@@ -496,18 +496,21 @@ int change_attachment(const std::string& verb, const Arguments& a,
   return 0;
 }
 
+// Each professional and the mailboxes it is attached to. Both lists come sorted by the
+// professional's id (digits, which every collation orders as bytes): one pass over each,
+// whatever their size.
 void list_holders(const Arguments& a, mssgate::storage::DirectoryStore& directory) {
   allow_only(a, {}, 0);
   auto attachments = directory.list_attachments();
+  auto next = attachments.begin();
   for (const auto& holder : directory.list_holders()) {
     std::cout << holder.id;
     if (!holder.label.empty()) std::cout << "  (" << holder.label << ")";
     std::cout << "\n";
-    for (const auto& attachment : attachments) {
-      if (attachment.holder == holder.id) {
-        std::cout << "  " << mssgate::storage::to_string(attachment.role) << "  "
-                  << attachment.mailbox << "\n";
-      }
+    while (next != attachments.end() && next->holder < holder.id)
+      ++next;
+    for (; next != attachments.end() && next->holder == holder.id; ++next) {
+      std::cout << "  " << mssgate::storage::to_string(next->role) << "  " << next->mailbox << "\n";
     }
   }
 }
@@ -519,9 +522,11 @@ int holder_command(const std::string& verb, const Arguments& a,
     mssgate::storage::Holder holder{professional_argument(a.positional[0]),
                                     a.option("--label").value_or("")};
     if (a.flag("--if-missing")) {
-      auto holders = directory.list_holders();
-      if (std::any_of(holders.begin(), holders.end(),
-                      [&](const auto& h) { return h.id == holder.id; })) {
+      mssgate::storage::DirectoryPageQuery query;
+      query.table = mssgate::storage::DirectoryTable::kHolders;
+      query.holder = holder.id;
+      query.limit = 1;
+      if (!directory.read_page(query).holders.empty()) {
         already_there("holder " + holder.id + " exists");
         return 0;
       }
