@@ -35,7 +35,8 @@ inline bool write_markdown_section(const std::filesystem::path& path, std::strin
     if (start != 0) ++start;  // past the newline before the heading
     size_t end = existing.find("\n## ", start + line.size());
     updated = existing.substr(0, start) + trim_trailing_newlines(section);
-    if (end != std::string::npos) updated += existing.substr(end);
+    // A blank line before the next heading: `end` is at the newline that ends the section.
+    if (end != std::string::npos) updated += "\n" + existing.substr(end);
   }
   std::ofstream out(path, std::ios::binary | std::ios::trunc);
   out << trim_trailing_newlines(updated) << "\n";

@@ -795,3 +795,38 @@ TEST(IndicatorEvents, ValuesFromAMessageAreCappedAndFreeOfControlCharacters) {
   EXPECT_EQ(event.documents[0].code, "11488?-4");
   EXPECT_EQ(event.documents[0].code_system, std::string(kMaxCodeBytes, 'c'));
 }
+
+TEST_F(IndicatorJournalTest, TheWriteAheadLogIsCheckpointedAsItGrows) {
+  // The log must be copied into the database as it grows (SQLite's automatic checkpoint, which
+  // a writer that turned it off for a thread of its own would have to replace), or it would
+  // grow for ever.
+  IndicatorJournal journal(options());
+  auto file_size = [&](const char* suffix) {
+    std::error_code ec;
+    auto size = fs::file_size(dir_ / (std::string("indicators.db") + suffix), ec);
+    return ec ? uintmax_t{0} : size;
+  };
+  uintmax_t database_at_start = file_size("");
+  uintmax_t largest_log = 0;
+  for (int batch = 0; batch < 30; ++batch) {
+    std::vector<IndicatorEvent> events;
+    for (int i = 0; i < 500; ++i) {
+      events.push_back(event("sent:" + std::to_string(batch) + "-" + std::to_string(i), "sent",
+                             "a" + std::to_string(i % 50) + "@x.fr", "2026-11-02"));
+    }
+    auto durable = record_all(journal, std::move(events));
+    ASSERT_TRUE(std::all_of(durable.begin(), durable.end(), [](bool ok) { return ok; }));
+    largest_log = std::max(largest_log, file_size("-wal"));
+  }
+  // The pages reach the database file, within a few seconds of the last commit.
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (file_size("") < database_at_start + (uintmax_t{2} << 20) &&
+         std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_GE(file_size(""), database_at_start + (uintmax_t{2} << 20))
+      << "largest log " << largest_log << ", log now " << file_size("-wal");
+  // Unchecked, the log would have held every page written (about 12 MiB here); checkpointed
+  // past 1,000 pages (4 MiB), it is reused from its start.
+  EXPECT_LT(largest_log, uintmax_t{8} << 20) << "largest log " << largest_log;
+}
