@@ -252,7 +252,8 @@ def main():
         "endpoint over TLS with the writer's client certificate, Python's `http.client` as the client (its own "
         "time included). The bulk import sends the CSV file of `Directory import at operator scale` (%s rows, "
         "%.0f MiB) as one request body into an empty directory, timed from the request to the answer, beside "
-        "`mssgatectl directory import` of the same file on the same gateway's directory. The single-row "
+        "`mssgatectl directory import` of the same file on the same gateway's directory, with the gateway's peak "
+        "resident memory (VmHWM) before and after it. The single-row "
         "requests then run on that directory of %s mailboxes, one after the other on one kept-alive "
         "connection. %d cores." % (args.mailboxes, args.requests, format(lines, ","), size_mib,
                                    format(args.mailboxes, ","), os.cpu_count()),
