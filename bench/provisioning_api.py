@@ -62,11 +62,11 @@ class Admin:
         return response.status, response.read()
 
 
-def peak_rss_mib(pid):
-    """The process's peak resident memory so far (VmHWM), in MiB."""
+def peak_rss_mib(pid, field="VmHWM"):
+    """The process's peak resident memory so far (VmHWM), or another field of its status, in MiB."""
     with open("/proc/%d/status" % pid) as f:
         for line in f:
-            if line.startswith("VmHWM:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1]) / 1024
     return 0
 
@@ -184,9 +184,11 @@ def measure(store, mssgate, ctl, work, pki, storage_section, reset, file, reques
         by_api = time.monotonic() - start
         if status != 200:
             raise SystemExit("import: %d %s" % (status, answer[:500]))
+        time.sleep(2)  # the gateway's directory refresh after the import, and memory given back
         rows.append("| %s | bulk import of the file, in one transaction | %.1f s (mssgatectl: %.1f s); mssgate's peak "
-                    "memory %.0f MiB, %.0f MiB before the import |" % (store, by_api, by_ctl, peak_rss_mib(process.pid),
-                                                                       before))
+                    "memory %.0f MiB, %.0f MiB before the import, %.0f MiB resident after it |" % (
+                        store, by_api, by_ctl, peak_rss_mib(process.pid), before,
+                        peak_rss_mib(process.pid, "VmRSS")))
         for name, per_second, p50, p99 in single_rows(admin, requests):
             rows.append("| %s | %s, %d times, one connection | %.0f a second; p50 %.2f ms, p99 %.2f ms |" % (
                 store, name, requests, per_second, p50, p99))

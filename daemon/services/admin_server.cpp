@@ -1,5 +1,7 @@
 #include "daemon/services/admin_server.hpp"
 
+#include <malloc.h>
+
 #include <algorithm>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -48,6 +50,21 @@ constexpr auto kTuple = asio::as_tuple(asio::use_awaitable);
 constexpr auto kRequestTimeout = std::chrono::seconds(30);
 constexpr auto kProbeTimeout = std::chrono::seconds(1);
 constexpr auto kReportTimeout = std::chrono::seconds(60);
+// After a request or an answer this large (a bulk import, an export), the memory freed is given
+// back to the system: glibc keeps it otherwise, and a million-row import left the gateway at
+// 670 MiB resident once done.
+constexpr size_t kGiveBackAfterBytes = size_t{16} << 20;
+
+// Gives freed memory back to the system when it goes, if a large request or answer asked it.
+struct GiveBackMemory {
+  bool large = false;
+  GiveBackMemory() = default;
+  GiveBackMemory(const GiveBackMemory&) = delete;
+  GiveBackMemory& operator=(const GiveBackMemory&) = delete;
+  ~GiveBackMemory() {
+    if (large) malloc_trim(0);
+  }
+};
 
 std::string seconds_ago(int64_t now_ms, int64_t then_ms) {
   return std::to_string(std::max<int64_t>(0, now_ms - then_ms) / 1000) + " s ago";
@@ -186,6 +203,7 @@ class AdminServer::Impl : public std::enable_shared_from_this<AdminServer::Impl>
   asio::awaitable<void> exchange(Stream& stream, ProvisioningClient client) {
     beast::flat_buffer buffer(kAdminHeaderBytes);  // bounds the header section (admin_documents)
     for (;;) {
+      GiveBackMemory give_back;  // after the request and its answer below are gone
       beast::get_lowest_layer(stream).expires_after(kRequestTimeout);
       http::request_parser<http::string_body> parser;
       parser.header_limit(kAdminParserHeaderLimit);
@@ -232,6 +250,7 @@ class AdminServer::Impl : public std::enable_shared_from_this<AdminServer::Impl>
       }
       const auto& request = parser.get();
       AdminResponse answer = co_await route(request, client);
+      give_back.large = request.body().size() + answer.body.size() > kGiveBackAfterBytes;
       // The answer may have taken long (a bulk import): the write has its own time.
       beast::get_lowest_layer(stream).expires_after(kRequestTimeout);
       http::response<http::string_body> response{static_cast<http::status>(answer.status),
