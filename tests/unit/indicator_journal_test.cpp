@@ -810,6 +810,7 @@ TEST_F(IndicatorJournalTest, TheWriteAheadLogIsCheckpointedAsItGrows) {
   uintmax_t largest_log = 0;
   for (int batch = 0; batch < 30; ++batch) {
     std::vector<IndicatorEvent> events;
+    events.reserve(500);
     for (int i = 0; i < 500; ++i) {
       events.push_back(event("sent:" + std::to_string(batch) + "-" + std::to_string(i), "sent",
                              "a" + std::to_string(i % 50) + "@x.fr", "2026-11-02"));
