@@ -285,10 +285,8 @@ class PostgresqlDirectory final : public DirectoryStore {
                       "SELECT holder, mailbox, role FROM mailbox_holder ORDER BY holder, mailbox");
     std::vector<HolderAttachment> out;
     out.reserve(static_cast<size_t>(r.rows()));
-    for (int i = 0; i < r.rows(); ++i) {
-      out.push_back({std::string(r.text(i, 0)), std::string(r.text(i, 1)),
-                     parse_holder_role(r.text(i, 2)).value_or(HolderRole::kDelegate)});
-    }
+    for (int i = 0; i < r.rows(); ++i)
+      out.push_back(attachment_from_row(r, i));
     return out;
   }
 
@@ -322,14 +320,8 @@ class PostgresqlDirectory final : public DirectoryStore {
                       "ORDER BY mailbox, match_kind, match_value");
     std::vector<CertificateBinding> out;
     out.reserve(static_cast<size_t>(r.rows()));
-    for (int i = 0; i < r.rows(); ++i) {
-      CertificateBinding b;
-      b.match = parse_certificate_match(r.text(i, 0)).value_or(CertificateMatch::kSpkiSha256);
-      b.value = r.text(i, 1);
-      b.mailbox = r.text(i, 2);
-      b.label = r.text(i, 3);
-      out.push_back(std::move(b));
-    }
+    for (int i = 0; i < r.rows(); ++i)
+      out.push_back(binding_from_row(r, i));
     return out;
   }
 

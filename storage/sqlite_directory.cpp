@@ -297,10 +297,8 @@ class SqliteDirectory final : public DirectoryStore {
     Statement s(db_, "SELECT holder, mailbox, role FROM mailbox_holder ORDER BY holder, mailbox");
     std::vector<HolderAttachment> out;
     int rc;
-    while ((rc = s.step()) == SQLITE_ROW) {
-      out.push_back(
-          {s.text(0), s.text(1), parse_holder_role(s.text(2)).value_or(HolderRole::kDelegate)});
-    }
+    while ((rc = s.step()) == SQLITE_ROW)
+      out.push_back(attachment_from_row(s));
     if (rc != SQLITE_DONE)
       throw StorageError(std::string("cannot list attachments: ") + sqlite3_errmsg(db_));
     return out;
@@ -343,14 +341,8 @@ class SqliteDirectory final : public DirectoryStore {
                 "ORDER BY mailbox, match_kind, match_value");
     std::vector<CertificateBinding> out;
     int rc;
-    while ((rc = s.step()) == SQLITE_ROW) {
-      CertificateBinding b;
-      b.match = parse_certificate_match(s.text(0)).value_or(CertificateMatch::kSpkiSha256);
-      b.value = s.text(1);
-      b.mailbox = s.text(2);
-      b.label = s.text(3);
-      out.push_back(std::move(b));
-    }
+    while ((rc = s.step()) == SQLITE_ROW)
+      out.push_back(binding_from_row(s));
     if (rc != SQLITE_DONE)
       throw StorageError(std::string("cannot list bindings: ") + sqlite3_errmsg(db_));
     return out;

@@ -65,6 +65,15 @@ AdminResponse not_found(std::string_view detail) {
   return problem(404, "not-found", "No such resource", detail);
 }
 
+// 405, with the methods the resource takes in `Allow` and in the detail.
+AdminResponse method_not_allowed(std::string_view what, std::string_view allow) {
+  AdminResponse refusal =
+      problem(405, "method-not-allowed", "This resource does not take that method",
+              std::string(what) + " takes " + std::string(allow));
+  refusal.headers.emplace_back("Allow", allow);
+  return refusal;
+}
+
 // Bad rows, each with its line (1 for a single resource's body).
 AdminResponse invalid_rows(const std::vector<storage::ImportError>& errors, bool with_lines) {
   json::array listed;
@@ -102,15 +111,9 @@ std::optional<std::string> decoded_segment(std::string_view segment) {
 
 // A list's cursor: the key of its last row, each column in hex, joined by '.'.
 std::string cursor_of(const std::vector<std::string>& key) {
-  static constexpr char kHex[] = "0123456789abcdef";
   std::string out;
-  for (const auto& column : key) {
-    if (!out.empty()) out += '.';
-    for (unsigned char c : column) {
-      out += kHex[c >> 4];
-      out += kHex[c & 15];
-    }
-  }
+  for (const auto& column : key)
+    out += (out.empty() ? "" : ".") + protocol::hex_lower(column);
   return out;
 }
 
@@ -265,13 +268,9 @@ class ResourceRequest {
                        std::to_string(K::key_fields().size()) + " path segments after /" +
                        std::string(K::kCollection));
     if (method == "GET" || method == "HEAD") return item ? get_one() : list();
-    std::string allow = item ? "GET, HEAD, PUT, DELETE" : "GET, HEAD, POST";
     if ((item && method != "PUT" && method != "DELETE") || (!item && method != "POST")) {
-      AdminResponse refusal =
-          problem(405, "method-not-allowed", "This resource does not take that method",
-                  std::string(K::kCollection) + (item ? " items take " : " take ") + allow);
-      refusal.headers.emplace_back("Allow", allow);
-      return refusal;
+      return item ? method_not_allowed("a " + std::string(K::kRowKind), "GET, HEAD, PUT, DELETE")
+                  : method_not_allowed(K::kCollection, "GET, HEAD, POST");
     }
     if (!request_.client.may_write) return write_refused(request_);
     if (method == "DELETE") return remove();
@@ -637,12 +636,7 @@ json::object import_document(const ImportOptions& options, const DirectoryChange
 // The bulk import: the file read and checked whole, then planned and made in one transaction,
 // as `mssgatectl directory import` does.
 AdminResponse import_file(const ProvisioningRequest& request, storage::DirectoryStore& directory) {
-  if (request.method != "POST") {
-    AdminResponse refusal = problem(405, "method-not-allowed",
-                                    "This resource does not take that method", "import takes POST");
-    refusal.headers.emplace_back("Allow", "POST");
-    return refusal;
-  }
+  if (request.method != "POST") return method_not_allowed("import", "POST");
   if (!request.client.may_write) return ResourceRequest<Mailbox>::write_refused(request);
   AdminResponse refusal;
   auto options = import_options(request, refusal);
@@ -679,12 +673,8 @@ AdminResponse import_file(const ProvisioningRequest& request, storage::Directory
 }
 
 AdminResponse export_file(const ProvisioningRequest& request, storage::DirectoryStore& directory) {
-  if (request.method != "GET" && request.method != "HEAD") {
-    AdminResponse refusal = problem(405, "method-not-allowed",
-                                    "This resource does not take that method", "export takes GET");
-    refusal.headers.emplace_back("Allow", "GET, HEAD");
-    return refusal;
-  }
+  if (request.method != "GET" && request.method != "HEAD")
+    return method_not_allowed("export", "GET, HEAD");
   std::string asked = query_parameter(request.target, "format");
   auto format = asked.empty() ? std::optional(storage::DirectoryFileFormat::kCsv)
                               : storage::parse_directory_file_format(asked);
@@ -700,12 +690,8 @@ AdminResponse export_file(const ProvisioningRequest& request, storage::Directory
 }
 
 AdminResponse index_document(const ProvisioningRequest& request) {
-  if (request.method != "GET" && request.method != "HEAD") {
-    AdminResponse refusal = problem(405, "method-not-allowed",
-                                    "This resource does not take that method", "it takes GET");
-    refusal.headers.emplace_back("Allow", "GET, HEAD");
-    return refusal;
-  }
+  if (request.method != "GET" && request.method != "HEAD")
+    return method_not_allowed("the directory's index", "GET, HEAD");
   json::object links;
   for (std::string_view name :
        {"mailboxes", "senders", "holders", "attachments", "bindings", "import", "export"})

@@ -99,6 +99,7 @@ class ProvisioningApi(unittest.TestCase):
             self.port, "POST", "/api/directory/mailboxes", {"mailbox": CABINET, "type": "APP"}))
         self.assertEqual(status, 201, created)
         self.assertEqual(response.getheader("Location"), "/api/directory/mailboxes/" + CABINET)
+        audit_from = self.gateway.log_size()  # the class shares its gateway: this test's events only
         status, _, bound = self.in_force(lambda: call(
             self.port, "POST", "/api/directory/bindings",
             {"mailbox": CABINET, "match": "spki-sha256", "value": labo_key, "label": "LPS labo"}))
@@ -108,7 +109,7 @@ class ProvisioningApi(unittest.TestCase):
         event = self.gateway.wait_for_log(
             r"event=directory_changed operation=create resource=binding mailbox=%s match=spki-sha256 "
             r"value=%s label=\"LPS labo\" client=127\.0\.0\.1 client_spki_sha256=(\w+) client_subject=\"([^\"]*)\""
-            % (re.escape(CABINET), labo_key))
+            % (re.escape(CABINET), labo_key), since=audit_from)
         self.assertEqual(event.group(1), self.writer_key)
         self.assertIn("810001234567", event.group(2))
 
@@ -139,13 +140,14 @@ class ProvisioningApi(unittest.TestCase):
         listed = [m["mailbox"] for m in page["items"] + rest["items"]]
         self.assertEqual(listed, sorted(listed))
         self.assertIn(APP_HOPITAL, listed)
+        audit_from = self.gateway.log_size()
         refused = self.assert_problem(
             call(self.port, "DELETE", "/api/directory/mailboxes/" + APP_HOPITAL, cert=READER),
             403, "write-forbidden")
         self.assertIn("admin.provisioning_writers", refused["detail"])
         self.gateway.wait_for_log(r"event=directory_change_refused method=DELETE path=/api/directory/mailboxes/%s "
                                   r"client=127\.0\.0\.1 client_spki_sha256=%s"
-                                  % (re.escape(APP_HOPITAL), spki_sha256(READER)))
+                                  % (re.escape(APP_HOPITAL), spki_sha256(READER)), since=audit_from)
         status, _, _ = call(self.port, "GET", "/api/directory/mailboxes/" + APP_HOPITAL)
         self.assertEqual(status, 200)
 
@@ -181,10 +183,12 @@ class ProvisioningApi(unittest.TestCase):
         self.assertEqual(status, 200, dry)
         self.assertEqual(dry["change_count"], 2)
         self.assertEqual(call(self.port, "GET", "/api/directory/mailboxes/secretariat@" + DOMAIN)[0], 404)
+        audit_from = self.gateway.log_size()
         status, _, done = call(self.port, "POST", "/api/directory/import", csv, content_type="text/csv")
         self.assertEqual(status, 200, done)
         self.assertEqual(done["counts"]["senders"]["added"], 1)
-        self.gateway.wait_for_log(r"event=directory_imported sync=no .* client_spki_sha256=" + self.writer_key)
+        self.gateway.wait_for_log(r"event=directory_imported sync=no .* client_spki_sha256=" + self.writer_key,
+                                  since=audit_from)
         # The export is mssgatectl's, byte for byte; importing it changes nothing.
         status, _, exported = call(self.port, "GET", "/api/directory/export?format=jsonl")
         self.assertEqual(status, 200)
