@@ -172,12 +172,13 @@ std::string add_event_columns();
 // event_key. Into indicator_event, ON CONFLICT (event_key) DO NOTHING: no row returned for a
 // key already there.
 std::string insert_event_sql(std::string_view table, bool with_seq);
-// Many events in one statement of fixed text (preparable): $1 the origin, then one array a
-// column ($2 the keys...), as ArrayLiterals makes them; ON CONFLICT (event_key) DO NOTHING,
-// RETURNING seq, event_key.
-std::string insert_events_unnest_sql();
-// Many documents: one array a column (seq, position, then the document's).
-std::string insert_documents_unnest_sql();
+// Many events and their documents in one statement of fixed text (preparable): $1 the origin,
+// then one array an event column ($2 the keys...), then document_array_count() arrays for the
+// documents (the event's key, position, then the document's columns), as ArrayLiterals makes
+// them. ON CONFLICT (event_key) DO NOTHING: the documents of an event whose key is there are
+// not written. RETURNING seq, event_key of the events written.
+std::string insert_events_and_documents_sql();
+int document_array_count();
 // Many sign-ins, one array a column (the sign-in's columns), their connections adding up to the
 // rows there. A statement may not touch a row twice: one row per mailbox, day, mode and protocol.
 std::string insert_connections_unnest_sql();

@@ -21,8 +21,9 @@ namespace pj = postgresql_journal;
 
 constexpr const char* kPart = "journal";
 // 2: the acknowledgement columns (added_event_columns()). 3: sign_in_day. 4: a sent message's
-// envelope_id (added_event_columns() too).
-constexpr int kVersion = 4;
+// envelope_id (added_event_columns() too). 5: indicator_document without its foreign key
+// (postgresql_journal::schema()).
+constexpr int kVersion = 5;
 // The same migration lock as the directory's: one migration at a time, whichever part.
 constexpr long long kMigrationLock = 0x6d7373676174;  // "mssgat"
 // pg_try_advisory_lock's first key for an origin in use (the second is the origin's hash).
@@ -51,6 +52,11 @@ void migrate_journal(PostgresqlConnection& db) {
       }
       // Version 3's table, and any other a later version adds: the schema is all IF NOT EXISTS.
       db.exec_script("creating the tables added since", pj::schema().c_str());
+      if (version < 5) {
+        db.exec_script("dropping the documents' foreign key",
+                       "ALTER TABLE indicator_document "
+                       "DROP CONSTRAINT IF EXISTS indicator_document_seq_fkey");
+      }
     }
     if (version < kVersion) {
       db.exec("recording the journal's schema version",
@@ -105,8 +111,8 @@ class PostgresqlJournalStore final : public JournalStore {
   std::optional<int64_t> add(const IndicatorEvent& event) override { return add_all({&event})[0]; }
   void add(const ConnectionEvent& connection) override { add_all({connection}); }
 
-  // One INSERT for many rows (one array a column: one prepared statement whatever the number of
-  // rows), a round trip per turn, not per event. Rows go in
+  // One statement for many events and their documents (one array a column: one prepared
+  // statement whatever the number of rows), a round trip per turn, not per event. Rows go in
   // the order of their keys, as every gateway sends them: two gateways recording the same keys
   // take the keys' locks in the same order, and do not deadlock.
   std::vector<std::optional<int64_t>> add_all(
@@ -117,37 +123,35 @@ class PostgresqlJournalStore final : public JournalStore {
     for (size_t i = 0; i < events.size(); ++i) {
       if (first_of_key.emplace(events[i]->key, i).second) order.push_back(i);
     }
+    if (order.empty()) return seqs;
     std::sort(order.begin(), order.end(),
               [&](size_t a, size_t b) { return events[a]->key < events[b]->key; });
-    if (!order.empty()) {
-      pj::ArrayLiterals columns;
-      std::vector<std::string> row;
-      for (size_t i : order) {
-        row.clear();
-        pj::event_values(*events[i], row);
-        columns.add_row(row);
-      }
-      std::vector<std::string> values{origin_};
-      for (auto& column : columns.take())
-        values.push_back(std::move(column));
-      auto r = run("recording indicator events", "events", pj::insert_events_unnest_sql(), values);
-      for (int n = 0; n < r.rows(); ++n) {
-        auto found = first_of_key.find(r.text(n, 1));
-        if (found != first_of_key.end()) seqs[found->second] = r.integer(n, 0);
-      }
-    }
+    pj::ArrayLiterals columns;
     pj::ArrayLiterals documents;
     std::vector<std::string> row;
-    for (size_t i = 0; i < events.size(); ++i) {
-      if (!seqs[i]) continue;
+    for (size_t i : order) {
+      row.clear();
+      pj::event_values(*events[i], row);
+      columns.add_row(row);
       for (size_t position = 0; position < events[i]->documents.size(); ++position) {
-        row = {std::to_string(*seqs[i]), std::to_string(position)};
+        row = {events[i]->key, std::to_string(position)};
         pj::document_values(events[i]->documents[position], row);
         documents.add_row(row);
       }
     }
-    if (!documents.empty())
-      run("recording documents", "documents", pj::insert_documents_unnest_sql(), documents.take());
+    std::vector<std::string> values{origin_};
+    for (auto& column : columns.take())
+      values.push_back(std::move(column));
+    auto document_arrays = documents.take();
+    document_arrays.resize(static_cast<size_t>(pj::document_array_count()), "{}");
+    for (auto& column : document_arrays)
+      values.push_back(std::move(column));
+    auto r =
+        run("recording indicator events", "events", pj::insert_events_and_documents_sql(), values);
+    for (int n = 0; n < r.rows(); ++n) {
+      auto found = first_of_key.find(r.text(n, 1));
+      if (found != first_of_key.end()) seqs[found->second] = r.integer(n, 0);
+    }
     return seqs;
   }
 

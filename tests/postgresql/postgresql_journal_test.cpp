@@ -240,6 +240,15 @@ TEST_F(PostgresqlJournalTest, AKeyCountsOnceWhicheverGatewayRecordsIt) {
   for (bool durable : two.get())
     EXPECT_TRUE(durable);
   EXPECT_EQ(count("SELECT count(*) FROM indicator_event"), 40);
+  // Each event's documents once, under its seq, whichever gateway wrote it.
+  int64_t documents = 0;
+  for (const auto& e : events)
+    documents += static_cast<int64_t>(e.documents.size());
+  ASSERT_GT(documents, 0);
+  EXPECT_EQ(count("SELECT count(*) FROM indicator_document"), documents);
+  EXPECT_EQ(count("SELECT count(*) FROM indicator_document d LEFT JOIN indicator_event e "
+                  "USING (seq) WHERE e.seq IS NULL"),
+            0);
   auto a = first.stats();
   auto b = second.stats();
   EXPECT_EQ(a.recorded + b.recorded, 40u);
@@ -272,6 +281,9 @@ TEST_F(PostgresqlJournalTest, EventsComeBackAsTheyWereRecorded) {
   events[3].original_message_id = R"(<"q"\\,{z}@x>)";
   events[4].nil = "NULL";
   events[4].azp = "é-ü";
+  // A key and a document the documents' arrays must carry as they are too.
+  events[5].key = R"(b-"5"\,{x})";
+  events[5].documents.push_back({R"(1"1,{4}\8)", "2.16.840.1.113883.6.1", InsClass::kQualified});
   {
     IndicatorJournal journal(options("gw-1"));
     for (bool durable : record_all(journal, events))
@@ -517,7 +529,8 @@ TEST_F(PostgresqlJournalTest, ASingleHostsJournalMovesWhole) {
   EXPECT_EQ(count("SELECT count(*) FROM indicator_event"), counts.events + 1);
 }
 
-TEST_F(PostgresqlJournalTest, AJournalOfVersion1GainsTheAcknowledgementColumnsAndTheSignInTable) {
+TEST_F(PostgresqlJournalTest,
+       AJournalOfVersion1GainsTheAcknowledgementColumnsAndTheSignInTableAndLosesTheDocumentsKey) {
   auto events = month_of_events("v");
   std::vector<IndicatorEvent> before, after;
   for (auto& e : events) {
@@ -550,6 +563,8 @@ TEST_F(PostgresqlJournalTest, AJournalOfVersion1GainsTheAcknowledgementColumnsAn
                    "DROP COLUMN original_message_id, DROP COLUMN original_envelope_id, "
                    "DROP COLUMN envelope_id;"
                    "DROP TABLE sign_in_day;"
+                   "ALTER TABLE indicator_document ADD CONSTRAINT indicator_document_seq_fkey "
+                   "FOREIGN KEY (seq) REFERENCES indicator_event (seq);"
                    "UPDATE mssgate_schema SET version = 1 WHERE part = 'journal'");
   }
   {
@@ -557,8 +572,11 @@ TEST_F(PostgresqlJournalTest, AJournalOfVersion1GainsTheAcknowledgementColumnsAn
     for (bool durable : record_all(journal, after))
       ASSERT_TRUE(durable);
   }
-  EXPECT_EQ(count("SELECT version FROM mssgate_schema WHERE part = 'journal'"), 4);
+  EXPECT_EQ(count("SELECT version FROM mssgate_schema WHERE part = 'journal'"), 5);
   EXPECT_EQ(count("SELECT COUNT(*) FROM sign_in_day"), 0);
+  EXPECT_EQ(count("SELECT COUNT(*) FROM pg_constraint WHERE conname = "
+                  "'indicator_document_seq_fkey'"),
+            0);
   EXPECT_EQ(count("SELECT COUNT(*) FROM pg_indexes WHERE indexname = 'indicator_event_original'"),
             1);
   EXPECT_EQ(count("SELECT COUNT(*) FROM pg_indexes WHERE indexname = "
@@ -585,6 +603,6 @@ TEST_F(PostgresqlJournalTest, AJournalOfANewerMssgateIsRefused) {
   } catch (const StorageError& e) {
     EXPECT_STREQ(e.what(),
                  "the PostgreSQL indicator journal has schema version 99, newer than this "
-                 "mssgate (4)");
+                 "mssgate (5)");
   }
 }
