@@ -26,14 +26,6 @@ bool IndicatorJournal::Turn::empty() const {
   return events.empty() && pending.empty() && settlements.empty() && connections.empty();
 }
 
-void IndicatorJournal::Turn::clear() {
-  events.clear();
-  pending.clear();
-  settlements.clear();
-  connections.clear();
-  connections_done.clear();
-}
-
 IndicatorJournal::IndicatorJournal(Options options) : options_(std::move(options)) {
   store_ = options_.open_store ? options_.open_store() : open_sqlite_journal(options_.path);
   try {
@@ -172,18 +164,91 @@ void IndicatorJournal::save_log_position() {
   }
 }
 
+// Turns of events and sign-ins go to a store that sends turns (PostgreSQL) without waiting
+// for their commit: the database writes one while the writer answers for the one before and
+// takes the next. Other turns (deliveries pending or settled, a log reopened) first wait for
+// the turns sent, then are committed here, one transaction at a time.
 void IndicatorJournal::writer() {
-  Turn turn;
+  std::deque<Turn> sent;  // sent to the store and not finished, oldest first
   for (;;) {
+    if (!sent.empty() &&
+        (static_cast<int>(sent.size()) >= JournalStore::kTurnsInFlight || !work_waiting())) {
+      finish_oldest(sent);
+      continue;
+    }
+    Turn turn;
     bool reopen = false;
-    if (!take(turn, reopen)) return;
+    if (!take(turn, reopen, sent.empty() && store_->sends_turns()))
+      return;  // stopped, nothing waiting and nothing sent
+    if (sendable(turn, reopen)) {
+      send(turn, sent);
+      continue;
+    }
+    while (!sent.empty())
+      finish_oldest(sent);
     take_turn(turn, reopen);
-    turn.clear();
   }
 }
 
+bool IndicatorJournal::work_waiting() const {
+  std::lock_guard lock(mutex_);
+  return reopen_ || !queue_.empty() || !pending_queue_.empty() || !settle_queue_.empty() ||
+         !connections_.empty();
+}
+
+bool IndicatorJournal::sendable(const Turn& turn, bool reopen) const {
+  return !reopen && store_->sends_turns() && turn.pending.empty() && turn.settlements.empty() &&
+         !turn.empty();
+}
+
+void IndicatorJournal::send(Turn& turn, std::deque<Turn>& sent) {
+  try {
+    if (options_.before_commit) options_.before_commit();
+    std::vector<const IndicatorEvent*> events;
+    events.reserve(turn.events.size());
+    for (const auto& queued : turn.events)
+      events.push_back(&queued.event);
+    std::optional<int64_t> position;
+    if (log_position_dirty_) position = log_position_;
+    store_->send_turn(events, turn.connections, position);
+    turn.saves_log_position = position.has_value();
+    log_position_dirty_ = false;
+    sent.push_back(std::move(turn));
+  } catch (...) {
+    report_not_committed(turn);
+    failed(turn);
+  }
+}
+
+void IndicatorJournal::finish_oldest(std::deque<Turn>& sent) {
+  Turn turn = std::move(sent.front());
+  sent.pop_front();
+  Written written;
+  Counts counts;
+  try {
+    add_written(turn, store_->finish_turn(), written, counts);
+  } catch (const StorageConflict&) {
+    // It met another gateway's transaction and kept nothing: it runs again on its own, with
+    // the retries of a committed turn, once the turns sent after it are finished.
+    if (turn.saves_log_position) log_position_dirty_ = true;
+    while (!sent.empty())
+      finish_oldest(sent);
+    take_turn(turn, false);
+    return;
+  } catch (...) {
+    if (turn.saves_log_position) log_position_dirty_ = true;
+    report_not_committed(turn);
+    failed(turn);
+    return;
+  }
+  committed(turn, counts, written, sent.empty());
+}
+
 // Waits for work and takes it; false once stopped with nothing left.
-bool IndicatorJournal::take(Turn& turn, bool& reopen) {
+// `split`: a long queue is taken half at a time, so that a store that sends turns writes one half
+// while the other's commit is answered for (else the producers of a single turn all wait on it,
+// and nothing overlaps).
+bool IndicatorJournal::take(Turn& turn, bool& reopen, bool split) {
   std::unique_lock lock(mutex_);
   wake_.wait(lock, [&] {
     return stop_ || reopen_ || !queue_.empty() || !pending_queue_.empty() ||
@@ -192,7 +257,10 @@ bool IndicatorJournal::take(Turn& turn, bool& reopen) {
   if (queue_.empty() && pending_queue_.empty() && settle_queue_.empty() && connections_.empty() &&
       !reopen_ && stop_)
     return false;
-  while (!queue_.empty() && turn.events.size() < options_.max_batch) {
+  constexpr size_t kSplitFrom = 64;
+  size_t limit = options_.max_batch;
+  if (split && queue_.size() >= kSplitFrom) limit = std::min(limit, (queue_.size() + 1) / 2);
+  while (!queue_.empty() && turn.events.size() < limit) {
     turn.events.push_back(std::move(queue_.front()));
     queue_.pop_front();
   }
@@ -222,7 +290,6 @@ void IndicatorJournal::take_turn(Turn& turn, bool reopen) {
 void IndicatorJournal::commit(Turn& turn) {
   Written written;
   Counts counts;
-  bool ok = true;
   try {
     // A transaction that met another gateway's (a deadlock on the same keys) kept nothing: it
     // runs again, a few times.
@@ -244,28 +311,43 @@ void IndicatorJournal::commit(Turn& turn) {
     log_position_dirty_ = false;
   } catch (...) {
     store_->roll_back();
-    ok = false;
-    written.clear();
-    report("could not commit " + std::to_string(turn.events.size()) + " indicator events, " +
-           std::to_string(turn.pending.size()) + " deliveries pending, " +
-           std::to_string(turn.settlements.size()) + " settled and " +
-           std::to_string(turn.connections.size()) + " sign-ins: " + current_failure());
+    report_not_committed(turn);
+    failed(turn);
+    return;
   }
+  committed(turn, counts, written, true);
+}
+
+// Called while the failure is being handled.
+void IndicatorJournal::report_not_committed(const Turn& turn) {
+  report("could not commit " + std::to_string(turn.events.size()) + " indicator events, " +
+         std::to_string(turn.pending.size()) + " deliveries pending, " +
+         std::to_string(turn.settlements.size()) + " settled and " +
+         std::to_string(turn.connections.size()) + " sign-ins: " + current_failure());
+}
+
+void IndicatorJournal::failed(Turn& turn) {
   {
     std::lock_guard lock(mutex_);
-    if (ok) {
-      stats_.recorded += written.size();
-      stats_.duplicates += counts.duplicates;
-      stats_.connections += turn.connections.size();
-      for (const auto& batch : turn.pending)
-        stats_.pending += batch.events.size();
-      ++stats_.commits;
-    } else {
-      stats_.failed += turn.events.size();
-    }
+    stats_.failed += turn.events.size();
   }
-  answer(turn, ok, ok ? &counts : nullptr);
-  if (ok) after_commit(turn, counts, written);
+  answer(turn, false, nullptr);
+}
+
+// `store_idle`: no turn is out, the store may be read (a log catch-up).
+void IndicatorJournal::committed(Turn& turn, Counts& counts, const Written& written,
+                                 bool store_idle) {
+  {
+    std::lock_guard lock(mutex_);
+    stats_.recorded += written.size();
+    stats_.duplicates += counts.duplicates;
+    stats_.connections += turn.connections.size();
+    for (const auto& batch : turn.pending)
+      stats_.pending += batch.events.size();
+    ++stats_.commits;
+  }
+  answer(turn, true, &counts);
+  after_commit(turn, counts, written, store_idle);
 }
 
 // The turn's rows, in one transaction; `written` in seq order.
@@ -274,18 +356,7 @@ void IndicatorJournal::insert(Turn& turn, Written& written, Counts& counts) {
   events.reserve(turn.events.size());
   for (const auto& queued : turn.events)
     events.push_back(&queued.event);
-  auto seqs = store_->add_all(events);
-  for (size_t i = 0; i < events.size(); ++i) {
-    if (seqs[i]) {
-      written.emplace_back(*seqs[i], events[i]);
-    } else {
-      ++counts.duplicates;  // already counted: a redelivery, or a replay
-    }
-  }
-  // A store may number a turn's events in another order than they came (PostgreSQL's, by key):
-  // the log takes them in seq order.
-  std::sort(written.begin(), written.end(),
-            [](const auto& a, const auto& b) { return a.first < b.first; });
+  add_written(turn, store_->add_all(events), written, counts);
   for (const auto& batch : turn.pending) {
     auto& ids = counts.pending_ids.emplace_back();
     for (const auto& event : batch.events)
@@ -295,6 +366,22 @@ void IndicatorJournal::insert(Turn& turn, Written& written, Counts& counts) {
     settle_in(settlement, written, counts);
   store_->add_all(turn.connections);
   if (log_position_dirty_) store_->save_log_position(log_position_);
+}
+
+// The turn's new events with their seqs, in seq order: a store may number a turn's events in
+// another order than they came (PostgreSQL's, by key).
+void IndicatorJournal::add_written(const Turn& turn,
+                                   const std::vector<std::optional<int64_t>>& seqs,
+                                   Written& written, Counts& counts) {
+  for (size_t i = 0; i < turn.events.size() && i < seqs.size(); ++i) {
+    if (seqs[i]) {
+      written.emplace_back(*seqs[i], &turn.events[i].event);
+    } else {
+      ++counts.duplicates;  // already counted: a redelivery, or a replay
+    }
+  }
+  std::sort(written.begin(), written.end(),
+            [](const auto& a, const auto& b) { return a.first < b.first; });
 }
 
 void IndicatorJournal::settle_in(const Settlement& settlement, Written& written, Counts& counts) {
@@ -315,8 +402,10 @@ void IndicatorJournal::settle_in(const Settlement& settlement, Written& written,
     store_->drop(id);
 }
 
-// The log gets the new events; the pending events are kept until settled.
-void IndicatorJournal::after_commit(Turn& turn, Counts& counts, const Written& written) {
+// The log gets the new events; the pending events are kept until settled. A catch-up waits
+// until the store is idle (`store_idle`), and writes these events then.
+void IndicatorJournal::after_commit(Turn& turn, Counts& counts, const Written& written,
+                                    bool store_idle) {
   for (size_t b = 0; b < turn.pending.size(); ++b) {
     auto& events = turn.pending[b].events;
     const auto& ids = counts.pending_ids[b];
@@ -324,7 +413,7 @@ void IndicatorJournal::after_commit(Turn& turn, Counts& counts, const Written& w
       pending_events_.emplace(ids[i], std::move(events[i]));
   }
   if (catch_up_pending_) {
-    try_catch_up_log();  // reads the events just committed too
+    if (store_idle) try_catch_up_log();  // reads the events just committed too
   } else {
     try {
       write_log(written);

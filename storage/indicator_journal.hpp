@@ -7,6 +7,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -116,8 +117,8 @@ class IndicatorJournal {
     std::vector<Settlement> settlements;
     std::vector<ConnectionEvent> connections;
     std::vector<Done> connections_done;  // their waiters (the null ones left out)
+    bool saves_log_position = false;     // sent with the log's position (send())
     bool empty() const;
-    void clear();
   };
   // Events committed and their seqs, in seq order, for the log.
   using Written = std::vector<std::pair<int64_t, const IndicatorEvent*>>;
@@ -127,11 +128,20 @@ class IndicatorJournal {
   };
 
   void writer();
-  bool take(Turn& turn, bool& reopen);
+  bool take(Turn& turn, bool& reopen, bool split);
+  bool work_waiting() const;
+  bool sendable(const Turn& turn, bool reopen) const;
+  void send(Turn& turn, std::deque<Turn>& sent);
+  void finish_oldest(std::deque<Turn>& sent);
   void commit(Turn& turn);
   void insert(Turn& turn, Written& written, Counts& counts);
+  static void add_written(const Turn& turn, const std::vector<std::optional<int64_t>>& seqs,
+                          Written& written, Counts& counts);
+  void failed(Turn& turn);
+  void report_not_committed(const Turn& turn);
+  void committed(Turn& turn, Counts& counts, const Written& written, bool store_idle);
   void settle_in(const Settlement& settlement, Written& written, Counts& counts);
-  void after_commit(Turn& turn, Counts& counts, const Written& written);
+  void after_commit(Turn& turn, Counts& counts, const Written& written, bool store_idle);
   void write_log(const Written& written);
   void take_turn(Turn& turn, bool reopen);
   void answer(Turn& turn, bool durable, Counts* counts);

@@ -13,6 +13,7 @@
 
 #include "storage/indicator_event.hpp"
 #include "storage/postgresql.hpp"
+#include "storage/storage_error.hpp"
 
 namespace mssgate::storage {
 
@@ -43,6 +44,24 @@ class JournalStore {
     for (const auto& connection : connections)
       add(connection);
   }
+  // A turn of events and sign-ins sent without waiting for it, so that the database writes it
+  // while the writer answers for the turn before (PostgreSQL; a store that cannot says false to
+  // sends_turns()). send_turn() sends what begin(), add_all() of both, save_log_position() when
+  // given and commit() would do, as one transaction; finish_turn() waits for the oldest turn
+  // sent and gives its events' seqs as add_all() does, or throws as commit() would, nothing of
+  // that turn kept. No other call while a turn is unfinished; at most kTurnsInFlight of them.
+  static constexpr int kTurnsInFlight = 2;
+  virtual bool sends_turns() const { return false; }
+  virtual void send_turn(const std::vector<const IndicatorEvent*>& events,
+                         const std::vector<ConnectionEvent>& connections,
+                         std::optional<int64_t> log_position) {
+    (void)events, (void)connections, (void)log_position;
+    throw StorageError("this indicator journal does not send turns");
+  }
+  virtual std::vector<std::optional<int64_t>> finish_turn() {
+    throw StorageError("this indicator journal does not send turns");
+  }
+
   // A pending event (not counted until promoted); its id.
   virtual int64_t add_pending(const IndicatorEvent& event) = 0;
   // The pending event becomes an event: its seq; nullopt when the journal already has its key

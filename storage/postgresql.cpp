@@ -1,9 +1,12 @@
 #include "storage/postgresql.hpp"
 
 #include <libpq-fe.h>
+#include <poll.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <charconv>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -235,6 +238,93 @@ void PostgresqlConnection::check(std::string_view what, const PostgresqlResult& 
   std::string message = trimmed(raw ? PQresultErrorField(raw, PG_DIAG_MESSAGE_PRIMARY) : nullptr);
   if (message.empty()) message = trimmed(PQerrorMessage(connection_));
   throw PostgresqlError(std::string(what) + ": " + message, state ? state : "");
+}
+
+void PostgresqlConnection::fail(std::string_view what) const {
+  throw PostgresqlError(std::string(what) + ": " + trimmed(PQerrorMessage(connection_)), "");
+}
+
+void PostgresqlConnection::prepare(std::string_view what, const std::string& name,
+                                   const std::string& sql) {
+  if (prepared_.contains(name)) return;
+  // The parameters' number and types are the ones the statement implies.
+  PostgresqlResult prepared(PQprepare(connection_, name.c_str(), sql.c_str(), 0, nullptr));
+  check(what, prepared);
+  prepared_.insert(name);
+}
+
+void PostgresqlConnection::enter_pipeline(std::string_view what) {
+  if (PQpipelineStatus(connection_) != PQ_PIPELINE_OFF) return;
+  if (PQenterPipelineMode(connection_) != 1 || PQsetnonblocking(connection_, 1) != 0) fail(what);
+}
+
+void PostgresqlConnection::leave_pipeline() {
+  PQsetnonblocking(connection_, 0);
+  PQexitPipelineMode(connection_);
+}
+
+void PostgresqlConnection::send_prepared(std::string_view what, const std::string& name,
+                                         const std::vector<std::string>& values) {
+  if (!prepared_.contains(name))
+    throw PostgresqlError(std::string(what) + ": the statement " + name + " is not prepared", "");
+  enter_pipeline(what);
+  std::vector<const char*> pointers;
+  pointers.reserve(values.size());
+  for (const auto& value : values)
+    pointers.push_back(value.c_str());
+  if (PQsendQueryPrepared(connection_, name.c_str(), static_cast<int>(pointers.size()),
+                          pointers.data(), nullptr, nullptr, 0) != 1)
+    fail(what);
+}
+
+void PostgresqlConnection::send_sync(std::string_view what) {
+  enter_pipeline(what);
+  if (PQpipelineSync(connection_) != 1) fail(what);
+  ++unread_syncs_;
+  // The server may be sending the results of an earlier transaction while this one is sent:
+  // reading them into libpq's buffer keeps both sides going.
+  for (;;) {
+    int flushed = PQflush(connection_);
+    if (flushed == 0) return;
+    if (flushed < 0) fail(what);
+    pollfd socket{PQsocket(connection_), POLLIN | POLLOUT, 0};
+    if (poll(&socket, 1, -1) < 0 && errno != EINTR) fail(what);
+    if ((socket.revents & POLLIN) && PQconsumeInput(connection_) != 1) fail(what);
+  }
+}
+
+std::vector<PostgresqlResult> PostgresqlConnection::read_to_sync(std::string_view what) {
+  if (unread_syncs_ == 0)
+    throw PostgresqlError(std::string(what) + ": no transaction was sent", "");
+  std::vector<PostgresqlResult> results;
+  std::optional<PostgresqlError> failure;
+  for (int nulls = 0;;) {
+    // PQgetResult waits for the server; a null result ends one statement's results (two in a
+    // row: nothing more is coming, the connection failed).
+    pg_result* raw = PQgetResult(connection_);
+    if (!raw) {
+      if (!usable() || ++nulls > 1) {
+        unread_syncs_ = 0;
+        if (failure) throw *failure;
+        fail(what);
+      }
+      continue;
+    }
+    nulls = 0;
+    PostgresqlResult result(raw);
+    ExecStatusType status = PQresultStatus(raw);
+    if (status == PGRES_PIPELINE_SYNC) break;
+    if (status == PGRES_PIPELINE_ABORTED) continue;  // skipped after a failure
+    try {
+      check(what, result);
+      results.push_back(std::move(result));
+    } catch (const PostgresqlError& e) {
+      if (!failure) failure = e;
+    }
+  }
+  if (--unread_syncs_ == 0) leave_pipeline();
+  if (failure) throw *failure;
+  return results;
 }
 
 void PostgresqlConnection::exec_script(std::string_view what, const char* sql) {

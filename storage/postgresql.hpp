@@ -99,6 +99,23 @@ class PostgresqlConnection {
                                  const std::string& sql, const std::vector<std::string>& values);
   // Several statements, no parameters (a schema step).
   void exec_script(std::string_view what, const char* sql);
+
+  // Statements sent without waiting for their results (libpq's pipeline mode), so that the
+  // server runs them while the caller does something else. The statements sent between two
+  // syncs are one transaction: they commit at the sync, or none of them does. prepare() first:
+  // a statement is sent by its name. No other statement runs while a sync is unread.
+  void prepare(std::string_view what, const std::string& name, const std::string& sql);
+  void send_prepared(std::string_view what, const std::string& name,
+                     const std::vector<std::string>& values);
+  // Ends the transaction sent so far and sends everything (reading what the server answers
+  // meanwhile, so that neither side waits on the other).
+  void send_sync(std::string_view what);
+  // The results of the statements of the oldest unread sync, in order. When one failed, the
+  // others are read up to the sync (nothing of that transaction was kept) and its error is
+  // thrown.
+  std::vector<PostgresqlResult> read_to_sync(std::string_view what);
+  // Syncs sent and not yet read.
+  int unread_syncs() const { return unread_syncs_; }
   // Ends the transaction under way after a failure; never throws (the failure that led here is
   // the one worth telling).
   void roll_back_quietly() noexcept;
@@ -122,8 +139,12 @@ class PostgresqlConnection {
 
  private:
   void check(std::string_view what, const PostgresqlResult& result) const;
+  [[noreturn]] void fail(std::string_view what) const;
+  void enter_pipeline(std::string_view what);
+  void leave_pipeline();
 
   pg_conn* connection_ = nullptr;
+  int unread_syncs_ = 0;
   std::set<std::string, std::less<>> prepared_;
 };
 

@@ -2,6 +2,7 @@
 // writer thread, or by mssgatectl for a move.
 
 #include <algorithm>
+#include <deque>
 #include <map>
 #include <optional>
 #include <string>
@@ -111,73 +112,85 @@ class PostgresqlJournalStore final : public JournalStore {
   std::optional<int64_t> add(const IndicatorEvent& event) override { return add_all({&event})[0]; }
   void add(const ConnectionEvent& connection) override { add_all({connection}); }
 
-  // One statement for many events and their documents (one array a column: one prepared
-  // statement whatever the number of rows), a round trip per turn, not per event. Rows go in
-  // the order of their keys, as every gateway sends them: two gateways recording the same keys
-  // take the keys' locks in the same order, and do not deadlock.
   std::vector<std::optional<int64_t>> add_all(
       const std::vector<const IndicatorEvent*>& events) override {
-    std::vector<std::optional<int64_t>> seqs(events.size());
-    std::unordered_map<std::string_view, size_t> first_of_key;
-    std::vector<size_t> order;
-    for (size_t i = 0; i < events.size(); ++i) {
-      if (first_of_key.emplace(events[i]->key, i).second) order.push_back(i);
-    }
-    if (order.empty()) return seqs;
-    std::sort(order.begin(), order.end(),
-              [&](size_t a, size_t b) { return events[a]->key < events[b]->key; });
-    pj::ArrayLiterals columns;
-    pj::ArrayLiterals documents;
-    std::vector<std::string> row;
-    for (size_t i : order) {
-      row.clear();
-      pj::event_values(*events[i], row);
-      columns.add_row(row);
-      for (size_t position = 0; position < events[i]->documents.size(); ++position) {
-        row = {events[i]->key, std::to_string(position)};
-        pj::document_values(events[i]->documents[position], row);
-        documents.add_row(row);
-      }
-    }
-    std::vector<std::string> values{origin_};
-    for (auto& column : columns.take())
-      values.push_back(std::move(column));
-    auto document_arrays = documents.take();
-    document_arrays.resize(static_cast<size_t>(pj::document_array_count()), "{}");
-    for (auto& column : document_arrays)
-      values.push_back(std::move(column));
-    auto r =
-        run("recording indicator events", "events", pj::insert_events_and_documents_sql(), values);
-    for (int n = 0; n < r.rows(); ++n) {
-      auto found = first_of_key.find(r.text(n, 1));
-      if (found != first_of_key.end()) seqs[found->second] = r.integer(n, 0);
-    }
-    return seqs;
+    EventRows rows;
+    auto statement = events_statement(events, rows);
+    if (!statement) return std::vector<std::optional<int64_t>>(events.size());
+    return seqs_of(run(*statement), rows);
   }
 
-  // The sign-ins of a turn added up per row first: the successful ones in connection_day, all
-  // in sign_in_day.
   void add_all(const std::vector<ConnectionEvent>& connections) override {
-    using ConnectionKey = std::tuple<std::string, std::string, AuthMode, SessionProtocol>;
-    std::map<ConnectionKey, ConnectionDay> successes;
-    std::map<std::tuple<ConnectionKey, std::string, std::string, std::string>, ConnectionDay> all;
-    for (const auto& c : connections) {
-      ConnectionKey key{c.mailbox, c.day, c.auth_mode, c.protocol};
-      if (c.failure.empty()) count_into(successes[key], c);
-      count_into(all[{key, c.failure, c.professional, c.lps}], c);
+    for (auto& statement : sign_in_statements(connections))
+      run(statement);
+  }
+
+  bool sends_turns() const override { return true; }
+
+  // The turn's statements, sent with no BEGIN: what comes before the sync is one transaction.
+  void send_turn(const std::vector<const IndicatorEvent*>& events,
+                 const std::vector<ConnectionEvent>& connections,
+                 std::optional<int64_t> log_position) override {
+    if (static_cast<int>(sent_.size()) >= kTurnsInFlight)
+      throw StorageError("the PostgreSQL journal has " + std::to_string(sent_.size()) +
+                         " turns unfinished already");
+    if (sent_.empty()) {
+      ensure_connected();
+      prepare_turn_statements();
+    } else if (!db_ || !db_->usable()) {
+      // The turns out on the lost connection fail with their finish; a new one waits for them.
+      throw StorageError("the connection to PostgreSQL was lost");
     }
-    if (!successes.empty()) {
-      pj::ArrayLiterals columns;
-      for (const auto& [key, day] : successes)
-        add_row(columns, day);
-      run("counting sign-ins", "connections", pj::insert_connections_unnest_sql(), columns.take());
+    SentTurn turn;
+    std::vector<Statement> statements;
+    if (auto statement = events_statement(events, turn.rows)) {
+      statements.push_back(std::move(*statement));
+      turn.has_events = true;
     }
-    if (!all.empty()) {
-      pj::ArrayLiterals columns;
-      for (const auto& [key, day] : all)
-        add_sign_in_row(columns, day);
-      run("counting sign-ins", "sign_ins", pj::insert_sign_ins_unnest_sql(), columns.take());
+    for (auto& statement : sign_in_statements(connections))
+      statements.push_back(std::move(statement));
+    if (log_position) statements.push_back(position_statement(*log_position));
+    try {
+      for (const auto& statement : statements)
+        db_->send_prepared(statement.what, statement.name, statement.values);
+      db_->send_sync("committing indicator events");
+    } catch (const PostgresqlError&) {
+      // What was sent of this turn without its sync must never be committed with a later one:
+      // the connection is closed, at once or once the turns before it are finished.
+      if (sent_.empty()) {
+        db_.reset();
+      } else {
+        broken_ = true;
+      }
+      throw;
     }
+    sent_.push_back(std::move(turn));
+  }
+
+  std::vector<std::optional<int64_t>> finish_turn() override {
+    if (sent_.empty()) throw StorageError("no turn of the PostgreSQL journal is unfinished");
+    SentTurn turn = std::move(sent_.front());
+    sent_.pop_front();
+    struct CloseWhenDone {
+      PostgresqlJournalStore& store;
+      ~CloseWhenDone() {
+        if (store.sent_.empty() && store.broken_) {
+          store.db_.reset();
+          store.broken_ = false;
+        }
+      }
+    } close_when_done{*this};
+    if (!db_ || (!db_->usable() && db_->unread_syncs() == 0))
+      throw StorageError("the connection to PostgreSQL was lost before the commit was known");
+    std::vector<PostgresqlResult> results;
+    try {
+      results = db_->read_to_sync("committing indicator events");
+    } catch (const PostgresqlError& e) {
+      if (conflict(e)) throw StorageConflict(e.what());
+      throw;
+    }
+    if (!turn.has_events) return std::vector<std::optional<int64_t>>(turn.rows.events);
+    return seqs_of(results.front(), turn.rows);
   }
 
   int64_t add_pending(const IndicatorEvent& event) override {
@@ -213,10 +226,7 @@ class PostgresqlJournalStore final : public JournalStore {
 
   void save_log_position(int64_t seq) override {
     ensure_connected();
-    run("saving the log's position", "save_position",
-        "INSERT INTO journal_position (origin, log_position) VALUES ($1, $2) "
-        "ON CONFLICT (origin) DO UPDATE SET log_position = EXCLUDED.log_position",
-        {origin_, std::to_string(seq)});
+    run(position_statement(seq));
   }
 
   int64_t log_position() override {
@@ -297,6 +307,137 @@ class PostgresqlJournalStore final : public JournalStore {
     return events;
   }
 
+  // A statement of the writer's turns: prepared once per connection under its name.
+  struct Statement {
+    std::string_view what;
+    const char* name;
+    const std::string& sql;
+    std::vector<std::string> values;
+  };
+  // A turn's events by key, each key at its first event: a returned row's seq goes there.
+  struct EventRows {
+    std::unordered_map<std::string, size_t> first_of_key;
+    size_t events = 0;
+  };
+  struct SentTurn {
+    EventRows rows;
+    bool has_events = false;  // an events' statement was sent (its result comes first)
+  };
+
+  static const std::string& events_sql() {
+    static const std::string sql = pj::insert_events_and_documents_sql();
+    return sql;
+  }
+  static const std::string& connections_sql() {
+    static const std::string sql = pj::insert_connections_unnest_sql();
+    return sql;
+  }
+  static const std::string& sign_ins_sql() {
+    static const std::string sql = pj::insert_sign_ins_unnest_sql();
+    return sql;
+  }
+  static const std::string& position_sql() {
+    static const std::string sql =
+        "INSERT INTO journal_position (origin, log_position) VALUES ($1, $2) "
+        "ON CONFLICT (origin) DO UPDATE SET log_position = EXCLUDED.log_position";
+    return sql;
+  }
+
+  void prepare_turn_statements() {
+    constexpr std::string_view what = "preparing the journal's statements";
+    db_->prepare(what, "events", events_sql());
+    db_->prepare(what, "connections", connections_sql());
+    db_->prepare(what, "sign_ins", sign_ins_sql());
+    db_->prepare(what, "save_position", position_sql());
+  }
+
+  // One statement for many events and their documents (one array a column: one prepared
+  // statement whatever the number of rows), a round trip per turn, not per event. Rows go in
+  // the order of their keys, as every gateway sends them: two gateways recording the same keys
+  // take the keys' locks in the same order, and do not deadlock. None when there are no events.
+  std::optional<Statement> events_statement(const std::vector<const IndicatorEvent*>& events,
+                                            EventRows& rows) const {
+    rows.events = events.size();
+    std::vector<size_t> order;
+    for (size_t i = 0; i < events.size(); ++i) {
+      if (rows.first_of_key.emplace(events[i]->key, i).second) order.push_back(i);
+    }
+    if (order.empty()) return std::nullopt;
+    std::sort(order.begin(), order.end(),
+              [&](size_t a, size_t b) { return events[a]->key < events[b]->key; });
+    pj::ArrayLiterals columns;
+    pj::ArrayLiterals documents;
+    std::vector<std::string> row;
+    for (size_t i : order) {
+      row.clear();
+      pj::event_values(*events[i], row);
+      columns.add_row(row);
+      for (size_t position = 0; position < events[i]->documents.size(); ++position) {
+        row = {events[i]->key, std::to_string(position)};
+        pj::document_values(events[i]->documents[position], row);
+        documents.add_row(row);
+      }
+    }
+    Statement statement{"recording indicator events", "events", events_sql(), {origin_}};
+    for (auto& column : columns.take())
+      statement.values.push_back(std::move(column));
+    auto document_arrays = documents.take();
+    document_arrays.resize(static_cast<size_t>(pj::document_array_count()), "{}");
+    for (auto& column : document_arrays)
+      statement.values.push_back(std::move(column));
+    return statement;
+  }
+
+  // Each event's seq, from the rows the events' statement returned; none for a key there.
+  static std::vector<std::optional<int64_t>> seqs_of(const PostgresqlResult& r,
+                                                     const EventRows& rows) {
+    std::vector<std::optional<int64_t>> seqs(rows.events);
+    for (int n = 0; n < r.rows(); ++n) {
+      auto found = rows.first_of_key.find(std::string(r.text(n, 1)));
+      if (found != rows.first_of_key.end()) seqs[found->second] = r.integer(n, 0);
+    }
+    return seqs;
+  }
+
+  // The sign-ins of a turn added up per row first: the successful ones in connection_day, all
+  // in sign_in_day.
+  static std::vector<Statement> sign_in_statements(
+      const std::vector<ConnectionEvent>& connections) {
+    using ConnectionKey = std::tuple<std::string, std::string, AuthMode, SessionProtocol>;
+    std::map<ConnectionKey, ConnectionDay> successes;
+    std::map<std::tuple<ConnectionKey, std::string, std::string, std::string>, ConnectionDay> all;
+    for (const auto& c : connections) {
+      ConnectionKey key{c.mailbox, c.day, c.auth_mode, c.protocol};
+      if (c.failure.empty()) count_into(successes[key], c);
+      count_into(all[{key, c.failure, c.professional, c.lps}], c);
+    }
+    std::vector<Statement> statements;
+    if (!successes.empty()) {
+      pj::ArrayLiterals columns;
+      for (const auto& [key, day] : successes)
+        add_row(columns, day);
+      statements.push_back({"counting sign-ins", "connections", connections_sql(), columns.take()});
+    }
+    if (!all.empty()) {
+      pj::ArrayLiterals columns;
+      for (const auto& [key, day] : all)
+        add_sign_in_row(columns, day);
+      statements.push_back({"counting sign-ins", "sign_ins", sign_ins_sql(), columns.take()});
+    }
+    return statements;
+  }
+
+  Statement position_statement(int64_t seq) const {
+    return {"saving the log's position",
+            "save_position",
+            position_sql(),
+            {origin_, std::to_string(seq)}};
+  }
+
+  PostgresqlResult run(const Statement& statement) {
+    return run(statement.what, statement.name, statement.sql, statement.values);
+  }
+
   void ensure_connected() {
     if (!db_ || !db_->usable()) connect();
   }
@@ -340,6 +481,8 @@ class PostgresqlJournalStore final : public JournalStore {
   PostgresqlSettings settings_;
   std::string origin_;
   std::unique_ptr<PostgresqlConnection> db_;
+  std::deque<SentTurn> sent_;  // oldest first
+  bool broken_ = false;        // a turn was sent in part: the connection goes once sent_ is empty
 };
 
 std::string counts_text(const JournalCopyCounts& c) {

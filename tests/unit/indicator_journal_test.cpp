@@ -7,11 +7,14 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <deque>
 #include <filesystem>
 #include <fstream>
 #include <future>
 #include <memory>
 #include <mutex>
+#include <optional>
+#include <set>
 #include <thread>
 
 #include "daemon/services/indicator_event.hpp"
@@ -830,4 +833,262 @@ TEST_F(IndicatorJournalTest, TheWriteAheadLogIsCheckpointedAsItGrows) {
   // Unchecked, the log would have held every page written (about 12 MiB here); checkpointed
   // past 1,000 pages (4 MiB), it is reused from its start.
   EXPECT_LT(largest_log, uintmax_t{8} << 20) << "largest log " << largest_log;
+}
+
+namespace {
+
+// The SQLite store behind the interface of a store that sends turns (PostgreSQL's): a turn sent
+// is written when it is finished, in the order sent. It counts the turns out at once, fails
+// the finishes it is told to, and counts the calls the writer may not make while a turn is out.
+class TurnSendingStore final : public JournalStore {
+ public:
+  struct Shared {
+    std::mutex mutex;
+    size_t most_out = 0;
+    int misuses = 0;
+    // The finishes to fail, from the next: a conflict (met another gateway) or an error.
+    std::vector<bool> failures_conflict;
+  };
+
+  TurnSendingStore(std::unique_ptr<JournalStore> store, Shared& shared)
+      : store_(std::move(store)), shared_(shared) {}
+
+  bool sends_turns() const override { return true; }
+  void send_turn(const std::vector<const IndicatorEvent*>& events,
+                 const std::vector<ConnectionEvent>& connections,
+                 std::optional<int64_t> log_position) override {
+    Sent turn;
+    for (const auto* e : events)
+      turn.events.push_back(*e);
+    turn.connections = connections;
+    turn.log_position = log_position;
+    out_.push_back(std::move(turn));
+    std::lock_guard lock(shared_.mutex);
+    shared_.most_out = std::max(shared_.most_out, out_.size());
+    if (out_.size() > static_cast<size_t>(kTurnsInFlight)) ++shared_.misuses;
+  }
+  std::vector<std::optional<int64_t>> finish_turn() override {
+    if (out_.empty()) throw StorageError("no turn out");
+    Sent turn = std::move(out_.front());
+    out_.pop_front();
+    {
+      std::lock_guard lock(shared_.mutex);
+      if (!shared_.failures_conflict.empty()) {
+        bool conflict = shared_.failures_conflict.front();
+        shared_.failures_conflict.erase(shared_.failures_conflict.begin());
+        if (conflict) throw StorageConflict("deadlock detected (injected)");
+        throw StorageError("connection lost (injected)");
+      }
+    }
+    std::vector<const IndicatorEvent*> events;
+    for (const auto& e : turn.events)
+      events.push_back(&e);
+    store_->begin();
+    auto seqs = store_->add_all(events);
+    store_->add_all(turn.connections);
+    if (turn.log_position) store_->save_log_position(*turn.log_position);
+    store_->commit();
+    return seqs;
+  }
+
+  void begin() override {
+    check_idle();
+    store_->begin();
+  }
+  void commit() override { store_->commit(); }
+  void roll_back() noexcept override { store_->roll_back(); }
+  std::optional<int64_t> add(const IndicatorEvent& e) override { return store_->add(e); }
+  void add(const ConnectionEvent& c) override { store_->add(c); }
+  int64_t add_pending(const IndicatorEvent& e) override { return store_->add_pending(e); }
+  std::optional<int64_t> promote(int64_t id) override { return store_->promote(id); }
+  void drop(int64_t id) override { store_->drop(id); }
+  void save_log_position(int64_t seq) override {
+    check_idle();
+    store_->save_log_position(seq);
+  }
+  int64_t log_position() override { return store_->log_position(); }
+  std::vector<int64_t> pending_ids() override { return store_->pending_ids(); }
+  std::vector<std::pair<int64_t, IndicatorEvent>> read_events(int64_t after,
+                                                              int64_t limit) override {
+    check_idle();
+    return store_->read_events(after, limit);
+  }
+  int64_t newest_seq() override { return store_->newest_seq(); }
+  std::vector<ConnectionDay> connection_days() override { return store_->connection_days(); }
+  std::vector<ConnectionDay> sign_in_days() override { return store_->sign_in_days(); }
+
+ private:
+  struct Sent {
+    std::vector<IndicatorEvent> events;
+    std::vector<ConnectionEvent> connections;
+    std::optional<int64_t> log_position;
+  };
+  void check_idle() {
+    if (out_.empty()) return;
+    std::lock_guard lock(shared_.mutex);
+    ++shared_.misuses;
+  }
+
+  std::unique_ptr<JournalStore> store_;
+  Shared& shared_;
+  std::deque<Sent> out_;
+};
+
+// A journal over TurnSendingStore whose first turn is held (before_commit) until release():
+// the events recorded meanwhile make a second turn, sent while the first is out.
+struct HeldFirstTurn {
+  TurnSendingStore::Shared shared;
+  std::promise<void> release_first;
+  std::shared_future<void> released = release_first.get_future().share();
+  std::atomic<int> turns{0};
+
+  IndicatorJournal::Options options(IndicatorJournal::Options o) {
+    o.open_store = [this, path = o.path] {
+      return std::make_unique<TurnSendingStore>(open_sqlite_journal(path), shared);
+    };
+    o.before_commit = [this] {
+      if (turns++ == 0) released.wait();
+    };
+    return o;
+  }
+};
+
+// Records `events` without waiting; `results` gets each answer (nullopt until it comes).
+struct Answers {
+  std::mutex mutex;
+  std::condition_variable changed;
+  std::vector<std::optional<bool>> results;
+
+  void record(IndicatorJournal& journal, std::vector<IndicatorEvent> events) {
+    for (auto& e : events) {
+      size_t i;
+      {
+        std::lock_guard lock(mutex);
+        i = results.size();
+        results.emplace_back();
+      }
+      journal.record(std::move(e), [this, i](bool durable) {
+        std::lock_guard lock(mutex);
+        results[i] = durable;
+        changed.notify_all();
+      });
+    }
+  }
+  std::vector<bool> wait_all() {
+    std::unique_lock lock(mutex);
+    changed.wait_for(lock, std::chrono::seconds(30), [&] {
+      return std::all_of(results.begin(), results.end(), [](const auto& r) { return r; });
+    });
+    std::vector<bool> out;
+    for (const auto& r : results)
+      out.push_back(r.value_or(false));
+    return out;
+  }
+};
+
+}  // namespace
+
+TEST_F(IndicatorJournalTest, ATurnIsSentWhileTheOneBeforeIsOutAndEveryEventIsLoggedInOrder) {
+  HeldFirstTurn held;
+  auto settings = held.options(options());
+  std::vector<bool> durable;
+  {
+    IndicatorJournal journal(settings);
+    Answers answers;
+    answers.record(journal, {event("sent:0", "sent", "a@x.fr", "2026-11-02")});
+    while (held.turns == 0)
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    std::vector<IndicatorEvent> more;
+    for (int i = 1; i < 300; ++i)
+      more.push_back(event("sent:" + std::to_string(i), "sent", "a@x.fr", "2026-11-02"));
+    more.push_back(event("sent:7", "sent", "a@x.fr", "2026-11-02"));  // a key seen: counted once
+    answers.record(journal, std::move(more));
+    held.release_first.set_value();
+    durable = answers.wait_all();
+    journal.stop();
+    EXPECT_EQ(journal.stats().recorded, 300u);
+    EXPECT_EQ(journal.stats().duplicates, 1u);
+    EXPECT_EQ(journal.stats().failed, 0u);
+  }
+  EXPECT_TRUE(std::all_of(durable.begin(), durable.end(), [](bool ok) { return ok; }));
+  EXPECT_EQ(held.shared.most_out, 2u) << "no turn was sent while another was out";
+  EXPECT_EQ(held.shared.misuses, 0);
+  // Each event once in the log, in seq order.
+  auto lines = log_lines();
+  ASSERT_EQ(lines.size(), 300u);
+  std::set<std::string> keys;
+  int64_t last_seq = 0;
+  for (const auto& line : lines) {
+    auto seq = std::stoll(line.substr(line.find("\"seq\":") + 6));
+    EXPECT_GT(seq, last_seq) << line;
+    last_seq = seq;
+    auto at = line.find("\"key\":\"") + 7;
+    keys.insert(line.substr(at, line.find('"', at) - at));
+  }
+  EXPECT_EQ(keys.size(), 300u);
+}
+
+TEST_F(IndicatorJournalTest, ASentTurnThatFailsIsAnsweredAndTheOneSentAfterItIsKept) {
+  HeldFirstTurn held;
+  held.shared.failures_conflict = {false};
+  WriterFaults faults;
+  auto settings = held.options(options());
+  faults.arm(settings);
+  std::vector<bool> durable;
+  {
+    IndicatorJournal journal(settings);
+    Answers answers;
+    answers.record(journal, {event("sent:1", "sent", "a@x.fr", "2026-11-02")});
+    while (held.turns == 0)
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    answers.record(journal, {event("sent:2", "sent", "a@x.fr", "2026-11-02"),
+                             event("sent:3", "sent", "a@x.fr", "2026-11-02")});
+    held.release_first.set_value();
+    durable = answers.wait_all();
+    journal.stop();
+    EXPECT_EQ(journal.stats().recorded, 2u);
+    EXPECT_EQ(journal.stats().failed, 1u);
+  }
+  EXPECT_EQ(durable, (std::vector<bool>{false, true, true}));
+  EXPECT_EQ(held.shared.most_out, 2u);
+  EXPECT_EQ(held.shared.misuses, 0);
+  auto reports = faults.seen();
+  ASSERT_EQ(reports.size(), 1u);
+  EXPECT_NE(reports[0].find("could not commit 1 indicator events"), std::string::npos)
+      << reports[0];
+  EXPECT_NE(reports[0].find("connection lost (injected)"), std::string::npos) << reports[0];
+  auto lines = log_lines();
+  ASSERT_EQ(lines.size(), 2u);
+  EXPECT_NE(lines[0].find("\"key\":\"sent:2\""), std::string::npos) << lines[0];
+  EXPECT_NE(lines[1].find("\"key\":\"sent:3\""), std::string::npos) << lines[1];
+}
+
+TEST_F(IndicatorJournalTest, ASentTurnThatMetAnotherGatewaysRunsAgainOnItsOwn) {
+  HeldFirstTurn held;
+  held.shared.failures_conflict = {true};
+  WriterFaults faults;
+  auto settings = held.options(options());
+  faults.arm(settings);
+  std::vector<bool> durable;
+  {
+    IndicatorJournal journal(settings);
+    Answers answers;
+    answers.record(journal, {event("sent:1", "sent", "a@x.fr", "2026-11-02")});
+    while (held.turns == 0)
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    answers.record(journal, {event("sent:2", "sent", "a@x.fr", "2026-11-02")});
+    held.release_first.set_value();
+    durable = answers.wait_all();
+    journal.stop();
+    EXPECT_EQ(journal.stats().recorded, 2u);
+    EXPECT_EQ(journal.stats().failed, 0u);
+  }
+  EXPECT_EQ(durable, (std::vector<bool>{true, true}));
+  EXPECT_EQ(held.shared.misuses, 0);
+  EXPECT_TRUE(faults.seen().empty()) << faults.seen().front();
+  // The turn run again came after the one sent behind it: the log has both, in seq order.
+  auto lines = log_lines();
+  ASSERT_EQ(lines.size(), 2u);
+  EXPECT_NE(lines[0].find("\"key\":\"sent:2\""), std::string::npos) << lines[0];
+  EXPECT_NE(lines[1].find("\"key\":\"sent:1\""), std::string::npos) << lines[1];
 }
