@@ -124,6 +124,7 @@ struct Result {
   uint64_t commits = 0;
   double seconds = 0;
   double p50_ms = 0, p99_ms = 0, max_ms = 0;
+  std::string rounds;  // every round's figure the median was taken by, in the order run
   double events_per_s() const { return seconds > 0 ? static_cast<double>(durable) / seconds : 0; }
 };
 
@@ -350,20 +351,22 @@ std::string markdown(const std::vector<Result>& results, const std::string& file
          "answers; its waits are the latency a session sees at that load. Each run "
       << rounds
       << " times, the rounds of a store one after the other; the table shows the median round "
-         "(by events/s; the open loop by its p99 wait). SQLite: WAL, "
+         "(by events/s; the open loop by its p99 wait), and the last column every round's figure. "
+         "SQLite: WAL, "
          "`synchronous = FULL`, with the JSON-lines log, on "
       << file_system
       << ". PostgreSQL 15 (`fsync = on`, `synchronous_commit = on`, its own cluster on "
          "127.0.0.1), the store the gateways share, with the JSON-lines log.\n\n";
   out << "| journal | run | durable events | seconds | events/s | commits | events per commit | "
-         "wait p50 / p99 / max (ms) |\n";
-  out << "|---|---|---|---|---|---|---|---|\n";
+         "wait p50 / p99 / max (ms) | rounds: events/s (open loop: p99 ms) |\n";
+  out << "|---|---|---|---|---|---|---|---|---|\n";
   for (const auto& r : results) {
     out << "| " << r.store << " | " << r.run << " | " << r.durable
         << (r.failed ? " (" + std::to_string(r.failed) + " failed)" : "") << " | "
         << format("%.2f", r.seconds) << " | " << format("%.0f", r.events_per_s()) << " | "
         << r.commits << " | " << events_per_commit(r) << " | " << format("%.2f", r.p50_ms) << " / "
-        << format("%.2f", r.p99_ms) << " / " << format("%.2f", r.max_ms) << " |\n";
+        << format("%.2f", r.p99_ms) << " / " << format("%.2f", r.max_ms) << " | " << r.rounds
+        << " |\n";
   }
   return out.str();
 }
@@ -371,10 +374,15 @@ std::string markdown(const std::vector<Result>& results, const std::string& file
 // Every case of a store `rounds` times; the median round of each (by events a second, by the
 // p99 wait for the open loop).
 std::vector<Result> measure(const Store& store, int rounds) {
-  auto median = [](std::vector<Result> of, auto key) {
+  auto median = [](std::vector<Result> of, auto key, const char* pattern) {
+    std::string figures;
+    for (const auto& r : of)
+      figures += (figures.empty() ? "" : ", ") + format(pattern, key(r));
     std::sort(of.begin(), of.end(),
               [&](const Result& a, const Result& b) { return key(a) < key(b); });
-    return of[of.size() / 2];
+    Result middle = of[of.size() / 2];
+    middle.rounds = figures;
+    return middle;
   };
   std::vector<Result> results;
   for (const auto& run : kClosedRuns) {
@@ -383,14 +391,14 @@ std::vector<Result> measure(const Store& store, int rounds) {
       each.push_back(closed_loop(store, run, round));
       print(each.back());
     }
-    results.push_back(median(each, [](const Result& r) { return r.events_per_s(); }));
+    results.push_back(median(each, [](const Result& r) { return r.events_per_s(); }, "%.0f"));
   }
   std::vector<Result> each;
   for (int round = 0; round < rounds; ++round) {
     each.push_back(open_loop(store, round));
     print(each.back());
   }
-  results.push_back(median(each, [](const Result& r) { return r.p99_ms; }));
+  results.push_back(median(each, [](const Result& r) { return r.p99_ms; }, "%.2f"));
   return results;
 }
 
