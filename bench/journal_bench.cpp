@@ -391,14 +391,16 @@ std::vector<Result> measure(const Store& store, int rounds) {
       each.push_back(closed_loop(store, run, round));
       print(each.back());
     }
-    results.push_back(median(each, [](const Result& r) { return r.events_per_s(); }, "%.0f"));
+    results.push_back(median(
+        each, [](const Result& r) { return r.events_per_s(); }, "%.0f"));
   }
   std::vector<Result> each;
   for (int round = 0; round < rounds; ++round) {
     each.push_back(open_loop(store, round));
     print(each.back());
   }
-  results.push_back(median(each, [](const Result& r) { return r.p99_ms; }, "%.2f"));
+  results.push_back(median(
+      each, [](const Result& r) { return r.p99_ms; }, "%.2f"));
   return results;
 }
 

@@ -94,6 +94,8 @@ class SubmissionCore {
     kBackendDrop,     // close the backend connection (the only way to abort a DATA)
     kInspect,         // hand text (the message's content, unstuffed) to its inspection; option: a
                       // new message begins (text empty)
+    kEndInspection,   // the message has ended: its inspection may end while the backend answers
+                      // (no event; kInspectEnd takes the facts)
     kInspectEnd,      // the message has ended: its inspection's facts, then on_inspected()
     kRecord,          // record take_sent_message()'s indicator event, then on_recorded()
     kPause,           // a sign-in failed: wait as the failure policy says before going on

@@ -218,9 +218,12 @@ void SubmissionCore::end_of_chunk() {
 
 // The message is complete: ends it at the backend, then answers.
 void SubmissionCore::conclude() {
-  if (message_->fate == Fate::kStreaming)
+  if (message_->fate == Fate::kStreaming) {
+    // Its inspection ends while Postfix answers: the facts are ready when its 250 comes.
+    if (message_->stream.inspecting()) request(Kind::kEndInspection, Resume::kNone);
     return request(Kind::kBackendEndData, Resume::kDataEnded,
                    message_->stream.backend_terminator());
+  }
   finish_message();
 }
 

@@ -9,6 +9,7 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <functional>
+#include <optional>
 #include <utility>
 #include <vector>
 
@@ -68,9 +69,10 @@ struct InspectionJob {
   std::deque<std::string> pending;
   size_t pending_bytes = 0;
   bool scheduled = false;  // in the pool's queue, or in a worker's hands
-  bool ending = false;     // the facts are asked for
+  bool ending = false;     // the message has ended: its facts are made at its last turn
   std::function<void()> on_room;
   std::function<void(protocol::MessageFacts)> on_facts;
+  std::optional<protocol::MessageFacts> facts;  // made before the session asked for them
   std::atomic<bool> abandoned{false};
   std::atomic<bool> stopped{false};        // the inspector reads nothing more
   std::atomic<bool> out_of_memory{false};  // bytes were left out: the facts are incomplete
@@ -132,6 +134,7 @@ bool take_turn(InspectionJob& job) {
 
   std::function<void()> room;
   std::function<void(protocol::MessageFacts)> done;
+  std::optional<protocol::MessageFacts> for_waiter;
   bool again = false;
   {
     std::lock_guard lock(job.mutex);
@@ -139,12 +142,19 @@ bool take_turn(InspectionJob& job) {
     job.memory->give(piece.size());
     if (job.on_room && job.pending_bytes <= job.settings.queue_bytes / 2)
       room = std::exchange(job.on_room, nullptr);
-    if (finish) done = std::exchange(job.on_facts, nullptr);
+    if (finish) {
+      done = std::exchange(job.on_facts, nullptr);
+      if (done) {
+        for_waiter = std::move(facts);
+      } else {
+        job.facts = std::move(facts);  // kept until finish() asks
+      }
+    }
     again = !finish && (!job.pending.empty() || job.ending);
     job.scheduled = again;
   }
   if (room) room();
-  if (done) done(std::move(facts));
+  if (done) done(std::move(*for_waiter));
   return again;
 }
 
@@ -270,10 +280,28 @@ asio::awaitable<void> InspectionQueue::feed(std::string bytes) {
                                                                        asio::use_awaitable);
 }
 
+bool InspectionQueue::facts_ready() const {
+  if (!job_) return false;
+  std::lock_guard lock(job_->mutex);
+  return job_->facts.has_value();
+}
+
 size_t InspectionQueue::waiting_bytes() const {
   if (!job_) return 0;
   std::lock_guard lock(job_->mutex);
   return job_->pending_bytes;
+}
+
+void InspectionQueue::end() {
+  if (!job_) return;
+  bool schedule = false;
+  {
+    std::lock_guard lock(job_->mutex);
+    if (job_->ending) return;
+    job_->ending = true;
+    schedule = !std::exchange(job_->scheduled, true);
+  }
+  if (schedule) pool_->schedule(job_);
 }
 
 asio::awaitable<protocol::MessageFacts> InspectionQueue::finish() {
@@ -285,13 +313,20 @@ asio::awaitable<protocol::MessageFacts> InspectionQueue::finish() {
     co_return facts;
   }
   auto initiate = [job, pool = pool_](auto handler) {
+    auto resume = resumer<protocol::MessageFacts>(std::move(handler));
+    std::optional<protocol::MessageFacts> ready;
     bool schedule = false;
     {
       std::lock_guard lock(job->mutex);
       job->ending = true;
-      job->on_facts = resumer<protocol::MessageFacts>(std::move(handler));
-      schedule = !std::exchange(job->scheduled, true);
+      if (job->facts) {
+        ready = std::move(job->facts);
+      } else {
+        job->on_facts = resume;  // a copy: shares the handler
+        schedule = !std::exchange(job->scheduled, true);
+      }
     }
+    if (ready) return resume(std::move(*ready));  // ended early (end()): made already
     if (schedule) pool->schedule(job);
   };
   protocol::MessageFacts facts =

@@ -95,11 +95,16 @@ class InspectionQueue {
   // Queues bytes of the message; resumes at once, or once the bytes waiting are down to half
   // the limit.
   boost::asio::awaitable<void> feed(std::string bytes);
-  // The message has ended: its facts, once every byte is read.
+  // The message has ended: its facts are made once every byte is read, without waiting for
+  // them (they are kept for finish()): while the backend answers for the message, say.
+  void end();
+  // The message has ended: its facts, once every byte is read (at once when end() made them).
   boost::asio::awaitable<protocol::MessageFacts> finish();
 
   // The bytes of the message under way that wait for a worker.
   size_t waiting_bytes() const;
+  // Whether the facts of the message end() ended are made: finish() then resumes at once.
+  bool facts_ready() const;
   // How many times feed() held the session.
   uint64_t holds() const { return holds_; }
 

@@ -148,6 +148,9 @@ class SubmissionSession final : public std::enable_shared_from_this<SubmissionSe
         if (action.option) inspection_.begin(inspection_settings(config_.indicators));
         co_await inspection_.feed(std::move(action.text));
         break;
+      case Kind::kEndInspection:
+        inspection_.end();
+        break;
       case Kind::kInspectEnd: {
         protocol::MessageFacts facts = co_await inspection_.finish();
         core.on_inspected(std::move(facts));

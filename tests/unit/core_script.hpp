@@ -72,6 +72,7 @@ struct Inspection {
   std::shared_ptr<protocol::MessageInspector> inspector;  // shared: a world is copied
   std::string current;
   std::string finished;
+  std::string ended;  // what had come of each message when it was said to have ended, "|" before
   int orphan_bytes = 0;
   void begin() {
     inspector = std::make_shared<protocol::MessageInspector>();
@@ -84,6 +85,9 @@ struct Inspection {
     }
     current += bytes;
     inspector->feed(bytes);
+  }
+  void end() {
+    if (inspector) ended += "|" + current;
   }
   protocol::MessageFacts finish() {
     if (!inspector) ADD_FAILURE() << "the facts of a message that never began";

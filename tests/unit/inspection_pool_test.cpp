@@ -236,5 +236,61 @@ TEST(InspectionPool, AStoppedPoolReleasesTheSessionsWaitingOnIt) {
   EXPECT_FALSE(resumed);
 }
 
+TEST(InspectionPool, AMessageEndedEarlyHasItsFactsMadeBeforeTheyAreAskedFor) {
+  asio::io_context io;
+  auto pool = std::make_shared<InspectionPool>(1, kMemory);
+  InspectionQueue queue(pool);
+  InspectionSettings settings;
+  std::string message = structured_message(2);
+  bool ended = false;
+  std::optional<protocol::MessageFacts> facts;
+  auto feed = [&]() -> asio::awaitable<void> {
+    queue.begin(settings);
+    co_await queue.feed(message);
+    queue.end();
+    queue.end();  // said twice: one last turn
+    ended = true;
+  };
+  asio::co_spawn(io, feed(), asio::detached);
+  run_until(io, [&] { return ended && queue.facts_ready(); });
+  ASSERT_TRUE(queue.facts_ready()) << "the workers did not make the facts of the ended message";
+  // Asked for now, they are the ones kept: the same as the inspector's fed directly.
+  auto ask = [&]() -> asio::awaitable<void> {
+    protocol::MessageFacts result = co_await queue.finish();
+    facts = std::move(result);
+  };
+  asio::co_spawn(io, ask(), asio::detached);
+  run_until(io, [&] { return facts.has_value(); });
+  ASSERT_TRUE(facts);
+  auto expected = inspect_directly(message, settings);
+  EXPECT_TRUE(facts->inspected);
+  EXPECT_EQ(facts->xdm_archives, 2u);
+  EXPECT_EQ(facts->codes(), expected.codes());
+  EXPECT_FALSE(queue.facts_ready());
+  EXPECT_EQ(pool->memory()->held(), 0u);
+}
+
+TEST(InspectionPool, AMessageEndedEarlyAndNeverAskedForIsAbandonedByTheNext) {
+  asio::io_context io;
+  auto pool = std::make_shared<InspectionPool>(1, kMemory);
+  InspectionQueue queue(pool);
+  InspectionSettings settings;
+  std::optional<protocol::MessageFacts> facts;
+  auto run = [&]() -> asio::awaitable<void> {
+    queue.begin(settings);
+    co_await queue.feed(structured_message(3));
+    queue.end();  // the backend refused it: its facts are never asked for
+    queue.begin(settings);
+    co_await queue.feed("Message-ID: <next@test>\r\n\r\nhello\r\n");
+    protocol::MessageFacts result = co_await queue.finish();
+    facts = std::move(result);
+  };
+  asio::co_spawn(io, run(), asio::detached);
+  run_until(io, [&] { return facts.has_value(); });
+  ASSERT_TRUE(facts);
+  EXPECT_EQ(facts->message_id, "<next@test>");
+  EXPECT_EQ(facts->xdm_archives, 0u);
+}
+
 }  // namespace
 }  // namespace mssgate::daemon

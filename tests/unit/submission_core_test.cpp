@@ -37,6 +37,7 @@ struct Submission : ReportLog<core::SubmissionEvents> {
   std::string client;
   std::vector<std::string> backend_commands;
   std::string backend_data;
+  std::string backend_at_end_of_inspection;  // backend_data when the inspection was ended
   std::vector<core::SentMessage> recorded;
   Inspection inspection;
   std::vector<std::string> authorized;  // the credentials' authzid / user
@@ -103,6 +104,10 @@ struct Submission : ReportLog<core::SubmissionEvents> {
         case Kind::kInspect:
           if (action.option) inspection.begin();
           inspection.feed(action.text);
+          break;
+        case Kind::kEndInspection:
+          inspection.end();
+          backend_at_end_of_inspection = backend_data;
           break;
         case Kind::kInspectEnd:
           core.on_inspected(inspection.finish());
@@ -225,6 +230,10 @@ TEST(SubmissionCore, SendsAMessageAndAnswersOnlyAfterTheBackendAndTheJournal) {
   unstuffed.replace(unstuffed.find("..dotted"), 8, ".dotted");
   EXPECT_EQ(s.inspection.finished, "|" + unstuffed);
   EXPECT_EQ(s.inspection.orphan_bytes, 0);
+  // Its inspection was ended with the whole message, before Postfix got the end of the data (its
+  // facts are made while Postfix answers).
+  EXPECT_EQ(s.inspection.ended, "|" + unstuffed);
+  EXPECT_EQ(s.backend_at_end_of_inspection + ".\r\n", s.backend_data);
   EXPECT_EQ(s.events, (std::vector<std::string>{
                           "auth EXTERNAL ok ok app@test.fr", "transaction open",
                           "message accepted  size=" + std::to_string(kMessage.size() - 1) +
