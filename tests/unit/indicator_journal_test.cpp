@@ -848,6 +848,7 @@ class TurnSendingStore final : public JournalStore {
     int misuses = 0;
     // The finishes to fail, from the next: a conflict (met another gateway) or an error.
     std::vector<bool> failures_conflict;
+    int sends_to_fail = 0;  // the next sends that throw (a connection lost while sending)
   };
 
   TurnSendingStore(std::unique_ptr<JournalStore> store, Shared& shared)
@@ -857,6 +858,13 @@ class TurnSendingStore final : public JournalStore {
   void send_turn(const std::vector<const IndicatorEvent*>& events,
                  const std::vector<ConnectionEvent>& connections,
                  std::optional<int64_t> log_position) override {
+    {
+      std::lock_guard lock(shared_.mutex);
+      if (shared_.sends_to_fail > 0) {
+        --shared_.sends_to_fail;
+        throw StorageError("could not send (injected)");
+      }
+    }
     Sent turn;
     for (const auto* e : events)
       turn.events.push_back(*e);
@@ -1091,4 +1099,32 @@ TEST_F(IndicatorJournalTest, ASentTurnThatMetAnotherGatewaysRunsAgainOnItsOwn) {
   ASSERT_EQ(lines.size(), 2u);
   EXPECT_NE(lines[0].find("\"key\":\"sent:2\""), std::string::npos) << lines[0];
   EXPECT_NE(lines[1].find("\"key\":\"sent:1\""), std::string::npos) << lines[1];
+}
+
+TEST_F(IndicatorJournalTest, ATurnThatCannotBeSentIsAnsweredAndTheNextIsSent) {
+  TurnSendingStore::Shared shared;
+  shared.sends_to_fail = 1;
+  WriterFaults faults;
+  auto settings = options();
+  settings.open_store = [&shared, path = settings.path] {
+    return std::make_unique<TurnSendingStore>(open_sqlite_journal(path), shared);
+  };
+  faults.arm(settings);
+  {
+    IndicatorJournal journal(settings);
+    EXPECT_EQ(record_all(journal, {event("sent:1", "sent", "a@x.fr", "2026-11-02")}),
+              std::vector<bool>{false});
+    EXPECT_EQ(record_all(journal, {event("sent:1", "sent", "a@x.fr", "2026-11-02")}),
+              std::vector<bool>{true});
+    journal.stop();
+    EXPECT_EQ(journal.stats().recorded, 1u);
+    EXPECT_EQ(journal.stats().failed, 1u);
+  }
+  EXPECT_EQ(shared.misuses, 0);
+  auto reports = faults.seen();
+  ASSERT_EQ(reports.size(), 1u);
+  EXPECT_NE(reports[0].find("could not commit 1 indicator events"), std::string::npos)
+      << reports[0];
+  EXPECT_NE(reports[0].find("could not send (injected)"), std::string::npos) << reports[0];
+  EXPECT_EQ(log_lines().size(), 1u);
 }
