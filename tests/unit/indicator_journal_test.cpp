@@ -994,33 +994,61 @@ struct Answers {
   }
 };
 
-}  // namespace
-
-TEST_F(IndicatorJournalTest, ATurnIsSentWhileTheOneBeforeIsOutAndEveryEventIsLoggedInOrder) {
-  HeldFirstTurn held;
-  auto settings = held.options(options());
+// What a journal over TurnSendingStore did with a first turn held and more events meanwhile.
+struct HeldTurnRun {
   std::vector<bool> durable;
+  IndicatorJournal::Stats stats;
+  std::vector<std::string> reports;
+  size_t most_out = 0;
+  int misuses = 0;
+};
+
+// A journal whose finishes fail as `failures_conflict` says records `first`, which it takes
+// and holds (HeldFirstTurn), then `then` meanwhile; the first turn released, every answer is
+// waited for and the journal stopped.
+HeldTurnRun record_behind_a_held_turn(IndicatorJournal::Options options,
+                                      std::vector<bool> failures_conflict, IndicatorEvent first,
+                                      std::vector<IndicatorEvent> then) {
+  HeldFirstTurn held;
+  held.shared.failures_conflict = std::move(failures_conflict);
+  WriterFaults faults;
+  auto settings = held.options(std::move(options));
+  faults.arm(settings);
+  HeldTurnRun run;
   {
     IndicatorJournal journal(settings);
     Answers answers;
-    answers.record(journal, {event("sent:0", "sent", "a@x.fr", "2026-11-02")});
+    answers.record(journal, {std::move(first)});
     while (held.turns == 0)
       std::this_thread::sleep_for(std::chrono::milliseconds(1));
-    std::vector<IndicatorEvent> more;
-    for (int i = 1; i < 300; ++i)
-      more.push_back(event("sent:" + std::to_string(i), "sent", "a@x.fr", "2026-11-02"));
-    more.push_back(event("sent:7", "sent", "a@x.fr", "2026-11-02"));  // a key seen: counted once
-    answers.record(journal, std::move(more));
+    answers.record(journal, std::move(then));
     held.release_first.set_value();
-    durable = answers.wait_all();
+    run.durable = answers.wait_all();
     journal.stop();
-    EXPECT_EQ(journal.stats().recorded, 300u);
-    EXPECT_EQ(journal.stats().duplicates, 1u);
-    EXPECT_EQ(journal.stats().failed, 0u);
+    run.stats = journal.stats();
   }
-  EXPECT_TRUE(std::all_of(durable.begin(), durable.end(), [](bool ok) { return ok; }));
-  EXPECT_EQ(held.shared.most_out, 2u) << "no turn was sent while another was out";
-  EXPECT_EQ(held.shared.misuses, 0);
+  run.reports = faults.seen();
+  run.most_out = held.shared.most_out;
+  run.misuses = held.shared.misuses;
+  return run;
+}
+
+}  // namespace
+
+TEST_F(IndicatorJournalTest, ATurnIsSentWhileTheOneBeforeIsOutAndEveryEventIsLoggedInOrder) {
+  std::vector<IndicatorEvent> more;
+  for (int i = 1; i < 300; ++i)
+    more.push_back(event("sent:" + std::to_string(i), "sent", "a@x.fr", "2026-11-02"));
+  more.push_back(event("sent:7", "sent", "a@x.fr", "2026-11-02"));  // a key seen: counted once
+  auto run = record_behind_a_held_turn(
+      options(), {}, event("sent:0", "sent", "a@x.fr", "2026-11-02"), std::move(more));
+  EXPECT_EQ(run.stats.recorded, 300u);
+  EXPECT_EQ(run.stats.duplicates, 1u);
+  EXPECT_EQ(run.stats.failed, 0u);
+  EXPECT_TRUE(std::all_of(run.durable.begin(), run.durable.end(), [](bool ok) { return ok; }));
+  EXPECT_EQ(run.most_out, 2u) << "no turn was sent while another was out";
+  EXPECT_EQ(run.misuses, 0);
+  EXPECT_TRUE(run.reports.empty()) << run.reports.front();
   // Each event once in the log, in seq order.
   auto lines = log_lines();
   ASSERT_EQ(lines.size(), 300u);
@@ -1037,30 +1065,16 @@ TEST_F(IndicatorJournalTest, ATurnIsSentWhileTheOneBeforeIsOutAndEveryEventIsLog
 }
 
 TEST_F(IndicatorJournalTest, ASentTurnThatFailsIsAnsweredAndTheOneSentAfterItIsKept) {
-  HeldFirstTurn held;
-  held.shared.failures_conflict = {false};
-  WriterFaults faults;
-  auto settings = held.options(options());
-  faults.arm(settings);
-  std::vector<bool> durable;
-  {
-    IndicatorJournal journal(settings);
-    Answers answers;
-    answers.record(journal, {event("sent:1", "sent", "a@x.fr", "2026-11-02")});
-    while (held.turns == 0)
-      std::this_thread::sleep_for(std::chrono::milliseconds(1));
-    answers.record(journal, {event("sent:2", "sent", "a@x.fr", "2026-11-02"),
-                             event("sent:3", "sent", "a@x.fr", "2026-11-02")});
-    held.release_first.set_value();
-    durable = answers.wait_all();
-    journal.stop();
-    EXPECT_EQ(journal.stats().recorded, 2u);
-    EXPECT_EQ(journal.stats().failed, 1u);
-  }
-  EXPECT_EQ(durable, (std::vector<bool>{false, true, true}));
-  EXPECT_EQ(held.shared.most_out, 2u);
-  EXPECT_EQ(held.shared.misuses, 0);
-  auto reports = faults.seen();
+  auto run =
+      record_behind_a_held_turn(options(), {false}, event("sent:1", "sent", "a@x.fr", "2026-11-02"),
+                                {event("sent:2", "sent", "a@x.fr", "2026-11-02"),
+                                 event("sent:3", "sent", "a@x.fr", "2026-11-02")});
+  EXPECT_EQ(run.stats.recorded, 2u);
+  EXPECT_EQ(run.stats.failed, 1u);
+  EXPECT_EQ(run.durable, (std::vector<bool>{false, true, true}));
+  EXPECT_EQ(run.most_out, 2u);
+  EXPECT_EQ(run.misuses, 0);
+  const auto& reports = run.reports;
   ASSERT_EQ(reports.size(), 1u);
   EXPECT_NE(reports[0].find("could not commit 1 indicator events"), std::string::npos)
       << reports[0];
@@ -1072,28 +1086,14 @@ TEST_F(IndicatorJournalTest, ASentTurnThatFailsIsAnsweredAndTheOneSentAfterItIsK
 }
 
 TEST_F(IndicatorJournalTest, ASentTurnThatMetAnotherGatewaysRunsAgainOnItsOwn) {
-  HeldFirstTurn held;
-  held.shared.failures_conflict = {true};
-  WriterFaults faults;
-  auto settings = held.options(options());
-  faults.arm(settings);
-  std::vector<bool> durable;
-  {
-    IndicatorJournal journal(settings);
-    Answers answers;
-    answers.record(journal, {event("sent:1", "sent", "a@x.fr", "2026-11-02")});
-    while (held.turns == 0)
-      std::this_thread::sleep_for(std::chrono::milliseconds(1));
-    answers.record(journal, {event("sent:2", "sent", "a@x.fr", "2026-11-02")});
-    held.release_first.set_value();
-    durable = answers.wait_all();
-    journal.stop();
-    EXPECT_EQ(journal.stats().recorded, 2u);
-    EXPECT_EQ(journal.stats().failed, 0u);
-  }
-  EXPECT_EQ(durable, (std::vector<bool>{true, true}));
-  EXPECT_EQ(held.shared.misuses, 0);
-  EXPECT_TRUE(faults.seen().empty()) << faults.seen().front();
+  auto run =
+      record_behind_a_held_turn(options(), {true}, event("sent:1", "sent", "a@x.fr", "2026-11-02"),
+                                {event("sent:2", "sent", "a@x.fr", "2026-11-02")});
+  EXPECT_EQ(run.stats.recorded, 2u);
+  EXPECT_EQ(run.stats.failed, 0u);
+  EXPECT_EQ(run.durable, (std::vector<bool>{true, true}));
+  EXPECT_EQ(run.misuses, 0);
+  EXPECT_TRUE(run.reports.empty()) << run.reports.front();
   // The turn run again came after the one sent behind it: the log has both, in seq order.
   auto lines = log_lines();
   ASSERT_EQ(lines.size(), 2u);
