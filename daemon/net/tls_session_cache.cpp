@@ -139,9 +139,22 @@ SessionCache* cache_of(SSL_CTX* context) {
                  : nullptr;
 }
 
+// The intermediate certificates the client sent (a server's peer chain holds no leaf) are of
+// no use once its chain is verified: a resumption verifies the leaf again against the CAs in
+// force, without them. Freed, they leave each session about 4 KiB lighter, for its whole life
+// and its time in the cache. Done here, before the session is in the cache, where another
+// connection could read it.
+void release_sent_intermediates(SSL* ssl, SSL_SESSION* session) {
+  if (SSL_get_session(ssl) != session) return;
+  STACK_OF(X509)* sent = SSL_get_peer_cert_chain(ssl);
+  while (sent && sk_X509_num(sent) > 0)
+    X509_free(sk_X509_pop(sent));
+}
+
 int on_new_session(SSL* ssl, SSL_SESSION* session) {
   SessionCache* cache = cache_of(SSL_get_SSL_CTX(ssl));
   if (!cache) return 0;  // OpenSSL keeps its reference
+  release_sent_intermediates(ssl, session);
   cache->add(session);
   return 1;
 }

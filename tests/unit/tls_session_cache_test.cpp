@@ -4,6 +4,7 @@
 #include <openssl/evp.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
+#include <openssl/x509v3.h>
 
 #include <chrono>
 #include <memory>
@@ -71,6 +72,8 @@ struct Connection {
   SessionPtr next;
   bool resumed = false;
   bool ok = false;
+  int sent_intermediates = -1;   // the server's view of the chain the client sent, after it
+  bool client_verified = false;  // the server verified a client certificate
 };
 
 Connection connect(SSL_CTX* server_ctx, SSL_CTX* client_ctx, SSL_SESSION* offered) {
@@ -112,6 +115,10 @@ Connection connect(SSL_CTX* server_ctx, SSL_CTX* client_ctx, SSL_SESSION* offere
     if (!retry(client.get(), 0)) return result;
   }
   result.resumed = SSL_session_reused(server.get()) == 1;
+  if (STACK_OF(X509)* sent = SSL_get_peer_cert_chain(server.get()))
+    result.sent_intermediates = sk_X509_num(sent);
+  result.client_verified = SSL_get0_peer_certificate(server.get()) != nullptr &&
+                           SSL_get_verify_result(server.get()) == X509_V_OK;
   result.next.reset(SSL_get1_session(client.get()));
   result.ok = byte == 'x';
   // As the client stream frees its connections: closed cleanly, or OpenSSL forgets the session
@@ -120,6 +127,56 @@ Connection connect(SSL_CTX* server_ctx, SSL_CTX* client_ctx, SSL_SESSION* offere
   SSL_set_shutdown(client.get(), SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN);
   return result;
 }
+
+// A certificate for `key`, named `name`, signed by `issuer_key` (issued by `issuer`; itself
+// when null), a CA or not.
+X509* issue(const char* name, EVP_PKEY* key, X509* issuer, EVP_PKEY* issuer_key, bool ca) {
+  X509* certificate = X509_new();
+  X509_set_version(certificate, 2);
+  ASN1_INTEGER_set(X509_get_serialNumber(certificate), ca ? 10 : 11);
+  X509_gmtime_adj(X509_getm_notBefore(certificate), 0);
+  X509_gmtime_adj(X509_getm_notAfter(certificate), 3600);
+  X509_NAME_add_entry_by_txt(X509_get_subject_name(certificate), "CN", MBSTRING_ASC,
+                             reinterpret_cast<const unsigned char*>(name), -1, -1, 0);
+  X509_set_issuer_name(certificate, X509_get_subject_name(issuer ? issuer : certificate));
+  X509_set_pubkey(certificate, key);
+  X509V3_CTX v3;
+  X509V3_set_ctx_nodb(&v3);
+  X509V3_set_ctx(&v3, issuer ? issuer : certificate, certificate, nullptr, nullptr, 0);
+  X509_EXTENSION* constraints = X509V3_EXT_conf_nid(nullptr, &v3, NID_basic_constraints,
+                                                    ca ? "critical,CA:TRUE" : "critical,CA:FALSE");
+  X509_add_ext(certificate, constraints, -1);
+  X509_EXTENSION_free(constraints);
+  X509_sign(certificate, issuer_key, EVP_sha256());
+  return certificate;
+}
+
+// A root and an intermediate CA in the server's store, verifying client certificates; the
+// client sends its leaf and the intermediate, as IGC-Santé organisation certificates are sent.
+struct ClientChain {
+  CtxPtr server = server_context();
+  CtxPtr client;
+
+  explicit ClientChain(int version) : client(client_context(version)) {
+    EVP_PKEY* root_key = EVP_EC_gen("P-256");
+    EVP_PKEY* intermediate_key = EVP_EC_gen("P-256");
+    EVP_PKEY* leaf_key = EVP_EC_gen("P-256");
+    X509* root = issue("root.test", root_key, nullptr, root_key, true);
+    X509* intermediate = issue("intermediate.test", intermediate_key, root, root_key, true);
+    X509* leaf = issue("org.test", leaf_key, intermediate, intermediate_key, false);
+    X509_STORE* store = SSL_CTX_get_cert_store(server.get());
+    X509_STORE_add_cert(store, root);
+    X509_STORE_add_cert(store, intermediate);
+    SSL_CTX_set_verify(server.get(), SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, nullptr);
+    SSL_CTX_use_certificate(client.get(), leaf);
+    SSL_CTX_use_PrivateKey(client.get(), leaf_key);
+    SSL_CTX_add1_chain_cert(client.get(), intermediate);
+    for (X509* certificate : {root, intermediate, leaf})
+      X509_free(certificate);
+    for (EVP_PKEY* key : {root_key, intermediate_key, leaf_key})
+      EVP_PKEY_free(key);
+  }
+};
 
 class TlsSessionCache : public ::testing::TestWithParam<int> {};
 
@@ -197,6 +254,35 @@ TEST_P(TlsSessionCache, CapacityZeroResumesNothing) {
   if (first.next) {
     EXPECT_FALSE(connect(server.get(), client.get(), first.next.get()).resumed);
   }
+}
+
+TEST_P(TlsSessionCache, TheIntermediatesAClientSentAreFreedOnceItsSessionIsMade) {
+  {
+    // Without a cache, nothing is freed: the check below can tell.
+    ClientChain pki(GetParam());
+    install_session_cache(pki.server.get(), 0, std::chrono::seconds(300), nullptr);
+    Connection full = connect(pki.server.get(), pki.client.get(), nullptr);
+    ASSERT_TRUE(full.ok);
+    EXPECT_TRUE(full.client_verified);
+    EXPECT_EQ(full.sent_intermediates, 1);
+  }
+  ClientChain pki(GetParam());
+  int checks = 0;
+  install_session_cache(pki.server.get(), 100, std::chrono::seconds(300),
+                        [&](SSL*, SSL_SESSION* session) {
+                          ++checks;
+                          return SSL_SESSION_get0_peer(session) != nullptr;  // the leaf stays
+                        });
+  Connection full = connect(pki.server.get(), pki.client.get(), nullptr);
+  ASSERT_TRUE(full.ok && full.next);
+  EXPECT_TRUE(full.client_verified);
+  EXPECT_EQ(full.sent_intermediates, 0);
+  // The session resumes without them, its leaf still there for the check.
+  Connection resumed = connect(pki.server.get(), pki.client.get(), full.next.get());
+  ASSERT_TRUE(resumed.ok);
+  EXPECT_TRUE(resumed.resumed);
+  EXPECT_EQ(checks, 1);
+  EXPECT_TRUE(resumed.client_verified);
 }
 
 // TLS 1.2 (0) and TLS 1.3 (1).
