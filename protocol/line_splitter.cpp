@@ -7,6 +7,11 @@ void LineSplitter::reset() {
   complete_ = false;
 }
 
+void LineSplitter::release() {
+  std::string().swap(line_);
+  complete_ = false;
+}
+
 LineSplitter::Result LineSplitter::feed(std::string_view input) {
   if (complete_) reset();
   size_t i = 0;

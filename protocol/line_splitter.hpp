@@ -23,6 +23,8 @@ class LineSplitter {
   Result feed(std::string_view input);
   const std::string& line() const { return line_; }
   void reset();
+  // As reset(), and the memory the line held is given back (no more lines will be read).
+  void release();
 
  private:
   size_t max_line_bytes_;

@@ -91,11 +91,6 @@ bool BackendLink::readable_now() const {
   return socket_.is_open() && socket_.available(ec) > 0 && !ec;
 }
 
-asio::awaitable<BackendLink::error_code> BackendLink::wait_readable() {
-  auto [ec] = co_await socket_.async_wait(asio::ip::tcp::socket::wait_read, kTuple);
-  co_return ec;
-}
-
 asio::awaitable<std::tuple<BackendLink::error_code, size_t>> BackendLink::read_some(
     asio::mutable_buffer buffer) {
   auto result = co_await socket_.async_read_some(buffer, kTuple);

@@ -38,17 +38,24 @@ class BackendLink {
   // `raw_lines` when given.
   boost::asio::awaitable<std::optional<protocol::SmtpReply>> read_reply(
       Clock::duration timeout, std::vector<std::string>* raw_lines = nullptr);
-  // Until the backend has bytes to read, for the relay (no deadline: the client's idle one
-  // governs).
-  boost::asio::awaitable<error_code> wait_readable();
+  // Calls `ready(error_code)` once the backend has bytes to read, for a quiet relay (one
+  // operation, no coroutine; no deadline: the client's idle one governs).
+  template <typename Ready>
+  void when_readable(Ready ready) {
+    socket_.async_wait(boost::asio::ip::tcp::socket::wait_read, std::move(ready));
+  }
   // Whether the backend has bytes waiting now.
   bool readable_now() const;
   // Bytes as they come, for the relay (no deadline: the client's idle one governs).
   boost::asio::awaitable<std::tuple<error_code, size_t>> read_some(
       boost::asio::mutable_buffer buffer);
 
-  // Bytes read from the backend and not consumed by a line: the client's, once relaying.
-  std::string take_unread() { return std::move(unread_); }
+  // Bytes read from the backend and not consumed by a line: the client's, once relaying (the
+  // link reads no more lines: the memory of the last one is given back).
+  std::string take_unread() {
+    lines_.release();
+    return std::move(unread_);
+  }
   void expire();
   void close();
   bool is_open() const { return socket_.is_open(); }

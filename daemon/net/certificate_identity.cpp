@@ -5,11 +5,14 @@
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <ctime>
+#include <mutex>
 #include <stdexcept>
+#include <unordered_map>
 
 #include "protocol/ascii.hpp"
 
@@ -134,6 +137,56 @@ CertificateIdentity identify_certificate(X509* certificate) {
   if (X509_digest(certificate, EVP_sha256(), digest, &size) == 1) id.sha256 = hex(digest, size);
   id.not_after = not_after_seconds(certificate);
   return id;
+}
+
+namespace {
+
+// The identities some session holds, by their certificate's DER SHA-256. An entry whose
+// sessions have all ended is dropped once the map has doubled since the last sweep.
+struct SharedIdentities {
+  std::mutex mutex;
+  std::unordered_map<std::string, std::weak_ptr<const CertificateIdentity>> by_digest;
+  size_t sweep_at = 64;
+};
+
+SharedIdentities& shared_identities() {
+  static SharedIdentities identities;
+  return identities;
+}
+
+}  // namespace
+
+SharedCertificateIdentity shared_identity_of(X509* certificate) {
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned size = 0;
+  if (X509_digest(certificate, EVP_sha256(), digest, &size) != 1)
+    return std::make_shared<const CertificateIdentity>(identify_certificate(certificate));
+  std::string key(reinterpret_cast<const char*>(digest), size);
+  SharedIdentities& shared = shared_identities();
+  {
+    std::lock_guard lock(shared.mutex);
+    auto found = shared.by_digest.find(key);
+    if (found != shared.by_digest.end()) {
+      if (auto held = found->second.lock()) return held;
+    }
+  }
+  // Made outside the lock: another thread may have made the same one meanwhile.
+  auto made = std::make_shared<const CertificateIdentity>(identify_certificate(certificate));
+  std::lock_guard lock(shared.mutex);
+  auto& entry = shared.by_digest[key];
+  if (auto held = entry.lock()) return held;
+  entry = made;
+  if (shared.by_digest.size() >= shared.sweep_at) {
+    std::erase_if(shared.by_digest, [](const auto& item) { return item.second.expired(); });
+    shared.sweep_at = std::max<size_t>(64, shared.by_digest.size() * 2);
+  }
+  return made;
+}
+
+size_t shared_identity_entries() {
+  SharedIdentities& shared = shared_identities();
+  std::lock_guard lock(shared.mutex);
+  return shared.by_digest.size();
 }
 
 CertificateIdentity identify_certificate_file(const std::string& path) {

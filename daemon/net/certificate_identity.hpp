@@ -3,6 +3,7 @@
 #include <openssl/x509.h>
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <utility>
@@ -38,6 +39,17 @@ struct CertificateIdentity {
 };
 
 CertificateIdentity identify_certificate(X509* certificate);
+
+// A verified certificate's identity, held by the sessions (and their registry entries) that
+// presented it.
+using SharedCertificateIdentity = std::shared_ptr<const CertificateIdentity>;
+
+// The identity of a verified certificate as one object for every session that presents the
+// same certificate (by its DER's SHA-256), while one of them holds it: an organisation's
+// certificate opens many sessions, and each would otherwise keep a copy. Thread-safe.
+SharedCertificateIdentity shared_identity_of(X509* certificate);
+// The entries shared_identity_of keeps: the identities held, and at most as many released.
+size_t shared_identity_entries();
 
 // Reads the first certificate of a PEM file (for mssgatectl). Throws std::runtime_error.
 CertificateIdentity identify_certificate_file(const std::string& path);

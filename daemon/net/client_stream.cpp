@@ -116,17 +116,13 @@ asio::awaitable<std::tuple<ClientStream::error_code, size_t>> ClientStream::driv
   }
 }
 
-asio::awaitable<ClientStream::error_code> ClientStream::wait_readable(Clock::duration timeout) {
-  if (tls_active_ && SSL_has_pending(ssl_.get())) co_return error_code();
-  deadlines_.arm(Slot::kClientRead, timeout);
-  auto [ec] = co_await socket_.async_wait(tcp::socket::wait_read, kTuple);
-  deadlines_.disarm(Slot::kClientRead);
-  co_return ec;
+bool ClientStream::has_decrypted_bytes() const {
+  return SSL_has_pending(ssl_.get()) == 1;
 }
 
 bool ClientStream::readable_now() const {
   if (closed_) return false;
-  if (tls_active_ && SSL_has_pending(ssl_.get())) return true;
+  if (tls_active_ && has_decrypted_bytes()) return true;
   error_code ec;
   return socket_.available(ec) > 0 && !ec;
 }
@@ -217,7 +213,7 @@ asio::awaitable<TlsOutcome> ClientStream::handshake(Clock::duration timeout) {
   outcome.version = SSL_get_version(ssl);
   outcome.cipher = SSL_get_cipher_name(ssl);
   X509* peer = SSL_get0_peer_certificate(ssl);
-  if (peer && verify == X509_V_OK) outcome.certificate = identify_certificate(peer);
+  if (peer && verify == X509_V_OK) outcome.certificate = shared_identity_of(peer);
   co_return outcome;
 }
 

@@ -5,6 +5,7 @@
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/buffer.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/ssl/context.hpp>
 #include <cstdint>
 #include <memory>
@@ -42,7 +43,7 @@ struct TlsOutcome {
   std::string certificate_error;  // when a presented certificate failed verification
   std::string version;
   std::string cipher;
-  std::optional<CertificateIdentity> certificate;  // a verified client certificate
+  SharedCertificateIdentity certificate;  // a verified client certificate
 };
 
 // The client's side of a session: plain until STARTTLS, or TLS from the start; every read,
@@ -65,9 +66,23 @@ class ClientStream {
   const ConnectionEnds& ends() const { return ends_; }
   boost::asio::any_io_executor executor() { return socket_.get_executor(); }
 
-  // Until bytes can be read (some already decrypted, or the socket readable), under the read
-  // deadline: a relay takes its buffer only then.
-  boost::asio::awaitable<error_code> wait_readable(Clock::duration timeout);
+  // Calls `ready(error_code)` on the stream's executor once bytes can be read (some already
+  // decrypted, or the socket readable), under the read deadline. A quiet relay waits in this
+  // one operation, with no coroutine and no buffer: `ready` starts its next burst.
+  template <typename Ready>
+  void when_readable(Clock::duration timeout, Ready ready) {
+    if (tls_active_ && has_decrypted_bytes()) {
+      boost::asio::post(socket_.get_executor(),
+                        [ready = std::move(ready)]() mutable { ready(error_code()); });
+      return;
+    }
+    deadlines_.arm(DeadlineWatch::Slot::kClientRead, timeout);
+    socket_.async_wait(boost::asio::ip::tcp::socket::wait_read,
+                       [this, ready = std::move(ready)](const error_code& ec) mutable {
+                         deadlines_.disarm(DeadlineWatch::Slot::kClientRead);
+                         ready(ec);
+                       });
+  }
   // Whether bytes can be read now without waiting (decrypted ones, or some on the socket).
   bool readable_now() const;
   boost::asio::awaitable<std::tuple<error_code, size_t>> read_some(
@@ -95,6 +110,7 @@ class ClientStream {
   // the call that succeeded, or the error.
   template <typename Step>
   boost::asio::awaitable<std::tuple<error_code, size_t>> drive(Step step);
+  bool has_decrypted_bytes() const;
 
   boost::asio::ip::tcp::socket socket_;
   boost::asio::ssl::context& tls_;

@@ -2,11 +2,11 @@
 
 #include <array>
 #include <boost/asio/any_io_executor.hpp>
-#include <boost/asio/awaitable.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <chrono>
 #include <cstddef>
 #include <functional>
+#include <memory>
 
 namespace mssgate::daemon {
 
@@ -30,14 +30,25 @@ class DeadlineWatch {
   void arm_until(Slot slot, Clock::time_point when);
   void disarm(Slot slot) { deadlines_[static_cast<size_t>(slot)] = Clock::time_point::max(); }
 
-  // Watches until stop() or until `expired` returns false.
-  boost::asio::awaitable<void> watch(Clock::duration tick, Expired expired);
+  // Watches until stop() or until `expired` returns false, with one timer operation and no
+  // coroutine; `keep_alive` (the owner of this watch, when it has one) is held meanwhile. What
+  // `expired` throws is logged and counted as a failed task (deadline_watch), and ends the
+  // watch with `on_failure`.
+  void start(Clock::duration tick, Expired expired, std::function<void()> on_failure = {},
+             std::shared_ptr<void> keep_alive = {});
   void stop();
 
  private:
+  void sleep(std::shared_ptr<void> keep_alive);
+  // False when the watch ends.
+  bool wake();
+
   static constexpr size_t kSlots = 5;
   std::array<Clock::time_point, kSlots> deadlines_;
   boost::asio::steady_timer timer_;
+  Clock::duration tick_{};
+  Expired expired_;
+  std::function<void()> on_failure_;
   bool stopped_ = false;
 };
 

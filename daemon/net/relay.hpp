@@ -1,6 +1,7 @@
 #pragma once
 
 #include <boost/asio/awaitable.hpp>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -16,12 +17,16 @@ struct RelayEnd {
   std::string_view side;  // client or backend
 };
 
-// The two directions of a relayed session, each until a side closes or fails. `leftover` is
-// sent first. `framing`, when given, is fed every byte the backend's direction writes.
-boost::asio::awaitable<RelayEnd> relay_client_to_backend(
+// One burst of a relayed session's direction: `leftover` first, then the bytes its source has
+// to read, until the source has none waiting (nothing: the direction then waits for its source
+// to be readable again, without a coroutine, as its stream's when_readable) or a side closes or
+// fails (how it ended). A burst with no leftover reads first: it was started because its source
+// became readable. The buffer is held for the burst only. `framing`, when given, is fed every
+// byte the backend's direction writes.
+boost::asio::awaitable<std::optional<RelayEnd>> relay_client_burst(
     ClientStream& client, BackendLink& backend, std::string leftover,
     DeadlineWatch::Clock::duration idle_timeout, DeadlineWatch::Clock::duration write_timeout);
-boost::asio::awaitable<RelayEnd> relay_backend_to_client(
+boost::asio::awaitable<std::optional<RelayEnd>> relay_backend_burst(
     BackendLink& backend, ClientStream& client, std::string leftover,
     DeadlineWatch::Clock::duration write_timeout, protocol::ImapResponseFraming* framing = nullptr);
 

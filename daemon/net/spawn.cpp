@@ -18,13 +18,17 @@ std::string describe_failure(const std::exception_ptr& failure) {
   return "unknown";
 }
 
+void report_task_failure(const std::string& name, const std::exception_ptr& failure) {
+  metrics::gateway().tasks_failed.with({name}).inc();
+  Event("task_failed").add("task", name).add("error", describe_failure(failure)).error();
+}
+
 void spawn_task(const boost::asio::any_io_executor& executor, boost::asio::awaitable<void> task,
                 std::string name, std::function<void()> on_failure) {
   auto report_failure = [name = std::move(name),
                          on_failure = std::move(on_failure)](const std::exception_ptr& failure) {
     if (!failure) return;
-    metrics::gateway().tasks_failed.with({name}).inc();
-    Event("task_failed").add("task", name).add("error", describe_failure(failure)).error();
+    report_task_failure(name, failure);
     if (on_failure) on_failure();
   };
   boost::asio::co_spawn(executor, std::move(task), std::move(report_failure));

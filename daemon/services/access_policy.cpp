@@ -15,7 +15,7 @@ AccessDecision refuse(AccessDecision::Outcome outcome, std::string mailbox, std:
 }  // namespace
 
 AccessDecision decide_certificate_access(const storage::DirectoryLookup& directory,
-                                         const std::optional<CertificateIdentity>& certificate,
+                                         const CertificateIdentity* certificate,
                                          std::string_view requested_mailbox,
                                          const config::AuthConfig& auth) {
   using Outcome = AccessDecision::Outcome;

@@ -30,7 +30,7 @@ struct AccessDecision {
 // identity names one of the applicative mailboxes bound to it. Without it, the certificate
 // must be bound to exactly one mailbox.
 AccessDecision decide_certificate_access(const storage::DirectoryLookup& directory,
-                                         const std::optional<CertificateIdentity>& certificate,
+                                         const CertificateIdentity* certificate,
                                          std::string_view requested_mailbox,
                                          const config::AuthConfig& auth);
 

@@ -13,9 +13,9 @@ struct SessionIdentity {
   std::string mailbox;
   storage::RecordedMailboxType mailbox_type;  // known once indicators noted the sign-in
   storage::AuthMode auth_mode = storage::AuthMode::kNone;
-  std::string professional_id;                     // when a token named them
-  std::string azp;                                 // the LPS's client the token was issued to
-  std::optional<CertificateIdentity> certificate;  // the verified client certificate
+  std::string professional_id;            // when a token named them
+  std::string azp;                        // the LPS's client the token was issued to
+  SharedCertificateIdentity certificate;  // the verified client certificate
 };
 
 }  // namespace mssgate::daemon

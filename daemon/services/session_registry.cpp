@@ -11,7 +11,8 @@ std::optional<std::string> withdrawn_by_directory(const AuthorizedSession& sessi
   AccessDecision decision;
   switch (identity.auth_mode) {
     case storage::AuthMode::kCertificate:
-      decision = decide_certificate_access(directory, identity.certificate, identity.mailbox, auth);
+      decision =
+          decide_certificate_access(directory, identity.certificate.get(), identity.mailbox, auth);
       break;
     case storage::AuthMode::kPsc:
       decision = decide_token_access(directory, identity.professional_id, identity.mailbox, auth);

@@ -39,7 +39,7 @@ SignInService::SignInService(std::shared_ptr<const GatewayEnvironment> environme
     : environment_(std::move(environment)), counters_(std::move(counters)), protocol_(protocol) {}
 
 boost::asio::awaitable<SignInDecision> SignInService::authorize(
-    const core::SaslCredentials& credentials, const std::optional<CertificateIdentity>& certificate,
+    const core::SaslCredentials& credentials, const CertificateIdentity* certificate,
     bool want_allowed_senders, bool holds_slot) {
   // One snapshot of the directory answers every question of this sign-in.
   auto directory = environment_->directory->snapshot();

@@ -54,10 +54,9 @@ class SignInService {
   bool tokens_offered() const { return environment_->validator != nullptr; }
 
   // `holds_slot`: the session already holds its identity's slot (a second sign-in).
-  boost::asio::awaitable<SignInDecision> authorize(
-      const core::SaslCredentials& credentials,
-      const std::optional<CertificateIdentity>& certificate, bool want_allowed_senders,
-      bool holds_slot);
+  boost::asio::awaitable<SignInDecision> authorize(const core::SaslCredentials& credentials,
+                                                   const CertificateIdentity* certificate,
+                                                   bool want_allowed_senders, bool holds_slot);
 
   // The `auth` event of the audit trail and its metric. Never a token: the mechanism name the
   // client wrote is kept only when mssgate knows it. Not `in_full`: a failure beyond the

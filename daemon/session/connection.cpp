@@ -43,9 +43,8 @@ void Connection::start(std::shared_ptr<void> owner, asio::awaitable<void> run) {
   telemetry_.connected(client_.ends());
   auto executor = client_.executor();
   // The watch wakes at least every write timeout: a deadline is enforced within one of those.
-  spawn_task(executor,
-             deadlines_.watch(timeouts_.write, [this](Slot slot) { return on_deadline(slot); }),
-             "deadline_watch", [this, owner] { close(); });
+  deadlines_.start(
+      timeouts_.write, [this](Slot slot) { return on_deadline(slot); }, [this] { close(); }, owner);
   asio::co_spawn(
       executor, std::move(run),
       [this, owner = std::move(owner)](const std::exception_ptr& failure) { ended(failure); });
@@ -88,8 +87,8 @@ asio::awaitable<bool> Connection::open() {
   co_return established;
 }
 
-void Connection::limit_pre_auth(Clock::duration timeout, std::string expiry_text) {
-  pre_auth_expiry_text_ = std::move(expiry_text);
+void Connection::limit_pre_auth(Clock::duration timeout, std::string_view expiry_text) {
+  pre_auth_expiry_text_ = expiry_text;
   deadlines_.arm(Slot::kSession, timeout);
 }
 
@@ -99,7 +98,7 @@ void Connection::authenticated() {
 }
 
 asio::awaitable<void> Connection::end_pre_auth() {
-  std::string text = std::exchange(pre_auth_expiry_text_, {});
+  std::string_view text = std::exchange(pre_auth_expiry_text_, {});
   if (!text.empty() && !closed_) co_await write(text);
 }
 
@@ -169,45 +168,91 @@ void Connection::backend_failed(std::string_view step, std::string_view detail,
 
 void Connection::relay(std::shared_ptr<void> owner, std::string client_leftover,
                        std::string backend_leftover, Clock::duration idle_timeout,
-                       std::string backend_lost_text) {
+                       std::string_view backend_lost_text) {
   relaying_ = true;
-  backend_lost_text_ = std::move(backend_lost_text);
+  idle_timeout_ = idle_timeout;
+  backend_lost_text_ = backend_lost_text;
   if (!backend_lost_text_.empty()) framing_.emplace();
-  auto executor = client_.executor();
-  auto ended = [this, owner = std::move(owner)](const std::exception_ptr& failure, RelayEnd end) {
-    if (failure) {
-      telemetry_.set_close_reason("internal_error");
-    } else {
-      telemetry_.note_end(end.error, end.side, backend_.timed_out());
-    }
-    close();
-  };
-  // A write to the backend failed: with a text to tell the client, the backend's direction ends
-  // in turn (its read fails) and tells the client before everything is closed.
-  auto upstream_ended = [this, ended](const std::exception_ptr& failure, RelayEnd end) {
-    if (failure || end.side != "backend" || !framing_ || closed_) return ended(failure, end);
-    telemetry_.note_end(end.error, end.side, backend_.timed_out());
-    backend_.close();
-  };
-  asio::co_spawn(executor,
-                 relay_client_to_backend(client_, backend_, std::move(client_leftover),
-                                         idle_timeout, timeouts_.write),
-                 upstream_ended);
-  asio::co_spawn(executor, relay_to_client(std::move(backend_leftover)), ended);
+  if (client_leftover.empty()) {
+    wait_upstream(owner);
+  } else {
+    relay_upstream(owner, std::move(client_leftover));
+  }
+  if (backend_leftover.empty()) {
+    wait_downstream(std::move(owner));
+  } else {
+    relay_downstream(std::move(owner), std::move(backend_leftover));
+  }
 }
 
-asio::awaitable<RelayEnd> Connection::relay_to_client(std::string leftover) {
+// Each direction is a burst (a coroutine, with its buffer) while its source has bytes to read,
+// and otherwise one wait for its source to become readable: a quiet session holds two waits
+// and its deadline timer, no coroutine. A burst started by a wait reads first.
+void Connection::relay_upstream(std::shared_ptr<void> owner, std::string leftover) {
+  asio::co_spawn(
+      client_.executor(),
+      relay_client_burst(client_, backend_, std::move(leftover), idle_timeout_, timeouts_.write),
+      [this, owner = std::move(owner)](const std::exception_ptr& failure,
+                                       std::optional<RelayEnd> end) mutable {
+        if (failure || end) return upstream_ended(failure, end.value_or(RelayEnd{}));
+        wait_upstream(std::move(owner));
+      });
+}
+
+void Connection::wait_upstream(std::shared_ptr<void> owner) {
+  if (closed_) return;
+  client_.when_readable(
+      idle_timeout_, [this, owner = std::move(owner)](const boost::system::error_code& ec) mutable {
+        if (ec) return upstream_ended(nullptr, RelayEnd{ec, "client"});
+        relay_upstream(std::move(owner), {});
+      });
+}
+
+// A write to the backend failed: with a text to tell the client, the backend's direction ends
+// in turn (its read fails) and tells the client before everything is closed.
+void Connection::upstream_ended(const std::exception_ptr& failure, const RelayEnd& end) {
+  if (failure || end.side != "backend" || !framing_ || closed_) return relay_ended(failure, end);
+  telemetry_.note_end(end.error, end.side, backend_.timed_out());
+  backend_.close();
+}
+
+void Connection::relay_downstream(std::shared_ptr<void> owner, std::string leftover) {
   protocol::ImapResponseFraming* framing = framing_ ? &*framing_ : nullptr;
-  RelayEnd end = co_await relay_backend_to_client(backend_, client_, std::move(leftover),
-                                                  timeouts_.write, framing);
-  if (end.side != "backend" || closed_) co_return end;
+  asio::co_spawn(
+      client_.executor(),
+      relay_backend_burst(backend_, client_, std::move(leftover), timeouts_.write, framing),
+      [this, owner = std::move(owner)](const std::exception_ptr& failure,
+                                       std::optional<RelayEnd> end) mutable {
+        if (failure) return relay_ended(failure, RelayEnd{});
+        if (end) return downstream_ended(std::move(owner), *end);
+        wait_downstream(std::move(owner));
+      });
+}
+
+void Connection::wait_downstream(std::shared_ptr<void> owner) {
+  if (closed_) return;
+  backend_.when_readable(
+      [this, owner = std::move(owner)](const boost::system::error_code& ec) mutable {
+        if (ec) return downstream_ended(std::move(owner), RelayEnd{ec, "backend"});
+        relay_downstream(std::move(owner), {});
+      });
+}
+
+void Connection::downstream_ended(std::shared_ptr<void> owner, const RelayEnd& end) {
+  if (end.side != "backend" || closed_) return relay_ended(nullptr, end);
+  asio::co_spawn(client_.executor(), end_after_backend(end),
+                 [this, owner = std::move(owner)](const std::exception_ptr& failure,
+                                                  RelayEnd last) { relay_ended(failure, last); });
+}
+
+asio::awaitable<RelayEnd> Connection::end_after_backend(RelayEnd end) {
   // Why the session ends is known now, whatever the client does while it is told.
   telemetry_.note_end(end.error, end.side, backend_.timed_out());
   bool told = false;
-  if (framing && !framing->said_bye()) {
+  if (framing_ && !framing_->said_bye()) {
     // The backend went away on its own: the client hears why (between two responses only),
     // then the session ends.
-    if (framing->at_boundary()) {
+    if (framing_->at_boundary()) {
       auto ec = co_await client_.write(backend_lost_text_, timeouts_.write);
       told = !ec;
     }
@@ -217,6 +262,15 @@ asio::awaitable<RelayEnd> Connection::relay_to_client(std::string leftover) {
   if ((told || end.error == asio::error::eof) && !closed_ && client_.tls_active())
     co_await client_.shutdown_tls();
   co_return end;
+}
+
+void Connection::relay_ended(const std::exception_ptr& failure, const RelayEnd& end) {
+  if (failure) {
+    telemetry_.set_close_reason("internal_error");
+  } else {
+    telemetry_.note_end(end.error, end.side, backend_.timed_out());
+  }
+  close();
 }
 
 void Connection::withdraw(std::string_view reason) {

@@ -65,7 +65,8 @@ class Connection {
   // One deadline for the whole phase before authentication, from now, whatever the client
   // sends meanwhile; its passing ends the session at the next read (close reason
   // pre_auth_timeout), a read under way included.
-  void limit_pre_auth(Clock::duration timeout, std::string expiry_text);
+  // `expiry_text` outlives the session (a literal).
+  void limit_pre_auth(Clock::duration timeout, std::string_view expiry_text);
   // The client signed in: the phase before authentication is over.
   void authenticated();
   // Waits `delay` (the answer to a failed sign-in) without holding the thread.
@@ -79,12 +80,12 @@ class Connection {
   void backend_failed(std::string_view step, std::string_view detail, Clock::time_point start);
 
   // From now on the session only relays bytes both ways, until either side closes. With
-  // `backend_lost_text` (IMAP: an untagged BYE), a backend that goes away without a BYE of its
-  // own is reported to the client with that line, when the backend's stream stopped between two
-  // responses (inside one, a line of mssgate's would be read as part of it): the client knows
+  // `backend_lost_text` (IMAP: an untagged BYE; a literal), a backend that goes away without a BYE
+  // of its own is reported to the client with that line, when the backend's stream stopped between
+  // two responses (inside one, a line of mssgate's would be read as part of it): the client knows
   // the session ended for want of the backend, not of its own doing.
   void relay(std::shared_ptr<void> owner, std::string client_leftover, std::string backend_leftover,
-             Clock::duration idle_timeout, std::string backend_lost_text = {});
+             Clock::duration idle_timeout, std::string_view backend_lost_text = {});
 
   void close();
   // Ends a signed-in session whose authorisation was withdrawn (`reason`: a short word): logged,
@@ -97,13 +98,24 @@ class Connection {
   SessionTelemetry& telemetry() { return telemetry_; }
   const std::string& id() const { return telemetry_.id(); }
   const Timeouts& timeouts() const { return timeouts_; }
-  const std::optional<CertificateIdentity>& certificate() const { return certificate_; }
+  const SharedCertificateIdentity& certificate() const { return certificate_; }
   const Admission& admission() const { return admission_; }
   const config::LimitsConfig& limits() const { return environment_->config.limits; }
 
  private:
   bool on_deadline(DeadlineWatch::Slot slot);
-  boost::asio::awaitable<RelayEnd> relay_to_client(std::string leftover);
+  // The relay's two directions: a burst (coroutine) from `leftover` and what is waiting, then a
+  // wait until the source is readable, and so on until a side closes.
+  void relay_upstream(std::shared_ptr<void> owner, std::string leftover);
+  void wait_upstream(std::shared_ptr<void> owner);
+  void upstream_ended(const std::exception_ptr& failure, const RelayEnd& end);
+  void relay_downstream(std::shared_ptr<void> owner, std::string leftover);
+  void wait_downstream(std::shared_ptr<void> owner);
+  void downstream_ended(std::shared_ptr<void> owner, const RelayEnd& end);
+  // The backend ended the relay: the client is told when it went away on its own, then gets a
+  // clean TLS close.
+  boost::asio::awaitable<RelayEnd> end_after_backend(RelayEnd end);
+  void relay_ended(const std::exception_ptr& failure, const RelayEnd& end);
   boost::asio::awaitable<void> end_pre_auth();
   void ended(const std::exception_ptr& failure);
 
@@ -115,11 +127,12 @@ class Connection {
   BackendLink backend_;
   bool implicit_tls_;
   Timeouts timeouts_;
-  std::optional<CertificateIdentity> certificate_;
-  std::unique_ptr<char[]> large_buffer_;  // for message content, once a message comes
-  std::string pre_auth_expiry_text_;
+  Clock::duration idle_timeout_{};  // while relaying
+  SharedCertificateIdentity certificate_;
+  std::unique_ptr<char[]> large_buffer_;   // for message content, once a message comes
+  std::string_view pre_auth_expiry_text_;  // a literal
   std::optional<protocol::ImapResponseFraming> framing_;  // while relaying, with backend_lost_text_
-  std::string backend_lost_text_;
+  std::string_view backend_lost_text_;                    // a literal
   bool pre_auth_expired_ = false;
   bool relaying_ = false;
   bool closed_ = false;

@@ -92,7 +92,7 @@ class ImapSession final : public std::enable_shared_from_this<ImapSession>,
           // Whatever Dovecot sent after its answer belongs to the client, relayed first.
           connection_.relay(shared_from_this(), core.take_unread(),
                             connection_.backend().take_unread(), config_.imap.idle_timeout,
-                            std::string(kBackendLost));
+                            kBackendLost);
           co_return;
         case Kind::kPause:
           co_await connection_.pause(take_failure_delay());

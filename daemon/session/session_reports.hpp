@@ -50,8 +50,8 @@ class SignInReports : public Events {
                          "Too many failed sign-ins from this address, try again later", ""};
       co_return refused;
     }
-    SignInDecision decision = co_await sign_in_.authorize(credentials, connection_.certificate(),
-                                                          want_allowed_senders, slot_ != nullptr);
+    SignInDecision decision = co_await sign_in_.authorize(
+        credentials, connection_.certificate().get(), want_allowed_senders, slot_ != nullptr);
     if (!decision.professional_id.empty()) identity_.professional_id = decision.professional_id;
     if (!decision.azp.empty()) identity_.azp = decision.azp;
     if (decision.slot) slot_ = std::move(decision.slot);

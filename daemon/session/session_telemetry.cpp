@@ -1,5 +1,7 @@
 #include "daemon/session/session_telemetry.hpp"
 
+#include <array>
+#include <atomic>
 #include <boost/asio/error.hpp>
 #include <boost/asio/ssl/error.hpp>
 #include <random>
@@ -27,6 +29,28 @@ constexpr std::string_view kCommandVerbs[] = {
     "CAPABILITY", "STARTTLS", "AUTHENTICATE", "LOGIN", "ID",   "NOOP", "LOGOUT",
     "ENABLE",     "EHLO",     "HELO",         "LHLO",  "AUTH", "MAIL", "RCPT",
     "DATA",       "BDAT",     "RSET",         "QUIT",  "VRFY", "HELP", "other"};
+
+constexpr std::string_view kCommandProtocols[] = {"imap", "submission", "lmtp"};
+
+// A command's duration histogram, looked up once per protocol and verb for the whole process:
+// the family's lock stays off the command path, and no session keeps a table of its own.
+metrics::Histogram& command_histogram(std::string_view protocol, size_t label) {
+  static std::array<std::array<std::atomic<metrics::Histogram*>, std::size(kCommandVerbs)>,
+                    std::size(kCommandProtocols)>
+      looked_up{};
+  size_t row = 0;
+  while (row < std::size(kCommandProtocols) && kCommandProtocols[row] != protocol)
+    ++row;
+  if (row == std::size(kCommandProtocols))
+    return metrics::gateway().command_duration.with({protocol, kCommandVerbs[label]});
+  auto& slot = looked_up[row][label];
+  metrics::Histogram* histogram = slot.load(std::memory_order_acquire);
+  if (!histogram) {
+    histogram = &metrics::gateway().command_duration.with({protocol, kCommandVerbs[label]});
+    slot.store(histogram, std::memory_order_release);
+  }
+  return *histogram;
+}
 
 }  // namespace
 
@@ -143,13 +167,8 @@ void SessionTelemetry::command_started(std::string_view verb) {
 void SessionTelemetry::command_finished() {
   if (!command_open_) return;
   command_open_ = false;
-  // Looked up once per verb and connection: the family's lock stays off the command path.
-  auto& histogram = command_histograms_[command_label_];
-  if (!histogram) {
-    histogram =
-        &metrics::gateway().command_duration.with({protocol_, kCommandVerbs[command_label_]});
-  }
-  histogram->observe(std::chrono::duration<double>(Clock::now() - command_start_).count());
+  command_histogram(protocol_, command_label_)
+      .observe(std::chrono::duration<double>(Clock::now() - command_start_).count());
 }
 
 void SessionTelemetry::set_close_reason(std::string_view reason) {

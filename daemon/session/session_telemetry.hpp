@@ -1,6 +1,5 @@
 #pragma once
 
-#include <array>
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -74,7 +73,6 @@ class SessionTelemetry {
   Clock::time_point command_start_{};
   size_t command_label_ = 0;
   bool command_open_ = false;
-  std::array<metrics::Histogram*, kCommandSlots> command_histograms_{};
 };
 
 }  // namespace mssgate::daemon

@@ -64,13 +64,10 @@ Outcome read_from_slow_peer(std::vector<std::string> pieces, Clock::duration pac
   DeadlineWatch deadlines(io.get_executor());
   BackendLink link(io.get_executor(), deadlines);
   asio::co_spawn(io, send_slowly(acceptor, std::move(pieces), pace), asio::detached);
-  asio::co_spawn(io,
-                 deadlines.watch(50ms,
-                                 [&link](DeadlineWatch::Slot) {
-                                   link.expire();
-                                   return true;
-                                 }),
-                 asio::detached);
+  deadlines.start(50ms, [&link](DeadlineWatch::Slot) {
+    link.expire();
+    return true;
+  });
   Outcome outcome;
   auto read = [&]() -> asio::awaitable<void> {
     // (A named endpoint: GCC 12 destroys a brace-initialised temporary of a co_await twice.)

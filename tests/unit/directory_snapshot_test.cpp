@@ -172,8 +172,10 @@ TEST_F(SnapshotTest, TheAccessPolicyDecidesAsWithTheStore) {
                                   std::optional<daemon::CertificateIdentity>()}) {
     for (const char* authzid : {"", "app.hopital@test.fr", "APP.Second@test.fr", "app.off@test.fr",
                                 "dr.martin@test.fr", "not an address"}) {
-      auto expected = daemon::decide_certificate_access(*store_, certificate, authzid, auth);
-      auto actual = daemon::decide_certificate_access(*snapshot_, certificate, authzid, auth);
+      auto expected = daemon::decide_certificate_access(
+          *store_, certificate ? &*certificate : nullptr, authzid, auth);
+      auto actual = daemon::decide_certificate_access(
+          *snapshot_, certificate ? &*certificate : nullptr, authzid, auth);
       EXPECT_EQ(actual.outcome, expected.outcome) << authzid;
       EXPECT_EQ(actual.reason, expected.reason) << authzid;
       EXPECT_EQ(actual.mailbox, expected.mailbox) << authzid;

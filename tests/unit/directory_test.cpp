@@ -55,7 +55,8 @@ class DirectoryTest : public ::testing::Test {
 
   daemon::AccessDecision decide(const std::optional<daemon::CertificateIdentity>& cert,
                                 std::string_view authzid) {
-    return daemon::decide_certificate_access(*store_, cert, authzid, config::AuthConfig{});
+    return daemon::decide_certificate_access(*store_, cert ? &*cert : nullptr, authzid,
+                                             config::AuthConfig{});
   }
 
   fs::path path_;
@@ -130,7 +131,7 @@ TEST_F(DirectoryTest, AnOrganisationBindingOpensTheMailboxForARenewedCertificate
   EXPECT_EQ(differ.reason, "certificate_bindings_differ");
   // The snapshot answers the same.
   auto snapshot = storage::load_snapshot(*storage::open_sqlite_directory_source(path_.string()));
-  EXPECT_EQ(daemon::decide_certificate_access(*snapshot, renewed, "", config::AuthConfig{}).reason,
+  EXPECT_EQ(daemon::decide_certificate_access(*snapshot, &renewed, "", config::AuthConfig{}).reason,
             "certificate_bindings_differ");
   EXPECT_EQ(
       snapshot->mailboxes_for_certificate({"", "", "CN=ORG CA|OU=330000000,CN=LPS_RADIO"}).value,

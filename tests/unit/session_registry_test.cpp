@@ -70,7 +70,8 @@ class RegistryTest : public ::testing::Test {
     certificate.issuer = "CN=ORG CA,O=TEST,C=FR";
     certificate.serial_hex = "1002";
     certificate.not_after = kNow + 3600;
-    session.identity.certificate = certificate;
+    session.identity.certificate =
+        std::make_shared<const daemon::CertificateIdentity>(std::move(certificate));
     session.signed_in_at = start_;
     session.end = [this, id = session.id](const std::string& reason) {
       ended_.push_back(id + ":" + reason);
