@@ -5,12 +5,108 @@
 #include <openssl/x509_vfy.h>
 
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/execution_context.hpp>
+#include <boost/asio/query.hpp>
 #include <boost/asio/ssl/error.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <cerrno>
+#include <list>
 
 namespace mssgate::daemon {
+
+namespace {
+
+// The TLS handshakes of one io context (its io thread): how many hold a turn, and the
+// connections waiting for one, first come first served. An Asio service, so that it lives as
+// long as its context and is shut down before the operations that refer to it are destroyed.
+class HandshakeTurns : public boost::asio::execution_context::service {
+ public:
+  using key_type = HandshakeTurns;
+  static boost::asio::execution_context::id id;
+
+  explicit HandshakeTurns(boost::asio::execution_context& context) : service(context) {}
+
+  size_t in_flight = 0;
+  std::list<HandshakeWaiter*> waiting;
+  bool shut_down = false;
+
+  // A turn ends: it goes to the first connection waiting, if any.
+  void pass();
+
+ private:
+  void shutdown() override { shut_down = true; }
+};
+
+boost::asio::execution_context::id HandshakeTurns::id;
+
+HandshakeTurns& handshake_turns(const boost::asio::any_io_executor& executor) {
+  return boost::asio::use_service<HandshakeTurns>(
+      boost::asio::query(executor, boost::asio::execution::context));
+}
+
+metrics::Gauge& handshakes_waiting() {
+  static metrics::Gauge& gauge = metrics::gateway().tls_handshakes_waiting.with();
+  return gauge;
+}
+
+}  // namespace
+
+// A connection waiting for a turn; it leaves the queue if its wait is destroyed unfinished.
+struct HandshakeWaiter {
+  HandshakeWaiter(HandshakeTurns& queue, const boost::asio::any_io_executor& executor)
+      : turns(queue), wake(executor, std::chrono::steady_clock::time_point::max()) {
+    place = turns.waiting.insert(turns.waiting.end(), this);
+    handshakes_waiting().add(1);
+  }
+  HandshakeWaiter(const HandshakeWaiter&) = delete;
+  HandshakeWaiter& operator=(const HandshakeWaiter&) = delete;
+  ~HandshakeWaiter() {
+    if (listed) turns.waiting.erase(place);
+    handshakes_waiting().add(-1);
+  }
+
+  HandshakeTurns& turns;
+  boost::asio::steady_timer wake;
+  std::list<HandshakeWaiter*>::iterator place;
+  bool listed = true;
+  bool granted = false;
+};
+
+void HandshakeTurns::pass() {
+  if (shut_down) return;
+  if (waiting.empty()) {
+    --in_flight;
+    return;
+  }
+  HandshakeWaiter* next = waiting.front();
+  waiting.pop_front();
+  next->listed = false;
+  next->granted = true;
+  next->wake.cancel();
+}
+
+// Held by a handshake under way, and by its grace timer while the client keeps it waiting
+// (which may outlive the handshake): the turn is passed on once, whichever comes first.
+class HandshakeTurn {
+ public:
+  explicit HandshakeTurn(HandshakeTurns& turns) : turns_(turns) {}
+  HandshakeTurn(const HandshakeTurn&) = delete;
+  HandshakeTurn& operator=(const HandshakeTurn&) = delete;
+  ~HandshakeTurn() { give_up(); }
+  bool held() const { return held_; }
+  void give_up() {
+    if (!held_) return;
+    held_ = false;
+    turns_.pass();
+  }
+
+ private:
+  HandshakeTurns& turns_;
+  bool held_ = true;
+};
+
 namespace {
 
 namespace asio = boost::asio;
@@ -97,7 +193,8 @@ ClientStream::ClientStream(tcp::socket socket, ConnectionEnds ends, ssl::context
 }
 
 template <typename Step>
-asio::awaitable<std::tuple<ClientStream::error_code, size_t>> ClientStream::drive(Step step) {
+asio::awaitable<std::tuple<ClientStream::error_code, size_t>> ClientStream::drive(
+    Step step, const std::shared_ptr<HandshakeTurn>& turn) {
   for (;;) {
     if (closed_) co_return std::tuple{error_code(asio::error::operation_aborted), size_t{0}};
     ERR_clear_error();
@@ -108,12 +205,36 @@ asio::awaitable<std::tuple<ClientStream::error_code, size_t>> ClientStream::driv
     int reason = SSL_get_error(ssl_.get(), result);
     if (reason == SSL_ERROR_WANT_READ || reason == SSL_ERROR_WANT_WRITE) {
       auto wait = reason == SSL_ERROR_WANT_READ ? tcp::socket::wait_read : tcp::socket::wait_write;
+      std::optional<asio::steady_timer> grace;
+      if (turn && turn->held()) {
+        grace.emplace(socket_.get_executor(), kHandshakeTurnGrace);
+        grace->async_wait([turn](const error_code& expired) {
+          if (!expired) turn->give_up();
+        });
+      }
       auto [ec] = co_await socket_.async_wait(wait, kTuple);
+      if (grace) grace->cancel();
       if (ec) co_return std::tuple{ec, size_t{0}};
       continue;
     }
     co_return std::tuple{tls_error(reason), size_t{0}};
   }
+}
+
+asio::awaitable<std::shared_ptr<HandshakeTurn>> ClientStream::take_handshake_turn() {
+  HandshakeTurns& turns = handshake_turns(socket_.get_executor());
+  if (turns.in_flight < kHandshakesInFlight && turns.waiting.empty()) {
+    ++turns.in_flight;
+    co_return std::make_shared<HandshakeTurn>(turns);
+  }
+  HandshakeWaiter waiter(turns, socket_.get_executor());
+  waiting_turn_ = &waiter;
+  co_await waiter.wake.async_wait(kTuple);
+  waiting_turn_ = nullptr;
+  if (!waiter.granted) co_return nullptr;
+  auto turn = std::make_shared<HandshakeTurn>(turns);
+  if (closed_) co_return nullptr;  // the turn goes to the next at once
+  co_return turn;
 }
 
 bool ClientStream::has_decrypted_bytes() const {
@@ -175,6 +296,20 @@ asio::awaitable<ClientStream::error_code> ClientStream::write(std::string_view d
 
 asio::awaitable<TlsOutcome> ClientStream::handshake(Clock::duration timeout) {
   TlsOutcome outcome;
+  // A connection that has sent nothing holds no TLS state and no turn; the handshake's
+  // deadline counts its waits.
+  auto deadline = Clock::now() + timeout;
+  deadlines_.arm_until(Slot::kClientRead, deadline);
+  auto [waited] = co_await socket_.async_wait(tcp::socket::wait_read, kTuple);
+  std::shared_ptr<HandshakeTurn> turn;
+  if (!waited && !closed_) turn = co_await take_handshake_turn();
+  deadlines_.disarm(Slot::kClientRead);
+  if (!turn) {
+    outcome.timed_out = timed_out_;
+    outcome.failure_class = timed_out_ ? "timeout" : "other";
+    outcome.failure = "closed before its handshake began";
+    co_return outcome;
+  }
   ssl_.reset(SSL_new(tls_.native_handle()));
   error_code ec;
   if (!ssl_ || SSL_set_fd(ssl_.get(), socket_.native_handle()) != 1) {
@@ -188,11 +323,13 @@ asio::awaitable<TlsOutcome> ClientStream::handshake(Clock::duration timeout) {
     SSL_set_accept_state(ssl_.get());
   }
   if (!ec) {
-    deadlines_.arm(Slot::kClientRead, timeout);
+    deadlines_.arm_until(Slot::kClientRead, deadline);
     std::tie(ec, std::ignore) =
-        co_await drive([](SSL* ssl, size_t*) { return SSL_do_handshake(ssl); });
+        co_await drive([](SSL* ssl, size_t*) { return SSL_do_handshake(ssl); }, turn);
     deadlines_.disarm(Slot::kClientRead);
   }
+  turn->give_up();
+  turn.reset();
   long verify = ssl_ ? SSL_get_verify_result(ssl_.get()) : X509_V_OK;
   if (ec) {
     outcome.timed_out = timed_out_;
@@ -238,6 +375,7 @@ void ClientStream::cancel() {
 void ClientStream::close() {
   if (closed_) return;
   closed_ = true;
+  if (waiting_turn_) waiting_turn_->wake.cancel();
   error_code ignored;
   socket_.shutdown(tcp::socket::shutdown_both, ignored);
   socket_.close(ignored);

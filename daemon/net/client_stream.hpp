@@ -7,6 +7,7 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/ssl/context.hpp>
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -34,6 +35,10 @@ struct ConnectionEnds {
 // The ends of `socket`'s connection, as the socket says.
 ConnectionEnds socket_ends(const boost::asio::ip::tcp::socket& socket);
 
+// A connection waiting for its TLS handshake's turn, and a turn (client_stream.cpp).
+struct HandshakeWaiter;
+class HandshakeTurn;
+
 // How a TLS handshake with the client went.
 struct TlsOutcome {
   bool ok = false;
@@ -57,6 +62,11 @@ class ClientStream {
  public:
   using error_code = boost::system::error_code;
   using Clock = DeadlineWatch::Clock;
+
+  // Handshakes under way at once on one io thread, and how long one may wait for its client
+  // before its turn goes to the next (it goes on without one).
+  static constexpr size_t kHandshakesInFlight = 64;
+  static constexpr std::chrono::milliseconds kHandshakeTurnGrace{100};
 
   // `to_backend` and `to_client` count the relayed bytes of the session's protocol.
   ClientStream(boost::asio::ip::tcp::socket socket, ConnectionEnds ends,
@@ -107,9 +117,16 @@ class ClientStream {
     void operator()(SSL* ssl) const;
   };
   // One step of OpenSSL on the socket: `step` is retried as readiness allows; the result of
-  // the call that succeeded, or the error.
+  // the call that succeeded, or the error. A handshake's `turn` goes to the next connection
+  // when the client keeps it waiting past the grace.
   template <typename Step>
-  boost::asio::awaitable<std::tuple<error_code, size_t>> drive(Step step);
+  boost::asio::awaitable<std::tuple<error_code, size_t>> drive(
+      Step step, const std::shared_ptr<HandshakeTurn>& turn = nullptr);
+  // A turn among the kHandshakesInFlight of this io thread, first come first served; nothing
+  // when the connection closed meanwhile. Under a storm of connections (every client
+  // reconnecting after a restart) the memory of a handshake under way is held by a few at a
+  // time, and each completes sooner; a client that stalls keeps its turn for the grace only.
+  boost::asio::awaitable<std::shared_ptr<HandshakeTurn>> take_handshake_turn();
   bool has_decrypted_bytes() const;
 
   boost::asio::ip::tcp::socket socket_;
@@ -118,6 +135,7 @@ class ClientStream {
   DeadlineWatch& deadlines_;
   metrics::Counter& to_backend_;
   metrics::Counter& to_client_;
+  HandshakeWaiter* waiting_turn_ = nullptr;  // while waiting: close() ends the wait
   ConnectionEnds ends_;
   uint64_t bytes_in_ = 0;
   uint64_t bytes_out_ = 0;

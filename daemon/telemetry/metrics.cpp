@@ -210,6 +210,11 @@ GatewayMetrics::GatewayMetrics()
                     "Relay buffers held now: each relayed direction holds one only while bytes "
                     "flow through it.",
                     Type::kGauge, {}),
+      tls_handshakes_waiting("mssgate_tls_handshakes_waiting",
+                             "Client connections whose first TLS bytes came, waiting for their "
+                             "handshake's turn: at most 64 handshakes are under way at once on "
+                             "each io thread.",
+                             Type::kGauge, {}),
       indicator_events("mssgate_indicator_events", "Indicator events by journal outcome.",
                        Type::kCounter, {"direction", "result"}),
       indicator_structured("mssgate_indicator_structured_messages",
@@ -274,6 +279,7 @@ GatewayMetrics::GatewayMetrics()
           &message_bytes,
           &relayed_bytes,
           &relay_buffers,
+          &tls_handshakes_waiting,
           &indicator_events,
           &indicator_structured,
           &indicator_ins_qualified,

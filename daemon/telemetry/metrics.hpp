@@ -122,6 +122,7 @@ struct GatewayMetrics {
   CounterFamily message_bytes;            // {direction}
   CounterFamily relayed_bytes;            // {protocol, direction}: to_backend, to_client
   GaugeFamily relay_buffers;              // relay buffers held now (by bytes under way)
+  GaugeFamily tls_handshakes_waiting;     // connections waiting for their TLS handshake's turn
   CounterFamily indicator_events;         // {direction, result}: recorded, not_recorded
   CounterFamily indicator_structured;     // {direction}: with at least one CDA document
   CounterFamily indicator_ins_qualified;  // {direction}

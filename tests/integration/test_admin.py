@@ -207,6 +207,41 @@ class AdminEndpoint(GatewayTestCase):
             for imap in sessions:
                 imap.close()
 
+    def test_stalled_and_silent_connections_do_not_hold_back_a_handshake(self):
+        # At most 64 handshakes hold a turn at once on each of the 2 io threads. A connection that
+        # sends nothing takes no turn; one that stalls inside its handshake keeps its turn 100 ms.
+        silent, stalled = [], []
+        try:
+            for _ in range(150):
+                silent.append(socket.create_connection(("127.0.0.1", self.gateway.imaps_port), timeout=10))
+            for _ in range(500):
+                sock = socket.create_connection(("127.0.0.1", self.gateway.imaps_port), timeout=10)
+                sock.sendall(b"\x16\x03\x01")  # the start of a record, then nothing
+                stalled.append(sock)
+            waited = 0.0
+            deadline = time.monotonic() + 2
+            while time.monotonic() < deadline:
+                waited = max(waited, self.metrics().get(("mssgate_tls_handshakes_waiting", frozenset()), 0))
+                if waited:
+                    break
+                time.sleep(0.01)
+            self.assertGreater(waited, 0, "500 stalled handshakes, none waited for a turn")
+            start = time.monotonic()
+            imap = RawImap(self.gateway.imaps_port, implicit_ctx=client_context("org-hopital"))
+            _, tagged = imap.authenticate_external(APP_HOPITAL)
+            took = time.monotonic() - start
+            self.assertTrue(tagged.startswith("a1 OK"), tagged)
+            imap.close()
+            # Well under the handshake timeout (5 s) the stalled ones would hold their turns for.
+            self.assertLess(took, 2.0)
+        finally:
+            for sock in silent + stalled:
+                sock.close()
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and value(self.metrics(), "mssgate_tls_handshakes_waiting") != 0:
+            time.sleep(0.05)
+        self.assertEqual(value(self.metrics(), "mssgate_tls_handshakes_waiting"), 0)
+
     def test_healthz_and_readyz_follow_dovecot(self):
         self.assertEqual(get(self.port, "/healthz")[0], 200)
         status, _, body = get(self.port, "/readyz")
