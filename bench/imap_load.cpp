@@ -31,6 +31,7 @@
 #include <atomic>
 #include <cerrno>
 #include <chrono>
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -624,6 +625,9 @@ SSL_CTX* make_context(const Options& o) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // OpenSSL writes to its sockets with write(): a connection the server closed (a handshake it
+  // timed out) must be an error of that connection, not a SIGPIPE that ends the whole load.
+  std::signal(SIGPIPE, SIG_IGN);
   try {
     Options o = parse(argc, argv);
     SSL_CTX* context = make_context(o);

@@ -542,8 +542,14 @@ def main():
     TARGETS[:] = [t for t in TARGETS + OPTIONAL_TARGETS if t in chosen]
     idle_counts = [int(x) for x in args.idle.split(",") if x]
     most = max(idle_counts + [1000])
+    # Every front's descriptors, as a service unit's LimitNOFILE gives them (mssgate's has 65536):
+    # raised past the hard limit when this runs as root, else up to it.
+    need = 4 * most + 1000
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, max(soft, 4 * most + 1000)), hard))
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, need), max(hard, need)))
+    except (ValueError, OSError):
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, max(soft, need)), hard))
 
     bench = Bench(args)
     if not os.path.exists(bench.load):
