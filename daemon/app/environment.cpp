@@ -5,6 +5,7 @@
 
 #include "config/storage_settings.hpp"
 #include "daemon/net/tls_policy.hpp"
+#include "daemon/services/admission.hpp"
 #include "daemon/services/psc_issuer_client.hpp"
 
 namespace mssgate::daemon {
@@ -69,6 +70,18 @@ LogSettings log_settings(const config::Config& config) {
 void log_config_warnings(const config::Config& config) {
   for (const auto& warning : config::config_warnings(config))
     Event("config_warning").add("key", warning.key).add("warning", warning.text).warn();
+  // Connections past what the descriptors allow would fail at their backend after a whole
+  // handshake; they are refused at accept instead, and the operator told why.
+  uint64_t limit = open_file_limit();
+  uint64_t allowed = client_connections_allowed(config, limit);
+  if (allowed < config.server.max_connections) {
+    Event("open_file_limit_low")
+        .add("open_file_limit", limit)
+        .add("descriptors_needed", descriptors_needed(config))
+        .add("max_connections", uint64_t{config.server.max_connections})
+        .add("connections_allowed", allowed)
+        .warn();
+  }
 }
 
 }  // namespace mssgate::daemon

@@ -22,6 +22,7 @@
 #include "daemon/app/session_reviewer.hpp"
 #include "daemon/net/spawn.hpp"
 #include "daemon/services/admin_server.hpp"
+#include "daemon/services/admission.hpp"
 #include "daemon/services/crl_refresher.hpp"
 #include "daemon/telemetry/event_log.hpp"
 #include "daemon/telemetry/fault_injection.hpp"
@@ -34,13 +35,17 @@ namespace asio = boost::asio;
 using Clock = std::chrono::steady_clock;
 using error_code = boost::system::error_code;
 
-// Lets the process hold as many connections as the hard limit allows.
+// Lets the process hold as many connections as the hard limit allows, and keeps the limit for
+// the admission of client connections (admission.hpp).
 void raise_open_file_limit() {
   rlimit limit{};
-  if (getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur < limit.rlim_max) {
+  if (getrlimit(RLIMIT_NOFILE, &limit) != 0) return;
+  if (limit.rlim_cur < limit.rlim_max) {
     limit.rlim_cur = limit.rlim_max;
     setrlimit(RLIMIT_NOFILE, &limit);
+    getrlimit(RLIMIT_NOFILE, &limit);
   }
+  set_open_file_limit(limit.rlim_cur == RLIM_INFINITY ? 0 : limit.rlim_cur);
 }
 
 int64_t microseconds(Clock::duration d) {

@@ -1,5 +1,6 @@
 #include "daemon/services/admission.hpp"
 
+#include <algorithm>
 #include <utility>
 
 namespace mssgate::daemon {
@@ -37,12 +38,38 @@ bool Admission::write_in_full(ClientLimits::Kind kind, const config::LimitsConfi
   return counters_->clients.write_in_full(*address_, kind, Clock::now(), limits);
 }
 
+namespace {
+std::atomic<uint64_t> process_open_file_limit{0};
+}  // namespace
+
+void set_open_file_limit(uint64_t limit) {
+  process_open_file_limit.store(limit, std::memory_order_relaxed);
+}
+
+uint64_t open_file_limit() {
+  return process_open_file_limit.load(std::memory_order_relaxed);
+}
+
+uint64_t descriptors_needed(const config::Config& config) {
+  uint64_t lmtp = config.lmtp.listen.empty() ? 0 : config.lmtp.max_connections;
+  return 2 * (uint64_t{config.server.max_connections} + lmtp) + kReservedDescriptors;
+}
+
+uint64_t client_connections_allowed(const config::Config& config, uint64_t limit) {
+  uint64_t wanted = config.server.max_connections;
+  if (limit == 0) return wanted;
+  uint64_t lmtp = config.lmtp.listen.empty() ? 0 : 2 * uint64_t{config.lmtp.max_connections};
+  uint64_t kept = kReservedDescriptors + lmtp;
+  return limit > kept ? std::min(wanted, (limit - kept) / 2) : 0;
+}
+
 AdmissionDecision admit(const std::shared_ptr<GatewayCounters>& counters, Budget budget,
                         const std::optional<ClientAddress>& address, bool exempt,
                         const config::Config& config, Admission::Clock::time_point now) {
   bool lmtp = budget == Budget::kLmtp;
   auto& open = lmtp ? counters->lmtp_connections : counters->client_connections;
-  size_t max = lmtp ? config.lmtp.max_connections : config.server.max_connections;
+  uint64_t max =
+      lmtp ? config.lmtp.max_connections : client_connections_allowed(config, open_file_limit());
   // Accepts happen on one thread, but connections end on any: count first, then check.
   if (open.fetch_add(1) >= max) {
     --open;

@@ -2,6 +2,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <string_view>
@@ -50,11 +51,28 @@ class Admission {
   bool tracked_ = false;  // counted open in the address's entry
 };
 
+// The descriptors the process may hold open (its RLIMIT_NOFILE, read once the gateway raised it
+// to the hard limit at start); 0: not known, no cap from it.
+void set_open_file_limit(uint64_t limit);
+uint64_t open_file_limit();
+
+// Each client session holds two descriptors (its connection and its backend's), as each LMTP
+// delivery does; kReservedDescriptors are kept for the rest (listeners, the admin endpoint,
+// the databases, the logs, HTTP clients, the io threads' own).
+inline constexpr uint64_t kReservedDescriptors = 256;
+// The descriptors `config`'s connection budgets need at most.
+uint64_t descriptors_needed(const config::Config& config);
+// The client connections that `limit` descriptors allow once the LMTP tap's budget is set
+// aside: server.max_connections at most, and all of it when the limit is 0 (not known). A
+// connection past it would have no descriptor left for its backend: it is refused at accept.
+uint64_t client_connections_allowed(const config::Config& config, uint64_t limit);
+
 // Which connection budget a listener's connections count against.
 enum class Budget { kClients, kLmtp };
 
 // The decision at accept: the listener's budget (the client listeners share
-// server.max_connections, the LMTP tap has lmtp.max_connections), then on a client listener
+// server.max_connections, within what the open file limit allows; the LMTP tap has
+// lmtp.max_connections), then on a client listener
 // the address's caps. `refusal` names why a connection is refused: max_connections,
 // address_connections or address_rate.
 struct AdmissionDecision {

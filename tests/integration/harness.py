@@ -8,6 +8,7 @@ MSSGATE_BIN, MSSGATECTL_BIN, MSSGATE_TEST_PKI, MSSGATE_BACKEND_DIR.
 import base64
 import os
 import re
+import resource
 import shutil
 import signal
 import smtplib
@@ -266,13 +267,16 @@ refresh_interval = "100ms"
     def __exit__(self, *exc):
         self.stop()
 
-    def start(self, extra_env=None, extra_args=()):
+    def start(self, extra_env=None, extra_args=(), open_file_limit=None):
         # A restart appends to the same log: only what this process writes counts.
         offset = self.mark()
         log = open(self.log_path, "ab")
         env = dict(os.environ, **(extra_env or {}))
+        # `open_file_limit`: the process's RLIMIT_NOFILE, soft and hard (it raises the soft one).
+        limit = None if open_file_limit is None else (
+            lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (open_file_limit, open_file_limit)))
         self.process = subprocess.Popen([MSSGATE, "--config", self.config_path, *extra_args], stdin=subprocess.DEVNULL,
-                                        stdout=log, stderr=subprocess.STDOUT, env=env)
+                                        stdout=log, stderr=subprocess.STDOUT, env=env, preexec_fn=limit)
         log.close()
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:

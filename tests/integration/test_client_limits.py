@@ -13,7 +13,7 @@ import sys
 import time
 import unittest
 
-from harness import (APP_LABO, CLOSE_TIMEOUT, Gateway, PscIssuer, RawImap, backend_env, client_context, ctl, main,
+from harness import (APP_HOPITAL, APP_LABO, CLOSE_TIMEOUT, Gateway, PscIssuer, RawImap, backend_env, client_context, ctl, main,
                      new_marker, pki, random_jwt, wait_for_close, wait_for_delivery, xoauth2)
 
 try:
@@ -467,6 +467,36 @@ max_connections = 2
             client.close()
         self.assertEqual(metric(g, "mssgate_connections_refused_total", listener="imap", reason="max_connections"), 1)
         self.assertEqual(metric(g, "mssgate_connections_refused_total", listener="lmtp", reason="max_connections"), 1)
+
+
+class OpenFileLimitTest(unittest.TestCase):
+    def test_connections_past_what_the_descriptors_allow_are_refused_at_accept(self):
+        # Each session holds two descriptors (its connection, its backend's) and 256 are kept for
+        # the rest: a limit of 264 allows 4 client connections, not the 20,000 configured.
+        g = Gateway(extra_config=ADMIN)
+        g.start(open_file_limit=264)
+        self.addCleanup(g.stop)
+        events = re.findall(r"event=open_file_limit_low .*", g.log())
+        self.assertEqual(len(events), 1, g.log())
+        self.assertIn("open_file_limit=264", events[0])
+        self.assertIn("max_connections=20000", events[0])
+        self.assertIn("connections_allowed=4", events[0])
+        held = [RawImap(g.imap_port) for _ in range(3)]
+        for client in held:
+            self.assertTrue(client.greeting.startswith("* OK"), client.greeting)
+        # The fourth signs in to its mailbox: its backend connection has its descriptor.
+        imap = RawImap(g.imaps_port, implicit_ctx=client_context("org-hopital"))
+        _, tagged = imap.authenticate_external(APP_HOPITAL)
+        self.assertTrue(tagged.startswith("a1 OK"), tagged)
+        # A fifth would have none for its backend: told at once, before any TLS.
+        full = RawImap(g.imap_port)
+        self.assertEqual(full.greeting, "* BYE [UNAVAILABLE] Too many connections, try again later")
+        full.close()
+        self.assertEqual(metric(g, "mssgate_connections_refused_total", listener="imap", reason="max_connections"), 1)
+        self.assertNotIn("Too many open files", g.log())
+        imap.close()
+        for client in held:
+            client.close()
 
 
 class AuditSummaryTest(unittest.TestCase):
