@@ -4,9 +4,13 @@
 #include <openssl/x509v3.h>
 
 #include <chrono>
+#include <ctime>
 #include <memory>
+#include <stdexcept>
+#include <string>
 
 #include "daemon/net/certificate_identity.hpp"
+#include "daemon/net/certificate_verdicts.hpp"
 #include "daemon/net/tls_session_cache.hpp"
 #include "daemon/telemetry/event_log.hpp"
 
@@ -28,12 +32,54 @@ int require_client_auth_eku(int preverify_ok, X509_STORE_CTX* store) {
   return 0;
 }
 
-// Asked before every resumption: the session's certificate must verify again now.
-bool certificate_still_good(SSL* ssl, SSL_SESSION* session) {
+constexpr size_t kVerdictCapacity = 10000;
+
+// The context's verdicts, owned by the context (freed with it).
+void free_verdicts(void* /*parent*/, void* verdicts, CRYPTO_EX_DATA* /*data*/, int /*index*/,
+                   long /*argl*/, void* /*argp*/) {
+  delete static_cast<CertificateVerdicts*>(verdicts);
+}
+
+int verdicts_index() {
+  static const int index = SSL_CTX_get_ex_new_index(0, nullptr, nullptr, nullptr, free_verdicts);
+  return index;
+}
+
+// The verification of a full handshake's client certificate, in OpenSSL's place: a leaf whose
+// verdict stands is taken as verified (its chain's validity does not depend on which
+// intermediates this client sent: a leaf that verified once against the context's CAs, with
+// whichever, still does); any other is verified as OpenSSL would, and a success remembered.
+int verify_with_verdicts(X509_STORE_CTX* context, void* argument) {
+  auto& verdicts = *static_cast<CertificateVerdicts*>(argument);
+  auto now = static_cast<int64_t>(std::time(nullptr));
+  std::string key = verdict_key(X509_STORE_CTX_get0_cert(context));
+  if (verdicts.stands(key, now)) {
+    X509_STORE_CTX_set_error(context, X509_V_OK);
+    return 1;
+  }
+  int verified = X509_verify_cert(context);
+  if (verified == 1) {
+    verdicts.remember(
+        std::move(key), now,
+        verdict_bound(X509_STORE_CTX_get0_chain(context), X509_STORE_CTX_get0_store(context)));
+  }
+  return verified;
+}
+
+// Asked before every resumption: the session's certificate must verify now, as a full handshake
+// would verify it. A verdict of this context that stands makes the verification needless.
+bool certificate_still_good(SSL* ssl, SSL_SESSION* session, CertificateVerdicts& verdicts) {
   X509* certificate = SSL_SESSION_get0_peer(session);
   if (!certificate) return true;
-  long error = verify_resumed_certificate(ssl, certificate);
-  if (error == X509_V_OK) return true;
+  auto now = static_cast<int64_t>(std::time(nullptr));
+  std::string key = verdict_key(certificate);
+  if (verdicts.stands(key, now)) return true;
+  int64_t good_until = 0;
+  long error = verify_resumed_certificate(ssl, certificate, &good_until);
+  if (error == X509_V_OK) {
+    verdicts.remember(std::move(key), now, good_until);
+    return true;
+  }
   // Not resumed: the handshake goes on as a full one, which verifies the certificate anew.
   Event("tls_ticket_refused")
       .add("certificate_error", X509_verify_cert_error_string(error))
@@ -45,7 +91,7 @@ bool certificate_still_good(SSL* ssl, SSL_SESSION* session) {
 
 }  // namespace
 
-long verify_resumed_certificate(SSL* ssl, X509* certificate) {
+long verify_resumed_certificate(SSL* ssl, X509* certificate, int64_t* good_until) {
   std::unique_ptr<X509_STORE_CTX, decltype(&X509_STORE_CTX_free)> context(X509_STORE_CTX_new(),
                                                                           &X509_STORE_CTX_free);
   X509_STORE* store = SSL_CTX_get_cert_store(SSL_get_SSL_CTX(ssl));
@@ -57,7 +103,10 @@ long verify_resumed_certificate(SSL* ssl, X509* certificate) {
   X509_VERIFY_PARAM_set1(X509_STORE_CTX_get0_param(context.get()), SSL_get0_param(ssl));
   if (SSL_verify_cb callback = SSL_get_verify_callback(ssl))
     X509_STORE_CTX_set_verify_cb(context.get(), callback);
-  if (X509_verify_cert(context.get()) == 1) return X509_V_OK;
+  if (X509_verify_cert(context.get()) == 1) {
+    if (good_until) *good_until = verdict_bound(X509_STORE_CTX_get0_chain(context.get()), store);
+    return X509_V_OK;
+  }
   long error = X509_STORE_CTX_get_error(context.get());
   return error == X509_V_OK ? X509_V_ERR_UNSPECIFIED : error;
 }
@@ -67,9 +116,16 @@ void apply_client_certificate_policy(SSL_CTX* context, const config::TlsConfig& 
   SSL_CTX_set_verify(context, SSL_VERIFY_PEER | SSL_VERIFY_CLIENT_ONCE,
                      tls.require_client_auth_eku ? require_client_auth_eku : nullptr);
   SSL_CTX_set_verify_depth(context, kVerifyDepth);
+  auto verdicts = std::make_unique<CertificateVerdicts>(kVerdictCapacity);
+  if (SSL_CTX_set_ex_data(context, verdicts_index(), verdicts.get()) != 1)
+    throw std::runtime_error("cannot attach the certificate verdicts to the TLS context");
+  CertificateVerdicts* owned = verdicts.release();  // the context's now
+  SSL_CTX_set_cert_verify_callback(context, verify_with_verdicts, owned);
   install_session_cache(context, tls.session_cache_size,
                         std::chrono::duration_cast<std::chrono::seconds>(tls.session_lifetime),
-                        certificate_still_good);
+                        [owned](SSL* ssl, SSL_SESSION* session) {
+                          return certificate_still_good(ssl, session, *owned);
+                        });
 }
 
 }  // namespace mssgate::daemon

@@ -2,6 +2,8 @@
 
 #include <openssl/ssl.h>
 
+#include <cstdint>
+
 #include "config/config.hpp"
 
 namespace mssgate::daemon {
@@ -11,16 +13,18 @@ namespace mssgate::daemon {
 // - it is verified for the purpose "TLS client", explicitly;
 // - with tls.require_client_auth_eku, its extended key usage must name clientAuth (OpenSSL's
 //   purpose check alone lets a certificate without the extension through);
-// - a session is resumed only from a session ticket, and only after the certificate the ticket
-//   carries has been verified again, now, against the context's CAs and CRLs: a certificate
-//   revoked or expired since it was first verified gets a full handshake (which refuses it),
-//   never a resumed session. There is no server-side session cache, whose resumptions no
-//   callback could check.
+// - a session is resumed (from the context's session cache, tls_session_cache.hpp) only if the
+//   certificate it holds verifies now against the context's CAs and CRLs: a certificate revoked
+//   or expired since it was first verified gets a full handshake (which refuses it), never a
+//   resumed session. A verification that succeeded is not done again for the same certificate
+//   while it is sure to succeed (certificate_verdicts.hpp).
 // Requests (does not require) a certificate: professionals signing in with a token have none.
 void apply_client_certificate_policy(SSL_CTX* context, const config::TlsConfig& tls);
 
 // The verification of a resumed session's certificate, as the handshake would do it today:
-// X509_V_OK or the X509_V_ERR_* code. Exposed for the ticket callback and for tests.
-long verify_resumed_certificate(SSL* ssl, X509* certificate);
+// X509_V_OK or the X509_V_ERR_* code. On success, `good_until` (when given) is the instant until
+// which the verification is sure to succeed again (verdict_bound). Exposed for the resumption
+// check and for tests.
+long verify_resumed_certificate(SSL* ssl, X509* certificate, int64_t* good_until = nullptr);
 
 }  // namespace mssgate::daemon

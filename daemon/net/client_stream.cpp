@@ -349,6 +349,7 @@ asio::awaitable<TlsOutcome> ClientStream::handshake(Clock::duration timeout) {
   outcome.ok = true;
   outcome.version = SSL_get_version(ssl);
   outcome.cipher = SSL_get_cipher_name(ssl);
+  outcome.resumed = SSL_session_reused(ssl) == 1;
   X509* peer = SSL_get0_peer_certificate(ssl);
   if (peer && verify == X509_V_OK) outcome.certificate = shared_identity_of(peer);
   co_return outcome;

@@ -48,6 +48,7 @@ struct TlsOutcome {
   std::string certificate_error;  // when a presented certificate failed verification
   std::string version;
   std::string cipher;
+  bool resumed = false;                   // from a session the gateway kept
   SharedCertificateIdentity certificate;  // a verified client certificate
 };
 

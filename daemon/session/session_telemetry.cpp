@@ -113,6 +113,7 @@ void SessionTelemetry::tls(const TlsOutcome& outcome) {
     set_close_reason("tls_failed");
     return;
   }
+  metrics::gateway().tls_handshakes.with({listener_, outcome.resumed ? "resumed" : "full"}).inc();
   Event event("tls");
   event.add("session", id_).add("version", outcome.version).add("cipher", outcome.cipher);
   if (outcome.certificate) {
@@ -122,7 +123,7 @@ void SessionTelemetry::tls(const TlsOutcome& outcome) {
   } else {
     event.add("client_certificate", "none");
   }
-  event.info();
+  event.add("resumed", outcome.resumed).info();
 }
 
 void SessionTelemetry::authenticated(std::string_view mailbox) {

@@ -165,6 +165,10 @@ GatewayMetrics::GatewayMetrics()
       connections_refused("mssgate_connections_refused",
                           "Client connections closed at once (connection caps).", Type::kCounter,
                           {"listener", "reason"}),
+      tls_handshakes("mssgate_tls_handshakes",
+                     "TLS handshakes that succeeded: full, or resumed from a session the "
+                     "gateway kept.",
+                     Type::kCounter, {"listener", "kind"}),
       tls_failures("mssgate_tls_handshake_failures", "TLS handshakes that failed.", Type::kCounter,
                    {"listener", "reason"}),
       authentications("mssgate_authentications", "Authentication attempts.", Type::kCounter,
@@ -264,6 +268,7 @@ GatewayMetrics::GatewayMetrics()
           &sessions_withdrawn,
           &tasks_failed,
           &connections_refused,
+          &tls_handshakes,
           &tls_failures,
           &authentications,
           &sign_ins_limited,

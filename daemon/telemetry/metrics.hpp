@@ -107,6 +107,7 @@ struct GatewayMetrics {
   CounterFamily sessions_withdrawn;       // {protocol, reason}: authorisation withdrawn
   CounterFamily tasks_failed;             // {task}: a background task ended by an internal error
   CounterFamily connections_refused;      // {listener, reason}
+  CounterFamily tls_handshakes;           // {listener, kind}: full, resumed
   CounterFamily tls_failures;             // {listener, reason}
   CounterFamily authentications;          // {protocol, mechanism, result}
   CounterFamily sign_ins_limited;         // {protocol, limit}: refused by a limit

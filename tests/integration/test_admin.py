@@ -149,6 +149,7 @@ class AdminEndpoint(GatewayTestCase):
         self.assertGreater(moved("mssgate_message_bytes_total", direction="sent"), 50)
         self.assertGreater(moved("mssgate_relayed_bytes_total", protocol="imap", direction="to_client"), 0)
         self.assertGreater(moved("mssgate_relayed_bytes_total", protocol="submission", direction="to_backend"), 0)
+        self.assertGreaterEqual(moved("mssgate_tls_handshakes_total", listener="imap", kind="full"), 1)
         self.assertGreaterEqual(moved("mssgate_tls_handshake_failures_total", listener="imaps",
                                       reason="protocol_version"), 1)
         self.assertGreaterEqual(moved("mssgate_command_duration_seconds_count", protocol="submission",

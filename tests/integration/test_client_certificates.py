@@ -171,9 +171,13 @@ class ResumedSessions(unittest.TestCase):
             client.sock.close()  # no LOGOUT, no close_notify: the TCP connection ends
             gateway.wait_for_log(r"event=close \S+ mailbox=%s reason=client_closed" % re.escape(APP_HOPITAL),
                                  since=since)
+            gateway.wait_for_log(r"event=tls session=\S+ version=%s [^\n]* resumed=no\n" % version, since=since)
+            since = gateway.log_size()
             tagged, _, reused = sign_in(gateway.imaps_port, ctx, session)
             self.assertTrue(reused, version)
             self.assertTrue(tagged.startswith("a1 OK"), (version, tagged))
+            # The log says which handshakes were resumed.
+            gateway.wait_for_log(r"event=tls session=\S+ version=%s [^\n]* resumed=yes\n" % version, since=since)
 
     def test_a_resumed_session_whose_binding_was_removed_signs_in_to_nothing(self):
         gateway = self.start(Gateway(tls_section=BOTH_VERSIONS))

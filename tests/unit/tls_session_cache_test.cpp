@@ -11,6 +11,10 @@
 #include <string>
 #include <thread>
 
+#include "config/config.hpp"
+#include "daemon/net/client_certificate_policy.hpp"
+
+using mssgate::daemon::apply_client_certificate_policy;
 using mssgate::daemon::cached_sessions;
 using mssgate::daemon::install_session_cache;
 
@@ -130,12 +134,13 @@ Connection connect(SSL_CTX* server_ctx, SSL_CTX* client_ctx, SSL_SESSION* offere
 
 // A certificate for `key`, named `name`, signed by `issuer_key` (issued by `issuer`; itself
 // when null), a CA or not.
-X509* issue(const char* name, EVP_PKEY* key, X509* issuer, EVP_PKEY* issuer_key, bool ca) {
+X509* issue(const char* name, EVP_PKEY* key, X509* issuer, EVP_PKEY* issuer_key, bool ca,
+            long lifetime = 3600) {
   X509* certificate = X509_new();
   X509_set_version(certificate, 2);
   ASN1_INTEGER_set(X509_get_serialNumber(certificate), ca ? 10 : 11);
   X509_gmtime_adj(X509_getm_notBefore(certificate), 0);
-  X509_gmtime_adj(X509_getm_notAfter(certificate), 3600);
+  X509_gmtime_adj(X509_getm_notAfter(certificate), lifetime);
   X509_NAME_add_entry_by_txt(X509_get_subject_name(certificate), "CN", MBSTRING_ASC,
                              reinterpret_cast<const unsigned char*>(name), -1, -1, 0);
   X509_set_issuer_name(certificate, X509_get_subject_name(issuer ? issuer : certificate));
@@ -157,13 +162,13 @@ struct ClientChain {
   CtxPtr server = server_context();
   CtxPtr client;
 
-  explicit ClientChain(int version) : client(client_context(version)) {
+  explicit ClientChain(int version, long leaf_lifetime = 3600) : client(client_context(version)) {
     EVP_PKEY* root_key = EVP_EC_gen("P-256");
     EVP_PKEY* intermediate_key = EVP_EC_gen("P-256");
     EVP_PKEY* leaf_key = EVP_EC_gen("P-256");
     X509* root = issue("root.test", root_key, nullptr, root_key, true);
     X509* intermediate = issue("intermediate.test", intermediate_key, root, root_key, true);
-    X509* leaf = issue("org.test", leaf_key, intermediate, intermediate_key, false);
+    X509* leaf = issue("org.test", leaf_key, intermediate, intermediate_key, false, leaf_lifetime);
     X509_STORE* store = SSL_CTX_get_cert_store(server.get());
     X509_STORE_add_cert(store, root);
     X509_STORE_add_cert(store, intermediate);
@@ -283,6 +288,30 @@ TEST_P(TlsSessionCache, TheIntermediatesAClientSentAreFreedOnceItsSessionIsMade)
   EXPECT_TRUE(resumed.resumed);
   EXPECT_EQ(checks, 1);
   EXPECT_TRUE(resumed.client_verified);
+}
+
+// The gateway's own check before a resumption, with its verdicts: a certificate resumed again and
+// again while it is good, and not once it has expired, though its verdict was fresh before.
+TEST_P(TlsSessionCache, ACertificateVerifiedOnceIsResumedUntilItExpires) {
+  ClientChain pki(GetParam(), 3);
+  mssgate::config::TlsConfig tls;
+  tls.require_client_auth_eku = false;
+  apply_client_certificate_policy(pki.server.get(), tls);
+  Connection full = connect(pki.server.get(), pki.client.get(), nullptr);
+  ASSERT_TRUE(full.ok && full.next);
+  EXPECT_TRUE(full.client_verified);
+  SessionPtr offered = std::move(full.next);
+  for (int i = 0; i < 3; ++i) {  // verified at the first, its verdict standing for the others
+    Connection resumed = connect(pki.server.get(), pki.client.get(), offered.get());
+    ASSERT_TRUE(resumed.ok && resumed.next) << i;
+    EXPECT_TRUE(resumed.resumed) << i;
+    offered = std::move(resumed.next);
+  }
+  // Past the leaf's "not after" (3 s after its "not before", whole seconds apart).
+  std::this_thread::sleep_for(std::chrono::milliseconds(4100));
+  Connection expired = connect(pki.server.get(), pki.client.get(), offered.get());
+  EXPECT_FALSE(expired.resumed);
+  EXPECT_FALSE(expired.ok);  // the full handshake refuses the expired certificate
 }
 
 // TLS 1.2 (0) and TLS 1.3 (1).
