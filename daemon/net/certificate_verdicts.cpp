@@ -7,17 +7,12 @@
 #include <limits>
 
 namespace mssgate::daemon {
-namespace {
-
-// Unix seconds of an ASN.1 time; 0 when it cannot be read.
-int64_t seconds_of(const ASN1_TIME* time) {
+int64_t unix_seconds_of(const ASN1_TIME* time) {
   if (!time) return 0;
   struct tm t {};
   if (ASN1_TIME_to_tm(time, &t) != 1) return 0;
   return static_cast<int64_t>(timegm(&t));
 }
-
-}  // namespace
 
 bool CertificateVerdicts::stands(std::string_view key, int64_t now) const {
   if (key.empty()) return false;
@@ -52,7 +47,7 @@ int64_t verdict_bound(STACK_OF(X509) * chain, X509_STORE* store) {
   if (!chain || sk_X509_num(chain) == 0 || !store) return 0;
   int64_t bound = std::numeric_limits<int64_t>::max();
   for (int i = 0; i < sk_X509_num(chain); ++i) {
-    int64_t not_after = seconds_of(X509_get0_notAfter(sk_X509_value(chain, i)));
+    int64_t not_after = unix_seconds_of(X509_get0_notAfter(sk_X509_value(chain, i)));
     if (not_after == 0) return 0;
     bound = std::min(bound, not_after);
   }
@@ -63,7 +58,7 @@ int64_t verdict_bound(STACK_OF(X509) * chain, X509_STORE* store) {
     if (!crl) continue;
     const ASN1_TIME* next_update = X509_CRL_get0_nextUpdate(crl);
     if (!next_update) continue;  // a CRL without a next update is never due
-    int64_t due = seconds_of(next_update);
+    int64_t due = unix_seconds_of(next_update);
     if (due == 0) {
       bound = 0;
       break;

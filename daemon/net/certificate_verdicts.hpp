@@ -44,6 +44,10 @@ class CertificateVerdicts {
   std::unordered_map<std::string, Verdict> by_key_;
 };
 
+// Unix seconds of an ASN.1 time (a certificate's validity, a CRL's updates); 0 when it cannot be
+// read.
+int64_t unix_seconds_of(const ASN1_TIME* time);
+
 // The key of `certificate` in CertificateVerdicts; empty if it cannot be encoded.
 std::string verdict_key(X509* certificate);
 

@@ -13,6 +13,7 @@
 #include <stdexcept>
 #include <vector>
 
+#include "daemon/net/certificate_verdicts.hpp"
 #include "daemon/net/client_certificate_policy.hpp"
 #include "protocol/ascii.hpp"
 
@@ -62,13 +63,6 @@ void add_newest_crls(X509_STORE* store, std::vector<CrlPtr> crls) {
     X509_STORE_add_crl(store, crl);  // takes its own reference
 }
 
-int64_t unix_time_of(const ASN1_TIME* time) {
-  if (!time) return 0;
-  struct tm t {};
-  if (ASN1_TIME_to_tm(time, &t) != 1) return 0;
-  return static_cast<int64_t>(timegm(&t));
-}
-
 }  // namespace
 
 std::string crl_cache_file(const std::string& cache_dir, const std::string& url) {
@@ -99,8 +93,8 @@ DownloadedCrl check_downloaded_crl(std::string_view bytes, const std::string& cl
   char issuer[512];
   X509_NAME_oneline(X509_CRL_get_issuer(crl.get()), issuer, sizeof issuer);
   result.issuer = issuer;
-  result.last_update = unix_time_of(X509_CRL_get0_lastUpdate(crl.get()));
-  result.next_update = unix_time_of(X509_CRL_get0_nextUpdate(crl.get()));
+  result.last_update = unix_seconds_of(X509_CRL_get0_lastUpdate(crl.get()));
+  result.next_update = unix_seconds_of(X509_CRL_get0_nextUpdate(crl.get()));
 
   // The issuer must be one of the client CAs, and its signature must verify.
   FILE* f = std::fopen(client_ca.c_str(), "r");
@@ -144,7 +138,7 @@ int64_t crl_file_last_update(const std::string& path) {
   } catch (const std::exception&) {
     return 0;
   }
-  return unix_time_of(X509_CRL_get0_lastUpdate(crls.front().get()));
+  return unix_seconds_of(X509_CRL_get0_lastUpdate(crls.front().get()));
 }
 
 std::string last_openssl_error() {
