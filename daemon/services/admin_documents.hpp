@@ -84,6 +84,10 @@ inline size_t admin_parser_body_limit(size_t max_import_bytes) {
   return max_import_bytes > kAdminBodyBytes ? max_import_bytes : kAdminBodyBytes;
 }
 
+// Whether an Expect header's value asks for "100 Continue" before the body is sent (RFC 9110
+// section 10.1.1: the one expectation defined, compared case-insensitively).
+bool expects_continue(std::string_view expect);
+
 // The value of one query parameter of a request target ("/path?a=1&b=2"), percent-decoded;
 // empty when absent.
 std::string query_parameter(std::string_view target, std::string_view name);

@@ -13,12 +13,14 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http/empty_body.hpp>
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/string_body.hpp>
 #include <boost/beast/http/write.hpp>
 #include <boost/beast/ssl/ssl_stream.hpp>
 #include <chrono>
 #include <functional>
+#include <optional>
 #include <vector>
 
 #include "config/storage_settings.hpp"
@@ -50,6 +52,8 @@ constexpr auto kTuple = asio::as_tuple(asio::use_awaitable);
 constexpr auto kRequestTimeout = std::chrono::seconds(30);
 constexpr auto kProbeTimeout = std::chrono::seconds(1);
 constexpr auto kReportTimeout = std::chrono::seconds(60);
+// How long a refused request's unread body is read and dropped before the connection closes.
+constexpr auto kDiscardTimeout = std::chrono::seconds(5);
 // After a request or an answer this large (a bulk import, an export), the memory freed is given
 // back to the system: glibc keeps it otherwise, and a million-row import left the gateway at
 // 670 MiB resident once done.
@@ -220,6 +224,15 @@ class AdminServer::Impl : public std::enable_shared_from_this<AdminServer::Impl>
         size_t limit = provisioning_body_limit({target.data(), target.size()}, max_import_bytes);
         if (parser.content_length().value_or(0) > limit) rec = http::error::body_limit;
       }
+      // A client that asked to be told before it sends its body (curl does for a large import)
+      // hears "100 Continue" only when the body will be read; a refusal comes in its place.
+      const auto expect = parser.get()[http::field::expect];
+      const bool awaits_continue = expects_continue({expect.data(), expect.size()});
+      if (!rec && awaits_continue && !parser.is_done()) {
+        http::response<http::empty_body> go_on{http::status::continue_, 11};
+        auto [cec, continue_bytes] = co_await http::async_write(stream, go_on, kTuple);
+        rec = cec;
+      }
       if (!rec) {
         auto [body_ec, body_bytes] = co_await http::async_read(stream, buffer, parser, kTuple);
         rec = body_ec;
@@ -244,8 +257,17 @@ class AdminServer::Impl : public std::enable_shared_from_this<AdminServer::Impl>
                                           "64 KiB otherwise)\n"
                                         : "not an HTTP/1.1 request\n";
         refusal.prepare_payload();
-        co_await http::async_write(stream, refusal, kTuple);
+        auto [refusal_ec, refusal_bytes] = co_await http::async_write(stream, refusal, kTuple);
         Event("admin_bad_request").add("error", rec.message()).warn();
+        // The client may still be sending the body refused: closing now would reset the
+        // connection under it, and it would lose the refusal it has not read yet (RFC 9112
+        // section 9.6). What it sends is read and dropped, a few seconds at most; one that
+        // awaits "100 Continue" sends nothing more.
+        if (!refusal_ec && !awaits_continue && (body_too_big || chunked)) {
+          auto announced = parser.content_length();
+          co_await discard_incoming(stream, buffer.size(),
+                                    announced ? std::optional<uint64_t>(*announced) : std::nullopt);
+        }
         co_return;
       }
       const auto& request = parser.get();
@@ -266,6 +288,21 @@ class AdminServer::Impl : public std::enable_shared_from_this<AdminServer::Impl>
       if (request.method() == http::verb::head) response.content_length(answer.body.size());
       auto [wec, written] = co_await http::async_write(stream, response, kTuple);
       if (wec || !response.keep_alive()) co_return;
+    }
+  }
+
+  // Reads and drops what the client sends: `announced` bytes (of which `buffered` are already
+  // read), all it sends when unknown, until it closes or kDiscardTimeout has passed.
+  template <class Stream>
+  static asio::awaitable<void> discard_incoming(Stream& stream, size_t buffered,
+                                                std::optional<uint64_t> announced) {
+    uint64_t left = announced ? (*announced > buffered ? *announced - buffered : 0) : UINT64_MAX;
+    beast::get_lowest_layer(stream).expires_after(kDiscardTimeout);
+    std::vector<char> dropped(16384);
+    while (left > 0) {
+      auto [ec, n] = co_await stream.async_read_some(asio::buffer(dropped), kTuple);
+      if (ec) co_return;
+      left -= std::min<uint64_t>(left, n);
     }
   }
 

@@ -11,7 +11,9 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
+import time
 import unittest
 import urllib.parse
 
@@ -209,6 +211,68 @@ class ProvisioningApi(unittest.TestCase):
         status, _, text = call(self.port, "POST", "/api/directory/import", big, content_type="text/csv")
         self.assertEqual(status, 413, text)
         self.gateway.ctl("mailbox", "remove", "secretariat@" + DOMAIN)
+
+    def raw_request(self, head):
+        """A TLS connection to the admin endpoint as the writer, `head` (an import's request line
+        and header section) sent on it."""
+        raw = socket.create_connection(("127.0.0.1", self.port), timeout=30)
+        conn = client_context(WRITER).wrap_socket(raw, server_hostname="localhost")
+        conn.sendall(head.encode())
+        return conn
+
+    @staticmethod
+    def read_until(conn, marker):
+        data = b""
+        while marker not in data:
+            piece = conn.recv(65536)
+            if not piece:
+                break
+            data += piece
+        return data
+
+    def import_head(self, length, expect=False):
+        return ("POST /api/directory/import HTTP/1.1\r\nHost: localhost\r\nContent-Type: text/csv\r\n"
+                "Content-Length: %d\r\n%s\r\n" % (length, "Expect: 100-continue\r\n" if expect else ""))
+
+    def test_a_refused_body_still_sent_does_not_cost_the_client_its_answer(self):
+        """The client sends an import over the limit after the gateway has refused it (its
+        header alone decides): the body is read and dropped, and the client reads its 413
+        instead of a reset connection."""
+        body = b"kind,mailbox,type\n" + b"x" * (2 << 20)
+        conn = self.raw_request(self.import_head(len(body)))
+        try:
+            # The refusal is written as soon as the header is read: it waits for the client.
+            conn.settimeout(30)
+            time.sleep(0.5)
+            conn.sendall(body)
+            answer = self.read_until(conn, b"\r\n\r\n")
+        finally:
+            conn.close()
+        self.assertTrue(answer.startswith(b"HTTP/1.1 413 "), answer[:200])
+
+    def test_expect_100_continue_is_answered_before_the_body(self):
+        """curl sends a large import with "Expect: 100-continue": "100 Continue" when the body
+        will be read, the refusal in its place when it will not."""
+        conn = self.raw_request(self.import_head((1 << 20) + 1, expect=True))
+        try:
+            # The refusal, then the connection closed at once: no body is awaited.
+            conn.settimeout(2)
+            answer = self.read_until(conn, b"never sent")
+        finally:
+            conn.close()
+        self.assertTrue(answer.startswith(b"HTTP/1.1 413 "), answer[:200])
+        self.assertNotIn(b"100 Continue", answer)
+        body = ("kind,mailbox,type\nmailbox,bad,APP\n").encode()
+        conn = self.raw_request(self.import_head(len(body), expect=True))
+        try:
+            interim = self.read_until(conn, b"\r\n\r\n")
+            self.assertEqual(interim, b"HTTP/1.1 100 Continue\r\n\r\n")
+            conn.sendall(body)
+            final = self.read_until(conn, b"}")
+        finally:
+            conn.close()
+        self.assertTrue(final.startswith(b"HTTP/1.1 422 "), final[:300])
+        self.assertIn(b"invalid-rows", final)
 
     def test_the_operator_guides_curl_commands(self):
         """curl as the operator guide shows it: -d with the JSON Content-Type, -X PUT, and

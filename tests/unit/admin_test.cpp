@@ -32,6 +32,16 @@ TEST(AdminRoute, ThePathAloneDecidesForGetAndHead) {
   EXPECT_EQ(admin_route("get", "/metrics"), AdminRoute::kMethodNotAllowed);
 }
 
+TEST(ExpectHeader, OnlyOneHundredContinueAsksForTheInterimAnswer) {
+  EXPECT_TRUE(expects_continue("100-continue"));
+  EXPECT_TRUE(expects_continue("100-Continue"));
+  EXPECT_TRUE(expects_continue(" 100-CONTINUE\t"));
+  EXPECT_FALSE(expects_continue(""));
+  EXPECT_FALSE(expects_continue("100-continued"));
+  EXPECT_FALSE(expects_continue("200-continue"));
+  EXPECT_FALSE(expects_continue("100 continue"));
+}
+
 TEST(Autoconfig, AdvertisesStartTlsAndOAuth2ForServedDomainsOnly) {
   mssgate::config::AutoconfigConfig autoconfig;
   autoconfig.domains = {"ex.fr"};
