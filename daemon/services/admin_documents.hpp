@@ -75,14 +75,9 @@ constexpr bool kAdminTakesChunkedBodies = false;
 bool is_provisioning_target(std::string_view target);
 
 // The largest body the server reads for a request to `target`: the provisioning API's bulk
-// import takes `max_import_bytes`, every other route kAdminBodyBytes.
+// import takes `max_import_bytes`, every other route kAdminBodyBytes. A request whose
+// Content-Length is over it is refused (413) once its header is read, before any of its body.
 size_t provisioning_body_limit(std::string_view target, size_t max_import_bytes);
-// Beast's parser checks a Content-Length against its body limit as the header ends, before the
-// target can choose one: the server gives the parser the larger of the two limits, then refuses
-// (413) a request whose Content-Length is over its target's, before reading any of its body.
-inline size_t admin_parser_body_limit(size_t max_import_bytes) {
-  return max_import_bytes > kAdminBodyBytes ? max_import_bytes : kAdminBodyBytes;
-}
 
 // Whether an Expect header's value asks for "100 Continue" before the body is sent (RFC 9110
 // section 10.1.1: the one expectation defined, compared case-insensitively).

@@ -70,6 +70,28 @@ struct GiveBackMemory {
   }
 };
 
+// The answer to a request that cannot be read (`error`), before the connection closes.
+http::response<http::string_body> refusal_of(const boost::system::error_code& error, bool chunked) {
+  bool too_big = error == http::error::buffer_overflow || error == http::error::header_limit;
+  bool body_too_big = error == http::error::body_limit;
+  http::response<http::string_body> refusal{chunked ? http::status::length_required
+                                            : too_big
+                                                ? http::status::request_header_fields_too_large
+                                            : body_too_big ? http::status::payload_too_large
+                                                           : http::status::bad_request,
+                                            11};
+  refusal.set(http::field::server, "mssgate");
+  refusal.set(http::field::content_type, "text/plain; charset=utf-8");
+  refusal.keep_alive(false);
+  refusal.body() = chunked        ? "send a body with Content-Length, not chunked\n"
+                   : too_big      ? "request too large\n"
+                   : body_too_big ? "body too large (admin.max_import_bytes for an import, "
+                                    "64 KiB otherwise)\n"
+                                  : "not an HTTP/1.1 request\n";
+  refusal.prepare_payload();
+  return refusal;
+}
+
 std::string seconds_ago(int64_t now_ms, int64_t then_ms) {
   return std::to_string(std::max<int64_t>(0, now_ms - then_ms) / 1000) + " s ago";
 }
@@ -212,7 +234,9 @@ class AdminServer::Impl : public std::enable_shared_from_this<AdminServer::Impl>
       http::request_parser<http::string_body> parser;
       parser.header_limit(kAdminParserHeaderLimit);
       const size_t max_import_bytes = current_()->config.admin.max_import_bytes;
-      parser.body_limit(admin_parser_body_limit(max_import_bytes));
+      // No limit while the header is read: the target's is checked once it is known, below,
+      // so that the parser never stops inside the header and leaves it unread.
+      parser.body_limit(boost::none);
       auto [rec, header_bytes] = co_await http::async_read_header(stream, buffer, parser, kTuple);
       if (!rec && header_bytes > kAdminHeaderBytes) rec = http::error::header_limit;
       // A chunked body is refused before it is read (admin_documents: kAdminTakesChunkedBodies).
@@ -223,6 +247,7 @@ class AdminServer::Impl : public std::enable_shared_from_this<AdminServer::Impl>
         const auto& target = parser.get().target();
         size_t limit = provisioning_body_limit({target.data(), target.size()}, max_import_bytes);
         if (parser.content_length().value_or(0) > limit) rec = http::error::body_limit;
+        parser.body_limit(limit);
       }
       // A client that asked to be told before it sends its body (curl does for a large import)
       // hears "100 Continue" only when the body will be read; a refusal comes in its place.
@@ -240,33 +265,19 @@ class AdminServer::Impl : public std::enable_shared_from_this<AdminServer::Impl>
       if (rec == http::error::end_of_stream || rec == beast::error::timeout) co_return;
       if (rec) {
         // Not a request we can read: say so, then close (the stream is out of step).
-        bool too_big = rec == http::error::buffer_overflow || rec == http::error::header_limit;
-        bool body_too_big = rec == http::error::body_limit;
-        http::response<http::string_body> refusal{
-            chunked        ? http::status::length_required
-            : too_big      ? http::status::request_header_fields_too_large
-            : body_too_big ? http::status::payload_too_large
-                           : http::status::bad_request,
-            11};
-        refusal.set(http::field::server, "mssgate");
-        refusal.set(http::field::content_type, "text/plain; charset=utf-8");
-        refusal.keep_alive(false);
-        refusal.body() = chunked        ? "send a body with Content-Length, not chunked\n"
-                         : too_big      ? "request too large\n"
-                         : body_too_big ? "body too large (admin.max_import_bytes for an import, "
-                                          "64 KiB otherwise)\n"
-                                        : "not an HTTP/1.1 request\n";
-        refusal.prepare_payload();
+        auto refusal = refusal_of(rec, chunked);
         auto [refusal_ec, refusal_bytes] = co_await http::async_write(stream, refusal, kTuple);
         Event("admin_bad_request").add("error", rec.message()).warn();
         // The client may still be sending the body refused: closing now would reset the
         // connection under it, and it would lose the refusal it has not read yet (RFC 9112
         // section 9.6). What it sends is read and dropped, a few seconds at most; one that
         // awaits "100 Continue" sends nothing more.
-        if (!refusal_ec && !awaits_continue && (body_too_big || chunked)) {
-          auto announced = parser.content_length();
-          co_await discard_incoming(stream, buffer.size(),
-                                    announced ? std::optional<uint64_t>(*announced) : std::nullopt);
+        if (!refusal_ec && !awaits_continue && (rec == http::error::body_limit || chunked)) {
+          std::optional<uint64_t> announced;
+          if (auto length = parser.is_header_done() ? parser.content_length() : boost::none)
+            announced = *length;
+          const size_t buffered = buffer.size();
+          co_await discard_incoming(stream, buffered, announced);
         }
         co_return;
       }
