@@ -43,7 +43,7 @@ Parsed parse(std::string_view input, size_t how) {
   http::request_parser<http::string_body> parser;
   parser.header_limit(mssgate::daemon::kAdminParserHeaderLimit);
   const size_t max_import_bytes = mssgate::config::AdminConfig{}.max_import_bytes;
-  parser.body_limit(mssgate::daemon::admin_parser_body_limit(max_import_bytes));
+  parser.body_limit(boost::none);  // the target's limit is set once the header is read
   // The header first, on its own (the server's async_read_header), then the body eagerly.
   parser.eager(false);
   std::string buffer;
@@ -75,12 +75,13 @@ Parsed parse(std::string_view input, size_t how) {
         if (parser.is_header_done() && !header_done) {
           // The server's body limit, chosen by the target once the header is read.
           const auto& target = parser.get().target();
-          if (parser.content_length().value_or(0) >
-              mssgate::daemon::provisioning_body_limit({target.data(), target.size()},
-                                                       max_import_bytes)) {
+          const size_t limit = mssgate::daemon::provisioning_body_limit(
+              {target.data(), target.size()}, max_import_bytes);
+          if (parser.content_length().value_or(0) > limit) {
             too_large = true;  // refused with 413 before the body is read
             break;
           }
+          parser.body_limit(limit);
         }
         if (parser.is_header_done()) parser.eager(true);
         buffer.erase(0, used);
