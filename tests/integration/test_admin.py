@@ -6,12 +6,14 @@ import base64
 import http.client
 import os
 import re
+import resource
 import signal
 import smtplib
 import socket
 import ssl
 import subprocess
 import sys
+import threading
 import time
 import unittest
 import xml.etree.ElementTree as ElementTree
@@ -211,22 +213,45 @@ class AdminEndpoint(GatewayTestCase):
     def test_stalled_and_silent_connections_do_not_hold_back_a_handshake(self):
         # At most 64 handshakes hold a turn at once on each of the 2 io threads. A connection that
         # sends nothing takes no turn; one that stalls inside its handshake keeps its turn 100 ms.
-        silent, stalled = [], []
+        # A queue forms once every turn is held: 160 connections that send their ClientHello a
+        # byte every 20 ms keep theirs (each byte comes within the grace), whatever the speed of
+        # the build. Then they stop, and 500 that stall hold a turn for the grace only.
+        silent, stalled, trickling = [], [], []
+        done = threading.Event()
+
+        def trickle():
+            while not done.is_set():
+                for sock in trickling:
+                    try:
+                        sock.send(b"\x00")
+                    except OSError:
+                        pass
+                time.sleep(0.02)
+
+        trickler = threading.Thread(target=trickle, daemon=True)
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if soft < 2048 and (hard == resource.RLIM_INFINITY or hard >= 2048):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (2048, hard))
         try:
             for _ in range(150):
                 silent.append(socket.create_connection(("127.0.0.1", self.gateway.imaps_port), timeout=10))
+            for _ in range(160):
+                sock = socket.create_connection(("127.0.0.1", self.gateway.imaps_port), timeout=10)
+                sock.sendall(b"\x16\x03\x01\x3f\xff")  # a record of 16 KiB, sent slowly
+                trickling.append(sock)
+            trickler.start()
+            waited = 0.0
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline and not waited:
+                waited = self.metrics().get(("mssgate_tls_handshakes_waiting", frozenset()), 0)
+                time.sleep(0.01)
+            done.set()
+            trickler.join()
+            self.assertGreater(waited, 0, "160 handshakes under way, none waited for a turn")
             for _ in range(500):
                 sock = socket.create_connection(("127.0.0.1", self.gateway.imaps_port), timeout=10)
                 sock.sendall(b"\x16\x03\x01")  # the start of a record, then nothing
                 stalled.append(sock)
-            waited = 0.0
-            deadline = time.monotonic() + 2
-            while time.monotonic() < deadline:
-                waited = max(waited, self.metrics().get(("mssgate_tls_handshakes_waiting", frozenset()), 0))
-                if waited:
-                    break
-                time.sleep(0.01)
-            self.assertGreater(waited, 0, "500 stalled handshakes, none waited for a turn")
             start = time.monotonic()
             imap = RawImap(self.gateway.imaps_port, implicit_ctx=client_context("org-hopital"))
             _, tagged = imap.authenticate_external(APP_HOPITAL)
@@ -236,7 +261,8 @@ class AdminEndpoint(GatewayTestCase):
             # Well under the handshake timeout (5 s) the stalled ones would hold their turns for.
             self.assertLess(took, 2.0)
         finally:
-            for sock in silent + stalled:
+            done.set()
+            for sock in silent + stalled + trickling:
                 sock.close()
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline and value(self.metrics(), "mssgate_tls_handshakes_waiting") != 0:
