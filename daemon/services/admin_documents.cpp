@@ -63,15 +63,7 @@ size_t provisioning_body_limit(std::string_view target, size_t max_import_bytes)
 }
 
 bool expects_continue(std::string_view expect) {
-  while (!expect.empty() && (expect.front() == ' ' || expect.front() == '\t'))
-    expect.remove_prefix(1);
-  while (!expect.empty() && (expect.back() == ' ' || expect.back() == '\t'))
-    expect.remove_suffix(1);
-  constexpr std::string_view kContinue = "100-continue";
-  return expect.size() == kContinue.size() &&
-         std::equal(expect.begin(), expect.end(), kContinue.begin(), [](char a, char b) {
-           return std::tolower(static_cast<unsigned char>(a)) == b;
-         });
+  return protocol::ascii_iequals(protocol::trim_blanks(expect), "100-continue");
 }
 
 AdminRoute admin_route(std::string_view method, std::string_view target) {

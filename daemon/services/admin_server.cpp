@@ -20,7 +20,6 @@
 #include <boost/beast/ssl/ssl_stream.hpp>
 #include <chrono>
 #include <functional>
-#include <optional>
 #include <vector>
 
 #include "config/storage_settings.hpp"
@@ -273,11 +272,9 @@ class AdminServer::Impl : public std::enable_shared_from_this<AdminServer::Impl>
         // section 9.6). What it sends is read and dropped, a few seconds at most; one that
         // awaits "100 Continue" sends nothing more.
         if (!refusal_ec && !awaits_continue && (rec == http::error::body_limit || chunked)) {
-          std::optional<uint64_t> announced;
-          if (auto length = parser.is_header_done() ? parser.content_length() : boost::none)
-            announced = *length;
-          const size_t buffered = buffer.size();
-          co_await discard_incoming(stream, buffered, announced);
+          // Both refusals come once the header is read: its Content-Length, if any, is known.
+          const boost::optional<uint64_t> announced = parser.content_length();
+          co_await discard_incoming(stream, buffer.size(), announced);
         }
         co_return;
       }
@@ -306,7 +303,7 @@ class AdminServer::Impl : public std::enable_shared_from_this<AdminServer::Impl>
   // read), all it sends when unknown, until it closes or kDiscardTimeout has passed.
   template <class Stream>
   static asio::awaitable<void> discard_incoming(Stream& stream, size_t buffered,
-                                                std::optional<uint64_t> announced) {
+                                                boost::optional<uint64_t> announced) {
     uint64_t left = announced ? (*announced > buffered ? *announced - buffered : 0) : UINT64_MAX;
     beast::get_lowest_layer(stream).expires_after(kDiscardTimeout);
     std::vector<char> dropped(16384);
