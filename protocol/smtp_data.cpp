@@ -1,48 +1,71 @@
 #include "protocol/smtp_data.hpp"
 
-namespace mssgate::protocol {
+#include <cstring>
 
+namespace mssgate::protocol {
+namespace {
+
+// Where `c` next occurs in `bytes` from `from`; npos when it does not.
+size_t find_byte(std::string_view bytes, size_t from, char c) {
+  const void* found = std::memchr(bytes.data() + from, c, bytes.size() - from);
+  return found ? static_cast<size_t>(static_cast<const char*>(found) - bytes.data())
+               : std::string_view::npos;
+}
+
+}  // namespace
+
+// A line's bytes are copied a run at a time, up to its next CR: only a CR, and a dot or a LF
+// right after a line's start or a CR, change what is done with the bytes that follow. A state
+// that leaves a byte to the next state does not consume it.
 SmtpDataReader::Result SmtpDataReader::feed(std::string_view input, std::string& content) {
   size_t before = content.size();
   size_t i = 0;
   while (i < input.size()) {
-    char c = input[i++];
     switch (state_) {
-      case State::kLineStart:
-        if (c == '.') {
-          state_ = State::kDot;
-          break;
-        }
-        content += c;
-        state_ = c == '\r' ? State::kCr : State::kMidLine;
+      case State::kMidLine: {
+        size_t cr = find_byte(input, i, '\r');
+        size_t end = cr == std::string_view::npos ? input.size() : cr + 1;
+        content.append(input.data() + i, end - i);
+        i = end;
+        if (cr != std::string_view::npos) state_ = State::kCr;
         break;
-      case State::kMidLine:
-        content += c;
-        if (c == '\r') state_ = State::kCr;
+      }
+      case State::kLineStart:
+        if (input[i] == '.') {
+          ++i;
+          state_ = State::kDot;
+        } else {
+          state_ = State::kMidLine;
+        }
         break;
       case State::kCr:
-        content += c;
-        state_ = c == '\n' ? State::kLineStart : c == '\r' ? State::kCr : State::kMidLine;
+        if (input[i] == '\n') {
+          content += '\n';
+          ++i;
+          state_ = State::kLineStart;
+        } else {
+          state_ = State::kMidLine;
+        }
         break;
       case State::kDot:
         // A leading dot is removed: "..x" is ".x", and ".\r\n" ends the message.
-        if (c == '\r') {
+        if (input[i] == '\r') {
+          ++i;
           state_ = State::kDotCr;
-          break;
+        } else {
+          state_ = State::kMidLine;
         }
-        content += c;
-        state_ = State::kMidLine;
         break;
       case State::kDotCr:
-        if (c == '\n') {
+        if (input[i] == '\n') {
+          ++i;
           size_ += content.size() - before;
           state_ = State::kLineStart;
           return {i, true};
         }
         // ".\rX": the line was a stuffed dot followed by a bare CR.
         content += '\r';
-        content += c;
-        state_ = c == '\r' ? State::kCr : State::kMidLine;
+        state_ = State::kCr;
         break;
     }
   }
@@ -50,14 +73,26 @@ SmtpDataReader::Result SmtpDataReader::feed(std::string_view input, std::string&
   return {i, false};
 }
 
+// A line is copied whole, up to its LF: only a dot that starts a line, and a LF without its CR,
+// add a byte.
 void SmtpDataWriter::encode(std::string_view content, std::string& out) {
   out.reserve(out.size() + content.size() + content.size() / 64);
-  for (char c : content) {
-    if (c == '\n' && !after_cr_) out += '\r';
-    if (c == '.' && at_line_start_) out += '.';
-    out += c;
-    at_line_start_ = c == '\n';
-    after_cr_ = c == '\r';
+  size_t i = 0;
+  while (i < content.size()) {
+    if (at_line_start_ && content[i] == '.') out += '.';
+    size_t lf = find_byte(content, i, '\n');
+    size_t end = lf == std::string_view::npos ? content.size() : lf;
+    if (end > i) {
+      out.append(content.data() + i, end - i);
+      at_line_start_ = false;
+      after_cr_ = content[end - 1] == '\r';
+    }
+    if (lf == std::string_view::npos) break;
+    if (!after_cr_) out += '\r';
+    out += '\n';
+    at_line_start_ = true;
+    after_cr_ = false;
+    i = lf + 1;
   }
 }
 

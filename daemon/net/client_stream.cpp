@@ -241,6 +241,23 @@ bool ClientStream::has_decrypted_bytes() const {
   return SSL_has_pending(ssl_.get()) == 1;
 }
 
+size_t ClientStream::read_held_records(asio::mutable_buffer rest) {
+  size_t total = 0;
+  while (total < rest.size() && has_decrypted_bytes()) {
+    size_t done = 0;
+    ERR_clear_error();
+    if (SSL_read_ex(ssl_.get(), static_cast<char*>(rest.data()) + total, rest.size() - total,
+                    &done) != 1) {
+      // A record not all there yet, or an error: the next read waits for it, or meets the error
+      // again (OpenSSL keeps a connection's failure).
+      ERR_clear_error();
+      break;
+    }
+    total += done;
+  }
+  return total;
+}
+
 bool ClientStream::readable_now() const {
   if (closed_) return false;
   if (tls_active_ && has_decrypted_bytes()) return true;
@@ -257,6 +274,9 @@ asio::awaitable<std::tuple<ClientStream::error_code, size_t>> ClientStream::read
     result = co_await drive([buffer](SSL* ssl, size_t* done) {
       return SSL_read_ex(ssl, buffer.data(), buffer.size(), done);
     });
+    // OpenSSL gives a record a call: the records that came with it fill the rest of the buffer.
+    if (!std::get<0>(result))
+      std::get<1>(result) += read_held_records(buffer + std::get<1>(result));
   } else {
     result = co_await socket_.async_read_some(buffer, kTuple);
   }
@@ -320,6 +340,9 @@ asio::awaitable<TlsOutcome> ClientStream::handshake(Clock::duration timeout) {
     socket_.non_blocking(true, ec);
     SSL_set_mode(ssl_.get(), SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
                                  SSL_MODE_RELEASE_BUFFERS);
+    // A read takes what the socket holds, not a record's header then its body: a stream of
+    // records costs a system call per buffer, not two per record.
+    SSL_set_read_ahead(ssl_.get(), 1);
     SSL_set_accept_state(ssl_.get());
   }
   if (!ec) {

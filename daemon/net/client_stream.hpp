@@ -129,6 +129,9 @@ class ClientStream {
   // time, and each completes sooner; a client that stalls keeps its turn for the grace only.
   boost::asio::awaitable<std::shared_ptr<HandshakeTurn>> take_handshake_turn();
   bool has_decrypted_bytes() const;
+  // The records OpenSSL already holds, decrypted into `rest` (the room a read left) without
+  // waiting; how many bytes.
+  size_t read_held_records(boost::asio::mutable_buffer rest);
 
   boost::asio::ip::tcp::socket socket_;
   boost::asio::ssl::context& tls_;

@@ -1,5 +1,8 @@
 #include <gtest/gtest.h>
 
+#include <random>
+#include <utility>
+
 #include "protocol/ip_address.hpp"
 #include "protocol/message_header.hpp"
 #include "protocol/smtp_command.hpp"
@@ -296,6 +299,126 @@ TEST(SmtpData, ReaderAndWriterRoundTripAnyContent) {
     normalised += content[i];
   }
   EXPECT_EQ(out.content, normalised);
+}
+
+namespace {
+
+// RFC 5321 section 4.5.2 one byte at a time, as the reader and writer first did it: what the
+// run-at-a-time reader and writer must give, whatever the bytes and wherever the reads split
+// them.
+struct ByteReader {
+  enum class State { kLineStart, kMidLine, kCr, kDot, kDotCr } state = State::kLineStart;
+  // The bytes of `input` used, and whether the terminator was among them.
+  std::pair<size_t, bool> feed(std::string_view input, std::string& content) {
+    for (size_t i = 0; i < input.size(); ++i) {
+      char c = input[i];
+      switch (state) {
+        case State::kLineStart:
+          if (c == '.') {
+            state = State::kDot;
+          } else {
+            content += c;
+            state = c == '\r' ? State::kCr : State::kMidLine;
+          }
+          break;
+        case State::kMidLine:
+          content += c;
+          if (c == '\r') state = State::kCr;
+          break;
+        case State::kCr:
+          content += c;
+          state = c == '\n' ? State::kLineStart : c == '\r' ? State::kCr : State::kMidLine;
+          break;
+        case State::kDot:
+          if (c == '\r') {
+            state = State::kDotCr;
+          } else {
+            content += c;
+            state = State::kMidLine;
+          }
+          break;
+        case State::kDotCr:
+          if (c == '\n') {
+            state = State::kLineStart;
+            return {i + 1, true};
+          }
+          content += '\r';
+          content += c;
+          state = c == '\r' ? State::kCr : State::kMidLine;
+          break;
+      }
+    }
+    return {input.size(), false};
+  }
+};
+
+std::string byte_encode(std::string_view content, bool& at_line_start, bool& after_cr) {
+  std::string out;
+  for (char c : content) {
+    if (c == '\n' && !after_cr) out += '\r';
+    if (c == '.' && at_line_start) out += '.';
+    out += c;
+    at_line_start = c == '\n';
+    after_cr = c == '\r';
+  }
+  return out;
+}
+
+// Bytes made mostly of what changes the reader's and the writer's state.
+std::string tricky_bytes(std::mt19937& random, size_t length) {
+  static constexpr std::string_view kAlphabet = "..\r\r\n\nab";
+  std::string bytes;
+  for (size_t i = 0; i < length; ++i)
+    bytes += kAlphabet[random() % kAlphabet.size()];
+  return bytes;
+}
+
+}  // namespace
+
+TEST(SmtpData, ReaderCopyingRunsReadsWhatOneByteAtATimeReads) {
+  std::mt19937 random(5321);
+  for (int round = 0; round < 3000; ++round) {
+    std::string input = tricky_bytes(random, random() % 200);
+    if (round % 3 == 0) input += "\r\n.\r\nNEXT";
+    SmtpDataReader reader;
+    ByteReader expected_reader;
+    std::string content, expected;
+    size_t offset = 0;
+    bool complete = false;
+    while (offset < input.size() && !complete) {
+      size_t piece = 1 + random() % 9;
+      std::string_view bytes = std::string_view(input).substr(offset, piece);
+      auto r = reader.feed(bytes, content);
+      auto [used, done] = expected_reader.feed(bytes, expected);
+      ASSERT_EQ(r.consumed, used) << "round " << round << " at " << offset;
+      ASSERT_EQ(r.complete, done) << "round " << round << " at " << offset;
+      offset += r.consumed;
+      complete = r.complete;
+    }
+    ASSERT_EQ(content, expected) << "round " << round;
+    ASSERT_EQ(reader.size(), content.size()) << "round " << round;
+  }
+}
+
+TEST(SmtpData, WriterCopyingLinesWritesWhatOneByteAtATimeWrites) {
+  std::mt19937 random(5322);
+  for (int round = 0; round < 3000; ++round) {
+    std::string content = tricky_bytes(random, random() % 200);
+    SmtpDataWriter writer;
+    std::string out, expected;
+    bool at_line_start = true, after_cr = false;
+    for (size_t offset = 0; offset < content.size();) {
+      size_t piece = 1 + random() % 9;
+      std::string_view bytes = std::string_view(content).substr(offset, piece);
+      writer.encode(bytes, out);
+      expected += byte_encode(bytes, at_line_start, after_cr);
+      offset += bytes.size();
+    }
+    writer.finish(out);
+    if (!at_line_start) expected += after_cr ? "\n" : "\r\n";
+    expected += ".\r\n";
+    ASSERT_EQ(out, expected) << "round " << round;
+  }
 }
 
 TEST(HeaderSection, CollectsUnfoldedFieldsFedOneByteAtATime) {
