@@ -1,8 +1,10 @@
 #include "daemon/net/client_stream.hpp"
 
+#include <openssl/bio.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509_vfy.h>
+#include <sys/socket.h>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/execution_context.hpp>
@@ -13,6 +15,7 @@
 #include <boost/asio/write.hpp>
 #include <cerrno>
 #include <list>
+#include <utility>
 
 namespace mssgate::daemon {
 
@@ -44,6 +47,48 @@ boost::asio::execution_context::id HandshakeTurns::id;
 HandshakeTurns& handshake_turns(const boost::asio::any_io_executor& executor) {
   return boost::asio::use_service<HandshakeTurns>(
       boost::asio::query(executor, boost::asio::execution::context));
+}
+
+// The write side of a client's TLS (ClientStream::WriteSide): each record to the socket at
+// once, as OpenSSL's socket BIO would, or gathered for the write under way to send.
+int write_records(BIO* bio, const char* data, int length) {
+  auto* side = static_cast<ClientStream::WriteSide*>(BIO_get_data(bio));
+  BIO_clear_retry_flags(bio);
+  if (side->gathering || side->sending) {
+    (side->gathering ? *side->gathering : side->unsent).append(data, static_cast<size_t>(length));
+    return length;
+  }
+  ssize_t sent = ::send(side->socket, data, static_cast<size_t>(length), MSG_NOSIGNAL);
+  if (sent < 0) {
+    if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) BIO_set_retry_write(bio);
+    return -1;
+  }
+  return static_cast<int>(sent);
+}
+
+long control_records(BIO*, int command, long, void*) {
+  // Nothing is held back from OpenSSL's point of view: a flush has nothing to do.
+  return command == BIO_CTRL_FLUSH || command == BIO_CTRL_DUP ? 1 : 0;
+}
+
+// The io thread's buffer for the records of one write, kept from write to write (sessions take
+// it in turn: a write fills it and sends it before it waits for anything).
+std::string& gathering_buffer() {
+  thread_local std::string buffer;
+  buffer.clear();
+  return buffer;
+}
+
+const BIO_METHOD* records_method() {
+  static BIO_METHOD* const method = [] {
+    BIO_METHOD* m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "client records");
+    if (m) {
+      BIO_meth_set_write(m, &write_records);
+      BIO_meth_set_ctrl(m, &control_records);
+    }
+    return m;
+  }();
+  return method;
 }
 
 metrics::Gauge& handshakes_waiting() {
@@ -294,16 +339,32 @@ asio::awaitable<ClientStream::error_code> ClientStream::write(std::string_view d
   error_code ec;
   size_t written = 0;
   if (tls_active_) {
-    while (written < data.size()) {
-      std::string_view rest = data.substr(written);
+    while (written < data.size() && !ec) {
+      std::string_view slice = data.substr(written, kWriteSlice);
+      // The slice's records are gathered (OpenSSL cannot wait on the write side meanwhile),
+      // then sent in one call.
+      size_t taken = 0;
+      std::string& records = gathering_buffer();
+      write_side_.gathering = &records;
+      while (taken < slice.size()) {
+        ERR_clear_error();
+        size_t done = 0;
+        if (SSL_write_ex(ssl_.get(), slice.data() + taken, slice.size() - taken, &done) != 1) break;
+        taken += done;
+      }
+      write_side_.gathering = nullptr;
+      ERR_clear_error();
+      ec = co_await send_gathered(records);
+      written += taken;
+      if (ec || taken == slice.size()) continue;
+      // OpenSSL would not take the rest at once (it waits for the client, or failed): the
+      // same call again, waiting as it asks.
+      std::string_view rest = slice.substr(taken);
       auto [step_ec, n] = co_await drive([rest](SSL* ssl, size_t* done) {
         return SSL_write_ex(ssl, rest.data(), rest.size(), done);
       });
       written += n;
-      if (step_ec) {
-        ec = step_ec;
-        break;
-      }
+      ec = step_ec;
     }
   } else {
     std::tie(ec, written) = co_await asio::async_write(socket_, asio::buffer(data), kTuple);
@@ -311,6 +372,34 @@ asio::awaitable<ClientStream::error_code> ClientStream::write(std::string_view d
   deadlines_.disarm(Slot::kClientWrite);
   bytes_out_ += written;
   to_client_.inc(written);
+  co_return ec;
+}
+
+asio::awaitable<ClientStream::error_code> ClientStream::send_gathered(std::string_view records) {
+  error_code ec;
+  size_t sent = 0;
+  while (sent < records.size()) {
+    ssize_t n =
+        ::send(write_side_.socket, records.data() + sent, records.size() - sent, MSG_NOSIGNAL);
+    if (n > 0) {
+      sent += static_cast<size_t>(n);
+    } else if (errno != EINTR) {
+      if (errno != EAGAIN && errno != EWOULDBLOCK)
+        ec = error_code(errno, asio::error::get_system_category());
+      break;
+    }
+  }
+  if (ec || sent == records.size()) co_return ec;
+  // The socket is full: the rest is the stream's own to send, and any record OpenSSL adds
+  // meanwhile (a reply the read side owes) goes after it.
+  write_side_.unsent.assign(records.substr(sent));
+  write_side_.sending = true;
+  while (!ec && !write_side_.unsent.empty()) {
+    std::string rest = std::exchange(write_side_.unsent, std::string());
+    std::tie(ec, std::ignore) = co_await asio::async_write(socket_, asio::buffer(rest), kTuple);
+  }
+  write_side_.sending = false;
+  write_side_.unsent = std::string();  // after a failure, the connection ends
   co_return ec;
 }
 
@@ -332,9 +421,21 @@ asio::awaitable<TlsOutcome> ClientStream::handshake(Clock::duration timeout) {
   }
   ssl_.reset(SSL_new(tls_.native_handle()));
   error_code ec;
-  if (!ssl_ || SSL_set_fd(ssl_.get(), socket_.native_handle()) != 1) {
-    ec = error_code(static_cast<int>(ERR_get_error()), asio::error::get_ssl_category());
+  // OpenSSL reads the socket itself; it writes through the stream's write side.
+  write_side_.socket = socket_.native_handle();
+  BIO* reads = ssl_ ? BIO_new_socket(write_side_.socket, BIO_NOCLOSE) : nullptr;
+  BIO* writes = reads && records_method() ? BIO_new(records_method()) : nullptr;
+  if (writes) {
+    BIO_set_data(writes, &write_side_);
+    BIO_set_init(writes, 1);
+    SSL_set_bio(ssl_.get(), reads, writes);
   } else {
+    BIO_free(reads);
+    auto failure = ERR_get_error();
+    ec = failure ? error_code(static_cast<int>(failure), asio::error::get_ssl_category())
+                 : error_code(asio::error::no_memory);
+  }
+  if (!ec) {
     // OpenSSL meets a full socket or an empty one as WANT_WRITE/WANT_READ, and the
     // coroutine waits; its buffers go back whenever they are empty.
     socket_.non_blocking(true, ec);

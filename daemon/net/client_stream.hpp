@@ -58,7 +58,8 @@ struct TlsOutcome {
 //
 // TLS runs on the socket itself (OpenSSL reads and writes the descriptor, non-blocking; the
 // coroutines wait for readiness), with OpenSSL's buffers released whenever they are empty: a
-// quiet session holds no buffer of its own, only OpenSSL's connection state.
+// quiet session holds no buffer of its own, only OpenSSL's connection state. A write's records
+// are gathered and sent together (up to kWriteSlice of data at a time).
 class ClientStream {
  public:
   using error_code = boost::system::error_code;
@@ -69,10 +70,26 @@ class ClientStream {
   static constexpr size_t kHandshakesInFlight = 64;
   static constexpr std::chrono::milliseconds kHandshakeTurnGrace{100};
 
+  // Where OpenSSL's records go (the BIO of client_stream.cpp): to the socket; while a write
+  // turns its data into records, into `gathering` (the io thread's scratch buffer: a write of
+  // many records costs one system call); while the socket takes the rest of them, into
+  // `unsent`, after it, so that nothing overtakes what the write sends.
+  struct WriteSide {
+    int socket = -1;
+    std::string* gathering = nullptr;
+    bool sending = false;
+    std::string unsent;  // held only while the socket is full
+  };
+  // At most this much of a write goes into TLS records before they are sent, in one call.
+  static constexpr size_t kWriteSlice = 65536;
+
   // `to_backend` and `to_client` count the relayed bytes of the session's protocol.
   ClientStream(boost::asio::ip::tcp::socket socket, ConnectionEnds ends,
                boost::asio::ssl::context& tls, DeadlineWatch& deadlines,
                metrics::Counter& to_backend, metrics::Counter& to_client);
+  // OpenSSL's write side refers to the stream: it stays where it was made.
+  ClientStream(const ClientStream&) = delete;
+  ClientStream& operator=(const ClientStream&) = delete;
 
   const ConnectionEnds& ends() const { return ends_; }
   boost::asio::any_io_executor executor() { return socket_.get_executor(); }
@@ -117,6 +134,9 @@ class ClientStream {
   struct SslFree {
     void operator()(SSL* ssl) const;
   };
+  // The records gathered: what the socket takes at once, then the rest, and any record OpenSSL
+  // adds meanwhile, in order.
+  boost::asio::awaitable<error_code> send_gathered(std::string_view records);
   // One step of OpenSSL on the socket: `step` is retried as readiness allows; the result of
   // the call that succeeded, or the error. A handshake's `turn` goes to the next connection
   // when the client keeps it waiting past the grace.
@@ -136,6 +156,7 @@ class ClientStream {
   boost::asio::ip::tcp::socket socket_;
   boost::asio::ssl::context& tls_;
   std::unique_ptr<SSL, SslFree> ssl_;  // from the handshake on
+  WriteSide write_side_;
   DeadlineWatch& deadlines_;
   metrics::Counter& to_backend_;
   metrics::Counter& to_client_;

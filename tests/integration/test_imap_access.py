@@ -4,6 +4,7 @@ import base64
 import imaplib
 import os
 import re
+import socket
 import subprocess
 import time
 import unittest
@@ -117,6 +118,48 @@ class ImapAccessTest(GatewayTestCase):
         typ, data = imap.uid("SEARCH", None, "UID", uid)
         self.assertEqual(data[0], b"")
         imap.logout()
+
+    def test_a_client_reading_slowly_gets_a_large_fetch_whole_and_in_order(self):
+        """The gateway gathers a write's TLS records and sends them together; when the client's
+        socket is full (a small receive buffer, the client not reading for a while), the rest
+        waits, and the client still gets every byte in order, then the answer to the command it
+        pipelined after the FETCH. (Without the wait for the rest, the client never gets it.)"""
+        imap = self.starttls_client()
+        imap.authenticate("EXTERNAL", external)
+        encoded = base64.encodebytes(os.urandom(3 << 20)).replace(b"\n", b"\r\n")
+        message = (b"From: test@test.mssante.fr\r\nTo: " + APP_HOPITAL.encode() + b"\r\nSubject: slow reader\r\n"
+                   b"MIME-Version: 1.0\r\nContent-Type: application/octet-stream\r\n"
+                   b"Content-Transfer-Encoding: base64\r\n\r\n" + encoded)
+        typ, data = imap.append("INBOX", None, None, message)
+        self.assertEqual(typ, "OK")
+        uid = re.search(rb"APPENDUID \d+ (\d+)", data[0]).group(1).decode()
+        imap.logout()
+
+        raw = RawImap(self.gateway.imap_port, timeout=30)
+        raw.starttls(client_context("org-hopital"))
+        _, tagged = raw.authenticate_external()
+        self.assertTrue(tagged.startswith("a1 OK"), tagged)
+        _, tagged = raw.command("e1", "EXAMINE INBOX")
+        self.assertTrue(tagged.startswith("e1 OK"), tagged)
+        raw.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+        raw.send(("f1 UID FETCH %s (BODY.PEEK[])\r\nn1 NOOP\r\n" % uid).encode())
+        time.sleep(1.5)  # the gateway meets a full socket
+        header = raw.read_line()
+        literal = re.search(r"\{(\d+)\}$", header)
+        self.assertIsNotNone(literal, header)
+        size = int(literal.group(1))
+        while len(raw.buffer) < size:
+            chunk = raw.sock.recv(65536)
+            self.assertTrue(chunk, "the connection closed inside the message")
+            raw.buffer += chunk
+        body, raw.buffer = raw.buffer[:size], raw.buffer[size:]
+        self.assertEqual(body, message)
+        self.assertTrue(raw.read_line().endswith(")"))
+        _, tagged = raw.read_until_tagged("f1")
+        self.assertTrue(tagged.startswith("f1 OK"), tagged)
+        _, tagged = raw.read_until_tagged("n1")
+        self.assertTrue(tagged.startswith("n1 OK"), tagged)
+        raw.command("l1", "LOGOUT")
 
     def test_idle_receives_a_message_delivered_through_postfix(self):
         imap = self.starttls_client()
