@@ -376,19 +376,13 @@ asio::awaitable<ClientStream::error_code> ClientStream::write(std::string_view d
 }
 
 asio::awaitable<ClientStream::error_code> ClientStream::send_gathered(std::string_view records) {
+  // `records` is the io thread's scratch buffer: what the socket takes now goes before this
+  // coroutine waits for anything; only the rest is copied, to wait.
   error_code ec;
   size_t sent = 0;
-  while (sent < records.size()) {
-    ssize_t n =
-        ::send(write_side_.socket, records.data() + sent, records.size() - sent, MSG_NOSIGNAL);
-    if (n > 0) {
-      sent += static_cast<size_t>(n);
-    } else if (errno != EINTR) {
-      if (errno != EAGAIN && errno != EWOULDBLOCK)
-        ec = error_code(errno, asio::error::get_system_category());
-      break;
-    }
-  }
+  while (sent < records.size() && !ec)
+    sent += socket_.send(asio::buffer(records.substr(sent)), 0, ec);
+  if (ec == asio::error::would_block) ec = error_code();
   if (ec || sent == records.size()) co_return ec;
   // The socket is full: the rest is the stream's own to send, and any record OpenSSL adds
   // meanwhile (a reply the read side owes) goes after it.

@@ -128,6 +128,8 @@ asio::awaitable<bool> Connection::read(std::string& into, Clock::duration timeou
     co_return false;
   }
   char small[kSmallRead];
+  // The content buffer is held while a message comes, not by a session between messages.
+  if (!large) large_buffer_.reset();
   if (large && !large_buffer_) large_buffer_ = std::make_unique<char[]>(kLargeRead);
   asio::mutable_buffer buffer =
       large ? asio::buffer(large_buffer_.get(), kLargeRead) : asio::buffer(small, kSmallRead);

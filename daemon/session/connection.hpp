@@ -129,7 +129,7 @@ class Connection {
   Timeouts timeouts_;
   Clock::duration idle_timeout_{};  // while relaying
   SharedCertificateIdentity certificate_;
-  std::unique_ptr<char[]> large_buffer_;   // for message content, once a message comes
+  std::unique_ptr<char[]> large_buffer_;   // for message content, while a message comes
   std::string_view pre_auth_expiry_text_;  // a literal
   std::optional<protocol::ImapResponseFraming> framing_;  // while relaying, with backend_lost_text_
   std::string_view backend_lost_text_;                    // a literal
