@@ -67,7 +67,7 @@ bool ImapLoginCore::advance() {
       state_ = State::kWaiting;
       exchange_step(exchange_->on_response(parser_.raw_line()));
     } else if (result.status == Status::kError) {
-      close("line_too_long");
+      close_dropping_input("line_too_long");
       actions_.push_front(Action{Kind::kWrite, "* BYE " + parser_.error().message + "\r\n"});
     }
     return true;
@@ -96,11 +96,11 @@ void ImapLoginCore::parse_error(const protocol::ImapParseError& error) {
                                                                      : "syntax",
                          error.message);
   if (error.fatal) {
+    // The rest of the line or literal is on its way: the BYE must not be lost to a reset.
     std::string code = error.kind == ErrorKind::kLiteralTooLarge ? "[TOOBIG] " : "";
-    events_.closing(error.kind == ErrorKind::kLineTooLong ? "line_too_long" : "literal_too_large");
     write("* BYE " + code + error.message + "\r\n");
-    actions_.emplace_back(Kind::kClose);
-    state_ = State::kDone;
+    close_dropping_input(error.kind == ErrorKind::kLineTooLong ? "line_too_long"
+                                                               : "literal_too_large");
     return;
   }
   if (error.kind == ErrorKind::kLiteralTooLarge) {
@@ -117,7 +117,7 @@ void ImapLoginCore::command(const protocol::ImapCommand& command) {
   if (++commands_ > settings_.max_commands) {
     // However harmless each (NOOP, CAPABILITY, ID), they do not keep a session unsigned-in.
     write("* BYE Too many commands before authentication\r\n");
-    close("too_many_pre_auth_commands");
+    close_dropping_input("too_many_pre_auth_commands");
     return;
   }
   events_.command_started(name);
@@ -162,7 +162,7 @@ void ImapLoginCore::start_tls() {
     events_.protocol_error("pipelined_starttls", "");
     write(tag_ +
           " BAD STARTTLS must be the last command before the TLS handshake\r\n* BYE Closing\r\n");
-    close("pipelined_after_starttls");
+    close_dropping_input("pipelined_after_starttls");
     return;
   }
   write(tag_ + " OK Begin TLS negotiation now.\r\n");
@@ -275,7 +275,7 @@ void ImapLoginCore::failed_attempt(std::string_view mechanism, std::string_view 
 void ImapLoginCore::count_bad_command() {
   if (++bad_commands_ < settings_.max_bad_commands) return;
   write("* BYE Too many invalid commands\r\n");
-  close("too_many_bad_commands");
+  close_dropping_input("too_many_bad_commands");
 }
 
 void ImapLoginCore::count_sign_in_failure() {
@@ -302,6 +302,12 @@ void ImapLoginCore::write(std::string text) {
 void ImapLoginCore::close(std::string_view reason, bool tls_shutdown) {
   events_.closing(reason);
   actions_.emplace_back(Kind::kClose, "", tls_shutdown);
+  state_ = State::kDone;
+}
+
+void ImapLoginCore::close_dropping_input(std::string_view reason) {
+  events_.closing(reason);
+  actions_.emplace_back(Kind::kCloseDroppingInput);
   state_ = State::kDone;
 }
 

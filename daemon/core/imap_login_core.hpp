@@ -26,14 +26,17 @@ class ImapLoginCore {
     unsigned max_commands = 30;   // commands before authentication; more end the session
   };
   enum class Kind {
-    kRead,          // read client bytes, then on_client_bytes()
-    kWrite,         // write text to the client
-    kStartTls,      // the TLS handshake, then on_tls()
-    kAuthorize,     // ask the sign-in service about credentials(), then on_verdict()
-    kLoginBackend,  // log in to the backend as the mailbox in text, then on_backend_login()
-    kRelay,         // write text, then relay both ways: this core is done
-    kPause,         // a sign-in failed: wait as the failure policy says before going on
-    kClose,         // end the session (option: after a TLS close_notify)
+    kRead,                // read client bytes, then on_client_bytes()
+    kWrite,               // write text to the client
+    kStartTls,            // the TLS handshake, then on_tls()
+    kAuthorize,           // ask the sign-in service about credentials(), then on_verdict()
+    kLoginBackend,        // log in to the backend as the mailbox in text, then on_backend_login()
+    kRelay,               // write text, then relay both ways: this core is done
+    kPause,               // a sign-in failed: wait as the failure policy says before going on
+    kClose,               // end the session (option: after a TLS close_notify)
+    kCloseDroppingInput,  // end the session while the client may still be sending (a refused
+                          // line or literal, a flood): the stream ends after the answer, what
+                          // the client still sends is read and dropped (bounded), then close
   };
   using Action = CoreAction<Kind>;
 
@@ -74,6 +77,7 @@ class ImapLoginCore {
   std::string capabilities() const;
   void write(std::string text);
   void close(std::string_view reason, bool tls_shutdown = false);
+  void close_dropping_input(std::string_view reason);
 
   Settings settings_;
   SessionEvents& events_;

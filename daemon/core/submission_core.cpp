@@ -136,7 +136,7 @@ void SubmissionCore::command(const protocol::SmtpCommand& command) {
   if (mailbox_.empty() && ++pre_auth_commands_ > settings_.max_pre_auth_commands) {
     // However harmless each (EHLO, NOOP, RSET), they do not keep a session unsigned-in.
     answer("421 4.7.0 Too many commands before authentication\r\n");
-    return close("too_many_pre_auth_commands");
+    return close_dropping_input("too_many_pre_auth_commands");
   }
   events_.command_started(verb);
   command_open_ = true;
@@ -210,7 +210,7 @@ void SubmissionCore::start_tls() {
     // Bytes sent before the handshake would be taken as if protected by it (CVE-2011-0411).
     events_.protocol_error("pipelined_starttls", "");
     answer("421 4.5.0 STARTTLS must be the last command before the TLS handshake\r\n");
-    return close("pipelined_after_starttls");
+    return close_dropping_input("pipelined_after_starttls");
   }
   answer("220 2.0.0 Ready to start TLS\r\n");
   request(Kind::kStartTls, Resume::kTls);
@@ -454,7 +454,7 @@ void SubmissionCore::refuse(std::string text) {
   answer(std::move(text));
   if (++bad_commands_ < settings_.max_bad_commands) return;
   answer("421 4.7.0 Too many errors, closing the connection\r\n");
-  close("too_many_bad_commands");
+  close_dropping_input("too_many_bad_commands");
 }
 
 void SubmissionCore::sign_in_failed(std::string text) {
@@ -475,6 +475,12 @@ void SubmissionCore::request(Kind kind, Resume resume, std::string text, bool op
 void SubmissionCore::close(std::string_view reason, bool tls_shutdown) {
   if (!reason.empty()) events_.closing(reason);
   actions_.push_back(Queued{Action{Kind::kClose, "", tls_shutdown}, Resume::kNone});
+  mode_ = Mode::kDone;
+}
+
+void SubmissionCore::close_dropping_input(std::string_view reason) {
+  events_.closing(reason);
+  actions_.push_back(Queued{Action{Kind::kCloseDroppingInput}, Resume::kNone});
   mode_ = Mode::kDone;
 }
 

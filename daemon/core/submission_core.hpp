@@ -100,6 +100,9 @@ class SubmissionCore {
     kRecord,          // record take_sent_message()'s indicator event, then on_recorded()
     kPause,           // a sign-in failed: wait as the failure policy says before going on
     kClose,           // end the session (option: after a TLS close_notify)
+    kCloseDroppingInput,  // end the session while the client may still be sending (a refused
+                          // message or chunk, a flood): the stream ends after the answer, what
+                          // the client still sends is read and dropped (bounded), then close
   };
   using Action = CoreAction<Kind>;
 
@@ -193,6 +196,7 @@ class SubmissionCore {
   void answer(std::string text);
   void request(Kind kind, Resume resume, std::string text = {}, bool option = false);
   void close(std::string_view reason, bool tls_shutdown = false);
+  void close_dropping_input(std::string_view reason);
 
   // ---- messages (submission_message.cpp) -------------------------------------------------
   std::optional<std::string> message_refusal() const;

@@ -62,7 +62,7 @@ void SubmissionCore::bdat(const std::string& argument) {
       size_text.find_first_not_of("0123456789") != std::string::npos || (!rest.empty() && !last)) {
     // Without a size, the chunk's end cannot be found: the session cannot go on.
     answer("501 5.5.4 Syntax: BDAT size [LAST]; closing the connection\r\n");
-    return close("bad_bdat");
+    return close_dropping_input("bad_bdat");
   }
   uint64_t size = std::stoull(size_text);
   uint64_t so_far = message_ && bdat_ ? message_->stream.size() : 0;
@@ -292,7 +292,7 @@ void SubmissionCore::too_much_to_drain() {
   }
   report_message("refused", "too_large");
   answer("552 5.3.4 Message size exceeds fixed maximum message size; closing the connection\r\n");
-  close("message_too_large");
+  close_dropping_input("message_too_large");
 }
 
 void SubmissionCore::report_message(std::string_view result, std::string_view reason,

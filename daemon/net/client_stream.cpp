@@ -6,6 +6,7 @@
 #include <openssl/x509_vfy.h>
 #include <sys/socket.h>
 
+#include <array>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/execution_context.hpp>
 #include <boost/asio/query.hpp>
@@ -77,6 +78,13 @@ std::string& gathering_buffer() {
   thread_local std::string buffer;
   buffer.clear();
   return buffer;
+}
+
+// Where the io thread's refused clients' last bytes land, unread (a buffer of the thread's: the
+// reads of its connections complete one at a time, and nothing reads what they wrote).
+boost::asio::mutable_buffer dropped_input_buffer() {
+  thread_local std::array<char, 16384> bytes;
+  return boost::asio::buffer(bytes);
 }
 
 const BIO_METHOD* records_method() {
@@ -479,6 +487,21 @@ asio::awaitable<void> ClientStream::shutdown_tls() {
   deadlines_.arm(Slot::kClientWrite, std::chrono::seconds(1));
   co_await drive([](SSL* ssl, size_t*) { return SSL_shutdown(ssl) >= 0 ? 1 : -1; });
   deadlines_.disarm(Slot::kClientWrite);
+}
+
+asio::awaitable<void> ClientStream::end_dropping_input(Clock::duration limit, uint64_t max_bytes) {
+  co_await shutdown_tls();
+  if (closed_) co_return;
+  error_code ec;
+  socket_.shutdown(tcp::socket::shutdown_send, ec);
+  deadlines_.arm(Slot::kClientRead, limit);
+  uint64_t dropped = 0;
+  while (!ec && !closed_ && dropped < max_bytes) {
+    size_t n = 0;
+    std::tie(ec, n) = co_await socket_.async_read_some(dropped_input_buffer(), kTuple);
+    dropped += n;
+  }
+  deadlines_.disarm(Slot::kClientRead);
 }
 
 void ClientStream::expire() {

@@ -119,6 +119,11 @@ class ClientStream {
   boost::asio::awaitable<TlsOutcome> handshake(Clock::duration timeout);
   // Sends TLS close_notify (within 1 s).
   boost::asio::awaitable<void> shutdown_tls();
+  // Ends the stream while the client may still be sending: TLS close_notify (within 1 s) and
+  // the end of the TCP stream after what was written, then what arrives is read and dropped,
+  // undecrypted, until the client closes, `max_bytes` have come or `limit` has passed. A close
+  // with unread bytes would reset the connection and could lose the client its last answer.
+  boost::asio::awaitable<void> end_dropping_input(Clock::duration limit, uint64_t max_bytes);
 
   // A deadline of the client passed: the connection is closed, the operation fails.
   void expire();

@@ -19,6 +19,9 @@ using Slot = DeadlineWatch::Slot;
 constexpr size_t kSmallRead = 4096;
 // Message content: four TLS records at a time, read together when they came together.
 constexpr size_t kLargeRead = 65536;
+// A refused client is given this long, and this many bytes, to finish sending and close.
+constexpr auto kDropInputTime = std::chrono::seconds(2);
+constexpr uint64_t kDropInputBytes = 4 << 20;
 
 }  // namespace
 
@@ -281,6 +284,12 @@ void Connection::withdraw(std::string_view reason) {
   telemetry_.set_close_reason("authorization_withdrawn");
   metrics::gateway().sessions_withdrawn.with({telemetry_.protocol(), reason}).inc();
   Event("authorization_withdrawn").add("session", id()).add("reason", reason).warn();
+  close();
+}
+
+asio::awaitable<void> Connection::close_dropping_input() {
+  backend_.close();
+  co_await client_.end_dropping_input(kDropInputTime, kDropInputBytes);
   close();
 }
 

@@ -88,6 +88,12 @@ class Connection {
              Clock::duration idle_timeout, std::string_view backend_lost_text = {});
 
   void close();
+  // Ends a session the gateway refuses while the client may still be sending (a line or a
+  // literal over its cap, a message over the limit, a flood): the client's stream ends after
+  // what was written (the answer is not lost to a reset), the backend link is closed, and what
+  // the client still sends is read and dropped until it closes, for at most a few seconds and
+  // a few MiB; then the connection closes.
+  boost::asio::awaitable<void> close_dropping_input();
   // Ends a signed-in session whose authorisation was withdrawn (`reason`: a short word): logged,
   // counted, and both connections closed wherever the session stands. A message under way is
   // not acknowledged, so nothing is accepted on the withdrawn authorisation.

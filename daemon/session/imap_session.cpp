@@ -100,6 +100,9 @@ class ImapSession final : public std::enable_shared_from_this<ImapSession>,
         case Kind::kClose:
           if (action.option) co_await connection_.client().shutdown_tls();
           co_return;
+        case Kind::kCloseDroppingInput:
+          co_await connection_.close_dropping_input();
+          co_return;
       }
     }
   }

@@ -81,6 +81,10 @@ class SubmissionSession final : public std::enable_shared_from_this<SubmissionSe
         if (action.option) co_await connection_.client().shutdown_tls();
         co_return;
       }
+      if (action.kind == Kind::kCloseDroppingInput) {
+        co_await connection_.close_dropping_input();
+        co_return;
+      }
       if (action.kind == Kind::kRead) {
         auto timeout = action.option ? config_.smtp.data_timeout : config_.smtp.command_timeout;
         if (!co_await connection_.read(unread, timeout, action.option)) {
@@ -168,6 +172,7 @@ class SubmissionSession final : public std::enable_shared_from_this<SubmissionSe
       case Kind::kRead:
       case Kind::kWrite:
       case Kind::kClose:
+      case Kind::kCloseDroppingInput:
         break;
     }
   }

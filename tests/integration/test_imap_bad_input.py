@@ -54,6 +54,22 @@ class BadInputTest(GatewayTestCase):
         self.assertTrue(client.closed_by_server(), "the connection is still open")
         self.gateway.wait_for_log(r"event=close session=%s reason=literal_too_large" % session)
 
+    def test_client_writing_a_whole_literal_over_the_cap_still_gets_the_answer(self):
+        # A client library writes a command with its literal before it reads: the gateway's
+        # answer must reach it, not a reset from a close with the literal still arriving.
+        for implicit in (False, True):
+            with self.subTest(tls=implicit):
+                ctx = client_context("org-hopital") if implicit else None
+                client = RawImap(self.gateway.imaps_port if implicit else self.gateway.imap_port,
+                                 implicit_ctx=ctx)
+                session = self.gateway.session_of(client.sock)
+                size = 3 << 20
+                client.send(b"a1 ID {%d+}\r\n" % size + b"y" * size + b"\r\n")
+                self.assertEqual(client.read_line(), "* BYE [TOOBIG] Literal too large")
+                self.assertTrue(client.closed_by_server(), "the connection is still open")
+                client.close()
+                self.gateway.wait_for_log(r"event=close session=%s reason=literal_too_large" % session)
+
     def test_literal_within_the_cap_is_read(self):
         client = RawImap(self.gateway.imap_port)
         client.send(b"a1 ID ({4}\r\n")

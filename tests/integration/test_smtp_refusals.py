@@ -108,6 +108,19 @@ class SubmissionRefusalTest(GatewayTestCase):
         smtp.send(b"BDAT many\r\n")
         assert_smtp_session_ends(self, smtp, (501, b"5.5.4 Syntax: BDAT size [LAST]; closing the connection"))
 
+    def test_a_client_writing_its_chunk_after_a_bad_bdat_still_gets_the_answer(self):
+        # The client writes the chunk with the command before it reads, as a client that
+        # pipelines BDAT does: the answer must reach it, not a reset from a close with the chunk
+        # still arriving.
+        smtp = authenticated(self.gateway.submission_port)
+        smtp.mail(APP_HOPITAL)
+        smtp.rcpt(APP_LABO)
+        session = self.gateway.session_of(smtp.sock)
+        smtp.sock.settimeout(10)
+        smtp.sock.sendall(b"BDAT 3MiB LAST\r\n" + b"x" * (3 << 20))
+        assert_smtp_session_ends(self, smtp, (501, b"5.5.4 Syntax: BDAT size [LAST]; closing the connection"))
+        self.gateway.wait_for_log(r"event=close session=%s mailbox=\S+ reason=bad_bdat" % session)
+
     def test_an_allowed_extra_sender_may_be_used(self):
         other = "secretariat@test.mssante.fr"
         self.gateway.change_directory("mailbox", "add", other, "--type", "ORG")
@@ -296,13 +309,14 @@ class SizeCapTest(unittest.TestCase):
             smtp.rcpt(APP_LABO)
             self.assertEqual(smtp.docmd("DATA")[0], 354)
             session = gateway.session_of(smtp.sock)
-            # The gateway reads up to 3 MiB, answers and closes: the sending ends on the reset (or
-            # broken pipe) that closing with unread data causes, well before 16 MiB. A send that
-            # times out (the gateway stopped reading but kept the connection) is a failure.
+            # The gateway reads up to 3 MiB, answers, then reads and drops at most 4 MiB more
+            # before it closes: the sending ends on the reset (or broken pipe) that closing with
+            # unread data causes, well before 64 MiB. A send that times out (the gateway stopped
+            # reading but kept the connection) is a failure.
             smtp.sock.settimeout(10)
             sent = 0
-            with self.assertRaises((ConnectionError, ssl.SSLError), msg="mssgate read 16 MiB without closing"):
-                while sent < (16 << 20):
+            with self.assertRaises((ConnectionError, ssl.SSLError), msg="mssgate read 64 MiB without closing"):
+                while sent < (64 << 20):
                     smtp.sock.sendall(b"x" * 1000 + b"\r\n" * 31000)
                     sent += 63000
             gateway.wait_for_log(r"event=close session=%s mailbox=\S+ reason=message_too_large" % session)

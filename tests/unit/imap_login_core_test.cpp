@@ -26,7 +26,8 @@ struct Imap : ReportLog<core::SessionEvents> {
   bool relaying = false;
   bool closed = false;
   bool tls_shutdown = false;
-  std::vector<size_t> pauses;  // where in `client` the core paused (after a failed sign-in)
+  bool dropping_input = false;  // closed while the client may still be sending
+  std::vector<size_t> pauses;   // where in `client` the core paused (after a failed sign-in)
 
   void play(ImapLoginCore& core, ClientInput& input) {
     for (int steps = 0; steps < 100000; ++steps) {
@@ -68,6 +69,10 @@ struct Imap : ReportLog<core::SessionEvents> {
         case Kind::kClose:
           closed = true;
           tls_shutdown = action.option;
+          return;
+        case Kind::kCloseDroppingInput:
+          closed = true;
+          dropping_input = true;
           return;
       }
     }
@@ -146,6 +151,7 @@ TEST(ImapLoginCore, StartTlsThenSignIn) {
                                           "TLS handshake\r\n* BYE Closing\r\n"));
   EXPECT_EQ(pipelined.events, (std::vector<std::string>{"protocol_error pipelined_starttls",
                                                         "closing pipelined_after_starttls"}));
+  EXPECT_TRUE(pipelined.dropping_input);
   auto failed = play(
       "s STARTTLS\r\n", [](Imap& w) { w.tls_ok = false; }, false);
   EXPECT_TRUE(failed.closed);
@@ -200,6 +206,7 @@ TEST(ImapLoginCore, SaslMistakesCountAsFailedSignIns) {
             "* BYE Too many authentication failures\r\n");
   EXPECT_TRUE(s.closed);
   EXPECT_EQ(s.events.back(), "closing too_many_auth_failures");
+  EXPECT_FALSE(s.dropping_input);  // the client waits for each answer: nothing is on its way
   auto no_tls = play("a AUTHENTICATE EXTERNAL =\r\n", {}, false);
   EXPECT_THAT(no_tls.client, HasSubstr("a NO [PRIVACYREQUIRED] Authentication requires TLS: use "
                                        "STARTTLS first\r\n"));
@@ -224,6 +231,7 @@ TEST(ImapLoginCore, BadCommandsAndParseErrors) {
             "d BAD Error in IMAP command: Unbalanced parentheses\r\n"
             "* BYE Too many invalid commands\r\n");
   EXPECT_EQ(s.events.back(), "closing too_many_bad_commands");
+  EXPECT_TRUE(s.dropping_input);
 }
 
 TEST(ImapLoginCore, ALineOverTheCapEndsTheSession) {
@@ -231,9 +239,20 @@ TEST(ImapLoginCore, ALineOverTheCapEndsTheSession) {
   EXPECT_THAT(s.client, HasSubstr("* BYE Line too long\r\n"));
   EXPECT_EQ(s.events,
             (std::vector<std::string>{"protocol_error line_too_long", "closing line_too_long"}));
-  EXPECT_TRUE(s.closed);
+  EXPECT_TRUE(s.dropping_input);
   auto sasl = play("a AUTHENTICATE EXTERNAL\r\n" + std::string(300, 'x') + "\r\n");
   EXPECT_THAT(sasl.client, HasSubstr("+ \r\n* BYE Line too long\r\n"));
+  EXPECT_TRUE(sasl.dropping_input);
+}
+
+// The rest of a non-synchronising literal over the cap is on its way: the session ends, and
+// the client's bytes are read and dropped before the connection closes, so that the BYE is read.
+TEST(ImapLoginCore, ANonSynchronisingLiteralOverTheCapEndsTheSession) {
+  auto s = play("a ID {5000+}\r\n" + std::string(100, 'y'));
+  EXPECT_EQ(s.client.substr(s.client.find("\r\n") + 2), "* BYE [TOOBIG] Literal too large\r\n");
+  EXPECT_EQ(s.events, (std::vector<std::string>{"protocol_error literal_too_large",
+                                                "closing literal_too_large"}));
+  EXPECT_TRUE(s.dropping_input);
 }
 
 TEST(ImapLoginCore, LiteralsAskForAContinuation) {
@@ -245,6 +264,7 @@ TEST(ImapLoginCore, LogoutClosesTls) {
   auto s = play("z LOGOUT\r\n");
   EXPECT_THAT(s.client, HasSubstr("* BYE Logging out\r\nz OK Logout completed.\r\n"));
   EXPECT_TRUE(s.tls_shutdown);
+  EXPECT_FALSE(s.dropping_input);
   EXPECT_EQ(s.events, std::vector<std::string>{"closing logout"});
   EXPECT_EQ(s.commands, std::vector<std::string>{"LOGOUT"});
 }
@@ -279,7 +299,7 @@ TEST(ImapLoginCore, CommandsBeforeAuthenticationAreCapped) {
   EXPECT_THAT(over.client, HasSubstr("n29 OK Capability completed.\r\n"
                                      "* BYE Too many commands before authentication\r\n"));
   EXPECT_THAT(over.client, testing::Not(HasSubstr("x OK")));
-  EXPECT_TRUE(over.closed);
+  EXPECT_TRUE(over.dropping_input);
   EXPECT_EQ(over.events.back(), "closing too_many_pre_auth_commands");
 }
 

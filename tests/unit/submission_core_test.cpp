@@ -44,7 +44,8 @@ struct Submission : ReportLog<core::SubmissionEvents> {
   int drops = 0;
   bool closed = false;
   bool tls_shutdown = false;
-  std::vector<size_t> pauses;  // where in `client` the core paused (after a failed sign-in)
+  bool dropping_input = false;  // closed while the client may still be sending
+  std::vector<size_t> pauses;   // where in `client` the core paused (after a failed sign-in)
 
   void sender_refused(std::string_view where, std::string_view field,
                       std::string_view detail) override {
@@ -122,6 +123,10 @@ struct Submission : ReportLog<core::SubmissionEvents> {
         case Kind::kClose:
           closed = true;
           tls_shutdown = action.option;
+          return;
+        case Kind::kCloseDroppingInput:
+          closed = true;
+          dropping_input = true;
           return;
       }
     }
@@ -240,6 +245,7 @@ TEST(SubmissionCore, SendsAMessageAndAnswersOnlyAfterTheBackendAndTheJournal) {
                               " rcpt=1 id=<m1@test> queue=4XyZ",
                           "closing quit"}));
   EXPECT_TRUE(s.tls_shutdown);
+  EXPECT_FALSE(s.dropping_input);
   EXPECT_EQ(s.commands, (std::vector<std::string>{"EHLO", "/", "AUTH", "/", "MAIL", "/", "RCPT",
                                                   "/", "DATA", "/", "QUIT"}));
 }
@@ -266,7 +272,7 @@ TEST(SubmissionCore, RefusesBytesPipelinedAfterStartTls) {
                                       "TLS handshake\r\n"));
   EXPECT_EQ(world.events, (std::vector<std::string>{"protocol_error pipelined_starttls",
                                                     "closing pipelined_after_starttls"}));
-  EXPECT_TRUE(world.closed);
+  EXPECT_TRUE(world.dropping_input);
 }
 
 TEST(SubmissionCore, AFailedHandshakeEndsTheSession) {
@@ -503,6 +509,7 @@ TEST(SubmissionCore, AMessageFarOverTheCapEndsTheSession) {
   EXPECT_THAT(s.client, HasSubstr("552 5.3.4 Message size exceeds fixed maximum message size; "
                                   "closing the connection\r\n"));
   EXPECT_EQ(s.events.back(), "closing message_too_large");
+  EXPECT_TRUE(s.dropping_input);
   // Read no further than the drain limit and one read.
   EXPECT_THAT(s.events,
               testing::Contains(testing::StartsWith("message refused too_large size=106")));
@@ -589,7 +596,7 @@ TEST(SubmissionCore, BdatRefusals) {
   auto syntax = play(kSignIn + "BDAT many\r\n");
   EXPECT_THAT(syntax.client, HasSubstr("501 5.5.4 Syntax: BDAT size [LAST]; closing the "
                                        "connection\r\n"));
-  EXPECT_TRUE(syntax.closed);
+  EXPECT_TRUE(syntax.dropping_input);  // the chunk whose size it could not read is on its way
   // Without a transaction the chunk is read all the same, then refused.
   auto no_mail = play(kSignIn + "BDAT 4 LAST\r\nQUITNOOP\r\n");
   EXPECT_THAT(no_mail.client, HasSubstr("503 5.5.1 Need MAIL command\r\n250 2.0.0 Ok\r\n"));
@@ -603,6 +610,7 @@ TEST(SubmissionCore, ALineOverTheCapIsSkippedAndBadCommandsAreCounted) {
             "421 4.7.0 Too many errors, closing the connection\r\n");
   EXPECT_EQ(s.events.front(), "protocol_error line_too_long");
   EXPECT_EQ(s.events.back(), "closing too_many_bad_commands");
+  EXPECT_TRUE(s.dropping_input);
 }
 
 TEST(SubmissionCore, NoNewTransactionWhileStopping) {
@@ -662,7 +670,7 @@ TEST(SubmissionCore, CommandsBeforeAuthenticationAreCapped) {
   EXPECT_THAT(over.client, HasSubstr("250 2.0.0 Ok\r\n421 4.7.0 Too many commands before "
                                      "authentication\r\n"));
   EXPECT_THAT(over.client, testing::Not(HasSubstr("235")));
-  EXPECT_TRUE(over.closed);
+  EXPECT_TRUE(over.dropping_input);
   EXPECT_EQ(over.events.back(), "closing too_many_pre_auth_commands");
   // After AUTH, commands are not counted.
   std::string many;
