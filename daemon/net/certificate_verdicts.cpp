@@ -21,14 +21,36 @@ bool CertificateVerdicts::stands(std::string_view key, int64_t now) const {
   return found != by_key_.end() && found->second.checked <= now && now < found->second.good_until;
 }
 
-void CertificateVerdicts::remember(std::string key, int64_t checked, int64_t good_until) {
-  if (key.empty() || capacity_ == 0 || good_until <= checked) return;
+CertificateVerdicts::X509Reference CertificateVerdicts::standing_decoding(std::string_view key,
+                                                                          int64_t now) const {
+  if (key.empty()) return nullptr;
   std::lock_guard lock(mutex_);
-  if (by_key_.size() >= capacity_ && !by_key_.count(key)) {
+  auto found = by_key_.find(std::string(key));
+  if (found == by_key_.end() || found->second.checked > now || now >= found->second.good_until)
+    return nullptr;
+  X509* decoding = found->second.decoding.get();
+  if (!decoding || X509_up_ref(decoding) != 1) return nullptr;
+  return X509Reference(decoding);
+}
+
+void CertificateVerdicts::remember(std::string key, int64_t checked, int64_t good_until,
+                                   X509* decoding) {
+  if (key.empty() || capacity_ == 0 || good_until <= checked) return;
+  X509Reference kept;
+  if (decoding && X509_up_ref(decoding) == 1) kept.reset(decoding);
+  std::lock_guard lock(mutex_);
+  auto known = by_key_.find(key);
+  if (known != by_key_.end()) {
+    known->second.checked = checked;
+    known->second.good_until = good_until;
+    if (!known->second.decoding) known->second.decoding = std::move(kept);
+    return;
+  }
+  if (by_key_.size() >= capacity_) {
     std::erase_if(by_key_, [&](const auto& entry) { return entry.second.good_until <= checked; });
     if (by_key_.size() >= capacity_) by_key_.clear();
   }
-  by_key_[std::move(key)] = Verdict{checked, good_until};
+  by_key_.emplace(std::move(key), Verdict{checked, good_until, std::move(kept)});
 }
 
 size_t CertificateVerdicts::size() const {

@@ -45,15 +45,49 @@ int verdicts_index() {
   return index;
 }
 
+// The decodings a handshake gave up for its certificate's shared one (share_decoding), each
+// freed once the handshake is over, or with the connection.
+void free_replaced_decoding(void* /*parent*/, void* decoding, CRYPTO_EX_DATA* /*data*/,
+                            int /*index*/, long /*argl*/, void* /*argp*/) {
+  X509_free(static_cast<X509*>(decoding));
+}
+
+int replaced_decoding_index() {
+  static const int index =
+      SSL_get_ex_new_index(0, nullptr, nullptr, nullptr, free_replaced_decoding);
+  return index;
+}
+
+// The client sent a certificate whose verdict stands: the connection keeps the verdict's
+// decoding of it (the same DER) instead of its own. OpenSSL takes the session's certificate
+// from the stack of those the client sent once this verification is over (the leaf first); the
+// stack's reference to the handshake's own decoding becomes the connection's, and goes once the
+// handshake is over (the verification context points at it until then).
+void share_decoding(X509_STORE_CTX* context, CertificateVerdicts::X509Reference shared) {
+  X509* decoded = X509_STORE_CTX_get0_cert(context);
+  STACK_OF(X509)* sent = X509_STORE_CTX_get0_untrusted(context);
+  auto* ssl =
+      static_cast<SSL*>(X509_STORE_CTX_get_ex_data(context, SSL_get_ex_data_X509_STORE_CTX_idx()));
+  int index = replaced_decoding_index();
+  if (!shared || !ssl || index < 0 || !sent || sk_X509_num(sent) == 0 ||
+      sk_X509_value(sent, 0) != decoded || shared.get() == decoded ||
+      SSL_get_ex_data(ssl, index) != nullptr || SSL_set_ex_data(ssl, index, decoded) != 1)
+    return;
+  sk_X509_set(sent, 0, shared.release());
+}
+
 // The verification of a full handshake's client certificate, in OpenSSL's place: a leaf whose
 // verdict stands is taken as verified (its chain's validity does not depend on which
 // intermediates this client sent: a leaf that verified once against the context's CAs, with
-// whichever, still does); any other is verified as OpenSSL would, and a success remembered.
+// whichever, still does), and the connection shares the verdict's decoding of it; any other is
+// verified as OpenSSL would, and a success remembered, with this decoding to share.
 int verify_with_verdicts(X509_STORE_CTX* context, void* argument) {
   auto& verdicts = *static_cast<CertificateVerdicts*>(argument);
   auto now = static_cast<int64_t>(std::time(nullptr));
-  std::string key = verdict_key(X509_STORE_CTX_get0_cert(context));
+  X509* leaf = X509_STORE_CTX_get0_cert(context);
+  std::string key = verdict_key(leaf);
   if (verdicts.stands(key, now)) {
+    share_decoding(context, verdicts.standing_decoding(key, now));
     X509_STORE_CTX_set_error(context, X509_V_OK);
     return 1;
   }
@@ -61,7 +95,8 @@ int verify_with_verdicts(X509_STORE_CTX* context, void* argument) {
   if (verified == 1) {
     verdicts.remember(
         std::move(key), now,
-        verdict_bound(X509_STORE_CTX_get0_chain(context), X509_STORE_CTX_get0_store(context)));
+        verdict_bound(X509_STORE_CTX_get0_chain(context), X509_STORE_CTX_get0_store(context)),
+        leaf);
   }
   return verified;
 }
@@ -77,7 +112,7 @@ bool certificate_still_good(SSL* ssl, SSL_SESSION* session, CertificateVerdicts&
   int64_t good_until = 0;
   long error = verify_resumed_certificate(ssl, certificate, &good_until);
   if (error == X509_V_OK) {
-    verdicts.remember(std::move(key), now, good_until);
+    verdicts.remember(std::move(key), now, good_until, certificate);
     return true;
   }
   // Not resumed: the handshake goes on as a full one, which verifies the certificate anew.
@@ -90,6 +125,15 @@ bool certificate_still_good(SSL* ssl, SSL_SESSION* session, CertificateVerdicts&
 }
 
 }  // namespace
+
+void release_replaced_decoding(SSL* ssl) {
+  int index = replaced_decoding_index();
+  if (!ssl || index < 0) return;
+  auto* decoding = static_cast<X509*>(SSL_get_ex_data(ssl, index));
+  if (!decoding) return;
+  SSL_set_ex_data(ssl, index, nullptr);
+  X509_free(decoding);
+}
 
 long verify_resumed_certificate(SSL* ssl, X509* certificate, int64_t* good_until) {
   std::unique_ptr<X509_STORE_CTX, decltype(&X509_STORE_CTX_free)> context(X509_STORE_CTX_new(),

@@ -18,8 +18,16 @@ namespace mssgate::daemon {
 //   or expired since it was first verified gets a full handshake (which refuses it), never a
 //   resumed session. A verification that succeeded is not done again for the same certificate
 //   while it is sure to succeed (certificate_verdicts.hpp).
+// - the connections presenting a certificate whose verdict stands share one decoding of it (the
+//   verdict's) instead of each keeping its own; release_replaced_decoding() frees a
+//   connection's own once its handshake is over.
 // Requests (does not require) a certificate: professionals signing in with a token have none.
 void apply_client_certificate_policy(SSL_CTX* context, const config::TlsConfig& tls);
+
+// Frees the decoding of the client's certificate that `ssl`'s handshake gave up for the shared
+// one (nothing when it gave up none). To call once the handshake is over; the connection's end
+// frees it otherwise.
+void release_replaced_decoding(SSL* ssl);
 
 // The verification of a resumed session's certificate, as the handshake would do it today:
 // X509_V_OK or the X509_V_ERR_* code. On success, `good_until` (when given) is the instant until

@@ -18,6 +18,8 @@
 #include <list>
 #include <utility>
 
+#include "daemon/net/client_certificate_policy.hpp"
+
 namespace mssgate::daemon {
 
 namespace {
@@ -456,6 +458,8 @@ asio::awaitable<TlsOutcome> ClientStream::handshake(Clock::duration timeout) {
   }
   turn->give_up();
   turn.reset();
+  // The handshake's own decoding of the client's certificate, if it took the shared one.
+  if (ssl_) release_replaced_decoding(ssl_.get());
   long verify = ssl_ ? SSL_get_verify_result(ssl_.get()) : X509_V_OK;
   if (ec) {
     outcome.timed_out = timed_out_;

@@ -127,6 +127,42 @@ TEST(CertificateVerdicts, TheKeyIsTheCertificateNotItsDecoding) {
   EXPECT_EQ(verdict_key(nullptr), "");
 }
 
+TEST(CertificateVerdicts, AStandingVerdictSharesOneDecodingOfItsCertificate) {
+  X509Ptr first = certificate(3600, 1);
+  unsigned char* der = nullptr;
+  int length = i2d_X509(first.get(), &der);
+  ASSERT_GT(length, 0);
+  const unsigned char* in = der;
+  X509Ptr second(d2i_X509(nullptr, &in, length));
+  OPENSSL_free(der);
+  ASSERT_TRUE(second);
+
+  CertificateVerdicts verdicts(4);
+  verdicts.remember("a", 100, 200, first.get());
+  auto shared = verdicts.standing_decoding("a", 150);
+  EXPECT_EQ(shared.get(), first.get());
+  EXPECT_EQ(verdicts.standing_decoding("a", 200), nullptr);  // past its bound: verified again
+  EXPECT_EQ(verdicts.standing_decoding("a", 99), nullptr);
+  EXPECT_EQ(verdicts.standing_decoding("b", 150), nullptr);
+  EXPECT_EQ(verdicts.standing_decoding("", 150), nullptr);
+  // Verified again with another decoding of the same certificate: the first stays the shared one.
+  verdicts.remember("a", 190, 300, second.get());
+  EXPECT_EQ(verdicts.standing_decoding("a", 250).get(), first.get());
+  // A verdict without a decoding stands all the same, with nothing to share.
+  verdicts.remember("b", 100, 200);
+  EXPECT_TRUE(verdicts.stands("b", 150));
+  EXPECT_EQ(verdicts.standing_decoding("b", 150), nullptr);
+  // The verdicts hold a reference of their own: the decoding outlives its first holder, and the
+  // one handed out outlives the verdicts (the sanitizers' leak check counts the references).
+  first.reset();
+  EXPECT_EQ(verdict_key(verdicts.standing_decoding("a", 250).get()), verdict_key(second.get()));
+  verdicts.remember("c", 400, 500);
+  verdicts.remember("d", 400, 500);
+  verdicts.remember("e", 400, 500);  // full, a and b past their time: they go
+  EXPECT_EQ(verdicts.standing_decoding("a", 250), nullptr);
+  EXPECT_EQ(verdict_key(shared.get()), verdict_key(second.get()));
+}
+
 TEST(CertificateVerdicts, TheBoundIsTheFirstExpiryOfTheChainOrDueCrl) {
   X509Ptr leaf = certificate(7200, 1);
   X509Ptr root = certificate(3600, 2);
