@@ -64,6 +64,17 @@ void add_crl(X509_STORE* store, const char* issuer, long seconds, bool with_next
   X509_CRL_free(crl);
 }
 
+// Another decoding of the same certificate: its DER, decoded anew.
+X509Ptr decoded_again(X509* certificate) {
+  unsigned char* der = nullptr;
+  int length = i2d_X509(certificate, &der);
+  if (length <= 0) return nullptr;
+  const unsigned char* in = der;
+  X509Ptr again(d2i_X509(nullptr, &in, length));
+  OPENSSL_free(der);
+  return again;
+}
+
 int64_t now() {
   return static_cast<int64_t>(std::time(nullptr));
 }
@@ -113,12 +124,7 @@ TEST(CertificateVerdicts, WhenFullThosePastTheirTimeGoThenAll) {
 
 TEST(CertificateVerdicts, TheKeyIsTheCertificateNotItsDecoding) {
   X509Ptr one = certificate(3600, 1);
-  unsigned char* der = nullptr;
-  int length = i2d_X509(one.get(), &der);
-  ASSERT_GT(length, 0);
-  const unsigned char* in = der;
-  X509Ptr again(d2i_X509(nullptr, &in, length));
-  OPENSSL_free(der);
+  X509Ptr again = decoded_again(one.get());
   ASSERT_TRUE(again);
   std::string key = verdict_key(one.get());
   EXPECT_EQ(key.size(), 32u);
@@ -129,12 +135,7 @@ TEST(CertificateVerdicts, TheKeyIsTheCertificateNotItsDecoding) {
 
 TEST(CertificateVerdicts, AStandingVerdictSharesOneDecodingOfItsCertificate) {
   X509Ptr first = certificate(3600, 1);
-  unsigned char* der = nullptr;
-  int length = i2d_X509(first.get(), &der);
-  ASSERT_GT(length, 0);
-  const unsigned char* in = der;
-  X509Ptr second(d2i_X509(nullptr, &in, length));
-  OPENSSL_free(der);
+  X509Ptr second = decoded_again(first.get());
   ASSERT_TRUE(second);
 
   CertificateVerdicts verdicts(4);
