@@ -70,8 +70,8 @@ void share_decoding(X509_STORE_CTX* context, CertificateVerdicts::X509Reference 
       static_cast<SSL*>(X509_STORE_CTX_get_ex_data(context, SSL_get_ex_data_X509_STORE_CTX_idx()));
   int index = replaced_decoding_index();
   if (!shared || !ssl || index < 0 || !sent || sk_X509_num(sent) == 0 ||
-      sk_X509_value(sent, 0) != decoded || shared.get() == decoded ||
-      SSL_get_ex_data(ssl, index) != nullptr || SSL_set_ex_data(ssl, index, decoded) != 1)
+      sk_X509_value(sent, 0) != decoded || SSL_get_ex_data(ssl, index) != nullptr ||
+      SSL_set_ex_data(ssl, index, decoded) != 1)
     return;
   sk_X509_set(sent, 0, shared.release());
 }
@@ -86,8 +86,10 @@ int verify_with_verdicts(X509_STORE_CTX* context, void* argument) {
   auto now = static_cast<int64_t>(std::time(nullptr));
   X509* leaf = X509_STORE_CTX_get0_cert(context);
   std::string key = verdict_key(leaf);
-  if (verdicts.stands(key, now)) {
-    share_decoding(context, verdicts.standing_decoding(key, now));
+  // One look-up when the verdict stands with its decoding, as it does after its first handshake.
+  auto shared = verdicts.standing_decoding(key, now);
+  if (shared || verdicts.stands(key, now)) {
+    share_decoding(context, std::move(shared));
     X509_STORE_CTX_set_error(context, X509_V_OK);
     return 1;
   }

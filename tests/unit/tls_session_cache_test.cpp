@@ -78,6 +78,7 @@ struct Connection {
   bool ok = false;
   int sent_intermediates = -1;   // the server's view of the chain the client sent, after it
   bool client_verified = false;  // the server verified a client certificate
+  const X509* peer = nullptr;  // the server's decoding of the client's certificate (compared only)
 };
 
 Connection connect(SSL_CTX* server_ctx, SSL_CTX* client_ctx, SSL_SESSION* offered) {
@@ -121,6 +122,7 @@ Connection connect(SSL_CTX* server_ctx, SSL_CTX* client_ctx, SSL_SESSION* offere
   result.resumed = SSL_session_reused(server.get()) == 1;
   if (STACK_OF(X509)* sent = SSL_get_peer_cert_chain(server.get()))
     result.sent_intermediates = sk_X509_num(sent);
+  result.peer = SSL_get0_peer_certificate(server.get());
   result.client_verified = SSL_get0_peer_certificate(server.get()) != nullptr &&
                            SSL_get_verify_result(server.get()) == X509_V_OK;
   result.next.reset(SSL_get1_session(client.get()));
@@ -312,6 +314,25 @@ TEST_P(TlsSessionCache, ACertificateVerifiedOnceIsResumedUntilItExpires) {
   Connection expired = connect(pki.server.get(), pki.client.get(), offered.get());
   EXPECT_FALSE(expired.resumed);
   EXPECT_FALSE(expired.ok);  // the full handshake refuses the expired certificate
+}
+
+// Full handshakes presenting one certificate keep one decoding of it, the verdict's: the first
+// connection's is still held (by the verdict) when the second is made, so the two are the same
+// object only if the second took it.
+TEST_P(TlsSessionCache, FullHandshakesOfOneCertificateShareItsDecoding) {
+  ClientChain pki(GetParam());
+  mssgate::config::TlsConfig tls;
+  tls.require_client_auth_eku = false;
+  apply_client_certificate_policy(pki.server.get(), tls);
+  Connection first = connect(pki.server.get(), pki.client.get(), nullptr);
+  ASSERT_TRUE(first.ok);
+  EXPECT_TRUE(first.client_verified);
+  Connection second = connect(pki.server.get(), pki.client.get(), nullptr);
+  ASSERT_TRUE(second.ok);
+  EXPECT_FALSE(second.resumed);
+  EXPECT_TRUE(second.client_verified);
+  ASSERT_NE(first.peer, nullptr);
+  EXPECT_EQ(second.peer, first.peer);
 }
 
 // TLS 1.2 (0) and TLS 1.3 (1).
