@@ -14,21 +14,26 @@ int64_t unix_seconds_of(const ASN1_TIME* time) {
   return static_cast<int64_t>(timegm(&t));
 }
 
+const CertificateVerdicts::Verdict* CertificateVerdicts::standing(std::string_view key,
+                                                                  int64_t now) const {
+  auto found = by_key_.find(std::string(key));
+  if (found == by_key_.end() || now < found->second.checked || now >= found->second.good_until)
+    return nullptr;
+  return &found->second;
+}
+
 bool CertificateVerdicts::stands(std::string_view key, int64_t now) const {
   if (key.empty()) return false;
   std::lock_guard lock(mutex_);
-  auto found = by_key_.find(std::string(key));
-  return found != by_key_.end() && found->second.checked <= now && now < found->second.good_until;
+  return standing(key, now) != nullptr;
 }
 
 CertificateVerdicts::X509Reference CertificateVerdicts::standing_decoding(std::string_view key,
                                                                           int64_t now) const {
   if (key.empty()) return nullptr;
   std::lock_guard lock(mutex_);
-  auto found = by_key_.find(std::string(key));
-  if (found == by_key_.end() || found->second.checked > now || now >= found->second.good_until)
-    return nullptr;
-  X509* decoding = found->second.decoding.get();
+  const Verdict* verdict = standing(key, now);
+  X509* decoding = verdict ? verdict->decoding.get() : nullptr;
   if (!decoding || X509_up_ref(decoding) != 1) return nullptr;
   return X509Reference(decoding);
 }

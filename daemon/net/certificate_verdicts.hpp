@@ -54,6 +54,8 @@ class CertificateVerdicts {
     int64_t good_until;
     X509Reference decoding;
   };
+  // The verdict on `key` if it stands at `now`, else null (the caller holds mutex_).
+  const Verdict* standing(std::string_view key, int64_t now) const;
   const size_t capacity_;
   mutable std::mutex mutex_;
   std::unordered_map<std::string, Verdict> by_key_;
