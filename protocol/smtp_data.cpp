@@ -79,7 +79,7 @@ void SmtpDataWriter::encode(std::string_view content, std::string& out) {
   out.reserve(out.size() + content.size() + content.size() / 64);
   size_t i = 0;
   while (i < content.size()) {
-    if (at_line_start_ && content[i] == '.') out += '.';
+    if (stuff_dots_ && at_line_start_ && content[i] == '.') out += '.';
     size_t lf = find_byte(content, i, '\n');
     size_t end = lf == std::string_view::npos ? content.size() : lf;
     if (end > i) {
@@ -96,11 +96,15 @@ void SmtpDataWriter::encode(std::string_view content, std::string& out) {
   }
 }
 
-void SmtpDataWriter::finish(std::string& out) {
+void SmtpDataWriter::end_line(std::string& out) {
   if (!at_line_start_) out += after_cr_ ? "\n" : "\r\n";
-  out += ".\r\n";
   at_line_start_ = true;
   after_cr_ = false;
+}
+
+void SmtpDataWriter::finish(std::string& out) {
+  end_line(out);
+  out += ".\r\n";
 }
 
 }  // namespace mssgate::protocol

@@ -33,11 +33,17 @@ class SmtpDataReader {
 // adds the terminator.
 class SmtpDataWriter {
  public:
+  // Without `stuff_dots`, lines are only ended with CRLF (a BDAT chunk's content).
+  explicit SmtpDataWriter(bool stuff_dots = true) : stuff_dots_(stuff_dots) {}
   void encode(std::string_view content, std::string& out);
+  // Ends the last line (CRLF) when it is not ended.
+  void end_line(std::string& out);
+  // end_line(), then the "." line.
   void finish(std::string& out);
-  void reset() { *this = SmtpDataWriter(); }
+  void reset() { *this = SmtpDataWriter(stuff_dots_); }
 
  private:
+  bool stuff_dots_;
   bool at_line_start_ = true;
   bool after_cr_ = false;
 };

@@ -98,6 +98,16 @@ void MessageStream::release_header(std::string bytes) {
   release_header();
 }
 
+std::string MessageStream::release_whole() {
+  std::string out;
+  protocol::SmtpDataWriter lines(false);
+  lines.encode(held_, out);
+  lines.end_line(out);
+  state_ = State::kStreaming;
+  held_ = std::string();
+  return out;
+}
+
 void MessageStream::discard() {
   state_ = State::kDiscarded;
   held_ = std::string();

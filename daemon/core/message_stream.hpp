@@ -62,6 +62,9 @@ class MessageStream {
   // content that came with it.
   std::string_view held() const { return held_; }
   size_t header_bytes() const { return header_bytes_; }
+  // The held message, whole (its last bytes fed), for the backend as one BDAT chunk: its line
+  // ends made CRLF as for DATA, not stuffed, a CRLF added when its last line lacks one.
+  std::string release_whole();
   // Nothing more for the backend: the message is refused, or its backend is gone.
   void discard();
   bool streaming() const { return state_ == State::kStreaming; }

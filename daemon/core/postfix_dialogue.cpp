@@ -13,6 +13,8 @@ PostfixFeatures features_of(const protocol::SmtpReply& ehlo) {
     if (word == "XCLIENT") features.xclient = true;
     if (word == "DSN") features.dsn = true;
     if (word == "SMTPUTF8") features.smtputf8 = true;
+    if (word == "PIPELINING") features.pipelining = true;
+    if (word == "CHUNKING") features.chunking = true;
   }
   return features;
 }

@@ -15,6 +15,8 @@ struct PostfixFeatures {
   bool xclient = false;
   bool dsn = false;
   bool smtputf8 = false;
+  bool pipelining = false;  // RFC 2920: MAIL goes with the first RCPT
+  bool chunking = false;    // RFC 3030: a message in hand goes as one BDAT
 };
 
 // Who the client is, for Postfix's XCLIENT (its address, port, EHLO name) and the mailbox it

@@ -311,6 +311,12 @@ void SubmissionCore::on_backend_ready(bool ready, const PostfixFeatures& feature
       if (!ready) return refuse_relayed(std::nullopt, "Sender");
       request(Kind::kBackendCommand, Resume::kMailRetryReply, pending_mail_line_);
       return;
+    case Resume::kPipelineBackend:
+    case Resume::kPipelineRetryBackend:
+      if (!ready) return refuse_relayed(std::nullopt, "Recipient");
+      return send_mail_and_recipient(resumed == Resume::kPipelineBackend
+                                         ? Resume::kPipelinedMailReply
+                                         : Resume::kPipelinedMailRetryReply);
     default:
       return;
   }
@@ -349,12 +355,48 @@ void SubmissionCore::mail(const std::string& argument) {
   pending_mail_line_ = "MAIL FROM:<" + path->address + ">";
   if (!path->parameter_text.empty()) pending_mail_line_ += " " + path->parameter_text;
   pending_mail_line_ += "\r\n";
+  if (features_.pipelining) {
+    // Postfix hears it with the first RCPT (see the class's comment).
+    accept_mail();
+    mail_unsent_ = true;
+    return answer("250 2.1.0 Sender OK\r\n");
+  }
   if (!backend_ready_) return request(Kind::kBackendReady, Resume::kMailBackend);
   send_mail();
 }
 
 void SubmissionCore::send_mail() {
   request(Kind::kBackendCommand, Resume::kMailReply, pending_mail_line_);
+}
+
+void SubmissionCore::accept_mail() {
+  mail_from_ = pending_sender_;
+  smtputf8_ = pending_smtputf8_;
+  envelope_id_ = pending_envelope_id_;
+  events_.transaction(true);
+}
+
+void SubmissionCore::send_mail_and_recipient(Resume resume) {
+  request(Kind::kBackendCommand, resume, pending_mail_line_ + pending_recipient_line_);
+}
+
+// Postfix's reply to the MAIL that went with an RCPT; the RCPT's reply follows it.
+void SubmissionCore::pipelined_mail_replied(const std::optional<protocol::SmtpReply>& reply,
+                                            bool retried) {
+  if (!reply) {
+    // Nothing of the transaction is at the backend: Postfix may just have closed an idle
+    // connection. Once more, on a new one.
+    if (!retried) return request(Kind::kBackendReady, Resume::kPipelineRetryBackend);
+    return refuse_relayed(reply, "Recipient");
+  }
+  if (!reply->positive()) {
+    // The RCPT's reply (Postfix's 503: no sender) is read and dropped; the client hears the
+    // sender's refusal, and MAIL goes again with its next RCPT.
+    request(Kind::kBackendReply, Resume::kDroppedReply);
+    return refuse_relayed(reply, "Sender");
+  }
+  mail_unsent_ = false;
+  request(Kind::kBackendReply, Resume::kRecipientReply);
 }
 
 void SubmissionCore::recipient(const std::string& argument) {
@@ -371,7 +413,11 @@ void SubmissionCore::recipient(const std::string& argument) {
   pending_recipient_ = path->address;
   std::string line = "RCPT TO:<" + path->address + ">";
   if (!path->parameter_text.empty()) line += " " + path->parameter_text;
-  request(Kind::kBackendCommand, Resume::kRecipientReply, line + "\r\n");
+  line += "\r\n";
+  if (!mail_unsent_) return request(Kind::kBackendCommand, Resume::kRecipientReply, line);
+  pending_recipient_line_ = std::move(line);
+  if (!backend_ready_) return request(Kind::kBackendReady, Resume::kPipelineBackend);
+  send_mail_and_recipient(Resume::kPipelinedMailReply);
 }
 
 void SubmissionCore::on_backend_reply(std::optional<protocol::SmtpReply> reply) {
@@ -391,11 +437,11 @@ void SubmissionCore::on_backend_reply(std::optional<protocol::SmtpReply> reply) 
       [[fallthrough]];
     case Resume::kMailRetryReply:
       if (!reply || !reply->positive()) return refuse_relayed(reply, "Sender");
-      mail_from_ = pending_sender_;
-      smtputf8_ = pending_smtputf8_;
-      envelope_id_ = pending_envelope_id_;
-      events_.transaction(true);
+      accept_mail();
       return answer("250 2.1.0 Sender OK\r\n");
+    case Resume::kPipelinedMailReply:
+    case Resume::kPipelinedMailRetryReply:
+      return pipelined_mail_replied(reply, resumed == Resume::kPipelinedMailRetryReply);
     case Resume::kRecipientReply:
       if (!reply || !reply->positive()) return refuse_relayed(reply, "Recipient");
       recipients_.push_back(pending_recipient_);
@@ -435,9 +481,10 @@ bool SubmissionCore::sender_allowed(std::string_view address) const {
 
 // Ends the transaction on both sides; with `tell_backend`, an open backend transaction is reset.
 void SubmissionCore::reset_transaction(bool tell_backend) {
-  if (tell_backend && backend_ready_ && mail_from_)
+  if (tell_backend && backend_ready_ && mail_from_ && !mail_unsent_)
     request(Kind::kBackendCommand, Resume::kReset, "RSET\r\n");
   mail_from_.reset();
+  mail_unsent_ = false;
   smtputf8_ = false;
   envelope_id_.clear();
   events_.transaction(false);
@@ -448,6 +495,8 @@ void SubmissionCore::reset_transaction(bool tell_backend) {
 
 void SubmissionCore::backend_lost() {
   backend_ready_ = false;
+  // A transaction with no recipient yet starts again at the next RCPT, on a new connection.
+  if (mail_from_ && recipients_.empty() && features_.pipelining) mail_unsent_ = true;
 }
 
 void SubmissionCore::refuse(std::string text) {

@@ -66,6 +66,13 @@ class SubmissionEvents : public SessionEvents {
 // of the header: check_authors), DATA and BDAT (RFC 3030) streamed to Postfix as DATA, the
 // header section held until its author fields are checked, the 250 given only after Postfix's and
 // after the message's indicator event is durable.
+//
+// Round trips to Postfix are spared where its extensions allow. When it offers PIPELINING
+// (RFC 2920), MAIL is answered once mssgate's own checks pass and goes to Postfix with the first
+// RCPT, in one write: a sender Postfix refuses is answered at that RCPT, as Postfix itself does
+// by default (smtpd_delay_reject), and MAIL goes again with the next one. When it offers
+// CHUNKING (RFC 3030), a message already whole when its header is checked goes as one
+// "BDAT <size> LAST" with its bytes, one reply instead of DATA's two.
 class SubmissionCore {
  public:
   struct Settings {
@@ -88,7 +95,8 @@ class SubmissionCore {
     kAuthorize,      // ask the sign-in service about credentials(), then on_verdict()
     kLearnFeatures,  // the backend's features (option: may connect to learn them), on_features()
     kBackendReady,  // the backend connected, greeted, told the client (XCLIENT), on_backend_ready()
-    kBackendCommand,  // send the line in text, read the reply, then on_backend_reply()
+    kBackendCommand,  // send the line(s) in text, read the (first) reply, then on_backend_reply()
+    kBackendReply,    // read the reply to a line sent with an earlier one, then on_backend_reply()
     kBackendData,     // send text (message bytes), then on_backend_written()
     kBackendEndData,  // send text (the terminator), read the reply, then on_backend_reply()
     kBackendDrop,     // close the backend connection (the only way to abort a DATA)
@@ -145,6 +153,11 @@ class SubmissionCore {
     kMailReply,
     kMailRetryBackend,
     kMailRetryReply,
+    kPipelineBackend,
+    kPipelineRetryBackend,
+    kPipelinedMailReply,
+    kPipelinedMailRetryReply,
+    kDroppedReply,
     kRecipientReply,
     kDataOpened,
     kDataWritten,
@@ -185,6 +198,9 @@ class SubmissionCore {
   void exchange_done();
   void mail(const std::string& argument);
   void send_mail();
+  void accept_mail();
+  void send_mail_and_recipient(Resume resume);
+  void pipelined_mail_replied(const std::optional<protocol::SmtpReply>& reply, bool retried);
   void recipient(const std::string& argument);
   void refuse_relayed(const std::optional<protocol::SmtpReply>& reply, std::string_view subject);
   bool sender_allowed(std::string_view address) const;
@@ -247,6 +263,8 @@ class SubmissionCore {
   std::string pending_envelope_id_;  // the MAIL waiting for the backend gave this ENVID
   std::string envelope_id_;          // the transaction's, for its indicator event
   std::string pending_recipient_;
+  std::string pending_recipient_line_;  // RCPT, until the backend took it
+  bool mail_unsent_ = false;            // MAIL answered here, for the backend with the next RCPT
   std::vector<std::string> recipients_;
   std::optional<Message> message_;
   bool bdat_ = false;        // the message comes in BDAT chunks

@@ -167,6 +167,17 @@ bool SubmissionCore::check_from() {
     m.stream.discard();
     return false;
   }
+  if (features_.chunking && m.complete) {
+    // The whole message is in hand: one BDAT and its reply, instead of DATA, its 354, the
+    // bytes and their end.
+    std::string bytes = m.stream.release_whole();
+    std::string text = "BDAT " + std::to_string(bytes.size()) + " LAST\r\n";
+    text += bytes;
+    m.fate = Fate::kStreaming;
+    if (m.stream.inspecting()) request(Kind::kEndInspection, Resume::kNone);
+    request(Kind::kBackendEndData, Resume::kDataEnded, std::move(text));
+    return true;
+  }
   request(Kind::kBackendCommand, Resume::kDataOpened, "DATA\r\n");
   return true;
 }

@@ -25,7 +25,8 @@ bool PostfixClient::probe_due() const {
 
 asio::awaitable<core::PostfixFeatures> PostfixClient::features(bool may_probe) {
   if (may_probe && !shared_->known && probe_due()) co_await connect();
-  co_return core::PostfixFeatures{features_.xclient, shared_->dsn, shared_->smtputf8};
+  co_return core::PostfixFeatures{features_.xclient, shared_->dsn, shared_->smtputf8,
+                                  shared_->pipelining, shared_->chunking};
 }
 
 // Runs one opening exchange; a failure is logged and counted, and the link closed.
@@ -62,6 +63,8 @@ asio::awaitable<bool> PostfixClient::connect() {
   features_ = dialogue.features();
   shared_->dsn = features_.dsn;
   shared_->smtputf8 = features_.smtputf8;
+  shared_->pipelining = features_.pipelining;
+  shared_->chunking = features_.chunking;
   shared_->known = true;
   connected_ = true;
   co_return true;
@@ -84,6 +87,14 @@ asio::awaitable<std::optional<protocol::SmtpReply>> PostfixClient::command(std::
     co_return std::nullopt;
   }
   auto reply = co_await connection_.backend().read_reply(connection_.timeouts().backend_response);
+  if (!reply) drop();
+  co_return reply;
+}
+
+asio::awaitable<std::optional<protocol::SmtpReply>> PostfixClient::reply() {
+  std::optional<protocol::SmtpReply> reply;
+  if (connected_)
+    reply = co_await connection_.backend().read_reply(connection_.timeouts().backend_response);
   if (!reply) drop();
   co_return reply;
 }

@@ -23,6 +23,8 @@ struct SmtpBackendFeatures {
   std::atomic<int64_t> next_probe_ms{0};
   std::atomic<bool> dsn{false};
   std::atomic<bool> smtputf8{false};
+  std::atomic<bool> pipelining{false};
+  std::atomic<bool> chunking{false};
 };
 
 // A submission session's client of Postfix, over the session's backend link: connected and
@@ -43,6 +45,8 @@ class PostfixClient {
 
   // One command line and its reply; nothing when the backend is gone (the link is closed).
   boost::asio::awaitable<std::optional<protocol::SmtpReply>> command(std::string_view line);
+  // The reply to a command sent with an earlier one (pipelined); nothing when the backend is gone.
+  boost::asio::awaitable<std::optional<protocol::SmtpReply>> reply();
   // Message bytes; false when the backend is gone.
   boost::asio::awaitable<bool> send(std::string_view bytes);
   // The message's end and the backend's verdict on it (its own, longer, deadline).

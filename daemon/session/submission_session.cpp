@@ -135,6 +135,11 @@ class SubmissionSession final : public std::enable_shared_from_this<SubmissionSe
         core.on_backend_reply(std::move(reply));
         break;
       }
+      case Kind::kBackendReply: {
+        auto reply = co_await postfix_.reply();
+        core.on_backend_reply(std::move(reply));
+        break;
+      }
       case Kind::kBackendData: {
         bool written = co_await postfix_.send(action.text);
         core.on_backend_written(written);

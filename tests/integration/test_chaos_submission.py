@@ -1,6 +1,7 @@
 """Faults between mssgate and Postfix's submission service (a ChaosGate in between), before, in and
-after a message: the client gets a temporary failure (`454 4.7.0` at AUTH, `451 4.4.1` at MAIL or
-RCPT, `451 4.4.2` for the message), never a 250 that Postfix did not give; a message Postfix did
+after a message: the client gets a temporary failure (`454 4.7.0` at AUTH, `451 4.4.1` at RCPT,
+with which MAIL goes to Postfix, `451 4.4.2` for the message, sent as DATA or, when small, as one
+BDAT), never a 250 that Postfix did not give; a message Postfix did
 not take is neither delivered nor counted; when Postfix took it but its answer was lost, the client
 hears 451, the message is delivered (RFC 1047's window) and only the retry that got 250 is counted;
 afterwards sessions work again and the gateway's memory and descriptors are back."""
@@ -26,7 +27,13 @@ UNAVAILABLE_AT_MAIL = (451, b"4.4.1 Mail service temporarily unavailable, try ag
 UNAVAILABLE_AT_AUTH = (454, b"4.7.0 Mail service temporarily unavailable, try again later")
 
 
-def message(marker, size=60_000):
+# Larger than one read of the client's bytes: its header is checked before it is whole, and it goes
+# to Postfix as DATA. SMALL is whole in one read, and goes as one BDAT.
+LARGE = 100_000
+SMALL = 2_000
+
+
+def message(marker, size=LARGE):
     header = ("From: %s\r\nTo: %s\r\nSubject: %s\r\nDate: %s\r\nMessage-ID: <%s@test>\r\n\r\n"
               % (APP_HOPITAL, APP_LABO, marker.decode(), email.utils.formatdate(), marker.decode())).encode()
     return header + (b"x" * 70 + b"\r\n") * (size // 72)
@@ -90,7 +97,7 @@ class SubmissionChaos(unittest.TestCase):
         self.assertEqual(smtp.docmd("AUTH", "EXTERNAL =")[0], 235)
         return smtp
 
-    def transaction(self, smtp, marker):
+    def transaction(self, smtp, marker, size=LARGE):
         """MAIL, RCPT, DATA and the message: (the step that failed or "sent", code, text)."""
         reply = smtp.mail(APP_HOPITAL)
         if reply[0] != 250:
@@ -99,7 +106,7 @@ class SubmissionChaos(unittest.TestCase):
         if reply[0] != 250:
             return ("RCPT",) + reply
         try:
-            return ("sent",) + smtp.data(message(marker))
+            return ("sent",) + smtp.data(message(marker, size))
         except smtplib.SMTPDataError as error:
             return "DATA", error.smtp_code, error.smtp_error
 
@@ -146,11 +153,15 @@ class SubmissionChaos(unittest.TestCase):
         self.send_good()
         footprint = None
         faults = [
-            ("reset at MAIL", dict(kind="reset", direction="up", at=b"MAIL FROM"), ("MAIL",) + UNAVAILABLE_AT_MAIL),
+            # MAIL goes with the first RCPT: what befalls it is heard at the RCPT, once tried again.
+            ("reset at MAIL", dict(kind="reset", direction="up", at=b"MAIL FROM"), ("RCPT",) + UNAVAILABLE_AT_MAIL),
             ("MAIL answer stalled", dict(kind="stall", direction="down", at=b"250 2.1.0"),
-             ("MAIL",) + UNAVAILABLE_AT_MAIL),
+             ("RCPT",) + UNAVAILABLE_AT_MAIL),
             ("reset at RCPT", dict(kind="reset", direction="up", at=b"RCPT TO"), ("RCPT",) + UNAVAILABLE_AT_MAIL),
             ("reset at DATA", dict(kind="reset", direction="up", at=b"DATA\r\n"), ("sent",) + LOST),
+            ("reset at BDAT", dict(kind="reset", direction="up", at=b"BDAT ", size=SMALL), ("sent",) + LOST),
+            ("truncated in the BDAT", dict(kind="truncate", direction="up", at=b"BDAT ", after=500, size=SMALL),
+             ("sent",) + LOST),
             ("DATA answer corrupted", dict(kind="corrupt", direction="down", at=b"354 ", data=b"\xff"),
              ("sent",) + LOST),
             ("closed in the message", dict(kind="close", direction="up", at=b"DATA\r\n", after=30_000),
@@ -174,10 +185,11 @@ class SubmissionChaos(unittest.TestCase):
                 failed.append(marker)
                 smtp = self.signed_in()
                 options = dict(fault)
+                size = options.pop("size", LARGE)
                 fired = self.gate.fired()
                 self.gate.fault(options.pop("kind"), options.pop("direction"), existing=True, **options)
                 start = time.monotonic()
-                self.assertEqual(self.transaction(smtp, marker), expected)
+                self.assertEqual(self.transaction(smtp, marker, size), expected)
                 elapsed = time.monotonic() - start
                 self.assertLess(elapsed, 2 * RESPONSE_TIMEOUT + DATA_RESPONSE_TIMEOUT + 2, "%.1f s" % elapsed)
                 self.assertGreater(self.gate.fired(), fired, "the fault did not take hold")
@@ -211,6 +223,8 @@ class SubmissionChaos(unittest.TestCase):
             ("truncated", dict(kind="truncate", after=3)),
             ("corrupted", dict(kind="corrupt", data=b"X")),
             ("stalled", dict(kind="stall")),
+            ("reset, after one BDAT", dict(kind="reset", size=SMALL)),
+            ("stalled, after one BDAT", dict(kind="stall", size=SMALL)),
         ]
         for name, fault in faults:
             with self.subTest(fault=name):
@@ -218,10 +232,13 @@ class SubmissionChaos(unittest.TestCase):
                 marker = new_marker("chaos-window")
                 smtp = self.signed_in()
                 options = dict(fault)
+                size = options.pop("size", LARGE)
                 fired = self.gate.fired()
-                self.gate.fault(options.pop("kind"), "down", at=b"250 2.0.0 Ok: queued", existing=True, **options)
+                # Postfix's verdict on the message: "250 2.0.0 Ok: queued as …" after DATA, "250 2.0.0 Ok: 1234
+                # bytes queued as …" after BDAT.
+                self.gate.fault(options.pop("kind"), "down", at=b"250 2.0.0 Ok: ", existing=True, **options)
                 start = time.monotonic()
-                self.assertEqual(self.transaction(smtp, marker), ("sent",) + LOST)
+                self.assertEqual(self.transaction(smtp, marker, size), ("sent",) + LOST)
                 self.assertLess(time.monotonic() - start, DATA_RESPONSE_TIMEOUT + 2)
                 self.gate.wait_fired(count=fired + 1)
                 wait_for_delivery(APP_LABO, marker)
@@ -229,7 +246,7 @@ class SubmissionChaos(unittest.TestCase):
                 self.gate.close_connections(reset=True)
                 self.gate.clear()
                 # The client tries again, as it was told: delivered twice, counted once.
-                self.assertEqual(self.transaction(smtp, marker)[:2], ("sent", 250))
+                self.assertEqual(self.transaction(smtp, marker, size)[:2], ("sent", 250))
                 smtp.quit()
                 wait_for_delivery(APP_LABO, marker, count=2)
                 self.wait_for_events(marker, 1)

@@ -216,6 +216,37 @@ class HostileCommandsTest(unittest.TestCase):
         self.assertEqual(re.findall(rb"\r(?!\n)", sent), [], "a bare CR reached Postfix")
         self.gateway.wait_for_log(r"event=close session=%s mailbox=\S+ reason=quit" % session)
 
+    def test_mail_goes_with_the_first_recipient_and_a_message_in_hand_as_one_bdat(self):
+        # Postfix offers PIPELINING and CHUNKING: MAIL waits for the first RCPT and goes with it,
+        # and a message whole when its header is checked goes as one BDAT, not stuffed.
+        marker = new_marker("pipelined")
+        body = b"Bonjour.\r\n.une ligne qui commence par un point\r\n"
+        sent = message(APP_HOPITAL, APP_LABO, marker, body)
+        before = len(self.postfix.sent())
+        with authenticated(self.gateway.submission_port) as smtp:
+            self.assertEqual(smtp.sendmail(APP_HOPITAL, [APP_LABO], sent), {})
+        to_postfix = self.postfix.sent()[before:]
+        # (smtplib declares the SIZE.)
+        self.assertRegex(to_postfix, rb"MAIL FROM:<%s> size=%d\r\nRCPT TO:<%s>\r\n"
+                         % (re.escape(APP_HOPITAL.encode()), len(sent), re.escape(APP_LABO.encode())))
+        self.assertIn(b"BDAT %d LAST\r\n" % len(sent) + sent, to_postfix)
+        self.assertNotIn(b"DATA\r\n", to_postfix)
+        delivered = wait_for_delivery(APP_LABO, marker)
+        self.assertIn(b"\n.une ligne qui commence par un point\n", delivered[0])
+
+    def test_a_sender_postfix_refuses_is_answered_at_the_first_recipient(self):
+        marker = new_marker("refused-sender")
+        with authenticated(self.gateway.submission_port) as smtp:
+            # mssgate knows RET (DSN); its value is Postfix's to judge, with the first RCPT.
+            self.assertEqual(smtp.docmd("MAIL", "FROM:<%s> RET=NEVER" % APP_HOPITAL), (250, b"2.1.0 Sender OK"))
+            self.assertEqual(smtp.rcpt(APP_LABO), (501, b"5.5.4 Sender refused by the mail system"))
+            self.assertEqual(smtp.rcpt(APP_LABO), (501, b"5.5.4 Sender refused by the mail system"))
+            self.assertEqual(smtp.docmd("DATA"), (554, b"5.5.1 No valid recipients"))
+            self.assertEqual(smtp.rset(), (250, b"2.0.0 Ok"))
+            # The session goes on: the next transaction is Postfix's to accept.
+            self.assertEqual(smtp.sendmail(APP_HOPITAL, [APP_LABO], message(APP_HOPITAL, APP_LABO, marker)), {})
+        wait_for_delivery(APP_LABO, marker)
+
     def test_eight_bit_addresses_are_refused_without_smtputf8(self):
         with authenticated(self.gateway.submission_port) as smtp:
             session = self.gateway.session_of(smtp.sock)
@@ -257,10 +288,19 @@ class HostileCommandsTest(unittest.TestCase):
 
     def test_a_message_cannot_end_early_and_smuggle_another(self):
         # Each of these ends a message for some server, never for mssgate (RFC 5321 §4.1.1.4:
-        # only CRLF . CRLF): what follows is the message's text, delivered in it.
+        # only CRLF . CRLF): what follows is the message's text, delivered in it. Small, the
+        # message reaches Postfix as one BDAT; padded past one read, as DATA, stuffed again.
+        for padding in (0, 100_000):
+            with self.subTest(padding=padding):
+                before = len(self.postfix.sent())
+                self.smuggle((b"x" * 70 + b"\r\n") * (padding // 72))
+                went_as_bdat = re.search(rb"\r\nBDAT \d+ LAST\r\n", self.postfix.sent()[before:]) is not None
+                self.assertEqual(went_as_bdat, padding == 0)
+
+    def smuggle(self, padding):
         marker, smuggled = new_marker("outer"), new_marker("smuggled")
         endings = [b"\n.\n", b"\n.\r\n", b"\r\n.\n", b"\r.\r", b"\r\n.\r\r\n"]
-        body = b"Bonjour.\r\n"
+        body = b"Bonjour.\r\n" + padding
         for i, ending in enumerate(endings):
             body += (b"text" + ending + b"MAIL FROM:<%s>\r\nRCPT TO:<%s>\r\nDATA\r\nFrom: %s\r\n"
                      b"Subject: %s-%d\r\n\r\nsmuggled\r\n" % (APP_LABO.encode(), APP_LABO.encode(),

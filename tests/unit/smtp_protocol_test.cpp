@@ -280,6 +280,23 @@ TEST(SmtpData, WriterStuffsDotsNormalisesBareLfAndTerminates) {
   EXPECT_EQ(out2, "x\r\n.\r\n");
 }
 
+TEST(SmtpData, WriterWithoutStuffingOnlyEndsLines) {
+  // A BDAT chunk's content: line ends made CRLF, dots left alone, no terminator.
+  SmtpDataWriter writer(false);
+  std::string out;
+  for (char c : std::string("a\n.b\r\n..c\r\nd"))
+    writer.encode(std::string_view(&c, 1), out);
+  writer.end_line(out);
+  EXPECT_EQ(out, "a\r\n.b\r\n..c\r\nd\r\n");
+  writer.end_line(out);
+  EXPECT_EQ(out, "a\r\n.b\r\n..c\r\nd\r\n") << "a line already ended is left as it is";
+  SmtpDataWriter after_cr(false);
+  std::string out2;
+  after_cr.encode("x\r", out2);
+  after_cr.end_line(out2);
+  EXPECT_EQ(out2, "x\r\n");
+}
+
 TEST(SmtpData, ReaderAndWriterRoundTripAnyContent) {
   std::string content;
   for (int i = 0; i < 5000; ++i)

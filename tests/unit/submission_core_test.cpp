@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include <deque>
+
 #include "core_script.hpp"
 
 namespace mssgate::test_core {
@@ -36,6 +38,8 @@ struct Submission : ReportLog<core::SubmissionEvents> {
   // What happened.
   std::string client;
   std::vector<std::string> backend_commands;
+  std::vector<std::string> backend_writes;  // each write of commands, as it went
+  std::deque<std::optional<protocol::SmtpReply>> unread_replies;
   std::string backend_data;
   std::string backend_at_end_of_inspection;  // backend_data when the inspection was ended
   std::vector<core::SentMessage> recorded;
@@ -85,12 +89,36 @@ struct Submission : ReportLog<core::SubmissionEvents> {
           core.on_features(features);
           break;
         case Kind::kBackendReady:
+          unread_replies.clear();  // a new connection, if it was lost
           core.on_backend_ready(backend_ready, features);
           break;
-        case Kind::kBackendCommand:
-          backend_commands.push_back(action.text);
-          core.on_backend_reply(backend(action.text));
+        case Kind::kBackendCommand: {
+          // Lines sent together (pipelined) are answered in order; the first reply now.
+          backend_writes.push_back(action.text);
+          std::string_view text = action.text;
+          while (!text.empty()) {
+            size_t end = text.find("\r\n");
+            end = end == std::string_view::npos ? text.size() : end + 2;
+            std::string line(text.substr(0, end));
+            backend_commands.push_back(line);
+            unread_replies.push_back(backend(line));
+            text.remove_prefix(end);
+          }
+          auto first = std::move(unread_replies.front());
+          unread_replies.pop_front();
+          core.on_backend_reply(std::move(first));
           break;
+        }
+        case Kind::kBackendReply: {
+          if (unread_replies.empty()) {
+            ADD_FAILURE() << "a reply read that no command asked for";
+            return;
+          }
+          auto next = std::move(unread_replies.front());
+          unread_replies.pop_front();
+          core.on_backend_reply(std::move(next));
+          break;
+        }
         case Kind::kBackendData:
           backend_data += action.text;
           core.on_backend_written(written);
@@ -100,6 +128,7 @@ struct Submission : ReportLog<core::SubmissionEvents> {
           core.on_backend_reply(end_reply);
           break;
         case Kind::kBackendDrop:
+          unread_replies.clear();
           ++drops;
           break;
         case Kind::kInspect:
@@ -544,6 +573,11 @@ TEST(SubmissionCore, AQueueIdIsLettersAndDigitsOrNone) {
   ASSERT_EQ(long_id.recorded.size(), 1u);
   EXPECT_EQ(long_id.recorded[0].queue_id, "4Hx9mz3Wq1zRbKpT");
   EXPECT_THAT(long_id.client, HasSubstr("250 2.0.0 Ok: queued as 4Hx9mz3Wq1zRbKpT\r\n"));
+  // Postfix's answer to a last BDAT names the bytes first.
+  auto bdat = play(send, [](Submission& w) {
+    w.end_reply = reply(250, "2.0.0", "Ok: 2345 bytes queued as 99FF251CD72");
+  });
+  EXPECT_EQ(bdat.recorded[0].queue_id, "99FF251CD72");
 }
 
 TEST(SubmissionCore, BackendAnswersToTheMessage) {
@@ -634,6 +668,215 @@ TEST(SubmissionCore, RsetAndEhloResetTheBackendTransaction) {
                                       "MAIL FROM:<app@test.fr>\r\n", "RSET\r\n"}));
   // Signed in: AUTH is no longer offered.
   EXPECT_THAT(s.client.substr(s.client.rfind("250-mx.test")), testing::Not(HasSubstr("AUTH")));
+}
+
+// ---- round trips spared when Postfix offers PIPELINING and CHUNKING ----------------------
+
+void pipelining(Submission& w) {
+  w.features.pipelining = true;
+}
+
+void chunking(Submission& w) {
+  w.features.pipelining = true;
+  w.features.chunking = true;
+}
+
+TEST(SubmissionCore, MailGoesToThePipeliningBackendWithTheFirstRecipient) {
+  auto s =
+      play(kSignIn + "MAIL FROM:<app@test.fr>\r\nRCPT TO:<a@b.fr>\r\nRCPT TO:<c@b.fr>\r\nDATA\r\n" +
+               kMessage + ".\r\nQUIT\r\n",
+           pipelining);
+  EXPECT_THAT(s.client, HasSubstr("235 2.7.0 Authentication successful\r\n"
+                                  "250 2.1.0 Sender OK\r\n250 2.1.5 Recipient OK\r\n"
+                                  "250 2.1.5 Recipient OK\r\n"
+                                  "354 End data with <CR><LF>.<CR><LF>\r\n"
+                                  "250 2.0.0 Ok: queued as 4XyZ\r\n221 2.0.0 Bye\r\n"));
+  EXPECT_EQ(s.backend_writes,
+            (std::vector<std::string>{"MAIL FROM:<app@test.fr>\r\nRCPT TO:<a@b.fr>\r\n",
+                                      "RCPT TO:<c@b.fr>\r\n", "DATA\r\n"}));
+  ASSERT_EQ(s.recorded.size(), 1u);
+  EXPECT_EQ(s.recorded[0].recipients, (std::vector<std::string>{"a@b.fr", "c@b.fr"}));
+  EXPECT_TRUE(s.unread_replies.empty());
+}
+
+TEST(SubmissionCore, ASenderThePipeliningBackendRefusesIsAnsweredAtTheRecipient) {
+  // Postfix refuses the first MAIL and, without a sender, answers the RCPT after it with 503.
+  auto backend = [](int* mails, bool* sender) {
+    return [=](const std::string& line) -> std::optional<protocol::SmtpReply> {
+      if (line.starts_with("MAIL")) {
+        *sender = ++*mails > 1;
+        return *sender ? reply(250) : reply(553, "5.7.1", "sender not owned");
+      }
+      if (line.starts_with("RCPT") && !*sender) return reply(503, "5.5.1", "need MAIL command");
+      if (line.starts_with("DATA")) return reply(354);
+      return reply(250);
+    };
+  };
+  int mails = 0;
+  bool sender = false;
+  auto s =
+      play(kSignIn + "MAIL FROM:<app@test.fr>\r\nRCPT TO:<a@b.fr>\r\nRCPT TO:<c@b.fr>\r\nDATA\r\n" +
+               kMessage + ".\r\n",
+           [&](Submission& w) {
+             pipelining(w);
+             mails = 0;
+             sender = false;
+             w.backend = backend(&mails, &sender);
+           });
+  EXPECT_THAT(s.client, HasSubstr("250 2.1.0 Sender OK\r\n"
+                                  "553 5.7.1 Sender refused by the mail system\r\n"
+                                  "250 2.1.5 Recipient OK\r\n"));
+  EXPECT_THAT(s.client, testing::Not(HasSubstr("not owned")));
+  EXPECT_THAT(s.client, testing::Not(HasSubstr("503")));
+  // MAIL went again with the next recipient; the message went to that one only.
+  EXPECT_EQ(s.backend_writes, (std::vector<std::string>{
+                                  "MAIL FROM:<app@test.fr>\r\nRCPT TO:<a@b.fr>\r\n",
+                                  "MAIL FROM:<app@test.fr>\r\nRCPT TO:<c@b.fr>\r\n", "DATA\r\n"}));
+  ASSERT_EQ(s.recorded.size(), 1u);
+  EXPECT_EQ(s.recorded[0].recipients, std::vector<std::string>{"c@b.fr"});
+
+  // A sender always refused: every recipient hears it, DATA finds none, RSET tells Postfix
+  // nothing (it has no transaction).
+  auto refused =
+      play(kSignIn +
+               "MAIL FROM:<app@test.fr>\r\nRCPT TO:<a@b.fr>\r\nRCPT TO:<c@b.fr>\r\n"
+               "DATA\r\nRSET\r\n",
+           [&](Submission& w) {
+             pipelining(w);
+             w.backend = [](const std::string& line) -> std::optional<protocol::SmtpReply> {
+               if (line.starts_with("MAIL")) return reply(451, "4.3.0", "busy");
+               return reply(503, "5.5.1", "need MAIL command");
+             };
+           });
+  EXPECT_THAT(refused.client, HasSubstr("250 2.1.0 Sender OK\r\n"
+                                        "451 4.3.0 Sender temporarily refused, try again later\r\n"
+                                        "451 4.3.0 Sender temporarily refused, try again later\r\n"
+                                        "554 5.5.1 No valid recipients\r\n250 2.0.0 Ok\r\n"));
+  EXPECT_EQ(refused.backend_commands.size(), 4u);
+  EXPECT_EQ(refused.backend_commands.back(), "RCPT TO:<c@b.fr>\r\n") << "no RSET";
+  EXPECT_TRUE(refused.recorded.empty());
+}
+
+TEST(SubmissionCore, APipelinedMailIsTriedOnceMoreOnANewConnection) {
+  int writes = 0;
+  auto once = play(kSignIn + "MAIL FROM:<app@test.fr>\r\nRCPT TO:<a@b.fr>\r\n", [&](Submission& w) {
+    pipelining(w);
+    writes = 0;
+    w.backend = [&](const std::string& line) -> std::optional<protocol::SmtpReply> {
+      // Postfix closed the idle connection: nothing comes back to the first write.
+      if (line.starts_with("MAIL") && ++writes == 1) return std::nullopt;
+      return reply(250);
+    };
+  });
+  EXPECT_THAT(once.client, HasSubstr("250 2.1.0 Sender OK\r\n250 2.1.5 Recipient OK\r\n"));
+  EXPECT_EQ(once.backend_writes.size(), 2u);
+  EXPECT_EQ(once.backend_writes[0], once.backend_writes[1]);
+
+  auto twice =
+      play(kSignIn + "MAIL FROM:<app@test.fr>\r\nRCPT TO:<a@b.fr>\r\nRCPT TO:<a@b.fr>\r\n",
+           [&](Submission& w) {
+             pipelining(w);
+             writes = 0;
+             w.backend = [&](const std::string& line) -> std::optional<protocol::SmtpReply> {
+               if (line.starts_with("MAIL") && ++writes <= 2) return std::nullopt;
+               return reply(250);
+             };
+           });
+  // Twice lost: the recipient is refused for now; the next one opens the transaction anew.
+  EXPECT_THAT(twice.client, HasSubstr("250 2.1.0 Sender OK\r\n"
+                                      "451 4.4.1 Mail service temporarily unavailable, try again "
+                                      "later\r\n250 2.1.5 Recipient OK\r\n"));
+  EXPECT_EQ(twice.backend_writes.size(), 3u);
+}
+
+TEST(SubmissionCore, ALostRecipientReplyLeavesTheTransactionToStartAgain) {
+  int rcpts = 0;
+  auto s = play(kSignIn + "MAIL FROM:<app@test.fr>\r\nRCPT TO:<a@b.fr>\r\nRCPT TO:<a@b.fr>\r\n",
+                [&](Submission& w) {
+                  pipelining(w);
+                  rcpts = 0;
+                  w.backend = [&](const std::string& line) -> std::optional<protocol::SmtpReply> {
+                    if (line.starts_with("RCPT") && ++rcpts == 1) return std::nullopt;
+                    return reply(250);
+                  };
+                });
+  EXPECT_THAT(s.client, HasSubstr("250 2.1.0 Sender OK\r\n"
+                                  "451 4.4.1 Mail service temporarily unavailable, try again "
+                                  "later\r\n250 2.1.5 Recipient OK\r\n"));
+  // The connection that lost the reply is gone with its transaction: MAIL goes again.
+  EXPECT_EQ(s.backend_writes,
+            (std::vector<std::string>{"MAIL FROM:<app@test.fr>\r\nRCPT TO:<a@b.fr>\r\n",
+                                      "MAIL FROM:<app@test.fr>\r\nRCPT TO:<a@b.fr>\r\n"}));
+}
+
+TEST(SubmissionCore, RsetBeforeAnyRecipientTellsThePipeliningBackendNothing) {
+  auto s = play(kSignIn +
+                    "MAIL FROM:<app@test.fr>\r\nRSET\r\nMAIL FROM:<app@test.fr>\r\n"
+                    "RCPT TO:<a@b.fr>\r\nRSET\r\n",
+                pipelining);
+  EXPECT_EQ(s.backend_writes, (std::vector<std::string>{
+                                  "MAIL FROM:<app@test.fr>\r\nRCPT TO:<a@b.fr>\r\n", "RSET\r\n"}));
+  EXPECT_THAT(s.client, HasSubstr("250 2.1.0 Sender OK\r\n250 2.0.0 Ok\r\n250 2.1.0 Sender OK\r\n"
+                                  "250 2.1.5 Recipient OK\r\n250 2.0.0 Ok\r\n"));
+}
+
+TEST(SubmissionCore, AMessageWholeWhenItsHeaderIsCheckedGoesAsOneBdat) {
+  std::string send = kSignIn + "MAIL FROM:<app@test.fr>\r\nRCPT TO:<a@b.fr>\r\nDATA\r\n" +
+                     kMessage + ".\r\nQUIT\r\n";
+  // Read whole, the message is in hand when its header is checked; a byte at a time it is not,
+  // and goes as DATA: the client hears the same either way (play compares them).
+  auto s = play(std::vector<std::string>{send}, chunking, true, Plays{{0, 1}, false});
+  std::string unstuffed = kMessage;
+  unstuffed.replace(unstuffed.find("..dotted"), 8, ".dotted");
+  EXPECT_EQ(s.backend_data, "BDAT " + std::to_string(unstuffed.size()) + " LAST\r\n" + unstuffed);
+  EXPECT_EQ(s.backend_writes,
+            (std::vector<std::string>{"MAIL FROM:<app@test.fr>\r\nRCPT TO:<a@b.fr>\r\n"}));
+  EXPECT_THAT(s.client, HasSubstr("354 End data with <CR><LF>.<CR><LF>\r\n"
+                                  "250 2.0.0 Ok: queued as 4XyZ\r\n221 2.0.0 Bye\r\n"));
+  ASSERT_EQ(s.recorded.size(), 1u);
+  EXPECT_EQ(s.recorded[0].queue_id, "4XyZ");
+  EXPECT_EQ(s.recorded[0].facts.message_id, "<m1@test>");
+  // Its inspection was ended before Postfix got it.
+  EXPECT_EQ(s.inspection.ended, "|" + unstuffed);
+  EXPECT_EQ(s.backend_at_end_of_inspection, "");
+
+  Submission bytewise;
+  SubmissionCore core(settings(), bytewise, true);
+  chunking(bytewise);
+  ClientInput input({send}, 1);
+  bytewise.play(core, input);
+  EXPECT_EQ(bytewise.backend_data, kMessage + ".\r\n");
+  EXPECT_EQ(bytewise.client, s.client);
+}
+
+TEST(SubmissionCore, ABdatMessageGoesAsOneBdatWithItsLinesEnded) {
+  // Bare LFs become CRLF and a last line without its end gets one, as DATA would have them.
+  std::string content = "From: App <app@test.fr>\nSubject: x\n\n.hello\nworld";
+  auto s = play(std::vector<std::string>{kSignIn +
+                                         "MAIL FROM:<app@test.fr>\r\nRCPT TO:<a@b.fr>\r\n"
+                                         "BDAT " +
+                                         std::to_string(content.size()) + " LAST\r\n" + content},
+                chunking, true, Plays{{0}, false});
+  std::string sent = "From: App <app@test.fr>\r\nSubject: x\r\n\r\n.hello\r\nworld\r\n";
+  EXPECT_EQ(s.backend_data, "BDAT " + std::to_string(sent.size()) + " LAST\r\n" + sent);
+  EXPECT_THAT(s.client, HasSubstr("250 2.0.0 Ok: queued as 4XyZ\r\n"));
+  EXPECT_EQ(s.inspection.finished, "|" + content) << "inspected as the client sent it";
+
+  auto refused = play(
+      std::vector<std::string>{kSignIn +
+                               "MAIL FROM:<app@test.fr>\r\nRCPT TO:<a@b.fr>\r\n"
+                               "BDAT " +
+                               std::to_string(content.size()) + " LAST\r\n" + content + "NOOP\r\n"},
+      [](Submission& w) {
+        chunking(w);
+        w.end_reply = reply(552, "5.3.4", "too big");
+      },
+      true, Plays{{0}, false});
+  EXPECT_THAT(refused.client,
+              HasSubstr("552 5.3.4 Message refused by the mail system\r\n250 2.0.0 Ok\r\n"));
+  EXPECT_TRUE(refused.recorded.empty());
+  EXPECT_THAT(refused.events,
+              testing::Contains(testing::StartsWith("message refused backend_refused ")));
 }
 
 TEST(SubmissionCore, AuthRules) {
