@@ -92,33 +92,17 @@ struct Submission : ReportLog<core::SubmissionEvents> {
           unread_replies.clear();  // a new connection, if it was lost
           core.on_backend_ready(backend_ready, features);
           break;
-        case Kind::kBackendCommand: {
-          // Lines sent together (pipelined) are answered in order; the first reply now.
-          backend_writes.push_back(action.text);
-          std::string_view text = action.text;
-          while (!text.empty()) {
-            size_t end = text.find("\r\n");
-            end = end == std::string_view::npos ? text.size() : end + 2;
-            std::string line(text.substr(0, end));
-            backend_commands.push_back(line);
-            unread_replies.push_back(backend(line));
-            text.remove_prefix(end);
-          }
-          auto first = std::move(unread_replies.front());
-          unread_replies.pop_front();
-          core.on_backend_reply(std::move(first));
+        case Kind::kBackendCommand:
+          send_commands(action.text);
+          core.on_backend_reply(next_reply());
           break;
-        }
-        case Kind::kBackendReply: {
+        case Kind::kBackendReply:
           if (unread_replies.empty()) {
             ADD_FAILURE() << "a reply read that no command asked for";
             return;
           }
-          auto next = std::move(unread_replies.front());
-          unread_replies.pop_front();
-          core.on_backend_reply(std::move(next));
+          core.on_backend_reply(next_reply());
           break;
-        }
         case Kind::kBackendData:
           backend_data += action.text;
           core.on_backend_written(written);
@@ -160,6 +144,25 @@ struct Submission : ReportLog<core::SubmissionEvents> {
       }
     }
     FAIL() << "the core did not end";
+  }
+
+  // Lines sent together (pipelined) are answered in order.
+  void send_commands(const std::string& text) {
+    backend_writes.push_back(text);
+    std::string_view rest = text;
+    while (!rest.empty()) {
+      size_t end = rest.find("\r\n");
+      end = end == std::string_view::npos ? rest.size() : end + 2;
+      std::string line(rest.substr(0, end));
+      backend_commands.push_back(line);
+      unread_replies.push_back(backend(line));
+      rest.remove_prefix(end);
+    }
+  }
+  std::optional<protocol::SmtpReply> next_reply() {
+    auto next = std::move(unread_replies.front());
+    unread_replies.pop_front();
+    return next;
   }
 
   static std::string credentials_text(const core::SaslCredentials& credentials) {
