@@ -61,11 +61,11 @@ class SubmissionEvents : public SessionEvents {
 };
 
 // SMTP submission (RFC 6409) in front of Postfix: EHLO, STARTTLS (refused when more bytes
-// follow it), AUTH through a SaslExchange, then MAIL and RCPT relayed one at a time, the
-// sender held to the signed-in mailbox and its allowed senders (envelope, and the author fields
-// of the header: check_authors), DATA and BDAT (RFC 3030) streamed to Postfix as DATA, the
-// header section held until its author fields are checked, the 250 given only after Postfix's and
-// after the message's indicator event is durable.
+// follow it), AUTH through a SaslExchange, then MAIL and RCPT relayed, the sender held to the
+// signed-in mailbox and its allowed senders (envelope, and the author fields of the header:
+// check_authors), DATA and BDAT (RFC 3030) streamed to Postfix as DATA, the header section held
+// until its author fields are checked, the 250 given only after Postfix's and after the
+// message's indicator event is durable.
 //
 // Round trips to Postfix are spared where its extensions allow. When it offers PIPELINING
 // (RFC 2920), MAIL is answered once mssgate's own checks pass and goes to Postfix with the first
