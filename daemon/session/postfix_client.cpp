@@ -86,9 +86,9 @@ asio::awaitable<std::optional<protocol::SmtpReply>> PostfixClient::command(std::
     drop();
     co_return std::nullopt;
   }
-  auto reply = co_await connection_.backend().read_reply(connection_.timeouts().backend_response);
-  if (!reply) drop();
-  co_return reply;
+  // (A named result: GCC 12 mishandles `co_return co_await`'s temporary.)
+  auto answer = co_await reply();
+  co_return answer;
 }
 
 asio::awaitable<std::optional<protocol::SmtpReply>> PostfixClient::reply() {
