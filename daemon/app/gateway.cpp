@@ -20,6 +20,7 @@
 #include "daemon/app/reloader.hpp"
 #include "daemon/app/service_notifier.hpp"
 #include "daemon/app/session_reviewer.hpp"
+#include "daemon/net/rsa_key_decoding.hpp"
 #include "daemon/net/spawn.hpp"
 #include "daemon/services/admin_server.hpp"
 #include "daemon/services/admission.hpp"
@@ -98,6 +99,9 @@ class Gateway {
     try {
       configure_logging(log_settings(config_));
       log_config_warnings(config_);
+      // Before the first certificate is parsed: the CAs', the CRLs', then every client's.
+      if (!decode_certificate_rsa_keys_directly())
+        Event("tls_rsa_key_decoding").add("result", "providers").warn();
       auto first = build_environment(config_, true, http_);
       first->indicators = journal_ = open_journal();
       if (journal_) first->inspection = inspection_ = open_inspection();

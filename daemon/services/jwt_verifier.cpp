@@ -26,7 +26,10 @@ EvpPkeyPtr rsa_key(const protocol::Jwk& jwk) {
   if (builder && n && e && OSSL_PARAM_BLD_push_BN(builder, OSSL_PKEY_PARAM_RSA_N, n) == 1 &&
       OSSL_PARAM_BLD_push_BN(builder, OSSL_PKEY_PARAM_RSA_E, e) == 1) {
     OSSL_PARAM* params = OSSL_PARAM_BLD_to_param(builder);
-    if (params) key = key_from_params("RSA", params);
+    // RSA's keys by their OID, not by "RSA": OpenSSL finds an ENGINE for the name's key type
+    // (rsa_key_decoding.hpp registers one for certificates' keys), whose context cannot build a
+    // key from parameters; the OID names only the provider's implementation.
+    if (params) key = key_from_params("1.2.840.113549.1.1.1", params);
     OSSL_PARAM_free(params);
   }
   BN_free(n);
