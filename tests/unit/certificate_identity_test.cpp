@@ -8,16 +8,16 @@
 #include <string>
 #include <vector>
 
+#include "tests/unit/parsed_certificate.hpp"
+
 namespace {
 
 using mssgate::daemon::shared_identity_entries;
 using mssgate::daemon::shared_identity_of;
 using mssgate::daemon::SharedCertificateIdentity;
 
-struct X509Free {
-  void operator()(X509* certificate) const { X509_free(certificate); }
-};
-using X509Ptr = std::unique_ptr<X509, X509Free>;
+using mssgate::test_certificates::parsed_again;
+using mssgate::test_certificates::X509Ptr;
 
 EVP_PKEY* test_key() {
   static EVP_PKEY* key = EVP_EC_gen("P-256");
@@ -41,16 +41,6 @@ X509Ptr certificate(const std::string& common_name, long serial) {
   X509_set_pubkey(made.get(), test_key());
   X509_sign(made.get(), test_key(), EVP_sha256());
   return made;
-}
-
-// The same certificate as another object, as a second handshake would parse it.
-X509Ptr parsed_again(X509* original) {
-  unsigned char* der = nullptr;
-  int size = i2d_X509(original, &der);
-  const unsigned char* cursor = der;
-  X509Ptr copy(d2i_X509(nullptr, &cursor, size));
-  OPENSSL_free(der);
-  return copy;
 }
 
 TEST(SharedCertificateIdentity, EverySessionOfOneCertificateHoldsTheSameObject) {

@@ -10,7 +10,12 @@
 #include <string>
 #include <vector>
 
+#include "tests/unit/parsed_certificate.hpp"
+
 namespace {
+
+using mssgate::test_certificates::parsed_again;
+using mssgate::test_certificates::X509Ptr;
 
 // Every unit test runs as the gateway does: with certificates' RSA keys decoded by OpenSSL's
 // RSA code (registered before the first test, as the gateway does before its first certificate).
@@ -21,13 +26,11 @@ class DirectRsaKeys : public ::testing::Environment {
 const auto* const kDirectRsaKeys = ::testing::AddGlobalTestEnvironment(new DirectRsaKeys);
 
 struct Free {
-  void operator()(X509* x) const { X509_free(x); }
   void operator()(EVP_PKEY* k) const { EVP_PKEY_free(k); }
   void operator()(SSL_CTX* c) const { SSL_CTX_free(c); }
   void operator()(SSL* s) const { SSL_free(s); }
   void operator()(X509_STORE* s) const { X509_STORE_free(s); }
 };
-using X509Ptr = std::unique_ptr<X509, Free>;
 using KeyPtr = std::unique_ptr<EVP_PKEY, Free>;
 using ContextPtr = std::unique_ptr<SSL_CTX, Free>;
 using SslPtr = std::unique_ptr<SSL, Free>;
@@ -61,20 +64,10 @@ Issued issue(const char* name, const Issued* issuer, bool ca, bool ec = false) {
   return out;
 }
 
-// The certificate as a peer's bytes would give it: encoded, then parsed again.
-X509Ptr parsed(X509* certificate) {
-  unsigned char* der = nullptr;
-  int length = i2d_X509(certificate, &der);
-  const unsigned char* read = der;
-  X509Ptr out(d2i_X509(nullptr, &read, length));
-  OPENSSL_free(der);
-  return out;
-}
-
 TEST(RsaKeyDecoding, ACertificatesRsaKeyIsDecodedByOpenSslsRsaCode) {
   Issued ca = issue("ca.test", nullptr, true);
   Issued leaf = issue("leaf.test", &ca, false);
-  X509Ptr read = parsed(leaf.certificate.get());
+  X509Ptr read = parsed_again(leaf.certificate.get());
   ASSERT_TRUE(read);
   EVP_PKEY* key = X509_get0_pubkey(read.get());
   ASSERT_NE(key, nullptr);
@@ -86,7 +79,7 @@ TEST(RsaKeyDecoding, ACertificatesRsaKeyIsDecodedByOpenSslsRsaCode) {
 
 TEST(RsaKeyDecoding, OtherKeyTypesStayWithTheProviders) {
   Issued ec = issue("ec.test", nullptr, true, true);
-  X509Ptr read = parsed(ec.certificate.get());
+  X509Ptr read = parsed_again(ec.certificate.get());
   ASSERT_TRUE(read);
   EXPECT_NE(EVP_PKEY_get0_provider(X509_get0_pubkey(read.get())), nullptr);
 }
@@ -95,9 +88,9 @@ TEST(RsaKeyDecoding, SignaturesAreCheckedWithTheDecodedKey) {
   Issued ca = issue("ca.test", nullptr, true);
   Issued other = issue("other-ca.test", nullptr, true);
   Issued leaf = issue("leaf.test", &ca, false);
-  X509Ptr read_ca = parsed(ca.certificate.get());
-  X509Ptr read_other = parsed(other.certificate.get());
-  X509Ptr read_leaf = parsed(leaf.certificate.get());
+  X509Ptr read_ca = parsed_again(ca.certificate.get());
+  X509Ptr read_other = parsed_again(other.certificate.get());
+  X509Ptr read_leaf = parsed_again(leaf.certificate.get());
   EXPECT_EQ(X509_verify(read_leaf.get(), X509_get0_pubkey(read_ca.get())), 1);
   EXPECT_EQ(X509_verify(read_leaf.get(), X509_get0_pubkey(read_other.get())), 0);
   // One bit of the leaf's signature changed.
@@ -146,7 +139,7 @@ Handshake client_certificate_handshake(int version, const Issued& trusted, const
   SSL_CTX_use_certificate(server_context.get(), server.certificate.get());
   SSL_CTX_use_PrivateKey(server_context.get(), server.key.get());
   X509_STORE* store = X509_STORE_new();
-  X509Ptr trusted_read = parsed(trusted.certificate.get());
+  X509Ptr trusted_read = parsed_again(trusted.certificate.get());
   X509_STORE_add_cert(store, trusted_read.get());
   SSL_CTX_set_cert_store(server_context.get(), store);
   SSL_CTX_set_verify(server_context.get(), SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT,
