@@ -157,7 +157,7 @@ Handshake client_certificate_handshake(int version, const Issued& trusted, const
   return out;
 }
 
-TEST(RsaKeyDecoding, HandshakesCheckClientCertificatesAndTheirSignatures) {
+TEST(RsaKeyDecoding, HandshakesAcceptAClientCertificateOfTheTrustedCaAndRefuseAnother) {
   Issued ca = issue("ca.test", nullptr, true);
   Issued other_ca = issue("other-ca.test", nullptr, true);
   Issued server = issue("server.test", &ca, false);
