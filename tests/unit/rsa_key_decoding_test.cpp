@@ -7,8 +7,6 @@
 #include <openssl/x509v3.h>
 
 #include <memory>
-#include <string>
-#include <vector>
 
 #include "tests/unit/parsed_certificate.hpp"
 
@@ -29,7 +27,6 @@ struct Free {
   void operator()(EVP_PKEY* k) const { EVP_PKEY_free(k); }
   void operator()(SSL_CTX* c) const { SSL_CTX_free(c); }
   void operator()(SSL* s) const { SSL_free(s); }
-  void operator()(X509_STORE* s) const { X509_STORE_free(s); }
 };
 using KeyPtr = std::unique_ptr<EVP_PKEY, Free>;
 using ContextPtr = std::unique_ptr<SSL_CTX, Free>;
