@@ -14,7 +14,8 @@ EXTERNAL, the directory, the master login), all in front of the same Dovecot.
 Figures: sessions a second (connect, TLS, sign-in, LOGOUT; full handshakes, and resumed ones
 apart) for TLS 1.2 with STARTTLS and TLS 1.3 on the implicit port, 8 and 32 clients; FETCH of a
 1 MiB message by 4 clients (MiB/s); NOOP round trips of one client (p50/p99); the memory
-(PSS) each idle session (signed in, IDLE) costs a freshly started front. Beside each figure the
+(PSS) each idle session (signed in, IDLE) costs a freshly started front, once the sessions are
+quiet (the hold's last seconds) and at its highest (the burst of sign-ins included). Beside each figure the
 CPU time the front's processes spent per operation (/proc, every process of its tree), and the
 backend Dovecot's. Starts its own backend (scripts/backend, ports 34xxx), the two Dovecot and
 nginx fronts and mssgate, and stops them by their PIDs. Needs root, Debian's dovecot-imapd,
@@ -495,17 +496,24 @@ class Bench:
                    "--mode", "idle", "--connections", str(sessions), "--threads", "2",
                    "--seconds", str(seconds), "--label", front.name] + front.load_args()
         client = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        peak = rest
+        samples = []  # (seconds since the load started, PSS)
+        started = time.monotonic()
         while client.poll() is None:
-            peak = max(peak, pss_kib(front.root))
+            samples.append((time.monotonic() - started, pss_kib(front.root)))
             time.sleep(0.25)
+        ended = time.monotonic() - started
         out, err = client.communicate()
         if client.returncode != 0:
             raise SystemExit("imap_peers: idle load on %s failed: %s" % (front.name, err.strip()))
         result = json.loads(out.strip().splitlines()[-1])
         held = result["idle"]
-        return {"rest_kib": rest, "peak_kib": peak, "held": held,
+        peak = max([rest] + [pss for _, pss in samples])
+        # Once the sign-ins are over: the samples of the hold's last seconds, before the client
+        # ends its sessions.
+        quiet = median([pss for t, pss in samples if ended - 3.0 <= t <= ended - 1.0]) if samples else rest
+        return {"rest_kib": rest, "peak_kib": peak, "quiet_kib": quiet, "held": held,
                 "per_session_kib": (peak - rest) / held if held else float("nan"),
+                "quiet_per_session_kib": (quiet - rest) / held if held else float("nan"),
                 "errors": result["errors"], "first_error": result["first_error"]}
 
 
@@ -705,24 +713,26 @@ def report(args, runs, idle, idle_counts):
     row("FETCH of a 1 MiB message, 4 clients, MiB/s", "fetch", "implicit", "1.2", 4, False, "mib_per_s", "%.0f", "mib")
     row("NOOP round trip p50, ms", "noop", "implicit", "1.2", 1, False, "p50_ms", "%.3f", "operations")
     row("NOOP round trip p99, ms", "noop", "implicit", "1.2", 1, False, "p99_ms", "%.3f", "operations")
-    for count in idle_counts:
+    for count, key, scenario in [(c, k, s) for c in idle_counts for k, s in (
+            ("quiet_per_session_kib", "once they are quiet"),
+            ("per_session_kib", "at its highest, their sign-ins included"))]:
         cells, values = [], {}
         for t in TARGETS:
             f = idle.get((t, count))
             if not f:
                 cells.append("—")
                 continue
-            values[t] = f["per_session_kib"]
+            values[t] = f[key]
             note = "" if f["held"] == count else " (%d held)" % f["held"]
-            cells.append("%.1f KiB%s" % (f["per_session_kib"], note))
+            cells.append("%.1f KiB%s" % (f[key], note))
         if values:
             ratios = ["%.2f" % (values[o] / values["mssgate"]) if "mssgate" in values and values.get(o) and
                       values["mssgate"] > 0 else "—" for o in ("dovecot-proxy", "nginx-verify", "dovecot")]
             if with_journal:
                 ratios.append("%.2f" % (values["mssgate"] / values["mssgate-journal"])
                               if values.get("mssgate") and values.get("mssgate-journal") else "—")
-            lines.append("| %d idle sessions, front memory (PSS) per session, freshly started | %s | %s |"
-                         % (count, " | ".join(cells), " | ".join(ratios)))
+            lines.append("| %d idle sessions, front memory (PSS) per session of a freshly started front, %s | %s | %s |"
+                         % (count, scenario, " | ".join(cells), " | ".join(ratios)))
     lines.append("")
     if with_journal:
         lines.append("The last ratio: mssgate writing each sign-in to its indicator journal (SQLite, "
