@@ -288,7 +288,7 @@ asio::awaitable<std::shared_ptr<HandshakeTurn>> ClientStream::take_handshake_tur
   waiting_turn_ = nullptr;
   if (!waiter.granted) co_return nullptr;
   auto turn = std::make_shared<HandshakeTurn>(turns);
-  if (closed_) co_return nullptr;  // the turn goes to the next at once
+  if (closed_ || cancelled_) co_return nullptr;  // the turn goes to the next at once
   co_return turn;
 }
 
@@ -407,19 +407,29 @@ asio::awaitable<ClientStream::error_code> ClientStream::send_gathered(std::strin
   co_return ec;
 }
 
-asio::awaitable<TlsOutcome> ClientStream::handshake(Clock::duration timeout) {
-  TlsOutcome outcome;
-  // A connection that has sent nothing holds no TLS state and no turn; the handshake's
-  // deadline counts its waits.
-  auto deadline = Clock::now() + timeout;
+asio::awaitable<std::shared_ptr<HandshakeTurn>> ClientStream::first_bytes_then_turn(
+    Clock::time_point& deadline) {
+  // A connection that has sent nothing holds no TLS state and no turn. The handshake's
+  // deadline counts the client's waits, not the wait for a turn: under a storm of reconnecting
+  // clients that wait is the gateway's, and the deadline moves by it (the phase before
+  // authentication, limits.pre_auth_timeout, still bounds it: its expiry ends the wait).
   deadlines_.arm_until(Slot::kClientRead, deadline);
   auto [waited] = co_await socket_.async_wait(tcp::socket::wait_read, kTuple);
-  std::shared_ptr<HandshakeTurn> turn;
-  if (!waited && !closed_) turn = co_await take_handshake_turn();
   deadlines_.disarm(Slot::kClientRead);
+  if (waited || closed_ || cancelled_) co_return nullptr;
+  auto asked = Clock::now();
+  auto turn = co_await take_handshake_turn();
+  deadline += Clock::now() - asked;
+  co_return turn;
+}
+
+asio::awaitable<TlsOutcome> ClientStream::handshake(Clock::duration timeout) {
+  TlsOutcome outcome;
+  auto deadline = Clock::now() + timeout;
+  std::shared_ptr<HandshakeTurn> turn = co_await first_bytes_then_turn(deadline);
   if (!turn) {
-    outcome.timed_out = timed_out_;
-    outcome.failure_class = timed_out_ ? "timeout" : "other";
+    outcome.timed_out = timed_out_ || cancelled_;
+    outcome.failure_class = outcome.timed_out ? "timeout" : "other";
     outcome.failure = "closed before its handshake began";
     co_return outcome;
   }
@@ -462,8 +472,8 @@ asio::awaitable<TlsOutcome> ClientStream::handshake(Clock::duration timeout) {
   if (ssl_) release_replaced_decoding(ssl_.get());
   long verify = ssl_ ? SSL_get_verify_result(ssl_.get()) : X509_V_OK;
   if (ec) {
-    outcome.timed_out = timed_out_;
-    if (timed_out_) {
+    outcome.timed_out = timed_out_ || cancelled_;
+    if (outcome.timed_out) {
       outcome.failure_class = "timeout";
     } else if (verify != X509_V_OK) {
       outcome.failure_class = "client_certificate";
@@ -514,6 +524,8 @@ void ClientStream::expire() {
 }
 
 void ClientStream::cancel() {
+  cancelled_ = true;
+  if (waiting_turn_) waiting_turn_->wake.cancel();
   error_code ignored;
   socket_.cancel(ignored);
 }

@@ -127,7 +127,9 @@ class ClientStream {
 
   // A deadline of the client passed: the connection is closed, the operation fails.
   void expire();
-  // The operation under way fails (operation_aborted); the connection stays open.
+  // The operation under way fails (operation_aborted), a wait for a handshake's turn included;
+  // the connection stays open. A handshake cancelled (the phase before authentication took too
+  // long) fails as timed out.
   void cancel();
   void close();
   bool tls_active() const { return tls_active_; }
@@ -153,6 +155,10 @@ class ClientStream {
   // reconnecting after a restart) the memory of a handshake under way is held by a few at a
   // time, and each completes sooner; a client that stalls keeps its turn for the grace only.
   boost::asio::awaitable<std::shared_ptr<HandshakeTurn>> take_handshake_turn();
+  // The client's first bytes, awaited before `deadline`, then a turn, which moves `deadline` by
+  // its wait; nothing when the connection was closed or cancelled meanwhile.
+  boost::asio::awaitable<std::shared_ptr<HandshakeTurn>> first_bytes_then_turn(
+      Clock::time_point& deadline);
   bool has_decrypted_bytes() const;
   // The records OpenSSL already holds, decrypted into `rest` (the room a read left) without
   // waiting; how many bytes.
@@ -171,6 +177,7 @@ class ClientStream {
   uint64_t bytes_out_ = 0;
   bool tls_active_ = false;
   bool timed_out_ = false;
+  bool cancelled_ = false;
   bool closed_ = false;
 };
 

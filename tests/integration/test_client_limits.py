@@ -7,13 +7,15 @@ under a flood. Clients act as different hosts by connecting from 127.0.0.2, 127.
 import base64
 import http.client
 import re
+import resource
 import smtplib
 import socket
+import ssl
 import sys
 import time
 import unittest
 
-from harness import (APP_HOPITAL, APP_LABO, CLOSE_TIMEOUT, Gateway, PscIssuer, RawImap, backend_env, client_context, ctl, main,
+from harness import (APP_HOPITAL, APP_LABO, CLOSE_TIMEOUT, LIMITS_OFF, Gateway, PscIssuer, RawImap, backend_env, client_context, ctl, main,
                      new_marker, pki, random_jwt, wait_for_close, wait_for_delivery, xoauth2)
 
 try:
@@ -467,6 +469,136 @@ max_connections = 2
             client.close()
         self.assertEqual(metric(g, "mssgate_connections_refused_total", listener="imap", reason="max_connections"), 1)
         self.assertEqual(metric(g, "mssgate_connections_refused_total", listener="lmtp", reason="max_connections"), 1)
+
+
+# An io thread runs this many TLS handshakes at once; the others wait their turn, first come
+# first served. A client that stalls inside its handshake gives its turn up after the grace.
+HANDSHAKES_IN_FLIGHT = 64
+TURN_GRACE = 0.1
+
+
+def stalled_handshakes(test, port, count):
+    """`count` connections to `port` that each send the start of a TLS record, then nothing: each
+    takes its turn in the queue and keeps it for the grace. Closed when the test ends."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = count + 256
+    if soft < wanted:
+        resource.setrlimit(resource.RLIMIT_NOFILE,
+                           (wanted if hard == resource.RLIM_INFINITY else min(wanted, hard), hard))
+    sockets = []
+    test.addCleanup(lambda: [s.close() for s in sockets])
+    for _ in range(count):
+        s = socket.create_connection(("127.0.0.1", port), timeout=10)
+        s.sendall(b"\x16\x03\x01")
+        sockets.append(s)
+    return sockets
+
+
+def queue_until(test, gateway, enough, timeout=30.0):
+    """Waits until `enough(n)` holds of the n connections waiting for a handshake turn; n."""
+    start = time.monotonic()
+    seen = []
+    while time.monotonic() < start + timeout:
+        waiting = metric(gateway, "mssgate_tls_handshakes_waiting")
+        if enough(waiting):
+            return waiting
+        seen.append("%.2f s: %d" % (time.monotonic() - start, waiting))
+        time.sleep(0.01)
+    test.fail("the queue of handshakes never grew long enough; seen: %s" % ", ".join(seen[:50]))
+
+
+def queue_seconds(waiting):
+    """The least time a connection behind `waiting` stalled ones waits for its turn."""
+    return waiting / HANDSHAKES_IN_FLIGHT * TURN_GRACE
+
+
+def greeted_through_tls(sock, context):
+    """A TLS handshake on `sock` driven by hand, then the server's first line: (seconds from the
+    ClientHello to the server's first bytes, that is to its handshake's turn; the line)."""
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    tls = context.wrap_bio(incoming, outgoing, server_hostname="localhost")
+    start = time.monotonic()
+    turn = None
+    received = b""
+    while b"\r\n" not in received:
+        try:
+            if tls.version() is None:
+                tls.do_handshake()
+            else:
+                received += tls.read(4096)
+            continue
+        except ssl.SSLWantReadError:
+            pass
+        sock.sendall(outgoing.read())
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise EOFError("closed by the server %.2f s after the ClientHello" % (time.monotonic() - start))
+        if turn is None:
+            turn = time.monotonic() - start
+        incoming.write(chunk)
+    return turn, received.split(b"\r\n", 1)[0].decode()
+
+
+class HandshakeQueueTest(unittest.TestCase):
+    """A storm of connections (every client reconnecting after a restart) queues for handshake
+    turns. The wait is the gateway's, not the client's: it does not count against the handshake's
+    deadline, and the phase before authentication still bounds it."""
+
+    def gateway(self, handshake_timeout, pre_auth_timeout):
+        g = Gateway(extra_config=ADMIN, limits_section=LIMITS_OFF + 'pre_auth_timeout = "%gs"\n' % pre_auth_timeout)
+        # One io thread: one queue, which the stalled connections fill.
+        g.set_option("server", "io_threads", "1")
+        g.set_option("tls", "handshake_timeout", '"%gs"' % handshake_timeout)
+        return started(self, g)
+
+    def test_a_wait_for_a_handshake_turn_does_not_count_against_the_handshake_deadline(self):
+        handshake_timeout = 1.0
+        g = self.gateway(handshake_timeout, pre_auth_timeout=60)
+        stalled = stalled_handshakes(self, g.imaps_port, 3840)
+        # A connection joining now would wait past its deadline.
+        ahead = queue_until(self, g, lambda waiting: queue_seconds(waiting) > handshake_timeout + 0.5)
+        sock = socket.create_connection(("127.0.0.1", g.imaps_port), timeout=30)
+        self.addCleanup(sock.close)
+        turn, greeting = greeted_through_tls(sock, client_context("org-hopital"))
+        # Behind `ahead` stalled connections: the turn came after the deadline had passed.
+        self.assertGreater(turn, handshake_timeout, "%d connections ahead" % ahead)
+        self.assertTrue(greeting.startswith("* OK"), greeting)
+        # Once they have their turn, the stalled connections are cut by their deadline.
+        for s in stalled:
+            self.assertEqual(wait_for_close(s.recv, s, timeout=10), ("eof", b""))
+        # (Each logged once its connection is closed.)
+        give_up = time.monotonic() + CLOSE_TIMEOUT
+        while True:
+            cut = len(re.findall(r"event=tls_failed \S+ \S+ reason=timeout", g.log()))
+            if cut >= len(stalled) or time.monotonic() > give_up:
+                break
+            time.sleep(0.05)
+        self.assertEqual(cut, len(stalled))
+        self.assertEqual(metric(g, "mssgate_tls_handshakes_waiting"), 0)
+
+    def test_the_phase_before_authentication_ends_a_wait_for_a_handshake_turn(self):
+        pre_auth_timeout = 3.0
+        margin = 1.0
+        g = self.gateway(handshake_timeout=30, pre_auth_timeout=pre_auth_timeout)
+        start = time.monotonic()
+        client = RawImap(g.imap_port)
+        session = g.session_of(client.sock)
+        _, tagged = client.command("s1", "STARTTLS")
+        self.assertTrue(tagged.startswith("s1 OK"), tagged)
+        # The stalled connections come after this one: their own phase ends after its.
+        time.sleep(max(0.0, start + 0.5 - time.monotonic()))
+        stalled_handshakes(self, g.imaps_port, 3840)
+        # Its handshake begins when its turn would come well after its phase has ended.
+        ahead = queue_until(self, g, lambda waiting: time.monotonic() + queue_seconds(waiting) >
+                            start + pre_auth_timeout + margin + 0.5)
+        with self.assertRaises((ssl.SSLError, OSError), msg="a handshake behind %d waiting connections" % ahead):
+            client_context().wrap_socket(client.sock, server_hostname="localhost")
+        ended = time.monotonic() - start
+        self.assertGreaterEqual(ended, pre_auth_timeout - CLOCK_SLACK)
+        self.assertLess(ended, pre_auth_timeout + margin,
+                        "closed %.2f s after connecting, behind %d waiting connections" % (ended, ahead))
+        g.wait_for_log(r"event=tls_failed session=%s \S+ reason=timeout" % session)
+        g.wait_for_log(r"event=close session=%s reason=pre_auth_timeout" % session)
 
 
 class OpenFileLimitTest(unittest.TestCase):
