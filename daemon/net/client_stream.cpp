@@ -408,7 +408,7 @@ asio::awaitable<ClientStream::error_code> ClientStream::send_gathered(std::strin
 }
 
 asio::awaitable<std::shared_ptr<HandshakeTurn>> ClientStream::first_bytes_then_turn(
-    Clock::time_point& deadline) {
+    Clock::time_point& deadline, TlsOutcome& outcome) {
   // A connection that has sent nothing holds no TLS state and no turn. The handshake's
   // deadline counts the client's waits, not the wait for a turn: under a storm of reconnecting
   // clients that wait is the gateway's, and the deadline moves by it (the phase before
@@ -417,16 +417,19 @@ asio::awaitable<std::shared_ptr<HandshakeTurn>> ClientStream::first_bytes_then_t
   auto [waited] = co_await socket_.async_wait(tcp::socket::wait_read, kTuple);
   deadlines_.disarm(Slot::kClientRead);
   if (waited || closed_ || cancelled_) co_return nullptr;
+  outcome.stage = TlsOutcome::Stage::kTurn;
   auto asked = Clock::now();
   auto turn = co_await take_handshake_turn();
-  deadline += Clock::now() - asked;
+  auto waited_for_turn = Clock::now() - asked;
+  deadline += waited_for_turn;
+  outcome.turn_wait = std::chrono::duration_cast<std::chrono::milliseconds>(waited_for_turn);
   co_return turn;
 }
 
 asio::awaitable<TlsOutcome> ClientStream::handshake(Clock::duration timeout) {
   TlsOutcome outcome;
   auto deadline = Clock::now() + timeout;
-  std::shared_ptr<HandshakeTurn> turn = co_await first_bytes_then_turn(deadline);
+  std::shared_ptr<HandshakeTurn> turn = co_await first_bytes_then_turn(deadline, outcome);
   if (!turn) {
     outcome.timed_out = timed_out_ || cancelled_;
     outcome.failure_class = outcome.timed_out ? "timeout" : "other";
@@ -461,6 +464,7 @@ asio::awaitable<TlsOutcome> ClientStream::handshake(Clock::duration timeout) {
     SSL_set_accept_state(ssl_.get());
   }
   if (!ec) {
+    outcome.stage = TlsOutcome::Stage::kHandshake;
     deadlines_.arm_until(Slot::kClientRead, deadline);
     std::tie(ec, std::ignore) =
         co_await drive([](SSL* ssl, size_t*) { return SSL_do_handshake(ssl); }, turn);

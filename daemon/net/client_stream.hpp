@@ -41,11 +41,16 @@ class HandshakeTurn;
 
 // How a TLS handshake with the client went.
 struct TlsOutcome {
+  // How far it went: waiting for the client's first bytes, for a turn among the handshakes under
+  // way, or in the handshake itself (what a timeout interrupted).
+  enum class Stage { kFirstBytes, kTurn, kHandshake };
   bool ok = false;
   bool timed_out = false;
-  std::string failure;            // the error's text, when it failed
-  std::string failure_class;      // a small fixed set, for metric labels
-  std::string certificate_error;  // when a presented certificate failed verification
+  Stage stage = Stage::kFirstBytes;
+  std::chrono::milliseconds turn_wait{0};  // the wait for a turn
+  std::string failure;                     // the error's text, when it failed
+  std::string failure_class;               // a small fixed set, for metric labels
+  std::string certificate_error;           // when a presented certificate failed verification
   std::string version;
   std::string cipher;
   bool resumed = false;                   // from a session the gateway kept
@@ -156,9 +161,9 @@ class ClientStream {
   // time, and each completes sooner; a client that stalls keeps its turn for the grace only.
   boost::asio::awaitable<std::shared_ptr<HandshakeTurn>> take_handshake_turn();
   // The client's first bytes, awaited before `deadline`, then a turn, which moves `deadline` by
-  // its wait; nothing when the connection was closed or cancelled meanwhile.
+  // its wait (told in `outcome`); nothing when the connection was closed or cancelled meanwhile.
   boost::asio::awaitable<std::shared_ptr<HandshakeTurn>> first_bytes_then_turn(
-      Clock::time_point& deadline);
+      Clock::time_point& deadline, TlsOutcome& outcome);
   bool has_decrypted_bytes() const;
   // The records OpenSSL already holds, decrypted into `rest` (the room a read left) without
   // waiting; how many bytes.

@@ -52,6 +52,20 @@ metrics::Histogram& command_histogram(std::string_view protocol, size_t label) {
   return *histogram;
 }
 
+// Where a handshake's deadline or the phase before authentication cut it: the client had sent
+// nothing, it waited for its turn, or the handshake was under way.
+std::string_view stage_name(TlsOutcome::Stage stage) {
+  switch (stage) {
+    case TlsOutcome::Stage::kFirstBytes:
+      return "first_bytes";
+    case TlsOutcome::Stage::kTurn:
+      return "turn";
+    case TlsOutcome::Stage::kHandshake:
+      return "handshake";
+  }
+  return "handshake";
+}
+
 }  // namespace
 
 static_assert(std::size(kCommandVerbs) == SessionTelemetry::kCommandSlots);
@@ -102,12 +116,13 @@ void SessionTelemetry::tls(const TlsOutcome& outcome) {
     Event event("tls_failed");
     event.add("session", id_).add("peer", peer_);
     if (outcome.timed_out) {
-      event.add("reason", "timeout");
+      event.add("reason", "timeout").add("stage", stage_name(outcome.stage));
     } else if (!outcome.certificate_error.empty()) {
       event.add("reason", "client_certificate").add("certificate_error", outcome.certificate_error);
     } else {
       event.add("reason", outcome.failure);
     }
+    event.add("turn_wait_ms", static_cast<uint64_t>(outcome.turn_wait.count()));
     metrics::gateway().tls_failures.with({listener_, outcome.failure_class}).inc();
     event.warn();
     set_close_reason("tls_failed");
@@ -123,7 +138,9 @@ void SessionTelemetry::tls(const TlsOutcome& outcome) {
   } else {
     event.add("client_certificate", "none");
   }
-  event.add("resumed", outcome.resumed).info();
+  event.add("turn_wait_ms", static_cast<uint64_t>(outcome.turn_wait.count()))
+      .add("resumed", outcome.resumed)
+      .info();
 }
 
 void SessionTelemetry::authenticated(std::string_view mailbox) {

@@ -563,13 +563,17 @@ class HandshakeQueueTest(unittest.TestCase):
         # Behind `ahead` stalled connections: the turn came after the deadline had passed.
         self.assertGreater(turn, handshake_timeout, "%d connections ahead" % ahead)
         self.assertTrue(greeting.startswith("* OK"), greeting)
+        # The log tells how long it waited.
+        session = g.session_of(sock)
+        waited = int(g.wait_for_log(r"event=tls session=%s .* turn_wait_ms=(\d+) " % session).group(1))
+        self.assertGreater(waited, handshake_timeout * 1000)
         # Once they have their turn, the stalled connections are cut by their deadline.
         for s in stalled:
             self.assertEqual(wait_for_close(s.recv, s, timeout=10), ("eof", b""))
         # (Each logged once its connection is closed.)
         give_up = time.monotonic() + CLOSE_TIMEOUT
         while True:
-            cut = len(re.findall(r"event=tls_failed \S+ \S+ reason=timeout", g.log()))
+            cut = len(re.findall(r"event=tls_failed \S+ \S+ reason=timeout stage=handshake ", g.log()))
             if cut >= len(stalled) or time.monotonic() > give_up:
                 break
             time.sleep(0.05)
@@ -597,7 +601,7 @@ class HandshakeQueueTest(unittest.TestCase):
         self.assertGreaterEqual(ended, pre_auth_timeout - CLOCK_SLACK)
         self.assertLess(ended, pre_auth_timeout + margin,
                         "closed %.2f s after connecting, behind %d waiting connections" % (ended, ahead))
-        g.wait_for_log(r"event=tls_failed session=%s \S+ reason=timeout" % session)
+        g.wait_for_log(r"event=tls_failed session=%s \S+ reason=timeout stage=turn turn_wait_ms=\d+" % session)
         g.wait_for_log(r"event=close session=%s reason=pre_auth_timeout" % session)
 
 

@@ -135,7 +135,23 @@ class BadInputTest(GatewayTestCase):
         self.assertGreaterEqual(elapsed, HANDSHAKE_TIMEOUT - CLOCK_SLACK)
         self.assertLess(elapsed, latest)
         sock.close()
-        self.gateway.wait_for_log(r"event=tls_failed session=%s \S+ reason=timeout" % session)
+        self.gateway.wait_for_log(r"event=tls_failed session=%s \S+ reason=timeout stage=handshake turn_wait_ms=\d+"
+                                  % session)
+
+    def test_a_client_that_says_nothing_on_the_tls_port_is_disconnected(self):
+        # As a client that expects a greeting first (configured for STARTTLS) would.
+        start = time.monotonic()
+        sock = socket.create_connection(("127.0.0.1", self.gateway.imaps_port), timeout=15)
+        session = self.gateway.session_of(sock)
+        latest = HANDSHAKE_TIMEOUT + DEADLINE_MARGIN
+        how, data = wait_for_close(sock.recv, sock, timeout=start + latest - time.monotonic())
+        elapsed = time.monotonic() - start
+        self.assertEqual((how, data), ("eof", b""),
+                         "%.1f s after connecting (handshake_timeout %g s)" % (elapsed, HANDSHAKE_TIMEOUT))
+        self.assertGreaterEqual(elapsed, HANDSHAKE_TIMEOUT - CLOCK_SLACK)
+        sock.close()
+        self.gateway.wait_for_log(r"event=tls_failed session=%s \S+ reason=timeout stage=first_bytes turn_wait_ms=0\n"
+                                  % session)
 
     def test_a_nul_byte_or_a_bare_cr_in_a_command_is_a_syntax_error(self):
         client = RawImap(self.gateway.imap_port)
