@@ -14,6 +14,7 @@
 #include "config/storage_settings.hpp"
 #include "daemon/app/environment.hpp"
 #include "daemon/app/graceful_stop.hpp"
+#include "daemon/app/heap_return.hpp"
 #include "daemon/app/io_pool.hpp"
 #include "daemon/app/io_watchdog.hpp"
 #include "daemon/app/listeners.hpp"
@@ -84,6 +85,7 @@ class Gateway {
     if (!start()) return 1;
     pool_->run();
     watchdog_->stop();
+    heap_return_->stop();
     // Sessions still waiting for an inspection are ended while their io contexts exist.
     if (inspection_) inspection_->stop();
     // Events still queued are committed; their sessions are gone with the io contexts.
@@ -177,6 +179,7 @@ class Gateway {
     wait_for_signal();
     std::signal(SIGPIPE, SIG_IGN);
     watchdog_.emplace(*pool_, notifier_, config_.server.io_stall_timeout);
+    heap_return_.emplace();
     housekeeping_timer_.emplace(pool_->main());
     housekeeping();
     crl_refresher_->start();  // with no URL (yet: a reload may add some), it only waits
@@ -273,7 +276,8 @@ class Gateway {
   std::optional<SessionReviewer> reviewer_;
   std::optional<GracefulStop> stop_;
   std::optional<asio::signal_set> signals_;
-  std::optional<IoWatchdog> watchdog_;  // on a thread of its own
+  std::optional<IoWatchdog> watchdog_;     // on a thread of its own
+  std::optional<HeapReturn> heap_return_;  // on a thread of its own
   std::optional<asio::steady_timer> housekeeping_timer_;
 };
 

@@ -19,6 +19,7 @@
 #include <utility>
 
 #include "daemon/net/client_certificate_policy.hpp"
+#include "daemon/net/connection_churn.hpp"
 
 namespace mssgate::daemon {
 
@@ -245,6 +246,11 @@ ClientStream::ClientStream(tcp::socket socket, ConnectionEnds ends, ssl::context
       ends_(std::move(ends)) {
   boost::system::error_code ec;
   socket_.set_option(tcp::no_delay(true), ec);
+  note_connection_churn();
+}
+
+ClientStream::~ClientStream() {
+  note_connection_churn();
 }
 
 template <typename Step>
@@ -472,6 +478,7 @@ asio::awaitable<TlsOutcome> ClientStream::handshake(Clock::duration timeout) {
   }
   turn->give_up();
   turn.reset();
+  note_connection_churn();  // the handshake's buffers are freed
   // The handshake's own decoding of the client's certificate, if it took the shared one.
   if (ssl_) release_replaced_decoding(ssl_.get());
   long verify = ssl_ ? SSL_get_verify_result(ssl_.get()) : X509_V_OK;

@@ -92,6 +92,7 @@ class ClientStream {
   ClientStream(boost::asio::ip::tcp::socket socket, ConnectionEnds ends,
                boost::asio::ssl::context& tls, DeadlineWatch& deadlines,
                metrics::Counter& to_backend, metrics::Counter& to_client);
+  ~ClientStream();  // noted as a connection's end (connection_churn.hpp)
   // OpenSSL's write side refers to the stream: it stays where it was made.
   ClientStream(const ClientStream&) = delete;
   ClientStream& operator=(const ClientStream&) = delete;

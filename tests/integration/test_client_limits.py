@@ -1,8 +1,9 @@
 """No single client can starve the others: per-address caps on connections and failed sign-ins,
 the growing delay after failed sign-ins, one deadline and a command cap for the whole phase
-before authentication, no memory reserved for an announced literal, sessions capped per
-certificate, the LMTP tap's own connection budget, and the audit trail summed up per address
-under a flood. Clients act as different hosts by connecting from 127.0.0.2, 127.0.0.3, ..."""
+before authentication, no memory reserved for an announced literal and the memory of a burst
+of connections given back once it is over, sessions capped per certificate, the LMTP tap's own
+connection budget, and the audit trail summed up per address under a flood. Clients act as
+different hosts by connecting from 127.0.0.2, 127.0.0.3, ..."""
 
 import base64
 import http.client
@@ -402,6 +403,37 @@ class LiteralTest(unittest.TestCase):
         self.assertEqual(warm.read_line(), "* BYE [TOOBIG] Literal too large")
         self.assertTrue(warm.closed_by_server())
         warm.close()
+
+
+def tls_connections(test, port, count):
+    """`count` connections, each through its TLS handshake to the greeting, then closed."""
+    context = client_context("org-hopital")
+    for _ in range(count):
+        client = RawImap(port, implicit_ctx=context)
+        test.assertTrue(client.greeting.startswith("* OK"), client.greeting)
+        client.close()
+
+
+class HeapReturnTest(unittest.TestCase):
+    def test_the_memory_of_a_burst_of_connections_goes_back_once_the_burst_is_over(self):
+        # Each TLS connection is three moments (opened, its handshake ended, closed); 256 moments
+        # since the last time make a burst, and it is over after a second without any.
+        g = started(self, Gateway())
+        tls_connections(self, g.imaps_port, 40)
+        time.sleep(2.5)
+        self.assertFalse("event=heap_returned" in g.log(), "given back after 120 moments only")
+        tls_connections(self, g.imaps_port, 60)
+        burst_over = time.monotonic()
+        time.sleep(0.3)
+        self.assertFalse("event=heap_returned" in g.log(), "given back before the burst was quiet")
+        event = g.wait_for_log(r"event=heap_returned freed_kib=(\d+) resident_kib=(\d+) took_ms=(\d+) "
+                               r"connection_moments=(\d+)")
+        self.assertGreaterEqual(time.monotonic() - burst_over, 1.0 - CLOCK_SLACK)
+        self.assertGreaterEqual(int(event.group(4)), 300)
+        self.assertGreater(int(event.group(2)), 0)
+        # Once only: no new burst, nothing more to give back.
+        time.sleep(1.5)
+        self.assertEqual(len(re.findall("event=heap_returned", g.log())), 1, g.log())
 
 
 class CertificateSessionsTest(unittest.TestCase):
