@@ -49,6 +49,9 @@ struct ServerConfig {
   // An io thread that has not answered the watchdog thread for this long is stalled: logged,
   // and systemd's watchdog is no longer fed (systemd then restarts the gateway).
   Duration io_stall_timeout = 10s;
+  // Once a burst of connections is over, the memory it freed goes back to the system
+  // (daemon/app/heap_return.hpp); false: the allocator keeps it for later allocations.
+  bool return_freed_memory = true;
 };
 
 struct TlsConfig {

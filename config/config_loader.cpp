@@ -363,6 +363,7 @@ void read_server(TableReader& parent, ServerConfig& out, Problems& problems, con
   t.integer("log_repeat_limit", out.log_repeat_limit, 1, 1'000'000);
   t.duration("log_repeat_window", out.log_repeat_window, 1s, 24h);
   t.duration("io_stall_timeout", out.io_stall_timeout, 100ms, 1h);
+  t.boolean("return_freed_memory", out.return_freed_memory);
   if (!out.log_file.empty() && out.log_file == out.audit_log) {
     problems.add(t.where("audit_log"), "server.audit_log",
                  "must not be the same file as server.log_file");
@@ -1090,6 +1091,8 @@ std::vector<std::string> keep_restart_only_settings(const Config& running, Confi
   };
   keep("server.io_threads", next.server.io_threads, running.server.io_threads);
   keep("server.io_stall_timeout", next.server.io_stall_timeout, running.server.io_stall_timeout);
+  keep("server.return_freed_memory", next.server.return_freed_memory,
+       running.server.return_freed_memory);
   keep("imap.starttls_listen", next.imap.starttls_listen, running.imap.starttls_listen);
   keep("imap.tls_listen", next.imap.tls_listen, running.imap.tls_listen);
   keep("smtp.starttls_listen", next.smtp.starttls_listen, running.smtp.starttls_listen);

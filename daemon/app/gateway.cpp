@@ -85,7 +85,7 @@ class Gateway {
     if (!start()) return 1;
     pool_->run();
     watchdog_->stop();
-    heap_return_->stop();
+    if (heap_return_) heap_return_->stop();
     // Sessions still waiting for an inspection are ended while their io contexts exist.
     if (inspection_) inspection_->stop();
     // Events still queued are committed; their sessions are gone with the io contexts.
@@ -179,7 +179,7 @@ class Gateway {
     wait_for_signal();
     std::signal(SIGPIPE, SIG_IGN);
     watchdog_.emplace(*pool_, notifier_, config_.server.io_stall_timeout);
-    heap_return_.emplace();
+    if (config_.server.return_freed_memory) heap_return_.emplace();
     housekeeping_timer_.emplace(pool_->main());
     housekeeping();
     crl_refresher_->start();  // with no URL (yet: a reload may add some), it only waits

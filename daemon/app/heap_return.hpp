@@ -12,7 +12,7 @@
 namespace mssgate::daemon {
 
 // When the memory a burst of connections freed goes back to the system. glibc keeps what its
-// arenas free for the next allocations: after 10,000 TLS handshakes, about 6 KiB a session
+// arenas free for the next allocations: after 10,000 TLS handshakes, 6 to 10 KiB a session
 // held, freed but not given back, for as long as the sessions last. Given back once a burst is
 // over: at least `min_churn` connection moments (connections opened, handshakes ended,
 // connections ended) since the last time, none for `quiet`, and not sooner than `min_interval`
@@ -41,8 +41,9 @@ class HeapReturnPolicy {
 };
 
 // Gives the heap's freed memory back to the system (glibc's malloc_trim) when the policy says,
-// from a thread of its own, so that no io thread waits for it; each time logged
-// (heap_returned: the resident memory it gave back and how long it took).
+// from a thread of its own; each time logged (heap_returned: the resident memory it gave back
+// and how long it took). glibc holds an arena's lock while it gives back that arena's pages:
+// an io thread that allocates meanwhile waits (server.return_freed_memory = false: no thread).
 class HeapReturn {
  public:
   explicit HeapReturn(HeapReturnPolicy::Settings settings = {});

@@ -435,6 +435,12 @@ class HeapReturnTest(unittest.TestCase):
         time.sleep(1.5)
         self.assertEqual(len(re.findall("event=heap_returned", g.log())), 1, g.log())
 
+    def test_an_operator_can_let_the_allocator_keep_it(self):
+        g = started(self, Gateway(server_section="return_freed_memory = false"))
+        tls_connections(self, g.imaps_port, 100)
+        time.sleep(2.5)
+        self.assertFalse("event=heap_returned" in g.log(), "given back though turned off")
+
 
 class CertificateSessionsTest(unittest.TestCase):
     def test_sessions_per_certificate_are_capped(self):

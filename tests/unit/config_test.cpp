@@ -485,6 +485,17 @@ TEST_F(ConfigTest, TheIoStallTimeoutOfTheWatchdog) {
       << error;
 }
 
+TEST_F(ConfigTest, FreedMemoryGoesBackUnlessTurnedOff) {
+  EXPECT_TRUE(parse_config(minimal(), path()).server.return_freed_memory);
+  auto off = parse_config(minimal() + "[server]\nreturn_freed_memory = false\n", path());
+  EXPECT_FALSE(off.server.return_freed_memory);
+  std::string error = error_for(minimal() + "[server]\nreturn_freed_memory = \"no\"\n");
+  EXPECT_NE(error.find("server.return_freed_memory"), std::string::npos) << error;
+  auto changed = mssgate::config::keep_restart_only_settings(parse_config(minimal(), path()), off);
+  EXPECT_EQ(changed, std::vector<std::string>{"server.return_freed_memory"});
+  EXPECT_TRUE(off.server.return_freed_memory) << "the running value, until a restart";
+}
+
 TEST_F(ConfigTest, TheLmtpTapHearsOnlyLoopbackOrTheAllowedPeers) {
   auto loopback =
       parse_config(minimal() + "[lmtp]\nlisten = [\"127.0.0.1:10024\", \"[::1]:10024\"]\n", path());
