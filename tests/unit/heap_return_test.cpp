@@ -58,6 +58,7 @@ TEST(ConnectionChurn, CountsTheMomentsOfEveryThreadAndTheLatest) {
   ConnectionChurn before = connection_churn();
   auto started = Clock::now();
   std::vector<std::thread> threads;
+  threads.reserve(4);
   for (int t = 0; t < 4; ++t)
     threads.emplace_back([] {
       for (int i = 0; i < 1000; ++i)
