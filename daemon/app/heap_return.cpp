@@ -52,17 +52,16 @@ void HeapReturn::stop() {
   if (thread_.joinable()) thread_.join();
 }
 
+// The mutex guards `stopping_` only: the policy is this thread's alone.
 void HeapReturn::run() {
-  std::unique_lock lock(mutex_);
-  while (!stopping_) {
-    wake_.wait_for(lock, kLookEvery, [this] { return stopping_; });
-    if (stopping_) break;
+  for (;;) {
+    {
+      std::unique_lock lock(mutex_);
+      if (wake_.wait_for(lock, kLookEvery, [this] { return stopping_; })) return;
+    }
     ConnectionChurn churn = connection_churn();
-    auto now = HeapReturnPolicy::Clock::now();
-    if (!policy_.due(churn, now)) continue;
-    lock.unlock();
+    if (!policy_.due(churn, HeapReturnPolicy::Clock::now())) continue;
     give_back(policy_.churn_since(churn));
-    lock.lock();
     policy_.returned(churn, HeapReturnPolicy::Clock::now());
   }
 }
